@@ -1,0 +1,187 @@
+/**
+ * `ubiq`: one command for operators (start), demos (demo) and fleets (sim).
+ * Errors of configuration and startup print their code and reason and exit non-zero.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import pino, { type Logger } from 'pino'
+import { fleetRegistry, makeFleet, runFleet, type FleetRun } from '../edge-sim/index.ts'
+import { deviceRegistry, parseDeviceRegistry, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { describeConfig, readConfig, type Config } from './config.ts'
+import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
+import { startPipeline } from './pipeline.ts'
+
+const HELP = `ubiq: usage-based insurance stream processor
+
+Usage:
+  ubiq start                     run the pipeline: MQTT ingest → scoring → pricing → dashboards
+  ubiq demo [options]            the pipeline, a simulated fleet and the dashboard; prints its URL
+  ubiq sim [options]             drive a simulated fleet against MQTT_URL
+  ubiq help                      this text
+
+Options (demo, sim):
+  --vehicles N                   simulated vehicles (default 6)
+  --speedup X                    simulated seconds per real second until the present (default 20)
+  --seed N                       fleet seed: the same seed drives the same way (default 1)
+  --registry FILE                sim: write the fleet's device registry to FILE for 'ubiq start'
+
+Environment (start, demo, sim):
+${describeConfig()}
+`
+
+/** A CLI usage error: printed with the help hint, exit code 2. */
+class UsageError extends Error {
+  readonly code = 'USAGE'
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command = 'help', ...rest] = argv
+  if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
+  if (!['start', 'demo', 'sim'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  const opts = parseOptions(command, rest)
+  const cfg = readConfig(process.env)
+  const logger = pino({ level: cfg.LOG_LEVEL, redact: { paths: ['*.fields', '*.payload', 'fields', 'payload'], censor: '[redacted]' } })
+  if (command === 'sim') return runSim(cfg, opts, logger)
+  return runService(command as 'start' | 'demo', cfg, opts, logger)
+}
+
+interface Options {
+  vehicles: number
+  speedup: number
+  seed: number
+  registry?: string
+}
+
+function parseOptions(command: string, args: string[]): Options {
+  const allowed = command === 'start' ? {} : {
+    vehicles: { type: 'string' as const },
+    speedup: { type: 'string' as const },
+    seed: { type: 'string' as const },
+    ...(command === 'sim' ? { registry: { type: 'string' as const } } : {}),
+  }
+  let values: Record<string, string | boolean | undefined>
+  try {
+    values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  const number = (name: string, fallback: number, ok: (n: number) => boolean, rule: string) => {
+    const raw = values[name]
+    if (raw === undefined) return fallback
+    const n = Number(raw)
+    if (!ok(n)) throw new UsageError(`--${name} must be ${rule}, got "${raw}"`)
+    return n
+  }
+  return {
+    vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
+    speedup: number('speedup', 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
+    seed: number('seed', 1, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
+    registry: typeof values.registry === 'string' ? values.registry : undefined,
+  }
+}
+
+async function runService(command: 'start' | 'demo', cfg: Config, opts: Options, logger: Logger): Promise<void> {
+  const fleet = command === 'demo' ? makeFleet(opts.vehicles, opts.seed) : []
+  const devices = command === 'demo' ? deviceRegistry(fleetRegistry(fleet)) : loadDevices(cfg)
+  const started: LocalServer[] = []
+  const cleanups: (() => Promise<void>)[] = []
+  let stopping: Promise<void> | undefined
+  const stop = (signal: string) => {
+    stopping ??= (async () => {
+      logger.info({ signal }, 'shutting down')
+      for (const c of cleanups.reverse()) await c().catch((err) => logger.error({ err }, 'shutdown step failed'))
+      for (const s of started.reverse()) await s.stop()
+      process.exit(0)
+    })()
+  }
+  process.once('SIGINT', () => stop('SIGINT'))
+  process.once('SIGTERM', () => stop('SIGTERM'))
+
+  const mqttUrl = cfg.MQTT_URL ?? (await localBroker(cfg, logger, started))
+  const influxUrl = cfg.INFLUX_URL ?? (await localInflux(cfg, logger, started))
+  const pipeline = await startPipeline({
+    mqttUrl,
+    influx: influxConfig(cfg, influxUrl),
+    devices,
+    host: cfg.HOST,
+    port: cfg.PORT,
+    scoreIntervalMs: command === 'demo' && !process.env.SCORE_INTERVAL_MS ? 2000 : cfg.SCORE_INTERVAL_MS,
+  }, logger)
+  cleanups.push(() => pipeline.stop())
+
+  if (command === 'demo') {
+    // The fleet starts an hour in the past and catches up at --speedup, then drives live: scores
+    // move within seconds instead of after an hour of real driving.
+    const run = await runFleet({ mqttUrl, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup })
+    cleanups.push(() => run.stop())
+    const url = pipeline.url.replace('127.0.0.1', 'localhost')
+    process.stdout.write(`\nubiq demo: ${fleet.length} simulated vehicles are driving.\n` +
+      `  Live scores: ${url}/?policy=${fleet[0]!.policyId}\n  Metrics:     ${url}/metrics\n  Stop with Ctrl-C.\n\n`)
+  }
+}
+
+function loadDevices(cfg: Config): DeviceRegistry {
+  if (!cfg.DEVICE_REGISTRY) throw Object.assign(new Error('DEVICE_REGISTRY is not set: ubiq start needs the device registry file (see ubiq help; ubiq sim --registry FILE writes one)'), { code: 'CONFIG_INVALID' })
+  let text: string
+  try {
+    text = readFileSync(cfg.DEVICE_REGISTRY, 'utf8')
+  } catch (err) {
+    throw Object.assign(new Error(`cannot read DEVICE_REGISTRY ${cfg.DEVICE_REGISTRY}: ${(err as Error).message}`), { code: 'CONFIG_INVALID' })
+  }
+  try {
+    return parseDeviceRegistry(text)
+  } catch (err) {
+    throw Object.assign(err as Error, { code: 'CONFIG_INVALID' })
+  }
+}
+
+async function localBroker(cfg: Config, logger: Logger, started: LocalServer[]): Promise<string> {
+  const server = findCommand('mosquitto')
+    ? await startMosquitto(resolve(cfg.UBIQ_DATA_DIR, 'mosquitto'))
+    : await startAedes()
+  started.push(server)
+  logger.info({ url: server.url, broker: findCommand('mosquitto') ? 'mosquitto' : 'aedes (embedded)' }, 'started a local MQTT broker; set MQTT_URL to use another')
+  return server.url
+}
+
+async function localInflux(cfg: Config, logger: Logger, started: LocalServer[]): Promise<string> {
+  const server = await startInfluxd(resolve(cfg.UBIQ_DATA_DIR, 'influxdb'))
+  started.push(server)
+  logger.info({ url: server.url }, 'started a local InfluxDB; set INFLUX_URL to use another')
+  return server.url
+}
+
+function influxConfig(cfg: Config, url: string): InfluxConfig {
+  return cfg.INFLUX_API === 'v2'
+    ? { api: 'v2', url, token: cfg.INFLUX_TOKEN!, org: cfg.INFLUX_ORG!, bucket: cfg.INFLUX_BUCKET!, database: cfg.INFLUX_DATABASE }
+    : { api: 'v1', url, database: cfg.INFLUX_DATABASE, retentionPolicy: cfg.INFLUX_RETENTION_POLICY, username: cfg.INFLUX_USERNAME, password: cfg.INFLUX_PASSWORD }
+}
+
+async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void> {
+  if (!cfg.MQTT_URL) throw new UsageError('ubiq sim needs MQTT_URL (the broker to publish to)')
+  const fleet = makeFleet(opts.vehicles, opts.seed)
+  if (opts.registry) {
+    writeFileSync(opts.registry, `${JSON.stringify({ devices: fleetRegistry(fleet) }, null, 2)}\n`)
+    logger.info({ file: join(process.cwd(), opts.registry) }, 'wrote the fleet device registry')
+  }
+  const run: FleetRun = await runFleet({ mqttUrl: cfg.MQTT_URL, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup })
+  const progress = setInterval(() => logger.info({ acknowledged: run.acknowledged }, 'fleet publishing'), 5000)
+  const stop = async () => {
+    clearInterval(progress)
+    await run.stop()
+    logger.info({ acknowledged: run.acknowledged }, 'fleet stopped')
+    process.exit(0)
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`ubiq: ${err.message}\nRun 'ubiq help' for usage.\n`)
+    process.exit(2)
+  }
+  process.stderr.write(`ubiq: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`)
+  process.exit(1)
+})

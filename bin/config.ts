@@ -1,0 +1,60 @@
+/**
+ * The service's configuration: one schema, read from the environment here and nowhere else.
+ * `ubiq --help` prints it from the same schema.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const url = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description }))
+
+export const ConfigSchema = Type.Object({
+  MQTT_URL: url('Existing MQTT broker, e.g. mqtt://broker:1883. Unset: start Mosquitto if installed, else the embedded aedes broker'),
+  INFLUX_URL: url('Existing InfluxDB, e.g. http://influx:8086. Unset: start a local influxd'),
+  INFLUX_API: Type.Union([Type.Literal('v1'), Type.Literal('v2')], { default: 'v1', description: 'Write API: v1 (/write: InfluxDB 1.x) or v2 (/api/v2/write: InfluxDB 1.8+, 2.x, 3.x)' }),
+  INFLUX_DATABASE: Type.String({ default: 'ubiq', minLength: 1, description: 'Database for InfluxQL queries, and for v1 writes' }),
+  INFLUX_RETENTION_POLICY: Type.String({ default: 'autogen', minLength: 1, description: 'v1: retention policy to write to' }),
+  INFLUX_USERNAME: Type.Optional(Type.String({ description: 'v1: user, when the server has auth enabled' })),
+  INFLUX_PASSWORD: Type.Optional(Type.String({ description: 'v1: password' })),
+  INFLUX_TOKEN: Type.Optional(Type.String({ description: 'v2: API token' })),
+  INFLUX_ORG: Type.Optional(Type.String({ description: 'v2: organisation' })),
+  INFLUX_BUCKET: Type.Optional(Type.String({ description: 'v2: bucket' })),
+  DEVICE_REGISTRY: Type.Optional(Type.String({ description: 'ubiq start: JSON file {"devices":[{"deviceId","policyId","kinds"}]}' })),
+  HOST: Type.String({ default: '127.0.0.1', description: 'Dashboards listen address' }),
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'Dashboards port (0: any free port)' }),
+  SCORE_INTERVAL_MS: Type.Integer({ default: 10_000, minimum: 100, description: 'A policy is re-scored at most this often' }),
+  UBIQ_DATA_DIR: Type.String({ default: '.ubiq', description: 'Data of the servers ubiq starts itself' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
+})
+export type Config = Static<typeof ConfigSchema>
+
+/** A configuration error: the message names the variable and what is wrong with it. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID'
+  constructor(message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Reads the configuration from `env`; throws a ConfigError naming every bad variable. */
+export function readConfig(env: NodeJS.ProcessEnv): Config {
+  const keys = Object.keys(ConfigSchema.properties)
+  const given = Object.fromEntries(keys.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]))
+  const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, given))
+  const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.path.slice(1)}=${JSON.stringify(given[e.path.slice(1)])}: ${e.message}`)
+  const cfg = value as Config
+  if (cfg.INFLUX_API === 'v2') {
+    for (const k of ['INFLUX_URL', 'INFLUX_TOKEN', 'INFLUX_ORG', 'INFLUX_BUCKET'] as const) {
+      if (!cfg[k]) problems.push(`${k} is required with INFLUX_API=v2`)
+    }
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`)
+  return cfg
+}
+
+/** The environment variables, their defaults and descriptions, for --help. */
+export function describeConfig(): string {
+  return Object.entries(ConfigSchema.properties as Record<string, TSchema>)
+    .map(([k, s]) => `  ${k.padEnd(24)}${s.description}${s.default !== undefined ? ` (default: ${s.default})` : ''}`)
+    .join('\n')
+}

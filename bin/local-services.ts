@@ -1,0 +1,178 @@
+/**
+ * Starts a real Mosquitto and a real InfluxDB as child processes on free loopback ports, each with
+ * its own data directory. Used by `ubiq start`/`ubiq demo` when no MQTT_URL / INFLUX_URL is given,
+ * and by the test harness, so that what the tests run against is what users run.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { userInfo } from 'node:os'
+import { join } from 'node:path'
+import mqtt from 'mqtt'
+
+/** A server this process started; `stop()` ends it and waits for it to exit. */
+export interface LocalServer {
+  url: string
+  stop(): Promise<void>
+}
+
+/** A startup failure with a code an operator can search for. */
+export class ServiceError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message)
+    this.name = 'ServiceError'
+  }
+}
+
+/** Finds a command on the PATH or in the sbin folders (Debian puts mosquitto in /usr/sbin). */
+export function findCommand(command: string): string | undefined {
+  const path = `${process.env.PATH ?? ''}:/usr/sbin:/usr/local/sbin`
+  const r = spawnSync('sh', ['-c', `PATH="${path}" command -v ${command}`], { encoding: 'utf8' })
+  return r.status === 0 ? r.stdout.trim() : undefined
+}
+
+/** Asks the kernel for a free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+/** Starts Mosquitto with persistence in `dir`; resolves once it accepts an MQTT connection. */
+export async function startMosquitto(dir: string): Promise<LocalServer> {
+  const bin = findCommand('mosquitto')
+  if (!bin) throw new ServiceError('MOSQUITTO_NOT_FOUND', 'mosquitto is not installed (Debian: apt-get install mosquitto)')
+  mkdirSync(dir, { recursive: true })
+  const port = await freePort()
+  const conf = join(dir, 'mosquitto.conf')
+  writeFileSync(conf, [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    // Run as root, mosquitto would switch to its own user, which cannot write our data directory.
+    `user ${userInfo().username}`,
+    'persistence true',
+    `persistence_location ${dir}/`,
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    '',
+  ].join('\n'))
+  const url = `mqtt://127.0.0.1:${port}`
+  const child = spawnServer(bin, ['-c', conf], 'mosquitto')
+  await waitUntil(child, 'mosquitto', async () => {
+    const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 1000 })
+    await client.endAsync()
+  })
+  return { url, stop: () => stopChild(child) }
+}
+
+/** Starts InfluxDB 1.x with its data in `dir`; resolves once `/ping` answers. */
+export async function startInfluxd(dir: string): Promise<LocalServer> {
+  const bin = findCommand('influxd')
+  if (!bin) throw new ServiceError('INFLUXD_NOT_FOUND', 'influxd is not installed (Debian: apt-get install influxdb)')
+  mkdirSync(dir, { recursive: true })
+  const [httpPort, rpcPort] = [await freePort(), await freePort()]
+  const conf = join(dir, 'influxdb.conf')
+  writeFileSync(conf, `
+reporting-disabled = true
+bind-address = "127.0.0.1:${rpcPort}"
+[meta]
+  dir = "${dir}/meta"
+[data]
+  dir = "${dir}/data"
+  wal-dir = "${dir}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:${httpPort}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+[logging]
+  level = "warn"
+`)
+  const url = `http://127.0.0.1:${httpPort}`
+  const child = spawnServer(bin, ['-config', conf], 'influxd')
+  await waitUntil(child, 'influxd', async () => {
+    const res = await fetch(`${url}/ping`)
+    if (res.status !== 204) throw new Error(`ping answered ${res.status}`)
+  })
+  return { url, stop: () => stopChild(child) }
+}
+
+const running = new Set<ChildProcess>()
+// Servers run in their own process group, so Ctrl-C reaches only ubiq, which stops them last,
+// after it has flushed; if ubiq exits without stopping them, they go with it.
+process.once('exit', () => running.forEach((c) => c.kill('SIGKILL')))
+
+function spawnServer(bin: string, args: string[], name: string): ChildProcess {
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+  running.add(child)
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000)
+  })
+  child.once('exit', (code, signal) => {
+    running.delete(child)
+    if (!stopping.has(child)) process.emitWarning(`${name} exited (code ${code}, signal ${signal}): ${stderr.trim()}`)
+  })
+  Object.assign(child, { lastStderr: () => stderr })
+  return child
+}
+
+const stopping = new WeakSet<ChildProcess>()
+
+async function waitUntil(child: ChildProcess, name: string, probe: () => Promise<void>): Promise<void> {
+  // Startup wait for a server we launched, not a test time limit: a server that does not answer
+  // within 30 s is broken, and saying so beats hanging.
+  const deadline = Date.now() + 30_000
+  let lastError: unknown
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break
+    try {
+      await probe()
+      return
+    } catch (err) {
+      lastError = err
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  const stderr = (child as ChildProcess & { lastStderr(): string }).lastStderr()
+  await stopChild(child)
+  throw new ServiceError('SERVICE_START_FAILED', `${name} did not start: ${stderr.trim() || String(lastError)}`)
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  stopping.add(child)
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Starts the embedded aedes broker in this process: the fallback where Mosquitto cannot run. */
+export async function startAedes(): Promise<LocalServer> {
+  const { Aedes } = await import('aedes')
+  const broker = await Aedes.createBroker()
+  const server = createServer(broker.handle)
+  const port = await freePort()
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    async stop() {
+      await new Promise<void>((resolve) => broker.close(() => resolve()))
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The wire contract shared by devices, ingest and everything downstream: topic names, the envelope
+ * every device message carries, and the Reading that ingest hands on. Versioned by the `v1` topic
+ * segment (docs/device-contract.md); a breaking change gets `v2` beside it, never an edit of `v1`.
+ */
+import { Type, type TObject, type TProperties, type Static } from '@sinclair/typebox'
+
+/** What a reading, score or price is about. */
+export type Subject = 'driving' | 'health' | 'home'
+
+/** A validated device message, as ingest stores it and hands it to scoring. */
+export interface Reading {
+  deviceId: string
+  policyId: string
+  /** The sensor kind, which is also the topic's stream segment and the InfluxDB measurement. */
+  kind: string
+  subject: Subject
+  /** Per-device sequence number, monotonic: (deviceId, seq) identifies a message. */
+  seq: number
+  /** Device time, ms since the Unix epoch. */
+  ts: number
+  /** When ingest received it, ms since the Unix epoch. */
+  receivedAt: number
+  fields: Record<string, number | boolean>
+}
+
+/** Device ids and policy ids: short, topic-safe, no wildcards or separators. */
+export const ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$'
+const idRe = new RegExp(ID_PATTERN)
+/** True when `id` is a valid device or policy id. */
+export const isId = (id: string): boolean => idRe.test(id)
+
+/** Fields every device message carries, whatever its kind. */
+export const envelope = {
+  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Per-device message counter, +1 per message; duplicates of a seq are stored once' }),
+  ts: Type.Integer({ minimum: 0, maximum: 8.64e15, description: 'Device time of the sample, ms since the Unix epoch (UTC)' }),
+}
+
+/** A payload schema: the envelope plus the kind's own fields, nothing else. */
+export function payloadSchema<P extends TProperties>(fields: P) {
+  return Type.Object({ ...envelope, ...fields }, { additionalProperties: false })
+}
+
+/** One sensor kind: declared once, it drives validation, storage, docs and simulation. */
+export interface SensorKind<S extends TObject = TObject> {
+  /** Topic stream segment and InfluxDB measurement, e.g. `obd`. */
+  kind: string
+  subject: Subject
+  description: string
+  schema: S
+  example: Static<S>
+}
+
+/** MQTT topics of the v1 contract (DESIGN.md "Topics"). */
+export const topics = {
+  prefix: 'ubiq/v1',
+  /** Where device `deviceId` publishes stream `kind`. */
+  device: (deviceId: string, kind: string) => `ubiq/v1/dev/${deviceId}/${kind}`,
+  /** What ingest subscribes to: every stream of every device. */
+  allDevices: 'ubiq/v1/dev/+/+',
+  rejected: (deviceId: string) => `ubiq/v1/rejected/${deviceId}`,
+  scores: (policyId: string) => `ubiq/v1/scores/${policyId}`,
+  events: (policyId: string) => `ubiq/v1/events/${policyId}`,
+  premiums: (policyId: string) => `ubiq/v1/premiums/${policyId}`,
+  /** Splits a device topic into its device id and stream, or undefined when it is not one. */
+  parseDevice(topic: string): { deviceId: string; kind: string } | undefined {
+    const parts = topic.split('/')
+    if (parts.length !== 5 || parts[0] !== 'ubiq' || parts[1] !== 'v1' || parts[2] !== 'dev') return undefined
+    return { deviceId: parts[3]!, kind: parts[4]! }
+  },
+}

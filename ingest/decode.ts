@@ -1,0 +1,83 @@
+/**
+ * Turns one MQTT message into a Reading or a Rejection. Pure and total: whatever bytes arrive, it
+ * returns, never throws, so bad data can never reach the Rx error channel and end the stream.
+ */
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { TObject } from '@sinclair/typebox'
+import { topics, type Reading } from './contract.ts'
+import type { DeviceRegistry } from './registry.ts'
+import { sensors } from './sensors/index.ts'
+
+/** Why a message was not stored. Stable: firmware engineers match on these (docs/device-contract.md). */
+export type RejectReason =
+  | 'bad_topic'
+  | 'unknown_device'
+  | 'unknown_stream'
+  | 'no_consent'
+  | 'payload_too_large'
+  | 'malformed_json'
+  | 'invalid_payload'
+  | 'timestamp_in_future'
+
+/** A message that was not stored, and why. Carries no payload values (they may be position or health data). */
+export interface Rejection {
+  deviceId: string
+  kind: string
+  reason: RejectReason
+  detail: string
+  seq?: number
+  receivedAt: number
+}
+
+export interface DecodeConfig {
+  registry: DeviceRegistry
+  /** Largest payload accepted, bytes. */
+  maxPayloadBytes: number
+  /** How far ahead of the server clock a device timestamp may be, ms. */
+  maxFutureSkewMs: number
+}
+
+const validators: ReadonlyMap<string, TypeCheck<TObject>> = new Map(
+  sensors.map((s) => [s.kind, TypeCompiler.Compile(s.schema)]),
+)
+const subjects = new Map(sensors.map((s) => [s.kind, s.subject]))
+
+/** Decodes one message received at `receivedAt` on `topic`. */
+export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer, receivedAt: number): Reading | Rejection {
+  const route = topics.parseDevice(topic)
+  if (!route) return reject('?', '?', 'bad_topic', `not a device topic: ${topic.slice(0, 200)}`)
+  const { deviceId, kind } = route
+  const device = cfg.registry.get(deviceId)
+  if (!device) return reject(deviceId, kind, 'unknown_device', 'device is not in the registry')
+  const check = validators.get(kind)
+  const subject = subjects.get(kind)
+  if (!check || !subject) return reject(deviceId, kind, 'unknown_stream', `no sensor kind "${kind}" in contract v1`)
+  if (!device.kinds.includes(kind)) return reject(deviceId, kind, 'no_consent', `policy has no consent for stream "${kind}"`)
+  if (payload.length > cfg.maxPayloadBytes) {
+    return reject(deviceId, kind, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
+  }
+  let body: unknown
+  try {
+    body = JSON.parse(payload.toString('utf8'))
+  } catch {
+    // Not the parser's message: it quotes the payload, which may hold position or health data.
+    return reject(deviceId, kind, 'malformed_json', 'payload is not valid UTF-8 JSON')
+  }
+  const error = check.Errors(body).First()
+  if (error) {
+    const seq = typeof (body as { seq?: unknown })?.seq === 'number' ? (body as { seq: number }).seq : undefined
+    return reject(deviceId, kind, 'invalid_payload', `${error.path || '/'}: ${error.message}`, seq)
+  }
+  const { seq, ts, ...fields } = body as { seq: number; ts: number } & Record<string, number | boolean>
+  if (ts > receivedAt + cfg.maxFutureSkewMs) {
+    return reject(deviceId, kind, 'timestamp_in_future', `ts is ${ts - receivedAt} ms ahead of the server clock`, seq)
+  }
+  return { deviceId, policyId: device.policyId, kind, subject, seq, ts, receivedAt, fields }
+
+  function reject(deviceId: string, kind: string, reason: RejectReason, detail: string, seq?: number): Rejection {
+    return { deviceId, kind, reason, detail, receivedAt, ...(seq === undefined ? {} : { seq }) }
+  }
+}
+
+/** Tells a Rejection from a Reading. */
+export const isRejection = (r: Reading | Rejection): r is Rejection => 'reason' in r

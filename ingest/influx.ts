@@ -1,0 +1,135 @@
+/**
+ * InfluxDB, the record: writes go through @influxdata/influxdb-client (its batching and retries),
+ * reads are InfluxQL over `/query`, which InfluxDB 1.x, 2.x (DBRP mapping) and 3.x all answer.
+ *
+ * Two write APIs, one client: `v2` is the client's own `/api/v2/write` (InfluxDB 1.8+, 2.x, 3.x:
+ * token, org, bucket); `v1` rewrites each write to `/write?db=&rp=` (all that InfluxDB 1.6/1.7, and
+ * so Debian's package, speak), through a transport wrapper, so batching and retry stay the library's.
+ */
+import { InfluxDB, type Transport, type WriteApi, type WriteOptions } from '@influxdata/influxdb-client'
+
+export type InfluxConfig =
+  | { api: 'v1'; url: string; database: string; retentionPolicy: string; username?: string; password?: string }
+  | { api: 'v2'; url: string; token: string; org: string; bucket: string; database: string }
+
+/** One InfluxQL result series. */
+export interface Series {
+  name: string
+  tags?: Record<string, string>
+  columns: string[]
+  values: unknown[][]
+}
+
+/** The store every stage writes through. */
+export interface Influx {
+  /** Queues line-protocol lines (ms precision); the client flushes in batches. */
+  write(lines: string[]): void
+  /** Runs InfluxQL against the configured database. */
+  query(q: string): Promise<Series[]>
+  /** Writes everything queued so far. */
+  flush(): Promise<void>
+  /** Flushes and stops; nothing queued is lost on a clean shutdown. */
+  close(): Promise<void>
+}
+
+/** Write batching (DESIGN.md: the client's default of one flush a minute is far too slow). */
+const writeOptions: Partial<WriteOptions> = {
+  batchSize: 5000,
+  flushInterval: 1000,
+  maxBufferLines: 200_000,
+  maxRetries: 10,
+  maxRetryDelay: 15_000,
+}
+
+/** Connects to InfluxDB; with the v1 API it also creates the database if it is missing. */
+export async function connectInflux(cfg: InfluxConfig, onWriteError: (err: Error) => void = () => {}): Promise<Influx> {
+  const direct = new InfluxDB({ url: cfg.url, token: cfg.api === 'v2' ? cfg.token : undefined })
+  const auth = authHeader(cfg)
+  const options = { ...writeOptions, writeFailed: (err: Error) => void onWriteError(err) }
+  const writer: WriteApi = cfg.api === 'v2'
+    ? direct.getWriteApi(cfg.org, cfg.bucket, 'ms', options)
+    // The 1.8 compatibility convention: bucket "database/retention-policy", rewritten to /write.
+    : new InfluxDB({ url: cfg.url, transport: v1WriteTransport(direct.transport, auth) })
+      .getWriteApi('', `${cfg.database}/${cfg.retentionPolicy}`, 'ms', options)
+
+  async function query(q: string, method: 'GET' | 'POST' = 'GET'): Promise<Series[]> {
+    const params = new URLSearchParams({ db: cfg.database, q, epoch: 'ms' })
+    const res = await fetch(`${cfg.url}/query${method === 'GET' ? `?${params}` : ''}`, {
+      method,
+      headers: { ...auth, ...(method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      body: method === 'POST' ? params : undefined,
+    })
+    const body = (await res.json().catch(() => ({}))) as { error?: string; results?: { error?: string; series?: Series[] }[] }
+    const error = body.error ?? body.results?.find((r) => r.error)?.error
+    if (!res.ok || error) throw new Error(`InfluxDB query failed (${res.status}): ${error ?? res.statusText}`)
+    return body.results?.flatMap((r) => r.series ?? []) ?? []
+  }
+
+  if (cfg.api === 'v1') await query(`CREATE DATABASE ${quoteIdent(cfg.database)}`, 'POST')
+  return {
+    write: (lines) => writer.writeRecords(lines),
+    query: (q) => query(q),
+    flush: () => writer.flush(),
+    close: () => writer.close(),
+  }
+}
+
+function authHeader(cfg: InfluxConfig): Record<string, string> {
+  if (cfg.api === 'v2') return { authorization: `Token ${cfg.token}` }
+  if (cfg.username === undefined) return {}
+  return { authorization: `Basic ${Buffer.from(`${cfg.username}:${cfg.password ?? ''}`).toString('base64')}` }
+}
+
+/** Sends the client's v2 write requests to the v1 `/write` endpoint; everything else passes through. */
+function v1WriteTransport(inner: Transport, auth: Record<string, string>): Transport {
+  const precisions: Record<string, string> = { ns: 'n', us: 'u', ms: 'ms', s: 's' }
+  const rewrite = (path: string): string => {
+    const url = new URL(path, 'http://influx')
+    if (url.pathname !== '/api/v2/write') return path
+    const [db = '', rp = ''] = (url.searchParams.get('bucket') ?? '').split('/')
+    const precision = precisions[url.searchParams.get('precision') ?? 'ns'] ?? 'n'
+    return `/write?${new URLSearchParams({ db, rp, precision })}`
+  }
+  return {
+    send: (path, body, options, callbacks) =>
+      inner.send(rewrite(path), body, { ...options, headers: { ...options.headers, ...auth } }, callbacks),
+    request: (path, body, options, started) => inner.request(path, body, options, started),
+    iterate: (path, body, options) => inner.iterate(path, body, options),
+    get chunkCombiner() {
+      return inner.chunkCombiner
+    },
+  }
+}
+
+/** Quotes an InfluxQL identifier. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+}
+
+/** Quotes an InfluxQL string literal. */
+export function quoteString(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
+}
+
+/** One line of line protocol. Numbers are written as floats, except the keys listed in `ints`. */
+export function toLine(
+  measurement: string,
+  tags: Record<string, string>,
+  fields: Record<string, number | boolean | string>,
+  tsMs: number,
+  ints: readonly string[] = [],
+): string {
+  const tagPart = Object.keys(tags).sort().map((k) => `,${escapeKey(k)}=${escapeKey(tags[k]!)}`).join('')
+  const fieldPart = Object.entries(fields)
+    .map(([k, v]) => `${escapeKey(k)}=${fieldValue(k, v, ints)}`)
+    .join(',')
+  return `${measurement.replace(/[, ]/g, '\\$&')}${tagPart} ${fieldPart} ${Math.round(tsMs)}`
+}
+
+const escapeKey = (s: string) => s.replace(/[,= ]/g, '\\$&')
+
+function fieldValue(key: string, v: number | boolean | string, ints: readonly string[]): string {
+  if (typeof v === 'boolean') return v ? 'true' : 'false'
+  if (typeof v === 'string') return `"${v.replace(/[\\"]/g, '\\$&')}"`
+  return ints.includes(key) ? `${Math.trunc(v)}i` : String(v)
+}

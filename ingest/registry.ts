@@ -1,0 +1,44 @@
+/**
+ * The device registry: which policy a device belongs to and which streams it may send. Read from a
+ * JSON file (DEVICE_REGISTRY) by `ubiq start`; the demo builds it from its simulated fleet.
+ */
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { ID_PATTERN } from './contract.ts'
+
+export const DeviceEntry = Type.Object({
+  deviceId: Type.String({ pattern: ID_PATTERN }),
+  policyId: Type.String({ pattern: ID_PATTERN }),
+  /** Streams the policyholder consented to; anything else is rejected, not stored. */
+  kinds: Type.Array(Type.String({ pattern: ID_PATTERN }), { minItems: 1, uniqueItems: true }),
+}, { additionalProperties: false })
+export type DeviceEntry = Static<typeof DeviceEntry>
+
+const RegistryFile = Type.Object({ devices: Type.Array(DeviceEntry) }, { additionalProperties: false })
+const checkFile = TypeCompiler.Compile(RegistryFile)
+
+/** Lookup from device id to its entry. */
+export type DeviceRegistry = ReadonlyMap<string, DeviceEntry>
+
+/** Builds a registry from entries; a device listed twice is a configuration error. */
+export function deviceRegistry(entries: readonly DeviceEntry[]): DeviceRegistry {
+  const map = new Map<string, DeviceEntry>()
+  for (const e of entries) {
+    if (map.has(e.deviceId)) throw new Error(`device ${e.deviceId} is listed twice in the device registry`)
+    map.set(e.deviceId, e)
+  }
+  return map
+}
+
+/** Parses the registry file's text, throwing an error that names the first problem. */
+export function parseDeviceRegistry(text: string): DeviceRegistry {
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (err) {
+    throw new Error(`device registry is not JSON: ${(err as Error).message}`)
+  }
+  const first = checkFile.Errors(data).First()
+  if (first) throw new Error(`device registry: ${first.path || '/'} ${first.message}`)
+  return deviceRegistry((data as Static<typeof RegistryFile>).devices)
+}

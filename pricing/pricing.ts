@@ -1,0 +1,104 @@
+/**
+ * The pricing service: scores → premium adjustments, hash-chained, published retained on
+ * `ubiq/v1/premiums/{policyId}` and stored in InfluxDB.
+ */
+import { createHash } from 'node:crypto'
+import type { MqttClient } from 'mqtt'
+import type { Logger } from 'pino'
+import { Counter, type Registry } from 'prom-client'
+import { filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
+import { toLine, topics, type Influx } from '../ingest/index.ts'
+import type { Reason, Score } from '../scoring/index.ts'
+import { rate, type RatingPlan } from './plan.ts'
+
+/** A premium change, with everything needed to explain and reproduce it (DESIGN.md core types). */
+export interface PremiumAdjustment {
+  policyId: string
+  factor: number
+  reasons: Reason[]
+  models: string[]
+  ruleset: string
+  effectiveFrom: string
+  /** sha256 of the canonical inputs: the same inputs always give the same adjustment. */
+  inputsHash: string
+  /** Hash of the previous adjustment in the chain ('' for the first). */
+  prevHash: string
+  /** Hash of this adjustment, prevHash included. */
+  hash: string
+  credibility: number
+  limited: 'floor' | 'cap' | null
+}
+
+export interface PricingDeps {
+  scores$: Observable<Score>
+  mqtt: MqttClient
+  influx: Influx
+  plan: RatingPlan
+  logger: Logger
+  metrics: Registry
+}
+
+/** Starts pricing; premiums$ is hot and shared. */
+export function startPricing(deps: PricingDeps): { premiums$: Observable<PremiumAdjustment> } {
+  const log = deps.logger.child({ stage: 'pricing' })
+  const priced = new Counter({ name: 'ubiq_premium_adjustments_total', help: 'Premium adjustments published', registers: [deps.metrics] })
+  const premiums$ = deps.scores$.pipe(priceScores(deps.plan), share())
+  premiums$.subscribe((p) => {
+    priced.inc()
+    log.debug({ policyId: p.policyId, factor: p.factor }, 'premium adjusted')
+    deps.mqtt.publish(topics.premiums(p.policyId), JSON.stringify(p), { qos: 1, retain: true })
+    deps.influx.write([toLine('premium', { policy_id: p.policyId, ruleset: p.ruleset }, {
+      factor: p.factor, credibility: p.credibility, inputs_hash: p.inputsHash, prev_hash: p.prevHash, hash: p.hash,
+    }, Date.parse(p.effectiveFrom))])
+  })
+  return { premiums$ }
+}
+
+/**
+ * Stage: scores → adjustments. A score whose inputs hash equals the policy's last one (a
+ * redelivery, or nothing new) yields nothing: an adjustment never applies twice.
+ */
+export function priceScores(plan: RatingPlan): OperatorFunction<Score, PremiumAdjustment> {
+  return (scores$) => {
+    const lastInputs = new Map<string, string>()
+    let prevHash = ''
+    return scores$.pipe(
+      map((s) => {
+        const inputs = { policyId: s.policyId, score: s.value, model: s.model, window: s.window, exposure: s.exposure, ruleset: plan.version }
+        return { s, inputs, inputsHash: sha256(canonicalJson(inputs)) }
+      }),
+      filter(({ s, inputsHash }) => lastInputs.get(s.policyId) !== inputsHash),
+      map(({ s, inputsHash }) => {
+        lastInputs.set(s.policyId, inputsHash)
+        const r = rate(plan, s.value, s.exposure.distance_km)
+        const body = {
+          policyId: s.policyId,
+          factor: r.factor,
+          reasons: s.reasons,
+          models: [s.model],
+          ruleset: plan.version,
+          effectiveFrom: new Date(s.window.to).toISOString(),
+          inputsHash,
+          prevHash,
+          credibility: Math.round(r.credibility * 1000) / 1000,
+          limited: r.limited,
+        }
+        const adjustment = { ...body, hash: sha256(canonicalJson(body)) }
+        prevHash = adjustment.hash
+        return adjustment
+      }),
+    )
+  }
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
+
+/** JSON with object keys sorted at every level, so equal values hash equal. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value && typeof value === 'object') {
+    const obj = value as Record<string, unknown>
+    return `{${Object.keys(obj).sort().filter((k) => obj[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}

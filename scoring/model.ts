@@ -1,0 +1,57 @@
+/**
+ * Loads an ONNX model once, checks it against its definition, and scores rows of features.
+ */
+import { readFile } from 'node:fs/promises'
+import ort from 'onnxruntime-node'
+import type { ModelDefinition } from './models/index.ts'
+
+/** A loaded model: `frequencies` runs one batch; `baselineFrequency` is a typical policy's. */
+export interface LoadedModel {
+  definition: ModelDefinition
+  frequencies(rows: readonly (readonly number[])[]): Promise<number[]>
+  baselineFrequency: number
+}
+
+/** A model file that does not match its definition: a startup error, with the reason. */
+export class ModelError extends Error {
+  readonly code = 'MODEL_INVALID'
+  constructor(message: string) {
+    super(message)
+    this.name = 'ModelError'
+  }
+}
+
+/** Reads the .onnx file at `path`, creates its session, and checks inputs and outputs. */
+export async function loadModel(definition: ModelDefinition, path: string): Promise<LoadedModel> {
+  const where = `${definition.name}@${definition.version} (${path})`
+  const bytes = await readFile(path).catch((err) => {
+    throw new ModelError(`${where}: cannot read the model file: ${(err as Error).message}`)
+  })
+  const session = await ort.InferenceSession.create(bytes).catch((err) => {
+    throw new ModelError(`${where}: not a valid ONNX model: ${(err as Error).message}`)
+  })
+  const f = definition.features.length
+  const input = session.inputMetadata.find((m) => m.name === definition.input)
+  if (!input || !input.isTensor || input.type !== 'float32') {
+    throw new ModelError(`${where}: needs a float32 tensor input "${definition.input}", has ${session.inputNames.join(', ')}`)
+  }
+  const width = input.shape[1]
+  if (input.shape.length !== 2 || (typeof width === 'number' && width !== f)) {
+    throw new ModelError(`${where}: input "${definition.input}" has shape [${input.shape.join(', ')}], the definition lists ${f} features`)
+  }
+  if (!session.outputNames.includes(definition.output)) {
+    throw new ModelError(`${where}: has no output "${definition.output}" (outputs: ${session.outputNames.join(', ')})`)
+  }
+
+  async function frequencies(rows: readonly (readonly number[])[]): Promise<number[]> {
+    const data = new Float32Array(rows.length * f)
+    rows.forEach((row, i) => data.set(row, i * f))
+    const out = await session.run({ [definition.input]: new ort.Tensor('float32', data, [rows.length, f]) })
+    return Array.from(out[definition.output]!.data as Float32Array)
+  }
+  const [baselineFrequency] = await frequencies([definition.features.map((x) => x.baseline)])
+  if (!(baselineFrequency! > 0) || !Number.isFinite(baselineFrequency)) {
+    throw new ModelError(`${where}: predicts ${baselineFrequency} at the baseline; a frequency must be positive and finite`)
+  }
+  return { definition, frequencies, baselineFrequency: baselineFrequency! }
+}

@@ -1,0 +1,32 @@
+import type { Subject } from '../../ingest/index.ts'
+
+/** One model input, in the order the ONNX input tensor's columns hold them. */
+export interface FeatureDefinition {
+  name: string
+  unit: string
+  /** A typical policy's value: reasons measure how far a policy's own value moves its score from it. */
+  baseline: number
+  /** Plain words for reasons ("harsh braking"). */
+  label: string
+}
+
+/**
+ * What ubiq needs to know about an ONNX model: which features feed it in which order, and what it
+ * outputs. Any ONNX model whose single float input is [batch, features.length] and whose output is
+ * an expected claim frequency per row can be described this way.
+ */
+export interface ModelDefinition {
+  name: string
+  version: string
+  subject: Subject
+  /** ONNX input name; a float32 tensor [batch, features.length]. */
+  input: string
+  /** ONNX output name; a float32 tensor [batch, 1] of expected annual claim frequency. */
+  output: string
+  features: readonly FeatureDefinition[]
+  /** The .onnx file, relative to scoring/models/. */
+  file: string
+}
+
+/** `name@version`, as scores and premiums record it. */
+export const modelId = (def: ModelDefinition) => `${def.name}@${def.version}`

@@ -1,0 +1,101 @@
+/**
+ * Scores feature rows with a model, micro-batched, each score with its reasons.
+ *
+ * Reasons work for any ONNX model: each row is scored again with one feature at a time set to its
+ * baseline, in the same batch; a feature's impact is how many points it moves the score.
+ */
+import { bufferTime, concatMap, filter, from, mergeMap, type OperatorFunction } from 'rxjs'
+import type { Subject } from '../ingest/index.ts'
+import type { LoadedModel } from './model.ts'
+import { modelId } from './models/index.ts'
+
+/** Why a score is what it is: one feature, its value against the baseline, and its effect. */
+export interface Reason {
+  code: string
+  /** Plain words, e.g. "harsh braking 4.1 per 100 km (typical 2): −6 points". */
+  text: string
+  value: number
+  baseline: number
+  /** Score points this feature moves the score from where the baseline would put it. */
+  impact: number
+}
+
+/** A score: 0–100, higher is safer, with its reasons (DESIGN.md core types). */
+export interface Score {
+  policyId: string
+  subject: Subject
+  value: number
+  model: string
+  reasons: Reason[]
+  window: { from: number; to: number }
+  /** Exposure behind the score, for credibility weighting in pricing. */
+  exposure: { distance_km: number }
+  features: Record<string, number>
+}
+
+/** What scoring hands the model: one policy's features and exposure. */
+export type ScoreInput = Omit<Score, 'value' | 'model' | 'reasons' | 'subject'>
+
+export interface BatchConfig {
+  /** Most rows per model call (each input becomes 1 + features rows). */
+  maxBatch: number
+  /** Longest a row waits for its batch, ms. */
+  maxWaitMs: number
+}
+
+/**
+ * Score on a 0–100 scale from an expected frequency: 50 at the baseline policy's frequency,
+ * 100·f0/(f0+f), so the odds (100 − s)/s are the frequency relativity f/f0 pricing uses.
+ */
+export const scoreFromFrequency = (frequency: number, baseline: number) => (100 * baseline) / (baseline + frequency)
+
+/** Stage: feature sets → scores, micro-batched through the model. */
+export function scoreWith(model: LoadedModel, batch: BatchConfig, onError: (err: Error) => void): OperatorFunction<ScoreInput, Score> {
+  return (inputs$) => inputs$.pipe(
+    bufferTime(batch.maxWaitMs, null, batch.maxBatch),
+    filter((rows) => rows.length > 0),
+    concatMap((rows) => scoreBatch(model, rows).catch((err: Error) => {
+      // A failed model call is an infrastructure fault, not bad data: report it, keep the stream.
+      onError(err)
+      return []
+    })),
+    mergeMap((scores) => from(scores)),
+  )
+}
+
+/** Scores one batch: each input's own row plus one row per feature at its baseline. */
+export async function scoreBatch(model: LoadedModel, inputs: readonly ScoreInput[]): Promise<Score[]> {
+  const defs = model.definition.features
+  const rows: number[][] = []
+  for (const input of inputs) {
+    const own = defs.map((d) => finiteOr(input.features[d.name], d.baseline))
+    rows.push(own)
+    defs.forEach((_, i) => rows.push(own.map((v, j) => (j === i ? defs[j]!.baseline : v))))
+  }
+  const freqs = await model.frequencies(rows)
+  const score = (i: number) => scoreFromFrequency(freqs[i]!, model.baselineFrequency)
+  return inputs.map((input, k) => {
+    const base = k * (defs.length + 1)
+    const value = score(base)
+    const reasons = defs
+      .map((d, i) => {
+        const v = rows[base]![i]!
+        const impact = round1(value - score(base + 1 + i))
+        return {
+          code: d.name,
+          text: `${d.label} ${fmt(v)} ${d.unit} (typical ${fmt(d.baseline)}): ${impact > 0 ? '+' : impact < 0 ? '−' : '±'}${Math.abs(impact)} points`,
+          value: v,
+          baseline: d.baseline,
+          impact,
+        }
+      })
+      .filter((r) => r.impact !== 0)
+      .sort((a, b) => Math.abs(b.impact) - Math.abs(a.impact))
+    return { ...input, subject: model.definition.subject, value: round1(value), model: modelId(model.definition), reasons }
+  })
+}
+
+/** Nothing non-finite reaches a model: a missing or broken feature counts as typical. */
+const finiteOr = (v: number | undefined, fallback: number) => (v !== undefined && Number.isFinite(v) ? v : fallback)
+const round1 = (x: number) => Math.round(x * 10) / 10
+const fmt = (x: number) => (Math.abs(x) < 1 ? x.toFixed(2) : x.toFixed(1))
