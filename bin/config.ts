@@ -40,7 +40,7 @@ export class ConfigError extends Error {
 export function readConfig(env: NodeJS.ProcessEnv): Config {
   const keys = Object.keys(ConfigSchema.properties)
   const given = Object.fromEntries(keys.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]))
-  const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, given))
+  const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, { ...given }))
   const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.path.slice(1)}=${JSON.stringify(given[e.path.slice(1)])}: ${e.message}`)
   const cfg = value as Config
   if (cfg.INFLUX_API === 'v2') {

@@ -46,7 +46,7 @@ export interface FleetOptions {
 export interface FleetRun {
   /** Messages acknowledged by the broker so far. */
   readonly acknowledged: number
-  /** Resolves when every vehicle has sent its samples (or the run was stopped). */
+  /** Resolves when every vehicle has sent its samples (or the run was stopped) and disconnected. */
   done: Promise<void>
   /** Stops publishing and disconnects every vehicle. */
   stop(): Promise<void>
@@ -75,7 +75,8 @@ export async function runFleet(opts: FleetOptions): Promise<FleetRun> {
     }
   }
 
-  const done = Promise.all(opts.fleet.map((v, i) => drive(v, clients[i]!))).then(() => {})
+  // A vehicle that has sent all its samples disconnects, as a device does after uploading.
+  const done = Promise.all(opts.fleet.map((v, i) => drive(v, clients[i]!).finally(() => clients[i]!.endAsync()))).then(() => {})
   return {
     get acknowledged() {
       return acknowledged
@@ -84,7 +85,6 @@ export async function runFleet(opts: FleetOptions): Promise<FleetRun> {
     async stop() {
       abort.abort()
       await done.catch(() => {})
-      await Promise.all(clients.map((c) => c.endAsync()))
     },
   }
 }

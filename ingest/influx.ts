@@ -58,6 +58,9 @@ export async function connectInflux(cfg: InfluxConfig, onWriteError: (err: Error
       method,
       headers: { ...auth, ...(method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
       body: method === 'POST' ? params : undefined,
+    }).catch((err: Error & { cause?: { code?: string; message?: string } }) => {
+      const why = err.cause?.code ?? err.cause?.message ?? err.message
+      throw Object.assign(new Error(`cannot reach InfluxDB at ${cfg.url}: ${why}`), { code: 'INFLUX_UNREACHABLE' })
     })
     const body = (await res.json().catch(() => ({}))) as { error?: string; results?: { error?: string; series?: Series[] }[] }
     const error = body.error ?? body.results?.find((r) => r.error)?.error

@@ -1,0 +1,43 @@
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, readConfig } from './config.ts'
+
+const ubiq = fileURLToPath(new URL('./ubiq.js', import.meta.url))
+const run = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [ubiq, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } })
+
+t.test('config: defaults, conversion from strings, and every problem named', async (t) => {
+  t.match(readConfig({}), { INFLUX_API: 'v1', INFLUX_DATABASE: 'ubiq', PORT: 8080, HOST: '127.0.0.1', SCORE_INTERVAL_MS: 10_000 })
+  t.equal(readConfig({ PORT: '9000' }).PORT, 9000)
+  t.throws(() => readConfig({ PORT: '70000', MQTT_URL: 'broker:1883' }), {
+    code: 'CONFIG_INVALID',
+    message: /MQTT_URL="broker:1883": Expected string to match[\s\S]*PORT="70000": Expected integer to be less or equal to 65535/,
+  })
+  t.throws(() => readConfig({ INFLUX_API: 'v2', INFLUX_URL: 'http://i:8086' }), /INFLUX_TOKEN is required with INFLUX_API=v2/)
+  t.throws(() => readConfig({ LOG_LEVEL: 'loud' }), ConfigError)
+})
+
+t.test('ubiq help lists the commands and the environment', async (t) => {
+  const r = run(['--help'])
+  t.equal(r.status, 0)
+  t.match(r.stdout, /ubiq start[\s\S]*ubiq demo[\s\S]*ubiq sim[\s\S]*MQTT_URL[\s\S]*INFLUX_URL/)
+})
+
+t.test('usage errors exit 2 with the reason; configuration errors exit 1 with their code', async (t) => {
+  const cases: [string[], Record<string, string>, number, RegExp][] = [
+    [['fly'], {}, 2, /unknown command "fly"/],
+    [['demo', '--vehicles', '0'], {}, 2, /--vehicles must be a whole number from 1 to 10000, got "0"/],
+    [['demo', '--colour', 'red'], {}, 2, /Unknown option '--colour'/],
+    [['start', '--vehicles', '3'], {}, 2, /Unknown option '--vehicles'/],
+    [['sim'], {}, 2, /ubiq sim needs MQTT_URL/],
+    [['start'], { PORT: 'eighty' }, 1, /\[CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
+    [['start'], {}, 1, /\[CONFIG_INVALID\] DEVICE_REGISTRY is not set/],
+    [['start'], { DEVICE_REGISTRY: '/nonexistent.json' }, 1, /\[CONFIG_INVALID\] cannot read DEVICE_REGISTRY \/nonexistent.json/],
+  ]
+  for (const [args, env, status, message] of cases) {
+    const r = run(args, env)
+    t.equal(r.status, status, `ubiq ${args.join(' ')} exits ${status}`)
+    t.match(r.stderr, message)
+  }
+})

@@ -1,0 +1,38 @@
+import t from 'tap'
+import { connectInflux, toLine } from './index.ts'
+import { startServices } from '../test/harness.ts'
+import { freePort } from '../bin/local-services.ts'
+
+t.test('toLine writes line protocol with escaping, floats by default and declared integers', async (t) => {
+  t.equal(
+    toLine('obd', { device_id: 'a b,c=d' }, { speed_kmh: 50, seq: 7, note: 'say "hi"', ok: true }, 1700000000000.4, ['seq']),
+    'obd,device_id=a\\ b\\,c\\=d speed_kmh=50,seq=7i,note="say \\"hi\\"",ok=true 1700000000000',
+  )
+})
+
+t.test('the v1 write API against a real InfluxDB 1.x: written lines read back by InfluxQL', async (t) => {
+  const services = await startServices(t)
+  const cfg = { api: 'v1', url: services.influxUrl, database: 'ubiq_influx_test', retentionPolicy: 'autogen' } as const
+  const influx = await connectInflux(cfg)
+  const ts = Date.UTC(2026, 0, 1)
+  influx.write([
+    toLine('obd', { device_id: 'tricky id, with=spaces' }, { speed_kmh: 12.5, seq: 1 }, ts, ['seq']),
+    toLine('obd', { device_id: 'tricky id, with=spaces' }, { speed_kmh: 13, seq: 2 }, ts + 1000, ['seq']),
+  ])
+  await influx.flush()
+  const [series] = await influx.query(`SELECT speed_kmh, seq FROM obd WHERE device_id = 'tricky id, with=spaces'`)
+  t.same(series?.values, [[ts, 12.5, 1], [ts + 1000, 13, 2]], 'both rows, by value, at their timestamps')
+  const [types] = await influx.query('SHOW FIELD KEYS FROM obd')
+  t.same(types?.values, [['seq', 'integer'], ['speed_kmh', 'float']], 'seq is stored as an integer, values as floats')
+
+  await t.rejects(influx.query('SELEKT nonsense'), /InfluxDB query failed \(400\): error parsing query/, 'a bad query says why')
+  // Connecting again is harmless: CREATE DATABASE is idempotent and the data stays.
+  const again = await connectInflux(cfg)
+  t.equal((await again.query('SELECT count(speed_kmh) FROM obd'))[0]?.values[0]?.[1], 2)
+  await Promise.all([influx.close(), again.close()])
+})
+
+t.test('an unreachable InfluxDB is a startup error naming the problem', async (t) => {
+  const url = `http://127.0.0.1:${await freePort()}` // nothing listens there
+  await t.rejects(connectInflux({ api: 'v1', url, database: 'x', retentionPolicy: 'autogen' }), { message: `cannot reach InfluxDB at ${url}: ECONNREFUSED` })
+})

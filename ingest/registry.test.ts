@@ -1,0 +1,12 @@
+import t from 'tap'
+import { parseDeviceRegistry } from './index.ts'
+
+t.test('the device registry file is validated, with the first problem named', async (t) => {
+  const ok = parseDeviceRegistry('{"devices":[{"deviceId":"car-1","policyId":"pol-1","kinds":["obd"]}]}')
+  t.same(ok.get('car-1'), { deviceId: 'car-1', policyId: 'pol-1', kinds: ['obd'] })
+  t.throws(() => parseDeviceRegistry('{devices'), /device registry is not JSON/)
+  t.throws(() => parseDeviceRegistry('{"devices":[{"deviceId":"car/1","policyId":"p","kinds":["obd"]}]}'), /\/devices\/0\/deviceId/)
+  t.throws(() => parseDeviceRegistry('{"devices":[{"deviceId":"c","policyId":"p","kinds":[]}]}'), /\/devices\/0\/kinds/)
+  t.throws(() => parseDeviceRegistry('{"devices":[{"deviceId":"c","policyId":"p","kinds":["obd"]},{"deviceId":"c","policyId":"q","kinds":["obd"]}]}'),
+    /device c is listed twice/)
+})

@@ -1,0 +1,155 @@
+/**
+ * The thin slice, end to end on real services: edge-sim publishes OBD readings for three vehicles
+ * over MQTT → ingest validates and stores them in InfluxDB (v1 API) → scoring runs the ONNX model
+ * → pricing publishes a retained premium → a websocket client of the dashboards receives its
+ * policy's score and premium. Everything is read back from InfluxDB and MQTT and checked by value.
+ */
+import t from 'tap'
+import mqtt from 'mqtt'
+import WebSocket from 'ws'
+import { driveObd, fleetRegistry, makeFleet, personas, runFleet } from '../edge-sim/index.ts'
+import { deviceRegistry, topics, type Rejection } from '../ingest/index.ts'
+import type { PremiumAdjustment } from '../pricing/index.ts'
+import type { Score } from '../scoring/index.ts'
+import type { FeedMessage } from '../dashboards/index.ts'
+import { startPipeline } from '../bin/pipeline.ts'
+import { firstMatch, startServices, testLogger } from './harness.ts'
+
+const SAMPLES = 900 // 15 minutes of 1 Hz driving per vehicle
+const DB = 'ubiq_e2e'
+
+t.test('a simulated fleet is stored, scored, priced and fed to its policyholder', async (t) => {
+  const services = await startServices(t)
+  const fleet = makeFleet(3, 7) // cautious, average, aggressive
+  const [cautious, , aggressive] = fleet as [typeof fleet[0], typeof fleet[0], typeof fleet[0]]
+  const pipeline = await startPipeline({
+    mqttUrl: services.mqttUrl,
+    influx: { api: 'v1', url: services.influxUrl, database: DB, retentionPolicy: 'autogen' },
+    devices: deviceRegistry(fleetRegistry(fleet)),
+    host: '127.0.0.1',
+    port: 0,
+    scoreIntervalMs: 300,
+  }, testLogger())
+  let stopped = false
+  t.teardown(() => (stopped ? undefined : pipeline.stop()))
+
+  // The aggressive driver's policyholder watches the feed; so does the cautious one.
+  const feeds = new Map(await Promise.all([aggressive, cautious].map(async (v) => {
+    const ws = new WebSocket(`${pipeline.url.replace('http', 'ws')}/feed?policy=${v.policyId}`)
+    const got: FeedMessage[] = []
+    ws.on('message', (data) => got.push(JSON.parse(String(data)) as FeedMessage))
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+    t.teardown(() => ws.close())
+    return [v.policyId, got] as const
+  })))
+
+  // Bad input goes in beside the fleet: an unknown device, an out-of-range value, a resend.
+  const rejections: Rejection[] = []
+  const probe = await mqtt.connectAsync(services.mqttUrl, { clientId: 'e2e-probe' })
+  t.teardown(() => probe.endAsync())
+  probe.on('message', (topic, payload) => {
+    if (topic.startsWith('ubiq/v1/rejected/')) rejections.push(JSON.parse(String(payload)) as Rejection)
+  })
+  await probe.subscribeAsync('ubiq/v1/rejected/+', { qos: 1 })
+
+  const startTs = Date.now() - 2 * 3600_000
+  const lastTs = startTs + (SAMPLES - 1) * 1000
+  // Each policy's score over its whole drive, and the premium that follows from it (listening
+  // from before the first message, as scores$ and premiums$ are hot).
+  const finalScore$ = fleet.map((v) => [v.policyId, firstMatch(pipeline.scores$, (s) => s.policyId === v.policyId && s.window.to === lastTs)] as const)
+  const finalPremium$ = fleet.map((v) => [v.policyId, firstMatch(pipeline.premiums$, (p) => p.policyId === v.policyId && p.effectiveFrom === new Date(lastTs).toISOString())] as const)
+  const run = await runFleet({ mqttUrl: services.mqttUrl, fleet, startTs, speedup: Infinity, samples: SAMPLES })
+  await probe.publishAsync(topics.device('veh-9999', 'obd'), JSON.stringify({ seq: 0, ts: startTs, speed_kmh: 50 }), { qos: 1 })
+  await probe.publishAsync(topics.device(cautious.deviceId, 'obd'), JSON.stringify({ seq: 100_000, ts: startTs, speed_kmh: 999 }), { qos: 1 })
+  await run.done
+  const resent = driveObd(personas[cautious.persona], cautious.seed, startTs).next().value
+  await probe.publishAsync(topics.device(cautious.deviceId, 'obd'), JSON.stringify({ seq: 0, ...resent }), { qos: 1 })
+  t.equal(run.acknowledged, 3 * SAMPLES, 'the broker acknowledged every simulated message')
+
+  const finalScores = new Map(await Promise.all(finalScore$.map(async ([id, p]) => [id, await p] as const)))
+  const finalPremiums = new Map(await Promise.all(finalPremium$.map(async ([id, p]) => [id, await p] as const)))
+  await pipeline.stop() // flushes InfluxDB
+  stopped = true
+
+  t.test('InfluxDB holds every valid reading once, with the values the devices sent', async (t) => {
+    const counts = await services.influxql(DB, 'SELECT count(speed_kmh) FROM obd GROUP BY device_id')
+    t.same(
+      Object.fromEntries(counts.map((s) => [s.tags!.device_id, s.values[0]![1]])),
+      Object.fromEntries(fleet.map((v) => [v.deviceId, SAMPLES])),
+      'one row per (device, seq): no loss, the resend stored once, the rejected messages not at all',
+    )
+    for (const v of fleet) {
+      const sent = [...take(driveObd(personas[v.persona], v.seed, startTs), SAMPLES)]
+      const [stats] = await services.influxql(DB, `SELECT sum(speed_kmh), max(engine_rpm) FROM obd WHERE device_id = '${v.deviceId}'`)
+      t.equal(round(stats!.values[0]![1] as number), round(sent.reduce((a, s) => a + s.speed_kmh, 0)), `${v.deviceId}: stored speeds sum to what was sent`)
+      t.equal(stats!.values[0]![2], Math.max(...sent.map((s) => s.engine_rpm)), `${v.deviceId}: stored rpm peak is what was sent`)
+      const [row] = await services.influxql(DB, `SELECT seq, speed_kmh FROM obd WHERE device_id = '${v.deviceId}' AND time = ${sent[123]!.ts}ms`)
+      t.same(row!.values[0], [sent[123]!.ts, 123, sent[123]!.speed_kmh], `${v.deviceId}: sample 123 stored at its device time with its seq`)
+    }
+  })
+
+  t.test('scores come from the model, with reasons, and order the personas by risk', async (t) => {
+    const value = (v: { policyId: string }) => finalScores.get(v.policyId)!.value
+    t.ok(value(cautious) > value(aggressive), `cautious ${value(cautious)} scores safer than aggressive ${value(aggressive)}`)
+    const aggr = finalScores.get(aggressive.policyId)!
+    t.equal(aggr.model, 'driving-frequency@1')
+    t.ok(aggr.exposure.distance_km > 5, `aggressive drove ${aggr.exposure.distance_km} km`)
+    t.ok(aggr.reasons.length > 0 && aggr.reasons[0]!.impact < 0, `the aggressive score's main reason lowers it: ${aggr.reasons[0]?.text}`)
+    const stored = await services.influxql(DB, `SELECT last(value) FROM score GROUP BY policy_id`)
+    t.same(
+      Object.fromEntries(stored.map((s) => [s.tags!.policy_id, s.values[0]![1]])),
+      Object.fromEntries(fleet.map((v) => [v.policyId, value(v)])),
+      'the last stored score per policy is the final score',
+    )
+  })
+
+  t.test('premiums are published retained and stored, riskier drivers paying more', async (t) => {
+    const factor = (v: { policyId: string }) => finalPremiums.get(v.policyId)!.factor
+    t.ok(factor(aggressive) > factor(cautious), `aggressive ×${factor(aggressive)} > cautious ×${factor(cautious)}`)
+    const retained = new Map<string, PremiumAdjustment>()
+    const late = await mqtt.connectAsync(services.mqttUrl, { clientId: 'e2e-late-subscriber' })
+    late.on('message', (_topic, payload, packet) => {
+      if (packet.retain) retained.set((JSON.parse(String(payload)) as PremiumAdjustment).policyId, JSON.parse(String(payload)))
+    })
+    await late.subscribeAsync('ubiq/v1/premiums/+', { qos: 1 })
+    await new Promise((r) => setTimeout(r, 300)) // retained messages arrive right after SUBACK
+    await late.endAsync()
+    for (const v of fleet) {
+      t.same(retained.get(v.policyId), finalPremiums.get(v.policyId), `${v.policyId}: the retained premium is the final adjustment`)
+    }
+    const stored = await services.influxql(DB, `SELECT last(factor), last(hash) FROM premium GROUP BY policy_id`)
+    t.same(
+      Object.fromEntries(stored.map((s) => [s.tags!.policy_id, [s.values[0]![1], s.values[0]![2]]])),
+      Object.fromEntries(fleet.map((v) => [v.policyId, [factor(v), finalPremiums.get(v.policyId)!.hash]])),
+      'the stored premium per policy is the final one, hash included',
+    )
+  })
+
+  t.test('each policyholder feed carries only its own policy, scores and premiums both', async (t) => {
+    for (const v of [aggressive, cautious]) {
+      const got = feeds.get(v.policyId)!
+      const ids = new Set(got.map((m) => (m.type === 'score' ? m.score.policyId : m.type === 'premium' ? m.premium.policyId : 'error')))
+      t.same([...ids], [v.policyId], `${v.policyId} saw only its own policy`)
+      const lastScore = got.filter((m) => m.type === 'score').at(-1)
+      const lastPremium = got.filter((m) => m.type === 'premium').at(-1)
+      t.same(lastScore && lastScore.type === 'score' && lastScore.score, finalScores.get(v.policyId), `${v.policyId}: the feed's last score is the final score`)
+      t.same(lastPremium && lastPremium.type === 'premium' && lastPremium.premium, finalPremiums.get(v.policyId), `${v.policyId}: the feed's last premium is the final premium`)
+    }
+  })
+
+  t.test('bad messages are rejected with a reason on the rejected topic', async (t) => {
+    t.match(rejections, [
+      { deviceId: 'veh-9999', reason: 'unknown_device' },
+      { deviceId: cautious.deviceId, reason: 'invalid_payload', seq: 100_000, detail: /speed_kmh/ },
+    ])
+    t.equal(rejections.length, 2, 'nothing else was rejected')
+    const metrics = await pipeline.metrics.metrics()
+    t.match(metrics, /ubiq_ingest_duplicates_total 1\b/, 'the resend counted as a duplicate')
+    t.match(metrics, /ubiq_ingest_messages_rejected_total\{reason="unknown_device"\} 1\b/)
+  })
+})
+
+function* take<T>(it: Iterator<T>, n: number): Generator<T> {
+  for (let i = 0; i < n; i++) yield it.next().value as T
+}
+const round = (x: number) => Math.round(x * 10) / 10
