@@ -21,6 +21,7 @@ function wantedTools() {
     return [
       { command: 'mosquitto', pkg: 'mosquitto', why: 'the MQTT broker the tests run against' },
       { command: 'influxd', pkg: 'influxdb', why: 'the InfluxDB the tests run against' },
+      { command: 'chromium', pkg: 'chromium', why: 'the headless browser the page tests drive' },
     ]
   }
   const tools = []

@@ -25,7 +25,7 @@ export interface Persona {
 export const personas: Record<PersonaName, Persona> = {
   cautious: { name: 'cautious', accel_ms2: [0.8, 1.6], brake_ms2: [1.0, 2.0], suddenStopPerS: 0.0005, suddenStop_ms2: [2.5, 3.2], highway_kmh: [100, 115] },
   average: { name: 'average', accel_ms2: [1.2, 2.4], brake_ms2: [1.5, 2.8], suddenStopPerS: 0.001, suddenStop_ms2: [3.0, 4.5], highway_kmh: [110, 128] },
-  aggressive: { name: 'aggressive', accel_ms2: [2.2, 3.6], brake_ms2: [2.2, 3.8], suddenStopPerS: 0.002, suddenStop_ms2: [4.5, 7.0], highway_kmh: [125, 150] },
+  aggressive: { name: 'aggressive', accel_ms2: [2.0, 3.3], brake_ms2: [2.2, 3.8], suddenStopPerS: 0.002, suddenStop_ms2: [4.5, 7.0], highway_kmh: [125, 150] },
 }
 
 /** One OBD sample as the dongle sends it (the contract's `obd` payload without seq). */

@@ -25,7 +25,7 @@ t.test('a valid OBD message becomes a reading for the device\'s policy', async (
 t.test('every catalogue example is valid', async (t) => {
   for (const s of sensors) {
     const r = decodeMessage({ ...cfg, registry: deviceRegistry([{ deviceId: 'd', policyId: 'p', kinds: [s.kind] }]) },
-      topics.device('d', s.kind), Buffer.from(JSON.stringify(s.example)), s.example.ts)
+      topics.device('d', s.kind), Buffer.from(JSON.stringify(s.example)), Number(s.example.ts))
     t.notOk(isRejection(r), `${s.kind} example: ${JSON.stringify(r)}`)
   }
 })

@@ -27,7 +27,7 @@ t.test('onnxruntime computes the GLM: exp(intercept + Σ coefficient·feature)',
   t.equal(model.baselineFrequency, got[1], 'the baseline frequency is the model at the baseline features')
 })
 
-t.test('scores: 50 at the baseline, lower for riskier driving, with reasons that add up in sign', async (t) => {
+t.test('scores: 50 at the baseline, lower for riskier driving, with reasons in points and plain words', async (t) => {
   const model = await loadModel(drivingFrequency, modelPath(drivingFrequency))
   const input = (features: Record<string, number>) => ({ policyId: 'p', window: { from: 0, to: 1 }, exposure: { distance_km: 100 }, features })
   const [typical, risky, broken] = await scoreBatch(model, [
@@ -37,8 +37,8 @@ t.test('scores: 50 at the baseline, lower for riskier driving, with reasons that
   ])
   t.equal(typical!.value, 50)
   t.same(typical!.reasons, [], 'a typical policy needs no reasons')
-  t.equal(risky!.value, Math.round(scoreFromFrequency(Math.exp(0.06 * 10), 1) * 10) / 10, '10 extra brakes/100 km: relativity e^0.6')
-  t.match(risky!.reasons, [{ code: 'harsh_brakes_per_100km', value: 12, baseline: 2, impact: -14.6, text: 'harsh braking 12.0 per 100 km (typical 2.0): −14.6 points' }])
+  t.equal(risky!.value, Math.round(scoreFromFrequency(Math.exp(0.03 * 10), 1) * 10) / 10, '10 extra brakes/100 km: relativity e^0.3')
+  t.match(risky!.reasons, [{ code: 'harsh_brakes_per_100km', value: 12, baseline: 2, impact: -7.4, text: 'harsh braking 12.0 per 100 km (typical 2.0): −7.4 points' }])
   t.equal(broken!.value, 50, 'non-finite features never reach the model: they count as typical')
   t.equal(risky!.model, 'driving-frequency@1')
 })

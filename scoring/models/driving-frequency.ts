@@ -23,5 +23,5 @@ export const drivingFrequency: ModelDefinition = {
 /** GLM parameters: log of a 6% annual frequency at zero features, and log-relativities per unit. */
 export const drivingFrequencyGlm = {
   intercept: Math.log(0.06),
-  coefficients: [0.06, 0.04, 2.0],
+  coefficients: [0.03, 0.02, 1.5],
 }
