@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
+import pretty from 'pino-pretty'
 import { fleetRegistry, makeFleet, runFleet, type FleetRun } from '../edge-sim/index.ts'
 import { deviceRegistry, parseDeviceRegistry, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
@@ -41,7 +42,12 @@ async function main(argv: string[]): Promise<void> {
   if (!['start', 'demo', 'sim'].includes(command)) throw new UsageError(`unknown command "${command}"`)
   const opts = parseOptions(command, rest)
   const cfg = readConfig(process.env)
-  const logger = pino({ level: cfg.LOG_LEVEL, redact: { paths: ['*.fields', '*.payload', 'fields', 'payload'], censor: '[redacted]' } })
+  const logger = pino(
+    // Position and health values never reach a log, even if a stage logs a whole reading by mistake.
+    { level: cfg.LOG_LEVEL, redact: { paths: ['*.fields', '*.payload', 'fields', 'payload'], censor: '[redacted]' } },
+    // JSON lines for log collectors; readable lines for a person at a terminal.
+    process.stdout.isTTY ? pretty({ sync: true, singleLine: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }) : undefined,
+  )
   if (command === 'sim') return runSim(cfg, opts, logger)
   return runService(command as 'start' | 'demo', cfg, opts, logger)
 }
@@ -137,11 +143,17 @@ function loadDevices(cfg: Config): DeviceRegistry {
 }
 
 async function localBroker(cfg: Config, logger: Logger, started: LocalServer[]): Promise<string> {
-  const server = findCommand('mosquitto')
-    ? await startMosquitto(resolve(cfg.UBIQ_DATA_DIR, 'mosquitto'))
-    : await startAedes()
+  let server: LocalServer | undefined
+  if (findCommand('mosquitto')) {
+    server = await startMosquitto(resolve(cfg.UBIQ_DATA_DIR, 'mosquitto')).catch((err: Error) => {
+      logger.warn({ err: err.message }, 'mosquitto would not start; using the embedded aedes broker')
+      return undefined
+    })
+  }
+  const broker = server ? 'mosquitto' : 'aedes (embedded)'
+  server ??= await startAedes()
   started.push(server)
-  logger.info({ url: server.url, broker: findCommand('mosquitto') ? 'mosquitto' : 'aedes (embedded)' }, 'started a local MQTT broker; set MQTT_URL to use another')
+  logger.info({ url: server.url, broker }, 'started a local MQTT broker; set MQTT_URL to use another')
   return server.url
 }
 

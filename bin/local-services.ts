@@ -109,20 +109,21 @@ bind-address = "127.0.0.1:${rpcPort}"
   return { url, stop: () => stopChild(child) }
 }
 
-const running = new Set<ChildProcess>()
-// Servers run in their own process group, so Ctrl-C reaches only ubiq, which stops them last,
-// after it has flushed; if ubiq exits without stopping them, they go with it.
-process.once('exit', () => running.forEach((c) => c.kill('SIGKILL')))
+/**
+ * The server runs under a small shell that kills it when its stdin closes, which happens when
+ * this process ends for any reason, kill -9 included: a server ubiq started never outlives it.
+ * It has its own process group, so Ctrl-C reaches only ubiq, which stops it last, after flushing.
+ */
+// (A background job's stdin is /dev/null unless redirected, hence the copy to fd 3.)
+const WATCHDOG = 'exec 3<&0; "$@" </dev/null & pid=$!; (cat <&3 >/dev/null; kill $pid 2>/dev/null) & wait $pid'
 
 function spawnServer(bin: string, args: string[], name: string): ChildProcess {
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
-  running.add(child)
+  const child = spawn('sh', ['-c', WATCHDOG, 'sh', bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'], detached: true })
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000)
   })
   child.once('exit', (code, signal) => {
-    running.delete(child)
     if (!stopping.has(child)) process.emitWarning(`${name} exited (code ${code}, signal ${signal}): ${stderr.trim()}`)
   })
   Object.assign(child, { lastStderr: () => stderr })
@@ -155,8 +156,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   stopping.add(child)
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  child.stdin!.end() // the watchdog sends SIGTERM
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 10_000)
   await exited
   clearTimeout(timer)
 }

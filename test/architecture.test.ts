@@ -1,0 +1,47 @@
+/**
+ * The import graph follows the data flow (DESIGN.md): each product folder is used only through
+ * its index.ts, and only by the folders downstream of it. Tests may reach anything.
+ */
+import t from 'tap'
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const allowed: Record<string, string[]> = {
+  ingest: [],
+  scoring: ['ingest'],
+  pricing: ['ingest', 'scoring'],
+  dashboards: ['ingest', 'scoring', 'pricing'],
+  'edge-sim': ['ingest'],
+  bin: ['ingest', 'scoring', 'pricing', 'dashboards', 'edge-sim'],
+  bench: ['ingest', 'scoring', 'pricing', 'dashboards', 'edge-sim', 'bin', 'test'],
+}
+
+function* sources(dir: string): Generator<string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) yield* sources(path)
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) yield path
+  }
+}
+
+t.test('every cross-folder import goes downstream, through the folder\'s index.ts', async (t) => {
+  const violations: string[] = []
+  let checked = 0
+  for (const folder of Object.keys(allowed)) {
+    for (const file of sources(join(root, folder))) {
+      for (const [, spec] of readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'"]*from '(\.[^']+)'/gm)) {
+        const target = relative(root, resolve(dirname(file), spec!))
+        const targetFolder = target.split('/')[0]!
+        if (targetFolder === folder) continue
+        checked++
+        const where = `${relative(root, file)} → ${target}`
+        if (!allowed[folder]!.includes(targetFolder)) violations.push(`${where}: ${folder} may not import ${targetFolder}`)
+        else if (target !== `${targetFolder}/index.ts`) violations.push(`${where}: import ${targetFolder}/index.ts instead`)
+      }
+    }
+  }
+  t.ok(checked > 10, `${checked} cross-folder imports checked`)
+  t.same(violations, [])
+})
