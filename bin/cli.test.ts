@@ -1,7 +1,17 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ConfigError, readConfig } from './config.ts'
+import { parseDeviceRegistry } from '../ingest/index.ts'
+
+const registry = (text: string) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'ubiq-cli-')), 'devices.json')
+  writeFileSync(file, text)
+  return file
+}
 
 const ubiq = fileURLToPath(new URL('./ubiq.js', import.meta.url))
 const run = (args: string[], env: Record<string, string> = {}) =>
@@ -24,6 +34,14 @@ t.test('ubiq help lists the commands and the environment', async (t) => {
   t.match(r.stdout, /ubiq start[\s\S]*ubiq demo[\s\S]*ubiq sim[\s\S]*MQTT_URL[\s\S]*INFLUX_URL/)
 })
 
+t.test('sim --write-registry writes a registry that ubiq start accepts', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'ubiq-cli-')), 'devices.json')
+  const r = run(['sim', '--vehicles', '3', '--write-registry', file])
+  t.equal(r.status, 0)
+  t.match(r.stdout, `wrote the device registry of 3 vehicles to ${file}`)
+  t.same(parseDeviceRegistry(readFileSync(file, 'utf8')).get('veh-0003'), { deviceId: 'veh-0003', policyId: 'pol-0003', kinds: ['obd'] })
+})
+
 t.test('usage errors exit 2 with the reason; configuration errors exit 1 with their code', async (t) => {
   const cases: [string[], Record<string, string>, number, RegExp][] = [
     [['fly'], {}, 2, /unknown command "fly"/],
@@ -34,6 +52,7 @@ t.test('usage errors exit 2 with the reason; configuration errors exit 1 with th
     [['start'], { PORT: 'eighty' }, 1, /\[CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
     [['start'], {}, 1, /\[CONFIG_INVALID\] DEVICE_REGISTRY is not set/],
     [['start'], { DEVICE_REGISTRY: '/nonexistent.json' }, 1, /\[CONFIG_INVALID\] cannot read DEVICE_REGISTRY \/nonexistent.json/],
+    [['start'], { DEVICE_REGISTRY: registry('{"devices":[{"deviceId":"c","policyId":"p","kinds":["odb"]}]}') }, 1, /\[CONFIG_INVALID\] device c: no stream "odb"/],
   ]
   for (const [args, env, status, message] of cases) {
     const r = run(args, env)

@@ -3,7 +3,7 @@
  * Errors of configuration and startup print their code and reason and exit non-zero.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
@@ -25,7 +25,7 @@ Options (demo, sim):
   --vehicles N                   simulated vehicles (default 6)
   --speedup X                    simulated seconds per real second until the present (default 20)
   --seed N                       fleet seed: the same seed drives the same way (default 1)
-  --registry FILE                sim: write the fleet's device registry to FILE for 'ubiq start'
+  --write-registry FILE          sim: write the fleet's device registry to FILE (for 'ubiq start') and exit
 
 Environment (start, demo, sim):
 ${describeConfig()}
@@ -64,7 +64,7 @@ function parseOptions(command: string, args: string[]): Options {
     vehicles: { type: 'string' as const },
     speedup: { type: 'string' as const },
     seed: { type: 'string' as const },
-    ...(command === 'sim' ? { registry: { type: 'string' as const } } : {}),
+    ...(command === 'sim' ? { 'write-registry': { type: 'string' as const } } : {}),
   }
   let values: Record<string, string | boolean | undefined>
   try {
@@ -83,7 +83,7 @@ function parseOptions(command: string, args: string[]): Options {
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     speedup: number('speedup', 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     seed: number('seed', 1, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
-    registry: typeof values.registry === 'string' ? values.registry : undefined,
+    registry: typeof values['write-registry'] === 'string' ? values['write-registry'] : undefined,
   }
 }
 
@@ -96,9 +96,15 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
   const stop = (signal: string) => {
     stopping ??= (async () => {
       logger.info({ signal }, 'shutting down')
-      for (const c of cleanups.reverse()) await c().catch((err) => logger.error({ err }, 'shutdown step failed'))
+      let failed = false
+      for (const c of cleanups.reverse()) {
+        await c().catch((err: Error) => {
+          failed = true
+          logger.error({ err: err.message }, 'shutdown step failed')
+        })
+      }
       for (const s of started.reverse()) await s.stop()
-      process.exit(0)
+      process.exit(failed ? 1 : 0)
     })()
   }
   process.once('SIGINT', () => stop('SIGINT'))
@@ -110,6 +116,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     mqttUrl,
     influx: influxConfig(cfg, influxUrl),
     devices,
+    dataDir: resolve(cfg.UBIQ_DATA_DIR),
     host: cfg.HOST,
     port: cfg.PORT,
     scoreIntervalMs: command === 'demo' && !process.env.SCORE_INTERVAL_MS ? 2000 : cfg.SCORE_INTERVAL_MS,
@@ -171,12 +178,12 @@ function influxConfig(cfg: Config, url: string): InfluxConfig {
 }
 
 async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void> {
-  if (!cfg.MQTT_URL) throw new UsageError('ubiq sim needs MQTT_URL (the broker to publish to)')
   const fleet = makeFleet(opts.vehicles, opts.seed)
   if (opts.registry) {
     writeFileSync(opts.registry, `${JSON.stringify({ devices: fleetRegistry(fleet) }, null, 2)}\n`)
-    logger.info({ file: join(process.cwd(), opts.registry) }, 'wrote the fleet device registry')
+    return void process.stdout.write(`wrote the device registry of ${fleet.length} vehicles to ${resolve(opts.registry)}\n`)
   }
+  if (!cfg.MQTT_URL) throw new UsageError('ubiq sim needs MQTT_URL (the broker to publish to)')
   const run: FleetRun = await runFleet({ mqttUrl: cfg.MQTT_URL, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup })
   const progress = setInterval(() => logger.info({ acknowledged: run.acknowledged }, 'fleet publishing'), 5000)
   const stop = async () => {

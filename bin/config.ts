@@ -11,8 +11,8 @@ export const ConfigSchema = Type.Object({
   MQTT_URL: url('Existing MQTT broker, e.g. mqtt://broker:1883. Unset: start Mosquitto if installed, else the embedded aedes broker'),
   INFLUX_URL: url('Existing InfluxDB, e.g. http://influx:8086. Unset: start a local influxd'),
   INFLUX_API: Type.Union([Type.Literal('v1'), Type.Literal('v2')], { default: 'v1', description: 'Write API: v1 (/write: InfluxDB 1.x) or v2 (/api/v2/write: InfluxDB 1.8+, 2.x, 3.x)' }),
-  INFLUX_DATABASE: Type.String({ default: 'ubiq', minLength: 1, description: 'Database for InfluxQL queries, and for v1 writes' }),
-  INFLUX_RETENTION_POLICY: Type.String({ default: 'autogen', minLength: 1, description: 'v1: retention policy to write to' }),
+  INFLUX_DATABASE: Type.String({ default: 'ubiq', pattern: '^[A-Za-z0-9_.-]+$', description: 'Database for InfluxQL queries, and for v1 writes' }),
+  INFLUX_RETENTION_POLICY: Type.String({ default: 'autogen', pattern: '^[A-Za-z0-9_.-]+$', description: 'v1: retention policy to write to' }),
   INFLUX_USERNAME: Type.Optional(Type.String({ description: 'v1: user, when the server has auth enabled' })),
   INFLUX_PASSWORD: Type.Optional(Type.String({ description: 'v1: password' })),
   INFLUX_TOKEN: Type.Optional(Type.String({ description: 'v2: API token' })),
@@ -22,7 +22,7 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', description: 'Dashboards listen address' }),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'Dashboards port (0: any free port)' }),
   SCORE_INTERVAL_MS: Type.Integer({ default: 10_000, minimum: 100, description: 'A policy is re-scored at most this often' }),
-  UBIQ_DATA_DIR: Type.String({ default: '.ubiq', description: 'Data of the servers ubiq starts itself' }),
+  UBIQ_DATA_DIR: Type.String({ default: '.ubiq', description: "ubiq's own state (the ingest journal), and the data of the servers it starts itself" }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
 })
 export type Config = Static<typeof ConfigSchema>

@@ -57,6 +57,8 @@ export async function startMosquitto(dir: string): Promise<LocalServer> {
     // Run as root, mosquitto would switch to its own user, which cannot write our data directory.
     `user ${userInfo().username}`,
     'persistence true',
+    // ingest's persistent session must be able to hold what arrives while it restarts.
+    'max_queued_messages 1000000',
     `persistence_location ${dir}/`,
     'log_dest stderr',
     'log_type error',

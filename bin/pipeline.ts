@@ -2,12 +2,13 @@
  * Wires the services in the direction the data flows: ingest → scoring → pricing → dashboards.
  * The only place that knows them all; each receives its configuration and dependencies here.
  */
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
-import { Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
-import { connectInflux, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { connectInflux, openJournal, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { defaultThresholds, drivingFrequency, loadModel, startScoring, type Score } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
@@ -16,10 +17,14 @@ export interface PipelineConfig {
   mqttUrl: string
   influx: InfluxConfig
   devices: DeviceRegistry
+  /** Where ubiq keeps its own state (the ingest journal). */
+  dataDir: string
   host: string
   port: number
   scoreIntervalMs: number
   plan?: RatingPlan
+  /** Unconfirmed InfluxDB lines at which ingest stops acknowledging, and resumes. */
+  backpressure?: { stopAt: number; resumeAt: number }
 }
 
 export interface Pipeline {
@@ -36,21 +41,29 @@ export interface Pipeline {
 export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promise<Pipeline> {
   const metrics = new Registry()
   collectDefaultMetrics({ register: metrics })
-  const influx = await connectInflux(cfg.influx, (err) => logger.warn({ err }, 'InfluxDB write failed; the client retries'))
+  const writeErrors = new Counter({ name: 'ubiq_influx_write_errors_total', help: 'InfluxDB write batches that failed (and are retried)', registers: [metrics] })
+  const journal = openJournal(join(cfg.dataDir, 'journal'))
+  let confirm: (lines: readonly string[]) => void = (lines) => journal.confirm(lines) // until ingest takes over
+  const influx = await connectInflux(cfg.influx, {
+    onWritten: (lines) => confirm(lines),
+    onWriteError: (error) => {
+      writeErrors.inc()
+      logger.warn({ error }, 'InfluxDB write failed; the client retries')
+    },
+  })
   const model = await loadModel(drivingFrequency, fileURLToPath(new URL(`../scoring/models/${drivingFrequency.file}`, import.meta.url)))
-  // Ingest's own session is persistent (clean: false), so QoS 1 messages that arrive while ubiq is
-  // down wait at the broker; results go out on a second connection that can stay up until the
-  // last score is published.
-  const subscriber = await mqtt.connectAsync(cfg.mqttUrl, { clientId: 'ubiq-ingest', clean: false, reconnectPeriod: 1000 })
   const publisher = await mqtt.connectAsync(cfg.mqttUrl, { clientId: `ubiq-out-${process.pid}`, reconnectPeriod: 1000 })
 
-  const ingest = await startIngest({
-    mqtt: subscriber,
+  const ingest = startIngest({
+    mqttUrl: cfg.mqttUrl,
     influx,
     logger,
     metrics,
+    journal,
+    backpressure: cfg.backpressure ?? { stopAt: 100_000, resumeAt: 50_000 },
     decode: { registry: cfg.devices, maxPayloadBytes: 64 * 1024, maxFutureSkewMs: 5 * 60_000 },
   })
+  confirm = ingest.confirm
   const { scores$ } = startScoring({
     readings$: ingest.readings$,
     mqtt: publisher,
@@ -65,7 +78,13 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   })
   const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plan: cfg.plan ?? skeletonPlan, logger, metrics })
   const drained = new Promise<void>((resolve) => premiums$.subscribe({ complete: resolve, error: () => resolve() }))
-  const dashboards = await startDashboards({ scores$, premiums$, metrics, logger, host: cfg.host, port: cfg.port })
+  const health = () => {
+    const checks = { mqttIngest: ingest.connected, mqttPublisher: publisher.connected, journalPendingLines: journal.pending }
+    return { ok: checks.mqttIngest && checks.mqttPublisher, checks }
+  }
+  const dashboards = await startDashboards({ scores$, premiums$, metrics, health, logger, host: cfg.host, port: cfg.port })
+  // Only now, with everything downstream listening, do messages start to flow.
+  await ingest.connect()
   logger.info({ url: dashboards.url }, 'pipeline started')
 
   return {
@@ -74,11 +93,23 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     premiums$,
     metrics,
     async stop() {
-      await ingest.stop()
-      await drained
-      await influx.close()
-      await publisher.endAsync()
-      await dashboards.close()
+      // Each step runs even if one before it failed; the first failure is reported at the end.
+      const failures: unknown[] = []
+      const step = async (fn: () => unknown) => {
+        try {
+          await fn()
+        } catch (err) {
+          failures.push(err)
+        }
+      }
+      await step(() => ingest.stop())
+      await step(() => drained)
+      // What InfluxDB does not confirm now stays in the journal for the next start.
+      await step(() => influx.close())
+      await step(() => journal.close())
+      await step(() => publisher.endAsync())
+      await step(() => dashboards.close())
+      if (failures.length > 0) throw failures[0]
       logger.info('pipeline stopped')
     },
   }

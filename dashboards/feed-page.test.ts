@@ -3,8 +3,9 @@
  * what the page shows is what scoring and pricing produced for the policy it shows.
  */
 import t from 'tap'
-import { mkdirSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { mkdirSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fleetRegistry, makeFleet, runFleet } from '../edge-sim/index.ts'
 import { deviceRegistry } from '../ingest/index.ts'
 import { startPipeline } from '../bin/pipeline.ts'
@@ -18,6 +19,7 @@ t.test('the feed page shows its policy\'s score, premium and reasons, and follow
     mqttUrl: services.mqttUrl,
     influx: { api: 'v1', url: services.influxUrl, database: 'ubiq_page', retentionPolicy: 'autogen' },
     devices: deviceRegistry(fleetRegistry(fleet)),
+    dataDir: services.dataDir,
     host: '127.0.0.1',
     port: 0,
     scoreIntervalMs: 300,
@@ -46,8 +48,10 @@ t.test('the feed page shows its policy\'s score, premium and reasons, and follow
   t.equal(await page.locator('#factor').textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium factor is the published one')
   t.same(await page.locator('#reasons li').allTextContents(), aggrScore.reasons.map((r) => r.text), 'the reasons, in order, in plain words')
   t.same(await page.locator('#policy option').allTextContents(), fleet.map((v) => v.policyId), 'the picker lists the policies')
-  mkdirSync(fileURLToPath(new URL('../docs/img/', import.meta.url)), { recursive: true })
-  await page.screenshot({ path: fileURLToPath(new URL('../docs/img/feed.png', import.meta.url)) })
+  // UBIQ_SCREENSHOTS=docs/img npm test refreshes the README's picture; otherwise it goes to a temp folder.
+  const shots = process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
+  mkdirSync(shots, { recursive: true })
+  await page.screenshot({ path: join(shots, 'feed.png') })
 
   await page.locator('#policy').selectOption(cautiousScore.policyId)
   await page.locator('#status', { hasText: `live for ${cautiousScore.policyId}` }).waitFor()

@@ -17,6 +17,8 @@ export interface DashboardsDeps {
   scores$: Observable<Score>
   premiums$: Observable<PremiumAdjustment>
   metrics: Registry
+  /** Whether the service works, and the checks behind the answer. */
+  health(): { ok: boolean; checks: Record<string, boolean | number> }
   logger: Logger
   host: string
   port: number
@@ -57,7 +59,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   ]
 
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
-  app.get('/healthz', () => ({ status: 'ok' }))
+  app.get('/healthz', (_req, reply) => {
+    const { ok, checks } = deps.health()
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', checks })
+  })
   app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()))
   app.get('/api/v1/policies', () => ({ policies: [...latest.keys()].sort() }))
   app.get<{ Params: { policy: string } }>('/api/v1/policies/:policy', { schema: { params: policyParams } }, (req, reply) => {

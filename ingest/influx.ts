@@ -6,7 +6,7 @@
  * token, org, bucket); `v1` rewrites each write to `/write?db=&rp=` (all that InfluxDB 1.6/1.7, and
  * so Debian's package, speak), through a transport wrapper, so batching and retry stay the library's.
  */
-import { InfluxDB, type Transport, type WriteApi, type WriteOptions } from '@influxdata/influxdb-client'
+import { HttpError, InfluxDB, setLogger, type Transport, type WriteApi, type WriteOptions } from '@influxdata/influxdb-client'
 
 export type InfluxConfig =
   | { api: 'v1'; url: string; database: string; retentionPolicy: string; username?: string; password?: string }
@@ -32,20 +32,38 @@ export interface Influx {
   close(): Promise<void>
 }
 
-/** Write batching (DESIGN.md: the client's default of one flush a minute is far too slow). */
+/**
+ * Write batching and retry (DESIGN.md: the client's default of one flush a minute is far too slow).
+ * Retries go on for a day: ingest stops acknowledging messages long before the retry buffer
+ * fills (see journal.ts), so a long InfluxDB outage stalls ingest instead of dropping data.
+ */
 const writeOptions: Partial<WriteOptions> = {
   batchSize: 5000,
   flushInterval: 1000,
-  maxBufferLines: 200_000,
-  maxRetries: 10,
-  maxRetryDelay: 15_000,
+  maxBufferLines: 1_000_000,
+  maxRetries: 100_000,
+  maxRetryTime: 24 * 3600_000,
+  minRetryDelay: 500,
+  maxRetryDelay: 5000,
+}
+
+/** What the store tells its owner about writes. */
+export interface InfluxHooks {
+  /** A batch failed; the client retries it. Gets a summary, never the lines or server's message (it quotes them). */
+  onWriteError?(summary: string): void
+  /** InfluxDB confirmed these lines. */
+  onWritten?(lines: string[]): void
 }
 
 /** Connects to InfluxDB; with the v1 API it also creates the database if it is missing. */
-export async function connectInflux(cfg: InfluxConfig, onWriteError: (err: Error) => void = () => {}): Promise<Influx> {
+export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}): Promise<Influx> {
   const direct = new InfluxDB({ url: cfg.url, token: cfg.api === 'v2' ? cfg.token : undefined })
   const auth = authHeader(cfg)
-  const options = { ...writeOptions, writeFailed: (err: Error) => void onWriteError(err) }
+  const options: Partial<WriteOptions> = {
+    ...writeOptions,
+    writeFailed: (err: Error) => void hooks.onWriteError?.(describeWriteError(err)),
+    writeSuccess: (lines: string[]) => hooks.onWritten?.(lines),
+  }
   const writer: WriteApi = cfg.api === 'v2'
     ? direct.getWriteApi(cfg.org, cfg.bucket, 'ms', options)
     // The 1.8 compatibility convention: bucket "database/retention-policy", rewritten to /write.
@@ -72,10 +90,26 @@ export async function connectInflux(cfg: InfluxConfig, onWriteError: (err: Error
   return {
     write: (lines) => writer.writeRecords(lines),
     query: (q) => query(q),
-    flush: () => writer.flush(),
-    close: () => writer.close(),
+    flush: () => writer.flush(true),
+    async close() {
+      try {
+        await writer.flush(true)
+      } finally {
+        await writer.close()
+      }
+    },
   }
 }
+
+/** An InfluxDB error without its body: a 400 "unable to parse" quotes the line, values and all. */
+function describeWriteError(err: Error): string {
+  if (err instanceof HttpError) return `HTTP ${err.statusCode}`
+  return (err as Error & { code?: string }).code ?? err.name
+}
+
+// The client also logs on its own, to the console, error bodies included: silenced, because every
+// failure reaches onWriteError, and every unconfirmed line stays in the ingest journal.
+setLogger({ error: () => {}, warn: () => {} })
 
 function authHeader(cfg: InfluxConfig): Record<string, string> {
   if (cfg.api === 'v2') return { authorization: `Token ${cfg.token}` }

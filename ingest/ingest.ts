@@ -1,17 +1,25 @@
 /**
  * The ingest service: MQTT subscribe → decode/validate → dedupe → InfluxDB write → readings.
  */
-import type { MqttClient } from 'mqtt'
+import mqtt from 'mqtt'
 import type { Logger } from 'pino'
-import { Counter, type Registry } from 'prom-client'
-import { Observable, Subject as RxSubject, filter, map, partition, share, type OperatorFunction } from 'rxjs'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
 import { topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { toLine, type Influx } from './influx.ts'
+import type { Journal } from './journal.ts'
 
 export interface IngestDeps {
-  mqtt: MqttClient
+  /** The broker; ingest keeps its own connection there, with a persistent session. */
+  mqttUrl: string
+  /** The persistent session's client id: one ingest per id (several need shared subscriptions). */
+  clientId?: string
   influx: Influx
+  /** Where accepted lines wait for InfluxDB's confirmation; `influx` must confirm into it. */
+  journal: Journal
+  /** Unconfirmed lines at which ingest stops acknowledging messages, and resumes. */
+  backpressure: { stopAt: number; resumeAt: number }
   decode: DecodeConfig
   logger: Logger
   metrics: Registry
@@ -22,6 +30,12 @@ export interface IngestDeps {
 export interface Ingest {
   /** Every stored reading, once, in arrival order. */
   readings$: Observable<Reading>
+  /** True while connected to the broker. */
+  readonly connected: boolean
+  /** Connects and subscribes; call once everything downstream is listening. */
+  connect(): Promise<void>
+  /** Hand it what InfluxDB confirmed (InfluxHooks.onWritten): the journal forgets those lines. */
+  confirm(lines: readonly string[]): void
   /** Disconnects (ingest owns its MQTT connection) and completes readings$. */
   stop(): Promise<void>
 }
@@ -32,20 +46,33 @@ interface Message {
   receivedAt: number
 }
 
-/** Subscribes to every device stream and starts storing; readings$ is hot and shared. */
-export async function startIngest(deps: IngestDeps): Promise<Ingest> {
+/** Sets ingest up; nothing flows before `connect()`. readings$ is hot and shared. */
+export function startIngest(deps: IngestDeps): Ingest {
   const log = deps.logger.child({ stage: 'ingest' })
-  const counters = ingestCounters(deps.metrics)
+  // Not connected yet: a persistent session's queued messages arrive right after CONNACK, and
+  // must find the handler below in place, or mqtt.js would acknowledge them unseen.
+  const client = mqtt.connect(deps.mqttUrl, { clientId: deps.clientId ?? 'ubiq-ingest', clean: false, manualConnect: true, reconnectPeriod: 1000 })
+  const counters = ingestCounters(deps.metrics, deps.journal)
   const messages = new RxSubject<Message>()
-  const onMessage = (topic: string, payload: Buffer) => {
-    if (topic.startsWith(`${topics.prefix}/dev/`)) messages.next({ topic, payload, receivedAt: Date.now() })
+  // Every message goes through the whole synchronous chain below (decode, dedupe, journal) before
+  // its PUBACK: once acknowledged, it is in the journal or was rejected (journal.ts).
+  client.handleMessage = (packet, done) => {
+    messages.next({ topic: packet.topic, payload: Buffer.from(packet.payload), receivedAt: Date.now() })
+    if (deps.journal.pending <= deps.backpressure.stopAt) return done()
+    // InfluxDB is behind: stop acknowledging, so the broker holds the rest and memory stays bounded.
+    counters.backpressure.set(1)
+    counters.pauses.inc()
+    deps.journal.whenPendingAtMost(deps.backpressure.resumeAt, () => {
+      counters.backpressure.set(0)
+      done()
+    })
   }
-  deps.mqtt.on('message', onMessage)
-
   const decoded$ = messages.pipe(
     map((m) => {
       counters.received.inc()
-      return decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
+      const r = decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
+      if (!isRejection(r)) counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)
+      return r
     }),
     share(),
   )
@@ -53,25 +80,46 @@ export async function startIngest(deps: IngestDeps): Promise<Ingest> {
   rejected$.subscribe((r) => {
     counters.rejected.inc({ reason: r.reason })
     log.debug({ deviceId: r.deviceId, kind: r.kind, reason: r.reason }, 'message rejected')
-    deps.mqtt.publish(topics.rejected(r.deviceId), JSON.stringify(r), { qos: 1 })
+    client.publish(topics.rejected(r.deviceId), JSON.stringify(r), { qos: 1 })
   })
   const readings$ = (accepted$ as Observable<Reading>).pipe(
-    dropDuplicates(deps.dedupeWindow ?? 4096, () => counters.duplicates.inc()),
-    storeReadings(deps.influx, () => counters.stored.inc()),
+    dropDuplicates(deps.dedupeWindow ?? 1024, () => counters.duplicates.inc()),
+    storeReadings((line) => {
+      deps.journal.append(line)
+      deps.influx.write([line])
+      counters.stored.inc()
+    }),
     share(),
   )
   // Storage must not depend on someone downstream listening.
   const storing = readings$.subscribe()
+  // What an earlier run acknowledged but InfluxDB never confirmed is written again.
+  if (deps.journal.recovered.length > 0) {
+    log.warn({ lines: deps.journal.recovered.length }, 'writing journaled lines an earlier run left unconfirmed')
+    deps.influx.write([...deps.journal.recovered])
+  }
 
-  await deps.mqtt.subscribeAsync(topics.allDevices, { qos: 1 })
-  log.info({ topic: topics.allDevices }, 'ingest subscribed')
   return {
     readings$,
+    get connected() {
+      return client.connected
+    },
+    async connect() {
+      await new Promise<void>((resolve, reject) => {
+        client.once('connect', () => resolve())
+        client.once('error', reject)
+        client.connect()
+      })
+      await client.subscribeAsync(topics.allDevices, { qos: 1 })
+      log.info({ topic: topics.allDevices }, 'ingest subscribed')
+    },
+    confirm(lines) {
+      for (const ms of deps.journal.confirm(lines)) counters.storeLatency.observe(ms / 1000)
+    },
     async stop() {
       // End the connection first, so nothing is acknowledged after this; the subscription stays in
       // the broker's persistent session and what arrives meanwhile waits there for the restart.
-      await deps.mqtt.endAsync()
-      deps.mqtt.off('message', onMessage)
+      await client.endAsync()
       messages.complete()
       storing.unsubscribe()
     },
@@ -80,43 +128,76 @@ export async function startIngest(deps: IngestDeps): Promise<Ingest> {
 
 /**
  * Drops a reading whose (deviceId, seq) was seen among the device's last `window` seqs: QoS 1
- * redeliveries and device resends after a reconnect are stored and scored once.
+ * redeliveries and device resends after a reconnect are stored and scored once. Per device, a
+ * bitmap of the window below the highest seq: ~window/8 bytes, for registered devices only.
  */
 export function dropDuplicates(window: number, onDuplicate: () => void = () => {}): OperatorFunction<Reading, Reading> {
-  return (source) => new Observable<Reading>((subscriber) => {
-    const recent = new Map<string, { seen: Set<number>; order: number[] }>()
+  return (source) => defer(() => {
+    const devices = new Map<string, { max: number; bits: Uint8Array }>()
+    const bit = (seq: number) => [Math.floor((seq % window) / 8), 1 << (seq % 8)] as const
     return source.pipe(filter((r) => {
-      let dev = recent.get(r.deviceId)
-      if (!dev) recent.set(r.deviceId, (dev = { seen: new Set(), order: [] }))
-      if (dev.seen.has(r.seq)) {
+      const dev = devices.get(r.deviceId)
+      if (!dev) {
+        const fresh = { max: r.seq, bits: new Uint8Array(Math.ceil(window / 8)) }
+        const [i, mask] = bit(r.seq)
+        fresh.bits[i]! |= mask
+        devices.set(r.deviceId, fresh)
+        return true
+      }
+      if (r.seq > dev.max) {
+        // Forget the seqs that leave the window as the highest seq moves up.
+        for (let s = Math.max(dev.max + 1, r.seq - window + 1); s <= r.seq; s++) {
+          const [i, mask] = bit(s)
+          dev.bits[i]! &= ~mask
+        }
+        dev.max = r.seq
+      } else if (dev.max - r.seq >= window) {
+        return true // older than the window: cannot tell; InfluxDB keeps one point per device time
+      }
+      const [i, mask] = bit(r.seq)
+      if (dev.bits[i]! & mask) {
         onDuplicate()
         return false
       }
-      dev.seen.add(r.seq)
-      dev.order.push(r.seq)
-      if (dev.order.length > window) dev.seen.delete(dev.order.shift()!)
+      dev.bits[i]! |= mask
       return true
-    })).subscribe(subscriber)
+    }))
   })
 }
 
-/** Queues each reading for InfluxDB: measurement = kind, tag = device id, fields = values + seq. */
-export function storeReadings(influx: Influx, onStored: () => void = () => {}): OperatorFunction<Reading, Reading> {
+/** Turns each reading into its InfluxDB line: measurement = kind, tag = device id, fields = values + seq. */
+export function storeReadings(store: (line: string) => void): OperatorFunction<Reading, Reading> {
   return map((r) => {
     // Telemetry is tagged by device only: the device → policy link lives in the registry, not
     // beside positions and health values (privacy by design).
-    influx.write([toLine(r.kind, { device_id: r.deviceId }, { ...r.fields, seq: r.seq }, r.ts, ['seq'])])
-    onStored()
+    store(toLine(r.kind, { device_id: r.deviceId }, { ...r.fields, seq: r.seq }, r.ts, ['seq']))
     return r
   })
 }
 
-function ingestCounters(registry: Registry) {
+function ingestCounters(registry: Registry, journal: Journal) {
+  const registers = [registry]
   return {
-    received: new Counter({ name: 'ubiq_ingest_messages_received_total', help: 'Device messages received', registers: [registry] }),
-    stored: new Counter({ name: 'ubiq_ingest_messages_stored_total', help: 'Device messages queued for InfluxDB', registers: [registry] }),
-    duplicates: new Counter({ name: 'ubiq_ingest_duplicates_total', help: 'Device messages dropped as redeliveries of a seen (device, seq)', registers: [registry] }),
-    rejected: new Counter({ name: 'ubiq_ingest_messages_rejected_total', help: 'Device messages rejected, by reason', labelNames: ['reason'], registers: [registry] }),
+    received: new Counter({ name: 'ubiq_ingest_messages_received_total', help: 'Device messages received', registers }),
+    stored: new Counter({ name: 'ubiq_ingest_messages_stored_total', help: 'Device messages journaled and queued for InfluxDB', registers }),
+    duplicates: new Counter({ name: 'ubiq_ingest_duplicates_total', help: 'Device messages dropped as redeliveries of a seen (device, seq)', registers }),
+    rejected: new Counter({ name: 'ubiq_ingest_messages_rejected_total', help: 'Device messages rejected, by reason', labelNames: ['reason'], registers }),
+    backpressure: new Gauge({ name: 'ubiq_ingest_backpressure', help: '1 while ingest holds acknowledgements because InfluxDB is behind', registers }),
+    pauses: new Counter({ name: 'ubiq_ingest_backpressure_pauses_total', help: 'Times ingest held an acknowledgement for InfluxDB to catch up', registers }),
+    pending: new Gauge({
+      name: 'ubiq_ingest_journal_pending_lines', help: 'Accepted lines not yet confirmed by InfluxDB', registers,
+      collect() {
+        this.set(journal.pending)
+      },
+    }),
+    storeLatency: new Histogram({
+      name: 'ubiq_ingest_store_latency_seconds', help: 'From receiving a message to InfluxDB confirming its line', registers,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    }),
+    lag: new Histogram({
+      name: 'ubiq_ingest_device_lag_seconds', help: 'Receive time minus device time (network delay, buffering, clock skew)', registers,
+      buckets: [0.1, 0.5, 1, 5, 30, 300, 3600, 86_400],
+    }),
   }
 }
 

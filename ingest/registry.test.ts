@@ -9,4 +9,6 @@ t.test('the device registry file is validated, with the first problem named', as
   t.throws(() => parseDeviceRegistry('{"devices":[{"deviceId":"c","policyId":"p","kinds":[]}]}'), /\/devices\/0\/kinds/)
   t.throws(() => parseDeviceRegistry('{"devices":[{"deviceId":"c","policyId":"p","kinds":["obd"]},{"deviceId":"c","policyId":"q","kinds":["obd"]}]}'),
     /device c is listed twice/)
+  t.throws(() => parseDeviceRegistry('{"devices":[{"deviceId":"c","policyId":"p","kinds":["odb"]}]}'),
+    /device c: no stream "odb" in contract v1 \(streams: obd/)
 })

@@ -5,6 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { ID_PATTERN } from './contract.ts'
+import { sensorsByKind } from './sensors/index.ts'
 
 export const DeviceEntry = Type.Object({
   deviceId: Type.String({ pattern: ID_PATTERN }),
@@ -25,6 +26,10 @@ export function deviceRegistry(entries: readonly DeviceEntry[]): DeviceRegistry 
   const map = new Map<string, DeviceEntry>()
   for (const e of entries) {
     if (map.has(e.deviceId)) throw new Error(`device ${e.deviceId} is listed twice in the device registry`)
+    const unknown = e.kinds.filter((k) => !sensorsByKind.has(k))
+    if (unknown.length) {
+      throw new Error(`device ${e.deviceId}: no stream ${unknown.map((k) => `"${k}"`).join(', ')} in contract v1 (streams: ${[...sensorsByKind.keys()].join(', ')})`)
+    }
     map.set(e.deviceId, e)
   }
   return map

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
-import { filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
+import { defer, filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
 import { toLine, topics, type Influx } from '../ingest/index.ts'
 import type { Reason, Score } from '../scoring/index.ts'
 import { rate, type RatingPlan } from './plan.ts'
@@ -59,7 +59,8 @@ export function startPricing(deps: PricingDeps): { premiums$: Observable<Premium
  * redelivery, or nothing new) yields nothing: an adjustment never applies twice.
  */
 export function priceScores(plan: RatingPlan): OperatorFunction<Score, PremiumAdjustment> {
-  return (scores$) => {
+  // State per subscription, not per pipe: two subscribers must not share one chain.
+  return (scores$) => defer(() => {
     const lastInputs = new Map<string, string>()
     let prevHash = ''
     return scores$.pipe(
@@ -88,7 +89,7 @@ export function priceScores(plan: RatingPlan): OperatorFunction<Score, PremiumAd
         return adjustment
       }),
     )
-  }
+  })
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')

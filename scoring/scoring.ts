@@ -33,7 +33,8 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score> } 
   const failures = new Counter({ name: 'ubiq_model_failures_total', help: 'Model calls that failed', registers: [deps.metrics] })
 
   const scores$ = deps.readings$.pipe(
-    filter((r) => r.subject === 'driving'),
+    // The driving features are computed from OBD speed; other driving streams join with their features.
+    filter((r) => r.kind === 'obd'),
     // Bounded memory: a policy's group closes after idleExpiryMs without readings.
     groupBy((r) => r.policyId, { duration: (g) => g.pipe(debounceTime(deps.idleExpiryMs)) }),
     mergeMap((policy$) => policy$.pipe(

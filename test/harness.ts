@@ -18,6 +18,8 @@ interface Teardown {
 export interface Services {
   mqttUrl: string
   influxUrl: string
+  /** An empty folder for the service's own state (its journal), removed at teardown. */
+  dataDir: string
   /** Runs InfluxQL against `db` directly, not through ubiq's own client. */
   influxql(db: string, q: string): Promise<Series[]>
 }
@@ -33,6 +35,7 @@ export async function startServices(t: Teardown): Promise<Services> {
   return {
     mqttUrl: broker.url,
     influxUrl: influx.url,
+    dataDir: join(dir, 'ubiq'),
     async influxql(db, q) {
       const res = await fetch(`${influx.url}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`)
       const body = (await res.json()) as { results: { error?: string; series?: Series[] }[] }

@@ -1,0 +1,128 @@
+/**
+ * The ingest journal, so that an acknowledged message is never lost.
+ *
+ * mqtt.js sends a message's PUBACK when `handleMessage` calls back, one message at a time
+ * (DESIGN.md), so waiting for InfluxDB before each PUBACK would cap ingest at one message per
+ * write. Instead each accepted reading's line is appended to a local journal segment before the
+ * PUBACK, and forgotten once InfluxDB confirms the line (the client's `writeSuccess`). A segment
+ * is deleted when every line in it is confirmed. After a crash, the segments left behind are
+ * written again: InfluxDB identifies a point by measurement, tags and time, so a line written
+ * twice is stored once. Appends are not fsynced: the journal survives the process (kill -9), not
+ * the machine, like the broker's own periodic persistence.
+ */
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+
+export interface Journal {
+  /** Appends one line (synchronously: it is in the file when this returns). */
+  append(line: string): void
+  /** InfluxDB confirmed these lines; returns how long each appended one waited, ms. */
+  confirm(lines: readonly string[]): number[]
+  /** Lines appended or recovered and not yet confirmed. */
+  readonly pending: number
+  /** Lines a previous run left unconfirmed, to write again; read once at open. */
+  readonly recovered: readonly string[]
+  /** Calls `fn` once `pending` is at most `lines`. */
+  whenPendingAtMost(lines: number, fn: () => void): void
+  close(): void
+}
+
+interface Segment {
+  path: string
+  pending: number
+  fd?: number
+}
+
+/** Opens the journal in `dir`, recovering what an earlier run left there. */
+export function openJournal(dir: string, segmentLines = 10_000): Journal {
+  mkdirSync(dir, { recursive: true })
+  const segments = new Map<number, Segment>()
+  // Which segment each unconfirmed line is in; a line can be pending twice (resend after recovery).
+  const where = new Map<string, { id: number; at?: number }[]>()
+  const waiters: { lines: number; fn: () => void }[] = []
+  let pending = 0
+  let current: number | undefined
+  let currentLines = 0
+
+  const recovered: string[] = []
+  const ids = readdirSync(dir).map((f) => /^segment-(\d+)\.lp$/.exec(f)).filter((m) => m !== null).map((m) => Number(m[1])).sort((a, b) => a - b)
+  for (const id of ids) {
+    const path = join(dir, `segment-${id}.lp`)
+    // A crash mid-append can leave a partial last line: it was never acknowledged, so it is dropped.
+    const text = readFileSync(path, 'utf8')
+    const lines = text.split('\n').slice(0, -1)
+    segments.set(id, { path, pending: 0 })
+    for (const line of lines) track(line, id)
+    recovered.push(...lines)
+    if (lines.length === 0) forget(id)
+  }
+  let nextId = (ids.at(-1) ?? 0) + 1
+
+  function track(line: string, id: number, at?: number) {
+    const entry = { id, at }
+    const list = where.get(line)
+    if (list) list.push(entry)
+    else where.set(line, [entry])
+    segments.get(id)!.pending++
+    pending++
+  }
+
+  function forget(id: number) {
+    const s = segments.get(id)!
+    if (s.fd !== undefined) closeSync(s.fd)
+    unlinkSync(s.path)
+    segments.delete(id)
+    if (current === id) current = undefined
+  }
+
+  return {
+    append(line) {
+      if (current === undefined || currentLines >= segmentLines) {
+        if (current !== undefined) {
+          const s = segments.get(current)!
+          closeSync(s.fd!)
+          s.fd = undefined
+          if (s.pending === 0) forget(current)
+        }
+        current = nextId++
+        currentLines = 0
+        const path = join(dir, `segment-${current}.lp`)
+        segments.set(current, { path, pending: 0, fd: openSync(path, 'a') })
+      }
+      writeSync(segments.get(current)!.fd!, `${line}\n`)
+      currentLines++
+      track(line, current, Date.now())
+    },
+    confirm(lines) {
+      const now = Date.now()
+      const waited: number[] = []
+      for (const line of lines) {
+        const list = where.get(line)
+        if (!list) continue
+        const { id, at } = list.shift()!
+        if (at !== undefined) waited.push(now - at)
+        if (list.length === 0) where.delete(line)
+        pending--
+        const s = segments.get(id)!
+        // The current segment is kept while in use; any other is done when all its lines are.
+        if (--s.pending === 0 && id !== current) forget(id)
+      }
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (pending <= waiters[i]!.lines) waiters.splice(i, 1)[0]!.fn()
+      }
+      return waited
+    },
+    get pending() {
+      return pending
+    },
+    recovered,
+    whenPendingAtMost(lines, fn) {
+      if (pending <= lines) fn()
+      else waiters.push({ lines, fn })
+    },
+    close() {
+      if (current !== undefined && segments.get(current)!.pending === 0) forget(current)
+      for (const s of segments.values()) if (s.fd !== undefined) closeSync(s.fd)
+    },
+  }
+}
