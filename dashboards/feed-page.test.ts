@@ -6,25 +6,14 @@ import t from 'tap'
 import { mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fleetRegistry, makeFleet, runFleet } from '../edge-sim/index.ts'
-import { deviceRegistry } from '../ingest/index.ts'
-import { startPipeline } from '../bin/pipeline.ts'
-import { firstMatch, startServices, testLogger } from '../test/harness.ts'
+import { makeFleet, runFleet } from '../edge-sim/index.ts'
+import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
 import { launchBrowser } from '../test/browser.ts'
 
 t.test('the feed page shows its policy\'s score, premium and reasons, and follows the policy picker', async (t) => {
   const services = await startServices(t)
   const fleet = makeFleet(3, 11)
-  const pipeline = await startPipeline({
-    mqttUrl: services.mqttUrl,
-    influx: { api: 'v1', url: services.influxUrl, database: 'ubiq_page', retentionPolicy: 'autogen' },
-    devices: deviceRegistry(fleetRegistry(fleet)),
-    dataDir: services.dataDir,
-    host: '127.0.0.1',
-    port: 0,
-    scoreIntervalMs: 300,
-  }, testLogger())
-  t.teardown(() => pipeline.stop())
+  const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_page')
   const startTs = Date.now() - 3600_000
   const lastTs = startTs + 599_000
   const finals = fleet.map((v) => Promise.all([

@@ -10,10 +10,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fleetRegistry, makeFleet, runFleet, type FleetRun } from '../edge-sim/index.ts'
-import { deviceRegistry } from '../ingest/index.ts'
 import { freePort } from '../bin/local-services.ts'
-import { startPipeline } from '../bin/pipeline.ts'
-import { startServices, testLogger, type Services } from './harness.ts'
+import { startServices, startTestPipeline, type Services } from './harness.ts'
 
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
 const DEVICES = 5
@@ -104,17 +102,10 @@ t.test('InfluxDB paused for 30 s under load: ingest holds acknowledgements, memo
   const services = await startServices(t)
   const fleet = makeFleet(DEVICES, 4)
   const stopAt = 2000
-  const pipeline = await startPipeline({
-    mqttUrl: services.mqttUrl,
-    influx: { api: 'v1', url: services.influxUrl, database: 'ubiq_pause', retentionPolicy: 'autogen' },
-    devices: deviceRegistry(fleetRegistry(fleet)),
-    dataDir: services.dataDir,
-    host: '127.0.0.1',
-    port: 0,
+  const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_pause', {
     scoreIntervalMs: 1000,
     backpressure: { stopAt, resumeAt: stopAt / 2 },
-  }, testLogger())
-  t.teardown(() => pipeline.stop())
+  })
   const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await pipeline.metrics.metrics())?.[1] ?? NaN)
 
   // The influxd itself, not the watchdog shell around it.

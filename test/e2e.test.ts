@@ -7,13 +7,12 @@
 import t from 'tap'
 import mqtt from 'mqtt'
 import WebSocket from 'ws'
-import { driveObd, fleetRegistry, makeFleet, personas, runFleet } from '../edge-sim/index.ts'
-import { deviceRegistry, topics, type Rejection } from '../ingest/index.ts'
+import { driveObd, makeFleet, personas, runFleet } from '../edge-sim/index.ts'
+import { topics, type Rejection } from '../ingest/index.ts'
 import type { PremiumAdjustment } from '../pricing/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { FeedMessage } from '../dashboards/index.ts'
-import { startPipeline } from '../bin/pipeline.ts'
-import { firstMatch, startServices, testLogger } from './harness.ts'
+import { firstMatch, startServices, startTestPipeline } from './harness.ts'
 
 const SAMPLES = 900 // 15 minutes of 1 Hz driving per vehicle
 const DB = 'ubiq_e2e'
@@ -22,17 +21,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
   const services = await startServices(t)
   const fleet = makeFleet(3, 7) // cautious, average, aggressive
   const [cautious, , aggressive] = fleet as [typeof fleet[0], typeof fleet[0], typeof fleet[0]]
-  const pipeline = await startPipeline({
-    mqttUrl: services.mqttUrl,
-    influx: { api: 'v1', url: services.influxUrl, database: DB, retentionPolicy: 'autogen' },
-    devices: deviceRegistry(fleetRegistry(fleet)),
-    dataDir: services.dataDir,
-    host: '127.0.0.1',
-    port: 0,
-    scoreIntervalMs: 300,
-  }, testLogger())
-  let stopped = false
-  t.teardown(() => (stopped ? undefined : pipeline.stop()))
+  const pipeline = await startTestPipeline(t, services, fleet, DB)
 
   // The aggressive driver's policyholder watches the feed; so does the cautious one.
   const feeds = new Map(await Promise.all([aggressive, cautious].map(async (v) => {
@@ -71,7 +60,6 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
   const finalScores = new Map(await Promise.all(finalScore$.map(async ([id, p]) => [id, await p] as const)))
   const finalPremiums = new Map(await Promise.all(finalPremium$.map(async ([id, p]) => [id, await p] as const)))
   await pipeline.stop() // flushes InfluxDB
-  stopped = true
 
   t.test('InfluxDB holds every valid reading once, with the values the devices sent', async (t) => {
     const counts = await services.influxql(DB, 'SELECT count(speed_kmh) FROM obd GROUP BY device_id')

@@ -8,7 +8,9 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { firstValueFrom, filter, type Observable } from 'rxjs'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
-import type { Series } from '../ingest/index.ts'
+import { startPipeline, type Pipeline, type PipelineConfig } from '../bin/pipeline.ts'
+import { fleetRegistry, type SimVehicle } from '../edge-sim/index.ts'
+import { deviceRegistry, type Series } from '../ingest/index.ts'
 
 /** The part of a tap Test the harness needs (teardown registration). */
 interface Teardown {
@@ -51,3 +53,26 @@ export const testLogger = () => pino({ level: process.env.UBIQ_TEST_LOG ?? 'sile
 
 /** The first value of `source$` that satisfies `predicate` (tap's per-file timeout guards hangs). */
 export const firstMatch = <T>(source$: Observable<T>, predicate: (x: T) => boolean) => firstValueFrom(source$.pipe(filter(predicate)))
+
+/**
+ * The whole pipeline in this process, on the test's services, for a simulated fleet, writing to
+ * InfluxDB database `db` through the v1 API. Stopped at teardown unless the test stopped it.
+ */
+export async function startTestPipeline(
+  t: Teardown, services: Services, fleet: readonly SimVehicle[], db: string, overrides: Partial<PipelineConfig> = {},
+): Promise<Pipeline> {
+  const pipeline = await startPipeline({
+    mqttUrl: services.mqttUrl,
+    influx: { api: 'v1', url: services.influxUrl, database: db, retentionPolicy: 'autogen' },
+    devices: deviceRegistry(fleetRegistry(fleet)),
+    dataDir: services.dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    scoreIntervalMs: 300,
+    ...overrides,
+  }, testLogger())
+  let stopped = false
+  const stop = pipeline.stop
+  t.teardown(() => (stopped ? undefined : stop()))
+  return { ...pipeline, stop: () => ((stopped = true), stop()) }
+}
