@@ -22,6 +22,8 @@ export interface Reading {
   /** When ingest received it, ms since the Unix epoch. */
   receivedAt: number
   fields: Record<string, number | boolean>
+  /** Batched kinds only (e.g. `imu`): one row per sample, columns as the kind's `batch.columns`. */
+  samples?: number[][]
 }
 
 /** Device ids and policy ids: short, topic-safe, no wildcards or separators. */
@@ -41,6 +43,28 @@ export function payloadSchema<P extends TProperties>(fields: P) {
   return Type.Object({ ...envelope, ...fields }, { additionalProperties: false })
 }
 
+/** A column of a batched sensor's samples. */
+export interface BatchColumn {
+  name: string
+  minimum: number
+  maximum: number
+  description: string
+}
+
+/**
+ * A batched payload (high-rate sensors, DESIGN.md): one message per second or so carrying
+ * `rate_hz` samples per second, each a row of the given columns, the first at `ts`.
+ */
+export function batchSchema(columns: readonly BatchColumn[], maxRateHz: number, maxSamples: number) {
+  return payloadSchema({
+    rate_hz: Type.Number({ exclusiveMinimum: 0, maximum: maxRateHz, description: 'Samples per second; sample i was taken at ts + i·1000/rate_hz ms' }),
+    samples: Type.Array(
+      Type.Tuple(columns.map((c) => Type.Number({ minimum: c.minimum, maximum: c.maximum, description: `${c.name}: ${c.description}` }))),
+      { minItems: 1, maxItems: maxSamples, description: `Rows of [${columns.map((c) => c.name).join(', ')}]` },
+    ),
+  })
+}
+
 /** One sensor kind: declared once, it drives validation, storage, docs and simulation. */
 export interface SensorKind<S extends TObject = TObject> {
   /** Topic stream segment and InfluxDB measurement, e.g. `obd`. */
@@ -49,6 +73,13 @@ export interface SensorKind<S extends TObject = TObject> {
   description: string
   schema: S
   example: Static<S>
+  /** Batched kinds: the columns of `samples` (see batchSchema). */
+  batch?: { columns: readonly BatchColumn[] }
+  /**
+   * Other accepted forms of the payload, turned into the schema's form before validation (e.g.
+   * raw OBD-II PIDs), with the schema and an example of each for the docs.
+   */
+  alternative?: { description: string; schema: TObject; example: Record<string, unknown>; normalize(body: Record<string, unknown>): Record<string, unknown> | string }
 }
 
 /** MQTT topics of the v1 contract (DESIGN.md "Topics"). */

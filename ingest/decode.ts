@@ -6,7 +6,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { TObject } from '@sinclair/typebox'
 import { topics, type Reading } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
-import { sensors } from './sensors/index.ts'
+import { sensors, sensorsByKind } from './sensors/index.ts'
 
 /** Why a message was not stored. Stable: firmware engineers match on these (docs/device-contract.md). */
 export type RejectReason =
@@ -40,7 +40,6 @@ export interface DecodeConfig {
 const validators: ReadonlyMap<string, TypeCheck<TObject>> = new Map(
   sensors.map((s) => [s.kind, TypeCompiler.Compile(s.schema)]),
 )
-const subjects = new Map(sensors.map((s) => [s.kind, s.subject]))
 
 /** Decodes one message received at `receivedAt` on `topic`. */
 export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer, receivedAt: number): Reading | Rejection {
@@ -50,8 +49,8 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   const device = cfg.registry.get(deviceId)
   if (!device) return reject(deviceId, kind, 'unknown_device', 'device is not in the registry')
   const check = validators.get(kind)
-  const subject = subjects.get(kind)
-  if (!check || !subject) return reject(deviceId, kind, 'unknown_stream', `no sensor kind "${kind}" in contract v1`)
+  const sensor = sensorsByKind.get(kind)
+  if (!check || !sensor) return reject(deviceId, kind, 'unknown_stream', `no sensor kind "${kind}" in contract v1`)
   if (!device.kinds.includes(kind)) return reject(deviceId, kind, 'no_consent', `policy has no consent for stream "${kind}"`)
   if (payload.length > cfg.maxPayloadBytes) {
     return reject(deviceId, kind, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
@@ -63,16 +62,19 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
     // Not the parser's message: it quotes the payload, which may hold position or health data.
     return reject(deviceId, kind, 'malformed_json', 'payload is not valid UTF-8 JSON')
   }
-  const error = check.Errors(body).First()
-  if (error) {
-    const seq = typeof (body as { seq?: unknown })?.seq === 'number' ? (body as { seq: number }).seq : undefined
-    return reject(deviceId, kind, 'invalid_payload', `${error.path || '/'}: ${error.message}`, seq)
+  const seqOf = (b: unknown) => (typeof (b as { seq?: unknown })?.seq === 'number' ? (b as { seq: number }).seq : undefined)
+  if (sensor.alternative && body !== null && typeof body === 'object' && !Array.isArray(body)) {
+    const normalized = sensor.alternative.normalize(body as Record<string, unknown>)
+    if (typeof normalized === 'string') return reject(deviceId, kind, 'invalid_payload', normalized, seqOf(body))
+    body = normalized
   }
-  const { seq, ts, ...fields } = body as { seq: number; ts: number } & Record<string, number | boolean>
+  const error = check.Errors(body).First()
+  if (error) return reject(deviceId, kind, 'invalid_payload', `${error.path || '/'}: ${error.message}`, seqOf(body))
+  const { seq, ts, samples, ...fields } = body as { seq: number; ts: number; samples?: number[][] } & Record<string, number | boolean>
   if (ts > receivedAt + cfg.maxFutureSkewMs) {
     return reject(deviceId, kind, 'timestamp_in_future', `ts is ${ts - receivedAt} ms ahead of the server clock`, seq)
   }
-  return { deviceId, policyId: device.policyId, kind, subject, seq, ts, receivedAt, fields }
+  return { deviceId, policyId: device.policyId, kind, subject: sensor.subject, seq, ts, receivedAt, fields, ...(samples ? { samples } : {}) }
 
   function reject(deviceId: string, kind: string, reason: RejectReason, detail: string, seq?: number): Rejection {
     return { deviceId, kind, reason, detail, receivedAt, ...(seq === undefined ? {} : { seq }) }

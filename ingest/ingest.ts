@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
 import { topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
+import { sensorsByKind } from './sensors/index.ts'
 import { toLine, type Influx } from './influx.ts'
 import type { Journal } from './journal.ts'
 
@@ -165,12 +166,25 @@ export function dropDuplicates(window: number, onDuplicate: () => void = () => {
   })
 }
 
-/** Turns each reading into its InfluxDB line: measurement = kind, tag = device id, fields = values + seq. */
+/**
+ * Turns each reading into its InfluxDB lines: measurement = kind, tag = device id, fields = values
+ * + seq; a batched reading gives one line per sample, at its own time, with its index `i`.
+ */
 export function storeReadings(store: (line: string) => void): OperatorFunction<Reading, Reading> {
   return map((r) => {
     // Telemetry is tagged by device only: the device → policy link lives in the registry, not
     // beside positions and health values (privacy by design).
-    store(toLine(r.kind, { device_id: r.deviceId }, { ...r.fields, seq: r.seq }, r.ts, ['seq']))
+    const tags = { device_id: r.deviceId }
+    if (r.samples) {
+      const columns = sensorsByKind.get(r.kind)!.batch!.columns
+      const stepMs = 1000 / Number(r.fields.rate_hz)
+      r.samples.forEach((row, i) => {
+        const values = Object.fromEntries(columns.map((c, j) => [c.name, row[j]!]))
+        store(toLine(r.kind, tags, { ...values, seq: r.seq, i }, r.ts + i * stepMs, ['seq', 'i']))
+      })
+    } else {
+      store(toLine(r.kind, tags, { ...r.fields, seq: r.seq }, r.ts, ['seq']))
+    }
     return r
   })
 }

@@ -19,5 +19,5 @@ export const gps: SensorKind<typeof schema> = {
   subject: 'driving',
   description: 'Vehicle or phone GNSS fix, one message per second',
   schema,
-  example: { seq: 42, ts: 1767225600000, lat_deg: 52.3731, lon_deg: 4.8922, accuracy_m: 4.5, speed_kmh: 48.2, heading_deg: 87.5 },
+  example: { seq: 44, ts: 1767225600000, lat_deg: 52.3731, lon_deg: 4.8922, accuracy_m: 4.5, speed_kmh: 48.2, heading_deg: 87.5 },
 }

@@ -1,0 +1,16 @@
+import { Type } from '@sinclair/typebox'
+import { payloadSchema, type SensorKind } from '../contract.ts'
+
+/** Wearable heart rate: a health value, never logged. */
+const schema = payloadSchema({
+  hr_bpm: Type.Number({ minimum: 20, maximum: 250, description: 'Heart rate, beats per minute' }),
+  resting: Type.Optional(Type.Boolean({ description: 'The wearable judged the wearer at rest' })),
+})
+
+export const hr: SensorKind<typeof schema> = {
+  kind: 'hr',
+  subject: 'health',
+  description: 'Wearable heart rate, every few seconds to every few minutes',
+  schema,
+  example: { seq: 9001, ts: 1767225600000, hr_bpm: 62, resting: true },
+}

@@ -1,0 +1,15 @@
+import { Type } from '@sinclair/typebox'
+import { payloadSchema, type SensorKind } from '../contract.ts'
+
+/** Wearable blood oxygen saturation. */
+const schema = payloadSchema({
+  spo2_pct: Type.Number({ minimum: 50, maximum: 100, description: 'Peripheral oxygen saturation, %' }),
+})
+
+export const spo2: SensorKind<typeof schema> = {
+  kind: 'spo2',
+  subject: 'health',
+  description: 'Wearable SpO2 reading',
+  schema,
+  example: { seq: 77, ts: 1767225600000, spo2_pct: 97 },
+}
