@@ -34,7 +34,7 @@ export const isId = (id: string): boolean => idRe.test(id)
 
 /** Fields every device message carries, whatever its kind. */
 export const envelope = {
-  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Per-device message counter, +1 per message; duplicates of a seq are stored once' }),
+  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Message counter, one per device across all its streams, +1 per message' }),
   ts: Type.Integer({ minimum: 0, maximum: 8.64e15, description: 'Device time of the sample, ms since the Unix epoch (UTC)' }),
 }
 
