@@ -42,6 +42,20 @@ t.test('sim --write-registry writes a registry that ubiq start accepts', async (
   t.same(parseDeviceRegistry(readFileSync(file, 'utf8')).get('veh-0003'), { deviceId: 'veh-0003', policyId: 'pol-0003', kinds: ['obd'] })
 })
 
+t.test('broker-config writes a Mosquitto config whose ACL and hashed passwords cover the registry', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ubiq-broker-'))
+  const devices = registry('{"devices":[{"deviceId":"car-1","policyId":"p1","kinds":["obd"]},{"deviceId":"car-2","policyId":"p2","kinds":["gps"]}]}')
+  const r = run(['broker-config', '--out', dir, '--port', '1884'], { DEVICE_REGISTRY: devices })
+  t.equal(r.status, 0, r.stderr)
+  t.match(readFileSync(join(dir, 'mosquitto.conf'), 'utf8'), /listener 1884\nallow_anonymous false\npassword_file .*passwd\nacl_file .*acl/)
+  t.match(readFileSync(join(dir, 'acl'), 'utf8'), /pattern write ubiq\/v1\/dev\/%u\/#/)
+  const csv = readFileSync(join(dir, 'credentials.csv'), 'utf8').trim().split('\n').map((l) => l.split(','))
+  t.same(csv.map((r) => r[0]), ['username', 'ubiq', 'car-1', 'car-2'])
+  const passwd = readFileSync(join(dir, 'passwd'), 'utf8')
+  t.match(passwd, /^car-1:\$7\$/m, 'passwords are stored hashed (PBKDF2-SHA512)')
+  t.notMatch(passwd, csv[2]![1]!, 'never in plain text')
+})
+
 t.test('usage errors exit 2 with the reason; configuration errors exit 1 with their code', async (t) => {
   const cases: [string[], Record<string, string>, number, RegExp][] = [
     [['fly'], {}, 2, /unknown command "fly"/],
@@ -49,6 +63,8 @@ t.test('usage errors exit 2 with the reason; configuration errors exit 1 with th
     [['demo', '--colour', 'red'], {}, 2, /Unknown option '--colour'/],
     [['start', '--vehicles', '3'], {}, 2, /Unknown option '--vehicles'/],
     [['sim'], {}, 2, /ubiq sim needs MQTT_URL/],
+    [['broker-config'], {}, 2, /ubiq broker-config needs --out DIR/],
+    [['broker-config', '--out', '/tmp/x', '--port', '0'], {}, 2, /--port must be a port from 1 to 65535/],
     [['start'], { PORT: 'eighty' }, 1, /\[CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
     [['start'], {}, 1, /\[CONFIG_INVALID\] DEVICE_REGISTRY is not set/],
     [['start'], { DEVICE_REGISTRY: '/nonexistent.json' }, 1, /\[CONFIG_INVALID\] cannot read DEVICE_REGISTRY \/nonexistent.json/],

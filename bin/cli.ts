@@ -3,12 +3,12 @@
  * Errors of configuration and startup print their code and reason and exit non-zero.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import { fleetRegistry, makeFleet, runFleet, type FleetRun } from '../edge-sim/index.ts'
-import { deviceRegistry, parseDeviceRegistry, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { deviceRegistry, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
 import { startPipeline } from './pipeline.ts'
@@ -19,6 +19,7 @@ Usage:
   ubiq start                     run the pipeline: MQTT ingest → scoring → pricing → dashboards
   ubiq demo [options]            the pipeline, a simulated fleet and the dashboard; prints its URL
   ubiq sim [options]             drive a simulated fleet against MQTT_URL
+  ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
   ubiq help                      this text
 
 Options (demo, sim):
@@ -39,7 +40,7 @@ class UsageError extends Error {
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
-  if (!['start', 'demo', 'sim'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (!['start', 'demo', 'sim', 'broker-config'].includes(command)) throw new UsageError(`unknown command "${command}"`)
   const opts = parseOptions(command, rest)
   const cfg = readConfig(process.env)
   const logger = pino(
@@ -49,10 +50,13 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.isTTY ? pretty({ sync: true, singleLine: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }) : undefined,
   )
   if (command === 'sim') return runSim(cfg, opts, logger)
+  if (command === 'broker-config') return writeBrokerConfig(cfg, opts)
   return runService(command as 'start' | 'demo', cfg, opts, logger)
 }
 
 interface Options {
+  out?: string
+  port: number
   vehicles: number
   speedup: number
   seed: number
@@ -60,15 +64,17 @@ interface Options {
 }
 
 function parseOptions(command: string, args: string[]): Options {
-  const allowed = command === 'start' ? {} : {
-    vehicles: { type: 'string' as const },
-    speedup: { type: 'string' as const },
-    seed: { type: 'string' as const },
-    ...(command === 'sim' ? { 'write-registry': { type: 'string' as const } } : {}),
+  // Every option takes a value; which ones a command takes:
+  const names: Record<string, string[]> = {
+    start: [],
+    demo: ['vehicles', 'speedup', 'seed'],
+    sim: ['vehicles', 'speedup', 'seed', 'write-registry'],
+    'broker-config': ['out', 'port'],
   }
+  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: 'string' as const }]))
   let values: Record<string, string | boolean | undefined>
   try {
-    values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values
+    values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | undefined>
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
@@ -80,6 +86,8 @@ function parseOptions(command: string, args: string[]): Options {
     return n
   }
   return {
+    out: typeof values.out === 'string' ? values.out : undefined,
+    port: number('port', 1883, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port from 1 to 65535'),
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     speedup: number('speedup', 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     seed: number('seed', 1, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
@@ -132,6 +140,31 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     process.stdout.write(`\nubiq demo: ${fleet.length} simulated vehicles are driving.\n` +
       `  Live scores: ${url}/?policy=${fleet[0]!.policyId}\n  Metrics:     ${url}/metrics\n  Stop with Ctrl-C.\n\n`)
   }
+}
+
+/** Writes mosquitto.conf, acl, passwd and the credentials to hand out, for the registry's devices. */
+function writeBrokerConfig(cfg: Config, opts: Options): void {
+  if (!opts.out) throw new UsageError('ubiq broker-config needs --out DIR')
+  const dir = resolve(opts.out)
+  const devices = [...loadDevices(cfg).values()]
+  const credentials = newCredentials(devices)
+  const auth = writeBrokerAuth(dir, credentials)
+  writeFileSync(join(dir, 'mosquitto.conf'), [
+    '# Mosquitto for ubiq (generated by ubiq broker-config). Add TLS (listener 8883, certfile, keyfile) before exposing it.',
+    `listener ${opts.port}`,
+    ...auth,
+    'persistence true',
+    `persistence_location ${join(dir, 'data')}/`,
+    '# ubiq ingest keeps a persistent session: let it hold what arrives while ubiq restarts.',
+    'max_queued_messages 1000000',
+    '',
+  ].join('\n'))
+  const csv = [['username', 'password'], [SERVICE_USER, credentials.service], ...credentials.devices].map((r) => r.join(',')).join('\n')
+  writeFileSync(join(dir, 'credentials.csv'), `${csv}\n`, { mode: 0o600 })
+  process.stdout.write(`wrote ${dir}/{mosquitto.conf,acl,passwd,credentials.csv} for ${devices.length} devices.\n` +
+    `  Run:   mosquitto -c ${join(dir, 'mosquitto.conf')}\n` +
+    `  ubiq:  MQTT_URL=mqtt://${SERVICE_USER}:<password from credentials.csv>@<host>:${opts.port}\n` +
+    '  Each device connects with its device id as username and its password from credentials.csv (keep that file secret).\n')
 }
 
 function loadDevices(cfg: Config): DeviceRegistry {

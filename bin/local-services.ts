@@ -44,8 +44,12 @@ export async function freePort(): Promise<number> {
   })
 }
 
-/** Starts Mosquitto with persistence in `dir`; resolves once it accepts an MQTT connection. */
-export async function startMosquitto(dir: string): Promise<LocalServer> {
+/**
+ * Starts Mosquitto with persistence in `dir`; resolves once it accepts an MQTT connection.
+ * `auth` are mosquitto.conf lines for credentials and ACL (ingest's writeBrokerAuth), with the
+ * user and password to probe with; without them, anonymous clients may connect.
+ */
+export async function startMosquitto(dir: string, auth?: { conf: string[]; username: string; password: string }): Promise<LocalServer> {
   const bin = findCommand('mosquitto')
   if (!bin) throw new ServiceError('MOSQUITTO_NOT_FOUND', 'mosquitto is not installed (Debian: apt-get install mosquitto)')
   mkdirSync(dir, { recursive: true })
@@ -53,7 +57,7 @@ export async function startMosquitto(dir: string): Promise<LocalServer> {
   const conf = join(dir, 'mosquitto.conf')
   writeFileSync(conf, [
     `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
+    ...(auth?.conf ?? ['allow_anonymous true']),
     // Run as root, mosquitto would switch to its own user, which cannot write our data directory.
     `user ${userInfo().username}`,
     'persistence true',
@@ -68,7 +72,7 @@ export async function startMosquitto(dir: string): Promise<LocalServer> {
   const url = `mqtt://127.0.0.1:${port}`
   const child = spawnServer(bin, ['-c', conf], 'mosquitto')
   await waitUntil(child, 'mosquitto', async () => {
-    const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 1000 })
+    const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 1000, username: auth?.username, password: auth?.password })
     await client.endAsync()
   })
   return { url, stop: () => stopChild(child) }

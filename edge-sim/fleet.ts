@@ -41,6 +41,8 @@ export interface FleetOptions {
   speedup: number
   /** Samples per vehicle; omitted, the fleet drives until stopped. */
   samples?: number
+  /** MQTT passwords by device id, for a broker with per-device credentials (username = device id). */
+  passwords?: ReadonlyMap<string, string>
 }
 
 export interface FleetRun {
@@ -58,7 +60,10 @@ export async function runFleet(opts: FleetOptions): Promise<FleetRun> {
   const realStart = Date.now()
   let acknowledged = 0
   const clients = await Promise.all(opts.fleet.map((v) =>
-    mqtt.connectAsync(opts.mqttUrl, { clientId: `sim-${v.deviceId}`, clean: true, reconnectPeriod: 1000 })))
+    mqtt.connectAsync(opts.mqttUrl, {
+      clientId: `sim-${v.deviceId}`, clean: true, reconnectPeriod: 1000,
+      ...(opts.passwords ? { username: v.deviceId, password: opts.passwords.get(v.deviceId) } : {}),
+    })))
 
   async function drive(v: SimVehicle, client: MqttClient): Promise<void> {
     const topic = topics.device(v.deviceId, 'obd')

@@ -6,3 +6,4 @@ export { decodeMessage, isRejection, type Rejection, type RejectReason, type Dec
 export { connectInflux, toLine, quoteIdent, quoteString, type Influx, type InfluxConfig, type InfluxHooks, type Series } from './influx.ts'
 export { openJournal, type Journal } from './journal.ts'
 export { startIngest, dropDuplicates, storeReadings, type Ingest, type IngestDeps } from './ingest.ts'
+export { brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'
