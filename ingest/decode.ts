@@ -68,8 +68,11 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
     if (typeof normalized === 'string') return reject(deviceId, kind, 'invalid_payload', normalized, seqOf(body))
     body = normalized
   }
-  const error = check.Errors(body).First()
-  if (error) return reject(deviceId, kind, 'invalid_payload', `${error.path || '/'}: ${error.message}`, seqOf(body))
+  if (!check.Check(body)) {
+    // Errors() walks the schema again to explain; only rejected messages pay for it.
+    const error = check.Errors(body).First()
+    return reject(deviceId, kind, 'invalid_payload', error ? `${error.path || '/'}: ${error.message}` : 'does not match the schema', seqOf(body))
+  }
   const { seq, ts, samples, ...fields } = body as { seq: number; ts: number; samples?: number[][] } & Record<string, number | boolean>
   if (ts > receivedAt + cfg.maxFutureSkewMs) {
     return reject(deviceId, kind, 'timestamp_in_future', `ts is ${ts - receivedAt} ms ahead of the server clock`, seq)

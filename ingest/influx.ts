@@ -156,14 +156,20 @@ export function toLine(
   tsMs: number,
   ints: readonly string[] = [],
 ): string {
-  const tagPart = Object.keys(tags).sort().map((k) => `,${escapeKey(k)}=${escapeKey(tags[k]!)}`).join('')
   const fieldPart = Object.entries(fields)
     .map(([k, v]) => `${escapeKey(k)}=${fieldValue(k, v, ints)}`)
     .join(',')
-  return `${measurement.replace(/[, ]/g, '\\$&')}${tagPart} ${fieldPart} ${Math.round(tsMs)}`
+  return `${linePrefix(measurement, tags)}${fieldPart} ${Math.round(tsMs)}`
 }
 
-const escapeKey = (s: string) => s.replace(/[,= ]/g, '\\$&')
+/** Measurement and tags of a line, up to and including the space before the fields. */
+export function linePrefix(measurement: string, tags: Record<string, string>): string {
+  const tagPart = Object.keys(tags).sort().map((k) => `,${escapeKey(k)}=${escapeKey(tags[k]!)}`).join('')
+  return `${measurement.replace(/[, ]/g, '\\$&')}${tagPart} `
+}
+
+/** Escapes a tag key, tag value or field key. */
+export const escapeKey = (s: string) => s.replace(/[,= ]/g, '\\$&')
 
 function fieldValue(key: string, v: number | boolean | string, ints: readonly string[]): string {
   if (typeof v === 'boolean') return v ? 'true' : 'false'

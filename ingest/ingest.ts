@@ -8,7 +8,7 @@ import { Subject as RxSubject, defer, filter, map, partition, share, type Observ
 import { topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { sensorsByKind } from './sensors/index.ts'
-import { toLine, type Influx } from './influx.ts'
+import { escapeKey, linePrefix, toLine, type Influx } from './influx.ts'
 import type { Journal } from './journal.ts'
 
 export interface IngestDeps {
@@ -85,9 +85,9 @@ export function startIngest(deps: IngestDeps): Ingest {
   })
   const readings$ = (accepted$ as Observable<Reading>).pipe(
     dropDuplicates(deps.dedupeWindow ?? 1024, () => counters.duplicates.inc()),
-    storeReadings((line) => {
-      deps.journal.append(line)
-      deps.influx.write([line])
+    storeReadings((lines) => {
+      deps.journal.append(lines)
+      deps.influx.write(lines)
       counters.stored.inc()
     }),
     share(),
@@ -170,20 +170,20 @@ export function dropDuplicates(window: number, onDuplicate: () => void = () => {
  * Turns each reading into its InfluxDB lines: measurement = kind, tag = device id, fields = values
  * + seq; a batched reading gives one line per sample, at its own time, with its index `i`.
  */
-export function storeReadings(store: (line: string) => void): OperatorFunction<Reading, Reading> {
+export function storeReadings(store: (lines: string[]) => void): OperatorFunction<Reading, Reading> {
   return map((r) => {
     // Telemetry is tagged by device only: the device → policy link lives in the registry, not
     // beside positions and health values (privacy by design).
     const tags = { device_id: r.deviceId }
     if (r.samples) {
-      const columns = sensorsByKind.get(r.kind)!.batch!.columns
+      // Up to hundreds of rows a message: the shared part of each line is built once.
+      const prefix = linePrefix(r.kind, tags)
+      const names = sensorsByKind.get(r.kind)!.batch!.columns.map((c) => `${escapeKey(c.name)}=`)
       const stepMs = 1000 / Number(r.fields.rate_hz)
-      r.samples.forEach((row, i) => {
-        const values = Object.fromEntries(columns.map((c, j) => [c.name, row[j]!]))
-        store(toLine(r.kind, tags, { ...values, seq: r.seq, i }, r.ts + i * stepMs, ['seq', 'i']))
-      })
+      store(r.samples.map((row, i) =>
+        `${prefix}${row.map((v, j) => names[j]! + v).join(',')},seq=${r.seq}i,i=${i}i ${Math.round(r.ts + i * stepMs)}`))
     } else {
-      store(toLine(r.kind, tags, { ...r.fields, seq: r.seq }, r.ts, ['seq']))
+      store([toLine(r.kind, tags, { ...r.fields, seq: r.seq }, r.ts, ['seq'])])
     }
     return r
   })

@@ -10,7 +10,7 @@ const lines = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `obd,
 t.test('confirmed lines are forgotten and their segments deleted', async (t) => {
   const dir = fresh()
   const j = openJournal(dir, 3)
-  for (const l of lines(7)) j.append(l)
+  for (const l of lines(7)) j.append([l])
   t.equal(j.pending, 7)
   t.equal(readdirSync(dir).length, 3, 'segments of 3, 3 and 1 lines')
   j.confirm(lines(3))
@@ -25,7 +25,7 @@ t.test('confirmed lines are forgotten and their segments deleted', async (t) => 
 t.test('after a crash, the segments not fully confirmed are recovered in order, a torn last line dropped', async (t) => {
   const dir = fresh()
   const j = openJournal(dir, 4)
-  for (const l of lines(10)) j.append(l)
+  for (const l of lines(10)) j.append([l])
   j.confirm([...lines(4), ...lines(1, 6)]) // segment 1 done; 6 confirmed out of order
   // The process dies here: no close. A torn write leaves half a line.
   appendFileSync(join(dir, 'segment-3.lp'), 'obd,device_id=d seq=')
@@ -42,8 +42,8 @@ t.test('after a crash, the segments not fully confirmed are recovered in order, 
 t.test('a line appended twice must be confirmed twice', async (t) => {
   const j = openJournal(fresh())
   const [a] = lines(1)
-  j.append(a!)
-  j.append(a!)
+  j.append([a!])
+  j.append([a!])
   j.confirm([a!])
   t.equal(j.pending, 1)
   j.confirm([a!, 'a line it never had'])
@@ -52,7 +52,7 @@ t.test('a line appended twice must be confirmed twice', async (t) => {
 
 t.test('whenPendingAtMost waits for confirmations (backpressure)', async (t) => {
   const j = openJournal(fresh())
-  for (const l of lines(10)) j.append(l)
+  for (const l of lines(10)) j.append([l])
   let resumed = false
   j.whenPendingAtMost(5, () => (resumed = true))
   j.confirm(lines(4))

@@ -14,8 +14,8 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, 
 import { join } from 'node:path'
 
 export interface Journal {
-  /** Appends one line (synchronously: it is in the file when this returns). */
-  append(line: string): void
+  /** Appends lines (synchronously, in one write: they are in the file when this returns). */
+  append(lines: readonly string[]): void
   /** InfluxDB confirmed these lines; returns how long each appended one waited, ms. */
   confirm(lines: readonly string[]): number[]
   /** Lines appended or recovered and not yet confirmed. */
@@ -76,7 +76,8 @@ export function openJournal(dir: string, segmentLines = 10_000): Journal {
   }
 
   return {
-    append(line) {
+    append(lines) {
+      if (lines.length === 0) return
       if (current === undefined || currentLines >= segmentLines) {
         if (current !== undefined) {
           const s = segments.get(current)!
@@ -89,9 +90,10 @@ export function openJournal(dir: string, segmentLines = 10_000): Journal {
         const path = join(dir, `segment-${current}.lp`)
         segments.set(current, { path, pending: 0, fd: openSync(path, 'a') })
       }
-      writeSync(segments.get(current)!.fd!, `${line}\n`)
-      currentLines++
-      track(line, current, Date.now())
+      writeSync(segments.get(current)!.fd!, `${lines.join('\n')}\n`)
+      currentLines += lines.length
+      const at = Date.now()
+      for (const line of lines) track(line, current, at)
     },
     confirm(lines) {
       const now = Date.now()

@@ -1,0 +1,233 @@
+/**
+ * `npm run bench:ingest`: ingest throughput, latency and memory against raw references measured
+ * in the same run, on real Mosquitto and InfluxDB (DESIGN.md "Performance"). Several runs, medians.
+ *
+ * Throughput is measured draining a broker queue: the messages are published (by two separate
+ * publisher processes) while the consumer is away, then the consumer connects and the time to
+ * take them all is measured, so the publishers' speed does not cap the figure.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import mqtt from 'mqtt'
+import pino from 'pino'
+import type { Registry } from 'prom-client'
+import { deviceRegistry, toLine } from '../ingest/index.ts'
+import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
+import { startPipeline, type Pipeline } from '../bin/pipeline.ts'
+import { benchRegistry, kindOf, message, pointsOf } from './traffic.ts'
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const DEVICES = 1000
+const PER_DEVICE = Number(process.env.BENCH_PER_DEVICE ?? 100)
+const MESSAGES = DEVICES * PER_DEVICE
+const POINTS = Array.from({ length: DEVICES }, (_, i) => pointsOf(i) * PER_DEVICE).reduce((a, b) => a + b, 0)
+
+const dir = mkdtempSync(join(tmpdir(), 'ubiq-bench-'))
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`)
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const publisherScript = fileURLToPath(new URL('./publisher.ts', import.meta.url))
+
+const broker = await startMosquitto(join(dir, 'mosquitto'))
+const influx = await startInfluxd(join(dir, 'influxdb'))
+log(`Mosquitto ${broker.url}, InfluxDB ${influx.url}; ${MESSAGES} messages (${POINTS} points) per run, ${RUNS} runs`)
+
+/** Publishes the run's traffic from two separate processes. */
+async function publishAll(devices = DEVICES, perDevice = PER_DEVICE): Promise<void> {
+  const half = Math.floor(devices / 2)
+  await Promise.all([[0, half], [half, devices]].map(([from, to]) => new Promise<void>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', publisherScript, broker.url, String(from), String(to), String(perDevice)], { stdio: ['ignore', 'ignore', 'inherit'] })
+    p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`publisher exited ${code}`))))
+  })))
+}
+
+/** The raw reference: mqtt.js at QoS 1 doing only JSON.parse, draining the same queue. */
+async function rawMqtt(run: number): Promise<number> {
+  const opts = { clientId: `bench-raw-${run}`, clean: false }
+  const first = await mqtt.connectAsync(broker.url, opts)
+  await first.subscribeAsync('ubiq/v1/dev/+/+', { qos: 1 })
+  await first.endAsync()
+  await publishAll()
+  let count = 0
+  const t0 = performance.now()
+  const client = mqtt.connect(broker.url, opts)
+  const ms = await new Promise<number>((resolve) => {
+    client.on('message', (_topic, payload) => {
+      JSON.parse(payload.toString())
+      if (++count === MESSAGES) resolve(performance.now() - t0)
+    })
+  })
+  await client.endAsync()
+  await forgetSession(opts.clientId)
+  return (MESSAGES / ms) * 1000
+}
+
+/** Ends a persistent session, so the broker stops queueing for it. */
+async function forgetSession(clientId: string): Promise<void> {
+  await (await mqtt.connectAsync(broker.url, { clientId, clean: true })).endAsync()
+}
+
+const metric = async (metrics: Registry, name: string) => {
+  const text = await metrics.getSingleMetricAsString(name)
+  return Number(/ ([\d.e+-]+)$/.exec(text.trim())?.[1] ?? NaN)
+}
+
+function pipelineFor(db: string, devices = deviceRegistry(benchRegistry(DEVICES))): Promise<Pipeline> {
+  return startPipeline({
+    mqttUrl: broker.url,
+    influx: { api: 'v1', url: influx.url, database: db, retentionPolicy: 'autogen' },
+    devices,
+    dataDir: join(dir, `ubiq-${db}`),
+    host: '127.0.0.1',
+    port: 0,
+    scoreIntervalMs: 10_000,
+  }, pino({ level: 'warn' }))
+}
+
+/** ubiq draining the same queue through validation, dedupe, journal and InfluxDB (confirmed). */
+async function ubiqRun(run: number): Promise<{ msgs: number; points: number }> {
+  const db = `bench_${run}`
+  await forgetSession('ubiq-ingest') // drop what it queued during the raw run
+  await (await pipelineFor(db)).stop() // leaves ingest's persistent session subscribed
+  await publishAll()
+  const t0 = performance.now()
+  const pipeline = await pipelineFor(db)
+  while ((await metric(pipeline.metrics, 'ubiq_ingest_messages_stored_total')) < MESSAGES ||
+    (await metric(pipeline.metrics, 'ubiq_ingest_journal_pending_lines')) > 0) {
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  const ms = performance.now() - t0
+  await pipeline.stop()
+  await forgetSession('ubiq-ingest')
+  const res = await fetch(`${influx.url}/query?${new URLSearchParams({ db, q: 'SELECT count(seq) FROM /.*/' })}`)
+  const body = (await res.json()) as { results: { series?: { values: number[][] }[] }[] }
+  const stored = (body.results[0]?.series ?? []).reduce((a, s) => a + s.values[0]![1]!, 0)
+  if (stored !== POINTS) throw new Error(`run ${run}: InfluxDB holds ${stored} points, expected ${POINTS}`)
+  return { msgs: (MESSAGES / ms) * 1000, points: (POINTS / ms) * 1000 }
+}
+
+/** The raw reference: the same points as line protocol posted straight to /write, 5000 a batch, two at a time. */
+async function rawInflux(run: number): Promise<number> {
+  const db = `bench_raw_${run}`
+  await fetch(`${influx.url}/query`, { method: 'POST', body: new URLSearchParams({ q: `CREATE DATABASE ${db}` }) })
+  const lines: string[] = []
+  const start = Date.now() - PER_DEVICE * 1000
+  for (let seq = 0; seq < PER_DEVICE; seq++) {
+    for (let i = 0; i < DEVICES; i++) {
+      const body = JSON.parse(message(i, seq, start + seq * 1000)[1]) as Record<string, number> & { ts: number; samples?: number[][] }
+      const { seq: _s, ts, samples, ...fields } = body
+      if (samples) samples.forEach((row, k) => lines.push(toLine(kindOf(i), { device_id: `bench-${i}` }, { ax_ms2: row[0]!, ay_ms2: row[1]!, az_ms2: row[2]!, gx_rads: row[3]!, gy_rads: row[4]!, gz_rads: row[5]!, seq, i: k }, ts + k * 20, ['seq', 'i'])))
+      else lines.push(toLine(kindOf(i), { device_id: `bench-${i}` }, { ...fields, seq }, ts, ['seq']))
+    }
+  }
+  const batches: string[] = []
+  for (let k = 0; k < lines.length; k += 5000) batches.push(lines.slice(k, k + 5000).join('\n'))
+  const t0 = performance.now()
+  let next = 0
+  await Promise.all([0, 1].map(async () => {
+    while (next < batches.length) {
+      const body = batches[next++]!
+      const res = await fetch(`${influx.url}/write?db=${db}&precision=ms`, { method: 'POST', body })
+      if (res.status !== 204) throw new Error(`raw write: ${res.status} ${await res.text()}`)
+    }
+  }))
+  return (lines.length / (performance.now() - t0)) * 1000
+}
+
+/** p-quantile from a Prometheus histogram (linear within the bucket). */
+async function quantile(metrics: Registry, name: string, q: number): Promise<number> {
+  const text = await metrics.getSingleMetricAsString(name)
+  const buckets = [...text.matchAll(/_bucket\{le="([^"]+)"\} (\d+)/g)].map((m) => [m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])] as const)
+  const total = buckets.at(-1)![1]
+  let prev: readonly [number, number] = [0, 0]
+  for (const b of buckets) {
+    if (b[1] >= q * total) return b[0] === Infinity ? prev[0] : prev[0] + ((q * total - prev[1]) / Math.max(1, b[1] - prev[1])) * (b[0] - prev[0])
+    prev = b
+  }
+  return NaN
+}
+
+/** Latency at a steady rate: receive → InfluxDB confirmed, and publish → receive (device lag). */
+async function latency(ratePerS: number, seconds: number) {
+  const pipeline = await pipelineFor('bench_latency')
+  const client = await mqtt.connectAsync(broker.url, { clientId: 'bench-steady' })
+  for (let s = 0; s < seconds * 10; s++) {
+    const tick = performance.now()
+    for (let k = 0; k < ratePerS / 10; k++) {
+      const i = (s * ratePerS / 10 + k) % DEVICES
+      const [topic, payload] = message(i, 1_000_000 + s, Date.now())
+      client.publish(topic, payload, { qos: 1 })
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, 100 - (performance.now() - tick))))
+  }
+  await client.endAsync()
+  await new Promise((r) => setTimeout(r, 2000))
+  const result = {
+    storeP50: await quantile(pipeline.metrics, 'ubiq_ingest_store_latency_seconds', 0.5),
+    storeP99: await quantile(pipeline.metrics, 'ubiq_ingest_store_latency_seconds', 0.99),
+    lagP50: await quantile(pipeline.metrics, 'ubiq_ingest_device_lag_seconds', 0.5),
+    lagP99: await quantile(pipeline.metrics, 'ubiq_ingest_device_lag_seconds', 0.99),
+  }
+  await pipeline.stop()
+  return result
+}
+
+/**
+ * RSS per active device: one message from each of n devices into a fresh pipeline. Measured
+ * first, before the throughput runs leave garbage and freed pages behind that blur RSS.
+ */
+async function rssPerDevice(counts: number[]): Promise<number[]> {
+  const max = Math.max(...counts)
+  const devices = deviceRegistry(benchRegistry(max))
+  const pipeline = await pipelineFor('bench_rss', devices)
+  const gc = () => (globalThis as { gc?: () => void }).gc?.()
+  gc()
+  gc()
+  const base = process.memoryUsage().rss
+  const client = await mqtt.connectAsync(broker.url, { clientId: 'bench-rss' })
+  const out: number[] = []
+  let active = 0
+  for (const n of counts) {
+    for (; active < n; active++) {
+      const [topic, payload] = message(active, 1, Date.now())
+      await client.publishAsync(topic, payload, { qos: 1 })
+    }
+    while ((await metric(pipeline.metrics, 'ubiq_ingest_messages_stored_total')) < n) await new Promise((r) => setTimeout(r, 50))
+    gc()
+    gc()
+    out.push((process.memoryUsage().rss - base) / n)
+    log(`${n} active devices: RSS +${((process.memoryUsage().rss - base) / 1e6).toFixed(0)} MB`)
+  }
+  await client.endAsync()
+  await pipeline.stop()
+  return out
+}
+
+const [rss10k, rss100k] = await rssPerDevice([10_000, 100_000])
+const raw: number[] = []
+const ubiq: { msgs: number; points: number }[] = []
+const rawPoints: number[] = []
+for (let run = 1; run <= RUNS; run++) {
+  raw.push(await rawMqtt(run))
+  ubiq.push(await ubiqRun(run))
+  rawPoints.push(await rawInflux(run))
+  log(`run ${run}/${RUNS}: raw MQTT ${raw.at(-1)!.toFixed(0)} msg/s, ubiq ${ubiq.at(-1)!.msgs.toFixed(0)} msg/s (${ubiq.at(-1)!.points.toFixed(0)} points/s), raw InfluxDB ${rawPoints.at(-1)!.toFixed(0)} points/s`)
+}
+const lat = await latency(2000, 10)
+await broker.stop()
+await influx.stop()
+
+const m = { raw: median(raw), msgs: median(ubiq.map((u) => u.msgs)), points: median(ubiq.map((u) => u.points)), rawPoints: median(rawPoints) }
+const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`
+console.log(`
+ubiq ingest benchmark: ${MESSAGES} mixed messages (${POINTS} InfluxDB points) per run, median of ${RUNS} runs
+  raw reference  Mosquitto → mqtt.js, JSON.parse only      ${m.raw.toFixed(0).padStart(8)} msg/s
+  ubiq           validate, dedupe, journal, InfluxDB ack   ${m.msgs.toFixed(0).padStart(8)} msg/s   ratio ${(m.msgs / m.raw).toFixed(2)} (goal ≥ 0.5)
+  raw reference  line protocol POSTed to /write            ${m.rawPoints.toFixed(0).padStart(8)} points/s
+  ubiq           points written and confirmed               ${m.points.toFixed(0).padStart(8)} points/s   ratio ${(m.points / m.rawPoints).toFixed(2)} (goal ≥ 0.7)
+  latency at 2000 msg/s: receive → stored p50 ${ms(lat.storeP50)}, p99 ${ms(lat.storeP99)}; publish → receive p50 ${ms(lat.lagP50)}, p99 ${ms(lat.lagP99)}
+  RSS per active device: ${(rss10k! / 1024).toFixed(2)} KiB at 10k devices, ${(rss100k! / 1024).toFixed(2)} KiB at 100k devices
+`)
+process.exit(0)
