@@ -206,11 +206,11 @@ function ingestCounters(registry: Registry, journal: Journal) {
     }),
     storeLatency: new Histogram({
       name: 'ubiq_ingest_store_latency_seconds', help: 'From receiving a message to InfluxDB confirming its line', registers,
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60],
     }),
     lag: new Histogram({
       name: 'ubiq_ingest_device_lag_seconds', help: 'Receive time minus device time (network delay, buffering, clock skew)', registers,
-      buckets: [0.1, 0.5, 1, 5, 30, 300, 3600, 86_400],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 86_400],
     }),
   }
 }
