@@ -6,6 +6,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { TObject } from '@sinclair/typebox'
 import { topics, type Reading } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
+import { adapters } from './adapters/index.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
 
 /** Why a message was not stored. Stable: firmware engineers match on these (docs/device-contract.md). */
@@ -44,7 +45,11 @@ const validators: ReadonlyMap<string, TypeCheck<TObject>> = new Map(
 /** Decodes one message received at `receivedAt` on `topic`. */
 export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer, receivedAt: number): Reading | Rejection {
   const route = topics.parseDevice(topic)
-  if (!route) return reject('?', '?', 'bad_topic', `not a device topic: ${topic.slice(0, 200)}`)
+  if (!route) {
+    const adapter = adapters.find((a) => a.claims(topic))
+    if (adapter) return decodeAdapted(adapter)
+    return reject('?', '?', 'bad_topic', `not a device topic: ${topic.slice(0, 200)}`)
+  }
   const { deviceId, kind } = route
   const device = cfg.registry.get(deviceId)
   if (!device) return reject(deviceId, kind, 'unknown_device', 'device is not in the registry')
@@ -78,6 +83,24 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
     return reject(deviceId, kind, 'timestamp_in_future', `ts is ${ts - receivedAt} ms ahead of the server clock`, seq)
   }
   return { deviceId, policyId: device.policyId, kind, subject: sensor.subject, seq, ts, receivedAt, fields, ...(samples ? { samples } : {}) }
+
+  /** A foreign format: turned into a v1 message, then decoded as one (adapted formats are low-rate). */
+  function decodeAdapted(adapter: (typeof adapters)[number]): Reading | Rejection {
+    const deviceId = adapter.deviceId(topic)
+    if (!deviceId) return reject('?', adapter.name, 'bad_topic', `not a ${adapter.name} device topic: ${topic.slice(0, 200)}`)
+    if (payload.length > cfg.maxPayloadBytes) {
+      return reject(deviceId, adapter.name, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
+    }
+    let body: unknown
+    try {
+      body = JSON.parse(payload.toString('utf8'))
+    } catch {
+      return reject(deviceId, adapter.name, 'malformed_json', 'payload is not valid UTF-8 JSON')
+    }
+    const native = adapter.adapt(body, topic)
+    if (typeof native === 'string') return reject(deviceId, adapter.name, 'invalid_payload', `${adapter.name}: ${native}`)
+    return decodeMessage(cfg, topics.device(deviceId, native.kind), Buffer.from(JSON.stringify(native.body)), receivedAt)
+  }
 
   function reject(deviceId: string, kind: string, reason: RejectReason, detail: string, seq?: number): Rejection {
     return { deviceId, kind, reason, detail, receivedAt, ...(seq === undefined ? {} : { seq }) }

@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
 import { topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
+import { adapters } from './adapters/index.ts'
 import { sensorsByKind } from './sensors/index.ts'
 import { escapeKey, linePrefix, toLine, type Influx } from './influx.ts'
 import type { Journal } from './journal.ts'
@@ -111,8 +112,9 @@ export function startIngest(deps: IngestDeps): Ingest {
         client.once('error', reject)
         client.connect()
       })
-      await client.subscribeAsync(topics.allDevices, { qos: 1 })
-      log.info({ topic: topics.allDevices }, 'ingest subscribed')
+      const filters = [topics.allDevices, ...adapters.map((a) => a.filter)]
+      await client.subscribeAsync(filters, { qos: 1 })
+      log.info({ filters }, 'ingest subscribed')
     },
     confirm(lines) {
       for (const ms of deps.journal.confirm(lines)) counters.storeLatency.observe(ms / 1000)
