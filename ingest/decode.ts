@@ -97,7 +97,7 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
     } catch {
       return reject(deviceId, adapter.name, 'malformed_json', 'payload is not valid UTF-8 JSON')
     }
-    const native = adapter.adapt(body, topic)
+    const native = adapter.adapt(body, receivedAt)
     if (typeof native === 'string') return reject(deviceId, adapter.name, 'invalid_payload', `${adapter.name}: ${native}`)
     return decodeMessage(cfg, topics.device(deviceId, native.kind), Buffer.from(JSON.stringify(native.body)), receivedAt)
   }

@@ -12,6 +12,9 @@ export interface Adapter {
   claims(topic: string): boolean
   /** The ubiq device id a topic of this format belongs to, or undefined when it names none. */
   deviceId(topic: string): string | undefined
-  /** The contract stream and payload for a parsed message, or why there is none. Never throws. */
-  adapt(body: unknown, topic: string): { kind: string; body: Record<string, unknown> } | string
+  /**
+   * The contract stream and payload for a parsed message, or why there is none. Never throws.
+   * `receivedAt` stands in for a device time and counter in formats that carry none.
+   */
+  adapt(body: unknown, receivedAt: number): { kind: string; body: Record<string, unknown> } | string
 }

@@ -4,7 +4,13 @@ import { decodeMessage, deviceRegistry, isRejection, type Rejection } from '../i
 import { startServices, startTestPipeline } from '../../test/harness.ts'
 
 const now = Date.UTC(2026, 10, 23, 12)
-const registry = deviceRegistry([{ deviceId: 'alice-phone', policyId: 'pol-a', kinds: ['gps'] }])
+const registry = deviceRegistry([
+  { deviceId: 'alice-phone', policyId: 'pol-a', kinds: ['gps'] },
+  { deviceId: 'kitchen_leak', policyId: 'pol-h', kinds: ['leak'] },
+  { deviceId: 'hall_smoke', policyId: 'pol-h', kinds: ['smoke'] },
+  { deviceId: 'attic', policyId: 'pol-h', kinds: ['climate'] },
+  { deviceId: 'back_door', policyId: 'pol-h', kinds: ['contact'] },
+])
 const cfg = { registry, maxPayloadBytes: 64 * 1024, maxFutureSkewMs: 60_000 }
 const decode = (topic: string, body: unknown) => decodeMessage(cfg, topic, Buffer.from(JSON.stringify(body)), now)
 const tst = now / 1000 - 5
@@ -29,6 +35,22 @@ t.test('what an OwnTracks message cannot be is rejected with the reason, through
   t.match(reason('owntracks/alice', location), ['?', 'bad_topic'])
   t.match(reason('owntracks/alice/phone/extra', location), ['?', 'bad_topic'])
   t.same((decodeMessage(cfg, 'owntracks/alice/phone', Buffer.from('{"_type":'), now) as Rejection).reason, 'malformed_json')
+})
+
+t.test('Zigbee2MQTT states become the home streams their keys name', async (t) => {
+  const fields = (name: string, state: unknown) => {
+    const r = decode(`zigbee2mqtt/${name}`, state)
+    return isRejection(r) ? [r.reason, r.detail] : [r.kind, r.fields, r.seq, r.ts]
+  }
+  t.same(fields('kitchen_leak', { water_leak: true, battery: 87, linkquality: 120 }), ['leak', { leak_detected: true, battery_pct: 87 }, now, now])
+  t.same(fields('hall_smoke', { smoke: false, co: 2, battery: 90 }), ['smoke', { smoke_detected: false, co_ppm: 2, battery_pct: 90 }, now, now])
+  t.same(fields('attic', { temperature: -3.5, humidity: 81, battery: 64 }), ['climate', { temp_c: -3.5, humidity_pct: 81, battery_pct: 64 }, now, now])
+  t.same(fields('back_door', { contact: true, battery: 100 }), ['contact', { open: false, battery_pct: 100 }, now, now], 'Zigbee contact: true is a closed door')
+  t.same(fields('attic', { illuminance: 300 }), ['invalid_payload', 'zigbee2mqtt: no supported sensor in the state (keys: illuminance)'])
+  t.same(fields('attic', { temperature: 150 }), ['invalid_payload', '/temp_c: Expected number to be less or equal to 100'])
+  t.same(fields('back_door', { water_leak: true }), ['no_consent', 'policy has no consent for stream "leak"'])
+  t.match(decode('zigbee2mqtt/bridge/state', { state: 'online' }), { reason: 'bad_topic' }, 'the bridge\'s own topics are not devices')
+  t.match(decode('zigbee2mqtt/attic/set', { temperature: 20 }), { reason: 'bad_topic' }, 'commands are not state')
 })
 
 t.test('OwnTracks over a real broker is stored like a native gps message', async (t) => {
