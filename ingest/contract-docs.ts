@@ -21,6 +21,8 @@ export const rejectReasons: Record<RejectReason, string> = {
   malformed_json: 'not valid UTF-8 JSON',
   invalid_payload: 'a field is missing, extra, of the wrong type or out of range (`detail` says which)',
   timestamp_in_future: '`ts` is more than 5 minutes ahead of the server: fix the device clock',
+  before_registration: '`ts` is before the device was registered: fix the device clock',
+  implausible_jump: 'a GPS fix implies over 1000 km/h since the last good fix (accuracy allowed for); the next fix consistent with it is accepted',
 }
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`

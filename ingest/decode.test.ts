@@ -8,6 +8,7 @@ const cfg = {
     { deviceId: 'car-1', policyId: 'pol-1', kinds: ['obd'] },
     { deviceId: 'car-2', policyId: 'pol-2', kinds: ['gps'] },
     { deviceId: 'phone-1', policyId: 'pol-1', kinds: ['imu'] },
+    { deviceId: 'car-3', policyId: 'pol-3', kinds: ['obd'], registeredAt: '2026-11-01T00:00:00Z' },
   ]),
   maxPayloadBytes: 1024,
   maxFutureSkewMs: 60_000,
@@ -49,6 +50,8 @@ t.test('each kind of bad message is rejected with its reason', async (t) => {
     ['unexpected field', obd, { seq: 1, ts: now, speed_kmh: 1, lat: 52.1 }, 'invalid_payload'],
     ['array body', obd, [1, 2], 'invalid_payload'],
     ['timestamp far in the future', obd, { seq: 1, ts: now + 3600_000, speed_kmh: 1 }, 'timestamp_in_future'],
+    ['timestamp before registration', topics.device('car-3', 'obd'), { seq: 1, ts: Date.UTC(2026, 9, 31), speed_kmh: 1 }, 'before_registration'],
+    ['a 10 MB string, refused before parsing', obd, `{"seq":1,"ts":1,"speed_kmh":1,"note":"${'x'.repeat(10_000_000)}"}`, 'payload_too_large'],
   ]
   for (const [name, topic, payload, reason] of cases) {
     const r = decode(topic, payload)

@@ -19,6 +19,8 @@ export type RejectReason =
   | 'malformed_json'
   | 'invalid_payload'
   | 'timestamp_in_future'
+  | 'before_registration'
+  | 'implausible_jump'
 
 /** A message that was not stored, and why. Carries no payload values (they may be position or health data). */
 export interface Rejection {
@@ -81,6 +83,9 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   const { seq, ts, samples, ...fields } = body as { seq: number; ts: number; samples?: number[][] } & Record<string, number | boolean>
   if (ts > receivedAt + cfg.maxFutureSkewMs) {
     return reject(deviceId, kind, 'timestamp_in_future', `ts is ${ts - receivedAt} ms ahead of the server clock`, seq)
+  }
+  if (device.registeredAtMs !== undefined && ts < device.registeredAtMs) {
+    return reject(deviceId, kind, 'before_registration', 'ts is before the device was registered', seq)
   }
   return { deviceId, policyId: device.policyId, kind, subject: sensor.subject, seq, ts, receivedAt, fields, ...(samples ? { samples } : {}) }
 

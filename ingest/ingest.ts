@@ -8,6 +8,7 @@ import { Subject as RxSubject, defer, filter, map, partition, share, type Observ
 import { topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { adapters } from './adapters/index.ts'
+import { rejectJumps } from './plausibility.ts'
 import { sensorsByKind } from './sensors/index.ts'
 import { escapeKey, linePrefix, toLine, type Influx } from './influx.ts'
 import type { Journal } from './journal.ts'
@@ -25,6 +26,8 @@ export interface IngestDeps {
   decode: DecodeConfig
   logger: Logger
   metrics: Registry
+  /** GPS fixes implying more than this since the last good one are rejected (default 1000 km/h). */
+  maxGpsSpeedKmh?: number
   /** How many recent seqs per device are remembered to drop redeliveries. */
   dedupeWindow?: number
 }
@@ -76,6 +79,7 @@ export function startIngest(deps: IngestDeps): Ingest {
       if (!isRejection(r)) counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)
       return r
     }),
+    rejectJumps(deps.maxGpsSpeedKmh ?? 1000),
     share(),
   )
   const [rejected$, accepted$] = partition(decoded$, isRejection)

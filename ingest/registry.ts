@@ -12,25 +12,32 @@ export const DeviceEntry = Type.Object({
   policyId: Type.String({ pattern: ID_PATTERN }),
   /** Streams the policyholder consented to; anything else is rejected, not stored. */
   kinds: Type.Array(Type.String({ pattern: ID_PATTERN }), { minItems: 1, uniqueItems: true }),
+  /** When the device was registered (ISO 8601); messages from before are rejected. */
+  registeredAt: Type.Optional(Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}' })),
 }, { additionalProperties: false })
 export type DeviceEntry = Static<typeof DeviceEntry>
 
 const RegistryFile = Type.Object({ devices: Type.Array(DeviceEntry) }, { additionalProperties: false })
 const checkFile = TypeCompiler.Compile(RegistryFile)
 
+/** A registry entry, with its registration time parsed once. */
+export type RegisteredDevice = DeviceEntry & { registeredAtMs?: number }
+
 /** Lookup from device id to its entry. */
-export type DeviceRegistry = ReadonlyMap<string, DeviceEntry>
+export type DeviceRegistry = ReadonlyMap<string, RegisteredDevice>
 
 /** Builds a registry from entries; a device listed twice is a configuration error. */
 export function deviceRegistry(entries: readonly DeviceEntry[]): DeviceRegistry {
-  const map = new Map<string, DeviceEntry>()
+  const map = new Map<string, RegisteredDevice>()
   for (const e of entries) {
     if (map.has(e.deviceId)) throw new Error(`device ${e.deviceId} is listed twice in the device registry`)
     const unknown = e.kinds.filter((k) => !sensorsByKind.has(k))
     if (unknown.length) {
       throw new Error(`device ${e.deviceId}: no stream ${unknown.map((k) => `"${k}"`).join(', ')} in contract v1 (streams: ${[...sensorsByKind.keys()].join(', ')})`)
     }
-    map.set(e.deviceId, e)
+    const registeredAtMs = e.registeredAt === undefined ? undefined : Date.parse(e.registeredAt)
+    if (Number.isNaN(registeredAtMs)) throw new Error(`device ${e.deviceId}: registeredAt "${e.registeredAt}" is not an ISO 8601 time`)
+    map.set(e.deviceId, registeredAtMs === undefined ? e : { ...e, registeredAtMs })
   }
   return map
 }

@@ -1,0 +1,60 @@
+/**
+ * Checks that need a device's history, after decoding: a GPS fix that implies an impossible
+ * speed since the device's last good fix (a "teleport": multipath, a cold start, a spoofed
+ * position) is rejected. A fix that is consistent with the rejected one before it is accepted,
+ * so a device that really moved (a ferry, GPS off for a flight) recovers after one fix.
+ */
+import { map, type OperatorFunction } from 'rxjs'
+import type { Reading } from './contract.ts'
+import type { Rejection } from './decode.ts'
+
+interface Fix {
+  ts: number
+  lat: number
+  lon: number
+  acc: number
+}
+
+/** Stage: rejects GPS fixes implying more than `maxSpeedKmh` since the last good fix (accuracy allowed for). */
+export function rejectJumps(maxSpeedKmh: number): OperatorFunction<Reading | Rejection, Reading | Rejection> {
+  const devices = new Map<string, { good: Fix; candidate?: Fix }>()
+  return map((r) => {
+    if ('reason' in r || r.kind !== 'gps') return r
+    const fix = { ts: r.ts, lat: Number(r.fields.lat_deg), lon: Number(r.fields.lon_deg), acc: Number(r.fields.accuracy_m) }
+    const state = devices.get(r.deviceId)
+    if (!state) {
+      devices.set(r.deviceId, { good: fix })
+      return r
+    }
+    const speed = impliedSpeedKmh(state.good, fix)
+    if (speed <= maxSpeedKmh) {
+      if (fix.ts > state.good.ts) state.good = fix
+      state.candidate = undefined
+      return r
+    }
+    if (state.candidate && impliedSpeedKmh(state.candidate, fix) <= maxSpeedKmh) {
+      state.good = fix
+      state.candidate = undefined
+      return r
+    }
+    state.candidate = fix
+    // The speed, not the positions: a rejection must not carry location.
+    return { deviceId: r.deviceId, kind: r.kind, reason: 'implausible_jump', detail: `implies ${Math.round(speed)} km/h since the last good fix (limit ${maxSpeedKmh})`, seq: r.seq, receivedAt: r.receivedAt }
+  })
+}
+
+/** Speed needed to get from `a` to `b`, km/h, after allowing for both fixes' accuracy. */
+function impliedSpeedKmh(a: Fix, b: Fix): number {
+  const dt = Math.abs(b.ts - a.ts) / 3600_000
+  const km = Math.max(0, haversineKm(a, b) - (a.acc + b.acc) / 1000)
+  if (km === 0) return 0
+  return dt === 0 ? Infinity : km / dt
+}
+
+function haversineKm(a: Fix, b: Fix): number {
+  const rad = Math.PI / 180
+  const dLat = (b.lat - a.lat) * rad
+  const dLon = (b.lon - a.lon) * rad
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2
+  return 2 * 6371.0088 * Math.asin(Math.min(1, Math.sqrt(h)))
+}
