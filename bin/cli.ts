@@ -128,6 +128,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     host: cfg.HOST,
     port: cfg.PORT,
     scoreIntervalMs: command === 'demo' && !process.env.SCORE_INTERVAL_MS ? 2000 : cfg.SCORE_INTERVAL_MS,
+    reorderWindowMs: cfg.REORDER_WINDOW_MS,
   }, logger)
   cleanups.push(() => pipeline.stop())
 

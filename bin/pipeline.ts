@@ -8,7 +8,7 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
-import { connectInflux, openJournal, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { connectInflux, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { defaultThresholds, drivingFrequency, loadModel, startScoring, type Score } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
@@ -22,6 +22,8 @@ export interface PipelineConfig {
   host: string
   port: number
   scoreIntervalMs: number
+  /** Readings arriving out of order within this long are put back in device-time order before scoring. */
+  reorderWindowMs?: number
   plan?: RatingPlan
   /** Unconfirmed InfluxDB lines at which ingest stops acknowledging, and resumes. */
   backpressure?: { stopAt: number; resumeAt: number }
@@ -65,7 +67,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   })
   confirm = ingest.confirm
   const { scores$ } = startScoring({
-    readings$: ingest.readings$,
+    readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
     influx,
     model,
