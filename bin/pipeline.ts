@@ -84,7 +84,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     const checks = { mqttIngest: ingest.connected, mqttPublisher: publisher.connected, journalPendingLines: journal.pending }
     return { ok: checks.mqttIngest && checks.mqttPublisher, checks }
   }
-  const dashboards = await startDashboards({ scores$, premiums$, metrics, health, logger, host: cfg.host, port: cfg.port })
+  const dashboards = await startDashboards({ scores$, premiums$, metrics, health, deviceClock: ingest.clock, logger, host: cfg.host, port: cfg.port })
   // Only now, with everything downstream listening, do messages start to flow.
   await ingest.connect()
   logger.info({ url: dashboards.url }, 'pipeline started')

@@ -9,7 +9,7 @@ import Fastify from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
-import { ID_PATTERN } from '../ingest/index.ts'
+import { ID_PATTERN, type DeviceClock } from '../ingest/index.ts'
 import type { PremiumAdjustment } from '../pricing/index.ts'
 import type { Score } from '../scoring/index.ts'
 
@@ -17,6 +17,8 @@ export interface DashboardsDeps {
   scores$: Observable<Score>
   premiums$: Observable<PremiumAdjustment>
   metrics: Registry
+  /** A device's clock skew estimate, for operators. */
+  deviceClock(deviceId: string): DeviceClock | undefined
   /** Whether the service works, and the checks behind the answer. */
   health(): { ok: boolean; checks: Record<string, boolean | number> }
   logger: Logger
@@ -69,6 +71,12 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     const state = latest.get(req.params.policy)
     if (!state) return reply.code(404).send({ error: 'unknown_policy', message: `no score yet for policy ${req.params.policy}` })
     return { policyId: req.params.policy, ...state }
+  })
+  const deviceParams = { type: 'object', required: ['device'], properties: { device: { type: 'string', pattern: ID_PATTERN } } } as const
+  app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', { schema: { params: deviceParams } }, (req, reply) => {
+    const clock = deps.deviceClock(req.params.device)
+    if (!clock) return reply.code(404).send({ error: 'unknown_device', message: `no message yet from device ${req.params.device}` })
+    return { deviceId: req.params.device, ...clock }
   })
   app.get<{ Querystring: { policy: string } }>('/feed', { websocket: true, schema: { querystring: policyParams } }, (socket, req) => {
     const policyId = req.query.policy

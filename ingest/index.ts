@@ -9,3 +9,4 @@ export { startIngest, dropDuplicates, storeReadings, type Ingest, type IngestDep
 export { brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'
 export { adapters, type Adapter } from './adapters/index.ts'
 export { orderWithin } from './order.ts'
+export { clockTracker, type DeviceClock } from './clock.ts'

@@ -9,6 +9,7 @@ import { topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { adapters } from './adapters/index.ts'
 import { rejectJumps } from './plausibility.ts'
+import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
 import { sensorsByKind } from './sensors/index.ts'
 import { escapeKey, linePrefix, toLine, type Influx } from './influx.ts'
 import type { Journal } from './journal.ts'
@@ -35,6 +36,8 @@ export interface IngestDeps {
 export interface Ingest {
   /** Every stored reading, once, in arrival order. */
   readings$: Observable<Reading>
+  /** A device's clock skew estimate (clock.ts), undefined for a device not heard from. */
+  clock(deviceId: string): DeviceClock | undefined
   /** True while connected to the broker. */
   readonly connected: boolean
   /** Connects and subscribes; call once everything downstream is listening. */
@@ -57,7 +60,8 @@ export function startIngest(deps: IngestDeps): Ingest {
   // Not connected yet: a persistent session's queued messages arrive right after CONNACK, and
   // must find the handler below in place, or mqtt.js would acknowledge them unseen.
   const client = mqtt.connect(deps.mqttUrl, { clientId: deps.clientId ?? 'ubiq-ingest', clean: false, manualConnect: true, reconnectPeriod: 1000 })
-  const counters = ingestCounters(deps.metrics, deps.journal)
+  const clocks = clockTracker()
+  const counters = ingestCounters(deps.metrics, deps.journal, clocks)
   const messages = new RxSubject<Message>()
   // Every message goes through the whole synchronous chain below (decode, dedupe, journal) before
   // its PUBACK: once acknowledged, it is in the journal or was rejected (journal.ts).
@@ -76,7 +80,10 @@ export function startIngest(deps: IngestDeps): Ingest {
     map((m) => {
       counters.received.inc()
       const r = decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
-      if (!isRejection(r)) counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)
+      if (!isRejection(r)) {
+        counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)
+        clocks.observe(r.deviceId, r.ts, m.receivedAt)
+      }
       return r
     }),
     rejectJumps(deps.maxGpsSpeedKmh ?? 1000),
@@ -107,6 +114,7 @@ export function startIngest(deps: IngestDeps): Ingest {
 
   return {
     readings$,
+    clock: (deviceId) => clocks.get(deviceId),
     get connected() {
       return client.connected
     },
@@ -195,7 +203,7 @@ export function storeReadings(store: (lines: string[]) => void): OperatorFunctio
   })
 }
 
-function ingestCounters(registry: Registry, journal: Journal) {
+function ingestCounters(registry: Registry, journal: Journal, clocks: ClockTracker) {
   const registers = [registry]
   return {
     received: new Counter({ name: 'ubiq_ingest_messages_received_total', help: 'Device messages received', registers }),
@@ -208,6 +216,12 @@ function ingestCounters(registry: Registry, journal: Journal) {
       name: 'ubiq_ingest_journal_pending_lines', help: 'Accepted lines not yet confirmed by InfluxDB', registers,
       collect() {
         this.set(journal.pending)
+      },
+    }),
+    skewed: new Gauge({
+      name: 'ubiq_ingest_devices_clock_skewed', help: 'Devices whose clock is off by more than 30 s (GET /api/v1/devices/ID/clock for one)', registers,
+      collect() {
+        this.set(clocks.countSkewedOver(30_000))
       },
     }),
     storeLatency: new Histogram({
