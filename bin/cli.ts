@@ -235,6 +235,7 @@ main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
     process.stderr.write(`ubiq: ${err.message}\nRun 'ubiq help' for usage.\n`)
     process.exit(2)
   }
-  process.stderr.write(`ubiq: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`)
+  const hint = err.code === 'EADDRINUSE' ? ' (set PORT to a free port, or 0 for any)' : ''
+  process.stderr.write(`ubiq: ${err.code ? `[${err.code}] ` : ''}${err.message}${hint}\n`)
   process.exit(1)
 })
