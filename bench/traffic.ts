@@ -22,7 +22,8 @@ export function message(i: number, seq: number, ts: number): [string, string] {
   let body: Record<string, unknown>
   switch (kind) {
     case 'obd': body = { speed_kmh: 40 + 60 * x, engine_rpm: 1500 + 2000 * x, throttle_pct: 30 * x }; break
-    case 'gps': body = { lat_deg: 52 + x / 100, lon_deg: 4.9 + x / 100, accuracy_m: 5, speed_kmh: 50 * x, heading_deg: 360 * x }; break
+    // Northwards at 80 km/h (0.0002° a second), one lane per device: fixes that ingest's teleport check accepts.
+    case 'gps': body = { lat_deg: 52 + (seq % 10_000) * 0.0002, lon_deg: 4 + i / 1000, accuracy_m: 5, speed_kmh: 80, heading_deg: 0 }; break
     case 'imu': body = { rate_hz: 50, samples: Array.from({ length: 50 }, (_, k) => [x, -x, 0.1, k / 500, 0, x / 10]) }; break
     case 'hr': body = { hr_bpm: 60 + 40 * x }; break
     case 'climate': body = { temp_c: 15 + 10 * x, humidity_pct: 40 + 20 * x }; break

@@ -32,3 +32,9 @@ t.test('equal device times keep seq order', async (t) => {
   const values = { a: r('d', 2, 1000), b: r('d', 1, 1000) }
   t.same(emitted('a b', values, 10), [[10, 'd:1'], [10, 'd:2']])
 })
+
+t.test('a quiet device\'s group closes, releasing what it held; the next reading opens a new one', async (t) => {
+  const values = { a: r('d', 1, 1000), b: r('d', 2, 2000) }
+  // Window 10: a is released at 10; the group closes at 21 (quiet for 20); b at 50 opens a new one.
+  t.same(emitted('a 49ms b', values, 10), [[10, 'd:1'], [60, 'd:2']])
+})
