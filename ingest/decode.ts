@@ -59,16 +59,9 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   const sensor = sensorsByKind.get(kind)
   if (!check || !sensor) return reject(deviceId, kind, 'unknown_stream', `no sensor kind "${kind}" in contract v1`)
   if (!device.kinds.includes(kind)) return reject(deviceId, kind, 'no_consent', `policy has no consent for stream "${kind}"`)
-  if (payload.length > cfg.maxPayloadBytes) {
-    return reject(deviceId, kind, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
-  }
-  let body: unknown
-  try {
-    body = JSON.parse(payload.toString('utf8'))
-  } catch {
-    // Not the parser's message: it quotes the payload, which may hold position or health data.
-    return reject(deviceId, kind, 'malformed_json', 'payload is not valid UTF-8 JSON')
-  }
+  const parsed = parseBody(deviceId, kind)
+  if ('reason' in parsed) return parsed
+  let body = parsed.body
   const seqOf = (b: unknown) => (typeof (b as { seq?: unknown })?.seq === 'number' ? (b as { seq: number }).seq : undefined)
   if (sensor.alternative && body !== null && typeof body === 'object' && !Array.isArray(body)) {
     const normalized = sensor.alternative.normalize(body as Record<string, unknown>)
@@ -93,18 +86,24 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   function decodeAdapted(adapter: (typeof adapters)[number]): Reading | Rejection {
     const deviceId = adapter.deviceId(topic)
     if (!deviceId) return reject('?', adapter.name, 'bad_topic', `not a ${adapter.name} device topic: ${topic.slice(0, 200)}`)
-    if (payload.length > cfg.maxPayloadBytes) {
-      return reject(deviceId, adapter.name, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
-    }
-    let body: unknown
-    try {
-      body = JSON.parse(payload.toString('utf8'))
-    } catch {
-      return reject(deviceId, adapter.name, 'malformed_json', 'payload is not valid UTF-8 JSON')
-    }
-    const native = adapter.adapt(body, receivedAt)
+    const parsed = parseBody(deviceId, adapter.name)
+    if ('reason' in parsed) return parsed
+    const native = adapter.adapt(parsed.body, receivedAt)
     if (typeof native === 'string') return reject(deviceId, adapter.name, 'invalid_payload', `${adapter.name}: ${native}`)
     return decodeMessage(cfg, topics.device(deviceId, native.kind), Buffer.from(JSON.stringify(native.body)), receivedAt)
+  }
+
+  /** The payload as JSON, refusing oversized payloads before parsing them. */
+  function parseBody(deviceId: string, kind: string): { body: unknown } | Rejection {
+    if (payload.length > cfg.maxPayloadBytes) {
+      return reject(deviceId, kind, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
+    }
+    try {
+      return { body: JSON.parse(payload.toString('utf8')) }
+    } catch {
+      // Not the parser's message: it quotes the payload, which may hold position or health data.
+      return reject(deviceId, kind, 'malformed_json', 'payload is not valid UTF-8 JSON')
+    }
   }
 
   function reject(deviceId: string, kind: string, reason: RejectReason, detail: string, seq?: number): Rejection {

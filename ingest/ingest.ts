@@ -235,4 +235,3 @@ function ingestCounters(registry: Registry, journal: Journal, clocks: ClockTrack
   }
 }
 
-export type { Rejection }

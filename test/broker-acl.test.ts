@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { makeFleet } from '../edge-sim/index.ts'
 import { newCredentials, SERVICE_USER, topics, writeBrokerAuth } from '../ingest/index.ts'
 import { startMosquitto } from '../bin/local-services.ts'
-import { startServices, startTestPipeline } from './harness.ts'
+import { startServices, startTestPipeline, untilStored } from './harness.ts'
 
 t.test('device A is refused on device B\'s topic, and nothing it sent there is stored', async (t) => {
   const services = await startServices(t) // its InfluxDB; the broker here is the secured one
@@ -49,8 +49,7 @@ t.test('device A is refused on device B\'s topic, and nothing it sent there is s
   while (seenByA.length === 0) await new Promise((r) => setTimeout(r, 20))
   t.same(seenByA, [topics.rejected(a.deviceId)], 'A reads its own rejections, and none of the device streams (its own nor B\'s)')
 
-  const stored = async () => Number(/ (\d+)$/.exec(await pipeline.metrics.getSingleMetricAsString('ubiq_ingest_messages_stored_total'))![1])
-  while ((await stored()) < 2) await new Promise((r) => setTimeout(r, 50))
+  await untilStored(pipeline, 2)
   await pipeline.stop()
   const [rows] = await services.influxql('ubiq_acl', 'SELECT device_id, seq, speed_kmh FROM obd ORDER BY time')
   t.same(rows?.values.map((v) => v.slice(1)).sort(), [[a.deviceId, 1, 30], [b.deviceId, 1, 40]], 'only what each device sent on its own topic is stored')

@@ -3,7 +3,7 @@ import t from 'tap'
 import mqtt from 'mqtt'
 import { makeFleet } from '../edge-sim/index.ts'
 import { topics } from '../ingest/index.ts'
-import { startServices, startTestPipeline } from './harness.ts'
+import { startServices, startTestPipeline, untilStored } from './harness.ts'
 
 t.test('a device whose clock is 45 s behind is reported as such', async (t) => {
   const services = await startServices(t)
@@ -14,8 +14,7 @@ t.test('a device whose clock is 45 s behind is reported as such', async (t) => {
     await device.publishAsync(topics.device(fleet[0]!.deviceId, 'obd'), JSON.stringify({ seq, ts: Date.now() - 45_000, speed_kmh: 50 }), { qos: 1 })
   }
   await device.endAsync()
-  const stored = async () => Number(/ (\d+)$/.exec(await pipeline.metrics.getSingleMetricAsString('ubiq_ingest_messages_stored_total'))![1])
-  while ((await stored()) < 3) await new Promise((r) => setTimeout(r, 20))
+  await untilStored(pipeline, 3)
 
   const res = await fetch(`${pipeline.url}/api/v1/devices/${fleet[0]!.deviceId}/clock`)
   const clock = (await res.json()) as { skewMs: number; samples: number }

@@ -76,3 +76,9 @@ export async function startTestPipeline(
   t.teardown(() => (stopped ? undefined : stop()))
   return { ...pipeline, stop: () => ((stopped = true), stop()) }
 }
+
+/** Waits until ingest has stored `n` messages (tap's per-file timeout guards hangs). */
+export async function untilStored(pipeline: Pipeline, n: number): Promise<void> {
+  const stored = async () => Number(/ (\d+)$/.exec(await pipeline.metrics.getSingleMetricAsString('ubiq_ingest_messages_stored_total'))![1])
+  while ((await stored()) < n) await new Promise((r) => setTimeout(r, 20))
+}

@@ -1,7 +1,7 @@
 import t from 'tap'
 import mqtt from 'mqtt'
 import { decodeMessage, deviceRegistry, isRejection, type Rejection } from '../index.ts'
-import { startServices, startTestPipeline } from '../../test/harness.ts'
+import { startServices, startTestPipeline, untilStored } from '../../test/harness.ts'
 
 const now = Date.UTC(2026, 10, 23, 12)
 const registry = deviceRegistry([
@@ -60,8 +60,7 @@ t.test('OwnTracks over a real broker is stored like a native gps message', async
   const fix = { ...location, tst: Math.floor(Date.now() / 1000) - 10 }
   await phone.publishAsync('owntracks/alice/phone', JSON.stringify(fix), { qos: 1 })
   await phone.endAsync()
-  const stored = async () => Number(/ (\d+)$/.exec(await pipeline.metrics.getSingleMetricAsString('ubiq_ingest_messages_stored_total'))![1])
-  while ((await stored()) < 1) await new Promise((r) => setTimeout(r, 50))
+  await untilStored(pipeline, 1)
   await pipeline.stop()
   const [rows] = await services.influxql('ubiq_owntracks', 'SELECT device_id, seq, lat_deg, lon_deg, accuracy_m, speed_kmh FROM gps')
   t.same(rows?.values, [[fix.tst * 1000, 'alice-phone', fix.tst, 52.3731, 4.8922, 12, 31]])

@@ -6,7 +6,7 @@ import t from 'tap'
 import mqtt from 'mqtt'
 import type { TSchema } from '@sinclair/typebox'
 import { decodeMessage, deviceRegistry, isRejection, sensors, topics, type Reading } from '../index.ts'
-import { startServices, startTestPipeline } from '../../test/harness.ts'
+import { startServices, startTestPipeline, untilStored } from '../../test/harness.ts'
 
 const now = Date.UTC(2026, 11, 1)
 const registry = deviceRegistry([{ deviceId: 'dev-1', policyId: 'pol-1', kinds: sensors.map((s) => s.kind) }])
@@ -79,8 +79,7 @@ t.test('every kind\'s example is stored in InfluxDB by the real ingest, field by
   const device = await mqtt.connectAsync(services.mqttUrl, { clientId: 'dev-1' })
   for (const s of sensors) await device.publishAsync(topics.device('dev-1', s.kind), JSON.stringify(s.example), { qos: 1 })
   await device.endAsync()
-  const stored = async () => Number(/ (\d+)$/.exec(await pipeline.metrics.getSingleMetricAsString('ubiq_ingest_messages_stored_total'))![1])
-  while ((await stored()) < sensors.length) await new Promise((r) => setTimeout(r, 50))
+  await untilStored(pipeline, sensors.length)
   await pipeline.stop() // flushes InfluxDB
   for (const s of sensors) {
     const { seq, ts, samples, ...fields } = s.example as Record<string, unknown>
