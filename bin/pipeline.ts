@@ -8,7 +8,7 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
-import { connectInflux, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { defaultThresholds, drivingFrequency, loadModel, startScoring, type Score } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
@@ -63,7 +63,12 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     metrics,
     journal,
     backpressure: cfg.backpressure ?? { stopAt: 100_000, resumeAt: 50_000 },
-    decode: { registry: cfg.devices, maxPayloadBytes: 64 * 1024, maxFutureSkewMs: 5 * 60_000 },
+    decode: {
+      registry: cfg.devices,
+      maxPayloadBytes: 64 * 1024,
+      maxFutureSkewMs: 5 * 60_000,
+      adapters: createAdapters({ discoveryFile: join(cfg.dataDir, 'home-assistant-discovery.json') }),
+    },
   })
   confirm = ingest.confirm
   const { scores$ } = startScoring({

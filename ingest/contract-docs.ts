@@ -6,7 +6,7 @@
 import type { TSchema } from '@sinclair/typebox'
 import { envelope, ID_PATTERN, type SensorKind } from './contract.ts'
 import type { RejectReason } from './decode.ts'
-import { adapters } from './adapters/index.ts'
+import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
 
 const BASE = 'https://ubiq.dev/contract/v1'
@@ -156,10 +156,11 @@ function markdown(): string {
   out.push(
     '', '## Formats devices already speak', '',
     'These arrive on their own topics, are turned into v1 messages, and then pass the same registry,',
-    'consent and schema checks (a broker ACL must grant such devices their topics: `ubiq broker-config`',
-    'grants ubiq read access; device write patterns for them are the operator\'s to add).', '',
+    'consent and schema checks. In each, the first topic level after the format\'s prefix is the device',
+    'id, which is also the device\'s MQTT user: the ACL `ubiq broker-config` writes lets a device write',
+    'only its own topics of each format.', '',
     '| format | topics | mapping |', '|---|---|---|',
-    ...adapters.map((a) => `| ${a.name} | \`${a.filter}\` | ${a.description} |`),
+    ...createAdapters().map((a) => `| ${a.name} | \`${a.filter}\` | ${a.description} |`),
     '', '## Rejections', '',
     'A message that is not stored is published on `ubiq/v1/rejected/{deviceId}` (QoS 1) and counted in',
     '`ubiq_ingest_messages_rejected_total{reason}`. The rejection names the reason and the field, never',

@@ -6,7 +6,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { TObject } from '@sinclair/typebox'
 import { topics, type Reading } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
-import { adapters } from './adapters/index.ts'
+import type { Adapter } from './adapters/index.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
 
 /** Why a message was not stored. Stable: firmware engineers match on these (docs/device-contract.md). */
@@ -38,17 +38,22 @@ export interface DecodeConfig {
   maxPayloadBytes: number
   /** How far ahead of the server clock a device timestamp may be, ms. */
   maxFutureSkewMs: number
+  /** The foreign formats taken (adapters/index.ts createAdapters). */
+  adapters: readonly Adapter[]
 }
 
 const validators: ReadonlyMap<string, TypeCheck<TObject>> = new Map(
   sensors.map((s) => [s.kind, TypeCompiler.Compile(s.schema)]),
 )
 
-/** Decodes one message received at `receivedAt` on `topic`. */
-export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer, receivedAt: number): Reading | Rejection {
+/**
+ * Decodes one message received at `receivedAt` on `topic`; null for a message that configured an
+ * adapter (a Home Assistant discovery config) and holds nothing to store.
+ */
+export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer, receivedAt: number): Reading | Rejection | null {
   const route = topics.parseDevice(topic)
   if (!route) {
-    const adapter = adapters.find((a) => a.claims(topic))
+    const adapter = cfg.adapters.find((a) => a.claims(topic))
     if (adapter) return decodeAdapted(adapter)
     return reject('?', '?', 'bad_topic', `not a device topic: ${topic.slice(0, 200)}`)
   }
@@ -83,27 +88,38 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   return { deviceId, policyId: device.policyId, kind, subject: sensor.subject, seq, ts, receivedAt, fields, ...(samples ? { samples } : {}) }
 
   /** A foreign format: turned into a v1 message, then decoded as one (adapted formats are low-rate). */
-  function decodeAdapted(adapter: (typeof adapters)[number]): Reading | Rejection {
+  function decodeAdapted(adapter: Adapter): Reading | Rejection | null {
     const deviceId = adapter.deviceId(topic)
     if (!deviceId) return reject('?', adapter.name, 'bad_topic', `not a ${adapter.name} device topic: ${topic.slice(0, 200)}`)
-    const parsed = parseBody(deviceId, adapter.name)
-    if ('reason' in parsed) return parsed
-    const native = adapter.adapt(parsed.body, receivedAt)
+    if (!cfg.registry.get(deviceId)) return reject(deviceId, adapter.name, 'unknown_device', 'device is not in the registry')
+    let body: unknown
+    if (adapter.payload === 'json') {
+      const parsed = parseBody(deviceId, adapter.name)
+      if ('reason' in parsed) return parsed
+      body = parsed.body
+    } else {
+      if (payload.length > cfg.maxPayloadBytes) return tooLarge(deviceId, adapter.name)
+      body = payload.toString('utf8')
+    }
+    const native = adapter.adapt(topic, deviceId, body, receivedAt)
+    if (native === null) return null
     if (typeof native === 'string') return reject(deviceId, adapter.name, 'invalid_payload', `${adapter.name}: ${native}`)
     return decodeMessage(cfg, topics.device(deviceId, native.kind), Buffer.from(JSON.stringify(native.body)), receivedAt)
   }
 
   /** The payload as JSON, refusing oversized payloads before parsing them. */
   function parseBody(deviceId: string, kind: string): { body: unknown } | Rejection {
-    if (payload.length > cfg.maxPayloadBytes) {
-      return reject(deviceId, kind, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
-    }
+    if (payload.length > cfg.maxPayloadBytes) return tooLarge(deviceId, kind)
     try {
       return { body: JSON.parse(payload.toString('utf8')) }
     } catch {
       // Not the parser's message: it quotes the payload, which may hold position or health data.
       return reject(deviceId, kind, 'malformed_json', 'payload is not valid UTF-8 JSON')
     }
+  }
+
+  function tooLarge(deviceId: string, kind: string): Rejection {
+    return reject(deviceId, kind, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
   }
 
   function reject(deviceId: string, kind: string, reason: RejectReason, detail: string, seq?: number): Rejection {

@@ -7,6 +7,6 @@ export { connectInflux, toLine, quoteIdent, quoteString, type Influx, type Influ
 export { openJournal, type Journal } from './journal.ts'
 export { startIngest, dropDuplicates, storeReadings, type Ingest, type IngestDeps } from './ingest.ts'
 export { brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'
-export { adapters, type Adapter } from './adapters/index.ts'
+export { createAdapters, type Adapter } from './adapters/index.ts'
 export { orderWithin } from './order.ts'
 export { clockTracker, type DeviceClock } from './clock.ts'

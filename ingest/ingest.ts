@@ -7,7 +7,6 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
 import { topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
-import { adapters } from './adapters/index.ts'
 import { rejectJumps } from './plausibility.ts'
 import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
 import { sensorsByKind } from './sensors/index.ts'
@@ -80,12 +79,13 @@ export function startIngest(deps: IngestDeps): Ingest {
     map((m) => {
       counters.received.inc()
       const r = decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
-      if (!isRejection(r)) {
+      if (r && !isRejection(r)) {
         counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)
         clocks.observe(r.deviceId, r.ts, m.receivedAt)
       }
       return r
     }),
+    filter((r): r is Reading | Rejection => r !== null), // null: it configured an adapter, nothing to store
     rejectJumps(deps.maxGpsSpeedKmh ?? 1000),
     share(),
   )
@@ -124,7 +124,7 @@ export function startIngest(deps: IngestDeps): Ingest {
         client.once('error', reject)
         client.connect()
       })
-      const filters = [topics.allDevices, ...adapters.map((a) => a.filter)]
+      const filters = [topics.allDevices, ...deps.decode.adapters.map((a) => a.filter)]
       await client.subscribeAsync(filters, { qos: 1 })
       log.info({ filters }, 'ingest subscribed')
     },

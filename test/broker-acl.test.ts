@@ -36,6 +36,10 @@ t.test('device A is refused on device B\'s topic, and nothing it sent there is s
     deviceA.publishAsync(topics.device(b.deviceId, 'obd'), JSON.stringify({ seq: 999, ts: now, speed_kmh: 180 }), { qos: 1 }),
     /Not authorized/, 'A publishing on B\'s topic gets PUBACK "not authorized"',
   )
+  // The formats devices already speak follow the same rule: their first level is the device.
+  for (const topic of [`owntracks/${b.deviceId}/phone`, `zigbee2mqtt/${b.deviceId}/kitchen_leak`, `homeassistant/binary_sensor/${b.deviceId}/leak/config`]) {
+    await t.rejects(deviceA.publishAsync(topic, '{}', { qos: 1 }), /Not authorized/, `A is refused on ${topic.replace(b.deviceId, 'B')}`)
+  }
   // A listens to every device stream and to its own rejections.
   const seenByA: string[] = []
   deviceA.on('message', (topic) => seenByA.push(topic))
@@ -48,6 +52,10 @@ t.test('device A is refused on device B\'s topic, and nothing it sent there is s
   await deviceA.publishAsync(topics.device(a.deviceId, 'obd'), JSON.stringify({ seq: 2, ts: now, speed_kmh: -1 }), { qos: 1 })
   while (seenByA.length === 0) await new Promise((r) => setTimeout(r, 20))
   t.same(seenByA, [topics.rejected(a.deviceId)], 'A reads its own rejections, and none of the device streams (its own nor B\'s)')
+  // (Ingest rejects these: A has no such streams.)
+  for (const topic of [`owntracks/${a.deviceId}/phone`, `zigbee2mqtt/${a.deviceId}/kitchen_leak`, `homeassistant/binary_sensor/${a.deviceId}/leak/config`]) {
+    await t.resolves(deviceA.publishAsync(topic, '', { qos: 1 }), `A may write ${topic.replace(a.deviceId, 'A')}`)
+  }
 
   await untilStored(pipeline, 2)
   await pipeline.stop()

@@ -1,6 +1,9 @@
 /**
  * An adapter turns a format devices already speak into a message of the v1 contract, which then
  * goes through exactly the same registry, consent and schema checks as a native message.
+ *
+ * One rule for every format, so the broker ACL can hold: the first topic level after the format's
+ * own prefix is the ubiq device id, which is also the device's MQTT user (ingest/broker.ts).
  */
 export interface Adapter {
   name: string
@@ -8,13 +11,36 @@ export interface Adapter {
   description: string
   /** MQTT subscription filter for the format's topics. */
   filter: string
+  /** The broker ACL line that lets a device (`%u`) write this format's topics for itself only. */
+  acl: string
   /** True when `topic` is this format's. */
   claims(topic: string): boolean
+  /** How the payload reaches `adapt`: parsed JSON (malformed JSON is rejected first), or UTF-8 text. */
+  payload: 'json' | 'text'
   /** The ubiq device id a topic of this format belongs to, or undefined when it names none. */
   deviceId(topic: string): string | undefined
   /**
-   * The contract stream and payload for a parsed message, or why there is none. Never throws.
+   * The contract stream and payload for a message of `deviceId`; a string saying why there is none;
+   * or null for a message that configured the adapter and holds nothing to store. Never throws.
    * `receivedAt` stands in for a device time and counter in formats that carry none.
    */
-  adapt(body: unknown, receivedAt: number): { kind: string; body: Record<string, unknown> } | string
+  adapt(topic: string, deviceId: string, payload: unknown, receivedAt: number): { kind: string; body: Record<string, unknown> } | string | null
 }
+
+/**
+ * For formats that carry no counter and no device time: the receive time serves as both, moved up
+ * by a millisecond where needed so that two messages of a device never share a seq (the second
+ * would be dropped as a duplicate) nor a time (InfluxDB would keep one point).
+ */
+export function receiveStamps(): (deviceId: string, receivedAt: number) => number {
+  const last = new Map<string, number>()
+  return (deviceId, receivedAt) => {
+    const stamp = Math.max(receivedAt, (last.get(deviceId) ?? 0) + 1)
+    last.set(deviceId, stamp)
+    return stamp
+  }
+}
+
+/** The value of a JSON object, or why the payload is not one. */
+export const asObject = (body: unknown): Record<string, unknown> | string =>
+  body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : 'expected a JSON object'

@@ -1,11 +1,14 @@
 /** The adapter catalogue: one line per foreign format. */
 import type { Adapter } from './adapter.ts'
+import { homeAssistant } from './home-assistant.ts'
 import { owntracks } from './owntracks.ts'
 import { zigbee2mqtt } from './zigbee2mqtt.ts'
 
 export type { Adapter } from './adapter.ts'
 
-export const adapters: readonly Adapter[] = [
-  owntracks,
-  zigbee2mqtt,
+/** A fresh set of adapters (some keep state: Home Assistant's bindings, in `discoveryFile`). */
+export const createAdapters = (options: { discoveryFile?: string } = {}): readonly Adapter[] => [
+  owntracks(),
+  zigbee2mqtt(),
+  homeAssistant({ file: options.discoveryFile }),
 ]

@@ -5,13 +5,13 @@
 import t from 'tap'
 import mqtt from 'mqtt'
 import type { TSchema } from '@sinclair/typebox'
-import { decodeMessage, deviceRegistry, isRejection, sensors, topics, type Reading } from '../index.ts'
+import { createAdapters, decodeMessage, deviceRegistry, isRejection, sensors, topics, type Reading } from '../index.ts'
 import { startServices, startTestPipeline, untilStored } from '../../test/harness.ts'
 
 const now = Date.UTC(2026, 11, 1)
 const registry = deviceRegistry([{ deviceId: 'dev-1', policyId: 'pol-1', kinds: sensors.map((s) => s.kind) }])
-const cfg = { registry, maxPayloadBytes: 64 * 1024, maxFutureSkewMs: 60_000 }
-const decode = (kind: string, body: unknown) => decodeMessage(cfg, topics.device('dev-1', kind), Buffer.from(JSON.stringify(body)), now)
+const cfg = { registry, maxPayloadBytes: 64 * 1024, maxFutureSkewMs: 60_000, adapters: createAdapters() }
+const decode = (kind: string, body: unknown) => decodeMessage(cfg, topics.device('dev-1', kind), Buffer.from(JSON.stringify(body)), now)!
 // Unit suffixes a numeric field may end in (DESIGN.md: units in names).
 const UNIT = /_(kmh|rpm|pct|c|deg|m|km|ms2|rads|bpm|s|v|ppm|count|hz)$/
 
