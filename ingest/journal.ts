@@ -16,7 +16,10 @@ import { join } from 'node:path'
 export interface Journal {
   /** Appends lines (synchronously, in one write: they are in the file when this returns). */
   append(lines: readonly string[]): void
-  /** InfluxDB confirmed these lines; returns how long each appended one waited, ms. */
+  /**
+   * InfluxDB confirmed these lines; returns how long each append (a message's lines) whose last
+   * line this confirmed waited, ms.
+   */
   confirm(lines: readonly string[]): number[]
   /** Lines appended or recovered and not yet confirmed. */
   readonly pending: number
@@ -33,12 +36,22 @@ interface Segment {
   fd?: number
 }
 
+/** One append: the lines of one message, in one segment. */
+interface Entry {
+  segment: number
+  /** When it was appended; undefined for lines recovered from an earlier run. */
+  at?: number
+  /** Its lines not yet confirmed. */
+  left: number
+}
+
 /** Opens the journal in `dir`, recovering what an earlier run left there. */
 export function openJournal(dir: string, segmentLines = 10_000): Journal {
   mkdirSync(dir, { recursive: true })
   const segments = new Map<number, Segment>()
-  // Which segment each unconfirmed line is in; a line can be pending twice (resend after recovery).
-  const where = new Map<string, { id: number; at?: number }[]>()
+  // The append each unconfirmed line belongs to: one object per message, not per line, as this is
+  // ingest's hottest bookkeeping. A line can be pending twice (a resend after recovery): then a list.
+  const where = new Map<string, Entry | Entry[]>()
   const waiters: { lines: number; fn: () => void }[] = []
   let pending = 0
   let current: number | undefined
@@ -52,18 +65,19 @@ export function openJournal(dir: string, segmentLines = 10_000): Journal {
     const text = readFileSync(path, 'utf8')
     const lines = text.split('\n').slice(0, -1)
     segments.set(id, { path, pending: 0 })
-    for (const line of lines) track(line, id)
+    const entry: Entry = { segment: id, left: lines.length }
+    for (const line of lines) track(line, entry)
     recovered.push(...lines)
     if (lines.length === 0) forget(id)
   }
   let nextId = (ids.at(-1) ?? 0) + 1
 
-  function track(line: string, id: number, at?: number) {
-    const entry = { id, at }
-    const list = where.get(line)
-    if (list) list.push(entry)
-    else where.set(line, [entry])
-    segments.get(id)!.pending++
+  function track(line: string, entry: Entry) {
+    const known = where.get(line)
+    if (known === undefined) where.set(line, entry)
+    else if (Array.isArray(known)) known.push(entry)
+    else where.set(line, [known, entry])
+    segments.get(entry.segment)!.pending++
     pending++
   }
 
@@ -92,22 +106,28 @@ export function openJournal(dir: string, segmentLines = 10_000): Journal {
       }
       writeSync(segments.get(current)!.fd!, `${lines.join('\n')}\n`)
       currentLines += lines.length
-      const at = Date.now()
-      for (const line of lines) track(line, current, at)
+      const entry: Entry = { segment: current, at: Date.now(), left: lines.length }
+      for (const line of lines) track(line, entry)
     },
     confirm(lines) {
       const now = Date.now()
       const waited: number[] = []
       for (const line of lines) {
-        const list = where.get(line)
-        if (!list) continue
-        const { id, at } = list.shift()!
-        if (at !== undefined) waited.push(now - at)
-        if (list.length === 0) where.delete(line)
+        const known = where.get(line)
+        if (known === undefined) continue
+        let entry: Entry
+        if (!Array.isArray(known)) {
+          entry = known
+          where.delete(line)
+        } else {
+          entry = known.shift()!
+          if (known.length === 1) where.set(line, known[0]!)
+        }
+        if (--entry.left === 0 && entry.at !== undefined) waited.push(now - entry.at)
         pending--
-        const s = segments.get(id)!
+        const s = segments.get(entry.segment)!
         // The current segment is kept while in use; any other is done when all its lines are.
-        if (--s.pending === 0 && id !== current) forget(id)
+        if (--s.pending === 0 && entry.segment !== current) forget(entry.segment)
       }
       for (let i = waiters.length - 1; i >= 0; i--) {
         if (pending <= waiters[i]!.lines) waiters.splice(i, 1)[0]!.fn()
