@@ -7,11 +7,14 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
-import { fleetRegistry, makeFleet, runFleet, type FleetRun } from '../edge-sim/index.ts'
-import { deviceRegistry, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { existsSync, readdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { fleetRegistry, makeFleet, readRecording, replayStarts, runFleet, runReplay, type FleetRun } from '../edge-sim/index.ts'
+import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
 import { startPipeline } from './pipeline.ts'
+import { showProgress } from './progress.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
 
@@ -19,6 +22,7 @@ Usage:
   ubiq start                     run the pipeline: MQTT ingest → scoring → pricing → dashboards
   ubiq demo [options]            the pipeline, a simulated fleet and the dashboard; prints its URL
   ubiq sim [options]             drive a simulated fleet against MQTT_URL
+  ubiq sim replay [options]      publish real recorded trips as one phone's IMU stream to MQTT_URL
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
   ubiq help                      this text
 
@@ -27,6 +31,13 @@ Options (demo, sim):
   --speedup X                    simulated seconds per real second until the present (default 20)
   --seed N                       fleet seed: the same seed drives the same way (default 1)
   --write-registry FILE          sim: write the fleet's device registry to FILE (for 'ubiq start') and exit
+
+Options (sim replay):
+  --trip DIR                     a trip folder of the driver behaviour dataset; repeatable
+                                 (default: every trip in ${defaultDataset()})
+  --device ID                    the replaying phone's device id (default phone-replay)
+  --speedup X                    recorded seconds per real second (default 1: real time)
+  --write-registry FILE          write the phone's device registry to FILE and exit
 
 Environment (start, demo, sim):
 ${describeConfig()}
@@ -41,7 +52,8 @@ async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
   if (!['start', 'demo', 'sim', 'broker-config'].includes(command)) throw new UsageError(`unknown command "${command}"`)
-  const opts = parseOptions(command, rest)
+  const replay = command === 'sim' && rest[0] === 'replay'
+  const opts = replay ? parseOptions('sim replay', rest.slice(1)) : parseOptions(command, rest)
   const cfg = readConfig(process.env)
   const logger = pino(
     // Position and health values never reach a log, even if a stage logs a whole reading by mistake.
@@ -49,6 +61,7 @@ async function main(argv: string[]): Promise<void> {
     // JSON lines for log collectors; readable lines for a person at a terminal.
     process.stdout.isTTY ? pretty({ sync: true, singleLine: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }) : undefined,
   )
+  if (replay) return runReplayCommand(cfg, opts)
   if (command === 'sim') return runSim(cfg, opts, logger)
   if (command === 'broker-config') return writeBrokerConfig(cfg, opts)
   return runService(command as 'start' | 'demo', cfg, opts, logger)
@@ -61,6 +74,8 @@ interface Options {
   speedup: number
   seed: number
   registry?: string
+  trips: string[]
+  device: string
 }
 
 function parseOptions(command: string, args: string[]): Options {
@@ -69,18 +84,19 @@ function parseOptions(command: string, args: string[]): Options {
     start: [],
     demo: ['vehicles', 'speedup', 'seed'],
     sim: ['vehicles', 'speedup', 'seed', 'write-registry'],
+    'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
     'broker-config': ['out', 'port'],
   }
-  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: 'string' as const }]))
-  let values: Record<string, string | boolean | undefined>
+  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: 'string' as const, multiple: n === 'trip' }]))
+  let values: Record<string, string | string[] | undefined>
   try {
-    values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | undefined>
+    values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | string[] | undefined>
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
   const number = (name: string, fallback: number, ok: (n: number) => boolean, rule: string) => {
     const raw = values[name]
-    if (raw === undefined) return fallback
+    if (raw === undefined || Array.isArray(raw)) return fallback
     const n = Number(raw)
     if (!ok(n)) throw new UsageError(`--${name} must be ${rule}, got "${raw}"`)
     return n
@@ -89,9 +105,11 @@ function parseOptions(command: string, args: string[]): Options {
     out: typeof values.out === 'string' ? values.out : undefined,
     port: number('port', 1883, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port from 1 to 65535'),
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
-    speedup: number('speedup', 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
+    speedup: number('speedup', command === 'sim replay' ? 1 : 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     seed: number('seed', 1, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
     registry: typeof values['write-registry'] === 'string' ? values['write-registry'] : undefined,
+    trips: Array.isArray(values.trip) ? values.trip : [],
+    device: typeof values.device === 'string' ? values.device : 'phone-replay',
   }
 }
 
@@ -228,6 +246,52 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+}
+
+/** The driver behaviour dataset beside the repository (../shared/data), as the project ships it. */
+function defaultDataset(): string {
+  return fileURLToPath(new URL('../../shared/data/driver-behavior-dataset', import.meta.url))
+}
+
+/** `ubiq sim replay`: real recorded trips, as a live phone would send them. */
+async function runReplayCommand(cfg: Config, opts: Options): Promise<void> {
+  if (!isId(opts.device)) throw new UsageError(`--device must be a device id (letters, digits, _ and -), got "${opts.device}"`)
+  if (opts.registry) {
+    writeFileSync(opts.registry, `${JSON.stringify({ devices: [{ deviceId: opts.device, policyId: `pol-${opts.device}`.slice(0, 64), kinds: ['imu'] }] }, null, 2)}\n`)
+    return void process.stdout.write(`wrote the device registry of ${opts.device} to ${resolve(opts.registry)}\n`)
+  }
+  let trips = opts.trips
+  if (trips.length === 0) {
+    const dataset = defaultDataset()
+    if (!existsSync(dataset)) throw new UsageError(`no --trip given and no dataset at ${dataset}`)
+    trips = readdirSync(dataset).filter((f) => f.startsWith('trip-')).sort().map((f) => join(dataset, f))
+  }
+  const recordings = trips.map((dir) => {
+    try {
+      return readRecording(dir)
+    } catch (err) {
+      throw new UsageError(`--trip ${dir}: ${(err as Error).message}`)
+    }
+  })
+  if (!cfg.MQTT_URL) throw new UsageError('ubiq sim replay needs MQTT_URL (the broker to publish to)')
+  const total = recordings.reduce((n, r) => n + Math.ceil(r.samples.length / r.rateHz), 0)
+  process.stderr.write(`replaying ${recordings.map((r) => `${r.name} (${(r.samples.length / r.rateHz).toFixed(0)} s, ${r.events.length} labelled events)`).join(', ')} as ${opts.device} at ${opts.speedup}× real time\n`)
+  // Device time must never run ahead of the real clock: an accelerated replay starts in the past
+  // so that it reaches the present as it ends.
+  const spanMs = replayStarts(recordings, 0).at(-1)! + recordings.at(-1)!.samples.length * (1000 / recordings.at(-1)!.rateHz)
+  const startTs = Math.round(Date.now() - spanMs * (1 - 1 / opts.speedup))
+  // seq counts on from the launch time (ms), so ingest never takes a second replay for a resend of the first.
+  const run = await runReplay({ mqttUrl: cfg.MQTT_URL, deviceId: opts.device, recordings, startTs, speedup: opts.speedup, firstSeq: Date.now() })
+  const progress = showProgress('replay', () => run.acknowledged, total)
+  const finish = async () => {
+    await run.stop()
+    progress.done(`replay: ${run.acknowledged} of ${total} imu messages acknowledged`)
+    process.exit(0)
+  }
+  process.once('SIGINT', finish)
+  process.once('SIGTERM', finish)
+  await run.done
+  await finish()
 }
 
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {

@@ -3,9 +3,9 @@
  * at QoS 1, paced against a simulated clock that may run faster than real time until it reaches
  * the present (a backlog upload, then live), and never sends a sample from the future.
  */
-import mqtt, { type MqttClient } from 'mqtt'
-import { setTimeout as sleep } from 'node:timers/promises'
+import mqtt from 'mqtt'
 import { topics, type DeviceEntry } from '../ingest/index.ts'
+import { publishPaced, type SimMessage } from './publish.ts'
 import { driveObd, personas, type PersonaName } from './vehicle.ts'
 
 /** A simulated policy with one vehicle, and the persona (the ground truth) behind it. */
@@ -65,23 +65,19 @@ export async function runFleet(opts: FleetOptions): Promise<FleetRun> {
       ...(opts.passwords ? { username: v.deviceId, password: opts.passwords.get(v.deviceId) } : {}),
     })))
 
-  async function drive(v: SimVehicle, client: MqttClient): Promise<void> {
+  function* messages(v: SimVehicle): Generator<SimMessage> {
     const topic = topics.device(v.deviceId, 'obd')
     let seq = 0
     for (const sample of driveObd(personas[v.persona], v.seed, opts.startTs)) {
-      if (abort.signal.aborted || (opts.samples !== undefined && seq >= opts.samples)) return
-      const due = Math.max(sample.ts, realStart + (sample.ts - opts.startTs) / opts.speedup)
-      const wait = due - Date.now()
-      if (wait > 0) await sleep(wait, undefined, { signal: abort.signal }).catch(() => {})
-      if (abort.signal.aborted) return
-      await client.publishAsync(topic, JSON.stringify({ seq, ...sample }), { qos: 1 })
-      acknowledged++
-      seq++
+      if (opts.samples !== undefined && seq >= opts.samples) return
+      yield { topic, ts: sample.ts, payload: JSON.stringify({ seq: seq++, ...sample }) }
     }
   }
+  const pace = { startTs: opts.startTs, realStart, speedup: opts.speedup, signal: abort.signal }
+  const drive = (v: SimVehicle, i: number) => publishPaced(clients[i]!, messages(v), pace, () => acknowledged++)
 
   // A vehicle that has sent all its samples disconnects, as a device does after uploading.
-  const done = Promise.all(opts.fleet.map((v, i) => drive(v, clients[i]!).finally(() => clients[i]!.endAsync()))).then(() => {})
+  const done = Promise.all(opts.fleet.map((v, i) => drive(v, i).finally(() => clients[i]!.endAsync()))).then(() => {})
   return {
     get acknowledged() {
       return acknowledged
