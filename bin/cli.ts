@@ -7,9 +7,12 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { fleetRegistry, makeFleet, readRecording, replayStarts, runFleet, runReplay, type FleetRun } from '../edge-sim/index.ts'
+import {
+  fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
+  readRecording, replayStarts, runFleet, runReplay, runSimulation, type FaultConfig,
+} from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
@@ -21,16 +24,27 @@ const HELP = `ubiq: usage-based insurance stream processor
 Usage:
   ubiq start                     run the pipeline: MQTT ingest → scoring → pricing → dashboards
   ubiq demo [options]            the pipeline, a simulated fleet and the dashboard; prints its URL
-  ubiq sim [options]             drive a simulated fleet against MQTT_URL
+  ubiq sim [options]             simulated policyholders' cars, wearables and homes publishing to MQTT_URL
   ubiq sim replay [options]      publish real recorded trips as one phone's IMU stream to MQTT_URL
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
   ubiq help                      this text
 
-Options (demo, sim):
+Options (demo):
   --vehicles N                   simulated vehicles (default 6)
   --speedup X                    simulated seconds per real second until the present (default 20)
   --seed N                       fleet seed: the same seed drives the same way (default 1)
-  --write-registry FILE          sim: write the fleet's device registry to FILE (for 'ubiq start') and exit
+
+Options (sim):
+  --devices N                    simulated devices: each policy has a car, a wearable and a home (default 30)
+  --days D                       simulated days, ending now (default 1)
+  --speedup X                    simulated seconds per real second (default 60)
+  --seed N                       the same seed gives the same policies, personas and streams (default 1)
+  --imu-hz N                     vehicles' IMU rate, 10–100 Hz, or 0 for none (default 25)
+  --faults LIST                  device faults, name=rate per message, comma-separated: duplicate,
+                                 reorder, malformed, out-of-range, offline, clock (rate per device),
+                                 foreign-topic; e.g. duplicate=0.01,clock=0.1
+  --export DIR                   write the ground truth (policies.csv, claims.csv, truth.json) to DIR
+  --write-registry FILE          write the devices' registry to FILE (for 'ubiq start') and exit
 
 Options (sim replay):
   --trip DIR                     a trip folder of the driver behaviour dataset; repeatable
@@ -76,6 +90,11 @@ interface Options {
   registry?: string
   trips: string[]
   device: string
+  devices: number
+  days: number
+  imuHz: number
+  faults?: FaultConfig
+  export?: string
 }
 
 function parseOptions(command: string, args: string[]): Options {
@@ -83,7 +102,7 @@ function parseOptions(command: string, args: string[]): Options {
   const names: Record<string, string[]> = {
     start: [],
     demo: ['vehicles', 'speedup', 'seed'],
-    sim: ['vehicles', 'speedup', 'seed', 'write-registry'],
+    sim: ['devices', 'days', 'speedup', 'seed', 'imu-hz', 'faults', 'export', 'write-registry'],
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
     'broker-config': ['out', 'port'],
   }
@@ -105,7 +124,12 @@ function parseOptions(command: string, args: string[]): Options {
     out: typeof values.out === 'string' ? values.out : undefined,
     port: number('port', 1883, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port from 1 to 65535'),
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
-    speedup: number('speedup', command === 'sim replay' ? 1 : 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
+    speedup: number('speedup', { 'sim replay': 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
+    devices: number('devices', 30, (n) => Number.isInteger(n) && n >= 1 && n <= 100_000, 'a whole number from 1 to 100000'),
+    days: number('days', 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
+    imuHz: number('imu-hz', 25, (n) => n === 0 || (Number.isInteger(n) && n >= 10 && n <= 100), '0 or a whole number from 10 to 100'),
+    faults: typeof values.faults === 'string' ? parseFaults(values.faults) : undefined,
+    export: typeof values.export === 'string' ? values.export : undefined,
     seed: number('seed', 1, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
     registry: typeof values['write-registry'] === 'string' ? values['write-registry'] : undefined,
     trips: Array.isArray(values.trip) ? values.trip : [],
@@ -229,23 +253,71 @@ function influxConfig(cfg: Config, url: string): InfluxConfig {
     : { api: 'v1', url, database: cfg.INFLUX_DATABASE, retentionPolicy: cfg.INFLUX_RETENTION_POLICY, username: cfg.INFLUX_USERNAME, password: cfg.INFLUX_PASSWORD }
 }
 
+/** `--faults duplicate=0.01,clock=0.1`: each named fault at its rate, with typical magnitudes. */
+function parseFaults(spec: string): FaultConfig {
+  const faults: FaultConfig = {}
+  for (const part of spec.split(',')) {
+    const [name, raw] = part.split('=')
+    const rate = Number(raw)
+    if (!(rate >= 0 && rate <= 1)) throw new UsageError(`--faults: ${part} needs a rate from 0 to 1, as name=0.01`)
+    switch (name) {
+      case 'duplicate': faults.duplicate = rate; break
+      case 'reorder': faults.reorder = { rate }; break
+      case 'malformed': faults.malformed = rate; break
+      case 'out-of-range': faults.outOfRange = rate; break
+      case 'offline': faults.offline = { rate, duration_s: [60, 1800] }; break
+      case 'clock': faults.clock = { rate, skew_ms: [-120_000, 120_000], drift_ppm: [-200, 200] }; break
+      case 'foreign-topic': faults.foreignTopic = { rate, deviceIds: [] }; break // filled with the fleet's ids
+      default: throw new UsageError(`--faults: unknown fault "${name}" (duplicate, reorder, malformed, out-of-range, offline, clock, foreign-topic)`)
+    }
+  }
+  return faults
+}
+
 async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void> {
-  const fleet = makeFleet(opts.vehicles, opts.seed)
+  const city = makeCity({ seed: opts.seed })
+  const policies = makePolicies(city, Math.ceil(opts.devices / 3), { seed: opts.seed })
+  const registry = policyRegistry(policies).slice(0, opts.devices)
   if (opts.registry) {
-    writeFileSync(opts.registry, `${JSON.stringify({ devices: fleetRegistry(fleet) }, null, 2)}\n`)
-    return void process.stdout.write(`wrote the device registry of ${fleet.length} vehicles to ${resolve(opts.registry)}\n`)
+    writeFileSync(opts.registry, `${JSON.stringify({ devices: registry }, null, 2)}\n`)
+    return void process.stdout.write(`wrote the device registry of ${registry.length} devices (${policies.length} policies) to ${resolve(opts.registry)}\n`)
+  }
+  const DAY = 86_400_000
+  // Device time must never run ahead of the real clock: the run starts in the past and reaches now as it ends.
+  const startTs = Math.round(Date.now() - opts.days * DAY * (1 - 1 / opts.speedup))
+  if (opts.export) {
+    const truth = groundTruth(city, policies, { startTs, days: opts.days, seed: opts.seed })
+    mkdirSync(opts.export, { recursive: true })
+    const csv = groundTruthCsv(truth)
+    writeFileSync(join(opts.export, 'policies.csv'), csv.policies)
+    writeFileSync(join(opts.export, 'claims.csv'), csv.claims)
+    writeFileSync(join(opts.export, 'truth.json'), groundTruthJson(truth))
+    process.stderr.write(`wrote the ground truth of ${policies.length} policies to ${resolve(opts.export)}/{policies.csv,claims.csv,truth.json}\n`)
   }
   if (!cfg.MQTT_URL) throw new UsageError('ubiq sim needs MQTT_URL (the broker to publish to)')
-  const run: FleetRun = await runFleet({ mqttUrl: cfg.MQTT_URL, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup })
-  const progress = setInterval(() => logger.info({ acknowledged: run.acknowledged }, 'fleet publishing'), 5000)
-  const stop = async () => {
-    clearInterval(progress)
+  const ids = new Set(registry.map((d) => d.deviceId))
+  const faults = opts.faults?.foreignTopic ? { ...opts.faults, foreignTopic: { ...opts.faults.foreignTopic, deviceIds: [...ids] } } : opts.faults
+  const devices = policies.flatMap((p) => policyDevices(city, p, { startTs, days: opts.days, imuHz: opts.imuHz || undefined, ...(faults ? { faults } : {}) }))
+    .filter((d) => ids.has(d.deviceId))
+  process.stderr.write(`simulating ${devices.length} devices of ${policies.length} policies for ${opts.days} days at ${opts.speedup}× real time; connecting…\n`)
+  const cpu = process.cpuUsage()
+  const run = await runSimulation({ mqttUrl: cfg.MQTT_URL, devices, startTs, speedup: opts.speedup })
+  const progress = showProgress('sim', () => run.acknowledged)
+  const t0 = Date.now()
+  const finish = async () => {
     await run.stop()
-    logger.info({ acknowledged: run.acknowledged }, 'fleet stopped')
+    const seconds = (Date.now() - t0) / 1000
+    const used = process.cpuUsage(cpu)
+    const injected = devices.reduce((n, d) => n + d.faults.duplicate + d.faults.reordered + d.faults.malformed + d.faults.outOfRange + d.faults.foreignTopic + d.faults.offline.buffered, 0)
+    progress.done(`sim: ${run.acknowledged} messages acknowledged (${(run.acknowledged / seconds).toFixed(0)} msg/s), ${run.refused} refused by the broker, ` +
+      `${injected} faults injected, most behind schedule ${(run.maxBehindMs / 1000).toFixed(1)} s, CPU ${((100 * (used.user + used.system)) / 1e6 / seconds).toFixed(0)}% of a core`)
+    logger.debug({ faults: devices.map((d) => d.faults) }, 'faults injected')
     process.exit(0)
   }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  process.once('SIGINT', finish)
+  process.once('SIGTERM', finish)
+  await run.done
+  await finish()
 }
 
 /** The driver behaviour dataset beside the repository (../shared/data), as the project ships it. */

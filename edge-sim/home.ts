@@ -1,0 +1,144 @@
+/**
+ * A smart-home hub in a simulated home (issue #4: "well-kept, leaky plumbing, freeze-prone,
+ * smoker"; scenarios "water leak, smoke alarm"). Its sensors send on change and as an hourly
+ * heartbeat (docs/device-contract.md): climate at the pipes every 15 minutes, the front door's
+ * contact, the leak probe, the smoke/CO alarm and the main water valve, which shuts itself when
+ * the probe gets wet.
+ *
+ * The pipes' temperature is the outdoor temperature plus the share of the heating's lift that
+ * the insulation keeps there: a freeze-prone house in a cold spell drops below 2 °C, and that is
+ * when its pipes burst. Events are generated per day, then sent in time order; an event that
+ * outlasts its day (a leak at midnight) is carried over to the next.
+ */
+import { between, deriveSeed, normal, poisson, seededRandom } from './random.ts'
+import { homePersonas, type HomePersona, type HomePersonaName } from './personas.ts'
+import { DAY_MS } from './trips.ts'
+import type { SensorReading } from './device-streams.ts'
+
+/** A simulated home: its persona and seed. */
+export interface Household {
+  persona: HomePersonaName
+  seed: number
+}
+
+/** The span to simulate and the leak and smoke scenarios. */
+export interface HomeOptions {
+  startTs: number
+  days: number
+  /** Scenario: a water leak starting at this time. */
+  leakAt?: number
+  /** Scenario: a smoke alarm at this time. */
+  smokeAt?: number
+}
+
+/** A leak or smoke alarm, as it happened. */
+export interface HomeEvent {
+  type: 'leak' | 'smoke'
+  cause: 'wear' | 'frozen pipe' | 'smoking' | 'scenario'
+  ts: number
+  endTs: number
+}
+
+const HOUR_MS = 3_600_000
+const MIN_MS = 60_000
+
+/** What happens in the home at a time: a state change, or a sensor reporting. */
+type Action = { ts: number; order: number; run: (state: HomeState) => SensorReading | undefined }
+
+interface HomeState {
+  leak: boolean
+  valveOpen: boolean
+  smoke: boolean
+  open: boolean
+}
+
+/** The hub's readings in time order from `startTs` for `days` days; `onEvent` gets each leak and smoke alarm. */
+export function* liveHome(home: Household, opts: HomeOptions, onEvent?: (e: HomeEvent) => void): Generator<SensorReading> {
+  const p = homePersonas[home.persona]
+  const rand = seededRandom(deriveSeed(home.seed, 0x40e))
+  const end = opts.startTs + opts.days * DAY_MS
+  const state: HomeState = { leak: false, valveOpen: true, smoke: false, open: false }
+  const battery0 = { leak: between(rand, 60, 100), smoke: between(rand, 60, 100), climate: between(rand, 60, 100), contact: between(rand, 60, 100) }
+  // Sensors lose about 3 % a month.
+  const battery = (sensor: keyof typeof battery0, ts: number) => Math.round(Math.max(5, battery0[sensor] - ((ts - opts.startTs) / DAY_MS) * 0.1))
+  let pending: Action[] = []
+  let order = 0
+  const at = (ts: number, run: Action['run']) => pending.push({ ts: Math.round(ts), order: order++, run })
+
+  /** At `ts`, the state changes and the sensor that saw it reports. */
+  const change = (ts: number, update: Partial<HomeState>, reading: (ts: number) => SensorReading) =>
+    at(ts, (s) => {
+      Object.assign(s, update)
+      return reading(Math.round(ts))
+    })
+  const leak = (ts: number, cause: HomeEvent['cause']) => {
+    const dryTs = ts + between(rand, 10, 40) * MIN_MS
+    change(ts, { leak: true }, (ts) => ({ kind: 'leak', ts, body: { leak_detected: true, battery_pct: battery('leak', ts) } }))
+    // The valve shuts itself within a minute or so of the probe getting wet…
+    change(ts + between(rand, 20, 90) * 1000, { valveOpen: false }, (ts) => ({ kind: 'valve', ts, body: { valve_open: false } }))
+    change(dryTs, { leak: false }, (ts) => ({ kind: 'leak', ts, body: { leak_detected: false, battery_pct: battery('leak', ts) } }))
+    // …and is opened again once the plumber has been.
+    change(ts + between(rand, 2, 12) * HOUR_MS, { valveOpen: true }, (ts) => ({ kind: 'valve', ts, body: { valve_open: true } }))
+    onEvent?.({ type: 'leak', cause, ts: Math.round(ts), endTs: Math.round(dryTs) })
+  }
+  const smoke = (ts: number, cause: HomeEvent['cause']) => {
+    const clearTs = ts + between(rand, 2, 10) * MIN_MS
+    const co_ppm = r1(between(rand, 5, 40))
+    change(ts, { smoke: true }, (ts) => ({ kind: 'smoke', ts, body: { smoke_detected: true, co_ppm, battery_pct: battery('smoke', ts) } }))
+    change(clearTs, { smoke: false }, (ts) => ({ kind: 'smoke', ts, body: { smoke_detected: false, co_ppm: r1(p.co_ppm), battery_pct: battery('smoke', ts) } }))
+    onEvent?.({ type: 'smoke', cause, ts: Math.round(ts), endTs: Math.round(clearTs) })
+  }
+  const door = (ts: number) => {
+    change(ts, { open: true }, (ts) => ({ kind: 'contact', ts, body: { open: true, battery_pct: battery('contact', ts) } }))
+    change(ts + between(rand, 10, 60) * 1000, { open: false }, (ts) => ({ kind: 'contact', ts, body: { open: false, battery_pct: battery('contact', ts) } }))
+  }
+
+  for (let day = Math.floor(opts.startTs / DAY_MS); day * DAY_MS < end; day++) {
+    const d0 = day * DAY_MS
+    const weather = normal(rand, 0, 3.5) // this day's departure from the season, °C
+    for (let ts = d0; ts < d0 + DAY_MS; ts += 15 * MIN_MS) {
+      const pipes = pipeTemp_c(p, ts, weather)
+      at(ts, () => ({ kind: 'climate', ts, body: { temp_c: r1(pipes + normal(rand, 0, 0.2)), humidity_pct: r1(p.humidity_pct + normal(rand, 0, 3)), battery_pct: battery('climate', ts) } }))
+      if (pipes < 2 && rand() < p.freezeLeak) leak(ts + rand() * 15 * MIN_MS, 'frozen pipe')
+    }
+    for (let h = 0; h < 24; h++) {
+      const ts = d0 + h * HOUR_MS + 30 * MIN_MS // heartbeats at half past, away from the climate readings
+      at(ts, (s) => ({ kind: 'leak', ts, body: { leak_detected: s.leak, battery_pct: battery('leak', ts) } }))
+      at(ts, (s) => ({ kind: 'smoke', ts, body: { smoke_detected: s.smoke, co_ppm: r1(Math.max(0, p.co_ppm + normal(rand, 0, 0.5))), battery_pct: battery('smoke', ts) } }))
+      at(ts, (s) => ({ kind: 'contact', ts, body: { open: s.open, battery_pct: battery('contact', ts) } }))
+      if (h % 6 === 0) at(ts, (s) => ({ kind: 'valve', ts, body: { valve_open: s.valveOpen } }))
+    }
+    // Out in the morning, back in the evening, and a few more comings and goings.
+    const weekday = new Date(d0).getUTCDay() % 6 !== 0
+    if (weekday) [7.8, 18.2].forEach((h) => door(d0 + (h + normal(rand, 0, 0.4)) * HOUR_MS))
+    for (let i = Math.floor(between(rand, 1, 4)); i > 0; i--) door(d0 + between(rand, 8, 22) * HOUR_MS)
+    for (let i = poisson(rand, p.leaksPerYear / 365); i > 0; i--) leak(d0 + rand() * DAY_MS, 'wear')
+    for (let i = poisson(rand, p.smokeAlarmsPerYear / 365); i > 0; i--) smoke(d0 + between(rand, 7, 23.5) * HOUR_MS, 'smoking')
+    if (opts.leakAt !== undefined && opts.leakAt >= d0 && opts.leakAt < d0 + DAY_MS) leak(opts.leakAt, 'scenario')
+    if (opts.smokeAt !== undefined && opts.smokeAt >= d0 && opts.smokeAt < d0 + DAY_MS) smoke(opts.smokeAt, 'scenario')
+
+    // Send what happened today, in time order; carry the rest.
+    pending.sort((a, b) => a.ts - b.ts || a.order - b.order)
+    const cut = pending.findIndex((a) => a.ts >= d0 + DAY_MS)
+    const today = cut < 0 ? pending : pending.slice(0, cut)
+    pending = cut < 0 ? [] : pending.slice(cut)
+    for (const action of today) {
+      const reading = action.run(state)
+      if (reading && reading.ts >= opts.startTs && reading.ts < end) yield reading
+    }
+  }
+}
+
+/**
+ * Temperature at the pipes: outdoors (a season coldest in mid-January, a day coldest at 05:00,
+ * and the day's weather) plus the insulation's share of the heating's lift (20 °C by day, 16 at night).
+ */
+export function pipeTemp_c(p: HomePersona, ts: number, weather: number): number {
+  const dayOfYear = (ts % (365.25 * DAY_MS)) / DAY_MS
+  const hour = (ts % DAY_MS) / HOUR_MS
+  const outdoor = 11 - 7 * Math.cos((2 * Math.PI * (dayOfYear - 15)) / 365.25) - 4 * Math.cos((2 * Math.PI * (hour - 5)) / 24) + weather
+  const setpoint = hour >= 6.5 && hour < 23 ? 20 : 16
+  return outdoor + p.insulation * (setpoint - outdoor)
+}
+
+const r1 = (x: number) => Math.round(x * 10) / 10
