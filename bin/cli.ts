@@ -36,7 +36,8 @@ Options (demo):
 
 Options (sim):
   --devices N                    simulated devices: each policy has a car, a wearable and a home (default 30)
-  --days D                       simulated days, ending now (default 1)
+  --days D                       simulated days (default 1)
+  --start TIME                   simulated start, ISO 8601 (default: days ago, so the run ends now)
   --speedup X                    simulated seconds per real second (default 60)
   --seed N                       the same seed gives the same policies, personas and streams (default 1)
   --imu-hz N                     vehicles' IMU rate, 10–100 Hz, or 0 for none (default 25)
@@ -95,6 +96,7 @@ interface Options {
   imuHz: number
   faults?: FaultConfig
   export?: string
+  start?: number
 }
 
 function parseOptions(command: string, args: string[]): Options {
@@ -102,7 +104,7 @@ function parseOptions(command: string, args: string[]): Options {
   const names: Record<string, string[]> = {
     start: [],
     demo: ['vehicles', 'speedup', 'seed'],
-    sim: ['devices', 'days', 'speedup', 'seed', 'imu-hz', 'faults', 'export', 'write-registry'],
+    sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'faults', 'export', 'write-registry'],
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
     'broker-config': ['out', 'port'],
   }
@@ -120,6 +122,11 @@ function parseOptions(command: string, args: string[]): Options {
     if (!ok(n)) throw new UsageError(`--${name} must be ${rule}, got "${raw}"`)
     return n
   }
+  const time = (name: string, raw: string) => {
+    const ms = Date.parse(raw)
+    if (!/^\d{4}-\d{2}-\d{2}/.test(raw) || Number.isNaN(ms)) throw new UsageError(`--${name} must be an ISO 8601 time such as 2026-11-16T07:00:00Z, got "${raw}"`)
+    return ms
+  }
   return {
     out: typeof values.out === 'string' ? values.out : undefined,
     port: number('port', 1883, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port from 1 to 65535'),
@@ -130,6 +137,7 @@ function parseOptions(command: string, args: string[]): Options {
     imuHz: number('imu-hz', 25, (n) => n === 0 || (Number.isInteger(n) && n >= 10 && n <= 100), '0 or a whole number from 10 to 100'),
     faults: typeof values.faults === 'string' ? parseFaults(values.faults) : undefined,
     export: typeof values.export === 'string' ? values.export : undefined,
+    start: typeof values.start === 'string' ? time('start', values.start) : undefined,
     seed: number('seed', 1, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
     registry: typeof values['write-registry'] === 'string' ? values['write-registry'] : undefined,
     trips: Array.isArray(values.trip) ? values.trip : [],
@@ -283,8 +291,9 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
     return void process.stdout.write(`wrote the device registry of ${registry.length} devices (${policies.length} policies) to ${resolve(opts.registry)}\n`)
   }
   const DAY = 86_400_000
-  // Device time must never run ahead of the real clock: the run starts in the past and reaches now as it ends.
-  const startTs = Math.round(Date.now() - opts.days * DAY * (1 - 1 / opts.speedup))
+  // Device time never runs ahead of the real clock: by default the run starts in the past and reaches
+  // now as it ends; a later --start only holds messages back until their time comes.
+  const startTs = opts.start ?? Math.round(Date.now() - opts.days * DAY * (1 - 1 / opts.speedup))
   if (opts.export) {
     const truth = groundTruth(city, policies, { startTs, days: opts.days, seed: opts.seed })
     mkdirSync(opts.export, { recursive: true })
@@ -302,7 +311,8 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
   process.stderr.write(`simulating ${devices.length} devices of ${policies.length} policies for ${opts.days} days at ${opts.speedup}× real time; connecting…\n`)
   const cpu = process.cpuUsage()
   const run = await runSimulation({ mqttUrl: cfg.MQTT_URL, devices, startTs, speedup: opts.speedup })
-  const progress = showProgress('sim', () => run.acknowledged)
+  const span = opts.days * DAY
+  const progress = showProgress('sim', () => ({ sent: run.sent, acknowledged: run.acknowledged, fraction: Math.min(1, Math.max(0, (run.simulatedTs - startTs) / span)) }))
   const t0 = Date.now()
   const finish = async () => {
     await run.stop()
@@ -354,7 +364,7 @@ async function runReplayCommand(cfg: Config, opts: Options): Promise<void> {
   const startTs = Math.round(Date.now() - spanMs * (1 - 1 / opts.speedup))
   // seq counts on from the launch time (ms), so ingest never takes a second replay for a resend of the first.
   const run = await runReplay({ mqttUrl: cfg.MQTT_URL, deviceId: opts.device, recordings, startTs, speedup: opts.speedup, firstSeq: Date.now() })
-  const progress = showProgress('replay', () => run.acknowledged, total)
+  const progress = showProgress('replay', () => ({ sent: run.acknowledged, acknowledged: run.acknowledged, fraction: run.acknowledged / total }))
   const finish = async () => {
     await run.stop()
     progress.done(`replay: ${run.acknowledged} of ${total} imu messages acknowledged`)

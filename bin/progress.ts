@@ -1,24 +1,30 @@
 /**
- * Progress of a long run on stderr: acknowledged messages, rate, and the ETA when the total is
- * known. One line rewritten in place at a terminal; a line every 10 s otherwise (logs, CI).
+ * Progress of a long run on stderr: sent and acknowledged messages, rate, and the ETA from the
+ * fraction done. One line rewritten in place at a terminal; a line every 10 s otherwise (logs, CI).
  */
 export interface Progress {
   /** Stops reporting and prints the summary line. */
   done(summary: string): void
 }
 
-export function showProgress(what: string, acknowledged: () => number, total?: number): Progress {
+export interface Counts {
+  sent: number
+  acknowledged: number
+  /** Of the whole run, 0–1. */
+  fraction: number
+}
+
+export function showProgress(what: string, counts: () => Counts): Progress {
   const tty = process.stderr.isTTY
   const started = Date.now()
   let last = { at: started, n: 0 }
   const line = () => {
     const now = Date.now()
-    const n = acknowledged()
+    const { sent, acknowledged: n, fraction } = counts()
     const rate = ((n - last.n) * 1000) / Math.max(1, now - last.at)
     last = { at: now, n }
-    const eta = total && rate > 0 ? `, ETA ${formatSeconds((total - n) / rate)}` : ''
-    const of = total ? `/${total} (${((100 * n) / total).toFixed(1)}%)` : ''
-    return `${what}: ${n}${of} acknowledged, ${rate.toFixed(0)} msg/s${eta}`
+    const eta = fraction > 0 ? `, ETA ${formatSeconds(((now - started) / 1000) * ((1 - fraction) / fraction))}` : ''
+    return `${what}: ${(100 * fraction).toFixed(1)}%, ${sent} sent, ${n} acknowledged, ${rate.toFixed(0)} msg/s${eta}`
   }
   const timer = setInterval(() => process.stderr.write(tty ? `\r${line()}\u001b[K` : `${line()}\n`), tty ? 1000 : 10_000)
   return {

@@ -32,6 +32,8 @@ export interface SimulationRun {
   readonly behindMs: number
   /** The most it fell behind, ms. */
   readonly maxBehindMs: number
+  /** The simulated time reached: the last published message's send time. */
+  readonly simulatedTs: number
   /** Resolves when every device has sent everything (or the run was stopped) and disconnected. */
   done: Promise<void>
   stop(): Promise<void>
@@ -41,7 +43,7 @@ export interface SimulationRun {
 export async function runSimulation(opts: SimulationOptions, onConnected: (n: number) => void = () => {}): Promise<SimulationRun> {
   const abort = new AbortController()
   const maxInFlight = opts.maxInFlight ?? 2000
-  const stats = { connected: 0, sent: 0, acknowledged: 0, refused: 0, behindMs: 0, maxBehindMs: 0 }
+  const stats = { connected: 0, sent: 0, acknowledged: 0, refused: 0, behindMs: 0, maxBehindMs: 0, simulatedTs: opts.startTs }
   const clients: MqttClient[] = []
   // Connect in waves: ten thousand simultaneous CONNECTs would only queue in the broker.
   for (let i = 0; i < opts.devices.length; i += 200) {
@@ -84,6 +86,7 @@ export async function runSimulation(opts: SimulationOptions, onConnected: (n: nu
       queue.pop()
       inFlight++
       stats.sent++
+      stats.simulatedTs = msg.sendAt
       clients[device]!.publish(msg.topic, msg.payload, { qos: 1 }, (err) => {
         inFlight--
         if (err) stats.refused++
@@ -112,6 +115,7 @@ export async function runSimulation(opts: SimulationOptions, onConnected: (n: nu
     get refused() { return stats.refused },
     get behindMs() { return stats.behindMs },
     get maxBehindMs() { return stats.maxBehindMs },
+    get simulatedTs() { return stats.simulatedTs },
     done,
     async stop() {
       abort.abort()
