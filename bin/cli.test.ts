@@ -36,10 +36,12 @@ t.test('ubiq help lists the commands and the environment', async (t) => {
 
 t.test('sim --write-registry writes a registry that ubiq start accepts', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'ubiq-cli-')), 'devices.json')
-  const r = run(['sim', '--vehicles', '3', '--write-registry', file])
+  const r = run(['sim', '--devices', '4', '--write-registry', file])
   t.equal(r.status, 0)
-  t.match(r.stdout, `wrote the device registry of 3 vehicles to ${file}`)
-  t.same(parseDeviceRegistry(readFileSync(file, 'utf8')).get('veh-0003'), { deviceId: 'veh-0003', policyId: 'pol-0003', kinds: ['obd'] })
+  t.match(r.stdout, `wrote the device registry of 4 devices (2 policies) to ${file}`)
+  const registry = parseDeviceRegistry(readFileSync(file, 'utf8'))
+  t.same([...registry.keys()], ['car-000001', 'wear-000001', 'home-000001', 'car-000002'], 'a car, a wearable and a home a policy')
+  t.same(registry.get('home-000001'), { deviceId: 'home-000001', policyId: 'pol-000001', kinds: ['leak', 'smoke', 'climate', 'contact', 'valve'] })
 })
 
 t.test('broker-config writes a Mosquitto config whose ACL and hashed passwords cover the registry', async (t) => {
@@ -63,6 +65,12 @@ t.test('usage errors exit 2 with the reason; configuration errors exit 1 with th
     [['demo', '--colour', 'red'], {}, 2, /Unknown option '--colour'/],
     [['start', '--vehicles', '3'], {}, 2, /Unknown option '--vehicles'/],
     [['sim'], {}, 2, /ubiq sim needs MQTT_URL/],
+    [['sim', '--faults', 'wobble=0.1'], {}, 2, /--faults: unknown fault "wobble"/],
+    [['sim', '--faults', 'duplicate=2'], {}, 2, /--faults: duplicate=2 needs a rate from 0 to 1/],
+    [['sim', '--start', 'yesterday'], {}, 2, /--start must be an ISO 8601 time/],
+    [['sim', '--imu-hz', '5'], {}, 2, /--imu-hz must be 0 or a whole number from 10 to 100, got "5"/],
+    [['sim', 'replay', '--device', 'a/b'], {}, 2, /--device must be a device id/],
+    [['sim', 'replay', '--trip', '/nonexistent'], {}, 2, /--trip \/nonexistent: ENOENT/],
     [['broker-config'], {}, 2, /ubiq broker-config needs --out DIR/],
     [['broker-config', '--out', '/tmp/x', '--port', '0'], {}, 2, /--port must be a port from 1 to 65535/],
     [['start'], { PORT: 'eighty' }, 1, /\[CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
