@@ -364,7 +364,7 @@ async function runReplayCommand(cfg: Config, opts: Options): Promise<void> {
   const startTs = Math.round(Date.now() - spanMs * (1 - 1 / opts.speedup))
   // seq counts on from the launch time (ms), so ingest never takes a second replay for a resend of the first.
   const run = await runReplay({ mqttUrl: cfg.MQTT_URL, deviceId: opts.device, recordings, startTs, speedup: opts.speedup, firstSeq: Date.now() })
-  const progress = showProgress('replay', () => ({ sent: run.acknowledged, acknowledged: run.acknowledged, fraction: run.acknowledged / total }))
+  const progress = showProgress('replay', () => ({ sent: run.sent, acknowledged: run.acknowledged, fraction: run.acknowledged / total }))
   const finish = async () => {
     await run.stop()
     progress.done(`replay: ${run.acknowledged} of ${total} imu messages acknowledged`)

@@ -1,11 +1,10 @@
 /**
- * A fleet of simulated vehicles, each its own MQTT client publishing the contract's `obd` stream
- * at QoS 1, paced against a simulated clock that may run faster than real time until it reaches
- * the present (a backlog upload, then live), and never sends a sample from the future.
+ * The demo's fleet: simulated vehicles sending only the contract's `obd` stream (what scoring
+ * reads so far), published by the same runner as the full simulation (simulate.ts).
  */
-import mqtt from 'mqtt'
-import { topics, type DeviceEntry } from '../ingest/index.ts'
-import { publishPaced, type SimMessage } from './publish.ts'
+import type { DeviceEntry } from '../ingest/index.ts'
+import { toMessages } from './device-streams.ts'
+import { runSimulation, type SimulationRun } from './simulate.ts'
 import { driveObd, personas, type PersonaName } from './vehicle.ts'
 
 /** A simulated policy with one vehicle, and the persona (the ground truth) behind it. */
@@ -45,47 +44,20 @@ export interface FleetOptions {
   passwords?: ReadonlyMap<string, string>
 }
 
-export interface FleetRun {
-  /** Messages acknowledged by the broker so far. */
-  readonly acknowledged: number
-  /** Resolves when every vehicle has sent its samples (or the run was stopped) and disconnected. */
-  done: Promise<void>
-  /** Stops publishing and disconnects every vehicle. */
-  stop(): Promise<void>
-}
-
 /** Connects every vehicle and starts driving. */
-export async function runFleet(opts: FleetOptions): Promise<FleetRun> {
-  const abort = new AbortController()
-  const realStart = Date.now()
-  let acknowledged = 0
-  const clients = await Promise.all(opts.fleet.map((v) =>
-    mqtt.connectAsync(opts.mqttUrl, {
-      clientId: `sim-${v.deviceId}`, clean: true, reconnectPeriod: 1000,
-      ...(opts.passwords ? { username: v.deviceId, password: opts.passwords.get(v.deviceId) } : {}),
-    })))
-
-  function* messages(v: SimVehicle): Generator<SimMessage> {
-    const topic = topics.device(v.deviceId, 'obd')
-    let seq = 0
-    for (const sample of driveObd(personas[v.persona], v.seed, opts.startTs)) {
-      if (opts.samples !== undefined && seq >= opts.samples) return
-      yield { topic, ts: sample.ts, payload: JSON.stringify({ seq: seq++, ...sample }) }
+export function runFleet(opts: FleetOptions): Promise<SimulationRun> {
+  function* readings(v: SimVehicle) {
+    let n = 0
+    for (const { ts, ...body } of driveObd(personas[v.persona], v.seed, opts.startTs)) {
+      if (opts.samples !== undefined && n++ >= opts.samples) return
+      yield { kind: 'obd', ts, body }
     }
   }
-  const pace = { startTs: opts.startTs, realStart, speedup: opts.speedup, signal: abort.signal }
-  const drive = (v: SimVehicle, i: number) => publishPaced(clients[i]!, messages(v), pace, () => acknowledged++)
-
-  // A vehicle that has sent all its samples disconnects, as a device does after uploading.
-  const done = Promise.all(opts.fleet.map((v, i) => drive(v, i).finally(() => clients[i]!.endAsync()))).then(() => {})
-  return {
-    get acknowledged() {
-      return acknowledged
-    },
-    done,
-    async stop() {
-      abort.abort()
-      await done.catch(() => {})
-    },
-  }
+  return runSimulation({
+    mqttUrl: opts.mqttUrl,
+    devices: opts.fleet.map((v) => ({ deviceId: v.deviceId, messages: toMessages(v.deviceId, readings(v)) })),
+    startTs: opts.startTs,
+    speedup: opts.speedup,
+    ...(opts.passwords ? { passwords: opts.passwords } : {}),
+  })
 }

@@ -8,10 +8,9 @@
  */
 import { readFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import mqtt from 'mqtt'
 import { topics } from '../ingest/index.ts'
-import type { FleetRun } from './fleet.ts'
-import { publishPaced, type SimMessage } from './publish.ts'
+import type { DeviceMessage } from './device-streams.ts'
+import { runSimulation, type SimulationRun } from './simulate.ts'
 
 /** A labelled manoeuvre, in seconds since the trip's start. */
 export interface LabelledEvent {
@@ -113,34 +112,23 @@ export const replayStarts = (recordings: readonly Recording[], startTs: number):
 }
 
 /** Publishes the recordings as one phone's `imu` stream, paced like a live device. */
-export async function runReplay(opts: ReplayOptions): Promise<FleetRun> {
-  const abort = new AbortController()
-  let acknowledged = 0
-  const client = await mqtt.connectAsync(opts.mqttUrl, {
-    clientId: `sim-replay-${opts.deviceId}`, clean: true, reconnectPeriod: 1000,
-    ...(opts.password === undefined ? {} : { username: opts.deviceId, password: opts.password }),
-  })
+export function runReplay(opts: ReplayOptions): Promise<SimulationRun> {
   const topic = topics.device(opts.deviceId, 'imu')
   const starts = replayStarts(opts.recordings, opts.startTs)
-  function* messages(): Generator<SimMessage> {
+  function* messages(): Generator<DeviceMessage> {
     let seq = opts.firstSeq ?? 0
     for (const [i, rec] of opts.recordings.entries()) {
       for (const body of imuMessages(rec, starts[i]!, seq)) {
         seq = body.seq + 1
-        yield { topic, ts: body.ts, payload: JSON.stringify(body) }
+        yield { deviceId: opts.deviceId, kind: 'imu', topic, payload: JSON.stringify(body), seq: body.seq, ts: body.ts, sendAt: body.ts }
       }
     }
   }
-  const pace = { startTs: opts.startTs, realStart: Date.now(), speedup: opts.speedup, signal: abort.signal }
-  const done = publishPaced(client, messages(), pace, () => acknowledged++).finally(() => client.endAsync()).then(() => {})
-  return {
-    get acknowledged() {
-      return acknowledged
-    },
-    done,
-    async stop() {
-      abort.abort()
-      await done.catch(() => {})
-    },
-  }
+  return runSimulation({
+    mqttUrl: opts.mqttUrl,
+    devices: [{ deviceId: opts.deviceId, messages: messages() }],
+    startTs: opts.startTs,
+    speedup: opts.speedup,
+    ...(opts.password === undefined ? {} : { passwords: new Map([[opts.deviceId, opts.password]]) }),
+  })
 }

@@ -10,7 +10,8 @@ import type { DeviceMessage, SimDevice } from './device-streams.ts'
 
 export interface SimulationOptions {
   mqttUrl: string
-  devices: readonly SimDevice[]
+  /** Each device's messages, in the order it sends them (`sendAt` never decreasing). */
+  devices: readonly Pick<SimDevice, 'deviceId' | 'messages'>[]
   /** Simulated time that maps to the start of the run. */
   startTs: number
   /** Simulated seconds per real second. */

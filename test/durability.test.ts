@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fleetRegistry, makeFleet, runFleet, type FleetRun } from '../edge-sim/index.ts'
+import { fleetRegistry, makeFleet, runFleet, type SimulationRun } from '../edge-sim/index.ts'
 import { freePort } from '../bin/local-services.ts'
 import { startServices, startTestPipeline, type Services } from './harness.ts'
 
@@ -65,7 +65,7 @@ t.test('kill -9 and SIGTERM mid-stream: every accepted message reaches InfluxDB 
   }
   const stopped = () => new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)))
   t.teardown(() => void child?.kill('SIGKILL'))
-  const midway = async (run: FleetRun, count: number) => {
+  const midway = async (run: SimulationRun, count: number) => {
     while (run.acknowledged < count) await sleep(20)
   }
 

@@ -115,9 +115,7 @@ export function homeAssistant(options: { file?: string } = {}): Adapter {
   const stamp = receiveStamps()
 
   const unbind = (configTopic: string) => {
-    const config = configs.get(configTopic)
-    if (!config) return
-    configs.delete(configTopic)
+    if (!configs.delete(configTopic)) return
     for (const [topic, b] of bindings) if (b.configTopic === configTopic) bindings.delete(topic)
   }
   const configure = (configTopic: string, deviceId: string, text: string): string | null => {
