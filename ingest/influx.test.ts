@@ -32,6 +32,18 @@ t.test('the v1 write API against a real InfluxDB 1.x: written lines read back by
   await Promise.all([influx.close(), again.close()])
 })
 
+t.test('flush() waits for the batches the client sent on its own, not only for what it still buffers', async (t) => {
+  const services = await startServices(t)
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_flush_test', retentionPolicy: 'autogen' })
+  const ts = Date.UTC(2026, 0, 1)
+  // Two full batches of 5,000 go out as soon as they fill; nothing is left in the buffer to flush.
+  influx.write(Array.from({ length: 10_000 }, (_, i) => toLine('obd', { device_id: 'd1' }, { speed_kmh: i }, ts + i)))
+  await influx.flush()
+  const [count] = await influx.query('SELECT count(speed_kmh) FROM obd')
+  t.equal(count?.values[0]?.[1], 10_000, 'every line is readable once flush() resolves')
+  await influx.close()
+})
+
 t.test('an unreachable InfluxDB is a startup error naming the problem', async (t) => {
   const url = `http://127.0.0.1:${await freePort()}` // nothing listens there
   await t.rejects(connectInflux({ api: 'v1', url, database: 'x', retentionPolicy: 'autogen' }), { message: `cannot reach InfluxDB at ${url}: ECONNREFUSED` })

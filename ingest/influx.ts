@@ -65,11 +65,17 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
     writeFailed: (err: Error) => void hooks.onWriteError?.(describeWriteError(err)),
     writeSuccess: (lines: string[]) => hooks.onWritten?.(lines),
   }
+  const sends = trackSends(cfg.api === 'v2' ? direct.transport : v1WriteTransport(direct.transport, auth))
   const writer: WriteApi = cfg.api === 'v2'
-    ? direct.getWriteApi(cfg.org, cfg.bucket, 'ms', options)
+    ? new InfluxDB({ url: cfg.url, token: cfg.token, transport: sends.transport }).getWriteApi(cfg.org, cfg.bucket, 'ms', options)
     // The 1.8 compatibility convention: bucket "database/retention-policy", rewritten to /write.
-    : new InfluxDB({ url: cfg.url, transport: v1WriteTransport(direct.transport, auth) })
-      .getWriteApi('', `${cfg.database}/${cfg.retentionPolicy}`, 'ms', options)
+    : new InfluxDB({ url: cfg.url, transport: sends.transport }).getWriteApi('', `${cfg.database}/${cfg.retentionPolicy}`, 'ms', options)
+  // The client's flush() sends only the lines still buffered; a full batch it already sent on its
+  // own may still be on the wire. Flushing means both are answered.
+  const flush = async () => {
+    await writer.flush(true)
+    await sends.settled()
+  }
 
   async function query(q: string, method: 'GET' | 'POST' = 'GET'): Promise<Series[]> {
     const params = new URLSearchParams({ db: cfg.database, q, epoch: 'ms' })
@@ -91,10 +97,10 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
   return {
     write: (lines) => writer.writeRecords(lines),
     query: (q) => query(q),
-    flush: () => writer.flush(true),
+    flush,
     async close() {
       try {
-        await writer.flush(true)
+        await flush()
       } finally {
         await writer.close()
       }
@@ -116,6 +122,35 @@ function authHeader(cfg: InfluxConfig): Record<string, string> {
   if (cfg.api === 'v2') return { authorization: `Token ${cfg.token}` }
   if (cfg.username === undefined) return {}
   return { authorization: `Basic ${Buffer.from(`${cfg.username}:${cfg.password ?? ''}`).toString('base64')}` }
+}
+
+/** Wraps a transport so that its owner can wait until every request sent so far has been answered. */
+function trackSends(inner: Transport): { transport: Transport; settled(): Promise<void> } {
+  let inFlight = 0
+  let waiters: (() => void)[] = []
+  const done = () => {
+    if (--inFlight > 0) return
+    for (const wake of waiters) wake()
+    waiters = []
+  }
+  return {
+    transport: {
+      send(path, body, options, callbacks) {
+        inFlight++
+        inner.send(path, body, options, {
+          ...callbacks,
+          error: (err) => (callbacks?.error?.(err), done()),
+          complete: () => (callbacks?.complete?.(), done()),
+        })
+      },
+      request: (path, body, options, started) => inner.request(path, body, options, started),
+      iterate: (path, body, options) => inner.iterate(path, body, options),
+      get chunkCombiner() {
+        return inner.chunkCombiner
+      },
+    },
+    settled: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((wake) => waiters.push(wake))),
+  }
 }
 
 /** Sends the client's v2 write requests to the v1 `/write` endpoint; everything else passes through. */
