@@ -44,6 +44,8 @@ Options (sim):
   --faults LIST                  device faults, name=rate per message, comma-separated: duplicate,
                                  reorder, malformed, out-of-range, offline, clock (rate per device),
                                  foreign-topic; e.g. duplicate=0.01,clock=0.1
+  --connections N                MQTT connections, at most (default 10000, within a process's file limit);
+                                 beyond, devices share them, so the broker must allow anonymous clients
   --export DIR                   write the ground truth (policies.csv, claims.csv, truth.json) to DIR
   --write-registry FILE          write the devices' registry to FILE (for 'ubiq start') and exit
 
@@ -94,6 +96,7 @@ interface Options {
   devices: number
   days: number
   imuHz: number
+  connections: number
   faults?: FaultConfig
   export?: string
   start?: number
@@ -104,7 +107,7 @@ function parseOptions(command: string, args: string[]): Options {
   const names: Record<string, string[]> = {
     start: [],
     demo: ['vehicles', 'speedup', 'seed'],
-    sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'faults', 'export', 'write-registry'],
+    sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'faults', 'connections', 'export', 'write-registry'],
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
     'broker-config': ['out', 'port'],
   }
@@ -135,6 +138,7 @@ function parseOptions(command: string, args: string[]): Options {
     devices: number('devices', 30, (n) => Number.isInteger(n) && n >= 1 && n <= 100_000, 'a whole number from 1 to 100000'),
     days: number('days', 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
     imuHz: number('imu-hz', 25, (n) => n === 0 || (Number.isInteger(n) && n >= 10 && n <= 100), '0 or a whole number from 10 to 100'),
+    connections: number('connections', 10_000, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     faults: typeof values.faults === 'string' ? parseFaults(values.faults) : undefined,
     export: typeof values.export === 'string' ? values.export : undefined,
     start: typeof values.start === 'string' ? time('start', values.start) : undefined,
@@ -308,9 +312,11 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
   const faults = opts.faults?.foreignTopic ? { ...opts.faults, foreignTopic: { ...opts.faults.foreignTopic, deviceIds: [...ids] } } : opts.faults
   const devices = policies.flatMap((p) => policyDevices(city, p, { startTs, days: opts.days, imuHz: opts.imuHz || undefined, ...(faults ? { faults } : {}) }))
     .filter((d) => ids.has(d.deviceId))
-  process.stderr.write(`simulating ${devices.length} devices of ${policies.length} policies for ${opts.days} days at ${opts.speedup}× real time; connecting…\n`)
+  const clients = Math.min(devices.length, opts.connections)
+  process.stderr.write(`simulating ${devices.length} devices of ${policies.length} policies for ${opts.days} days at ${opts.speedup}× real time` +
+    `${clients < devices.length ? ` over ${clients} shared MQTT connections` : ''}; connecting…\n`)
   const cpu = process.cpuUsage()
-  const run = await runSimulation({ mqttUrl: cfg.MQTT_URL, devices, startTs, speedup: opts.speedup })
+  const run = await runSimulation({ mqttUrl: cfg.MQTT_URL, devices, startTs, speedup: opts.speedup, connections: clients })
   const span = opts.days * DAY
   const progress = showProgress('sim', () => ({ sent: run.sent, acknowledged: run.acknowledged, fraction: Math.min(1, Math.max(0, (run.simulatedTs - startTs) / span)) }))
   const t0 = Date.now()

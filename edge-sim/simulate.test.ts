@@ -26,3 +26,27 @@ t.test('a simulated fleet with faults through a real broker and ingest: what was
   const malformedRejected = Number(/reason="malformed_json"\} (\d+)/.exec(rejected)?.[1] ?? 0)
   t.equal((await metric('ubiq_ingest_duplicates_total')) + malformedRejected, injected.duplicate + injected.malformed, 'every duplicate dropped, every malformed payload rejected')
 })
+
+t.test('devices sharing connections: every device\'s stream arrives whole, on its own topics', async (t) => {
+  const services = await startServices(t)
+  const city = makeCity({ seed: 4 })
+  const policies = makePolicies(city, 2, { seed: 4 })
+  const pipeline = await startTestPipeline(t, services, [], 'ubiq_sim_shared', { devices: deviceRegistry(policyRegistry(policies)) })
+  const startTs = Date.UTC(2026, 10, 16, 7)
+  const streams = () => policies.flatMap((p) => policyDevices(city, p, { startTs, days: 0.05, imuHz: 0 }))
+  // The same seed gives the same streams: one copy counted here, the other published.
+  const expected = Object.fromEntries(streams().map((d) => [d.deviceId, [...d.messages].length]).filter(([, n]) => n))
+  const devices = streams()
+  const run = await runSimulation({ mqttUrl: services.mqttUrl, devices, startTs, speedup: Infinity, connections: 2 })
+  t.equal(run.clients, 2, 'six devices, two MQTT clients')
+  t.equal(run.connected, 6)
+  await run.done
+  const sent = Object.values(expected).reduce((a, b) => a + b)
+  t.equal(run.acknowledged, sent, 'the broker acknowledged every message')
+  await untilStored(pipeline, sent)
+  await pipeline.stop()
+  const stored = await services.influxql('ubiq_sim_shared', 'SELECT count(seq) FROM /.*/ GROUP BY device_id')
+  const perDevice = new Map<string, number>()
+  for (const s of stored) perDevice.set(s.tags!.device_id!, (perDevice.get(s.tags!.device_id!) ?? 0) + Number(s.values[0]![1]))
+  t.same(Object.fromEntries(perDevice), expected, 'each device\'s messages stored under its own id')
+})

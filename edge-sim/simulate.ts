@@ -1,6 +1,7 @@
 /**
  * Runs simulated devices against a broker: each device its own MQTT client (as itself, when the
- * broker has per-device credentials), its messages published at QoS 1 in `sendAt` order across
+ * broker has per-device credentials), or, for fleets larger than a process may hold sockets for,
+ * devices sharing a bounded number of clients (device i on client i mod n); its messages published at QoS 1 in `sendAt` order across
  * the whole fleet, paced by a simulated clock that runs `speedup` times faster than real time and
  * never sends from the future.
  */
@@ -18,6 +19,8 @@ export interface SimulationOptions {
   speedup: number
   /** MQTT passwords by device id, for a broker with per-device credentials (username = device id). */
   passwords?: ReadonlyMap<string, string>
+  /** MQTT clients, at most; devices beyond share them (anonymous brokers only). Default: one per device. */
+  connections?: number
   /** QoS 1 messages awaiting their PUBACK across the fleet, at most (default 2,000). */
   maxInFlight?: number
 }
@@ -25,6 +28,8 @@ export interface SimulationOptions {
 export interface SimulationRun {
   /** Devices connected so far. */
   readonly connected: number
+  /** MQTT clients open. */
+  readonly clients: number
   /** Messages published, acknowledged by the broker, and refused by it (e.g. another device's topic). */
   readonly sent: number
   readonly acknowledged: number
@@ -44,16 +49,19 @@ export interface SimulationRun {
 export async function runSimulation(opts: SimulationOptions, onConnected: (n: number) => void = () => {}): Promise<SimulationRun> {
   const abort = new AbortController()
   const maxInFlight = opts.maxInFlight ?? 2000
+  const shared = opts.connections !== undefined && opts.connections < opts.devices.length
+  if (shared && opts.passwords) throw new Error('devices with their own credentials cannot share connections')
+  const clientCount = shared ? opts.connections! : opts.devices.length
   const stats = { connected: 0, sent: 0, acknowledged: 0, refused: 0, behindMs: 0, maxBehindMs: 0, simulatedTs: opts.startTs }
   const clients: MqttClient[] = []
   // Connect in waves: ten thousand simultaneous CONNECTs would only queue in the broker.
-  for (let i = 0; i < opts.devices.length; i += 200) {
-    clients.push(...await Promise.all(opts.devices.slice(i, i + 200).map((d) => mqtt.connectAsync(opts.mqttUrl, {
-      clientId: `sim-${d.deviceId}`, clean: true, reconnectPeriod: 1000, protocolVersion: 5,
+  for (let i = 0; i < clientCount; i += 200) {
+    clients.push(...await Promise.all(opts.devices.slice(i, Math.min(i + 200, clientCount)).map((d, j) => mqtt.connectAsync(opts.mqttUrl, {
+      clientId: shared ? `sim-shared-${i + j}` : `sim-${d.deviceId}`, clean: true, reconnectPeriod: 1000, protocolVersion: 5,
       ...(opts.passwords ? { username: d.deviceId, password: opts.passwords.get(d.deviceId) } : {}),
     }))))
-    stats.connected = clients.length
-    onConnected(clients.length)
+    stats.connected = shared ? Math.min(opts.devices.length, Math.round(opts.devices.length * clients.length / clientCount)) : clients.length
+    onConnected(stats.connected)
   }
 
   // The next message of every device, earliest first.
@@ -88,7 +96,7 @@ export async function runSimulation(opts: SimulationOptions, onConnected: (n: nu
       inFlight++
       stats.sent++
       stats.simulatedTs = msg.sendAt
-      clients[device]!.publish(msg.topic, msg.payload, { qos: 1 }, (err) => {
+      clients[device % clientCount]!.publish(msg.topic, msg.payload, { qos: 1 }, (err) => {
         inFlight--
         if (err) stats.refused++
         else stats.acknowledged++
@@ -111,6 +119,7 @@ export async function runSimulation(opts: SimulationOptions, onConnected: (n: nu
   const done = publishAll().finally(() => Promise.all(clients.map((c) => c.endAsync()))).then(() => {})
   return {
     get connected() { return stats.connected },
+    get clients() { return clients.length },
     get sent() { return stats.sent },
     get acknowledged() { return stats.acknowledged },
     get refused() { return stats.refused },
