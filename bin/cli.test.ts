@@ -1,10 +1,12 @@
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import mqtt from 'mqtt'
 import { fileURLToPath } from 'node:url'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, readConfig } from './config.ts'
+import { startMosquitto } from './local-services.ts'
 import { parseDeviceRegistry } from '../ingest/index.ts'
 
 const registry = (text: string) => {
@@ -42,6 +44,22 @@ t.test('sim --write-registry writes a registry that ubiq start accepts', async (
   const registry = parseDeviceRegistry(readFileSync(file, 'utf8'))
   t.same([...registry.keys()], ['car-000001', 'wear-000001', 'home-000001', 'car-000002'], 'a car, a wearable and a home a policy')
   t.same(registry.get('home-000001'), { deviceId: 'home-000001', policyId: 'pol-000001', kinds: ['leak', 'smoke', 'climate', 'contact', 'valve'] })
+})
+
+t.test('sim --imu-hz 0 drives without IMU: GPS and OBD only, through a real broker', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ubiq-sim-'))
+  const broker = await startMosquitto(dir)
+  t.teardown(() => broker.stop())
+  const listener = await mqtt.connectAsync(broker.url)
+  t.teardown(() => listener.endAsync())
+  const kinds = new Map<string, number>()
+  listener.on('message', (topic) => kinds.set(topic.split('/').at(-1)!, (kinds.get(topic.split('/').at(-1)!) ?? 0) + 1))
+  await listener.subscribeAsync('ubiq/v1/dev/+/+', { qos: 1 })
+  const child = spawn(process.execPath, [ubiq, 'sim', '--devices', '6', '--start', '2026-11-16T07:00:00Z', '--days', '0.1', '--speedup', '1000000', '--imu-hz', '0'],
+    { env: { PATH: process.env.PATH, MQTT_URL: broker.url }, stdio: 'ignore' })
+  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0)
+  t.ok((kinds.get('obd') ?? 0) > 100 && (kinds.get('gps') ?? 0) > 100, `a morning's driving: ${JSON.stringify(Object.fromEntries(kinds))}`)
+  t.notOk(kinds.has('imu'), 'and no IMU stream')
 })
 
 t.test('broker-config writes a Mosquitto config whose ACL and hashed passwords cover the registry', async (t) => {

@@ -310,7 +310,7 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
   if (!cfg.MQTT_URL) throw new UsageError('ubiq sim needs MQTT_URL (the broker to publish to)')
   const ids = new Set(registry.map((d) => d.deviceId))
   const faults = opts.faults?.foreignTopic ? { ...opts.faults, foreignTopic: { ...opts.faults.foreignTopic, deviceIds: [...ids] } } : opts.faults
-  const devices = policies.flatMap((p) => policyDevices(city, p, { startTs, days: opts.days, imuHz: opts.imuHz || undefined, ...(faults ? { faults } : {}) }))
+  const devices = policies.flatMap((p) => policyDevices(city, p, { startTs, days: opts.days, imuHz: opts.imuHz, ...(faults ? { faults } : {}) }))
     .filter((d) => ids.has(d.deviceId))
   const clients = Math.min(devices.length, opts.connections)
   process.stderr.write(`simulating ${devices.length} devices of ${policies.length} policies for ${opts.days} days at ${opts.speedup}× real time` +

@@ -10,7 +10,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { defaultThresholds, drivingFrequency, loadModel, startScoring, type Score } from '../scoring/index.ts'
+import { defaultManoeuvreConfig, defaultThresholds, drivingFrequency, loadModel, startScoring, type DrivingEvent, type Score } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
 export interface PipelineConfig {
@@ -33,6 +33,7 @@ export interface Pipeline {
   /** The dashboards' address. */
   url: string
   scores$: Observable<Score>
+  events$: Observable<DrivingEvent>
   premiums$: Observable<PremiumAdjustment>
   metrics: Registry
   /** Stops taking messages, finishes what is in flight, flushes InfluxDB, closes everything. */
@@ -71,7 +72,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     },
   })
   confirm = ingest.confirm
-  const { scores$ } = startScoring({
+  const { scores$, events$ } = startScoring({
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
     influx,
@@ -79,12 +80,14 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     logger,
     metrics,
     thresholds: defaultThresholds,
+    manoeuvres: defaultManoeuvreConfig,
     batch: { maxBatch: 64, maxWaitMs: 20 },
     scoreIntervalMs: cfg.scoreIntervalMs,
     idleExpiryMs: 6 * 3600_000,
   })
   const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plan: cfg.plan ?? skeletonPlan, logger, metrics })
-  const drained = new Promise<void>((resolve) => premiums$.subscribe({ complete: resolve, error: () => resolve() }))
+  const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
+  const drained = Promise.all([completed(premiums$), completed(events$)])
   const health = () => {
     const checks = { mqttIngest: ingest.connected, mqttPublisher: publisher.connected, journalPendingLines: journal.pending }
     return { ok: checks.mqttIngest && checks.mqttPublisher, checks }
@@ -97,6 +100,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   return {
     url: dashboards.url,
     scores$,
+    events$,
     premiums$,
     metrics,
     async stop() {

@@ -35,7 +35,7 @@ t.test('devices sharing connections: every device\'s stream arrives whole, on it
   const startTs = Date.UTC(2026, 10, 16, 7)
   const streams = () => policies.flatMap((p) => policyDevices(city, p, { startTs, days: 0.05, imuHz: 0 }))
   // The same seed gives the same streams: one copy counted here, the other published.
-  const expected = Object.fromEntries(streams().map((d) => [d.deviceId, [...d.messages].length]).filter(([, n]) => n))
+  const expected: Record<string, number> = Object.fromEntries(streams().map((d) => [d.deviceId, [...d.messages].length] as const).filter(([, n]) => n > 0))
   const devices = streams()
   const run = await runSimulation({ mqttUrl: services.mqttUrl, devices, startTs, speedup: Infinity, connections: 2 })
   t.equal(run.clients, 2, 'six devices, two MQTT clients')

@@ -1,12 +1,15 @@
 /**
  * The scoring service: readings → per-policy driving totals → features → ONNX scores with reasons,
- * published on `ubiq/v1/scores/{policyId}` and stored in InfluxDB.
+ * published on `ubiq/v1/scores/{policyId}` and stored in InfluxDB; IMU readings → harsh driving
+ * events with their evidence, published on `ubiq/v1/events/{policyId}` and stored in InfluxDB.
  */
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { auditTime, debounceTime, filter, groupBy, map, mergeMap, share, type Observable } from 'rxjs'
 import { toLine, topics, type Influx, type Reading } from '../ingest/index.ts'
+import type { DrivingEvent } from './events.ts'
+import { detectManoeuvres, type ManoeuvreConfig } from './manoeuvres.ts'
 import { accumulateDriving, drivingFeatures, type DrivingThresholds } from './features.ts'
 import type { LoadedModel } from './model.ts'
 import { scoreWith, type BatchConfig, type Score, type ScoreInput } from './score.ts'
@@ -19,6 +22,7 @@ export interface ScoringDeps {
   logger: Logger
   metrics: Registry
   thresholds: DrivingThresholds
+  manoeuvres: ManoeuvreConfig
   batch: BatchConfig
   /** A policy is re-scored at most this often, ms. */
   scoreIntervalMs: number
@@ -26,8 +30,8 @@ export interface ScoringDeps {
   idleExpiryMs: number
 }
 
-/** Starts scoring; scores$ is hot and shared. */
-export function startScoring(deps: ScoringDeps): { scores$: Observable<Score> } {
+/** Starts scoring; scores$ and events$ are hot and shared. */
+export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; events$: Observable<DrivingEvent> } {
   const log = deps.logger.child({ stage: 'scoring' })
   const scored = new Counter({ name: 'ubiq_scores_total', help: 'Scores produced', labelNames: ['subject'], registers: [deps.metrics] })
   const failures = new Counter({ name: 'ubiq_model_failures_total', help: 'Model calls that failed', registers: [deps.metrics] })
@@ -60,7 +64,22 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score> } 
       toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, distance_km: s.exposure.distance_km, ...s.features }, s.window.to),
     ])
   })
-  return { scores$ }
+
+  const detected = new Counter({ name: 'ubiq_events_total', help: 'Driving events detected', labelNames: ['type'], registers: [deps.metrics] })
+  const events$ = deps.readings$.pipe(
+    filter((r) => r.kind === 'imu'),
+    detectManoeuvres(deps.manoeuvres, deps.idleExpiryMs),
+    share(),
+  )
+  events$.subscribe((e) => {
+    detected.inc({ type: e.type })
+    deps.mqtt.publish(topics.events(e.policyId), JSON.stringify(e), { qos: 1 })
+    const { source, unit, ...numbers } = e.evidence
+    deps.influx.write([
+      toLine('event', { policy_id: e.policyId, device_id: e.deviceId, type: e.type, source }, { ...numbers, end_ms: e.to }, e.from, ['samples', 'end_ms']),
+    ])
+  })
+  return { scores$, events$ }
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000
