@@ -1,6 +1,7 @@
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { from, lastValueFrom, toArray } from 'rxjs'
+import { from, lastValueFrom, map, toArray } from 'rxjs'
+import { TestScheduler } from 'rxjs/testing'
 import type { Reading } from '../ingest/index.ts'
 import { imuMessages, readRecording, type Recording } from '../edge-sim/index.ts'
 import { detectionQuality, qualityTable } from './detection-quality.ts'
@@ -147,4 +148,17 @@ t.test('the stage: one detector per device, events tagged with their device, idl
   const events = await lastValueFrom(from(interleaved).pipe(detectManoeuvres(cfg, 60_000), toArray()))
   t.same(events.map((e) => [e.deviceId, e.policyId, e.type]).sort(), [['phone-a', 'pol-a', 'harsh_longitudinal'], ['phone-b', 'pol-b', 'harsh_longitudinal']],
     'phone-b\'s braking, cut off by the end of its stream, is flushed')
+})
+
+t.test('marbles: a device that falls silent mid-manoeuvre is flushed when its group expires, idleMs after its last reading, not before', async (t) => {
+  const rate_hz = 10
+  // Three 1 s readings, the braking still under way when the device goes quiet (a tunnel, a dead phone).
+  const [r1, r2, r3] = readings(signal(3, rate_hz, (s) => (s >= 1 ? [0, -4, 0, 0, 0, 0] : [0, 0, 0, 0, 0, 0])), rate_hz)
+  const scheduler = new TestScheduler((actual, expected) => t.same(actual, expected))
+  scheduler.run(({ cold, expectObservable }) => {
+    const source = cold('a 999ms b 999ms c 29999ms |', { a: r1!, b: r2!, c: r3! })
+    // 10 s after the last reading the device's group expires and the detector emits what it held.
+    const events = source.pipe(detectManoeuvres(cfg, 10_000, scheduler), map((e) => e.type))
+    expectObservable(events).toBe('12000ms x 19999ms |', { x: 'harsh_longitudinal' })
+  })
 })
