@@ -1,9 +1,9 @@
 /**
  * Runs simulated devices against a broker: each device its own MQTT client (as itself, when the
  * broker has per-device credentials), or, for fleets larger than a process may hold sockets for,
- * devices sharing a bounded number of clients (device i on client i mod n); its messages published at QoS 1 in `sendAt` order across
- * the whole fleet, paced by a simulated clock that runs `speedup` times faster than real time and
- * never sends from the future.
+ * devices sharing a bounded number of clients (device i on client i mod n). Messages go at QoS 1
+ * in `sendAt` order across the whole fleet, paced by a simulated clock that runs `speedup` times
+ * faster than real time and never sends from the future.
  */
 import mqtt, { type MqttClient } from 'mqtt'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -49,9 +49,9 @@ export interface SimulationRun {
 export async function runSimulation(opts: SimulationOptions, onConnected: (n: number) => void = () => {}): Promise<SimulationRun> {
   const abort = new AbortController()
   const maxInFlight = opts.maxInFlight ?? 2000
-  const shared = opts.connections !== undefined && opts.connections < opts.devices.length
+  const clientCount = Math.min(opts.connections ?? Infinity, opts.devices.length)
+  const shared = clientCount < opts.devices.length
   if (shared && opts.passwords) throw new Error('devices with their own credentials cannot share connections')
-  const clientCount = shared ? opts.connections! : opts.devices.length
   const stats = { connected: 0, sent: 0, acknowledged: 0, refused: 0, behindMs: 0, maxBehindMs: 0, simulatedTs: opts.startTs }
   const clients: MqttClient[] = []
   // Connect in waves: ten thousand simultaneous CONNECTs would only queue in the broker.
@@ -60,7 +60,8 @@ export async function runSimulation(opts: SimulationOptions, onConnected: (n: nu
       clientId: shared ? `sim-shared-${i + j}` : `sim-${d.deviceId}`, clean: true, reconnectPeriod: 1000, protocolVersion: 5,
       ...(opts.passwords ? { username: d.deviceId, password: opts.passwords.get(d.deviceId) } : {}),
     }))))
-    stats.connected = shared ? Math.min(opts.devices.length, Math.round(opts.devices.length * clients.length / clientCount)) : clients.length
+    // A device is connected once its client is: all of them when the last client is.
+    stats.connected = clients.length < clientCount ? clients.length : opts.devices.length
     onConnected(stats.connected)
   }
 

@@ -67,7 +67,6 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
 
   const detected = new Counter({ name: 'ubiq_events_total', help: 'Driving events detected', labelNames: ['type'], registers: [deps.metrics] })
   const events$ = deps.readings$.pipe(
-    filter((r) => r.kind === 'imu'),
     detectManoeuvres(deps.manoeuvres, deps.idleExpiryMs),
     share(),
   )
