@@ -88,7 +88,7 @@ t.test('a turn at 0.6 rad/s with 4 m/s² of lateral acceleration is harsh_latera
   const events = detect(readings(samples, rate_hz))
   t.equal(events.length, 1)
   t.equal(events[0]?.type, 'harsh_lateral')
-  t.ok(Math.abs(events[0]!.evidence.peakYaw_rads - 0.6) < 0.01, 'peak yaw rate 0.6 rad/s')
+  t.ok(Math.abs((events[0]!.evidence.peakYaw_rads as number) - 0.6) < 0.01, 'peak yaw rate 0.6 rad/s')
   t.equal(events[0]?.evidence.threshold, cfg.lateral_ms2)
   t.end()
 })

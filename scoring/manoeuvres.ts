@@ -148,7 +148,9 @@ export function manoeuvreDetector(cfg: ManoeuvreConfig, deviceId: string, policy
     out.push({
       policyId,
       deviceId,
+      subject: 'driving',
       type: judged.type,
+      urgent: false,
       from: Math.round(e.fromMs),
       to: Math.round(e.lastActiveMs),
       evidence: {

@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { auditTime, debounceTime, filter, groupBy, map, mergeMap, share, type Observable } from 'rxjs'
 import { toLine, topics, type Influx, type Reading } from '../ingest/index.ts'
-import type { DrivingEvent } from './events.ts'
+import type { DrivingEvent, PolicyEvent } from './events.ts'
 import { detectManoeuvres, type ManoeuvreConfig } from './manoeuvres.ts'
 import { accumulateDriving, drivingFeatures, type DrivingThresholds } from './features.ts'
 import type { LoadedModel } from './model.ts'
@@ -73,12 +73,16 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   events$.subscribe((e) => {
     detected.inc({ type: e.type })
     deps.mqtt.publish(topics.events(e.policyId), JSON.stringify(e), { qos: 1 })
-    const { source, unit, ...numbers } = e.evidence
-    deps.influx.write([
-      toLine('event', { policy_id: e.policyId, device_id: e.deviceId, type: e.type, source }, { ...numbers, end_ms: e.to }, e.from, ['samples', 'end_ms']),
-    ])
+    deps.influx.write([eventLine(e)])
   })
   return { scores$, events$ }
+}
+
+/** An event as an InfluxDB line: its numeric evidence as fields (a crash's sample window stays on MQTT). */
+function eventLine(e: PolicyEvent): string {
+  const numbers: Record<string, number | boolean> = { urgent: e.urgent, end_ms: e.to }
+  for (const [k, v] of Object.entries(e.evidence)) if (typeof v === 'number') numbers[k] = v
+  return toLine('event', { policy_id: e.policyId, device_id: e.deviceId, subject: e.subject, type: e.type, source: e.evidence.source }, numbers, e.from, ['samples', 'end_ms'])
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000
