@@ -17,7 +17,7 @@ t.test('rate: relativity from the score, credibility by exposure, floor and cap'
 
 const score = (policyId: string, value: number, to: number): Score => ({
   policyId, subject: 'driving', value, model: 'driving-frequency@1', reasons: [], window: { from: 0, to },
-  exposure: { distance_km: 1000 }, features: {},
+  exposure: { days: 30, distance_km: 1000 }, features: {},
 })
 
 t.test('priceScores: a redelivered score never applies twice; the chain links every adjustment', async (t) => {

@@ -71,7 +71,7 @@ export function priceScores(plan: RatingPlan): OperatorFunction<Score, PremiumAd
       filter(({ s, inputsHash }) => lastInputs.get(s.policyId) !== inputsHash),
       map(({ s, inputsHash }) => {
         lastInputs.set(s.policyId, inputsHash)
-        const r = rate(plan, s.value, s.exposure.distance_km)
+        const r = rate(plan, s.value, s.exposure.distance_km ?? 0)
         const body = {
           policyId: s.policyId,
           factor: r.factor,

@@ -1,6 +1,6 @@
 /** scoring: features, models and scores with reasons. */
 export { startScoring, type ScoringDeps } from './scoring.ts'
-export { scoreBatch, scoreWith, scoreFromFrequency, type Score, type Reason, type ScoreInput, type BatchConfig } from './score.ts'
+export { scoreBatch, scoreWith, scoreFromFrequency, type Score, type Reason, type ScoreInput, type BatchConfig, type Exposure } from './score.ts'
 export { loadModel, ModelError, type LoadedModel } from './model.ts'
 export { addReading, noDriving, drivingFeatures, accumulateDriving, defaultThresholds, type DrivingThresholds, type DrivingTotals } from './features.ts'
 export { builtInModels, drivingFrequency, modelId, type ModelDefinition, type FeatureDefinition } from './models/index.ts'

@@ -29,7 +29,7 @@ t.test('onnxruntime computes the GLM: exp(intercept + Σ coefficient·feature)',
 
 t.test('scores: 50 at the baseline, lower for riskier driving, with reasons in points and plain words', async (t) => {
   const model = await loadModel(drivingFrequency, modelPath(drivingFrequency))
-  const input = (features: Record<string, number>) => ({ policyId: 'p', window: { from: 0, to: 1 }, exposure: { distance_km: 100 }, features })
+  const input = (features: Record<string, number>) => ({ policyId: 'p', window: { from: 0, to: 1 }, exposure: { days: 1, distance_km: 100 }, features })
   const [typical, risky, broken] = await scoreBatch(model, [
     input({ harsh_brakes_per_100km: 2, harsh_accels_per_100km: 2, speeding_share: 0.02 }),
     input({ harsh_brakes_per_100km: 12, harsh_accels_per_100km: 2, speeding_share: 0.02 }),

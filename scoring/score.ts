@@ -29,8 +29,14 @@ export interface Score {
   reasons: Reason[]
   window: { from: number; to: number }
   /** Exposure behind the score, for credibility weighting in pricing. */
-  exposure: { distance_km: number }
+  exposure: Exposure
   features: Record<string, number>
+}
+
+/** How much observation a score rests on: days observed, and for driving the distance. */
+export interface Exposure {
+  days: number
+  distance_km?: number
 }
 
 /** What scoring hands the model: one policy's features and exposure. */

@@ -47,7 +47,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       map((t): ScoreInput => ({
         policyId: t.policyId,
         window: { from: t.from, to: t.to },
-        exposure: { distance_km: round3(t.distance_km) },
+        exposure: { days: round3((t.to - t.from) / 86_400_000), distance_km: round3(t.distance_km) },
         features: drivingFeatures(deps.thresholds, t),
       })),
     )),
@@ -61,7 +61,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     scored.inc({ subject: s.subject })
     deps.mqtt.publish(topics.scores(s.policyId), JSON.stringify(s), { qos: 1 })
     deps.influx.write([
-      toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, distance_km: s.exposure.distance_km, ...s.features }, s.window.to),
+      toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, ...s.exposure, ...s.features }, s.window.to),
     ])
   })
 
