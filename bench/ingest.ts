@@ -82,7 +82,6 @@ function pipelineFor(db: string, devices = deviceRegistry(benchRegistry(DEVICES)
     dataDir: join(dir, `ubiq-${db}`),
     host: '127.0.0.1',
     port: 0,
-    scoreIntervalMs: 10_000,
   }, pino({ level: 'warn' }))
 }
 

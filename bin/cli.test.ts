@@ -8,6 +8,8 @@ import { join } from 'node:path'
 import { ConfigError, readConfig } from './config.ts'
 import { startMosquitto } from './local-services.ts'
 import { parseDeviceRegistry } from '../ingest/index.ts'
+import { loadRoadMap } from '../scoring/road-map.ts'
+import { makeCity, toLatLon } from '../edge-sim/index.ts'
 
 const registry = (text: string) => {
   const file = join(mkdtempSync(join(tmpdir(), 'ubiq-cli-')), 'devices.json')
@@ -20,7 +22,7 @@ const run = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [ubiq, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } })
 
 t.test('config: defaults, conversion from strings, and every problem named', async (t) => {
-  t.match(readConfig({}), { INFLUX_API: 'v1', INFLUX_DATABASE: 'ubiq', PORT: 8080, HOST: '127.0.0.1', SCORE_INTERVAL_MS: 10_000 })
+  t.match(readConfig({}), { INFLUX_API: 'v1', INFLUX_DATABASE: 'ubiq', PORT: 8080, HOST: '127.0.0.1' })
   t.equal(readConfig({ PORT: '9000' }).PORT, 9000)
   t.throws(() => readConfig({ PORT: '70000', MQTT_URL: 'broker:1883' }), {
     code: 'CONFIG_INVALID',
@@ -62,6 +64,22 @@ t.test('sim --imu-hz 0 drives without IMU: GPS and OBD only, through a real brok
   t.notOk(kinds.has('imu'), 'and no IMU stream')
 })
 
+t.test('sim map writes the simulated city as a GeoJSON road map that scoring loads', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'ubiq-cli-')), 'city.geojson')
+  const r = run(['sim', 'map', '--out', file, '--seed', '3'])
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, `wrote the 597 roads of the city of seed 3 to ${file}`)
+  const map = await loadRoadMap(file)
+  t.same([map.roads, map.skipped], [597, {}])
+  // The middle of every road of that seed's city has that road's limit.
+  const city = makeCity({ seed: 3 })
+  const wrong = city.roads.filter(({ a, b, limit_kmh }) => {
+    const { lat_deg, lon_deg } = toLatLon(city, (city.x[a]! + city.x[b]!) / 2, (city.y[a]! + city.y[b]!) / 2)
+    return map.limitAt(lat_deg, lon_deg)?.limit_kmh !== limit_kmh
+  })
+  t.same(wrong, [], 'each road at its limit')
+})
+
 t.test('broker-config writes a Mosquitto config whose ACL and hashed passwords cover the registry', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ubiq-broker-'))
   const devices = registry('{"devices":[{"deviceId":"car-1","policyId":"p1","kinds":["obd"]},{"deviceId":"car-2","policyId":"p2","kinds":["gps"]}]}')
@@ -90,6 +108,9 @@ t.test('usage errors exit 2 with the reason; configuration errors exit 1 with th
     [['sim', 'replay', '--device', 'a/b'], {}, 2, /--device must be a device id/],
     [['sim', 'replay', '--trip', '/nonexistent'], {}, 2, /--trip \/nonexistent: ENOENT/],
     [['broker-config'], {}, 2, /ubiq broker-config needs --out DIR/],
+    [['sim', 'map'], {}, 2, /ubiq sim map needs --out FILE/],
+    [['sim', 'map', '--out', '/tmp/x.geojson', '--days', '2'], {}, 2, /Unknown option '--days'/],
+    [['sim', 'map', '--out', '/tmp/x.geojson', '--seed', '1.5'], {}, 2, /--seed must be a whole number ≥ 0/],
     [['broker-config', '--out', '/tmp/x', '--port', '0'], {}, 2, /--port must be a port from 1 to 65535/],
     [['start'], { PORT: 'eighty' }, 1, /\[CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
     [['start'], {}, 1, /\[CONFIG_INVALID\] DEVICE_REGISTRY is not set/],

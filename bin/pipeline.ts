@@ -10,7 +10,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { defaultManoeuvreConfig, defaultThresholds, drivingFrequency, loadModel, startScoring, type DrivingEvent, type Score } from '../scoring/index.ts'
+import { crashDetector, defaultCrashConfig, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, loadModel, manoeuvreDetector, phoneHandlingDetector, startScoring, type PolicyEvent, type Score, type Trip } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
 export interface PipelineConfig {
@@ -21,7 +21,6 @@ export interface PipelineConfig {
   dataDir: string
   host: string
   port: number
-  scoreIntervalMs: number
   /** Readings arriving out of order within this long are put back in device-time order before scoring. */
   reorderWindowMs?: number
   plan?: RatingPlan
@@ -33,7 +32,8 @@ export interface Pipeline {
   /** The dashboards' address. */
   url: string
   scores$: Observable<Score>
-  events$: Observable<DrivingEvent>
+  events$: Observable<PolicyEvent>
+  trips$: Observable<Trip>
   premiums$: Observable<PremiumAdjustment>
   metrics: Registry
   /** Stops taking messages, finishes what is in flight, flushes InfluxDB, closes everything. */
@@ -72,18 +72,22 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     },
   })
   confirm = ingest.confirm
-  const { scores$, events$ } = startScoring({
+  const { scores$, events$, trips$ } = startScoring({
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
     influx,
-    model,
+    models: { driving: model },
     logger,
     metrics,
-    thresholds: defaultThresholds,
-    manoeuvres: defaultManoeuvreConfig,
+    trips: defaultTripConfig,
+    detectors: (deviceId, policyId) => [
+      manoeuvreDetector(defaultManoeuvreConfig, deviceId, policyId),
+      phoneHandlingDetector(defaultPhoneHandlingConfig, deviceId, policyId),
+      crashDetector(defaultCrashConfig, deviceId, policyId),
+    ],
     batch: { maxBatch: 64, maxWaitMs: 20 },
-    scoreIntervalMs: cfg.scoreIntervalMs,
-    idleExpiryMs: 6 * 3600_000,
+    deviceIdleMs: defaultTripConfig.maxGap_s * 1000,
+    policyIdleMs: 6 * 3600_000,
   })
   const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plan: cfg.plan ?? skeletonPlan, logger, metrics })
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
@@ -101,6 +105,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     url: dashboards.url,
     scores$,
     events$,
+    trips$,
     premiums$,
     metrics,
     async stop() {

@@ -63,4 +63,9 @@ export type DrivingEvent = PolicyEvent<DrivingEventType>
 export interface Detector {
   push(r: Reading): PolicyEvent[]
   flush(): PolicyEvent[]
+  /**
+   * A reading older than one already pushed (a crash recorder's window, uploaded after the crash).
+   * Only detectors that can use such readings define this; the others never see them.
+   */
+  late?(r: Reading): PolicyEvent[]
 }

@@ -1,7 +1,10 @@
 /**
  * Loads an ONNX model once, checks it against its definition, and scores rows of features.
  */
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import onnxProto from 'onnx-proto'
 import ort from 'onnxruntime-node'
 import type { ModelDefinition } from './models/index.ts'
 
@@ -21,12 +24,21 @@ export class ModelError extends Error {
   }
 }
 
-/** Reads the .onnx file at `path`, creates its session, and checks inputs and outputs. */
+/**
+ * Reads the .onnx file at `path`, creates its session, and checks it against its definition: the
+ * model card is there, the input and output tensors match, and the feature names the file was
+ * built with are the definition's, in order (a shape cannot tell two swapped features apart).
+ */
 export async function loadModel(definition: ModelDefinition, path: string): Promise<LoadedModel> {
   const where = `${definition.name}@${definition.version} (${path})`
   const bytes = await readFile(path).catch((err) => {
     throw new ModelError(`${where}: cannot read the model file: ${(err as Error).message}`)
   })
+  const card = join(dirname(path), definition.card)
+  if (!existsSync(card)) throw new ModelError(`${where}: has no model card ${definition.card} beside it`)
+  const built = builtWith(bytes)
+  const names = definition.features.map((x) => x.name).join(',')
+  if (built !== undefined && built !== names) throw new ModelError(`${where}: was built for features [${built}], the definition lists [${names}]`)
   const session = await ort.InferenceSession.create(bytes).catch((err) => {
     throw new ModelError(`${where}: not a valid ONNX model: ${(err as Error).message}`)
   })
@@ -54,4 +66,13 @@ export async function loadModel(definition: ModelDefinition, path: string): Prom
     throw new ModelError(`${where}: predicts ${baselineFrequency} at the baseline; a frequency must be positive and finite`)
   }
   return { definition, frequencies, baselineFrequency: baselineFrequency! }
+}
+
+/** The feature names ubiq wrote into the model's metadata (`ubiq.features`), if it has them (models from elsewhere may not). */
+function builtWith(bytes: Uint8Array): string | undefined {
+  try {
+    return onnxProto.onnx.ModelProto.decode(bytes).metadataProps.find((p) => p.key === 'ubiq.features')?.value ?? undefined
+  } catch {
+    return undefined // not ONNX: the session below says so
+  }
 }

@@ -39,8 +39,11 @@ export interface Exposure {
   distance_km?: number
 }
 
-/** What scoring hands the model: one policy's features and exposure. */
-export type ScoreInput = Omit<Score, 'value' | 'model' | 'reasons' | 'subject'>
+/** What scoring hands the model: one policy's features and exposure for one subject. */
+export type ScoreInput = Omit<Score, 'value' | 'model' | 'reasons'>
+
+/** The model that scores each subject. */
+export type ModelsBySubject = Partial<Record<Subject, LoadedModel>>
 
 export interface BatchConfig {
   /** Most rows per model call (each input becomes 1 + features rows). */
@@ -55,16 +58,28 @@ export interface BatchConfig {
  */
 export const scoreFromFrequency = (frequency: number, baseline: number) => (100 * baseline) / (baseline + frequency)
 
-/** Stage: feature sets → scores, micro-batched through the model. */
-export function scoreWith(model: LoadedModel, batch: BatchConfig, onError: (err: Error) => void): OperatorFunction<ScoreInput, Score> {
+/**
+ * Stage: feature sets → scores, micro-batched through each subject's model (one model call per
+ * subject per batch). Inputs of a subject without a model are dropped.
+ */
+export function scoreWith(models: ModelsBySubject, batch: BatchConfig, onError: (err: Error) => void): OperatorFunction<ScoreInput, Score> {
   return (inputs$) => inputs$.pipe(
     bufferTime(batch.maxWaitMs, null, batch.maxBatch),
     filter((rows) => rows.length > 0),
-    concatMap((rows) => scoreBatch(model, rows).catch((err: Error) => {
-      // A failed model call is an infrastructure fault, not bad data: report it, keep the stream.
-      onError(err)
-      return []
-    })),
+    concatMap(async (rows) => {
+      const scores: Score[] = []
+      for (const [subject, model] of Object.entries(models) as [Subject, LoadedModel][]) {
+        const mine = rows.filter((r) => r.subject === subject)
+        if (mine.length === 0) continue
+        try {
+          scores.push(...(await scoreBatch(model, mine)))
+        } catch (err) {
+          // A failed model call is an infrastructure fault, not bad data: report it, keep the stream.
+          onError(err as Error)
+        }
+      }
+      return scores
+    }),
     mergeMap((scores) => from(scores)),
   )
 }
@@ -97,7 +112,7 @@ export async function scoreBatch(model: LoadedModel, inputs: readonly ScoreInput
       })
       .filter((r) => r.impact !== 0)
       .sort((a, b) => Math.abs(b.impact) - Math.abs(a.impact))
-    return { ...input, subject: model.definition.subject, value: round1(value), model: modelId(model.definition), reasons }
+    return { ...input, value: round1(value), model: modelId(model.definition), reasons }
   })
 }
 

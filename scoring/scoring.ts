@@ -1,57 +1,84 @@
 /**
- * The scoring service: readings → per-policy driving totals → features → ONNX scores with reasons,
- * published on `ubiq/v1/scores/{policyId}` and stored in InfluxDB; IMU readings → harsh driving
- * events with their evidence, published on `ubiq/v1/events/{policyId}` and stored in InfluxDB.
+ * The scoring service. Driving readings → trips and driving events (per device) → 30/90-day
+ * features (per policy) → an ONNX score with reasons after every trip. Events are published on
+ * `ubiq/v1/events/{policyId}` as they are detected and stored in InfluxDB (measurement `event`);
+ * trips are stored (measurement `trip`) and are what a policy's features are rebuilt from when it
+ * comes back after a restart or after idling out of memory; scores go to
+ * `ubiq/v1/scores/{policyId}` and InfluxDB (measurement `score`).
  */
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
-import { auditTime, debounceTime, filter, groupBy, map, mergeMap, share, type Observable } from 'rxjs'
-import { toLine, topics, type Influx, type Reading } from '../ingest/index.ts'
-import type { DrivingEvent, PolicyEvent } from './events.ts'
-import { detectManoeuvres, type ManoeuvreConfig } from './manoeuvres.ts'
-import { accumulateDriving, drivingFeatures, type DrivingThresholds } from './features.ts'
-import type { LoadedModel } from './model.ts'
-import { scoreWith, type BatchConfig, type Score, type ScoreInput } from './score.ts'
+import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { quoteString, toLine, topics, type Influx, type Reading } from '../ingest/index.ts'
+import { addTrip, dayOf, drivingWindows, HISTORY_DAYS, restoreDays, tripFields, type DrivingDay } from './driving.ts'
+import type { Detector, PolicyEvent } from './events.ts'
+import { scoreWith, type BatchConfig, type ModelsBySubject, type Score, type ScoreInput } from './score.ts'
+import { trackTrips, type Trip, type TripConfig, type TripOutput } from './trips.ts'
 
 export interface ScoringDeps {
   readings$: Observable<Reading>
   mqtt: MqttClient
   influx: Influx
-  model: LoadedModel
+  models: ModelsBySubject
   logger: Logger
   metrics: Registry
-  thresholds: DrivingThresholds
-  manoeuvres: ManoeuvreConfig
+  trips: TripConfig
+  /** A vehicle device's own detectors (manoeuvres, speeding, phone handling, crash). */
+  detectors(deviceId: string, policyId: string): Detector[]
   batch: BatchConfig
-  /** A policy is re-scored at most this often, ms. */
-  scoreIntervalMs: number
-  /** A policy with no reading for this long is dropped from memory, ms. */
-  idleExpiryMs: number
+  /** A device silent this long has ended its trip and leaves memory, ms. */
+  deviceIdleMs: number
+  /** A policy with no trip for this long leaves memory (and is rebuilt from InfluxDB when it returns), ms. */
+  policyIdleMs: number
 }
 
-/** Starts scoring; scores$ and events$ are hot and shared. */
-export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; events$: Observable<DrivingEvent> } {
+/** Starts scoring; scores$, events$ and trips$ are hot and shared. */
+export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; events$: Observable<PolicyEvent>; trips$: Observable<Trip> } {
   const log = deps.logger.child({ stage: 'scoring' })
   const scored = new Counter({ name: 'ubiq_scores_total', help: 'Scores produced', labelNames: ['subject'], registers: [deps.metrics] })
   const failures = new Counter({ name: 'ubiq_model_failures_total', help: 'Model calls that failed', registers: [deps.metrics] })
+  const detected = new Counter({ name: 'ubiq_events_total', help: 'Events detected', labelNames: ['type'], registers: [deps.metrics] })
+  const tripCount = new Counter({ name: 'ubiq_trips_total', help: 'Trips closed', labelNames: ['ended'], registers: [deps.metrics] })
+  const restoreFailures = new Counter({ name: 'ubiq_history_restore_failures_total', help: 'Policies whose history could not be read from InfluxDB (retried with its next trip)', registers: [deps.metrics] })
 
-  const scores$ = deps.readings$.pipe(
-    // The driving features are computed from OBD speed; other driving streams join with their features.
-    filter((r) => r.kind === 'obd'),
-    // Bounded memory: a policy's group closes after idleExpiryMs without readings.
-    groupBy((r) => r.policyId, { duration: (g) => g.pipe(debounceTime(deps.idleExpiryMs)) }),
-    mergeMap((policy$) => policy$.pipe(
-      accumulateDriving(deps.thresholds, policy$.key),
-      auditTime(deps.scoreIntervalMs),
-      map((t): ScoreInput => ({
-        policyId: t.policyId,
-        window: { from: t.from, to: t.to },
-        exposure: { days: round3((t.to - t.from) / 86_400_000), distance_km: round3(t.distance_km) },
-        features: drivingFeatures(deps.thresholds, t),
-      })),
-    )),
-    scoreWith(deps.model, deps.batch, (err) => {
+  const driving$ = deps.readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs), share())
+  const events$ = driving$.pipe(
+    filter((o) => 'event' in o),
+    map((o): PolicyEvent => o.event),
+    share(),
+  )
+  const trips$ = driving$.pipe(
+    filter((o): o is { trip: Trip } => 'trip' in o),
+    map((o) => o.trip),
+    share(),
+  )
+  events$.subscribe((e) => {
+    detected.inc({ type: e.type })
+    deps.mqtt.publish(topics.events(e.policyId), JSON.stringify(e), { qos: 1 })
+    deps.influx.write([eventLine(e)])
+  })
+  trips$.subscribe((trip) => {
+    tripCount.inc({ ended: trip.ended })
+    deps.influx.write([toLine('trip', { policy_id: trip.policyId, device_id: trip.deviceId, ended: trip.ended, source: trip.source }, tripFields(trip), trip.from)])
+  })
+
+  const readHistory = async (policyId: string, beforeTs: number): Promise<DrivingDay[]> => {
+    const since = (dayOf(beforeTs) - HISTORY_DAYS + 1) * 86_400_000
+    const series = await deps.influx.query(`SELECT * FROM trip WHERE policy_id = ${quoteString(policyId)} AND time >= ${since}ms AND time < ${beforeTs}ms`)
+    const rows = series.flatMap((s) => s.values.map((v) => ({
+      from: Number(v[0]),
+      fields: Object.fromEntries(s.columns.map((c, i) => [c, typeof v[i] === 'number' ? v[i] : null])) as Record<string, number | null>,
+    })))
+    return restoreDays(rows.sort((a, b) => a.from - b.from))
+  }
+
+  const scores$ = trips$.pipe(
+    drivingScoreInputs(readHistory, deps.policyIdleMs, (err, policyId) => {
+      restoreFailures.inc()
+      log.error({ err, policyId }, 'cannot read the policy\'s trips from InfluxDB; its score waits for its next trip')
+    }),
+    scoreWith(deps.models, deps.batch, (err) => {
       failures.inc()
       log.error({ err }, 'model call failed')
     }),
@@ -64,18 +91,43 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, ...s.exposure, ...s.features }, s.window.to),
     ])
   })
+  return { scores$, events$, trips$ }
+}
 
-  const detected = new Counter({ name: 'ubiq_events_total', help: 'Driving events detected', labelNames: ['type'], registers: [deps.metrics] })
-  const events$ = deps.readings$.pipe(
-    detectManoeuvres(deps.manoeuvres, deps.idleExpiryMs),
-    share(),
+/**
+ * Stage: trips of many policies → each policy's driving features after each trip. A policy's days
+ * are read from `history` when it first appears (after a restart, or after idling out for
+ * `idleMs`); its trips wait in order meanwhile. When the history cannot be read the trip is not
+ * scored (a score from partial history would be wrong) and the read is retried with the next trip.
+ */
+export function drivingScoreInputs(
+  history: (policyId: string, beforeTs: number) => Promise<DrivingDay[]>,
+  idleMs: number,
+  onError: (err: unknown, policyId: string) => void,
+  scheduler: SchedulerLike = asyncScheduler,
+): OperatorFunction<Trip, ScoreInput> {
+  return (trips$) => trips$.pipe(
+    groupBy((t) => t.policyId, { duration: (g) => g.pipe(debounceTime(idleMs, scheduler)) }),
+    mergeMap((policy$) => {
+      let days: DrivingDay[] | undefined
+      return policy$.pipe(
+        concatMap(async (trip): Promise<ScoreInput[]> => {
+          if (!days) {
+            try {
+              days = await history(trip.policyId, trip.from)
+            } catch (err) {
+              onError(err, trip.policyId)
+              return []
+            }
+          }
+          days = addTrip(days, trip)
+          const asOf = dayOf(trip.to)
+          return [{ policyId: trip.policyId, subject: 'driving', window: { from: (asOf - HISTORY_DAYS + 1) * 86_400_000, to: trip.to }, ...drivingWindows(days, asOf) }]
+        }),
+        mergeMap((inputs) => inputs),
+      )
+    }),
   )
-  events$.subscribe((e) => {
-    detected.inc({ type: e.type })
-    deps.mqtt.publish(topics.events(e.policyId), JSON.stringify(e), { qos: 1 })
-    deps.influx.write([eventLine(e)])
-  })
-  return { scores$, events$ }
 }
 
 /** An event as an InfluxDB line: its numeric evidence as fields (a crash's sample window stays on MQTT). */
@@ -84,5 +136,3 @@ function eventLine(e: PolicyEvent): string {
   for (const [k, v] of Object.entries(e.evidence)) if (typeof v === 'number') numbers[k] = v
   return toLine('event', { policy_id: e.policyId, device_id: e.deviceId, subject: e.subject, type: e.type, source: e.evidence.source }, numbers, e.from, ['samples', 'end_ms'])
 }
-
-const round3 = (x: number) => Math.round(x * 1000) / 1000

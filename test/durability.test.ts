@@ -103,7 +103,6 @@ t.test('InfluxDB paused for 30 s under load: ingest holds acknowledgements, memo
   const fleet = makeFleet(DEVICES, 4)
   const stopAt = 2000
   const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_pause', {
-    scoreIntervalMs: 1000,
     backpressure: { stopAt, resumeAt: stopAt / 2 },
   })
   const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await pipeline.metrics.metrics())?.[1] ?? NaN)

@@ -68,7 +68,6 @@ export async function startTestPipeline(
     dataDir: services.dataDir,
     host: '127.0.0.1',
     port: 0,
-    scoreIntervalMs: 300,
     ...overrides,
   }, testLogger())
   let stopped = false

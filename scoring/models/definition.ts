@@ -26,6 +26,8 @@ export interface ModelDefinition {
   features: readonly FeatureDefinition[]
   /** The .onnx file, relative to scoring/models/. */
   file: string
+  /** The model card (intended use, data, features, limitations, fairness), relative to scoring/models/. */
+  card: string
 }
 
 /** `name@version`, as scores and premiums record it. */

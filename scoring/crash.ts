@@ -1,0 +1,190 @@
+/**
+ * Crashes, urgent: an event is returned by the very `push()` that shows the crash, never held for a
+ * later reading. Two sources, one event per crash:
+ *
+ * - the device's own `crash` message (it saw the impulse at its full sensor rate): trusted as is;
+ * - an IMU impulse: a run of samples whose horizontal acceleration |(ax, ay)| stays at or above
+ *   `edge_ms2` (1.5 g, above anything driving does: the hardest braking is about 1 g) is a crash
+ *   when all of these hold:
+ *   - its peak reaches `impulse_ms2` (4 g);
+ *   - it lasts at least `minPulse_s` and at least `minSamples` samples. A car's crash pulse lasts
+ *     50–150 ms; a knock on the phone, a glitch or a phone hitting something hard lasts a few ms
+ *     and shows as one sample. So the rule depends on the rate: at 100 Hz two samples (20 ms) make
+ *     a pulse, at 200 Hz four; at 10 Hz two samples means a pulse of 0.1–0.2 s, and a short hard hit
+ *     can fall between samples. Such crashes are left to the device's crash message, and to its
+ *     crash recorder's full-rate window, which is judged like any IMU batch when it comes;
+ *   - the speed it changes, the pulse's integral |Σ(ax, ay)|·Δt, is at least `minDeltaV_kmh`: a
+ *     car cannot lose more speed than it had, so parking bumps stay out; a car hit while standing
+ *     still gains speed and counts (rear-ended at a light is a common crash, so no speed band gates
+ *     this rule);
+ *   - the phone was not falling just before: a dropped phone is in free fall (its specific force
+ *     |(ax, ay, az + g)| near 0, i.e. linear acceleration ≈ (0, 0, −g)) for at least `freeFall_s`
+ *     (a 5 cm drop), then hits the floor; a pulse within `dropLookback_s` after a free fall is
+ *     that impact. (A car that goes airborne before it crashes is missed by this rule: its device
+ *     message still reports it.)
+ *
+ * One crash, one event: a crash within `dedupe_s` of device time of one already reported by this
+ * device (its own message, the live IMU batch, the crash recorder's upload of the same seconds, a
+ * second impact of the same collision) is the same crash, and only the first report is published.
+ * The event's evidence carries `window`: the horizontal and vertical accelerations from `pre_s`
+ * before the pulse to the end of the batch that holds it, as rows [t_ms from the pulse's start, ax,
+ * ay, az] (m/s²), kept in a bounded buffer of the last `pre_s` of samples.
+ */
+import type { Reading } from '../ingest/index.ts'
+import type { Detector, DrivingEvent } from './events.ts'
+
+const G_MS2 = 9.80665
+
+/** Thresholds; durations in seconds, so one config works at any rate from 10 to 200 Hz. Accelerations m/s². */
+export interface CrashConfig {
+  /** Peak horizontal acceleration of a crash pulse (4 g). */
+  impulse_ms2: number
+  /** Horizontal acceleration at which a pulse starts and ends (1.5 g): its duration and Δv are measured from here. */
+  edge_ms2: number
+  /** Shortest pulse, s, and fewest samples in it (a single sample is a spike, whatever the rate). */
+  minPulse_s: number
+  minSamples: number
+  /** Least speed change across the pulse, km/h. */
+  minDeltaV_kmh: number
+  /** Specific force below which the phone is falling, and how long it must fall, s. */
+  freeFall_ms2: number
+  freeFall_s: number
+  /** A pulse this soon after a free fall is the dropped phone landing, s. */
+  dropLookback_s: number
+  /** Samples kept before the pulse for the event's `window`, s. */
+  pre_s: number
+  /** Reports of a crash within this much device time of a reported one are the same crash, s. */
+  dedupe_s: number
+  /** A gap in device time longer than this (or time going back) restarts the IMU state, s. */
+  maxGap_s: number
+}
+
+/** Defaults: crash pulses per the sensor contract and crash-recorder practice (≥ 4 g, 50–150 ms). */
+export const defaultCrashConfig: CrashConfig = {
+  impulse_ms2: 39.2,
+  edge_ms2: 14.7,
+  minPulse_s: 0.02,
+  minSamples: 2,
+  minDeltaV_kmh: 8,
+  freeFall_ms2: 3,
+  freeFall_s: 0.1,
+  dropLookback_s: 1.5,
+  pre_s: 2,
+  dedupe_s: 5,
+  maxGap_s: 2,
+}
+
+/** An open run of samples above `edge_ms2`. */
+interface Pulse {
+  fromMs: number
+  lastMs: number
+  samples: number
+  peak_ms2: number
+  sumAx: number
+  sumAy: number
+  /** Already reported at the end of a batch it outlasted. */
+  reported: boolean
+}
+
+/** One device's detector: feed its readings (`crash` and `imu`) in the order they arrive. */
+export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: string): Detector {
+  /** Device times of the crashes reported, newest last (a few: enough to dedupe late uploads). */
+  const reported: number[] = []
+  let rate_hz = 0
+  let lastMs: number | undefined
+  /** The last `pre_s` of samples as [t_ms, ax, ay, az]. */
+  let history: number[][] = []
+  let pulse: Pulse | undefined
+  let fallFromMs: number | undefined
+  let lastFallMs: number | undefined
+
+  const event = (fromMs: number, toMs: number, evidence: DrivingEvent['evidence']): DrivingEvent =>
+    ({ policyId, deviceId, subject: 'driving', type: 'crash', urgent: true, from: Math.round(fromMs), to: Math.round(toMs), evidence })
+
+  /** True (and remembered) when no crash was reported within `dedupe_s` of `tMs`. */
+  function isNew(tMs: number): boolean {
+    if (reported.some((t) => Math.abs(t - tMs) <= cfg.dedupe_s * 1000)) return false
+    reported.push(tMs)
+    if (reported.length > 8) reported.shift()
+    return true
+  }
+
+  /** The pulse's event, when it is a crash not yet reported; `batch` is the batch's [t_ms, ax, ay, az] rows. */
+  function judge(p: Pulse, batch: readonly number[][]): DrivingEvent | undefined {
+    const duration_s = p.samples / rate_hz
+    const deltaV_kmh = (Math.hypot(p.sumAx, p.sumAy) / rate_hz) * 3.6
+    const dropped = lastFallMs !== undefined && p.fromMs - lastFallMs <= cfg.dropLookback_s * 1000
+    if (p.peak_ms2 < cfg.impulse_ms2 || p.samples < cfg.minSamples || duration_s < cfg.minPulse_s || deltaV_kmh < cfg.minDeltaV_kmh || dropped) return undefined
+    if (!isNew(p.fromMs)) return undefined
+    const window = [...history, ...batch].filter((row) => row[0]! >= p.fromMs - cfg.pre_s * 1000).map(([t, ...a]) => [Math.round(t! - p.fromMs), ...a])
+    return event(p.fromMs, p.lastMs, {
+      source: 'imu', peak: round3(p.peak_ms2), threshold: cfg.impulse_ms2, unit: 'm/s²',
+      duration_s: round3(duration_s), samples: p.samples, rate_hz, delta_v_kmh: round3(deltaV_kmh), window,
+    })
+  }
+
+  function imu(r: Reading, rate: number, out: DrivingEvent[]) {
+    // A new rate, a gap or time going back (a crash recorder's upload): the state no longer fits.
+    if (rate !== rate_hz || lastMs === undefined || r.ts <= lastMs || r.ts - lastMs > cfg.maxGap_s * 1000) {
+      rate_hz = rate
+      history = []
+      pulse = fallFromMs = lastFallMs = undefined
+    }
+    const step_ms = 1000 / rate
+    const batch = r.samples!.map((row, j): [number, number, number, number] => [r.ts + j * step_ms, row[0] ?? 0, row[1] ?? 0, row[2] ?? 0])
+    for (const [t, ax, ay, az] of batch) {
+      // Free fall: near-zero specific force, held for freeFall_s (each sample stands for 1/rate s).
+      if (Math.hypot(ax, ay, az + G_MS2) < cfg.freeFall_ms2) {
+        fallFromMs ??= t
+        if (t + step_ms - fallFromMs >= cfg.freeFall_s * 1000) lastFallMs = t
+      } else fallFromMs = undefined
+      const h_ms2 = Math.hypot(ax, ay)
+      if (h_ms2 >= cfg.edge_ms2) {
+        pulse ??= { fromMs: t, lastMs: t, samples: 0, peak_ms2: 0, sumAx: 0, sumAy: 0, reported: false }
+        pulse.lastMs = t
+        pulse.samples++
+        pulse.peak_ms2 = Math.max(pulse.peak_ms2, h_ms2)
+        pulse.sumAx += ax
+        pulse.sumAy += ay
+      } else if (pulse) {
+        const e = pulse.reported ? undefined : judge(pulse, batch)
+        if (e) out.push(e)
+        pulse = undefined
+      }
+    }
+    // A pulse still going at the end of the batch is judged on what it has shown so far: waiting
+    // for the next batch would delay the alert by a second.
+    if (pulse && !pulse.reported) {
+      const e = judge(pulse, batch)
+      if (e) out.push(e)
+      pulse.reported = e !== undefined
+    }
+    lastMs = batch.at(-1)?.[0]
+    history = [...history, ...batch].filter((row) => row[0]! > lastMs! - cfg.pre_s * 1000)
+  }
+
+  const detector: Detector = {
+    push(r) {
+      const out: DrivingEvent[] = []
+      const rate = Number(r.fields.rate_hz)
+      if (r.kind === 'imu' && r.samples?.length && rate > 0) imu(r, rate, out)
+      else if (r.kind === 'crash' && isNew(r.ts)) {
+        // The device applied its own threshold, which its message does not carry: 0 here.
+        const { peak_accel_ms2, delta_v_kmh, direction_deg } = r.fields
+        out.push(event(r.ts, r.ts, {
+          source: 'crash', peak: Number(peak_accel_ms2), threshold: 0, unit: 'm/s²', duration_s: 0,
+          ...(typeof delta_v_kmh === 'number' ? { delta_v_kmh } : {}),
+          ...(typeof direction_deg === 'number' ? { direction_deg } : {}),
+        }))
+      }
+      return out
+    },
+    // Nothing waits: a pulse is judged by the push that shows it.
+    flush: () => [],
+    // The recorder's window comes after the live stream has moved on; duplicates are dropped above.
+    late: (r) => detector.push(r),
+  }
+  return detector
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000

@@ -1,0 +1,140 @@
+import t from 'tap'
+import { TestScheduler } from 'rxjs/testing'
+import type { Reading } from '../ingest/index.ts'
+import { makeCity, makePolicies, type TripTruth } from '../edge-sim/index.ts'
+import { simReadings } from '../test/sim-readings.ts'
+import { defaultManoeuvreConfig, manoeuvreDetector } from './manoeuvres.ts'
+import { defaultTripConfig as cfg, trackTrips, tripTracker, type Trip, type TripOutput } from './trips.ts'
+import type { Detector, DrivingEvent } from './events.ts'
+
+const T0 = Date.UTC(2026, 10, 16, 8) // a Monday, 08:00 UTC
+let seq = 0
+const reading = (kind: string, ts: number, fields: Reading['fields'], samples?: number[][]): Reading =>
+  ({ deviceId: 'car-1', policyId: 'pol-1', kind, subject: 'driving', seq: seq++, ts, receivedAt: ts, fields, ...(samples ? { samples } : {}) })
+const obd = (ts: number, speed_kmh: number) => reading('obd', ts, { speed_kmh })
+const gps = (ts: number, lat_deg: number, lon_deg: number, speed_kmh: number, heading_deg = 90) => reading('gps', ts, { lat_deg, lon_deg, accuracy_m: 5, speed_kmh, heading_deg })
+const ignition = (ts: number, on: boolean) => reading('status', ts, { ignition_on: on })
+/** `seconds` of 1 Hz OBD from `from`, speed `kmh(i)`. */
+const drive = (from: number, seconds: number, kmh: (i: number) => number) => Array.from({ length: seconds }, (_, i) => obd(from + i * 1000, kmh(i)))
+
+function run(readings: readonly Reading[], detectors: () => Detector[] = () => []) {
+  const tracker = tripTracker(cfg, 'car-1', 'pol-1', detectors())
+  const out: TripOutput[] = [...readings.flatMap((r) => tracker.push(r)), ...tracker.flush()]
+  return {
+    trips: out.flatMap((o) => ('trip' in o ? [o.trip] : [])),
+    events: out.flatMap((o) => ('event' in o ? [o.event] : [])),
+  }
+}
+
+t.test('ignition on to off is one trip; distance integrates speed', async (t) => {
+  const { trips } = run([ignition(T0, true), ...drive(T0 + 1000, 121, () => 36), ignition(T0 + 122_000, false)])
+  t.equal(trips.length, 1)
+  t.match(trips[0], { from: T0, to: T0 + 122_000, ended: 'ignition', source: 'obd', distance_km: 1.2, moving_s: 120, max_speed_kmh: 36 })
+})
+
+t.test('without ignition: motion starts a trip, standing still for stopGap_s ends it where it last moved', async (t) => {
+  const moving = drive(T0, 300, () => 50)
+  const standing = drive(T0 + 300_000, cfg.stopGap_s + 5, () => 0)
+  const { trips } = run([...moving, ...standing, ...drive(T0 + 900_000, 200, () => 40)])
+  t.equal(trips.length, 2, 'the stop splits the drive')
+  t.match(trips[0], { from: T0, to: T0 + 299_000, ended: 'stop' })
+  t.match(trips[1], { from: T0 + 900_000, ended: 'gap' }, 'the last trip ends when the device falls silent')
+})
+
+t.test('a long red light does not end a trip of a device with an ignition signal', async (t) => {
+  const rs = [ignition(T0, true), ...drive(T0, 300, () => 50), ...drive(T0 + 300_000, cfg.stopGap_s + 60, () => 0), ...drive(T0 + 600_000, 100, () => 50), ignition(T0 + 700_000, false)]
+  const { trips } = run(rs)
+  t.equal(trips.length, 1)
+  t.equal(trips[0]!.ended, 'ignition')
+})
+
+t.test('too short or too little distance is not a trip; a silent gap ends a trip', async (t) => {
+  t.equal(run(drive(T0, 30, () => 20)).trips.length, 0, '30 s')
+  t.equal(run(drive(T0, 120, (i) => (i % 2 ? 5 : 6))).trips.length, 0, '120 s creeping under 0.2 km')
+  const { trips } = run([...drive(T0, 120, () => 50), ...drive(T0 + 120_000 + cfg.maxGap_s * 1000 + 1000, 120, () => 50)])
+  t.same(trips.map((x) => x.ended), ['gap', 'gap'])
+})
+
+t.test('a GPS-only device through a tunnel: the straight line between the fixes on either side', async (t) => {
+  // Due east along the equator at 72 km/h (20 m/s): 0.00017966° of longitude per 20 m.
+  const step = 20 / 111_319.49
+  const fixes = Array.from({ length: 200 }, (_, i) => i).filter((i) => i < 60 || i >= 90).map((i) => gps(T0 + i * 1000, 0, i * step, 72))
+  const { trips } = run(fixes)
+  t.equal(trips.length, 1)
+  t.equal(trips[0]!.source, 'gps')
+  t.ok(Math.abs(trips[0]!.distance_km - 199 * 0.02) < 0.01, `${trips[0]!.distance_km} km ≈ 3.98 km, the 30 s tunnel included`)
+})
+
+t.test('harsh braking and acceleration from the speed change, one event per episode, with evidence', async (t) => {
+  // 60 km/h, then -14.4 km/h per s for 2 s (4 m/s²), then +11.52 km/h per s for 2 s (3.2 m/s²).
+  const speeds = [...Array(60).fill(60), 45.6, 31.2, 31.2, 42.72, 54.24, ...Array(60).fill(54.24)]
+  const { events, trips } = run([ignition(T0, true), ...drive(T0, speeds.length, (i) => speeds[i]!), ignition(T0 + speeds.length * 1000, false)])
+  t.same(events.map((e) => e.type), ['harsh_braking', 'harsh_acceleration'])
+  t.match(events[0], { from: T0 + 59_000, to: T0 + 61_000, evidence: { source: 'obd', peak: 4, threshold: 3.5, unit: 'm/s²', duration_s: 2, samples: 3, rate_hz: 1 } })
+  t.match(events[1]!.evidence, { peak: 3.2, threshold: 3.0 })
+  t.same(trips[0]!.events, { harsh_braking: 1, harsh_acceleration: 1 })
+})
+
+t.test('an IMU longitudinal event is judged by the speed when the device has speed, kept when it has none', async (t) => {
+  const rate_hz = 25
+  // 2 s of 4 m/s² deceleration northwards on a phone (IMU frame east/north/up), quiet otherwise.
+  const imu = (ts: number, braking: boolean) => reading('imu', ts, { rate_hz }, Array.from({ length: rate_hz }, () => [0, braking ? -4 : 0, 0, 0, 0, 0]))
+  const imuOnly = Array.from({ length: 30 }, (_, i) => imu(T0 + i * 1000, i === 10 || i === 11))
+  const detectors = () => [manoeuvreDetector(defaultManoeuvreConfig, 'car-1', 'pol-1')]
+  t.same(run(imuOnly, detectors).events.map((e) => e.type), ['harsh_longitudinal'], 'no speed: the IMU event stands')
+  const withSpeed = imuOnly.flatMap((r, i) => [r, obd(r.ts, 40)])
+  t.same(run(withSpeed, detectors).events.map((e) => e.type), [], 'speed says nobody braked: no event')
+})
+
+t.test('continuous driving: one event when a stretch without a break reaches continuous_s', async (t) => {
+  const long = drive(T0, cfg.continuous_s + 600, () => 100)
+  const { events } = run(long)
+  const continuous = events.filter((e) => e.type === 'continuous_driving')
+  t.equal(continuous.length, 1)
+  t.match(continuous[0], { from: T0, to: T0 + cfg.continuous_s * 1000, evidence: { threshold: cfg.continuous_s } })
+  const withBreak = [...drive(T0, 3600, () => 100), ...drive(T0 + 3600_000 + cfg.break_s * 1000, 3600, () => 100)]
+  t.equal(run(withBreak).events.filter((e) => e.type === 'continuous_driving').length, 0, 'a 15 min break resets the stretch')
+})
+
+t.test('night is by the sun at the vehicle\'s longitude', async (t) => {
+  const at = Date.UTC(2026, 10, 16, 21, 30) // 21:30 UTC
+  const trip = (lon_deg: number) => run([gps(at - 5000, 0, lon_deg, 0), ...drive(at, 600, () => 50)]).trips[0]!
+  t.equal(trip(0).night_s, 0, '21:30 at Greenwich is evening')
+  t.equal(trip(45).night_s, 599, '21:30 UTC at 45° E is 00:30 solar time: night')
+})
+
+t.test('simulated fleet: trips and distances as driven, harsh braking and acceleration as the simulator made them', async (t) => {
+  const city = makeCity()
+  const policies = makePolicies(city, 6, { devices: ['vehicle'] })
+  const truth = new Map<string, TripTruth[]>()
+  const readings = simReadings(city, policies, { startTs: Date.UTC(2026, 10, 16), days: 7, imuHz: 0, onTrip: (d, x) => truth.set(d, [...(truth.get(d) ?? []), x]) })
+  const got = new Map<string, { trips: Trip[]; events: DrivingEvent[] }>()
+  for (const p of policies) got.set(p.vehicle!.deviceId, run(readings.filter((r) => r.deviceId === p.vehicle!.deviceId)))
+  let trueHarsh = 0
+  let foundHarsh = 0
+  for (const p of policies) {
+    const id = p.vehicle!.deviceId
+    const want = truth.get(id) ?? []
+    const { trips, events } = got.get(id)!
+    t.equal(trips.length, want.length, `${id} (${p.vehicle!.persona}): ${want.length} trips`)
+    const km = trips.reduce((a, x) => a + x.distance_km, 0)
+    const wantKm = want.reduce((a, x) => a + x.distance_km, 0)
+    t.ok(Math.abs(km - wantKm) <= 0.01 * wantKm, `${id}: ${km.toFixed(1)} km of ${wantKm.toFixed(1)}`)
+    trueHarsh += want.reduce((a, x) => a + x.harsh.filter((h) => h.type !== 'harsh_corner').length, 0)
+    foundHarsh += events.filter((e) => e.type === 'harsh_braking' || e.type === 'harsh_acceleration').length
+  }
+  t.ok(trueHarsh > 50, `${trueHarsh} simulated harsh brakings and accelerations`)
+  t.ok(Math.abs(foundHarsh - trueHarsh) <= 0.05 * trueHarsh, `${foundHarsh} detected of ${trueHarsh} simulated`)
+})
+
+t.test('marble: a device gone silent ends its trip exactly idleMs after its last reading, not before', async (t) => {
+  const short = { ...cfg, minTrip_s: 5, minTrip_km: 0.1 }
+  const scheduler = new TestScheduler((a, b) => t.same(a, b))
+  scheduler.run(({ hot, expectObservable }) => {
+    // One reading per frame of virtual time, device times 1 s apart, then silence.
+    const values = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i), obd(T0 + i * 1000, 60)]))
+    const trips$ = hot('0123456789', values).pipe(trackTrips(short, () => [], 100, scheduler))
+    const trip = { policyId: 'pol-1', deviceId: 'car-1', from: T0, to: T0 + 9000, ended: 'gap', source: 'obd', distance_km: 0.15, duration_s: 9, moving_s: 9, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 60, events: {} }
+    expectObservable(trips$, '^ 300ms !').toBe('109ms a', { a: { trip } })
+  })
+})

@@ -1,0 +1,358 @@
+/**
+ * Trips from a vehicle device's stream, and the driving events inside them.
+ *
+ * A trip starts at ignition on (a `status` message) or, for devices without one (phones), when the
+ * vehicle moves; it ends at ignition off, after `stopGap_s` standing still without an ignition
+ * signal, after a crash, or when the device has been silent for `maxGap_s` (the last reading ends
+ * it). Trips shorter than `minTrip_s` or `minTrip_km` are not trips (a car moved in a driveway).
+ *
+ * Speed comes from OBD when the device sends it, else from GPS. Distance integrates speed between
+ * samples up to `maxSpeedGap_s` apart; across a longer GPS dropout (a tunnel) it takes the straight
+ * line between the fixes on either side, which a tunnel's road nearly is.
+ *
+ * Per device, the tracker owns one of each detector (manoeuvres, speeding, phone handling, crash)
+ * and adds the speed-based ones that need no IMU: harsh braking and acceleration from the speed
+ * change (only when the device sends no IMU, which sees them better), harsh lateral acceleration
+ * from GPS heading change, night driving and continuous driving. Every event a trip's readings
+ * produce is counted in the trip when it closes, because closing a trip flushes the detectors.
+ */
+import { asyncScheduler, concat, debounceTime, defer, filter, from, groupBy, mergeMap, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import type { Reading } from '../ingest/index.ts'
+import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
+
+/** How trips are cut and the speed-based events detected. */
+export interface TripConfig {
+  /** At or above this the vehicle moves, km/h. */
+  moving_kmh: number
+  /** Standing still this long ends a trip on devices without an ignition signal, s. */
+  stopGap_s: number
+  /** A device silent this long has ended its trip at its last reading, s. */
+  maxGap_s: number
+  /** Speed samples further apart than this are not integrated (a dropout), s. */
+  maxSpeedGap_s: number
+  minTrip_s: number
+  minTrip_km: number
+  /**
+   * Harsh braking and acceleration from 1 Hz speed, m/s², by speed band: a second-average is
+   * below the peak an IMU sees, and the same deceleration at motorway speed leaves less margin,
+   * so the thresholds fall with speed (bands are upper bounds in km/h, last is open).
+   */
+  harsh: readonly { below_kmh: number; braking_ms2: number; acceleration_ms2: number }[]
+  /** Lateral acceleration v·dψ/dt from GPS heading, m/s², above `lateralMin_kmh` (heading is noise when slow). */
+  lateral_ms2: number
+  lateralMin_kmh: number
+  /** Local night, solar hours [from, to) (longitude/15 from UTC; without a fix, UTC). */
+  night_h: readonly [number, number]
+  /** Driving this long without a break is an event, s; a break is standing or parked this long, s. */
+  continuous_s: number
+  break_s: number
+}
+
+export const defaultTripConfig: TripConfig = {
+  moving_kmh: 5,
+  stopGap_s: 180,
+  maxGap_s: 600,
+  maxSpeedGap_s: 5,
+  minTrip_s: 60,
+  minTrip_km: 0.2,
+  harsh: [
+    { below_kmh: Infinity, braking_ms2: 3.5, acceleration_ms2: 3.0 },
+  ],
+  lateral_ms2: 4.0,
+  lateralMin_kmh: 20,
+  night_h: [22, 5],
+  continuous_s: 2 * 3600,
+  break_s: 15 * 60,
+}
+
+/** One closed trip: what pricing-relevant driving it holds. */
+export interface Trip {
+  policyId: string
+  deviceId: string
+  from: number
+  to: number
+  /** What ended it. */
+  ended: 'ignition' | 'stop' | 'gap' | 'crash'
+  /** Where the speed came from. */
+  source: 'obd' | 'gps'
+  distance_km: number
+  duration_s: number
+  moving_s: number
+  night_s: number
+  speeding_s: number
+  phone_s: number
+  max_speed_kmh: number
+  /** Events in the trip, by type. */
+  events: Partial<Record<DrivingEventType, number>>
+}
+
+/** What a device's readings produce: events as they are detected, trips as they close. */
+export type TripOutput = { event: DrivingEvent } | { trip: Trip }
+
+interface OpenTrip extends Omit<Trip, 'to' | 'ended' | 'source' | 'duration_s'> {
+  to: number
+  sources: Set<'obd' | 'gps'>
+  lastMovingTs: number
+  /** Position of the last fix, for distance across dropouts. */
+  fix?: { ts: number; lat_deg: number; lon_deg: number }
+}
+
+/**
+ * A device's trip tracker: `push` its readings in device-time order; `flush` when it falls silent.
+ * `detectors` are the device's own instances (one each), fed every reading.
+ */
+export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string, detectors: readonly Detector[]) {
+  let trip: OpenTrip | undefined
+  let lastTs = -Infinity
+  let speed: { ts: number; kmh: number; source: 'obd' | 'gps' } | undefined
+  let lastObdTs = -Infinity
+  let lastImuTs = -Infinity
+  let heading: { ts: number; deg: number } | undefined
+  let lon_deg: number | undefined
+  /** Recent speed samples (the last minute), to know whether an IMU event had speed beside it. */
+  const recent: { ts: number; kmh: number }[] = []
+  let harsh: { type: 'harsh_braking' | 'harsh_acceleration'; from: number; to: number; peak: number; threshold: number; samples: number } | undefined
+  let lateral: { from: number; to: number; peak: number; samples: number } | undefined
+  let stretch: { from: number; lastMovingTs: number; reported: boolean } | undefined
+  let night: { from: number; to: number } | undefined
+  /** Devices with an ignition signal end trips by it, not by standing still (a long red light, a queue). */
+  let ignitionSeen = false
+
+  const event = (type: DrivingEventType, from: number, to: number, evidence: DrivingEvent['evidence'], urgent = false): DrivingEvent =>
+    ({ policyId, deviceId, subject: 'driving', type, urgent, from, to, evidence })
+
+  function push(r: Reading): TripOutput[] {
+    const out: TripOutput[] = []
+    if (r.ts < lastTs) {
+      // orderWithin put readings in order: this is a straggler beyond it, or a crash recorder's
+      // window uploaded after the crash. Stored by ingest; only detectors that want it see it.
+      collect(detectors.flatMap((d) => (d.late?.(r) ?? []) as DrivingEvent[]), out)
+      return out
+    }
+    if (trip && r.ts - lastTs > cfg.maxGap_s * 1000) close('gap', out)
+    lastTs = r.ts
+    const detected = detectors.flatMap((d) => d.push(r) as DrivingEvent[])
+    if (r.kind === 'imu') lastImuTs = r.ts
+    if (r.kind === 'gps') {
+      if (typeof r.fields.lon_deg === 'number') lon_deg = r.fields.lon_deg
+      if (trip && typeof r.fields.lat_deg === 'number') bridge(r)
+      detectLateral(r, out)
+    }
+    if (r.kind === 'status' && typeof r.fields.ignition_on === 'boolean') {
+      if (r.fields.ignition_on && !trip) open(r.ts)
+      else if (!r.fields.ignition_on && trip) {
+        collect(detected, out)
+        close('ignition', out)
+        return out
+      }
+    }
+    const kmh = speedOf(r)
+    if (kmh !== undefined) onSpeed(r, kmh, out)
+    collect(detected, out)
+    return out
+  }
+
+  function speedOf(r: Reading): number | undefined {
+    const v = r.fields.speed_kmh
+    if (typeof v !== 'number') return undefined
+    if (r.kind === 'obd') {
+      lastObdTs = r.ts
+      return v
+    }
+    // GPS speed only when no OBD speed is coming: two sources would integrate the distance twice.
+    return r.kind === 'gps' && r.ts - lastObdTs > cfg.maxSpeedGap_s * 1000 ? v : undefined
+  }
+
+  function onSpeed(r: Reading, kmh: number, out: TripOutput[]) {
+    const source = r.kind as 'obd' | 'gps'
+    const moving = kmh >= cfg.moving_kmh
+    if (!trip && moving) open(r.ts)
+    recent.push({ ts: r.ts, kmh })
+    while (recent.length > 0 && recent[0]!.ts < r.ts - 60_000) recent.shift()
+    const prev = speed
+    speed = { ts: r.ts, kmh, source }
+    if (!trip) return
+    trip.sources.add(source)
+    trip.max_speed_kmh = Math.max(trip.max_speed_kmh, kmh)
+    const dt = prev ? (r.ts - prev.ts) / 1000 : 0
+    if (prev && dt > 0 && dt <= cfg.maxSpeedGap_s) {
+      trip.distance_km += ((prev.kmh + kmh) / 2) * (dt / 3600)
+      if (moving) {
+        trip.moving_s += dt
+        if (isNight(r.ts)) {
+          trip.night_s += dt
+          night = night && r.ts - night.to <= cfg.maxSpeedGap_s * 1000 ? { ...night, to: r.ts } : { from: r.ts - dt * 1000, to: r.ts }
+        }
+      }
+      detectHarsh(r.ts, (kmh - prev.kmh) / 3.6 / dt, Math.max(kmh, prev.kmh), out)
+    }
+    if (moving) {
+      trip.lastMovingTs = r.ts
+      continuous(r.ts, out)
+    } else if (!ignitionSeen && r.ts - trip.lastMovingTs >= cfg.stopGap_s * 1000) close('stop', out)
+  }
+
+  function detectHarsh(ts: number, accel_ms2: number, kmh: number, out: TripOutput[]) {
+    const band = cfg.harsh.find((b) => kmh < b.below_kmh)!
+    const type = accel_ms2 <= -band.braking_ms2 ? 'harsh_braking' : accel_ms2 >= band.acceleration_ms2 ? 'harsh_acceleration' : undefined
+    if (harsh && harsh.type === type) {
+      harsh.to = ts
+      harsh.peak = Math.max(harsh.peak, Math.abs(accel_ms2))
+      harsh.samples++
+      return
+    }
+    endHarsh(out)
+    if (type) harsh = { type, from: ts - 1000, to: ts, peak: Math.abs(accel_ms2), threshold: type === 'harsh_braking' ? band.braking_ms2 : band.acceleration_ms2, samples: 1 }
+  }
+  function endHarsh(out: TripOutput[]) {
+    if (!harsh) return
+    const h = harsh
+    harsh = undefined
+    collect([event(h.type, h.from, h.to, { source: speed?.source ?? 'obd', peak: round3(h.peak), threshold: h.threshold, unit: 'm/s²', duration_s: (h.to - h.from) / 1000, samples: h.samples + 1, rate_hz: 1 })], out)
+  }
+
+  function detectLateral(r: Reading, out: TripOutput[]) {
+    const deg = r.fields.heading_deg
+    const kmh = r.fields.speed_kmh
+    const prev = heading
+    heading = typeof deg === 'number' ? { ts: r.ts, deg } : undefined
+    if (r.ts - lastImuTs < 10_000 || !prev || !heading || typeof kmh !== 'number') return
+    const dt = (r.ts - prev.ts) / 1000
+    if (dt <= 0 || dt > 2 || kmh < cfg.lateralMin_kmh) return endLateral(out)
+    const dpsi = ((((heading.deg - prev.deg) % 360) + 540) % 360) - 180
+    const a = Math.abs((kmh / 3.6) * ((dpsi * Math.PI) / 180) / dt)
+    if (a < cfg.lateral_ms2) return endLateral(out)
+    lateral = lateral ? { ...lateral, to: r.ts, peak: Math.max(lateral.peak, a), samples: lateral.samples + 1 } : { from: prev.ts, to: r.ts, peak: a, samples: 2 }
+  }
+  function endLateral(out: TripOutput[]) {
+    if (!lateral) return
+    const l = lateral
+    lateral = undefined
+    collect([event('harsh_lateral', l.from, l.to, { source: 'gps', peak: round3(l.peak), threshold: cfg.lateral_ms2, unit: 'm/s²', duration_s: (l.to - l.from) / 1000, samples: l.samples, rate_hz: 1 })], out)
+  }
+
+  function continuous(ts: number, out: TripOutput[]) {
+    if (!stretch || ts - stretch.lastMovingTs >= cfg.break_s * 1000) stretch = { from: ts, lastMovingTs: ts, reported: false }
+    stretch.lastMovingTs = ts
+    const driven_s = (ts - stretch.from) / 1000
+    if (!stretch.reported && driven_s >= cfg.continuous_s) {
+      stretch.reported = true
+      collect([event('continuous_driving', stretch.from, ts, { source: speed!.source, peak: driven_s, threshold: cfg.continuous_s, unit: 's', duration_s: driven_s })], out)
+    }
+  }
+
+  const isNight = (ts: number) => {
+    const h = (((ts / 3_600_000 + (lon_deg ?? 0) / 15) % 24) + 24) % 24
+    const [from, to] = cfg.night_h
+    return from > to ? h >= from || h < to : h >= from && h < to
+  }
+
+  /** Distance across a GPS dropout with no speed to integrate: the straight line between fixes. */
+  function bridge(r: Reading) {
+    const fix = { ts: r.ts, lat_deg: r.fields.lat_deg as number, lon_deg: r.fields.lon_deg as number }
+    const prev = trip!.fix
+    trip!.fix = fix
+    // A GPS-only device in a tunnel: no speed sample spans the dropout, the fixes on either side do.
+    if (prev && speed?.source === 'gps' && speed.ts <= prev.ts && r.ts - prev.ts > cfg.maxSpeedGap_s * 1000) trip!.distance_km += haversine_km(prev, fix)
+  }
+
+  function open(ts: number) {
+    trip = { policyId, deviceId, from: ts, to: ts, lastMovingTs: ts, sources: new Set(), distance_km: 0, moving_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 0, events: {} }
+    speed = undefined
+  }
+
+  /** Events: out at once, and counted in the open trip. */
+  function collect(events: readonly DrivingEvent[], out: TripOutput[]) {
+    for (const e of events) {
+      if (e.type === 'harsh_longitudinal' && hasSpeedAround(e)) continue // the speed change judges it, and names it
+      out.push({ event: e })
+      if (trip) {
+        trip.events[e.type] = (trip.events[e.type] ?? 0) + 1
+        if (e.type === 'speeding') trip.speeding_s += e.evidence.duration_s
+        if (e.type === 'phone_handling') trip.phone_s += e.evidence.duration_s
+      }
+      if (e.type === 'crash' && trip) close('crash', out)
+    }
+  }
+
+  /**
+   * Whether the device measured speed across an IMU event. Then harsh braking and acceleration come
+   * from the speed change, which tells them apart and is what the thresholds mean; the IMU's
+   * longitudinal events serve phones without speed.
+   */
+  const hasSpeedAround = (e: DrivingEvent) => recent.some((s) => s.ts >= e.from - 2000 && s.ts <= e.from + 2000) && recent.some((s) => s.ts >= e.to - 2000)
+
+  function close(ended: Trip['ended'], out: TripOutput[]) {
+    if (!trip) return
+    const t = trip
+    collect(detectors.flatMap((d) => d.flush() as DrivingEvent[]), out)
+    endHarsh(out)
+    endLateral(out)
+    if (night && night.to - night.from >= 60_000) {
+      const n = night
+      collect([event('night_driving', n.from, n.to, { source: speed?.source ?? 'obd', peak: (n.to - n.from) / 1000, threshold: 60, unit: 's', duration_s: (n.to - n.from) / 1000 })], out)
+    }
+    night = undefined
+    trip = undefined
+    // A trip that faded out (standing, silent) ended when the vehicle last moved.
+    const to = ended === 'ignition' || ended === 'crash' ? lastTs : t.lastMovingTs
+    const duration_s = (to - t.from) / 1000
+    if (duration_s < cfg.minTrip_s || t.distance_km < cfg.minTrip_km) return
+    const { sources, lastMovingTs: _, fix: __, ...rest } = t
+    out.push({
+      trip: {
+        ...rest, to, ended, source: sources.has('obd') ? 'obd' : 'gps', duration_s,
+        distance_km: round3(t.distance_km), moving_s: round3(t.moving_s), night_s: round3(t.night_s),
+        speeding_s: round3(t.speeding_s), phone_s: round3(t.phone_s),
+      },
+    })
+  }
+
+  return {
+    push(r: Reading): TripOutput[] {
+      if (r.kind === 'status') ignitionSeen = true
+      return push(r)
+    },
+    /** Ends the open trip: the device fell silent (or the service stops). */
+    flush(): TripOutput[] {
+      const out: TripOutput[] = []
+      if (trip) close('gap', out)
+      else collect(detectors.flatMap((d) => d.flush() as DrivingEvent[]), out)
+      return out
+    },
+  }
+}
+
+/** Great-circle distance, km. */
+function haversine_km(a: { lat_deg: number; lon_deg: number }, b: { lat_deg: number; lon_deg: number }): number {
+  const rad = Math.PI / 180
+  const dLat = (b.lat_deg - a.lat_deg) * rad
+  const dLon = (b.lon_deg - a.lon_deg) * rad
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat_deg * rad) * Math.cos(b.lat_deg * rad) * Math.sin(dLon / 2) ** 2
+  return 2 * 6371.0088 * Math.asin(Math.sqrt(h))
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000
+
+/**
+ * Stage: driving readings of many devices → their events and trips. One tracker per device, with
+ * its own detectors from `detectors`; a device silent for `idleMs` ends its trip and leaves memory.
+ */
+export function trackTrips(
+  cfg: TripConfig,
+  detectors: (deviceId: string, policyId: string) => Detector[],
+  idleMs: number,
+  scheduler: SchedulerLike = asyncScheduler,
+): OperatorFunction<Reading, TripOutput> {
+  return (readings$) => readings$.pipe(
+    filter((r) => r.subject === 'driving'),
+    groupBy((r) => r.deviceId, { duration: (g) => g.pipe(debounceTime(idleMs, scheduler)) }),
+    mergeMap((device$) => defer(() => {
+      let tracker: ReturnType<typeof tripTracker> | undefined
+      return concat(
+        device$.pipe(mergeMap((r) => (tracker ??= tripTracker(cfg, r.deviceId, r.policyId, detectors(r.deviceId, r.policyId))).push(r))),
+        defer(() => from(tracker?.flush() ?? [])),
+      )
+    })),
+  )
+}
