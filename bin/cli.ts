@@ -10,7 +10,7 @@ import pretty from 'pino-pretty'
 import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import {
-  fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
+  cityGeoJson, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
   readRecording, replayStarts, runFleet, runReplay, runSimulation, type FaultConfig,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
@@ -26,6 +26,7 @@ Usage:
   ubiq demo [options]            the pipeline, a simulated fleet and the dashboard; prints its URL
   ubiq sim [options]             simulated policyholders' cars, wearables and homes publishing to MQTT_URL
   ubiq sim replay [options]      publish real recorded trips as one phone's IMU stream to MQTT_URL
+  ubiq sim map --out FILE        the simulated city's roads and speed limits as GeoJSON (a road map for ROAD_MAP)
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
   ubiq help                      this text
 
@@ -56,6 +57,10 @@ Options (sim replay):
   --speedup X                    recorded seconds per real second (default 1: real time)
   --write-registry FILE          write the phone's device registry to FILE and exit
 
+Options (sim map):
+  --out FILE                     where to write the GeoJSON FeatureCollection
+  --seed N                       the city of this fleet seed (default 1)
+
 Environment (start, demo, sim):
 ${describeConfig()}
 `
@@ -69,8 +74,10 @@ async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
   if (!['start', 'demo', 'sim', 'broker-config'].includes(command)) throw new UsageError(`unknown command "${command}"`)
-  const replay = command === 'sim' && rest[0] === 'replay'
-  const opts = replay ? parseOptions('sim replay', rest.slice(1)) : parseOptions(command, rest)
+  const sub = command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map') ? rest[0] : undefined
+  const replay = sub === 'replay'
+  const opts = sub ? parseOptions(`sim ${sub}`, rest.slice(1)) : parseOptions(command, rest)
+  if (sub === 'map') return writeCityMap(opts)
   const cfg = readConfig(process.env)
   const logger = pino(
     // Position and health values never reach a log, even if a stage logs a whole reading by mistake.
@@ -109,6 +116,7 @@ function parseOptions(command: string, args: string[]): Options {
     demo: ['vehicles', 'speedup', 'seed'],
     sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'faults', 'connections', 'export', 'write-registry'],
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
+    'sim map': ['out', 'seed'],
     'broker-config': ['out', 'port'],
   }
   const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: 'string' as const, multiple: n === 'trip' }]))
@@ -181,8 +189,8 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     dataDir: resolve(cfg.UBIQ_DATA_DIR),
     host: cfg.HOST,
     port: cfg.PORT,
-    scoreIntervalMs: command === 'demo' && !process.env.SCORE_INTERVAL_MS ? 2000 : cfg.SCORE_INTERVAL_MS,
     reorderWindowMs: cfg.REORDER_WINDOW_MS,
+    roadMapFile: cfg.ROAD_MAP,
   }, logger)
   cleanups.push(() => pipeline.stop())
 
@@ -334,6 +342,14 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
   process.once('SIGTERM', finish)
   await run.done
   await finish()
+}
+
+/** `ubiq sim map`: the simulated city (the one `ubiq sim --seed` drives in) as a GeoJSON road map. */
+function writeCityMap(opts: Options): void {
+  if (!opts.out) throw new UsageError('ubiq sim map needs --out FILE')
+  const map = cityGeoJson(makeCity({ seed: opts.seed }))
+  writeFileSync(opts.out, `${JSON.stringify(map)}\n`)
+  process.stdout.write(`wrote the ${map.features.length} roads of the city of seed ${opts.seed} to ${resolve(opts.out)}\n`)
 }
 
 /** The driver behaviour dataset beside the repository (../shared/data), as the project ships it. */

@@ -10,7 +10,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { crashDetector, defaultCrashConfig, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, loadModel, manoeuvreDetector, phoneHandlingDetector, startScoring, type PolicyEvent, type Score, type Trip } from '../scoring/index.ts'
+import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, loadModel, manoeuvreDetector, phoneHandlingDetector, startScoring, type PolicyEvent, type Score, type Trip } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
 export interface PipelineConfig {
@@ -24,6 +24,8 @@ export interface PipelineConfig {
   /** Readings arriving out of order within this long are put back in device-time order before scoring. */
   reorderWindowMs?: number
   plan?: RatingPlan
+  /** A GeoJSON road map with speed limits: speeding is judged against it (none: no speeding events). */
+  roadMapFile?: string
   /** Unconfirmed InfluxDB lines at which ingest stops acknowledging, and resumes. */
   backpressure?: { stopAt: number; resumeAt: number }
 }
@@ -55,6 +57,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     },
   })
   const model = await loadModel(drivingFrequency, fileURLToPath(new URL(`../scoring/models/${drivingFrequency.file}`, import.meta.url)))
+  const roads = cfg.roadMapFile ? await loadRoadMap(cfg.roadMapFile) : undefined
   const publisher = await mqtt.connectAsync(cfg.mqttUrl, { clientId: `ubiq-out-${process.pid}`, reconnectPeriod: 1000 })
 
   const ingest = startIngest({
@@ -84,6 +87,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       manoeuvreDetector(defaultManoeuvreConfig, deviceId, policyId),
       phoneHandlingDetector(defaultPhoneHandlingConfig, deviceId, policyId),
       crashDetector(defaultCrashConfig, deviceId, policyId),
+      ...(roads ? [speedingDetector(defaultSpeedingConfig, roads, deviceId, policyId)] : []),
     ],
     batch: { maxBatch: 64, maxWaitMs: 20 },
     deviceIdleMs: defaultTripConfig.maxGap_s * 1000,

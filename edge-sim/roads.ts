@@ -195,3 +195,39 @@ export function distanceToRoad_m(city: City, px: number, py: number): number {
   }
   return best
 }
+
+/** OSM `highway` values of the road classes. */
+const OSM_HIGHWAY: Readonly<Record<RoadClass, string>> = { urban: 'residential', arterial: 'primary', highway: 'motorway' }
+
+/** A GeoJSON FeatureCollection of roads (RFC 7946), as an OpenStreetMap export gives them. */
+export interface RoadsGeoJson {
+  type: 'FeatureCollection'
+  features: {
+    type: 'Feature'
+    id: number
+    geometry: { type: 'LineString'; coordinates: [number, number][] }
+    properties: { highway: string; maxspeed: string; tunnel?: 'yes' }
+  }[]
+}
+
+/**
+ * The city's roads as an insurer's road map (issue #5): one LineString per road, [lon, lat] as
+ * GeoJSON orders them, tagged as OSM tags them (`maxspeed` a string in km/h, `highway` the OSM
+ * class, `tunnel=yes`), so scoring reads the simulated city the way it reads an OSM export.
+ */
+export function cityGeoJson(city: City): RoadsGeoJson {
+  // 7 decimals, OSM's precision (about a centimetre).
+  const at = (node: number): [number, number] => {
+    const { lat_deg, lon_deg } = toLatLon(city, city.x[node]!, city.y[node]!)
+    return [Math.round(lon_deg * 1e7) / 1e7, Math.round(lat_deg * 1e7) / 1e7]
+  }
+  return {
+    type: 'FeatureCollection',
+    features: city.roads.map((r, id) => ({
+      type: 'Feature',
+      id,
+      geometry: { type: 'LineString', coordinates: [at(r.a), at(r.b)] },
+      properties: { highway: OSM_HIGHWAY[r.road], maxspeed: String(r.limit_kmh), ...(r.tunnel ? { tunnel: 'yes' as const } : {}) },
+    })),
+  }
+}

@@ -10,3 +10,5 @@ export type { PolicyEvent, DrivingEvent, EventType, DrivingEventType, HomeEventT
 export { detectionQuality, qualityTable, labelTypes, type Detection, type Label, type Quality, type QualityRow } from './detection-quality.ts'
 export { phoneHandlingDetector, defaultPhoneHandlingConfig, type PhoneHandlingConfig } from './phone-handling.ts'
 export { crashDetector, defaultCrashConfig, type CrashConfig } from './crash.ts'
+export { loadRoadMap, roadMap, parseMaxspeed, RoadMapError, defaultRoadMapOptions, type RoadMap, type RoadMatch, type RoadMapOptions } from './road-map.ts'
+export { speedingDetector, defaultSpeedingConfig, type SpeedingConfig } from './speeding.ts'
