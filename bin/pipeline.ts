@@ -10,7 +10,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, loadModel, manoeuvreDetector, phoneHandlingDetector, startScoring, type PolicyEvent, type Score, type Trip } from '../scoring/index.ts'
+import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, healthFrequency, homeFrequency, loadModel, type ModelDefinition, manoeuvreDetector, phoneHandlingDetector, startScoring, type PolicyEvent, type Score, type Trip } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
 export interface PipelineConfig {
@@ -56,7 +56,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       logger.warn({ error }, 'InfluxDB write failed; the client retries')
     },
   })
-  const model = await loadModel(drivingFrequency, fileURLToPath(new URL(`../scoring/models/${drivingFrequency.file}`, import.meta.url)))
+  const load = (def: ModelDefinition) => loadModel(def, fileURLToPath(new URL(`../scoring/models/${def.file}`, import.meta.url)))
+  const models = { driving: await load(drivingFrequency), health: await load(healthFrequency), home: await load(homeFrequency) }
   const roads = cfg.roadMapFile ? await loadRoadMap(cfg.roadMapFile) : undefined
   const publisher = await mqtt.connectAsync(cfg.mqttUrl, { clientId: `ubiq-out-${process.pid}`, reconnectPeriod: 1000 })
 
@@ -79,7 +80,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
     influx,
-    models: { driving: model },
+    models,
     logger,
     metrics,
     trips: defaultTripConfig,

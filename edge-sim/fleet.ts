@@ -1,9 +1,10 @@
 /**
- * The demo's fleet: simulated vehicles sending only the contract's `obd` stream (what scoring
- * reads so far), published by the same runner as the full simulation (simulate.ts).
+ * The demo's fleet: simulated vehicles sending the contract's `obd` stream between an ignition on
+ * and (when the run has an end) an ignition off `status`, so that each run is one trip; published
+ * by the same runner as the full simulation (simulate.ts).
  */
 import type { DeviceEntry } from '../ingest/index.ts'
-import { toMessages } from './device-streams.ts'
+import { toMessages, type SensorReading } from './device-streams.ts'
 import { runSimulation, type SimulationRun } from './simulate.ts'
 import { driveObd, personas, type PersonaName } from './vehicle.ts'
 
@@ -28,7 +29,7 @@ export function makeFleet(n: number, seed = 1): SimVehicle[] {
 
 /** The device registry entries for a fleet: each vehicle sends `obd` for its own policy. */
 export function fleetRegistry(fleet: readonly SimVehicle[]): DeviceEntry[] {
-  return fleet.map((v) => ({ deviceId: v.deviceId, policyId: v.policyId, kinds: ['obd'] }))
+  return fleet.map((v) => ({ deviceId: v.deviceId, policyId: v.policyId, kinds: ['status', 'obd'] }))
 }
 
 export interface FleetOptions {
@@ -46,11 +47,16 @@ export interface FleetOptions {
 
 /** Connects every vehicle and starts driving. */
 export function runFleet(opts: FleetOptions): Promise<SimulationRun> {
-  function* readings(v: SimVehicle) {
+  function* readings(v: SimVehicle): Generator<SensorReading> {
     let n = 0
+    yield { kind: 'status', ts: opts.startTs, body: { ignition_on: true } }
     for (const { ts, ...body } of driveObd(personas[v.persona], v.seed, opts.startTs)) {
-      if (opts.samples !== undefined && n++ >= opts.samples) return
       yield { kind: 'obd', ts, body }
+      // The trip ends with its last sample.
+      if (++n === opts.samples) {
+        yield { kind: 'status', ts, body: { ignition_on: false } }
+        return
+      }
     }
   }
   return runSimulation({

@@ -42,7 +42,9 @@ export interface PricingDeps {
 export function startPricing(deps: PricingDeps): { premiums$: Observable<PremiumAdjustment> } {
   const log = deps.logger.child({ stage: 'pricing' })
   const priced = new Counter({ name: 'ubiq_premium_adjustments_total', help: 'Premium adjustments published', registers: [deps.metrics] })
-  const premiums$ = deps.scores$.pipe(priceScores(deps.plan), share())
+  // The rating plan prices motor cover from the driving score; health and home scores wait for
+  // their own plans (#6), rather than publishing a neutral premium over the motor one.
+  const premiums$ = deps.scores$.pipe(filter((s) => s.subject === 'driving'), priceScores(deps.plan), share())
   premiums$.subscribe((p) => {
     priced.inc()
     log.debug({ policyId: p.policyId, factor: p.factor }, 'premium adjusted')

@@ -1,6 +1,7 @@
 /**
  * The scoring service. Driving readings → trips and driving events (per device) → 30/90-day
- * features (per policy) → an ONNX score with reasons after every trip. Events are published on
+ * features (per policy) → an ONNX score with reasons after every trip. Health and home readings →
+ * daily aggregates (stored as `health_day` / `home_day`) and their events → a score per closed day. Events are published on
  * `ubiq/v1/events/{policyId}` as they are detected and stored in InfluxDB (measurement `event`);
  * trips are stored (measurement `trip`) and are what a policy's features are rebuilt from when it
  * comes back after a restart or after idling out of memory; scores go to
@@ -9,8 +10,10 @@
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
-import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
-import { quoteString, toLine, topics, type Influx, type Reading } from '../ingest/index.ts'
+import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { quoteIdent, quoteString, toLine, topics, type Influx, type Reading, type Series } from '../ingest/index.ts'
+import { defaultHealthConfig, healthDayLine, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
+import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, dayOf, drivingWindows, HISTORY_DAYS, restoreDays, tripFields, type DrivingDay } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
 import { scoreWith, type BatchConfig, type ModelsBySubject, type Score, type ScoreInput } from './score.ts'
@@ -53,11 +56,6 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     map((o) => o.trip),
     share(),
   )
-  events$.subscribe((e) => {
-    detected.inc({ type: e.type })
-    deps.mqtt.publish(topics.events(e.policyId), JSON.stringify(e), { qos: 1 })
-    deps.influx.write([eventLine(e)])
-  })
   trips$.subscribe((trip) => {
     tripCount.inc({ ended: trip.ended })
     deps.influx.write([toLine('trip', { policy_id: trip.policyId, device_id: trip.deviceId, ended: trip.ended, source: trip.source }, tripFields(trip), trip.from)])
@@ -73,11 +71,34 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     return restoreDays(rows.sort((a, b) => a.from - b.from))
   }
 
-  const scores$ = trips$.pipe(
+  // Health and home: a policy's days come back from InfluxDB when it first appears (the last 90 stored).
+  const days = <D>(measurement: string, parse: (s: readonly Series[]) => D[]): DayHistory<D> => ({
+    read: async (policyId) => parse(await deps.influx.query(`SELECT * FROM ${quoteIdent(measurement)} WHERE policy_id = ${quoteString(policyId)} ORDER BY time DESC LIMIT 90`)),
+    onError: (err, policyId) => {
+      restoreFailures.inc()
+      log.error({ err, policyId, measurement }, 'cannot read the policy\'s days from InfluxDB; it starts without them')
+    },
+  })
+  const health$ = deps.readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health_day', healthDaysFromSeries)), share())
+  const home$ = deps.readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home_day', homeDaysFromSeries)), share())
+  health$.subscribe((o) => o.kind === 'day' && deps.influx.write([healthDayLine(o.policyId, o.day)]))
+  home$.subscribe((o) => o.kind === 'day' && deps.influx.write([homeDayLine(o.policyId, o.day)]))
+  const living$: Observable<PolicyOutput<unknown>> = merge(health$, home$)
+
+  const drivingInputs$ = trips$.pipe(
     drivingScoreInputs(readHistory, deps.policyIdleMs, (err, policyId) => {
       restoreFailures.inc()
       log.error({ err, policyId }, 'cannot read the policy\'s trips from InfluxDB; its score waits for its next trip')
     }),
+  )
+  const livingInputs$ = living$.pipe(filter((o) => o.kind === 'day'), map((o) => o.input))
+  const allEvents$ = merge(events$, living$.pipe(filter((o) => o.kind === 'event'), map((o) => o.event))).pipe(share())
+  allEvents$.subscribe((e) => {
+    detected.inc({ type: e.type })
+    deps.mqtt.publish(topics.events(e.policyId), JSON.stringify(e), { qos: 1 })
+    deps.influx.write([eventLine(e)])
+  })
+  const scores$ = merge(drivingInputs$, livingInputs$).pipe(
     scoreWith(deps.models, deps.batch, (err) => {
       failures.inc()
       log.error({ err }, 'model call failed')
@@ -91,7 +112,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, ...s.exposure, ...s.features }, s.window.to),
     ])
   })
-  return { scores$, events$, trips$ }
+  return { scores$, events$: allEvents$, trips$ }
 }
 
 /**

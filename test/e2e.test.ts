@@ -55,7 +55,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
   const resent = driveObd(personas[cautious.persona], cautious.seed, startTs).next().value
   // A resend re-stamped with a new time: were it not dropped, InfluxDB would hold a second row.
   await probe.publishAsync(topics.device(cautious.deviceId, 'obd'), JSON.stringify({ seq: 0, ...resent, ts: resent.ts + 500 }), { qos: 1 })
-  t.equal(run.acknowledged, 3 * SAMPLES, 'the broker acknowledged every simulated message')
+  t.equal(run.acknowledged, 3 * (SAMPLES + 2), 'the broker acknowledged every simulated message: ignition on, the samples, ignition off')
 
   const finalScores = new Map(await Promise.all(finalScore$.map(async ([id, p]) => [id, await p] as const)))
   const finalPremiums = new Map(await Promise.all(finalPremium$.map(async ([id, p]) => [id, await p] as const)))
@@ -74,7 +74,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
       t.equal(round(stats!.values[0]![1] as number), round(sent.reduce((a, s) => a + s.speed_kmh, 0)), `${v.deviceId}: stored speeds sum to what was sent`)
       t.equal(stats!.values[0]![2], Math.max(...sent.map((s) => s.engine_rpm)), `${v.deviceId}: stored rpm peak is what was sent`)
       const [row] = await services.influxql(DB, `SELECT seq, speed_kmh FROM obd WHERE device_id = '${v.deviceId}' AND time = ${sent[123]!.ts}ms`)
-      t.same(row!.values[0], [sent[123]!.ts, 123, sent[123]!.speed_kmh], `${v.deviceId}: sample 123 stored at its device time with its seq`)
+      t.same(row!.values[0], [sent[123]!.ts, 124, sent[123]!.speed_kmh], `${v.deviceId}: sample 123 (seq 124, after the ignition on) stored at its device time with its seq`)
     }
   })
 

@@ -1,0 +1,253 @@
+/**
+ * Home features and events from a policy's smart-home hub (issue #5, "Health and home"): leaks and
+ * smoke (urgent, one event per episode, sent with the reading that starts it), freeze risk and
+ * humidity exposure from the climate sensor, sensor health (low battery, offline time: gaps longer
+ * than a sensor's heartbeat), and how fast the main valve shuts after a leak.
+ *
+ * Same shape as health.ts: pure and event-time, one open day and at most `keepDays` closed days of
+ * sums per policy, stored as InfluxDB `home_day` and enough to rebuild a policy after a restart.
+ * What a restart loses is the sensors' last readings: a gap across it is not counted as offline
+ * (ubiq's downtime is not the home's), and a leak still wet after it is reported again.
+ */
+import type { OperatorFunction, SchedulerLike } from 'rxjs'
+import type { Reading, Series } from '../ingest/index.ts'
+import type { EventEvidence, HomeEventType } from './events.ts'
+import { DAY_MS, dayBook, dayLine, daysFromSeries, finite, perPolicy, sum, type DayHistory, type PolicyAccumulator, type PolicyOutput } from './health.ts'
+
+/** Thresholds and windows of the home features and events. */
+export interface HomeConfig {
+  /** Freeze risk below this at the pipes, °C: water freezes at 0, and colder spots along a pipe than at the sensor leave a margin. */
+  freeze_c: number
+  /** A `freeze_risk` event for a spell below `freeze_c` at least this long, h. */
+  freezeEvent_h: number
+  /** Humidity exposure above this, % RH: mould grows on surfaces held above 70–80% (WHO damp and mould guidelines). */
+  humid_pct: number
+  /** A `humidity_exposure` event for a spell above `humid_pct` at least this long, h. */
+  humidEvent_h: number
+  /** Climate readings further apart than this are not integrated (the time between is unknown), s. */
+  maxClimateGap_s: number
+  /** Battery below this is low, % (most sensors warn at 10–20%). */
+  lowBattery_pct: number
+  /** Each kind's heartbeat, s (docs/device-contract.md; the hub sends climate every 15 min, the others hourly, the valve every 6 h); unlisted kinds: `heartbeat_s.default`. */
+  heartbeat_s: Readonly<Record<string, number>> & { default: number }
+  /** A sensor is offline when a gap exceeds this many heartbeats (one missed heartbeat is radio noise); the excess over one heartbeat counts. */
+  offlineAfter: number
+  /** A `sensor_offline` event for a gap at least this long, h (sent when the sensor is back). */
+  offlineEvent_h: number
+  /** The valve shut-off the evidence compares against, s: within a minute limits the water to what a pipe spills in that time. */
+  valveTarget_s: number
+  /** Closed days kept, and the short window (low-battery days), days. */
+  keepDays: number
+  shortDays: number
+  /** Rates per year and per 30 days use at least this many days, so one early leak is not annualised from a few days. */
+  minDays: number
+}
+
+export const defaultHomeConfig: HomeConfig = {
+  freeze_c: 3,
+  freezeEvent_h: 2,
+  humid_pct: 70,
+  humidEvent_h: 24,
+  maxClimateGap_s: 7200,
+  lowBattery_pct: 15,
+  heartbeat_s: { climate: 900, leak: 3600, smoke: 3600, contact: 3600, valve: 21_600, default: 3600 },
+  offlineAfter: 2,
+  offlineEvent_h: 6,
+  valveTarget_s: 60,
+  keepDays: 90,
+  shortDays: 30,
+  minDays: 30,
+}
+
+/** A policy's home on one UTC day: counts and seconds, so a day can be reopened and added to. Stored as InfluxDB `home_day`. */
+export interface HomeDay {
+  /** Start of the UTC day, ms. */
+  day_ms: number
+  /** Leak and smoke episodes that started this day. */
+  leaks: number
+  smokes: number
+  /** Time covered by climate readings, and the part of it below `freeze_c` and above `humid_pct`, s. */
+  climate_s: number
+  freeze_s: number
+  humid_s: number
+  /** Time between a sensor's readings, summed over sensors, and the part of it offline, s. */
+  sensor_s: number
+  offline_s: number
+  /** 1 when a sensor reported a low battery this day. */
+  low_battery: number
+  /** Valve shut-offs after a leak, and their response times summed, s. */
+  valve_n: number
+  valve_s: number
+}
+
+/** A day with nothing in it yet. */
+export const emptyHomeDay = (day_ms: number): HomeDay => ({ day_ms, leaks: 0, smokes: 0, climate_s: 0, freeze_s: 0, humid_s: 0, sensor_s: 0, offline_s: 0, low_battery: 0, valve_n: 0, valve_s: 0 })
+/** A closed day as an InfluxDB line (measurement `home_day`, tag `policy_id`, at the day's start). */
+export const homeDayLine = (policyId: string, d: HomeDay) => dayLine('home_day', policyId, d)
+/** Stored days back from `SELECT * FROM home_day WHERE policy_id = …` (epoch ms). */
+export const homeDaysFromSeries = (series: readonly Series[]) => daysFromSeries(series, emptyHomeDay)
+
+/** Home features at `now` (ms) from the days before it. */
+export function homeFeatures(cfg: HomeConfig, days: readonly HomeDay[], now: number): Record<string, number> {
+  const kept = days.filter((d) => d.day_ms < now && d.day_ms >= now - cfg.keepDays * DAY_MS)
+  const total = (k: keyof HomeDay) => sum(kept.map((d) => d[k]))
+  const span = Math.max(kept.length, cfg.minDays)
+  const climate_s = total('climate_s'), sensor_s = total('sensor_s'), valve_n = total('valve_n')
+  return finite({
+    leaks_per_year: (total('leaks') * 365) / span,
+    smoke_events_per_year: (total('smokes') * 365) / span,
+    freeze_hours_per_30d: (total('freeze_s') / 3600) * (30 / span),
+    humidity_share: climate_s > 0 ? total('humid_s') / climate_s : undefined,
+    offline_share: sensor_s > 0 ? total('offline_s') / sensor_s : undefined,
+    low_battery_days: sum(kept.filter((d) => d.day_ms >= now - cfg.shortDays * DAY_MS).map((d) => d.low_battery)),
+    valve_response_s: valve_n > 0 ? total('valve_s') / valve_n : undefined,
+  })
+}
+
+/** What the hub last said through one sensor (device and kind). */
+interface Sensor {
+  lastTs: number
+  /** Leak or smoke detected; for the valve, shut. */
+  on: boolean
+  low: boolean
+  temp_c?: number
+  humidity_pct?: number
+  /** Open spells below `freeze_c` and above `humid_pct`: since when, the extreme, the last reading in it. */
+  cold?: Spell
+  damp?: Spell
+}
+interface Spell {
+  from: number
+  to: number
+  peak: number
+}
+
+/**
+ * One policy's home state: feed its hub's readings (leak, smoke, climate, contact, valve) in
+ * device-time order. Leak and smoke events leave with the reading that starts them; freeze and
+ * humidity spells and offline gaps when they end; a day closes when a reading of a later day comes
+ * (or on flush) and comes out with the policy's score input at its end.
+ */
+export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: readonly HomeDay[] = []): PolicyAccumulator<HomeDay> {
+  let out: PolicyOutput<HomeDay>[] = []
+  const sensors = new Map<string, Sensor>()
+  /** The leak the valve has not yet answered: its start. */
+  let leakFrom: number | undefined
+  const book = dayBook(stored, cfg.keepDays, emptyHomeDay, (d) => {
+    const now = d.day_ms + DAY_MS
+    out.push({ kind: 'day', policyId, day: { ...d }, input: { policyId, subject: 'home', window: { from: book.days[0]!.day_ms, to: now }, exposure: { days: book.days.length }, features: homeFeatures(cfg, book.days, now) } })
+  })
+
+  const event = (type: HomeEventType, deviceId: string, from: number, to: number, evidence: EventEvidence, urgent = false) =>
+    out.push({ kind: 'event', event: { policyId, deviceId, subject: 'home', type, urgent, from, to, evidence } })
+
+  /** Ends a freeze or humidity spell; its event when it lasted long enough. */
+  function endSpell(type: 'freeze_risk' | 'humidity_exposure', deviceId: string, s: Spell | undefined) {
+    const hours = s ? (s.to - s.from) / 3_600_000 : 0
+    if (!s || hours < (type === 'freeze_risk' ? cfg.freezeEvent_h : cfg.humidEvent_h)) return
+    const [threshold, unit] = type === 'freeze_risk' ? [cfg.freeze_c, '°C'] : [cfg.humid_pct, '% RH']
+    event(type, deviceId, s.from, s.to, { source: 'climate', peak: s.peak, threshold, unit, duration_s: (s.to - s.from) / 1000 })
+  }
+
+  /** Extends a spell while its condition holds; ends it at this reading when it stops. */
+  function spell(type: 'freeze_risk' | 'humidity_exposure', r: Reading, open: Spell | undefined, value: number | undefined, holds: boolean, worst: (a: number, b: number) => number): Spell | undefined {
+    if (holds && value !== undefined) {
+      open ??= { from: r.ts, to: r.ts, peak: value }
+      open.to = r.ts
+      open.peak = worst(open.peak, value)
+      return open
+    }
+    if (open) endSpell(type, r.deviceId, { ...open, to: r.ts })
+    return undefined
+  }
+
+  function climate(d: HomeDay, s: Sensor, r: Reading) {
+    const dt_s = (r.ts - s.lastTs) / 1000
+    if (dt_s > cfg.maxClimateGap_s) {
+      // A gap: spells end at their last reading, nothing is bridged.
+      endSpell('freeze_risk', r.deviceId, s.cold)
+      endSpell('humidity_exposure', r.deviceId, s.damp)
+      s.cold = s.damp = undefined
+    } else if (dt_s > 0 && s.temp_c !== undefined) {
+      // The time since the previous reading counts at the previous reading's values.
+      d.climate_s += dt_s
+      if (s.temp_c < cfg.freeze_c) d.freeze_s += dt_s
+      if (s.humidity_pct !== undefined && s.humidity_pct > cfg.humid_pct) d.humid_s += dt_s
+    }
+    s.temp_c = typeof r.fields.temp_c === 'number' ? r.fields.temp_c : undefined
+    s.humidity_pct = typeof r.fields.humidity_pct === 'number' ? r.fields.humidity_pct : undefined
+    s.cold = spell('freeze_risk', r, s.cold, s.temp_c, s.temp_c! < cfg.freeze_c, Math.min)
+    s.damp = spell('humidity_exposure', r, s.damp, s.humidity_pct, s.humidity_pct! > cfg.humid_pct, Math.max)
+  }
+
+  return {
+    days: book.days,
+    push(r) {
+      const f = r.fields
+      const d = book.day(r.ts)
+      const key = `${r.deviceId}/${r.kind}`
+      const known = sensors.get(key)
+      const s: Sensor = known ?? { lastTs: r.ts, on: false, low: false }
+      sensors.set(key, s)
+      const gap_s = (r.ts - s.lastTs) / 1000
+      const heartbeat_s = cfg.heartbeat_s[r.kind] ?? cfg.heartbeat_s.default
+      if (gap_s > 0) {
+        d.sensor_s += gap_s
+        const offline = gap_s > cfg.offlineAfter * heartbeat_s
+        if (offline) d.offline_s += gap_s - heartbeat_s
+        if (offline && gap_s >= cfg.offlineEvent_h * 3600) event('sensor_offline', r.deviceId, s.lastTs, r.ts, { source: r.kind, peak: gap_s, threshold: cfg.offlineEvent_h * 3600, unit: 's', duration_s: gap_s, heartbeat_s })
+      }
+      if (typeof f.battery_pct === 'number') {
+        const low = f.battery_pct < cfg.lowBattery_pct
+        if (low) d.low_battery = 1
+        if (low && !s.low) event('low_battery', r.deviceId, r.ts, r.ts, { source: r.kind, peak: f.battery_pct, threshold: cfg.lowBattery_pct, unit: '%', duration_s: 0 })
+        s.low = low
+      }
+      if (r.kind === 'leak' || r.kind === 'smoke') {
+        // One event per episode, urgent, with the reading that starts it; the episode ends when the sensor reports clear.
+        const on = (r.kind === 'leak' ? f.leak_detected : f.smoke_detected) === true
+        if (on && !s.on) {
+          if (r.kind === 'leak') {
+            d.leaks++
+            leakFrom = r.ts
+          } else d.smokes++
+          const co = typeof f.co_ppm === 'number' ? { co_ppm: f.co_ppm } : {}
+          event(r.kind, r.deviceId, r.ts, r.ts, { source: r.kind, peak: 1, threshold: 1, unit: 'detected', duration_s: 0, ...co }, true)
+        }
+        if (!on && s.on && r.kind === 'leak') leakFrom = undefined
+        s.on = on
+      } else if (r.kind === 'valve' && typeof f.valve_open === 'boolean') {
+        const shut = !f.valve_open
+        if (shut && !s.on && leakFrom !== undefined) {
+          const response_s = (r.ts - leakFrom) / 1000
+          d.valve_n++
+          d.valve_s += response_s
+          event('valve_shutoff', r.deviceId, leakFrom, r.ts, { source: 'valve', peak: response_s, threshold: cfg.valveTarget_s, unit: 's', duration_s: response_s, response_s })
+          leakFrom = undefined
+        }
+        s.on = shut
+      } else if (r.kind === 'climate') climate(d, s, r)
+      s.lastTs = Math.max(s.lastTs, r.ts)
+      const o = out
+      out = []
+      return o
+    },
+    flush() {
+      for (const [key, s] of sensors) {
+        const deviceId = key.slice(0, key.lastIndexOf('/'))
+        endSpell('freeze_risk', deviceId, s.cold)
+        endSpell('humidity_exposure', deviceId, s.damp)
+      }
+      book.close()
+      const o = out
+      out = []
+      return o
+    },
+    features: (now) => homeFeatures(cfg, book.days, now),
+  }
+}
+
+/** Stage: readings of many policies (any subject) → home events (leak and smoke in their reading's frame) and closed days with their score inputs. */
+export function scoreHome(cfg: HomeConfig, idleMs: number, history?: DayHistory<HomeDay>, scheduler?: SchedulerLike): OperatorFunction<Reading, PolicyOutput<HomeDay>> {
+  return perPolicy('home', (policyId, days) => homeAccumulator(cfg, policyId, days), idleMs, history, scheduler)
+}
