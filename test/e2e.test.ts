@@ -82,7 +82,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
     const value = (v: { policyId: string }) => finalScores.get(v.policyId)!.value
     t.ok(value(cautious) > value(aggressive), `cautious ${value(cautious)} scores safer than aggressive ${value(aggressive)}`)
     const aggr = finalScores.get(aggressive.policyId)!
-    t.equal(aggr.model, 'driving-frequency@1')
+    t.equal(aggr.model, 'driving-frequency@2')
     t.ok((aggr.exposure.distance_km ?? 0) > 5, `aggressive drove ${aggr.exposure.distance_km} km`)
     t.ok(aggr.reasons.length > 0 && aggr.reasons[0]!.impact < 0, `the aggressive score's main reason lowers it: ${aggr.reasons[0]?.text}`)
     const stored = await services.influxql(DB, `SELECT last(value) FROM score GROUP BY policy_id`)
