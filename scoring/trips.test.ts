@@ -82,7 +82,7 @@ t.test('an IMU longitudinal event is judged by the speed when the device has spe
   const imuOnly = Array.from({ length: 30 }, (_, i) => imu(T0 + i * 1000, i === 10 || i === 11))
   const detectors = () => [manoeuvreDetector(defaultManoeuvreConfig, 'car-1', 'pol-1')]
   t.same(run(imuOnly, detectors).events.map((e) => e.type), ['harsh_longitudinal'], 'no speed: the IMU event stands')
-  const withSpeed = imuOnly.flatMap((r, i) => [r, obd(r.ts, 40)])
+  const withSpeed = imuOnly.flatMap((r) => [r, obd(r.ts, 40)])
   t.same(run(withSpeed, detectors).events.map((e) => e.type), [], 'speed says nobody braked: no event')
 })
 

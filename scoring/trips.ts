@@ -122,6 +122,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     ({ policyId, deviceId, subject: 'driving', type, urgent, from, to, evidence })
 
   function push(r: Reading): TripOutput[] {
+    if (r.kind === 'status') ignitionSeen = true
     const out: TripOutput[] = []
     if (r.ts < lastTs) {
       // orderWithin put readings in order: this is a straggler beyond it, or a crash recorder's
@@ -309,10 +310,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   }
 
   return {
-    push(r: Reading): TripOutput[] {
-      if (r.kind === 'status') ignitionSeen = true
-      return push(r)
-    },
+    push,
     /** Ends the open trip: the device fell silent (or the service stops). */
     flush(): TripOutput[] {
       const out: TripOutput[] = []
