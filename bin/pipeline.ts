@@ -76,11 +76,14 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     },
   })
   confirm = ingest.confirm
+  const devicesByPolicy = new Map<string, string[]>()
+  for (const d of cfg.devices.values()) devicesByPolicy.set(d.policyId, [...(devicesByPolicy.get(d.policyId) ?? []), d.deviceId])
   const { scores$, events$, trips$ } = startScoring({
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
     influx,
     models,
+    policyDevices: (policyId) => devicesByPolicy.get(policyId) ?? [],
     logger,
     metrics,
     trips: defaultTripConfig,

@@ -5,7 +5,7 @@ export { deviceRegistry, parseDeviceRegistry, type DeviceEntry, type DeviceRegis
 export { decodeMessage, isRejection, type Rejection, type RejectReason, type DecodeConfig } from './decode.ts'
 export { connectInflux, toLine, quoteIdent, quoteString, type Influx, type InfluxConfig, type InfluxHooks, type Series } from './influx.ts'
 export { openJournal, type Journal } from './journal.ts'
-export { startIngest, dropDuplicates, storeReadings, type Ingest, type IngestDeps } from './ingest.ts'
+export { startIngest, dropDuplicates, storeReadings, readingsFromSeries, type Ingest, type IngestDeps } from './ingest.ts'
 export { brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'
 export { createAdapters, type Adapter } from './adapters/index.ts'
 export { orderWithin } from './order.ts'

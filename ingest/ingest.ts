@@ -10,7 +10,7 @@ import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from '.
 import { rejectJumps } from './plausibility.ts'
 import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
 import { sensorsByKind } from './sensors/index.ts'
-import { escapeKey, linePrefix, toLine, type Influx } from './influx.ts'
+import { escapeKey, linePrefix, toLine, type Influx, type Series } from './influx.ts'
 import type { Journal } from './journal.ts'
 
 export interface IngestDeps {
@@ -182,7 +182,8 @@ export function dropDuplicates(window: number, onDuplicate: () => void = () => {
 
 /**
  * Turns each reading into its InfluxDB lines: measurement = kind, tag = device id, fields = values
- * + seq; a batched reading gives one line per sample, at its own time, with its index `i`.
+ * + seq; a batched reading gives one line per sample, at its own time, with its index `i` (and the
+ * first with the rate). `readingsFromSeries` turns them back.
  */
 export function storeReadings(store: (lines: string[]) => void): OperatorFunction<Reading, Reading> {
   return map((r) => {
@@ -195,12 +196,14 @@ export function storeReadings(store: (lines: string[]) => void): OperatorFunctio
       const prefix = linePrefix(r.kind, tags)
       const names = columnKeys.get(r.kind)!
       const stepMs = 1000 / Number(r.fields.rate_hz)
+      // The first sample also keeps the rate: with it the rows turn back into the reading.
+      const rate = `,rate_hz=${r.fields.rate_hz}`
       const lines = new Array<string>(r.samples.length)
       for (let i = 0; i < r.samples.length; i++) {
         const row = r.samples[i]!
         let line = prefix
         for (let j = 0; j < row.length; j++) line += names[j]! + row[j]!
-        lines[i] = `${line},seq=${r.seq}i,i=${i}i ${Math.round(r.ts + i * stepMs)}`
+        lines[i] = `${line},seq=${r.seq}i,i=${i}i${i === 0 ? rate : ''} ${Math.round(r.ts + i * stepMs)}`
       }
       store(lines)
     } else {
@@ -208,6 +211,45 @@ export function storeReadings(store: (lines: string[]) => void): OperatorFunctio
     }
     return r
   })
+}
+
+/**
+ * Readings back from their stored lines (`storeReadings` in reverse): `series` answers
+ * `SELECT * FROM <kinds> WHERE device_id = …` with epoch ms times. In device-time order; as the
+ * store keeps no policy and no arrival time, the reading gets `policyId` and its own time.
+ */
+export function readingsFromSeries(series: readonly Series[], policyId: string): Reading[] {
+  const out: Reading[] = []
+  for (const s of series) {
+    const sensor = sensorsByKind.get(s.name)
+    if (!sensor) continue
+    const at = (name: string) => s.columns.indexOf(name)
+    const [time, device, seq, index] = [at('time'), at('device_id'), at('seq'), at('i')]
+    const reading = (row: unknown[]): Reading => ({
+      deviceId: String(row[device]), policyId, kind: sensor.kind, subject: sensor.subject, seq: Number(row[seq]), ts: Number(row[time]), receivedAt: Number(row[time]), fields: {},
+    })
+    if (sensor.batch) {
+      const columns = sensor.batch.columns.map((c) => at(c.name))
+      const bySeq = new Map<number, Reading>()
+      for (const row of [...s.values].sort((a, b) => Number(a[index]) - Number(b[index]))) {
+        let r = bySeq.get(Number(row[seq]))
+        if (!r) bySeq.set(Number(row[seq]), (r = { ...reading(row), samples: [] }))
+        if (row[index] === 0) Object.assign(r, { ts: Number(row[time]), receivedAt: Number(row[time]), fields: { rate_hz: Number(row[at('rate_hz')]) } })
+        r.samples!.push(columns.map((j) => Number(row[j])))
+      }
+      // A batch cut by the query's time range lacks its first row, and with it its time and rate.
+      for (const r of bySeq.values()) if ('rate_hz' in r.fields) out.push(r)
+    } else {
+      for (const row of s.values) {
+        const r = reading(row)
+        s.columns.forEach((c, j) => {
+          if (j !== time && j !== device && j !== seq && (typeof row[j] === 'number' || typeof row[j] === 'boolean')) r.fields[c] = row[j] as number | boolean
+        })
+        out.push(r)
+      }
+    }
+  }
+  return out.sort((a, b) => a.ts - b.ts || a.seq - b.seq)
 }
 
 /** Per batched kind, `name=` of each sample column, with the separating comma from the second on. */

@@ -187,7 +187,7 @@ t.test('marbles: a day is scored when the next one starts, and an idle policy is
 t.test('the stage rebuilds a returning policy from its stored days; its readings wait in order', async (t) => {
   const stored = Array.from({ length: 10 }, (_, i) => day(i, { steps: 20_000 }))
   const reads: string[] = []
-  const history = { read: async (policyId: string) => (reads.push(policyId), policyId === 'pol-1' ? stored : Promise.reject(new Error('influx down'))), onError: (_: unknown, policyId: string) => reads.push(`failed ${policyId}`) }
+  const history = { read: async ({ policyId }: Reading) => (reads.push(policyId), policyId === 'pol-1' ? { days: stored, earlier: [] } : Promise.reject(new Error('influx down'))), onError: (_: unknown, policyId: string) => reads.push(`failed ${policyId}`) }
   const rs = [10, 11].flatMap((i) => [reading('steps', T0 + i * DAY_MS + H, { steps_count: 1000, interval_s: 900 }), reading('steps', T0 + i * DAY_MS + H, { steps_count: 1000, interval_s: 900 }, 'pol-2')])
   const out = await lastValueFrom(from(rs).pipe(scoreHealth(cfg, 60_000, history), toArray()))
   const inputs = out.flatMap((o) => (o.kind === 'day' ? [o.input] : []))

@@ -13,10 +13,11 @@
  *
  * The per-policy machinery (`dayBook`, `perPolicy`) is shared with home.ts.
  */
-import { asyncScheduler, catchError, concat, concatMap, debounceTime, defer, filter, from, groupBy, map, mergeMap, of, shareReplay, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { catchError, defer, filter, map, of, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import { toLine, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import type { EventEvidence, HealthEventType, PolicyEvent } from './events.ts'
 import type { ScoreInput } from './score.ts'
+import { perKey } from './per-key.ts'
 
 export const DAY_MS = 86_400_000
 const HOUR_MS = 3_600_000
@@ -41,9 +42,16 @@ export interface PolicyAccumulator<D> {
   readonly days: readonly D[]
 }
 
-/** Where a policy's stored days come from when it (re)appears: after a restart or an idle expiry. */
+/**
+ * Where a policy's state comes from when it (re)appears, after a restart or an idle expiry: its
+ * stored closed days, and the stored readings of the day still open (replayed, their outputs
+ * discarded: they went out in the run that took them). The open day needs its readings, not its
+ * stored sums: what a sensor reads holds until its next reading (home exposure), and that state
+ * is not in the sums.
+ */
 export interface DayHistory<D> {
-  read(policyId: string): Promise<readonly D[]>
+  /** For the policy of `first`, its first reading in this run. */
+  read(first: Reading): Promise<{ days: readonly D[]; earlier: readonly Reading[] }>
   /** The read failed: the policy starts without history (its stored days stay for the next read; exposure.days shows the shortfall). */
   onError(err: unknown, policyId: string): void
 }
@@ -87,20 +95,24 @@ export function perPolicy<D>(
   create: (policyId: string, days: readonly D[]) => PolicyAccumulator<D>,
   idleMs: number,
   history?: DayHistory<D>,
-  scheduler: SchedulerLike = asyncScheduler,
+  scheduler?: SchedulerLike,
 ): OperatorFunction<Reading, PolicyOutput<D>> {
   return (readings$) => readings$.pipe(
     filter((r) => r.subject === subject),
-    groupBy((r) => r.policyId, { duration: (g) => g.pipe(debounceTime(idleMs, scheduler)) }),
-    mergeMap((policy$) => {
-      const stored$: Observable<readonly D[]> = history
-        ? defer(() => history.read(policy$.key)).pipe(catchError((err) => (history.onError(err, policy$.key), of([]))))
-        : of([]) // synchronous: without a history, outputs leave in the frame of their reading
-      const acc$ = stored$.pipe(map((days) => create(policy$.key, days)), shareReplay(1))
-      return concat(
-        policy$.pipe(concatMap((r) => acc$.pipe(mergeMap((acc) => acc.push(r))))),
-        acc$.pipe(mergeMap((acc) => acc.flush())),
-      )
+    perKey({
+      key: (r) => r.policyId,
+      create: (first) => (history
+        ? defer(() => history.read(first)).pipe(catchError((err) => (history.onError(err, first.policyId), of({ days: [], earlier: [] }))))
+        : of({ days: [], earlier: [] }) // synchronous: without a history, outputs leave in the frame of their reading
+      ).pipe(map(({ days, earlier }) => {
+        const acc = create(first.policyId, days)
+        for (const r of earlier) acc.push(r)
+        return acc
+      })),
+      push: (acc, r) => acc.push(r),
+      end: (acc) => acc.flush(),
+      idleMs,
+      scheduler,
     }),
   )
 }

@@ -32,7 +32,9 @@ t.test('climate: time below 3 °C and above 70% RH, and an event for each spell 
     // 5 °C, then 2.5 °C for 10 readings (15 min … 2 h 30), then 4 °C: below for 2.5 h.
     ['a 2.5 h cold spell', every15(T0, [[5, 50], ...Array<[number, number]>(10).fill([2.5, 50]), [4, 50]]), { climate_s: 165 * 60, freeze_s: 150 * 60, humid_s: 0 }, [['freeze_risk', 15, 165, 2.5]]],
     ['a 1.5 h cold spell: hours, no event', every15(T0, [[5, 50], ...Array<[number, number]>(6).fill([1, 50]), [4, 50]]), { freeze_s: 90 * 60 }, []],
-    ['25 h above 70% RH', every15(T0, [[20, 60], ...Array<[number, number]>(100).fill([20, 75]), [20, 60]]), { humid_s: 25 * 3600, freeze_s: 0 }, [['humidity_exposure', 15, 15 + 25 * 60, 75]]],
+    // Across midnight: the quarter hour before the next day's first reading counts in neither day
+    // (a day counts from each sensor's first reading in it), the event spans both.
+    ['25 h above 70% RH', every15(T0, [[20, 60], ...Array<[number, number]>(100).fill([20, 75]), [20, 60]]), { humid_s: 25 * 3600 - 900, freeze_s: 0 }, [['humidity_exposure', 15, 15 + 25 * 60, 75]]],
     // Spells still open at the end (flush) end at their last reading.
     ['a cold spell open at the end', every15(T0, [[5, 50], ...Array<[number, number]>(10).fill([-1, 50])]), { freeze_s: 135 * 60 }, [['freeze_risk', 15, 150, -1]]],
     // A 3 h gap: nothing integrated across it, the spell ends at its last reading before it.

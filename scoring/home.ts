@@ -163,6 +163,7 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
 
   function climate(d: HomeDay, s: Sensor, r: Reading) {
     const dt_s = (r.ts - s.lastTs) / 1000
+    const inDay_s = s.lastTs >= d.day_ms ? dt_s : 0 // see push
     if (dt_s > cfg.maxClimateGap_s) {
       // A gap: spells end at their last reading, nothing is bridged.
       endSpell('freeze_risk', r.deviceId, s.cold)
@@ -170,9 +171,9 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
       s.cold = s.damp = undefined
     } else if (dt_s > 0 && s.temp_c !== undefined) {
       // The time since the previous reading counts at the previous reading's values.
-      d.climate_s += dt_s
-      if (s.temp_c < cfg.freeze_c) d.freeze_s += dt_s
-      if (s.humidity_pct !== undefined && s.humidity_pct > cfg.humid_pct) d.humid_s += dt_s
+      d.climate_s += inDay_s
+      if (s.temp_c < cfg.freeze_c) d.freeze_s += inDay_s
+      if (s.humidity_pct !== undefined && s.humidity_pct > cfg.humid_pct) d.humid_s += inDay_s
     }
     s.temp_c = typeof r.fields.temp_c === 'number' ? r.fields.temp_c : undefined
     s.humidity_pct = typeof r.fields.humidity_pct === 'number' ? r.fields.humidity_pct : undefined
@@ -190,11 +191,14 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
       const s: Sensor = known ?? { lastTs: r.ts, on: false, low: false }
       sensors.set(key, s)
       const gap_s = (r.ts - s.lastTs) / 1000
+      // A day's sums count from each sensor's first reading in the day: they then follow from the
+      // day's own readings alone, so a restart that replays them (DayHistory) rebuilds it exactly.
+      const inDay_s = s.lastTs >= d.day_ms ? gap_s : 0
       const heartbeat_s = cfg.heartbeat_s[r.kind] ?? cfg.heartbeat_s.default
       if (gap_s > 0) {
-        d.sensor_s += gap_s
+        d.sensor_s += inDay_s
         const offline = gap_s > cfg.offlineAfter * heartbeat_s
-        if (offline) d.offline_s += gap_s - heartbeat_s
+        if (offline) d.offline_s += Math.max(0, inDay_s - heartbeat_s)
         if (offline && gap_s >= cfg.offlineEvent_h * 3600) event('sensor_offline', r.deviceId, s.lastTs, r.ts, { source: r.kind, peak: gap_s, threshold: cfg.offlineEvent_h * 3600, unit: 's', duration_s: gap_s, heartbeat_s })
       }
       if (typeof f.battery_pct === 'number') {

@@ -4,26 +4,33 @@
  * daily aggregates (stored as `health_day` / `home_day`) and their events → a score per closed day. Events are published on
  * `ubiq/v1/events/{policyId}` as they are detected and stored in InfluxDB (measurement `event`);
  * trips are stored (measurement `trip`) and are what a policy's features are rebuilt from when it
- * comes back after a restart or after idling out of memory; scores go to
+ * comes back after a restart or after idling out of memory. A trip open when the service stops is
+ * neither cut nor stored: the next run replays the device's stored readings since its last trip
+ * (see `trackTrips`), so scores after a restart are those of an uninterrupted run. Scores go to
  * `ubiq/v1/scores/{policyId}` and InfluxDB (measurement `score`).
  */
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
-import { quoteIdent, quoteString, toLine, topics, type Influx, type Reading, type Series } from '../ingest/index.ts'
-import { defaultHealthConfig, healthDayLine, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
+import { quoteIdent, quoteString, readingsFromSeries, sensors, toLine, topics, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
+import { DAY_MS, defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, dayOf, drivingWindows, HISTORY_DAYS, restoreDays, tripFields, type DrivingDay } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
 import { scoreWith, type BatchConfig, type ModelsBySubject, type Score, type ScoreInput } from './score.ts'
-import { trackTrips, type Trip, type TripConfig, type TripOutput } from './trips.ts'
+import { trackTrips, type OpenTripSource, type Trip, type TripConfig, type TripOutput } from './trips.ts'
+
+/** How far back a device's open trip is looked for after a restart: longer trips restart where the lookback begins. */
+export const OPEN_TRIP_LOOKBACK_MS = 12 * 3600_000
 
 export interface ScoringDeps {
   readings$: Observable<Reading>
   mqtt: MqttClient
   influx: Influx
   models: ModelsBySubject
+  /** A policy's registered devices (whose stored readings rebuild its open day after a restart). */
+  policyDevices(policyId: string): readonly string[]
   logger: Logger
   metrics: Registry
   trips: TripConfig
@@ -45,7 +52,22 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   const tripCount = new Counter({ name: 'ubiq_trips_total', help: 'Trips closed', labelNames: ['ended'], registers: [deps.metrics] })
   const restoreFailures = new Counter({ name: 'ubiq_history_restore_failures_total', help: 'Policies whose history could not be read from InfluxDB (retried with its next trip)', registers: [deps.metrics] })
 
-  const driving$ = deps.readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs), share())
+  // A device's open trip comes back after a restart from its stored readings since its last trip.
+  const drivingKinds = sensors.filter((s) => s.subject === 'driving').map((s) => quoteIdent(s.kind)).join(', ')
+  const openTrips: OpenTripSource = {
+    async read(first) {
+      const device = `device_id = ${quoteString(first.deviceId)}`
+      const lookback = `time > ${first.ts - OPEN_TRIP_LOOKBACK_MS}ms`
+      const [last] = await deps.influx.query(`SELECT last(end_ms) FROM trip WHERE ${device} AND ${lookback} AND time <= ${first.ts}ms`)
+      const since = Number(last?.values[0]?.[1] ?? first.ts - OPEN_TRIP_LOOKBACK_MS)
+      return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${drivingKinds} WHERE ${device} AND time > ${since}ms AND seq < ${first.seq}`), first.policyId)
+    },
+    onError(err, deviceId) {
+      restoreFailures.inc()
+      log.error({ err, deviceId }, 'cannot read the device\'s open trip from InfluxDB; its trip restarts here')
+    },
+  }
+  const driving$ = deps.readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs, openTrips), share())
   const events$ = driving$.pipe(
     filter((o) => 'event' in o),
     map((o): PolicyEvent => o.event),
@@ -71,16 +93,29 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     return restoreDays(rows.sort((a, b) => a.from - b.from))
   }
 
-  // Health and home: a policy's days come back from InfluxDB when it first appears (the last 90 stored).
-  const days = <D>(measurement: string, parse: (s: readonly Series[]) => D[]): DayHistory<D> => ({
-    read: async (policyId) => parse(await deps.influx.query(`SELECT * FROM ${quoteIdent(measurement)} WHERE policy_id = ${quoteString(policyId)} ORDER BY time DESC LIMIT 90`)),
+  // Health and home: when a policy first appears, its closed days come back from InfluxDB (the last
+  // 90 stored), and its open day from the readings of that day its devices sent before (replayed).
+  // The last stored day counts as open: a stop or an idle expiry stores the open day as it stands.
+  const days = <D extends { day_ms: number }>(subject: Subject, measurement: string, parse: (s: readonly Series[]) => D[]): DayHistory<D> => ({
+    async read(first) {
+      const stored = parse(await deps.influx.query(`SELECT * FROM ${quoteIdent(measurement)} WHERE policy_id = ${quoteString(first.policyId)} ORDER BY time DESC LIMIT 90`))
+      const openFrom = Math.max(startOfDay(first.ts) - DAY_MS, ...stored.map((d) => d.day_ms))
+      const kinds = sensors.filter((s) => s.subject === subject).map((s) => quoteIdent(s.kind)).join(', ')
+      const devices = deps.policyDevices(first.policyId).map((d) => `device_id = ${quoteString(d)}`).join(' OR ')
+      const series = devices ? await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${devices}) AND time >= ${openFrom}ms AND time <= ${first.ts}ms`) : []
+      return {
+        days: stored.filter((d) => d.day_ms < openFrom),
+        // Before `first`: earlier in time, or earlier from its own device at the same time.
+        earlier: readingsFromSeries(series, first.policyId).filter((r) => r.ts < first.ts || (r.deviceId === first.deviceId && r.seq < first.seq)),
+      }
+    },
     onError: (err, policyId) => {
       restoreFailures.inc()
       log.error({ err, policyId, measurement }, 'cannot read the policy\'s days from InfluxDB; it starts without them')
     },
   })
-  const health$ = deps.readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health_day', healthDaysFromSeries)), share())
-  const home$ = deps.readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home_day', homeDaysFromSeries)), share())
+  const health$ = deps.readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health', 'health_day', healthDaysFromSeries)), share())
+  const home$ = deps.readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home', 'home_day', homeDaysFromSeries)), share())
   health$.subscribe((o) => o.kind === 'day' && deps.influx.write([healthDayLine(o.policyId, o.day)]))
   home$.subscribe((o) => o.kind === 'day' && deps.influx.write([homeDayLine(o.policyId, o.day)]))
   const living$: Observable<PolicyOutput<unknown>> = merge(health$, home$)

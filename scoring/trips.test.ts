@@ -1,10 +1,11 @@
 import t from 'tap'
+import { from, lastValueFrom, toArray } from 'rxjs'
 import { TestScheduler } from 'rxjs/testing'
 import type { Reading } from '../ingest/index.ts'
 import { makeCity, makePolicies, type TripTruth } from '../edge-sim/index.ts'
 import { simReadings } from '../test/sim-readings.ts'
 import { defaultManoeuvreConfig, manoeuvreDetector } from './manoeuvres.ts'
-import { defaultTripConfig as cfg, trackTrips, tripTracker, type Trip, type TripOutput } from './trips.ts'
+import { defaultTripConfig as cfg, trackTrips, tripTracker, type OpenTripSource, type Trip, type TripOutput } from './trips.ts'
 import type { Detector, DrivingEvent } from './events.ts'
 
 const T0 = Date.UTC(2026, 10, 16, 8) // a Monday, 08:00 UTC
@@ -133,8 +134,38 @@ t.test('marble: a device gone silent ends its trip exactly idleMs after its last
   scheduler.run(({ hot, expectObservable }) => {
     // One reading per frame of virtual time, device times 1 s apart, then silence.
     const values = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i), obd(T0 + i * 1000, 60)]))
-    const trips$ = hot('0123456789', values).pipe(trackTrips(short, () => [], 100, scheduler))
+    const trips$ = hot('0123456789', values).pipe(trackTrips(short, () => [], 100, undefined, scheduler))
     const trip = { policyId: 'pol-1', deviceId: 'car-1', from: T0, to: T0 + 9000, ended: 'gap', source: 'obd', distance_km: 0.15, duration_s: 9, moving_s: 9, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 60, events: {} }
     expectObservable(trips$, '^ 300ms !').toBe('109ms a', { a: { trip } })
   })
+})
+
+t.test('a trip open when the service stops is rebuilt in the next run from the readings the last one took', async (t) => {
+  // Two harsh brakings (50 → 30 km/h in a second), one before the stop and one after it, and a harsh acceleration between.
+  const brake = (from: number) => drive(from, 60, (i) => (i < 30 ? 50 : 30))
+  const rs = [ignition(T0, true), ...brake(T0 + 1000), ...drive(T0 + 61_000, 60, () => 30), ...brake(T0 + 121_000), ignition(T0 + 181_000, false)]
+  const split = 100 // inside the trip, after the first braking
+  const outputs = async (readings: readonly Reading[], openTrips?: OpenTripSource) => lastValueFrom(from(readings).pipe(trackTrips(cfg, () => [], 60_000, openTrips), toArray()))
+  const eventTimes = (os: TripOutput[]) => os.flatMap((o) => ('event' in o ? [o.event.from] : []))
+
+  const uninterrupted = await outputs(rs)
+  t.equal(uninterrupted.filter((o) => 'trip' in o).length, 1)
+  const asked: Reading[] = []
+  const openTrips: OpenTripSource = {
+    read: async (first) => (asked.push(first), rs.filter((r) => r.seq < first.seq)),
+    onError: (err) => t.fail(String(err)),
+  }
+  const before = await outputs(rs.slice(0, split), openTrips)
+  t.same(before.filter((o) => 'trip' in o), [], 'the stop does not cut the open trip')
+  const after = await outputs(rs.slice(split), openTrips)
+  t.same(asked.map((r) => r.seq), [rs[0]!.seq, rs[split]!.seq], 'each run asks once per device, with its first reading')
+  t.same(after.filter((o) => 'trip' in o), uninterrupted.filter((o) => 'trip' in o), 'the rebuilt trip is the uninterrupted one, both brakings counted')
+  t.same([...eventTimes(before), ...eventTimes(after)], eventTimes(uninterrupted), 'each event is published once, by the run that saw it')
+  t.same(uninterrupted.flatMap((o) => ('event' in o ? [o.event.type] : [])), ['harsh_braking', 'harsh_acceleration', 'harsh_braking'])
+  t.equal(eventTimes(before).length, 1, 'the first braking went out before the stop')
+
+  const failing: OpenTripSource = { read: async () => Promise.reject(new Error('InfluxDB down')), onError: (err, deviceId) => asked.push({ deviceId } as Reading) }
+  const cut = (await outputs(rs.slice(split), failing)).flatMap((o) => ('trip' in o ? [o.trip] : []))
+  t.equal(cut[0]?.from, rs[split]!.ts, 'when the readings cannot be read, the trip starts where this run began')
+  t.equal(asked.at(-1)?.deviceId, 'car-1', 'and the failure is reported')
 })

@@ -16,9 +16,10 @@
  * from GPS heading change, night driving and continuous driving. Every event a trip's readings
  * produce is counted in the trip when it closes, because closing a trip flushes the detectors.
  */
-import { asyncScheduler, concat, debounceTime, defer, filter, from, groupBy, mergeMap, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { catchError, defer, filter, map, of, tap, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import type { Reading } from '../ingest/index.ts'
 import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
+import { perKey } from './per-key.ts'
 
 /** How trips are cut and the speed-based events detected. */
 export interface TripConfig {
@@ -332,25 +333,50 @@ function haversine_km(a: { lat_deg: number; lon_deg: number }, b: { lat_deg: num
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000
 
+/** Where a device's open trip comes back from after a restart (the readings an earlier run took). */
+export interface OpenTripSource {
+  /** The device's readings since its last stored trip that came before `first` (its first reading in this run). */
+  read(first: Reading): Promise<Reading[]>
+  /** The read failed: the device starts without them (its open trip is cut where this run began). */
+  onError(err: unknown, deviceId: string): void
+}
+
 /**
  * Stage: driving readings of many devices → their events and trips. One tracker per device, with
  * its own detectors from `detectors`; a device silent for `idleMs` ends its trip and leaves memory.
+ *
+ * With `openTrips`, a trip still open when the stream ends (the service stops) is left open, not
+ * cut short: when the device's next reading comes, in this run or the next, its tracker is rebuilt
+ * by replaying the readings `openTrips` gives back, with their outputs discarded as they went out
+ * before. Without it, the stream's end closes every open trip.
  */
 export function trackTrips(
   cfg: TripConfig,
   detectors: (deviceId: string, policyId: string) => Detector[],
   idleMs: number,
-  scheduler: SchedulerLike = asyncScheduler,
+  openTrips?: OpenTripSource,
+  scheduler?: SchedulerLike,
 ): OperatorFunction<Reading, TripOutput> {
-  return (readings$) => readings$.pipe(
-    filter((r) => r.subject === 'driving'),
-    groupBy((r) => r.deviceId, { duration: (g) => g.pipe(debounceTime(idleMs, scheduler)) }),
-    mergeMap((device$) => defer(() => {
-      let tracker: ReturnType<typeof tripTracker> | undefined
-      return concat(
-        device$.pipe(mergeMap((r) => (tracker ??= tripTracker(cfg, r.deviceId, r.policyId, detectors(r.deviceId, r.policyId))).push(r))),
-        defer(() => from(tracker?.flush() ?? [])),
-      )
-    })),
-  )
+  return (readings$) => defer(() => {
+    let stopping = false
+    return readings$.pipe(
+      tap({ complete: () => (stopping = !!openTrips) }),
+      filter((r) => r.subject === 'driving'),
+      perKey({
+        key: (r) => r.deviceId,
+        create: (first) => (openTrips
+          ? defer(() => openTrips.read(first)).pipe(catchError((err) => (openTrips.onError(err, first.deviceId), of([]))))
+          : of([]) // synchronous: without openTrips, outputs leave in the frame of their reading
+        ).pipe(map((earlier) => {
+          const tracker = tripTracker(cfg, first.deviceId, first.policyId, detectors(first.deviceId, first.policyId))
+          for (const r of earlier) tracker.push(r) // their outputs went out in the run that took them
+          return tracker
+        })),
+        push: (tracker, r) => tracker.push(r),
+        end: (tracker) => (stopping ? [] : tracker.flush()),
+        idleMs,
+        scheduler,
+      }),
+    )
+  })
 }
