@@ -10,6 +10,8 @@ import { startMosquitto } from './local-services.ts'
 import { parseDeviceRegistry } from '../ingest/index.ts'
 import { loadRoadMap } from '../scoring/road-map.ts'
 import { makeCity, toLatLon } from '../edge-sim/index.ts'
+import { from, lastValueFrom, tap, toArray } from 'rxjs'
+import { openAuditLog, priceScores, skeletonPlan } from '../pricing/index.ts'
 
 const registry = (text: string) => {
   const file = join(mkdtempSync(join(tmpdir(), 'ubiq-cli-')), 'devices.json')
@@ -94,6 +96,25 @@ t.test('broker-config writes a Mosquitto config whose ACL and hashed passwords c
   t.notMatch(passwd, csv[2]![1]!, 'never in plain text')
 })
 
+t.test('audit verify: exit 0 and a summary while the chain holds, 1 and the first bad line once it is broken', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ubiq-audit-'))
+  const file = join(dir, 'audit.jsonl')
+  const log = openAuditLog(file)
+  const scores = [40, 60, 45].map((value, i) => ({
+    policyId: `p${i}`, subject: 'driving' as const, value, model: 'driving-frequency@1', reasons: [], window: { from: 0, to: 1 }, exposure: { days: 30, distance_km: 1000 }, features: {},
+  }))
+  const out = await lastValueFrom(from(scores).pipe(priceScores(skeletonPlan, log.lastHash), tap((p) => log.append(p)), toArray()))
+  log.close()
+  const ok = run(['audit', 'verify'], { UBIQ_DATA_DIR: dir })
+  t.equal(ok.status, 0, ok.stderr)
+  t.equal(ok.stdout, `audit log ${file}: 3 adjustments, chain intact, last hash ${out[2]!.hash}\n`, 'the data dir\'s log by default')
+  const lines = readFileSync(file, 'utf8').split('\n')
+  writeFileSync(file, [lines[0], lines[2], lines[1], lines[3]].join('\n'))
+  const bad = run(['audit', 'verify', '--file', file])
+  t.equal(bad.status, 1)
+  t.equal(bad.stderr, `audit log ${file}: line 2: removed or reordered: its prevHash is not the hash of line 1\n`)
+})
+
 t.test('usage errors exit 2 with the reason; configuration errors exit 1 with their code', async (t) => {
   const cases: [string[], Record<string, string>, number, RegExp][] = [
     [['fly'], {}, 2, /unknown command "fly"/],
@@ -112,6 +133,10 @@ t.test('usage errors exit 2 with the reason; configuration errors exit 1 with th
     [['sim', 'map', '--out', '/tmp/x.geojson', '--days', '2'], {}, 2, /Unknown option '--days'/],
     [['sim', 'map', '--out', '/tmp/x.geojson', '--seed', '1.5'], {}, 2, /--seed must be a whole number ≥ 0/],
     [['broker-config', '--out', '/tmp/x', '--port', '0'], {}, 2, /--port must be a port from 1 to 65535/],
+    [['audit'], {}, 2, /ubiq audit needs a command: ubiq audit verify/],
+    [['audit', 'check'], {}, 2, /unknown audit command "check"/],
+    [['audit', 'verify', '--out', '/tmp/x'], {}, 2, /Unknown option '--out'/],
+    [['audit', 'verify', '--file', '/nonexistent.jsonl'], {}, 1, /\[AUDIT_MISSING\] no audit log at \/nonexistent.jsonl/],
     [['start'], { PORT: 'eighty' }, 1, /\[CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
     [['start'], {}, 1, /\[CONFIG_INVALID\] DEVICE_REGISTRY is not set/],
     [['start'], { DEVICE_REGISTRY: '/nonexistent.json' }, 1, /\[CONFIG_INVALID\] cannot read DEVICE_REGISTRY \/nonexistent.json/],

@@ -1,5 +1,5 @@
 /**
- * `ubiq`: one command for operators (start), demos (demo) and fleets (sim).
+ * `ubiq`: one command for operators (start, audit), demos (demo) and fleets (sim).
  * Errors of configuration and startup print their code and reason and exit non-zero.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -14,9 +14,10 @@ import {
   readRecording, replayStarts, runFleet, runReplay, runSimulation, type FaultConfig,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { verifyAudit } from '../pricing/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
-import { startPipeline } from './pipeline.ts'
+import { auditLogFile, startPipeline } from './pipeline.ts'
 import { showProgress } from './progress.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
@@ -28,6 +29,7 @@ Usage:
   ubiq sim replay [options]      publish real recorded trips as one phone's IMU stream to MQTT_URL
   ubiq sim map --out FILE        the simulated city's roads and speed limits as GeoJSON (a road map for ROAD_MAP)
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
+  ubiq audit verify [options]    check the premium audit log's hash chain; names the first bad record
   ubiq help                      this text
 
 Options (demo):
@@ -61,7 +63,10 @@ Options (sim map):
   --out FILE                     where to write the GeoJSON FeatureCollection
   --seed N                       the city of this fleet seed (default 1)
 
-Environment (start, demo, sim):
+Options (audit verify):
+  --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR)
+
+Environment (start, demo, sim, audit):
 ${describeConfig()}
 `
 
@@ -73,12 +78,14 @@ class UsageError extends Error {
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
-  if (!['start', 'demo', 'sim', 'broker-config'].includes(command)) throw new UsageError(`unknown command "${command}"`)
-  const sub = command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map') ? rest[0] : undefined
+  if (!['start', 'demo', 'sim', 'broker-config', 'audit'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (command === 'audit' && rest[0] !== 'verify') throw new UsageError(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
+  const sub = command === 'audit' || (command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map')) ? rest[0] : undefined
   const replay = sub === 'replay'
-  const opts = sub ? parseOptions(`sim ${sub}`, rest.slice(1)) : parseOptions(command, rest)
+  const opts = sub ? parseOptions(`${command} ${sub}`, rest.slice(1)) : parseOptions(command, rest)
   if (sub === 'map') return writeCityMap(opts)
   const cfg = readConfig(process.env)
+  if (command === 'audit') return verifyAuditCommand(cfg, opts)
   const logger = pino(
     // Position and health values never reach a log, even if a stage logs a whole reading by mistake.
     { level: cfg.LOG_LEVEL, redact: { paths: ['*.fields', '*.payload', 'fields', 'payload'], censor: '[redacted]' } },
@@ -93,6 +100,7 @@ async function main(argv: string[]): Promise<void> {
 
 interface Options {
   out?: string
+  file?: string
   port: number
   vehicles: number
   speedup: number
@@ -118,6 +126,7 @@ function parseOptions(command: string, args: string[]): Options {
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
     'sim map': ['out', 'seed'],
     'broker-config': ['out', 'port'],
+    'audit verify': ['file'],
   }
   const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: 'string' as const, multiple: n === 'trip' }]))
   let values: Record<string, string | string[] | undefined>
@@ -140,6 +149,7 @@ function parseOptions(command: string, args: string[]): Options {
   }
   return {
     out: typeof values.out === 'string' ? values.out : undefined,
+    file: typeof values.file === 'string' ? values.file : undefined,
     port: number('port', 1883, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port from 1 to 65535'),
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     speedup: number('speedup', { 'sim replay': 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
@@ -203,6 +213,16 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     process.stdout.write(`\nubiq demo: ${fleet.length} simulated vehicles are driving.\n` +
       `  Live scores: ${url}/?policy=${fleet[0]!.policyId}\n  Metrics:     ${url}/metrics\n  Stop with Ctrl-C.\n\n`)
   }
+}
+
+/** `ubiq audit verify`: walks the audit log; exit code 1 and the first bad record if the chain is broken. */
+function verifyAuditCommand(cfg: Config, opts: Options): void {
+  const file = resolve(opts.file ?? auditLogFile(resolve(cfg.UBIQ_DATA_DIR)))
+  if (!existsSync(file)) throw Object.assign(new Error(`no audit log at ${file} (ubiq start writes it in UBIQ_DATA_DIR; --file names another)`), { code: 'AUDIT_MISSING' })
+  const verdict = verifyAudit(file)
+  if (verdict.ok) return void process.stdout.write(`audit log ${file}: ${verdict.records} adjustments, chain intact, last hash ${verdict.lastHash || '(none)'}\n`)
+  process.stderr.write(`audit log ${file}: line ${verdict.line}: ${verdict.reason}\n`)
+  process.exitCode = 1
 }
 
 /** Writes mosquitto.conf, acl, passwd and the credentials to hand out, for the registry's devices. */

@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
-import { startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { openAuditLog, startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, healthFrequency, homeFrequency, loadModel, type ModelDefinition, manoeuvreDetector, phoneHandlingDetector, startScoring, type PolicyEvent, type Score, type Trip } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
@@ -17,7 +17,7 @@ export interface PipelineConfig {
   mqttUrl: string
   influx: InfluxConfig
   devices: DeviceRegistry
-  /** Where ubiq keeps its own state (the ingest journal). */
+  /** Where ubiq keeps its own state (the ingest journal, the audit log). */
   dataDir: string
   host: string
   port: number
@@ -42,12 +42,16 @@ export interface Pipeline {
   stop(): Promise<void>
 }
 
+/** The premium adjustments' audit log in a data directory. */
+export const auditLogFile = (dataDir: string) => join(dataDir, 'audit.jsonl')
+
 /** Starts every service; rejects with a coded error if one cannot start. */
 export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promise<Pipeline> {
   const metrics = new Registry()
   collectDefaultMetrics({ register: metrics })
   const writeErrors = new Counter({ name: 'ubiq_influx_write_errors_total', help: 'InfluxDB write batches that failed (and are retried)', registers: [metrics] })
   const journal = openJournal(join(cfg.dataDir, 'journal'))
+  const audit = openAuditLog(auditLogFile(cfg.dataDir))
   let confirm: (lines: readonly string[]) => void = (lines) => journal.confirm(lines) // until ingest takes over
   const influx = await connectInflux(cfg.influx, {
     onWritten: (lines) => confirm(lines),
@@ -97,7 +101,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     deviceIdleMs: defaultTripConfig.maxGap_s * 1000,
     policyIdleMs: 6 * 3600_000,
   })
-  const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plan: cfg.plan ?? skeletonPlan, logger, metrics })
+  const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plan: cfg.plan ?? skeletonPlan, audit, logger, metrics })
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
   const drained = Promise.all([completed(premiums$), completed(events$)])
   const health = () => {
@@ -128,6 +132,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       }
       await step(() => ingest.stop())
       await step(() => drained)
+      await step(() => audit.close())
       // What InfluxDB does not confirm now stays in the journal for the next start.
       await step(() => influx.close())
       await step(() => journal.close())

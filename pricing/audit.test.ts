@@ -1,0 +1,127 @@
+import t from 'tap'
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { from, lastValueFrom, tap, toArray } from 'rxjs'
+import { adjustmentHash, openAuditLog, priceScores, skeletonPlan, verifyAudit, type PremiumAdjustment } from './index.ts'
+import type { Score } from '../scoring/index.ts'
+
+const score = (policyId: string, value: number, to: number): Score => ({
+  policyId, subject: 'driving', value, model: 'driving-frequency@1', reasons: [], window: { from: 0, to },
+  exposure: { days: 30, distance_km: 1000 }, features: {},
+})
+
+/** Prices `scores` into the audit log at `path` as the service does: the chain continues from the log. */
+async function price(path: string, scores: Score[]): Promise<PremiumAdjustment[]> {
+  const log = openAuditLog(path)
+  try {
+    return await lastValueFrom(from(scores).pipe(priceScores(skeletonPlan, log.lastHash), tap((p) => log.append(p)), toArray()))
+  } finally {
+    log.close()
+  }
+}
+
+/** A fresh log of five real adjustments: its path, its lines and the adjustments. */
+async function fiveRecords() {
+  const path = join(mkdtempSync(join(tmpdir(), 'ubiq-audit-')), 'audit.jsonl')
+  const out = await price(path, [score('a', 40, 1), score('b', 60, 1), score('a', 45, 2), score('c', 52, 2), score('b', 58, 3)])
+  const lines = readFileSync(path, 'utf8').split('\n').slice(0, -1)
+  return { path, out, lines }
+}
+
+const rewrite = (path: string, lines: string[]) => writeFileSync(path, lines.map((l) => `${l}\n`).join(''))
+
+t.test('a chain of real adjustments verifies; each line is the whole adjustment', async (t) => {
+  const { path, out, lines } = await fiveRecords()
+  t.equal(out.length, 5)
+  t.same(lines.map((l) => JSON.parse(l)), out, 'one adjustment a line, in order')
+  t.same(verifyAudit(path), { ok: true, records: 5, lastHash: out[4]!.hash })
+})
+
+t.test('verify names the first bad record and what is wrong with it', async (t) => {
+  const cases: [string, (lines: string[]) => string[], { line: number; problem: string; reason: RegExp }][] = [
+    ['a field of a middle record altered', (l) => l.map((x, i) => (i === 2 ? x.replace(/"factor":[\d.]+/, '"factor":0.5') : x)),
+      { line: 3, problem: 'altered', reason: /^altered: its hash does not match its contents$/ }],
+    ['a middle record removed', (l) => l.filter((_, i) => i !== 2),
+      { line: 3, problem: 'removed or reordered', reason: /its prevHash is not the hash of line 2/ }],
+    ['the first record removed', (l) => l.slice(1),
+      { line: 1, problem: 'removed or reordered', reason: /its prevHash should be empty/ }],
+    ['two records swapped', (l) => [l[0]!, l[2]!, l[1]!, l[3]!, l[4]!],
+      { line: 2, problem: 'removed or reordered', reason: /its prevHash is not the hash of line 1/ }],
+    ['a line that is not JSON', (l) => l.map((x, i) => (i === 1 ? '{"policyId":' : x)),
+      { line: 2, problem: 'unparseable', reason: /^unparseable: not JSON/ }],
+    ['a line that is not an adjustment', (l) => l.map((x, i) => (i === 1 ? '{}' : x)),
+      { line: 2, problem: 'unparseable', reason: /no hash and prevHash/ }],
+    // Re-hashing the altered record does not hide it: the break moves to the record after it.
+    ['an altered record re-hashed', (l) => l.map((x, i) => {
+      if (i !== 2) return x
+      const { hash: _, ...body } = { ...(JSON.parse(x) as PremiumAdjustment), factor: 0.5 }
+      return JSON.stringify({ ...body, hash: adjustmentHash(body) })
+    }), { line: 4, problem: 'removed or reordered', reason: /its prevHash is not the hash of line 3/ }],
+  ]
+  for (const [name, tamper, want] of cases) {
+    const { path, lines } = await fiveRecords()
+    rewrite(path, tamper(lines))
+    t.match(verifyAudit(path), { ok: false, ...want }, name)
+  }
+})
+
+t.test('verify detects a last line cut short', async (t) => {
+  const { path, lines } = await fiveRecords()
+  writeFileSync(path, `${lines.slice(0, 4).map((l) => `${l}\n`).join('')}${lines[4]!.slice(0, 40)}`)
+  t.match(verifyAudit(path), { ok: false, line: 5, problem: 'truncated', reason: /the last line has no newline/ })
+  writeFileSync(path, `${lines.map((l) => `${l}\n`).join('')}`.slice(0, -1))
+  t.match(verifyAudit(path), { ok: false, line: 5, problem: 'truncated' }, 'even when only its newline is missing')
+})
+
+t.test('the chain continues across a restart, and the log holds every adjustment once', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ubiq-audit-')), 'audit.jsonl')
+  const first = await price(path, [score('a', 40, 1), score('b', 60, 1)])
+  const second = await price(path, [score('a', 45, 2), score('b', 58, 2)])
+  t.equal(second[0]!.prevHash, first[1]!.hash, 'the first adjustment after the restart links to the last before it')
+  t.same(verifyAudit(path), { ok: true, records: 4, lastHash: second[1]!.hash })
+  const fresh = await lastValueFrom(from([score('a', 45, 2)]).pipe(priceScores(skeletonPlan), toArray()))
+  t.equal(fresh[0]!.prevHash, '', 'without a log, a chain starts empty')
+})
+
+t.test('opening drops a partial last line (a write cut short, never published) and goes on', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ubiq-audit-')), 'audit.jsonl')
+  const first = await price(path, [score('a', 40, 1)])
+  appendFileSync(path, '{"policyId":"a","fac')
+  t.match(verifyAudit(path), { ok: false, line: 2, problem: 'truncated' })
+  const log = openAuditLog(path)
+  t.equal(log.dropped, 20)
+  t.equal(log.lastHash, first[0]!.hash)
+  log.close()
+  await price(path, [score('a', 45, 2)])
+  t.match(verifyAudit(path), { ok: true, records: 2 })
+})
+
+t.test('records longer than a read chunk open and verify', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ubiq-audit-')), 'audit.jsonl')
+  // 400 KiB of reasons a record: longer than the 64 KiB chunks the last record is read back in,
+  // and three of them cross the 1 MiB chunks that verify reads.
+  const long = (s: Score): Score => ({ ...s, reasons: [{ code: 'x', text: 'x'.repeat(400 * 1024), value: 1, baseline: 1, impact: 0 }] })
+  const first = await price(path, [long(score('a', 40, 1)), long(score('b', 60, 1))])
+  const second = await price(path, [long(score('a', 45, 2))])
+  t.equal(second[0]!.prevHash, first[1]!.hash)
+  t.same(verifyAudit(path), { ok: true, records: 3, lastHash: second[0]!.hash })
+})
+
+t.test('the log refuses what would break it', async (t) => {
+  const { path, out, lines } = await fiveRecords()
+  const log = openAuditLog(path)
+  t.throws(() => log.append(out[2]!), { code: 'AUDIT_CHAIN' }, 'an adjustment that does not follow the last record')
+  log.close()
+  t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 5, 'and it was not written')
+  rewrite(path, [...lines.slice(0, 4), 'garbage'])
+  t.throws(() => openAuditLog(path), { code: 'AUDIT_INVALID', message: /its last record is not JSON/ }, 'a log whose last record is unreadable does not open')
+})
+
+t.test('an empty log verifies, and its chain starts empty', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ubiq-audit-')), 'sub', 'audit.jsonl')
+  const log = openAuditLog(path)
+  t.equal(log.lastHash, '')
+  log.close()
+  t.same(verifyAudit(path), { ok: true, records: 0, lastHash: '' })
+})

@@ -1,0 +1,161 @@
+/**
+ * The audit log of premium adjustments (#6): append-only JSON lines, one whole adjustment a line,
+ * each linked to the one before by its `prevHash`. Altering a record breaks its own hash; removing
+ * or reordering records breaks the next record's `prevHash`. `verifyAudit` names the first record
+ * that does either.
+ *
+ * There is no sequence number: a record's place is its line, and the chain already orders the
+ * records. Like any hash chain without an outside anchor, it cannot show that records were cut
+ * from the end, or that everything from some record on was rewritten and re-hashed; the last hash
+ * is therefore also published with each premium (MQTT, InfluxDB) to compare against.
+ */
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
+
+/** An open audit log, for one writer. */
+export interface AuditLog {
+  /** The last record's hash ('' while the log is empty): the next adjustment's prevHash. */
+  readonly lastHash: string
+  /** Bytes of a partial last line, a write cut short by a crash, dropped on open; usually 0. */
+  readonly dropped: number
+  /** Appends an adjustment that continues the chain; it is on disk (fsynced) when this returns. */
+  append(adjustment: PremiumAdjustment): void
+  close(): void
+}
+
+/** What `verifyAudit` found: the whole chain holds, or the first record that breaks it. */
+export type AuditVerdict =
+  | { ok: true; records: number; lastHash: string }
+  | { ok: false; line: number; problem: AuditProblem; reason: string }
+
+export type AuditProblem = 'altered' | 'removed or reordered' | 'unparseable' | 'truncated'
+
+/**
+ * Opens (or creates) the audit log at `path` and reads its last record, so that the chain
+ * continues across restarts. A partial last line is dropped: `append` writes before an adjustment
+ * is published, so a write that was cut short was never published.
+ */
+export function openAuditLog(path: string): AuditLog {
+  mkdirSync(dirname(path), { recursive: true })
+  // 'a+': created if missing, readable for the last record, and every write goes to the end.
+  const fd = openSync(path, 'a+')
+  let lastHash = ''
+  let dropped = 0
+  try {
+    const size = fstatSync(fd).size
+    let last = lastLine(fd, size)
+    if (last && !last.ended) {
+      ftruncateSync(fd, last.start)
+      dropped = size - last.start
+      last = lastLine(fd, last.start)
+    }
+    if (last) {
+      const record = parseRecord(last.text)
+      if (typeof record === 'string') throw Object.assign(new Error(`audit log ${path}: its last record is ${record}; run ubiq audit verify --file ${path}`), { code: 'AUDIT_INVALID' })
+      lastHash = record.hash
+    }
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+  return {
+    get lastHash() {
+      return lastHash
+    },
+    dropped,
+    append(adjustment) {
+      // A second chain writing into the same log would break it for good: refuse before writing.
+      if (adjustment.prevHash !== lastHash) {
+        throw Object.assign(new Error(`audit log ${path}: adjustment ${adjustment.hash} does not follow the last record (${lastHash || 'none'})`), { code: 'AUDIT_CHAIN' })
+      }
+      // One write per record, so a crash can leave only the last line partial (dropped on open).
+      const line = Buffer.from(`${JSON.stringify(adjustment)}\n`)
+      if (writeSync(fd, line) !== line.length) throw Object.assign(new Error(`audit log ${path}: short write`), { code: 'AUDIT_WRITE' })
+      // fsync every record: a published premium must be in the log even after a power cut, not
+      // only a crash of the process. Adjustments are rare (one per trip or day per policy), so
+      // this costs little, unlike the ingest journal's per-message appends, which are not fsynced.
+      fsyncSync(fd)
+      lastHash = adjustment.hash
+    },
+    close() {
+      closeSync(fd)
+    },
+  }
+}
+
+/**
+ * Walks the audit log at `path` from the start and checks every record's hash and link. Reports
+ * the first bad record by line number (from 1), or the number of records and the last hash.
+ */
+export function verifyAudit(path: string): AuditVerdict {
+  let line = 0
+  let prevHash = ''
+  for (const { text, ended } of lines(path)) {
+    line++
+    const bad = (problem: AuditProblem, why: string): AuditVerdict => ({ ok: false, line, problem, reason: `${problem}: ${why}` })
+    if (!ended) return bad('truncated', 'the last line has no newline: its write was cut short')
+    const record = parseRecord(text)
+    if (typeof record === 'string') return bad('unparseable', record)
+    const { hash, ...body } = record
+    if (adjustmentHash(body) !== hash) return bad('altered', 'its hash does not match its contents')
+    if (record.prevHash !== prevHash) {
+      return bad('removed or reordered', line === 1 ? 'its prevHash should be empty, as the first record\'s' : `its prevHash is not the hash of line ${line - 1}`)
+    }
+    prevHash = hash
+  }
+  return { ok: true, records: line, lastHash: prevHash }
+}
+
+/** A line's adjustment, or what is wrong with it. */
+function parseRecord(text: string): PremiumAdjustment | string {
+  let record: unknown
+  try {
+    record = JSON.parse(text)
+  } catch (err) {
+    return `not JSON (${(err as Error).message})`
+  }
+  const r = record as Partial<PremiumAdjustment> | null
+  if (typeof r?.hash !== 'string' || typeof r.prevHash !== 'string') return 'not a premium adjustment (no hash and prevHash)'
+  return r as PremiumAdjustment
+}
+
+/** The line that ends at byte `end`, read backwards so that opening a long log stays quick. */
+function lastLine(fd: number, end: number): { start: number; text: string; ended: boolean } | undefined {
+  if (end === 0) return undefined
+  let tail = Buffer.alloc(0)
+  let pos = end
+  let newline = -1
+  while (pos > 0 && newline < 0) {
+    const chunk = Buffer.alloc(Math.min(64 * 1024, pos))
+    pos -= chunk.length
+    readSync(fd, chunk, 0, chunk.length, pos)
+    tail = Buffer.concat([chunk, tail])
+    // The newline that ends the last line is not the one before it (a negative offset would count from the end).
+    newline = tail.length < 2 ? -1 : tail.lastIndexOf(10, tail.length - 2)
+  }
+  const ended = tail[tail.length - 1] === 10
+  return { start: pos + newline + 1, text: tail.toString('utf8', newline + 1, tail.length - (ended ? 1 : 0)), ended }
+}
+
+/** The file's lines, read in chunks (a log can outgrow memory); `ended`: a newline ends it. */
+function* lines(path: string): Generator<{ text: string; ended: boolean }> {
+  const fd = openSync(path, 'r')
+  try {
+    const chunk = Buffer.alloc(1 << 20)
+    let rest = Buffer.alloc(0)
+    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) {
+      // concat copies, so `rest` never points into the reused chunk.
+      const buf = Buffer.concat([rest, chunk.subarray(0, n)])
+      let start = 0
+      for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start)) {
+        yield { text: buf.toString('utf8', start, nl), ended: true }
+        start = nl + 1
+      }
+      rest = buf.subarray(start)
+    }
+    if (rest.length > 0) yield { text: rest.toString('utf8'), ended: false }
+  } finally {
+    closeSync(fd)
+  }
+}
