@@ -1,7 +1,7 @@
 /**
- * The demo's fleet: simulated vehicles sending the contract's `obd` stream between an ignition on
- * and (when the run has an end) an ignition off `status`, so that each run is one trip; published
- * by the same runner as the full simulation (simulate.ts).
+ * The demo's fleet: simulated vehicles sending the contract's `obd` stream between ignition on and
+ * off `status` messages: a run with an end is one trip; an endless run parks every ten simulated
+ * minutes. Published by the same runner as the full simulation (simulate.ts).
  */
 import type { DeviceEntry } from '../ingest/index.ts'
 import { toMessages, type SensorReading } from './device-streams.ts'
@@ -45,17 +45,29 @@ export interface FleetOptions {
   passwords?: ReadonlyMap<string, string>
 }
 
+/** An endless run's trips: 10 simulated minutes of driving (1 Hz samples), then 2 parked. */
+const TRIP_S = 600
+const PARK_S = 120
+
 /** Connects every vehicle and starts driving. */
 export function runFleet(opts: FleetOptions): Promise<SimulationRun> {
   function* readings(v: SimVehicle): Generator<SensorReading> {
     let n = 0
+    let parked = 0 // samples left standing with the ignition off
     yield { kind: 'status', ts: opts.startTs, body: { ignition_on: true } }
     for (const { ts, ...body } of driveObd(personas[v.persona], v.seed, opts.startTs)) {
+      if (parked > 0 && --parked === 0) yield { kind: 'status', ts, body: { ignition_on: true } }
+      if (parked > 0) continue
       yield { kind: 'obd', ts, body }
-      // The trip ends with its last sample.
+      // The run's trip ends with its last sample; a run without an end stops every TRIP_S for
+      // PARK_S, so that trips end, and scores come, while it runs.
       if (++n === opts.samples) {
         yield { kind: 'status', ts, body: { ignition_on: false } }
         return
+      }
+      if (opts.samples === undefined && n % TRIP_S === 0) {
+        yield { kind: 'status', ts, body: { ignition_on: false } }
+        parked = PARK_S
       }
     }
   }
