@@ -8,7 +8,7 @@
  *   the pipeline's detectors plus speeding on the simulated city's map → drivingScoreInputs with an
  *   empty history → scoreWith on the shipped driving model), fed in socket-sized chunks. There is
  *   no outside system to hold the stream part against, so its reference is the same functions
- *   called in a plain loop (one tracker per device in a Map, addTrip, drivingWindows, scoreBatch
+ *   called in a plain loop (one tracker per device in a Map, addTrip, drivingScoreInput, scoreBatch
  *   every 64 inputs): the ratio is what the RxJS stages (per-key groups with idle timers, async
  *   history reads, time-based micro-batches) cost. Event-loop delay is also taken during it.
  * - Inferences: the same feature rows through scoreWith vs a bare onnxruntime session on the same
@@ -35,14 +35,13 @@ import ort from 'onnxruntime-node'
 import pino from 'pino'
 import { count, filter, from, lastValueFrom, map, share, Subject, toArray } from 'rxjs'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
-import { startPipeline } from '../bin/pipeline.ts'
+import { scoringLimits, startPipeline, vehicleDetectors } from '../bin/pipeline.ts'
 import { cityGeoJson, makeCity, makePolicies, policyRegistry } from '../edge-sim/index.ts'
 import { deviceRegistry, type Reading } from '../ingest/index.ts'
 import {
-  addTrip, crashDetector, dayOf, defaultCrashConfig, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultSpeedingConfig,
-  defaultTripConfig, drivingFrequency, drivingScoreInputs, drivingWindows, loadModel, manoeuvreDetector, phoneHandlingDetector,
-  roadMap, scoreBatch, scoreWith, speedingDetector, trackTrips, tripTracker,
-  type Detector, type DrivingDay, type Score, type ScoreInput, type Trip, type TripOutput,
+  addTrip, DAY_MS, dayOf, defaultTripConfig, drivingFrequency, drivingScoreInput, drivingScoreInputs, HISTORY_DAYS, loadModel,
+  roadMap, scoreBatch, scoreWith, trackTrips, tripTracker,
+  type DrivingDay, type Score, type ScoreInput, type Trip, type TripOutput,
 } from '../scoring/index.ts'
 import { simReadings } from '../test/sim-readings.ts'
 
@@ -62,12 +61,7 @@ const OPEN_TRIP_S = Number(process.env.BENCH_OPEN_TRIP_S ?? 30)
 const CHUNK = 256
 
 // As bin/pipeline.ts configures scoring.
-const BATCH = { maxBatch: 64, maxWaitMs: 20 }
-const DEVICE_IDLE_MS = defaultTripConfig.maxGap_s * 1000
-const POLICY_IDLE_MS = 6 * 3600_000
-
-const DAY_MS = 86_400_000
-const HISTORY_DAYS = 90 // scoring/driving.ts: the longest feature window
+const { batch: BATCH, deviceIdleMs: DEVICE_IDLE_MS, policyIdleMs: POLICY_IDLE_MS } = scoringLimits
 const START_TS = (dayOf(Date.now()) - 14) * DAY_MS // a day two weeks ago: in the past, as ingest requires
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`)
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -83,12 +77,7 @@ const roads = roadMap(cityGeoJson(city))
 const modelPath = fileURLToPath(new URL(`../scoring/models/${drivingFrequency.file}`, import.meta.url))
 const model = await loadModel(drivingFrequency, modelPath)
 /** A vehicle's detectors: bin/pipeline.ts's, with speeding judged on the simulated city's road map. */
-const detectors = (deviceId: string, policyId: string): Detector[] => [
-  manoeuvreDetector(defaultManoeuvreConfig, deviceId, policyId),
-  phoneHandlingDetector(defaultPhoneHandlingConfig, deviceId, policyId),
-  crashDetector(defaultCrashConfig, deviceId, policyId),
-  speedingDetector(defaultSpeedingConfig, roads, deviceId, policyId),
-]
+const detectors = vehicleDetectors(roads)
 
 interface StreamResult {
   ms: number
@@ -146,8 +135,7 @@ async function plainLoop(readings: readonly Reading[]): Promise<Omit<StreamResul
       out.trips++
       const policyDays = addTrip(days.get(o.trip.policyId) ?? [], o.trip)
       days.set(o.trip.policyId, policyDays)
-      const asOf = dayOf(o.trip.to)
-      pending.push({ policyId: o.trip.policyId, subject: 'driving', window: { from: (asOf - HISTORY_DAYS + 1) * DAY_MS, to: o.trip.to }, ...drivingWindows(policyDays, asOf) })
+      pending.push(drivingScoreInput(policyDays, o.trip))
       if (pending.length === BATCH.maxBatch) await score()
     }
   }

@@ -10,7 +10,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { openAuditLog, startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, healthFrequency, homeFrequency, loadModel, type ModelDefinition, manoeuvreDetector, phoneHandlingDetector, startScoring, type PolicyEvent, type Score, type Trip } from '../scoring/index.ts'
+import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, healthFrequency, homeFrequency, loadModel, type ModelDefinition, manoeuvreDetector, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
 export interface PipelineConfig {
@@ -42,6 +42,21 @@ export interface Pipeline {
   stop(): Promise<void>
 }
 
+/** A vehicle's detectors; speeding only with a road map to judge it against. */
+export const vehicleDetectors = (roads?: RoadMap) => (deviceId: string, policyId: string): Detector[] => [
+  manoeuvreDetector(defaultManoeuvreConfig, deviceId, policyId),
+  phoneHandlingDetector(defaultPhoneHandlingConfig, deviceId, policyId),
+  crashDetector(defaultCrashConfig, deviceId, policyId),
+  ...(roads ? [speedingDetector(defaultSpeedingConfig, roads, deviceId, policyId)] : []),
+]
+
+/** Scoring's micro-batches and idle expiry, as the service runs them (bench/scoring.ts uses the same). */
+export const scoringLimits = {
+  batch: { maxBatch: 64, maxWaitMs: 20 },
+  deviceIdleMs: defaultTripConfig.maxGap_s * 1000,
+  policyIdleMs: 6 * 3600_000,
+}
+
 /** The premium adjustments' audit log in a data directory. */
 export const auditLogFile = (dataDir: string) => join(dataDir, 'audit.jsonl')
 
@@ -61,7 +76,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     },
   })
   const load = (def: ModelDefinition) => loadModel(def, fileURLToPath(new URL(`../scoring/models/${def.file}`, import.meta.url)))
-  const models = { driving: await load(drivingFrequency), health: await load(healthFrequency), home: await load(homeFrequency) }
+  const [drivingModel, healthModel, homeModel] = await Promise.all([drivingFrequency, healthFrequency, homeFrequency].map(load))
+  const models = { driving: drivingModel, health: healthModel, home: homeModel }
   const roads = cfg.roadMapFile ? await loadRoadMap(cfg.roadMapFile) : undefined
   const publisher = await mqtt.connectAsync(cfg.mqttUrl, { clientId: `ubiq-out-${process.pid}`, reconnectPeriod: 1000 })
 
@@ -81,7 +97,10 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   })
   confirm = ingest.confirm
   const devicesByPolicy = new Map<string, string[]>()
-  for (const d of cfg.devices.values()) devicesByPolicy.set(d.policyId, [...(devicesByPolicy.get(d.policyId) ?? []), d.deviceId])
+  for (const d of cfg.devices.values()) {
+    if (!devicesByPolicy.has(d.policyId)) devicesByPolicy.set(d.policyId, [])
+    devicesByPolicy.get(d.policyId)!.push(d.deviceId)
+  }
   const { scores$, events$, trips$ } = startScoring({
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
@@ -91,15 +110,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     logger,
     metrics,
     trips: defaultTripConfig,
-    detectors: (deviceId, policyId) => [
-      manoeuvreDetector(defaultManoeuvreConfig, deviceId, policyId),
-      phoneHandlingDetector(defaultPhoneHandlingConfig, deviceId, policyId),
-      crashDetector(defaultCrashConfig, deviceId, policyId),
-      ...(roads ? [speedingDetector(defaultSpeedingConfig, roads, deviceId, policyId)] : []),
-    ],
-    batch: { maxBatch: 64, maxWaitMs: 20 },
-    deviceIdleMs: defaultTripConfig.maxGap_s * 1000,
-    policyIdleMs: 6 * 3600_000,
+    detectors: vehicleDetectors(roads),
+    ...scoringLimits,
   })
   const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plan: cfg.plan ?? skeletonPlan, audit, logger, metrics })
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))

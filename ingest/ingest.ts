@@ -230,15 +230,16 @@ export function readingsFromSeries(series: readonly Series[], policyId: string):
     })
     if (sensor.batch) {
       const columns = sensor.batch.columns.map((c) => at(c.name))
-      const bySeq = new Map<number, Reading>()
+      const byMessage = new Map<string, Reading>() // (device, seq) identifies a message
       for (const row of [...s.values].sort((a, b) => Number(a[index]) - Number(b[index]))) {
-        let r = bySeq.get(Number(row[seq]))
-        if (!r) bySeq.set(Number(row[seq]), (r = { ...reading(row), samples: [] }))
+        const key = `${row[device]}/${row[seq]}`
+        let r = byMessage.get(key)
+        if (!r) byMessage.set(key, (r = { ...reading(row), samples: [] }))
         if (row[index] === 0) Object.assign(r, { ts: Number(row[time]), receivedAt: Number(row[time]), fields: { rate_hz: Number(row[at('rate_hz')]) } })
         r.samples!.push(columns.map((j) => Number(row[j])))
       }
       // A batch cut by the query's time range lacks its first row, and with it its time and rate.
-      for (const r of bySeq.values()) if ('rate_hz' in r.fields) out.push(r)
+      for (const r of byMessage.values()) if ('rate_hz' in r.fields) out.push(r)
     } else {
       for (const row of s.values) {
         const r = reading(row)

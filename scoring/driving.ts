@@ -7,6 +7,7 @@
  * would give.
  */
 import type { DrivingEventType } from './events.ts'
+import type { ScoreInput } from './score.ts'
 import type { Trip } from './trips.ts'
 
 /** A policy's driving on one UTC day. */
@@ -25,8 +26,10 @@ export interface DrivingDay {
 
 /** The longest window kept, days. */
 export const HISTORY_DAYS = 90
-const DAY_MS = 86_400_000
+export const DAY_MS = 86_400_000
 export const dayOf = (ts: number) => Math.floor(ts / DAY_MS)
+/** The first ms of the longest window that ends on the day of `ts`. */
+export const windowStart = (ts: number) => (dayOf(ts) - HISTORY_DAYS + 1) * DAY_MS
 
 /** Adds a trip to a policy's days (a trip belongs to the day it started); keeps the last 90 days. */
 export function addTrip(days: readonly DrivingDay[], trip: Trip): DrivingDay[] {
@@ -85,12 +88,13 @@ export function drivingFeatures(days: readonly DrivingDay[], asOfDay: number, wi
  * 30-day ones with a `_30d` suffix (the model uses the longer, more credible window; the shorter
  * one shows a policyholder recent change).
  */
-export function drivingWindows(days: readonly DrivingDay[], asOfDay: number): { features: Record<string, number>; exposure: { days: number; distance_km: number } } {
-  const long = drivingFeatures(days, asOfDay, HISTORY_DAYS)
-  const short = drivingFeatures(days, asOfDay, 30)
+export function drivingScoreInput(days: readonly DrivingDay[], trip: Trip): ScoreInput {
+  const asOf = dayOf(trip.to)
+  const long = drivingFeatures(days, asOf, HISTORY_DAYS)
+  const short = drivingFeatures(days, asOf, 30)
   const features = { ...long }
   for (const [k, v] of Object.entries(short)) features[`${k}_30d`] = v
-  return { features, exposure: { days: long.days_observed!, distance_km: long.distance_km! } }
+  return { policyId: trip.policyId, subject: 'driving', window: { from: windowStart(trip.to), to: trip.to }, features, exposure: { days: long.days_observed!, distance_km: long.distance_km! } }
 }
 
 /** The InfluxDB fields of a trip (measurement `trip`, tagged policy and device). */

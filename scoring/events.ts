@@ -9,7 +9,7 @@ import type { Reading, Subject } from '../ingest/index.ts'
 /** Driving event types. IMU-only phones cannot tell braking from acceleration (no speed, no heading): theirs are `harsh_longitudinal`. */
 export type DrivingEventType =
   | 'harsh_longitudinal' | 'harsh_lateral'
-  | 'harsh_braking' | 'harsh_acceleration' | 'harsh_cornering'
+  | 'harsh_braking' | 'harsh_acceleration'
   | 'speeding' | 'night_driving' | 'phone_handling' | 'continuous_driving' | 'crash'
 /** Home event types. */
 export type HomeEventType = 'leak' | 'smoke' | 'freeze_risk' | 'humidity_exposure' | 'sensor_offline' | 'low_battery' | 'valve_shutoff'

@@ -6,20 +6,22 @@
  *
  * Pure and event-time: days, features and events follow from the readings' device time alone, so a
  * replay gives the same results. Per policy there is one open day and at most `keepDays` closed
- * ones, each a few sums. The closed days are stored (InfluxDB `health_day`) and are all a policy's
- * state is rebuilt from after a restart or an idle expiry. They hold sums, not means, so a day
- * closed early (idle expiry, shutdown) reopens when a later reading of it comes, and closes again
- * complete.
+ * ones, each a few sums. The closed days are stored (InfluxDB `health_day`); after a restart or an
+ * idle expiry a policy comes back from them and from its stored readings of the day still open,
+ * replayed (`DayHistory`). Days hold sums, not means, so a day closed early (idle expiry,
+ * shutdown) reopens when a later reading of it comes, and closes again complete.
  *
  * The per-policy machinery (`dayBook`, `perPolicy`) is shared with home.ts.
  */
-import { catchError, defer, filter, map, of, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { filter, map, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import { toLine, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import type { EventEvidence, HealthEventType, PolicyEvent } from './events.ts'
 import type { ScoreInput } from './score.ts'
-import { perKey } from './per-key.ts'
+import { perKey, restored, type Restore } from './per-key.ts'
+import { DAY_MS } from './driving.ts'
 
-export const DAY_MS = 86_400_000
+export { DAY_MS }
+
 const HOUR_MS = 3_600_000
 /** Start of the UTC day of `ts`, ms. */
 export const startOfDay = (ts: number) => ts - (((ts % DAY_MS) + DAY_MS) % DAY_MS)
@@ -49,12 +51,7 @@ export interface PolicyAccumulator<D> {
  * stored sums: what a sensor reads holds until its next reading (home exposure), and that state
  * is not in the sums.
  */
-export interface DayHistory<D> {
-  /** For the policy of `first`, its first reading in this run. */
-  read(first: Reading): Promise<{ days: readonly D[]; earlier: readonly Reading[] }>
-  /** The read failed: the policy starts without history (its stored days stay for the next read; exposure.days shows the shortfall). */
-  onError(err: unknown, policyId: string): void
-}
+export type DayHistory<D> = Restore<{ days: readonly D[]; earlier: readonly Reading[] }>
 
 /**
  * A policy's open day and its closed days, kept to `keepDays`. `day(ts)` is the day a reading at
@@ -101,10 +98,7 @@ export function perPolicy<D>(
     filter((r) => r.subject === subject),
     perKey({
       key: (r) => r.policyId,
-      create: (first) => (history
-        ? defer(() => history.read(first)).pipe(catchError((err) => (history.onError(err, first.policyId), of({ days: [], earlier: [] }))))
-        : of({ days: [], earlier: [] }) // synchronous: without a history, outputs leave in the frame of their reading
-      ).pipe(map(({ days, earlier }) => {
+      create: (first) => restored(history, first, first.policyId, { days: [], earlier: [] }).pipe(map(({ days, earlier }) => {
         const acc = create(first.policyId, days)
         for (const r of earlier) acc.push(r)
         return acc

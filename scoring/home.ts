@@ -5,9 +5,10 @@
  * than a sensor's heartbeat), and how fast the main valve shuts after a leak.
  *
  * Same shape as health.ts: pure and event-time, one open day and at most `keepDays` closed days of
- * sums per policy, stored as InfluxDB `home_day` and enough to rebuild a policy after a restart.
- * What a restart loses is the sensors' last readings: a gap across it is not counted as offline
- * (ubiq's downtime is not the home's), and a leak still wet after it is reported again.
+ * sums per policy, stored as InfluxDB `home_day`. After a restart the open day is rebuilt by
+ * replaying its stored readings (health.ts `DayHistory`), and with it the sensors' last readings;
+ * a sensor last heard on an earlier day starts afresh, so a leak still wet across midnight and a
+ * restart is reported again.
  */
 import type { OperatorFunction, SchedulerLike } from 'rxjs'
 import type { Reading, Series } from '../ingest/index.ts'

@@ -3,7 +3,7 @@ export { startScoring, drivingScoreInputs, type ScoringDeps } from './scoring.ts
 export { scoreBatch, scoreWith, scoreFromFrequency, type Score, type Reason, type ScoreInput, type BatchConfig, type Exposure, type ModelsBySubject } from './score.ts'
 export { loadModel, ModelError, type LoadedModel } from './model.ts'
 export { tripTracker, trackTrips, defaultTripConfig, type Trip, type TripConfig, type TripOutput } from './trips.ts'
-export { addTrip, drivingFeatures, drivingWindows, restoreDays, tripFields, dayOf, type DrivingDay } from './driving.ts'
+export { addTrip, drivingFeatures, drivingScoreInput, restoreDays, tripFields, dayOf, windowStart, DAY_MS, HISTORY_DAYS, type DrivingDay } from './driving.ts'
 export { builtInModels, drivingFrequency, healthFrequency, homeFrequency, modelId, type ModelDefinition, type FeatureDefinition } from './models/index.ts'
 export { detectManoeuvres, manoeuvreDetector, defaultManoeuvreConfig, type ManoeuvreConfig } from './manoeuvres.ts'
 export type { PolicyEvent, DrivingEvent, EventType, DrivingEventType, HomeEventType, HealthEventType, EventEvidence, Detector } from './events.ts'

@@ -18,9 +18,11 @@
  * at the gear change. A harsh launch is therefore told by its shape: from rest, a surge of at least
  * `launch_ms2` and an episode of at least `launch_s` (first gear held long).
  */
-import { filter, groupBy, debounceTime, mergeMap, concat, defer, from, type OperatorFunction, type SchedulerLike, asyncScheduler } from 'rxjs'
+import { filter, of, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import type { Reading } from '../ingest/index.ts'
 import type { DrivingEvent, DrivingEventType } from './events.ts'
+import { MovingAverage } from './moving-average.ts'
+import { perKey } from './per-key.ts'
 
 /**
  * Thresholds and windows of the detector. Windows are in seconds, not samples, so one config works
@@ -80,29 +82,6 @@ export const defaultManoeuvreConfig: ManoeuvreConfig = {
   launchFromRest_s: 4,
   still_ms2: 0.3,
   maxGap_s: 2,
-}
-
-/** Running mean of the last n values, O(1) per value. */
-class MovingAverage {
-  private readonly buf: Float64Array
-  private i = 0
-  private n = 0
-  private sum = 0
-  constructor(size: number) {
-    this.buf = new Float64Array(Math.max(1, size))
-  }
-  push(x: number): number {
-    if (this.n === this.buf.length) this.sum -= this.buf[this.i]!
-    else this.n++
-    this.buf[this.i] = x
-    this.sum += x
-    this.i = (this.i + 1) % this.buf.length
-    return this.sum / this.n
-  }
-  /** True once the window holds `size` values. */
-  get full(): boolean {
-    return this.n === this.buf.length
-  }
 }
 
 /** What an open episode has seen so far. */
@@ -221,17 +200,17 @@ function classify(cfg: ManoeuvreConfig, e: Episode, duration_s: number): { type:
  * Stage: IMU readings of many devices → their harsh driving events. One detector per device; a
  * device with no reading for `idleMs` is dropped from memory, after emitting what it still held.
  */
-export function detectManoeuvres(cfg: ManoeuvreConfig, idleMs: number, scheduler: SchedulerLike = asyncScheduler): OperatorFunction<Reading, DrivingEvent> {
+export function detectManoeuvres(cfg: ManoeuvreConfig, idleMs: number, scheduler?: SchedulerLike): OperatorFunction<Reading, DrivingEvent> {
   return (readings$) => readings$.pipe(
     filter((r) => r.kind === 'imu' && r.samples !== undefined),
-    groupBy((r) => r.deviceId, { duration: (g) => g.pipe(debounceTime(idleMs, scheduler)) }),
-    mergeMap((device$) => defer(() => {
-      let detector: ReturnType<typeof manoeuvreDetector> | undefined
-      return concat(
-        device$.pipe(mergeMap((r) => (detector ??= manoeuvreDetector(cfg, r.deviceId, r.policyId)).push(r))),
-        defer(() => from(detector?.flush() ?? [])),
-      )
-    })),
+    perKey({
+      key: (r) => r.deviceId,
+      create: (first) => of(manoeuvreDetector(cfg, first.deviceId, first.policyId)),
+      push: (detector, r) => detector.push(r),
+      end: (detector) => detector.flush(),
+      idleMs,
+      scheduler,
+    }),
   )
 }
 

@@ -1,9 +1,11 @@
 /**
- * The one way scoring keeps state per device or per policy: a machine per key, built when the key
- * first appears (possibly from InfluxDB, asynchronously), fed the key's values in order, ended when
- * the key goes idle or the stream ends.
+ * How scoring keeps state per device or per policy: a machine per key, built when the key first
+ * appears (possibly from InfluxDB, asynchronously), fed the key's values in order, ended when the
+ * key goes idle or the stream ends. (`drivingScoreInputs` keeps its own groupBy: it retries a
+ * failed history read with the policy's next trip, which a machine built once cannot.)
  */
-import { Observable, asyncScheduler, debounceTime, from, groupBy, mergeMap, type ObservableInput, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { Observable, Subscription, asyncScheduler, catchError, debounceTime, defer, from, groupBy, mergeMap, of, take, type ObservableInput, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import type { Reading } from '../ingest/index.ts'
 
 export interface KeyedMachine<T, M, R> {
   key(x: T): string
@@ -30,28 +32,40 @@ export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R
       let machine: M | undefined
       let waiting: T[] | undefined // values that came before the machine was built
       let ended = false
+      // A machine that throws ends this key's stream with the error, not the process.
+      const run = (step: () => void) => {
+        try {
+          step()
+        } catch (err) {
+          out.error(err)
+        }
+      }
       const emit = (rs: Iterable<R>) => {
         for (const r of rs) out.next(r)
       }
-      const finish = () => {
+      const finish = () => run(() => {
         if (machine !== undefined) emit(m.end(machine))
         out.complete()
-      }
+      })
+      const building = new Subscription()
       const sub = group$.subscribe({
         next(x) {
-          if (machine !== undefined) return emit(m.push(machine, x))
+          if (machine !== undefined) return run(() => emit(m.push(machine!, x)))
           if (waiting) return void waiting.push(x)
           waiting = [x]
-          from(m.create(x)).subscribe({
-            next: (built) => (machine = built),
-            error: (err) => out.error(err),
-            complete() {
+          building.add(from(m.create(x)).pipe(take(1)).subscribe({
+            next(built) {
+              machine = built
               const queued = waiting!
               waiting = undefined
-              for (const q of queued) emit(m.push(machine!, q))
+              run(() => {
+                for (const q of queued) emit(m.push(built, q))
+              })
               if (ended) finish()
             },
-          })
+            error: (err) => out.error(err),
+            complete: () => machine === undefined && out.error(new Error(`no machine was built for key ${m.key(x)}`)),
+          }))
         },
         error: (err) => out.error(err),
         complete() {
@@ -59,7 +73,21 @@ export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R
           if (!waiting) finish()
         },
       })
-      return () => sub.unsubscribe()
+      return () => {
+        sub.unsubscribe()
+        building.unsubscribe()
+      }
     })),
   )
 }
+
+/** Where a machine's starting state comes from, asynchronously (InfluxDB), when its key first appears. */
+export interface Restore<S> {
+  read(first: Reading): Promise<S>
+  /** The read failed: the machine starts from `empty` (and the key is named in the report). */
+  onError(err: unknown, key: string): void
+}
+
+/** The state `restore` reads for `first`, or `empty` (synchronously, when there is nothing to read or the read failed). */
+export const restored = <S>(restore: Restore<S> | undefined, first: Reading, key: string, empty: S): Observable<S> =>
+  restore ? defer(() => restore.read(first)).pipe(catchError((err) => (restore.onError(err, key), of(empty)))) : of(empty)

@@ -18,8 +18,8 @@
  * at a red light is then counted too. The event says which case it was: `minSpeed_kmh` (the lowest
  * speed seen during the episode) is present only when the speed was known throughout.
  */
-import type { Reading } from '../ingest/index.ts'
 import type { Detector, DrivingEvent } from './events.ts'
+import { MovingAverage } from './moving-average.ts'
 
 /** Thresholds and windows; in seconds, not samples, so one config works at any rate from 10 to 200 Hz. */
 export interface PhoneHandlingConfig {
@@ -62,17 +62,15 @@ interface Episode {
 /** One device's detector: feed its readings (`imu`, and `obd`/`gps` for the speed) in device-time order. */
 export function phoneHandlingDetector(cfg: PhoneHandlingConfig, deviceId: string, policyId: string): Detector {
   let rate_hz = 0
-  /** Trailing window of gx² + gy². */
-  let window = new Float64Array(1)
-  let filled = 0, next = 0, sum = 0
+  /** Trailing mean of gx² + gy². */
+  let meanSquare = new MovingAverage(1)
   let lastMs: number | undefined
   let speed: { kmh: number; ms: number } | undefined
   let episode: Episode | undefined
 
   function reset(newRate_hz: number) {
     rate_hz = newRate_hz
-    window = new Float64Array(Math.max(1, Math.round(cfg.smooth_s * rate_hz)))
-    filled = next = sum = 0
+    meanSquare = new MovingAverage(Math.round(cfg.smooth_s * rate_hz))
     lastMs = undefined
   }
 
@@ -94,18 +92,12 @@ export function phoneHandlingDetector(cfg: PhoneHandlingConfig, deviceId: string
   }
 
   function sample(tMs: number, gx: number, gy: number, out: DrivingEvent[]) {
-    const x = gx * gx + gy * gy
-    if (filled === window.length) sum -= window[next]!
-    else filled++
-    window[next] = x
-    sum += x
-    next = (next + 1) % window.length
-    const rms_rads = Math.sqrt(Math.max(0, sum) / filled)
+    const rms_rads = Math.sqrt(Math.max(0, meanSquare.push(gx * gx + gy * gy)))
     lastMs = tMs
     if (episode && tMs - episode.lastActiveMs > cfg.mergeGap_s * 1000) close(out)
     const known = speed && tMs - speed.ms <= cfg.speedMaxAge_s * 1000 ? speed.kmh : undefined
     // Unknown speed counts as moving (see the header); a full window only, so a start-up transient cannot open an episode.
-    if (filled < window.length || rms_rads < cfg.rate_rads || (known !== undefined && known < cfg.minSpeed_kmh)) return
+    if (!meanSquare.full || rms_rads < cfg.rate_rads || (known !== undefined && known < cfg.minSpeed_kmh)) return
     if (!episode) episode = { fromMs: tMs, lastActiveMs: tMs, peak_rads: 0, minSpeed_kmh: known }
     episode.lastActiveMs = tMs
     episode.peak_rads = Math.max(episode.peak_rads, rms_rads)

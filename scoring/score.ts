@@ -46,9 +46,9 @@ export type ScoreInput = Omit<Score, 'value' | 'model' | 'reasons'>
 export type ModelsBySubject = Partial<Record<Subject, LoadedModel>>
 
 export interface BatchConfig {
-  /** Most rows per model call (each input becomes 1 + features rows). */
+  /** Most inputs per batch (each input becomes 1 + features rows of its subject's model call). */
   maxBatch: number
-  /** Longest a row waits for its batch, ms. */
+  /** Longest an input waits for its batch, ms. */
   maxWaitMs: number
 }
 

@@ -14,12 +14,12 @@ import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import { quoteIdent, quoteString, readingsFromSeries, sensors, toLine, topics, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
-import { DAY_MS, defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
+import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
-import { addTrip, dayOf, drivingWindows, HISTORY_DAYS, restoreDays, tripFields, type DrivingDay } from './driving.ts'
+import { addTrip, DAY_MS, drivingScoreInput, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
 import { scoreWith, type BatchConfig, type ModelsBySubject, type Score, type ScoreInput } from './score.ts'
-import { trackTrips, type OpenTripSource, type Trip, type TripConfig, type TripOutput } from './trips.ts'
+import { trackTrips, type OpenTripSource, type Trip, type TripConfig } from './trips.ts'
 
 /** How far back a device's open trip is looked for after a restart: longer trips restart where the lookback begins. */
 export const OPEN_TRIP_LOOKBACK_MS = 12 * 3600_000
@@ -50,24 +50,33 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   const failures = new Counter({ name: 'ubiq_model_failures_total', help: 'Model calls that failed', registers: [deps.metrics] })
   const detected = new Counter({ name: 'ubiq_events_total', help: 'Events detected', labelNames: ['type'], registers: [deps.metrics] })
   const tripCount = new Counter({ name: 'ubiq_trips_total', help: 'Trips closed', labelNames: ['ended'], registers: [deps.metrics] })
-  const restoreFailures = new Counter({ name: 'ubiq_history_restore_failures_total', help: 'Policies whose history could not be read from InfluxDB (retried with its next trip)', registers: [deps.metrics] })
+  const restoreFailures = new Counter({ name: 'ubiq_history_restore_failures_total', help: 'Reads of stored history from InfluxDB that failed (a driving policy retries with its next trip; an open trip or day starts afresh)', registers: [deps.metrics] })
+
+  // Every stage below reads the same stream: one subscription upstream (one reorder buffer).
+  const readings$ = deps.readings$.pipe(share())
+  /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy; `where` narrows further. */
+  const storedReadings = async (first: Reading, subject: Subject, devices: readonly string[], sinceMs: number, where: string) => {
+    if (devices.length === 0) return []
+    const kinds = sensors.filter((s) => s.subject === subject).map((s) => quoteIdent(s.kind)).join(', ')
+    const ofDevices = devices.map((d) => `device_id = ${quoteString(d)}`).join(' OR ')
+    return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${ofDevices}) AND time > ${sinceMs}ms AND ${where}`), first.policyId)
+  }
 
   // A device's open trip comes back after a restart from its stored readings since its last trip.
-  const drivingKinds = sensors.filter((s) => s.subject === 'driving').map((s) => quoteIdent(s.kind)).join(', ')
   const openTrips: OpenTripSource = {
     async read(first) {
       const device = `device_id = ${quoteString(first.deviceId)}`
       const lookback = `time > ${first.ts - OPEN_TRIP_LOOKBACK_MS}ms`
       const [last] = await deps.influx.query(`SELECT last(end_ms) FROM trip WHERE ${device} AND ${lookback} AND time <= ${first.ts}ms`)
       const since = Number(last?.values[0]?.[1] ?? first.ts - OPEN_TRIP_LOOKBACK_MS)
-      return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${drivingKinds} WHERE ${device} AND time > ${since}ms AND seq < ${first.seq}`), first.policyId)
+      return storedReadings(first, 'driving', [first.deviceId], since, `seq < ${first.seq}`)
     },
     onError(err, deviceId) {
       restoreFailures.inc()
       log.error({ err, deviceId }, 'cannot read the device\'s open trip from InfluxDB; its trip restarts here')
     },
   }
-  const driving$ = deps.readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs, openTrips), share())
+  const driving$ = readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs, openTrips), share())
   const events$ = driving$.pipe(
     filter((o) => 'event' in o),
     map((o): PolicyEvent => o.event),
@@ -84,8 +93,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   })
 
   const readHistory = async (policyId: string, beforeTs: number): Promise<DrivingDay[]> => {
-    const since = (dayOf(beforeTs) - HISTORY_DAYS + 1) * 86_400_000
-    const series = await deps.influx.query(`SELECT * FROM trip WHERE policy_id = ${quoteString(policyId)} AND time >= ${since}ms AND time < ${beforeTs}ms`)
+    const series = await deps.influx.query(`SELECT * FROM trip WHERE policy_id = ${quoteString(policyId)} AND time >= ${windowStart(beforeTs)}ms AND time < ${beforeTs}ms`)
     const rows = series.flatMap((s) => s.values.map((v) => ({
       from: Number(v[0]),
       fields: Object.fromEntries(s.columns.map((c, i) => [c, typeof v[i] === 'number' ? v[i] : null])) as Record<string, number | null>,
@@ -94,19 +102,18 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   }
 
   // Health and home: when a policy first appears, its closed days come back from InfluxDB (the last
-  // 90 stored), and its open day from the readings of that day its devices sent before (replayed).
-  // The last stored day counts as open: a stop or an idle expiry stores the open day as it stands.
-  const days = <D extends { day_ms: number }>(subject: Subject, measurement: string, parse: (s: readonly Series[]) => D[]): DayHistory<D> => ({
+  // `keepDays` stored), and its open day from the readings of that day its devices sent before
+  // (replayed). The last stored day counts as open: a stop or an idle expiry stores it as it stands.
+  const days = <D extends { day_ms: number }>(subject: Subject, measurement: string, keepDays: number, parse: (s: readonly Series[]) => D[]): DayHistory<D> => ({
     async read(first) {
-      const stored = parse(await deps.influx.query(`SELECT * FROM ${quoteIdent(measurement)} WHERE policy_id = ${quoteString(first.policyId)} ORDER BY time DESC LIMIT 90`))
+      const stored = parse(await deps.influx.query(`SELECT * FROM ${quoteIdent(measurement)} WHERE policy_id = ${quoteString(first.policyId)} ORDER BY time DESC LIMIT ${keepDays}`))
       const openFrom = Math.max(startOfDay(first.ts) - DAY_MS, ...stored.map((d) => d.day_ms))
-      const kinds = sensors.filter((s) => s.subject === subject).map((s) => quoteIdent(s.kind)).join(', ')
-      const devices = deps.policyDevices(first.policyId).map((d) => `device_id = ${quoteString(d)}`).join(' OR ')
-      const series = devices ? await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${devices}) AND time >= ${openFrom}ms AND time <= ${first.ts}ms`) : []
+      const earlier = await storedReadings(first, subject, deps.policyDevices(first.policyId), openFrom - 1, `time <= ${first.ts}ms`)
       return {
-        days: stored.filter((d) => d.day_ms < openFrom),
+        // A first reading older than the open day (a late upload) replays nothing: the stored days all stay.
+        days: stored.filter((d) => d.day_ms < openFrom || d.day_ms > first.ts),
         // Before `first`: earlier in time, or earlier from its own device at the same time.
-        earlier: readingsFromSeries(series, first.policyId).filter((r) => r.ts < first.ts || (r.deviceId === first.deviceId && r.seq < first.seq)),
+        earlier: earlier.filter((r) => r.ts < first.ts || (r.deviceId === first.deviceId && r.seq < first.seq)),
       }
     },
     onError: (err, policyId) => {
@@ -114,8 +121,8 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       log.error({ err, policyId, measurement }, 'cannot read the policy\'s days from InfluxDB; it starts without them')
     },
   })
-  const health$ = deps.readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health', 'health_day', healthDaysFromSeries)), share())
-  const home$ = deps.readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home', 'home_day', homeDaysFromSeries)), share())
+  const health$ = readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health', 'health_day', defaultHealthConfig.keepDays, healthDaysFromSeries)), share())
+  const home$ = readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home', 'home_day', defaultHomeConfig.keepDays, homeDaysFromSeries)), share())
   health$.subscribe((o) => o.kind === 'day' && deps.influx.write([healthDayLine(o.policyId, o.day)]))
   home$.subscribe((o) => o.kind === 'day' && deps.influx.write([homeDayLine(o.policyId, o.day)]))
   const living$: Observable<PolicyOutput<unknown>> = merge(health$, home$)
@@ -177,8 +184,7 @@ export function drivingScoreInputs(
             }
           }
           days = addTrip(days, trip)
-          const asOf = dayOf(trip.to)
-          return [{ policyId: trip.policyId, subject: 'driving', window: { from: (asOf - HISTORY_DAYS + 1) * 86_400_000, to: trip.to }, ...drivingWindows(days, asOf) }]
+          return [drivingScoreInput(days, trip)]
         }),
         mergeMap((inputs) => inputs),
       )

@@ -12,14 +12,15 @@
  *
  * Per device, the tracker owns one of each detector (manoeuvres, speeding, phone handling, crash)
  * and adds the speed-based ones that need no IMU: harsh braking and acceleration from the speed
- * change (only when the device sends no IMU, which sees them better), harsh lateral acceleration
- * from GPS heading change, night driving and continuous driving. Every event a trip's readings
+ * change (which also stand in for the IMU's `harsh_longitudinal` whenever speed is around it, as
+ * speed says which of the two it was), harsh lateral acceleration from GPS heading change, night
+ * driving and continuous driving. Every event a trip's readings
  * produce is counted in the trip when it closes, because closing a trip flushes the detectors.
  */
-import { catchError, defer, filter, map, of, tap, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { defer, filter, map, tap, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import type { Reading } from '../ingest/index.ts'
 import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
-import { perKey } from './per-key.ts'
+import { perKey, restored, type Restore } from './per-key.ts'
 
 /** How trips are cut and the speed-based events detected. */
 export interface TripConfig {
@@ -333,22 +334,18 @@ function haversine_km(a: { lat_deg: number; lon_deg: number }, b: { lat_deg: num
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000
 
-/** Where a device's open trip comes back from after a restart (the readings an earlier run took). */
-export interface OpenTripSource {
-  /** The device's readings since its last stored trip that came before `first` (its first reading in this run). */
-  read(first: Reading): Promise<Reading[]>
-  /** The read failed: the device starts without them (its open trip is cut where this run began). */
-  onError(err: unknown, deviceId: string): void
-}
+/** Where a device's open trip comes back from after a restart: its readings since its last stored trip that came before `first`, its first reading in this run. A failed read cuts the open trip where this run began. */
+export type OpenTripSource = Restore<Reading[]>
 
 /**
  * Stage: driving readings of many devices → their events and trips. One tracker per device, with
  * its own detectors from `detectors`; a device silent for `idleMs` ends its trip and leaves memory.
  *
  * With `openTrips`, a trip still open when the stream ends (the service stops) is left open, not
- * cut short: when the device's next reading comes, in this run or the next, its tracker is rebuilt
- * by replaying the readings `openTrips` gives back, with their outputs discarded as they went out
- * before. Without it, the stream's end closes every open trip.
+ * cut short: when the device's first reading of the next run comes, its tracker is rebuilt by
+ * replaying the readings `openTrips` gives back, with their outputs discarded as they went out
+ * before. (A device back from idling has had its trip closed: it starts afresh, without a read.)
+ * Without it, the stream's end closes every open trip.
  */
 export function trackTrips(
   cfg: TripConfig,
@@ -359,15 +356,13 @@ export function trackTrips(
 ): OperatorFunction<Reading, TripOutput> {
   return (readings$) => defer(() => {
     let stopping = false
+    const seen = new Set<string>() // devices that have had their first reading in this run
     return readings$.pipe(
       tap({ complete: () => (stopping = !!openTrips) }),
       filter((r) => r.subject === 'driving'),
       perKey({
         key: (r) => r.deviceId,
-        create: (first) => (openTrips
-          ? defer(() => openTrips.read(first)).pipe(catchError((err) => (openTrips.onError(err, first.deviceId), of([]))))
-          : of([]) // synchronous: without openTrips, outputs leave in the frame of their reading
-        ).pipe(map((earlier) => {
+        create: (first) => restored(seen.has(first.deviceId) ? undefined : (seen.add(first.deviceId), openTrips), first, first.deviceId, []).pipe(map((earlier) => {
           const tracker = tripTracker(cfg, first.deviceId, first.policyId, detectors(first.deviceId, first.policyId))
           for (const r of earlier) tracker.push(r) // their outputs went out in the run that took them
           return tracker
