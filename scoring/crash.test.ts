@@ -131,11 +131,15 @@ t.test('simulated crashes: exactly one event each, within 1 s of the impact, wit
 
 t.test('simulated normal driving: no crash event in 10 days of each persona, harsh braking and phone handling included', (t) => {
   for (const imuHz of [10, 100]) {
+    let harshAll = 0, phoneAll = 0
     for (const persona of personas) {
       const { readings, trips } = simulate(persona, 5, { imuHz, days: 10 })
       const harsh = trips.flatMap((trip) => trip.harsh).length
+      harshAll += harsh
+      phoneAll += trips.reduce((n, trip) => n + trip.phoneHandling.length, 0)
       t.same(pushes(readings).flat(), [], `${imuHz} Hz, '${persona}': ${trips.length} trips, ${harsh} harsh events as driven, no crash`)
     }
+    t.ok(harshAll > 0 && phoneAll > 0, `${imuHz} Hz: ${harshAll} harsh events and ${phoneAll} phone-handling episodes were driven`)
   }
   t.end()
 })

@@ -25,6 +25,7 @@ t.test('onnxruntime computes the GLM: exp(intercept + Σ coefficient·feature)',
     const want = Math.exp(drivingFrequencyGlm.intercept + row.reduce((a, x, j) => a + x * drivingFrequencyGlm.coefficients[j]!, 0))
     t.ok(Math.abs(got[i]! - want) / want < 1e-6, `row ${i}: ${got[i]} ≈ ${want}`)
   })
+  t.same(rows[1], drivingFrequency.features.map((f) => f.baseline), 'row 1 is the baseline')
   t.equal(model.baselineFrequency, got[1], 'the baseline frequency is the model at the baseline features')
 })
 
@@ -65,5 +66,5 @@ t.test('a model that does not match its definition is refused at load, with the 
   writeFileSync(join(tmp, 'garbage.onnx'), 'not a model')
   await t.rejects(loadModel(drivingFrequency, join(tmp, 'garbage.onnx')), { code: 'MODEL_INVALID', message: /not a valid ONNX model/ })
   await t.rejects(loadModel(drivingFrequency, join(tmp, 'missing.onnx')), { code: 'MODEL_INVALID', message: /cannot read the model file/ })
-  t.ok(await loadModel(drivingFrequency, modelPath(drivingFrequency)), 'the shipped model and its card load')
+  await t.resolves(loadModel(drivingFrequency, modelPath(drivingFrequency)), 'the shipped model and its card load')
 })

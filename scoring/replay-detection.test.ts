@@ -43,7 +43,9 @@ t.test('the labelled trips replayed through MQTT, ingest and scoring: harsh even
   }))
   const table = qualityTable(quality)
   t.comment(`\n${table}`)
+  t.same(quality.rows.map((r) => r.type), ['harsh_longitudinal', 'harsh_lateral'], 'a row for each labelled type')
   for (const row of quality.rows) {
+    t.ok(row.labels > 0 && row.detections > 0, `${row.type}: ${row.labels} labels, ${row.detections} detections (precision and recall of nothing would read 1)`)
     t.ok(row.precision >= 0.9, `${row.type}: precision ${row.precision.toFixed(2)} (${row.correct} of ${row.detections} detections correct)`)
     t.ok(row.recall >= 0.9, `${row.type}: recall ${row.recall.toFixed(2)} (${row.found} of ${row.labels} labels found)`)
   }

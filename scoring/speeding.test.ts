@@ -102,11 +102,17 @@ t.test('on the simulated city: seconds of speeding per trip against the ground t
     const readings = [...driveVehicle(city, { persona, places: choosePlaces(city, drivingPersonas.average, 21), seed: 21 }, { startTs: Date.UTC(2026, 0, 5), days: 7, imuHz: 0 }, (trip) => trips.push(trip))]
     const d = speedingDetector(cfg, map, 'car-1', 'pol-1')
     const seconds = trips.map(() => 0)
-    const count = (e: PolicyEvent) => void (seconds[trips.findIndex((trip) => e.from >= trip.startTs && e.from <= trip.endTs)]! += e.evidence.samples!)
+    let outsideTrips = 0
+    const count = (e: PolicyEvent) => {
+      const i = trips.findIndex((trip) => e.from >= trip.startTs && e.from <= trip.endTs)
+      if (i < 0) outsideTrips++
+      else seconds[i]! += e.evidence.samples!
+    }
     for (const r of readings) {
       d.push({ deviceId: 'car-1', policyId: 'pol-1', kind: r.kind, subject: 'driving', seq: 0, ts: r.ts, receivedAt: r.ts, fields: r.body as Reading['fields'] }).forEach(count)
       if (r.kind === 'status' && r.body.ignition_on === false) d.flush().forEach(count)
     }
+    t.equal(outsideTrips, 0, `${persona}: no speeding outside a trip`)
     return { trips, seconds, truth_s: trips.reduce((n, trip) => n + trip.speeding_s, 0), detected_s: seconds.reduce((n, s) => n + s, 0) }
   }
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
