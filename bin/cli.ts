@@ -2,12 +2,11 @@
  * `ubiq`: one command for operators (start, audit), demos (demo) and fleets (sim).
  * Errors of configuration and startup print their code and reason and exit non-zero.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
-import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import {
   cityGeoJson, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
