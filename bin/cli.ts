@@ -18,6 +18,7 @@ import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
 import { auditLogFile, startPipeline } from './pipeline.ts'
 import { showProgress } from './progress.ts'
+import { train, trainingReport, writePortfolio } from './train.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
 
@@ -27,6 +28,10 @@ Usage:
   ubiq sim [options]             simulated policyholders' cars, wearables and homes publishing to MQTT_URL
   ubiq sim replay [options]      publish real recorded trips as one phone's IMU stream to MQTT_URL
   ubiq sim map --out FILE        the simulated city's roads and speed limits as GeoJSON (a road map for ROAD_MAP)
+  ubiq sim portfolio --out DIR   a training portfolio: simulated policies' features (from scoring's own code),
+                                 true claim frequencies and drawn claims, as driving.csv, health.csv, home.csv
+  ubiq train --portfolio DIR     fit the driving, health and home claim-frequency models on a portfolio; writes
+                                 each as ONNX with its model card and prints ranking and calibration
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
   ubiq audit verify [options]    check the premium audit log's hash chain; names the first bad record
   ubiq help                      this text
@@ -62,6 +67,23 @@ Options (sim map):
   --out FILE                     where to write the GeoJSON FeatureCollection
   --seed N                       the city of this fleet seed (default 1)
 
+Options (sim portfolio):
+  --out DIR                      where to write the CSV files
+  --policies N                   simulated policies, each with a car, a wearable and a home (default 600)
+  --driving-days D               days of driving observed per policy (default 14)
+  --days D                       days of wearable and home data per policy (default 90)
+  --years Y                      years of claims history drawn per policy (default 100: the claim counts
+                                 of a portfolio a hundred times larger with the same behaviour)
+  --start TIME                   start of the observed days, ISO 8601 (default 2026-01-05, a winter)
+  --seed N                       fleet and claims seed (default 1)
+  --imu-hz N                     vehicles' IMU rate, 10–100 Hz (default 10)
+
+Options (train):
+  --portfolio DIR                the portfolio's CSV files (ubiq sim portfolio writes them)
+  --out DIR                      where to write the models and cards (default models)
+  --version V                    the models' version (default: one above the highest in --out and the shipped ones)
+  Exit code 1 when a model misses the quality goals (Gini ratio ≥ 0.9, every decile within ±10%).
+
 Options (audit verify):
   --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR)
 
@@ -77,12 +99,14 @@ class UsageError extends Error {
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
-  if (!['start', 'demo', 'sim', 'broker-config', 'audit'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train'].includes(command)) throw new UsageError(`unknown command "${command}"`)
   if (command === 'audit' && rest[0] !== 'verify') throw new UsageError(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
-  const sub = command === 'audit' || (command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map')) ? rest[0] : undefined
+  const sub = command === 'audit' || (command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map' || rest[0] === 'portfolio')) ? rest[0] : undefined
   const replay = sub === 'replay'
   const opts = sub ? parseOptions(`${command} ${sub}`, rest.slice(1)) : parseOptions(command, rest)
   if (sub === 'map') return writeCityMap(opts)
+  if (sub === 'portfolio') return simPortfolio(opts)
+  if (command === 'train') return trainCommand(opts)
   const cfg = readConfig(process.env)
   if (command === 'audit') return verifyAuditCommand(cfg, opts)
   const logger = pino(
@@ -114,6 +138,11 @@ interface Options {
   faults?: FaultConfig
   export?: string
   start?: number
+  policies: number
+  drivingDays: number
+  years: number
+  portfolio?: string
+  version?: string
 }
 
 function parseOptions(command: string, args: string[]): Options {
@@ -124,6 +153,8 @@ function parseOptions(command: string, args: string[]): Options {
     sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'faults', 'connections', 'export', 'write-registry'],
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
     'sim map': ['out', 'seed'],
+    'sim portfolio': ['out', 'policies', 'driving-days', 'days', 'years', 'start', 'seed', 'imu-hz'],
+    train: ['portfolio', 'out', 'version'],
     'broker-config': ['out', 'port'],
     'audit verify': ['file'],
   }
@@ -153,8 +184,13 @@ function parseOptions(command: string, args: string[]): Options {
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     speedup: number('speedup', { 'sim replay': 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     devices: number('devices', 30, (n) => Number.isInteger(n) && n >= 1 && n <= 100_000, 'a whole number from 1 to 100000'),
-    days: number('days', 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
-    imuHz: number('imu-hz', 25, (n) => n === 0 || (Number.isInteger(n) && n >= 10 && n <= 100), '0 or a whole number from 10 to 100'),
+    days: number('days', command === 'sim portfolio' ? 90 : 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
+    drivingDays: number('driving-days', 14, (n) => Number.isInteger(n) && n >= 1 && n <= 90, 'a whole number of days from 1 to 90'),
+    policies: number('policies', 600, (n) => Number.isInteger(n) && n >= 30 && n <= 100_000, 'a whole number from 30 to 100000'),
+    years: number('years', 100, (n) => n > 0 && n <= 10_000, 'a number of years above 0, at most 10000'),
+    portfolio: typeof values.portfolio === 'string' ? values.portfolio : undefined,
+    version: typeof values.version === 'string' ? values.version : undefined,
+    imuHz: number('imu-hz', command === 'sim portfolio' ? 10 : 25, (n) => n === 0 || (Number.isInteger(n) && n >= 10 && n <= 100), '0 or a whole number from 10 to 100'),
     connections: number('connections', 10_000, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     faults: typeof values.faults === 'string' ? parseFaults(values.faults) : undefined,
     export: typeof values.export === 'string' ? values.export : undefined,
@@ -212,6 +248,27 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     process.stdout.write(`\nubiq demo: ${fleet.length} simulated vehicles are driving.\n` +
       `  Live scores: ${url}/?policy=${fleet[0]!.policyId}\n  Metrics:     ${url}/metrics\n  Stop with Ctrl-C.\n\n`)
   }
+}
+
+/** `ubiq sim portfolio`: simulates and writes a training portfolio. */
+async function simPortfolio(opts: Options): Promise<void> {
+  if (!opts.out) throw new UsageError('ubiq sim portfolio needs --out DIR')
+  if (opts.imuHz === 0) throw new UsageError('--imu-hz must be 10–100 for a portfolio: phone handling and manoeuvres are features')
+  const dir = resolve(opts.out)
+  const spec = { policies: opts.policies, days: { driving: opts.drivingDays, health: opts.days, home: opts.days }, years: opts.years, startTs: opts.start ?? Date.UTC(2026, 0, 5), seed: opts.seed, imuHz: opts.imuHz }
+  const rows = await writePortfolio(spec, dir)
+  const claims = rows.reduce((a, r) => a + r.claims, 0)
+  process.stdout.write(`wrote ${dir}/{driving,health,home}.csv: ${rows.length} rows, ${claims} claims over ${opts.years} years per policy\n  Next: ubiq train --portfolio ${opts.out}\n`)
+}
+
+/** `ubiq train`: fits and writes the models; exit code 1 when one misses the quality goals. */
+function trainCommand(opts: Options): void {
+  if (!opts.portfolio) throw new UsageError('ubiq train needs --portfolio DIR (ubiq sim portfolio --out DIR writes one)')
+  if (opts.version !== undefined && !/^[A-Za-z0-9._-]{1,32}$/.test(opts.version)) throw new UsageError(`--version must be 1–32 letters, digits, ".", "_" or "-", got "${opts.version}"`)
+  const out = resolve(opts.out ?? 'models')
+  const report = trainingReport(train(resolve(opts.portfolio), out, opts.version), out)
+  process.stdout.write(report.text)
+  if (!report.ok) process.exitCode = 1
 }
 
 /** `ubiq audit verify`: walks the audit log; exit code 1 and the first bad record if the chain is broken. */
@@ -345,7 +402,7 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
   const cpu = process.cpuUsage()
   const run = await runSimulation({ mqttUrl: cfg.MQTT_URL, devices, startTs, speedup: opts.speedup, connections: clients })
   const span = opts.days * DAY
-  const progress = showProgress('sim', () => ({ sent: run.sent, acknowledged: run.acknowledged, fraction: Math.min(1, Math.max(0, (run.simulatedTs - startTs) / span)) }))
+  const progress = showProgress('sim', () => ({ done: run.acknowledged, unit: 'msg', detail: `${run.sent} sent, ${run.acknowledged} acknowledged`, fraction: Math.min(1, Math.max(0, (run.simulatedTs - startTs) / span)) }))
   const t0 = Date.now()
   const finish = async () => {
     await run.stop()
@@ -405,7 +462,7 @@ async function runReplayCommand(cfg: Config, opts: Options): Promise<void> {
   const startTs = Math.round(Date.now() - spanMs * (1 - 1 / opts.speedup))
   // seq counts on from the launch time (ms), so ingest never takes a second replay for a resend of the first.
   const run = await runReplay({ mqttUrl: cfg.MQTT_URL, deviceId: opts.device, recordings, startTs, speedup: opts.speedup, firstSeq: Date.now() })
-  const progress = showProgress('replay', () => ({ sent: run.sent, acknowledged: run.acknowledged, fraction: run.acknowledged / total }))
+  const progress = showProgress('replay', () => ({ done: run.acknowledged, unit: 'msg', detail: `${run.sent} sent, ${run.acknowledged} acknowledged`, fraction: run.acknowledged / total }))
   const finish = async () => {
     await run.stop()
     progress.done(`replay: ${run.acknowledged} of ${total} imu messages acknowledged`)

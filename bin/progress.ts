@@ -1,6 +1,6 @@
 /**
- * Progress of a long run on stderr: sent and acknowledged messages, rate, and the ETA from the
- * fraction done. One line rewritten in place at a terminal; a line every 10 s otherwise (logs, CI).
+ * Progress of a long run on stderr: what is done so far, its rate, and the ETA from the fraction
+ * done. One line rewritten in place at a terminal; a line every 10 s otherwise (logs, CI).
  */
 export interface Progress {
   /** Stops reporting and prints the summary line. */
@@ -8,10 +8,13 @@ export interface Progress {
 }
 
 export interface Counts {
-  sent: number
-  acknowledged: number
+  /** Units done so far (the rate is of these), and what they are ("msg", "policies"). */
+  done: number
+  unit: string
   /** Of the whole run, 0–1. */
   fraction: number
+  /** More to show, e.g. "1200 sent, 1180 acknowledged". */
+  detail?: string
 }
 
 export function showProgress(what: string, counts: () => Counts): Progress {
@@ -20,11 +23,11 @@ export function showProgress(what: string, counts: () => Counts): Progress {
   let last = { at: started, n: 0 }
   const line = () => {
     const now = Date.now()
-    const { sent, acknowledged: n, fraction } = counts()
+    const { done: n, unit, fraction, detail } = counts()
     const rate = ((n - last.n) * 1000) / Math.max(1, now - last.at)
     last = { at: now, n }
     const eta = fraction > 0 ? `, ETA ${formatSeconds(((now - started) / 1000) * ((1 - fraction) / fraction))}` : ''
-    return `${what}: ${(100 * fraction).toFixed(1)}%, ${sent} sent, ${n} acknowledged, ${rate.toFixed(0)} msg/s${eta}`
+    return `${what}: ${(100 * fraction).toFixed(1)}%, ${detail ?? `${n} ${unit}`}, ${rate.toFixed(rate < 10 ? 1 : 0)} ${unit}/s${eta}`
   }
   const timer = setInterval(() => process.stderr.write(tty ? `\r${line()}\u001b[K` : `${line()}\n`), tty ? 1000 : 10_000)
   return {

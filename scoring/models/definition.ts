@@ -8,6 +8,8 @@ export interface FeatureDefinition {
   baseline: number
   /** Plain words for reasons ("harsh braking"). */
   label: string
+  /** The model sees log(1 + value) (rates with a long tail, such as events per 100 km). */
+  transform?: 'log1p'
 }
 
 /**
@@ -24,6 +26,11 @@ export interface ModelDefinition {
   /** ONNX output name; a float32 tensor [batch, 1] of expected annual claim frequency. */
   output: string
   features: readonly FeatureDefinition[]
+  /**
+   * A model fitted per unit of exposure (driving: per km) predicts a rate; the yearly frequency is
+   * that rate × this feature × `perYear` (km per day × 365.25), the GLM's offset.
+   */
+  exposure?: { feature: string; perYear: number }
   /** The .onnx file, relative to scoring/models/. */
   file: string
   /** The model card (intended use, data, features, limitations, fairness), relative to scoring/models/. */

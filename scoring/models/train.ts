@@ -1,0 +1,131 @@
+/**
+ * `ubiq train` (issue #6): fits a subject's claim-frequency model on a portfolio, checks it on the
+ * policies held out of the fit, and writes it as ONNX with its model card.
+ *
+ * Each feature's baseline becomes the training portfolio's median, so a reason reads against what
+ * is typical in the portfolio ("harsh braking 4.1 per 100 km (typical 1.2)").
+ */
+import type { Subject } from '../../ingest/index.ts'
+import type { FeatureDefinition, ModelDefinition } from './definition.ts'
+import { fitPoissonGlm, glmRate, poissonDeviance, type GlmFit } from './glm.ts'
+import { glmToOnnx } from './onnx.ts'
+import { modelQuality, type ModelQuality } from './quality.ts'
+
+/** One policy's subject in a training portfolio. */
+export interface TrainingRow {
+  policyId: string
+  features: Record<string, number>
+  /** Exposure of the claims: km (a model with an exposure feature) or policy-years. */
+  exposure: number
+  years: number
+  claims: number
+  /** The true expected frequency per year, when the portfolio is simulated: for checking only. */
+  expectedPerYear?: number
+  /** The simulator's persona, for the card's summary only. */
+  persona?: string
+}
+
+/** What a model is fitted on: everything of a definition but its version, files and baselines. */
+export type ModelSpec = Omit<ModelDefinition, 'version' | 'file' | 'card' | 'features'> & { features: Omit<FeatureDefinition, 'baseline'>[] }
+
+export interface TrainedModel {
+  definition: ModelDefinition
+  glm: GlmFit
+  onnx: Uint8Array
+  card: string
+  /** Fitted on, and held out. */
+  trained: number
+  heldOut: number
+  /** On the held-out policies, when the portfolio has a truth. */
+  quality?: ModelQuality
+}
+
+/** The quality goals of issue #6. */
+export const goals = { giniRatio: 0.9, calibration: 0.1 } as const
+
+/** About a third of the policies, chosen by a hash of the policy id: the same split on every run. */
+export const isHeldOut = (policyId: string) => fnv1a(policyId) % 3 === 0
+
+/** Fits `spec` on the training part of `rows`, checks it on the rest, and builds its file and card. */
+export function trainModel(spec: ModelSpec, version: string, rows: readonly TrainingRow[], source: string): TrainedModel {
+  const train = rows.filter((r) => !isHeldOut(r.policyId))
+  const test = rows.filter((r) => isHeldOut(r.policyId))
+  if (train.length < 10 * (spec.features.length + 1)) throw new Error(`${spec.subject}: ${train.length} training policies; at least ${10 * (spec.features.length + 1)} are needed for ${spec.features.length} features`)
+  const features = spec.features.map((f) => ({ ...f, baseline: median(train.map((r) => r.features[f.name] ?? 0)) }))
+  const definition: ModelDefinition = { ...spec, version, features, file: `${spec.name}@${version}.onnx`, card: `${spec.name}@${version}.md` }
+  const x = (r: TrainingRow) => features.map((f) => transformed(f, r.features[f.name] ?? f.baseline))
+  const glm = fitPoissonGlm({ x: train.map(x), claims: train.map((r) => r.claims), exposure: train.map((r) => r.exposure) })
+  const perYear = (r: TrainingRow) => (glmRate(glm, x(r)) * r.exposure) / r.years
+  const truth = test.filter((r) => r.expectedPerYear !== undefined)
+  const quality = truth.length > 0 ? modelQuality(truth.map((r) => ({ predicted: perYear(r), truth: r.expectedPerYear!, years: r.years }))) : undefined
+  const heldOutDeviance = poissonDeviance(test.map((r) => r.claims), test.map((r) => perYear(r) * r.years))
+  const card = modelCard(definition, glm, { train, test, quality, heldOutDeviance, source })
+  return { definition, glm, onnx: glmToOnnx(definition, glm, card), card, trained: train.length, heldOut: test.length, quality }
+}
+
+/** The value a model sees for a feature (its transform applied). */
+export const transformed = (f: Pick<FeatureDefinition, 'transform'>, v: number) => (f.transform === 'log1p' ? Math.log1p(Math.max(0, v)) : v)
+
+/** Whether a quality meets the goals, and if not, why. */
+export function meetsGoals(q: ModelQuality): string[] {
+  const misses: string[] = []
+  if (!(q.giniRatio >= goals.giniRatio)) misses.push(`Gini ratio ${q.giniRatio.toFixed(3)} < ${goals.giniRatio}`)
+  for (const d of q.deciles) if (!(Math.abs(d.ratio - 1) <= goals.calibration)) misses.push(`decile ${d.decile}: actual/expected ${d.ratio.toFixed(3)} outside 1 ± ${goals.calibration}`)
+  return misses
+}
+
+/** The model card: intended use, features and relativities, data, metrics, limits. */
+function modelCard(def: ModelDefinition, glm: GlmFit, d: { train: readonly TrainingRow[]; test: readonly TrainingRow[]; quality?: ModelQuality; heldOutDeviance: number; source: string }): string {
+  const claims = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.claims, 0)
+  const exposure = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.exposure, 0)
+  const years = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.years, 0)
+  const personas = new Map<string, number>()
+  for (const r of d.train) if (r.persona) personas.set(r.persona, (personas.get(r.persona) ?? 0) + 1)
+  const unit = def.exposure ? 'km' : 'policy-years'
+  const featureRows = def.features.map((f, i) => {
+    const c = glm.coefficients[i]!
+    const p90 = quantile(d.train.map((r) => r.features[f.name] ?? f.baseline), 0.9)
+    const rel = Math.exp(c * (transformed(f, p90) - transformed(f, f.baseline)))
+    return `| ${f.name} | ${f.unit} | ${f.transform ?? '–'} | ${fmt(f.baseline)} | ${c.toPrecision(4)} | ${fmt(p90)} | ${rel.toFixed(3)} |`
+  })
+  const q = d.quality
+  return [
+    `# Model card: ${def.name}@${def.version}`,
+    '',
+    `**What it predicts.** The expected number of ${subjectWords[def.subject]} claims a year for a policy, from its ${def.subject} features. ubiq turns the frequency \`f\` into a 0–100 score (higher is safer) as \`100·f0/(f0+f)\`, where \`f0\` is the model at the baseline features (the training portfolio's medians): 50 is a typical policy.`,
+    '',
+    `**Form.** A Poisson GLM with log link${def.exposure ? `, fitted per km with log(km) as offset: \`f = exp(intercept + Σ coefficient·feature) × ${def.exposure.feature} × ${def.exposure.perYear}\`` : ': `f = exp(intercept + Σ coefficient·feature)`'}, fitted by iteratively reweighted least squares (${glm.iterations} iterations, ridge 0.001 on standardised features) and written as ONNX by ubiq's own code. Features marked log1p enter as log(1 + value).`,
+    '',
+    `**Intended use.** Ranking and explaining ${def.subject} risk within a portfolio like the one it was trained on, as one input to a rating plan that caps and credibility-weights its effect. Not a decision on its own, and not for portfolios whose devices, roads or population differ without refitting.`,
+    '',
+    `**Features, in the order of the input tensor \`${def.input}\` [batch, ${def.features.length}].** Relativity at p90: the frequency factor of a policy at the training portfolio's 90th percentile of that feature against one at the median, others equal.`,
+    '',
+    '| feature | unit | transform | baseline (median) | coefficient | p90 | relativity at p90 |',
+    '|---|---|---|---|---|---|---|',
+    ...featureRows,
+    `| intercept | | | | ${glm.intercept.toPrecision(6)} | | |`,
+    '',
+    `**Training data.** ${d.source}. ${d.train.length} policies fitted (${fmt(exposure(d.train))} ${unit}, ${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
+    '',
+    `**Metrics, on the held-out policies.** Poisson deviance ${d.heldOutDeviance.toFixed(1)} on ${d.test.length} policies.` + (q ? ` Against the simulator's true expected frequencies: Gini ${q.gini.toFixed(3)}, the truth's own Gini ${q.giniTruth.toFixed(3)}, **ratio ${q.giniRatio.toFixed(3)}** (goal ≥ ${goals.giniRatio}); calibration, true over predicted claims per decile of predicted frequency (goal 1 ± ${goals.calibration}):` : ''),
+    ...(q ? ['', '| decile | policies | predicted /year | true /year | true / predicted |', '|---|---|---|---|---|', ...q.deciles.map((x) => `| ${x.decile} | ${x.policies} | ${x.predicted.toFixed(4)} | ${x.truth.toFixed(4)} | ${x.ratio.toFixed(3)} |`)] : []),
+    '',
+    `**Known limits.** Trained on simulated policies: the relativities are as good as the simulator's personas are true to life, and a feature the simulator does not vary has no effect here. A log-linear form cannot bend: a feature whose risk rises then falls is averaged. Features are a short observation of each policy; policies with little data are noisy and the rating plan's credibility weighting must account for it.`,
+    '',
+    `**Fairness.** Inputs describe behaviour and the condition of the insured thing only: no age, sex, ethnicity, postcode, health record or genetic data. Behaviour can still correlate with protected attributes; \`ubiq backtest\` reports premium differences between groups the plan does not use.`,
+    '',
+  ].join('\n')
+}
+
+const subjectWords: Record<Subject, string> = { driving: 'motor', health: 'health', home: 'home' }
+const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(3))
+function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0
+}
+const median = (xs: readonly number[]) => quantile(xs, 0.5)
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
