@@ -148,12 +148,11 @@ export interface PortfolioSpec extends PortfolioOptions {
  */
 export async function runPortfolio(spec: PortfolioSpec, onPolicy: (done: number) => void = () => {}): Promise<PortfolioRow[]> {
   const workers = Math.max(1, Math.min(availableParallelism(), spec.policies))
-  // Workers need the TypeScript loader the main thread runs under.
-  const execArgv = ['--import', import.meta.resolve('tsx')]
   let done = 0
   const parts = await Promise.all(Array.from({ length: workers }, (_, k) => new Promise<PortfolioRow[]>((resolve, reject) => {
     const rows: PortfolioRow[] = []
-    const worker = new Worker(new URL(import.meta.url), { workerData: { portfolio: spec, part: k, parts: workers }, execArgv })
+    // The worker registers the TypeScript loader, then runs this module's worker part below.
+    const worker = new Worker(new URL('./portfolio-worker.js', import.meta.url), { workerData: { portfolio: spec, part: k, parts: workers } })
     worker.on('message', (m: { rows: PortfolioRow[] }) => {
       rows.push(...m.rows)
       onPolicy(++done)
@@ -209,7 +208,7 @@ export function readPortfolioCsv(text: string, subject: Subject, file: string): 
       persona: at('persona') ?? '',
       features,
       years: num('years', (n) => n > 0),
-      exposure: num('exposure', (n) => n > 0),
+      exposure: num('exposure', (n) => n >= 0),
       expectedPerYear: cols.includes('expected_claims_per_year') ? num('expected_claims_per_year', (n) => n >= 0) : NaN,
       claims: num('claims', (n) => Number.isInteger(n) && n >= 0),
     }

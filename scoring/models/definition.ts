@@ -8,8 +8,11 @@ export interface FeatureDefinition {
   baseline: number
   /** Plain words for reasons ("harsh braking"). */
   label: string
-  /** The model sees log(1 + value) (rates with a long tail, such as events per 100 km). */
-  transform?: 'log1p'
+  /**
+   * The model sees log(1 + log1pScale · value): rates with a long tail (events per 100 km), or
+   * small shares where being above zero matters more than how far (scaled to per mille).
+   */
+  log1pScale?: number
 }
 
 /**
@@ -39,3 +42,6 @@ export interface ModelDefinition {
 
 /** `name@version`, as scores and premiums record it. */
 export const modelId = (def: ModelDefinition) => `${def.name}@${def.version}`
+
+/** The value a model's core sees for a feature: its log1pScale applied, as the ONNX graph does. */
+export const transformed = (f: Pick<FeatureDefinition, 'log1pScale'>, v: number) => (f.log1pScale ? Math.log1p(f.log1pScale * Math.max(0, v)) : v)

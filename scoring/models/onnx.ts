@@ -2,7 +2,7 @@
  * Writes frequency models as ONNX graphs, with the project's own code and no downloaded weights.
  * Every graph has the same frame around its core:
  *
- *   features [N,F] → log1p of the features the definition marks → core → log rate [N,1]
+ *   features [N,F] → log(1 + scale·x) of the features the definition scales → core → log rate [N,1]
  *     (+ log(exposure feature × per year), when the definition has one) → Exp → frequency [N,1]
  *
  * The core is a GLM (MatMul, Add) or a tree ensemble (ai.onnx.ml TreeEnsembleRegressor). The
@@ -51,17 +51,19 @@ export function frequencyModelToOnnx(def: ModelDefinition, core: Core, card?: st
   const nodes: Node[] = []
   const initializers: Tensor[] = [...core.initializers]
   let features = def.input
-  // log1p where marked: x + mask·(log(1 + max(x, 0)) − x), elementwise over the columns.
-  const mask = def.features.map((x) => (x.transform === 'log1p' ? 1 : 0))
+  // log(1 + scale·x) where a scale is set: x + mask·(log(1 + scale·max(x, 0)) − x), elementwise over the columns.
+  const mask = def.features.map((x) => (x.log1pScale ? 1 : 0))
   if (mask.some((m) => m === 1)) {
     initializers.push(
       { name: 'log1p_mask', dataType: FLOAT, dims: [f], floatData: mask },
+      { name: 'log1p_scale', dataType: FLOAT, dims: [f], floatData: def.features.map((x) => x.log1pScale ?? 0) },
       { name: 'zero', dataType: FLOAT, dims: [], floatData: [0] },
       { name: 'one', dataType: FLOAT, dims: [], floatData: [1] },
     )
     nodes.push(
       { opType: 'Max', input: [def.input, 'zero'], output: ['nonnegative'], name: 'nonnegative' },
-      { opType: 'Add', input: ['nonnegative', 'one'], output: ['plus_one'], name: 'plus_one' },
+      { opType: 'Mul', input: ['nonnegative', 'log1p_scale'], output: ['scaled'], name: 'scaled' },
+      { opType: 'Add', input: ['scaled', 'one'], output: ['plus_one'], name: 'plus_one' },
       { opType: 'Log', input: ['plus_one'], output: ['log1p'], name: 'log1p' },
       { opType: 'Sub', input: ['log1p', def.input], output: ['log1p_change'], name: 'log1p_change' },
       { opType: 'Mul', input: ['log1p_change', 'log1p_mask'], output: ['masked_change'], name: 'masked_change' },

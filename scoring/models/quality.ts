@@ -6,8 +6,9 @@
  *   true expected claims. The same with policies sorted by the true frequency gives the best Gini
  *   any model could reach on these policies; the ratio of the two says how much of the ranking the
  *   model found (1: all of it).
- * - Calibration: policies in ten groups of equal policy-years by predicted frequency; in each, the
- *   true expected claims over the predicted ones (1: exact).
+ * - Calibration: policies in ten groups of equal policy-years by predicted frequency (policies with
+ *   the same prediction stay together, so a group may be empty); in each, the true expected claims
+ *   over the predicted ones (1: exact).
  *
  * The truth here is the expected frequency, not drawn claims: a few thousand claims would hide a
  * 10% error in a decile behind Poisson noise.
@@ -40,17 +41,33 @@ export interface ModelQuality {
   worstCalibration: number
 }
 
+/**
+ * Policies sorted by `by`, in blocks of equal value: a model cannot order policies it gives the
+ * same frequency, so a block is one step of the Lorenz curve and is never split between deciles.
+ */
+function blocks(rows: readonly Scored[], by: (r: Scored) => number): Scored[][] {
+  const sorted = [...rows].sort((a, b) => by(a) - by(b))
+  const out: Scored[][] = []
+  for (const r of sorted) {
+    const last = out.at(-1)
+    if (last && by(last[0]!) === by(r)) last.push(r)
+    else out.push([r])
+  }
+  return out
+}
+
+const years = (rows: readonly Scored[]) => rows.reduce((a, r) => a + r.years, 0)
+const claims = (rows: readonly Scored[]) => rows.reduce((a, r) => a + r.truth * r.years, 0)
+
 /** Gini of the truth's claims when policies are ordered by `by`. */
 export function gini(rows: readonly Scored[], by: (r: Scored) => number): number {
-  const sorted = [...rows].sort((a, b) => by(a) - by(b) || a.truth - b.truth)
-  const totalYears = sorted.reduce((a, r) => a + r.years, 0)
-  const totalClaims = sorted.reduce((a, r) => a + r.truth * r.years, 0)
-  let x = 0, y = 0, area = 0
-  for (const r of sorted) {
-    const dx = r.years / totalYears
-    const dy = (r.truth * r.years) / totalClaims
+  const totalYears = years(rows)
+  const totalClaims = claims(rows)
+  let y = 0, area = 0
+  for (const block of blocks(rows, by)) {
+    const dx = years(block) / totalYears
+    const dy = claims(block) / totalClaims
     area += dx * (y + dy / 2)
-    x += dx
     y += dy
   }
   return 1 - 2 * area
@@ -60,19 +77,18 @@ export function gini(rows: readonly Scored[], by: (r: Scored) => number): number
 export function modelQuality(rows: readonly Scored[]): ModelQuality {
   const g = gini(rows, (r) => r.predicted)
   const gTruth = gini(rows, (r) => r.truth)
-  const sorted = [...rows].sort((a, b) => a.predicted - b.predicted)
-  const totalYears = sorted.reduce((a, r) => a + r.years, 0)
+  const totalYears = years(rows)
   const groups: Scored[][] = Array.from({ length: 10 }, () => [])
   let seen = 0
-  for (const r of sorted) {
-    groups[Math.min(9, Math.floor(((seen + r.years / 2) / totalYears) * 10))]!.push(r)
-    seen += r.years
+  for (const block of blocks(rows, (r) => r.predicted)) {
+    const y = years(block)
+    groups[Math.min(9, Math.floor(((seen + y / 2) / totalYears) * 10))]!.push(...block)
+    seen += y
   }
-  const deciles = groups.filter((g) => g.length > 0).map((g, i) => {
-    const years = g.reduce((a, r) => a + r.years, 0)
-    const predicted = g.reduce((a, r) => a + r.predicted * r.years, 0) / years
-    const truth = g.reduce((a, r) => a + r.truth * r.years, 0) / years
-    return { decile: i + 1, policies: g.length, predicted, truth, ratio: truth / predicted }
+  const deciles = groups.map((g, i) => ({ g, decile: i + 1 })).filter(({ g }) => g.length > 0).map(({ g, decile }) => {
+    const predicted = g.reduce((a, r) => a + r.predicted * r.years, 0) / years(g)
+    const truth = claims(g) / years(g)
+    return { decile, policies: g.length, predicted, truth, ratio: truth / predicted }
   })
   const worst = deciles.reduce((w, d) => (Math.abs(d.ratio - 1) > Math.abs(w) ? d.ratio - 1 : w), 0)
   return { policies: rows.length, gini: g, giniTruth: gTruth, giniRatio: g / gTruth, deciles, worstCalibration: worst }

@@ -1,6 +1,7 @@
 /**
  * What `ubiq train` fits for each subject: the features of the shipped models, with the form a
- * fitted model needs. Rates with a long tail (events per 100 km, leaks a year) enter as log(1 + x);
+ * fitted model needs. Rates with a long tail (events per 100 km, leaks a year) enter as log(1 + x),
+ * the small share of humid time as log(1 + per mille);
  * driving is fitted per km driven (the exposure offset) and scaled to a year by km per day.
  */
 import type { Subject } from '../../ingest/index.ts'
@@ -10,15 +11,15 @@ import { healthFrequency } from './health-frequency.ts'
 import { homeFrequency } from './home-frequency.ts'
 import type { ModelSpec } from './train.ts'
 
-const longTail = new Set([
-  'harsh_braking_per_100km', 'harsh_acceleration_per_100km', 'harsh_lateral_per_100km', 'phone_min_per_100km', 'km_per_day',
-  'leaks_per_year', 'smoke_events_per_year', 'freeze_hours_per_30d',
-])
+const log1pScale: Record<string, number> = {
+  harsh_braking_per_100km: 1, harsh_acceleration_per_100km: 1, harsh_lateral_per_100km: 1, phone_min_per_100km: 1, km_per_day: 1,
+  leaks_per_year: 1, smoke_events_per_year: 1, freeze_hours_per_30d: 1, humidity_share: 1000,
+}
 
 const spec = ({ version, file, card, features, ...rest }: ModelDefinition, extra: Partial<ModelSpec> = {}): ModelSpec => ({
   ...rest,
   ...extra,
-  features: features.map(({ baseline, ...f }) => (longTail.has(f.name) ? { ...f, transform: 'log1p' as const } : f)),
+  features: features.map(({ baseline, ...f }) => (log1pScale[f.name] ? { ...f, log1pScale: log1pScale[f.name] } : f)),
 })
 
 export const trainingSpecs: Readonly<Record<Subject, ModelSpec>> = {

@@ -6,7 +6,7 @@
  * is typical in the portfolio ("harsh braking 4.1 per 100 km (typical 1.2)").
  */
 import type { Subject } from '../../ingest/index.ts'
-import type { FeatureDefinition, ModelDefinition } from './definition.ts'
+import { transformed, type FeatureDefinition, type ModelDefinition } from './definition.ts'
 import { fitPoissonGlm, glmRate, poissonDeviance, type GlmFit } from './glm.ts'
 import { glmToOnnx } from './onnx.ts'
 import { modelQuality, type ModelQuality } from './quality.ts'
@@ -63,9 +63,6 @@ export function trainModel(spec: ModelSpec, version: string, rows: readonly Trai
   return { definition, glm, onnx: glmToOnnx(definition, glm, card), card, trained: train.length, heldOut: test.length, quality }
 }
 
-/** The value a model sees for a feature (its transform applied). */
-export const transformed = (f: Pick<FeatureDefinition, 'transform'>, v: number) => (f.transform === 'log1p' ? Math.log1p(Math.max(0, v)) : v)
-
 /** Whether a quality meets the goals, and if not, why. */
 export function meetsGoals(q: ModelQuality): string[] {
   const misses: string[] = []
@@ -86,7 +83,7 @@ function modelCard(def: ModelDefinition, glm: GlmFit, d: { train: readonly Train
     const c = glm.coefficients[i]!
     const p90 = quantile(d.train.map((r) => r.features[f.name] ?? f.baseline), 0.9)
     const rel = Math.exp(c * (transformed(f, p90) - transformed(f, f.baseline)))
-    return `| ${f.name} | ${f.unit} | ${f.transform ?? '–'} | ${fmt(f.baseline)} | ${c.toPrecision(4)} | ${fmt(p90)} | ${rel.toFixed(3)} |`
+    return `| ${f.name} | ${f.unit} | ${f.log1pScale ? `log(1 + ${f.log1pScale}·x)` : '–'} | ${fmt(f.baseline)} | ${c.toPrecision(4)} | ${fmt(p90)} | ${rel.toFixed(3)} |`
   })
   const q = d.quality
   return [
@@ -94,7 +91,7 @@ function modelCard(def: ModelDefinition, glm: GlmFit, d: { train: readonly Train
     '',
     `**What it predicts.** The expected number of ${subjectWords[def.subject]} claims a year for a policy, from its ${def.subject} features. ubiq turns the frequency \`f\` into a 0–100 score (higher is safer) as \`100·f0/(f0+f)\`, where \`f0\` is the model at the baseline features (the training portfolio's medians): 50 is a typical policy.`,
     '',
-    `**Form.** A Poisson GLM with log link${def.exposure ? `, fitted per km with log(km) as offset: \`f = exp(intercept + Σ coefficient·feature) × ${def.exposure.feature} × ${def.exposure.perYear}\`` : ': `f = exp(intercept + Σ coefficient·feature)`'}, fitted by iteratively reweighted least squares (${glm.iterations} iterations, ridge 0.001 on standardised features) and written as ONNX by ubiq's own code. Features marked log1p enter as log(1 + value).`,
+    `**Form.** A Poisson GLM with log link${def.exposure ? `, fitted per km with log(km) as offset: \`f = exp(intercept + Σ coefficient·feature) × ${def.exposure.feature} × ${def.exposure.perYear}\`` : ': `f = exp(intercept + Σ coefficient·feature)`'}, fitted by iteratively reweighted least squares (${glm.iterations} iterations, ridge 0.001 on standardised features) and written as ONNX by ubiq's own code. Features with a transform enter as log(1 + scale·value).`,
     '',
     `**Intended use.** Ranking and explaining ${def.subject} risk within a portfolio like the one it was trained on, as one input to a rating plan that caps and credibility-weights its effect. Not a decision on its own, and not for portfolios whose devices, roads or population differ without refitting.`,
     '',

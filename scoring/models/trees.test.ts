@@ -131,7 +131,7 @@ t.test('with an exposure feature, the graph multiplies the rate by km per day ×
 })
 
 t.test('features marked log1p: the trees are fitted on the values the graph feeds them', async (t) => {
-  const marked: ModelDefinition = { ...def, name: 'driving-trees-log1p', features: def.features.map((f) => (f.name === 'phone_min_per_100km' || f.name === 'km_per_day' ? { ...f, transform: 'log1p' as const } : f)) }
+  const marked: ModelDefinition = { ...def, name: 'driving-trees-log1p', features: def.features.map((f) => (f.name === 'phone_min_per_100km' || f.name === 'km_per_day' ? { ...f, log1pScale: 1 } : f)) }
   // A rate that depends on distance too: the trees must split on log1p(km per day).
   const rnd = random(5)
   const x = Array.from({ length: 5000 }, () => row(rnd))

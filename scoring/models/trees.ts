@@ -12,13 +12,13 @@
  *
  * The trees see the values the ONNX graph feeds its core: rows as float32 (thresholds and leaves are
  * float32 values, so JavaScript and onnxruntime send every row down the same branches), and, for a
- * definition that marks features `log1p`, transformed values: fit on `applyTransforms(def, row)`.
+ * definition that gives features a `log1pScale`, transformed values: fit on `applyTransforms(def, row)`.
  * (The graph computes log1p in float32, so a transformed value within a few float32 steps of a
  * threshold may take the other branch there.)
  */
 import onnxProto from 'onnx-proto'
 import type { GlmData } from './glm.ts'
-import type { ModelDefinition } from './definition.ts'
+import { transformed, type ModelDefinition } from './definition.ts'
 import type { Core } from './onnx.ts'
 
 /** A split (float32(x[feature]) ≤ threshold → `left`, else `right`; node indices) or a leaf (a log-rate contribution). */
@@ -33,7 +33,7 @@ export interface TreeEnsemble {
 
 /** The features as the core of a definition's graph sees them: log1p(max(x, 0)) where marked. */
 export const applyTransforms = (def: ModelDefinition, row: readonly number[]) =>
-  row.map((v, j) => (def.features[j]?.transform === 'log1p' ? Math.log1p(Math.max(v, 0)) : v))
+  row.map((v, j) => transformed(def.features[j]!, v))
 
 /**
  * Fits the ensemble (deterministic). Rows hold the definition's features in its order, as the core
