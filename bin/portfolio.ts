@@ -17,13 +17,12 @@ import {
   type City, type SimPolicy, type StreamOptions,
 } from '../edge-sim/index.ts'
 import {
-  addTrip, dayOf, defaultHealthConfig, defaultHomeConfig, defaultTripConfig, drivingFeatures, healthAccumulator, HISTORY_DAYS,
+  addTrip, DAY_MS, dayOf, defaultHealthConfig, defaultHomeConfig, defaultTripConfig, drivingFeatures, healthAccumulator, HISTORY_DAYS,
   homeAccumulator, roadMap, tripTracker, type DrivingDay,
 } from '../scoring/index.ts'
 import { vehicleDetectors } from './pipeline.ts'
 
 const YEAR_DAYS = 365.25
-const DAY_MS = 86_400_000
 
 /** One policy's subject, as a model is trained and checked on it. */
 export interface PortfolioRow {
@@ -129,10 +128,10 @@ function policyFeatures(city: City, policy: SimPolicy, opts: PortfolioOptions, d
   }
 }
 
-/** Inner or outer city, by where the policyholder lives (or their wearable's policy number, without a car). */
+/** Inner or outer city, by where the policyholder lives (known from the car's home place). */
 function region(city: City, policy: SimPolicy): string {
   const home = policy.vehicle?.places.home
-  if (home === undefined) return Number(policy.policyId.replace(/\D/g, '')) % 2 ? 'inner' : 'outer'
+  if (home === undefined) return 'unknown'
   const radius = Math.hypot(city.x[0]!, city.y[0]!) / 2
   return Math.hypot(city.x[home]!, city.y[home]!) < radius ? 'inner' : 'outer'
 }
@@ -149,26 +148,27 @@ export interface PortfolioSpec extends PortfolioOptions {
 export async function runPortfolio(spec: PortfolioSpec, onPolicy: (done: number) => void = () => {}): Promise<PortfolioRow[]> {
   const workers = Math.max(1, Math.min(availableParallelism(), spec.policies))
   let done = 0
-  const parts = await Promise.all(Array.from({ length: workers }, (_, k) => new Promise<PortfolioRow[]>((resolve, reject) => {
-    const rows: PortfolioRow[] = []
+  const parts = await Promise.all(Array.from({ length: workers }, (_, k) => new Promise<{ policy: number; row: PortfolioRow }[]>((resolve, reject) => {
+    const rows: { policy: number; row: PortfolioRow }[] = []
     // The worker registers the TypeScript loader, then runs this module's worker part below.
     const worker = new Worker(new URL('./portfolio-worker.js', import.meta.url), { workerData: { portfolio: spec, part: k, parts: workers } })
-    worker.on('message', (m: { rows: PortfolioRow[] }) => {
-      rows.push(...m.rows)
+    worker.on('message', (m: { policy: number; rows: PortfolioRow[] }) => {
+      rows.push(...m.rows.map((row) => ({ policy: m.policy, row })))
       onPolicy(++done)
     })
     worker.on('error', reject)
     worker.on('exit', (code) => (code === 0 ? resolve(rows) : reject(new Error(`portfolio worker ${k} exited with ${code}`))))
   })))
-  const order = new Map(makePolicies(makeCity({ seed: spec.seed }), spec.policies, { seed: spec.seed }).map((p, i) => [p.policyId, i]))
-  return parts.flat().sort((a, b) => order.get(a.policyId)! - order.get(b.policyId)! || a.subject.localeCompare(b.subject))
+  // A policy's rows come in subject order; policies in the order of the fleet.
+  return parts.flat().sort((a, b) => a.policy - b.policy).map((r) => r.row)
 }
 
 if (!isMainThread && workerData?.portfolio) {
   const { portfolio: spec, part, parts } = workerData as { portfolio: PortfolioSpec; part: number; parts: number }
   const city = makeCity({ seed: spec.seed })
-  const mine = makePolicies(city, spec.policies, { seed: spec.seed }).filter((_, i) => i % parts === part)
-  for (const policy of mine) parentPort!.postMessage({ rows: [...simulatePortfolio(city, [policy], spec)] })
+  makePolicies(city, spec.policies, { seed: spec.seed }).forEach((policy, i) => {
+    if (i % parts === part) parentPort!.postMessage({ policy: i, rows: [...simulatePortfolio(city, [policy], spec)] })
+  })
 }
 
 /** The rows of one subject as CSV: identity, truth and claims, then that subject's features. */

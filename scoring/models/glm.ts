@@ -31,14 +31,11 @@ export interface GlmData {
 
 /** Fits the GLM; throws with a reason when the data cannot carry one. */
 export function fitPoissonGlm(data: GlmData, opts: { ridge?: number; maxIterations?: number } = {}): GlmFit {
+  checkFrequencyData(data)
   const { x, claims, exposure } = data
   const n = x.length
-  const p = x[0]?.length ?? 0
-  if (n === 0) throw new Error('no rows to fit')
-  if (claims.length !== n || exposure.length !== n) throw new Error('rows, claims and exposures differ in number')
-  if (exposure.some((e) => !(e > 0))) throw new Error('every row needs a positive exposure')
+  const p = x[0]!.length
   const total = claims.reduce((a, c) => a + c, 0)
-  if (total === 0) throw new Error('no claims in the data: a frequency cannot be fitted')
   const ridge = opts.ridge ?? 1e-3
   // Standardise: z = (x − mean) / sd; a constant column keeps sd 1 and gets a zero coefficient from the ridge.
   const mean = Array.from({ length: p }, (_, j) => x.reduce((a, r) => a + r[j]!, 0) / n)
@@ -76,6 +73,17 @@ export function fitPoissonGlm(data: GlmData, opts: { ridge?: number; maxIteratio
   const glm = { intercept, coefficients }
   const deviance = poissonDeviance(claims, x.map((r, i) => exposure[i]! * glmRate(glm, r)))
   return { ...glm, iterations: iterations + 1, deviance }
+}
+
+/** Throws with the reason when rows cannot carry a claim frequency (GLM and trees alike). */
+export function checkFrequencyData({ x, claims, exposure }: GlmData): void {
+  const n = x.length
+  const p = x[0]?.length ?? 0
+  if (n === 0) throw new Error('no rows to fit')
+  if (claims.length !== n || exposure.length !== n) throw new Error('rows, claims and exposures differ in number')
+  if (exposure.some((e) => !(e > 0))) throw new Error('every row needs a positive exposure')
+  if (x.some((r) => r.length !== p || r.some((v) => !Number.isFinite(v)))) throw new Error(`every row needs ${p} finite features`)
+  if (claims.every((c) => c === 0)) throw new Error('no claims in the data: a frequency cannot be fitted')
 }
 
 /** The GLM's rate per unit of exposure for one row of features. */

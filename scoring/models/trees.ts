@@ -17,7 +17,7 @@
  * threshold may take the other branch there.)
  */
 import onnxProto from 'onnx-proto'
-import type { GlmData } from './glm.ts'
+import { checkFrequencyData, type GlmData } from './glm.ts'
 import { transformed, type ModelDefinition } from './definition.ts'
 import type { Core } from './onnx.ts'
 
@@ -43,15 +43,11 @@ export const applyTransforms = (def: ModelDefinition, row: readonly number[]) =>
  * fit noise on a few thousand claims.
  */
 export function fitPoissonTrees(data: GlmData, opts: { trees?: number; depth?: number; learningRate?: number; minLeafExposure?: number } = {}): TreeEnsemble {
+  checkFrequencyData(data)
   const { x, claims, exposure } = data
   const n = x.length
-  const p = x[0]?.length ?? 0
-  if (n === 0) throw new Error('no rows to fit')
-  if (claims.length !== n || exposure.length !== n) throw new Error('rows, claims and exposures differ in number')
-  if (exposure.some((e) => !(e > 0))) throw new Error('every row needs a positive exposure')
-  if (x.some((r) => r.length !== p || r.some((v) => !Number.isFinite(v)))) throw new Error(`every row needs ${p} finite features`)
+  const p = x[0]!.length
   const totalClaims = sum(claims), totalExposure = sum(exposure)
-  if (totalClaims === 0) throw new Error('no claims in the data: a frequency cannot be fitted')
   const { trees = 50, depth = 2, learningRate = 0.1, minLeafExposure = 0.01 * totalExposure } = opts
   const xs = x.map((r) => r.map(Math.fround)) // what onnxruntime compares
   const columns = Array.from({ length: p }, (_, j) => Float64Array.from(xs, (r) => r[j]!))
