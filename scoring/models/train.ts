@@ -67,7 +67,7 @@ export function trainModel(spec: ModelSpec, version: string, rows: readonly Trai
 export function meetsGoals(q: ModelQuality): string[] {
   const misses: string[] = []
   if (!(q.giniRatio >= goals.giniRatio)) misses.push(`Gini ratio ${q.giniRatio.toFixed(3)} < ${goals.giniRatio}`)
-  for (const d of q.deciles) if (!(Math.abs(d.ratio - 1) <= goals.calibration)) misses.push(`decile ${d.decile}: actual/expected ${d.ratio.toFixed(3)} outside 1 ± ${goals.calibration}`)
+  for (const d of q.deciles) if (!(Math.abs(d.ratio - 1) <= goals.calibration)) misses.push(`decile ${d.decile}: true/predicted ${d.ratio.toFixed(3)} outside 1 ± ${goals.calibration}`)
   return misses
 }
 
@@ -78,7 +78,6 @@ function modelCard(def: ModelDefinition, glm: GlmFit, d: { train: readonly Train
   const years = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.years, 0)
   const personas = new Map<string, number>()
   for (const r of d.train) if (r.persona) personas.set(r.persona, (personas.get(r.persona) ?? 0) + 1)
-  const unit = def.exposure ? 'km' : 'policy-years'
   const featureRows = def.features.map((f, i) => {
     const c = glm.coefficients[i]!
     const p90 = quantile(d.train.map((r) => r.features[f.name] ?? f.baseline), 0.9)
@@ -102,7 +101,7 @@ function modelCard(def: ModelDefinition, glm: GlmFit, d: { train: readonly Train
     ...featureRows,
     `| intercept | | | | ${glm.intercept.toPrecision(6)} | | |`,
     '',
-    `**Training data.** ${d.source}. ${d.train.length} policies fitted (${fmt(exposure(d.train))} ${unit}, ${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
+    `**Training data.** ${d.source}. ${d.train.length} policies fitted (${def.exposure ? `${fmt(exposure(d.train))} km, ` : ''}${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
     '',
     `**Metrics, on the held-out policies.** Poisson deviance ${d.heldOutDeviance.toFixed(1)} on ${d.test.length} policies.` + (q ? ` Against the simulator's true expected frequencies: Gini ${q.gini.toFixed(3)}, the truth's own Gini ${q.giniTruth.toFixed(3)}, **ratio ${q.giniRatio.toFixed(3)}** (goal ≥ ${goals.giniRatio}); calibration, true over predicted claims per decile of predicted frequency (goal 1 ± ${goals.calibration}):` : ''),
     ...(q ? ['', '| decile | policies | predicted /year | true /year | true / predicted |', '|---|---|---|---|---|', ...q.deciles.map((x) => `| ${x.decile} | ${x.policies} | ${x.predicted.toFixed(4)} | ${x.truth.toFixed(4)} | ${x.ratio.toFixed(3)} |`)] : []),
