@@ -11,7 +11,7 @@ import { parseDeviceRegistry } from '../ingest/index.ts'
 import { loadRoadMap } from '../scoring/road-map.ts'
 import { makeCity, toLatLon } from '../edge-sim/index.ts'
 import { from, lastValueFrom, tap, toArray } from 'rxjs'
-import { openAuditLog, priceScores, skeletonPlan } from '../pricing/index.ts'
+import { examplePlans, loadPlans, openAuditLog, priceScores } from '../pricing/index.ts'
 
 const registry = (text: string) => {
   const file = join(mkdtempSync(join(tmpdir(), 'ubiq-cli-')), 'devices.json')
@@ -101,9 +101,9 @@ t.test('audit verify: exit 0 and a summary while the chain holds, 1 and the firs
   const file = join(dir, 'audit.jsonl')
   const log = openAuditLog(file)
   const scores = [40, 60, 45].map((value, i) => ({
-    policyId: `p${i}`, subject: 'driving' as const, value, model: 'driving-frequency@1', reasons: [], window: { from: 0, to: 1 }, exposure: { days: 30, distance_km: 1000 }, features: {},
+    policyId: `p${i}`, subject: 'driving' as const, value, model: 'driving-frequency@1', reasons: [], window: { from: 0, to: Date.parse('2026-06-01T00:00:00Z') }, exposure: { days: 30, distance_km: 1000 }, features: {},
   }))
-  const out = await lastValueFrom(from(scores).pipe(priceScores(skeletonPlan, log.lastHash), tap((p) => log.append(p)), toArray()))
+  const out = await lastValueFrom(from(scores).pipe(priceScores(loadPlans(examplePlans)), tap((p) => log.append(p)), toArray()))
   log.close()
   const ok = run(['audit', 'verify'], { UBIQ_DATA_DIR: dir })
   t.equal(ok.status, 0, ok.stderr)

@@ -13,7 +13,7 @@ import {
   readRecording, replayStarts, runFleet, runReplay, runSimulation, type FaultConfig,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
-import { verifyAudit } from '../pricing/index.ts'
+import { loadPlans, verifyAudit } from '../pricing/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
 import { auditLogFile, startPipeline } from './pipeline.ts'
@@ -236,6 +236,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     port: cfg.PORT,
     reorderWindowMs: cfg.REORDER_WINDOW_MS,
     roadMapFile: cfg.ROAD_MAP,
+    plans: cfg.RATING_PLAN ? loadPlans(resolve(cfg.RATING_PLAN)) : undefined,
   }, logger)
   cleanups.push(() => pipeline.stop())
 

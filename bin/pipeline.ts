@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
-import { openAuditLog, startPricing, skeletonPlan, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, healthFrequency, homeFrequency, loadModel, type ModelDefinition, manoeuvreDetector, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
@@ -23,7 +23,8 @@ export interface PipelineConfig {
   port: number
   /** Readings arriving out of order within this long are put back in device-time order before scoring. */
   reorderWindowMs?: number
-  plan?: RatingPlan
+  /** The rating plan's versions (default: the shipped example plan, pricing/plans/). */
+  plans?: readonly RatingPlan[]
   /** A GeoJSON road map with speed limits: speeding is judged against it (none: no speeding events). */
   roadMapFile?: string
   /** Unconfirmed InfluxDB lines at which ingest stops acknowledging, and resumes. */
@@ -65,8 +66,15 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const metrics = new Registry()
   collectDefaultMetrics({ register: metrics })
   const writeErrors = new Counter({ name: 'ubiq_influx_write_errors_total', help: 'InfluxDB write batches that failed (and are retried)', registers: [metrics] })
+  const plans = cfg.plans ?? loadPlans(examplePlans)
+  // Nothing in a running pipeline knows a policy's attributes yet (age of the car, region…): a plan
+  // that rates on them could not price anyone, so it is refused rather than silently skipped.
+  const rated = plans.find((p) => Object.keys(p.attributes ?? {}).length > 0)
+  if (rated) throw new PlanError(`${planId(rated)} rates on policy attributes (${Object.keys(rated.attributes!).join(', ')}); ubiq start has no source of policy attributes: use such a plan in ubiq backtest`)
   const journal = openJournal(join(cfg.dataDir, 'journal'))
   const audit = openAuditLog(auditLogFile(cfg.dataDir))
+  // Idempotent across restarts: the audit log says what was priced, from which standing.
+  const pricingState = pricingStateFromAudit(auditRecords(auditLogFile(cfg.dataDir)))
   let confirm: (lines: readonly string[]) => void = (lines) => journal.confirm(lines) // until ingest takes over
   const influx = await connectInflux(cfg.influx, {
     onWritten: (lines) => confirm(lines),
@@ -113,7 +121,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     detectors: vehicleDetectors(roads),
     ...scoringLimits,
   })
-  const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plan: cfg.plan ?? skeletonPlan, audit, logger, metrics })
+  const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
   const drained = Promise.all([completed(premiums$), completed(events$)])
   const health = () => {

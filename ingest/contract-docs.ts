@@ -84,8 +84,8 @@ function asyncApi(): Record<string, unknown> {
     description: 'Scores (0–100, higher is safer) with their reasons', parameters: { policyId },
     subscribe: { operationId: 'receive_score', bindings: { mqtt: { qos: 1, retain: false } }, message: { name: 'score', contentType: 'application/json' } },
   }
-  channels['ubiq/v1/premiums/{policyId}'] = {
-    description: 'Premium adjustments with reasons, model and ruleset versions and hashes; the latest is retained', parameters: { policyId },
+  channels['ubiq/v1/premiums/{policyId}/{subject}'] = {
+    description: 'Premium adjustments per policy and subject (driving, health, home) with reasons in plain words, model and ruleset versions and hashes; the latest is retained', parameters: { policyId, subject: { description: 'driving, health or home', schema: { type: 'string', enum: ['driving', 'health', 'home'] } } },
     subscribe: { operationId: 'receive_premium', bindings: { mqtt: { qos: 1, retain: true } }, message: { name: 'premium', contentType: 'application/json' } },
   }
   return {
@@ -173,7 +173,7 @@ function markdown(): string {
     '', '## What ubiq publishes', '',
     '| topic | QoS | retained | payload |', '|---|---|---|---|',
     '| `ubiq/v1/scores/{policyId}` | 1 | no | a score: `value` 0–100 (higher is safer), `model`, `reasons`, `window`, `exposure`, `features` |',
-    '| `ubiq/v1/premiums/{policyId}` | 1 | yes | a premium adjustment: `factor`, `reasons`, `models`, `ruleset`, `effectiveFrom`, `inputsHash`, `prevHash`, `hash` |',
+    '| `ubiq/v1/premiums/{policyId}/{subject}` | 1 | yes | a premium adjustment: `subject`, `factor`, `premium`, `currency`, `previousFactor`, `period`, `reasons` (plain words, each with its `effect` on the premium), `models`, `ruleset`, `effectiveFrom`, `inputsHash`, `prevHash`, `hash`, `credibility`, `limited` |',
     '| `ubiq/v1/rejected/{deviceId}` | 1 | no | a rejection, above |',
     '',
   )

@@ -92,7 +92,8 @@ export const topics = {
   rejected: (deviceId: string) => `ubiq/v1/rejected/${deviceId}`,
   scores: (policyId: string) => `ubiq/v1/scores/${policyId}`,
   events: (policyId: string) => `ubiq/v1/events/${policyId}`,
-  premiums: (policyId: string) => `ubiq/v1/premiums/${policyId}`,
+  /** One retained premium per policy and subject: a policy's motor premium does not replace its home one. */
+  premiums: (policyId: string, subject: Subject) => `ubiq/v1/premiums/${policyId}/${subject}`,
   /** Splits a device topic into its device id and stream, or undefined when it is not one. */
   parseDevice(topic: string): { deviceId: string; kind: string } | undefined {
     const parts = topic.split('/')

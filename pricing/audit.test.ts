@@ -3,8 +3,11 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { from, lastValueFrom, tap, toArray } from 'rxjs'
-import { adjustmentHash, openAuditLog, priceScores, skeletonPlan, verifyAudit, type PremiumAdjustment } from './index.ts'
+import { adjustmentHash, auditRecords, examplePlans, loadPlans, openAuditLog, priceScores, pricingStateFromAudit, verifyAudit, type PremiumAdjustment, type RatingPlan } from './index.ts'
 import type { Score } from '../scoring/index.ts'
+
+/** The example plan, in effect from 1970 so that scores at small timestamps are priced. */
+const plans: RatingPlan[] = [{ ...loadPlans(examplePlans)[0]!, effectiveFrom: '1970-01-01T00:00:00Z' }]
 
 const score = (policyId: string, value: number, to: number): Score => ({
   policyId, subject: 'driving', value, model: 'driving-frequency@1', reasons: [], window: { from: 0, to },
@@ -15,7 +18,7 @@ const score = (policyId: string, value: number, to: number): Score => ({
 async function price(path: string, scores: Score[]): Promise<PremiumAdjustment[]> {
   const log = openAuditLog(path)
   try {
-    return await lastValueFrom(from(scores).pipe(priceScores(skeletonPlan, log.lastHash), tap((p) => log.append(p)), toArray()))
+    return await lastValueFrom(from(scores).pipe(priceScores(plans, pricingStateFromAudit(auditRecords(path))), tap((p) => log.append(p)), toArray()))
   } finally {
     log.close()
   }
@@ -80,7 +83,9 @@ t.test('the chain continues across a restart, and the log holds every adjustment
   const second = await price(path, [score('a', 45, 2), score('b', 58, 2)])
   t.equal(second[0]!.prevHash, first[1]!.hash, 'the first adjustment after the restart links to the last before it')
   t.same(verifyAudit(path), { ok: true, records: 4, lastHash: second[1]!.hash })
-  const fresh = await lastValueFrom(from([score('a', 45, 2)]).pipe(priceScores(skeletonPlan), toArray()))
+  t.same(await price(path, [score('a', 45, 2), score('b', 50, 1)]), [], 'after the restart, scores already priced are not priced again')
+  t.equal(second[0]!.previousFactor, first[0]!.factor, 'and a policy goes on from the factor it had')
+  const fresh = await lastValueFrom(from([score('a', 45, 2)]).pipe(priceScores(plans), toArray()))
   t.equal(fresh[0]!.prevHash, '', 'without a log, a chain starts empty')
 })
 
@@ -101,7 +106,7 @@ t.test('records longer than a read chunk open and verify', async (t) => {
   const path = join(mkdtempSync(join(tmpdir(), 'ubiq-audit-')), 'audit.jsonl')
   // 400 KiB of reasons a record: longer than the 64 KiB chunks the last record is read back in,
   // and three of them cross the 1 MiB chunks that verify reads.
-  const long = (s: Score): Score => ({ ...s, reasons: [{ code: 'x', text: 'x'.repeat(400 * 1024), value: 1, baseline: 1, impact: 0 }] })
+  const long = (s: Score): Score => ({ ...s, reasons: [{ code: 'x', text: 'x'.repeat(400 * 1024), label: 'x'.repeat(400 * 1024), unit: '', value: 1, baseline: 2, impact: 1 }] })
   const first = await price(path, [long(score('a', 40, 1)), long(score('b', 60, 1))])
   const second = await price(path, [long(score('a', 45, 2))])
   t.equal(second[0]!.prevHash, first[1]!.hash)

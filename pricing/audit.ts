@@ -9,7 +9,7 @@
  * from the end, or that everything from some record on was rewritten and re-hashed; the last hash
  * is therefore also published with each premium (MQTT, InfluxDB) to compare against.
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
 
@@ -105,6 +105,22 @@ export function verifyAudit(path: string): AuditVerdict {
     prevHash = hash
   }
   return { ok: true, records: line, lastHash: prevHash }
+}
+
+/**
+ * The log's adjustments, in order, for rebuilding pricing's state after a restart. Check the log
+ * with `verifyAudit` first; a partial last line (dropped on open) is skipped here.
+ */
+export function* auditRecords(path: string): Generator<PremiumAdjustment> {
+  if (!existsSync(path)) return
+  let line = 0
+  for (const { text, ended } of lines(path)) {
+    line++
+    if (!ended) return
+    const record = parseRecord(text)
+    if (typeof record === 'string') throw Object.assign(new Error(`audit log ${path}, line ${line}: ${record}; run ubiq audit verify --file ${path}`), { code: 'AUDIT_INVALID' })
+    yield record
+  }
 }
 
 /** A line's adjustment, or what is wrong with it. */

@@ -1,45 +1,236 @@
 /**
- * A rating plan: how scores become premium factors. The skeleton's plan; plans as versioned,
- * validated files with per-subject mappings come with the pricing issue.
+ * A rating plan (#6): how scores become premiums, as a versioned JSON file that is validated when
+ * it loads. Per subject: a base premium, the score-to-relativity mapping, credibility by exposure
+ * (km driven, or days of data), a minimum exposure before any change, floors and caps on the
+ * factor, on each change and over a period, and rounding. The plan applies from its effective
+ * date; a later plan takes over from its own. A plan may rate on policy attributes too, but never
+ * on ones the law or fairness rule out (sex, ethnicity, genetic data and similar): such a plan is
+ * refused when it loads.
  */
-export interface RatingPlan {
-  /** Recorded with every adjustment, so a price can be reproduced. */
-  version: string
-  /** Exposure (km) for full credibility: Z = min(1, sqrt(km / fullCredibility_km)). */
-  fullCredibility_km: number
-  /** No change at all below this exposure (km). */
-  minExposure_km: number
-  floor: number
-  cap: number
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import type { Subject } from '../ingest/index.ts'
+
+const bounds = (what: string) => ({
+  floor: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: `lowest ${what} (0.7: at most −30%; 1: no decrease)` }),
+  cap: Type.Number({ minimum: 1, description: `highest ${what} (1.3: at most +30%; 1: discounts only)` }),
+})
+
+const SubjectPlan = Type.Object({
+  basePremium: Type.Number({ exclusiveMinimum: 0, description: 'premium a year at factor 1, in the plan currency' }),
+  mapping: Type.Union([
+    Type.Object({ type: Type.Literal('model') }, { additionalProperties: false, description: "the model's own relativity: odds (100 − score)/score, 1 at score 50" }),
+    Type.Object({
+      type: Type.Literal('table'),
+      points: Type.Array(Type.Tuple([Type.Number({ minimum: 0, maximum: 100 }), Type.Number({ exclusiveMinimum: 0 })]), { minItems: 2, description: '[score, relativity] pairs by rising score, relativity not rising; straight lines between, flat beyond' }),
+    }, { additionalProperties: false }),
+  ]),
+  credibility: Type.Object({
+    exposure: Type.Union([Type.Literal('distance_km'), Type.Literal('days')], { description: "what a score's credibility is measured in" }),
+    full: Type.Number({ exclusiveMinimum: 0, description: 'exposure for full credibility: Z = min(1, √(exposure / full))' }),
+    minimum: Type.Number({ minimum: 0, description: 'below this exposure the factor does not change at all' }),
+  }, { additionalProperties: false }),
+  factor: Type.Object(bounds('factor'), { additionalProperties: false }),
+  change: Type.Object(bounds('factor over the previous factor, per adjustment'), { additionalProperties: false }),
+  period: Type.Object({ ...bounds('factor over the factor at the start of the period'), days: Type.Integer({ minimum: 1, description: 'length of a period (365: a policy year from the first adjustment)' }) }, { additionalProperties: false }),
+}, { additionalProperties: false })
+
+export const RatingPlanSchema = Type.Object({
+  name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }),
+  version: Type.String({ pattern: '^[A-Za-z0-9._-]+$' }),
+  effectiveFrom: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T', description: 'ISO 8601; scores of earlier times are priced by an earlier plan, or not at all' }),
+  currency: Type.String({ pattern: '^[A-Z]{3}$' }),
+  rounding: Type.Number({ exclusiveMinimum: 0, description: 'premiums are rounded to a multiple of this (0.01: cents)' }),
+  subjects: Type.Object({ driving: Type.Optional(SubjectPlan), health: Type.Optional(SubjectPlan), home: Type.Optional(SubjectPlan) }, { additionalProperties: false }),
+  attributes: Type.Optional(Type.Record(Type.String(), Type.Record(Type.String(), Type.Number({ exclusiveMinimum: 0 })), { description: 'policy attribute → value → relativity on the base premium' })),
+}, { additionalProperties: false })
+
+export type RatingPlan = Static<typeof RatingPlanSchema>
+export type SubjectRating = Static<typeof SubjectPlan>
+
+/** A plan file that cannot be used: a startup error, with every reason. */
+export class PlanError extends Error {
+  readonly code = 'PLAN_INVALID'
+  constructor(message: string) {
+    super(message)
+    this.name = 'PlanError'
+  }
 }
 
-export const skeletonPlan: RatingPlan = {
-  version: 'skeleton-plan@1',
-  fullCredibility_km: 1000,
-  minExposure_km: 1,
-  floor: 0.7,
-  cap: 1.3,
+/**
+ * Attributes no plan may rate on: protected characteristics (EU Gender Directive as applied in
+ * Test-Achats, equality law) and genetic data. Matched on the words of an attribute's name, so
+ * `driver_gender` and `Ethnic-Origin` are refused too.
+ */
+export const refusedAttributes = ['sex', 'gender', 'ethnicity', 'ethnic', 'race', 'religion', 'belief', 'genetic', 'genome', 'dna', 'disability', 'orientation', 'pregnancy', 'nationality'] as const
+
+/** The shipped example plan's folder: a plan to copy and adapt. */
+export const examplePlans = fileURLToPath(new URL('./plans/', import.meta.url))
+
+/** `name@version`, as adjustments record it. */
+export const planId = (plan: RatingPlan) => `${plan.name}@${plan.version}`
+
+/** Validates a parsed plan; throws a PlanError listing every problem. */
+export function checkPlan(value: unknown, where = 'rating plan'): RatingPlan {
+  const problems = [...Value.Errors(RatingPlanSchema, value)].map((e) => `${e.path || '/'}: ${e.message}`)
+  if (problems.length === 0) {
+    const plan = value as RatingPlan
+    if (Number.isNaN(Date.parse(plan.effectiveFrom))) problems.push(`/effectiveFrom: not a date: ${plan.effectiveFrom}`)
+    for (const [subject, s] of Object.entries(plan.subjects) as [Subject, SubjectRating][]) {
+      if (subject !== 'driving' && s.credibility.exposure === 'distance_km') problems.push(`/subjects/${subject}/credibility/exposure: ${subject} has no distance; use days`)
+      if (s.mapping.type === 'table') {
+        const p = s.mapping.points
+        for (let i = 1; i < p.length; i++) {
+          if (!(p[i]![0] > p[i - 1]![0])) problems.push(`/subjects/${subject}/mapping/points/${i}: scores must rise (${p[i - 1]![0]} then ${p[i]![0]})`)
+          if (p[i]![1] > p[i - 1]![1]) problems.push(`/subjects/${subject}/mapping/points/${i}: a higher score is safer, so its relativity may not rise (${p[i - 1]![1]} then ${p[i]![1]})`)
+        }
+      }
+    }
+    for (const name of Object.keys(plan.attributes ?? {})) {
+      const words = name.toLowerCase().split(/[^a-z0-9]+/)
+      const refused = refusedAttributes.find((r) => words.includes(r))
+      if (refused) problems.push(`/attributes/${name}: rating on ${refused} is not allowed`)
+    }
+    if (Object.keys(plan.subjects).length === 0) problems.push('/subjects: the plan prices no subject')
+  }
+  if (problems.length) throw new PlanError(`${where} is not valid:\n  ${problems.join('\n  ')}`)
+  return value as RatingPlan
 }
+
+/** Reads and validates a plan file. */
+export function loadPlan(file: string): RatingPlan {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new PlanError(`rating plan ${file}: cannot read it: ${(err as Error).message}`)
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw new PlanError(`rating plan ${file} is not JSON: ${(err as Error).message}`)
+  }
+  return checkPlan(value, `rating plan ${file}`)
+}
+
+/**
+ * A plan file, or every `.json` plan in a folder (the versions of a plan over time). Two plans may
+ * not take effect at the same moment, and `name@version` is unique: either would make a price
+ * ambiguous.
+ */
+export function loadPlans(path: string): RatingPlan[] {
+  let files: string[]
+  try {
+    files = statSync(path).isDirectory() ? readdirSync(path).filter((f) => f.endsWith('.json')).sort().map((f) => join(path, f)) : [path]
+  } catch (err) {
+    throw new PlanError(`rating plan ${path}: cannot read it: ${(err as Error).message}`)
+  }
+  if (files.length === 0) throw new PlanError(`rating plan folder ${path} holds no .json plan`)
+  const plans = files.map(loadPlan)
+  for (let i = 0; i < plans.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (planId(plans[i]!) === planId(plans[j]!)) throw new PlanError(`${files[i]} and ${files[j]} are both ${planId(plans[i]!)}`)
+      if (Date.parse(plans[i]!.effectiveFrom) === Date.parse(plans[j]!.effectiveFrom)) throw new PlanError(`${files[i]} and ${files[j]} both take effect at ${plans[i]!.effectiveFrom}`)
+    }
+  }
+  return plans
+}
+
+/** The plan in effect at `ts` among `plans`: the one with the latest effective date not after it. */
+export function planAt(plans: readonly RatingPlan[], ts: number): RatingPlan | undefined {
+  let best: RatingPlan | undefined
+  for (const p of plans) if (Date.parse(p.effectiveFrom) <= ts && (!best || Date.parse(p.effectiveFrom) > Date.parse(best.effectiveFrom))) best = p
+  return best
+}
+
+/** A policy's standing under a plan for one subject: its last factor and the period it is in. */
+export interface Standing {
+  factor: number
+  /** When the current period began (ms), and the factor then. */
+  periodFrom: number
+  periodFactor: number
+}
+
+/** Which limit held a factor back. */
+export type Limit = { by: 'factor' | 'change' | 'period'; bound: 'floor' | 'cap' } | null
 
 /** What a plan makes of one score. */
 export interface Rating {
   factor: number
-  /** The model's relativity for the score, before credibility and limits. */
+  premium: number
+  /** The mapping's relativity for the score, before credibility and limits. */
   relativity: number
   credibility: number
-  limited: 'floor' | 'cap' | null
+  limited: Limit
+  /** The standing after this rating. */
+  standing: Standing
 }
 
+/** The mapping's relativity for a score. */
+export function relativity(s: SubjectRating, score: number): number {
+  if (s.mapping.type === 'model') {
+    const v = Math.min(Math.max(score, 0.1), 99.9)
+    return (100 - v) / v
+  }
+  const p = s.mapping.points
+  if (score <= p[0]![0]) return p[0]![1]
+  for (let i = 1; i < p.length; i++) {
+    const [x1, y1] = p[i]!, [x0, y0] = p[i - 1]!
+    if (score <= x1) return y0 + ((score - x0) / (x1 - x0)) * (y1 - y0)
+  }
+  return p[p.length - 1]![1]
+}
+
+/** Credibility Z of an exposure (limited fluctuation, square-root rule); 0 below the minimum. */
+export const credibility = (s: SubjectRating, exposure: number) =>
+  exposure < s.credibility.minimum ? 0 : Math.min(1, Math.sqrt(exposure / s.credibility.full))
+
+/** The factor before limits: the relativity pulled towards 1 by credibility. */
+export const credibleFactor = (s: SubjectRating, score: number, exposure: number) => 1 + credibility(s, exposure) * (relativity(s, score) - 1)
+
+/** A new policy's standing: factor 1 since `ts`. */
+export const firstStanding = (ts: number): Standing => ({ factor: 1, periodFrom: ts, periodFactor: 1 })
+
 /**
- * Score s encodes the relativity (100 − s)/s (see scoring's scoreFromFrequency); credibility pulls
- * it towards 1 (limited-fluctuation credibility, square-root rule); floor and cap bound the result.
+ * Rates one score at time `ts` for a policy whose standing is `before`: relativity, credibility,
+ * then the limits in turn (the factor's own floor and cap, the period's, the change's), then
+ * rounding; the factor is kept to 3 decimals so the same inputs give the same number everywhere.
+ * `attributeRelativity` multiplies the base premium (1 when the plan rates on no attribute).
  */
-export function rate(plan: RatingPlan, score: number, exposure_km: number): Rating {
-  const s = Math.min(Math.max(score, 0.1), 99.9)
-  const relativity = (100 - s) / s
-  const credibility = exposure_km < plan.minExposure_km ? 0 : Math.min(1, Math.sqrt(exposure_km / plan.fullCredibility_km))
-  const raw = 1 + credibility * (relativity - 1)
-  const factor = Math.round(Math.min(plan.cap, Math.max(plan.floor, raw)) * 1000) / 1000
-  const limited = raw > plan.cap ? 'cap' : raw < plan.floor ? 'floor' : null
-  return { factor, relativity, credibility, limited }
+export function rate(s: SubjectRating, score: number, exposure: number, ts: number, before: Standing, rounding: number, attributeRelativity = 1): Rating {
+  const z = credibility(s, exposure)
+  const rel = relativity(s, score)
+  const newPeriod = ts - before.periodFrom >= s.period.days * 86_400_000
+  const periodFrom = newPeriod ? ts : before.periodFrom
+  const periodFactor = newPeriod ? before.factor : before.periodFactor
+  let factor = 1 + z * (rel - 1)
+  let limited: Limit = null
+  const clamp = (by: 'factor' | 'change' | 'period', lo: number, hi: number) => {
+    if (factor < lo) (factor = lo), (limited = { by, bound: 'floor' })
+    else if (factor > hi) (factor = hi), (limited = { by, bound: 'cap' })
+  }
+  if (z === 0) factor = before.factor // below the minimum exposure, nothing changes
+  else {
+    clamp('factor', s.factor.floor, s.factor.cap)
+    clamp('period', periodFactor * s.period.floor, periodFactor * s.period.cap)
+    clamp('change', before.factor * s.change.floor, before.factor * s.change.cap)
+  }
+  factor = Math.round(factor * 1000) / 1000
+  const premium = Math.round((s.basePremium * attributeRelativity * factor) / rounding) * rounding
+  return { factor, premium: Number(premium.toFixed(6)), relativity: rel, credibility: z, limited, standing: { factor, periodFrom, periodFactor } }
+}
+
+/** The product of a plan's attribute relativities for a policy; throws on a value the plan does not list. */
+export function attributeRelativity(plan: RatingPlan, attributes: Record<string, string> | undefined): number {
+  let r = 1
+  for (const [name, table] of Object.entries(plan.attributes ?? {})) {
+    const v = attributes?.[name]
+    if (v === undefined || table[v] === undefined) throw new PlanError(`${planId(plan)}: rates on ${name}, and the policy's ${name} is ${v === undefined ? 'unknown' : `"${v}", which the plan does not list`}`)
+    r *= table[v]!
+  }
+  return r
 }

@@ -1,37 +1,161 @@
 import t from 'tap'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { from, lastValueFrom, toArray } from 'rxjs'
-import { canonicalJson, priceScores, rate, skeletonPlan } from './index.ts'
+import { canonicalJson, checkPlan, examplePlans, firstStanding, loadPlans, planAt, priceScores, rate, relativity, type RatingPlan, type SubjectRating, type Unpriced } from './index.ts'
 import type { Score } from '../scoring/index.ts'
 
-t.test('rate: relativity from the score, credibility by exposure, floor and cap', async (t) => {
-  const cases: [string, number, number, { factor: number; limited: string | null }][] = [
-    ['typical score, full credibility', 50, 1000, { factor: 1, limited: null }],
-    ['safe driver, full credibility', 55, 4000, { factor: 0.818, limited: null }],
-    ['safe driver, a quarter of the exposure: Z = 0.5', 55, 250, { factor: 0.909, limited: null }],
-    ['risky driver is capped', 20, 1000, { factor: 1.3, limited: 'cap' }],
-    ['very safe driver is floored', 90, 1000, { factor: 0.7, limited: 'floor' }],
-    ['below the minimum exposure nothing changes', 10, 0.5, { factor: 1, limited: null }],
+const DAY = 86_400_000
+const example = loadPlans(examplePlans)[0]!
+/** The example plan, in effect from 1970 so that scores at small timestamps are priced. */
+const plan: RatingPlan = { ...example, effectiveFrom: '1970-01-01T00:00:00Z' }
+const driving = plan.subjects.driving!
+
+t.test('the shipped example plan is valid and prices every subject', async (t) => {
+  t.same(Object.keys(example.subjects).sort(), ['driving', 'health', 'home'])
+  t.equal(example.subjects.health!.factor.cap, 1, 'health is discounts only')
+})
+
+t.test('plans that cannot be used are refused when they load, with every reason', async (t) => {
+  const bad = (change: (p: any) => void) => {
+    const p = structuredClone(example) as any
+    change(p)
+    return p
+  }
+  const cases: [string, unknown, RegExp][] = [
+    ['a protected attribute', bad((p) => (p.attributes = { driver_gender: { f: 0.9, m: 1.1 } })), /\/attributes\/driver_gender: rating on gender is not allowed/],
+    ['genetic data', bad((p) => (p.attributes = { 'Genetic-Test': { positive: 1.2 } })), /rating on genetic is not allowed/],
+    ['ethnicity', bad((p) => (p.attributes = { ethnicity: { a: 1 } })), /rating on ethnicity/],
+    ['a relativity that rises with the score', bad((p) => (p.subjects.driving.mapping = { type: 'table', points: [[0, 1.2], [50, 1], [100, 1.1]] })), /points\/2: a higher score is safer/],
+    ['scores out of order', bad((p) => (p.subjects.driving.mapping = { type: 'table', points: [[50, 1], [40, 0.9]] })), /points\/1: scores must rise/],
+    ['distance for health', bad((p) => (p.subjects.health.credibility.exposure = 'distance_km')), /health has no distance; use days/],
+    ['a cap below 1', bad((p) => (p.subjects.home.change.cap = 0.9)), /\/subjects\/home\/change\/cap/],
+    ['an unknown field', bad((p) => (p.subjects.driving.discount = 5)), /\/subjects\/driving/],
+    ['no effective date', bad((p) => delete p.effectiveFrom), /effectiveFrom/],
+    ['an impossible date', bad((p) => (p.effectiveFrom = '2026-13-45T00:00:00Z')), /not a date/],
+    ['no subject', bad((p) => (p.subjects = {})), /prices no subject/],
   ]
-  for (const [name, score, km, want] of cases) t.match(rate(skeletonPlan, score, km), want, name)
+  for (const [name, value, reason] of cases) t.throws(() => checkPlan(value), { code: 'PLAN_INVALID', message: reason }, name)
+  const both = bad((p) => ((p.attributes = { sex: { f: 1 } }), (p.subjects.home.credibility.exposure = 'distance_km')))
+  t.throws(() => checkPlan(both), { message: /home has no distance[\s\S]*rating on sex/ }, 'every problem at once')
+  t.ok(checkPlan(bad((p) => (p.attributes = { vehicle_group: { a: 0.9, b: 1.1 } }))), 'an allowed attribute loads')
 })
 
-const score = (policyId: string, value: number, to: number): Score => ({
-  policyId, subject: 'driving', value, model: 'driving-frequency@1', reasons: [], window: { from: 0, to },
-  exposure: { days: 30, distance_km: 1000 }, features: {},
+t.test('plan files: versions by effective date; unreadable, non-JSON and ambiguous folders are refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ubiq-plans-'))
+  const v1 = { ...example, version: '1', effectiveFrom: '2026-01-01T00:00:00Z' }
+  const v2 = { ...example, version: '2', effectiveFrom: '2026-07-01T00:00:00Z' }
+  writeFileSync(join(dir, 'a.json'), JSON.stringify(v1))
+  writeFileSync(join(dir, 'b.json'), JSON.stringify(v2))
+  const plans = loadPlans(dir)
+  t.equal(planAt(plans, Date.parse('2025-12-31T23:59:59Z')), undefined, 'nothing before the first plan')
+  t.equal(planAt(plans, Date.parse('2026-03-01T00:00:00Z'))!.version, '1')
+  t.equal(planAt(plans, Date.parse('2026-07-01T00:00:00Z'))!.version, '2', 'the later plan from its own date on')
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ ...v2, version: '3' }))
+  t.throws(() => loadPlans(dir), { code: 'PLAN_INVALID', message: /both take effect at 2026-07-01/ })
+  writeFileSync(join(dir, 'c.json'), '{"name": ')
+  t.throws(() => loadPlans(dir), { code: 'PLAN_INVALID', message: /c\.json is not JSON/ })
+  t.throws(() => loadPlans(join(dir, 'missing.json')), { code: 'PLAN_INVALID', message: /cannot read it/ })
 })
 
-t.test('priceScores: a redelivered score never applies twice; the chain links every adjustment', async (t) => {
-  const scores = [score('a', 40, 1), score('a', 40, 1), score('b', 60, 1), score('a', 45, 2)]
-  const out = await lastValueFrom(from(scores).pipe(priceScores(skeletonPlan), toArray()))
-  t.same(out.map((p) => [p.policyId, p.factor]), [['a', 1.3], ['b', 0.7], ['a', 1.222]], 'the duplicate of a@1 produced nothing')
+t.test('mapping: the model\'s odds, or a table with straight lines between points and flat beyond', async (t) => {
+  t.equal(relativity(driving, 50), 1)
+  t.equal(relativity(driving, 40), 1.5)
+  const table: SubjectRating = { ...driving, mapping: { type: 'table', points: [[20, 1.2], [50, 1], [80, 0.85]] } }
+  t.same([10, 20, 35, 50, 65, 80, 95].map((s) => Number(relativity(table, s).toFixed(3))), [1.2, 1.2, 1.1, 1, 0.925, 0.85, 0.85])
+})
+
+t.test('rate: credibility, minimum exposure, and the factor\'s, the period\'s and the change\'s limits', async (t) => {
+  const open = firstStanding(0)
+  const cases: [string, number, number, { factor: number; limited: unknown }][] = [
+    ['typical score, full credibility', 50, 1000, { factor: 1, limited: null }],
+    ['safe, full credibility: the change floor (−10%) holds', 55, 4000, { factor: 0.9, limited: { by: 'change', bound: 'floor' } }],
+    ['a little safer, a quarter of the exposure: Z = 0.5', 51, 250, { factor: 0.98, limited: null }],
+    ['risky, full credibility: the change cap (+10%) holds', 20, 1000, { factor: 1.1, limited: { by: 'change', bound: 'cap' } }],
+    ['below the minimum exposure nothing changes', 10, 49, { factor: 1, limited: null }],
+  ]
+  for (const [name, score, km, want] of cases) t.match(rate(driving, score, km, 0, open, 0.01), want, name)
+  t.equal(rate(driving, 40, 1000, 0, open, 0.01).premium, 660, 'premium = base 600 × factor 1.1, rounded to cents')
+  t.equal(rate(driving, 40, 1000, 0, open, 5).premium, 660, 'and to a multiple of 5')
+  t.equal(rate(driving, 45, 1000, 0, open, 0.01, 1.05).premium, 693, 'an attribute relativity scales the base: 600 × 1.05 × 1.1 (1.222, capped by the change limit)')
+
+  // Step by step from a risky start: +10% a change, until the factor's own cap (1.3) holds.
+  let s = open
+  const factors: number[] = []
+  for (let day = 0; day < 5; day++) {
+    const r = rate(driving, 20, 1000, day * DAY, s, 0.01)
+    factors.push(r.factor)
+    s = r.standing
+  }
+  t.same(factors, [1.1, 1.21, 1.3, 1.3, 1.3], 'three changes reach the factor cap 1.3 (the period cap is 1.3 too)')
+
+  // A period cap tighter than the factor cap: +15% a year, whatever the changes allow.
+  const yearly: SubjectRating = { ...driving, period: { days: 365, floor: 0.8, cap: 1.15 } }
+  s = open
+  const steps: [number, number, string | undefined][] = []
+  for (const day of [0, 100, 200, 366, 400]) {
+    const r = rate(yearly, 20, 1000, day * DAY, s, 0.01)
+    steps.push([day, r.factor, r.limited?.by])
+    s = r.standing
+  }
+  t.same(steps, [[0, 1.1, 'change'], [100, 1.15, 'period'], [200, 1.15, 'period'], [366, 1.265, 'change'], [400, 1.3, 'factor']], 'a new period starts from the factor it ends with')
+
+  const discountsOnly: SubjectRating = { ...driving, factor: { floor: 0.7, cap: 1 }, change: { floor: 0.9, cap: 1 }, period: { days: 365, floor: 0.7, cap: 1 } }
+  t.match(rate(discountsOnly, 10, 5000, 0, open, 0.01), { factor: 1, limited: { bound: 'cap' } }, 'a discounts-only plan never raises')
+  t.match(rate(discountsOnly, 60, 5000, 0, open, 0.01), { factor: 0.9 }, 'and does lower')
+})
+
+const reasons = [
+  { code: 'harsh_braking_per_100km', text: '', label: 'harsh braking', unit: 'per 100 km', value: 4.1, baseline: 1.2, impact: -6 },
+  { code: 'night_share', text: '', label: 'driving at night', unit: 'of the distance', value: 0.02, baseline: 0.05, impact: 0.5 },
+]
+const score = (policyId: string, value: number, to: number, km = 1000, subject: Score['subject'] = 'driving'): Score => ({
+  policyId, subject, value, model: 'driving-frequency@3', reasons, window: { from: 0, to },
+  exposure: { days: 30, distance_km: km }, features: {},
+})
+const priced = (scores: Score[], plans = [plan]) => {
+  const unpriced: [Unpriced, string][] = []
+  return lastValueFrom(from(scores).pipe(priceScores(plans, undefined, (why, s) => unpriced.push([why, s.policyId])), toArray())).then((out) => ({ out, unpriced }))
+}
+
+t.test('priceScores: a redelivered or stale score never applies twice; the chain links every adjustment', async (t) => {
+  const scores = [score('a', 40, 1), score('a', 40, 1), score('b', 60, 1), score('a', 45, 2), score('a', 30, 1)]
+  const { out, unpriced } = await priced(scores)
+  t.same(out.map((p) => [p.policyId, p.factor, p.previousFactor]), [['a', 1.1, 1], ['b', 0.9, 1], ['a', 1.21, 1.1]])
+  t.same(unpriced, [['already priced', 'a'], ['already priced', 'a']], 'the duplicate of a@1, and a score older than the last priced')
   t.equal(out[0]!.prevHash, '', 'the chain starts empty')
   t.equal(out[1]!.prevHash, out[0]!.hash)
   t.equal(out[2]!.prevHash, out[1]!.hash)
-  const again = await lastValueFrom(from(scores).pipe(priceScores(skeletonPlan), toArray()))
-  t.same(again, out, 'the same inputs give the same adjustments, hashes included')
-  t.equal(out[0]!.effectiveFrom, new Date(1).toISOString())
-  t.same(out[0]!.models, ['driving-frequency@1'])
-  t.equal(out[0]!.ruleset, skeletonPlan.version)
+  t.same((await priced(scores)).out, out, 'the same inputs give the same adjustments, hashes included')
+  t.match(out[0], { subject: 'driving', premium: 660, currency: 'EUR', ruleset: 'ubiq-example@1', models: ['driving-frequency@3'], effectiveFrom: new Date(1).toISOString() })
+})
+
+t.test('priceScores: each subject by its own part of the plan; nothing without a plan in effect', async (t) => {
+  const { out, unpriced } = await priced([score('a', 60, 1, 1000, 'home'), score('a', 60, 1, 1000, 'driving')], [example])
+  t.same(out, [])
+  t.same(unpriced.map(([why]) => why), ['no plan in effect', 'no plan in effect'], 'the example plan starts in 2026')
+  const homeOnly: RatingPlan = { ...plan, subjects: { home: plan.subjects.home! } }
+  const r = await priced([score('a', 60, 1, 1000, 'home'), score('a', 40, 1)], [homeOnly])
+  t.same(r.out.map((p) => [p.subject, p.factor, p.premium]), [['home', 0.9, 270]], 'home: base 300, −10% a change')
+  t.same(r.unpriced, [['subject not in plan', 'a']])
+})
+
+t.test('reasons in plain words: each feature\'s effect on the premium against the median, then the plan\'s rules', async (t) => {
+  const { out } = await priced([score('a', 40, 1), score('b', 49, 1, 250), score('c', 40, 1, 10)])
+  t.same(out[0]!.reasons.map((r) => r.text), [
+    'harsh braking 4.1 per 100 km, portfolio median 1.2: +28%',
+    'driving at night 0.02 of the distance, portfolio median 0.05: −2%',
+    'increase capped at +10% on the previous premium (factor 1)',
+  ])
+  t.equal(out[0]!.reasons[0]!.effect, 0.278, 'relativity 1.5 at score 40 against 1.174 at 46 (the score with braking at the median)')
+  t.same(out[1]!.reasons.map((r) => r.text), [
+    'harsh braking 4.1 per 100 km, portfolio median 1.2: +12%',
+    'driving at night 0.02 of the distance, portfolio median 0.05: −1%',
+    '250 km observed of 1000 for full weight: 50% of the behaviour\'s effect applies',
+  ])
+  t.same(out[2]!.reasons.map((r) => r.text), ['10 km observed, the plan needs 50 before any change: premium unchanged'])
+  t.equal(out[2]!.factor, 1)
 })
 
 t.test('canonicalJson sorts keys at every level', async (t) => {

@@ -1,6 +1,7 @@
 /**
- * The pricing service: scores → premium adjustments, hash-chained, appended to the audit log,
- * then published retained on `ubiq/v1/premiums/{policyId}` and stored in InfluxDB.
+ * The pricing service: scores → premium adjustments by the rating plan in effect, with reasons in
+ * plain words, hash-chained, appended to the audit log, then published retained on
+ * `ubiq/v1/premiums/{policyId}` and stored in InfluxDB.
  */
 import { createHash } from 'node:crypto'
 import type { MqttClient } from 'mqtt'
@@ -8,15 +9,34 @@ import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { defer, filter, map, share, tap, type Observable, type OperatorFunction } from 'rxjs'
 import { toLine, topics, type Influx } from '../ingest/index.ts'
-import type { Reason, Score } from '../scoring/index.ts'
+import type { Subject } from '../ingest/index.ts'
+import type { Score } from '../scoring/index.ts'
 import type { AuditLog } from './audit.ts'
-import { rate, type RatingPlan } from './plan.ts'
+import { attributeRelativity, credibleFactor, firstStanding, planAt, planId, rate, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating } from './plan.ts'
+
+/** Why a premium is what it is: one feature against the portfolio's median, or a rule of the plan. */
+export interface PriceReason {
+  code: string
+  /** Plain words: "harsh braking 4.1 per 100 km, portfolio median 1.2: +6%". */
+  text: string
+  value: number
+  baseline: number
+  /** The premium change this feature makes against the median (0.06: +6%), before the plan's limits. */
+  effect: number
+}
 
 /** A premium change, with everything needed to explain and reproduce it (DESIGN.md core types). */
 export interface PremiumAdjustment {
   policyId: string
+  subject: Subject
   factor: number
-  reasons: Reason[]
+  /** basePremium × attribute relativities × factor, rounded as the plan says; a year, in `currency`. */
+  premium: number
+  currency: string
+  previousFactor: number
+  /** The period the plan's period limits apply to: its start and the factor then. */
+  period: { from: string; factor: number }
+  reasons: PriceReason[]
   models: string[]
   ruleset: string
   effectiveFrom: string
@@ -27,16 +47,40 @@ export interface PremiumAdjustment {
   /** Hash of this adjustment, prevHash included. */
   hash: string
   credibility: number
-  limited: 'floor' | 'cap' | null
+  limited: Limit
+}
+
+/** Where pricing stands: the chain's last hash, and per policy and subject its standing and last score's time. */
+export interface PricingState {
+  lastHash: string
+  standings: Map<string, { standing: Standing; lastTo: number }>
+}
+
+const key = (policyId: string, subject: Subject) => `${policyId}/${subject}`
+
+/** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. */
+export function pricingStateFromAudit(records: Iterable<PremiumAdjustment>): PricingState {
+  const state: PricingState = { lastHash: '', standings: new Map() }
+  for (const r of records) {
+    state.lastHash = r.hash
+    state.standings.set(key(r.policyId, r.subject), {
+      standing: { factor: r.factor, periodFrom: Date.parse(r.period.from), periodFactor: r.period.factor },
+      lastTo: Date.parse(r.effectiveFrom),
+    })
+  }
+  return state
 }
 
 export interface PricingDeps {
   scores$: Observable<Score>
   mqtt: MqttClient
   influx: Influx
-  plan: RatingPlan
-  /** Every adjustment is appended here before it is published; the chain continues from its last record. */
+  /** Every version of the rating plan; each score is priced by the one in effect at its time. */
+  plans: readonly RatingPlan[]
+  /** Every adjustment is appended here before it is published; pricing continues from its records. */
   audit: AuditLog
+  /** The state the audit log's records give (`pricingStateFromAudit`). */
+  state: PricingState
   logger: Logger
   metrics: Registry
 }
@@ -44,24 +88,22 @@ export interface PricingDeps {
 /** Starts pricing; premiums$ is hot and shared. */
 export function startPricing(deps: PricingDeps): { premiums$: Observable<PremiumAdjustment> } {
   const log = deps.logger.child({ stage: 'pricing' })
-  const priced = new Counter({ name: 'ubiq_premium_adjustments_total', help: 'Premium adjustments published', registers: [deps.metrics] })
-  // The rating plan prices motor cover from the driving score; health and home scores wait for
-  // their own plans (#6), rather than publishing a neutral premium over the motor one.
+  const priced = new Counter({ name: 'ubiq_premium_adjustments_total', help: 'Premium adjustments published', labelNames: ['subject'], registers: [deps.metrics] })
+  const unpriced = new Counter({ name: 'ubiq_scores_unpriced_total', help: 'Scores that moved no premium, by reason', labelNames: ['reason'], registers: [deps.metrics] })
   if (deps.audit.dropped > 0) log.warn({ bytes: deps.audit.dropped }, 'audit log: dropped a partial last record, never published')
   const premiums$ = deps.scores$.pipe(
-    filter((s) => s.subject === 'driving'),
-    priceScores(deps.plan, deps.audit.lastHash),
+    priceScores(deps.plans, deps.state, (reason) => unpriced.inc({ reason })),
     // In the log before any subscriber sees it: nothing is published that the audit log lacks (#6).
     tap((p) => deps.audit.append(p)),
     share(),
   )
   premiums$.subscribe({
     next: (p) => {
-      priced.inc()
-      log.debug({ policyId: p.policyId, factor: p.factor }, 'premium adjusted')
-      deps.mqtt.publish(topics.premiums(p.policyId), JSON.stringify(p), { qos: 1, retain: true })
-      deps.influx.write([toLine('premium', { policy_id: p.policyId, ruleset: p.ruleset }, {
-        factor: p.factor, credibility: p.credibility, inputs_hash: p.inputsHash, prev_hash: p.prevHash, hash: p.hash,
+      priced.inc({ subject: p.subject })
+      log.debug({ policyId: p.policyId, subject: p.subject, factor: p.factor }, 'premium adjusted')
+      deps.mqtt.publish(topics.premiums(p.policyId, p.subject), JSON.stringify(p), { qos: 1, retain: true })
+      deps.influx.write([toLine('premium', { policy_id: p.policyId, subject: p.subject, ruleset: p.ruleset }, {
+        factor: p.factor, premium: p.premium, credibility: p.credibility, inputs_hash: p.inputsHash, prev_hash: p.prevHash, hash: p.hash,
       }, Date.parse(p.effectiveFrom))])
     },
     // An adjustment that cannot be audited is never published: premiums$ ends with the error.
@@ -70,43 +112,111 @@ export function startPricing(deps: PricingDeps): { premiums$: Observable<Premium
   return { premiums$ }
 }
 
+/** Why a score moved no premium. */
+export type Unpriced = 'already priced' | 'no plan in effect' | 'subject not in plan' | 'policy attributes'
+
 /**
- * Stage: scores → adjustments. A score whose inputs hash equals the policy's last one (a
- * redelivery, or nothing new) yields nothing: an adjustment never applies twice. The chain
- * continues from `startHash`: '' for a new chain, the audit log's last hash after a restart.
+ * Stage: scores → adjustments. A score no later than the last one priced for its policy and
+ * subject (a redelivery, or a stale score) yields nothing: an adjustment never applies twice, and
+ * with the state rebuilt from the audit log that holds across restarts too. Each score is priced
+ * by the plan in effect at its time, from the policy's standing (last factor, period).
+ * `attributes` gives a policy's rating attributes, for plans that rate on them.
  */
-export function priceScores(plan: RatingPlan, startHash = ''): OperatorFunction<Score, PremiumAdjustment> {
+export function priceScores(
+  plans: readonly RatingPlan[],
+  start: PricingState = { lastHash: '', standings: new Map() },
+  onUnpriced: (reason: Unpriced, score: Score) => void = () => {},
+  attributes: (policyId: string) => Record<string, string> | undefined = () => undefined,
+): OperatorFunction<Score, PremiumAdjustment> {
   // State per subscription, not per pipe: two subscribers must not share one chain.
   return (scores$) => defer(() => {
-    const lastInputs = new Map<string, string>()
-    let prevHash = startHash
+    const standings = new Map(start.standings)
+    let prevHash = start.lastHash
+    const price = (s: Score): PremiumAdjustment | Unpriced => {
+      const k = key(s.policyId, s.subject)
+      const last = standings.get(k)
+      if (last && s.window.to <= last.lastTo) return 'already priced'
+      const plan = planAt(plans, s.window.to)
+      if (!plan) return 'no plan in effect'
+      const sp = plan.subjects[s.subject]
+      if (!sp) return 'subject not in plan'
+      let attributeRel: number
+      try {
+        attributeRel = attributeRelativity(plan, attributes(s.policyId))
+      } catch {
+        return 'policy attributes'
+      }
+      const before = last?.standing ?? firstStanding(s.window.to)
+      const exposure = sp.credibility.exposure === 'days' ? s.exposure.days : (s.exposure.distance_km ?? 0)
+      const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, ruleset: planId(plan), before, attributeRel }
+      const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel)
+      const body = {
+        policyId: s.policyId,
+        subject: s.subject,
+        factor: r.factor,
+        premium: r.premium,
+        currency: plan.currency,
+        previousFactor: before.factor,
+        period: { from: new Date(r.standing.periodFrom).toISOString(), factor: r.standing.periodFactor },
+        reasons: priceReasons(sp, s, exposure, r, before),
+        models: [s.model],
+        ruleset: planId(plan),
+        effectiveFrom: new Date(s.window.to).toISOString(),
+        inputsHash: sha256(canonicalJson(inputs)),
+        prevHash,
+        credibility: Math.round(r.credibility * 1000) / 1000,
+        limited: r.limited,
+      }
+      const adjustment = { ...body, hash: adjustmentHash(body) }
+      standings.set(k, { standing: r.standing, lastTo: s.window.to })
+      prevHash = adjustment.hash
+      return adjustment
+    }
     return scores$.pipe(
-      map((s) => {
-        const inputs = { policyId: s.policyId, score: s.value, model: s.model, window: s.window, exposure: s.exposure, ruleset: plan.version }
-        return { s, inputs, inputsHash: sha256(canonicalJson(inputs)) }
+      map((s) => ({ s, out: price(s) })),
+      filter(({ s, out }) => {
+        if (typeof out === 'string') onUnpriced(out, s)
+        return typeof out !== 'string'
       }),
-      filter(({ s, inputsHash }) => lastInputs.get(s.policyId) !== inputsHash),
-      map(({ s, inputsHash }) => {
-        lastInputs.set(s.policyId, inputsHash)
-        const r = rate(plan, s.value, s.exposure.distance_km ?? 0)
-        const body = {
-          policyId: s.policyId,
-          factor: r.factor,
-          reasons: s.reasons,
-          models: [s.model],
-          ruleset: plan.version,
-          effectiveFrom: new Date(s.window.to).toISOString(),
-          inputsHash,
-          prevHash,
-          credibility: Math.round(r.credibility * 1000) / 1000,
-          limited: r.limited,
-        }
-        const adjustment = { ...body, hash: adjustmentHash(body) }
-        prevHash = adjustment.hash
-        return adjustment
-      }),
+      map(({ out }) => out as PremiumAdjustment),
     )
   })
+}
+
+/**
+ * The reasons in plain words: each feature's effect on the premium against the portfolio median
+ * (the score with that feature at its median, through the same mapping and credibility), then the
+ * plan's rules that shaped the number: too little exposure, partial credibility, a limit.
+ */
+export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: Rating, before: Standing): PriceReason[] {
+  const unit = sp.credibility.exposure === 'days' ? 'days of data' : 'km'
+  if (r.credibility === 0) {
+    return [{ code: 'exposure', text: `${fmt(exposure)} ${unit} observed, the plan needs ${sp.credibility.minimum} before any change: premium unchanged`, value: exposure, baseline: sp.credibility.minimum, effect: 0 }]
+  }
+  const f = credibleFactor(sp, s.value, exposure)
+  const features = s.reasons
+    .map((x) => {
+      const effect = f / credibleFactor(sp, s.value - x.impact, exposure) - 1
+      return { code: x.code, text: `${x.label} ${fmt(x.value)} ${x.unit}, portfolio median ${fmt(x.baseline)}: ${pct(effect)}`, value: x.value, baseline: x.baseline, effect: Math.round(effect * 1000) / 1000 }
+    })
+    .filter((x) => pct(x.effect) !== '±0%')
+  const rules: PriceReason[] = []
+  if (r.credibility < 1) {
+    rules.push({ code: 'credibility', text: `${fmt(exposure)} ${unit} observed of ${sp.credibility.full} for full weight: ${Math.round(r.credibility * 100)}% of the behaviour's effect applies`, value: exposure, baseline: sp.credibility.full, effect: 0 })
+  }
+  if (r.limited) {
+    const { by, bound } = r.limited
+    const of = by === 'factor' ? 'the base premium' : by === 'change' ? `the previous premium (factor ${before.factor})` : `the premium at the start of the period (factor ${r.standing.periodFactor})`
+    const limit = (by === 'factor' ? sp.factor : by === 'change' ? sp.change : sp.period)[bound]
+    rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / (1 + r.credibility * (r.relativity - 1)) - 1) * 1000) / 1000 })
+  }
+  return [...features, ...rules]
+}
+
+const fmt = (x: number) => (Number.isInteger(x) ? String(x) : Math.abs(x) < 1 ? x.toFixed(2) : Math.abs(x) < 100 ? x.toFixed(1) : x.toFixed(0))
+const pct = (x: number) => {
+  const p = Math.round(x * 100)
+  return p > 0 ? `+${p}%` : p < 0 ? `−${-p}%` : '±0%'
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')

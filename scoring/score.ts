@@ -14,6 +14,9 @@ export interface Reason {
   code: string
   /** Plain words, e.g. "harsh braking 4.1 per 100 km (typical 2): −6 points". */
   text: string
+  /** The feature in plain words ("harsh braking") and its unit ("per 100 km"), for texts of its own (pricing's). */
+  label: string
+  unit: string
   value: number
   baseline: number
   /** Score points this feature moves the score from where the baseline would put it. */
@@ -105,6 +108,8 @@ export async function scoreBatch(model: LoadedModel, inputs: readonly ScoreInput
         return {
           code: d.name,
           text: `${d.label} ${fmt(v)} ${d.unit} (typical ${fmt(d.baseline)}): ${impact > 0 ? '+' : impact < 0 ? '−' : '±'}${Math.abs(impact)} points`,
+          label: d.label,
+          unit: d.unit,
           value: v,
           baseline: d.baseline,
           impact,

@@ -9,7 +9,7 @@ import mqtt from 'mqtt'
 import WebSocket from 'ws'
 import { driveObd, makeFleet, personas, runFleet } from '../edge-sim/index.ts'
 import { topics, type Rejection } from '../ingest/index.ts'
-import type { PremiumAdjustment } from '../pricing/index.ts'
+import { examplePlans, loadPlans, type PremiumAdjustment } from '../pricing/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { FeedMessage } from '../dashboards/index.ts'
 import { firstMatch, startServices, startTestPipeline } from './harness.ts'
@@ -21,7 +21,10 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
   const services = await startServices(t)
   const fleet = makeFleet(3, 7) // cautious, average, aggressive
   const [cautious, , aggressive] = fleet as [typeof fleet[0], typeof fleet[0], typeof fleet[0]]
-  const pipeline = await startTestPipeline(t, services, fleet, DB)
+  // The example plan moves no premium before 50 km; a quarter of an hour of driving is ~10 km.
+  const [plan] = loadPlans(examplePlans)
+  const driving = { ...plan!.subjects.driving!, credibility: { exposure: 'distance_km' as const, full: 1000, minimum: 0 } }
+  const pipeline = await startTestPipeline(t, services, fleet, DB, { plans: [{ ...plan!, subjects: { driving } }] })
 
   // The aggressive driver's policyholder watches the feed; so does the cautious one.
   const feeds = new Map(await Promise.all([aggressive, cautious].map(async (v) => {
@@ -101,7 +104,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
     late.on('message', (_topic, payload, packet) => {
       if (packet.retain) retained.set((JSON.parse(String(payload)) as PremiumAdjustment).policyId, JSON.parse(String(payload)))
     })
-    await late.subscribeAsync('ubiq/v1/premiums/+', { qos: 1 })
+    await late.subscribeAsync('ubiq/v1/premiums/+/driving', { qos: 1 })
     while (retained.size < fleet.length) await new Promise((r) => setTimeout(r, 20))
     await late.endAsync()
     for (const v of fleet) {
