@@ -99,7 +99,7 @@ async function ubiqStream(readings: readonly Reading[]): Promise<StreamResult> {
     filter((o): o is { trip: Trip } => 'trip' in o),
     map((o) => o.trip),
     drivingScoreInputs(async () => [], POLICY_IDLE_MS, fail),
-    scoreWith({ driving: model }, BATCH, fail),
+    scoreWith(() => ({ champions: { driving: model }, shadows: {} }), BATCH, fail),
     toArray(),
   ))
   const delay = monitorEventLoopDelay({ resolution: 5 })
@@ -156,7 +156,7 @@ async function plainLoop(readings: readonly Reading[]): Promise<Omit<StreamResul
 async function inferences(inputs: readonly ScoreInput[]): Promise<{ ubiq: number; bare: number; scores: number }> {
   const perInput = drivingFrequency.features.length + 1
   const t0 = performance.now()
-  const n = await lastValueFrom(from(inputs).pipe(scoreWith({ driving: model }, BATCH, fail), count()))
+  const n = await lastValueFrom(from(inputs).pipe(scoreWith(() => ({ champions: { driving: model }, shadows: {} }), BATCH, fail), count()))
   const ubiqMs = performance.now() - t0
   if (n !== inputs.length) throw new Error(`scoreWith scored ${n} of ${inputs.length} inputs`)
 

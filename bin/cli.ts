@@ -12,8 +12,9 @@ import {
   cityGeoJson, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
   readRecording, replayStarts, runFleet, runReplay, runSimulation, type FaultConfig,
 } from '../edge-sim/index.ts'
-import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { loadPlans, verifyAudit } from '../pricing/index.ts'
+import { changeChoice, choiceFile, findModels, loadChoice, modelDirs, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
 import { auditLogFile, startPipeline } from './pipeline.ts'
@@ -34,6 +35,12 @@ Usage:
                                  each as ONNX with its model card and prints ranking and calibration
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
   ubiq audit verify [options]    check the premium audit log's hash chain; names the first bad record
+  ubiq models list               the models in the model folders, and which score each subject
+  ubiq models promote ID         make model ID (name@version) its subject's champion; a running ubiq
+                                 switches at its next batch, without restart
+  ubiq models shadow ID          let model ID score its subject beside the champion, stored, never priced
+  ubiq models unshadow ID        stop a shadow
+  ubiq models rollback SUBJECT   back to the champion before (driving, health or home)
   ubiq help                      this text
 
 Options (demo):
@@ -87,7 +94,7 @@ Options (train):
 Options (audit verify):
   --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR)
 
-Environment (start, demo, sim, audit):
+Environment (start, demo, sim, audit, models):
 ${describeConfig()}
 `
 
@@ -99,7 +106,8 @@ class UsageError extends Error {
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
-  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (command === 'models') return modelsCommand(readConfig(process.env), rest)
   if (command === 'audit' && rest[0] !== 'verify') throw new UsageError(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
   const sub = command === 'audit' || (command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map' || rest[0] === 'portfolio')) ? rest[0] : undefined
   const replay = sub === 'replay'
@@ -237,6 +245,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     reorderWindowMs: cfg.REORDER_WINDOW_MS,
     roadMapFile: cfg.ROAD_MAP,
     plans: cfg.RATING_PLAN ? loadPlans(resolve(cfg.RATING_PLAN)) : undefined,
+    modelsDir: cfg.MODELS_DIR && resolve(cfg.MODELS_DIR),
   }, logger)
   cleanups.push(() => pipeline.stop())
 
@@ -280,6 +289,40 @@ function verifyAuditCommand(cfg: Config, opts: Options): void {
   if (verdict.ok) return void process.stdout.write(`audit log ${file}: ${verdict.records} adjustments, chain intact, last hash ${verdict.lastHash || '(none)'}\n`)
   process.stderr.write(`audit log ${file}: line ${verdict.line}: ${verdict.reason}\n`)
   process.exitCode = 1
+}
+
+/** `ubiq models …`: shows or changes which models score each subject (the registry's choice file in UBIQ_DATA_DIR). */
+async function modelsCommand(cfg: Config, args: string[]): Promise<void> {
+  const [action, target, ...extra] = args
+  const usage = 'ubiq models list | promote ID | shadow ID | unshadow ID | rollback SUBJECT'
+  if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')} (${usage})`)
+  const dataDir = resolve(cfg.UBIQ_DATA_DIR)
+  const file = choiceFile(dataDir)
+  const { models, problems } = findModels(modelDirs(cfg.MODELS_DIR && resolve(cfg.MODELS_DIR)))
+  const choice = readChoice(file)
+  if (action === 'list') {
+    if (target !== undefined) throw new UsageError(`ubiq models list takes nothing more, got "${target}"`)
+    const role = (id: string, subject: Subject) => (choice[subject].champion === id ? 'champion' : choice[subject].shadows.includes(id) ? 'shadow' : '')
+    const lines = [...models.values()].map((m) => `  ${m.id.padEnd(28)}${m.definition.subject.padEnd(9)}${role(m.id, m.definition.subject).padEnd(10)}${m.path}`)
+    process.stdout.write(`models (choice: ${existsSync(file) ? file : 'the shipped models, no choice made yet'}):\n${lines.join('\n')}\n`)
+    if (problems.length) process.stdout.write(`not usable:\n  ${problems.join('\n  ')}\n`)
+    return
+  }
+  if (!['promote', 'shadow', 'unshadow', 'rollback'].includes(action ?? '')) throw new UsageError(action ? `unknown models command "${action}" (${usage})` : `ubiq models needs a command: ${usage}`)
+  if (!target) throw new UsageError(`ubiq models ${action} needs ${action === 'rollback' ? 'a subject: driving, health or home' : 'a model id, name@version (ubiq models list shows them)'}`)
+  let change: ChoiceChange
+  if (action === 'rollback') {
+    if (!['driving', 'health', 'home'].includes(target)) throw new UsageError(`ubiq models rollback needs a subject: driving, health or home, got "${target}"`)
+    change = { kind: 'rollback', subject: target as Subject }
+  } else change = { kind: action as 'promote' | 'shadow' | 'unshadow', id: target }
+  const next = changeChoice(choice, change, models)
+  // A choice the service could not load would be refused there: refuse it here, with the reason.
+  await loadChoice(next, models)
+  mkdirSync(dataDir, { recursive: true })
+  writeChoice(file, next)
+  const subject = change.kind === 'rollback' ? change.subject : models.get(change.id)!.definition.subject
+  process.stdout.write(`${subject}: champion ${next[subject].champion}${next[subject].shadows.length ? `, shadows ${next[subject].shadows.join(', ')}` : ''} (${file}; a running ubiq switches at its next batch)
+`)
 }
 
 /** Writes mosquitto.conf, acl, passwd and the credentials to hand out, for the registry's devices. */

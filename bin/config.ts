@@ -22,6 +22,7 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', description: 'Dashboards listen address' }),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'Dashboards port (0: any free port)' }),
   ROAD_MAP: Type.Optional(Type.String({ description: 'GeoJSON road map with maxspeed per road, for speeding events (ubiq sim map writes the simulated city\'s); without it nobody is speeding' })),
+  MODELS_DIR: Type.String({ default: 'models', description: "Trained models (ubiq train's --out), offered beside the shipped ones; ubiq models promote/shadow chooses which score" }),
   RATING_PLAN: Type.Optional(Type.String({ description: 'Rating plan: a JSON file, or a folder of its versions (each score is priced by the one in effect at its time). Unset: the example plan in pricing/plans/' })),
   REORDER_WINDOW_MS: Type.Integer({ default: 2000, minimum: 1, maximum: 600_000, description: 'Out-of-order readings within this long are reordered by device time before scoring' }),
   UBIQ_DATA_DIR: Type.String({ default: '.ubiq', description: "ubiq's own state (the ingest journal), and the data of the servers it starts itself" }),

@@ -3,14 +3,13 @@
  * The only place that knows them all; each receives its configuration and dependencies here.
  */
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, drivingFrequency, healthFrequency, homeFrequency, loadModel, type ModelDefinition, manoeuvreDetector, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip } from '../scoring/index.ts'
+import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, choiceFile, manoeuvreDetector, modelDirs, openModelRegistry, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
 export interface PipelineConfig {
@@ -23,6 +22,8 @@ export interface PipelineConfig {
   port: number
   /** Readings arriving out of order within this long are put back in device-time order before scoring. */
   reorderWindowMs?: number
+  /** A folder of trained models (MODELS_DIR) beside the shipped ones, for the model registry. */
+  modelsDir?: string
   /** The rating plan's versions (default: the shipped example plan, pricing/plans/). */
   plans?: readonly RatingPlan[]
   /** A GeoJSON road map with speed limits: speeding is judged against it (none: no speeding events). */
@@ -38,6 +39,8 @@ export interface Pipeline {
   events$: Observable<PolicyEvent>
   trips$: Observable<Trip>
   premiums$: Observable<PremiumAdjustment>
+  /** The models scoring now: the registry's champions and shadows. */
+  models(): ActiveModels
   metrics: Registry
   /** Stops taking messages, finishes what is in flight, flushes InfluxDB, closes everything. */
   stop(): Promise<void>
@@ -83,9 +86,13 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       logger.warn({ error }, 'InfluxDB write failed; the client retries')
     },
   })
-  const load = (def: ModelDefinition) => loadModel(def, fileURLToPath(new URL(`../scoring/models/${def.file}`, import.meta.url)))
-  const [drivingModel, healthModel, homeModel] = await Promise.all([drivingFrequency, healthFrequency, homeFrequency].map(load))
-  const models = { driving: drivingModel, health: healthModel, home: homeModel }
+  const models = await openModelRegistry({
+    dirs: modelDirs(cfg.modelsDir),
+    file: choiceFile(cfg.dataDir),
+    onChange: (e) => (e.ok
+      ? logger.info({ choice: e.choice }, 'models changed: the new choice scores from the next batch')
+      : logger.error({ err: e.error.message }, 'model change refused: the running models stay')),
+  })
   const roads = cfg.roadMapFile ? await loadRoadMap(cfg.roadMapFile) : undefined
   const publisher = await mqtt.connectAsync(cfg.mqttUrl, { clientId: `ubiq-out-${process.pid}`, reconnectPeriod: 1000 })
 
@@ -113,7 +120,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
     influx,
-    models,
+    models: models.current,
     policyDevices: (policyId) => devicesByPolicy.get(policyId) ?? [],
     logger,
     metrics,
@@ -139,6 +146,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     events$,
     trips$,
     premiums$,
+    models: models.current,
     metrics,
     async stop() {
       // Each step runs even if one before it failed; the first failure is reported at the end.
@@ -153,6 +161,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       await step(() => ingest.stop())
       await step(() => drained)
       await step(() => audit.close())
+      await step(() => models.close())
       // What InfluxDB does not confirm now stays in the journal for the next start.
       await step(() => influx.close())
       await step(() => journal.close())

@@ -61,17 +61,26 @@ export interface BatchConfig {
  */
 export const scoreFromFrequency = (frequency: number, baseline: number) => (100 * baseline) / (baseline + frequency)
 
+/** The models a batch is scored with: per subject a champion, and shadows beside it. */
+export interface ActiveModels {
+  champions: ModelsBySubject
+  shadows: Partial<Record<Subject, readonly LoadedModel[]>>
+}
+
 /**
- * Stage: feature sets → scores, micro-batched through each subject's model (one model call per
- * subject per batch). Inputs of a subject without a model are dropped.
+ * Stage: feature sets → scores, micro-batched through each subject's champion (one model call per
+ * subject per batch). Inputs of a subject without a model are dropped. `models` is asked once per
+ * batch, so a promoted model takes over between two batches. Shadow models score the same batch;
+ * their scores go to `onShadow`, never downstream, so they move no price.
  */
-export function scoreWith(models: ModelsBySubject, batch: BatchConfig, onError: (err: Error) => void): OperatorFunction<ScoreInput, Score> {
+export function scoreWith(models: () => ActiveModels, batch: BatchConfig, onError: (err: Error) => void, onShadow: (scores: Score[]) => void = () => {}): OperatorFunction<ScoreInput, Score> {
   return (inputs$) => inputs$.pipe(
     bufferTime(batch.maxWaitMs, null, batch.maxBatch),
     filter((rows) => rows.length > 0),
     concatMap(async (rows) => {
+      const { champions, shadows } = models()
       const scores: Score[] = []
-      for (const [subject, model] of Object.entries(models) as [Subject, LoadedModel][]) {
+      for (const [subject, model] of Object.entries(champions) as [Subject, LoadedModel][]) {
         const mine = rows.filter((r) => r.subject === subject)
         if (mine.length === 0) continue
         try {
@@ -79,6 +88,13 @@ export function scoreWith(models: ModelsBySubject, batch: BatchConfig, onError: 
         } catch (err) {
           // A failed model call is an infrastructure fault, not bad data: report it, keep the stream.
           onError(err as Error)
+        }
+        for (const shadow of shadows[subject] ?? []) {
+          try {
+            onShadow(await scoreBatch(shadow, mine))
+          } catch (err) {
+            onError(err as Error)
+          }
         }
       }
       return scores

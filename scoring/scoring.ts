@@ -18,7 +18,7 @@ import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, s
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, DAY_MS, drivingScoreInput, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
-import { scoreWith, type BatchConfig, type ModelsBySubject, type Score, type ScoreInput } from './score.ts'
+import { scoreWith, type ActiveModels, type BatchConfig, type Score, type ScoreInput } from './score.ts'
 import { trackTrips, type OpenTripSource, type Trip, type TripConfig } from './trips.ts'
 
 /** How far back a device's open trip is looked for after a restart: longer trips restart where the lookback begins. */
@@ -28,7 +28,8 @@ export interface ScoringDeps {
   readings$: Observable<Reading>
   mqtt: MqttClient
   influx: Influx
-  models: ModelsBySubject
+  /** The models in use now (the model registry's): asked once per micro-batch. */
+  models: () => ActiveModels
   /** A policy's registered devices (whose stored readings rebuild its open day after a restart). */
   policyDevices(policyId: string): readonly string[]
   logger: Logger
@@ -47,6 +48,7 @@ export interface ScoringDeps {
 export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; events$: Observable<PolicyEvent>; trips$: Observable<Trip> } {
   const log = deps.logger.child({ stage: 'scoring' })
   const scored = new Counter({ name: 'ubiq_scores_total', help: 'Scores produced', labelNames: ['subject'], registers: [deps.metrics] })
+  const shadowed = new Counter({ name: 'ubiq_shadow_scores_total', help: 'Scores by shadow models (stored as shadow_score, never priced)', labelNames: ['model'], registers: [deps.metrics] })
   const failures = new Counter({ name: 'ubiq_model_failures_total', help: 'Model calls that failed', registers: [deps.metrics] })
   const detected = new Counter({ name: 'ubiq_events_total', help: 'Events detected', labelNames: ['type'], registers: [deps.metrics] })
   const tripCount = new Counter({ name: 'ubiq_trips_total', help: 'Trips closed', labelNames: ['ended'], registers: [deps.metrics] })
@@ -144,6 +146,10 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     scoreWith(deps.models, deps.batch, (err) => {
       failures.inc()
       log.error({ err }, 'model call failed')
+    }, (shadowScores) => {
+      // Stored beside the champion's, never published or priced: for comparing before a promotion.
+      for (const s of shadowScores) shadowed.inc({ model: s.model })
+      deps.influx.write(shadowScores.map((s) => toLine('shadow_score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value }, s.window.to)))
     }),
     share(),
   )

@@ -18,6 +18,7 @@ const log1pScale: Record<string, number> = {
 
 const spec = ({ version, file, card, features, ...rest }: ModelDefinition, extra: Partial<ModelSpec> = {}): ModelSpec => ({
   ...rest,
+  form: 'glm',
   ...extra,
   features: features.map(({ baseline, ...f }) => (log1pScale[f.name] ? { ...f, log1pScale: log1pScale[f.name] } : f)),
 })
@@ -25,5 +26,5 @@ const spec = ({ version, file, card, features, ...rest }: ModelDefinition, extra
 export const trainingSpecs: Readonly<Record<Subject, ModelSpec>> = {
   driving: spec(drivingFrequency, { exposure: { feature: 'km_per_day', perYear: 365.25 } }),
   health: spec(healthFrequency),
-  home: spec(homeFrequency),
+  home: spec(homeFrequency, { form: 'trees' }),
 }

@@ -8,8 +8,9 @@
 import type { Subject } from '../../ingest/index.ts'
 import { transformed, type FeatureDefinition, type ModelDefinition } from './definition.ts'
 import { fitPoissonGlm, glmRate, poissonDeviance, type GlmFit } from './glm.ts'
-import { glmToOnnx } from './onnx.ts'
+import { frequencyModelToOnnx, glmCore } from './onnx.ts'
 import { modelQuality, type ModelQuality } from './quality.ts'
+import { fitPoissonTrees, predictTrees, treeCore, type TreeEnsemble } from './trees.ts'
 
 /** One policy's subject in a training portfolio. */
 export interface TrainingRow {
@@ -25,12 +26,20 @@ export interface TrainingRow {
   persona?: string
 }
 
-/** What a model is fitted on: everything of a definition but its version, files and baselines. */
-export type ModelSpec = Omit<ModelDefinition, 'version' | 'file' | 'card' | 'features'> & { features: Omit<FeatureDefinition, 'baseline'>[] }
+/**
+ * What a model is fitted on: everything of a definition but its version, files and baselines, and
+ * its form: a Poisson GLM (log-linear in the features), or gradient-boosted Poisson trees where the
+ * risk comes in levels a log-linear form cannot draw (a home that shows nothing is not simply the
+ * far end of a line through homes that show a little).
+ */
+export type ModelSpec = Omit<ModelDefinition, 'version' | 'file' | 'card' | 'features'> & { features: Omit<FeatureDefinition, 'baseline'>[]; form: 'glm' | 'trees' }
+
+/** A fitted core: log rate per unit of exposure from the transformed features. */
+export type Fit = { form: 'glm'; glm: GlmFit } | { form: 'trees'; trees: TreeEnsemble }
 
 export interface TrainedModel {
   definition: ModelDefinition
-  glm: GlmFit
+  fit: Fit
   onnx: Uint8Array
   card: string
   /** Fitted on, and held out. */
@@ -52,15 +61,19 @@ export function trainModel(spec: ModelSpec, version: string, rows: readonly Trai
   const test = rows.filter((r) => isHeldOut(r.policyId))
   if (train.length < 10 * (spec.features.length + 1)) throw new Error(`${spec.subject}: ${train.length} training policies; at least ${10 * (spec.features.length + 1)} are needed for ${spec.features.length} features`)
   const features = spec.features.map((f) => ({ ...f, baseline: median(train.map((r) => r.features[f.name] ?? 0)) }))
-  const definition: ModelDefinition = { ...spec, version, features, file: `${spec.name}@${version}.onnx`, card: `${spec.name}@${version}.md` }
+  const { form, ...described } = spec
+  const definition: ModelDefinition = { ...described, version, features, file: `${spec.name}@${version}.onnx`, card: `${spec.name}@${version}.md` }
   const x = (r: TrainingRow) => features.map((f) => transformed(f, r.features[f.name] ?? f.baseline))
-  const glm = fitPoissonGlm({ x: train.map(x), claims: train.map((r) => r.claims), exposure: train.map((r) => r.exposure) })
-  const perYear = (r: TrainingRow) => (glmRate(glm, x(r)) * r.exposure) / r.years
+  const data = { x: train.map(x), claims: train.map((r) => r.claims), exposure: train.map((r) => r.exposure) }
+  const fit: Fit = form === 'glm' ? { form, glm: fitPoissonGlm(data) } : { form, trees: fitPoissonTrees(data) }
+  const rate = (row: readonly number[]) => (fit.form === 'glm' ? glmRate(fit.glm, row) : Math.exp(predictTrees(fit.trees, row)))
+  const perYear = (r: TrainingRow) => (rate(x(r)) * r.exposure) / r.years
   const truth = test.filter((r) => r.expectedPerYear !== undefined)
   const quality = truth.length > 0 ? modelQuality(truth.map((r) => ({ predicted: perYear(r), truth: r.expectedPerYear!, years: r.years }))) : undefined
   const heldOutDeviance = poissonDeviance(test.map((r) => r.claims), test.map((r) => perYear(r) * r.years))
-  const card = modelCard(definition, glm, { train, test, quality, heldOutDeviance, source })
-  return { definition, glm, onnx: glmToOnnx(definition, glm, card), card, trained: train.length, heldOut: test.length, quality }
+  const card = modelCard(definition, fit, rate, { train, test, quality, heldOutDeviance, source })
+  const core = fit.form === 'glm' ? glmCore(definition, fit.glm) : treeCore(definition, fit.trees)
+  return { definition, fit, onnx: frequencyModelToOnnx(definition, core, card), card, trained: train.length, heldOut: test.length, quality }
 }
 
 /** Whether a quality meets the goals, and if not, why. */
@@ -72,41 +85,47 @@ export function meetsGoals(q: ModelQuality): string[] {
 }
 
 /** The model card: intended use, features and relativities, data, metrics, limits. */
-function modelCard(def: ModelDefinition, glm: GlmFit, d: { train: readonly TrainingRow[]; test: readonly TrainingRow[]; quality?: ModelQuality; heldOutDeviance: number; source: string }): string {
+function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]) => number, d: { train: readonly TrainingRow[]; test: readonly TrainingRow[]; quality?: ModelQuality; heldOutDeviance: number; source: string }): string {
   const claims = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.claims, 0)
   const exposure = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.exposure, 0)
   const years = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.years, 0)
   const personas = new Map<string, number>()
   for (const r of d.train) if (r.persona) personas.set(r.persona, (personas.get(r.persona) ?? 0) + 1)
+  const atBaseline = def.features.map((f) => transformed(f, f.baseline))
   const featureRows = def.features.map((f, i) => {
-    const c = glm.coefficients[i]!
     const p90 = quantile(d.train.map((r) => r.features[f.name] ?? f.baseline), 0.9)
-    const rel = Math.exp(c * (transformed(f, p90) - transformed(f, f.baseline)))
-    return `| ${f.name} | ${f.unit} | ${f.log1pScale ? `log(1 + ${f.log1pScale}·x)` : '–'} | ${fmt(f.baseline)} | ${c.toPrecision(4)} | ${fmt(p90)} | ${rel.toFixed(3)} |`
+    const rel = rate(atBaseline.map((v, j) => (j === i ? transformed(f, p90) : v))) / rate(atBaseline)
+    const coefficient = fit.form === 'glm' ? `${fit.glm.coefficients[i]!.toPrecision(4)} | ` : ''
+    return `| ${f.name} | ${f.unit} | ${f.log1pScale ? `log(1 + ${f.log1pScale}·x)` : '–'} | ${fmt(f.baseline)} | ${coefficient}${fmt(p90)} | ${rel.toFixed(3)} |`
   })
+  const glm = fit.form === 'glm' ? fit.glm : undefined
+  const offset = def.exposure ? `, fitted per km with log(km) as offset` : ''
+  const form = glm
+    ? `A Poisson GLM with log link${offset}: \`f = exp(intercept + Σ coefficient·feature)${def.exposure ? ` × ${def.exposure.feature} × ${def.exposure.perYear}` : ''}\`, fitted by iteratively reweighted least squares (${glm.iterations} iterations, ridge 0.001 on standardised features)`
+    : `Gradient-boosted Poisson regression trees${offset}: \`f = exp(base + Σ tree(features))${def.exposure ? ` × ${def.exposure.feature} × ${def.exposure.perYear}` : ''}\`, ${fit.form === 'trees' ? fit.trees.trees.length : 0} trees of depth 2, learning rate 0.1, run by onnxruntime as an ai.onnx.ml TreeEnsembleRegressor`
   const q = d.quality
   return [
     `# Model card: ${def.name}@${def.version}`,
     '',
     `**What it predicts.** The expected number of ${subjectWords[def.subject]} claims a year for a policy, from its ${def.subject} features. ubiq turns the frequency \`f\` into a 0–100 score (higher is safer) as \`100·f0/(f0+f)\`, where \`f0\` is the model at the baseline features (the training portfolio's medians): 50 is a typical policy.`,
     '',
-    `**Form.** A Poisson GLM with log link${def.exposure ? `, fitted per km with log(km) as offset: \`f = exp(intercept + Σ coefficient·feature) × ${def.exposure.feature} × ${def.exposure.perYear}\`` : ': `f = exp(intercept + Σ coefficient·feature)`'}, fitted by iteratively reweighted least squares (${glm.iterations} iterations, ridge 0.001 on standardised features) and written as ONNX by ubiq's own code. Features with a transform enter as log(1 + scale·value).`,
+    `**Form.** ${form}; written as ONNX by ubiq's own code. Features with a transform enter as log(1 + scale·value).`,
     '',
     `**Intended use.** Ranking and explaining ${def.subject} risk within a portfolio like the one it was trained on, as one input to a rating plan that caps and credibility-weights its effect. Not a decision on its own, and not for portfolios whose devices, roads or population differ without refitting.`,
     '',
     `**Features, in the order of the input tensor \`${def.input}\` [batch, ${def.features.length}].** Relativity at p90: the frequency factor of a policy at the training portfolio's 90th percentile of that feature against one at the median, others equal.`,
     '',
-    '| feature | unit | transform | baseline (median) | coefficient | p90 | relativity at p90 |',
-    '|---|---|---|---|---|---|---|',
+    `| feature | unit | transform | baseline (median) | ${glm ? 'coefficient | ' : ''}p90 | relativity at p90 |`,
+    `|---|---|---|---|${glm ? '---|' : ''}---|---|`,
     ...featureRows,
-    `| intercept | | | | ${glm.intercept.toPrecision(6)} | | |`,
+    ...(glm ? [`| intercept | | | | ${glm.intercept.toPrecision(6)} | | |`] : []),
     '',
     `**Training data.** ${d.source}. ${d.train.length} policies fitted (${def.exposure ? `${fmt(exposure(d.train))} km, ` : ''}${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
     '',
     `**Metrics, on the held-out policies.** Poisson deviance ${d.heldOutDeviance.toFixed(1)} on ${d.test.length} policies.` + (q ? ` Against the simulator's true expected frequencies: Gini ${q.gini.toFixed(3)}, the truth's own Gini ${q.giniTruth.toFixed(3)}, **ratio ${q.giniRatio.toFixed(3)}** (goal ≥ ${goals.giniRatio}); calibration, true over predicted claims per decile of predicted frequency (goal 1 ± ${goals.calibration}):` : ''),
     ...(q ? ['', '| decile | policies | predicted /year | true /year | true / predicted |', '|---|---|---|---|---|', ...q.deciles.map((x) => `| ${x.decile} | ${x.policies} | ${x.predicted.toFixed(4)} | ${x.truth.toFixed(4)} | ${x.ratio.toFixed(3)} |`)] : []),
     '',
-    `**Known limits.** Trained on simulated policies: the relativities are as good as the simulator's personas are true to life, and a feature the simulator does not vary has no effect here. A log-linear form cannot bend: a feature whose risk rises then falls is averaged. Features are a short observation of each policy; policies with little data are noisy and the rating plan's credibility weighting must account for it.`,
+    `**Known limits.** Trained on simulated policies: the relativities are as good as the simulator's personas are true to life, and a feature the simulator does not vary has no effect here. ${glm ? 'A log-linear form cannot bend: a feature whose risk rises then falls is averaged.' : 'Trees give risk in steps: a policy just either side of a split can differ more than its behaviour does, and reasons show a feature only where the policy is on the other side of a split from the baseline.'} Features are a short observation of each policy; policies with little data are noisy and the rating plan's credibility weighting must account for it.`,
     '',
     `**Fairness.** Inputs describe behaviour and the condition of the insured thing only: no age, sex, ethnicity, postcode, health record or genetic data. Behaviour can still correlate with protected attributes; \`ubiq backtest\` reports premium differences between groups the plan does not use.`,
     '',
