@@ -7,8 +7,8 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
-import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
-import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, standingOf, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, choiceFile, manoeuvreDetector, modelDirs, openModelRegistry, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
@@ -135,7 +135,25 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     const checks = { mqttIngest: ingest.connected, mqttPublisher: publisher.connected, journalPendingLines: journal.pending }
     return { ok: checks.mqttIngest && checks.mqttPublisher, checks }
   }
-  const dashboards = await startDashboards({ scores$, premiums$, metrics, health, deviceClock: ingest.clock, logger, host: cfg.host, port: cfg.port })
+  // The premium simulator's inputs: each policy's latest score and standing per subject.
+  const latestScores = new Map<string, Score>()
+  // The simulator re-prices the latest score from where the policy stood before it was priced, so
+  // with no change it gives the latest premium exactly.
+  const standings = new Map(pricingState.standings)
+  scores$.subscribe((s) => latestScores.set(`${s.policyId}/${s.subject}`, s))
+  premiums$.subscribe({
+    next: (p) => {
+      const k = `${p.policyId}/${p.subject}`
+      standings.set(k, { standing: standingOf(p), before: standings.get(k)?.standing, lastTo: Date.parse(p.effectiveFrom) })
+    },
+    error: () => {},
+  })
+  const whatIfFor = async (policyId: string, subject: Subject, changes: unknown) => {
+    const score = latestScores.get(`${policyId}/${subject}`)
+    const model = models.current().champions[subject]
+    return score && model ? whatIf(model, plans, score, standings.get(`${policyId}/${subject}`)?.before, changes) : undefined
+  }
+  const dashboards = await startDashboards({ scores$, premiums$, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, host: cfg.host, port: cfg.port })
   // Only now, with everything downstream listening, do messages start to flow.
   await ingest.connect()
   logger.info({ url: dashboards.url }, 'pipeline started')

@@ -9,8 +9,8 @@ import Fastify from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
-import { ID_PATTERN, type DeviceClock } from '../ingest/index.ts'
-import type { PremiumAdjustment } from '../pricing/index.ts'
+import { ID_PATTERN, type DeviceClock, type Subject } from '../ingest/index.ts'
+import { WhatIfError, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
 import type { Score } from '../scoring/index.ts'
 
 export interface DashboardsDeps {
@@ -19,6 +19,8 @@ export interface DashboardsDeps {
   metrics: Registry
   /** A device's clock skew estimate, for operators. */
   deviceClock(deviceId: string): DeviceClock | undefined
+  /** The premium simulator: the policy's latest score of `subject` with changed features, priced; undefined without a score. */
+  whatIf(policyId: string, subject: Subject, changes: unknown): Promise<WhatIf | undefined>
   /** Whether the service works, and the checks behind the answer. */
   health(): { ok: boolean; checks: Record<string, boolean | number> }
   logger: Logger
@@ -71,6 +73,18 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     const state = latest.get(req.params.policy)
     if (!state) return reply.code(404).send({ error: 'unknown_policy', message: `no score yet for policy ${req.params.policy}` })
     return { policyId: req.params.policy, ...state }
+  })
+  const whatIfParams = { type: 'object', required: ['policy', 'subject'], properties: { ...policyParams.properties, subject: { type: 'string', enum: ['driving', 'health', 'home'] } } } as const
+  app.post<{ Params: { policy: string; subject: Subject } }>('/api/v1/policies/:policy/what-if/:subject', { schema: { params: whatIfParams } }, async (req, reply) => {
+    // The body is checked by the simulator, not fastify, whose default drops unknown fields silently.
+    try {
+      const answer = await deps.whatIf(req.params.policy, req.params.subject, req.body)
+      if (!answer) return reply.code(404).send({ error: 'unknown_policy', message: `no ${req.params.subject} score yet for policy ${req.params.policy}` })
+      return answer
+    } catch (err) {
+      if (err instanceof WhatIfError) return reply.code(400).send({ error: 'bad_request', message: err.message })
+      throw err
+    }
   })
   const deviceParams = { type: 'object', required: ['device'], properties: { device: { type: 'string', pattern: ID_PATTERN } } } as const
   app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', { schema: { params: deviceParams } }, (req, reply) => {

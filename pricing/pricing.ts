@@ -53,7 +53,8 @@ export interface PremiumAdjustment {
 /** Where pricing stands: the chain's last hash, and per policy and subject its standing and last score's time. */
 export interface PricingState {
   lastHash: string
-  standings: Map<string, { standing: Standing; lastTo: number }>
+  /** `before`: the standing before the last adjustment (none for a policy's first), for the premium simulator. */
+  standings: Map<string, { standing: Standing; before?: Standing; lastTo: number }>
 }
 
 const key = (policyId: string, subject: Subject) => `${policyId}/${subject}`
@@ -63,13 +64,14 @@ export function pricingStateFromAudit(records: Iterable<PremiumAdjustment>): Pri
   const state: PricingState = { lastHash: '', standings: new Map() }
   for (const r of records) {
     state.lastHash = r.hash
-    state.standings.set(key(r.policyId, r.subject), {
-      standing: { factor: r.factor, periodFrom: Date.parse(r.period.from), periodFactor: r.period.factor },
-      lastTo: Date.parse(r.effectiveFrom),
-    })
+    const k = key(r.policyId, r.subject)
+    state.standings.set(k, { standing: standingOf(r), before: state.standings.get(k)?.standing, lastTo: Date.parse(r.effectiveFrom) })
   }
   return state
 }
+
+/** The standing an adjustment leaves its policy in. */
+export const standingOf = (a: PremiumAdjustment): Standing => ({ factor: a.factor, periodFrom: Date.parse(a.period.from), periodFactor: a.period.factor })
 
 export interface PricingDeps {
   scores$: Observable<Score>
@@ -168,7 +170,7 @@ export function priceScores(
         limited: r.limited,
       }
       const adjustment = { ...body, hash: adjustmentHash(body) }
-      standings.set(k, { standing: r.standing, lastTo: s.window.to })
+      standings.set(k, { standing: r.standing, before, lastTo: s.window.to })
       prevHash = adjustment.hash
       return adjustment
     }

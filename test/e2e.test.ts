@@ -9,7 +9,7 @@ import mqtt from 'mqtt'
 import WebSocket from 'ws'
 import { driveObd, makeFleet, personas, runFleet } from '../edge-sim/index.ts'
 import { topics, type Rejection } from '../ingest/index.ts'
-import { examplePlans, loadPlans, type PremiumAdjustment } from '../pricing/index.ts'
+import { examplePlans, loadPlans, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { FeedMessage } from '../dashboards/index.ts'
 import { firstMatch, startServices, startTestPipeline } from './harness.ts'
@@ -62,6 +62,35 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
 
   const finalScores = new Map(await Promise.all(finalScore$.map(async ([id, p]) => [id, await p] as const)))
   const finalPremiums = new Map(await Promise.all(finalPremium$.map(async ([id, p]) => [id, await p] as const)))
+  // While the pipeline runs: the simulator answers from its latest scores and standings.
+  await t.test('the premium simulator prices changed behaviour with the same model and plan', async (t) => {
+    const whatIf = (policyId: string, body: unknown) => fetch(`${pipeline.url}/api/v1/policies/${policyId}/what-if/driving`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    })
+    const latest = finalPremiums.get(aggressive.policyId)!
+    const res = await whatIf(aggressive.policyId, { scale: { harsh_braking_per_100km: 0.2, harsh_acceleration_per_100km: 0.2 }, set: { speeding_share: 0 } })
+    t.equal(res.status, 200)
+    const w = (await res.json()) as WhatIf
+    t.match(w, { policyId: aggressive.policyId, subject: 'driving', model: finalScores.get(aggressive.policyId)!.model, ruleset: latest.ruleset })
+    t.same([w.now.score, w.now.factor, w.now.premium], [finalScores.get(aggressive.policyId)!.value, latest.factor, latest.premium], 'unchanged, it is the latest score and premium exactly')
+    t.equal(w.changed.features.harsh_braking_per_100km, w.now.features.harsh_braking_per_100km! * 0.2)
+    t.ok(w.changed.score > w.now.score, `calmer driving scores higher: ${w.now.score} → ${w.changed.score}`)
+    t.ok(w.changed.factor <= w.now.factor, `and pays no more: ×${w.now.factor} → ×${w.changed.factor}`)
+    t.ok(w.changed.reasons.every((r) => typeof r.text === 'string' && r.text.length > 0), 'with its reasons')
+    const bad: [unknown, number, RegExp][] = [
+      [{ scale: { shoe_size: 2 } }, 400, /has no feature shoe_size; it has harsh_braking_per_100km/],
+      [{ scale: { harsh_braking_per_100km: -1 } }, 400, /\/scale\/harsh_braking_per_100km: Expected number to be greater or equal to 0/],
+      [{ colour: 'red' }, 400, /\/colour: Unexpected property/],
+      [{}, 400, /no change: give scale or set/],
+    ]
+    for (const [body, status, message] of bad) {
+      const r = await whatIf(aggressive.policyId, body)
+      t.equal(r.status, status, JSON.stringify(body))
+      t.match(((await r.json()) as { message: string }).message, message)
+    }
+    t.equal((await whatIf('pol-nobody', { set: { night_share: 0 } })).status, 404, 'a policy without a score')
+  })
+
   await pipeline.stop() // flushes InfluxDB
 
   t.test('InfluxDB holds every valid reading once, with the values the devices sent', async (t) => {
