@@ -13,7 +13,8 @@ import {
   readRecording, replayStarts, runFleet, runReplay, runSimulation, type FaultConfig,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { loadPlans, verifyAudit } from '../pricing/index.ts'
+import { examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
+import { backtest, backtestCsv, backtestReport } from './backtest.ts'
 import { changeChoice, choiceFile, findModels, loadChoice, modelDirs, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
@@ -33,6 +34,8 @@ Usage:
                                  true claim frequencies and drawn claims, as driving.csv, health.csv, home.csv
   ubiq train --portfolio DIR     fit the driving, health and home claim-frequency models on a portfolio; writes
                                  each as ONNX with its model card and prints ranking and calibration
+  ubiq backtest --portfolio DIR  run the rating plan (RATING_PLAN) with the chosen models over a portfolio: premium
+                                 distribution, loss ratio by score decile, capped and floored shares, groups
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
   ubiq audit verify [options]    check the premium audit log's hash chain; names the first bad record
   ubiq models list               the models in the model folders, and which score each subject
@@ -91,10 +94,16 @@ Options (train):
   --version V                    the models' version (default: one above the highest in --out and the shipped ones)
   Exit code 1 when a model misses the quality goals (Gini ratio ≥ 0.9, every decile within ±10%).
 
+Options (backtest):
+  --portfolio DIR                the portfolio's CSV files (ubiq sim portfolio writes them)
+  --days D                       days of wearable and home data behind each health and home score (default 90,
+                                 as ubiq sim portfolio's --days)
+  --out FILE                     also write every policy's score, factor and premium as CSV
+
 Options (audit verify):
   --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR)
 
-Environment (start, demo, sim, audit, models):
+Environment (start, demo, sim, audit, models, backtest):
 ${describeConfig()}
 `
 
@@ -106,7 +115,7 @@ class UsageError extends Error {
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
-  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest'].includes(command)) throw new UsageError(`unknown command "${command}"`)
   if (command === 'models') return modelsCommand(readConfig(process.env), rest)
   if (command === 'audit' && rest[0] !== 'verify') throw new UsageError(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
   const sub = command === 'audit' || (command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map' || rest[0] === 'portfolio')) ? rest[0] : undefined
@@ -115,6 +124,7 @@ async function main(argv: string[]): Promise<void> {
   if (sub === 'map') return writeCityMap(opts)
   if (sub === 'portfolio') return simPortfolio(opts)
   if (command === 'train') return trainCommand(opts)
+  if (command === 'backtest') return backtestCommand(readConfig(process.env), opts)
   const cfg = readConfig(process.env)
   if (command === 'audit') return verifyAuditCommand(cfg, opts)
   const logger = pino(
@@ -163,6 +173,7 @@ function parseOptions(command: string, args: string[]): Options {
     'sim map': ['out', 'seed'],
     'sim portfolio': ['out', 'policies', 'driving-days', 'days', 'years', 'start', 'seed', 'imu-hz'],
     train: ['portfolio', 'out', 'version'],
+    backtest: ['portfolio', 'days', 'out'],
     'broker-config': ['out', 'port'],
     'audit verify': ['file'],
   }
@@ -192,7 +203,7 @@ function parseOptions(command: string, args: string[]): Options {
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     speedup: number('speedup', { 'sim replay': 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     devices: number('devices', 30, (n) => Number.isInteger(n) && n >= 1 && n <= 100_000, 'a whole number from 1 to 100000'),
-    days: number('days', command === 'sim portfolio' ? 90 : 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
+    days: number('days', command === 'sim portfolio' || command === 'backtest' ? 90 : 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
     drivingDays: number('driving-days', 14, (n) => Number.isInteger(n) && n >= 1 && n <= 90, 'a whole number of days from 1 to 90'),
     policies: number('policies', 600, (n) => Number.isInteger(n) && n >= 30 && n <= 100_000, 'a whole number from 30 to 100000'),
     years: number('years', 100, (n) => n > 0 && n <= 10_000, 'a number of years above 0, at most 10000'),
@@ -279,6 +290,19 @@ function trainCommand(opts: Options): void {
   const report = trainingReport(train(resolve(opts.portfolio), out, opts.version), out)
   process.stdout.write(report.text)
   if (!report.ok) process.exitCode = 1
+}
+
+/** `ubiq backtest`: the plan and the chosen champion models over a portfolio; the report on stdout. */
+async function backtestCommand(cfg: Config, opts: Options): Promise<void> {
+  if (!opts.portfolio) throw new UsageError('ubiq backtest needs --portfolio DIR (ubiq sim portfolio --out DIR writes one)')
+  const plans = loadPlans(resolve(cfg.RATING_PLAN ?? examplePlans))
+  const { champions } = await loadChoice(readChoice(choiceFile(resolve(cfg.UBIQ_DATA_DIR))), findModels(modelDirs(resolve(cfg.MODELS_DIR))).models)
+  const result = await backtest({ portfolio: resolve(opts.portfolio), plans, models: champions, dataDays: opts.days })
+  process.stdout.write(backtestReport(result))
+  if (opts.out) {
+    writeFileSync(resolve(opts.out), backtestCsv(result))
+    process.stdout.write(`\nwrote ${resolve(opts.out)}: every policy's score, factor and premium\n`)
+  }
 }
 
 /** `ubiq audit verify`: walks the audit log; exit code 1 and the first bad record if the chain is broken. */
