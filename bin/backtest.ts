@@ -7,7 +7,7 @@
  */
 import { resolve } from 'node:path'
 import type { Subject } from '../ingest/index.ts'
-import { attributeRelativity, firstStanding, planAt, planId, rate, type Limit, type RatingPlan, type SubjectRating } from '../pricing/index.ts'
+import { attributeRelativity, exposureOf, firstStanding, planAt, planId, rate, type Limit, type RatingPlan, type SubjectRating } from '../pricing/index.ts'
 import { DAY_MS, modelId, scoreBatch, type LoadedModel, type ScoreInput } from '../scoring/index.ts'
 import type { PortfolioRow } from './portfolio.ts'
 import { readPortfolio } from './train.ts'
@@ -184,7 +184,7 @@ async function rateSubject(plan: RatingPlan, rating: SubjectRating, model: Loade
     scores.forEach((score, k) => {
       const row = batch[k]!
       // The same exposure and call as pricing's priceScores, for a policy with no standing yet.
-      const exposure = rating.credibility.exposure === 'days' ? score.exposure.days : (score.exposure.distance_km ?? 0)
+      const exposure = exposureOf(rating, score.exposure)
       const r = rate(rating, score.value, exposure, at, firstStanding(at), plan.rounding, attributeRelativity(plan, { region: row.region }))
       out.push({
         policyId: row.policyId, subject: row.subject, region: row.region, persona: row.persona,

@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, standingOf, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, choiceFile, manoeuvreDetector, modelDirs, openModelRegistry, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 
@@ -128,30 +128,23 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     detectors: vehicleDetectors(roads),
     ...scoringLimits,
   })
-  const { premiums$ } = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })
+  const pricing = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })
+  const { premiums$ } = pricing
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
   const drained = Promise.all([completed(premiums$), completed(events$)])
   const health = () => {
     const checks = { mqttIngest: ingest.connected, mqttPublisher: publisher.connected, journalPendingLines: journal.pending }
     return { ok: checks.mqttIngest && checks.mqttPublisher, checks }
   }
-  // The premium simulator's inputs: each policy's latest score and standing per subject.
+  // The premium simulator's inputs: each policy's latest score per subject, and pricing's standings.
+  // It re-prices the latest score from where the policy stood before it was priced, so with no
+  // change it gives the latest premium exactly.
   const latestScores = new Map<string, Score>()
-  // The simulator re-prices the latest score from where the policy stood before it was priced, so
-  // with no change it gives the latest premium exactly.
-  const standings = new Map(pricingState.standings)
   scores$.subscribe((s) => latestScores.set(`${s.policyId}/${s.subject}`, s))
-  premiums$.subscribe({
-    next: (p) => {
-      const k = `${p.policyId}/${p.subject}`
-      standings.set(k, { standing: standingOf(p), before: standings.get(k)?.standing, lastTo: Date.parse(p.effectiveFrom) })
-    },
-    error: () => {},
-  })
   const whatIfFor = async (policyId: string, subject: Subject, changes: unknown) => {
     const score = latestScores.get(`${policyId}/${subject}`)
     const model = models.current().champions[subject]
-    return score && model ? whatIf(model, plans, score, standings.get(`${policyId}/${subject}`)?.before, changes) : undefined
+    return score && model ? whatIf(model, plans, score, pricing.standing(policyId, subject)?.before, changes) : undefined
   }
   const dashboards = await startDashboards({ scores$, premiums$, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, host: cfg.host, port: cfg.port })
   // Only now, with everything downstream listening, do messages start to flow.

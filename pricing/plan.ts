@@ -189,6 +189,9 @@ export function relativity(s: SubjectRating, score: number): number {
 export const credibility = (s: SubjectRating, exposure: number) =>
   exposure < s.credibility.minimum ? 0 : Math.min(1, Math.sqrt(exposure / s.credibility.full))
 
+/** A score's exposure in the unit the subject's credibility is measured in. */
+export const exposureOf = (s: SubjectRating, e: { days: number; distance_km?: number }) => (s.credibility.exposure === 'days' ? e.days : (e.distance_km ?? 0))
+
 /** The factor before limits: the relativity pulled towards 1 by credibility. */
 export const credibleFactor = (s: SubjectRating, score: number, exposure: number) => 1 + credibility(s, exposure) * (relativity(s, score) - 1)
 

@@ -12,7 +12,7 @@ import { toLine, topics, type Influx } from '../ingest/index.ts'
 import type { Subject } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { AuditLog } from './audit.ts'
-import { attributeRelativity, credibleFactor, firstStanding, planAt, planId, rate, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating } from './plan.ts'
+import { attributeRelativity, credibleFactor, exposureOf, firstStanding, planAt, planId, rate, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating } from './plan.ts'
 
 /** Why a premium is what it is: one feature against the portfolio's median, or a rule of the plan. */
 export interface PriceReason {
@@ -62,12 +62,15 @@ const key = (policyId: string, subject: Subject) => `${policyId}/${subject}`
 /** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. */
 export function pricingStateFromAudit(records: Iterable<PremiumAdjustment>): PricingState {
   const state: PricingState = { lastHash: '', standings: new Map() }
-  for (const r of records) {
-    state.lastHash = r.hash
-    const k = key(r.policyId, r.subject)
-    state.standings.set(k, { standing: standingOf(r), before: state.standings.get(k)?.standing, lastTo: Date.parse(r.effectiveFrom) })
-  }
+  for (const r of records) applyAdjustment(state, r)
   return state
+}
+
+/** Moves `state` past adjustment `a`: the chain's last hash, and its policy's standing (and the one before). */
+export function applyAdjustment(state: PricingState, a: PremiumAdjustment): void {
+  const k = key(a.policyId, a.subject)
+  state.lastHash = a.hash
+  state.standings.set(k, { standing: standingOf(a), before: state.standings.get(k)?.standing, lastTo: Date.parse(a.effectiveFrom) })
 }
 
 /** The standing an adjustment leaves its policy in. */
@@ -88,7 +91,11 @@ export interface PricingDeps {
 }
 
 /** Starts pricing; premiums$ is hot and shared. */
-export function startPricing(deps: PricingDeps): { premiums$: Observable<PremiumAdjustment> } {
+export function startPricing(deps: PricingDeps): {
+  premiums$: Observable<PremiumAdjustment>
+  /** A policy's standing after its last adjustment of `subject`, and before it (for the premium simulator). */
+  standing(policyId: string, subject: Subject): { standing: Standing; before?: Standing } | undefined
+} {
   const log = deps.logger.child({ stage: 'pricing' })
   const priced = new Counter({ name: 'ubiq_premium_adjustments_total', help: 'Premium adjustments published', labelNames: ['subject'], registers: [deps.metrics] })
   const unpriced = new Counter({ name: 'ubiq_scores_unpriced_total', help: 'Scores that moved no premium, by reason', labelNames: ['reason'], registers: [deps.metrics] })
@@ -99,8 +106,10 @@ export function startPricing(deps: PricingDeps): { premiums$: Observable<Premium
     tap((p) => deps.audit.append(p)),
     share(),
   )
+  const published: PricingState = { lastHash: deps.state.lastHash, standings: new Map(deps.state.standings) }
   premiums$.subscribe({
     next: (p) => {
+      applyAdjustment(published, p)
       priced.inc({ subject: p.subject })
       log.debug({ policyId: p.policyId, subject: p.subject, factor: p.factor }, 'premium adjusted')
       deps.mqtt.publish(topics.premiums(p.policyId, p.subject), JSON.stringify(p), { qos: 1, retain: true })
@@ -111,7 +120,7 @@ export function startPricing(deps: PricingDeps): { premiums$: Observable<Premium
     // An adjustment that cannot be audited is never published: premiums$ ends with the error.
     error: (err: Error) => log.error({ err: err.message }, 'pricing stopped: the audit log failed'),
   })
-  return { premiums$ }
+  return { premiums$, standing: (policyId, subject) => published.standings.get(key(policyId, subject)) }
 }
 
 /** Why a score moved no premium. */
@@ -132,11 +141,10 @@ export function priceScores(
 ): OperatorFunction<Score, PremiumAdjustment> {
   // State per subscription, not per pipe: two subscribers must not share one chain.
   return (scores$) => defer(() => {
-    const standings = new Map(start.standings)
-    let prevHash = start.lastHash
+    const state: PricingState = { lastHash: start.lastHash, standings: new Map(start.standings) }
     const price = (s: Score): PremiumAdjustment | Unpriced => {
       const k = key(s.policyId, s.subject)
-      const last = standings.get(k)
+      const last = state.standings.get(k)
       if (last && s.window.to <= last.lastTo) return 'already priced'
       const plan = planAt(plans, s.window.to)
       if (!plan) return 'no plan in effect'
@@ -149,7 +157,7 @@ export function priceScores(
         return 'policy attributes'
       }
       const before = last?.standing ?? firstStanding(s.window.to)
-      const exposure = sp.credibility.exposure === 'days' ? s.exposure.days : (s.exposure.distance_km ?? 0)
+      const exposure = exposureOf(sp, s.exposure)
       const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, ruleset: planId(plan), before, attributeRel }
       const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel)
       const body = {
@@ -165,13 +173,12 @@ export function priceScores(
         ruleset: planId(plan),
         effectiveFrom: new Date(s.window.to).toISOString(),
         inputsHash: sha256(canonicalJson(inputs)),
-        prevHash,
+        prevHash: state.lastHash,
         credibility: Math.round(r.credibility * 1000) / 1000,
         limited: r.limited,
       }
       const adjustment = { ...body, hash: adjustmentHash(body) }
-      standings.set(k, { standing: r.standing, before, lastTo: s.window.to })
-      prevHash = adjustment.hash
+      applyAdjustment(state, adjustment)
       return adjustment
     }
     return scores$.pipe(
@@ -210,7 +217,7 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
     const { by, bound } = r.limited
     const of = by === 'factor' ? 'the base premium' : by === 'change' ? `the previous premium (factor ${before.factor})` : `the premium at the start of the period (factor ${r.standing.periodFactor})`
     const limit = (by === 'factor' ? sp.factor : by === 'change' ? sp.change : sp.period)[bound]
-    rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / (1 + r.credibility * (r.relativity - 1)) - 1) * 1000) / 1000 })
+    rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / f - 1) * 1000) / 1000 })
   }
   return [...features, ...rules]
 }

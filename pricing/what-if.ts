@@ -7,7 +7,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { scoreBatch, type LoadedModel, type Score } from '../scoring/index.ts'
-import { firstStanding, planAt, planId, rate, type RatingPlan, type Standing } from './plan.ts'
+import { exposureOf, firstStanding, planAt, planId, rate, type RatingPlan, type Standing } from './plan.ts'
 import { priceReasons, type PriceReason } from './pricing.ts'
 
 export const WhatIfSchema = Type.Object({
@@ -59,7 +59,7 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   Object.assign(features, set)
   const [now, changed] = await scoreBatch(model, [score, { ...score, features }])
   const before = standing ?? firstStanding(score.window.to)
-  const exposure = sp.credibility.exposure === 'days' ? score.exposure.days : (score.exposure.distance_km ?? 0)
+  const exposure = exposureOf(sp, score.exposure)
   const quote = (s: Score): Quote => {
     const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding)
     return { score: s.value, factor: r.factor, premium: r.premium, reasons: priceReasons(sp, s, exposure, r, before), features: s.features }
