@@ -64,6 +64,8 @@ t.test('a leak: one urgent event when it starts, the valve\'s response, nothing 
     reading('valve', T0 + 10 * H, { valve_open: false }), // a shut-off long after: not a response to that leak
     reading('smoke', T0 + 12 * H, { smoke_detected: true, co_ppm: 30 }),
     reading('smoke', T0 + 12 * H + 60_000, { smoke_detected: true, co_ppm: 35 }),
+    reading('smoke', T0 + 13 * H, { smoke_detected: false, co_ppm: 3 }),
+    reading('smoke', T0 + 14 * H, { smoke_detected: false, co_ppm: 4 }),
   ]
   // (The leak probe's quiet hours between these readings make sensor_offline events: not what this is about.)
   const out = run(rs).filter((o) => o.kind !== 'event' || o.event.type !== 'sensor_offline')
@@ -72,7 +74,7 @@ t.test('a leak: one urgent event when it starts, the valve\'s response, nothing 
   ])
   t.match(events(out)[1]!.evidence, { source: 'valve', response_s: 45, peak: 45, threshold: cfg.valveTarget_s, unit: 's' })
   t.match(events(out)[3]!.evidence, { source: 'smoke', co_ppm: 30 })
-  t.match(closed(out)[0], { leaks: 2, smokes: 1, valve_n: 1, valve_s: 45 })
+  t.match(closed(out)[0], { leaks: 2, smokes: 1, valve_n: 1, valve_s: 45, co_n: 2, co_ppm: 7 }, 'carbon monoxide from the readings outside the alarm only')
   t.end()
 })
 
@@ -101,19 +103,21 @@ t.test('features: rates per year over at least 30 days, shares, low-battery days
   const table: [string, HomeDay[], number, Record<string, number>][] = [
     ['a quiet home', [day(0), day(1)], 2, { leaks_per_year: 0, smoke_events_per_year: 0, freeze_hours_per_30d: 0, humidity_share: 0, offline_share: 0, low_battery_days: 0 }],
     ['one leak in 10 days counts as one in 30', [day(0, { leaks: 1, valve_n: 1, valve_s: 40 }), ...Array.from({ length: 9 }, (_, i) => day(i + 1))], 10, { leaks_per_year: 12.1667, valve_response_s: 40 }],
+    ['mean background carbon monoxide', [day(0, { co_n: 24, co_ppm: 96 }), day(1, { co_n: 24, co_ppm: 0 })], 2, { co_ppm_mean: 2 }],
     ['two leaks in 73 days', Array.from({ length: 73 }, (_, i) => day(i, { leaks: i % 40 === 0 ? 1 : 0 })), 73, { leaks_per_year: 10 }],
     ['90 days kept', Array.from({ length: 120 }, (_, i) => day(i, { smokes: i < 30 ? 1 : 0, freeze_s: i % 2 ? 3600 : 0, humid_s: 8640, offline_s: 86.4, low_battery: i >= 100 ? 1 : 0 })), 120,
       { smoke_events_per_year: 0, freeze_hours_per_30d: 15, humidity_share: 0.1, offline_share: 0.0002, low_battery_days: 20 }],
   ]
   for (const [name, ds, n, want] of table) t.match(homeFeatures(cfg, ds, now(n)), want, name)
   t.notOk('valve_response_s' in homeFeatures(cfg, [day(0)], now(1)), 'no shut-off: no valve feature (the model takes its baseline)')
+  t.notOk('co_ppm_mean' in homeFeatures(cfg, [day(0)], now(1)), 'no CO reading: no CO feature')
   t.end()
 })
 
 t.test('a day as an InfluxDB line and back', (t) => {
   const d = { ...emptyHomeDay(T0), leaks: 1, climate_s: 86_400, freeze_s: 1800.5, valve_n: 1, valve_s: 42 }
   const line = homeDayLine('pol-1', d)
-  t.equal(line, `home_day,policy_id=pol-1 leaks=1,smokes=0,climate_s=86400,freeze_s=1800.5,humid_s=0,sensor_s=0,offline_s=0,low_battery=0,valve_n=1,valve_s=42 ${T0}`)
+  t.equal(line, `home_day,policy_id=pol-1 leaks=1,smokes=0,climate_s=86400,freeze_s=1800.5,humid_s=0,sensor_s=0,offline_s=0,low_battery=0,valve_n=1,valve_s=42,co_n=0,co_ppm=0 ${T0}`)
   const fields = Object.fromEntries(line.split(' ')[1]!.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k!, Number(v)]))
   t.same(homeDaysFromSeries([{ name: 'home_day', columns: ['time', ...Object.keys(fields), 'policy_id'], values: [[T0, ...Object.values(fields), 'pol-1']] }]), [d])
   t.end()

@@ -2,7 +2,8 @@
  * Home features and events from a policy's smart-home hub (issue #5, "Health and home"): leaks and
  * smoke (urgent, one event per episode, sent with the reading that starts it), freeze risk and
  * humidity exposure from the climate sensor, sensor health (low battery, offline time: gaps longer
- * than a sensor's heartbeat), and how fast the main valve shuts after a leak.
+ * than a sensor's heartbeat), how fast the main valve shuts after a leak, and the background level
+ * of carbon monoxide at the smoke/CO alarm (indoor smoking, a badly vented boiler).
  *
  * Same shape as health.ts: pure and event-time, one open day and at most `keepDays` closed days of
  * sums per policy, stored as InfluxDB `home_day`. After a restart the open day is rebuilt by
@@ -79,10 +80,13 @@ export interface HomeDay {
   /** Valve shut-offs after a leak, and their response times summed, s. */
   valve_n: number
   valve_s: number
+  /** Carbon monoxide readings of the smoke/CO alarm outside alarms, and their sum, ppm. */
+  co_n: number
+  co_ppm: number
 }
 
 /** A day with nothing in it yet. */
-export const emptyHomeDay = (day_ms: number): HomeDay => ({ day_ms, leaks: 0, smokes: 0, climate_s: 0, freeze_s: 0, humid_s: 0, sensor_s: 0, offline_s: 0, low_battery: 0, valve_n: 0, valve_s: 0 })
+export const emptyHomeDay = (day_ms: number): HomeDay => ({ day_ms, leaks: 0, smokes: 0, climate_s: 0, freeze_s: 0, humid_s: 0, sensor_s: 0, offline_s: 0, low_battery: 0, valve_n: 0, valve_s: 0, co_n: 0, co_ppm: 0 })
 /** A closed day as an InfluxDB line (measurement `home_day`, tag `policy_id`, at the day's start). */
 export const homeDayLine = (policyId: string, d: HomeDay) => dayLine('home_day', policyId, d)
 /** Stored days back from `SELECT * FROM home_day WHERE policy_id = …` (epoch ms). */
@@ -93,7 +97,7 @@ export function homeFeatures(cfg: HomeConfig, days: readonly HomeDay[], now: num
   const kept = days.filter((d) => d.day_ms < now && d.day_ms >= now - cfg.keepDays * DAY_MS)
   const total = (k: keyof HomeDay) => sum(kept.map((d) => d[k]))
   const span = Math.max(kept.length, cfg.minDays)
-  const climate_s = total('climate_s'), sensor_s = total('sensor_s'), valve_n = total('valve_n')
+  const climate_s = total('climate_s'), sensor_s = total('sensor_s'), valve_n = total('valve_n'), co_n = total('co_n')
   return finite({
     leaks_per_year: (total('leaks') * 365) / span,
     smoke_events_per_year: (total('smokes') * 365) / span,
@@ -102,6 +106,7 @@ export function homeFeatures(cfg: HomeConfig, days: readonly HomeDay[], now: num
     offline_share: sensor_s > 0 ? total('offline_s') / sensor_s : undefined,
     low_battery_days: sum(kept.filter((d) => d.day_ms >= now - cfg.shortDays * DAY_MS).map((d) => d.low_battery)),
     valve_response_s: valve_n > 0 ? total('valve_s') / valve_n : undefined,
+    co_ppm_mean: co_n > 0 ? total('co_ppm') / co_n : undefined,
   })
 }
 
@@ -220,6 +225,11 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
           event(r.kind, r.deviceId, r.ts, r.ts, { source: r.kind, peak: 1, threshold: 1, unit: 'detected', duration_s: 0, ...co }, true)
         }
         if (!on && s.on && r.kind === 'leak') leakFrom = undefined
+        // The background level (smoking, a poorly vented boiler), not the alarm's own peak.
+        if (r.kind === 'smoke' && !on && typeof f.co_ppm === 'number') {
+          d.co_n++
+          d.co_ppm += f.co_ppm
+        }
         s.on = on
       } else if (r.kind === 'valve' && typeof f.valve_open === 'boolean') {
         const shut = !f.valve_open

@@ -3,6 +3,8 @@
  * fitted model needs. Rates with a long tail (events per 100 km, leaks a year) enter as log(1 + x),
  * the small share of humid time as log(1 + per mille);
  * driving is fitted per km driven (the exposure offset) and scaled to a year by km per day.
+ * Home adds the background carbon monoxide level, which the hand-set home model does not use:
+ * indoor smoking shows in it every day, long before a smoke alarm.
  */
 import type { Subject } from '../../ingest/index.ts'
 import type { ModelDefinition } from './definition.ts'
@@ -26,5 +28,5 @@ const spec = ({ version, file, card, features, ...rest }: ModelDefinition, extra
 export const trainingSpecs: Readonly<Record<Subject, ModelSpec>> = {
   driving: spec(drivingFrequency, { exposure: { feature: 'km_per_day', perYear: 365.25 } }),
   health: spec(healthFrequency),
-  home: spec(homeFrequency, { form: 'trees' }),
+  home: spec({ ...homeFrequency, features: [...homeFrequency.features, { name: 'co_ppm_mean', unit: 'ppm', baseline: 0, label: 'carbon monoxide, mean level' }] }, { form: 'trees' }),
 }
