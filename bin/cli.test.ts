@@ -38,6 +38,9 @@ t.test('ubiq help lists the commands and the environment', async (t) => {
   const r = run(['--help'])
   t.equal(r.status, 0)
   t.match(r.stdout, /ubiq start[\s\S]*ubiq demo[\s\S]*ubiq sim[\s\S]*MQTT_URL[\s\S]*INFLUX_URL/)
+  const sub = run(['sim', 'portfolio', '--help'])
+  t.equal(sub.status, 0, 'help after a command too')
+  t.equal(sub.stdout, r.stdout)
 })
 
 t.test('sim --write-registry writes a registry that ubiq start accepts', async (t) => {

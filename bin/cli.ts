@@ -18,7 +18,8 @@ import { backtest, backtestCsv, backtestReport } from './backtest.ts'
 import { changeChoice, choiceFile, findModels, loadChoice, modelDirs, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
-import { auditLogFile, startPipeline } from './pipeline.ts'
+import { tokenAuthority, tokenSecret } from '../dashboards/index.ts'
+import { auditLogFile, startPipeline, tokenSecretFile } from './pipeline.ts'
 import { showProgress } from './progress.ts'
 import { train, trainingReport, writePortfolio } from './train.ts'
 
@@ -44,6 +45,8 @@ Usage:
   ubiq models shadow ID          let model ID score its subject beside the champion, stored, never priced
   ubiq models unshadow ID        stop a shadow
   ubiq models rollback SUBJECT   back to the champion before (driving, health or home)
+  ubiq token policy ID           a signed token that opens policy ID's feed, page and API (--days D, default 30)
+  ubiq token analyst             a signed token that opens every policy and the analyst pages (--days D, default 1)
   ubiq help                      this text
 
 Options (demo):
@@ -114,9 +117,11 @@ class UsageError extends Error {
 
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
-  if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(HELP)
-  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  // `ubiq sim portfolio --help` is how most people ask: help anywhere on the line prints it.
+  if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(HELP)
+  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token'].includes(command)) throw new UsageError(`unknown command "${command}"`)
   if (command === 'models') return modelsCommand(readConfig(process.env), rest)
+  if (command === 'token') return tokenCommand(readConfig(process.env), rest)
   if (command === 'audit' && rest[0] !== 'verify') throw new UsageError(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
   const sub = command === 'audit' || (command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map' || rest[0] === 'portfolio')) ? rest[0] : undefined
   const replay = sub === 'replay'
@@ -176,6 +181,8 @@ function parseOptions(command: string, args: string[]): Options {
     backtest: ['portfolio', 'days', 'out'],
     'broker-config': ['out', 'port'],
     'audit verify': ['file'],
+    'token policy': ['days'],
+    'token analyst': ['days'],
   }
   const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: 'string' as const, multiple: n === 'trip' }]))
   let values: Record<string, string | string[] | undefined>
@@ -203,7 +210,7 @@ function parseOptions(command: string, args: string[]): Options {
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     speedup: number('speedup', { 'sim replay': 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     devices: number('devices', 30, (n) => Number.isInteger(n) && n >= 1 && n <= 100_000, 'a whole number from 1 to 100000'),
-    days: number('days', command === 'sim portfolio' || command === 'backtest' ? 90 : 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
+    days: number('days', { 'sim portfolio': 90, backtest: 90, 'token policy': 30 }[command] ?? 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
     drivingDays: number('driving-days', 14, (n) => Number.isInteger(n) && n >= 1 && n <= 90, 'a whole number of days from 1 to 90'),
     policies: number('policies', 600, (n) => Number.isInteger(n) && n >= 30 && n <= 100_000, 'a whole number from 30 to 100000'),
     years: number('years', 100, (n) => n > 0 && n <= 10_000, 'a number of years above 0, at most 10000'),
@@ -257,6 +264,8 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     roadMapFile: cfg.ROAD_MAP,
     plans: cfg.RATING_PLAN ? loadPlans(resolve(cfg.RATING_PLAN)) : undefined,
     modelsDir: cfg.MODELS_DIR && resolve(cfg.MODELS_DIR),
+    tokenSecret: cfg.TOKEN_SECRET,
+    rateLimitPerMinute: cfg.RATE_LIMIT_PER_MINUTE,
   }, logger)
   cleanups.push(() => pipeline.stop())
 
@@ -266,9 +275,29 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     const run = await runFleet({ mqttUrl, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup })
     cleanups.push(() => run.stop())
     const url = pipeline.url.replace('127.0.0.1', 'localhost')
+    const day = 86_400_000
+    const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, day)
+    const analyst = pipeline.auth.issue({ role: 'analyst' }, day)
     process.stdout.write(`\nubiq demo: ${fleet.length} simulated vehicles are driving.\n` +
-      `  Live scores: ${url}/?policy=${fleet[0]!.policyId}\n  Metrics:     ${url}/metrics\n  Stop with Ctrl-C.\n\n`)
+      `  ${fleet[0]!.policyId}'s page:  ${url}/#token=${policyholder}\n` +
+      `  Every policy (analyst): ${url}/#token=${analyst}\n` +
+      `  Metrics: curl -H 'Authorization: Bearer ${analyst}' ${url}/metrics\n  Stop with Ctrl-C.\n\n`)
   }
+}
+
+/** `ubiq token policy ID` / `ubiq token analyst`: a signed dashboards token on stdout, what it opens on stderr. */
+function tokenCommand(cfg: Config, args: string[]): void {
+  const [role, ...rest] = args
+  if (role !== 'policy' && role !== 'analyst') throw new UsageError('ubiq token needs a role: ubiq token policy ID, or ubiq token analyst')
+  const policyId = role === 'policy' ? rest.shift() : undefined
+  if (role === 'policy' && !(policyId && isId(policyId))) throw new UsageError(`ubiq token policy needs a policy id (letters, digits, "_" or "-"), got "${policyId ?? ''}"`)
+  const opts = parseOptions(`token ${role}`, rest)
+  const auth = tokenAuthority(tokenSecret(cfg.TOKEN_SECRET, tokenSecretFile(resolve(cfg.UBIQ_DATA_DIR))))
+  const token = auth.issue(policyId ? { role: 'policyholder', policyId } : { role: 'analyst' }, opts.days * 86_400_000)
+  const until = new Date(Date.now() + opts.days * 86_400_000).toISOString()
+  process.stdout.write(`${token}\n`)
+  process.stderr.write(`${policyId ? `policy ${policyId}` : 'an analyst (every policy)'}, valid until ${until}. ` +
+    `Send it as "Authorization: Bearer <token>", or open ${policyId ? '/' : '/analyst'}#token=<token> on the dashboards.\n`)
 }
 
 /** `ubiq sim portfolio`: simulates and writes a training portfolio. */

@@ -25,6 +25,8 @@ export const ConfigSchema = Type.Object({
   MODELS_DIR: Type.String({ default: 'models', description: "Trained models (ubiq train's --out), offered beside the shipped ones; ubiq models promote/shadow chooses which score" }),
   RATING_PLAN: Type.Optional(Type.String({ description: 'Rating plan: a JSON file, or a folder of its versions (each score is priced by the one in effect at its time). Unset: the example plan in pricing/plans/' })),
   REORDER_WINDOW_MS: Type.Integer({ default: 2000, minimum: 1, maximum: 600_000, description: 'Out-of-order readings within this long are reordered by device time before scoring' }),
+  TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32, description: "Signs the dashboards' tokens (ubiq token); at least 32 characters. Unset: a random one kept in UBIQ_DATA_DIR/token-secret" })),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 600, minimum: 1, description: 'Dashboards requests (and feed connections) a client address may make a minute' }),
   UBIQ_DATA_DIR: Type.String({ default: '.ubiq', description: "ubiq's own state (the ingest journal), and the data of the servers it starts itself" }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
 })

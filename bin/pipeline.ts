@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
-import { startDashboards } from '../dashboards/index.ts'
+import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, choiceFile, manoeuvreDetector, modelDirs, openModelRegistry, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
@@ -30,6 +30,10 @@ export interface PipelineConfig {
   roadMapFile?: string
   /** Unconfirmed InfluxDB lines at which ingest stops acknowledging, and resumes. */
   backpressure?: { stopAt: number; resumeAt: number }
+  /** Signs the dashboards' tokens (default: the one made once in dataDir, tokenSecretFile). */
+  tokenSecret?: string
+  /** Dashboards requests a client address may make a minute. */
+  rateLimitPerMinute?: number
 }
 
 export interface Pipeline {
@@ -41,6 +45,8 @@ export interface Pipeline {
   premiums$: Observable<PremiumAdjustment>
   /** The models scoring now: the registry's champions and shadows. */
   models(): ActiveModels
+  /** Issues and checks the dashboards' tokens. */
+  auth: TokenAuthority
   metrics: Registry
   /** Stops taking messages, finishes what is in flight, flushes InfluxDB, closes everything. */
   stop(): Promise<void>
@@ -63,6 +69,9 @@ export const scoringLimits = {
 
 /** The premium adjustments' audit log in a data directory. */
 export const auditLogFile = (dataDir: string) => join(dataDir, 'audit.jsonl')
+
+/** The dashboards' token secret, when TOKEN_SECRET does not give one. */
+export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret')
 
 /** Starts every service; rejects with a coded error if one cannot start. */
 export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promise<Pipeline> {
@@ -146,7 +155,11 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     const model = models.current().champions[subject]
     return score && model ? whatIf(model, plans, score, pricing.standing(policyId, subject)?.before, changes) : undefined
   }
-  const dashboards = await startDashboards({ scores$, premiums$, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, host: cfg.host, port: cfg.port })
+  const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)))
+  const dashboards = await startDashboards({
+    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger,
+    host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute,
+  })
   // Only now, with everything downstream listening, do messages start to flow.
   await ingest.connect()
   logger.info({ url: dashboards.url }, 'pipeline started')
@@ -158,6 +171,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     trips$,
     premiums$,
     models: models.current,
+    auth,
     metrics,
     async stop() {
       // Each step runs even if one before it failed; the first failure is reported at the end.

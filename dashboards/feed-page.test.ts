@@ -9,8 +9,9 @@ import { join } from 'node:path'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
 import { launchBrowser } from '../test/browser.ts'
+import type { WhatIf } from '../pricing/index.ts'
 
-t.test('the feed page shows its policy\'s score, premium and reasons, and follows the policy picker', async (t) => {
+t.test('the policyholder page: scores, premium and reasons live, trips, premium history and the simulator; an analyst picks any policy', async (t) => {
   const services = await startServices(t)
   const fleet = makeFleet(3, 11)
   const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_page')
@@ -27,24 +28,52 @@ t.test('the feed page shows its policy\'s score, premium and reasons, and follow
   const [aggrScore, aggrPremium] = results[2]!
 
   const browser = await launchBrowser(t)
-  const page = await browser.newPage({ viewport: { width: 900, height: 640 } })
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
   const errors: string[] = []
   page.on('pageerror', (err) => errors.push(err.message))
-  await page.goto(`${pipeline.url}/?policy=${aggrScore.policyId}`)
+  // The policyholder's link: the token in the fragment, and the page for that policy alone.
+  await page.goto(`${pipeline.url}/#token=${pipeline.auth.issue({ role: 'policyholder', policyId: aggrScore.policyId }, 3600_000)}`)
   await page.locator('#status', { hasText: `live for ${aggrScore.policyId}` }).waitFor()
-  await page.locator('#score', { hasText: aggrScore.value.toFixed(1) }).waitFor()
-  t.equal(await page.locator('#score').textContent(), aggrScore.value.toFixed(1), 'the score is the pipeline\'s final score')
-  t.equal(await page.locator('#factor').textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium factor is the published one')
-  t.same(await page.locator('#reasons li').allTextContents(), aggrScore.reasons.map((r) => r.text), 'the reasons, in order, in plain words')
-  t.same(await page.locator('#policy option').allTextContents(), fleet.map((v) => v.policyId), 'the picker lists the policies')
+  await page.locator(`#score-driving[data-value="${aggrScore.value.toFixed(1)}"]`).waitFor()
+  await page.locator('#factor-driving').waitFor()
+  t.equal(await page.locator('#factor-driving').textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium factor is the published one')
+  t.same(await page.locator('#reasons-driving li').allTextContents(), aggrPremium.reasons.map((r) => r.text), 'the premium\'s reasons, in order, in plain words')
+  t.same(await page.locator('#why-driving li').allTextContents(), aggrScore.reasons.map((r) => r.text), 'and the score\'s')
+  t.notOk(page.url().includes('token'), 'the token leaves the address bar')
+  t.notOk(await page.locator('#picker').isVisible(), 'a policyholder picks no other policy')
+  // Trips and premium history come from InfluxDB through the REST API.
+  await page.locator('#trips tr td', { hasText: ' km' }).first().waitFor()
+  t.equal(await page.locator('#trips tr').count(), 1, 'one trip: the one the fleet drove')
+  await page.locator('#premiums tr td', { hasText: aggrPremium.premium.toFixed(2) }).first().waitFor()
+  t.match(await page.locator('#premiums tr').first().textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium history starts with the latest change')
+  // The simulator: half the harsh braking, through the same model and plan as the API.
+  await page.locator('#wi-feature').selectOption('harsh_braking_per_100km')
+  await page.locator('#wi-change').selectOption('0.5')
+  await page.locator('#whatif button').click()
+  const expected = await (await fetch(`${pipeline.url}/api/v1/policies/${aggrScore.policyId}/what-if/driving`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${pipeline.auth.issue({ role: 'analyst' }, 60_000)}` }, body: JSON.stringify({ scale: { harsh_braking_per_100km: 0.5 } }),
+  })).json() as WhatIf
+  await page.locator('#wi-answer', { hasText: `premium ${expected.changed.premium.toFixed(2)}` }).waitFor()
+  t.match(await page.locator('#wi-answer').textContent(), `score ${expected.changed.score.toFixed(1)}`, 'the simulator shows the API\'s answer')
   // UBIQ_SCREENSHOTS=docs/img npm test refreshes the README's picture; otherwise it goes to a temp folder.
   const shots = process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
   mkdirSync(shots, { recursive: true })
-  await page.screenshot({ path: join(shots, 'feed.png') })
+  await page.screenshot({ path: join(shots, 'feed.png'), fullPage: true })
 
-  await page.locator('#policy').selectOption(cautiousScore.policyId)
-  await page.locator('#status', { hasText: `live for ${cautiousScore.policyId}` }).waitFor()
-  await page.locator('#score', { hasText: cautiousScore.value.toFixed(1) }).waitFor()
-  t.equal(await page.locator('#score').textContent(), cautiousScore.value.toFixed(1), 'picking another policy shows that policy\'s score')
+  // An analyst's link: every policy in the picker.
+  const analyst = await browser.newPage()
+  analyst.on('pageerror', (err) => errors.push(err.message))
+  await analyst.goto(`${pipeline.url}/?policy=${aggrScore.policyId}#token=${pipeline.auth.issue({ role: 'analyst' }, 3600_000)}`)
+  await analyst.locator('#status', { hasText: `live for ${aggrScore.policyId}` }).waitFor()
+  t.same(await analyst.locator('#policy option').allTextContents(), fleet.map((v) => v.policyId), 'the picker lists the policies')
+  await analyst.locator('#policy').selectOption(cautiousScore.policyId)
+  await analyst.locator('#status', { hasText: `live for ${cautiousScore.policyId}` }).waitFor()
+  await analyst.locator(`#score-driving[data-value="${cautiousScore.value.toFixed(1)}"]`).waitFor()
+  t.pass('picking another policy shows that policy\'s score')
+  // A token that does not open the page's policy: the page says why, and shows nothing.
+  const stranger = await browser.newPage()
+  await stranger.goto(`${pipeline.url}/#token=not-a-token`)
+  await stranger.locator('#signin').waitFor()
+  t.equal(await stranger.locator('#score-driving').count(), 0, 'no score without a token')
   t.same(errors, [], 'no script errors on the page')
 })

@@ -1,2 +1,3 @@
 /** dashboards: the REST API, the websocket feed and the pages. */
-export { startDashboards, type DashboardsDeps, type FeedMessage } from './server.ts'
+export { startDashboards, type DashboardsDeps, type FeedMessage, type FeedNotice } from './server.ts'
+export { AuthError, tokenAuthority, tokenSecret, type Principal, type TokenAuthority } from './auth.ts'

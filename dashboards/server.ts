@@ -1,21 +1,34 @@
 /**
- * The dashboards server: a policyholder's live feed over websocket, a page that shows it, a small
- * REST API, health and Prometheus metrics. Policyholder auth (signed per-policy tokens) and the
- * analyst pages are the dashboards issue's; until then it binds to loopback by default.
+ * The dashboards server (issue #7): the policyholder's live feed over websocket, the REST API with
+ * its OpenAPI document, the pages, health and Prometheus metrics.
+ *
+ * Every data route and the feed need a bearer token (auth.ts): a policyholder's opens only that
+ * policy, an analyst's everything. The pages themselves hold no data and are public; they take the
+ * token from the URL fragment, which browsers never send to the server. Requests are rate limited
+ * per client address, and nothing a route logs names a policy's values.
  */
 import { readFileSync } from 'node:fs'
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
 import websocket from '@fastify/websocket'
-import Fastify from 'fastify'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
-import { ID_PATTERN, type DeviceClock, type Subject } from '../ingest/index.ts'
+import { ID_PATTERN, type DeviceClock, type Influx, type Subject } from '../ingest/index.ts'
 import { WhatIfError, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
-import type { Score } from '../scoring/index.ts'
+import type { PolicyEvent, Score } from '../scoring/index.ts'
+import { AuthError, mustBeAnalyst, mustSee, type Principal, type TokenAuthority } from './auth.ts'
+import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
+import { eventHistory, premiumHistory, scoreHistory, tripHistory } from './history.ts'
 
 export interface DashboardsDeps {
   scores$: Observable<Score>
+  events$: Observable<PolicyEvent>
   premiums$: Observable<PremiumAdjustment>
+  influx: Influx
+  auth: TokenAuthority
   metrics: Registry
   /** A device's clock skew estimate, for operators. */
   deviceClock(deviceId: string): DeviceClock | undefined
@@ -26,84 +39,152 @@ export interface DashboardsDeps {
   logger: Logger
   host: string
   port: number
+  /** Requests a client address may make a minute (websocket connections included). */
+  rateLimitPerMinute?: number
 }
 
-/** What the feed sends: every message names its type. */
-export type FeedMessage =
-  | { type: 'score'; score: Score }
-  | { type: 'premium'; premium: PremiumAdjustment }
-  | { type: 'error'; reason: string }
-
 const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8')
-const policyParams = {
-  type: 'object',
-  required: ['policy'],
-  properties: { policy: { type: 'string', pattern: ID_PATTERN } },
-} as const
+const PolicyId = Type.String({ pattern: ID_PATTERN, description: 'policy id' })
+const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')])
+const PolicyParams = Type.Object({ policy: PolicyId })
+const Time = Type.String({ format: 'date-time', description: 'ISO 8601' })
+const RangeQuery = {
+  from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601' }),
+  to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601' }),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'at most this many, newest first' }),
+}
+const HistoryQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(SubjectName) }, { additionalProperties: false })
+const EventsQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(SubjectName), type: Type.Optional(Type.String({ pattern: '^[a-z_]{1,40}$' })) }, { additionalProperties: false })
+const TripsQuery = Type.Object(RangeQuery, { additionalProperties: false })
+const FeedQuery = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 2048, description: 'the bearer token (browsers cannot set headers on a websocket)' })),
+  policy: Type.Optional({ ...PolicyId, description: "the policy to follow; a policyholder's token implies its own" }),
+  since: Type.Optional(Type.Integer({ minimum: 0, description: 'the last seq the client saw: the feed replays what came after it' })),
+}, { additionalProperties: false })
+const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() })
+const Json = Type.Object({}, { additionalProperties: true })
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+const range = (q: { from?: string; to?: string; limit: number }) => ({ from: q.from ? Date.parse(q.from) : undefined, to: q.to ? Date.parse(q.to) : undefined, limit: q.limit })
 
 /** Starts the server; resolves once it listens. */
 export async function startDashboards(deps: DashboardsDeps): Promise<{ url: string; close(): Promise<void> }> {
-  // At warn: fastify logs every request at info, and request URLs name policies.
-  const app = Fastify({ loggerInstance: deps.logger.child({ stage: 'dashboards' }, { level: 'warn' }) })
-  await app.register(websocket, { options: { maxPayload: 4096 } })
+  // At warn: fastify logs every request at info, and request URLs name policies (and the feed's carry tokens).
+  const app = Fastify({ loggerInstance: deps.logger.child({ stage: 'dashboards' }, { level: 'warn' }), ajv: { customOptions: { removeAdditional: false } } })
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'ubiq', version: '1', description: "Scores, events, trips and premiums of usage-based insurance policies. Send `Authorization: Bearer <token>` (ubiq token issues them): a policyholder's token opens its own policy, an analyst's every policy." },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  })
+  await app.register(rateLimit, { max: deps.rateLimitPerMinute ?? 600, timeWindow: 60_000 })
+  await app.register(websocket, { options: { maxPayload: 1024 } })
 
-  // The latest score and premium per policy, so a new client sees where things stand at once.
-  const latest = new Map<string, { score?: Score; premium?: PremiumAdjustment }>()
-  const listeners = new Set<(policyId: string, msg: FeedMessage) => void>()
-  const broadcast = (policyId: string, msg: FeedMessage) => listeners.forEach((l) => l(policyId, msg))
+  const journal = feedJournal()
   const subs: Subscription[] = [
-    deps.scores$.subscribe((score) => {
-      latest.set(score.policyId, { ...latest.get(score.policyId), score })
-      broadcast(score.policyId, { type: 'score', score })
-    }),
-    deps.premiums$.subscribe((premium) => {
-      latest.set(premium.policyId, { ...latest.get(premium.policyId), premium })
-      broadcast(premium.policyId, { type: 'premium', premium })
-    }),
+    deps.scores$.subscribe((score) => journal.append(score.policyId, { type: 'score', score })),
+    deps.events$.subscribe((event) => journal.append(event.policyId, { type: 'event', event })),
+    deps.premiums$.subscribe((premium) => journal.append(premium.policyId, { type: 'premium', premium })),
   ]
 
-  app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
-  app.get('/healthz', (_req, reply) => {
+  const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
+  const who = (req: FastifyRequest): Principal => deps.auth.verify(bearer(req))
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
+    if (err instanceof AuthError) {
+      if (err.status === 401) reply.header('www-authenticate', `Bearer error="${err.reason === 'forbidden' ? 'insufficient_scope' : 'invalid_token'}"`)
+      return reply.code(err.status).send({ error: err.reason, message: err.message })
+    }
+    if (err instanceof WhatIfError) return reply.code(400).send({ error: 'bad_request', message: err.message })
+    if (err.validation) return reply.code(400).send({ error: 'bad_request', message: validationMessage(err as Error & { validation: Problem[]; validationContext?: string }) })
+    if (err.statusCode === 429) return reply.code(429).send({ error: 'rate_limited', message: err.message })
+    deps.logger.error({ err: err.message }, 'dashboards: request failed')
+    return reply.code(err.statusCode ?? 500).send({ error: 'internal', message: 'the request failed; see the service log' })
+  })
+  /** A data route: the caller must be allowed to see the policy in the path (or, without one, be an analyst). */
+  const policyRoute = <Q extends TSchema>(path: string, description: string, querystring: Q | undefined, handler: (policyId: string, q: Static<Q>, req: FastifyRequest, reply: FastifyReply) => unknown) =>
+    app.get<{ Params: Static<typeof PolicyParams>; Querystring: Static<Q> }>(path, { schema: { description, params: PolicyParams, ...(querystring ? { querystring } : {}), response: { 200: Json, ...errors } } }, async (req, reply) => {
+      mustSee(who(req), req.params.policy)
+      return handler(req.params.policy, req.query, req, reply)
+    })
+  const notFound = (reply: FastifyReply, error: string, message: string) => reply.code(404).send({ error, message })
+
+  app.get('/', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
+  app.get('/healthz', { schema: { description: 'Liveness: no token needed, no data in it', security: [] } }, (_req, reply) => {
     const { ok, checks } = deps.health()
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', checks })
   })
-  app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()))
-  app.get('/api/v1/policies', () => ({ policies: [...latest.keys()].sort() }))
-  app.get<{ Params: { policy: string } }>('/api/v1/policies/:policy', { schema: { params: policyParams } }, (req, reply) => {
-    const state = latest.get(req.params.policy)
-    if (!state) return reply.code(404).send({ error: 'unknown_policy', message: `no score yet for policy ${req.params.policy}` })
-    return { policyId: req.params.policy, ...state }
+  app.get('/metrics', { schema: { description: 'Prometheus metrics (analyst token)' } }, async (req, reply) => {
+    mustBeAnalyst(who(req))
+    return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics())
   })
-  const whatIfParams = { type: 'object', required: ['policy', 'subject'], properties: { ...policyParams.properties, subject: { type: 'string', enum: ['driving', 'health', 'home'] } } } as const
-  app.post<{ Params: { policy: string; subject: Subject } }>('/api/v1/policies/:policy/what-if/:subject', { schema: { params: whatIfParams } }, async (req, reply) => {
-    // The body is checked by the simulator, not fastify, whose default drops unknown fields silently.
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger())
+  app.get('/api/v1/policies', { schema: { description: 'Policies with a score or premium since the service started (analyst token)', response: { 200: Json, ...errors } } }, (req) => {
+    mustBeAnalyst(who(req))
+    return { policies: journal.policies() }
+  })
+  policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, (policyId, _q, _req, reply) => {
+    const { messages } = journal.replay(policyId)
+    if (messages.length === 0) return notFound(reply, 'unknown_policy', `no score yet for policy ${policyId}`)
+    const scores: Partial<Record<Subject, Score>> = {}
+    const premiums: Partial<Record<Subject, PremiumAdjustment>> = {}
+    for (const m of messages) {
+      if (m.type === 'score') scores[m.score.subject] = m.score
+      if (m.type === 'premium') premiums[m.premium.subject] = m.premium
+    }
+    return { policyId, scores, premiums }
+  })
+  policyRoute('/api/v1/policies/:policy/scores', 'Scores with their reasons, newest first', HistoryQuery, async (policyId, q) => ({ policyId, scores: await scoreHistory(deps.influx, policyId, q.subject, range(q)) }))
+  policyRoute('/api/v1/policies/:policy/premiums', 'Premium changes with their reasons, newest first', HistoryQuery, async (policyId, q) => ({ policyId, premiums: await premiumHistory(deps.influx, policyId, q.subject, range(q)) }))
+  policyRoute('/api/v1/policies/:policy/events', 'Events of every subject with their evidence, newest first', EventsQuery, async (policyId, q) => ({ policyId, events: await eventHistory(deps.influx, policyId, { subject: q.subject, type: q.type }, range(q)) }))
+  policyRoute('/api/v1/policies/:policy/trips', 'Trips with the events in them (evidence included), newest first', TripsQuery, async (policyId, q) => ({ policyId, trips: await tripHistory(deps.influx, policyId, range(q)) }))
+  app.post<{ Params: { policy: string; subject: Subject } }>('/api/v1/policies/:policy/what-if/:subject', {
+    schema: {
+      description: "The premium the policy's latest score would get with changed features: body {\"scale\": {feature: factor}, \"set\": {feature: value}}",
+      params: Type.Object({ policy: PolicyId, subject: SubjectName }),
+      response: { 200: Json, ...errors },
+    },
+  }, async (req, reply) => {
+    mustSee(who(req), req.params.policy)
+    // The body is checked by the simulator, which names what is wrong with it.
+    const answer = await deps.whatIf(req.params.policy, req.params.subject, req.body)
+    return answer ?? notFound(reply, 'unknown_policy', `no ${req.params.subject} score yet for policy ${req.params.policy}`)
+  })
+  app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', {
+    schema: { description: "A device's clock skew estimate (analyst token)", params: Type.Object({ device: Type.String({ pattern: ID_PATTERN }) }), response: { 200: Json, ...errors } },
+  }, (req, reply) => {
+    mustBeAnalyst(who(req))
+    const clock = deps.deviceClock(req.params.device)
+    return clock ? { deviceId: req.params.device, ...clock } : notFound(reply, 'unknown_device', `no message yet from device ${req.params.device}`)
+  })
+
+  app.get<{ Querystring: Static<typeof FeedQuery> }>('/feed', {
+    websocket: true,
+    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy', querystring: FeedQuery },
+  }, (socket, req) => {
+    const send = (msg: FeedMessage | FeedNotice) => socket.send(JSON.stringify(msg))
+    let policyId: string, expiresAt: number
     try {
-      const answer = await deps.whatIf(req.params.policy, req.params.subject, req.body)
-      if (!answer) return reply.code(404).send({ error: 'unknown_policy', message: `no ${req.params.subject} score yet for policy ${req.params.policy}` })
-      return answer
+      const principal = deps.auth.verify(req.query.token)
+      expiresAt = principal.expiresAt
+      policyId = req.query.policy ?? (principal.role === 'policyholder' ? principal.policyId : '')
+      if (!policyId) throw new AuthError('forbidden', 'an analyst names the policy to follow: ?policy=ID')
+      mustSee(principal, policyId)
     } catch (err) {
-      if (err instanceof WhatIfError) return reply.code(400).send({ error: 'bad_request', message: err.message })
+      if (err instanceof AuthError) return socket.close(err.closeCode, err.message)
       throw err
     }
-  })
-  const deviceParams = { type: 'object', required: ['device'], properties: { device: { type: 'string', pattern: ID_PATTERN } } } as const
-  app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', { schema: { params: deviceParams } }, (req, reply) => {
-    const clock = deps.deviceClock(req.params.device)
-    if (!clock) return reply.code(404).send({ error: 'unknown_device', message: `no message yet from device ${req.params.device}` })
-    return { deviceId: req.params.device, ...clock }
-  })
-  app.get<{ Querystring: { policy: string } }>('/feed', { websocket: true, schema: { querystring: policyParams } }, (socket, req) => {
-    const policyId = req.query.policy
-    const send = (msg: FeedMessage) => socket.send(JSON.stringify(msg))
-    const listener = (id: string, msg: FeedMessage) => {
-      if (id === policyId) send(msg)
-    }
-    const state = latest.get(policyId)
-    if (state?.score) send({ type: 'score', score: state.score })
-    if (state?.premium) send({ type: 'premium', premium: state.premium })
-    listeners.add(listener)
+    const { gap, messages } = journal.replay(policyId, req.query.since)
+    if (gap) send(gap)
+    messages.forEach(send)
+    // Replay and subscription in one synchronous step: no message can fall between them.
+    const unsubscribe = journal.subscribe((id, msg) => id === policyId && send(msg))
+    // A token that expires closes the feed it opened (timers hold at most 2^31 - 1 ms).
+    const expiry = setTimeout(() => socket.close(4401, 'the token has expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1))
     socket.on('message', () => send({ type: 'error', reason: 'the feed is read-only: clients send nothing' }))
-    socket.on('close', () => listeners.delete(listener))
+    socket.on('close', () => {
+      clearTimeout(expiry)
+      unsubscribe()
+    })
   })
 
   const address = await app.listen({ host: deps.host, port: deps.port })
@@ -115,3 +196,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     },
   }
 }
+
+type Problem = { instancePath: string; message?: string; params?: { additionalProperty?: string } }
+/** What was wrong, by name: ajv's own message leaves out which property was not expected. */
+const validationMessage = (err: { validation: Problem[]; validationContext?: string }) =>
+  err.validation.map((v) => `${err.validationContext ?? 'request'}${v.instancePath} ${v.message ?? 'is not valid'}${v.params?.additionalProperty ? ` (${v.params.additionalProperty})` : ''}`).join('; ')
+
+export type { FeedMessage, FeedNotice }

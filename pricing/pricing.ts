@@ -114,7 +114,8 @@ export function startPricing(deps: PricingDeps): {
       log.debug({ policyId: p.policyId, subject: p.subject, factor: p.factor }, 'premium adjusted')
       deps.mqtt.publish(topics.premiums(p.policyId, p.subject), JSON.stringify(p), { qos: 1, retain: true })
       deps.influx.write([toLine('premium', { policy_id: p.policyId, subject: p.subject, ruleset: p.ruleset }, {
-        factor: p.factor, premium: p.premium, credibility: p.credibility, inputs_hash: p.inputsHash, prev_hash: p.prevHash, hash: p.hash,
+        factor: p.factor, previous_factor: p.previousFactor, premium: p.premium, credibility: p.credibility, inputs_hash: p.inputsHash, prev_hash: p.prevHash, hash: p.hash,
+        reasons: JSON.stringify(p.reasons),
       }, Date.parse(p.effectiveFrom))])
     },
     // An adjustment that cannot be audited is never published: premiums$ ends with the error.

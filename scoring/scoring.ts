@@ -157,7 +157,8 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     scored.inc({ subject: s.subject })
     deps.mqtt.publish(topics.scores(s.policyId), JSON.stringify(s), { qos: 1 })
     deps.influx.write([
-      toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, ...s.exposure, ...s.features }, s.window.to),
+      // The reasons as JSON: what the score history (REST, dashboards) shows beside the value.
+      toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons) }, s.window.to, ['window_from']),
     ])
   })
   return { scores$, events$: allEvents$, trips$ }

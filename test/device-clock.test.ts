@@ -16,11 +16,15 @@ t.test('a device whose clock is 45 s behind is reported as such', async (t) => {
   await device.endAsync()
   await untilStored(pipeline, 3)
 
-  const res = await fetch(`${pipeline.url}/api/v1/devices/${fleet[0]!.deviceId}/clock`)
+  const analyst = { headers: { authorization: `Bearer ${pipeline.auth.issue({ role: 'analyst' }, 60_000)}` } }
+  const res = await fetch(`${pipeline.url}/api/v1/devices/${fleet[0]!.deviceId}/clock`, analyst)
   const clock = (await res.json()) as { skewMs: number; samples: number }
   t.ok(clock.skewMs >= 45_000 && clock.skewMs < 46_000, `skew ${clock.skewMs} ms: 45 s plus the least delivery delay`)
   t.equal(clock.samples, 3)
   t.match(await pipeline.metrics.getSingleMetricAsString('ubiq_ingest_devices_clock_skewed'), / 1$/, 'counted among skewed devices in /metrics')
-  t.equal((await fetch(`${pipeline.url}/api/v1/devices/veh-9999/clock`)).status, 404, 'a device not heard from: 404')
-  t.equal((await fetch(`${pipeline.url}/api/v1/devices/not%2Fan%2Fid/clock`)).status, 400, 'not a device id: 400')
+  t.equal((await fetch(`${pipeline.url}/api/v1/devices/veh-9999/clock`, analyst)).status, 404, 'a device not heard from: 404')
+  t.equal((await fetch(`${pipeline.url}/api/v1/devices/not%2Fan%2Fid/clock`, analyst)).status, 400, 'not a device id: 400')
+  t.equal((await fetch(`${pipeline.url}/api/v1/devices/${fleet[0]!.deviceId}/clock`)).status, 401, 'no token: 401')
+  const policyholder = { headers: { authorization: `Bearer ${pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, 60_000)}` } }
+  t.equal((await fetch(`${pipeline.url}/api/v1/devices/${fleet[0]!.deviceId}/clock`, policyholder)).status, 403, "devices are operators' business: a policyholder gets 403")
 })

@@ -28,7 +28,8 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
 
   // The aggressive driver's policyholder watches the feed; so does the cautious one.
   const feeds = new Map(await Promise.all([aggressive, cautious].map(async (v) => {
-    const ws = new WebSocket(`${pipeline.url.replace('http', 'ws')}/feed?policy=${v.policyId}`)
+    const token = pipeline.auth.issue({ role: 'policyholder', policyId: v.policyId }, 3600_000)
+    const ws = new WebSocket(`${pipeline.url.replace('http', 'ws')}/feed?token=${token}`)
     const got: FeedMessage[] = []
     ws.on('message', (data) => got.push(JSON.parse(String(data)) as FeedMessage))
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
@@ -65,7 +66,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
   // While the pipeline runs: the simulator answers from its latest scores and standings.
   await t.test('the premium simulator prices changed behaviour with the same model and plan', async (t) => {
     const whatIf = (policyId: string, body: unknown) => fetch(`${pipeline.url}/api/v1/policies/${policyId}/what-if/driving`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${pipeline.auth.issue({ role: 'policyholder', policyId }, 60_000)}` }, body: JSON.stringify(body),
     })
     const latest = finalPremiums.get(aggressive.policyId)!
     const res = await whatIf(aggressive.policyId, { scale: { harsh_braking_per_100km: 0.2, harsh_acceleration_per_100km: 0.2 }, set: { speeding_share: 0 } })
@@ -150,8 +151,9 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
   t.test('each policyholder feed carries only its own policy, scores and premiums both', async (t) => {
     for (const v of [aggressive, cautious]) {
       const got = feeds.get(v.policyId)!
-      const ids = new Set(got.map((m) => (m.type === 'score' ? m.score.policyId : m.type === 'premium' ? m.premium.policyId : 'error')))
+      const ids = new Set(got.map((m) => (m.type === 'score' ? m.score.policyId : m.type === 'premium' ? m.premium.policyId : m.event.policyId)))
       t.same([...ids], [v.policyId], `${v.policyId} saw only its own policy`)
+      t.same(got.map((m) => m.seq), got.map((m) => m.seq).sort((a, b) => a - b), 'in feed order')
       const lastScore = got.filter((m) => m.type === 'score').at(-1)
       const lastPremium = got.filter((m) => m.type === 'premium').at(-1)
       t.same(lastScore && lastScore.type === 'score' && lastScore.score, finalScores.get(v.policyId), `${v.policyId}: the feed's last score is the final score`)
