@@ -83,7 +83,7 @@ Options (sim map):
 Options (sim portfolio):
   --out DIR                      where to write the CSV files
   --policies N                   simulated policies, each with a car, a wearable and a home (default 600)
-  --driving-days D               days of driving observed per policy (default 14)
+  --driving-days D               days of driving observed per policy (default 28)
   --days D                       days of wearable and home data per policy (default 90)
   --years Y                      years of claims history drawn per policy (default 100: the claim counts
                                  of a portfolio a hundred times larger with the same behaviour)
@@ -211,7 +211,7 @@ function parseOptions(command: string, args: string[]): Options {
     speedup: number('speedup', { 'sim replay': 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     devices: number('devices', 30, (n) => Number.isInteger(n) && n >= 1 && n <= 100_000, 'a whole number from 1 to 100000'),
     days: number('days', { 'sim portfolio': 90, backtest: 90, 'token policy': 30 }[command] ?? 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
-    drivingDays: number('driving-days', 14, (n) => Number.isInteger(n) && n >= 1 && n <= 90, 'a whole number of days from 1 to 90'),
+    drivingDays: number('driving-days', 28, (n) => Number.isInteger(n) && n >= 1 && n <= 90, 'a whole number of days from 1 to 90'),
     policies: number('policies', 600, (n) => Number.isInteger(n) && n >= 30 && n <= 100_000, 'a whole number from 30 to 100000'),
     years: number('years', 100, (n) => n > 0 && n <= 10_000, 'a number of years above 0, at most 10000'),
     portfolio: typeof values.portfolio === 'string' ? values.portfolio : undefined,

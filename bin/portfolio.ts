@@ -48,8 +48,9 @@ export interface PortfolioOptions {
   /** Start of the observed span, ms. */
   startTs: number
   /**
-   * Days of telemetry per policy, per subject. Driving's features are rates that a fortnight
-   * already shows; health needs more than 45 days for its resting heart rate trend.
+   * Days of telemetry per policy, per subject. Driving's features are rates of rare events: a
+   * fortnight ranks drivers, four weeks are needed for a model to meet the quality goals; health
+   * needs more than 45 days for its resting heart rate trend.
    */
   days: Record<Subject, number>
   /** Years of claims history per policy. */

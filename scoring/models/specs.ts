@@ -28,5 +28,5 @@ const spec = ({ version, file, card, features, ...rest }: ModelDefinition, extra
 export const trainingSpecs: Readonly<Record<Subject, ModelSpec>> = {
   driving: spec(drivingFrequency, { exposure: { feature: 'km_per_day', perYear: 365.25 } }),
   health: spec(healthFrequency),
-  home: spec({ ...homeFrequency, features: [...homeFrequency.features, { name: 'co_ppm_mean', unit: 'ppm', baseline: 0, label: 'carbon monoxide, mean level' }] }, { form: 'trees' }),
+  home: spec({ ...homeFrequency, features: [...homeFrequency.features, { name: 'co_ppm_mean', unit: 'ppm', baseline: 0, label: 'carbon monoxide, mean level' }] }),
 }
