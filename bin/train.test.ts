@@ -76,7 +76,7 @@ t.test('ubiq train refuses what it cannot use, with the reason', async (t) => {
   writeFileSync(join(bad, 'home.csv'), 'policy_id,years,exposure,claims,leaks_per_year\np1,1,1,0,0.5\n')
   r = run(['train', '--portfolio', bad, '--out', join(dir, 'small')])
   t.equal(r.status, 1)
-  t.match(r.stderr, /home: 1 training policies; at least 80 are needed for 7 features/)
+  t.match(r.stderr, /home: 1 training policies; at least 90 are needed for 8 features/)
   t.notOk(existsSync(join(dir, 'small', 'home-frequency@1.onnx')), 'nothing written')
   t.equal(run(['train']).status, 2)
   t.match(run(['train', '--portfolio', bad, '--version', '../x']).stderr, /--version must be 1–32 letters/)
