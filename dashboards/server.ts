@@ -22,6 +22,8 @@ import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type Principal, type TokenAuthority } from './auth.ts'
 import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, tripHistory } from './history.ts'
+import { errors, Json } from './schemas.ts'
+import { registerPortfolio } from './portfolio.ts'
 
 export interface DashboardsDeps {
   scores$: Observable<Score>
@@ -61,9 +63,6 @@ const FeedQuery = Type.Object({
   policy: Type.Optional({ ...PolicyId, description: "the policy to follow; a policyholder's token implies its own" }),
   since: Type.Optional(Type.Integer({ minimum: 0, description: 'the last seq the client saw: the feed replays what came after it' })),
 }, { additionalProperties: false })
-const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() })
-const Json = Type.Object({}, { additionalProperties: true })
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
 const range = (q: { from?: string; to?: string; limit: number }) => ({ from: q.from ? Date.parse(q.from) : undefined, to: q.to ? Date.parse(q.to) : undefined, limit: q.limit })
 
 /** Starts the server; resolves once it listens. */
@@ -122,6 +121,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     mustBeAnalyst(who(req))
     return { policies: journal.policies() }
   })
+  registerPortfolio(app, deps.influx, who)
   policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, (policyId, _q, _req, reply) => {
     const { messages } = journal.replay(policyId)
     if (messages.length === 0) return notFound(reply, 'unknown_policy', `no score yet for policy ${policyId}`)

@@ -1,0 +1,186 @@
+/**
+ * The analyst's portfolio (issue #7): across every policy, how the latest scores are distributed,
+ * how premiums moved over time and when events happen (by type and hour of day), aggregated by
+ * InfluxDB from what scoring and pricing store there, and the page that charts them (/analyst).
+ *
+ * Every table is JSON by default and CSV with `?format=csv` (analysts export every table). The
+ * routes need an analyst's token; the page, like the policyholder's, holds no data and is public.
+ */
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
+import type { Logger } from 'pino'
+import { quoteIdent, quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
+import { mustBeAnalyst, type Principal } from './auth.ts'
+import { errors, Json } from './schemas.ts'
+
+/** One score bin: policies whose latest score is in [from, to), the last one [90, 100]. */
+export interface ScoreBin { from: number; to: number; count: number }
+
+/** The distribution of each policy's latest score of one subject. */
+export interface ScoreDistribution {
+  subject: Subject
+  /** Policies with a score of the subject. */
+  n: number
+  /** null without scores. */
+  mean: number | null
+  median: number | null
+  bins: ScoreBin[]
+  /** The policies with the lowest latest scores, lowest first: where a drill-down starts. */
+  lowest: { policyId: string; value: number }[]
+}
+
+/** Premium changes of one subject in one time bucket. */
+export interface PremiumBucket { time: string; subject: Subject; count: number; meanFactor: number }
+
+export interface PremiumChanges { from: string; to: string; interval: Interval; buckets: PremiumBucket[] }
+
+/** Events per type in each UTC hour of the day (0–23), over a period. */
+export interface EventsByHour { from: string; to: string; types: string[]; hours: { hour: number; counts: Record<string, number> }[] }
+
+/** The length of a premium bucket. */
+export type Interval = '1h' | '1d'
+
+/** ms; from inclusive, to exclusive. */
+export interface Period { from: number; to: number }
+
+const BIN_WIDTH = 10
+const LOWEST = 10
+const DAY_MS = 24 * 3600_000
+/** Without `from`: this long before `to`. */
+const DEFAULT_PERIOD_MS = 30 * DAY_MS
+/** The longest period one request may aggregate (a year of hourly buckets is 8,784 rows per subject). */
+const MAX_PERIOD_MS = 366 * DAY_MS
+
+const iso = (ms: number) => new Date(ms).toISOString()
+const timeWhere = (p: Period) => `time >= ${p.from}ms AND time < ${p.to}ms`
+const median = (sorted: readonly number[]) => {
+  const mid = sorted.length >> 1
+  return sorted.length === 0 ? null : sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** Each policy's latest score of `subject`, as a histogram of 10-point bins with n, mean and median. */
+export async function scoreDistribution(influx: Influx, subject: Subject): Promise<ScoreDistribution> {
+  const series = await influx.query(`SELECT last(value) AS value FROM score WHERE subject = ${quoteString(subject)} GROUP BY policy_id`)
+  return distributionOf(subject, series.flatMap((s) => s.values.map((v) => ({ policyId: s.tags?.policy_id ?? '', value: Number(v[s.columns.indexOf('value')]) }))))
+}
+
+/** The distribution of the policies' scores `latest` (one a policy). */
+export function distributionOf(subject: Subject, latest: readonly { policyId: string; value: number }[]): ScoreDistribution {
+  const values = latest.map((x) => x.value).sort((a, b) => a - b)
+  const bins = Array.from({ length: 100 / BIN_WIDTH }, (_, i) => ({ from: i * BIN_WIDTH, to: (i + 1) * BIN_WIDTH, count: 0 }))
+  // 100 belongs to the last bin, [90, 100]; scores are 0–100, the clamp only guards the array.
+  for (const v of values) bins[Math.max(0, Math.min(bins.length - 1, Math.floor(v / BIN_WIDTH)))]!.count++
+  return {
+    subject,
+    n: values.length,
+    mean: values.length ? values.reduce((a, b) => a + b, 0) / values.length : null,
+    median: median(values),
+    bins,
+    lowest: [...latest].sort((a, b) => a.value - b.value || a.policyId.localeCompare(b.policyId)).slice(0, LOWEST),
+  }
+}
+
+/** Premium adjustments per time bucket (UTC-aligned) and subject: how many, and their mean factor. */
+export async function premiumChanges(influx: Influx, period: Period, interval: Interval): Promise<PremiumChanges> {
+  const series = await influx.query(`SELECT count(factor) AS n, mean(factor) AS mean_factor FROM premium WHERE ${timeWhere(period)} GROUP BY time(${interval}), subject fill(none)`)
+  const buckets = series.flatMap((s) => s.values.map((v): PremiumBucket => ({
+    time: iso(Number(v[0])),
+    subject: (s.tags?.subject ?? '') as Subject,
+    count: Number(v[s.columns.indexOf('n')]),
+    meanFactor: Number(v[s.columns.indexOf('mean_factor')]),
+  })))
+  buckets.sort((a, b) => a.time.localeCompare(b.time) || a.subject.localeCompare(b.subject))
+  return { from: iso(period.from), to: iso(period.to), interval, buckets }
+}
+
+/**
+ * Events per type and UTC hour of the day of their start. InfluxQL 1.x has no hour-of-day
+ * function: InfluxDB counts per hour of the period (buckets aligned to UTC hours) and the hours
+ * are folded into the day here, at most 24 × 366 rows per type.
+ */
+export async function eventsByHour(influx: Influx, period: Period): Promise<EventsByHour> {
+  // end_ms is on every stored event (scoring's eventLine).
+  const series: Series[] = await influx.query(`SELECT count(end_ms) AS n FROM event WHERE ${timeWhere(period)} GROUP BY time(1h), ${quoteIdent('type')} fill(none)`)
+  const types = [...new Set(series.map((s) => s.tags?.type ?? ''))].sort()
+  const hours = Array.from({ length: 24 }, (_, hour) => ({ hour, counts: Object.fromEntries(types.map((type) => [type, 0])) as Record<string, number> }))
+  for (const s of series) {
+    for (const v of s.values) hours[new Date(Number(v[0])).getUTCHours()]!.counts[s.tags?.type ?? '']! += Number(v[s.columns.indexOf('n')])
+  }
+  return { from: iso(period.from), to: iso(period.to), types, hours }
+}
+
+/** A table for CSV: a header and rows. */
+export interface Table { columns: string[]; rows: (string | number | null)[][] }
+
+/** RFC 4180 CSV: a header line, CRLF line ends, cells quoted where they need it; null is empty. */
+export function toCsv(table: Table): string {
+  const cell = (x: string | number | null) => {
+    const s = x === null ? '' : String(x)
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+  }
+  return [table.columns, ...table.rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n'
+}
+
+/** The tables the routes' CSV holds: score bins; premium buckets; hours of the day by event type. */
+export const scoreTable = (d: ScoreDistribution): Table => ({ columns: ['from', 'to', 'count'], rows: d.bins.map((b) => [b.from, b.to, b.count]) })
+export const premiumTable = (p: PremiumChanges): Table => ({ columns: ['time', 'subject', 'count', 'mean_factor'], rows: p.buckets.map((b) => [b.time, b.subject, b.count, b.meanFactor]) })
+export const eventTable = (e: EventsByHour): Table => ({ columns: ['hour', ...e.types], rows: e.hours.map((h) => [h.hour, ...e.types.map((t) => h.counts[t]!)]) })
+
+const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')])
+const Format = Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'json, or csv: the same table as CSV with a header line' }))
+const Time = Type.String({ format: 'date-time' })
+const PeriodQuery = {
+  from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601; default 30 days before `to`' }),
+  to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601; default now' }),
+  format: Format,
+}
+const ScoresQuery = Type.Object({ subject: SubjectName, format: Format }, { additionalProperties: false })
+const PremiumsQuery = Type.Object({ ...PeriodQuery, interval: Type.Optional(Type.Union([Type.Literal('1h'), Type.Literal('1d')], { default: '1d', description: 'bucket length, aligned to UTC' })) }, { additionalProperties: false })
+const EventsQuery = Type.Object(PeriodQuery, { additionalProperties: false })
+
+const asset = (path: string) => readFileSync(createRequire(import.meta.url).resolve(path), 'utf8')
+const page = readFileSync(new URL('./public/analyst.html', import.meta.url), 'utf8')
+// uPlot (MIT) served from node_modules: the page loads nothing from elsewhere.
+const uplotJs = asset('uplot/dist/uPlot.iife.min.js')
+const uplotCss = asset('uplot/dist/uPlot.min.css')
+
+/** The period a query names, or why it names none. */
+function periodOf(q: { from?: string; to?: string }, now = Date.now()): Period | string {
+  const to = q.to ? Date.parse(q.to) : now
+  const from = q.from ? Date.parse(q.from) : to - DEFAULT_PERIOD_MS
+  if (from >= to) return 'from must be before to'
+  if (to - from > MAX_PERIOD_MS) return 'the period is at most 366 days'
+  return { from, to }
+}
+
+/** Registers the portfolio routes, the analyst page and its assets; `who` checks a request's bearer token. */
+export function registerPortfolio(app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>, influx: Influx, who: (req: FastifyRequest) => Principal): void {
+  /** An analyst's table: JSON, or the same table as CSV. `load` gives the body, or what is wrong with the query (400). */
+  const tableRoute = <Q extends TSchema, B>(path: string, description: string, querystring: Q, load: (q: Static<Q>) => Promise<B | string>, table: (body: B) => Table, name: (q: Static<Q>) => string) =>
+    app.get<{ Querystring: Static<Q> }>(path, { schema: { description, querystring, response: { 200: Json, ...errors } } }, async (req, reply: FastifyReply) => {
+      mustBeAnalyst(who(req))
+      const body = await load(req.query)
+      if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })
+      if ((req.query as { format?: string }).format !== 'csv') return body
+      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name(req.query)}.csv"`).send(toCsv(table(body)))
+    })
+
+  tableRoute('/api/v1/portfolio/scores', "The distribution of every policy's latest score of a subject: 10-point bins, n, mean, median, the lowest scores (analyst token; ?format=csv: the bins)", ScoresQuery,
+    (q) => scoreDistribution(influx, q.subject), scoreTable, (q) => `scores-${q.subject}`)
+  tableRoute('/api/v1/portfolio/premiums', 'Premium changes over time: per bucket and subject, how many adjustments and their mean factor (analyst token; ?format=csv)', PremiumsQuery,
+    async (q) => {
+      const p = periodOf(q)
+      return typeof p === 'string' ? p : premiumChanges(influx, p, q.interval ?? '1d')
+    }, premiumTable, (q) => `premiums-${q.interval ?? '1d'}`)
+  tableRoute('/api/v1/portfolio/events', "Events per type and UTC hour of the day of the event's start (analyst token; ?format=csv)", EventsQuery,
+    async (q) => {
+      const p = periodOf(q)
+      return typeof p === 'string' ? p : eventsByHour(influx, p)
+    }, eventTable, () => 'events-by-hour')
+
+  app.get('/analyst', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
+  app.get('/assets/uplot.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').send(uplotJs))
+  app.get('/assets/uplot.css', { schema: { hide: true } }, (_req, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=86400').send(uplotCss))
+}
