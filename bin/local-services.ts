@@ -49,7 +49,9 @@ export async function freePort(): Promise<number> {
  * `auth` are mosquitto.conf lines for credentials and ACL (ingest's writeBrokerAuth), with the
  * user and password to probe with; without them, anonymous clients may connect.
  */
-export async function startMosquitto(dir: string, auth?: { conf: string[]; username: string; password: string }): Promise<LocalServer> {
+export const startMosquitto = (dir: string, auth?: { conf: string[]; username: string; password: string }) => onFreePorts(() => launchMosquitto(dir, auth))
+
+async function launchMosquitto(dir: string, auth?: { conf: string[]; username: string; password: string }): Promise<LocalServer> {
   const bin = findCommand('mosquitto')
   if (!bin) throw new ServiceError('MOSQUITTO_NOT_FOUND', 'mosquitto is not installed (Debian: apt-get install mosquitto)')
   mkdirSync(dir, { recursive: true })
@@ -79,7 +81,9 @@ export async function startMosquitto(dir: string, auth?: { conf: string[]; usern
 }
 
 /** Starts InfluxDB 1.x with its data in `dir`; resolves once `/ping` answers. */
-export async function startInfluxd(dir: string): Promise<LocalServer> {
+export const startInfluxd = (dir: string) => onFreePorts(() => launchInfluxd(dir))
+
+async function launchInfluxd(dir: string): Promise<LocalServer> {
   const bin = findCommand('influxd')
   if (!bin) throw new ServiceError('INFLUXD_NOT_FOUND', 'influxd is not installed (Debian: apt-get install influxdb)')
   mkdirSync(dir, { recursive: true })
@@ -113,6 +117,20 @@ bind-address = "127.0.0.1:${rpcPort}"
     if (res.status !== 204) throw new Error(`ping answered ${res.status}`)
   })
   return { url, stop: () => stopChild(child) }
+}
+
+/**
+ * A port found free can be taken by another process (a test file running beside) before the
+ * server binds it: then the server is started again on new ports, a few times.
+ */
+async function onFreePorts(launch: () => Promise<LocalServer>): Promise<LocalServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch()
+    } catch (err) {
+      if (attempt === 3 || !/address already in use/i.test((err as Error).message)) throw err
+    }
+  }
 }
 
 /**
