@@ -281,6 +281,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     process.stdout.write(`\nubiq demo: ${fleet.length} simulated vehicles are driving.\n` +
       `  ${fleet[0]!.policyId}'s page:  ${url}/#token=${policyholder}\n` +
       `  Every policy (analyst): ${url}/#token=${analyst}\n` +
+      `  Portfolio (analyst):    ${url}/analyst#token=${analyst}\n` +
       `  Metrics: curl -H 'Authorization: Bearer ${analyst}' ${url}/metrics\n  Stop with Ctrl-C.\n\n`)
   }
 }

@@ -69,7 +69,7 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   await analyst.locator('#policy').selectOption(cautiousScore.policyId)
   await analyst.locator('#status', { hasText: `live for ${cautiousScore.policyId}` }).waitFor()
   await analyst.locator(`#score-driving[data-value="${cautiousScore.value.toFixed(1)}"]`).waitFor()
-  t.pass('picking another policy shows that policy\'s score')
+  t.equal(await analyst.locator('#score-driving').getAttribute('data-value'), cautiousScore.value.toFixed(1), 'picking another policy shows that policy\'s score')
   // A token that does not open the page's policy: the page says why, and shows nothing.
   const stranger = await browser.newPage()
   await stranger.goto(`${pipeline.url}/#token=not-a-token`)

@@ -18,7 +18,7 @@ type Row = Record<string, unknown>
 const rows = (series: readonly Series[]): Row[] =>
   series.flatMap((s) => s.values.map((v) => Object.fromEntries(s.columns.map((c, i) => [c, v[i]]).filter(([, x]) => x !== null))))
 
-const where = (policyId: string, r: Range, extra: Record<string, string | undefined> = {}) =>
+const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, string | undefined> = {}) =>
   [`policy_id = ${quoteString(policyId)}`,
     ...Object.entries(extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} = ${quoteString(v!)}`),
     ...(r.from !== undefined ? [`time >= ${r.from}ms`] : []),
@@ -74,7 +74,7 @@ export async function tripHistory(influx: Influx, policyId: string, r: Range) {
   if (trips.length === 0) return []
   const first = Math.min(...trips.map((t) => Number(t.time)))
   const last = Math.max(...trips.map((t) => Number(t.end_ms ?? t.time)))
-  const events = rows(await influx.query(`SELECT * FROM event WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1, limit: 0 }, { subject: 'driving' })} ORDER BY time ASC`))
+  const events = rows(await influx.query(`SELECT * FROM event WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
   return trips.map((t) => {
     const from = Number(t.time), to = Number(t.end_ms ?? t.time)
     const mine = events.filter((e) => e.device_id === t.device_id && Number(e.end_ms ?? e.time) >= from && Number(e.end_ms ?? e.time) <= to)

@@ -236,7 +236,7 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
     await page.locator('#interval').selectOption('1d')
     const daily = premiumRows(await json<PremiumChanges>(`/api/v1/portfolio/premiums?from=${week}&interval=1d`))
     await page.waitForFunction((rows) => JSON.stringify([...document.querySelectorAll('#premiums-table tbody tr')].map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))) === rows, JSON.stringify(daily))
-    t.pass('the premium table follows the picker: changes per day')
+    t.same(await page.locator('#premiums-table tbody tr').evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))), daily, 'the premium table follows the picker: changes per day')
 
     // UBIQ_SCREENSHOTS=docs/img npm test refreshes the README's picture; otherwise it goes to a temp folder.
     const shots = process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
@@ -247,7 +247,7 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
     const lowest = all[0]!.lowest[0]!.policyId
     await page.locator(`#lowest a[href="/?policy=${lowest}"]`).click()
     await page.locator('#status', { hasText: `live for ${lowest}` }).waitFor()
-    t.pass('a lowest score opens that policy\'s page')
+    t.match(await page.locator('#status').textContent(), `live for ${lowest}`, 'a lowest score opens that policy\'s page')
 
     // A policyholder's link opens no portfolio.
     const stranger = await browser.newPage()
