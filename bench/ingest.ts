@@ -6,42 +6,25 @@
  * publisher processes) while the consumer is away, then the consumer connects and the time to
  * take them all is measured, so the publishers' speed does not cap the figure.
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
-import pino from 'pino'
 import type { Registry } from 'prom-client'
 import { deviceRegistry, toLine } from '../ingest/index.ts'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
-import { startPipeline, type Pipeline } from '../bin/pipeline.ts'
-import { benchRegistry, kindOf, message, pointsOf } from './traffic.ts'
+import { drainBench, log, median, metric } from './drain.ts'
+import { benchRegistry, kindOf, message } from './traffic.ts'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const DEVICES = 1000
 const PER_DEVICE = Number(process.env.BENCH_PER_DEVICE ?? 100)
-const MESSAGES = DEVICES * PER_DEVICE
-const POINTS = Array.from({ length: DEVICES }, (_, i) => pointsOf(i) * PER_DEVICE).reduce((a, b) => a + b, 0)
 
 const dir = mkdtempSync(join(tmpdir(), 'ubiq-bench-'))
-const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`)
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-const publisherScript = fileURLToPath(new URL('./publisher.ts', import.meta.url))
-
 const broker = await startMosquitto(join(dir, 'mosquitto'))
 const influx = await startInfluxd(join(dir, 'influxdb'))
+const { messages: MESSAGES, points: POINTS, publishAll, forgetSession, pipelineFor, ubiqRun } = drainBench({ brokerUrl: broker.url, influxUrl: influx.url, dir, devices: DEVICES, perDevice: PER_DEVICE })
 log(`Mosquitto ${broker.url}, InfluxDB ${influx.url}; ${MESSAGES} messages (${POINTS} points) per run, ${RUNS} runs`)
-
-/** Publishes the run's traffic from two separate processes. */
-async function publishAll(devices = DEVICES, perDevice = PER_DEVICE): Promise<void> {
-  const half = Math.floor(devices / 2)
-  await Promise.all([[0, half], [half, devices]].map(([from, to]) => new Promise<void>((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', publisherScript, broker.url, String(from), String(to), String(perDevice)], { stdio: ['ignore', 'ignore', 'inherit'] })
-    p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`publisher exited ${code}`))))
-  })))
-}
 
 /** The raw reference: mqtt.js at QoS 1 doing only JSON.parse, draining the same queue. */
 async function rawMqtt(run: number): Promise<number> {
@@ -62,49 +45,6 @@ async function rawMqtt(run: number): Promise<number> {
   await client.endAsync()
   await forgetSession(opts.clientId)
   return (MESSAGES / ms) * 1000
-}
-
-/** Ends a persistent session, so the broker stops queueing for it. */
-async function forgetSession(clientId: string): Promise<void> {
-  await (await mqtt.connectAsync(broker.url, { clientId, clean: true })).endAsync()
-}
-
-const metric = async (metrics: Registry, name: string) => {
-  const text = await metrics.getSingleMetricAsString(name)
-  return Number(/ ([\d.e+-]+)$/.exec(text.trim())?.[1] ?? NaN)
-}
-
-function pipelineFor(db: string, devices = deviceRegistry(benchRegistry(DEVICES))): Promise<Pipeline> {
-  return startPipeline({
-    mqttUrl: broker.url,
-    influx: { api: 'v1', url: influx.url, database: db, retentionPolicy: 'autogen' },
-    devices,
-    dataDir: join(dir, `ubiq-${db}`),
-    host: '127.0.0.1',
-    port: 0,
-  }, pino({ level: 'warn' }))
-}
-
-/** ubiq draining the same queue through validation, dedupe, journal and InfluxDB (confirmed). */
-async function ubiqRun(run: number): Promise<{ msgs: number; points: number }> {
-  const db = `bench_${run}`
-  await forgetSession('ubiq-ingest') // drop what it queued during the raw run
-  await (await pipelineFor(db)).stop() // leaves ingest's persistent session subscribed
-  await publishAll()
-  const t0 = performance.now()
-  const pipeline = await pipelineFor(db)
-  while ((await metric(pipeline.metrics, 'ubiq_ingest_messages_stored_total')) < MESSAGES ||
-    (await metric(pipeline.metrics, 'ubiq_ingest_journal_pending_lines')) > 0) {
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  const ms = performance.now() - t0
-  await pipeline.stop()
-  await forgetSession('ubiq-ingest')
-  const res = await fetch(`${influx.url}/query?${new URLSearchParams({ db, q: 'SELECT count(seq) FROM /.*/' })}`)
-  const body = (await res.json()) as { results: { series?: { values: number[][] }[] }[] }
-  const stored = (body.results[0]?.series ?? []).reduce((a, s) => a + s.values[0]![1]!, 0)
-  if (stored !== POINTS) throw new Error(`run ${run}: InfluxDB holds ${stored} points, expected ${POINTS}`)
-  return { msgs: (MESSAGES / ms) * 1000, points: (POINTS / ms) * 1000 }
 }
 
 /** The raw reference: the same points as line protocol posted straight to /write, 5000 a batch, two at a time. */
@@ -210,7 +150,7 @@ const ubiq: { msgs: number; points: number }[] = []
 const rawPoints: number[] = []
 for (let run = 1; run <= RUNS; run++) {
   raw.push(await rawMqtt(run))
-  ubiq.push(await ubiqRun(run))
+  ubiq.push(await ubiqRun(`bench_${run}`))
   rawPoints.push(await rawInflux(run))
   log(`run ${run}/${RUNS}: raw MQTT ${raw.at(-1)!.toFixed(0)} msg/s, ubiq ${ubiq.at(-1)!.msgs.toFixed(0)} msg/s (${ubiq.at(-1)!.points.toFixed(0)} points/s), raw InfluxDB ${rawPoints.at(-1)!.toFixed(0)} points/s`)
 }

@@ -6,6 +6,7 @@
  * between groups the plan does not rate on (region, persona), so fairness effects show up front.
  */
 import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Subject } from '../ingest/index.ts'
 import { attributeRelativity, exposureOf, firstStanding, planAt, planId, rate, type Limit, type RatingPlan, type SubjectRating } from '../pricing/index.ts'
 import { DAY_MS, modelId, scoreBatch, type LoadedModel, type ScoreInput } from '../scoring/index.ts'
@@ -173,6 +174,42 @@ export async function backtest(opts: BacktestOptions): Promise<Backtest> {
   }
   if (summaries.length === 0) throw new Error(`nothing to backtest: ${skipped.map((s) => s.reason).join('; ')}`)
   return { plan: planId(plan), currency: plan.currency, effectiveFrom: plan.effectiveFrom, at, models: used, portfolio, dataDays, rows, subjects: summaries, skipped }
+}
+
+/**
+ * A backtest without its per-policy rows (`--out` writes those): the summary the analyst's page
+ * shows, a few kB of JSON. Without the portfolio's path too: where the server's files are is none
+ * of a web client's business.
+ */
+export type BacktestSummary = Omit<Backtest, 'rows' | 'portfolio'>
+
+export function backtestSummary(b: Backtest): BacktestSummary {
+  const { rows: _rows, portfolio: _portfolio, ...summary } = b
+  return summary
+}
+
+/** The reference portfolio committed with ubiq (test/portfolio/README.md): what a running ubiq backtests. */
+export const referencePortfolio = fileURLToPath(new URL('../test/portfolio/', import.meta.url))
+
+/**
+ * The summary of a backtest with the models `models()` gives now, run on first request and kept
+ * for that set of models: the inputs are files and fixed plans, so the numbers only change when a
+ * model is promoted or rolled back, and a run blocks the event loop for a few hundred ms of ONNX
+ * inference. A failed run is not kept: the next request tries again.
+ */
+export function cachedBacktest(opts: Omit<BacktestOptions, 'models'>, models: () => BacktestOptions['models']): () => Promise<BacktestSummary> {
+  const runs = new Map<string, Promise<BacktestSummary>>()
+  return () => {
+    const current = models()
+    // The plans are fixed for the cache's life, so the models alone tell runs apart.
+    const key = Object.values(current).map((m) => modelId(m.definition)).sort().join(' ')
+    let run = runs.get(key)
+    if (!run) {
+      runs.set(key, (run = backtest({ ...opts, models: current }).then(backtestSummary)))
+      run.catch(() => runs.delete(key))
+    }
+    return run
+  }
 }
 
 /** Scores one subject's policies a batch at a time and rates each score as pricing does. */

@@ -11,6 +11,7 @@ import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, t
 import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, choiceFile, manoeuvreDetector, modelDirs, openModelRegistry, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
+import { cachedBacktest, referencePortfolio } from './backtest.ts'
 
 export interface PipelineConfig {
   mqttUrl: string
@@ -159,6 +160,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const dashboards = await startDashboards({
     scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger,
     host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute,
+    devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => cfg.devices.get(id)!),
+    backtest: cachedBacktest({ portfolio: referencePortfolio, plans }, () => models.current().champions),
   })
   // Only now, with everything downstream listening, do messages start to flow.
   await ingest.connect()

@@ -8,9 +8,11 @@
  * process started, the feed cannot prove it has everything: it says so (`gap`) and then sends the
  * policy's standing (latest score and premium per subject) and what it has.
  *
- * `seq` is the time the message entered the feed, in ms, bumped by one where two share a
- * millisecond: increasing within a process and, with a clock that does not step back, across
- * restarts, so an old cursor is always recognised as old.
+ * `seq` is the time the message entered its policy's feed, in ms, bumped by one where two of the
+ * policy's messages share a millisecond: increasing within a process and, with a clock that does
+ * not step back, across restarts, so an old cursor is always recognised as old. It is kept per
+ * policy, not across the feed: thousands of messages a second in total would otherwise bump it
+ * ahead of the clock.
  */
 import type { PremiumAdjustment } from '../pricing/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
@@ -25,6 +27,8 @@ export type FeedNotice =
 
 interface PolicyFeed {
   messages: FeedMessage[]
+  /** The seq of the policy's latest message. */
+  last: number
   /** Messages up to this seq are not all here (trimmed, or before the process started). */
   horizon: number
   /** The latest score and premium per subject: the standing a client starts from. */
@@ -39,28 +43,29 @@ export interface FeedJournal {
    * without `since`, the policy's standing. `gap` when messages after `since` may be missing.
    */
   replay(policyId: string, since?: number): { gap?: FeedNotice; messages: FeedMessage[] }
-  subscribe(listener: (policyId: string, msg: FeedMessage) => void): () => void
+  /** Hands the policy's new messages to `listener` until the returned function is called. */
+  subscribe(policyId: string, listener: (msg: FeedMessage) => void): () => void
   policies(): string[]
 }
 
 export function feedJournal(keep = 64, now: () => number = Date.now): FeedJournal {
   const started = now()
-  let last = started - 1
   const feeds = new Map<string, PolicyFeed>()
-  const listeners = new Set<(policyId: string, msg: FeedMessage) => void>()
+  // Per policy: a message is handed only to its policy's listeners, however many clients follow others.
+  const listeners = new Map<string, Set<(msg: FeedMessage) => void>>()
   const standingKey = (m: FeedMessage) => (m.type === 'score' ? `score/${m.score.subject}` : m.type === 'premium' ? `premium/${m.premium.subject}` : undefined)
 
   return {
     append(policyId, body) {
-      last = Math.max(last + 1, now())
-      const msg: FeedMessage = { ...body, seq: last }
       let feed = feeds.get(policyId)
-      if (!feed) feeds.set(policyId, (feed = { messages: [], horizon: started - 1, standing: new Map() }))
+      if (!feed) feeds.set(policyId, (feed = { messages: [], last: started - 1, horizon: started - 1, standing: new Map() }))
+      feed.last = Math.max(feed.last + 1, now())
+      const msg: FeedMessage = { ...body, seq: feed.last }
       feed.messages.push(msg)
       if (feed.messages.length > keep) feed.horizon = feed.messages.shift()!.seq
       const key = standingKey(msg)
       if (key) feed.standing.set(key, msg)
-      listeners.forEach((l) => l(policyId, msg))
+      listeners.get(policyId)?.forEach((l) => l(msg))
       return msg
     },
     replay(policyId, since) {
@@ -75,9 +80,14 @@ export function feedJournal(keep = 64, now: () => number = Date.now): FeedJourna
       const reason = since < started ? 'the service restarted since then' : 'more has happened since then than the feed keeps'
       return { gap: { type: 'gap', since, oldest: horizon + 1, reason }, messages: [...older, ...kept].sort(bySeq) }
     },
-    subscribe(listener) {
-      listeners.add(listener)
-      return () => listeners.delete(listener)
+    subscribe(policyId, listener) {
+      let set = listeners.get(policyId)
+      if (!set) listeners.set(policyId, (set = new Set()))
+      set.add(listener)
+      return () => {
+        set.delete(listener)
+        if (set.size === 0) listeners.delete(policyId)
+      }
     },
     policies: () => [...feeds.keys()].sort(),
   }

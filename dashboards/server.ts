@@ -14,7 +14,7 @@ import websocket from '@fastify/websocket'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
-import type { Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import { ID_PATTERN, type DeviceClock, type Influx, type Subject } from '../ingest/index.ts'
 import { WhatIfError, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
@@ -24,6 +24,9 @@ import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
 import { registerPortfolio } from './portfolio.ts'
+import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
+import { registerBacktest, type BacktestResults } from './backtest-page.ts'
+import { registerMonitoring } from './monitoring.ts'
 
 export interface DashboardsDeps {
   scores$: Observable<Score>
@@ -43,6 +46,12 @@ export interface DashboardsDeps {
   port: number
   /** Requests a client address may make a minute (websocket connections included). */
   rateLimitPerMinute?: number
+  /** The devices registered to a policy (the device registry), for the analyst's drill-down into raw readings. */
+  devicesOf?(policyId: string): readonly PolicyDevice[]
+  /** The rating plan and champion models backtested over the reference portfolio, for the analyst's backtest page. */
+  backtest?(): Promise<BacktestResults>
+  /** A feed client with more than this many bytes not yet taken off the socket is cut off (default 1 MiB). */
+  feedMaxBufferedBytes?: number
 }
 
 const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8')
@@ -80,6 +89,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   await app.register(websocket, { options: { maxPayload: 1024 } })
 
   const journal = feedJournal()
+  const feedClients = new Gauge({ name: 'ubiq_feed_clients', help: 'Feed websockets open', registers: [deps.metrics] })
+  const feedSent = new Counter({ name: 'ubiq_feed_messages_sent_total', help: 'Messages sent to feed clients (replays included)', registers: [deps.metrics] })
+  const feedCutOff = new Counter({ name: 'ubiq_feed_clients_cut_off_total', help: 'Feed clients closed (1013) for not taking their messages off the socket', registers: [deps.metrics] })
+  const maxBuffered = deps.feedMaxBufferedBytes ?? 1024 * 1024
   const subs: Subscription[] = [
     deps.scores$.subscribe((score) => journal.append(score.policyId, { type: 'score', score })),
     deps.events$.subscribe((event) => journal.append(event.policyId, { type: 'event', event })),
@@ -122,6 +135,9 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     return { policies: journal.policies() }
   })
   registerPortfolio(app, deps.influx, who)
+  registerDrilldown(app, deps, who)
+  registerBacktest(app, deps.backtest, who)
+  registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics }, who)
   policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, (policyId, _q, _req, reply) => {
     const { messages } = journal.replay(policyId)
     if (messages.length === 0) return notFound(reply, 'unknown_policy', `no score yet for policy ${policyId}`)
@@ -161,7 +177,19 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     websocket: true,
     schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy', querystring: FeedQuery },
   }, (socket, req) => {
-    const send = (msg: FeedMessage | FeedNotice) => socket.send(JSON.stringify(msg))
+    let unsubscribe = () => {}
+    const send = (msg: FeedMessage | FeedNotice) => {
+      // A client that does not read (a stalled phone, a slow link) would otherwise hold every
+      // message since in server memory: cut it off; it comes back with ?since= and replays.
+      if (socket.bufferedAmount > maxBuffered) {
+        if (socket.readyState !== socket.OPEN) return
+        unsubscribe()
+        feedCutOff.inc()
+        return socket.close(1013, 'the client is not keeping up: reconnect with ?since=')
+      }
+      socket.send(JSON.stringify(msg))
+      feedSent.inc()
+    }
     let policyId: string, expiresAt: number
     try {
       const principal = deps.auth.verify(req.query.token)
@@ -177,13 +205,15 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     if (gap) send(gap)
     messages.forEach(send)
     // Replay and subscription in one synchronous step: no message can fall between them.
-    const unsubscribe = journal.subscribe((id, msg) => id === policyId && send(msg))
+    unsubscribe = journal.subscribe(policyId, send)
+    feedClients.inc()
     // A token that expires closes the feed it opened (timers hold at most 2^31 - 1 ms).
     const expiry = setTimeout(() => socket.close(4401, 'the token has expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1))
     socket.on('message', () => send({ type: 'error', reason: 'the feed is read-only: clients send nothing' }))
     socket.on('close', () => {
       clearTimeout(expiry)
       unsubscribe()
+      feedClients.dec()
     })
   })
 

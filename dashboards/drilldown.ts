@@ -1,0 +1,158 @@
+/**
+ * The analyst's drill-down into one policy (issue #7): the raw readings of the policy's devices on
+ * a timeline, downsampled by InfluxDB, and the page (/analyst/policy) that charts them with the
+ * policy's events as markers and its scores with their reasons.
+ *
+ * Raw readings are stored per device, not per policy (ingest's storeReadings): the device
+ * registry says which devices are the policy's. Positions are never served, and the route is for
+ * analysts only: a policyholder sees scores, events and premiums, not the stream behind them.
+ */
+import { readFileSync } from 'node:fs'
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
+import type { Logger } from 'pino'
+import { ID_PATTERN, quoteIdent, quoteString, sensorsByKind, type Influx, type Series } from '../ingest/index.ts'
+import { mustBeAnalyst, type Principal } from './auth.ts'
+import { toCsv, type Table } from './portfolio.ts'
+import { errors, Json } from './schemas.ts'
+
+/** A device registered to a policy, and the streams it may send. */
+export interface PolicyDevice { deviceId: string; kinds: readonly string[] }
+
+export interface DrilldownDeps {
+  influx: Influx
+  /** The policy's devices, from the device registry; none: the policy is unknown. */
+  devicesOf?(policyId: string): readonly PolicyDevice[]
+}
+
+/** One field of one device's stream: [time ms, mean] per bucket, oldest first. */
+export interface ReadingSeries { deviceId: string; kind: string; field: string; points: [number, number][] }
+
+export interface PolicyReadings {
+  policyId: string
+  from: string
+  to: string
+  /** Each point is the mean of the field's readings over one bucket this long, timed at the bucket's start (aligned to the epoch). */
+  interval: string
+  intervalMs: number
+  devices: PolicyDevice[]
+  series: ReadingSeries[]
+}
+
+/**
+ * Where a device is: never served. No feature an analyst reads off this route needs a raw
+ * position (distance and speeding are in trips and events), so privacy by design leaves it out.
+ */
+export const POSITION_FIELDS: ReadonlySet<string> = new Set(['lat_deg', 'lon_deg', 'alt_m'])
+const ENVELOPE = new Set(['seq', 'ts', 'rate_hz', 'samples'])
+
+/** The numeric fields a stream's readings carry (a batched stream: its sample columns), positions left out. */
+export function servedFields(kind: string): string[] {
+  const sensor = sensorsByKind.get(kind)
+  if (!sensor) return []
+  const all = sensor.batch
+    ? sensor.batch.columns.map((c) => c.name)
+    : Object.entries(sensor.schema.properties as Record<string, { type?: string }>).filter(([name, p]) => !ENVELOPE.has(name) && (p.type === 'number' || p.type === 'integer')).map(([name]) => name)
+  return all.filter((f) => !POSITION_FIELDS.has(f))
+}
+
+/** At most this many points per field: a month of 1 Hz readings stays a few hundred kB. */
+export const MAX_POINTS = 1000
+const S = 1000
+/** Bucket lengths to choose from: the shortest that keeps a period within MAX_POINTS buckets. */
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200].map((s) => s * S)
+const DAY_MS = 24 * 3600 * S
+const DEFAULT_PERIOD_MS = 7 * DAY_MS
+/** Raw readings are the heaviest thing InfluxDB holds: a request reads at most a month of them. */
+const MAX_PERIOD_MS = 31 * DAY_MS
+
+/** The shortest step that cuts [from, to) into at most MAX_POINTS epoch-aligned buckets. */
+export function stepFor(from: number, to: number): number {
+  return STEPS.find((s) => Math.ceil(to / s) - Math.floor(from / s) <= MAX_POINTS) ?? STEPS.at(-1)!
+}
+const duration = (ms: number) => (ms % 3600_000 === 0 ? `${ms / 3600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / S}s`)
+
+/** The streams and fields a query asks for among the policy's devices, or what is wrong with it. */
+function selection(devices: readonly PolicyDevice[], q: { device?: string; kind?: string; field?: string }) {
+  if (q.device && !devices.some((d) => d.deviceId === q.device)) return `device ${q.device} is not registered to this policy`
+  if (q.field && POSITION_FIELDS.has(q.field)) return `${q.field} is a position: positions are never served`
+  const byKind = new Map<string, string[]>()
+  for (const d of devices) {
+    if (q.device && d.deviceId !== q.device) continue
+    for (const kind of d.kinds) if (!q.kind || kind === q.kind) byKind.set(kind, [...(byKind.get(kind) ?? []), d.deviceId])
+  }
+  const streams = [...byKind].map(([kind, deviceIds]) => ({ kind, deviceIds, fields: servedFields(kind).filter((f) => !q.field || f === q.field) })).filter((s) => s.fields.length > 0)
+  if (streams.length === 0) return `no numeric field${q.field ? ` ${q.field}` : ''} in ${q.kind ? `stream ${q.kind} of` : 'the streams of'} ${q.device ?? "the policy's devices"}`
+  return streams
+}
+
+/** The readings of `devices` in [from, to): per device, stream and field, the mean of each bucket. */
+export async function policyReadings(influx: Influx, policyId: string, devices: readonly PolicyDevice[], from: number, to: number, q: { device?: string; kind?: string; field?: string } = {}): Promise<PolicyReadings | string> {
+  const streams = selection(devices, q)
+  if (typeof streams === 'string') return streams
+  const step = stepFor(from, to)
+  // One statement per stream, in one request: InfluxDB averages, the server only reshapes.
+  const statements = streams.map((s) => `SELECT ${s.fields.map((f) => `mean(${quoteIdent(f)}) AS ${quoteIdent(f)}`).join(', ')} FROM ${quoteIdent(s.kind)}`
+    + ` WHERE (${s.deviceIds.map((id) => `device_id = ${quoteString(id)}`).join(' OR ')}) AND time >= ${from}ms AND time < ${to}ms`
+    + ` GROUP BY time(${step / S}s), device_id fill(none)`)
+  const result: Series[] = await influx.query(statements.join('; '))
+  const series = result.flatMap((s) => s.columns.slice(1).filter((f) => !POSITION_FIELDS.has(f)).map((field) => {
+    const j = s.columns.indexOf(field)
+    return {
+      deviceId: s.tags?.device_id ?? '',
+      kind: s.name,
+      field,
+      points: s.values.filter((v) => v[j] !== null).map((v): [number, number] => [Number(v[0]), Number(v[j])]),
+    }
+  })).filter((s) => s.points.length > 0)
+  series.sort((a, b) => a.deviceId.localeCompare(b.deviceId) || a.kind.localeCompare(b.kind) || a.field.localeCompare(b.field))
+  return {
+    policyId, from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: duration(step), intervalMs: step,
+    devices: devices.map((d) => ({ deviceId: d.deviceId, kinds: [...d.kinds] })), series,
+  }
+}
+
+/** The readings as one CSV table: a line per point, in series order, oldest first. */
+export const readingsTable = (r: PolicyReadings): Table => ({
+  columns: ['time', 'device_id', 'kind', 'field', 'mean'],
+  rows: r.series.flatMap((s) => s.points.map(([time, mean]) => [new Date(time).toISOString(), s.deviceId, s.kind, s.field, mean])),
+})
+
+const Time = Type.String({ format: 'date-time' })
+const Name = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z0-9_]{1,64}$', description }))
+const ReadingsQuery = Type.Object({
+  from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601; default 7 days before `to`' }),
+  to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601; default now; at most 31 days after `from`' }),
+  device: Type.Optional(Type.String({ pattern: ID_PATTERN, description: "one of the policy's devices; default all of them" })),
+  kind: Name('one stream (sensor kind), e.g. obd; default all'),
+  field: Name('one field, e.g. speed_kmh; default every numeric field'),
+  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'json, or csv: a line per point (time, device_id, kind, field, mean)' })),
+}, { additionalProperties: false })
+
+const page = readFileSync(new URL('./public/policy.html', import.meta.url), 'utf8')
+
+/** Registers the readings route and the drill-down page; `who` checks a request's bearer token. */
+export function registerDrilldown(app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>, deps: DrilldownDeps, who: (req: FastifyRequest) => Principal): void {
+  app.get<{ Params: { policy: string }; Querystring: Static<typeof ReadingsQuery> }>('/api/v1/policies/:policy/readings', {
+    schema: {
+      description: "The raw readings of the policy's devices over a period (analyst token only): per device, stream and numeric field, "
+        + `the mean per bucket, at most ${MAX_POINTS} buckets (1 s to 2 h long, as the period needs). Positions (${[...POSITION_FIELDS].join(', ')}) are never served: no analyst's question here needs them. ?format=csv: a line per point`,
+      params: Type.Object({ policy: Type.String({ pattern: ID_PATTERN, description: 'policy id' }) }),
+      querystring: ReadingsQuery,
+      response: { 200: Json, ...errors },
+    },
+  }, async (req, reply) => {
+    mustBeAnalyst(who(req))
+    const { policy } = req.params, q = req.query
+    const devices = deps.devicesOf?.(policy) ?? []
+    if (devices.length === 0) return reply.code(404).send({ error: 'unknown_policy', message: `no device is registered to policy ${policy}` })
+    const to = q.to ? Date.parse(q.to) : Date.now()
+    const from = q.from ? Date.parse(q.from) : to - DEFAULT_PERIOD_MS
+    const body = from >= to ? 'from must be before to' : to - from > MAX_PERIOD_MS ? 'the period is at most 31 days' : await policyReadings(deps.influx, policy, devices, from, to, q)
+    if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })
+    if (q.format !== 'csv') return body
+    const name = ['readings', policy, q.device, q.kind, q.field].filter(Boolean).join('-')
+    return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(readingsTable(body)))
+  })
+  app.get('/analyst/policy', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
+}

@@ -1,0 +1,370 @@
+/**
+ * The analyst's monitoring pages (issue #7): how the models score over time and how a shadow
+ * model would differ from its champion (/analyst/models), and whether ingest keeps up
+ * (/analyst/ingest).
+ *
+ * Model monitoring reads what scoring stores: champion scores (`score`) and shadow scores
+ * (`shadow_score`), both tagged policy_id, subject and model and written at the score's
+ * window.to, so a shadow score and the champion's for the same input share policy, subject and
+ * time. Ingest health reads the pipeline's Prometheus registry; counters only say "so many since
+ * start", so a sampler keeps the last 15 minutes of them to give rates.
+ *
+ * As on the portfolio, every table is JSON by default and CSV with `?format=csv`, the routes need
+ * an analyst's token and the pages, which hold no data, are public.
+ */
+import { readFileSync } from 'node:fs'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
+import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import { quoteString, type Influx, type Subject } from '../ingest/index.ts'
+import { mustBeAnalyst, type Principal } from './auth.ts'
+import { toCsv, type Period, type Table } from './portfolio.ts'
+import { errors, Json } from './schemas.ts'
+
+// ---------------------------------------------------------------------------------------------
+// Model monitoring
+
+/** The length of a drift bucket. */
+export type Interval = '1h' | '1d'
+
+/** The scores of one model of one subject in one time bucket (UTC-aligned). */
+export interface DriftBucket {
+  time: string
+  subject: Subject
+  model: string
+  /** champion: the scores that priced (`score`); shadow: scored beside it, never priced (`shadow_score`). */
+  role: 'champion' | 'shadow'
+  count: number
+  mean: number
+  /**
+   * Percentiles by nearest rank, as InfluxDB's PERCENTILE: the value at rank round(n·p/100);
+   * null when that rank is below 1 (p10 of fewer than 5 scores).
+   */
+  p10: number | null
+  p50: number | null
+  p90: number | null
+}
+
+export interface ScoreDrift { from: string; to: string; interval: Interval; buckets: DriftBucket[] }
+
+/** A stored score: the champion's or a shadow's. */
+export interface StoredScore { policyId: string; subject: Subject; model: string; time: number; value: number }
+
+/** A shadow score and the champion's for the same policy, subject and time. */
+export interface ScorePair { policyId: string; time: string; model: string; champion: number; shadow: number }
+
+/** How one shadow model's scores compare with one champion's, over the pairs of a period. */
+export interface ShadowComparison {
+  subject: Subject
+  shadowModel: string
+  championModel: string
+  pairs: number
+  meanChampion: number
+  meanShadow: number
+  /** Shadow minus champion. */
+  meanDiff: number
+  meanAbsDiff: number
+  /** Pearson's; null with fewer than two pairs or when either side does not vary. */
+  correlation: number | null
+  /** Policies with a pair. */
+  policies: number
+  /** The share of those whose latest pair differs by more than 10 points: whom a promotion would move most. */
+  shareOver10: number
+}
+
+export interface ShadowReport { from: string; to: string; models: ShadowComparison[]; sample: ScorePair[] }
+
+/** At most this many pairs go to the scatter plot. */
+export const SAMPLE_SIZE = 500
+const BIG_DIFF = 10
+
+const DAY_MS = 24 * 3600_000
+const DEFAULT_PERIOD_MS = 30 * DAY_MS
+const MAX_PERIOD_MS = 366 * DAY_MS
+const iso = (ms: number) => new Date(ms).toISOString()
+const timeWhere = (p: Period) => `time >= ${p.from}ms AND time < ${p.to}ms`
+const subjectWhere = (subject?: Subject) => (subject ? ` AND subject = ${quoteString(subject)}` : '')
+const numberOrNull = (x: unknown) => (x === null || x === undefined ? null : Number(x))
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
+
+/** Per time bucket, subject and model: how many scores, their mean and p10/p50/p90, champions' and shadows' alike. */
+export async function scoreDrift(influx: Influx, period: Period, interval: Interval, subject?: Subject): Promise<ScoreDrift> {
+  const series = await influx.query(`SELECT count(value) AS n, mean(value) AS mean, percentile(value, 10) AS p10, percentile(value, 50) AS p50, percentile(value, 90) AS p90 FROM score, shadow_score WHERE ${timeWhere(period)}${subjectWhere(subject)} GROUP BY time(${interval}), subject, model fill(none)`)
+  const buckets = series.flatMap((s) => s.values.map((v): DriftBucket => {
+    const at = (c: string) => v[s.columns.indexOf(c)]
+    return {
+      time: iso(Number(v[0])),
+      subject: (s.tags?.subject ?? '') as Subject,
+      model: s.tags?.model ?? '',
+      role: s.name === 'shadow_score' ? 'shadow' : 'champion',
+      count: Number(at('n')),
+      mean: Number(at('mean')),
+      p10: numberOrNull(at('p10')),
+      p50: numberOrNull(at('p50')),
+      p90: numberOrNull(at('p90')),
+    }
+  }))
+  buckets.sort((a, b) => a.time.localeCompare(b.time) || a.subject.localeCompare(b.subject) || a.role.localeCompare(b.role) || a.model.localeCompare(b.model))
+  return { from: iso(period.from), to: iso(period.to), interval, buckets }
+}
+
+/** Every champion and shadow score of the period, each paired with the other side in code (InfluxQL has no join). */
+export async function shadowReport(influx: Influx, period: Period, subject?: Subject): Promise<ShadowReport> {
+  const series = await influx.query(`SELECT value FROM score, shadow_score WHERE ${timeWhere(period)}${subjectWhere(subject)} GROUP BY policy_id, subject, model`)
+  const rows = (name: string) => series.filter((s) => s.name === name).flatMap((s) => s.values.map((v): StoredScore => ({
+    policyId: s.tags?.policy_id ?? '', subject: (s.tags?.subject ?? '') as Subject, model: s.tags?.model ?? '', time: Number(v[0]), value: Number(v[1]),
+  })))
+  return { from: iso(period.from), to: iso(period.to), ...compareShadows(rows('score'), rows('shadow_score')) }
+}
+
+/**
+ * Pairs each shadow score with the champion's of the same policy, subject and time, and compares
+ * them per subject, shadow and champion (a promotion within the period changes the champion). The
+ * scatter sample is spread evenly over the pairs in time order.
+ */
+export function compareShadows(champions: readonly StoredScore[], shadows: readonly StoredScore[]): Pick<ShadowReport, 'models' | 'sample'> {
+  const key = (s: StoredScore) => `${s.policyId}\n${s.subject}\n${s.time}`
+  const champion = new Map(champions.map((s) => [key(s), s]))
+  const pairs = shadows.flatMap((s) => {
+    const c = champion.get(key(s))
+    return c ? [{ shadow: s, champion: c }] : []
+  }).sort((a, b) => a.shadow.time - b.shadow.time || a.shadow.policyId.localeCompare(b.shadow.policyId) || a.shadow.model.localeCompare(b.shadow.model))
+
+  const groups = new Map<string, typeof pairs>()
+  for (const p of pairs) {
+    const g = `${p.shadow.subject}\n${p.shadow.model}\n${p.champion.model}`
+    groups.set(g, [...(groups.get(g) ?? []), p])
+  }
+  const models = [...groups.values()].map((g): ShadowComparison => {
+    const c = g.map((p) => p.champion.value), s = g.map((p) => p.shadow.value)
+    const latest = new Map<string, number>() // in time order: the last pair of a policy stays
+    for (const p of g) latest.set(p.shadow.policyId, p.shadow.value - p.champion.value)
+    return {
+      subject: g[0]!.shadow.subject,
+      shadowModel: g[0]!.shadow.model,
+      championModel: g[0]!.champion.model,
+      pairs: g.length,
+      meanChampion: mean(c),
+      meanShadow: mean(s),
+      meanDiff: mean(g.map((p) => p.shadow.value - p.champion.value)),
+      meanAbsDiff: mean(g.map((p) => Math.abs(p.shadow.value - p.champion.value))),
+      correlation: correlation(c, s),
+      policies: latest.size,
+      shareOver10: [...latest.values()].filter((d) => Math.abs(d) > BIG_DIFF).length / latest.size,
+    }
+  }).sort((a, b) => a.subject.localeCompare(b.subject) || a.shadowModel.localeCompare(b.shadowModel) || a.championModel.localeCompare(b.championModel))
+
+  const picked = pairs.length <= SAMPLE_SIZE ? pairs : Array.from({ length: SAMPLE_SIZE }, (_, i) => pairs[Math.floor((i * pairs.length) / SAMPLE_SIZE)]!)
+  const sample = picked.map((p) => ({ policyId: p.shadow.policyId, time: iso(p.shadow.time), model: p.shadow.model, champion: p.champion.value, shadow: p.shadow.value }))
+  return { models, sample }
+}
+
+/** Pearson's correlation; null when it is not defined. */
+export function correlation(xs: readonly number[], ys: readonly number[]): number | null {
+  if (xs.length < 2) return null
+  const mx = mean(xs), my = mean(ys)
+  let sxy = 0, sxx = 0, syy = 0
+  xs.forEach((x, i) => {
+    sxy += (x - mx) * (ys[i]! - my)
+    sxx += (x - mx) ** 2
+    syy += (ys[i]! - my) ** 2
+  })
+  return sxx === 0 || syy === 0 ? null : sxy / Math.sqrt(sxx * syy)
+}
+
+export const driftTable = (d: ScoreDrift): Table => ({
+  columns: ['time', 'subject', 'model', 'role', 'count', 'mean', 'p10', 'p50', 'p90'],
+  rows: d.buckets.map((b) => [b.time, b.subject, b.model, b.role, b.count, b.mean, b.p10, b.p50, b.p90]),
+})
+export const shadowTable = (r: ShadowReport): Table => ({
+  columns: ['subject', 'shadow_model', 'champion_model', 'pairs', 'mean_champion', 'mean_shadow', 'mean_diff', 'mean_abs_diff', 'correlation', 'policies', 'share_over_10'],
+  rows: r.models.map((m) => [m.subject, m.shadowModel, m.championModel, m.pairs, m.meanChampion, m.meanShadow, m.meanDiff, m.meanAbsDiff, m.correlation, m.policies, m.shareOver10]),
+})
+
+// ---------------------------------------------------------------------------------------------
+// Ingest health
+
+/** Message counts since the service started. */
+export interface IngestTotals { received: number; stored: number; rejected: number; duplicates: number }
+
+/** One sampler interval: messages a second over it, ending at `time`. */
+export interface RatePoint { time: string; seconds: number; received: number; stored: number; rejected: number; duplicates: number }
+
+/** Quantiles of a histogram since the service started, seconds, interpolated within its buckets; null before any observation. */
+export interface Quantiles { count: number; p50: number | null; p99: number | null }
+
+export interface IngestHealth {
+  at: string
+  totals: IngestTotals
+  /** Most frequent first. */
+  rejections: { reason: string; count: number }[]
+  journalPendingLines: number
+  backpressure: boolean
+  devicesClockSkewed: number
+  /** Receive time minus device time. */
+  deviceLag: Quantiles
+  /** Receipt to InfluxDB's confirmation. */
+  storeLatency: Quantiles
+  sampleSeconds: number
+  /** How far back the rates go. */
+  windowSeconds: number
+  /** Oldest first, over the last 15 minutes. */
+  rates: RatePoint[]
+}
+
+/** A histogram bucket as Prometheus has it: observations at most `le`, cumulative. */
+export interface Bucket { le: number; count: number }
+
+const SAMPLE_MS = 5000
+const WINDOW_MS = 15 * 60_000
+
+/**
+ * The q-quantile (0–1) of a histogram, as Prometheus' histogram_quantile: linear within the bucket
+ * holding the rank, from 0 for the first; in the +Inf bucket, the highest finite bound (nothing
+ * says how far above it). null without observations.
+ */
+export function histogramQuantile(buckets: readonly Bucket[], q: number): number | null {
+  const total = buckets.at(-1)?.count ?? 0
+  if (total === 0) return null
+  const rank = q * total
+  const i = buckets.findIndex((b) => b.count >= rank)
+  const b = buckets[i]!
+  if (b.le === Infinity) return buckets[i - 1]?.le ?? null
+  const lower = buckets[i - 1] ?? { le: 0, count: 0 }
+  return lower.le + ((b.le - lower.le) * (rank - lower.count)) / (b.count - lower.count)
+}
+
+/** What Registry.getMetricsAsJSON gives (prom-client does not export the type). */
+type Metrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
+const metric = (m: Metrics, name: string) => m.find((x) => x.name === name)?.values ?? []
+const total = (m: Metrics, name: string) => metric(m, name).reduce((n, v) => n + v.value, 0)
+const totalsOf = (m: Metrics): IngestTotals => ({
+  received: total(m, 'ubiq_ingest_messages_received_total'),
+  stored: total(m, 'ubiq_ingest_messages_stored_total'),
+  rejected: total(m, 'ubiq_ingest_messages_rejected_total'),
+  duplicates: total(m, 'ubiq_ingest_duplicates_total'),
+})
+function quantiles(m: Metrics, name: string): Quantiles {
+  const buckets = metric(m, name)
+    .filter((v) => (v as { metricName?: string }).metricName === `${name}_bucket`)
+    .map((v) => ({ le: v.labels.le === '+Inf' ? Infinity : Number(v.labels.le), count: v.value }))
+    .sort((a, b) => a.le - b.le)
+  return { count: buckets.at(-1)?.count ?? 0, p50: histogramQuantile(buckets, 0.5), p99: histogramQuantile(buckets, 0.99) }
+}
+
+/** Ingest's health now, from the registry; `samples` (oldest first) give the rates. */
+export function ingestHealth(m: Metrics, samples: readonly { at: number; totals: IngestTotals }[], now = Date.now()): IngestHealth {
+  const rates = samples.slice(1).map((s, i): RatePoint => {
+    const prev = samples[i]!, seconds = (s.at - prev.at) / 1000
+    const rate = (k: keyof IngestTotals) => (s.totals[k] - prev.totals[k]) / seconds
+    return { time: iso(s.at), seconds, received: rate('received'), stored: rate('stored'), rejected: rate('rejected'), duplicates: rate('duplicates') }
+  })
+  return {
+    at: iso(now),
+    totals: totalsOf(m),
+    rejections: metric(m, 'ubiq_ingest_messages_rejected_total')
+      .map((v) => ({ reason: String(v.labels.reason), count: v.value }))
+      .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
+    journalPendingLines: total(m, 'ubiq_ingest_journal_pending_lines'),
+    backpressure: total(m, 'ubiq_ingest_backpressure') > 0,
+    devicesClockSkewed: total(m, 'ubiq_ingest_devices_clock_skewed'),
+    deviceLag: quantiles(m, 'ubiq_ingest_device_lag_seconds'),
+    storeLatency: quantiles(m, 'ubiq_ingest_store_latency_seconds'),
+    sampleSeconds: SAMPLE_MS / 1000,
+    windowSeconds: WINDOW_MS / 1000,
+    rates,
+  }
+}
+
+export const rejectionTable = (h: IngestHealth): Table => ({ columns: ['reason', 'count'], rows: h.rejections.map((r) => [r.reason, r.count]) })
+export const rateTable = (h: IngestHealth): Table => ({
+  columns: ['time', 'seconds', 'received_per_s', 'stored_per_s', 'rejected_per_s', 'duplicates_per_s'],
+  rows: h.rates.map((r) => [r.time, r.seconds, r.received, r.stored, r.rejected, r.duplicates]),
+})
+
+// ---------------------------------------------------------------------------------------------
+// Routes and pages
+
+const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')], { description: 'one subject; default all' })
+const Format = Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'json, or csv: the table as CSV with a header line' }))
+const Time = Type.String({ format: 'date-time' })
+const PeriodQuery = {
+  subject: Type.Optional(SubjectName),
+  from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601; default 30 days before `to`' }),
+  to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601; default now' }),
+  format: Format,
+}
+const DriftQuery = Type.Object({ ...PeriodQuery, interval: Type.Optional(Type.Union([Type.Literal('1h'), Type.Literal('1d')], { default: '1d', description: 'bucket length, aligned to UTC' })) }, { additionalProperties: false })
+const ShadowQuery = Type.Object(PeriodQuery, { additionalProperties: false })
+const HealthQuery = Type.Object({
+  format: Format,
+  table: Type.Optional(Type.Union([Type.Literal('rejections'), Type.Literal('rates')], { description: 'with format=csv: which table' })),
+}, { additionalProperties: false })
+
+const page = (name: string) => readFileSync(new URL(`./public/${name}`, import.meta.url), 'utf8')
+const modelsPage = page('models.html')
+const ingestPage = page('ingest.html')
+
+/** The period a query names, or why it names none (as the portfolio's). */
+function periodOf(q: { from?: string; to?: string }, now = Date.now()): Period | string {
+  const to = q.to ? Date.parse(q.to) : now
+  const from = q.from ? Date.parse(q.from) : to - DEFAULT_PERIOD_MS
+  if (from >= to) return 'from must be before to'
+  if (to - from > MAX_PERIOD_MS) return 'the period is at most 366 days'
+  return { from, to }
+}
+
+/**
+ * Registers the model monitoring and ingest health routes and pages, and starts the ingest
+ * sampler (stopped when the app closes); `who` checks a request's bearer token.
+ */
+export function registerMonitoring(
+  app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>,
+  deps: { influx: Influx; metrics: Registry },
+  who: (req: FastifyRequest) => Principal,
+): void {
+  /** An analyst's table: JSON, or CSV; `load` gives the body or what is wrong with the query (400). */
+  const tableRoute = <Q extends TSchema, B>(path: string, description: string, querystring: Q, load: (q: Static<Q>) => Promise<B | string>, csv: (body: B, q: Static<Q>) => { name: string; table: Table }) =>
+    app.get<{ Querystring: Static<Q> }>(path, { schema: { description, querystring, response: { 200: Json, ...errors } } }, async (req, reply: FastifyReply) => {
+      mustBeAnalyst(who(req))
+      const body = await load(req.query)
+      if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })
+      if ((req.query as { format?: string }).format !== 'csv') return body
+      const { name, table } = csv(body, req.query)
+      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(table))
+    })
+  const inPeriod = <B>(q: { from?: string; to?: string }, load: (p: Period) => Promise<B>) => {
+    const p = periodOf(q)
+    return typeof p === 'string' ? Promise.resolve(p) : load(p)
+  }
+
+  tableRoute('/api/v1/models/drift', 'Score drift: per time bucket, subject and model (champions and shadows), the count, mean and p10/p50/p90 (nearest rank; null below rank 1) of the scores (analyst token; ?format=csv)', DriftQuery,
+    (q) => inPeriod(q, (p) => scoreDrift(deps.influx, p, q.interval ?? '1d', q.subject)),
+    (d, q) => ({ name: `drift-${q.subject ?? 'all'}-${d.interval}`, table: driftTable(d) }))
+  tableRoute('/api/v1/models/shadow', 'Champion against shadow: each shadow score paired with the champion\'s of the same policy, subject and time; per shadow and champion model the pairs, means, mean (absolute) difference, correlation and the share of policies whose latest scores differ by more than 10 points; a scatter sample of up to 500 pairs (analyst token; ?format=csv: the comparison)', ShadowQuery,
+    (q) => inPeriod(q, (p) => shadowReport(deps.influx, p, q.subject)),
+    (r, q) => ({ name: `shadow-${q.subject ?? 'all'}`, table: shadowTable(r) }))
+
+  // The counters at most every 5 s over the last 15 minutes: their differences are the rates.
+  const samples: { at: number; totals: IngestTotals }[] = []
+  const sample = async () => {
+    try {
+      samples.push({ at: Date.now(), totals: totalsOf(await deps.metrics.getMetricsAsJSON()) })
+      if (samples.length > WINDOW_MS / SAMPLE_MS + 1) samples.shift()
+    } catch (err) {
+      app.log.error({ err: (err as Error).message }, 'monitoring: cannot sample the metrics')
+    }
+  }
+  void sample()
+  // unref: the sampler alone keeps no process alive; onClose stops it with the server.
+  const sampler = setInterval(() => void sample(), SAMPLE_MS).unref()
+  app.addHook('onClose', async () => clearInterval(sampler))
+
+  tableRoute('/api/v1/ingest/health', "Ingest now: message totals since start, rejections by reason, journal lines InfluxDB has yet to confirm, backpressure, devices with skewed clocks, device lag and store latency p50/p99 (seconds, since start), and the rates (messages a second) of each 5 s over the last 15 minutes (analyst token; ?format=csv&table=rejections|rates)", HealthQuery,
+    async (q) => (q.format === 'csv' && !q.table ? 'format=csv needs table=rejections or table=rates' : ingestHealth(await deps.metrics.getMetricsAsJSON(), samples)),
+    (h, q) => (q.table === 'rates' ? { name: 'ingest-rates', table: rateTable(h) } : { name: 'ingest-rejections', table: rejectionTable(h) }))
+
+  app.get('/analyst/models', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(modelsPage))
+  app.get('/analyst/ingest', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(ingestPage))
+}
