@@ -129,6 +129,11 @@ t.test('dashboards: tokens, the feed resuming, history, OpenAPI, limits', async 
     t.same(driven.trips.map((x) => x.distance_km).reverse(), trips.map((x) => x.distance_km), 'every trip, newest first')
     const counts = (events: { type: string }[]) => events.reduce<Record<string, number>>((c, e) => ((c[e.type] = (c[e.type] ?? 0) + 1), c), {})
     t.same(driven.trips.map((x) => counts(x.events)).reverse(), trips.map((x) => x.events), "each with the events detected in it, as the trip counted them")
+    // A policy scored before this service started (a line a previous run left in InfluxDB).
+    await fetch(`${services.influxUrl}/write?db=ubiq_api&precision=ms`, { method: 'POST', body: `score,policy_id=pol-earlier,subject=home,model=home-frequency@1 value=71 ${Date.now() - 86_400_000}` })
+    const analyst = pipeline.auth.issue({ role: 'analyst' }, 60_000)
+    const { policies } = (await (await get('/api/v1/policies', analyst)).json()) as { policies: string[] }
+    t.same(policies, [...fleet.map((v) => v.policyId), 'pol-earlier'].sort(), "the analyst's list: every policy scored, also before this service started")
     const limited = await json(`/api/v1/policies/${a.policyId}/scores?limit=2`)
     t.equal(limited.scores.length, 2, 'limit')
     const bad = await get(`/api/v1/policies/${a.policyId}/scores?limit=0&colour=red`, tok)

@@ -27,6 +27,12 @@ const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, 
 const select = async (influx: Influx, measurement: string, policyId: string, r: Range, extra?: Record<string, string | undefined>) =>
   rows(await influx.query(`SELECT * FROM ${measurement} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
 
+/** Every policy with a score or a premium stored. */
+export async function storedPolicies(influx: Influx): Promise<string[]> {
+  const series = await influx.query('SHOW TAG VALUES FROM score, premium WITH KEY = policy_id')
+  return [...new Set(series.flatMap((s) => s.values.map((v) => String(v[1]))))]
+}
+
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString()
 const fixed = new Set(['time', 'policy_id', 'subject', 'model', 'value', 'window_from', 'days', 'distance_km', 'reasons'])
 

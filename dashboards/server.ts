@@ -21,7 +21,7 @@ import { WhatIfError, type PremiumAdjustment, type WhatIf } from '../pricing/ind
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type Principal, type TokenAuthority } from './auth.ts'
 import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
-import { eventHistory, premiumHistory, scoreHistory, tripHistory } from './history.ts'
+import { eventHistory, premiumHistory, scoreHistory, storedPolicies, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
 import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
@@ -130,9 +130,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics())
   })
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger())
-  app.get('/api/v1/policies', { schema: { description: 'Policies with a score or premium since the service started (analyst token)', response: { 200: Json, ...errors } } }, (req) => {
+  app.get('/api/v1/policies', { schema: { description: 'Every policy with a score or premium (analyst token)', response: { 200: Json, ...errors } } }, async (req) => {
     mustBeAnalyst(who(req))
-    return { policies: journal.policies() }
+    // Stored ones, and those whose first lines are still on their way to InfluxDB.
+    return { policies: [...new Set([...(await storedPolicies(deps.influx)), ...journal.policies()])].sort() }
   })
   registerPortfolio(app, deps.influx, who)
   registerDrilldown(app, deps, who)

@@ -1,0 +1,98 @@
+/**
+ * The feed's journal and its sockets under load (issue #7): `seq` stays with the clock however
+ * many policies share a millisecond, replays are exact or say they are not, and a client that
+ * stops reading is cut off (1013) instead of piling its messages up in the server, while a client
+ * that reads on gets everything.
+ */
+import t from 'tap'
+import { Registry } from 'prom-client'
+import { NEVER, Subject } from 'rxjs'
+import WebSocket from 'ws'
+import { connectInflux } from '../ingest/index.ts'
+import type { Score } from '../scoring/index.ts'
+import { feedJournal, type FeedMessage } from './feed.ts'
+import { startDashboards, tokenAuthority } from './index.ts'
+import { startServices, testLogger } from '../test/harness.ts'
+
+const score = (policyId: string, value: number, padding = 0): Score => ({
+  policyId, subject: 'driving', value, model: 'test@1',
+  reasons: [{ code: 'pad', text: 'x'.repeat(padding), label: 'pad', unit: '', value: 0, baseline: 0, impact: 0 }],
+  window: { from: 0, to: 1 }, exposure: { days: 1 }, features: {},
+})
+
+t.test('the journal: seq per policy stays with the clock, replays are exact or report a gap', async (t) => {
+  let clock = 1_000_000
+  const journal = feedJournal(4, () => clock)
+  clock++
+  // Ten thousand messages in one millisecond, over a thousand policies: ten each.
+  for (let i = 0; i < 10_000; i++) journal.append(`p${i % 1000}`, { type: 'score', score: score(`p${i % 1000}`, i % 100) })
+  const seqs = journal.replay('p7', 0).messages.map((m) => m.seq)
+  t.same(seqs, [clock + 6, clock + 7, clock + 8, clock + 9], 'a policy\'s seq runs ten past the clock, not ten thousand; the last 4 kept')
+  t.same(journal.policies().length, 1000, 'every policy has its feed')
+
+  const got: FeedMessage[] = []
+  const stop = journal.subscribe('p1', (m) => got.push(m))
+  journal.append('p2', { type: 'score', score: score('p2', 1) })
+  journal.append('p1', { type: 'score', score: score('p1', 2) })
+  stop()
+  journal.append('p1', { type: 'score', score: score('p1', 3) })
+  t.same(got.map((m) => m.type === 'score' && m.score.value), [2], "a listener gets only its policy's messages, until it stops")
+
+  const kept = journal.replay('p1', clock + 9)
+  t.equal(kept.gap, undefined, 'from a seq still kept: no gap')
+  t.same(kept.messages.map((m) => m.type === 'score' && m.score.value), [2, 3], 'exactly what came after')
+  const trimmed = journal.replay('p1', clock + 1)
+  t.match(trimmed.gap, { type: 'gap', since: clock + 1, reason: /more has happened/ }, 'from a seq trimmed away: a gap')
+  t.match(journal.replay('p1', 5).gap, { reason: /restarted/ }, 'from before the start: a gap that says why')
+  t.same(journal.replay('p1').messages.map((m) => m.type === 'score' && m.score.value), [3], 'without since: the standing')
+})
+
+t.test('a client that stops reading is cut off with 1013; one that reads gets everything', async (t) => {
+  const services = await startServices(t)
+  const scores$ = new Subject<Score>()
+  const metrics = new Registry()
+  const auth = tokenAuthority('a test secret of at least thirty-two bytes')
+  const server = await startDashboards({
+    scores$, events$: NEVER, premiums$: NEVER,
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed', retentionPolicy: 'autogen' }),
+    auth, metrics, deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
+    logger: testLogger(), host: '127.0.0.1', port: 0, feedMaxBufferedBytes: 64 * 1024,
+  })
+  t.teardown(() => server.close())
+  const connect = (policyId: string) => {
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/feed?token=${auth.issue({ role: 'policyholder', policyId }, 600_000)}`)
+    const got: number[] = []
+    ws.on('message', (data) => got.push((JSON.parse(String(data)) as { score: Score }).score.value))
+    return { ws, got, opened: new Promise((r) => ws.once('open', r)), closed: new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: String(reason) }))) }
+  }
+  const slow = connect('slow')
+  const reader = connect('reader')
+  await Promise.all([slow.opened, reader.opened])
+  // The slow client's phone stops taking data off its socket.
+  ;(slow.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+  const cutOff = async () => Number((await metrics.getSingleMetricAsString('ubiq_feed_clients_cut_off_total')).trim().split(' ').at(-1))
+
+  // 4 KiB scores until the server gives up on the slow client (the kernel's socket buffers take
+  // some MB first); the reader gets one after each of its own.
+  let sent = 0
+  while ((await cutOff()) === 0 && sent < 20_000) {
+    for (let i = 0; i < 100; i++, sent++) {
+      scores$.next(score('slow', sent % 100, 4096))
+      if (i % 10 === 0) scores$.next(score('reader', sent % 100))
+    }
+    await new Promise((r) => setImmediate(r))
+  }
+  t.equal(await cutOff(), 1, `cut off after ${sent} scores`)
+  ;(slow.ws as unknown as { _socket: { resume(): void } })._socket.resume()
+  const closed = await slow.closed
+  t.equal(closed.code, 1013, 'closed with 1013 (try again later)')
+  t.match(closed.reason, /not keeping up: reconnect with \?since=/, 'the reason tells the client what to do')
+  t.ok(slow.got.length < sent, `it got ${slow.got.length} of ${sent}: the rest it replays on reconnecting`)
+
+  const readerSent = Math.ceil(sent / 10)
+  while (reader.got.length < readerSent) await new Promise((r) => setTimeout(r, 10))
+  t.equal(reader.got.length, readerSent, 'the reading client got every one of its scores')
+  t.equal(reader.ws.readyState, WebSocket.OPEN, 'and stays connected')
+  reader.ws.close()
+  await reader.closed
+})
