@@ -5,23 +5,12 @@
  * it in a real headless Chromium and shows the same numbers.
  */
 import t from 'tap'
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { backtest, backtestSummary, cachedBacktest, referencePortfolio, type BacktestSummary } from '../bin/backtest.ts'
 import { examplePlans, loadPlans } from '../pricing/index.ts'
 import { modelId } from '../scoring/index.ts'
-import { launchBrowser } from '../test/browser.ts'
+import { cells, downloadCsv, openBrowser, painted, screenshot } from '../test/browser.ts'
 import { startServices, startTestPipeline } from '../test/harness.ts'
-
-/** RFC 4180 with quoted cells (none here has a line break). */
-const parseCsv = (text: string) => text.trimEnd().split('\r\n').map((line) => [...line.matchAll(/("(?:[^"]|"")*"|[^,]*)(,|$)/g)].slice(0, -1).map((m) => m[1]!.replace(/^"|"$/g, '').replace(/""/g, '"')))
-const painted = (c: HTMLCanvasElement) => {
-  const { data } = c.getContext('2d')!.getImageData(0, 0, c.width, c.height)
-  let n = 0
-  for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++
-  return n
-}
+import { analystsOnly, fetchCsv, openApi, refused } from './page-test-helpers.ts'
 
 t.test('the backtest route and page: backtest() over the reference portfolio with the pipeline\'s plan and champions', async (t) => {
   const services = await startServices(t)
@@ -47,11 +36,7 @@ t.test('the backtest route and page: backtest() over the reference portfolio wit
 
   await t.test('every table as CSV, the numbers of the summary', async (t) => {
     const csv = async (table: string) => {
-      const r = await get(`/api/v1/backtest?format=csv&table=${table}`, analyst)
-      t.equal(r.status, 200, table)
-      t.match(r.headers.get('content-type'), /^text\/csv/)
-      t.equal(r.headers.get('content-disposition'), `attachment; filename="backtest-${table}.csv"`)
-      const [head, ...rows] = parseCsv(await r.text())
+      const [head, ...rows] = await fetchCsv(t, url, analyst, `/api/v1/backtest?format=csv&table=${table}`, `backtest-${table}`)
       return rows.map((cells) => Object.fromEntries(head!.map((h, j) => [h, cells[j]!])))
     }
     const deciles = await csv('deciles')
@@ -85,63 +70,47 @@ t.test('the backtest route and page: backtest() over the reference portfolio wit
 
   await t.test('analysts only; bad queries are named', async (t) => {
     const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: 'pol-000001' }, 3600_000)
-    for (const path of ['/api/v1/backtest', '/api/v1/backtest?format=csv&table=deciles']) {
-      t.equal((await get(path)).status, 401, `${path} without a token: 401`)
-      const forbidden = await get(path, policyholder)
-      t.equal(forbidden.status, 403, `${path} with a policyholder's token: 403`)
-      t.match(await forbidden.json(), { error: 'forbidden', message: /analyst/ })
-    }
-    for (const [path, message] of [['/api/v1/backtest?colour=red', /additional properties \(colour\)/], ['/api/v1/backtest?format=csv', /table=/], ['/api/v1/backtest?format=csv&table=rows', /table/]] as const) {
-      const r = await get(path, analyst)
-      t.equal(r.status, 400, `${path}: 400`)
-      t.match(await r.json(), { error: 'bad_request', message }, path)
-    }
-    const doc = (await (await get('/api/v1/openapi.json')).json()) as { paths: Record<string, { get?: { parameters?: { name: string }[] } }> }
-    t.same(doc.paths['/api/v1/backtest']?.get?.parameters?.map((p) => p.name).sort(), ['format', 'table'], 'in the OpenAPI document')
+    await analystsOnly(t, url, ['/api/v1/backtest', '/api/v1/backtest?format=csv&table=deciles'], policyholder)
+    await refused(t, url, analyst, [['/api/v1/backtest?colour=red', /additional properties \(colour\)/], ['/api/v1/backtest?format=csv', /table=/], ['/api/v1/backtest?format=csv&table=rows', /table/]])
+    t.same((await openApi(url))('/api/v1/backtest').parameters.sort(), ['format', 'table'], 'in the OpenAPI document')
   })
 
   await t.test('the page charts the backtest and shows its numbers', async (t) => {
-    const browser = await launchBrowser(t)
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
-    const errors: string[] = []
-    page.on('pageerror', (err) => errors.push(err.message))
+    const { page, newPage, errors } = await openBrowser(t)
     await page.goto(`${url}/analyst/backtest#token=${analyst}`)
     await page.locator('body[data-loaded]').waitFor()
     t.notOk(page.url().includes('token'), 'the token leaves the address bar')
-    for (const id of ['chart-deciles', 'chart-groups']) t.ok(await page.locator(`#${id} .uplot canvas`).evaluate(painted) > 0, `${id}: drawn`)
+    for (const id of ['chart-deciles', 'chart-groups']) t.ok((await painted(page, id)) > 0, `${id}: drawn`)
 
-    const cells = (table: string) => page.locator(`#${table} tbody tr`).evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent)))
     const num = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : '–')
-    t.same(await cells('deciles-table'), summary.subjects.flatMap((s) => s.deciles.map((d) => [
+    t.same(await cells(page, 'deciles-table'), summary.subjects.flatMap((s) => s.deciles.map((d) => [
       s.subject, String(d.decile), String(d.policies), `${d.minScore.toFixed(1)}–${d.maxScore.toFixed(1)}`, `${d.meanPremium.toFixed(2)} ${summary.currency}`, num(d.expectedPerYear, 4), num(d.relativeLossRatio, 2), num(d.relativeDrawnLossRatio, 2),
     ])), 'deciles')
     const pct = (c: { policies: number; share: number }) => `${c.policies} (${(100 * c.share).toFixed(1)}%)`
-    t.same(await cells('limits-table'), [
+    t.same(await cells(page, 'limits-table'), [
       ['below minimum exposure', ...summary.subjects.map((s) => pct(s.belowMinimum))],
       ['any limit', ...summary.subjects.map((s) => pct(s.limited.any))],
       ['any floor', ...summary.subjects.map((s) => pct(s.limited.floor))],
       ['any cap', ...summary.subjects.map((s) => pct(s.limited.cap))],
       ...Object.keys(summary.subjects[0]!.limited.by).map((code) => [code, ...summary.subjects.map((s) => pct(s.limited.by[code as keyof typeof s.limited.by]))]),
     ], 'shares held at limits, per subject')
-    t.same(await cells('groups-table'), summary.subjects.flatMap((s) => s.groups.flatMap((g) => g.values.map((v) => [
+    t.same(await cells(page, 'groups-table'), summary.subjects.flatMap((s) => s.groups.flatMap((g) => g.values.map((v) => [
       s.subject, `${g.attribute}${g.ratedByPlan ? ' (rated)' : ''}`, v.value, String(v.policies), num(v.premiumRelative, 3), num(v.expectedRelative, 3), num(v.relativeLossRatio, 2),
     ]))), 'fairness: premium against true frequency by group')
 
     // The CSV button downloads the server's CSV.
-    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('button[data-csv="groups"]').click()])
-    t.equal(download.suggestedFilename(), 'backtest-groups.csv')
+    const download = await downloadCsv(page, 'groups')
+    t.equal(download.name, 'backtest-groups.csv')
     const served = await (await get('/api/v1/backtest?format=csv&table=groups', analyst)).text()
-    t.equal(readFileSync((await download.path())!, 'utf8'), served, 'the download is the server\'s CSV')
+    t.equal(download.text, served, 'the download is the server\'s CSV')
 
     await page.locator('#subject').selectOption('home')
-    t.ok(await page.locator('#chart-groups .uplot canvas').evaluate(painted) > 0, 'the fairness chart follows the cover picked')
+    t.ok((await painted(page, 'chart-groups')) > 0, 'the fairness chart follows the cover picked')
 
-    const shots = process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
-    mkdirSync(shots, { recursive: true })
     await page.locator('#subject').selectOption('driving')
-    await page.screenshot({ path: join(shots, 'backtest.png'), fullPage: true })
+    await screenshot(page, 'backtest')
 
-    const stranger = await browser.newPage()
+    const stranger = await newPage()
     await stranger.goto(`${url}/analyst/backtest#token=${pipeline.auth.issue({ role: 'policyholder', policyId: 'pol-000001' }, 60_000)}`)
     await stranger.locator('#signin').waitFor()
     t.equal(await stranger.locator('#status').textContent(), 'not an analyst token')

@@ -6,11 +6,10 @@
  */
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
-import type { Logger } from 'pino'
+import type { FastifyRequest } from 'fastify'
 import type { Subject } from '../ingest/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
-import { toCsv, type Table } from './portfolio.ts'
+import { sendCsv, type App, type Table } from './tables.ts'
 import { errors, Json } from './schemas.ts'
 
 /** Policies of a subject that share something, and their share (0–1) of the subject's. */
@@ -77,7 +76,7 @@ const BacktestQuery = Type.Object({
 const page = readFileSync(new URL('./public/backtest.html', import.meta.url), 'utf8')
 
 /** Registers the backtest route and page; without `backtest` the route says the server runs none. */
-export function registerBacktest(app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>, backtest: (() => Promise<BacktestResults>) | undefined, who: (req: FastifyRequest) => Principal): void {
+export function registerBacktest(app: App, backtest: (() => Promise<BacktestResults>) | undefined, who: (req: FastifyRequest) => Principal): void {
   app.get<{ Querystring: Static<typeof BacktestQuery> }>('/api/v1/backtest', {
     schema: {
       description: "The rating plan and the champion models over the reference portfolio, as `ubiq backtest` reports it: per subject, loss ratio by score decile, shares held at the plan's limits, premium against true risk by region and persona (analyst token; ?format=csv&table=deciles|limits|groups)",
@@ -91,7 +90,7 @@ export function registerBacktest(app: FastifyInstance<RawServerDefault, RawReque
     if (!backtest) return reply.code(404).send({ error: 'no_backtest', message: 'this server runs no backtest' })
     const b = await backtest()
     if (format !== 'csv') return b
-    return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="backtest-${table}.csv"`).send(toCsv(backtestTables[table!](b)))
+    return sendCsv(reply, `backtest-${table}`, backtestTables[table!](b))
   })
   app.get('/analyst/backtest', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
 }

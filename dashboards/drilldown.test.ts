@@ -6,56 +6,34 @@
  * with the events as markers and the scores with their reasons, in a real headless Chromium.
  */
 import t from 'tap'
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { makeCity, makePolicies, policyDevices, policyRegistry, runSimulation, type DeviceMessage } from '../edge-sim/index.ts'
 import { deviceRegistry, sensorsByKind } from '../ingest/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
-import { launchBrowser } from '../test/browser.ts'
+import { cells, downloadCsv, openBrowser, painted, screenshot } from '../test/browser.ts'
 import { startServices, startTestPipeline } from '../test/harness.ts'
 import { stepFor, type PolicyReadings } from './drilldown.ts'
+import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
 
 const DAY = 86_400_000
 const HOUR = 3600_000
 /** Where a device is: what the route must never give. */
 const positions = ['lat_deg', 'lon_deg', 'alt_m']
-/** RFC 4180, quoted cells included (reasons and evidence have commas and quotes). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [[]]
-  let cell = '', quoted = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++
-      else if (c === '"') quoted = false
-      else cell += c
-    } else if (c === '"') quoted = true
-    else if (c === ',') rows.at(-1)!.push(cell), (cell = '')
-    else if (c === '\r' && text[i + 1] === '\n') rows.at(-1)!.push(cell), (cell = ''), rows.push([]), i++
-    else cell += c
-  }
-  rows.pop() // after the last CRLF
-  return rows
-}
-const painted = (c: HTMLCanvasElement) => {
-  const { data } = c.getContext('2d')!.getImageData(0, 0, c.width, c.height)
-  let n = 0
-  for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++
-  return n
-}
 /** A score as the history route gives it. */
 type ApiScore = { subject: string; value: number; model: string; window: { from?: string; to: string }; reasons: { text: string }[] }
 const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b))
 
 /**
- * What InfluxDB holds of the published messages: a value per device, stream, field and time, the
- * last one sent winning (InfluxDB keeps one point per series and time: a crash's IMU window
- * overwrites the regular samples at the same times).
+ * What InfluxDB holds of the published messages: a value per device, stream, field and time.
+ * InfluxDB keeps one point per series and time, and a crash's IMU window repeats the times of
+ * regular samples with other values: which of the two is stored depends on the order the writes
+ * reach InfluxDB, which ingest does not fix. Such a point's value is NaN: its bucket is not compared.
  */
 function storedValues(messages: readonly DeviceMessage[]): Map<string, { key: string; ts: number; value: number }> {
   const values = new Map<string, { key: string; ts: number; value: number }>()
-  const put = (key: string, ts: number, value: number) => values.set(`${key}@${ts}`, { key, ts, value })
+  const put = (key: string, ts: number, value: number) => {
+    const before = values.get(`${key}@${ts}`)
+    values.set(`${key}@${ts}`, { key, ts, value: before && before.value !== value ? NaN : value })
+  }
   for (const m of messages) {
     const { seq: _seq, ts, rate_hz, samples, ...fields } = JSON.parse(m.payload) as Record<string, unknown> & { ts: number }
     if (Array.isArray(samples)) {
@@ -128,9 +106,11 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
       t.same(body.series.map((s) => `${s.deviceId}/${s.kind}/${s.field}`), [...expected.keys()].sort(), `${name}: every numeric field of the policy's devices with readings, no other`)
       const off = body.series.filter((s) => {
         const want = expected.get(`${s.deviceId}/${s.kind}/${s.field}`)!
-        return want.length !== s.points.length || s.points.some(([time, mean], i) => time !== want[i]![0] || !close(mean, want[i]![1]))
+        return want.length !== s.points.length || s.points.some(([time, mean], i) => time !== want[i]![0] || (!Number.isNaN(want[i]![1]) && !close(mean, want[i]![1])))
       })
       t.same(off.map((s) => s.field), [], `${name}: the buckets and their means`)
+      const unsure = [...expected.values()].flat().filter(([, mean]) => Number.isNaN(mean)).length
+      t.ok(unsure < [...expected.values()].flat().length / 100, `${name}: ${unsure} buckets not compared (a crash window's repeated times)`)
     }
     const all = await json<PolicyReadings>(`/api/v1/policies/${policy}/readings?from=${new Date(start).toISOString()}&to=${new Date(start + 2 * DAY).toISOString()}`)
     t.same(all.devices.map((d) => d.deviceId).sort(), devices.filter((d) => d.policyId === policy).map((d) => d.deviceId).sort(), "the policy's devices")
@@ -161,10 +141,8 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
     t.same(one.series, all.series.filter((s) => s.deviceId === car && s.kind === 'obd' && s.field === 'speed_kmh'), 'one device, stream and field')
     const speeds = await json<PolicyReadings>(`/api/v1/policies/${policy}/readings?${period}&field=speed_kmh`)
     t.same(speeds.series.map((s) => s.kind), ['gps', 'obd'], 'a field in every stream that has it')
-    const res = await get(`/api/v1/policies/${policy}/readings?${period}&device=${car}&kind=obd&field=speed_kmh&format=csv`)
-    t.match(res.headers.get('content-type'), /^text\/csv/)
-    t.equal(res.headers.get('content-disposition'), `attachment; filename="readings-${policy}-${car}-obd-speed_kmh.csv"`)
-    t.same(parseCsv(await res.text()), [['time', 'device_id', 'kind', 'field', 'mean'], ...one.series[0]!.points.map(([time, mean]) => [new Date(time).toISOString(), car, 'obd', 'speed_kmh', String(mean)])], 'the CSV: a line per point')
+    const csv = await fetchCsv(t, url, analyst, `/api/v1/policies/${policy}/readings?${period}&device=${car}&kind=obd&field=speed_kmh&format=csv`, `readings-${policy}-${car}-obd-speed_kmh`)
+    t.same(csv, [['time', 'device_id', 'kind', 'field', 'mean'], ...one.series[0]!.points.map(([time, mean]) => [new Date(time).toISOString(), car, 'obd', 'speed_kmh', String(mean)])], 'the CSV: a line per point')
     const whole = parseCsv(await (await get(`/api/v1/policies/${policy}/readings?${period}&format=csv`)).text())
     t.equal(whole.length - 1, all.series.reduce((n, s) => n + s.points.length, 0), 'every point of every field')
   })
@@ -172,56 +150,42 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
   await t.test('analysts only; bad queries are named', async (t) => {
     const own = pipeline.auth.issue({ role: 'policyholder', policyId: policy }, 3600_000)
     const path = `/api/v1/policies/${policy}/readings`
-    const anonymous = await get(path, '')
-    t.equal(anonymous.status, 401, 'without a token: 401')
-    t.match(anonymous.headers.get('www-authenticate'), /^Bearer/)
-    const forbidden = await get(path, own)
-    t.equal(forbidden.status, 403, "with the policyholder's own token: 403")
-    t.match(await forbidden.json(), { error: 'forbidden', message: /analyst/ })
+    // Not even to the policyholder's own token,
+    await analystsOnly(t, url, [path], own)
     t.equal((await get(`/api/v1/policies/${policy}/scores`, own)).status, 200, 'while the policy\'s scores are open to it')
     const otherCar = devices.find((d) => d.policyId === other && d.device === 'vehicle')!.deviceId
-    const bad: [string, number, RegExp][] = [
-      [`${path}?colour=red`, 400, /additional properties \(colour\)/],
-      [`${path}?format=xml`, 400, /format/],
-      [`${path}?from=yesterday`, 400, /from/],
-      [`${path}?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z`, 400, /before/],
-      [`${path}?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z`, 400, /31 days/],
-      [`${path}?device=${otherCar}`, 400, /not registered to this policy/],
-      [`${path}?kind=gps&field=hr_bpm`, 400, /no numeric field hr_bpm in stream gps/],
-      [`${path}?field=nothing`, 400, /no numeric field nothing/],
-      ['/api/v1/policies/pol-nobody/readings', 404, /no device is registered to policy pol-nobody/],
-    ]
-    for (const [p, status, message] of bad) {
-      const res = await get(p)
-      t.equal(res.status, status, `${p}: ${status}`)
-      t.match(await res.json(), { message }, p)
-    }
-    const doc = (await (await get('/api/v1/openapi.json', '')).json()) as { paths: Record<string, { get?: { description?: string; parameters?: { name: string }[] } }> }
-    const route = doc.paths['/api/v1/policies/{policy}/readings']?.get
-    t.same(route?.parameters?.map((p) => p.name).sort(), ['device', 'field', 'format', 'from', 'kind', 'policy', 'to'], 'in the OpenAPI document')
-    t.match(route?.description, /Positions \(lat_deg, lon_deg, alt_m\) are never served/, 'which says positions are never served')
+    await refused(t, url, analyst, [
+      [`${path}?colour=red`, /additional properties \(colour\)/],
+      [`${path}?format=xml`, /format/],
+      [`${path}?from=yesterday`, /from/],
+      [`${path}?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z`, /before/],
+      [`${path}?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z`, /31 days/],
+      [`${path}?device=${otherCar}`, /not registered to this policy/],
+      [`${path}?kind=gps&field=hr_bpm`, /no numeric field hr_bpm in stream gps/],
+      [`${path}?field=nothing`, /no numeric field nothing/],
+    ])
+    await refused(t, url, analyst, [['/api/v1/policies/pol-nobody/readings', /no device is registered to policy pol-nobody/]], 404, 'unknown_policy')
+    const route = (await openApi(url))('/api/v1/policies/{policy}/readings')
+    t.same(route.parameters.sort(), ['device', 'field', 'format', 'from', 'kind', 'policy', 'to'], 'in the OpenAPI document')
+    t.match(route.description, /Positions \(lat_deg, lon_deg, alt_m\) are never served/, 'which says positions are never served')
   })
 
   t.equal(stepFor(0, 31 * DAY), 3600_000, 'a month: hourly buckets')
   t.equal(stepFor(999, 1000 * 1000 + 999), 2000, 'buckets cut by the period count')
 
   await t.test('the page charts the readings with events as markers, the scores with their reasons', async (t) => {
-    const browser = await launchBrowser(t)
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
-    const errors: string[] = []
-    page.on('pageerror', (err) => errors.push(err.message))
+    const { page, newPage, errors } = await openBrowser(t)
     await page.goto(`${url}/analyst/policy#token=${analyst}&policy=${policy}`)
     await page.locator('body[data-loaded]').waitFor()
     t.equal(new URL(page.url()).hash, `#policy=${policy}`, 'the token leaves the address bar, the policy stays')
-    for (const id of ['chart-readings', 'chart-scores']) t.ok(await page.locator(`#${id} .uplot canvas`).evaluate(painted) > 0, `${id}: drawn`)
+    for (const id of ['chart-readings', 'chart-scores']) t.ok((await painted(page, id)) > 0, `${id}: drawn`)
 
-    // The page's period, and the API's answers for it.
-    const period = await page.evaluate('state.period') as { from: string; to: string }
+    // The page's period (body[data-from], body[data-to]), and the API's answers for it.
+    const period = await page.evaluate(() => ({ from: document.body.dataset.from!, to: document.body.dataset.to! }))
     const q = new URLSearchParams(period)
     const readings = await json<PolicyReadings>(`/api/v1/policies/${policy}/readings?${q}`)
     const { scores: apiScores } = await json<{ scores: ApiScore[] }>(`/api/v1/policies/${policy}/scores?${q}&limit=1000`)
     const { events: apiEvents } = await json<{ events: { from: string; to: string; type: string; subject: string; deviceId: string; urgent: boolean; evidence: Record<string, unknown> }[] }>(`/api/v1/policies/${policy}/events?${q}&limit=1000`)
-    const cells = (table: string) => page.locator(`#${table} tbody tr`).evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent)))
     const time = (s: string) => `${s.slice(0, 10)} ${s.slice(11, 16)}`
 
     const key = (s: { deviceId: string; kind: string; field: string }) => `${s.deviceId}/${s.kind}/${s.field}`
@@ -229,36 +193,30 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
     const busiest = readings.series.reduce((a, b) => (b.points.length > a.points.length ? b : a))
     t.equal(await page.locator('#field').inputValue(), key(busiest), 'the busiest first')
     const rows = (s: PolicyReadings['series'][number]) => s.points.map(([ts, x]) => [new Date(ts).toISOString().replace('T', ' ').slice(0, 19), String(Number(x.toPrecision(4)))])
-    t.same(await cells('readings-table'), rows(busiest), 'the readings table: its buckets and means')
+    t.same(await cells(page, 'readings-table'), rows(busiest), 'the readings table: its buckets and means')
     const hr = readings.series.find((s) => s.field === 'hr_bpm')!
     await page.locator('#field').selectOption(key(hr))
-    t.same(await cells('readings-table'), rows(hr), 'the table follows the field picked')
-    t.ok(await page.locator('#chart-readings .uplot canvas').evaluate(painted) > 0, 'and so does the chart')
+    t.same(await cells(page, 'readings-table'), rows(hr), 'the table follows the field picked')
+    t.ok((await painted(page, 'chart-readings')) > 0, 'and so does the chart')
 
     t.ok(apiScores.length > 0 && apiEvents.length > 0, `${apiScores.length} scores, ${apiEvents.length} events in the period`)
-    t.same(await cells('scores-table'), apiScores.map((s) => [time(s.window.to), s.subject, s.value.toFixed(1), s.model, s.reasons.length ? s.reasons.map((r) => r.text).join('; ') : 'like a typical policyholder']), 'scores with their reasons in plain words')
+    t.same(await cells(page, 'scores-table'), apiScores.map((s) => [time(s.window.to), s.subject, s.value.toFixed(1), s.model, s.reasons.length ? s.reasons.map((r) => r.text).join('; ') : 'like a typical policyholder']), 'scores with their reasons in plain words')
     t.ok(apiScores.some((s) => s.reasons.length > 0), 'some with reasons')
-    t.same(await cells('events-table'), apiEvents.map((e) => [time(e.from), time(e.to), e.type.replace(/_/g, ' '), e.subject, e.deviceId, Object.entries(e.evidence).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ')]), 'events with their evidence')
+    t.same(await cells(page, 'events-table'), apiEvents.map((e) => [time(e.from), time(e.to), e.type.replace(/_/g, ' '), e.subject, e.deviceId, Object.entries(e.evidence).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ')]), 'events with their evidence')
     t.equal(await page.locator('#events-table tr.urgent').count(), apiEvents.filter((e) => e.urgent).length, 'urgent events stand out')
 
     // CSV: the readings from the server, the scores and events made on the page from the same JSON.
-    const downloaded = async (what: string) => {
-      const [download] = await Promise.all([page.waitForEvent('download'), page.locator(`button[data-csv="${what}"]`).click()])
-      return { name: download.suggestedFilename(), text: readFileSync((await download.path())!, 'utf8') }
-    }
-    const r = await downloaded('readings')
+    const r = await downloadCsv(page, 'readings')
     t.equal(r.name, `readings-${policy}-${hr.deviceId}-${hr.kind}-hr_bpm.csv`)
     t.equal(r.text, await (await get(`/api/v1/policies/${policy}/readings?${q}&device=${hr.deviceId}&kind=${hr.kind}&field=hr_bpm&format=csv`)).text(), "the readings download is the server's CSV of the field picked")
-    const s = await downloaded('scores')
+    const s = await downloadCsv(page, 'scores')
     t.equal(s.name, `scores-${policy}.csv`)
     t.same(parseCsv(s.text), [['time', 'subject', 'score', 'model', 'window_from', 'reasons'], ...apiScores.map((x) => [x.window.to, x.subject, String(x.value), x.model, x.window.from ?? '', x.reasons.map((y) => y.text).join('; ')])], 'the scores CSV')
-    const e = await downloaded('events')
+    const e = await downloadCsv(page, 'events')
     t.same(parseCsv(e.text), [['from', 'to', 'type', 'subject', 'device_id', 'urgent', 'evidence'], ...apiEvents.map((x) => [x.from, x.to, x.type, x.subject, x.deviceId, String(x.urgent), JSON.stringify(x.evidence)])], 'the events CSV')
 
-    const shots = process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
-    mkdirSync(shots, { recursive: true })
     await page.locator('#field').selectOption(key(readings.series.find((x) => x.kind === 'obd' && x.field === 'speed_kmh')!))
-    await page.screenshot({ path: join(shots, 'policy.png'), fullPage: true })
+    await screenshot(page, 'policy')
 
     // Another policy, named in the page: its own readings.
     await page.locator('#policy').fill(other)
@@ -268,15 +226,14 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
     t.ok((await page.locator('#field option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).every((v) => v.includes('-000002/')), "the other policy's devices only")
 
     // From the portfolio: the lowest scores lead here.
-    const portfolio = await browser.newPage({ viewport: { width: 1000, height: 900 } })
-    portfolio.on('pageerror', (err) => errors.push(err.message))
+    const portfolio = await newPage()
     await portfolio.goto(`${url}/analyst#token=${analyst}`)
     await portfolio.locator('body[data-loaded]').waitFor()
     await portfolio.locator(`#drill a[href="/analyst/policy#policy=${policy}"]`).click()
     await portfolio.locator('body[data-loaded]').waitFor()
     t.equal(await portfolio.locator('#title').textContent(), policy, "the portfolio's lowest scores drill down to the policy")
 
-    const stranger = await browser.newPage()
+    const stranger = await newPage()
     await stranger.goto(`${url}/analyst/policy#token=${pipeline.auth.issue({ role: 'policyholder', policyId: policy }, 60_000)}&policy=${policy}`)
     await stranger.locator('#signin').waitFor()
     t.equal(await stranger.locator('#status').textContent(), 'not an analyst token')

@@ -9,11 +9,10 @@
  */
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
-import type { Logger } from 'pino'
+import type { FastifyRequest } from 'fastify'
 import { ID_PATTERN, quoteIdent, quoteString, sensorsByKind, type Influx, type Series } from '../ingest/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
-import { toCsv, type Table } from './portfolio.ts'
+import { DAY_MS, periodOf, sendCsv, type App, type Table } from './tables.ts'
 import { errors, Json } from './schemas.ts'
 
 /** A device registered to a policy, and the streams it may send. */
@@ -61,10 +60,8 @@ export const MAX_POINTS = 1000
 const S = 1000
 /** Bucket lengths to choose from: the shortest that keeps a period within MAX_POINTS buckets. */
 const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200].map((s) => s * S)
-const DAY_MS = 24 * 3600 * S
-const DEFAULT_PERIOD_MS = 7 * DAY_MS
-/** Raw readings are the heaviest thing InfluxDB holds: a request reads at most a month of them. */
-const MAX_PERIOD_MS = 31 * DAY_MS
+/** Without `from`: a week before `to`. Raw readings are the heaviest thing InfluxDB holds: a request reads at most a month of them. */
+const PERIOD = { defaultMs: 7 * DAY_MS, maxMs: 31 * DAY_MS }
 
 /** The shortest step that cuts [from, to) into at most MAX_POINTS epoch-aligned buckets. */
 export function stepFor(from: number, to: number): number {
@@ -132,7 +129,7 @@ const ReadingsQuery = Type.Object({
 const page = readFileSync(new URL('./public/policy.html', import.meta.url), 'utf8')
 
 /** Registers the readings route and the drill-down page; `who` checks a request's bearer token. */
-export function registerDrilldown(app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>, deps: DrilldownDeps, who: (req: FastifyRequest) => Principal): void {
+export function registerDrilldown(app: App, deps: DrilldownDeps, who: (req: FastifyRequest) => Principal): void {
   app.get<{ Params: { policy: string }; Querystring: Static<typeof ReadingsQuery> }>('/api/v1/policies/:policy/readings', {
     schema: {
       description: "The raw readings of the policy's devices over a period (analyst token only): per device, stream and numeric field, "
@@ -146,13 +143,12 @@ export function registerDrilldown(app: FastifyInstance<RawServerDefault, RawRequ
     const { policy } = req.params, q = req.query
     const devices = deps.devicesOf?.(policy) ?? []
     if (devices.length === 0) return reply.code(404).send({ error: 'unknown_policy', message: `no device is registered to policy ${policy}` })
-    const to = q.to ? Date.parse(q.to) : Date.now()
-    const from = q.from ? Date.parse(q.from) : to - DEFAULT_PERIOD_MS
-    const body = from >= to ? 'from must be before to' : to - from > MAX_PERIOD_MS ? 'the period is at most 31 days' : await policyReadings(deps.influx, policy, devices, from, to, q)
+    const period = periodOf(q, PERIOD)
+    const body = typeof period === 'string' ? period : await policyReadings(deps.influx, policy, devices, period.from, period.to, q)
     if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })
     if (q.format !== 'csv') return body
     const name = ['readings', policy, q.device, q.kind, q.field].filter(Boolean).join('-')
-    return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(readingsTable(body)))
+    return sendCsv(reply, name, readingsTable(body))
   })
   app.get('/analyst/policy', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
 }

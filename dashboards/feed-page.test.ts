@@ -3,12 +3,9 @@
  * what the page shows is what scoring and pricing produced for the policy it shows.
  */
 import t from 'tap'
-import { mkdirSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
-import { launchBrowser } from '../test/browser.ts'
+import { openBrowser, screenshot } from '../test/browser.ts'
 import type { WhatIf } from '../pricing/index.ts'
 
 t.test('the policyholder page: scores, premium and reasons live, trips, premium history and the simulator; an analyst picks any policy', async (t) => {
@@ -27,10 +24,7 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   const [cautiousScore] = results[0]! // the fleet cycles cautious, average, aggressive
   const [aggrScore, aggrPremium] = results[2]!
 
-  const browser = await launchBrowser(t)
-  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
-  const errors: string[] = []
-  page.on('pageerror', (err) => errors.push(err.message))
+  const { page, newPage, errors } = await openBrowser(t)
   // The policyholder's link: the token in the fragment, and the page for that policy alone.
   await page.goto(`${pipeline.url}/#token=${pipeline.auth.issue({ role: 'policyholder', policyId: aggrScore.policyId }, 3600_000)}`)
   await page.locator('#status', { hasText: `live for ${aggrScore.policyId}` }).waitFor()
@@ -55,14 +49,10 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   })).json() as WhatIf
   await page.locator('#wi-answer', { hasText: `premium ${expected.changed.premium.toFixed(2)}` }).waitFor()
   t.match(await page.locator('#wi-answer').textContent(), `score ${expected.changed.score.toFixed(1)}`, 'the simulator shows the API\'s answer')
-  // UBIQ_SCREENSHOTS=docs/img npm test refreshes the README's picture; otherwise it goes to a temp folder.
-  const shots = process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
-  mkdirSync(shots, { recursive: true })
-  await page.screenshot({ path: join(shots, 'feed.png'), fullPage: true })
+  await screenshot(page, 'feed')
 
   // An analyst's link: every policy in the picker.
-  const analyst = await browser.newPage()
-  analyst.on('pageerror', (err) => errors.push(err.message))
+  const analyst = await newPage()
   await analyst.goto(`${pipeline.url}/?policy=${aggrScore.policyId}#token=${pipeline.auth.issue({ role: 'analyst' }, 3600_000)}`)
   await analyst.locator('#status', { hasText: `live for ${aggrScore.policyId}` }).waitFor()
   t.same(await analyst.locator('#policy option').allTextContents(), fleet.map((v) => v.policyId), 'the picker lists the policies')
@@ -71,7 +61,7 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   await analyst.locator(`#score-driving[data-value="${cautiousScore.value.toFixed(1)}"]`).waitFor()
   t.equal(await analyst.locator('#score-driving').getAttribute('data-value'), cautiousScore.value.toFixed(1), 'picking another policy shows that policy\'s score')
   // A token that does not open the page's policy: the page says why, and shows nothing.
-  const stranger = await browser.newPage()
+  const stranger = await newPage()
   await stranger.goto(`${pipeline.url}/#token=not-a-token`)
   await stranger.locator('#signin').waitFor()
   t.equal(await stranger.locator('#score-driving').count(), 0, 'no score without a token')

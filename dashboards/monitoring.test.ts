@@ -6,20 +6,19 @@
  * chart them with uPlot in a real headless Chromium and show the same numbers.
  */
 import t from 'tap'
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { topics } from '../ingest/index.ts'
 import { choiceFile, defaultChoice, drivingFrequency, modelId, shippedModels, writeChoice, type ModelDefinition, type Score } from '../scoring/index.ts'
 import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
-import { launchBrowser } from '../test/browser.ts'
+import { cells, downloadCsv, openBrowser, painted, screenshot, untilCells } from '../test/browser.ts'
+import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
 import { compareShadows, correlation, histogramQuantile, ingestHealth, SAMPLE_SIZE, type IngestHealth, type ScoreDrift, type ShadowReport, type StoredScore } from './monitoring.ts'
 
 const HOUR = 3600_000
 const close = (a: number | null | undefined, b: number | null | undefined) => (a === null && b === null) || (typeof a === 'number' && typeof b === 'number' && Math.abs(a - b) < 1e-9)
-const parseCsv = (text: string) => text.trimEnd().split('\r\n').map((line) => line.split(','))
 const csvCells = (row: readonly unknown[]) => row.map((x) => (x === null ? '' : String(x)))
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0)
 const avg = (xs: readonly number[]) => sum(xs) / xs.length
@@ -208,13 +207,7 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
   })
 
   await t.test('every table as CSV: the same numbers, a header line', async (t) => {
-    const csv = async (path: string) => {
-      const res = await get(path, analyst)
-      t.equal(res.status, 200, path)
-      t.match(res.headers.get('content-type'), /^text\/csv/)
-      t.match(res.headers.get('content-disposition'), /^attachment; filename="[a-z0-9-]+\.csv"$/)
-      return parseCsv(await res.text())
-    }
+    const csv = (path: string) => fetchCsv(t, url, analyst, path)
     t.same(await csv(`/api/v1/models/drift?${period}&interval=1h&format=csv`), [['time', 'subject', 'model', 'role', 'count', 'mean', 'p10', 'p50', 'p90'],
       ...hourly.buckets.map((b) => csvCells([b.time, b.subject, b.model, b.role, b.count, b.mean, b.p10, b.p50, b.p90]))], 'drift')
     t.same(await csv(`/api/v1/models/shadow?${period}&format=csv`), [['subject', 'shadow_model', 'champion_model', 'pairs', 'mean_champion', 'mean_shadow', 'mean_diff', 'mean_abs_diff', 'correlation', 'policies', 'share_over_10'],
@@ -228,15 +221,8 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
 
   await t.test('analysts only; bad queries are named', async (t) => {
     const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, 3600_000)
-    for (const path of ['/api/v1/models/drift', '/api/v1/models/shadow?subject=driving', '/api/v1/ingest/health', '/api/v1/ingest/health?format=csv&table=rates']) {
-      const anonymous = await get(path)
-      t.equal(anonymous.status, 401, `${path} without a token: 401`)
-      t.match(anonymous.headers.get('www-authenticate'), /^Bearer/)
-      const forbidden = await get(path, policyholder)
-      t.equal(forbidden.status, 403, `${path} with a policyholder's token: 403`)
-      t.match(await forbidden.json(), { error: 'forbidden', message: /analyst/ })
-    }
-    const bad: [string, RegExp][] = [
+    await analystsOnly(t, url, ['/api/v1/models/drift', '/api/v1/models/shadow?subject=driving', '/api/v1/ingest/health', '/api/v1/ingest/health?format=csv&table=rates'], policyholder)
+    await refused(t, url, analyst, [
       ['/api/v1/models/drift?colour=red', /additional properties \(colour\)/],
       ['/api/v1/models/shadow?colour=red', /additional properties \(colour\)/],
       ['/api/v1/ingest/health?colour=red', /additional properties \(colour\)/],
@@ -248,75 +234,57 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
       ['/api/v1/models/shadow?from=2020-01-01T00:00:00Z&to=2022-01-01T00:00:00Z', /366 days/],
       ['/api/v1/ingest/health?table=events', /table/],
       ['/api/v1/ingest/health?format=csv', /table=rejections or table=rates/],
-    ]
-    for (const [path, message] of bad) {
-      const res = await get(path, analyst)
-      t.equal(res.status, 400, `${path}: 400`)
-      t.match(await res.json(), { error: 'bad_request', message }, path)
-    }
-    const doc = (await (await get('/api/v1/openapi.json')).json()) as { paths: Record<string, { get?: { parameters?: { name: string }[] } }> }
+    ])
+    const documented = await openApi(url)
     for (const path of ['/api/v1/models/drift', '/api/v1/models/shadow', '/api/v1/ingest/health']) {
-      t.ok(doc.paths[path]?.get?.parameters?.some((p) => p.name === 'format'), `${path} in the OpenAPI document, with its format parameter`)
+      t.ok(documented(path).parameters.includes('format'), `${path} in the OpenAPI document, with its format parameter`)
     }
   })
 
   await t.test('the pages chart drift, shadow scores, rates and rejections, and show the API\'s numbers', async (t) => {
-    const browser = await launchBrowser(t)
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
-    const errors: string[] = []
-    page.on('pageerror', (err) => errors.push(err.message))
-    const painted = (id: string) => page.locator(`#${id} .uplot canvas`).evaluate((c: HTMLCanvasElement) => {
-      const { data } = c.getContext('2d')!.getImageData(0, 0, c.width, c.height)
-      let n = 0
-      for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++
-      return n
-    })
-    const cells = (table: string) => page.locator(`#${table} tbody tr`).evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent)))
-    const shots = process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
-    mkdirSync(shots, { recursive: true })
+    const { page, newPage, errors } = await openBrowser(t)
 
     // Models, with the page's period (the last 7 days, hourly).
     await page.goto(`${url}/analyst/models#token=${analyst}`)
     await page.locator('body[data-loaded]').waitFor()
     t.notOk(page.url().includes('token'), 'the token leaves the address bar')
     t.equal(await page.locator('.uplot canvas').count(), 2, 'a drift chart for driving, the only subject scored, and the scatter')
-    for (const id of ['chart-drift-driving', 'chart-shadow']) t.ok((await painted(id)) > 0, `${id}: drawn`)
+    for (const id of ['chart-drift-driving', 'chart-shadow']) t.ok((await painted(page, id)) > 0, `${id}: drawn`)
     t.notOk(await page.locator('#drift-health').isVisible(), 'no health chart without health scores')
     const week = new Date(Date.now() - 7 * 24 * HOUR).toISOString()
     const score = (x: number | null) => (x === null ? '–' : x.toFixed(1))
     const driftRows = (d: ScoreDrift) => d.buckets.map((b) => [`${b.time.slice(0, 10)} ${b.time.slice(11, 16)}`, b.subject, b.model, b.role, String(b.count), score(b.mean), score(b.p10), score(b.p50), score(b.p90)])
-    t.same(await cells('drift-table'), driftRows(await json<ScoreDrift>(`/api/v1/models/drift?from=${week}&interval=1h`)), 'drift per hour and model')
+    t.same(await cells(page, 'drift-table'), driftRows(await json<ScoreDrift>(`/api/v1/models/drift?from=${week}&interval=1h`)), 'drift per hour and model')
     const compared = await json<ShadowReport>(`/api/v1/models/shadow?from=${week}`)
-    t.same(await cells('shadow-table'), compared.models.map((m) => [m.subject, m.shadowModel, m.championModel, String(m.pairs), score(m.meanChampion), score(m.meanShadow),
+    t.same(await cells(page, 'shadow-table'), compared.models.map((m) => [m.subject, m.shadowModel, m.championModel, String(m.pairs), score(m.meanChampion), score(m.meanShadow),
       `${m.meanDiff > 0 ? '+' : ''}${m.meanDiff.toFixed(1)}`, score(m.meanAbsDiff), m.correlation === null ? '–' : m.correlation.toFixed(3), String(m.policies), `${(100 * m.shareOver10).toFixed(0)} %`]), 'champion against shadow')
     t.same(await page.locator('nav a').evaluateAll((as) => as.map((a) => a.getAttribute('href'))), ['/analyst', '/analyst/backtest', '/analyst/models', '/analyst/ingest'], 'links to the other analyst pages')
 
-    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('button[data-csv="drift"]').click()])
-    t.equal(download.suggestedFilename(), 'drift-all-1h.csv')
+    const download = await downloadCsv(page, 'drift')
+    t.equal(download.name, 'drift-all-1h.csv')
     const served = await (await get(`/api/v1/models/drift?from=${week}&interval=1h&format=csv`, analyst)).text()
-    t.same(parseCsv(readFileSync((await download.path())!, 'utf8')), parseCsv(served), 'the download is the server\'s CSV')
+    t.same(parseCsv(download.text), parseCsv(served), 'the download is the server\'s CSV')
 
     await page.locator('#interval').selectOption('1d')
-    const daily = JSON.stringify(driftRows(await json<ScoreDrift>(`/api/v1/models/drift?from=${week}&interval=1d`)))
-    await page.waitForFunction((rows) => JSON.stringify([...document.querySelectorAll('#drift-table tbody tr')].map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))) === rows, daily)
-    t.equal(JSON.stringify(await cells('drift-table')), daily, 'the drift table follows the picker: per day')
-    // The last 24 hours, hourly, for the picture: UBIQ_SCREENSHOTS=docs/img refreshes the README's
-    // pictures; otherwise they go to a temp folder.
+    const daily = driftRows(await json<ScoreDrift>(`/api/v1/models/drift?from=${week}&interval=1d`))
+    await untilCells(page, 'drift-table', daily)
+    t.equal(JSON.stringify(await cells(page, 'drift-table')), JSON.stringify(daily), 'the drift table follows the picker: per day')
+    // The last 24 hours, hourly, for the picture.
     await page.locator('#period').selectOption('1')
     await page.locator('#interval').selectOption('1h')
-    const day = JSON.stringify(driftRows(await json<ScoreDrift>(`/api/v1/models/drift?from=${new Date(Date.now() - 24 * HOUR).toISOString()}&interval=1h`)))
-    await page.waitForFunction((rows) => JSON.stringify([...document.querySelectorAll('#drift-table tbody tr')].map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))) === rows, day)
-    // The page's own chart objects (a script's top-level const: reachable by name, not on window).
-    const span = await page.evaluate<number>("(({ min, max }) => max - min)(charts['chart-drift-driving'].plot.scales.x)")
+    await untilCells(page, 'drift-table', driftRows(await json<ScoreDrift>(`/api/v1/models/drift?from=${new Date(Date.now() - 24 * HOUR).toISOString()}&interval=1h`)))
+    // The page's chart objects, in the module it shares with the other analyst pages (importing it
+    // again gives the same module, not a new one).
+    const span = await page.evaluate<number>("import('/assets/analyst.js').then(({ charts }) => (({ min, max }) => max - min)(charts['chart-drift-driving'].plot.scales.x))")
     t.equal(Math.round(span), 24 * 3600, 'the drift chart spans the period picked')
-    await page.screenshot({ path: join(shots, 'models.png'), fullPage: true })
+    await screenshot(page, 'models')
 
     // Ingest, through the page's own link: the token comes along in the tab's session.
     await page.locator('nav a[href="/analyst/ingest"]').click()
     await page.waitForURL(`${url}/analyst/ingest`)
     await page.locator('body[data-loaded]').waitFor()
-    t.ok((await painted('chart-rates')) > 0, 'the rate chart: drawn')
-    const pageRates = await cells('rates-table')
+    t.ok((await painted(page, 'chart-rates')) > 0, 'the rate chart: drawn')
+    const pageRates = await cells(page, 'rates-table')
     const now = await json<IngestHealth>('/api/v1/ingest/health')
     const secs = (x: number | null) => (x === null ? '–' : x < 1 ? `${Math.round(x * 1000)} ms` : x < 120 ? `${x.toFixed(1)} s` : x < 7200 ? `${(x / 60).toFixed(1)} min` : `${(x / 3600).toFixed(1)} h`)
     const figures = Object.fromEntries(await page.locator('.figures dd').evaluateAll((dds) => dds.map((d) => [d.id.replace('fig-', ''), d.textContent])))
@@ -325,18 +293,17 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
       pending: String(now.journalPendingLines), backpressure: 'off', skewed: String(now.devicesClockSkewed),
       'lag-p50': secs(now.deviceLag.p50), 'lag-p99': secs(now.deviceLag.p99), 'store-p50': secs(now.storeLatency.p50), 'store-p99': secs(now.storeLatency.p99),
     }, 'the figures')
-    t.same(await cells('rejections-table'), now.rejections.map((r) => [r.reason, String(r.count), `${((100 * r.count) / now.totals.rejected).toFixed(1)} %`, '']), 'rejections by reason')
+    t.same(await cells(page, 'rejections-table'), now.rejections.map((r) => [r.reason, String(r.count), `${((100 * r.count) / now.totals.rejected).toFixed(1)} %`, '']), 'rejections by reason')
     // Newest first; the API, asked after the page, may have sampled since.
     t.ok(pageRates.length > 0, `${pageRates.length} rate intervals`)
     t.same(pageRates, now.rates.slice(0, pageRates.length).reverse().map((r) => [r.time.slice(11, 19), r.seconds.toFixed(1), ...[r.received, r.stored, r.rejected, r.duplicates].map((x) => x.toFixed(1))]), 'the rates, newest first')
-    const [rejections] = await Promise.all([page.waitForEvent('download'), page.locator('button[data-csv="rejections"]').click()])
-    t.equal(rejections.suggestedFilename(), 'ingest-rejections.csv')
-    t.same(parseCsv(readFileSync((await rejections.path())!, 'utf8')), parseCsv(await (await get('/api/v1/ingest/health?format=csv&table=rejections', analyst)).text()), 'the download is the server\'s CSV')
-    await page.screenshot({ path: join(shots, 'ingest.png'), fullPage: true })
+    const rejections = await downloadCsv(page, 'rejections')
+    t.equal(rejections.name, 'ingest-rejections.csv')
+    t.same(parseCsv(rejections.text), parseCsv(await (await get('/api/v1/ingest/health?format=csv&table=rejections', analyst)).text()), 'the download is the server\'s CSV')
+    await screenshot(page, 'ingest')
 
     // A policyholder's link opens neither page.
-    const stranger = await browser.newPage()
-    stranger.on('pageerror', (err) => errors.push(err.message))
+    const stranger = await newPage()
     for (const path of ['/analyst/models', '/analyst/ingest']) {
       await stranger.goto(`${url}${path}#token=${pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, 60_000)}`)
       await stranger.locator('#signin').waitFor()

@@ -13,20 +13,15 @@
  * an analyst's token and the pages, which hold no data, are public.
  */
 import { readFileSync } from 'node:fs'
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
-import type { Logger } from 'pino'
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import type { Registry } from 'prom-client'
 import { quoteString, type Influx, type Subject } from '../ingest/index.ts'
-import { mustBeAnalyst, type Principal } from './auth.ts'
-import { toCsv, type Period, type Table } from './portfolio.ts'
-import { errors, Json } from './schemas.ts'
+import type { Principal } from './auth.ts'
+import { Format, inPeriod, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Interval, type Period, type Table } from './tables.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Model monitoring
-
-/** The length of a drift bucket. */
-export type Interval = '1h' | '1d'
 
 /** The scores of one model of one subject in one time bucket (UTC-aligned). */
 export interface DriftBucket {
@@ -79,11 +74,6 @@ export interface ShadowReport { from: string; to: string; models: ShadowComparis
 export const SAMPLE_SIZE = 500
 const BIG_DIFF = 10
 
-const DAY_MS = 24 * 3600_000
-const DEFAULT_PERIOD_MS = 30 * DAY_MS
-const MAX_PERIOD_MS = 366 * DAY_MS
-const iso = (ms: number) => new Date(ms).toISOString()
-const timeWhere = (p: Period) => `time >= ${p.from}ms AND time < ${p.to}ms`
 const subjectWhere = (subject?: Subject) => (subject ? ` AND subject = ${quoteString(subject)}` : '')
 const numberOrNull = (x: unknown) => (x === null || x === undefined ? null : Number(x))
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
@@ -287,16 +277,9 @@ export const rateTable = (h: IngestHealth): Table => ({
 // Routes and pages
 
 const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')], { description: 'one subject; default all' })
-const Format = Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'json, or csv: the table as CSV with a header line' }))
-const Time = Type.String({ format: 'date-time' })
-const PeriodQuery = {
-  subject: Type.Optional(SubjectName),
-  from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601; default 30 days before `to`' }),
-  to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601; default now' }),
-  format: Format,
-}
-const DriftQuery = Type.Object({ ...PeriodQuery, interval: Type.Optional(Type.Union([Type.Literal('1h'), Type.Literal('1d')], { default: '1d', description: 'bucket length, aligned to UTC' })) }, { additionalProperties: false })
-const ShadowQuery = Type.Object(PeriodQuery, { additionalProperties: false })
+const ModelsQuery = { subject: Type.Optional(SubjectName), ...PeriodQuery }
+const DriftQuery = Type.Object({ ...ModelsQuery, interval: IntervalQuery }, { additionalProperties: false })
+const ShadowQuery = Type.Object(ModelsQuery, { additionalProperties: false })
 const HealthQuery = Type.Object({
   format: Format,
   table: Type.Optional(Type.Union([Type.Literal('rejections'), Type.Literal('rates')], { description: 'with format=csv: which table' })),
@@ -306,39 +289,12 @@ const page = (name: string) => readFileSync(new URL(`./public/${name}`, import.m
 const modelsPage = page('models.html')
 const ingestPage = page('ingest.html')
 
-/** The period a query names, or why it names none (as the portfolio's). */
-function periodOf(q: { from?: string; to?: string }, now = Date.now()): Period | string {
-  const to = q.to ? Date.parse(q.to) : now
-  const from = q.from ? Date.parse(q.from) : to - DEFAULT_PERIOD_MS
-  if (from >= to) return 'from must be before to'
-  if (to - from > MAX_PERIOD_MS) return 'the period is at most 366 days'
-  return { from, to }
-}
-
 /**
  * Registers the model monitoring and ingest health routes and pages, and starts the ingest
  * sampler (stopped when the app closes); `who` checks a request's bearer token.
  */
-export function registerMonitoring(
-  app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>,
-  deps: { influx: Influx; metrics: Registry },
-  who: (req: FastifyRequest) => Principal,
-): void {
-  /** An analyst's table: JSON, or CSV; `load` gives the body or what is wrong with the query (400). */
-  const tableRoute = <Q extends TSchema, B>(path: string, description: string, querystring: Q, load: (q: Static<Q>) => Promise<B | string>, csv: (body: B, q: Static<Q>) => { name: string; table: Table }) =>
-    app.get<{ Querystring: Static<Q> }>(path, { schema: { description, querystring, response: { 200: Json, ...errors } } }, async (req, reply: FastifyReply) => {
-      mustBeAnalyst(who(req))
-      const body = await load(req.query)
-      if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })
-      if ((req.query as { format?: string }).format !== 'csv') return body
-      const { name, table } = csv(body, req.query)
-      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(table))
-    })
-  const inPeriod = <B>(q: { from?: string; to?: string }, load: (p: Period) => Promise<B>) => {
-    const p = periodOf(q)
-    return typeof p === 'string' ? Promise.resolve(p) : load(p)
-  }
-
+export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Registry }, who: (req: FastifyRequest) => Principal): void {
+  const tableRoute = tableRoutes(app, who)
   tableRoute('/api/v1/models/drift', 'Score drift: per time bucket, subject and model (champions and shadows), the count, mean and p10/p50/p90 (nearest rank; null below rank 1) of the scores (analyst token; ?format=csv)', DriftQuery,
     (q) => inPeriod(q, (p) => scoreDrift(deps.influx, p, q.interval ?? '1d', q.subject)),
     (d, q) => ({ name: `drift-${q.subject ?? 'all'}-${d.interval}`, table: driftTable(d) }))

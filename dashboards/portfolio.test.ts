@@ -5,22 +5,20 @@
  * charts them with uPlot in a real headless Chromium and shows the same numbers.
  */
 import t from 'tap'
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { examplePlans, loadPlans, type PremiumAdjustment } from '../pricing/index.ts'
 import type { PolicyEvent, Score, Trip } from '../scoring/index.ts'
 import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
-import { launchBrowser } from '../test/browser.ts'
-import { distributionOf, eventTable, toCsv, type EventsByHour, type PremiumChanges, type ScoreDistribution } from './portfolio.ts'
+import { cells, downloadCsv, openBrowser, painted, screenshot, untilCells } from '../test/browser.ts'
+import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
+import { distributionOf, eventTable, type EventsByHour, type PremiumChanges, type ScoreDistribution } from './portfolio.ts'
+import { toCsv } from './tables.ts'
 
 const HOUR = 3600_000
 const until = async (ok: () => boolean) => {
   while (!ok()) await new Promise((r) => setTimeout(r, 20))
 }
 const close = (a: number | null, b: number | null) => a !== null && b !== null && Math.abs(a - b) < 1e-9
-const parseCsv = (text: string) => text.trimEnd().split('\r\n').map((line) => line.split(','))
 
 t.test('score bins: 10 points wide, 100 in the last; median and mean; the lowest first', async (t) => {
   const cases: [string, number[], number[], number | null, number | null][] = [
@@ -145,13 +143,7 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
   })
 
   await t.test('every table as CSV: the same numbers, a header line', async (t) => {
-    const csv = async (path: string) => {
-      const res = await get(`${path}&format=csv`, analyst)
-      t.equal(res.status, 200, path)
-      t.match(res.headers.get('content-type'), /^text\/csv/)
-      t.match(res.headers.get('content-disposition'), /^attachment; filename="[a-z0-9-]+\.csv"$/)
-      return parseCsv(await res.text())
-    }
+    const csv = (path: string) => fetchCsv(t, url, analyst, `${path}&format=csv`)
     t.same(await csv('/api/v1/portfolio/scores?subject=driving'), [['from', 'to', 'count'], ...scored.bins.map((b) => [b.from, b.to, b.count].map(String))], 'score bins')
     t.same(await csv(`/api/v1/portfolio/premiums?from=${from}&to=${to}&interval=1h`), [['time', 'subject', 'count', 'mean_factor'], ...hourly.buckets.map((b) => [b.time, b.subject, b.count, b.meanFactor].map(String))], 'premium changes')
     t.same(await csv(`/api/v1/portfolio/events?from=${from}&to=${to}`), [['hour', ...types], ...byHour.hours.map((h) => [h.hour, ...types.map((x) => h.counts[x])].map(String))], 'events by hour')
@@ -159,15 +151,8 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
 
   await t.test('analysts only; bad queries are named', async (t) => {
     const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, 3600_000)
-    for (const path of ['/api/v1/portfolio/scores?subject=driving', '/api/v1/portfolio/premiums?interval=1h', '/api/v1/portfolio/events', '/api/v1/portfolio/events?format=csv']) {
-      const anonymous = await get(path)
-      t.equal(anonymous.status, 401, `${path} without a token: 401`)
-      t.match(anonymous.headers.get('www-authenticate'), /^Bearer/)
-      const forbidden = await get(path, policyholder)
-      t.equal(forbidden.status, 403, `${path} with a policyholder's token: 403`)
-      t.match(await forbidden.json(), { error: 'forbidden', message: /analyst/ })
-    }
-    const bad: [string, RegExp][] = [
+    await analystsOnly(t, url, ['/api/v1/portfolio/scores?subject=driving', '/api/v1/portfolio/premiums?interval=1h', '/api/v1/portfolio/events', '/api/v1/portfolio/events?format=csv'], policyholder)
+    await refused(t, url, analyst, [
       ['/api/v1/portfolio/scores?subject=cars', /subject/],
       ['/api/v1/portfolio/scores', /subject/],
       ['/api/v1/portfolio/premiums?interval=5m', /interval/],
@@ -176,23 +161,15 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
       ['/api/v1/portfolio/events?from=yesterday', /from/],
       [`/api/v1/portfolio/events?from=${to}&to=${from}`, /before/],
       ['/api/v1/portfolio/premiums?from=2020-01-01T00:00:00Z&to=2022-01-01T00:00:00Z', /366 days/],
-    ]
-    for (const [path, message] of bad) {
-      const res = await get(path, analyst)
-      t.equal(res.status, 400, `${path}: 400`)
-      t.match(await res.json(), { error: 'bad_request', message }, path)
-    }
-    const doc = (await (await get('/api/v1/openapi.json')).json()) as { paths: Record<string, { get?: { parameters?: { name: string }[] } }> }
+    ])
+    const documented = await openApi(url)
     for (const path of ['/api/v1/portfolio/scores', '/api/v1/portfolio/premiums', '/api/v1/portfolio/events']) {
-      t.ok(doc.paths[path]?.get?.parameters?.some((p) => p.name === 'format'), `${path} in the OpenAPI document, with its format parameter`)
+      t.ok(documented(path).parameters.includes('format'), `${path} in the OpenAPI document, with its format parameter`)
     }
   })
 
   await t.test('the analyst page charts the portfolio and shows the numbers in InfluxDB', async (t) => {
-    const browser = await launchBrowser(t)
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
-    const errors: string[] = []
-    page.on('pageerror', (err) => errors.push(err.message))
+    const { page, newPage, errors } = await openBrowser(t)
     await page.goto(`${url}/analyst#token=${analyst}`)
     await page.locator('body[data-loaded]').waitFor()
     t.notOk(page.url().includes('token'), 'the token leaves the address bar')
@@ -200,48 +177,36 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
     // Each chart drawn: a uPlot canvas with something painted on it.
     const charts = ['chart-scores-driving', 'chart-scores-health', 'chart-scores-home', 'chart-premiums', 'chart-events']
     t.equal(await page.locator('.uplot canvas').count(), charts.length, 'one uPlot canvas per chart')
-    for (const id of charts) {
-      const painted = await page.locator(`#${id} .uplot canvas`).evaluate((c: HTMLCanvasElement) => {
-        const { data } = c.getContext('2d')!.getImageData(0, 0, c.width, c.height)
-        let n = 0
-        for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++
-        return n
-      })
-      t.ok(painted > 0, `${id}: drawn`)
-    }
+    for (const id of charts) t.ok((await painted(page, id)) > 0, `${id}: drawn`)
 
     // The tables, against the API with the page's period (the last 7 days, hourly).
     const week = new Date(Date.now() - 7 * 24 * HOUR).toISOString()
-    const cells = (table: string) => page.locator(`#${table} tbody tr`).evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent)))
     const all = await Promise.all(['driving', 'health', 'home'].map((s) => json<ScoreDistribution>(`/api/v1/portfolio/scores?subject=${s}`)))
     const score = (x: number | null) => (x === null ? '–' : x.toFixed(1))
-    t.same(await cells('scores-table'), [
+    t.same(await cells(page, 'scores-table'), [
       ...all[0]!.bins.map((b, i) => [`${b.from}–${b.to}`, ...all.map((d) => String(d.bins[i]!.count))]),
       ['policies', ...all.map((d) => String(d.n))], ['mean', ...all.map((d) => score(d.mean))], ['median', ...all.map((d) => score(d.median))],
     ], 'score bins per subject, n, mean and median')
     const premiumRows = (p: PremiumChanges) => p.buckets.map((b) => [`${b.time.slice(0, 10)} ${b.time.slice(11, 16)}`, b.subject, String(b.count), `×${b.meanFactor.toFixed(3)}`])
-    t.same(await cells('premiums-table'), premiumRows(await json<PremiumChanges>(`/api/v1/portfolio/premiums?from=${week}&interval=1h`)), 'premium changes per hour')
+    t.same(await cells(page, 'premiums-table'), premiumRows(await json<PremiumChanges>(`/api/v1/portfolio/premiums?from=${week}&interval=1h`)), 'premium changes per hour')
     const ev = await json<EventsByHour>(`/api/v1/portfolio/events?from=${week}`)
-    t.same(await cells('events-table'), ev.types.map((type) => [type.replace(/_/g, ' '), ...ev.hours.map((h) => String(h.counts[type])), String(ev.hours.reduce((n, h) => n + h.counts[type]!, 0))]), 'events per type and hour, with totals')
+    t.same(await cells(page, 'events-table'), ev.types.map((type) => [type.replace(/_/g, ' '), ...ev.hours.map((h) => String(h.counts[type])), String(ev.hours.reduce((n, h) => n + h.counts[type]!, 0))]), 'events per type and hour, with totals')
     t.same(ev.types, types, 'the same events as the pipeline published')
     t.same(await page.locator('#lowest a').evaluateAll((as) => as.map((a) => a.getAttribute('href'))), all[0]!.lowest.map((x) => `/?policy=${x.policyId}`), 'the lowest driving scores link to their policies')
 
     // The CSV button downloads the server's CSV.
-    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('button[data-csv="premiums"]').click()])
-    t.equal(download.suggestedFilename(), 'premiums-1h.csv')
+    const download = await downloadCsv(page, 'premiums')
+    t.equal(download.name, 'premiums-1h.csv')
     const served = await (await get(`/api/v1/portfolio/premiums?from=${week}&interval=1h&format=csv`, analyst)).text()
-    t.same(parseCsv(readFileSync((await download.path())!, 'utf8')), parseCsv(served), 'the download is the server\'s CSV')
+    t.same(parseCsv(download.text), parseCsv(served), 'the download is the server\'s CSV')
 
     // Daily buckets: the premium table follows the picker.
     await page.locator('#interval').selectOption('1d')
     const daily = premiumRows(await json<PremiumChanges>(`/api/v1/portfolio/premiums?from=${week}&interval=1d`))
-    await page.waitForFunction((rows) => JSON.stringify([...document.querySelectorAll('#premiums-table tbody tr')].map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))) === rows, JSON.stringify(daily))
-    t.same(await page.locator('#premiums-table tbody tr').evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))), daily, 'the premium table follows the picker: changes per day')
+    await untilCells(page, 'premiums-table', daily)
+    t.same(await cells(page, 'premiums-table'), daily, 'the premium table follows the picker: changes per day')
 
-    // UBIQ_SCREENSHOTS=docs/img npm test refreshes the README's picture; otherwise it goes to a temp folder.
-    const shots = process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
-    mkdirSync(shots, { recursive: true })
-    await page.screenshot({ path: join(shots, 'analyst.png'), fullPage: true })
+    await screenshot(page, 'analyst')
 
     // The drill-down: the policy's own page, in the same tab, with the same token.
     const lowest = all[0]!.lowest[0]!.policyId
@@ -250,7 +215,7 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
     t.match(await page.locator('#status').textContent(), `live for ${lowest}`, 'a lowest score opens that policy\'s page')
 
     // A policyholder's link opens no portfolio.
-    const stranger = await browser.newPage()
+    const stranger = await newPage()
     await stranger.goto(`${url}/analyst#token=${pipeline.auth.issue({ role: 'policyholder', policyId: lowest }, 60_000)}`)
     await stranger.locator('#signin').waitFor()
     t.equal(await stranger.locator('#status').textContent(), 'not an analyst token')

@@ -8,12 +8,11 @@
  */
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
-import type { Logger } from 'pino'
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import { quoteIdent, quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
-import { mustBeAnalyst, type Principal } from './auth.ts'
-import { errors, Json } from './schemas.ts'
+import type { Principal } from './auth.ts'
+import { Format, inPeriod, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Interval, type Period, type Table } from './tables.ts'
 
 /** One score bin: policies whose latest score is in [from, to), the last one [90, 100]. */
 export interface ScoreBin { from: number; to: number; count: number }
@@ -39,22 +38,9 @@ export interface PremiumChanges { from: string; to: string; interval: Interval; 
 /** Events per type in each UTC hour of the day (0–23), over a period. */
 export interface EventsByHour { from: string; to: string; types: string[]; hours: { hour: number; counts: Record<string, number> }[] }
 
-/** The length of a premium bucket. */
-export type Interval = '1h' | '1d'
-
-/** ms; from inclusive, to exclusive. */
-export interface Period { from: number; to: number }
-
 const BIN_WIDTH = 10
 const LOWEST = 10
-const DAY_MS = 24 * 3600_000
-/** Without `from`: this long before `to`. */
-const DEFAULT_PERIOD_MS = 30 * DAY_MS
-/** The longest period one request may aggregate (a year of hourly buckets is 8,784 rows per subject). */
-const MAX_PERIOD_MS = 366 * DAY_MS
 
-const iso = (ms: number) => new Date(ms).toISOString()
-const timeWhere = (p: Period) => `time >= ${p.from}ms AND time < ${p.to}ms`
 const median = (sorted: readonly number[]) => {
   const mid = sorted.length >> 1
   return sorted.length === 0 ? null : sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
@@ -111,76 +97,45 @@ export async function eventsByHour(influx: Influx, period: Period): Promise<Even
   return { from: iso(period.from), to: iso(period.to), types, hours }
 }
 
-/** A table for CSV: a header and rows. */
-export interface Table { columns: string[]; rows: (string | number | null)[][] }
-
-/** RFC 4180 CSV: a header line, CRLF line ends, cells quoted where they need it; null is empty. */
-export function toCsv(table: Table): string {
-  const cell = (x: string | number | null) => {
-    const s = x === null ? '' : String(x)
-    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
-  }
-  return [table.columns, ...table.rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n'
-}
-
 /** The tables the routes' CSV holds: score bins; premium buckets; hours of the day by event type. */
 export const scoreTable = (d: ScoreDistribution): Table => ({ columns: ['from', 'to', 'count'], rows: d.bins.map((b) => [b.from, b.to, b.count]) })
 export const premiumTable = (p: PremiumChanges): Table => ({ columns: ['time', 'subject', 'count', 'mean_factor'], rows: p.buckets.map((b) => [b.time, b.subject, b.count, b.meanFactor]) })
 export const eventTable = (e: EventsByHour): Table => ({ columns: ['hour', ...e.types], rows: e.hours.map((h) => [h.hour, ...e.types.map((t) => h.counts[t]!)]) })
 
 const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')])
-const Format = Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'json, or csv: the same table as CSV with a header line' }))
-const Time = Type.String({ format: 'date-time' })
-const PeriodQuery = {
-  from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601; default 30 days before `to`' }),
-  to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601; default now' }),
-  format: Format,
-}
 const ScoresQuery = Type.Object({ subject: SubjectName, format: Format }, { additionalProperties: false })
-const PremiumsQuery = Type.Object({ ...PeriodQuery, interval: Type.Optional(Type.Union([Type.Literal('1h'), Type.Literal('1d')], { default: '1d', description: 'bucket length, aligned to UTC' })) }, { additionalProperties: false })
+const PremiumsQuery = Type.Object({ ...PeriodQuery, interval: IntervalQuery }, { additionalProperties: false })
 const EventsQuery = Type.Object(PeriodQuery, { additionalProperties: false })
 
-const asset = (path: string) => readFileSync(createRequire(import.meta.url).resolve(path), 'utf8')
-const page = readFileSync(new URL('./public/analyst.html', import.meta.url), 'utf8')
-// uPlot (MIT) served from node_modules: the page loads nothing from elsewhere.
-const uplotJs = asset('uplot/dist/uPlot.iife.min.js')
-const uplotCss = asset('uplot/dist/uPlot.min.css')
+const file = (url: URL | string) => readFileSync(url, 'utf8')
+const page = file(new URL('./public/analyst.html', import.meta.url))
+// uPlot (MIT) served from node_modules: the pages load nothing from elsewhere.
+const uplotJs = file(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'))
+const uplotCss = file(createRequire(import.meta.url).resolve('uplot/dist/uPlot.min.css'))
+// What every analyst page shares: its style, and the module its script imports.
+const analystJs = file(new URL('./public/analyst.js', import.meta.url))
+const analystCss = file(new URL('./public/analyst.css', import.meta.url))
 
-/** The period a query names, or why it names none. */
-function periodOf(q: { from?: string; to?: string }, now = Date.now()): Period | string {
-  const to = q.to ? Date.parse(q.to) : now
-  const from = q.from ? Date.parse(q.from) : to - DEFAULT_PERIOD_MS
-  if (from >= to) return 'from must be before to'
-  if (to - from > MAX_PERIOD_MS) return 'the period is at most 366 days'
-  return { from, to }
-}
-
-/** Registers the portfolio routes, the analyst page and its assets; `who` checks a request's bearer token. */
-export function registerPortfolio(app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>, influx: Influx, who: (req: FastifyRequest) => Principal): void {
-  /** An analyst's table: JSON, or the same table as CSV. `load` gives the body, or what is wrong with the query (400). */
-  const tableRoute = <Q extends TSchema, B>(path: string, description: string, querystring: Q, load: (q: Static<Q>) => Promise<B | string>, table: (body: B) => Table, name: (q: Static<Q>) => string) =>
-    app.get<{ Querystring: Static<Q> }>(path, { schema: { description, querystring, response: { 200: Json, ...errors } } }, async (req, reply: FastifyReply) => {
-      mustBeAnalyst(who(req))
-      const body = await load(req.query)
-      if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })
-      if ((req.query as { format?: string }).format !== 'csv') return body
-      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name(req.query)}.csv"`).send(toCsv(table(body)))
-    })
-
+/** Registers the portfolio routes, the analyst page and the assets of every analyst page; `who` checks a request's bearer token. */
+export function registerPortfolio(app: App, influx: Influx, who: (req: FastifyRequest) => Principal): void {
+  const tableRoute = tableRoutes(app, who)
   tableRoute('/api/v1/portfolio/scores', "The distribution of every policy's latest score of a subject: 10-point bins, n, mean, median, the lowest scores (analyst token; ?format=csv: the bins)", ScoresQuery,
-    (q) => scoreDistribution(influx, q.subject), scoreTable, (q) => `scores-${q.subject}`)
+    (q) => scoreDistribution(influx, q.subject), (d, q) => ({ name: `scores-${q.subject}`, table: scoreTable(d) }))
   tableRoute('/api/v1/portfolio/premiums', 'Premium changes over time: per bucket and subject, how many adjustments and their mean factor (analyst token; ?format=csv)', PremiumsQuery,
-    async (q) => {
-      const p = periodOf(q)
-      return typeof p === 'string' ? p : premiumChanges(influx, p, q.interval ?? '1d')
-    }, premiumTable, (q) => `premiums-${q.interval ?? '1d'}`)
+    (q) => inPeriod(q, (p) => premiumChanges(influx, p, q.interval ?? '1d')), (p, q) => ({ name: `premiums-${q.interval ?? '1d'}`, table: premiumTable(p) }))
   tableRoute('/api/v1/portfolio/events', "Events per type and UTC hour of the day of the event's start (analyst token; ?format=csv)", EventsQuery,
-    async (q) => {
-      const p = periodOf(q)
-      return typeof p === 'string' ? p : eventsByHour(influx, p)
-    }, eventTable, () => 'events-by-hour')
+    (q) => inPeriod(q, (p) => eventsByHour(influx, p)), (e) => ({ name: 'events-by-hour', table: eventTable(e) }))
 
-  app.get('/analyst', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
-  app.get('/assets/uplot.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').send(uplotJs))
-  app.get('/assets/uplot.css', { schema: { hide: true } }, (_req, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=86400').send(uplotCss))
+  const serve = (path: string, type: string, body: string, cacheControl?: string) =>
+    app.get(path, { schema: { hide: true } }, (_req, reply) => {
+      if (cacheControl) reply.header('cache-control', cacheControl)
+      return reply.type(type).send(body)
+    })
+  serve('/analyst', 'text/html; charset=utf-8', page)
+  // uPlot changes only with its package: a day in the browser's cache. The analyst's assets change
+  // with ubiq, as the pages that use them, which are not cached either.
+  serve('/assets/uplot.js', 'text/javascript; charset=utf-8', uplotJs, 'public, max-age=86400')
+  serve('/assets/uplot.css', 'text/css; charset=utf-8', uplotCss, 'public, max-age=86400')
+  serve('/assets/analyst.js', 'text/javascript; charset=utf-8', analystJs)
+  serve('/assets/analyst.css', 'text/css; charset=utf-8', analystCss)
 }

@@ -1,5 +1,8 @@
 /** Debian's Chromium, headless, driven by playwright-core: never a downloaded browser. */
-import { chromium, type Browser } from 'playwright-core'
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
 
 /** Launches Chromium; it closes at the test's teardown. */
 export async function launchBrowser(t: { teardown(fn: () => unknown): void }): Promise<Browser> {
@@ -10,4 +13,48 @@ export async function launchBrowser(t: { teardown(fn: () => unknown): void }): P
   })
   t.teardown(() => browser.close())
   return browser
+}
+
+/**
+ * Chromium and a first page; `newPage` opens more. Every page is as large as the screenshots, and
+ * the script errors of all of them go to `errors`, which a test expects to stay empty.
+ */
+export async function openBrowser(t: { teardown(fn: () => unknown): void }): Promise<{ browser: Browser; page: Page; newPage(): Promise<Page>; errors: string[] }> {
+  const browser = await launchBrowser(t)
+  const errors: string[] = []
+  const newPage = async () => {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
+    page.on('pageerror', (err) => errors.push(err.message))
+    return page
+  }
+  return { browser, page: await newPage(), newPage, errors }
+}
+
+/** The pixels painted on the uPlot chart in element #id: none, and the chart was not drawn. */
+export const painted = (page: Page, id: string) => page.locator(`#${id} .uplot canvas`).evaluate((c: HTMLCanvasElement) => {
+  const { data } = c.getContext('2d')!.getImageData(0, 0, c.width, c.height)
+  let n = 0
+  for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++
+  return n
+})
+
+/** The text of each cell of each row in the body of table #id. */
+export const cells = (page: Page, id: string) => page.locator(`#${id} tbody tr`).evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent)))
+
+/** Waits until table #id shows `rows`: a picker changed, and the page loads again. */
+export const untilCells = (page: Page, id: string, rows: readonly (readonly (string | null)[])[]) =>
+  page.waitForFunction(([id, rows]) => JSON.stringify([...document.querySelectorAll(`#${id} tbody tr`)].map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))) === rows, [id, JSON.stringify(rows)] as const)
+
+/** Clicks the page's CSV button for `what` (button[data-csv]): the name and text of the file it saves. */
+export async function downloadCsv(page: Page, what: string): Promise<{ name: string; text: string }> {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator(`button[data-csv="${what}"]`).click()])
+  return { name: download.suggestedFilename(), text: readFileSync(await download.path(), 'utf8') }
+}
+
+let shots: string | undefined
+/** A picture of the whole page, `name`.png: UBIQ_SCREENSHOTS=docs/img refreshes the README's; otherwise they go to a temp folder. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  shots ??= process.env.UBIQ_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'ubiq-shots-'))
+  mkdirSync(shots, { recursive: true })
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true })
 }

@@ -1,0 +1,86 @@
+/**
+ * What the analyst's routes share (issue #7): a table is JSON by default and CSV with
+ * `?format=csv` (analysts export every table), most of them over a period the query names, and
+ * only an analyst's token opens them.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
+import type { Logger } from 'pino'
+import { mustBeAnalyst, type Principal } from './auth.ts'
+import { errors, Json } from './schemas.ts'
+
+/** The dashboards' server, as the route modules get it. */
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>
+
+/** A table for CSV: a header and rows. */
+export interface Table { columns: string[]; rows: (string | number | null)[][] }
+
+/** RFC 4180 CSV: a header line, CRLF line ends, cells quoted where they need it; null is empty. */
+export function toCsv(table: Table): string {
+  const cell = (x: string | number | null) => {
+    const s = x === null ? '' : String(x)
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+  }
+  return [table.columns, ...table.rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n'
+}
+
+/** Answers with `table` as a CSV file named `name`.csv. */
+export const sendCsv = (reply: FastifyReply, name: string, table: Table) =>
+  reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(table))
+
+/** ms; from inclusive, to exclusive. */
+export interface Period { from: number; to: number }
+
+/** The length of a time bucket, aligned to UTC. */
+export type Interval = '1h' | '1d'
+
+export const DAY_MS = 24 * 3600_000
+
+export const iso = (ms: number) => new Date(ms).toISOString()
+/** The InfluxQL condition for the points of a period. */
+export const timeWhere = (p: Period) => `time >= ${p.from}ms AND time < ${p.to}ms`
+
+/**
+ * The period a query names, or why it names none: until `to` (default now), from `from` (default
+ * `defaultMs` before `to`), at most `maxMs` long. By default 30 days, at most 366 (a year of hourly
+ * buckets is 8,784 rows per subject).
+ */
+export function periodOf(q: { from?: string; to?: string }, { defaultMs = 30 * DAY_MS, maxMs = 366 * DAY_MS } = {}, now = Date.now()): Period | string {
+  const to = q.to ? Date.parse(q.to) : now
+  const from = q.from ? Date.parse(q.from) : to - defaultMs
+  if (from >= to) return 'from must be before to'
+  if (to - from > maxMs) return `the period is at most ${maxMs / DAY_MS} days`
+  return { from, to }
+}
+
+/** `load` over the period the query names (the default one), or why it names none. */
+export const inPeriod = <B>(q: { from?: string; to?: string }, load: (p: Period) => Promise<B>): Promise<B | string> => {
+  const p = periodOf(q)
+  return typeof p === 'string' ? Promise.resolve(p) : load(p)
+}
+
+const Time = Type.String({ format: 'date-time' })
+export const Format = Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'json, or csv: the same table as CSV with a header line' }))
+/** The query of a table over the default period. */
+export const PeriodQuery = {
+  from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601; default 30 days before `to`' }),
+  to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601; default now' }),
+  format: Format,
+}
+export const IntervalQuery = Type.Optional(Type.Union([Type.Literal('1h'), Type.Literal('1d')], { default: '1d', description: 'bucket length, aligned to UTC' }))
+
+/**
+ * Registers analysts' tables on `app`; `who` checks a request's bearer token. Each is JSON, or
+ * with ?format=csv the table `csv` makes of it; `load` gives the body, or what is wrong with the
+ * query (400).
+ */
+export const tableRoutes = (app: App, who: (req: FastifyRequest) => Principal) =>
+  <Q extends TSchema, B>(path: string, description: string, querystring: Q, load: (q: Static<Q>) => Promise<B | string>, csv: (body: B, q: Static<Q>) => { name: string; table: Table }) =>
+    app.get<{ Querystring: Static<Q> }>(path, { schema: { description, querystring, response: { 200: Json, ...errors } } }, async (req, reply) => {
+      mustBeAnalyst(who(req))
+      const body = await load(req.query)
+      if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })
+      if ((req.query as { format?: string }).format !== 'csv') return body
+      const { name, table } = csv(body, req.query)
+      return sendCsv(reply, name, table)
+    })
