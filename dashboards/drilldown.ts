@@ -12,7 +12,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { ID_PATTERN, quoteIdent, quoteString, sensorsByKind, type Influx, type Series } from '../ingest/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
-import { DAY_MS, periodOf, sendCsv, type App, type Table } from './tables.ts'
+import { DAY_MS, periodOf, sendCsv, Time, type App, type Table } from './tables.ts'
 import { errors, Json } from './schemas.ts'
 
 /** A device registered to a policy, and the streams it may send. */
@@ -115,7 +115,6 @@ export const readingsTable = (r: PolicyReadings): Table => ({
   rows: r.series.flatMap((s) => s.points.map(([time, mean]) => [new Date(time).toISOString(), s.deviceId, s.kind, s.field, mean])),
 })
 
-const Time = Type.String({ format: 'date-time' })
 const Name = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z0-9_]{1,64}$', description }))
 const ReadingsQuery = Type.Object({
   from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601; default 7 days before `to`' }),

@@ -23,6 +23,7 @@ import { AuthError, mustBeAnalyst, mustSee, type Principal, type TokenAuthority 
 import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, storedPolicies, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
+import { Time } from './tables.ts'
 import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest, type BacktestResults } from './backtest-page.ts'
@@ -58,7 +59,6 @@ const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8'
 const PolicyId = Type.String({ pattern: ID_PATTERN, description: 'policy id' })
 const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')])
 const PolicyParams = Type.Object({ policy: PolicyId })
-const Time = Type.String({ format: 'date-time', description: 'ISO 8601' })
 const RangeQuery = {
   from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601' }),
   to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601' }),

@@ -59,7 +59,8 @@ export const inPeriod = <B>(q: { from?: string; to?: string }, load: (p: Period)
   return typeof p === 'string' ? Promise.resolve(p) : load(p)
 }
 
-const Time = Type.String({ format: 'date-time' })
+/** A time in a query, ISO 8601. */
+export const Time = Type.String({ format: 'date-time', description: 'ISO 8601' })
 export const Format = Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'json, or csv: the same table as CSV with a header line' }))
 /** The query of a table over the default period. */
 export const PeriodQuery = {
