@@ -5,105 +5,90 @@
  * 1,000 websocket clients (one per policy, in a separate process) follow the feed while scores
  * for their policies are handed to the dashboards server at 10,000 a second in total. Measured:
  * - delivery latency, handed to the server → parsed by the client, p50 and p99, beside the same
- *   messages fanned out by a bare `ws` server (the raw reference: no auth, journal or framework);
- * - ingest throughput (bench:ingest's queue drain) alone, and again while the feed runs in the
- *   same process, as it does in `ubiq start`: the drop is the feed's cost to ingest.
- *
- * The scores are made here, not by scoring: 10,000 scores a second would need far more telemetry
- * than one machine carries. They go through the same server, journal and sockets as real ones.
+ *   messages fanned out by a bare `ws` server in a process of its own (the raw reference: no
+ *   auth, journal or framework);
+ * - ingest throughput (bench:ingest's queue drain) alone, and again while the feed runs beside
+ *   it, as in `ubiq start`: the drop is the feed's cost to ingest. The same drop with the bare
+ *   server instead is the raw reference: on a small machine, the clients' parsing and the socket
+ *   writes take cores that ingest, InfluxDB and Mosquitto would otherwise have.
  */
-import { fork } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { NEVER, Subject } from 'rxjs'
-import { WebSocketServer, type WebSocket } from 'ws'
 import { connectInflux } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
 import { startDashboards, tokenAuthority } from '../dashboards/index.ts'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
 import { drainBench, log, median } from './drain.ts'
+import { CLIENTS, RATE, emitter, policies } from './feed-scores.ts'
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
-const CLIENTS = Number(process.env.BENCH_FEED_CLIENTS ?? 1000)
-const RATE = Number(process.env.BENCH_FEED_RATE ?? 10_000)
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const SECONDS = Number(process.env.BENCH_FEED_SECONDS ?? 10)
 
 const dir = mkdtempSync(join(tmpdir(), 'ubiq-bench-feed-'))
 const broker = await startMosquitto(join(dir, 'mosquitto'))
 const influx = await startInfluxd(join(dir, 'influxdb'))
 const drain = drainBench({ brokerUrl: broker.url, influxUrl: influx.url, dir, devices: 1000, perDevice: Number(process.env.BENCH_PER_DEVICE ?? 100) })
-const policies = Array.from({ length: CLIENTS }, (_, i) => `bench-feed-${i}`)
 log(`Mosquitto ${broker.url}, InfluxDB ${influx.url}; ${CLIENTS} clients, ${RATE} scores/s for ${SECONDS} s, ingest drain of ${drain.messages} messages; ${RUNS} runs`)
 
-/** A score as scoring makes them (reasons and features of the usual size), handed over now. */
-function scoreFor(policyId: string, n: number): Score {
-  const to = performance.timeOrigin + performance.now()
-  const reason = (code: string, label: string, unit: string, value: number, baseline: number, impact: number) => ({ code, label, unit, value, baseline, impact, text: `${label} ${value} ${unit} (typical ${baseline}): ${impact} points` })
-  return {
-    policyId, subject: 'driving', value: 50 + (n % 50), model: 'driving-frequency@2',
-    reasons: [reason('harsh_braking_per_100km', 'harsh braking', 'per 100 km', 4.1, 2, -6), reason('night_share', 'night driving', '% of km', 12, 8, -2), reason('speeding_share', 'speeding', '% of time', 1, 3, 4)],
-    window: { from: to - 30 * 86_400_000, to }, exposure: { days: 30, distance_km: 812 },
-    features: { harsh_braking_per_100km: 4.1, night_share: 0.12, speeding_share: 0.01, km_per_day: 27 },
-  }
-}
-
-/** Hands out `RATE` scores a second, round robin over the policies, until stopped; how many. */
-function emitter(hand: (score: Score) => void): { stop(): number } {
-  const t0 = performance.now()
-  let sent = 0
-  const timer = setInterval(() => {
-    const due = Math.floor(((performance.now() - t0) / 1000) * RATE)
-    for (; sent < due; sent++) hand(scoreFor(policies[sent % CLIENTS]!, sent))
-  }, 2)
-  return { stop: () => (clearInterval(timer), sent) }
-}
-
-/** The clients' process. */
-const clients = fork(fileURLToPath(new URL('./feed-clients.ts', import.meta.url)), { execArgv: ['--import', 'tsx'] })
-const ask = <T>(cmd: object, answer: string) => new Promise<T>((resolve) => {
-  const on = (msg: { type: string }) => msg.type === answer && (clients.off('message', on), resolve(msg as T))
-  clients.on('message', on)
-  clients.send(cmd)
+const script = (name: string) => fileURLToPath(new URL(name, import.meta.url))
+const ask = <T>(child: ChildProcess, cmd: object | undefined, answer: string) => new Promise<T>((resolve) => {
+  const on = (msg: { type: string }) => msg.type === answer && (child.off('message', on), resolve(msg as T))
+  child.on('message', on)
+  if (cmd) child.send(cmd)
 })
+const clients = fork(script('./feed-clients.ts'), { execArgv: ['--import', 'tsx'] })
 type Report = { latencies: number[]; closes: Record<string, number> }
 
-/** The feed's delivery while `during` runs (by default, SECONDS of waiting), through the connected clients. */
-async function deliver(hand: (score: Score) => void, during = () => new Promise((r) => setTimeout(r, SECONDS * 1000))) {
-  await ask({ type: 'start' }, 'started')
-  const cpu0 = process.cpuUsage()
-  const e = emitter(hand)
-  const result = await during()
-  const sent = e.stop()
-  await new Promise((r) => setTimeout(r, 500)) // the last ones in flight
-  const cpu = process.cpuUsage(cpu0)
-  const report = await ask<Report>({ type: 'stop' }, 'report')
-  const sorted = report.latencies.sort((a, b) => a - b)
-  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN
-  // This process's CPU time per message (user + system, µs): the cost of the fan-out.
-  return { sent, delivered: sorted.length, p50: q(0.5), p99: q(0.99), closes: report.closes, result, cpuPerMsg: (cpu.user + cpu.system) / sent }
+/** CPU time (µs) used so far by the feed processes this process's dashboards started (Linux /proc, 100 ticks a second). */
+function feedProcessesCpu(): number {
+  let ticks = 0
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--ubiq-feed-process')) continue
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const [, ppid, ...rest] = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // from field 3, state
+      if (Number(ppid) === process.pid) ticks += Number(rest[9]) + Number(rest[10]) // utime, stime
+    } catch { /* it ended meanwhile */ }
+  }
+  return ticks * 10_000
 }
 
-/** The raw reference: a bare ws server sending each policy's messages to its client. */
-async function rawServer() {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
-  await new Promise((r) => wss.once('listening', r))
-  const byPolicy = new Map<string, WebSocket>()
-  wss.on('connection', (ws, req) => byPolicy.set(new URL(req.url!, 'http://x').searchParams.get('policy')!, ws))
-  let seq = 0
-  const { port } = wss.address() as { port: number }
+/** A feed server under test: where its clients connect, and how it is made to send. */
+interface Server { urls: string[]; start(): Promise<void>; stop(): Promise<{ sent: number; cpuMicros: number }>; close(): Promise<unknown> }
+
+/** The feed's delivery while `during` runs (by default, SECONDS of waiting), through the connected clients. */
+async function deliver(server: Server, during = () => new Promise((r) => setTimeout(r, SECONDS * 1000))) {
+  await ask(clients, { type: 'start' }, 'started')
+  await server.start()
+  const result = await during()
+  const { sent, cpuMicros } = await server.stop()
+  const report = await ask<Report>(clients, { type: 'stop' }, 'report')
+  const sorted = report.latencies.sort((a, b) => a - b)
+  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN
+  // The server's CPU time per message (user + system, µs), making the scores included: the cost of the fan-out.
+  return { sent, delivered: sorted.length, p50: q(0.5), p99: q(0.99), closes: report.closes, result, cpuPerMsg: cpuMicros / sent }
+}
+
+/** The raw reference: a bare ws server in a process of its own, making and sending the same scores. */
+async function rawServer(): Promise<Server> {
+  const child = fork(script('./feed-raw.ts'), { execArgv: ['--import', 'tsx'] })
+  const { urls } = await ask<{ urls: string[] }>(child, undefined, 'listening')
   return {
-    urls: policies.map((p) => `ws://127.0.0.1:${port}/?policy=${p}`),
-    hand: (score: Score) => byPolicy.get(score.policyId)?.send(JSON.stringify({ type: 'score', score, seq: ++seq })),
-    close: () => new Promise((r) => wss.close(r)),
+    urls,
+    start: () => ask(child, { type: 'start' }, 'started'),
+    stop: () => ask(child, { type: 'stop' }, 'stopped'),
+    close: () => new Promise((r) => (child.once('exit', r), child.kill())),
   }
 }
 
-/** ubiq's dashboards server, fed the scores through the stream scoring would feed it. */
-async function ubiqServer() {
+/** ubiq's dashboards server (its feed process beside it), fed the scores through the stream scoring would feed it. */
+async function ubiqServer(): Promise<Server> {
   const scores$ = new Subject<Score>()
   const auth = tokenAuthority('a benchmark secret of at least thirty-two bytes')
   const server = await startDashboards({
@@ -115,45 +100,58 @@ async function ubiqServer() {
     rateLimitPerMinute: 100 * CLIENTS,
   })
   const ws = server.url.replace('http', 'ws')
-  return { urls: policies.map((p) => `${ws}/feed?token=${auth.issue({ role: 'policyholder', policyId: p }, 3600_000)}`), hand: (s: Score) => scores$.next(s), close: () => server.close() }
+  let running: { stop(): number; cpu0: NodeJS.CpuUsage; feedCpu0: number } | undefined
+  return {
+    urls: policies.map((p) => `${ws}/feed?token=${auth.issue({ role: 'policyholder', policyId: p }, 3600_000)}`),
+    start: async () => void (running = { cpu0: process.cpuUsage(), feedCpu0: feedProcessesCpu(), ...emitter((s) => scores$.next(s)) }),
+    async stop() {
+      const sent = running!.stop()
+      await new Promise((r) => setTimeout(r, 500)) // the last ones in flight
+      const cpu = process.cpuUsage(running!.cpu0)
+      return { sent, cpuMicros: cpu.user + cpu.system + feedProcessesCpu() - running!.feedCpu0 }
+    },
+    close: () => server.close(),
+  }
 }
 
 const ms = (x: number) => `${x.toFixed(1)} ms`
 type Delivery = Awaited<ReturnType<typeof deliver>>
-const rows: { raw: Delivery; idle: Delivery; loaded: Delivery; alone: number; withFeed: number }[] = []
+const rows: { raw: Delivery; rawLoaded: Delivery; idle: Delivery; loaded: Delivery; alone: number }[] = []
+const msgs = (d: Delivery) => (d.result as { msgs: number }).msgs
 for (let run = 1; run <= RUNS; run++) {
   const raw = await rawServer()
-  await ask({ type: 'open', urls: raw.urls }, 'ready')
-  const rawResult = await deliver(raw.hand)
-  await ask({ type: 'close' }, 'closed')
+  await ask(clients, { type: 'open', urls: raw.urls }, 'ready')
+  const rawIdle = await deliver(raw)
+  const rawLoaded = await deliver(raw, () => drain.ubiqRun(`feed_raw_${run}`))
+  await ask(clients, { type: 'close' }, 'closed')
   await raw.close()
 
   const ubiq = await ubiqServer()
-  await ask({ type: 'open', urls: ubiq.urls }, 'ready')
-  const idle = await deliver(ubiq.hand)
+  await ask(clients, { type: 'open', urls: ubiq.urls }, 'ready')
+  const idle = await deliver(ubiq)
   const alone = (await drain.ubiqRun(`feed_alone_${run}`)).msgs
-  const loaded = await deliver(ubiq.hand, () => drain.ubiqRun(`feed_loaded_${run}`))
-  await ask({ type: 'close' }, 'closed')
+  const loaded = await deliver(ubiq, () => drain.ubiqRun(`feed_loaded_${run}`))
+  await ask(clients, { type: 'close' }, 'closed')
   await ubiq.close()
-  const withFeed = (loaded.result as { msgs: number }).msgs
-  rows.push({ raw: rawResult, idle, loaded, alone, withFeed })
-  log(`run ${run}/${RUNS}: p99 raw ${ms(rawResult.p99)}, ubiq ${ms(idle.p99)}, ubiq during ingest ${ms(loaded.p99)}; CPU per message raw ${rawResult.cpuPerMsg.toFixed(1)} µs, ubiq ${idle.cpuPerMsg.toFixed(1)} µs; ingest ${alone.toFixed(0)} msg/s alone, ${withFeed.toFixed(0)} with the feed; delivered ${idle.delivered}/${idle.sent}, closes ${JSON.stringify(idle.closes)}`)
+  rows.push({ raw: rawIdle, rawLoaded, idle, loaded, alone })
+  log(`run ${run}/${RUNS}: p99 raw ${ms(rawIdle.p99)}, ubiq ${ms(idle.p99)}, ubiq during ingest ${ms(loaded.p99)}; CPU per message raw ${rawIdle.cpuPerMsg.toFixed(1)} µs, ubiq ${idle.cpuPerMsg.toFixed(1)} µs; ingest ${alone.toFixed(0)} msg/s alone, ${msgs(loaded).toFixed(0)} with ubiq's feed, ${msgs(rawLoaded).toFixed(0)} with the bare server's; delivered ${idle.delivered}/${idle.sent}, closes ${JSON.stringify(idle.closes)}`)
 }
 clients.kill()
 await broker.stop()
 await influx.stop()
 
 const med = (f: (r: typeof rows[0]) => number) => median(rows.map(f))
-const lost = (r: typeof rows[0]) => [r.raw, r.idle, r.loaded].reduce((a, d) => a + d.sent - d.delivered, 0)
-const alone = med((r) => r.alone)
-const withFeed = med((r) => r.withFeed)
+const phases = (r: typeof rows[0]) => [r.raw, r.rawLoaded, r.idle, r.loaded]
+const ratios = (f: (r: typeof rows[0]) => number) => `${med(f).toFixed(2)} (runs ${rows.map((r) => f(r).toFixed(2)).join(', ')})`
 console.log(`
 ubiq feed benchmark: ${CLIENTS} websocket clients, ${RATE} scores/s in total for ${SECONDS} s, median of ${RUNS} runs
-  raw reference  bare ws server, JSON.stringify + send   delivery p50 ${ms(med((r) => r.raw.p50))}, p99 ${ms(med((r) => r.raw.p99))}; server CPU ${med((r) => r.raw.cpuPerMsg).toFixed(1)} µs/message
-  ubiq           /feed: token, journal, seq              delivery p50 ${ms(med((r) => r.idle.p50))}, p99 ${ms(med((r) => r.idle.p99))} (goal p99 ≤ 50 ms); server CPU ${med((r) => r.idle.cpuPerMsg).toFixed(1)} µs/message
-  ubiq           /feed while ingest drains its queue     delivery p50 ${ms(med((r) => r.loaded.p50))}, p99 ${ms(med((r) => r.loaded.p99))}
-  ingest alone                                          ${alone.toFixed(0).padStart(8)} msg/s
-  ingest while the feed runs in the same process        ${withFeed.toFixed(0).padStart(8)} msg/s   ratio ${med((r) => r.withFeed / r.alone).toFixed(2)} (goal ≥ 0.90; median of each run's ratio: ${rows.map((r) => (r.withFeed / r.alone).toFixed(2)).join(', ')})
-  messages not delivered, all runs: ${rows.reduce((a, r) => a + lost(r), 0)}; feed clients cut off: ${rows.reduce((a, r) => a + (r.idle.closes['1013'] ?? 0) + (r.loaded.closes['1013'] ?? 0), 0)}
+  raw reference  bare ws server, own process        delivery p50 ${ms(med((r) => r.raw.p50))}, p99 ${ms(med((r) => r.raw.p99))}; server CPU ${med((r) => r.raw.cpuPerMsg).toFixed(1)} µs/message
+  ubiq           /feed: token, journal, seq         delivery p50 ${ms(med((r) => r.idle.p50))}, p99 ${ms(med((r) => r.idle.p99))} (goal p99 ≤ 50 ms); server CPU ${med((r) => r.idle.cpuPerMsg).toFixed(1)} µs/message (both processes)
+  raw reference  while ingest drains its queue      delivery p50 ${ms(med((r) => r.rawLoaded.p50))}, p99 ${ms(med((r) => r.rawLoaded.p99))}
+  ubiq           while ingest drains its queue      delivery p50 ${ms(med((r) => r.loaded.p50))}, p99 ${ms(med((r) => r.loaded.p99))}
+  ingest alone                                     ${med((r) => r.alone).toFixed(0).padStart(8)} msg/s
+  ingest while ubiq's feed runs                    ${med((r) => msgs(r.loaded)).toFixed(0).padStart(8)} msg/s   ratio ${ratios((r) => msgs(r.loaded) / r.alone)}, goal ≥ 0.90
+  ingest while the bare server sends (raw)         ${med((r) => msgs(r.rawLoaded)).toFixed(0).padStart(8)} msg/s   ratio ${ratios((r) => msgs(r.rawLoaded) / r.alone)}
+  messages not delivered, all runs: ${rows.reduce((a, r) => a + phases(r).reduce((b, d) => b + d.sent - d.delivered, 0), 0)}; feed clients cut off: ${rows.reduce((a, r) => a + phases(r).reduce((b, d) => b + (d.closes['1013'] ?? 0), 0), 0)}
 `)
 process.exit(0)
