@@ -19,6 +19,8 @@ let recording = false
 /** Sockets the server closed while the benchmark ran, by close code. */
 let closes: Record<number, number> = {}
 
+// Ends with the benchmark, however that ends.
+process.on('disconnect', () => process.exit(0))
 process.on('message', async (cmd: Command) => {
   if (cmd.type === 'open') {
     closes = {}

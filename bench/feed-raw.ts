@@ -14,6 +14,8 @@ const byPolicy = new Map<string, WebSocket>()
 wss.on('connection', (ws, req) => byPolicy.set(new URL(req.url!, 'http://x').searchParams.get('policy')!, ws))
 let seq = 0
 let running: { stop(): number; cpu0: NodeJS.CpuUsage } | undefined
+// Ends with the benchmark, however that ends.
+process.on('disconnect', () => process.exit(0))
 process.on('message', (cmd: { type: 'start' | 'stop' }) => {
   if (cmd.type === 'start') {
     running = { cpu0: process.cpuUsage(), ...emitter((score) => byPolicy.get(score.policyId)?.send(JSON.stringify({ type: 'score', score, seq: ++seq }))) }

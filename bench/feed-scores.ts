@@ -1,8 +1,9 @@
 /**
  * bench:feed's scores: made here, not by scoring (10,000 scores a second would need far more
  * telemetry than one machine carries), with reasons and features of the usual size. Each carries
- * the moment it was handed over in `window.to` (a high-resolution wall time), for the clients to
- * measure delivery.
+ * in `window.to` the moment it was due (a high-resolution wall time), for the clients to measure
+ * delivery from: a busy event loop that holds the emitter up shows as latency, as it would hold up
+ * scoring.
  */
 import type { Score } from '../scoring/index.ts'
 
@@ -10,8 +11,7 @@ export const CLIENTS = Number(process.env.BENCH_FEED_CLIENTS ?? 1000)
 export const RATE = Number(process.env.BENCH_FEED_RATE ?? 10_000)
 export const policies = Array.from({ length: CLIENTS }, (_, i) => `bench-feed-${i}`)
 
-export function scoreFor(policyId: string, n: number): Score {
-  const to = performance.timeOrigin + performance.now()
+export function scoreFor(policyId: string, n: number, to: number): Score {
   const reason = (code: string, label: string, unit: string, value: number, baseline: number, impact: number) => ({ code, label, unit, value, baseline, impact, text: `${label} ${value} ${unit} (typical ${baseline}): ${impact} points` })
   return {
     policyId, subject: 'driving', value: 50 + (n % 50), model: 'driving-frequency@2',
@@ -27,7 +27,7 @@ export function emitter(hand: (score: Score) => void): { stop(): number } {
   let sent = 0
   const timer = setInterval(() => {
     const due = Math.floor(((performance.now() - t0) / 1000) * RATE)
-    for (; sent < due; sent++) hand(scoreFor(policies[sent % CLIENTS]!, sent))
+    for (; sent < due; sent++) hand(scoreFor(policies[sent % CLIENTS]!, sent, performance.timeOrigin + t0 + (sent * 1000) / RATE))
   }, 2)
   return { stop: () => (clearInterval(timer), sent) }
 }

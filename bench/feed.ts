@@ -7,13 +7,13 @@
  * - delivery latency, handed to the server → parsed by the client, p50 and p99, beside the same
  *   messages fanned out by a bare `ws` server in a process of its own (the raw reference: no
  *   auth, journal or framework);
- * - ingest throughput (bench:ingest's queue drain) alone, and again while the feed runs beside
- *   it, as in `ubiq start`: the drop is the feed's cost to ingest. The same drop with the bare
+ * - ingest throughput (bench:ingest's queue drain) alone, and again while the feed runs in the
+ *   same process, as in `ubiq start`: the drop is the feed's cost to ingest. The same drop with the bare
  *   server instead is the raw reference: on a small machine, the clients' parsing and the socket
  *   writes take cores that ingest, InfluxDB and Mosquitto would otherwise have.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -45,20 +45,6 @@ const ask = <T>(child: ChildProcess, cmd: object | undefined, answer: string) =>
 const clients = fork(script('./feed-clients.ts'), { execArgv: ['--import', 'tsx'] })
 type Report = { latencies: number[]; closes: Record<string, number> }
 
-/** CPU time (µs) used so far by the feed processes this process's dashboards started (Linux /proc, 100 ticks a second). */
-function feedProcessesCpu(): number {
-  let ticks = 0
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--ubiq-feed-process')) continue
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const [, ppid, ...rest] = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // from field 3, state
-      if (Number(ppid) === process.pid) ticks += Number(rest[9]) + Number(rest[10]) // utime, stime
-    } catch { /* it ended meanwhile */ }
-  }
-  return ticks * 10_000
-}
-
 /** A feed server under test: where its clients connect, and how it is made to send. */
 interface Server { urls: string[]; start(): Promise<void>; stop(): Promise<{ sent: number; cpuMicros: number }>; close(): Promise<unknown> }
 
@@ -87,7 +73,7 @@ async function rawServer(): Promise<Server> {
   }
 }
 
-/** ubiq's dashboards server (its feed process beside it), fed the scores through the stream scoring would feed it. */
+/** ubiq's dashboards server, fed the scores through the stream scoring would feed it, in this process, as in `ubiq start`. */
 async function ubiqServer(): Promise<Server> {
   const scores$ = new Subject<Score>()
   const auth = tokenAuthority('a benchmark secret of at least thirty-two bytes')
@@ -100,15 +86,15 @@ async function ubiqServer(): Promise<Server> {
     rateLimitPerMinute: 100 * CLIENTS,
   })
   const ws = server.url.replace('http', 'ws')
-  let running: { stop(): number; cpu0: NodeJS.CpuUsage; feedCpu0: number } | undefined
+  let running: { stop(): number; cpu0: NodeJS.CpuUsage } | undefined
   return {
     urls: policies.map((p) => `${ws}/feed?token=${auth.issue({ role: 'policyholder', policyId: p }, 3600_000)}`),
-    start: async () => void (running = { cpu0: process.cpuUsage(), feedCpu0: feedProcessesCpu(), ...emitter((s) => scores$.next(s)) }),
+    start: async () => void (running = { cpu0: process.cpuUsage(), ...emitter((s) => scores$.next(s)) }),
     async stop() {
       const sent = running!.stop()
       await new Promise((r) => setTimeout(r, 500)) // the last ones in flight
       const cpu = process.cpuUsage(running!.cpu0)
-      return { sent, cpuMicros: cpu.user + cpu.system + feedProcessesCpu() - running!.feedCpu0 }
+      return { sent, cpuMicros: cpu.user + cpu.system }
     },
     close: () => server.close(),
   }
@@ -146,7 +132,7 @@ const ratios = (f: (r: typeof rows[0]) => number) => `${med(f).toFixed(2)} (runs
 console.log(`
 ubiq feed benchmark: ${CLIENTS} websocket clients, ${RATE} scores/s in total for ${SECONDS} s, median of ${RUNS} runs
   raw reference  bare ws server, own process        delivery p50 ${ms(med((r) => r.raw.p50))}, p99 ${ms(med((r) => r.raw.p99))}; server CPU ${med((r) => r.raw.cpuPerMsg).toFixed(1)} µs/message
-  ubiq           /feed: token, journal, seq         delivery p50 ${ms(med((r) => r.idle.p50))}, p99 ${ms(med((r) => r.idle.p99))} (goal p99 ≤ 50 ms); server CPU ${med((r) => r.idle.cpuPerMsg).toFixed(1)} µs/message (both processes)
+  ubiq           /feed: token, journal, seq         delivery p50 ${ms(med((r) => r.idle.p50))}, p99 ${ms(med((r) => r.idle.p99))} (goal p99 ≤ 50 ms); server CPU ${med((r) => r.idle.cpuPerMsg).toFixed(1)} µs/message
   raw reference  while ingest drains its queue      delivery p50 ${ms(med((r) => r.rawLoaded.p50))}, p99 ${ms(med((r) => r.rawLoaded.p99))}
   ubiq           while ingest drains its queue      delivery p50 ${ms(med((r) => r.loaded.p50))}, p99 ${ms(med((r) => r.loaded.p99))}
   ingest alone                                     ${med((r) => r.alone).toFixed(0).padStart(8)} msg/s

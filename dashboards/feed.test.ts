@@ -2,18 +2,17 @@
  * The feed's journal and its sockets under load (issue #7): `seq` stays with the clock however
  * many policies share a millisecond, replays are exact or say they are not, and a client that
  * stops reading is cut off (1013) instead of piling its messages up in the server, while a client
- * that reads on gets everything; a feed process that dies is started again.
+ * that reads on gets everything.
  */
-import { readdirSync, readFileSync } from 'node:fs'
 import t from 'tap'
 import { Registry } from 'prom-client'
 import { NEVER, Subject } from 'rxjs'
 import WebSocket from 'ws'
 import { connectInflux } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
-import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
+import { feedJournal, type FeedMessage } from './feed.ts'
 import { startDashboards, tokenAuthority } from './index.ts'
-import { startServices, testLogger, type Teardown } from '../test/harness.ts'
+import { startServices, testLogger } from '../test/harness.ts'
 
 const score = (policyId: string, value: number, padding = 0): Score => ({
   policyId, subject: 'driving', value, model: 'test@1',
@@ -48,8 +47,7 @@ t.test('the journal: seq per policy stays with the clock, replays are exact or r
   t.same(journal.replay('p1').messages.map((m) => m.type === 'score' && m.score.value), [3], 'without since: the standing')
 })
 
-/** A dashboards server fed by `scores$`, and feed clients of it. */
-async function serve(t: Teardown, feedMaxBufferedBytes?: number) {
+t.test('a client that stops reading is cut off with 1013; one that reads gets everything', async (t) => {
   const services = await startServices(t)
   const scores$ = new Subject<Score>()
   const metrics = new Registry()
@@ -58,36 +56,21 @@ async function serve(t: Teardown, feedMaxBufferedBytes?: number) {
     scores$, events$: NEVER, premiums$: NEVER,
     influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed', retentionPolicy: 'autogen' }),
     auth, metrics, deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
-    logger: testLogger(), host: '127.0.0.1', port: 0, feedMaxBufferedBytes,
+    logger: testLogger(), host: '127.0.0.1', port: 0, feedMaxBufferedBytes: 64 * 1024,
   })
   t.teardown(() => server.close())
-  const connect = (policyId: string, since?: number) => {
-    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/feed?token=${auth.issue({ role: 'policyholder', policyId }, 600_000)}${since === undefined ? '' : `&since=${since}`}`)
-    const messages: (FeedMessage | FeedNotice)[] = []
+  const connect = (policyId: string) => {
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/feed?token=${auth.issue({ role: 'policyholder', policyId }, 600_000)}`)
     const got: number[] = []
-    ws.on('message', (data) => {
-      const msg = JSON.parse(String(data)) as FeedMessage | FeedNotice
-      messages.push(msg)
-      if (msg.type === 'score') got.push(msg.score.value)
-    })
-    return {
-      ws, got, messages,
-      opened: new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject))),
-      closed: new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: String(reason) }))),
-    }
+    ws.on('message', (data) => got.push((JSON.parse(String(data)) as { score: Score }).score.value))
+    return { ws, got, opened: new Promise((r) => ws.once('open', r)), closed: new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: String(reason) }))) }
   }
-  const metric = async (name: string) => Number((await metrics.getSingleMetricAsString(name)).trim().split(' ').at(-1))
-  return { scores$, connect, metric }
-}
-
-t.test('a client that stops reading is cut off with 1013; one that reads gets everything', async (t) => {
-  const { scores$, connect, metric } = await serve(t, 64 * 1024)
   const slow = connect('slow')
   const reader = connect('reader')
   await Promise.all([slow.opened, reader.opened])
   // The slow client's phone stops taking data off its socket.
   ;(slow.ws as unknown as { _socket: { pause(): void } })._socket.pause()
-  const cutOff = () => metric('ubiq_feed_clients_cut_off_total')
+  const cutOff = async () => Number((await metrics.getSingleMetricAsString('ubiq_feed_clients_cut_off_total')).trim().split(' ').at(-1))
 
   // 4 KiB scores until the server gives up on the slow client (the kernel's socket buffers take
   // some MB first); the reader gets one after each of its own.
@@ -112,48 +95,4 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
   t.equal(reader.ws.readyState, WebSocket.OPEN, 'and stays connected')
   reader.ws.close()
   await reader.closed
-})
-
-/** The pid of the feed process this test process's server started (Linux /proc). */
-function feedProcess(): number | undefined {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--ubiq-feed-process')) return Number(pid)
-    } catch { /* it ended meanwhile */ }
-  }
-}
-
-t.test('a feed process that dies is started again; its clients reconnect and are told of the gap', async (t) => {
-  const { scores$, connect, metric } = await serve(t)
-  const first = connect('p1')
-  await first.opened
-  for (let i = 1; i <= 3; i++) scores$.next(score('p1', i))
-  while (first.got.length < 3) await new Promise((r) => setTimeout(r, 10))
-  const last = (first.messages.at(-1) as FeedMessage).seq
-  t.equal(await metric('ubiq_feed_clients'), 1, 'the feed process counts its client')
-
-  const pid = feedProcess()
-  t.ok(pid, 'the feed runs in a process of its own')
-  process.kill(pid!, 'SIGKILL')
-  t.equal((await first.closed).code, 1006, "the client loses its socket with the feed process")
-
-  // It reconnects from where it was, as a phone would, until the new feed process takes it.
-  let again: ReturnType<typeof connect>
-  for (;;) {
-    again = connect('p1', last)
-    if (await again.opened.then(() => true, () => false)) break
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  t.not(feedProcess(), pid, 'a new feed process serves it')
-  while (again.messages.length < 1) await new Promise((r) => setTimeout(r, 10))
-  t.match(again.messages[0], { type: 'gap', since: last, reason: 'the service restarted since then' }, 'it is told that what came since may be missing')
-  scores$.next(score('p1', 4))
-  while (again.got.length < 1) await new Promise((r) => setTimeout(r, 10))
-  t.same(again.got, [4], 'and gets the new scores')
-  t.ok((again.messages.at(-1) as FeedMessage).seq > last, 'with seq after the last it saw')
-  t.equal(await metric('ubiq_feed_clients'), 1, "the metrics are the new feed process's")
-  again.ws.close()
-  await again.closed
 })

@@ -17,8 +17,8 @@
 import type { PremiumAdjustment } from '../pricing/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 
-export type FeedBody = { type: 'score'; score: Score } | { type: 'event'; event: PolicyEvent } | { type: 'premium'; premium: PremiumAdjustment }
-export type FeedMessage = FeedBody & { seq: number }
+type Body = { type: 'score'; score: Score } | { type: 'event'; event: PolicyEvent } | { type: 'premium'; premium: PremiumAdjustment }
+export type FeedMessage = Body & { seq: number }
 
 /** What the feed says about itself, outside the stream of messages. */
 export type FeedNotice =
@@ -37,7 +37,7 @@ interface PolicyFeed {
 
 export interface FeedJournal {
   /** Adds a message to its policy's feed and hands it to the listeners. */
-  append(policyId: string, body: FeedBody): FeedMessage
+  append(policyId: string, body: Body): FeedMessage
   /**
    * What a client should get when it (re)connects: from `since` (exclusive) everything kept, or,
    * without `since`, the policy's standing. `gap` when messages after `since` may be missing.

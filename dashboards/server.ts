@@ -8,10 +8,9 @@
  * per client address, and nothing a route logs names a policy's values.
  */
 import { readFileSync } from 'node:fs'
-import { ServerResponse, type IncomingMessage } from 'node:http'
-import type { Socket } from 'node:net'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
+import websocket from '@fastify/websocket'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
@@ -21,8 +20,7 @@ import { ID_PATTERN, type DeviceClock, type Influx, type Subject } from '../inge
 import { WhatIfError, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type Principal, type TokenAuthority } from './auth.ts'
-import type { FeedMessage, FeedNotice } from './feed.ts'
-import { startFeedProcess, type FeedGrant, type FeedStats } from './feed-process.ts'
+import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, storedPolicies, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
 import { Time } from './tables.ts'
@@ -88,36 +86,18 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     },
   })
   await app.register(rateLimit, { max: deps.rateLimitPerMinute ?? 600, timeWindow: 60_000 })
+  await app.register(websocket, { options: { maxPayload: 1024 } })
 
-  const feed = startFeedProcess(deps.logger, deps.feedMaxBufferedBytes ?? 1024 * 1024)
+  const journal = feedJournal()
+  const feedClients = new Gauge({ name: 'ubiq_feed_clients', help: 'Feed websockets open', registers: [deps.metrics] })
+  const feedSent = new Counter({ name: 'ubiq_feed_messages_sent_total', help: 'Messages sent to feed clients (replays included)', registers: [deps.metrics] })
+  const feedCutOff = new Counter({ name: 'ubiq_feed_clients_cut_off_total', help: 'Feed clients closed (1013) for not taking their messages off the socket', registers: [deps.metrics] })
+  const maxBuffered = deps.feedMaxBufferedBytes ?? 1024 * 1024
   const subs: Subscription[] = [
-    deps.scores$.subscribe((score) => feed.append(score.policyId, { type: 'score', score })),
-    deps.events$.subscribe((event) => feed.append(event.policyId, { type: 'event', event })),
-    deps.premiums$.subscribe((premium) => feed.append(premium.policyId, { type: 'premium', premium })),
+    deps.scores$.subscribe((score) => journal.append(score.policyId, { type: 'score', score })),
+    deps.events$.subscribe((event) => journal.append(event.policyId, { type: 'event', event })),
+    deps.premiums$.subscribe((premium) => journal.append(premium.policyId, { type: 'premium', premium })),
   ]
-  // The feed's figures are the feed process's, asked for when metrics are read.
-  let feedStats: Promise<FeedStats> | undefined
-  const askStats = () => (feedStats ??= feed.stats().finally(() => (feedStats = undefined)))
-  new Gauge({ name: 'ubiq_feed_clients', help: 'Feed websockets open', registers: [deps.metrics], async collect() { this.set((await askStats()).clients) } })
-  const total = (name: string, help: string, of: (s: FeedStats) => number) => {
-    let counted = 0
-    new Counter({ name, help, registers: [deps.metrics], async collect() { const n = of(await askStats()); this.inc(Math.max(0, n - counted)); counted = n } })
-  }
-  total('ubiq_feed_messages_sent_total', 'Messages sent to feed clients (replays included)', (s) => s.sent)
-  total('ubiq_feed_clients_cut_off_total', 'Feed clients closed (1013) for not taking their messages off the socket', (s) => s.cutOff)
-
-  // A websocket upgrade goes through fastify's routing like any request (rate limit, query
-  // validation), with the socket kept aside for the /feed route to hand to the feed process.
-  const upgrades = new WeakMap<IncomingMessage, { socket: Socket; head: Buffer }>()
-  app.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    socket.on('error', () => socket.destroy())
-    upgrades.set(req, { socket, head })
-    const res = new ServerResponse(req)
-    res.assignSocket(socket)
-    app.routing(req, res)
-  })
-  // An upgrade answered here (400, 429, 426) ends with its response.
-  app.addHook('onResponse', async (req) => upgrades.get(req.raw)?.socket.destroy())
 
   const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
   const who = (req: FastifyRequest): Principal => deps.auth.verify(bearer(req))
@@ -153,14 +133,14 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   app.get('/api/v1/policies', { schema: { description: 'Every policy with a score or premium (analyst token)', response: { 200: Json, ...errors } } }, async (req) => {
     mustBeAnalyst(who(req))
     // Stored ones, and those whose first lines are still on their way to InfluxDB.
-    return { policies: [...new Set([...(await storedPolicies(deps.influx)), ...(await feed.policies())])].sort() }
+    return { policies: [...new Set([...(await storedPolicies(deps.influx)), ...journal.policies()])].sort() }
   })
   registerPortfolio(app, deps.influx, who)
   registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)
   registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics }, who)
-  policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, async (policyId, _q, _req, reply) => {
-    const messages = await feed.standing(policyId)
+  policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, (policyId, _q, _req, reply) => {
+    const { messages } = journal.replay(policyId)
     if (messages.length === 0) return notFound(reply, 'unknown_policy', `no score yet for policy ${policyId}`)
     const scores: Partial<Record<Subject, Score>> = {}
     const premiums: Partial<Record<Subject, PremiumAdjustment>> = {}
@@ -195,25 +175,47 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   })
 
   app.get<{ Querystring: Static<typeof FeedQuery> }>('/feed', {
-    schema: { description: "The live feed, a websocket: the policy's scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy; 1013 the client is not keeping up (reconnect with ?since=)", security: [], querystring: FeedQuery, response: { 426: errors[400] } },
-  }, (req, reply) => {
-    const upgrade = upgrades.get(req.raw)
-    if (!upgrade) return reply.code(426).header('upgrade', 'websocket').send({ error: 'upgrade_required', message: 'the feed is a websocket: connect with Upgrade: websocket' })
-    reply.hijack()
-    upgrades.delete(req.raw)
-    // A refusal is a close code on the opened socket: a browser cannot read an HTTP status there.
-    let grant: FeedGrant
+    websocket: true,
+    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy', querystring: FeedQuery },
+  }, (socket, req) => {
+    let unsubscribe = () => {}
+    const send = (msg: FeedMessage | FeedNotice) => {
+      // A client that does not read (a stalled phone, a slow link) would otherwise hold every
+      // message since in server memory: cut it off; it comes back with ?since= and replays.
+      if (socket.bufferedAmount > maxBuffered) {
+        if (socket.readyState !== socket.OPEN) return
+        unsubscribe()
+        feedCutOff.inc()
+        return socket.close(1013, 'the client is not keeping up: reconnect with ?since=')
+      }
+      socket.send(JSON.stringify(msg))
+      feedSent.inc()
+    }
+    let policyId: string, expiresAt: number
     try {
       const principal = deps.auth.verify(req.query.token)
-      const policyId = req.query.policy ?? (principal.role === 'policyholder' ? principal.policyId : '')
+      expiresAt = principal.expiresAt
+      policyId = req.query.policy ?? (principal.role === 'policyholder' ? principal.policyId : '')
       if (!policyId) throw new AuthError('forbidden', 'an analyst names the policy to follow: ?policy=ID')
       mustSee(principal, policyId)
-      grant = { policyId, since: req.query.since, expiresAt: principal.expiresAt }
     } catch (err) {
-      if (!(err instanceof AuthError)) throw err
-      grant = { refuse: { code: err.closeCode, reason: err.message } }
+      if (err instanceof AuthError) return socket.close(err.closeCode, err.message)
+      throw err
     }
-    feed.connect(req.raw, upgrade.socket, upgrade.head, grant)
+    const { gap, messages } = journal.replay(policyId, req.query.since)
+    if (gap) send(gap)
+    messages.forEach(send)
+    // Replay and subscription in one synchronous step: no message can fall between them.
+    unsubscribe = journal.subscribe(policyId, send)
+    feedClients.inc()
+    // A token that expires closes the feed it opened (timers hold at most 2^31 - 1 ms).
+    const expiry = setTimeout(() => socket.close(4401, 'the token has expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1))
+    socket.on('message', () => send({ type: 'error', reason: 'the feed is read-only: clients send nothing' }))
+    socket.on('close', () => {
+      clearTimeout(expiry)
+      unsubscribe()
+      feedClients.dec()
+    })
   })
 
   const address = await app.listen({ host: deps.host, port: deps.port })
@@ -221,8 +223,6 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     url: address,
     async close() {
       subs.forEach((s) => s.unsubscribe())
-      // The feed first: its clients are told the service is stopping before the server goes.
-      await feed.close()
       await app.close()
     },
   }

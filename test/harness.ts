@@ -13,7 +13,7 @@ import { fleetRegistry, type SimVehicle } from '../edge-sim/index.ts'
 import { deviceRegistry, type Series } from '../ingest/index.ts'
 
 /** The part of a tap Test the harness needs (teardown registration). */
-export interface Teardown {
+interface Teardown {
   teardown(fn: () => unknown): void
 }
 
