@@ -4,13 +4,14 @@
  *
  * 1,000 websocket clients (one per policy, in a separate process) follow the feed while scores
  * for their policies are handed to the dashboards server at 10,000 a second in total. Measured:
- * - delivery latency, handed to the server → parsed by the client, p50 and p99, beside the same
+ * - delivery latency, due (feed-scores.ts) → parsed by the client, p50 and p99, beside the same
  *   messages fanned out by a bare `ws` server in a process of its own (the raw reference: no
  *   auth, journal or framework);
  * - ingest throughput (bench:ingest's queue drain) alone, and again while the feed runs in the
- *   same process, as in `ubiq start`: the drop is the feed's cost to ingest. The same drop with the bare
- *   server instead is the raw reference: on a small machine, the clients' parsing and the socket
- *   writes take cores that ingest, InfluxDB and Mosquitto would otherwise have.
+ *   same process, as in `ubiq start`: the drop is the feed's cost to ingest. The same drop with
+ *   the bare server sending instead is the raw reference: on a small machine, the clients'
+ *   parsing and the socket writes take cores that ingest, InfluxDB and Mosquitto would otherwise
+ *   have.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'

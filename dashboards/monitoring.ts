@@ -229,7 +229,6 @@ export function histogramQuantile(buckets: readonly Bucket[], q: number): number
 type Metrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
 const metric = (m: Metrics, name: string) => m.find((x) => x.name === name)?.values ?? []
 const total = (m: Metrics, name: string) => metric(m, name).reduce((n, v) => n + v.value, 0)
-const TOTALS = ['ubiq_ingest_messages_received_total', 'ubiq_ingest_messages_stored_total', 'ubiq_ingest_messages_rejected_total', 'ubiq_ingest_duplicates_total']
 const totalsOf = (m: Metrics): IngestTotals => ({
   received: total(m, 'ubiq_ingest_messages_received_total'),
   stored: total(m, 'ubiq_ingest_messages_stored_total'),
@@ -307,10 +306,7 @@ export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Re
   const samples: { at: number; totals: IngestTotals }[] = []
   const sample = async () => {
     try {
-      // Only the counters it needs: collecting the whole registry would also ask the feed process.
-      const at = Date.now()
-      const counters = await Promise.all(TOTALS.map((name) => deps.metrics.getSingleMetric(name)?.get()))
-      samples.push({ at, totals: totalsOf(counters.filter((c) => c !== undefined) as Metrics) })
+      samples.push({ at: Date.now(), totals: totalsOf(await deps.metrics.getMetricsAsJSON()) })
       if (samples.length > WINDOW_MS / SAMPLE_MS + 1) samples.shift()
     } catch (err) {
       app.log.error({ err: (err as Error).message }, 'monitoring: cannot sample the metrics')

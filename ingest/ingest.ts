@@ -65,8 +65,6 @@ export function startIngest(deps: IngestDeps): Ingest {
   const clocks = clockTracker()
   const counters = ingestCounters(deps.metrics, deps.journal, clocks)
   const messages = new RxSubject<Message>()
-  // Every message goes through the whole synchronous chain below (decode, dedupe, journal) before
-  // its PUBACK: once acknowledged, it is in the journal or was rejected (journal.ts).
   // A backlog (a persistent session's queue after an outage) arrives megabytes at a time, and
   // mqtt.js handles the packets of a read one after another without going back to the event loop:
   // in bench:feed's queue drain a turn took 0.6-0.9 s, with REST, the feed, health checks and
@@ -81,6 +79,8 @@ export function startIngest(deps: IngestDeps): Ingest {
     if (now - turnStart < TURN_MS) done()
     else setImmediate(done)
   }
+  // Every message goes through the whole synchronous chain below (decode, dedupe, journal) before
+  // its PUBACK: once acknowledged, it is in the journal or was rejected (journal.ts).
   client.handleMessage = (packet, done) => {
     messages.next({ topic: packet.topic, payload: Buffer.from(packet.payload), receivedAt: Date.now() })
     if (deps.journal.pending <= deps.backpressure.stopAt) return next(done)
