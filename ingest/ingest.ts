@@ -53,8 +53,25 @@ interface Message {
   receivedAt: number
 }
 
-/** The longest ingest handles messages before letting the event loop go round (ms). */
-const TURN_MS = 10
+/**
+ * Calls `done` at once until a turn of the event loop has lasted `turnMs`, then on the next turn.
+ * A backlog (a persistent session's queue after an outage) arrives megabytes at a time, and
+ * mqtt.js handles the packets of a read one after another without going back to the event loop:
+ * in bench:feed's queue drain a turn took 0.6-0.9 s, with REST, the feed, health checks and
+ * InfluxDB's answers waiting. Deferring a message's `done` holds the next one back until then.
+ */
+export function turnLimiter(turnMs: number, now: () => number = () => performance.now()): (done: () => void) => void {
+  let turnStart: number | undefined
+  return (done) => {
+    const t = now()
+    if (turnStart === undefined) {
+      turnStart = t
+      setImmediate(() => (turnStart = undefined))
+    }
+    if (t - turnStart < turnMs) done()
+    else setImmediate(done)
+  }
+}
 
 /** Sets ingest up; nothing flows before `connect()`. readings$ is hot and shared. */
 export function startIngest(deps: IngestDeps): Ingest {
@@ -65,20 +82,7 @@ export function startIngest(deps: IngestDeps): Ingest {
   const clocks = clockTracker()
   const counters = ingestCounters(deps.metrics, deps.journal, clocks)
   const messages = new RxSubject<Message>()
-  // A backlog (a persistent session's queue after an outage) arrives megabytes at a time, and
-  // mqtt.js handles the packets of a read one after another without going back to the event loop:
-  // in bench:feed's queue drain a turn took 0.6-0.9 s, with REST, the feed, health checks and
-  // InfluxDB's answers waiting. After TURN_MS of messages, let the event loop go round first.
-  let turnStart: number | undefined
-  const next = (done: () => void) => {
-    const now = performance.now()
-    if (turnStart === undefined) {
-      turnStart = now
-      setImmediate(() => (turnStart = undefined))
-    }
-    if (now - turnStart < TURN_MS) done()
-    else setImmediate(done)
-  }
+  const next = turnLimiter(10)
   // Every message goes through the whole synchronous chain below (decode, dedupe, journal) before
   // its PUBACK: once acknowledged, it is in the journal or was rejected (journal.ts).
   client.handleMessage = (packet, done) => {
