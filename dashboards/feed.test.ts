@@ -5,6 +5,7 @@
  * that reads on gets everything.
  */
 import t from 'tap'
+import pino from 'pino'
 import { Registry } from 'prom-client'
 import { NEVER, Subject } from 'rxjs'
 import WebSocket from 'ws'
@@ -12,7 +13,7 @@ import { connectInflux } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
 import { feedJournal, type FeedMessage } from './feed.ts'
 import { startDashboards, tokenAuthority } from './index.ts'
-import { startServices, testLogger } from '../test/harness.ts'
+import { startServices } from '../test/harness.ts'
 
 const score = (policyId: string, value: number, padding = 0): Score => ({
   policyId, subject: 'driving', value, model: 'test@1',
@@ -47,8 +48,10 @@ t.test('the journal: seq per policy stays with the clock, replays are exact or r
   t.same(journal.replay('p1').messages.map((m) => m.type === 'score' && m.score.value), [3], 'without since: the standing')
 })
 
-t.test('a client that stops reading is cut off with 1013; one that reads gets everything', async (t) => {
+t.test('a client that stops reading is cut off with 1013; one that reads gets everything; one that sends too much, 1009', async (t) => {
   const services = await startServices(t)
+  const logged: { level: number; msg: string; code?: string }[] = []
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logged.push(JSON.parse(line)) })
   const scores$ = new Subject<Score>()
   const metrics = new Registry()
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
@@ -56,7 +59,7 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
     scores$, events$: NEVER, premiums$: NEVER,
     influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed', retentionPolicy: 'autogen' }),
     auth, metrics, deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
-    logger: testLogger(), host: '127.0.0.1', port: 0, feedMaxBufferedBytes: 64 * 1024,
+    logger, host: '127.0.0.1', port: 0, feedMaxBufferedBytes: 64 * 1024,
   })
   t.teardown(() => server.close())
   const connect = (policyId: string) => {
@@ -93,6 +96,10 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
   while (reader.got.length < readerSent) await new Promise((r) => setTimeout(r, 10))
   t.equal(reader.got.length, readerSent, 'the reading client got every one of its scores')
   t.equal(reader.ws.readyState, WebSocket.OPEN, 'and stays connected')
-  reader.ws.close()
-  await reader.closed
+
+  // A client sends more than the 1 KiB maxPayload: its fault, told with a close code, logged at debug.
+  reader.ws.send('x'.repeat(5000))
+  t.equal((await reader.closed).code, 1009, 'a message over 1 KiB: closed with 1009 (message too big)')
+  t.match(logged.filter((l) => l.level === 20), [{ msg: /broke the websocket protocol/, code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' }], 'logged at debug, with the reason code')
+  t.same(logged.filter((l) => l.level >= 50), [], 'and not as an error of the service')
 })

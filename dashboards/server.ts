@@ -86,7 +86,16 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     },
   })
   await app.register(rateLimit, { max: deps.rateLimitPerMinute ?? 600, timeWindow: 60_000 })
-  await app.register(websocket, { options: { maxPayload: 1024 } })
+  await app.register(websocket, {
+    options: { maxPayload: 1024 },
+    // A client breaking the protocol (a message over maxPayload, a bad frame) has been told with a
+    // close code: not the service's error, and anyone could fill the error log with them.
+    errorHandler(err: Error & { code?: string }, socket) {
+      if (err.code?.startsWith('WS_ERR_')) deps.logger.debug({ code: err.code }, 'dashboards: a feed client broke the websocket protocol')
+      else deps.logger.error({ err: err.message }, 'dashboards: feed connection failed')
+      socket.terminate()
+    },
+  })
 
   const journal = feedJournal()
   const feedClients = new Gauge({ name: 'ubiq_feed_clients', help: 'Feed websockets open', registers: [deps.metrics] })
