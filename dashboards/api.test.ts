@@ -73,6 +73,12 @@ t.test('dashboards: tokens, the feed resuming, history, OpenAPI, limits', async 
     const what = await fetch(`${url}/api/v1/policies/${a.policyId}/what-if/driving`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token(b.policyId)}` }, body: '{"set":{"night_share":0}}' })
     t.equal(what.status, 403, "the simulator on another policy's score: 403")
     t.equal((await get('/healthz')).status, 200, 'health has no data and needs no token')
+    const badQuery = `/api/v1/policies/${a.policyId}/scores?limit=0`
+    t.equal((await get(badQuery)).status, 401, 'a bad query without a token: 401, not a 400 that describes the route')
+    t.equal((await get('/api/v1/portfolio/scores?nonsense=1')).status, 401, 'the same on an analyst route')
+    t.equal((await get(badQuery, token(a.policyId))).status, 400, 'with a token that opens it: 400')
+    t.equal((await get('/analyst')).status, 200, 'the pages hold no data and need no token')
+    t.equal((await get('/no/such/page')).status, 404, 'a path that is not there: 404, token or not')
   })
 
   // Two policies drive trip after trip: a score, maybe events, and a premium after each.

@@ -110,6 +110,13 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
 
   const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
   const who = (req: FastifyRequest): Principal => deps.auth.verify(bearer(req))
+  // Who asks is settled before what is asked is checked: without a valid token a request gets a
+  // 401, never a 400 that describes the route. Pages, assets and health are public (hidden from
+  // the OpenAPI document or declared without security); the feed answers with close codes.
+  app.addHook('preValidation', async (req) => {
+    const schema = req.routeOptions.schema as { hide?: boolean; security?: unknown[] } | undefined
+    if (req.routeOptions.url !== undefined && !schema?.hide && schema?.security?.length !== 0) who(req)
+  })
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
     if (err instanceof AuthError) {
       if (err.status === 401) reply.header('www-authenticate', `Bearer error="${err.reason === 'forbidden' ? 'insufficient_scope' : 'invalid_token'}"`)
@@ -185,7 +192,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
 
   app.get<{ Querystring: Static<typeof FeedQuery> }>('/feed', {
     websocket: true,
-    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy', querystring: FeedQuery },
+    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. The token goes in ?token= (browsers cannot set headers on a websocket). Close codes: 4401 no, bad or expired token; 4403 another policy', security: [], querystring: FeedQuery },
   }, (socket, req) => {
     let unsubscribe = () => {}
     const send = (msg: FeedMessage | FeedNotice) => {
