@@ -1,5 +1,6 @@
 import t from 'tap'
-import { connectInflux, toLine } from './index.ts'
+import { of } from 'rxjs'
+import { connectInflux, readingsFromSeries, storeReadings, toLine, type Reading } from './index.ts'
 import { startServices } from '../test/harness.ts'
 import { freePort } from '../bin/local-services.ts'
 
@@ -47,4 +48,21 @@ t.test('flush() waits for the batches the client sent on its own, not only for w
 t.test('an unreachable InfluxDB is a startup error naming the problem', async (t) => {
   const url = `http://127.0.0.1:${await freePort()}` // nothing listens there
   await t.rejects(connectInflux({ api: 'v1', url, database: 'x', retentionPolicy: 'autogen' }), { message: `cannot reach InfluxDB at ${url}: ECONNREFUSED` })
+})
+
+t.test("a crash window (the device's ring buffer resent at full rate) is stored beside the regular batches of the same seconds, not over them", async (t) => {
+  const services = await startServices(t)
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_window_test', retentionPolicy: 'autogen' })
+  const ts = Date.UTC(2026, 0, 1)
+  const batch = (seq: number, hz: number): Reading => ({
+    deviceId: 'car-1', policyId: 'pol-1', kind: 'imu', subject: 'driving', seq, ts, receivedAt: ts, fields: { rate_hz: hz },
+    samples: Array.from({ length: hz }, (_, i) => [i, seq, 0, 0, 0, 0]),
+  })
+  // The second as the device sent it at 25 Hz, then again at 100 Hz in the crash window.
+  of(batch(1, 25), batch(2, 100)).pipe(storeReadings((lines) => influx.write(lines))).subscribe()
+  await influx.flush()
+  const back = readingsFromSeries(await influx.query("SELECT * FROM imu WHERE device_id = 'car-1'"), 'pol-1')
+  t.same(back.map((r) => [r.seq, r.samples!.length]), [[1, 25], [2, 100]], 'both messages read back whole: 25 and 100 samples')
+  t.same(back.map((r) => ({ ...r, fields: r.fields })), [batch(1, 25), batch(2, 100)], 'as the readings they were')
+  await influx.close()
 })

@@ -213,8 +213,10 @@ export function storeReadings(store: (lines: string[]) => void): OperatorFunctio
     const tags = { device_id: r.deviceId }
     if (r.samples) {
       // Up to hundreds of rows a message, ingest's hottest loop: plain concatenation, the shared
-      // part of each line built once, the column names once per kind.
-      const prefix = linePrefix(r.kind, tags)
+      // part of each line built once, the column names once per kind. Tagged with the rate too:
+      // a crash window (the device's ring buffer resent at full rate) covers seconds already sent
+      // in regular batches, and in a series of its own it is stored beside them, not over them.
+      const prefix = linePrefix(r.kind, { ...tags, hz: String(r.fields.rate_hz) })
       const names = columnKeys.get(r.kind)!
       const stepMs = 1000 / Number(r.fields.rate_hz)
       // The first sample also keeps the rate: with it the rows turn back into the reading.

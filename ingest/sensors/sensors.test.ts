@@ -86,7 +86,7 @@ t.test('every kind\'s example is stored in InfluxDB by the real ingest, field by
     const [rows] = await services.influxql('ubiq_contract', `SELECT * FROM "${s.kind}"`)
     const got = (rows?.values ?? []).map((v) => Object.fromEntries(rows!.columns.map((c, j) => [c, v[j]]).filter(([, x]) => x !== null)))
     const want = s.batch
-      ? (samples as number[][]).map((row, i) => ({ time: (ts as number) + i * 1000 / Number(fields.rate_hz), device_id: 'dev-1', seq, i, ...(i === 0 ? fields : {}), ...Object.fromEntries(s.batch!.columns.map((c, j) => [c.name, row[j]])) }))
+      ? (samples as number[][]).map((row, i) => ({ time: (ts as number) + i * 1000 / Number(fields.rate_hz), device_id: 'dev-1', hz: String(fields.rate_hz), seq, i, ...(i === 0 ? fields : {}), ...Object.fromEntries(s.batch!.columns.map((c, j) => [c.name, row[j]])) }))
       : [{ time: ts, device_id: 'dev-1', seq, ...fields }]
     t.same(got, want, `${s.kind}: stored as sent`)
     t.same(readingsFromSeries([{ ...rows!, name: s.kind }], 'pol-1'), [{ ...(decode(s.kind, s.example) as Reading), receivedAt: ts }], `${s.kind}: read back as the reading it was`)
