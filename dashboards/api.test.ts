@@ -77,6 +77,8 @@ t.test('dashboards: tokens, the feed resuming, history, OpenAPI, limits', async 
     t.equal((await get(badQuery)).status, 401, 'a bad query without a token: 401, not a 400 that describes the route')
     t.equal((await get('/api/v1/portfolio/scores?nonsense=1')).status, 401, 'the same on an analyst route')
     t.equal((await get(badQuery, token(a.policyId))).status, 400, 'with a token that opens it: 400')
+    const badBody = await fetch(`${url}/api/v1/policies/${a.policyId}/what-if/driving`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' })
+    t.equal(badBody.status, 401, 'a body that is not JSON, without a token: 401, before the body is read')
     t.equal((await get('/analyst')).status, 200, 'the pages hold no data and need no token')
     t.equal((await get('/no/such/page')).status, 404, 'a path that is not there: 404, token or not')
   })

@@ -91,8 +91,9 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     // A client breaking the protocol (a message over maxPayload, a bad frame) has been told with a
     // close code: not the service's error, and anyone could fill the error log with them.
     errorHandler(err: Error & { code?: string }, socket) {
-      if (err.code?.startsWith('WS_ERR_')) deps.logger.debug({ code: err.code }, 'dashboards: a feed client broke the websocket protocol')
-      else deps.logger.error({ err: err.message }, 'dashboards: feed connection failed')
+      // ws is already closing those with their code (and destroys the socket if the client never answers).
+      if (err.code?.startsWith('WS_ERR_')) return deps.logger.debug({ code: err.code }, 'dashboards: a feed client broke the websocket protocol')
+      deps.logger.error({ err }, 'dashboards: feed connection failed')
       socket.terminate()
     },
   })
@@ -110,12 +111,18 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
 
   const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
   const who = (req: FastifyRequest): Principal => deps.auth.verify(bearer(req))
-  // Who asks is settled before what is asked is checked: without a valid token a request gets a
-  // 401, never a 400 that describes the route. Pages, assets and health are public (hidden from
-  // the OpenAPI document or declared without security); the feed answers with close codes.
-  app.addHook('preValidation', async (req) => {
+  // Who asks is settled before what is asked is read: without a valid token a request gets a 401,
+  // never a 400 (or 413, 415) that describes the route, so before the body is parsed. Public: the
+  // routes hidden from the OpenAPI document (pages, assets, and the feed, which @fastify/websocket
+  // hides and which answers with close codes) and those declared without security (health).
+  app.addHook('preParsing', (req, _reply, payload, done) => {
     const schema = req.routeOptions.schema as { hide?: boolean; security?: unknown[] } | undefined
-    if (req.routeOptions.url !== undefined && !schema?.hide && schema?.security?.length !== 0) who(req)
+    try {
+      if (req.routeOptions.url !== undefined && !schema?.hide && schema?.security?.length !== 0) who(req)
+      done(null, payload)
+    } catch (err) {
+      done(err as Error)
+    }
   })
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
     if (err instanceof AuthError) {
@@ -192,7 +199,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
 
   app.get<{ Querystring: Static<typeof FeedQuery> }>('/feed', {
     websocket: true,
-    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. The token goes in ?token= (browsers cannot set headers on a websocket). Close codes: 4401 no, bad or expired token; 4403 another policy', security: [], querystring: FeedQuery },
+    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy', querystring: FeedQuery },
   }, (socket, req) => {
     let unsubscribe = () => {}
     const send = (msg: FeedMessage | FeedNotice) => {
