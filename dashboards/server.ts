@@ -132,6 +132,8 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     if (err instanceof WhatIfError) return reply.code(400).send({ error: 'bad_request', message: err.message })
     if (err.validation) return reply.code(400).send({ error: 'bad_request', message: validationMessage(err as Error & { validation: Problem[]; validationContext?: string }) })
     if (err.statusCode === 429) return reply.code(429).send({ error: 'rate_limited', message: err.message })
+    // What fastify refuses before a handler runs (a body that is not JSON, too large, of another type) is the client's to mend.
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'bad_request', message: err.message })
     deps.logger.error({ err: err.message }, 'dashboards: request failed')
     return reply.code(err.statusCode ?? 500).send({ error: 'internal', message: 'the request failed; see the service log' })
   })
