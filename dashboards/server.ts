@@ -110,7 +110,9 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   ]
 
   const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
-  const who = (req: FastifyRequest): Principal => deps.auth.verify(bearer(req))
+  // Verified once a request, by the hook below; routes ask `who` for it.
+  const principals = new WeakMap<FastifyRequest, Principal>()
+  const who = (req: FastifyRequest): Principal => principals.get(req) ?? deps.auth.verify(bearer(req))
   // Who asks is settled before what is asked is read: without a valid token a request gets a 401,
   // never a 400 (or 413, 415) that describes the route, so before the body is parsed. Public: the
   // routes hidden from the OpenAPI document (pages, assets, and the feed, which @fastify/websocket
@@ -118,7 +120,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   app.addHook('preParsing', (req, _reply, payload, done) => {
     const schema = req.routeOptions.schema as { hide?: boolean; security?: unknown[] } | undefined
     try {
-      if (req.routeOptions.url !== undefined && !schema?.hide && schema?.security?.length !== 0) who(req)
+      if (req.routeOptions.url !== undefined && !schema?.hide && schema?.security?.length !== 0) principals.set(req, deps.auth.verify(bearer(req)))
       done(null, payload)
     } catch (err) {
       done(err as Error)

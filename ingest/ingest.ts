@@ -54,7 +54,8 @@ interface Message {
 }
 
 /**
- * Calls `done` at once until a turn of the event loop has lasted `turnMs`, then on the next turn.
+ * Calls `done` at once until a turn of the event loop has lasted `turnMs`, then once the loop has
+ * gone round (setImmediate: after the I/O and timers already waiting).
  * A backlog (a persistent session's queue after an outage) arrives megabytes at a time, and
  * mqtt.js handles the packets of a read one after another without going back to the event loop:
  * in bench:feed's queue drain a turn took 0.6-0.9 s, with REST, the feed, health checks and
