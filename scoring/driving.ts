@@ -116,7 +116,8 @@ export function restoreDays(rows: readonly { from: number; fields: Record<string
     for (const [k, v] of Object.entries(fields)) if (k.startsWith('events_') && v) events[k.slice(7) as DrivingEventType] = v
     days = addTrip(days, {
       policyId: '', deviceId: '', from, to: n('end_ms'), ended: 'gap', source: 'obd', distance_km: n('distance_km'), duration_s: n('duration_s'),
-      moving_s: n('moving_s'), night_s: n('night_s'), speeding_s: n('speeding_s'), phone_s: n('phone_s'), max_speed_kmh: n('max_speed_kmh'), events,
+      moving_s: n('moving_s'), night_s: n('night_s'), speeding_s: n('speeding_s'), phone_s: n('phone_s'), max_speed_kmh: n('max_speed_kmh'),
+      dyn_s: n('dyn_s'), accel_s: n('accel_s'), brake_s: n('brake_s'), corner_s: n('corner_s'), long_sq: n('long_sq'), lat_sq: n('lat_sq'), events,
     })
   }
   return days

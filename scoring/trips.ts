@@ -84,6 +84,20 @@ export interface Trip {
   speeding_s: number
   phone_s: number
   max_speed_kmh: number
+  /**
+   * Driving dynamics, how hard the car was driven, whatever the trip's length (#19): seconds of
+   * moving time measured with a trusted speed source (`dyn_s`); of those, seconds above the
+   * speed-banded limits of longitudinal acceleration (`accel_s`), deceleration (`brake_s`) and
+   * lateral acceleration (`corner_s`); and the sums of squares of longitudinal and lateral
+   * acceleration over them, m²/s⁴·s (`long_sq`, `lat_sq`: RMS = √(sum / dyn_s)). Sums, so trips
+   * and days add up.
+   */
+  dyn_s: number
+  accel_s: number
+  brake_s: number
+  corner_s: number
+  long_sq: number
+  lat_sq: number
   /** Events in the trip, by type. */
   events: Partial<Record<DrivingEventType, number>>
 }
@@ -260,7 +274,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   }
 
   function open(ts: number) {
-    trip = { policyId, deviceId, from: ts, to: ts, lastMovingTs: ts, sources: new Set(), distance_km: 0, moving_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 0, events: {} }
+    trip = { policyId, deviceId, from: ts, to: ts, lastMovingTs: ts, sources: new Set(), distance_km: 0, moving_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 0, dyn_s: 0, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, events: {} }
     speed = undefined
   }
 
