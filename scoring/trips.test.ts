@@ -87,6 +87,46 @@ t.test('an IMU longitudinal event is judged by the speed when the device has spe
   t.same(run(withSpeed, detectors).events.map((e) => e.type), [], 'speed says nobody braked: no event')
 })
 
+t.test('GPS hygiene: a cold start\'s inaccurate fixes and a speed jump make no harsh event; nothing fires before a trusted speed', async (t) => {
+  const fix = (ts: number, speed_kmh: number, accuracy_m: number) => reading('gps', ts, { lat_deg: 0, lon_deg: 0, accuracy_m, speed_kmh, heading_deg: 90 })
+  // As phones record it: speed 0 at 30–2,000 m while the receiver warms up, then the car's speed.
+  const coldStart = [fix(T0, 0, 2000), fix(T0 + 1000, 0, 300), fix(T0 + 2000, 0, 40), ...Array.from({ length: 120 }, (_, i) => fix(T0 + 3000 + i * 1000, 72, 5))]
+  const cold = run(coldStart)
+  t.same(cold.events, [], 'no harsh acceleration from 0 to 72 km/h in a second')
+  t.equal(cold.trips[0]!.from, T0 + 3000, 'the trip starts at the first trusted fix')
+  // A multipath jump at good accuracy: 72 → 10 → 72 km/h.
+  const jump = Array.from({ length: 120 }, (_, i) => fix(T0 + i * 1000, i === 60 ? 10 : 72, 5))
+  t.same(run(jump).events, [], 'faster than any car brakes: a jump, not a braking')
+  // The same braking read by a phone's GNSS (2.8 m/s² as a 1 s difference) and by the wheels (OBD).
+  const speeds = [...Array(60).fill(60), 50, 40, ...Array(60).fill(40)]
+  t.same(run(speeds.map((v, i) => fix(T0 + i * 1000, v, 5))).events.map((e) => [e.type, e.evidence.source, e.evidence.threshold]), [['harsh_braking', 'gps', 2.5]], 'GNSS: harsh')
+  t.same(run(drive(T0, speeds.length, (i) => speeds[i]!)).events, [], 'OBD at the same change: not harsh (its threshold is the dongles\' 3.5)')
+
+  // An IMU event in the first seconds of a phone that sends GNSS, before its first trusted fix.
+  const rate_hz = 25
+  const imu = (ts: number, swerve: boolean) => reading('imu', ts, { rate_hz }, Array.from({ length: rate_hz }, () => [swerve ? 5 : 0, 0, 0, 0, 0, swerve ? 0.6 : 0]))
+  const phone = Array.from({ length: 40 }, (_, i) => [imu(T0 + i * 1000, i === 2 || i === 25), fix(T0 + i * 1000 + 500, i < 8 ? 0 : 40, i < 8 ? 500 : 5)]).flat()
+  const detectors = () => [manoeuvreDetector(defaultManoeuvreConfig, 'car-1', 'pol-1')]
+  const events = run(phone, detectors).events
+  t.same(events.map((e) => [e.type, Math.round((e.from - T0) / 1000)]), [['harsh_lateral', 25]], 'the swerve before the first trusted fix is dropped, the one after it stands')
+})
+
+t.test('driving dynamics: seconds beyond the speed-banded limits and the sums of squares, the same per second for a longer trip', async (t) => {
+  // Town driving at 40 km/h with a 2 m/s² launch and a 2 m/s² braking each minute, and a GPS heading that turns 15° a second for 5 s (v·ω = 2.9 m/s²).
+  const minute = (m: number) => Array.from({ length: 60 }, (_, i) => {
+    const kmh = i < 5 ? 40 + i * 7.2 : i < 10 ? 76 - (i - 5) * 7.2 : 40
+    const turned = Math.min(Math.max(i - 20, 0), 5) * 15
+    return reading('gps', T0 + m * 60_000 + i * 1000, { lat_deg: 0, lon_deg: 0, accuracy_m: 5, speed_kmh: kmh, heading_deg: (m * 75 + turned) % 360 })
+  })
+  const trip = (minutes: number) => run(Array.from({ length: minutes }, (_, m) => minute(m)).flat()).trips[0]!
+  const short = trip(5), long = trip(10)
+  t.ok(short.accel_s > 0 && short.brake_s > 0 && short.corner_s > 0, `accel ${short.accel_s} s, brake ${short.brake_s} s, corner ${short.corner_s} s of ${short.dyn_s} s`)
+  const perSecond = (x: Trip) => [x.accel_s, x.brake_s, x.corner_s, x.long_sq, x.lat_sq].map((v) => Math.round((v / x.dyn_s) * 100) / 100)
+  t.same(perSecond(long), perSecond(short), 'twice the driving, the same dynamics per second')
+  t.same([short.dyn_s, short.accel_s, short.brake_s, short.corner_s], [299, 25, 25, 25], 'each minute: 5 s of 2 m/s² up, 5 s down (both over the 1.5 and 1.2 m/s² limits of their bands), 5 s of 2.9 m/s² lateral (over 2.5)')
+  t.equal(short.long_sq, 25 * 2 * 2 ** 2, 'Σ a²·dt of the longitudinal steps')
+})
+
 t.test('continuous driving: one event when a stretch without a break reaches continuous_s', async (t) => {
   const long = drive(T0, cfg.continuous_s + 600, () => 100)
   const { events } = run(long)
@@ -135,7 +175,7 @@ t.test('marble: a device gone silent ends its trip exactly idleMs after its last
     // One reading per frame of virtual time, device times 1 s apart, then silence.
     const values = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i), obd(T0 + i * 1000, 60)]))
     const trips$ = hot('0123456789', values).pipe(trackTrips(short, () => [], 100, undefined, scheduler))
-    const trip = { policyId: 'pol-1', deviceId: 'car-1', from: T0, to: T0 + 9000, ended: 'gap', source: 'obd', distance_km: 0.15, duration_s: 9, moving_s: 9, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 60, dyn_s: 0, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, events: {} }
+    const trip = { policyId: 'pol-1', deviceId: 'car-1', from: T0, to: T0 + 9000, ended: 'gap', source: 'obd', distance_km: 0.15, duration_s: 9, moving_s: 9, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 60, dyn_s: 9, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, events: {} }
     expectObservable(trips$, '^ 300ms !').toBe('109ms a', { a: { trip } })
   })
 })

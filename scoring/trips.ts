@@ -35,11 +35,34 @@ export interface TripConfig {
   minTrip_s: number
   minTrip_km: number
   /**
-   * Harsh braking and acceleration from 1 Hz speed, m/s², by speed band: a second-average is
-   * below the peak an IMU sees, and the same deceleration at motorway speed leaves less margin,
-   * so the thresholds fall with speed (bands are upper bounds in km/h, last is open).
+   * Harsh braking and acceleration from 1 Hz speed, m/s², per speed source and speed band (bands
+   * are upper bounds in km/h, last is open). Sources read the same manoeuvre differently: OBD
+   * speed is the wheels' own, and insurers' dongle programmes flag a hard brake at about 7–8 mph
+   * per second (3.1–3.6 m/s²); a phone's GNSS speed comes out of the receiver's tracking filter,
+   * which smooths a braking's second-to-second change, so a harsh braking of about 0.3 g peak
+   * reads about 0.25 g as a 1 s difference.
    */
-  harsh: readonly { below_kmh: number; braking_ms2: number; acceleration_ms2: number }[]
+  harsh: Readonly<Record<'obd' | 'gps', readonly { below_kmh: number; braking_ms2: number; acceleration_ms2: number }[]>>
+  /**
+   * Which GNSS fixes give a speed to trust. A phone's first fixes after a cold start (speed 0 at
+   * an accuracy of 30–2,000 m, then the true speed) and multipath jumps are not driving: a fix
+   * less accurate than `maxAccuracy_m` (a phone in a car reads 3–10 m under open sky, up to about
+   * 20 in towns) is not used for speed, and a change of speed faster than `maxAccel_ms2` (no car
+   * brakes harder than about 1 g on dry tarmac, and none accelerates near it) is a jump: the
+   * speed-change detectors start again after it.
+   */
+  gpsTrust: { maxAccuracy_m: number; maxAccel_ms2: number }
+  /**
+   * Driving dynamics, how hard the car is driven, counted over every trusted 1 Hz speed sample
+   * while moving at `minSpeed_kmh` or more: longitudinal acceleration from the speed change,
+   * lateral as speed × yaw rate (the IMU's rotation about the vertical over that second, else
+   * the GNSS heading's change above `lateralMin_kmh`). Seconds above the limits count, by speed
+   * band (upper bounds in km/h): ordinary drivers keep within an envelope of about 0.15 g
+   * longitudinal and 0.25 g lateral in town that narrows with speed (Bosetti, Da Lio & Saroldi
+   * 2014, "On the human control of vehicles: an experimental study of acceleration"; comfort
+   * limits of 0.1–0.15 g in road design), so time beyond it says how hard, not how far.
+   */
+  dynamics: { minSpeed_kmh: number; bands: readonly { below_kmh: number; long_ms2: number; lat_ms2: number }[] }
   /** Lateral acceleration v·dψ/dt from GPS heading, m/s², above `lateralMin_kmh` (heading is noise when slow). */
   lateral_ms2: number
   lateralMin_kmh: number
@@ -57,9 +80,19 @@ export const defaultTripConfig: TripConfig = {
   maxSpeedGap_s: 5,
   minTrip_s: 60,
   minTrip_km: 0.2,
-  harsh: [
-    { below_kmh: Infinity, braking_ms2: 3.5, acceleration_ms2: 3.0 },
-  ],
+  harsh: {
+    obd: [{ below_kmh: Infinity, braking_ms2: 3.5, acceleration_ms2: 3.0 }],
+    gps: [{ below_kmh: Infinity, braking_ms2: 2.5, acceleration_ms2: 2.5 }],
+  },
+  gpsTrust: { maxAccuracy_m: 25, maxAccel_ms2: 10 },
+  dynamics: {
+    minSpeed_kmh: 10,
+    bands: [
+      { below_kmh: 50, long_ms2: 1.5, lat_ms2: 2.5 },
+      { below_kmh: 90, long_ms2: 1.2, lat_ms2: 2.0 },
+      { below_kmh: Infinity, long_ms2: 1.0, lat_ms2: 1.5 },
+    ],
+  },
   lateral_ms2: 4.0,
   lateralMin_kmh: 20,
   night_h: [22, 5],
@@ -124,6 +157,12 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   let lastObdTs = -Infinity
   let lastImuTs = -Infinity
   let heading: { ts: number; deg: number } | undefined
+  /** Yaw rate, rad/s: the last IMU batch's mean rotation about the vertical, and the GNSS heading's last change. */
+  let imuYaw: { from: number; to: number; rads: number } | undefined
+  let gpsYaw: { ts: number; rads: number } | undefined
+  /** The device sends speed (OBD or GNSS), and since when one was trusted: no event comes from before it. */
+  let sendsSpeed = false
+  let trustedSince: number | undefined
   let lon_deg: number | undefined
   /** Recent speed samples (the last minute), to know whether an IMU event had speed beside it. */
   const recent: { ts: number; kmh: number }[] = []
@@ -149,7 +188,10 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     if (trip && r.ts - lastTs > cfg.maxGap_s * 1000) close('gap', out)
     lastTs = r.ts
     const detected = detectors.flatMap((d) => d.push(r) as DrivingEvent[])
-    if (r.kind === 'imu') lastImuTs = r.ts
+    if (r.kind === 'imu') {
+      lastImuTs = r.ts
+      imuYaw = batchYaw(r) ?? imuYaw
+    }
     if (r.kind === 'gps') {
       if (typeof r.fields.lon_deg === 'number') lon_deg = r.fields.lon_deg
       if (trip && typeof r.fields.lat_deg === 'number') bridge(r)
@@ -173,11 +215,16 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     const v = r.fields.speed_kmh
     if (typeof v !== 'number') return undefined
     if (r.kind === 'obd') {
+      sendsSpeed = true
       lastObdTs = r.ts
       return v
     }
+    if (r.kind !== 'gps') return undefined
+    sendsSpeed = true
+    const accuracy = r.fields.accuracy_m
+    if (typeof accuracy === 'number' && accuracy > cfg.gpsTrust.maxAccuracy_m) return undefined
     // GPS speed only when no OBD speed is coming: two sources would integrate the distance twice.
-    return r.kind === 'gps' && r.ts - lastObdTs > cfg.maxSpeedGap_s * 1000 ? v : undefined
+    return r.ts - lastObdTs > cfg.maxSpeedGap_s * 1000 ? v : undefined
   }
 
   function onSpeed(r: Reading, kmh: number, out: TripOutput[]) {
@@ -188,6 +235,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     while (recent.length > 0 && recent[0]!.ts < r.ts - 60_000) recent.shift()
     const prev = speed
     speed = { ts: r.ts, kmh, source }
+    trustedSince ??= r.ts
     if (!trip) return
     trip.sources.add(source)
     trip.max_speed_kmh = Math.max(trip.max_speed_kmh, kmh)
@@ -201,7 +249,12 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
           night = night && r.ts - night.to <= cfg.maxSpeedGap_s * 1000 ? { ...night, to: r.ts } : { from: r.ts - dt * 1000, to: r.ts }
         }
       }
-      detectHarsh(r.ts, (kmh - prev.kmh) / 3.6 / dt, Math.max(kmh, prev.kmh), out)
+      const accel_ms2 = (kmh - prev.kmh) / 3.6 / dt
+      if (Math.abs(accel_ms2) > cfg.gpsTrust.maxAccel_ms2) endHarsh(out) // a jump, not driving
+      else {
+        detectHarsh(r.ts, accel_ms2, Math.max(kmh, prev.kmh), source, out)
+        if (dt <= 2) measureDynamics(r.ts, accel_ms2, (kmh + prev.kmh) / 2)
+      }
     }
     if (moving) {
       trip.lastMovingTs = r.ts
@@ -209,8 +262,23 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     } else if (!ignitionSeen && r.ts - trip.lastMovingTs >= cfg.stopGap_s * 1000) close('stop', out)
   }
 
-  function detectHarsh(ts: number, accel_ms2: number, kmh: number, out: TripOutput[]) {
-    const band = cfg.harsh.find((b) => kmh < b.below_kmh)!
+  /** One trusted speed step of `accel_ms2` at a mean of `kmh` into the trip's dynamics sums. */
+  function measureDynamics(ts: number, accel_ms2: number, kmh: number) {
+    if (kmh < cfg.dynamics.minSpeed_kmh) return
+    const t = trip!
+    const band = cfg.dynamics.bands.find((b) => kmh < b.below_kmh)!
+    const yaw_rads = imuYaw && imuYaw.from <= ts && imuYaw.to >= ts - 1500 ? imuYaw.rads : gpsYaw && gpsYaw.ts === ts ? gpsYaw.rads : 0
+    const lateral_ms2 = (kmh / 3.6) * yaw_rads
+    t.dyn_s += 1
+    if (accel_ms2 >= band.long_ms2) t.accel_s += 1
+    if (accel_ms2 <= -band.long_ms2) t.brake_s += 1
+    if (Math.abs(lateral_ms2) >= band.lat_ms2) t.corner_s += 1
+    t.long_sq += accel_ms2 ** 2
+    t.lat_sq += lateral_ms2 ** 2
+  }
+
+  function detectHarsh(ts: number, accel_ms2: number, kmh: number, source: 'obd' | 'gps', out: TripOutput[]) {
+    const band = cfg.harsh[source].find((b) => kmh < b.below_kmh)!
     const type = accel_ms2 <= -band.braking_ms2 ? 'harsh_braking' : accel_ms2 >= band.acceleration_ms2 ? 'harsh_acceleration' : undefined
     if (harsh && harsh.type === type) {
       harsh.to = ts
@@ -231,13 +299,17 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   function detectLateral(r: Reading, out: TripOutput[]) {
     const deg = r.fields.heading_deg
     const kmh = r.fields.speed_kmh
+    const accuracy = r.fields.accuracy_m
     const prev = heading
-    heading = typeof deg === 'number' ? { ts: r.ts, deg } : undefined
-    if (r.ts - lastImuTs < 10_000 || !prev || !heading || typeof kmh !== 'number') return
+    const trusted = typeof deg === 'number' && !(typeof accuracy === 'number' && accuracy > cfg.gpsTrust.maxAccuracy_m)
+    heading = trusted ? { ts: r.ts, deg } : undefined
+    if (!prev || !heading || typeof kmh !== 'number') return
     const dt = (r.ts - prev.ts) / 1000
     if (dt <= 0 || dt > 2 || kmh < cfg.lateralMin_kmh) return endLateral(out)
     const dpsi = ((((heading.deg - prev.deg) % 360) + 540) % 360) - 180
-    const a = Math.abs((kmh / 3.6) * ((dpsi * Math.PI) / 180) / dt)
+    gpsYaw = { ts: r.ts, rads: (dpsi * Math.PI) / 180 / dt }
+    if (r.ts - lastImuTs < 10_000) return // the IMU's manoeuvre detector judges lateral events
+    const a = Math.abs((kmh / 3.6) * gpsYaw.rads)
     if (a < cfg.lateral_ms2) return endLateral(out)
     lateral = lateral ? { ...lateral, to: r.ts, peak: Math.max(lateral.peak, a), samples: lateral.samples + 1 } : { from: prev.ts, to: r.ts, peak: a, samples: 2 }
   }
@@ -282,6 +354,9 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   function collect(events: readonly DrivingEvent[], out: TripOutput[]) {
     for (const e of events) {
       if (e.type === 'harsh_longitudinal' && hasSpeedAround(e)) continue // the speed change judges it, and names it
+      // A device that sends speed is judged from its first trusted speed on: before it, the phone
+      // is still being settled in its mount, the receiver warming up (#19). A crash always counts.
+      if (e.type !== 'crash' && sendsSpeed && (trustedSince === undefined || e.from < trustedSince)) continue
       out.push({ event: e })
       if (trip) {
         trip.events[e.type] = (trip.events[e.type] ?? 0) + 1
@@ -320,7 +395,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
       trip: {
         ...rest, to, ended, source: sources.has('obd') ? 'obd' : 'gps', duration_s,
         distance_km: round3(t.distance_km), moving_s: round3(t.moving_s), night_s: round3(t.night_s),
-        speeding_s: round3(t.speeding_s), phone_s: round3(t.phone_s),
+        speeding_s: round3(t.speeding_s), phone_s: round3(t.phone_s), long_sq: round3(t.long_sq), lat_sq: round3(t.lat_sq),
       },
     })
   }
@@ -335,6 +410,16 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
       return out
     },
   }
+}
+
+/** The mean yaw rate (rotation about the vertical, column gz) of an IMU batch and the span it covers. */
+function batchYaw(r: Reading): { from: number; to: number; rads: number } | undefined {
+  const rate = Number(r.fields.rate_hz)
+  const rows = r.samples
+  if (!rows || rows.length === 0 || !(rate > 0)) return undefined
+  let sum = 0
+  for (const row of rows) sum += row[5] ?? 0
+  return { from: r.ts, to: r.ts + (rows.length * 1000) / rate, rads: sum / rows.length }
 }
 
 /** Great-circle distance, km. */
