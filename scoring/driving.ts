@@ -7,19 +7,17 @@
  * would give.
  */
 import type { DrivingEventType } from './events.ts'
-import type { ScoreInput } from './score.ts'
+import type { Exposure, ScoreInput } from './score.ts'
 import type { Trip } from './trips.ts'
 
-/** A policy's driving on one UTC day. */
-export interface DrivingDay {
+/** The sums a day adds up from its trips. */
+const sums = ['distance_km', 'moving_s', 'night_s', 'speeding_s', 'phone_s', 'dyn_s', 'accel_s', 'brake_s', 'corner_s', 'long_sq', 'lat_sq'] as const
+
+/** A policy's driving on one UTC day: its trips' sums (see `Trip`). */
+export interface DrivingDay extends Pick<Trip, (typeof sums)[number]> {
   /** Days since the Unix epoch (UTC). */
   day: number
   trips: number
-  distance_km: number
-  moving_s: number
-  night_s: number
-  speeding_s: number
-  phone_s: number
   /** Events by type. */
   events: Partial<Record<DrivingEventType, number>>
 }
@@ -35,53 +33,70 @@ export const windowStart = (ts: number) => (dayOf(ts) - HISTORY_DAYS + 1) * DAY_
 export function addTrip(days: readonly DrivingDay[], trip: Trip): DrivingDay[] {
   const day = dayOf(trip.from)
   const kept = days.filter((d) => d.day > day - HISTORY_DAYS && d.day !== day)
-  const prev = days.find((d) => d.day === day) ?? { day, trips: 0, distance_km: 0, moving_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, events: {} }
-  const events = { ...prev.events }
+  const prev = days.find((d) => d.day === day)
+  const events = { ...prev?.events }
   for (const [type, n] of Object.entries(trip.events) as [DrivingEventType, number][]) events[type] = (events[type] ?? 0) + n
-  const next: DrivingDay = {
-    day,
-    trips: prev.trips + 1,
-    distance_km: prev.distance_km + trip.distance_km,
-    moving_s: prev.moving_s + trip.moving_s,
-    night_s: prev.night_s + trip.night_s,
-    speeding_s: prev.speeding_s + trip.speeding_s,
-    phone_s: prev.phone_s + trip.phone_s,
-    events,
-  }
+  const next = { day, trips: (prev?.trips ?? 0) + 1, events } as DrivingDay
+  for (const k of sums) next[k] = (prev?.[k] ?? 0) + trip[k]
   return [...kept, next].sort((a, b) => a.day - b.day)
 }
 
-/** Rates per 100 km use at least this distance, so a short first trip cannot produce extremes. */
-export const MIN_DISTANCE_KM = 50
+/**
+ * The features the driving model may use: how someone drives, per km and per hour driven, so the
+ * same driving scores the same over a short trip and a long one (#19). No distance floor: a rate
+ * over little driving is noisy, and the rating plan's credibility weighting is what answers that.
+ */
+export const behaviourFeatures = [
+  'harsh_braking_per_100km', 'harsh_acceleration_per_100km', 'harsh_lateral_per_100km',
+  'harsh_braking_per_hour', 'harsh_acceleration_per_hour', 'harsh_lateral_per_hour',
+  'speeding_share', 'phone_min_per_hour', 'continuous_driving_per_100km',
+  'accel_share', 'braking_share', 'cornering_share', 'long_accel_rms_ms2', 'lat_accel_rms_ms2',
+] as const
 
 /**
- * Features over the `window` days up to and including `asOfDay`: rates per 100 km, shares of
- * moving time, km per day observed (days from the first day with a trip, at most the window).
+ * Features over the `window` days up to and including `asOfDay`. Behaviour (`behaviourFeatures`):
+ * event rates per 100 km and per hour of moving time (per hour serves devices without distance),
+ * speeding share of moving time, phone minutes per hour, and the dynamics: shares of trusted-speed
+ * moving time above the acceleration, braking and lateral limits, and RMS accelerations. A rate
+ * whose denominator is zero is left out (nothing measured is typical to a model, not safe).
+ * Exposure, for the rating plan and never a model input: distance, moving hours, night share, km
+ * and hours per day observed (days from the first day with a trip, at most the window).
  */
 export function drivingFeatures(days: readonly DrivingDay[], asOfDay: number, window: number): Record<string, number> {
-  const inWindow = days.filter((d) => d.day > asOfDay - window && d.day <= asOfDay)
-  const sum = (f: (d: DrivingDay) => number) => inWindow.reduce((a, d) => a + f(d), 0)
-  const count = (...types: DrivingEventType[]) => sum((d) => types.reduce((a, t) => a + (d.events[t] ?? 0), 0))
-  const distance_km = sum((d) => d.distance_km)
-  const moving_s = sum((d) => d.moving_s)
-  const per100km = (n: number) => round4((n * 100) / Math.max(distance_km, MIN_DISTANCE_KM))
-  const share = (s: number) => (moving_s > 0 ? round4(s / moving_s) : 0)
-  const first = inWindow[0]?.day ?? asOfDay
-  const observed = asOfDay - first + 1
+  const { sum, count, observed } = windowOf(days, asOfDay, window)
+  const [distance_km, moving_s, dyn_s] = [sum('distance_km'), sum('moving_s'), sum('dyn_s')]
+  const rates = (name: string, n: number) => ({ ...per(distance_km, 100, `${name}_per_100km`, n), ...per(moving_s, 3600, `${name}_per_hour`, n) })
   return {
+    ...rates('harsh_braking', count('harsh_braking', 'harsh_longitudinal')),
+    ...rates('harsh_acceleration', count('harsh_acceleration')),
+    ...rates('harsh_lateral', count('harsh_lateral')),
+    ...per(moving_s, 1, 'speeding_share', sum('speeding_s')),
+    ...per(moving_s, 60, 'phone_min_per_hour', sum('phone_s')),
+    ...per(distance_km, 100, 'continuous_driving_per_100km', count('continuous_driving')),
+    ...per(dyn_s, 1, 'accel_share', sum('accel_s')),
+    ...per(dyn_s, 1, 'braking_share', sum('brake_s')),
+    ...per(dyn_s, 1, 'cornering_share', sum('corner_s')),
+    ...(dyn_s > 0 ? { long_accel_rms_ms2: round4(Math.sqrt(sum('long_sq') / dyn_s)), lat_accel_rms_ms2: round4(Math.sqrt(sum('lat_sq') / dyn_s)) } : {}),
+    crashes: count('crash'),
     distance_km: round4(distance_km),
+    moving_h: round4(moving_s / 3600),
     days_observed: observed,
     km_per_day: round4(distance_km / observed),
-    harsh_braking_per_100km: per100km(count('harsh_braking', 'harsh_longitudinal')),
-    harsh_acceleration_per_100km: per100km(count('harsh_acceleration')),
-    harsh_lateral_per_100km: per100km(count('harsh_lateral')),
-    speeding_share: share(sum((d) => d.speeding_s)),
-    night_share: share(sum((d) => d.night_s)),
-    phone_min_per_100km: per100km(sum((d) => d.phone_s) / 60),
-    continuous_driving_per_100km: per100km(count('continuous_driving')),
-    crashes: count('crash'),
+    hours_per_day: round4(moving_s / 3600 / observed),
+    ...per(moving_s, 1, 'night_share', sum('night_s')),
   }
 }
+
+/** The days of a window: sums of their fields and event counts, and days observed (from the first day with a trip). */
+function windowOf(days: readonly DrivingDay[], asOfDay: number, window: number) {
+  const inWindow = days.filter((d) => d.day > asOfDay - window && d.day <= asOfDay)
+  const sum = (k: (typeof sums)[number]) => inWindow.reduce((a, d) => a + d[k], 0)
+  const count = (...types: DrivingEventType[]) => inWindow.reduce((a, d) => a + types.reduce((b, t) => b + (d.events[t] ?? 0), 0), 0)
+  return { sum, count, observed: asOfDay - (inWindow[0]?.day ?? asOfDay) + 1 }
+}
+
+/** `n` per `over` × `scale` under `name`, or nothing when nothing was measured. */
+const per = (over: number, scale: number, name: string, n: number) => (over > 0 ? { [name]: round4((n * scale) / over) } : {})
 
 /**
  * What scoring hands the model after a trip: the 90-day features under their own names, the
@@ -94,7 +109,16 @@ export function drivingScoreInput(days: readonly DrivingDay[], trip: Trip): Scor
   const short = drivingFeatures(days, asOf, 30)
   const features = { ...long }
   for (const [k, v] of Object.entries(short)) features[`${k}_30d`] = v
-  return { policyId: trip.policyId, subject: 'driving', window: { from: windowStart(trip.to), to: trip.to }, features, exposure: { days: long.days_observed!, distance_km: long.distance_km! } }
+  return { policyId: trip.policyId, subject: 'driving', window: { from: windowStart(trip.to), to: trip.to }, features, exposure: drivingExposure(days, asOf, HISTORY_DAYS) }
+}
+
+/**
+ * How much and when a policy drove over the `window` days up to `asOfDay` (days observed from the
+ * first day with a trip): the rating plan's credibility and its pay-as-you-drive relativities.
+ */
+export function drivingExposure(days: readonly DrivingDay[], asOfDay: number, window: number): Required<Exposure> {
+  const { sum, observed } = windowOf(days, asOfDay, window)
+  return { days: observed, distance_km: round4(sum('distance_km')), moving_s: round4(sum('moving_s')), night_s: round4(sum('night_s')) }
 }
 
 /** The InfluxDB fields of a trip (measurement `trip`, tagged policy and device). */
@@ -102,6 +126,7 @@ export function tripFields(trip: Trip): Record<string, number> {
   const fields: Record<string, number> = {
     end_ms: trip.to, distance_km: trip.distance_km, duration_s: trip.duration_s, moving_s: trip.moving_s, night_s: trip.night_s,
     speeding_s: trip.speeding_s, phone_s: trip.phone_s, max_speed_kmh: trip.max_speed_kmh,
+    dyn_s: trip.dyn_s, accel_s: trip.accel_s, brake_s: trip.brake_s, corner_s: trip.corner_s, long_sq: trip.long_sq, lat_sq: trip.lat_sq,
   }
   for (const [type, n] of Object.entries(trip.events)) fields[`events_${type}`] = n
   return fields

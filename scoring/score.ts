@@ -36,10 +36,16 @@ export interface Score {
   features: Record<string, number>
 }
 
-/** How much observation a score rests on: days observed, and for driving the distance. */
+/**
+ * How much observation a score rests on (days observed; for driving the distance), and for driving
+ * how much and when the policy drove (moving and night seconds): the rating plan's credibility and
+ * its exposure relativities (pay-as-you-drive), which the behaviour score leaves out.
+ */
 export interface Exposure {
   days: number
   distance_km?: number
+  moving_s?: number
+  night_s?: number
 }
 
 /** What scoring hands the model: one policy's features and exposure for one subject. */
