@@ -127,6 +127,15 @@ t.test('driving dynamics: seconds beyond the speed-banded limits and the sums of
   t.equal(short.long_sq, 25 * 2 * 2 ** 2, 'Σ a²·dt of the longitudinal steps')
 })
 
+t.test('driving dynamics without a GNSS heading: lateral from the IMU\'s yaw rate', async (t) => {
+  // A dongle with OBD speed and an IMU: 60 km/h, turning at 0.2 rad/s for 10 s (v·ω = 3.3 m/s², over the 50–90 km/h band's 2.0).
+  const rate_hz = 10
+  const rs = Array.from({ length: 120 }, (_, i) => [reading('imu', T0 + i * 1000 - 1000, { rate_hz }, Array.from({ length: rate_hz }, () => [0, 0, 0, 0, 0, i >= 50 && i < 60 ? 0.2 : 0])), obd(T0 + i * 1000, 60)]).flat()
+  const trip = run(rs).trips[0]!
+  t.same([trip.corner_s, trip.accel_s, trip.brake_s], [10, 0, 0])
+  t.ok(Math.abs(trip.lat_sq - 10 * (60 / 3.6 * 0.2) ** 2) < 0.01, `Σ a_lat²·dt ${trip.lat_sq}`)
+})
+
 t.test('continuous driving: one event when a stretch without a break reaches continuous_s', async (t) => {
   const long = drive(T0, cfg.continuous_s + 600, () => 100)
   const { events } = run(long)

@@ -55,8 +55,8 @@ export interface TripConfig {
   /**
    * Driving dynamics, how hard the car is driven, counted over every trusted 1 Hz speed sample
    * while moving at `minSpeed_kmh` or more: longitudinal acceleration from the speed change,
-   * lateral as speed × yaw rate (the IMU's rotation about the vertical over that second, else
-   * the GNSS heading's change above `lateralMin_kmh`). Seconds above the limits count, by speed
+   * lateral as speed × yaw rate (the GNSS heading's change above `lateralMin_kmh`, else the
+   * IMU's rotation about the vertical over that second). Seconds above the limits count, by speed
    * band (upper bounds in km/h): ordinary drivers keep within an envelope of about 0.15 g
    * longitudinal and 0.25 g lateral in town that narrows with speed (Bosetti, Da Lio & Saroldi
    * 2014, "On the human control of vehicles: an experimental study of acceleration"; comfort
@@ -267,7 +267,8 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     if (kmh < cfg.dynamics.minSpeed_kmh) return
     const t = trip!
     const band = cfg.dynamics.bands.find((b) => kmh < b.below_kmh)!
-    const yaw_rads = imuYaw && imuYaw.from <= ts && imuYaw.to >= ts - 1500 ? imuYaw.rads : gpsYaw && gpsYaw.ts === ts ? gpsYaw.rads : 0
+    // The GNSS course first: every phone has one, while recordings and dongles may carry no gyroscope (a zero column).
+    const yaw_rads = gpsYaw && gpsYaw.ts === ts ? gpsYaw.rads : imuYaw && imuYaw.from <= ts && imuYaw.to >= ts - 1500 ? imuYaw.rads : 0
     const lateral_ms2 = (kmh / 3.6) * yaw_rads
     t.dyn_s += 1
     if (accel_ms2 >= band.long_ms2) t.accel_s += 1
