@@ -136,6 +136,19 @@ t.test('driving dynamics without a GNSS heading: lateral from the IMU\'s yaw rat
   t.ok(Math.abs(trip.lat_sq - 10 * (60 / 3.6 * 0.2) ** 2) < 0.01, `Σ a_lat²·dt ${trip.lat_sq}`)
 })
 
+t.test('a phone that sends only its IMU: its stream is its trip, with its events and no distance', async (t) => {
+  const rate_hz = 10
+  const imu = (ts: number, swerve: boolean) => reading('imu', ts, { rate_hz }, Array.from({ length: rate_hz }, () => [swerve ? 5 : 0.2, 0, 0, 0, 0, swerve ? 0.6 : 0]))
+  const stream = (from: number, seconds: number) => Array.from({ length: seconds }, (_, i) => imu(from + i * 1000, i === 100))
+  const detectors = () => [manoeuvreDetector(defaultManoeuvreConfig, 'car-1', 'pol-1')]
+  const { trips, events } = run([...stream(T0, 300), ...stream(T0 + 300_000 + cfg.maxGap_s * 1000 + 1000, 200)], detectors)
+  t.same(trips.map((x) => [x.source, x.from - T0, x.duration_s, x.moving_s, x.distance_km]), [['imu', 0, 300, 300, 0], ['imu', 901_000, 200, 200, 0]], 'two streams, two trips')
+  t.same(trips.map((x) => x.events), [{ harsh_lateral: 1 }, { harsh_lateral: 1 }], 'each with its swerve')
+  t.equal(events.length, 2)
+  const withGps = stream(T0, 300).flatMap((r, i) => [r, reading('gps', r.ts + 500, { lat_deg: 0, lon_deg: i * 0.0002, accuracy_m: 5, speed_kmh: 80, heading_deg: 90 })])
+  t.same(run(withGps).trips.map((x) => x.source), ['gps'], 'a phone that sends GNSS too: its trip is the GNSS one')
+})
+
 t.test('continuous driving: one event when a stretch without a break reaches continuous_s', async (t) => {
   const long = drive(T0, cfg.continuous_s + 600, () => 100)
   const { events } = run(long)

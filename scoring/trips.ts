@@ -66,6 +66,8 @@ export interface TripConfig {
   /** Lateral acceleration v·dψ/dt from GPS heading, m/s², above `lateralMin_kmh` (heading is noise when slow). */
   lateral_ms2: number
   lateralMin_kmh: number
+  /** An IMU stream this long without any speed or ignition is a phone's trip of its own (a phone that sends no speed), s. */
+  imuOnlyAfter_s: number
   /** Local night, solar hours [from, to) (longitude/15 from UTC; without a fix, UTC). */
   night_h: readonly [number, number]
   /** Driving this long without a break is an event, s; a break is standing or parked this long, s. */
@@ -95,6 +97,7 @@ export const defaultTripConfig: TripConfig = {
   },
   lateral_ms2: 4.0,
   lateralMin_kmh: 20,
+  imuOnlyAfter_s: 10,
   night_h: [22, 5],
   continuous_s: 2 * 3600,
   break_s: 15 * 60,
@@ -108,8 +111,8 @@ export interface Trip {
   to: number
   /** What ended it. */
   ended: 'ignition' | 'stop' | 'gap' | 'crash'
-  /** Where the speed came from. */
-  source: 'obd' | 'gps'
+  /** Where the speed came from; `imu` for a phone that sends no speed (its trip is its IMU stream, with no distance). */
+  source: 'obd' | 'gps' | 'imu'
   distance_km: number
   duration_s: number
   moving_s: number
@@ -162,6 +165,8 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   let gpsYaw: { ts: number; rads: number } | undefined
   /** The device sends speed (OBD or GNSS), and since when one was trusted: no event comes from before it. */
   let sendsSpeed = false
+  /** Since when an IMU stream has come without any speed. */
+  let imuSince: number | undefined
   let trustedSince: number | undefined
   let lon_deg: number | undefined
   /** Recent speed samples (the last minute), to know whether an IMU event had speed beside it. */
@@ -191,6 +196,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     if (r.kind === 'imu') {
       lastImuTs = r.ts
       imuYaw = batchYaw(r) ?? imuYaw
+      if (!sendsSpeed && !ignitionSeen && imuYaw) imuOnly(r.ts, imuYaw.to)
     }
     if (r.kind === 'gps') {
       if (typeof r.fields.lon_deg === 'number') lon_deg = r.fields.lon_deg
@@ -387,18 +393,37 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     }
     night = undefined
     trip = undefined
+    imuSince = undefined
     // A trip that faded out (standing, silent) ended when the vehicle last moved.
     const to = ended === 'ignition' || ended === 'crash' ? lastTs : t.lastMovingTs
     const duration_s = (to - t.from) / 1000
-    if (duration_s < cfg.minTrip_s || t.distance_km < cfg.minTrip_km) return
+    const source = t.sources.has('obd') ? 'obd' : t.sources.has('gps') ? 'gps' : 'imu'
+    if (duration_s < cfg.minTrip_s || (source !== 'imu' && t.distance_km < cfg.minTrip_km)) return
     const { sources, lastMovingTs: _, fix: __, ...rest } = t
     out.push({
       trip: {
-        ...rest, to, ended, source: sources.has('obd') ? 'obd' : 'gps', duration_s,
+        ...rest, to, ended, source, duration_s,
         distance_km: round3(t.distance_km), moving_s: round3(t.moving_s), night_s: round3(t.night_s),
         speeding_s: round3(t.speeding_s), phone_s: round3(t.phone_s), long_sq: round3(t.long_sq), lat_sq: round3(t.lat_sq),
       },
     })
+  }
+
+  /**
+   * A phone that sends no speed streams its IMU only while it records a trip (phone SDKs start and
+   * stop recording by motion): its trip is the stream, from the first batch to the last before a
+   * silence of `maxGap_s`; its moving time is the time the batches cover.
+   */
+  function imuOnly(from: number, to: number) {
+    imuSince ??= from
+    // A device's first seconds say whether it sends speed too: only a stream without any is a trip of its own.
+    if (!trip && to - imuSince < cfg.imuOnlyAfter_s * 1000) return
+    if (!trip) {
+      open(imuSince)
+      from = imuSince
+    }
+    trip!.moving_s += (to - from) / 1000
+    trip!.lastMovingTs = to
   }
 
   return {
