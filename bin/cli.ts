@@ -10,17 +10,22 @@ import pretty from 'pino-pretty'
 import { fileURLToPath } from 'node:url'
 import {
   cityGeoJson, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
-  readRecording, replayStarts, runFleet, runReplay, runSimulation, type FaultConfig,
+  readRecording, replayStarts, runFleet, runReplay, runSimulation, type DeviceMessage, type FaultConfig,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
 import { backtest, backtestCsv, backtestReport } from './backtest.ts'
-import { changeChoice, choiceFile, findModels, loadChoice, modelDirs, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
+import { changeChoice, choiceFile, findModels, loadChoice, loadRoadMap, modelDirs, qualityTable, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
 import { tokenAuthority, tokenSecret } from '../dashboards/index.ts'
-import { auditLogFile, startPipeline, tokenSecretFile } from './pipeline.ts'
+import { auditLogFile, startPipeline, tokenSecretFile, vehicleDetectors } from './pipeline.ts'
 import { showProgress } from './progress.ts'
+import {
+  placeTrack, readLabels, readMapping, readRecordingAt, readRecordings, recordingFormats, RecordingError, trackEnd, trackMessages,
+  type CsvMapping, type RecordingFormat, type Track,
+} from '../edge-sim/recordings/index.ts'
+import { detections, eventLabel, evaluate, scoreRecording, type EvaluatedTrip, type OfflineResult } from '../scoring/offline.ts'
 import { train, trainingReport, writePortfolio } from './train.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
@@ -30,6 +35,10 @@ Usage:
   ubiq demo [options]            the pipeline, a simulated fleet and the dashboard; prints its URL
   ubiq sim [options]             simulated policyholders' cars, wearables and homes publishing to MQTT_URL
   ubiq sim replay [options]      publish real recorded trips as one phone's IMU stream to MQTT_URL
+  ubiq import PATH [options]     publish recorded trips (CSV with a column mapping, GPX, the shipped dataset) to
+                                 MQTT_URL as live phones would: PATH is a file, a recording's folder, or a folder of them
+  ubiq evaluate DIR [options]    check ubiq on a folder of labelled recordings with scoring's own code: each trip's
+                                 score and events, pairwise ranking accuracy, event precision and recall
   ubiq sim map --out FILE        the simulated city's roads and speed limits as GeoJSON (a road map for ROAD_MAP)
   ubiq sim portfolio --out DIR   a training portfolio: simulated policies' features (from scoring's own code),
                                  true claim frequencies and drawn claims, as driving.csv, health.csv, home.csv
@@ -76,6 +85,23 @@ Options (sim replay):
   --speedup X                    recorded seconds per real second (default 1: real time)
   --write-registry FILE          write the phone's device registry to FILE and exit
 
+Options (import):
+  --format csv|gpx|dataset       the recordings' format (default: .gpx files are GPX, a folder with viagem.json
+                                 the dataset's, anything else CSV)
+  --mapping FILE                 a CSV recording's column mapping, JSON (default: mapping.json in the recording's
+                                 folder or the one above); README "ubiq import" describes it
+  --device ID                    the device that publishes (default: from the file or folder name; one recording only)
+  --policy ID                    the devices' policy in --write-registry (default pol-DEVICE)
+  --speedup X                    recorded seconds per real second (default 1: real time)
+  --write-registry FILE          write the devices' registry to FILE (for 'ubiq start') and exit
+
+Options (evaluate):
+  DIR                            one subfolder (or .gpx file) per recording, and labels.csv: trip,driver,road,label
+                                 (label normal, aggressive, drowsy or empty); event intervals in each trip's
+                                 groundTruth.csv (label,start_s,end_s) or in DIR/events.csv (trip,label,start_s,end_s)
+  --format, --mapping            as for import
+  --json                         print the result as JSON
+
 Options (sim map):
   --out FILE                     where to write the GeoJSON FeatureCollection
   --seed N                       the city of this fleet seed (default 1)
@@ -119,7 +145,13 @@ async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   // `ubiq sim portfolio --help` is how most people ask: help anywhere on the line prints it.
   if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(HELP)
-  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token', 'import', 'evaluate'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (command === 'import' || command === 'evaluate') {
+    const [path, ...more] = rest
+    if (!path || path.startsWith('-')) throw new UsageError(`ubiq ${command} needs a ${command === 'import' ? 'file or folder: ubiq import PATH' : 'folder: ubiq evaluate DIR'} [options]`)
+    const opts = parseOptions(command, more)
+    return command === 'import' ? importCommand(readConfig(process.env), path, opts) : evaluateCommand(readConfig(process.env), path, opts)
+  }
   if (command === 'models') return modelsCommand(readConfig(process.env), rest)
   if (command === 'token') return tokenCommand(readConfig(process.env), rest)
   if (command === 'audit' && rest[0] !== 'verify') throw new UsageError(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
@@ -166,6 +198,10 @@ interface Options {
   years: number
   portfolio?: string
   version?: string
+  format?: RecordingFormat
+  mapping?: string
+  policy?: string
+  json: boolean
 }
 
 function parseOptions(command: string, args: string[]): Options {
@@ -181,13 +217,16 @@ function parseOptions(command: string, args: string[]): Options {
     backtest: ['portfolio', 'days', 'out'],
     'broker-config': ['out', 'port'],
     'audit verify': ['file'],
+    import: ['format', 'mapping', 'device', 'policy', 'speedup', 'write-registry'],
+    evaluate: ['format', 'mapping', 'json'],
     'token policy': ['days'],
     'token analyst': ['days'],
   }
-  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: 'string' as const, multiple: n === 'trip' }]))
+  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: n === 'json' ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
   let values: Record<string, string | string[] | undefined>
   try {
     values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | string[] | undefined>
+    if (values.format !== undefined && !recordingFormats.includes(values.format as RecordingFormat)) throw new UsageError(`--format must be ${recordingFormats.join(', ')}, got "${String(values.format)}"`)
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
@@ -208,7 +247,7 @@ function parseOptions(command: string, args: string[]): Options {
     file: typeof values.file === 'string' ? values.file : undefined,
     port: number('port', 1883, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port from 1 to 65535'),
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
-    speedup: number('speedup', { 'sim replay': 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
+    speedup: number('speedup', { 'sim replay': 1, import: 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     devices: number('devices', 30, (n) => Number.isInteger(n) && n >= 1 && n <= 100_000, 'a whole number from 1 to 100000'),
     days: number('days', { 'sim portfolio': 90, backtest: 90, 'token policy': 30 }[command] ?? 1, (n) => n > 0 && n <= 366, 'a number of days above 0, at most 366'),
     drivingDays: number('driving-days', 28, (n) => Number.isInteger(n) && n >= 1 && n <= 90, 'a whole number of days from 1 to 90'),
@@ -224,7 +263,12 @@ function parseOptions(command: string, args: string[]): Options {
     seed: number('seed', 1, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
     registry: typeof values['write-registry'] === 'string' ? values['write-registry'] : undefined,
     trips: Array.isArray(values.trip) ? values.trip : [],
-    device: typeof values.device === 'string' ? values.device : 'phone-replay',
+    // import names each device after its recording unless told.
+    device: typeof values.device === 'string' ? values.device : command === 'import' ? '' : 'phone-replay',
+    format: values.format as RecordingFormat | undefined,
+    mapping: typeof values.mapping === 'string' ? values.mapping : undefined,
+    policy: typeof values.policy === 'string' ? values.policy : undefined,
+    json: (values.json as unknown) === true,
   }
 }
 
@@ -570,6 +614,136 @@ async function runReplayCommand(cfg: Config, opts: Options): Promise<void> {
   process.once('SIGTERM', finish)
   await run.done
   await finish()
+}
+
+/** A device id from a recording's name: ingest's id characters only (DESIGN: topic-safe ids). */
+const idFromName = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64) || 'recording'
+
+/** A path's recordings, or a usage error naming the file and what is wrong with it. */
+function recordingsAt(path: string, opts: Options): Track[] {
+  try {
+    const mapping: CsvMapping | undefined = opts.mapping ? readMapping(opts.mapping) : undefined
+    return readRecordings(path, { ...(opts.format ? { format: opts.format } : {}), ...(mapping ? { mapping } : {}) })
+  } catch (err) {
+    if (err instanceof RecordingError) throw new UsageError(err.message)
+    throw err
+  }
+}
+
+/** What a track sends, in a few words: "234 gps, 234 imu, 2 status over 234 s". */
+const describeMessages = (counts: Record<string, number>, track: Track) =>
+  `${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ')} over ${(trackEnd(track) / 1000).toFixed(0)} s${track.skipped.length ? ` (left out: ${track.skipped.join('; ')})` : ''}`
+
+/** `ubiq import`: recorded trips published through MQTT_URL as the live phones that drove them would. */
+async function importCommand(cfg: Config, path: string, opts: Options): Promise<void> {
+  const tracks = recordingsAt(path, opts)
+  if (opts.device && tracks.length > 1) throw new UsageError(`--device names one device; ${path} holds ${tracks.length} recordings (each gets its own device, named after it)`)
+  if (opts.device && !isId(opts.device)) throw new UsageError(`--device must be a device id (letters, digits, _ and -, at most 64), got "${opts.device}"`)
+  if (opts.policy !== undefined && !isId(opts.policy)) throw new UsageError(`--policy must be a policy id (letters, digits, _ and -, at most 64), got "${opts.policy}"`)
+  const ids = new Set<string>()
+  const now = Date.now()
+  const devices = tracks.map((track) => {
+    // Two recordings of one name (a.gpx beside a/) still get a device each.
+    let deviceId = opts.device || idFromName(track.name)
+    for (let n = 2; ids.has(deviceId); n++) deviceId = `${idFromName(track.name).slice(0, 60)}-${n}`
+    ids.add(deviceId)
+    // seq counts on from the launch time (ms), so ingest never takes a second import for a resend of the first.
+    const messages = trackMessages(track, { deviceId, startTs: placeTrack(track, now), firstSeq: now })
+    const counts: Record<string, number> = {}
+    for (const m of messages) counts[m.kind] = (counts[m.kind] ?? 0) + 1
+    return { track, deviceId, messages, counts }
+  })
+  if (opts.registry) {
+    const entries = devices.map((d) => ({ deviceId: d.deviceId, policyId: opts.policy ?? `pol-${d.deviceId}`.slice(0, 64), kinds: Object.keys(d.counts) }))
+    writeFileSync(opts.registry, `${JSON.stringify({ devices: entries }, null, 2)}\n`)
+    return void process.stdout.write(`wrote the device registry of ${entries.map((e) => `${e.deviceId} (${e.kinds.join(', ')})`).join(', ')} to ${resolve(opts.registry)}\n`)
+  }
+  if (!cfg.MQTT_URL) throw new UsageError('ubiq import needs MQTT_URL (the broker to publish to)')
+  for (const d of devices) process.stderr.write(`importing ${d.track.name} as ${d.deviceId}: ${describeMessages(d.counts, d.track)}\n`)
+  const total = devices.reduce((n, d) => n + d.messages.length, 0)
+  const startTs = Math.min(...devices.map((d) => d.messages[0]?.sendAt ?? now))
+  process.stderr.write(`publishing ${total} messages at ${opts.speedup}× real time; connecting…\n`)
+  const run = await runSimulation({ mqttUrl: cfg.MQTT_URL, devices: devices.map((d) => ({ deviceId: d.deviceId, messages: d.messages.values() as Generator<DeviceMessage> })), startTs, speedup: opts.speedup })
+  const progress = showProgress('import', () => ({ done: run.acknowledged, unit: 'msg', detail: `${run.sent} sent, ${run.acknowledged} acknowledged`, fraction: run.acknowledged / total }))
+  const finish = async () => {
+    await run.stop()
+    progress.done(`import: ${run.acknowledged} of ${total} messages acknowledged${run.refused ? `, ${run.refused} refused by the broker (is each device in its ACL?)` : ''}; ingest's rejections, if any, are on ubiq/v1/rejected/DEVICE`)
+    process.exit(run.acknowledged === total ? 0 : 1)
+  }
+  process.once('SIGINT', finish)
+  process.once('SIGTERM', finish)
+  await run.done
+  await finish()
+}
+
+/** Device time of a relative recording's start in \`ubiq evaluate\`: a fixed weekday morning, so the same folder always scores the same (night driving depends on the time). */
+const EVALUATE_START = Date.parse('2026-01-05T09:00:00Z')
+
+/** \`ubiq evaluate\`: labelled recordings through scoring's own code, and how well ubiq ranks and detects on them. */
+async function evaluateCommand(cfg: Config, dir: string, opts: Options): Promise<void> {
+  let labelled: ReturnType<typeof readLabels>
+  let tracks: Track[]
+  try {
+    if (!existsSync(dir)) throw new RecordingError(`${dir}: no such folder`)
+    labelled = readLabels(dir)
+    const mapping = opts.mapping ? readMapping(opts.mapping) : existsSync(join(dir, 'mapping.json')) ? readMapping(join(dir, 'mapping.json')) : undefined
+    tracks = labelled.trips.map(({ trip }) => {
+      const at = [join(dir, trip), join(dir, `${trip}.gpx`)].find((p) => existsSync(p))
+      if (!at) throw new RecordingError(`labels.csv: trip "${trip}" has no recording in ${dir} (a folder ${trip}/ or a file ${trip}.gpx)`)
+      return readRecordingAt(at, { ...(opts.format ? { format: opts.format } : {}), ...(mapping ? { mapping } : {}) })
+    })
+  } catch (err) {
+    if (err instanceof RecordingError) throw new UsageError(err.message)
+    throw err
+  }
+  const labelsOf = (i: number) => [...tracks[i]!.labels, ...(labelled.events.get(labelled.trips[i]!.trip) ?? [])].map((l) => {
+    try {
+      return { ...l, label: eventLabel(l.label) }
+    } catch (err) {
+      throw new UsageError(`trip ${labelled.trips[i]!.trip}: ${(err as Error).message}`)
+    }
+  })
+  const eventLabels = tracks.map((_, i) => labelsOf(i))
+  const { champions } = await loadChoice(readChoice(choiceFile(resolve(cfg.UBIQ_DATA_DIR))), findModels(modelDirs(cfg.MODELS_DIR && resolve(cfg.MODELS_DIR))).models)
+  const detectors = vehicleDetectors(cfg.ROAD_MAP ? await loadRoadMap(cfg.ROAD_MAP) : undefined)
+  let done = 0
+  const progress = showProgress('evaluate', () => ({ done, unit: 'trips', fraction: done / tracks.length }))
+  const results: { result: OfflineResult; evaluated: EvaluatedTrip }[] = []
+  for (const [i, track] of tracks.entries()) {
+    const { trip, ...label } = labelled.trips[i]!
+    const deviceId = idFromName(trip)
+    const startTs = track.epochMs ?? EVALUATE_START
+    // Each trip its own policy: its score is its own driving, not a history's.
+    const result = await scoreRecording(trackMessages(track, { deviceId, startTs, firstSeq: 0 }), { deviceId, policyId: `pol-${deviceId}`.slice(0, 64) }, { detectors, model: champions.driving! })
+    results.push({ result, evaluated: { trip, ...label, ...(result.score ? { score: result.score.value } : {}), detections: detections(result.events, startTs), labels: eventLabels[i]! } })
+    done++
+  }
+  const evaluation = evaluate(results.map((r) => r.evaluated))
+  progress.done(`evaluate: ${tracks.length} trips scored with ${champions.driving!.definition.name}@${champions.driving!.definition.version}`)
+  const rows = results.map(({ result, evaluated }) => {
+    const events: Record<string, number> = {}
+    for (const e of result.events) events[e.type] = (events[e.type] ?? 0) + 1
+    const { detections: _, labels, ...trip } = evaluated
+    return { ...trip, readings: result.readings, rejected: result.rejected, trips: result.trips.length, distance_km: Math.round(result.trips.reduce((a, t) => a + t.distance_km, 0) * 100) / 100, events, labelledEvents: labels.length }
+  })
+  if (opts.json) return void process.stdout.write(`${JSON.stringify({ model: `${champions.driving!.definition.name}@${champions.driving!.definition.version}`, trips: rows, ranking: { aggressive: evaluation.aggressive, drowsy: evaluation.drowsy }, events: evaluation.events }, null, 2)}\n`)
+  const table = [['trip', 'driver', 'road', 'label', 'trips', 'km', 'score', 'events'], ...rows.map((r) => [
+    r.trip, r.driver ?? '-', r.road ?? '-', r.label ?? '-', String(r.trips), r.distance_km.toFixed(1), r.score?.toFixed(1) ?? '-',
+    Object.entries(r.events).map(([k, n]) => `${k} ${n}`).join(', ') + (Object.keys(r.rejected).length ? ` (rejected: ${Object.entries(r.rejected).map(([k, n]) => `${k} ${n}`).join(', ')})` : ''),
+  ])]
+  const widths = table[0]!.map((_, j) => Math.max(...table.map((row) => row[j]!.length)))
+  const pairs = (p: typeof evaluation.aggressive) => `${p.correct} of ${p.pairs} pairs${p.unscored ? ` (${p.unscored} more without a score: no trip was made of a recording)` : ''}`
+  process.stdout.write([
+    ...table.map((row) => row.map((c, j) => c.padEnd(widths[j]!)).join('  ').trimEnd()),
+    '',
+    'ranking, same driver and road (right: the first scores lower):',
+    `  aggressive below normal: ${pairs(evaluation.aggressive)}`,
+    `  drowsy below normal: ${pairs(evaluation.drowsy)}`,
+    '',
+    `events on the ${rows.filter((r) => r.labelledEvents > 0).length} trips with labelled events (correct: overlaps a label of its axis ±1 s):`,
+    qualityTable(evaluation.events),
+    '',
+  ].join('\n'))
 }
 
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
