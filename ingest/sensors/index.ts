@@ -5,6 +5,7 @@ import { gps } from './gps.ts'
 import { hr } from './hr.ts'
 import { climate, contact, leak, smoke, valve } from './home.ts'
 import { imu } from './imu.ts'
+import { imuDevice } from './imu-device.ts'
 import { obd } from './obd.ts'
 import { sleep } from './sleep.ts'
 import { spo2 } from './spo2.ts'
@@ -15,6 +16,7 @@ export const sensors: readonly SensorKind[] = [
   obd,
   gps,
   imu,
+  imuDevice,
   status,
   crash,
   hr,
