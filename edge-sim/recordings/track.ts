@@ -155,12 +155,17 @@ export function medianRate(t: readonly number[]): number {
 /** Course (degrees) at time t, interpolated between the fixes that have one (shortest way round), held at the ends. */
 function courseAt(fixes: readonly Fix[]) {
   const withCourse = fixes.filter((f) => f.heading_deg !== undefined)
-  let k = 0
   return (t: number): number | undefined => {
     if (withCourse.length === 0) return undefined
-    while (k < withCourse.length - 2 && withCourse[k + 1]!.t <= t) k++
-    const a = withCourse[k]!
-    const b = withCourse[k + 1] ?? a
+    // The last fix at or before t (binary search: callers ask around a sample, back and forth).
+    let [lo, hi] = [0, withCourse.length - 1]
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (withCourse[mid]!.t <= t) lo = mid
+      else hi = mid - 1
+    }
+    const a = withCourse[lo]!
+    const b = withCourse[lo + 1] ?? a
     if (t <= a.t || b === a) return a.heading_deg!
     if (t >= b.t) return b.heading_deg!
     const d = ((b.heading_deg! - a.heading_deg! + 540) % 360) - 180
