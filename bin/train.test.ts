@@ -58,7 +58,9 @@ t.test('ubiq train fits each subject, writes model and card, and reports ranking
     t.ok(model.baselineFrequency > 0.005 && model.baselineFrequency < 1, `${name}: a typical policy's frequency ${model.baselineFrequency.toFixed(3)} a year is plausible`)
   }
   const driving = JSON.parse(Object.fromEntries(onnxProto.onnx.ModelProto.decode(readFileSync(join(models, 'driving-frequency@7.onnx'))).metadataProps.map((p) => [p.key, p.value]))['ubiq.definition']!)
-  t.same(driving.exposure, { feature: 'km_per_day', perYear: 365.25 }, 'driving is fitted per km')
+  t.equal(driving.exposure, undefined, 'no exposure input: how much is driven is the rating plan\'s')
+  t.notOk(driving.features.some((f: { name: string }) => /km_per_day|hours_per_day|night_share|distance_km/.test(f.name)), 'the driving model reads behaviour only')
+  t.match(readFileSync(join(models, 'driving-frequency@7.md'), 'utf8'), /fitted per km with log\(km\) as offset and scaled to a year of the training portfolio's median [\d.]+ km/, 'fitted per km all the same')
 })
 
 t.test('ubiq train refuses what it cannot use, with the reason', async (t) => {

@@ -13,11 +13,28 @@ import { fileURLToPath } from 'node:url'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { Subject } from '../ingest/index.ts'
+import type { Exposure } from '../scoring/index.ts'
 
 const bounds = (what: string) => ({
   floor: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: `lowest ${what} (0.7: at most −30%; 1: no decrease)` }),
   cap: Type.Number({ minimum: 1, description: `highest ${what} (1.3: at most +30%; 1: discounts only)` }),
 })
+
+const relativityTable = (x: string, xMax?: number) => Type.Object({
+  typical: Type.Number({ minimum: 0, ...(xMax ? { maximum: xMax } : {}), description: `a typical policy's ${x}: the table must give it relativity 1, and reasons read against it` }),
+  points: Type.Array(Type.Tuple([Type.Number({ minimum: 0, ...(xMax ? { maximum: xMax } : {}) }), Type.Number({ exclusiveMinimum: 0 })]), { minItems: 2, description: `[${x}, relativity] pairs by rising ${x}, relativity not falling; straight lines between, flat beyond` }),
+}, { additionalProperties: false })
+
+/**
+ * Pay-as-you-drive beside the score's pay-how-you-drive (#19): how much and when a policy drives,
+ * as a relativity that multiplies the behaviour factor. Weighted by the same credibility as the
+ * score (an annual mileage from a fortnight is an estimate), within its own floor and cap.
+ */
+const ExposurePlan = Type.Object({
+  distance: Type.Optional(relativityTable('km a year')),
+  night: Type.Optional(relativityTable('night share of driving time', 1)),
+  ...bounds('exposure relativity'),
+}, { additionalProperties: false })
 
 const SubjectPlan = Type.Object({
   basePremium: Type.Number({ exclusiveMinimum: 0, description: 'premium a year at factor 1, in the plan currency' }),
@@ -36,6 +53,7 @@ const SubjectPlan = Type.Object({
   factor: Type.Object(bounds('factor'), { additionalProperties: false }),
   change: Type.Object(bounds('factor over the previous factor, per adjustment'), { additionalProperties: false }),
   period: Type.Object({ ...bounds('factor over the factor at the start of the period'), days: Type.Integer({ minimum: 1, description: 'length of a period (365: a policy year from the first adjustment)' }) }, { additionalProperties: false }),
+  exposure: Type.Optional(ExposurePlan),
 }, { additionalProperties: false })
 
 export const RatingPlanSchema = Type.Object({
@@ -88,6 +106,7 @@ export function checkPlan(value: unknown, where = 'rating plan'): RatingPlan {
           if (p[i]![1] > p[i - 1]![1]) problems.push(`/subjects/${subject}/mapping/points/${i}: a higher score is safer, so its relativity may not rise (${p[i - 1]![1]} then ${p[i]![1]})`)
         }
       }
+      if (s.exposure) problems.push(...exposureProblems(subject, s.exposure))
     }
     for (const name of Object.keys(plan.attributes ?? {})) {
       const words = name.toLowerCase().split(/[^a-z0-9]+/)
@@ -98,6 +117,25 @@ export function checkPlan(value: unknown, where = 'rating plan'): RatingPlan {
   }
   if (problems.length) throw new PlanError(`${where} is not valid:\n  ${problems.join('\n  ')}`)
   return value as RatingPlan
+}
+
+/** What is wrong with a subject's exposure part, each named by its path. */
+function exposureProblems(subject: Subject, e: NonNullable<SubjectRating['exposure']>): string[] {
+  const at = `/subjects/${subject}/exposure`
+  if (subject !== 'driving') return [`${at}: ${subject} has no km or night driving; only driving has an exposure part`]
+  const problems = e.distance || e.night ? [] : [`${at}: gives neither distance nor night`]
+  if (e.floor > e.cap) problems.push(`${at}/floor: ${e.floor} is above the cap ${e.cap}`)
+  for (const [name, table] of [['distance', e.distance], ['night', e.night]] as const) {
+    if (!table) continue
+    const p = table.points
+    for (let i = 1; i < p.length; i++) {
+      if (!(p[i]![0] > p[i - 1]![0])) problems.push(`${at}/${name}/points/${i}: values must rise (${p[i - 1]![0]} then ${p[i]![0]})`)
+      if (p[i]![1] < p[i - 1]![1]) problems.push(`${at}/${name}/points/${i}: more exposure is no less risk, so its relativity may not fall (${p[i - 1]![1]} then ${p[i]![1]})`)
+    }
+    const atTypical = interpolate(p, table.typical)
+    if (Math.abs(atTypical - 1) > 1e-9) problems.push(`${at}/${name}/typical: the table gives ${atTypical} at ${table.typical}; a typical policy's relativity must be 1`)
+  }
+  return problems
 }
 
 /** Reads and validates a plan file. */
@@ -156,7 +194,7 @@ export interface Standing {
 }
 
 /** Which limit held a factor back. */
-export type Limit = { by: 'factor' | 'change' | 'period'; bound: 'floor' | 'cap' } | null
+export type Limit = { by: 'factor' | 'exposure' | 'change' | 'period'; bound: 'floor' | 'cap' } | null
 
 /** What a plan makes of one score. */
 export interface Rating {
@@ -165,6 +203,8 @@ export interface Rating {
   /** The mapping's relativity for the score, before credibility and limits. */
   relativity: number
   credibility: number
+  /** The exposure relativity (pay-as-you-drive) in the factor, after credibility and its limits; 1 without an exposure part. */
+  exposureRelativity: number
   limited: Limit
   /** The standing after this rating. */
   standing: Standing
@@ -176,21 +216,46 @@ export function relativity(s: SubjectRating, score: number): number {
     const v = Math.min(Math.max(score, 0.1), 99.9)
     return (100 - v) / v
   }
-  const p = s.mapping.points
-  if (score <= p[0]![0]) return p[0]![1]
+  return interpolate(s.mapping.points, score)
+}
+
+/** A table's value at `x`: straight lines between its [x, y] points by rising x, flat beyond. */
+function interpolate(p: readonly (readonly [number, number])[], x: number): number {
+  if (x <= p[0]![0]) return p[0]![1]
   for (let i = 1; i < p.length; i++) {
     const [x1, y1] = p[i]!, [x0, y0] = p[i - 1]!
-    if (score <= x1) return y0 + ((score - x0) / (x1 - x0)) * (y1 - y0)
+    if (x <= x1) return y0 + ((x - x0) / (x1 - x0)) * (y1 - y0)
   }
   return p[p.length - 1]![1]
 }
+
+/** What a plan's exposure part reads from a score's exposure, where the score carries it. */
+export interface ExposureMeasures {
+  km_per_year?: number
+  night_share?: number
+}
+
+/** km a year (the observed km per day over a year) and the night share of moving time. */
+export const exposureMeasures = (e: Exposure): ExposureMeasures => ({
+  ...(e.distance_km !== undefined && e.days > 0 ? { km_per_year: (e.distance_km / e.days) * 365.25 } : {}),
+  ...(e.moving_s ? { night_share: (e.night_s ?? 0) / e.moving_s } : {}),
+})
+
+/** Each exposure table's relativity for the measures (a measure the score lacks counts as typical). */
+export function exposureParts(s: SubjectRating, m: ExposureMeasures): { km_per_year: number; night_share: number } {
+  const part = (table: { typical: number; points: [number, number][] } | undefined, v: number | undefined) => (table ? interpolate(table.points, v ?? table.typical) : 1)
+  return { km_per_year: part(s.exposure?.distance, m.km_per_year), night_share: part(s.exposure?.night, m.night_share) }
+}
+
+/** The exposure relativity before its limits: its parts' product pulled towards 1 by credibility z. */
+export const credibleExposure = (parts: { km_per_year: number; night_share: number }, z: number) => 1 + z * (parts.km_per_year * parts.night_share - 1)
 
 /** Credibility Z of an exposure (limited fluctuation, square-root rule); 0 below the minimum. */
 export const credibility = (s: SubjectRating, exposure: number) =>
   exposure < s.credibility.minimum ? 0 : Math.min(1, Math.sqrt(exposure / s.credibility.full))
 
 /** A score's exposure in the unit the subject's credibility is measured in. */
-export const exposureOf = (s: SubjectRating, e: { days: number; distance_km?: number }) => (s.credibility.exposure === 'days' ? e.days : (e.distance_km ?? 0))
+export const exposureOf = (s: SubjectRating, e: Exposure) => (s.credibility.exposure === 'days' ? e.days : (e.distance_km ?? 0))
 
 /** The factor before limits: the relativity pulled towards 1 by credibility. */
 export const credibleFactor = (s: SubjectRating, score: number, exposure: number) => 1 + credibility(s, exposure) * (relativity(s, score) - 1)
@@ -199,32 +264,39 @@ export const credibleFactor = (s: SubjectRating, score: number, exposure: number
 export const firstStanding = (ts: number): Standing => ({ factor: 1, periodFrom: ts, periodFactor: 1 })
 
 /**
- * Rates one score at time `ts` for a policy whose standing is `before`: relativity, credibility,
- * then the limits in turn (the factor's own floor and cap, the period's, the change's), then
- * rounding; the factor is kept to 3 decimals so the same inputs give the same number everywhere.
- * `attributeRelativity` multiplies the base premium (1 when the plan rates on no attribute).
+ * Rates one score at time `ts` for a policy whose standing is `before`. The factor is
+ * pay-how-you-drive × pay-as-you-drive: the score's relativity weighted by credibility, within the
+ * factor's floor and cap, times the exposure relativity (`measures` read through the plan's
+ * exposure tables, weighted by the same credibility, within the exposure floor and cap); then the
+ * period's and the change's limits on the product, then rounding. The factor is kept to 3 decimals
+ * so the same inputs give the same number everywhere. `attributeRelativity` multiplies the base
+ * premium (1 when the plan rates on no attribute).
  */
-export function rate(s: SubjectRating, score: number, exposure: number, ts: number, before: Standing, rounding: number, attributeRelativity = 1): Rating {
+export function rate(s: SubjectRating, score: number, exposure: number, ts: number, before: Standing, rounding: number, attributeRelativity = 1, measures: ExposureMeasures = {}): Rating {
   const z = credibility(s, exposure)
   const rel = relativity(s, score)
   const newPeriod = ts - before.periodFrom >= s.period.days * 86_400_000
   const periodFrom = newPeriod ? ts : before.periodFrom
   const periodFactor = newPeriod ? before.factor : before.periodFactor
   let factor = 1 + z * (rel - 1)
+  let exposureRel = s.exposure ? credibleExposure(exposureParts(s, measures), z) : 1
   let limited: Limit = null
   const clamp = (by: 'factor' | 'change' | 'period', lo: number, hi: number) => {
     if (factor < lo) (factor = lo), (limited = { by, bound: 'floor' })
     else if (factor > hi) (factor = hi), (limited = { by, bound: 'cap' })
   }
-  if (z === 0) factor = before.factor // below the minimum exposure, nothing changes
+  if (z === 0) (factor = before.factor), (exposureRel = 1) // below the minimum exposure, nothing changes
   else {
     clamp('factor', s.factor.floor, s.factor.cap)
+    if (s.exposure && exposureRel < s.exposure.floor) (exposureRel = s.exposure.floor), (limited = { by: 'exposure', bound: 'floor' })
+    else if (s.exposure && exposureRel > s.exposure.cap) (exposureRel = s.exposure.cap), (limited = { by: 'exposure', bound: 'cap' })
+    factor *= exposureRel
     clamp('period', periodFactor * s.period.floor, periodFactor * s.period.cap)
     clamp('change', before.factor * s.change.floor, before.factor * s.change.cap)
   }
   factor = Math.round(factor * 1000) / 1000
   const premium = Math.round((s.basePremium * attributeRelativity * factor) / rounding) * rounding
-  return { factor, premium: Number(premium.toFixed(6)), relativity: rel, credibility: z, limited, standing: { factor, periodFrom, periodFactor } }
+  return { factor, premium: Number(premium.toFixed(6)), relativity: rel, credibility: z, exposureRelativity: exposureRel, limited, standing: { factor, periodFrom, periodFactor } }
 }
 
 /** The product of a plan's attribute relativities for a policy; throws on a value the plan does not list. */

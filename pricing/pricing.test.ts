@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { from, lastValueFrom, toArray } from 'rxjs'
 import { canonicalJson, checkPlan, examplePlans, firstStanding, loadPlans, planAt, priceScores, rate, relativity, type RatingPlan, type SubjectRating, type Unpriced } from './index.ts'
 import type { Score } from '../scoring/index.ts'
+import { exposureMeasures } from './plan.ts'
 
 const DAY = 86_400_000
 const example = loadPlans(examplePlans)[0]!
@@ -35,6 +36,11 @@ t.test('plans that cannot be used are refused when they load, with every reason'
     ['no effective date', bad((p) => delete p.effectiveFrom), /effectiveFrom/],
     ['an impossible date', bad((p) => (p.effectiveFrom = '2026-13-45T00:00:00Z')), /not a date/],
     ['no subject', bad((p) => (p.subjects = {})), /prices no subject/],
+    ['exposure for home', bad((p) => (p.subjects.home.exposure = p.subjects.driving.exposure)), /\/subjects\/home\/exposure: home has no km or night driving/],
+    ['less risk for more km', bad((p) => (p.subjects.driving.exposure.distance.points = [[2000, 0.6], [10000, 1], [20000, 0.9]])), /\/subjects\/driving\/exposure\/distance\/points\/2: more exposure is no less risk/],
+    ['a typical mileage not at 1', bad((p) => (p.subjects.driving.exposure.distance.typical = 12000)), /\/subjects\/driving\/exposure\/distance\/typical: the table gives 1.06 at 12000/],
+    ['a night share above 1', bad((p) => (p.subjects.driving.exposure.night.points[3][0] = 1.5)), /\/subjects\/driving\/exposure\/night\/points\/3\/0/],
+    ['an empty exposure part', bad((p) => (p.subjects.driving.exposure = { floor: 0.8, cap: 1.2 })), /\/subjects\/driving\/exposure: gives neither distance nor night/],
   ]
   for (const [name, value, reason] of cases) t.throws(() => checkPlan(value), { code: 'PLAN_INVALID', message: reason }, name)
   const both = bad((p) => ((p.attributes = { sex: { f: 1 } }), (p.subjects.home.credibility.exposure = 'distance_km')))
@@ -146,16 +152,52 @@ t.test('reasons in plain words: each feature\'s effect on the premium against th
   t.same(out[0]!.reasons.map((r) => r.text), [
     'harsh braking 4.1 per 100 km, portfolio median 1.2: +28%',
     'driving at night 0.02 of the distance, portfolio median 0.05: −2%',
+    '12,200 km a year, typical 10,000: +7%',
     'increase capped at +10% on the previous premium (factor 1)',
   ])
   t.equal(out[0]!.reasons[0]!.effect, 0.278, 'relativity 1.5 at score 40 against 1.174 at 46 (the score with braking at the median)')
   t.same(out[1]!.reasons.map((r) => r.text), [
     'harsh braking 4.1 per 100 km, portfolio median 1.2: +12%',
     'driving at night 0.02 of the distance, portfolio median 0.05: −1%',
+    '3,000 km a year, typical 10,000: −16%',
     '250 km observed of 1000 for full weight: 50% of the behaviour\'s effect applies',
+    'decrease floored at −10% on the previous premium (factor 1)',
   ])
   t.same(out[2]!.reasons.map((r) => r.text), ['10 km observed, the plan needs 50 before any change: premium unchanged'])
   t.equal(out[2]!.factor, 1)
+})
+
+t.test('pay-as-you-drive beside pay-how-you-drive: the premium is base × behaviour × exposure relativity, with reasons in plain words', async (t) => {
+  const wide = { floor: 0.1, cap: 10 }
+  const sp: SubjectRating = { ...driving, factor: wide, change: wide, period: { ...wide, days: 365 } }
+  const [distance, night] = [sp.exposure!.distance!, sp.exposure!.night!]
+  const perYear = (km: number) => ({ days: 30, distance_km: (km * 30) / 365.25, moving_s: 36_000 })
+  const at = (km: number, night_s = 1800, score = 40) => rate(sp, score, 1000, 0, firstStanding(0), 0.01, 1, exposureMeasures({ ...perYear(km), night_s }))
+  const behaviour = rate(sp, 40, 1000, 0, firstStanding(0), 0.01).factor
+  t.equal(at(distance.typical, night.typical * 36_000).factor, behaviour, 'typical km and night share: the behaviour factor alone')
+  const km = distance.points[4]![0], kmRel = distance.points[4]![1]
+  t.equal(at(km, night.typical * 36_000).factor, Math.round(behaviour * kmRel * 1000) / 1000, `${km} km a year: × ${kmRel}`)
+  t.equal(at(km, night.typical * 36_000, 60).factor, Math.round(rate(sp, 60, 1000, 0, firstStanding(0), 0.01).factor * kmRel * 1000) / 1000, 'the same for a safer driver: the two multiply')
+  const many = at(distance.points.at(-1)![0] * 2, 36_000)
+  t.match(many, { exposureRelativity: sp.exposure!.cap, limited: { by: 'exposure', bound: 'cap' } }, 'the exposure relativity has its own cap')
+
+  const s: Score = { ...score('a', 40, 1), exposure: { ...perYear(12_400), night_s: 0.2 * 36_000 } }
+  const { out } = await priced([s], [{ ...plan, subjects: { driving: sp } }])
+  const rel = (p: [number, number][], x: number) => {
+    const i = p.findIndex(([x1]) => x1 >= x)
+    return p[i - 1]![1] + ((x - p[i - 1]![0]) / (p[i]![0] - p[i - 1]![0])) * (p[i]![1] - p[i - 1]![1])
+  }
+  const pct = (r: number) => `+${Math.round((r - 1) * 100)}%`
+  t.same(out[0]!.reasons.slice(2).map((r) => r.text), [
+    `12,400 km a year, typical 10,000: ${pct(rel(distance.points, 12_400))}`,
+    `night driving 20% of driving time, typical 5%: ${pct(rel(night.points, 0.2))}`,
+  ], 'km a year and the night share against the plan\'s typical')
+  t.equal(out[0]!.factor, Math.round(behaviour * rel(distance.points, 12_400) * rel(night.points, 0.2) * 1000) / 1000)
+
+  const little = await priced([{ ...s, exposure: { ...s.exposure, distance_km: 300 } }], [{ ...plan, subjects: { driving: sp } }])
+  t.equal(little.out[0]!.credibility, Math.round(Math.sqrt(300 / 1000) * 1000) / 1000)
+  t.equal(little.out[0]!.factor, Math.round((1 + little.out[0]!.credibility * (rate(sp, 40, 1e9, 0, firstStanding(0), 0.01).relativity - 1)) * (1 + little.out[0]!.credibility * (rel(distance.points, (300 / 30) * 365.25) * rel(night.points, 0.2) - 1)) * 1000) / 1000, 'partial credibility weighs behaviour and exposure alike')
+  t.same((await priced([{ ...s, exposure: { ...s.exposure, distance_km: 10 } }], [{ ...plan, subjects: { driving: sp } }])).out[0]!.factor, 1, 'below the minimum exposure nothing changes, exposure neither')
 })
 
 t.test('canonicalJson sorts keys at every level', async (t) => {

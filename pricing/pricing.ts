@@ -12,7 +12,10 @@ import { toLine, topics, type Influx } from '../ingest/index.ts'
 import type { Subject } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { AuditLog } from './audit.ts'
-import { attributeRelativity, credibleFactor, exposureOf, firstStanding, planAt, planId, rate, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating } from './plan.ts'
+import {
+  attributeRelativity, credibleExposure, credibleFactor, exposureMeasures, exposureOf, exposureParts, firstStanding, planAt, planId, rate,
+  type ExposureMeasures, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating,
+} from './plan.ts'
 
 /** Why a premium is what it is: one feature against the portfolio's median, or a rule of the plan. */
 export interface PriceReason {
@@ -160,7 +163,7 @@ export function priceScores(
       const before = last?.standing ?? firstStanding(s.window.to)
       const exposure = exposureOf(sp, s.exposure)
       const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, ruleset: planId(plan), before, attributeRel }
-      const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel)
+      const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel, exposureMeasures(s.exposure))
       const body = {
         policyId: s.policyId,
         subject: s.subject,
@@ -195,10 +198,12 @@ export function priceScores(
 
 /**
  * The reasons in plain words: each feature's effect on the premium against the portfolio median
- * (the score with that feature at its median, through the same mapping and credibility), then the
- * plan's rules that shaped the number: too little exposure, partial credibility, a limit.
+ * (the score with that feature at its median, through the same mapping and credibility), then how
+ * much and when the policy drives against the plan's typical (the exposure relativity with that
+ * part at typical), then the plan's rules that shaped the number: too little exposure, partial
+ * credibility, a limit. `measures` are the exposure the rating used (the score's own by default).
  */
-export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: Rating, before: Standing): PriceReason[] {
+export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: Rating, before: Standing, measures: ExposureMeasures = exposureMeasures(s.exposure)): PriceReason[] {
   const unit = sp.credibility.exposure === 'days' ? 'days of data' : 'km'
   if (r.credibility === 0) {
     return [{ code: 'exposure', text: `${fmt(exposure)} ${unit} observed, the plan needs ${sp.credibility.minimum} before any change: premium unchanged`, value: exposure, baseline: sp.credibility.minimum, effect: 0 }]
@@ -210,17 +215,39 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
       return { code: x.code, text: `${x.label} ${fmt(x.value)} ${x.unit}, portfolio median ${fmt(x.baseline)}: ${pct(effect)}`, value: x.value, baseline: x.baseline, effect: Math.round(effect * 1000) / 1000 }
     })
     .filter((x) => pct(x.effect) !== '±0%')
+  const usage = exposureReasons(sp, measures, r.credibility).filter((x) => pct(x.effect) !== '±0%')
   const rules: PriceReason[] = []
   if (r.credibility < 1) {
     rules.push({ code: 'credibility', text: `${fmt(exposure)} ${unit} observed of ${sp.credibility.full} for full weight: ${Math.round(r.credibility * 100)}% of the behaviour's effect applies`, value: exposure, baseline: sp.credibility.full, effect: 0 })
   }
   if (r.limited) {
     const { by, bound } = r.limited
-    const of = by === 'factor' ? 'the base premium' : by === 'change' ? `the previous premium (factor ${before.factor})` : `the premium at the start of the period (factor ${r.standing.periodFactor})`
-    const limit = (by === 'factor' ? sp.factor : by === 'change' ? sp.change : sp.period)[bound]
+    const of = by === 'factor' ? 'the base premium' : by === 'exposure' ? 'the base premium for how much and when the car is driven' : by === 'change' ? `the previous premium (factor ${before.factor})` : `the premium at the start of the period (factor ${r.standing.periodFactor})`
+    const limit = (by === 'factor' ? sp.factor : by === 'exposure' ? sp.exposure! : by === 'change' ? sp.change : sp.period)[bound]
     rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / f - 1) * 1000) / 1000 })
   }
-  return [...features, ...rules]
+  return [...features, ...usage, ...rules]
+}
+
+/** Pay-as-you-drive in plain words: "12,400 km a year, typical 10,000: +8%", the night share likewise. */
+function exposureReasons(sp: SubjectRating, m: ExposureMeasures, z: number): PriceReason[] {
+  if (!sp.exposure) return []
+  const parts = exposureParts(sp, m)
+  const all = credibleExposure(parts, z)
+  const reasons: PriceReason[] = []
+  const effect = (typical: Partial<typeof parts>) => Math.round((all / credibleExposure({ ...parts, ...typical }, z) - 1) * 1000) / 1000
+  const { distance, night } = sp.exposure
+  if (distance && m.km_per_year !== undefined) {
+    const km = (x: number) => (Math.round(x / 100) * 100).toLocaleString('en-US')
+    const e = effect({ km_per_year: 1 })
+    reasons.push({ code: 'km_per_year', text: `${km(m.km_per_year)} km a year, typical ${km(distance.typical)}: ${pct(e)}`, value: Math.round(m.km_per_year), baseline: distance.typical, effect: e })
+  }
+  if (night && m.night_share !== undefined) {
+    const share = (x: number) => `${Math.round(x * 100)}%`
+    const e = effect({ night_share: 1 })
+    reasons.push({ code: 'night_share', text: `night driving ${share(m.night_share)} of driving time, typical ${share(night.typical)}: ${pct(e)}`, value: Math.round(m.night_share * 1000) / 1000, baseline: night.typical, effect: e })
+  }
+  return reasons
 }
 
 const fmt = (x: number) => (Number.isInteger(x) ? String(x) : Math.abs(x) < 1 ? x.toFixed(2) : Math.abs(x) < 100 ? x.toFixed(1) : x.toFixed(0))

@@ -1,18 +1,20 @@
 /**
  * The premium simulator (#6): for a policy's latest score and hypothetical changes in behaviour
- * ("20% fewer harsh brakes": scale harsh_braking_per_100km by 0.8; "no night driving": set
- * night_share to 0), the premium it would get, through the same model and the same plan as a real
- * adjustment, from the policy's real standing (so the plan's limits apply as they would).
+ * ("20% fewer harsh brakes": scale harsh_braking_per_hour by 0.8) or in how much and when it
+ * drives, which the plan's exposure part prices ("a third fewer km": scale km_per_year by 0.67;
+ * "no night driving": set night_share to 0), the premium it would get, through the same model and
+ * the same plan as a real adjustment, from the policy's real standing (so the plan's limits apply
+ * as they would). Credibility stays that of the driving observed.
  */
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { scoreBatch, type LoadedModel, type Score } from '../scoring/index.ts'
-import { exposureOf, firstStanding, planAt, planId, rate, type RatingPlan, type Standing } from './plan.ts'
+import { exposureMeasures, exposureOf, firstStanding, planAt, planId, rate, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
 import { priceReasons, type PriceReason } from './pricing.ts'
 
 export const WhatIfSchema = Type.Object({
-  scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'feature → factor (0.8: 20% less)' })),
-  set: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'feature → value (night_share 0: no night driving)' })),
+  scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'model feature or priced exposure (km_per_year, night_share) → factor (0.8: 20% less)' })),
+  set: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'model feature or priced exposure → value (night_share 0: no night driving)' })),
 }, { additionalProperties: false })
 export type WhatIfChanges = Static<typeof WhatIfSchema>
 
@@ -46,23 +48,28 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   const problems = [...Value.Errors(WhatIfSchema, changes)].map((e) => `${e.path || '/'}: ${e.message}`)
   if (problems.length) throw new WhatIfError(`changes are not valid: ${problems.join('; ')}`)
   const { scale = {}, set = {} } = changes as WhatIfChanges
-  const names = model.definition.features.map((f) => f.name)
-  const unknown = [...Object.keys(scale), ...Object.keys(set)].filter((n) => !names.includes(n))
-  if (unknown.length) throw new WhatIfError(`${model.definition.name} has no feature ${unknown.join(', ')}; it has ${names.join(', ')}`)
-  if (Object.keys(scale).length + Object.keys(set).length === 0) throw new WhatIfError('no change: give scale or set')
   const plan = planAt(plans, score.window.to)
   const sp = plan?.subjects[score.subject]
   if (!plan || !sp) throw new WhatIfError(`no rating plan prices ${score.subject} at ${new Date(score.window.to).toISOString()}`)
+  const features = model.definition.features.map((f) => f.name)
+  const measures = exposureMeasures(score.exposure)
+  // Exposure the plan prices and the score carries can change too.
+  const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : sp.exposure?.night))
+  const unknown = [...Object.keys(scale), ...Object.keys(set)].filter((n) => !features.includes(n) && !usage.includes(n))
+  if (unknown.length) throw new WhatIfError(`${model.definition.name} has no feature ${unknown.join(', ')}; it has ${features.join(', ')}${usage.length ? `, and the plan prices ${usage.join(', ')}` : ''}`)
+  if (Object.keys(scale).length + Object.keys(set).length === 0) throw new WhatIfError('no change: give scale or set')
 
-  const features = { ...score.features }
-  for (const [n, k] of Object.entries(scale)) features[n] = (features[n] ?? 0) * k
-  Object.assign(features, set)
-  const [now, changed] = await scoreBatch(model, [score, { ...score, features }])
+  const changedFeatures = { ...score.features }
+  const changedMeasures: Record<string, number> = { ...measures }
+  const target = (n: string) => (usage.includes(n) ? changedMeasures : changedFeatures)
+  for (const [n, k] of Object.entries(scale)) target(n)[n] = (target(n)[n] ?? 0) * k
+  for (const [n, v] of Object.entries(set)) target(n)[n] = v
+  const [now, changed] = await scoreBatch(model, [score, { ...score, features: changedFeatures }])
   const before = standing ?? firstStanding(score.window.to)
   const exposure = exposureOf(sp, score.exposure)
-  const quote = (s: Score): Quote => {
-    const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding)
-    return { score: s.value, factor: r.factor, premium: r.premium, reasons: priceReasons(sp, s, exposure, r, before), features: s.features }
+  const quote = (s: Score, m: ExposureMeasures): Quote => {
+    const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, 1, m)
+    return { score: s.value, factor: r.factor, premium: r.premium, reasons: priceReasons(sp, s, exposure, r, before, m), features: { ...s.features, ...m } }
   }
-  return { policyId: score.policyId, subject: score.subject, model: now!.model, ruleset: planId(plan), currency: plan.currency, now: quote(now!), changed: quote(changed!) }
+  return { policyId: score.policyId, subject: score.subject, model: now!.model, ruleset: planId(plan), currency: plan.currency, now: quote(now!, measures), changed: quote(changed!, changedMeasures) }
 }

@@ -32,7 +32,17 @@ export interface TrainingRow {
  * risk comes in levels a log-linear form cannot draw (a home that shows nothing is not simply the
  * far end of a line through homes that show a little).
  */
-export type ModelSpec = Omit<ModelDefinition, 'version' | 'file' | 'card' | 'features'> & { features: Omit<FeatureDefinition, 'baseline'>[]; form: 'glm' | 'trees' }
+export type ModelSpec = Omit<ModelDefinition, 'version' | 'file' | 'card' | 'features'> & {
+  features: Omit<FeatureDefinition, 'baseline'>[]
+  form: 'glm' | 'trees'
+  /**
+   * Claims are fitted per this unit of the rows' exposure (driving: 'km'), which is no model input
+   * because the rating plan prices it: the fitted rate is scaled to a year at the training
+   * portfolio's median exposure a year, so the model predicts a typical year's claims from
+   * behaviour alone, and a score does not move with how much is driven (#19).
+   */
+  perUnit?: string
+}
 
 /** A fitted core: log rate per unit of exposure from the transformed features. */
 export type Fit = { form: 'glm'; glm: GlmFit } | { form: 'trees'; trees: TreeEnsemble }
@@ -61,19 +71,26 @@ export function trainModel(spec: ModelSpec, version: string, rows: readonly Trai
   const test = rows.filter((r) => isHeldOut(r.policyId))
   if (train.length < 10 * (spec.features.length + 1)) throw new Error(`${spec.subject}: ${train.length} training policies; at least ${10 * (spec.features.length + 1)} are needed for ${spec.features.length} features`)
   const features = spec.features.map((f) => ({ ...f, baseline: median(train.map((r) => r.features[f.name] ?? 0)) }))
-  const { form, ...described } = spec
+  const { form, perUnit, ...described } = spec
   const definition: ModelDefinition = { ...described, version, features, file: `${spec.name}@${version}.onnx`, card: `${spec.name}@${version}.md` }
   const x = (r: TrainingRow) => features.map((f) => transformed(f, r.features[f.name] ?? f.baseline))
   const data = { x: train.map(x), claims: train.map((r) => r.claims), exposure: train.map((r) => r.exposure) }
-  const fit: Fit = form === 'glm' ? { form, glm: fitPoissonGlm(data) } : { form, trees: fitPoissonTrees(data) }
+  // The rows' exposure a year that the model's output is for: 1 (a policy-year) unless fitted per unit.
+  const typical = perUnit ? median(train.map((r) => r.exposure / r.years)) : 1
+  const fit = scaled(form === 'glm' ? { form, glm: fitPoissonGlm(data) } : { form, trees: fitPoissonTrees(data) }, Math.log(typical))
   const rate = (row: readonly number[]) => (fit.form === 'glm' ? glmRate(fit.glm, row) : Math.exp(predictTrees(fit.trees, row)))
-  const perYear = (r: TrainingRow) => (rate(x(r)) * r.exposure) / r.years
+  const perYear = (r: TrainingRow) => (rate(x(r)) * r.exposure) / r.years / typical
   const truth = test.filter((r) => r.expectedPerYear !== undefined)
   const quality = truth.length > 0 ? modelQuality(truth.map((r) => ({ predicted: perYear(r), truth: r.expectedPerYear!, years: r.years }))) : undefined
   const heldOutDeviance = poissonDeviance(test.map((r) => r.claims), test.map((r) => perYear(r) * r.years))
-  const card = modelCard(definition, fit, rate, { train, test, quality, heldOutDeviance, source })
+  const card = modelCard(definition, fit, rate, { train, test, quality, heldOutDeviance, source, perUnit: perUnit ? { unit: perUnit, typical } : undefined })
   const core = fit.form === 'glm' ? glmCore(definition, fit.glm) : treeCore(definition, fit.trees)
   return { definition, fit, onnx: frequencyModelToOnnx(definition, core, card), card, trained: train.length, heldOut: test.length, quality }
+}
+
+/** A fit whose log rate is `log` higher: a rate per unit of exposure made a rate per `e^log` units. */
+function scaled(fit: Fit, log: number): Fit {
+  return fit.form === 'glm' ? { ...fit, glm: { ...fit.glm, intercept: fit.glm.intercept + log } } : { ...fit, trees: { ...fit.trees, base: fit.trees.base + log } }
 }
 
 /** Whether a quality meets the goals, and if not, why. */
@@ -85,7 +102,7 @@ export function meetsGoals(q: ModelQuality): string[] {
 }
 
 /** The model card: intended use, features and relativities, data, metrics, limits. */
-function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]) => number, d: { train: readonly TrainingRow[]; test: readonly TrainingRow[]; quality?: ModelQuality; heldOutDeviance: number; source: string }): string {
+function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]) => number, d: { train: readonly TrainingRow[]; test: readonly TrainingRow[]; quality?: ModelQuality; heldOutDeviance: number; source: string; perUnit?: { unit: string; typical: number } }): string {
   const claims = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.claims, 0)
   const exposure = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.exposure, 0)
   const years = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.years, 0)
@@ -99,7 +116,7 @@ function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]
     return `| ${f.name} | ${f.unit} | ${f.log1pScale ? `log(1 + ${f.log1pScale}·x)` : '–'} | ${fmt(f.baseline)} | ${coefficient}${fmt(p90)} | ${rel.toFixed(3)} |`
   })
   const glm = fit.form === 'glm' ? fit.glm : undefined
-  const offset = def.exposure ? `, fitted per km with log(km) as offset` : ''
+  const offset = def.exposure ? `, fitted per km with log(km) as offset` : d.perUnit ? `, fitted per ${d.perUnit.unit} with log(${d.perUnit.unit}) as offset and scaled to a year of the training portfolio's median ${fmt(d.perUnit.typical)} ${d.perUnit.unit} (how much is driven is the rating plan's exposure, not the model's)` : ''
   const form = glm
     ? `A Poisson GLM with log link${offset}: \`f = exp(intercept + Σ coefficient·feature)${def.exposure ? ` × ${def.exposure.feature} × ${def.exposure.perYear}` : ''}\`, fitted by iteratively reweighted least squares (${glm.iterations} iterations, ridge 0.001 on standardised features)`
     : `Gradient-boosted Poisson regression trees${offset}: \`f = exp(base + Σ tree(features))${def.exposure ? ` × ${def.exposure.feature} × ${def.exposure.perYear}` : ''}\`, ${fit.form === 'trees' ? fit.trees.trees.length : 0} trees of depth 2, learning rate 0.1, run by onnxruntime as an ai.onnx.ml TreeEnsembleRegressor`
@@ -120,7 +137,7 @@ function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]
     ...featureRows,
     ...(glm ? [`| intercept | | | | ${glm.intercept.toPrecision(6)} | | |`] : []),
     '',
-    `**Training data.** ${d.source}. ${d.train.length} policies fitted (${def.exposure ? `${fmt(exposure(d.train))} km, ` : ''}${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
+    `**Training data.** ${d.source}. ${d.train.length} policies fitted (${def.exposure || d.perUnit ? `${fmt(exposure(d.train))} ${d.perUnit?.unit ?? 'km'}, ` : ''}${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
     '',
     `**Metrics, on the held-out policies.** Poisson deviance ${d.heldOutDeviance.toFixed(1)} on ${d.test.length} policies.` + (q ? ` Against the simulator's true expected frequencies: Gini ${q.gini.toFixed(3)}, the truth's own Gini ${q.giniTruth.toFixed(3)}, **ratio ${q.giniRatio.toFixed(3)}** (goal ≥ ${goals.giniRatio}); calibration, true over predicted claims per decile of predicted frequency (goal 1 ± ${goals.calibration}):` : ''),
     ...(q ? ['', '| decile | policies | predicted /year | true /year | true / predicted |', '|---|---|---|---|---|', ...q.deciles.map((x) => `| ${x.decile} | ${x.policies} | ${x.predicted.toFixed(4)} | ${x.truth.toFixed(4)} | ${x.ratio.toFixed(3)} |`)] : []),
