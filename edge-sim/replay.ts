@@ -23,7 +23,7 @@ export interface LabelledEvent {
 export interface Recording {
   name: string
   rateHz: number
-  /** Rows of ax, ay, az (linear, m/s²) and gx, gy, gz (rad/s), earth frame, at `rateHz` from second 0. */
+  /** Rows of ax, ay, az (linear, or with gravity when read so, m/s²) and gx, gy, gz (rad/s), earth frame, at `rateHz` from second 0. */
   samples: number[][]
   events: LabelledEvent[]
 }
@@ -54,10 +54,10 @@ function interpolator(s: { t: number[]; xyz: number[][] }) {
   }
 }
 
-/** Reads a trip folder of the dataset, resampled to `rateHz`. */
-export function readRecording(dir: string, rateHz = 50): Recording {
+/** Reads a trip folder of the dataset, resampled to `rateHz`; the raw acceleration (gravity included, +9.81 up) `withGravity`. */
+export function readRecording(dir: string, rateHz = 50, withGravity = false): Recording {
   const meta = JSON.parse(readFileSync(join(dir, 'viagem.json'), 'utf8')) as { firstCollectionUptimeNanos: number; lastCollectionUptimeNanos: number }
-  const accel = readSensor(join(dir, 'aceleracaoLinear_terra.csv'))
+  const accel = readSensor(join(dir, withGravity ? 'acelerometro_terra.csv' : 'aceleracaoLinear_terra.csv'))
   const gyro = readSensor(join(dir, 'giroscopio_terra.csv'))
   const start = meta.firstCollectionUptimeNanos
   const to = Math.min(meta.lastCollectionUptimeNanos, accel.t.at(-1)!, gyro.t.at(-1)!)
