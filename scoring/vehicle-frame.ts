@@ -7,10 +7,11 @@
  *
  * How it works.
  * - Gravity: a low-pass filter of the accelerometer (a car's own accelerations average out over
- *   seconds, gravity does not). The filter pauses while the car manoeuvres (the short-term mean
- *   acceleration departs from the gravity estimate), so braking and turns do not tilt it, and it
- *   starts over, fast, when the phone is moved in its mount (the gyroscope shows a rotation about a
- *   horizontal axis no car makes) or after a gap in the stream.
+ *   time, gravity does not). The filter pauses while the car manoeuvres (the short-term mean
+ *   acceleration departs from the gravity estimate), so braking and turns do not tilt it. A second,
+ *   unpaused mean that leaves turns out is its fallback when it stays paused too long (it settled
+ *   while the car was pulling away). Both start over when the phone is moved in its mount (the
+ *   gyroscope shows a rotation about a horizontal axis no car makes) or after a gap in the stream.
  * - Level frame: z is the gravity direction; the acceleration and the rotation rate are projected
  *   on it and on two horizontal axes, so the yaw rate is the gyroscope's component about gravity.
  * - Forward: with GPS, the horizontal acceleration averaged over each GPS second is regressed on the
@@ -177,8 +178,8 @@ export interface FrameEstimate {
  * readings with `speed_kmh` teach it the forward axis.
  */
 export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig): { push(r: Reading): Reading; frame(): FrameEstimate } {
-  // Gravity (low-pass of the accelerometer), the short-term mean acceleration, and the leaky
-  // integral of the rotation about horizontal axes; undefined until the first sample.
+  // Gravity (low-pass of the accelerometer, undefined until the first sample), its fallback, the
+  // short-term mean acceleration, and the leaky integral of the rotation about horizontal axes.
   let g: Vec3 | undefined
   let fallback: Vec3 = [0, 0, 0]
   /** Samples in the fallback since the (re)start. */
@@ -191,13 +192,12 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   /** Fixed horizontal reference while the forward axis is unknown. */
   let reference: Vec3 = [1, 0, 0]
 
-  // Forward from GPS: Σ dv/dt · a_h (phone frame) and Σ (dv/dt)² over qualifying GPS seconds.
+  // Forward from GPS: Σ dv/dt · a_h (phone frame) over qualifying GPS seconds, fading with gpsMemory.
   let gpsSum: Vec3 = [0, 0, 0]
-  let gpsWeight = 0
   let gpsCount = 0
   const bins = { index: new Float64Array(BINS).fill(-1), sum: Array.from({ length: BINS }, (): Vec3 => [0, 0, 0]), yaw: new Float64Array(BINS), n: new Float64Array(BINS) }
-  let lastFix: { ms: number; ms_s: number } | undefined
-  let pendingFixes: { ms: number; ms_s: number }[] = []
+  let lastFix: { ms: number; speed_mps: number } | undefined
+  let pendingFixes: { ms: number; speed_mps: number }[] = []
 
   // Forward without GPS: smoothed horizontal acceleration and yaw rate; second and third moments of
   // the qualifying ones (phone frame, symmetric: 6 and 10 distinct terms) and their duration.
@@ -212,7 +212,6 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
 
   function forgetForward() {
     gpsSum = [0, 0, 0]
-    gpsWeight = 0
     gpsCount = 0
     m2 = new Float64Array(6)
     m3 = new Float64Array(10)
@@ -224,7 +223,7 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
     bins.index.fill(-1)
   }
 
-  /** Starts over: gravity followed fast from now on, the forward axis learnt again. */
+  /** Starts over: gravity is the fallback's mean since now for settle_s, the forward axis is learnt again. */
   function restart(tMs: number) {
     fallbackN = 0
     settleUntil = tMs + cfg.settle_s * 1000
@@ -351,11 +350,10 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
         yaw += bins.yaw[slot]!
         n += bins.n[slot]!
       }
-      const dv = (fix.ms_s - prev.ms_s) / ((fix.ms - prev.ms) / 1000)
+      const dv = (fix.speed_mps - prev.speed_mps) / ((fix.ms - prev.ms) / 1000)
       if (n === 0 || Math.abs(dv) < cfg.gpsMinDv_ms2 || yaw / n > cfg.gpsMaxYaw_rads) continue
       const keep = 1 - 1 / cfg.gpsMemory
       gpsSum = [gpsSum[0] * keep + (dv * sum[0]) / n, gpsSum[1] * keep + (dv * sum[1]) / n, gpsSum[2] * keep + (dv * sum[2]) / n]
-      gpsWeight = gpsWeight * keep + dv * dv
       gpsCount++
       const h = reject(gpsSum, scale(g, 1 / norm(g)))
       if (gpsCount >= cfg.gpsMin && norm(h) > 0) {
@@ -368,7 +366,7 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   return {
     push(r) {
       if (r.kind === 'gps' && typeof r.fields.speed_kmh === 'number' && !(Number(r.fields.accuracy_m) > cfg.gpsMaxAccuracy_m)) {
-        if (pendingFixes.length < 5) pendingFixes.push({ ms: r.ts, ms_s: r.fields.speed_kmh / 3.6 })
+        if (pendingFixes.length < 5) pendingFixes.push({ ms: r.ts, speed_mps: r.fields.speed_kmh / 3.6 })
         pairFixes()
         return r
       }
