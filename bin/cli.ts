@@ -132,7 +132,7 @@ Options (backtest):
 Options (audit verify):
   --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR)
 
-Environment (start, demo, sim, audit, models, backtest):
+Environment (start, demo, sim, import, evaluate, audit, models, backtest):
 ${describeConfig()}
 `
 
