@@ -7,7 +7,7 @@
  * folder of recordings (one subfolder or `.gpx` file each).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { readCsvRecording, readMapping, RecordingError, type CsvMapping } from './csv.ts'
 import { readDatasetTrip } from './dataset.ts'
 import { readGpx } from './gpx.ts'
@@ -25,7 +25,7 @@ export const recordingFormats: readonly RecordingFormat[] = ['csv', 'gpx', 'data
 export interface ReadOptions {
   /** The format, when the path does not tell (detected: `.gpx`, a dataset's `viagem.json`, otherwise CSV). */
   format?: RecordingFormat
-  /** The column mapping of CSV recordings (else `mapping.json` in the recording's folder or the one above). */
+  /** The column mapping of CSV recordings (else `mapping.json` in the recording's folder, beside the file, or in the folder of recordings). */
   mapping?: CsvMapping
 }
 
@@ -72,7 +72,8 @@ export function readRecordingAt(path: string, opts: ReadOptions = {}): Track {
       track = { ...readGpx(join(path, files[0]!)), name: basename(path) }
     } else track = readGpx(path)
   } else {
-    const mapping = opts.mapping ?? (dir && existsSync(join(path, 'mapping.json')) ? readMapping(join(path, 'mapping.json')) : undefined)
+    const beside = join(dir ? path : dirname(path), 'mapping.json')
+    const mapping = opts.mapping ?? (existsSync(beside) ? readMapping(beside) : undefined)
     if (!mapping) throw new RecordingError(`${path}: a CSV recording needs a column mapping (--mapping FILE, or mapping.json in its folder; see README "ubiq import")`)
     track = readCsvRecording(path, mapping, dir)
   }

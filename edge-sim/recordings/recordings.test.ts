@@ -155,7 +155,8 @@ t.test('bad mappings are refused, naming the key and what is wrong', async (t) =
 t.test('recordings that do not fit their mapping are refused, naming the file and the key', async (t) => {
   const dir = folder({ 'a.csv': 'time,x\n1,2\n', 'mapping.json': '{"imu": {"time": {"column": "t", "unit": "s"}, "accel": {"x": 1, "y": 1, "z": 1, "unit": "g", "frame": "earth"}}}' })
   t.throws(() => readRecordings(dir), /imu\.file: needed when importing a folder/)
-  t.throws(() => readRecordingAt(join(dir, 'a.csv')), /a CSV recording needs a column mapping/)
+  t.throws(() => readRecordingAt(join(dir, 'a.csv')), /imu\.time\.column: no column "t"/, 'a file reads the mapping.json beside it')
+  t.throws(() => readRecordingAt(join(folder({ 'b.csv': '1,2\n' }), 'b.csv')), /b\.csv: a CSV recording needs a column mapping/)
   const mapping = (m: unknown) => ({ mapping: parseMapping(m) })
   t.throws(() => readRecordingAt(join(dir, 'a.csv'), mapping({ imu: { time: { column: 't', unit: 's' }, accel: { x: 1, y: 1, z: 1, unit: 'g', frame: 'earth' } } })),
     /a\.csv: imu\.time\.column: no column "t" \(the header has time, x\)/)
