@@ -25,7 +25,7 @@ import {
   placeTrack, readLabels, readMapping, readRecordingAt, readRecordings, recordingFormats, RecordingError, trackEnd, trackMessages,
   type CsvMapping, type RecordingFormat, type Track,
 } from '../edge-sim/recordings/index.ts'
-import { detections, eventLabel, evaluate, scoreRecording, type EvaluatedTrip, type OfflineResult } from '../scoring/offline.ts'
+import { detections, eventLabel, evaluateTrips, scoreRecording, type EvaluatedTrip, type OfflineResult } from '../scoring/offline.ts'
 import { train, trainingReport, writePortfolio } from './train.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
@@ -718,7 +718,7 @@ async function evaluateCommand(cfg: Config, dir: string, opts: Options): Promise
     results.push({ result, evaluated: { trip, ...label, ...(result.score ? { score: result.score.value } : {}), detections: detections(result.events, startTs), labels: eventLabels[i]! } })
     done++
   }
-  const evaluation = evaluate(results.map((r) => r.evaluated))
+  const evaluation = evaluateTrips(results.map((r) => r.evaluated))
   progress.done(`evaluate: ${tracks.length} trips scored with ${champions.driving!.definition.name}@${champions.driving!.definition.version}`)
   const rows = results.map(({ result, evaluated }) => {
     const events: Record<string, number> = {}

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { qualityTable, type DrivingEvent, type Quality } from './index.ts'
-import { detections, eventLabel, evaluate, type EvaluatedTrip } from './offline.ts'
+import { detections, eventLabel, evaluateTrips, type EvaluatedTrip } from './offline.ts'
 
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
 const dataset = fileURLToPath(new URL('../../shared/data/driver-behavior-dataset/', import.meta.url))
@@ -17,7 +17,7 @@ const run = (args: string[]) => spawnSync(process.execPath, [ubiq, ...args], {
 t.test('pairs: aggressive and drowsy trips against normal ones of the same driver and road, lower is right', async (t) => {
   const trip = (name: string, driver: string, road: string, label: EvaluatedTrip['label'], score?: number): EvaluatedTrip =>
     ({ trip: name, driver, road, ...(label ? { label } : {}), ...(score === undefined ? {} : { score }), detections: [], labels: [] })
-  const result = evaluate([
+  const result = evaluateTrips([
     trip('n1', 'd1', 'motorway', 'normal', 60), trip('a1', 'd1', 'motorway', 'aggressive', 40), trip('z1', 'd1', 'motorway', 'drowsy', 65),
     trip('n2', 'd2', 'motorway', 'normal', 50), trip('a2', 'd2', 'motorway', 'aggressive', 55), trip('a3', 'd2', 'secondary', 'aggressive', 10),
     trip('n3', 'd3', 'motorway', 'normal'), trip('a4', 'd3', 'motorway', 'aggressive', 20),

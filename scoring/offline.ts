@@ -137,7 +137,7 @@ export interface Evaluation {
 }
 
 /** Pairwise ranking accuracy and event precision and recall over labelled recordings. */
-export function evaluate(trips: readonly EvaluatedTrip[]): Evaluation {
+export function evaluateTrips(trips: readonly EvaluatedTrip[]): Evaluation {
   const pairs = (cls: 'aggressive' | 'drowsy'): PairCount => {
     const count = { correct: 0, pairs: 0, unscored: 0 }
     for (const a of trips.filter((t) => t.label === cls && t.driver && t.road)) {
