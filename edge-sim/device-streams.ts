@@ -5,7 +5,7 @@
  */
 import { topics, type DeviceEntry } from '../ingest/index.ts'
 import { emptyFaultReport, injectFaults, type FaultConfig, type FaultName, type FaultReport } from './faults.ts'
-import { driveVehicle, type TripTruth, type Vehicle } from './driving.ts'
+import { driveVehicle, type PhoneMount, type TripTruth, type Vehicle } from './driving.ts'
 import { liveHealth, type HealthOptions, type Wearer } from './health.ts'
 import { liveHome, type HomeEvent, type Household } from './home.ts'
 import { drivingPersonas, healthPersonas, homePersonas } from './personas.ts'
@@ -60,7 +60,7 @@ export function* toMessages(deviceId: string, readings: Iterable<SensorReading>,
 
 /** The streams each kind of simulated device sends: what its policy must consent to. */
 export const deviceKinds = {
-  vehicle: ['status', 'obd', 'gps', 'imu', 'crash'],
+  vehicle: ['status', 'obd', 'gps', 'imu', 'imu_device', 'crash'],
   wearable: ['hr', 'steps', 'sleep', 'spo2'],
   home: ['leak', 'smoke', 'climate', 'contact', 'valve'],
 } as const satisfies Record<string, readonly string[]>
@@ -127,6 +127,8 @@ export interface StreamOptions {
   days: number
   /** IMU rate of vehicles, Hz (10–100; 0 for none). Default 25. */
   imuHz?: number
+  /** Vehicles are phones in this mount (GNSS and own-frame IMU, no OBD or ignition) instead of dongles. */
+  phone?: PhoneMount
   /** Seconds between wearable heart-rate readings. Default 300. */
   hrEvery_s?: number
   scenarios?: {
@@ -163,7 +165,7 @@ export function policyDevices(city: City, policy: SimPolicy, opts: StreamOptions
   const { vehicle, wearable, home } = policy
   if (vehicle) {
     const onTrip = opts.onTrip && ((t: TripTruth) => opts.onTrip!(vehicle.deviceId, t))
-    add(vehicle.deviceId, 'vehicle', vehicle.seed, driveVehicle(city, vehicle, { startTs, days, imuHz: opts.imuHz, crashOnTrip: scenarios.crashOnTrip }, onTrip))
+    add(vehicle.deviceId, 'vehicle', vehicle.seed, driveVehicle(city, vehicle, { startTs, days, imuHz: opts.imuHz, crashOnTrip: scenarios.crashOnTrip, ...(opts.phone ? { phone: opts.phone } : {}) }, onTrip))
   }
   if (wearable) add(wearable.deviceId, 'wearable', wearable.seed, liveHealth(wearable, { startTs, days, hrEvery_s: opts.hrEvery_s, anomaly: scenarios.healthAnomaly }))
   if (home) {

@@ -36,6 +36,19 @@ export interface DriveOptions {
   crashOnTrip?: number
   /** The crash recorder's window, uploaded at its own rate after the post-crash seconds. */
   crashWindow?: { hz: number; pre_s: number; post_s: number }
+  /**
+   * A phone instead of a dongle: no OBD and no ignition status, and its IMU as `imu_device`, the
+   * phone's own frame with gravity, mounted at this angle (degrees: turned about the car's vertical,
+   * then tilted about the phone's y and x axes) (#19, phones in any mount).
+   */
+  phone?: PhoneMount
+}
+
+/** How a phone sits in the car: yaw, then pitch, then roll, degrees (0, 0, 0: screen up, top forward). */
+export interface PhoneMount {
+  yaw_deg: number
+  pitch_deg: number
+  roll_deg: number
 }
 
 /** A harsh event as driven (not as detected): consecutive seconds beyond the threshold. */
@@ -288,7 +301,9 @@ function* driveTrip(city: City, persona: DrivingPersona, seed: number, car: CarS
   if (car.fuel_pct < 12) car.fuel_pct = between(rand, 85, 98)
   if (plan.startTs - car.lastEndTs > 2 * 3_600_000) car.coolant_c = between(rand, 6, 18)
   const coolantStart = car.coolant_c
-  const sensors = sensorState(city, g, persona, noise, imuNoise)
+  const sensors = sensorState(city, g, persona, noise, imuNoise, opts.phone)
+  const imu = (at: number, sendAt: number, hz: number, sec: Second): SensorReading =>
+    ({ kind: opts.phone ? 'imu_device' : 'imu', ts: at, ...(sendAt !== at ? { sendAt } : {}), body: { rate_hz: hz, samples: sensors.imu(sec, hz) } })
   const recent: Second[] = []
   let s = 0, v = 0, w = 0, ts = plan.startTs, next = 0
   let wait = Math.round(between(rand, 5, 25)) // engine on, seat belt, mirrors
@@ -297,7 +312,9 @@ function* driveTrip(city: City, persona: DrivingPersona, seed: number, car: CarS
   let phone: Phone | undefined
   const at = { x: 0, y: 0, heading: 0, curv: 0, leg: 0 }
 
-  yield { kind: 'status', ts, body: { ignition_on: true, battery_v: r1(between(noise, 12.3, 12.7)) } }
+  // A phone has no ignition signal; its values are drawn all the same, so its drive is the dongle's.
+  const status = (body: Record<string, number | boolean>): SensorReading[] => (opts.phone ? [] : [{ kind: 'status', ts, body }])
+  yield* status({ ignition_on: true, battery_v: r1(between(noise, 12.3, 12.7)) })
   for (;;) {
     if (ts - plan.startTs > 6 * 3_600_000) throw new Error(`trip ${index} of vehicle ${seed} does not end: stuck at ${s.toFixed(0)} of ${total.toFixed(0)} m`)
     let a = 0, ds = 0, v1 = v
@@ -349,12 +366,13 @@ function* driveTrip(city: City, persona: DrivingPersona, seed: number, car: CarS
     if (phone && ts >= phone.untilTs) phone = undefined
 
     const sec: Second = { ts, s, v, a, ...(phone ? { phone } : {}), ...(crash ? { crash } : {}) }
-    if (ts > plan.startTs && (ts - plan.startTs) % 60_000 === 0) yield { kind: 'status', ts, body: { ignition_on: true, battery_v: r1(between(noise, 13.9, 14.4)) } }
+    if (ts > plan.startTs && (ts - plan.startTs) % 60_000 === 0) yield* status({ ignition_on: true, battery_v: r1(between(noise, 13.9, 14.4)) })
     car.coolant_c = 90 - (90 - coolantStart) * Math.exp(-(ts - plan.startTs) / 300_000)
-    yield { kind: 'obd', ts, body: sensors.obd(car, v, a) }
+    const obd = sensors.obd(car, v, a) // drawn for a phone too, as the status
+    if (!opts.phone) yield { kind: 'obd', ts, body: obd }
     const fix = sensors.gps(s, v)
     if (fix) yield { kind: 'gps', ts, body: fix }
-    if (imuHz > 0) yield { kind: 'imu', ts, body: { rate_hz: imuHz, samples: sensors.imu(sec, imuHz) } }
+    if (imuHz > 0) yield imu(ts, ts, imuHz, sec)
     if (crash) yield { kind: 'crash', ts: truth.crash!.ts, body: { peak_accel_ms2: r1(crash.peak), delta_v_kmh: r1(crash.dv * 3.6), direction_deg: r1((360 + normal(noise, 0, 8)) % 360) } }
 
     // The truth, as driven.
@@ -382,19 +400,35 @@ function* driveTrip(city: City, persona: DrivingPersona, seed: number, car: CarS
     const crashSecond = recent.find((sec) => sec.crash)!.ts
     for (const sec of recent) {
       if (sec.ts < crashSecond - window.pre_s * 1000 || sec.ts > crashSecond + window.post_s * 1000) continue
-      yield { kind: 'imu', ts: sec.ts, sendAt: ts, body: { rate_hz: window.hz, samples: sensors.imu(sec, window.hz) } }
+      yield imu(sec.ts, ts, window.hz, sec)
     }
   }
-  yield { kind: 'status', ts, body: { ignition_on: false, battery_v: r1(between(noise, 12.4, 12.7)) } }
+  yield* status({ ignition_on: false, battery_v: r1(between(noise, 12.4, 12.7)) })
   truth.endTs = ts
   truth.distance_km = Math.round(s) / 1000
   car.lastEndTs = ts
   return truth
 }
 
+/** Standard gravity, m/s². */
+const G_MS2 = 9.80665
+
+/** A vector in the car's frame (forward, left, up) as the phone mounted at `m` reads it: Mᵀ·v, M = Rz(yaw)·Ry(pitch)·Rx(roll). */
+function phoneFromCar(m: PhoneMount): (v: number[]) => number[] {
+  const [a, b, c] = [m.yaw_deg, m.pitch_deg, m.roll_deg].map((d) => (d * Math.PI) / 180) as [number, number, number]
+  const [ca, sa, cb, sb, cc, sc] = [Math.cos(a), Math.sin(a), Math.cos(b), Math.sin(b), Math.cos(c), Math.sin(c)]
+  const M = [
+    [ca * cb, ca * sb * sc - sa * cc, ca * sb * cc + sa * sc],
+    [sa * cb, sa * sb * sc + ca * cc, sa * sb * cc - ca * sc],
+    [-sb, cb * sc, cb * cc],
+  ]
+  return (v) => [0, 1, 2].map((j) => M[0]![j]! * v[0]! + M[1]![j]! * v[1]! + M[2]![j]! * v[2]!)
+}
+
 /** The device's sensors on one trip: OBD values, a GNSS fix with noise and dropouts, IMU batches. */
-function sensorState(city: City, g: Geometry, persona: DrivingPersona, noise: Random, imuNoise: Random) {
+function sensorState(city: City, g: Geometry, persona: DrivingPersona, noise: Random, imuNoise: Random, phone?: PhoneMount) {
   let ex = 0, ey = 0
+  const toPhone = phone && phoneFromCar(phone)
   const at = { x: 0, y: 0, heading: 0, curv: 0, leg: 0 }
   return {
     obd(car: CarState, v: number, a: number) {
@@ -468,6 +502,13 @@ function sensorState(city: City, g: Geometry, persona: DrivingPersona, noise: Ra
           ax += 1.2 * Math.sin(2 * Math.PI * 1.3 * t + p.phase)
           ay += 0.9 * Math.sin(2 * Math.PI * 1.1 * t)
           az += 1.0 * Math.sin(2 * Math.PI * 0.9 * t + p.phase)
+        }
+        if (toPhone) {
+          // Earth (east, north, up) → the car's frame (forward, left, up), gravity added as an
+          // accelerometer reads it (+g up at rest), then into the phone's own frame.
+          const car = (e: number, n: number, u: number) => [e * sin + n * cos, -e * cos + n * sin, u]
+          const a = toPhone(car(ax, ay, az + G_MS2)), w = toPhone(car(gx, gy, gz))
+          ;[ax, ay, az, gx, gy, gz] = [a[0]!, a[1]!, a[2]!, w[0]!, w[1]!, w[2]!]
         }
         rows.push([saturate(ax), saturate(ay), saturate(az), r3(gx), r3(gy), r3(gz)])
       }

@@ -7,7 +7,7 @@ export { readRecording, imuMessages, runReplay, replayStarts, type Recording, ty
 // The simulation model (issue #4): pure, deterministic generators of device messages and their ground truth.
 export { makeCity, route, routeLength_m, toLatLon, fromLatLon, distanceToRoad_m, nodeAt, roadBetween, speedLimits_kmh, cityGeoJson, type City, type CityOptions, type Road, type RoadClass, type RoadsGeoJson } from './roads.ts'
 export { choosePlaces, planDay, planTrips, plannedKm, type Places, type PlaceName, type TripPlan } from './trips.ts'
-export { driveVehicle, driveTrips, type Vehicle, type DriveOptions, type TripTruth, type HarshEvent } from './driving.ts'
+export { driveVehicle, driveTrips, type Vehicle, type DriveOptions, type PhoneMount, type TripTruth, type HarshEvent } from './driving.ts'
 export { liveHealth, type Wearer, type HealthOptions } from './health.ts'
 export { liveHome, pipeTemp_c, type Household, type HomeOptions, type HomeEvent } from './home.ts'
 export {

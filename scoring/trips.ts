@@ -21,6 +21,7 @@ import { defer, filter, map, tap, type OperatorFunction, type SchedulerLike } fr
 import type { Reading } from '../ingest/index.ts'
 import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
 import { perKey, restored, type Restore } from './per-key.ts'
+import { vehicleFrame } from './vehicle-frame.ts'
 
 /** How trips are cut and the speed-based events detected. */
 export interface TripConfig {
@@ -155,6 +156,7 @@ interface OpenTrip extends Omit<Trip, 'to' | 'ended' | 'source' | 'duration_s'> 
  */
 export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string, detectors: readonly Detector[]) {
   let trip: OpenTrip | undefined
+  const frame = vehicleFrame()
   let lastTs = -Infinity
   let speed: { ts: number; kmh: number; source: 'obd' | 'gps' } | undefined
   let lastObdTs = -Infinity
@@ -181,15 +183,17 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   const event = (type: DrivingEventType, from: number, to: number, evidence: DrivingEvent['evidence'], urgent = false): DrivingEvent =>
     ({ policyId, deviceId, subject: 'driving', type, urgent, from, to, evidence })
 
-  function push(r: Reading): TripOutput[] {
-    if (r.kind === 'status') ignitionSeen = true
+  function push(raw: Reading): TripOutput[] {
     const out: TripOutput[] = []
-    if (r.ts < lastTs) {
+    if (raw.ts < lastTs) {
       // orderWithin put readings in order: this is a straggler beyond it, or a crash recorder's
       // window uploaded after the crash. Stored by ingest; only detectors that want it see it.
-      collect(detectors.flatMap((d) => (d.late?.(r) ?? []) as DrivingEvent[]), out)
+      collect(detectors.flatMap((d) => (d.late?.(raw) ?? []) as DrivingEvent[]), out)
       return out
     }
+    // A phone in any mount: its own-frame IMU becomes the level vehicle frame the detectors read (GNSS teaches it forward).
+    const r = frame.push(raw)
+    if (r.kind === 'status') ignitionSeen = true
     if (trip && r.ts - lastTs > cfg.maxGap_s * 1000) close('gap', out)
     lastTs = r.ts
     const detected = detectors.flatMap((d) => d.push(r) as DrivingEvent[])
