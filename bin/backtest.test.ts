@@ -5,7 +5,7 @@
  * inputs giving the same numbers.
  */
 import t from 'tap'
-import { mkdtempSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -56,6 +56,26 @@ t.test('every policy of every subject is rated once, with its exposure, within t
     t.same(rows.filter((r) => r.credibility === 0 && (r.factor !== 1 || r.limited !== null)), [], `${subject}: below the minimum exposure the factor stays 1`)
   }
   t.ok(of(example.rows, 'driving').some((r) => r.credibility === 0) && of(example.rows, 'driving').some((r) => r.credibility > 0), 'driving has policies below and above the minimum km')
+})
+
+t.test('pay-as-you-drive: the same driving over more km scores the same and costs more', async (t) => {
+  // Every driving policy's exposure doubled (km, hours per day), its behaviour kept: a second portfolio folder.
+  const more = join(dir, 'more')
+  mkdirSync(more)
+  for (const f of ['health.csv', 'home.csv']) copyFileSync(join(dir, f), join(more, f))
+  const [head, ...lines] = readFileSync(join(dir, 'driving.csv'), 'utf8').trimEnd().split('\n')
+  const cols = head!.split(',')
+  const doubled = lines.map((l) => l.split(',').map((c, i) => (['distance_km', 'km_per_day', 'moving_h', 'hours_per_day'].includes(cols[i]!) && c !== '' ? String(Number(c) * 2) : c)).join(','))
+  writeFileSync(join(more, 'driving.csv'), [head, ...doubled].join('\n') + '\n')
+  const wide = variant('wide', (s) => ({ ...s, credibility: { ...s.credibility, full: 1, minimum: 0 }, change: { floor: 0.1, cap: 10 }, period: { ...s.period, floor: 0.1, cap: 10 } }))
+  const [once, twice] = await Promise.all([dir, more].map(async (p) => of((await backtest({ portfolio: p, plans: [wide], models, dataDays })).rows, 'driving')))
+  t.same(twice!.map((r) => r.score), once!.map((r) => r.score), 'the same scores: behaviour only')
+  const moved = once!.filter((r, i) => r.credibility === 1 && r.exposureRelativity > wide.subjects.driving!.exposure!.floor && twice![i]!.exposureRelativity < wide.subjects.driving!.exposure!.cap)
+  // Credibility is by km too: only fully credible policies keep the same weight when their km double.
+  t.ok(moved.length > 0, `${moved.length} fully credible policies within the exposure limits`)
+  t.same(moved.filter((r) => !(twice!.find((x) => x.policyId === r.policyId)!.exposureRelativity > r.exposureRelativity)), [], 'twice the km: a higher exposure relativity')
+  // Factor and relativity are rounded to 3 decimals: their quotient is within half a percent.
+  t.same(once!.filter((r, i) => r.credibility === 1 && Math.abs(twice![i]!.factor / twice![i]!.exposureRelativity / (r.factor / r.exposureRelativity) - 1) > 0.005), [], 'the behaviour part of the factor is the same')
 })
 
 t.test("each subject's summary adds back up to its rows", async (t) => {
@@ -135,9 +155,11 @@ t.test('the report names plan, models, portfolio and policies, with a section pe
 
   const lines = backtestCsv(example).trimEnd().split('\n')
   t.equal(lines.length, example.rows.length + 1, 'a header and a line per row')
-  t.equal(lines[0], 'policy_id,subject,region,persona,score,factor,premium,limited,credibility,expected_claims_per_year,claims,years')
+  t.equal(lines[0], 'policy_id,subject,region,persona,score,factor,exposure_relativity,premium,limited,credibility,expected_claims_per_year,claims,years')
   const parsed = lines.slice(1).map((l) => l.split(','))
-  t.same(parsed.map((c) => [c[0], c[1], Number(c[5]), Number(c[6]), c[7]]), example.rows.map((r) => [r.policyId, r.subject, r.factor, r.premium, r.limited ? `${r.limited.by} ${r.limited.bound}` : '']))
+  t.same(parsed.map((c) => [c[0], c[1], Number(c[5]), Number(c[6]), Number(c[7]), c[8]]), example.rows.map((r) => [r.policyId, r.subject, r.factor, r.exposureRelativity, r.premium, r.limited ? `${r.limited.by} ${r.limited.bound}` : '']))
+  t.match(report, /^ {2}factor = behaviour × exposure relativity \(km a year, typical 10000; night share, typical 0.05; 0.6–1.6\)$/m, 'driving says how its factor is made')
+  t.match(report, /^ {2}exposure relativity +[\d.]+ /m)
 })
 
 t.test('the same inputs give the same backtest, report and CSV', async (t) => {

@@ -9,6 +9,8 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Subject } from '../ingest/index.ts'
 import { attributeRelativity, exposureOf, firstStanding, planAt, planId, rate, type Limit, type RatingPlan, type SubjectRating } from '../pricing/index.ts'
+// Not yet exported by pricing/index.ts.
+import { exposureMeasures } from '../pricing/plan.ts'
 import { DAY_MS, modelId, scoreBatch, type LoadedModel, type ScoreInput } from '../scoring/index.ts'
 import type { PortfolioRow } from './portfolio.ts'
 import { readPortfolio } from './train.ts'
@@ -43,7 +45,10 @@ export interface BacktestRow {
   region: string
   persona: string
   score: number
+  /** Behaviour × exposure relativity, after the plan's limits. */
   factor: number
+  /** The plan's exposure relativity in the factor (pay-as-you-drive: km a year, night share); 1 without one. */
+  exposureRelativity: number
   /** A year, in the plan's currency. */
   premium: number
   /** Which limit held the factor back, if one did. */
@@ -76,8 +81,8 @@ export interface Count {
 }
 
 /** Policies a limit held back, as pricing's reason codes name it ("change cap"). */
-export type LimitCode = `${'factor' | 'change' | 'period'} ${'floor' | 'cap'}`
-const limitCodes: readonly LimitCode[] = ['factor floor', 'factor cap', 'change floor', 'change cap', 'period floor', 'period cap']
+export type LimitCode = `${NonNullable<Limit>['by']} ${NonNullable<Limit>['bound']}`
+const limitCodes: readonly LimitCode[] = ['factor floor', 'factor cap', 'exposure floor', 'exposure cap', 'change floor', 'change cap', 'period floor', 'period cap']
 
 /** Premium against risk for a set of policies; loss ratios are relative to the whole subject's. */
 export interface RiskGroup {
@@ -118,6 +123,8 @@ export interface SubjectBacktest {
   belowMinimum: Count
   premium: Distribution
   factor: Distribution
+  /** The exposure relativity in the factors (1 for every policy when the plan has no exposure part). */
+  exposureRelativity: Distribution
   limited: { any: Count; floor: Count; cap: Count; by: Record<LimitCode, Count> }
   deciles: Decile[]
   /** Per attribute: its groups, and whether the plan rates on it (persona never can: it is the simulator's truth). */
@@ -222,10 +229,10 @@ async function rateSubject(plan: RatingPlan, rating: SubjectRating, model: Loade
       const row = batch[k]!
       // The same exposure and call as pricing's priceScores, for a policy with no standing yet.
       const exposure = exposureOf(rating, score.exposure)
-      const r = rate(rating, score.value, exposure, at, firstStanding(at), plan.rounding, attributeRelativity(plan, { region: row.region }))
+      const r = rate(rating, score.value, exposure, at, firstStanding(at), plan.rounding, attributeRelativity(plan, { region: row.region }), exposureMeasures(score.exposure))
       out.push({
         policyId: row.policyId, subject: row.subject, region: row.region, persona: row.persona,
-        score: score.value, factor: r.factor, premium: r.premium, limited: r.limited, credibility: Math.round(r.credibility * 1000) / 1000,
+        score: score.value, factor: r.factor, exposureRelativity: Math.round(r.exposureRelativity * 1000) / 1000, premium: r.premium, limited: r.limited, credibility: Math.round(r.credibility * 1000) / 1000,
         expectedPerYear: row.expectedPerYear, claims: row.claims, years: row.years,
       })
     })
@@ -235,7 +242,8 @@ async function rateSubject(plan: RatingPlan, rating: SubjectRating, model: Loade
 
 /**
  * What scoring would hand the model at the end of the observed span: the CSV's features, and the
- * exposure a live score carries (driving: its days and km observed; health and home: days of data).
+ * exposure a live score carries (driving: its days, km, moving and night time observed; health and
+ * home: days of data).
  */
 function scoreInput(row: PortfolioRow, at: number, dataDays: number): ScoreInput {
   const feature = (name: string) => {
@@ -243,7 +251,11 @@ function scoreInput(row: PortfolioRow, at: number, dataDays: number): ScoreInput
     if (v === undefined) throw new Error(`driving.csv: ${row.policyId} has no ${name}, which a driving score's exposure needs`)
     return v
   }
-  const exposure = row.subject === 'driving' ? { days: feature('days_observed'), distance_km: feature('distance_km') } : { days: dataDays }
+  const moving_s = row.subject === 'driving' ? feature('moving_h') * 3600 : 0
+  // No night share is written for a policy that never moved: it drove no night either.
+  const exposure = row.subject === 'driving'
+    ? { days: feature('days_observed'), distance_km: feature('distance_km'), moving_s, night_s: (row.features.night_share ?? 0) * moving_s }
+    : { days: dataDays }
   return { policyId: row.policyId, subject: row.subject, window: { from: at - exposure.days * DAY_MS, to: at }, exposure, features: row.features }
 }
 
@@ -286,6 +298,7 @@ function summarise(subject: Subject, rating: SubjectRating, rows: readonly Backt
     belowMinimum: count((r) => r.credibility === 0),
     premium: distribution(rows.map((r) => r.premium)),
     factor: distribution(rows.map((r) => r.factor)),
+    exposureRelativity: distribution(rows.map((r) => r.exposureRelativity)),
     limited: {
       any: count((r) => r.limited !== null),
       floor: count((r) => r.limited?.bound === 'floor'),
@@ -343,9 +356,12 @@ function subjectSection(s: SubjectBacktest, currency: string): string[] {
   return [
     `${s.subject}: ${s.policies} policies; base premium ${r.basePremium} ${currency}; credibility full at ${r.credibility.full} ${unit}, none below ${r.credibility.minimum} ${unit};`,
     `  factor ${r.factor.floor}–${r.factor.cap}, change ${r.change.floor}–${r.change.cap}, period ${r.period.floor}–${r.period.cap} over ${r.period.days} days`,
+    ...(r.exposure ? [`  factor = behaviour × exposure relativity (${[r.exposure.distance && `km a year, typical ${r.exposure.distance.typical}`, r.exposure.night && `night share, typical ${r.exposure.night.typical}`].filter(Boolean).join('; ')}; ${r.exposure.floor}–${r.exposure.cap})`] : []),
     `  below the minimum exposure (factor stays 1): ${count(s.belowMinimum)}`,
     '',
-    ...indent(table(['', 'min', 'p5', 'p25', 'median', 'p75', 'p95', 'max', 'mean'], [dist(`premium (${currency})`, s.premium, 2), dist('factor', s.factor, 3)])),
+    ...indent(table(['', 'min', 'p5', 'p25', 'median', 'p75', 'p95', 'max', 'mean'], [
+      dist(`premium (${currency})`, s.premium, 2), dist('factor', s.factor, 3), ...(r.exposure ? [dist('exposure relativity', s.exposureRelativity, 3)] : []),
+    ])),
     '',
     `  limited: ${count(s.limited.any)}: floored ${count(s.limited.floor)}, capped ${count(s.limited.cap)}`,
     ...indent(table(['limit', ...limitCodes], [['policies', ...limitCodes.map((c) => count(s.limited.by[c]))]])),
@@ -380,10 +396,10 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`
 
 /** The rated policies as CSV, a header line first: one line per policy and subject. */
 export function backtestCsv(b: Backtest): string {
-  const head = ['policy_id', 'subject', 'region', 'persona', 'score', 'factor', 'premium', 'limited', 'credibility', 'expected_claims_per_year', 'claims', 'years']
+  const head = ['policy_id', 'subject', 'region', 'persona', 'score', 'factor', 'exposure_relativity', 'premium', 'limited', 'credibility', 'expected_claims_per_year', 'claims', 'years']
   // Ids, regions and persona names come from the portfolio's CSV cells: no commas, nothing to quote.
   const lines = b.rows.map((r) => [
-    r.policyId, r.subject, r.region, r.persona, r.score, r.factor, r.premium, r.limited ? `${r.limited.by} ${r.limited.bound}` : '', r.credibility,
+    r.policyId, r.subject, r.region, r.persona, r.score, r.factor, r.exposureRelativity, r.premium, r.limited ? `${r.limited.by} ${r.limited.bound}` : '', r.credibility,
     Number.isFinite(r.expectedPerYear) ? r.expectedPerYear : '', r.claims, r.years,
   ].join(','))
   return [head.join(','), ...lines].join('\n') + '\n'
