@@ -24,8 +24,8 @@ import { showProgress } from './progress.ts'
 import {
   placeTrack, readLabels, readMapping, readRecordingAt, readRecordings, recordingFormats, RecordingError, trackEnd, trackMessages,
   type CsvMapping, type RecordingFormat, type Track,
-} from '../edge-sim/recordings/index.ts'
-import { detections, eventLabel, evaluateTrips, scoreRecording, type EvaluatedTrip, type OfflineResult } from '../scoring/offline.ts'
+} from '../edge-sim/index.ts'
+import { detections, eventLabel, evaluateTrips, scoreRecording, type EvaluatedTrip, type OfflineResult } from '../scoring/index.ts'
 import { train, trainingReport, writePortfolio } from './train.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor

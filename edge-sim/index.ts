@@ -21,3 +21,4 @@ export {
 } from './device-streams.ts'
 export { expectedClaims, drawClaims, groundTruth, groundTruthCsv, groundTruthJson, type SubjectTruth, type GroundTruth, type TermOptions } from './claims.ts'
 export { runSimulation, type SimulationOptions, type SimulationRun } from './simulate.ts'
+export * from './recordings/index.ts'
