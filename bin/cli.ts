@@ -19,13 +19,13 @@ import { changeChoice, choiceFile, findModels, loadChoice, loadRoadMap, modelDir
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
 import { tokenAuthority, tokenSecret } from '../dashboards/index.ts'
-import { auditLogFile, startPipeline, tokenSecretFile, vehicleDetectors } from './pipeline.ts'
+import { auditLogFile, startPipeline, tokenSecretFile } from './pipeline.ts'
 import { showProgress } from './progress.ts'
 import {
   placeTrack, readLabels, readMapping, readRecordingAt, readRecordings, recordingFormats, RecordingError, trackEnd, trackMessages,
   type CsvMapping, type RecordingFormat, type Track,
 } from '../edge-sim/index.ts'
-import { detections, eventLabel, evaluateTrips, scoreRecording, type EvaluatedTrip, type OfflineResult } from '../scoring/index.ts'
+import { detections, eventLabel, evaluateTrips, scoreRecording, vehicleDetectors, type EvaluatedTrip, type OfflineResult } from '../scoring/index.ts'
 import { train, trainingReport, writePortfolio } from './train.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor

@@ -9,7 +9,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
 import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { crashDetector, defaultCrashConfig, defaultSpeedingConfig, loadRoadMap, speedingDetector, defaultManoeuvreConfig, defaultPhoneHandlingConfig, defaultTripConfig, choiceFile, manoeuvreDetector, modelDirs, openModelRegistry, phoneHandlingDetector, startScoring, type Detector, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
+import { loadRoadMap, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import type { Observable } from 'rxjs'
 import { cachedBacktest, referencePortfolio } from './backtest.ts'
 
@@ -52,14 +52,6 @@ export interface Pipeline {
   /** Stops taking messages, finishes what is in flight, flushes InfluxDB, closes everything. */
   stop(): Promise<void>
 }
-
-/** A vehicle's detectors; speeding only with a road map to judge it against. */
-export const vehicleDetectors = (roads?: RoadMap) => (deviceId: string, policyId: string): Detector[] => [
-  manoeuvreDetector(defaultManoeuvreConfig, deviceId, policyId),
-  phoneHandlingDetector(defaultPhoneHandlingConfig, deviceId, policyId),
-  crashDetector(defaultCrashConfig, deviceId, policyId),
-  ...(roads ? [speedingDetector(defaultSpeedingConfig, roads, deviceId, policyId)] : []),
-]
 
 /** Scoring's micro-batches and idle expiry, as the service runs them (bench/scoring.ts uses the same). */
 export const scoringLimits = {

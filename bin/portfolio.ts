@@ -18,9 +18,8 @@ import {
 } from '../edge-sim/index.ts'
 import {
   addTrip, DAY_MS, dayOf, defaultHealthConfig, defaultHomeConfig, defaultTripConfig, drivingFeatures, healthAccumulator, HISTORY_DAYS,
-  homeAccumulator, roadMap, tripTracker, type DrivingDay,
+  homeAccumulator, roadMap, tripTracker, vehicleDetectors, type DrivingDay,
 } from '../scoring/index.ts'
-import { vehicleDetectors } from './pipeline.ts'
 
 const YEAR_DAYS = 365.25
 

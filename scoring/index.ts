@@ -20,3 +20,4 @@ export { scoreHealth, healthAccumulator, healthFeatures, healthAnomalies, health
 export { scoreHome, homeAccumulator, homeFeatures, homeDayLine, homeDaysFromSeries, emptyHomeDay, defaultHomeConfig, type HomeDay, type HomeConfig } from './home.ts'
 export { scoreRecording, evaluateTrips, detections, eventLabel, eventLabels, type RecordedMessage, type OfflineDeps, type OfflineResult, type EvaluatedTrip, type PairCount, type Evaluation } from './offline.ts'
 export { vehicleFrame, defaultVehicleFrameConfig, type VehicleFrameConfig, type FrameEstimate } from './vehicle-frame.ts'
+export { vehicleDetectors } from './detectors.ts'

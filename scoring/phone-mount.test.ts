@@ -7,7 +7,7 @@
 import t from 'tap'
 import { makeCity, makePolicies, type PhoneMount } from '../edge-sim/index.ts'
 import { simReadings } from '../test/sim-readings.ts'
-import { vehicleDetectors } from '../bin/pipeline.ts'
+import { vehicleDetectors } from './detectors.ts'
 import { defaultTripConfig, tripTracker, type Trip } from './trips.ts'
 import type { DrivingEvent } from './events.ts'
 
