@@ -14,10 +14,10 @@ export const policies = Array.from({ length: CLIENTS }, (_, i) => `bench-feed-${
 export function scoreFor(policyId: string, n: number, to: number): Score {
   const reason = (code: string, label: string, unit: string, value: number, baseline: number, impact: number) => ({ code, label, unit, value, baseline, impact, text: `${label} ${value} ${unit} (typical ${baseline}): ${impact} points` })
   return {
-    policyId, subject: 'driving', value: 50 + (n % 50), model: 'driving-frequency@2',
-    reasons: [reason('harsh_braking_per_100km', 'harsh braking', 'per 100 km', 4.1, 2, -6), reason('night_share', 'night driving', '% of km', 12, 8, -2), reason('speeding_share', 'speeding', '% of time', 1, 3, 4)],
-    window: { from: to - 30 * 86_400_000, to }, exposure: { days: 30, distance_km: 812 },
-    features: { harsh_braking_per_100km: 4.1, night_share: 0.12, speeding_share: 0.01, km_per_day: 27 },
+    policyId, subject: 'driving', value: 50 + (n % 50), model: 'driving-frequency@3',
+    reasons: [reason('harsh_braking_per_hour', 'harsh braking', 'per hour', 4.1, 3, -6), reason('phone_min_per_hour', 'phone handling', 'min per hour', 1.2, 0.1, -2), reason('speeding_share', 'speeding', '% of time', 1, 3, 4)],
+    window: { from: to - 30 * 86_400_000, to }, exposure: { days: 30, distance_km: 812, moving_s: 72_000, night_s: 8_640 },
+    features: { harsh_braking_per_hour: 4.1, phone_min_per_hour: 1.2, speeding_share: 0.01, night_share: 0.12, km_per_day: 27 },
   }
 }
 

@@ -64,7 +64,7 @@ t.test('the backtest route and page: backtest() over the reference portfolio wit
     models = { driving: models.driving }
     const other = run()
     t.not(other, first, 'other models: a new run')
-    t.same((await other).models, ['driving-frequency@2'])
+    t.same((await other).models, ['driving-frequency@3'])
     t.same(await first, summary, 'and the same numbers as backtest()')
   })
 

@@ -41,11 +41,11 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   await page.locator('#premiums tr td', { hasText: aggrPremium.premium.toFixed(2) }).first().waitFor()
   t.match(await page.locator('#premiums tr').first().textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium history starts with the latest change')
   // The simulator: half the harsh braking, through the same model and plan as the API.
-  await page.locator('#wi-feature').selectOption('harsh_braking_per_100km')
+  await page.locator('#wi-feature').selectOption('harsh_braking_per_hour')
   await page.locator('#wi-change').selectOption('0.5')
   await page.locator('#whatif button').click()
   const expected = await (await fetch(`${pipeline.url}/api/v1/policies/${aggrScore.policyId}/what-if/driving`, {
-    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${pipeline.auth.issue({ role: 'analyst' }, 60_000)}` }, body: JSON.stringify({ scale: { harsh_braking_per_100km: 0.5 } }),
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${pipeline.auth.issue({ role: 'analyst' }, 60_000)}` }, body: JSON.stringify({ scale: { harsh_braking_per_hour: 0.5 } }),
   })).json() as WhatIf
   await page.locator('#wi-answer', { hasText: `premium ${expected.changed.premium.toFixed(2)}` }).waitFor()
   t.match(await page.locator('#wi-answer').textContent(), `score ${expected.changed.score.toFixed(1)}`, 'the simulator shows the API\'s answer')

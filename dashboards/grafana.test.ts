@@ -156,7 +156,7 @@ t.test('every InfluxQL query runs on InfluxDB 1.6 and finds what ubiq writes', a
   await influxQuery(`CREATE DATABASE ${db}`)
   // One point per measurement, with the tags its toLine call writes and every field a query reads.
   const fieldsRead = [...new Set(influxql.flatMap((q) => [...q.text.matchAll(/\(\s*"(\w+)"/g)].map((m) => m[1]!)))]
-  const tagValue: Record<string, string> = { subject: 'driving', model: 'driving-frequency@2', type: 'harsh_braking' }
+  const tagValue: Record<string, string> = { subject: 'driving', model: 'driving-frequency@3', type: 'harsh_braking' }
   const lines = Object.keys(written).map((m) => `${m},${writer(m)!.tags.map((k) => `${k}=${tagValue[k] ?? 'x'}`).join(',')} ` +
     `${fieldsRead.map((f) => `${f}=50`).join(',')} ${Date.now() - 300_000}`)
   const res = await fetch(`${influx.url}/write?db=${db}&precision=ms`, { method: 'POST', body: lines.join('\n') })

@@ -83,7 +83,7 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
   mkdirSync(modelsDir, { recursive: true })
   const strict: ModelDefinition = {
     ...drivingFrequency, name: 'driving-strict', version: '1', file: 'driving-strict@1.onnx', card: 'driving-strict@1.md',
-    features: drivingFrequency.features.map((f) => (f.name === 'harsh_braking_per_100km' ? { ...f, baseline: 1 } : f)),
+    features: drivingFrequency.features.map((f) => (f.name === 'harsh_braking_per_hour' ? { ...f, baseline: 1 } : f)),
   }
   copyFileSync(join(shippedModels, drivingFrequency.file), join(modelsDir, strict.file))
   writeFileSync(join(modelsDir, 'driving-strict@1.json'), JSON.stringify(strict))

@@ -69,18 +69,18 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
       method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${pipeline.auth.issue({ role: 'policyholder', policyId }, 60_000)}` }, body: JSON.stringify(body),
     })
     const latest = finalPremiums.get(aggressive.policyId)!
-    const res = await whatIf(aggressive.policyId, { scale: { harsh_braking_per_100km: 0.2, harsh_acceleration_per_100km: 0.2 }, set: { speeding_share: 0 } })
+    const res = await whatIf(aggressive.policyId, { scale: { harsh_braking_per_hour: 0.2, harsh_acceleration_per_hour: 0.2 }, set: { speeding_share: 0 } })
     t.equal(res.status, 200)
     const w = (await res.json()) as WhatIf
     t.match(w, { policyId: aggressive.policyId, subject: 'driving', model: finalScores.get(aggressive.policyId)!.model, ruleset: latest.ruleset })
     t.same([w.now.score, w.now.factor, w.now.premium], [finalScores.get(aggressive.policyId)!.value, latest.factor, latest.premium], 'unchanged, it is the latest score and premium exactly')
-    t.equal(w.changed.features.harsh_braking_per_100km, w.now.features.harsh_braking_per_100km! * 0.2)
+    t.equal(w.changed.features.harsh_braking_per_hour, w.now.features.harsh_braking_per_hour! * 0.2)
     t.ok(w.changed.score > w.now.score, `calmer driving scores higher: ${w.now.score} → ${w.changed.score}`)
     t.ok(w.changed.factor <= w.now.factor, `and pays no more: ×${w.now.factor} → ×${w.changed.factor}`)
     t.ok(w.changed.reasons.every((r) => typeof r.text === 'string' && r.text.length > 0), 'with its reasons')
     const bad: [unknown, number, RegExp][] = [
-      [{ scale: { shoe_size: 2 } }, 400, /has no feature shoe_size; it has harsh_braking_per_100km/],
-      [{ scale: { harsh_braking_per_100km: -1 } }, 400, /\/scale\/harsh_braking_per_100km: Expected number to be greater or equal to 0/],
+      [{ scale: { shoe_size: 2 } }, 400, /has no feature shoe_size; it has harsh_braking_per_hour,[^;]*, and the plan prices km_per_year, night_share/],
+      [{ scale: { harsh_braking_per_hour: -1 } }, 400, /\/scale\/harsh_braking_per_hour: Expected number to be greater or equal to 0/],
       [{ colour: 'red' }, 400, /\/colour: Unexpected property/],
       [{}, 400, /no change: give scale or set/],
     ]
@@ -115,7 +115,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
     const value = (v: { policyId: string }) => finalScores.get(v.policyId)!.value
     t.ok(value(cautious) > value(aggressive), `cautious ${value(cautious)} scores safer than aggressive ${value(aggressive)}`)
     const aggr = finalScores.get(aggressive.policyId)!
-    t.equal(aggr.model, 'driving-frequency@2')
+    t.equal(aggr.model, 'driving-frequency@3')
     t.ok((aggr.exposure.distance_km ?? 0) > 5, `aggressive drove ${aggr.exposure.distance_km} km`)
     t.ok(aggr.reasons.length > 0 && aggr.reasons[0]!.impact < 0, `the aggressive score's main reason lowers it: ${aggr.reasons[0]?.text}`)
     const stored = await services.influxql(DB, `SELECT last(value) FROM score GROUP BY policy_id`)
