@@ -25,7 +25,10 @@ import {
   placeTrack, readLabels, readMapping, readRecordingAt, readRecordings, recordingFormats, RecordingError, trackEnd, trackMessages,
   type CsvMapping, type RecordingFormat, type Track,
 } from '../edge-sim/index.ts'
-import { detections, eventLabel, evaluateTrips, scoreRecording, vehicleDetectors, type EvaluatedTrip, type OfflineResult } from '../scoring/index.ts'
+import {
+  defaultManoeuvreConfig, detections, eventLabel, evaluateTrips, gridConfigs, leaveOneTripOut, scoreRecording, vehicleDetectors,
+  type EvaluatedTrip, type LoadedModel, type OfflineResult, type RoadMap,
+} from '../scoring/index.ts'
 import { train, trainingReport, writePortfolio } from './train.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
@@ -100,6 +103,9 @@ Options (evaluate):
                                  (label normal, aggressive, drowsy or empty); event intervals in each trip's
                                  groundTruth.csv (label,start_s,end_s) or in DIR/events.csv (trip,label,start_s,end_s)
   --format, --mapping            as for import
+  --loo                          also cross-validate the event detector, leaving one trip out: the settings
+                                 that were chosen by looking at labelled trips are chosen again on the other
+                                 trips (a grid around the defaults) and judged on the one left out
   --json                         print the result as JSON
 
 Options (sim map):
@@ -202,6 +208,7 @@ interface Options {
   mapping?: string
   policy?: string
   json: boolean
+  loo: boolean
 }
 
 function parseOptions(command: string, args: string[]): Options {
@@ -218,11 +225,11 @@ function parseOptions(command: string, args: string[]): Options {
     'broker-config': ['out', 'port'],
     'audit verify': ['file'],
     import: ['format', 'mapping', 'device', 'policy', 'speedup', 'write-registry'],
-    evaluate: ['format', 'mapping', 'json'],
+    evaluate: ['format', 'mapping', 'json', 'loo'],
     'token policy': ['days'],
     'token analyst': ['days'],
   }
-  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: n === 'json' ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
+  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: n === 'json' || n === 'loo' ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
   let values: Record<string, string | string[] | undefined>
   try {
     values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | string[] | undefined>
@@ -269,6 +276,7 @@ function parseOptions(command: string, args: string[]): Options {
     mapping: typeof values.mapping === 'string' ? values.mapping : undefined,
     policy: typeof values.policy === 'string' ? values.policy : undefined,
     json: (values.json as unknown) === true,
+    loo: (values.loo as unknown) === true,
   }
 }
 
@@ -705,7 +713,8 @@ async function evaluateCommand(cfg: Config, dir: string, opts: Options): Promise
   })
   const eventLabels = tracks.map((_, i) => labelsOf(i))
   const { champions } = await loadChoice(readChoice(choiceFile(resolve(cfg.UBIQ_DATA_DIR))), findModels(modelDirs(cfg.MODELS_DIR && resolve(cfg.MODELS_DIR))).models)
-  const detectors = vehicleDetectors(cfg.ROAD_MAP ? await loadRoadMap(cfg.ROAD_MAP) : undefined)
+  const roads = cfg.ROAD_MAP ? await loadRoadMap(cfg.ROAD_MAP) : undefined
+  const detectors = vehicleDetectors(roads)
   let done = 0
   const progress = showProgress('evaluate', () => ({ done, unit: 'trips', fraction: done / tracks.length }))
   const results: { result: OfflineResult; evaluated: EvaluatedTrip }[] = []
@@ -720,13 +729,14 @@ async function evaluateCommand(cfg: Config, dir: string, opts: Options): Promise
   }
   const evaluation = evaluateTrips(results.map((r) => r.evaluated))
   progress.done(`evaluate: ${tracks.length} trips scored with ${champions.driving!.definition.name}@${champions.driving!.definition.version}`)
+  const loo = opts.loo ? await crossValidate(tracks, results.map((r) => r.evaluated), roads, champions.driving!) : undefined
   const rows = results.map(({ result, evaluated }) => {
     const events: Record<string, number> = {}
     for (const e of result.events) events[e.type] = (events[e.type] ?? 0) + 1
     const { detections: _, labels, ...trip } = evaluated
     return { ...trip, readings: result.readings, rejected: result.rejected, trips: result.trips.length, distance_km: Math.round(result.trips.reduce((a, t) => a + t.distance_km, 0) * 100) / 100, events, labelledEvents: labels.length }
   })
-  if (opts.json) return void process.stdout.write(`${JSON.stringify({ model: `${champions.driving!.definition.name}@${champions.driving!.definition.version}`, trips: rows, ranking: { aggressive: evaluation.aggressive, drowsy: evaluation.drowsy }, events: evaluation.events }, null, 2)}\n`)
+  if (opts.json) return void process.stdout.write(`${JSON.stringify({ model: `${champions.driving!.definition.name}@${champions.driving!.definition.version}`, trips: rows, ranking: { aggressive: evaluation.aggressive, drowsy: evaluation.drowsy }, events: evaluation.events, ...(loo ? { leaveOneTripOut: loo } : {}) }, null, 2)}\n`)
   const table = [['trip', 'driver', 'road', 'label', 'trips', 'km', 'score', 'events'], ...rows.map((r) => [
     r.trip, r.driver ?? '-', r.road ?? '-', r.label ?? '-', String(r.trips), r.distance_km.toFixed(1), r.score?.toFixed(1) ?? '-',
     Object.entries(r.events).map(([k, n]) => `${k} ${n}`).join(', ') + (Object.keys(r.rejected).length ? ` (rejected: ${Object.entries(r.rejected).map(([k, n]) => `${k} ${n}`).join(', ')})` : ''),
@@ -743,7 +753,28 @@ async function evaluateCommand(cfg: Config, dir: string, opts: Options): Promise
     `events on the ${rows.filter((r) => r.labelledEvents > 0).length} trips with labelled events (correct: overlaps a label of its axis ±1 s):`,
     qualityTable(evaluation.events),
     '',
+    ...(loo ? [
+      `leave one trip out (${loo.heldOut.length} labelled trips; the detector's settings chosen on the others, judged on each):`,
+      ...loo.heldOut.map((h) => `  ${h.trip}: ${Object.entries(h.chosen).map(([k, v]) => `${k} ${v}`).join(', ')}`),
+      qualityTable(loo.pooled),
+      '',
+    ] : []),
   ].join('\n'))
+}
+
+/** `evaluate --loo`: every labelled trip re-detected under each setting of the grid, then leave-one-trip-out. */
+async function crossValidate(tracks: readonly Track[], trips: readonly EvaluatedTrip[], roads: RoadMap | undefined, model: LoadedModel) {
+  const configs = gridConfigs(defaultManoeuvreConfig)
+  let done = 0, of = 1
+  const progress = showProgress('leave one trip out', () => ({ done, unit: 'runs', fraction: done / of }))
+  const result = await leaveOneTripOut(trips, configs, async (config, i) => {
+    const deviceId = idFromName(trips[i]!.trip)
+    const startTs = tracks[i]!.epochMs ?? EVALUATE_START
+    const r = await scoreRecording(trackMessages(tracks[i]!, { deviceId, startTs, firstSeq: 0 }), { deviceId, policyId: `pol-${deviceId}`.slice(0, 64) }, { detectors: vehicleDetectors(roads, config), model })
+    return detections(r.events, startTs)
+  }, (d, n) => ([done, of] = [d, n]))
+  progress.done(`leave one trip out: ${configs.length} settings of the detector on ${result.heldOut.length} labelled trips`)
+  return result
 }
 
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {

@@ -18,6 +18,6 @@ export { loadRoadMap, roadMap, parseMaxspeed, RoadMapError, defaultRoadMapOption
 export { speedingDetector, defaultSpeedingConfig, type SpeedingConfig } from './speeding.ts'
 export { scoreHealth, healthAccumulator, healthFeatures, healthAnomalies, healthDayLine, healthDaysFromSeries, emptyHealthDay, defaultHealthConfig, type DailyHealth, type HealthConfig, type PolicyOutput, type PolicyAccumulator, type DayHistory } from './health.ts'
 export { scoreHome, homeAccumulator, homeFeatures, homeDayLine, homeDaysFromSeries, emptyHomeDay, defaultHomeConfig, type HomeDay, type HomeConfig } from './home.ts'
-export { scoreRecording, evaluateTrips, detections, eventLabel, eventLabels, type RecordedMessage, type OfflineDeps, type OfflineResult, type EvaluatedTrip, type PairCount, type Evaluation } from './offline.ts'
+export { scoreRecording, evaluateTrips, detections, eventLabel, eventLabels, leaveOneTripOut, gridConfigs, manoeuvreGrid, type HeldOut, type RecordedMessage, type OfflineDeps, type OfflineResult, type EvaluatedTrip, type PairCount, type Evaluation } from './offline.ts'
 export { vehicleFrame, defaultVehicleFrameConfig, type VehicleFrameConfig, type FrameEstimate } from './vehicle-frame.ts'
 export { vehicleDetectors } from './detectors.ts'

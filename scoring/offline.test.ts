@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { qualityTable, type DrivingEvent, type Quality } from './index.ts'
-import { detections, eventLabel, evaluateTrips, type EvaluatedTrip } from './offline.ts'
+import { detections, eventLabel, evaluateTrips, gridConfigs, leaveOneTripOut, manoeuvreGrid, type EvaluatedTrip } from './offline.ts'
+import { defaultManoeuvreConfig } from './manoeuvres.ts'
 
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
 const dataset = fileURLToPath(new URL('../../shared/data/driver-behavior-dataset/', import.meta.url))
@@ -58,6 +59,33 @@ t.test('ubiq evaluate on the two shipped trips: the precision and recall scoring
   t.ok(text.stdout.includes(qualityTable(out.events)), 'the text output prints the same table')
   t.match(text.stdout, /aggressive below normal: 0 of 0 pairs/)
   t.comment(`\n${text.stdout}`)
+  const loo = run(['evaluate', dir, '--json', '--loo'])
+  t.equal(loo.status, 0, loo.stderr)
+  const cv = (JSON.parse(loo.stdout) as { leaveOneTripOut: { heldOut: { trip: string }[]; pooled: Quality } }).leaveOneTripOut
+  t.same(cv.heldOut.map((h) => h.trip), ['trip-17', 'trip-20'], 'each trip held out once')
+  t.comment(`leave one trip out:\n${qualityTable(cv.pooled)}`)
+  for (const row of cv.pooled.rows) t.ok(row.detections > 0 && row.precision >= 0.9 && row.recall >= 0.9, `${row.type}, settings never chosen on the trip judged: precision ${row.precision.toFixed(2)}, recall ${row.recall.toFixed(2)}`)
+})
+
+t.test('leave one trip out: each trip is judged with the settings that did best on the others, never on itself', async (t) => {
+  const configs = gridConfigs(defaultManoeuvreConfig)
+  t.equal(configs.length, Object.values(manoeuvreGrid).reduce((n, v) => n * v!.length, 1), 'every combination of the grid once')
+  t.same(configs[0], defaultManoeuvreConfig, 'the defaults first (they win ties)')
+  const braking = { label: 'freada_agressiva', startS: 10, endS: 12 }
+  const trips = [...['a', 'b', 'c', 'd'].map((trip) => ({ trip, labels: [braking] })), { trip: 'unlabelled', labels: [] }]
+  // Setting 1 finds the braking on a, b and c; setting 0 (the defaults) only on d.
+  const hit = [{ type: 'harsh_longitudinal' as const, startS: 10.5, endS: 11.5 }]
+  const finds = (c: number, i: number) => (c === 1 ? i !== 3 : i === 3)
+  const asked: string[] = []
+  const { heldOut, pooled } = await leaveOneTripOut(trips, configs.slice(0, 2), async (c, i) => {
+    asked.push(trips[i]!.trip)
+    return finds(configs.indexOf(c), i) ? hit : []
+  })
+  t.notOk(asked.includes('unlabelled'), 'a trip without labelled events is not judged')
+  t.same(heldOut.map((h) => [h.trip, h.quality.rows[0]!.found]), [['a', 1], ['b', 1], ['c', 1], ['d', 0]], 'd is judged with setting 1, best on a, b and c, which misses it; its own best is never used')
+  const setting1 = Object.fromEntries(Object.keys(manoeuvreGrid).map((k) => [k, configs[1]![k as keyof typeof defaultManoeuvreConfig]]))
+  t.same(heldOut.map((h) => h.chosen), [setting1, setting1, setting1, setting1])
+  t.same([pooled.rows[0]!.found, pooled.rows[0]!.labels, pooled.rows[0]!.correct, pooled.rows[0]!.detections], [3, 4, 3, 3], 'pooled over the held-out trips: 3 of 4 found (choosing on each trip itself would claim 4)')
 })
 
 t.test('ubiq evaluate and import refuse what they cannot read, with the reason, exit 2', async (t) => {

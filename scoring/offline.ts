@@ -14,6 +14,7 @@ import { addTrip, drivingScoreInput, type DrivingDay } from './driving.ts'
 import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
 import type { LoadedModel } from './model.ts'
 import { scoreBatch, type Score } from './score.ts'
+import type { ManoeuvreConfig } from './manoeuvres.ts'
 import { defaultTripConfig, tripTracker, type Trip, type TripConfig } from './trips.ts'
 
 /** A device message as published: topic, payload, and when the device sent it (its receive time here). */
@@ -153,4 +154,72 @@ export function evaluateTrips(trips: readonly EvaluatedTrip[]): Evaluation {
   }
   const labelled = trips.filter((t) => t.labels.length > 0)
   return { aggressive: pairs('aggressive'), drowsy: pairs('drowsy'), events: detectionQuality(labelled.map((t) => ({ detections: t.detections, labels: t.labels }))) }
+}
+
+/**
+ * The manoeuvre detector's settings that were chosen by looking at labelled trips (the rest are
+ * physics), each with the values cross-validation tries: the defaults and a step either side.
+ */
+export const manoeuvreGrid: Readonly<Partial<Record<keyof ManoeuvreConfig, readonly number[]>>> = {
+  lateralYaw_rads: [0.2, 0.25, 0.3],
+  lateral_ms2: [2.5, 3.0, 3.5],
+  longitudinal_ms2: [2.5, 3.0, 3.5],
+  launch_s: [3.5, 4.3, 5.0],
+}
+
+/** Every combination of the grid's values over `base`, the base itself first. */
+export function gridConfigs(base: ManoeuvreConfig, grid = manoeuvreGrid): ManoeuvreConfig[] {
+  let configs: ManoeuvreConfig[] = [base]
+  for (const [key, values] of Object.entries(grid) as [keyof ManoeuvreConfig, readonly number[]][]) {
+    configs = configs.flatMap((c) => values.map((v) => ({ ...c, [key]: v })))
+  }
+  const same = (a: ManoeuvreConfig) => (Object.keys(grid) as (keyof ManoeuvreConfig)[]).every((k) => a[k] === base[k])
+  return [base, ...configs.filter((c) => !same(c))]
+}
+
+/** One held-out trip: the settings chosen on the others, and what they detect on it. */
+export interface HeldOut {
+  trip: string
+  /** The grid values chosen on the other trips (by F1 over both axes; ties to the defaults' side). */
+  chosen: Partial<ManoeuvreConfig>
+  quality: Quality
+}
+
+/**
+ * Leave one trip out: for each trip with labelled events, the detector settings that did best on
+ * all the OTHER trips are judged on it, so no trip's figure comes from settings fitted to it
+ * (#19, "validation that cannot be tuned to"). `detect(config, i)` gives trip i's detections with
+ * those settings; the pooled held-out quality is what a trip the settings never saw can expect.
+ */
+export async function leaveOneTripOut(
+  trips: readonly { trip: string; labels: readonly Label[] }[],
+  configs: readonly ManoeuvreConfig[],
+  detect: (config: ManoeuvreConfig, trip: number) => Promise<Detection[]>,
+  onProgress: (done: number, of: number) => void = () => {},
+): Promise<{ heldOut: HeldOut[]; pooled: Quality }> {
+  const labelled = trips.map((t, i) => ({ ...t, i })).filter((t) => t.labels.length > 0)
+  // Every trip's detections under every setting, once: choosing on the others is then arithmetic.
+  const found: Detection[][][] = []
+  let done = 0
+  for (const [c, config] of configs.entries()) {
+    found[c] = []
+    for (const t of labelled) {
+      found[c]![t.i] = await detect(config, t.i)
+      onProgress(++done, configs.length * labelled.length)
+    }
+  }
+  // F1 per axis, summed: an axis with nothing labelled and nothing detected is perfect (precision and recall 1).
+  const f1 = (q: Quality) => q.rows.reduce((a, r) => a + (r.precision + r.recall > 0 ? (2 * r.precision * r.recall) / (r.precision + r.recall) : 0), 0)
+  const heldOut = labelled.map((out) => {
+    const others = labelled.filter((t) => t !== out)
+    let best = 0, bestScore = -Infinity
+    for (let c = 0; c < configs.length; c++) {
+      const score = f1(detectionQuality(others.map((t) => ({ labels: t.labels, detections: found[c]![t.i]! }))))
+      if (score > bestScore + 1e-9) [best, bestScore] = [c, score] // the base (index 0) wins ties
+    }
+    const chosen = Object.fromEntries(Object.keys(manoeuvreGrid).map((k) => [k, configs[best]![k as keyof ManoeuvreConfig]])) as Partial<ManoeuvreConfig>
+    return { trip: out.trip, chosen, quality: detectionQuality([{ labels: out.labels, detections: found[best]![out.i]! }]), detections: found[best]![out.i]! }
+  })
+  const pooled = detectionQuality(heldOut.map((h, k) => ({ labels: labelled[k]!.labels, detections: h.detections })))
+  return { heldOut: heldOut.map(({ detections: _, ...h }) => h), pooled }
 }
