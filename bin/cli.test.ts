@@ -69,6 +69,28 @@ t.test('sim --imu-hz 0 drives without IMU: GPS and OBD only, through a real brok
   t.notOk(kinds.has('imu'), 'and no IMU stream')
 })
 
+t.test('sim --phone-mount drives phones: GNSS and the phone-frame IMU, no OBD or ignition, through a real broker', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ubiq-sim-'))
+  const broker = await startMosquitto(dir)
+  t.teardown(() => broker.stop())
+  const listener = await mqtt.connectAsync(broker.url)
+  t.teardown(() => listener.endAsync())
+  const kinds = new Map<string, number>()
+  let gravity = 0, samples = 0
+  listener.on('message', (topic, payload) => {
+    const kind = topic.split('/').at(-1)!
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1)
+    if (kind === 'imu_device') for (const row of (JSON.parse(String(payload)) as { samples: number[][] }).samples) (gravity += Math.hypot(row[0]!, row[1]!, row[2]!), samples++)
+  })
+  await listener.subscribeAsync('ubiq/v1/dev/+/+', { qos: 1 })
+  const child = spawn(process.execPath, [ubiq, 'sim', '--devices', '6', '--start', '2026-11-16T07:00:00Z', '--days', '0.1', '--speedup', '1000000', '--imu-hz', '10', '--phone-mount', '110,60,25'],
+    { env: { PATH: process.env.PATH, MQTT_URL: broker.url }, stdio: 'ignore' })
+  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0)
+  t.ok((kinds.get('gps') ?? 0) > 100 && (kinds.get('imu_device') ?? 0) > 100, `a morning's driving: ${JSON.stringify(Object.fromEntries(kinds))}`)
+  t.notOk(kinds.has('obd') || kinds.has('status') || kinds.has('imu'), 'no OBD, no ignition, no earth-frame IMU')
+  t.ok(Math.abs(gravity / samples - 9.81) < 0.3, `the accelerometer reads gravity: ${(gravity / samples).toFixed(2)} m/s² on average`)
+})
+
 t.test('sim map writes the simulated city as a GeoJSON road map that scoring loads', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'ubiq-cli-')), 'city.geojson')
   const r = run(['sim', 'map', '--out', file, '--seed', '3'])
@@ -126,6 +148,7 @@ t.test('usage errors exit 2 with the reason; configuration errors exit 1 with th
     [['start', '--vehicles', '3'], {}, 2, /Unknown option '--vehicles'/],
     [['sim'], {}, 2, /ubiq sim needs MQTT_URL/],
     [['sim', '--faults', 'wobble=0.1'], {}, 2, /--faults: unknown fault "wobble"/],
+    [['sim', '--phone-mount', '110,60'], {}, 2, /--phone-mount: expected three angles in degrees, YAW,PITCH,ROLL/],
     [['sim', '--faults', 'duplicate=2'], {}, 2, /--faults: duplicate=2 needs a rate from 0 to 1/],
     [['sim', '--start', 'yesterday'], {}, 2, /--start must be an ISO 8601 time/],
     [['sim', '--imu-hz', '5'], {}, 2, /--imu-hz must be 0 or a whole number from 10 to 100, got "5"/],

@@ -10,7 +10,7 @@ import pretty from 'pino-pretty'
 import { fileURLToPath } from 'node:url'
 import {
   cityGeoJson, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
-  readRecording, replayStarts, runFleet, runReplay, runSimulation, type DeviceMessage, type FaultConfig,
+  readRecording, replayStarts, runFleet, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
@@ -73,6 +73,8 @@ Options (sim):
   --speedup X                    simulated seconds per real second (default 60)
   --seed N                       the same seed gives the same policies, personas and streams (default 1)
   --imu-hz N                     vehicles' IMU rate, 10–100 Hz, or 0 for none (default 25)
+  --phone-mount YAW,PITCH,ROLL   vehicles are phones in a mount at these angles, degrees (e.g. 110,60,25): GNSS and
+                                 the phone's own-frame IMU with gravity (imu_device), no OBD or ignition
   --faults LIST                  device faults, name=rate per message, comma-separated: duplicate,
                                  reorder, malformed, out-of-range, offline, clock (rate per device),
                                  foreign-topic; e.g. duplicate=0.01,clock=0.1
@@ -195,6 +197,7 @@ interface Options {
   devices: number
   days: number
   imuHz: number
+  phoneMount?: PhoneMount
   connections: number
   faults?: FaultConfig
   export?: string
@@ -216,7 +219,7 @@ function parseOptions(command: string, args: string[]): Options {
   const names: Record<string, string[]> = {
     start: [],
     demo: ['vehicles', 'speedup', 'seed'],
-    sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'faults', 'connections', 'export', 'write-registry'],
+    sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'phone-mount', 'faults', 'connections', 'export', 'write-registry'],
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
     'sim map': ['out', 'seed'],
     'sim portfolio': ['out', 'policies', 'driving-days', 'days', 'years', 'start', 'seed', 'imu-hz'],
@@ -263,6 +266,7 @@ function parseOptions(command: string, args: string[]): Options {
     portfolio: typeof values.portfolio === 'string' ? values.portfolio : undefined,
     version: typeof values.version === 'string' ? values.version : undefined,
     imuHz: number('imu-hz', command === 'sim portfolio' ? 10 : 25, (n) => n === 0 || (Number.isInteger(n) && n >= 10 && n <= 100), '0 or a whole number from 10 to 100'),
+    phoneMount: typeof values['phone-mount'] === 'string' ? parsePhoneMount(values['phone-mount']) : undefined,
     connections: number('connections', 10_000, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     faults: typeof values.faults === 'string' ? parseFaults(values.faults) : undefined,
     export: typeof values.export === 'string' ? values.export : undefined,
@@ -544,7 +548,7 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
   if (!cfg.MQTT_URL) throw new UsageError('ubiq sim needs MQTT_URL (the broker to publish to)')
   const ids = new Set(registry.map((d) => d.deviceId))
   const faults = opts.faults?.foreignTopic ? { ...opts.faults, foreignTopic: { ...opts.faults.foreignTopic, deviceIds: [...ids] } } : opts.faults
-  const devices = policies.flatMap((p) => policyDevices(city, p, { startTs, days: opts.days, imuHz: opts.imuHz, ...(faults ? { faults } : {}) }))
+  const devices = policies.flatMap((p) => policyDevices(city, p, { startTs, days: opts.days, imuHz: opts.imuHz, ...(opts.phoneMount ? { phone: opts.phoneMount } : {}), ...(faults ? { faults } : {}) }))
     .filter((d) => ids.has(d.deviceId))
   const clients = Math.min(devices.length, opts.connections)
   process.stderr.write(`simulating ${devices.length} devices of ${policies.length} policies for ${opts.days} days at ${opts.speedup}× real time` +
@@ -775,6 +779,14 @@ async function crossValidate(tracks: readonly Track[], trips: readonly Evaluated
   }, (d, n) => ([done, of] = [d, n]))
   progress.done(`leave one trip out: ${configs.length} settings of the detector on ${result.heldOut.length} labelled trips`)
   return result
+}
+
+/** `--phone-mount YAW,PITCH,ROLL`: three angles in degrees. */
+function parsePhoneMount(text: string): PhoneMount {
+  const angles = text.split(',').map((x) => Number(x.trim()))
+  if (angles.length !== 3 || angles.some((a) => !Number.isFinite(a) || Math.abs(a) > 360)) throw new UsageError(`--phone-mount: expected three angles in degrees, YAW,PITCH,ROLL (e.g. 110,60,25), got "${text}"`)
+  const [yaw_deg, pitch_deg, roll_deg] = angles as [number, number, number]
+  return { yaw_deg, pitch_deg, roll_deg }
 }
 
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
