@@ -30,7 +30,7 @@ t.test('phones tilted 60° in their mounts, with no OBD and no ignition, get the
   const dongles = drive()
   const phones = drive(mount)
   const count = (es: readonly DrivingEvent[], type: DrivingEvent['type']) => es.filter((e) => e.type === type).length
-  let lateral = [0, 0], handling = [0, 0]
+  let lateral = [0, 0], handling = [0, 0], braking = [0, 0]
   for (const p of policies) {
     const id = p.vehicle!.deviceId
     const [d, ph] = [dongles.get(id)!, phones.get(id)!]
@@ -41,8 +41,10 @@ t.test('phones tilted 60° in their mounts, with no OBD and no ignition, get the
     t.ok(ph.trips.every((x) => x.source === 'gps' && x.dyn_s > 0.9 * x.moving_s), `${id}: every trip's driving dynamics measured`)
     lateral = [lateral[0]! + count(d.events, 'harsh_lateral'), lateral[1]! + count(ph.events, 'harsh_lateral')]
     handling = [handling[0]! + count(d.events, 'phone_handling'), handling[1]! + count(ph.events, 'phone_handling')]
+    braking = [braking[0]! + count(d.events, 'harsh_braking'), braking[1]! + count(ph.events, 'harsh_braking')]
   }
-  t.comment(`harsh lateral: ${lateral[0]} by dongles, ${lateral[1]} by phones; phone handling: ${handling[0]} and ${handling[1]}`)
+  t.comment(`harsh lateral: ${lateral[0]} by dongles, ${lateral[1]} by phones; phone handling: ${handling[0]} and ${handling[1]}; harsh braking: ${braking[0]} and ${braking[1]}`)
+  t.ok(braking[0]! > 3 && Math.abs(braking[1]! - braking[0]!) <= 0.2 * braking[0]!, `harsh braking from the speed: ${braking[1]} from the phones' GNSS, ${braking[0]} from OBD`)
   t.ok(lateral[0]! > 10 && Math.abs(lateral[1]! - lateral[0]!) <= 0.1 * lateral[0]!, `harsh lateral from the IMU: ${lateral[1]} by the tilted phones, ${lateral[0]} in the earth frame`)
   t.ok(handling[0]! > 3 && Math.abs(handling[1]! - handling[0]!) <= 0.2 * handling[0]!, `phone handling: ${handling[1]} by the tilted phones, ${handling[0]} in the earth frame`)
 })
