@@ -19,7 +19,7 @@ const run = (args: string[]) => spawnSync(process.execPath, [ubiq, ...args], { e
 const dir = mkdtempSync(join(tmpdir(), 'ubiq-train-'))
 const portfolio = join(dir, 'portfolio')
 const models = join(dir, 'models')
-// Enough that two thirds of them, less those that never drove, fit the driving model's 10 features (10 policies each, and 10 for the intercept).
+// Enough that two thirds of them, less those that never drove, fit the driving model's 8 features and 2 exposure terms (10 policies each, and 10 for the intercept).
 const policies = 200
 
 t.test('ubiq sim portfolio writes one CSV per subject, the same rows whatever the number of workers', async (t) => {
@@ -62,7 +62,9 @@ t.test('ubiq train fits each subject, writes model and card, and reports ranking
   const driving = JSON.parse(Object.fromEntries(onnxProto.onnx.ModelProto.decode(readFileSync(join(models, 'driving-frequency@7.onnx'))).metadataProps.map((p) => [p.key, p.value]))['ubiq.definition']!)
   t.equal(driving.exposure, undefined, 'no exposure input: how much is driven is the rating plan\'s')
   t.notOk(driving.features.some((f: { name: string }) => /km_per_day|hours_per_day|night_share|distance_km/.test(f.name)), 'the driving model reads behaviour only')
-  t.match(readFileSync(join(models, 'driving-frequency@7.md'), 'utf8'), /fitted per km with log\(km\) as offset and scaled to a year of the training portfolio's median [\d.]+ km/, 'fitted per km all the same')
+  const card = readFileSync(join(models, 'driving-frequency@7.md'), 'utf8')
+  t.match(card, /fitted per km with log\(km\) as offset and scaled to a year of the training portfolio's median [\d.]+ km/, 'fitted per km all the same')
+  t.match(card, /\*\*Exposure, fitted beside the features and not a model input\.\*\*[\s\S]*\| km_per_day \| km per day \| [\d.]+ \| [\d.]+: [\d.]+ \| [\d.]+: [\d.]+ \|\n\| night_share \|/, 'km per day and night share fitted beside it, reported for the plan')
 })
 
 t.test('ubiq train refuses what it cannot use, with the reason', async (t) => {

@@ -10,7 +10,7 @@ import { transformed, type FeatureDefinition, type ModelDefinition } from './def
 import { fitPoissonGlm, glmRate, poissonDeviance, type GlmFit } from './glm.ts'
 import { frequencyModelToOnnx, glmCore } from './onnx.ts'
 import { modelQuality, type ModelQuality } from './quality.ts'
-import { fitPoissonTrees, predictTrees, treeCore, type TreeEnsemble } from './trees.ts'
+import { fitPoissonTrees, predictTrees, treeCore, type Tree, type TreeEnsemble, type TreeNode } from './trees.ts'
 
 /** One policy's subject in a training portfolio. */
 export interface TrainingRow {
@@ -42,6 +42,13 @@ export type ModelSpec = Omit<ModelDefinition, 'version' | 'file' | 'card' | 'fea
    * behaviour alone, and a score does not move with how much is driven (#19).
    */
   perUnit?: string
+  /**
+   * Exposure the rating plan prices (driving: km per day, night share), fitted beside the
+   * features so their effect is not taken for behaviour's, then fixed at the training portfolio's
+   * medians in the model written: its score reads behaviour only, and the card gives their fitted
+   * relativities for the plan's exposure tables. The quality goals are measured with them.
+   */
+  exposureTerms?: Omit<FeatureDefinition, 'baseline'>[]
 }
 
 /** A fitted core: log rate per unit of exposure from the transformed features. */
@@ -69,23 +76,51 @@ export const isHeldOut = (policyId: string) => fnv1a(policyId) % 3 === 0
 export function trainModel(spec: ModelSpec, version: string, rows: readonly TrainingRow[], source: string): TrainedModel {
   const train = rows.filter((r) => !isHeldOut(r.policyId))
   const test = rows.filter((r) => isHeldOut(r.policyId))
-  if (train.length < 10 * (spec.features.length + 1)) throw new Error(`${spec.subject}: ${train.length} training policies; at least ${10 * (spec.features.length + 1)} are needed for ${spec.features.length} features`)
-  const features = spec.features.map((f) => ({ ...f, baseline: median(train.map((r) => r.features[f.name] ?? 0)) }))
-  const { form, perUnit, ...described } = spec
+  const { form, perUnit, exposureTerms = [], ...described } = spec
+  const fitted = [...spec.features, ...exposureTerms]
+  if (train.length < 10 * (fitted.length + 1)) throw new Error(`${spec.subject}: ${train.length} training policies; at least ${10 * (fitted.length + 1)} are needed for ${fitted.length} features`)
+  const all = fitted.map((f) => ({ ...f, baseline: median(train.map((r) => r.features[f.name] ?? 0)) }))
+  const features = all.slice(0, spec.features.length)
   const definition: ModelDefinition = { ...described, version, features, file: `${spec.name}@${version}.onnx`, card: `${spec.name}@${version}.md` }
-  const x = (r: TrainingRow) => features.map((f) => transformed(f, r.features[f.name] ?? f.baseline))
-  const data = { x: train.map(x), claims: train.map((r) => r.claims), exposure: train.map((r) => r.exposure) }
+  const xAll = (r: TrainingRow) => all.map((f) => transformed(f, r.features[f.name] ?? f.baseline))
+  const data = { x: train.map(xAll), claims: train.map((r) => r.claims), exposure: train.map((r) => r.exposure) }
   // The rows' exposure a year that the model's output is for: 1 (a policy-year) unless fitted per unit.
   const typical = perUnit ? median(train.map((r) => r.exposure / r.years)) : 1
-  const fit = scaled(form === 'glm' ? { form, glm: fitPoissonGlm(data) } : { form, trees: fitPoissonTrees(data) }, Math.log(typical))
-  const rate = (row: readonly number[]) => (fit.form === 'glm' ? glmRate(fit.glm, row) : Math.exp(predictTrees(fit.trees, row)))
-  const perYear = (r: TrainingRow) => (rate(x(r)) * r.exposure) / r.years / typical
+  const joint: Fit = form === 'glm' ? { form, glm: fitPoissonGlm(data) } : { form, trees: fitPoissonTrees(data) }
+  const rateOf = (f: Fit) => (row: readonly number[]) => (f.form === 'glm' ? glmRate(f.glm, row) : Math.exp(predictTrees(f.trees, row)))
+  // Quality is the whole fit's, exposure terms included: what the premium is when the plan's tables follow them.
+  const perYear = (r: TrainingRow) => (rateOf(joint)(xAll(r)) * r.exposure) / r.years
+  const fit = scaled(fixedAt(joint, features.length, all.slice(features.length).map((f) => transformed(f, f.baseline))), Math.log(typical))
+  const rate = rateOf(fit)
   const truth = test.filter((r) => r.expectedPerYear !== undefined)
   const quality = truth.length > 0 ? modelQuality(truth.map((r) => ({ predicted: perYear(r), truth: r.expectedPerYear!, years: r.years }))) : undefined
   const heldOutDeviance = poissonDeviance(test.map((r) => r.claims), test.map((r) => perYear(r) * r.years))
-  const card = modelCard(definition, fit, rate, { train, test, quality, heldOutDeviance, source, perUnit: perUnit ? { unit: perUnit, typical } : undefined })
+  const exposureRows = all.slice(features.length).map((f, j) => {
+    const column = features.length + j
+    const at = (v: number) => rateOf(joint)(all.map((g, i) => transformed(g, i === column ? v : g.baseline)))
+    const [p10, p90] = [0.1, 0.9].map((q) => quantile(train.map((r) => r.features[f.name] ?? f.baseline), q))
+    return `| ${f.name} | ${f.unit} | ${fmt(f.baseline)} | ${fmt(p10!)}: ${(at(p10!) / at(f.baseline)).toFixed(3)} | ${fmt(p90!)}: ${(at(p90!) / at(f.baseline)).toFixed(3)} |`
+  })
+  const card = modelCard(definition, fit, rate, { train, test, quality, heldOutDeviance, source, perUnit: perUnit ? { unit: perUnit, typical } : undefined, exposureRows })
   const core = fit.form === 'glm' ? glmCore(definition, fit.glm) : treeCore(definition, fit.trees)
   return { definition, fit, onnx: frequencyModelToOnnx(definition, core, card), card, trained: train.length, heldOut: test.length, quality }
+}
+
+/**
+ * The fit on its first `n` columns, the others fixed at `at`: a GLM's fixed terms go into its
+ * intercept; a tree's splits on them are replaced by the branch `at` takes.
+ */
+function fixedAt(fit: Fit, n: number, at: readonly number[]): Fit {
+  if (at.length === 0) return fit
+  if (fit.form === 'glm') {
+    const { coefficients, intercept } = fit.glm
+    return { ...fit, glm: { ...fit.glm, intercept: intercept + at.reduce((a, v, j) => a + coefficients[n + j]! * v, 0), coefficients: coefficients.slice(0, n) } }
+  }
+  const resolve = (tree: Tree, node: TreeNode): TreeNode => {
+    while (!('leaf' in node) && node.feature >= n) node = tree[Math.fround(at[node.feature - n]!) <= node.threshold ? node.left : node.right]!
+    return node
+  }
+  return { ...fit, trees: { ...fit.trees, trees: fit.trees.trees.map((tree) => tree.map((node) => resolve(tree, node))) } }
 }
 
 /** A fit whose log rate is `log` higher: a rate per unit of exposure made a rate per `e^log` units. */
@@ -102,7 +137,7 @@ export function meetsGoals(q: ModelQuality): string[] {
 }
 
 /** The model card: intended use, features and relativities, data, metrics, limits. */
-function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]) => number, d: { train: readonly TrainingRow[]; test: readonly TrainingRow[]; quality?: ModelQuality; heldOutDeviance: number; source: string; perUnit?: { unit: string; typical: number } }): string {
+function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]) => number, d: { train: readonly TrainingRow[]; test: readonly TrainingRow[]; quality?: ModelQuality; heldOutDeviance: number; source: string; perUnit?: { unit: string; typical: number }; exposureRows: string[] }): string {
   const claims = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.claims, 0)
   const exposure = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.exposure, 0)
   const years = (rows: readonly TrainingRow[]) => rows.reduce((a, r) => a + r.years, 0)
@@ -137,6 +172,14 @@ function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]
     ...featureRows,
     ...(glm ? [`| intercept | | | | ${glm.intercept.toPrecision(6)} | | |`] : []),
     '',
+    ...(d.exposureRows.length ? [
+      '**Exposure, fitted beside the features and not a model input.** Fixed at the median in this model; the rating plan prices it. Relativity of the whole fit at the 10th and 90th percentile against the median, others equal: a guide for the plan\'s exposure tables.',
+      '',
+      '| exposure | unit | median | p10: relativity | p90: relativity |',
+      '|---|---|---|---|---|',
+      ...d.exposureRows,
+      '',
+    ] : []),
     `**Training data.** ${d.source}. ${d.train.length} policies fitted (${def.exposure || d.perUnit ? `${fmt(exposure(d.train))} ${d.perUnit?.unit ?? 'km'}, ` : ''}${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
     '',
     `**Metrics, on the held-out policies.** Poisson deviance ${d.heldOutDeviance.toFixed(1)} on ${d.test.length} policies.` + (q ? ` Against the simulator's true expected frequencies: Gini ${q.gini.toFixed(3)}, the truth's own Gini ${q.giniTruth.toFixed(3)}, **ratio ${q.giniRatio.toFixed(3)}** (goal ≥ ${goals.giniRatio}); calibration, true over predicted claims per decile of predicted frequency (goal 1 ± ${goals.calibration}):` : ''),
