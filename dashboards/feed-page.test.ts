@@ -41,6 +41,8 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   await page.locator('#premiums tr td', { hasText: aggrPremium.premium.toFixed(2) }).first().waitFor()
   t.match(await page.locator('#premiums tr').first().textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium history starts with the latest change')
   // The simulator: half the harsh braking, through the same model and plan as the API.
+  t.same(await page.locator('#wi-feature option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)), aggrScore.reasons.map((r) => r.code).filter((c) => c in aggrScore.features),
+    'it offers what the model prices, named as its reasons name them, not every number the score carries')
   await page.locator('#wi-feature').selectOption('harsh_braking_per_hour')
   await page.locator('#wi-change').selectOption('0.5')
   await page.locator('#whatif button').click()

@@ -34,7 +34,7 @@ export async function storedPolicies(influx: Influx): Promise<string[]> {
 }
 
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString()
-const fixed = new Set(['time', 'policy_id', 'subject', 'model', 'value', 'window_from', 'days', 'distance_km', 'reasons'])
+const fixed = new Set(['time', 'policy_id', 'subject', 'model', 'value', 'window_from', 'days', 'distance_km', 'moving_s', 'night_s', 'reasons'])
 
 export async function scoreHistory(influx: Influx, policyId: string, subject: Subject | undefined, r: Range) {
   return (await select(influx, 'score', policyId, r, { subject })).map((x) => ({
@@ -42,7 +42,10 @@ export async function scoreHistory(influx: Influx, policyId: string, subject: Su
     value: x.value as number,
     model: x.model as string,
     window: { from: x.window_from !== undefined ? iso(x.window_from) : undefined, to: iso(x.time) },
-    exposure: { days: x.days as number, ...(x.distance_km !== undefined ? { distance_km: x.distance_km as number } : {}) },
+    exposure: {
+      days: x.days as number,
+      ...Object.fromEntries((['distance_km', 'moving_s', 'night_s'] as const).filter((k) => typeof x[k] === 'number').map((k) => [k, x[k] as number])),
+    },
     features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !fixed.has(k) && typeof v === 'number')),
     reasons: typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [],
   }))
