@@ -10,6 +10,8 @@ import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
 
 const BASE = 'https://ubiq.dev/contract/v1'
+/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19). */
+export const CONTRACT_VERSION = '1.1.0'
 
 /** What each reject reason asks of the firmware (docs only; the codes are decode.ts's). */
 export const rejectReasons: Record<RejectReason, string> = {
@@ -91,7 +93,7 @@ function asyncApi(): Record<string, unknown> {
   return {
     asyncapi: '2.6.0',
     id: 'urn:ubiq:contract:v1',
-    info: { title: 'ubiq device contract', version: '1.0.0', description: 'What devices publish to ubiq over MQTT, and what ubiq publishes back. See device-contract.md.' },
+    info: { title: 'ubiq device contract', version: CONTRACT_VERSION, description: 'What devices publish to ubiq over MQTT, and what ubiq publishes back. See device-contract.md.' },
     defaultContentType: 'application/json',
     channels,
   }
@@ -121,7 +123,9 @@ function markdown(): string {
     '',
     `\`deviceId\` matches \`${ID_PATTERN}\` and must be in ubiq's device registry, with the stream among`,
     'the streams its policy consented to. The version is the `v1` segment: a breaking change gets',
-    '`ubiq/v2/…` beside it, never an edit of v1. Machine-readable: [asyncapi.json](contract/asyncapi.json)',
+    '`ubiq/v2/…` beside it, never an edit of v1. Within v1, streams and optional fields are added as',
+    `minor versions: this is contract ${CONTRACT_VERSION} (1.1.0 added \`imu_device\`, a phone's IMU in its own axes,`,
+    'gravity included, for phones in any mount). Machine-readable: [asyncapi.json](contract/asyncapi.json)',
     'and one JSON Schema per stream in [contract/](contract/).',
     '',
     '## Every message',
