@@ -150,6 +150,23 @@ t.test('a phone that sends only its IMU: its stream is its trip, with its events
   t.same(run(withGps).trips.map((x) => x.source), ['gps'], 'a phone that sends GNSS too: its trip is the GNSS one')
 })
 
+t.test('one reading dated ahead cannot hide a device\'s driving: the readings after it outvote its clock', async (t) => {
+  // 5 minutes at 50 km/h with a harsh braking at 200 s; at 120 s one OBD reading claims to be from 4 min 50 s later.
+  const speeds = Array.from({ length: 300 }, (_, i) => (i === 200 ? 36 : 50))
+  const honest = [ignition(T0, true), ...drive(T0, 300, (i) => speeds[i]!), ignition(T0 + 300_000, false)]
+  const forged = [...honest.slice(0, 121), obd(T0 + 120_000 + 290_000, 50), ...honest.slice(121)]
+  const [a, b] = [run(honest), run(forged)]
+  t.equal(b.trips.length, 1, 'the trip is still there')
+  t.ok(Math.abs(b.trips[0]!.distance_km - a.trips[0]!.distance_km) < 0.05, `its distance: ${b.trips[0]!.distance_km} km (${a.trips[0]!.distance_km} without the forged reading)`)
+  t.same(b.events.map((e) => [e.type, e.from]), a.events.map((e) => [e.type, e.from]), 'and its harsh braking after the forged reading')
+  t.equal(b.trips[0]!.to, T0 + 300_000, 'it ends at the ignition off, not at the forged time')
+  // A crash recorder's window (IMU, seconds behind) stays late: it never moves the timeline.
+  const rate_hz = 25
+  const window = Array.from({ length: 5 }, (_, i) => reading('imu', T0 + 150_000 + i * 1000, { rate_hz }, Array.from({ length: rate_hz }, () => [0, 0, 0, 0, 0, 0])))
+  const withWindow = [...honest.slice(0, 181), ...window, ...honest.slice(181)]
+  t.same(run(withWindow).trips.map((x) => x.distance_km), a.trips.map((x) => x.distance_km), 'an IMU window behind does not')
+})
+
 t.test('continuous driving: one event when a stretch without a break reaches continuous_s', async (t) => {
   const long = drive(T0, cfg.continuous_s + 600, () => 100)
   const { events } = run(long)

@@ -70,6 +70,9 @@ export interface TripConfig {
   /** Lateral acceleration v·dψ/dt from GPS heading, m/s², above `lateralMin_kmh` (heading is noise when slow). */
   lateral_ms2: number
   lateralMin_kmh: number
+  /** Readings this far behind the device's last one, s, and this many of them in a row, outvote its clock (a device cannot hide its driving behind one reading dated ahead, #20). */
+  clockJump_s: number
+  clockVotes: number
   /** An IMU stream this long without any speed or ignition is a phone's trip of its own (a phone that sends no speed), s. */
   imuOnlyAfter_s: number
   /** Local night, solar hours [from, to) (longitude/15 from UTC; without a fix, UTC). */
@@ -101,6 +104,8 @@ export const defaultTripConfig: TripConfig = {
   },
   lateral_ms2: 4.0,
   lateralMin_kmh: 20,
+  clockJump_s: 10,
+  clockVotes: 3,
   imuOnlyAfter_s: 10,
   night_h: [22, 5],
   continuous_s: 2 * 3600,
@@ -160,6 +165,8 @@ interface OpenTrip extends Omit<Trip, 'to' | 'ended' | 'source' | 'duration_s'> 
 export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string, detectors: readonly Detector[]) {
   let trip: OpenTrip | undefined
   const frame = vehicleFrame()
+  /** Device times of the speed and status readings in a row that came behind the last one (see outvoted). */
+  let behind: number[] = []
   let lastTs = -Infinity
   let speed: { ts: number; kmh: number; source: 'obd' | 'gps' } | undefined
   let lastObdTs = -Infinity
@@ -188,7 +195,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
 
   function push(raw: Reading): TripOutput[] {
     const out: TripOutput[] = []
-    if (raw.ts < lastTs) {
+    if (raw.ts < lastTs && !outvoted(raw)) {
       // orderWithin put readings in order: this is a straggler beyond it, or a crash recorder's
       // window uploaded after the crash. Stored by ingest; only detectors that want it see it.
       collect(detectors.flatMap((d) => (d.late?.(raw) ?? []) as DrivingEvent[]), out)
@@ -199,6 +206,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     if (r.kind === 'status') ignitionSeen = true
     if (trip && r.ts - lastTs > cfg.maxGap_s * 1000) close('gap', out)
     lastTs = r.ts
+    behind = []
     const detected = detectors.flatMap((d) => d.push(r) as DrivingEvent[])
     if (r.kind === 'imu') {
       lastImuTs = r.ts
@@ -431,6 +439,26 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     }
     trip!.moving_s += (to - from) / 1000
     trip!.lastMovingTs = to
+  }
+
+  /**
+   * Whether the device's readings have outvoted its last one's clock (#20: one OBD reading dated
+   * 4 min 50 s ahead, within ingest's future limit, made every real reading after it late, and the
+   * device's driving vanished). One reading cannot move a device's timeline: when `clockVotes`
+   * speed or status readings in a row, in order among themselves, are more than `clockJump_s`
+   * behind it, theirs is the device's time, and the tracker goes back to it. (IMU batches are
+   * left out: a crash recorder's window is late on purpose.)
+   */
+  function outvoted(r: Reading): boolean {
+    if (r.kind === 'imu' || r.kind === 'imu_device' || lastTs - r.ts <= cfg.clockJump_s * 1000) return false
+    if (behind.length > 0 && r.ts < behind.at(-1)!) behind = []
+    behind.push(r.ts)
+    if (behind.length < cfg.clockVotes) return false
+    behind = []
+    lastTs = r.ts
+    speed = undefined // the step from the outlier's time is no speed change
+    if (trip) trip.lastMovingTs = Math.min(trip.lastMovingTs, r.ts)
+    return true
   }
 
   return {
