@@ -4,7 +4,7 @@
  * `npm run docs` writes them; a test fails when the committed files differ from what this makes.
  */
 import type { TSchema } from '@sinclair/typebox'
-import { envelope, ID_PATTERN, type SensorKind } from './contract.ts'
+import { BATCH_MAX_SPAN_S, envelope, ID_PATTERN, type SensorKind } from './contract.ts'
 import type { RejectReason } from './decode.ts'
 import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
@@ -21,8 +21,8 @@ export const rejectReasons: Record<RejectReason, string> = {
   no_consent: "the policy has not consented to this stream",
   payload_too_large: 'over 64 KiB: send smaller batches',
   malformed_json: 'not valid UTF-8 JSON',
-  invalid_payload: 'a field is missing, extra, of the wrong type or out of range (`detail` says which)',
-  timestamp_in_future: '`ts` is more than 5 minutes ahead of the server: fix the device clock',
+  invalid_payload: `a field is missing, extra, of the wrong type or out of range, or a batch covers more than ${BATCH_MAX_SPAN_S} s (\`detail\` says which)`,
+  timestamp_in_future: '`ts`, or a batch\'s last sample, is more than 5 minutes ahead of the server: fix the device clock',
   before_registration: '`ts` is before the device was registered: fix the device clock',
   implausible_jump: 'a GPS fix implies over 1000 km/h since the last good fix (accuracy allowed for); the next fix consistent with it is accepted',
 }

@@ -52,18 +52,35 @@ export interface BatchColumn {
 }
 
 /**
+ * The longest time a batch may cover, first sample to last, s (issue #20): a batch is about a
+ * second of samples, and a crash recorder's window is uploaded a second a message. Without it a
+ * tiny `rate_hz` put a batch's samples centuries ahead (1e-300 Hz: sample times of 1e303 ms, which
+ * InfluxDB refuses), out of reach of the `ts` checks.
+ */
+export const BATCH_MAX_SPAN_S = 10
+/** The lowest sampling rate of a batch, Hz: below it, a kind sends single readings, not batches. */
+export const BATCH_MIN_RATE_HZ = 1
+
+/**
  * A batched payload (high-rate sensors, DESIGN.md): one message per second or so carrying
- * `rate_hz` samples per second, each a row of the given columns, the first at `ts`.
+ * `rate_hz` samples per second, each a row of the given columns, the first at `ts`. JSON Schema
+ * cannot relate `samples` to `rate_hz`; decode.ts checks the span (`batchSpanMs`).
  */
 export function batchSchema(columns: readonly BatchColumn[], maxRateHz: number, maxSamples: number) {
   return payloadSchema({
-    rate_hz: Type.Number({ exclusiveMinimum: 0, maximum: maxRateHz, description: 'Samples per second; sample i was taken at ts + i·1000/rate_hz ms' }),
+    rate_hz: Type.Number({
+      minimum: BATCH_MIN_RATE_HZ, maximum: maxRateHz,
+      description: `Samples per second; sample i was taken at ts + i·1000/rate_hz ms, and the last at most ${BATCH_MAX_SPAN_S} s after ts (so at most rate_hz·${BATCH_MAX_SPAN_S} + 1 samples)`,
+    }),
     samples: Type.Array(
       Type.Tuple(columns.map((c) => Type.Number({ minimum: c.minimum, maximum: c.maximum, description: `${c.name}: ${c.description}` }))),
       { minItems: 1, maxItems: maxSamples, description: `Rows of [${columns.map((c) => c.name).join(', ')}]` },
     ),
   })
 }
+
+/** How long after `ts` a batch's last sample was taken, ms. */
+export const batchSpanMs = (rateHz: number, samples: number) => ((samples - 1) * 1000) / rateHz
 
 /** One sensor kind: declared once, it drives validation, storage, docs and simulation. */
 export interface SensorKind<S extends TObject = TObject> {

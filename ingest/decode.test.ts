@@ -18,6 +18,7 @@ const cfg = {
 const decode = (topic: string, payload: unknown) =>
   decodeMessage(cfg, topic, Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload)), now)!
 const obd = topics.device('car-1', 'obd')
+const imu = topics.device('phone-1', 'imu')
 
 t.test('a valid OBD message becomes a reading for the device\'s policy', async (t) => {
   t.same(decode(obd, { seq: 7, ts: now - 1000, speed_kmh: 52.5, engine_rpm: 1800 }), {
@@ -53,11 +54,24 @@ t.test('each kind of bad message is rejected with its reason', async (t) => {
     ['array body', obd, [1, 2], 'invalid_payload'],
     ['timestamp far in the future', obd, { seq: 1, ts: now + 3600_000, speed_kmh: 1 }, 'timestamp_in_future'],
     ['timestamp before registration', topics.device('car-3', 'obd'), { seq: 1, ts: Date.UTC(2026, 9, 31), speed_kmh: 1 }, 'before_registration'],
+    // Issue #20: a batch's derived sample times are bounded like ts (1e-300 Hz put them at 1e303 ms).
+    ['a batch rate far below 1 Hz', imu, { seq: 1, ts: now, rate_hz: 1e-300, samples: [[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]] }, 'invalid_payload'],
+    ['a batch rate of 0.001 Hz', imu, { seq: 1, ts: now, rate_hz: 0.001, samples: [[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]] }, 'invalid_payload'],
+    ['a batch spanning more than 10 s', imu, { seq: 1, ts: now - 60_000, rate_hz: 1, samples: Array.from({ length: 12 }, () => [0, 0, 0, 0, 0, 0]) }, 'invalid_payload'],
+    ['a batch whose last sample is in the future', imu, { seq: 1, ts: now + 55_000, rate_hz: 1, samples: Array.from({ length: 10 }, () => [0, 0, 0, 0, 0, 0]) }, 'timestamp_in_future'],
     ['a 10 MB string, refused before parsing', obd, `{"seq":1,"ts":1,"speed_kmh":1,"note":"${'x'.repeat(10_000_000)}"}`, 'payload_too_large'],
   ]
   for (const [name, topic, payload, reason] of cases) {
     const r = decode(topic, payload)
     t.equal(isRejection(r) && r.reason, reason, name)
+  }
+})
+
+t.test('a batch within the limits is accepted: 10 s at 1 Hz, its last sample up to the allowed skew', async (t) => {
+  const rows = (n: number) => Array.from({ length: n }, () => [0, 0, 0, 0, 0, 0])
+  for (const body of [{ seq: 1, ts: now - 60_000, rate_hz: 1, samples: rows(11) }, { seq: 2, ts: now + 50_000, rate_hz: 1, samples: rows(11) }]) {
+    const r = decode(imu, body)
+    t.notOk(isRejection(r), JSON.stringify(isRejection(r) && r.detail))
   }
 })
 

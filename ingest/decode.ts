@@ -4,7 +4,7 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { TObject } from '@sinclair/typebox'
-import { topics, type Reading } from './contract.ts'
+import { BATCH_MAX_SPAN_S, batchSpanMs, topics, type Reading } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
 import type { Adapter } from './adapters/index.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
@@ -79,8 +79,15 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
     return reject(deviceId, kind, 'invalid_payload', error ? `${error.path || '/'}: ${error.message}` : 'does not match the schema', seqOf(body))
   }
   const { seq, ts, samples, ...fields } = body as { seq: number; ts: number; samples?: number[][] } & Record<string, number | boolean>
-  if (ts > receivedAt + cfg.maxFutureSkewMs) {
-    return reject(deviceId, kind, 'timestamp_in_future', `ts is ${ts - receivedAt} ms ahead of the server clock`, seq)
+  // A batch's samples have times of their own, derived from ts and rate_hz: each is held to the
+  // same limits as ts (issue #20: the schema alone let 1e303 ms through, which InfluxDB refuses).
+  const spanMs = samples ? batchSpanMs(Number(fields.rate_hz), samples.length) : 0
+  if (spanMs > BATCH_MAX_SPAN_S * 1000) {
+    return reject(deviceId, kind, 'invalid_payload', `/samples: ${samples!.length} samples at ${fields.rate_hz} Hz cover ${spanMs / 1000} s, limit ${BATCH_MAX_SPAN_S} s`, seq)
+  }
+  if (ts + spanMs > receivedAt + cfg.maxFutureSkewMs) {
+    const what = spanMs > 0 ? 'the last sample' : 'ts'
+    return reject(deviceId, kind, 'timestamp_in_future', `${what} is ${Math.round(ts + spanMs - receivedAt)} ms ahead of the server clock`, seq)
   }
   if (device.registeredAtMs !== undefined && ts < device.registeredAtMs) {
     return reject(deviceId, kind, 'before_registration', 'ts is before the device was registered', seq)
