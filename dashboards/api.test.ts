@@ -150,6 +150,13 @@ t.test('dashboards: tokens, the feed resuming, history, OpenAPI, limits', async 
     const bad = await get(`/api/v1/policies/${a.policyId}/scores?limit=0&colour=red`, tok)
     t.equal(bad.status, 400, 'a bad query: 400')
     t.match(await bad.json(), { error: 'bad_request', message: /querystring must NOT have additional properties \(colour\)|querystring\/limit must be >= 1/ })
+    // Valid ISO 8601 that InfluxDB or Date.parse cannot take: a 400 that says so, not a 500 (#20).
+    const analystToken = pipeline.auth.issue({ role: 'analyst' }, 60_000)
+    for (const [path, token] of [[`/api/v1/policies/${a.policyId}/scores?from=2016-12-31T23:59:60Z`, tok], [`/api/v1/policies/${a.policyId}/scores?to=2262-04-12T00:00:00Z`, tok], ['/api/v1/portfolio/events?from=1677-09-21T00:00:00Z', analystToken]] as const) {
+      const res = await get(path, token)
+      t.equal(res.status, 400, path)
+      t.match(await res.json(), { error: 'bad_request', message: /must be an ISO 8601 time from 1970 to 2261, seconds 00–59/ })
+    }
   })
 
   await t.test('the OpenAPI document describes every route, with bearer auth', async (t) => {

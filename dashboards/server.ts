@@ -23,7 +23,7 @@ import { AuthError, mustBeAnalyst, mustSee, type Principal, type TokenAuthority 
 import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, storedPolicies, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
-import { Time } from './tables.ts'
+import { Time, TIME_PATTERN } from './tables.ts'
 import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest, type BacktestResults } from './backtest-page.ts'
@@ -255,9 +255,9 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   }
 }
 
-type Problem = { instancePath: string; message?: string; params?: { additionalProperty?: string } }
-/** What was wrong, by name: ajv's own message leaves out which property was not expected. */
+type Problem = { instancePath: string; message?: string; params?: { additionalProperty?: string; pattern?: string } }
+/** What was wrong, by name: ajv's own message leaves out which property was not expected, and a time's pattern says nothing to a person. */
 const validationMessage = (err: { validation: Problem[]; validationContext?: string }) =>
-  err.validation.map((v) => `${err.validationContext ?? 'request'}${v.instancePath} ${v.message ?? 'is not valid'}${v.params?.additionalProperty ? ` (${v.params.additionalProperty})` : ''}`).join('; ')
+  err.validation.map((v) => `${err.validationContext ?? 'request'}${v.instancePath} ${v.params?.pattern === TIME_PATTERN ? 'must be an ISO 8601 time from 1970 to 2261, seconds 00–59' : v.message ?? 'is not valid'}${v.params?.additionalProperty ? ` (${v.params.additionalProperty})` : ''}`).join('; ')
 
 export type { FeedMessage, FeedNotice }

@@ -60,7 +60,13 @@ export const inPeriod = <B>(q: { from?: string; to?: string }, load: (p: Period)
 }
 
 /** A time in a query, ISO 8601. */
-export const Time = Type.String({ format: 'date-time', description: 'ISO 8601' })
+/**
+ * Times InfluxDB can hold and JavaScript can read: years 1970–2261 (nanoseconds in an int64 end in
+ * 2262) and no leap second (Date.parse gives NaN for :60). Both gave a 500 and an error-log line
+ * (#20); the schema refuses them with a 400 instead.
+ */
+export const TIME_PATTERN = '^(19[7-9][0-9]|2[01][0-9][0-9]|22[0-5][0-9]|226[01])-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]'
+export const Time = Type.String({ format: 'date-time', pattern: TIME_PATTERN, description: 'ISO 8601, years 1970–2261' })
 export const Format = Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'json, or csv: the same table as CSV with a header line' }))
 /** The query of a table over the default period. */
 export const PeriodQuery = {
