@@ -203,3 +203,16 @@ t.test('pay-as-you-drive beside pay-how-you-drive: the premium is base × behavi
 t.test('canonicalJson sorts keys at every level', async (t) => {
   t.equal(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } }), '{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}')
 })
+
+t.test('priceScores: a score whose pricing throws is left unpriced and reported; the others are priced (#20)', async (t) => {
+  const failed: string[] = []
+  const unpriced: [Unpriced, string][] = []
+  // A time past what a Date can hold: building the adjustment throws (a RangeError), as any bug might.
+  const scores = [score('a', 40, 1), score('b', 40, 9e15), score('a', 45, 2), score('b', 60, 3)]
+  const out = await lastValueFrom(from(scores).pipe(priceScores([plan], undefined, (why, s) => unpriced.push([why, s.policyId]), undefined, (err, s) => failed.push(`${s.policyId}: ${(err as Error).name}`)), toArray()))
+  t.same(out.map((p) => [p.policyId, p.effectiveFrom]), [['a', new Date(1).toISOString()], ['a', new Date(2).toISOString()], ['b', new Date(3).toISOString()]], 'every other score priced, b\'s next one too')
+  t.same(failed, ['b: RangeError'], 'the failure reported with its score')
+  t.same(unpriced, [['pricing failed', 'b']], 'and counted as unpriced')
+  t.equal(out[2]!.previousFactor, 1, 'b starts from its standing as it was: nothing of the failed score applied')
+  t.equal(out[2]!.prevHash, out[1]!.hash, 'the chain skips the failed score')
+})

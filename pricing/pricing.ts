@@ -104,7 +104,9 @@ export function startPricing(deps: PricingDeps): {
   const unpriced = new Counter({ name: 'ubiq_scores_unpriced_total', help: 'Scores that moved no premium, by reason', labelNames: ['reason'], registers: [deps.metrics] })
   if (deps.audit.dropped > 0) log.warn({ bytes: deps.audit.dropped }, 'audit log: dropped a partial last record, never published')
   const premiums$ = deps.scores$.pipe(
-    priceScores(deps.plans, deps.state, (reason) => unpriced.inc({ reason })),
+    priceScores(deps.plans, deps.state, (reason) => unpriced.inc({ reason }), undefined, (err, s) => {
+      log.error({ err, policyId: s.policyId, subject: s.subject }, 'pricing a score threw: it is left unpriced, the other scores are priced')
+    }),
     // In the log before any subscriber sees it: nothing is published that the audit log lacks (#6).
     tap((p) => deps.audit.append(p)),
     share(),
@@ -128,7 +130,7 @@ export function startPricing(deps: PricingDeps): {
 }
 
 /** Why a score moved no premium. */
-export type Unpriced = 'already priced' | 'no plan in effect' | 'subject not in plan' | 'policy attributes'
+export type Unpriced = 'already priced' | 'no plan in effect' | 'subject not in plan' | 'policy attributes' | 'pricing failed'
 
 /**
  * Stage: scores → adjustments. A score no later than the last one priced for its policy and
@@ -136,12 +138,18 @@ export type Unpriced = 'already priced' | 'no plan in effect' | 'subject not in 
  * with the state rebuilt from the audit log that holds across restarts too. Each score is priced
  * by the plan in effect at its time, from the policy's standing (last factor, period).
  * `attributes` gives a policy's rating attributes, for plans that rate on them.
+ *
+ * A score whose pricing throws is `onError`'s and unpriced ('pricing failed'), and the others are
+ * priced on (#20: one policy's exception ended premiums$ for everyone). Its policy keeps its
+ * standing: that is the audit log's record, and nothing of the failed score was applied to it.
+ * Without `onError`, the exception is the stream's error (for tests, which should see it).
  */
 export function priceScores(
   plans: readonly RatingPlan[],
   start: PricingState = { lastHash: '', standings: new Map() },
   onUnpriced: (reason: Unpriced, score: Score) => void = () => {},
   attributes: (policyId: string) => Record<string, string> | undefined = () => undefined,
+  onError?: (err: unknown, score: Score) => void,
 ): OperatorFunction<Score, PremiumAdjustment> {
   // State per subscription, not per pipe: two subscribers must not share one chain.
   return (scores$) => defer(() => {
@@ -185,8 +193,17 @@ export function priceScores(
       applyAdjustment(state, adjustment)
       return adjustment
     }
+    const priceOrReport = (s: Score): PremiumAdjustment | Unpriced => {
+      if (!onError) return price(s)
+      try {
+        return price(s)
+      } catch (err) {
+        onError(err, s)
+        return 'pricing failed'
+      }
+    }
     return scores$.pipe(
-      map((s) => ({ s, out: price(s) })),
+      map((s) => ({ s, out: priceOrReport(s) })),
       filter(({ s, out }) => {
         if (typeof out === 'string') onUnpriced(out, s)
         return typeof out !== 'string'

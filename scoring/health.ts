@@ -86,6 +86,7 @@ export function dayBook<D extends { day_ms: number }>(stored: readonly D[], keep
  * Stage: one `subject`'s readings of many policies → each policy's events and closed days. One
  * accumulator per policy, built from its stored days (`history`) when it first appears; its readings
  * wait in order meanwhile. A policy with no reading for `idleMs` leaves memory, after flushing.
+ * An accumulator that throws is `onError`'s: that policy's is dropped, the others run on (perKey).
  */
 export function perPolicy<D>(
   subject: Subject,
@@ -93,6 +94,7 @@ export function perPolicy<D>(
   idleMs: number,
   history?: DayHistory<D>,
   scheduler?: SchedulerLike,
+  onError?: (err: unknown, policyId: string) => void,
 ): OperatorFunction<Reading, PolicyOutput<D>> {
   return (readings$) => readings$.pipe(
     filter((r) => r.subject === subject),
@@ -107,6 +109,7 @@ export function perPolicy<D>(
       end: (acc) => acc.flush(),
       idleMs,
       scheduler,
+      onError,
     }),
   )
 }
@@ -363,8 +366,8 @@ export function healthAccumulator(cfg: HealthConfig, policyId: string, stored: r
 }
 
 /** Stage: readings of many policies (any subject) → health events and closed days with their score inputs. */
-export function scoreHealth(cfg: HealthConfig, idleMs: number, history?: DayHistory<DailyHealth>, scheduler?: SchedulerLike): OperatorFunction<Reading, PolicyOutput<DailyHealth>> {
-  return perPolicy('health', (policyId, days) => healthAccumulator(cfg, policyId, days), idleMs, history, scheduler)
+export function scoreHealth(cfg: HealthConfig, idleMs: number, history?: DayHistory<DailyHealth>, scheduler?: SchedulerLike, onError?: (err: unknown, policyId: string) => void): OperatorFunction<Reading, PolicyOutput<DailyHealth>> {
+  return perPolicy('health', (policyId, days) => healthAccumulator(cfg, policyId, days), idleMs, history, scheduler, onError)
 }
 
 // ─── small numeric helpers ──────────────────────────────────────────────────────────────────────

@@ -263,6 +263,6 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
 }
 
 /** Stage: readings of many policies (any subject) → home events (leak and smoke in their reading's frame) and closed days with their score inputs. */
-export function scoreHome(cfg: HomeConfig, idleMs: number, history?: DayHistory<HomeDay>, scheduler?: SchedulerLike): OperatorFunction<Reading, PolicyOutput<HomeDay>> {
-  return perPolicy('home', (policyId, days) => homeAccumulator(cfg, policyId, days), idleMs, history, scheduler)
+export function scoreHome(cfg: HomeConfig, idleMs: number, history?: DayHistory<HomeDay>, scheduler?: SchedulerLike, onError?: (err: unknown, policyId: string) => void): OperatorFunction<Reading, PolicyOutput<HomeDay>> {
+  return perPolicy('home', (policyId, days) => homeAccumulator(cfg, policyId, days), idleMs, history, scheduler, onError)
 }

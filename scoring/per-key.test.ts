@@ -1,5 +1,6 @@
 import t from 'tap'
-import { from, lastValueFrom, toArray } from 'rxjs'
+import { EMPTY, from, lastValueFrom, of, toArray } from 'rxjs'
+import { TestScheduler } from 'rxjs/testing'
 import { perKey } from './per-key.ts'
 
 // A running sum per key that also checks order: its state is built asynchronously, as from InfluxDB after a restart.
@@ -19,4 +20,64 @@ t.test('a restart\'s burst waits for its key\'s state, in order, without recursi
 
 t.test('a failed build is the stream\'s error', async (t) => {
   await t.rejects(lastValueFrom(from([{ key: 'a', i: 0 }]).pipe(sums(() => Promise.reject(new Error('InfluxDB down'))))), /InfluxDB down/)
+})
+
+// A machine per key that echoes its values with a count; the value `boom` makes it throw where `at` says.
+type Failing = { boomAt: 'create' | 'push' | 'end' | 'none' }
+const echo = (at: Failing['boomAt'], failures: string[], scheduler?: TestScheduler) => perKey<string, { n: number; key: string }, string>({
+  key: (x) => x[0]!,
+  create: (first) => {
+    if (at === 'create' && first.endsWith('!')) throw new Error(`create ${first}`)
+    return of({ n: 0, key: first[0]! })
+  },
+  push: (m, x) => {
+    if (at === 'push' && x.endsWith('!')) throw new Error(`push ${x}`)
+    return [`${x}${++m.n}`]
+  },
+  end: (m) => {
+    if (at === 'end' && m.key === 'b') throw new Error('end b')
+    return [`${m.key}.`]
+  },
+  idleMs: 10,
+  scheduler,
+  onError: (err, key) => void failures.push(`${key}: ${(err as Error).message}`),
+})
+
+t.test('marbles: a key whose machine throws is dropped and rebuilt; the other keys run on (#20)', (t) => {
+  const failures: string[] = []
+  const scheduler = new TestScheduler((actual, expected) => t.same(actual, expected))
+  scheduler.run(({ cold, expectObservable }) => {
+    // b's second value throws in push: b's count starts again from its next value; a and c never notice.
+    const source = cold('a b c B a b c 20ms |', { a: 'a', b: 'b', c: 'c', B: 'b!' })
+    expectObservable(source.pipe(echo('push', failures, scheduler))).toBe('a b c - d e f 7ms x y z 10ms |', {
+      a: 'a1', b: 'b1', c: 'c1', d: 'a2', e: 'b1', f: 'c2', x: 'a.', y: 'b.', z: 'c.',
+    })
+  })
+  t.same(failures, ['b: push b!'], 'the failure reported once, with its key')
+  t.end()
+})
+
+t.test('a failing create or end costs its key only; without onError, the stream errors', async (t) => {
+  const run = (at: Failing['boomAt'], values: string[]) => {
+    const failures: string[] = []
+    return lastValueFrom(from(values).pipe(echo(at, failures), toArray())).then((out) => ({ out, failures }))
+  }
+  t.same(await run('create', ['a', 'b!', 'b', 'a']), { out: ['a1', 'b1', 'a2', 'a.', 'b.'], failures: ['b: create b!'] }, 'create: b builds anew from its next value')
+  t.same(await run('end', ['a', 'b', 'c']), { out: ['a1', 'b1', 'c1', 'a.', 'c.'], failures: ['b: end b'] }, 'end: the others still flush and the stream completes')
+  const loud = perKey<string, number, string>({ key: (x) => x, create: () => of(0), push: () => { throw new Error('push') }, end: () => [], idleMs: 10 })
+  await t.rejects(lastValueFrom(from(['a']).pipe(loud)), /push/, 'no onError: the error is the stream\'s (tests see it)')
+})
+
+t.test('a build that rejects or never yields a machine costs its key only', async (t) => {
+  const failures: string[] = []
+  const out = await lastValueFrom(from([{ key: 'a', i: 0 }, { key: 'b', i: 1 }, { key: 'c', i: 2 }, { key: 'a', i: 3 }]).pipe(perKey<{ key: string; i: number }, number[], string>({
+    key: (x) => x.key,
+    create: (first) => (first.key === 'a' ? Promise.reject(new Error('InfluxDB down')) : first.key === 'b' ? EMPTY : of([])),
+    push: (m, x) => (m.push(x.i), []),
+    end: (m) => [m.join()],
+    idleMs: 60_000,
+    onError: (err, key) => void failures.push(`${key}: ${(err as Error).message}`),
+  }), toArray()))
+  t.same(out, ['2'], 'c is scored; a\'s queued values went with its failed build')
+  t.same(failures, ['b: no machine was built for key b', 'a: InfluxDB down'])
 })

@@ -4,7 +4,7 @@
  * key goes idle or the stream ends. (`drivingScoreInputs` keeps its own groupBy: it retries a
  * failed history read with the policy's next trip, which a machine built once cannot.)
  */
-import { Observable, Subscription, asyncScheduler, catchError, debounceTime, defer, from, groupBy, mergeMap, of, take, type ObservableInput, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { Observable, Subscription, asyncScheduler, catchError, debounceTime, defer, groupBy, mergeMap, of, take, type ObservableInput, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import type { Reading } from '../ingest/index.ts'
 
 export interface KeyedMachine<T, M, R> {
@@ -16,6 +16,13 @@ export interface KeyedMachine<T, M, R> {
   end(machine: M): Iterable<R>
   idleMs: number
   scheduler?: SchedulerLike
+  /**
+   * A key's machine failed (its create, push or end threw, or its build failed): the key's state is
+   * dropped, its next value builds a new machine, and every other key runs on (#20: one device's
+   * exception ended the whole stream, and the process with it). Without it, the failure is the
+   * stream's error: for tests, which should see it; the service always gives one.
+   */
+  onError?(err: unknown, key: string): void
 }
 
 /**
@@ -23,7 +30,8 @@ export interface KeyedMachine<T, M, R> {
  * machine is being built wait in a queue and then go through in order. (A queue of our own, not
  * `concatMap` on the machine: a backlog of thousands of synchronous inner observables, as a
  * restart's burst makes, recurses once per value and overflows the stack.) A machine built
- * synchronously emits in the frame of the value that caused the output.
+ * synchronously emits in the frame of the value that caused the output. A machine that fails is
+ * `onError`'s, and only its key's.
  */
 export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R> {
   return (source$) => source$.pipe(
@@ -31,13 +39,22 @@ export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R
     mergeMap((group$) => new Observable<R>((out) => {
       let machine: M | undefined
       let waiting: T[] | undefined // values that came before the machine was built
+      let building: Subscription | undefined
       let ended = false
-      // A machine that throws ends this key's stream with the error, not the process.
+      const fail = (err: unknown) => {
+        if (!m.onError) return out.error(err)
+        // Whatever the machine held may be what made it throw: it goes, values queued for it too.
+        machine = undefined
+        waiting = undefined
+        building?.unsubscribe()
+        m.onError(err, group$.key)
+        if (ended) out.complete()
+      }
       const run = (step: () => void) => {
         try {
           step()
         } catch (err) {
-          out.error(err)
+          fail(err)
         }
       }
       const emit = (rs: Iterable<R>) => {
@@ -47,25 +64,27 @@ export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R
         if (machine !== undefined) emit(m.end(machine))
         out.complete()
       })
-      const building = new Subscription()
       const sub = group$.subscribe({
         next(x) {
           if (machine !== undefined) return run(() => emit(m.push(machine!, x)))
           if (waiting) return void waiting.push(x)
           waiting = [x]
-          building.add(from(m.create(x)).pipe(take(1)).subscribe({
-            next(built) {
-              machine = built
+          let built = false
+          // from(): a create that throws, or a promise that rejects, comes out as an error below.
+          building = defer(() => m.create(x)).pipe(take(1)).subscribe({
+            next(b) {
+              built = true
+              machine = b
               const queued = waiting!
               waiting = undefined
               run(() => {
-                for (const q of queued) emit(m.push(built, q))
+                for (const q of queued) emit(m.push(b, q))
               })
               if (ended) finish()
             },
-            error: (err) => out.error(err),
-            complete: () => machine === undefined && out.error(new Error(`no machine was built for key ${m.key(x)}`)),
-          }))
+            error: fail,
+            complete: () => built || fail(new Error(`no machine was built for key ${group$.key}`)),
+          })
         },
         error: (err) => out.error(err),
         complete() {
@@ -75,7 +94,7 @@ export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R
       })
       return () => {
         sub.unsubscribe()
-        building.unsubscribe()
+        building?.unsubscribe()
       }
     })),
   )

@@ -53,6 +53,16 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   const detected = new Counter({ name: 'ubiq_events_total', help: 'Events detected', labelNames: ['type'], registers: [deps.metrics] })
   const tripCount = new Counter({ name: 'ubiq_trips_total', help: 'Trips closed', labelNames: ['ended'], registers: [deps.metrics] })
   const restoreFailures = new Counter({ name: 'ubiq_history_restore_failures_total', help: 'Reads of stored history from InfluxDB that failed (a driving policy retries with its next trip; an open trip or day starts afresh)', registers: [deps.metrics] })
+  const keyFailures = new Counter({ name: 'ubiq_scoring_key_failures_total', help: "A device's or policy's state that threw: dropped (it starts afresh with its next value) while the others run on", labelNames: ['stage'], registers: [deps.metrics] })
+  /**
+   * A bug in one device's or policy's state costs that key, never the stream (#20: it ended trips$
+   * and scores$, and the process with them). The stack says where; the key, whose; the values that
+   * made it throw stay out of the log (they may be positions or heart rates).
+   */
+  const keyFailed = (stage: 'trips' | 'health' | 'home' | 'driving_score') => (err: unknown, key: string) => {
+    keyFailures.inc({ stage })
+    log.error({ err, failedStage: stage, key }, 'a device\'s or policy\'s scoring state threw: dropped, the others run on')
+  }
 
   // Every stage below reads the same stream: one subscription upstream (one reorder buffer).
   const readings$ = deps.readings$.pipe(share())
@@ -78,7 +88,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       log.error({ err, deviceId }, 'cannot read the device\'s open trip from InfluxDB; its trip restarts here')
     },
   }
-  const driving$ = readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs, openTrips), share())
+  const driving$ = readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs, openTrips, asyncScheduler, keyFailed('trips')), share())
   const events$ = driving$.pipe(
     filter((o) => 'event' in o),
     map((o): PolicyEvent => o.event),
@@ -123,8 +133,8 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       log.error({ err, policyId, measurement }, 'cannot read the policy\'s days from InfluxDB; it starts without them')
     },
   })
-  const health$ = readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health', 'health_day', defaultHealthConfig.keepDays, healthDaysFromSeries)), share())
-  const home$ = readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home', 'home_day', defaultHomeConfig.keepDays, homeDaysFromSeries)), share())
+  const health$ = readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health', 'health_day', defaultHealthConfig.keepDays, healthDaysFromSeries), asyncScheduler, keyFailed('health')), share())
+  const home$ = readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home', 'home_day', defaultHomeConfig.keepDays, homeDaysFromSeries), asyncScheduler, keyFailed('home')), share())
   health$.subscribe((o) => o.kind === 'day' && deps.influx.write([healthDayLine(o.policyId, o.day)]))
   home$.subscribe((o) => o.kind === 'day' && deps.influx.write([homeDayLine(o.policyId, o.day)]))
   const living$: Observable<PolicyOutput<unknown>> = merge(health$, home$)
@@ -133,7 +143,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     drivingScoreInputs(readHistory, deps.policyIdleMs, (err, policyId) => {
       restoreFailures.inc()
       log.error({ err, policyId }, 'cannot read the policy\'s trips from InfluxDB; its score waits for its next trip')
-    }),
+    }, asyncScheduler, keyFailed('driving_score')),
   )
   const livingInputs$ = living$.pipe(filter((o) => o.kind === 'day'), map((o) => o.input))
   const allEvents$ = merge(events$, living$.pipe(filter((o) => o.kind === 'event'), map((o) => o.event))).pipe(share())
@@ -169,12 +179,15 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
  * are read from `history` when it first appears (after a restart, or after idling out for
  * `idleMs`); its trips wait in order meanwhile. When the history cannot be read the trip is not
  * scored (a score from partial history would be wrong) and the read is retried with the next trip.
+ * A policy whose days throw is `onKeyError`'s (without it, the stream's error): its days are
+ * dropped and read again with its next trip, and the other policies run on (as perKey does).
  */
 export function drivingScoreInputs(
   history: (policyId: string, beforeTs: number) => Promise<DrivingDay[]>,
   idleMs: number,
   onError: (err: unknown, policyId: string) => void,
   scheduler: SchedulerLike = asyncScheduler,
+  onKeyError?: (err: unknown, policyId: string) => void,
 ): OperatorFunction<Trip, ScoreInput> {
   return (trips$) => trips$.pipe(
     groupBy((t) => t.policyId, { duration: (g) => g.pipe(debounceTime(idleMs, scheduler)) }),
@@ -190,8 +203,15 @@ export function drivingScoreInputs(
               return []
             }
           }
-          days = addTrip(days, trip)
-          return [drivingScoreInput(days, trip)]
+          try {
+            days = addTrip(days, trip)
+            return [drivingScoreInput(days, trip)]
+          } catch (err) {
+            if (!onKeyError) throw err
+            days = undefined
+            onKeyError(err, trip.policyId)
+            return []
+          }
         }),
         mergeMap((inputs) => inputs),
       )

@@ -506,6 +506,9 @@ export type OpenTripSource = Restore<Reading[]>
  * replaying the readings `openTrips` gives back, with their outputs discarded as they went out
  * before. (A device back from idling has had its trip closed: it starts afresh, without a read.)
  * Without it, the stream's end closes every open trip.
+ *
+ * A tracker (or a detector of it) that throws is `onError`'s: that device's open trip is dropped
+ * and its next reading starts afresh, the other devices run on (perKey).
  */
 export function trackTrips(
   cfg: TripConfig,
@@ -513,6 +516,7 @@ export function trackTrips(
   idleMs: number,
   openTrips?: OpenTripSource,
   scheduler?: SchedulerLike,
+  onError?: (err: unknown, deviceId: string) => void,
 ): OperatorFunction<Reading, TripOutput> {
   return (readings$) => defer(() => {
     let stopping = false
@@ -531,6 +535,7 @@ export function trackTrips(
         end: (tracker) => (stopping ? [] : tracker.flush()),
         idleMs,
         scheduler,
+        onError,
       }),
     )
   })

@@ -1,0 +1,76 @@
+/**
+ * The scoring service as a whole (#20 item 6): a bug in one device's or policy's state costs that
+ * key, counted and logged with its stack, never the stream (it used to end trips$ and scores$, and
+ * with no error handler anywhere, the process).
+ */
+import t from 'tap'
+import mqtt from 'mqtt'
+import pino from 'pino'
+import { Registry } from 'prom-client'
+import { from, lastValueFrom, Subject, toArray } from 'rxjs'
+import { connectInflux, type Reading } from '../ingest/index.ts'
+import { startServices, firstMatch } from '../test/harness.ts'
+import type { DrivingDay } from './driving.ts'
+import type { Detector } from './events.ts'
+import { drivingScoreInputs, startScoring } from './scoring.ts'
+import { defaultTripConfig, type Trip } from './trips.ts'
+
+const T0 = Date.UTC(2026, 10, 16, 8)
+/** `seconds` of 1 Hz OBD at 50 km/h from T0: a trip of its own. */
+const drive = (deviceId: string, seconds: number): Reading[] => Array.from({ length: seconds }, (_, i) => ({
+  deviceId, policyId: `pol-${deviceId}`, kind: 'obd', subject: 'driving', seq: i, ts: T0 + i * 1000, receivedAt: T0 + i * 1000, fields: { speed_kmh: 50 },
+}))
+
+t.test('one device whose detector throws loses its trip; the other devices\' trips go on', async (t) => {
+  const services = await startServices(t)
+  const logged: { level: number; msg: string; key?: string; failedStage?: string; err?: { stack?: string } }[] = []
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) })
+  const metrics = new Registry()
+  const publisher = await mqtt.connectAsync(services.mqttUrl, { clientId: 'scoring-test' })
+  t.teardown(() => publisher.endAsync())
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_scoring', retentionPolicy: 'autogen' })
+  t.teardown(() => influx.close())
+  // A detector with a bug that one device's reading sets off, as any of the real ones might.
+  const buggy: Detector = {
+    push: (r) => {
+      if (r.seq === 30) throw new Error('detector bug')
+      return []
+    },
+    flush: () => [],
+  }
+  const readings$ = new Subject<Reading>()
+  const { trips$ } = startScoring({
+    readings$, mqtt: publisher, influx, logger, metrics,
+    models: () => ({ champions: {}, shadows: {} }),
+    policyDevices: () => [],
+    trips: defaultTripConfig,
+    detectors: (deviceId) => (deviceId === 'bad' ? [buggy] : []),
+    batch: { maxBatch: 64, maxWaitMs: 20 },
+    deviceIdleMs: 200,
+    policyIdleMs: 60_000,
+  })
+  const good = firstMatch(trips$, (trip: Trip) => trip.deviceId === 'good')
+  const bad = drive('bad', 120)
+  for (const [i, r] of drive('good', 120).entries()) {
+    readings$.next(r)
+    readings$.next(bad[i]!)
+  }
+  const trip = await good
+  t.match(trip, { from: T0, moving_s: 119 }, 'the good device\'s whole trip, after the other\'s tracker threw')
+  t.match(await metrics.getSingleMetricAsString('ubiq_scoring_key_failures_total'), /ubiq_scoring_key_failures_total\{stage="trips"\} 1$/m, 'counted once, by stage')
+  const failure = logged.find((l) => l.level === 50)
+  t.match(failure, { key: 'bad', failedStage: 'trips', err: { stack: /detector bug\n\s+at / } }, 'logged with its device and stack')
+  t.notMatch(JSON.stringify(failure), /speed_kmh|"fields"/, 'and without the reading that set it off')
+  readings$.complete()
+})
+
+t.test('a policy whose days throw is left out of its score; the other policies are scored', async (t) => {
+  const trip = (policyId: string, events?: Trip['events']) => ({ policyId, deviceId: `${policyId}-car`, from: T0, to: T0 + 600_000, ended: 'ignition', source: 'obd', distance_km: 5, duration_s: 600, moving_s: 500, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 50, events }) as unknown as Trip
+  const failed: string[] = []
+  const inputs = await lastValueFrom(from([trip('good', {}), trip('bad'), trip('good', {})]).pipe(
+    drivingScoreInputs(async (): Promise<DrivingDay[]> => [], 60_000, () => t.fail('no history read fails'), undefined, (err, policyId) => void failed.push(`${policyId}: ${(err as Error).name}`)),
+    toArray(),
+  ))
+  t.same(inputs.map((i) => i.policyId), ['good', 'good'], 'the good policy scored after each trip')
+  t.same(failed, ['bad: TypeError'], 'the bad one reported, with its policy')
+})
