@@ -103,3 +103,42 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
   t.match(logged.filter((l) => l.level === 20), [{ msg: /broke the websocket protocol/, code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' }], 'logged at debug, with the reason code')
   t.same(logged.filter((l) => l.level >= 50), [], 'and not as an error of the service')
 })
+
+t.test('the token before the query: a bad query without a valid token is a 4401, with one a 4400 (#20)', async (t) => {
+  const services = await startServices(t)
+  const auth = tokenAuthority('a test secret of at least thirty-two bytes')
+  const server = await startDashboards({
+    scores$: NEVER, events$: NEVER, premiums$: NEVER,
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed_auth', retentionPolicy: 'autogen' }),
+    auth, metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
+    logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
+  })
+  t.teardown(() => server.close())
+  /** How the server answered: a close code and reason after the upgrade, or an HTTP status instead of it. */
+  const answer = (query: string) => new Promise<{ code?: number; reason?: string; status?: number; body?: string }>((resolve) => {
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/feed?${query}`)
+    // A feed that opens says something first (since=0 is before the start: a gap); then it is closed here, with 1000.
+    ws.on('message', () => ws.close(1000))
+    ws.on('close', (code, reason) => resolve({ code, reason: String(reason) }))
+    ws.on('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', (d: Buffer) => (body += d))
+      res.on('end', () => resolve({ status: res.statusCode, body }))
+    })
+  })
+  const token = auth.issue({ role: 'policyholder', policyId: 'pol-1' }, 600_000)
+  const cases: [string, string][] = [
+    ['no token, a negative since', 'since=-1'],
+    ['no token, a bad policy and since', 'policy=../etc&since=abc'],
+    ['no token, an unknown parameter', 'unknown=1'],
+    ['a token given twice', `token=${token}&token=${token}&since=x`],
+    ['a forged token', 'token=forged&since=-1'],
+  ]
+  for (const [name, query] of cases) {
+    const got = await answer(query)
+    t.match(got, { code: 4401 }, `${name}: 4401, nothing about the query`)
+    t.notMatch(JSON.stringify(got), /since|policy|unknown|must/, 'and the schema is not described')
+  }
+  t.match(await answer(`token=${token}&since=-1`), { code: 4400, reason: /since must be >= 0/ }, 'with a valid token, the query\'s fault is named')
+  t.match(await answer(`token=${token}&since=0`), { code: 1000 }, 'a good query still opens the feed')
+})

@@ -203,7 +203,11 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
 
   app.get<{ Querystring: Static<typeof FeedQuery> }>('/feed', {
     websocket: true,
-    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy', querystring: FeedQuery },
+    // Who asks is settled before what is asked is read, as on REST (#20: a bad query without a
+    // token got a 400 that described the schema): a query that fails validation reaches the
+    // handler, which checks the token first and only then says what is wrong with the query.
+    attachValidation: true,
+    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy; 4400 a bad query (after the token)', querystring: FeedQuery },
   }, (socket, req) => {
     let unsubscribe = () => {}
     const send = (msg: FeedMessage | FeedNotice) => {
@@ -220,7 +224,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     }
     let policyId: string, expiresAt: number
     try {
-      const principal = deps.auth.verify(req.query.token)
+      // Unvalidated when the query failed its schema: a token given twice is an array, i.e. no token.
+      const principal = deps.auth.verify(typeof req.query.token === 'string' ? req.query.token : undefined)
+      // A close reason is at most 123 bytes: ASCII only (the query's own names may be anything), cut short.
+      if (req.validationError) return socket.close(4400, validationMessage(req.validationError as unknown as { validation: Problem[]; validationContext?: string }).replace(/[^\x20-\x7e]/g, '?').slice(0, 123))
       expiresAt = principal.expiresAt
       policyId = req.query.policy ?? (principal.role === 'policyholder' ? principal.policyId : '')
       if (!policyId) throw new AuthError('forbidden', 'an analyst names the policy to follow: ?policy=ID')
