@@ -3,6 +3,8 @@
  * delay plus the device clock's error; buffered uploads only add delay. So the smallest lag over
  * a few minutes estimates the skew: positive, the device clock is behind; negative, ahead.
  */
+import { idleMap } from './idle-map.ts'
+
 export interface DeviceClock {
   /** Estimated skew, ms: receive time minus device time at the least-delayed message. */
   skewMs: number
@@ -12,18 +14,22 @@ export interface DeviceClock {
   lastSeen: number
 }
 
-/** Keeps each device's skew estimate, over windows of `windowMs` of receive time. */
-export function clockTracker(windowMs = 5 * 60_000) {
-  const devices = new Map<string, { windowStart: number; minLag: number; count: number; estimate?: DeviceClock }>()
+/**
+ * Keeps each device's skew estimate, over windows of `windowMs` of receive time; a device silent
+ * for `idleMs` is forgotten (memory follows the active devices, #20).
+ */
+export function clockTracker(windowMs = 5 * 60_000, idleMs = 3600_000) {
+  const devices = idleMap<{ windowStart: number; minLag: number; count: number; estimate?: DeviceClock }>(idleMs)
   return {
     /** Records one message of `deviceId`. */
     observe(deviceId: string, ts: number, receivedAt: number): void {
       const lag = receivedAt - ts
       const d = devices.get(deviceId)
       if (!d) {
-        devices.set(deviceId, { windowStart: receivedAt, minLag: lag, count: 1 })
+        devices.set(deviceId, { windowStart: receivedAt, minLag: lag, count: 1 }, receivedAt)
         return
       }
+      devices.touch(deviceId, receivedAt)
       if (receivedAt - d.windowStart >= windowMs) {
         d.estimate = { skewMs: d.minLag, samples: d.count, lastSeen: receivedAt }
         d.windowStart = receivedAt

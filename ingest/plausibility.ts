@@ -7,6 +7,7 @@
 import { map, type OperatorFunction } from 'rxjs'
 import type { Reading } from './contract.ts'
 import type { Rejection } from './decode.ts'
+import { idleMap } from './idle-map.ts'
 
 interface Fix {
   ts: number
@@ -15,17 +16,22 @@ interface Fix {
   acc: number
 }
 
-/** Stage: rejects GPS fixes implying more than `maxSpeedKmh` since the last good fix (accuracy allowed for). */
-export function rejectJumps(maxSpeedKmh: number): OperatorFunction<Reading | Rejection, Reading | Rejection> {
-  const devices = new Map<string, { good: Fix; candidate?: Fix }>()
+/**
+ * Stage: rejects GPS fixes implying more than `maxSpeedKmh` since the last good fix (accuracy
+ * allowed for). A device silent for `idleMs` of receive time is forgotten (its next fix starts
+ * afresh): after an hour, a jump the limit allows covers most of a country anyway.
+ */
+export function rejectJumps(maxSpeedKmh: number, idleMs = 3600_000): OperatorFunction<Reading | Rejection, Reading | Rejection> {
+  const devices = idleMap<{ good: Fix; candidate?: Fix }>(idleMs)
   return map((r) => {
     if ('reason' in r || r.kind !== 'gps') return r
     const fix = { ts: r.ts, lat: Number(r.fields.lat_deg), lon: Number(r.fields.lon_deg), acc: Number(r.fields.accuracy_m) }
     const state = devices.get(r.deviceId)
     if (!state) {
-      devices.set(r.deviceId, { good: fix })
+      devices.set(r.deviceId, { good: fix }, r.receivedAt)
       return r
     }
+    devices.touch(r.deviceId, r.receivedAt)
     const speed = impliedSpeedKmh(state.good, fix)
     if (speed <= maxSpeedKmh) {
       if (fix.ts > state.good.ts) state.good = fix

@@ -1,0 +1,42 @@
+/**
+ * A map of per-device state that forgets devices gone quiet, so memory follows the devices that
+ * are active, not every device ever seen (#20 item 5). Time is the caller's (receive time), so
+ * tests and replays decide it. Idle entries are swept at most once per `idleMs / 4` of that time:
+ * O(1) amortised per access.
+ */
+export interface IdleMap<V> {
+  get(key: string): V | undefined
+  /** Sets the entry and marks it active at `now`. */
+  set(key: string, value: V, now: number): void
+  /** Marks the entry active at `now` (a read that counts as activity). */
+  touch(key: string, now: number): void
+  keys(): IterableIterator<string>
+  readonly size: number
+}
+
+/** Entries not set or touched for `idleMs` are gone by the next sweep. */
+export function idleMap<V>(idleMs: number): IdleMap<V> {
+  const entries = new Map<string, { value: V; at: number }>()
+  let swept = -Infinity
+  const sweep = (now: number) => {
+    if (now - swept < idleMs / 4) return
+    swept = now
+    for (const [key, e] of entries) if (now - e.at >= idleMs) entries.delete(key)
+  }
+  return {
+    get: (key) => entries.get(key)?.value,
+    set(key, value, now) {
+      sweep(now)
+      entries.set(key, { value, at: now })
+    },
+    touch(key, now) {
+      sweep(now)
+      const e = entries.get(key)
+      if (e) e.at = now
+    },
+    keys: () => entries.keys(),
+    get size() {
+      return entries.size
+    },
+  }
+}
