@@ -322,6 +322,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     modelsDir: cfg.MODELS_DIR && resolve(cfg.MODELS_DIR),
     tokenSecret: cfg.TOKEN_SECRET,
     rateLimitPerMinute: cfg.RATE_LIMIT_PER_MINUTE,
+    influxStartTimeoutMs: cfg.INFLUX_START_TIMEOUT_S * 1000,
   }, logger)
   cleanups.push(() => pipeline.stop())
 

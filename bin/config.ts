@@ -18,6 +18,7 @@ export const ConfigSchema = Type.Object({
   INFLUX_TOKEN: Type.Optional(Type.String({ description: 'v2: API token' })),
   INFLUX_ORG: Type.Optional(Type.String({ description: 'v2: organisation' })),
   INFLUX_BUCKET: Type.Optional(Type.String({ description: 'v2: bucket' })),
+  INFLUX_START_TIMEOUT_S: Type.Integer({ default: 60, minimum: 0, maximum: 86_400, description: 'ubiq start waits this long for InfluxDB to answer (saying so every 5 s), then exits with INFLUX_UNREACHABLE' }),
   DEVICE_REGISTRY: Type.Optional(Type.String({ description: 'ubiq start: JSON file {"devices":[{"deviceId","policyId","kinds"}]}' })),
   HOST: Type.String({ default: '127.0.0.1', description: 'Dashboards listen address' }),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'Dashboards port (0: any free port)' }),

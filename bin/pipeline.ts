@@ -35,6 +35,8 @@ export interface PipelineConfig {
   tokenSecret?: string
   /** Dashboards requests a client address may make a minute. */
   rateLimitPerMinute?: number
+  /** How long to wait for InfluxDB to answer before giving up with INFLUX_UNREACHABLE, ms (default 60 s). */
+  influxStartTimeoutMs?: number
 }
 
 export interface Pipeline {
@@ -66,6 +68,39 @@ export const auditLogFile = (dataDir: string) => join(dataDir, 'audit.jsonl')
 /** The dashboards' token secret, when TOKEN_SECRET does not give one. */
 export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret')
 
+/** How often ubiq says it is still waiting for InfluxDB, and asks it again, ms. */
+const INFLUX_WAIT_EVERY_MS = 5000
+
+/**
+ * Waits for InfluxDB to answer at `url`, saying so every 5 s, for at most `timeoutMs` (#20: with
+ * InfluxDB down or hung, ubiq start waited with no word and no end). Any HTTP answer to /ping will
+ * do (1.x, 2.x and 3.x have it): credentials and the database are connectInflux's to check, with
+ * their own errors. A startup wait, not a retry loop for a running service: InfluxDB that starts
+ * after ubiq (a compose file, a reboot) is waited for, one that never comes is a coded error.
+ */
+export async function untilInfluxAnswers(url: string, timeoutMs: number, logger: Logger, everyMs = INFLUX_WAIT_EVERY_MS): Promise<void> {
+  const shown = new URL(url)
+  shown.username = shown.password = '' // never a password in the log (and fetch refuses one in a URL)
+  const ping = `${shown.href.replace(/\/+$/, '')}/ping`
+  const start = Date.now()
+  for (;;) {
+    const asked = Date.now()
+    // Each ask has a bound of its own: a server that takes the connection and never answers is the hung case.
+    const why = await fetch(ping, { signal: AbortSignal.timeout(everyMs) }).then(
+      (res) => void res.body?.cancel(),
+      (err: Error & { cause?: { code?: string } }) => (err.name === 'TimeoutError' ? `no answer in ${everyMs / 1000} s` : err.cause?.code ?? err.message),
+    )
+    if (why === undefined) return
+    const waited = Date.now() - start
+    if (waited >= timeoutMs) {
+      throw Object.assign(new Error(`InfluxDB at ${shown.href} did not answer within ${timeoutMs / 1000} s (INFLUX_START_TIMEOUT_S): ${why}`), { code: 'INFLUX_UNREACHABLE' })
+    }
+    logger.warn({ url: shown.href, waited_s: Math.round(waited / 1000), timeout_s: timeoutMs / 1000, reason: why }, 'waiting for InfluxDB to answer')
+    // One ask every `everyMs`, however long this one took to fail.
+    await new Promise((r) => setTimeout(r, Math.min(asked + everyMs - Date.now(), timeoutMs - waited)))
+  }
+}
+
 /** Starts every service; rejects with a coded error if one cannot start. */
 export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promise<Pipeline> {
   const metrics = new Registry()
@@ -76,6 +111,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   // that rates on them could not price anyone, so it is refused rather than silently skipped.
   const rated = plans.find((p) => Object.keys(p.attributes ?? {}).length > 0)
   if (rated) throw new PlanError(`${planId(rated)} rates on policy attributes (${Object.keys(rated.attributes!).join(', ')}); ubiq start has no source of policy attributes: use such a plan in ubiq backtest`)
+  // Before anything is opened: a start that gives up leaves nothing behind.
+  await untilInfluxAnswers(cfg.influx.url, cfg.influxStartTimeoutMs ?? 60_000, logger)
   const journal = openJournal(join(cfg.dataDir, 'journal'))
   const audit = openAuditLog(auditLogFile(cfg.dataDir))
   // Idempotent across restarts: the audit log says what was priced, from which standing.
