@@ -9,6 +9,7 @@ import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
+import type { writeBrokerAuth } from '../ingest/index.ts'
 
 /** A server this process started; `stop()` ends it and waits for it to exit. */
 export interface LocalServer {
@@ -44,14 +45,20 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/** mosquitto.conf lines for credentials and ACL (ingest's writeBrokerAuth), and a user to probe with. */
+export interface MosquittoAuth {
+  conf: ReturnType<typeof writeBrokerAuth>
+  username: string
+  password: string
+}
+
 /**
  * Starts Mosquitto with persistence in `dir`; resolves once it accepts an MQTT connection.
- * `auth` are mosquitto.conf lines for credentials and ACL (ingest's writeBrokerAuth), with the
- * user and password to probe with; without them, anonymous clients may connect.
+ * Without `auth`, anonymous clients may connect.
  */
-export const startMosquitto = (dir: string, auth?: { conf: string[]; username: string; password: string }) => onFreePorts(() => launchMosquitto(dir, auth))
+export const startMosquitto = (dir: string, auth?: MosquittoAuth) => onFreePorts(() => launchMosquitto(dir, auth))
 
-async function launchMosquitto(dir: string, auth?: { conf: string[]; username: string; password: string }): Promise<LocalServer> {
+async function launchMosquitto(dir: string, auth?: MosquittoAuth): Promise<LocalServer> {
   const bin = findCommand('mosquitto')
   if (!bin) throw new ServiceError('MOSQUITTO_NOT_FOUND', 'mosquitto is not installed (Debian: apt-get install mosquitto)')
   mkdirSync(dir, { recursive: true })
@@ -59,7 +66,7 @@ async function launchMosquitto(dir: string, auth?: { conf: string[]; username: s
   const conf = join(dir, 'mosquitto.conf')
   writeFileSync(conf, [
     `listener ${port} 127.0.0.1`,
-    ...(auth?.conf ?? ['allow_anonymous true']),
+    ...(auth ? [...auth.conf.listener, ...auth.conf.global] : ['allow_anonymous true']),
     // Run as root, mosquitto would switch to its own user, which cannot write our data directory.
     `user ${userInfo().username}`,
     'persistence true',

@@ -5,6 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { ID_PATTERN } from './contract.ts'
+import { SERVICE_USERS } from './broker.ts'
 import { sensorsByKind } from './sensors/index.ts'
 
 export const DeviceEntry = Type.Object({
@@ -31,6 +32,11 @@ export function deviceRegistry(entries: readonly DeviceEntry[]): DeviceRegistry 
   const map = new Map<string, RegisteredDevice>()
   for (const e of entries) {
     if (map.has(e.deviceId)) throw new Error(`device ${e.deviceId} is listed twice in the device registry`)
+    // A device's id is its MQTT username: one named as a service user would share the service's
+    // password entry, ACL (every device stream) and client id (ingest's persistent session) (#20).
+    if (SERVICE_USERS.includes(e.deviceId)) {
+      throw new Error(`device ${e.deviceId}: "${e.deviceId}" is reserved for ubiq's own MQTT connections (${SERVICE_USERS.join(', ')}); give the device another id`)
+    }
     const unknown = e.kinds.filter((k) => !sensorsByKind.has(k))
     if (unknown.length) {
       throw new Error(`device ${e.deviceId}: no stream ${unknown.map((k) => `"${k}"`).join(', ')} in contract v1 (streams: ${[...sensorsByKind.keys()].join(', ')})`)

@@ -5,22 +5,33 @@
  */
 import t from 'tap'
 import mqtt from 'mqtt'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeFleet } from '../edge-sim/index.ts'
-import { newCredentials, SERVICE_USER, topics, writeBrokerAuth } from '../ingest/index.ts'
+import { fileURLToPath } from 'node:url'
+import { makeFleet, type SimVehicle } from '../edge-sim/index.ts'
+import { newCredentials, parseDeviceRegistry, SERVICE_USER, topics, writeBrokerAuth } from '../ingest/index.ts'
 import { startMosquitto } from '../bin/local-services.ts'
-import { startServices, startTestPipeline, untilStored } from './harness.ts'
+import { startServices, startTestPipeline, untilStored, type Services } from './harness.ts'
+
+const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
+
+/** A Mosquitto with ubiq's broker config (credentials, ACL, client id = username) for `fleet`. */
+async function securedBroker(t: Parameters<typeof startServices>[0], services: Services, fleet: readonly SimVehicle[]) {
+  const credentials = newCredentials(fleet)
+  const conf = writeBrokerAuth(join(services.dataDir, 'broker-auth'), credentials)
+  const broker = await startMosquitto(join(services.dataDir, 'mosquitto'), { conf, username: SERVICE_USER, password: credentials.service })
+  t.teardown(() => broker.stop())
+  const serviceUrl = `mqtt://${SERVICE_USER}:${encodeURIComponent(credentials.service)}@${new URL(broker.url).host}`
+  return { credentials, broker, serviceUrl }
+}
 
 t.test('device A is refused on device B\'s topic, and nothing it sent there is stored', async (t) => {
   const services = await startServices(t) // its InfluxDB; the broker here is the secured one
   const fleet = makeFleet(2, 5)
   const [a, b] = fleet as [typeof fleet[0], typeof fleet[0]]
-  const credentials = newCredentials(fleet)
-  const conf = writeBrokerAuth(join(services.dataDir, 'broker-auth'), credentials)
-  const broker = await startMosquitto(join(services.dataDir, 'mosquitto'), { conf, username: SERVICE_USER, password: credentials.service })
-  t.teardown(() => broker.stop())
-  const url = new URL(broker.url)
-  const serviceUrl = `mqtt://${SERVICE_USER}:${encodeURIComponent(credentials.service)}@${url.host}`
+  const { credentials, broker, serviceUrl } = await securedBroker(t, services, fleet)
   const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_acl', { mqttUrl: serviceUrl })
 
   const connect = (username?: string, password?: string) =>
@@ -61,4 +72,51 @@ t.test('device A is refused on device B\'s topic, and nothing it sent there is s
   await pipeline.stop()
   const [rows] = await services.influxql('ubiq_acl', 'SELECT device_id, seq, speed_kmh FROM obd ORDER BY time')
   t.same(rows?.values.map((v) => v.slice(1)).sort(), [[a.deviceId, 1, 30], [b.deviceId, 1, 40]], 'only what each device sent on its own topic is stored')
+})
+
+t.test('a device that connects with ubiq\'s client id cannot take over ubiq\'s session: what the broker acknowledged is stored', async (t) => {
+  const services = await startServices(t)
+  const fleet = makeFleet(1, 6)
+  const [a] = fleet as [typeof fleet[0]]
+  const { credentials, broker, serviceUrl } = await securedBroker(t, services, fleet)
+  const first = await startTestPipeline(t, services, fleet, 'ubiq_takeover', { mqttUrl: serviceUrl })
+  await first.stop() // ubiq is down; its persistent session holds what arrives
+
+  const device = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0, clientId: `takeover-${a.deviceId}`, username: a.deviceId, password: credentials.devices.get(a.deviceId) })
+  t.teardown(() => device.endAsync())
+  const now = Date.now()
+  for (let seq = 1; seq <= 50; seq++) {
+    await device.publishAsync(topics.device(a.deviceId, 'obd'), JSON.stringify({ seq, ts: now - (51 - seq) * 1000, speed_kmh: 50 }), { qos: 1 })
+  }
+  // The attack of #20: the same device, as ubiq's ingest (today's and the service's id), its
+  // publisher, and with a persistent and then a clean start (a clean start ends a session).
+  for (const clientId of ['ubiq-ingest', SERVICE_USER, `${SERVICE_USER}-out`]) {
+    for (const clean of [false, true]) {
+      const attacker = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0, clientId, clean, username: a.deviceId, password: credentials.devices.get(a.deviceId) })
+      await attacker.endAsync()
+    }
+  }
+  const second = await startTestPipeline(t, services, fleet, 'ubiq_takeover', { mqttUrl: serviceUrl })
+  await untilStored(second, 50)
+  await second.stop()
+  const [rows] = await services.influxql('ubiq_takeover', 'SELECT count(speed_kmh) FROM obd')
+  t.equal(rows?.values[0]?.[1], 50, 'all 50 messages the broker acknowledged while ubiq was down are stored')
+})
+
+t.test('a registry device named as a service user is refused, with the reason', async (t) => {
+  for (const id of [SERVICE_USER, `${SERVICE_USER}-out`]) {
+    t.throws(() => parseDeviceRegistry(JSON.stringify({ devices: [{ deviceId: id, policyId: 'p1', kinds: ['obd'] }] })),
+      new RegExp(`device ${id}: "${id}" is reserved for ubiq's own MQTT connections`))
+  }
+})
+
+t.test('broker-config refuses a registry with a device named as a service user', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ubiq-broker-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const registry = join(dir, 'devices.json')
+  writeFileSync(registry, JSON.stringify({ devices: [{ deviceId: SERVICE_USER, policyId: 'p1', kinds: ['obd'] }] }))
+  const cli = spawnSync(process.execPath, [ubiq, 'broker-config', '--out', join(dir, 'broker')], { encoding: 'utf8', env: { PATH: process.env.PATH, DEVICE_REGISTRY: registry } })
+  t.equal(cli.status, 1)
+  t.match(cli.stderr, /\[CONFIG_INVALID\] device ubiq: "ubiq" is reserved for ubiq's own MQTT connections/)
+  t.notOk(existsSync(join(dir, 'broker', 'passwd')), 'and writes no password file')
 })
