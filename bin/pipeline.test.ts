@@ -2,6 +2,7 @@
  * Starting against an InfluxDB that is not there (#20 item 12): ubiq start says what it waits for,
  * naming the URL, and gives up after INFLUX_START_TIMEOUT_S with a coded error and a non-zero exit,
  * where it used to wait without a word (a hung server) or give up at once (a closed port).
+ * And /healthz (#20 item 6): each stage's liveness, not only the MQTT connections.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -12,7 +13,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pino from 'pino'
-import { untilInfluxAnswers } from './pipeline.ts'
+import { Registry } from 'prom-client'
+import { NEVER, Subject } from 'rxjs'
+import { startDashboards, tokenAuthority } from '../dashboards/index.ts'
+import { connectInflux } from '../ingest/index.ts'
+import { startServices, startTestPipeline } from '../test/harness.ts'
+import { stageChecks, storingWatch, untilInfluxAnswers, watchStage } from './pipeline.ts'
 
 /** A port nothing listens on (taken from the system, then let go). */
 async function closedPort(): Promise<number> {
@@ -79,4 +85,64 @@ t.test('InfluxDB that comes up while ubiq waits is taken', async (t) => {
   })
   await untilInfluxAnswers(`http://127.0.0.1:${port}`, 30_000, logger, 100)
   t.ok(logged.length >= 1, 'it waited, said so, and went on once InfluxDB answered')
+})
+
+t.test('stage checks: a stage whose stream ends fails its check, by name; storing fails only when lines wait unconfirmed', async (t) => {
+  let clock = 0
+  const now = () => clock
+  const logged: Record<string, unknown>[] = []
+  const logger = pino({ level: 'info' }, { write: (l: string) => void logged.push(JSON.parse(l)) })
+  const journal = { pending: 0 }
+  const [readings$, trips$, scores$, premiums$] = [new Subject<unknown>(), new Subject<unknown>(), new Subject<unknown>(), new Subject<unknown>()]
+  const storing = storingWatch(journal, now)
+  const health = stageChecks({
+    mqttIngest: () => true, mqttPublisher: () => true, journal, storing, stallMs: 30_000, now,
+    receiving: watchStage('readings', readings$, logger, now),
+    scoring: [watchStage('trips', trips$, logger, now), watchStage('scores', scores$, logger, now)],
+    pricing: watchStage('premiums', premiums$, logger, now),
+  })
+  t.match(health(), { ok: true, checks: { receiving: true, storing: true, scoring: true, pricing: true, journalPendingLines: 0 } }, 'a new pipeline is healthy')
+
+  // An hour idle, then a reading: its lines wait from now, not from the last confirmation.
+  clock = 3600_000
+  journal.pending = 3
+  readings$.next({})
+  storing.appended()
+  clock += 29_000
+  t.match(health(), { ok: true, checks: { storing: true, sinceReading_s: 29 } }, 'lines waiting 29 s: not yet a stall')
+  clock += 1000
+  t.match(health(), { ok: false, checks: { storing: false, journalPendingLines: 3 } }, 'lines waiting 30 s with none confirmed: storing has stalled')
+  journal.pending = 1
+  storing.confirmed()
+  t.match(health(), { ok: true, checks: { storing: true, sinceStored_s: 0 } }, 'InfluxDB confirms some: progress')
+  clock += 60_000
+  journal.pending = 0
+  t.match(health(), { ok: true, checks: { storing: true } }, 'nothing waiting: no stall, however long since the last line')
+
+  scores$.next({})
+  scores$.error(new Error('a bug'))
+  t.match(health(), { ok: false, checks: { scoring: false, receiving: true, pricing: true } }, 'a scoring stream that failed fails scoring')
+  t.match(logged, [{ level: 50, stream: 'scores', err: { message: 'a bug' }, msg: /stream failed/ }], 'and is logged once, with its error')
+  premiums$.complete()
+  t.match(health(), { checks: { pricing: false } }, 'a pricing stream that ended fails pricing')
+})
+
+t.test('/healthz of a running pipeline reports each stage; a 503 names the failing checks', async (t) => {
+  const services = await startServices(t)
+  const pipeline = await startTestPipeline(t, services, [], 'ubiq_healthz')
+  const res = await fetch(`${pipeline.url}/healthz`)
+  t.equal(res.status, 200)
+  t.match(await res.json(), { status: 'ok', checks: { mqttIngest: true, mqttPublisher: true, receiving: true, storing: true, scoring: true, pricing: true, journalPendingLines: 0 } }, 'each stage\'s liveness beside the connections')
+
+  const server = await startDashboards({
+    scores$: NEVER, events$: NEVER, premiums$: NEVER,
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_healthz', retentionPolicy: 'autogen' }),
+    auth: tokenAuthority('a test secret of at least thirty-two bytes'), metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined,
+    health: () => ({ ok: false, checks: { mqttIngest: true, storing: false, scoring: false, journalPendingLines: 7 } }),
+    logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
+  })
+  t.teardown(() => server.close())
+  const degraded = await fetch(`${server.url}/healthz`)
+  t.equal(degraded.status, 503)
+  t.same(await degraded.json(), { status: 'degraded', failing: ['storing', 'scoring'], checks: { mqttIngest: true, storing: false, scoring: false, journalPendingLines: 7 } }, 'the failing checks by name')
 })

@@ -40,7 +40,7 @@ export interface DashboardsDeps {
   deviceClock(deviceId: string): DeviceClock | undefined
   /** The premium simulator: the policy's latest score of `subject` with changed features, priced; undefined without a score. */
   whatIf(policyId: string, subject: Subject, changes: unknown): Promise<WhatIf | undefined>
-  /** Whether the service works, and the checks behind the answer. */
+  /** Whether the service works, and the checks behind the answer: booleans are checks (false fails), numbers are information. */
   health(): { ok: boolean; checks: Record<string, boolean | number> }
   logger: Logger
   host: string
@@ -148,9 +148,11 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   const notFound = (reply: FastifyReply, error: string, message: string) => reply.code(404).send({ error, message })
 
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
-  app.get('/healthz', { schema: { description: 'Liveness: no token needed, no data in it', security: [] } }, (_req, reply) => {
+  app.get('/healthz', { schema: { description: 'Liveness of each stage: no token needed, no data in it. 503 names the failing checks', security: [] } }, (_req, reply) => {
     const { ok, checks } = deps.health()
-    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', checks })
+    // The checks are the booleans; a 503 says which failed, so an operator need not read them all.
+    const failing = Object.keys(checks).filter((k) => checks[k] === false)
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', ...(ok ? {} : { failing }), checks })
   })
   app.get('/metrics', { schema: { description: 'Prometheus metrics (analyst token)' } }, async (req, reply) => {
     mustBeAnalyst(who(req))
