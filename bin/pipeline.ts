@@ -37,6 +37,8 @@ export interface PipelineConfig {
   rateLimitPerMinute?: number
   /** How long to wait for InfluxDB to answer before giving up with INFLUX_UNREACHABLE, ms (default 60 s). */
   influxStartTimeoutMs?: number
+  /** Lines waiting this long with none confirmed fail /healthz's storing check, ms (default STALL_MS). */
+  stallMs?: number
 }
 
 export interface Pipeline {
@@ -101,6 +103,94 @@ export async function untilInfluxAnswers(url: string, timeoutMs: number, logger:
   }
 }
 
+/** Lines InfluxDB has not confirmed for this long, with none confirmed meanwhile, mean storing has stalled, ms (README /healthz). */
+export const STALL_MS = 30_000
+
+/** A stage's stream, watched for /healthz: when it last gave something, and whether it has ended. */
+export interface StageWatch {
+  lastAt?: number
+  ended?: 'completed' | 'failed'
+}
+
+/** Watches `stream$` (hot) for /healthz; a stream that fails is logged once, here, with its error. */
+export function watchStage(name: string, stream$: Observable<unknown>, logger: Logger, now: () => number = Date.now): StageWatch {
+  const w: StageWatch = {}
+  stream$.subscribe({
+    next: () => void (w.lastAt = now()),
+    error: (err: unknown) => {
+      w.ended = 'failed'
+      logger.error({ err, stream: name }, 'a stage\'s stream failed: the stage has stopped')
+    },
+    complete: () => void (w.ended = 'completed'),
+  })
+  return w
+}
+
+/**
+ * Whether storing keeps up: lines in the journal that InfluxDB has not confirmed, with nothing
+ * confirmed for `stallMs` since they came (or since the last confirmation), is a stall. An idle
+ * journal is not: an hour without readings is no stall, and the first line after it starts afresh.
+ */
+export function storingWatch(journal: { readonly pending: number }, now: () => number = Date.now) {
+  // Since when lines have waited without any confirmed: recovered lines wait from the start.
+  let waitingSince = journal.pending > 0 ? now() : undefined
+  let lastAt: number | undefined
+  return {
+    /** A reading's lines went into the journal. */
+    appended: () => void (waitingSince ??= now()),
+    /** InfluxDB confirmed lines: progress. */
+    confirmed() {
+      lastAt = now()
+      waitingSince = journal.pending > 0 ? lastAt : undefined
+    },
+    /** How long lines have waited with nothing confirmed, ms (0: none waiting). */
+    stalledMs() {
+      if (journal.pending === 0) return (waitingSince = undefined), 0
+      return now() - (waitingSince ??= now())
+    },
+    lastAt: () => lastAt,
+  }
+}
+
+/**
+ * /healthz's checks (#20: it said ok while ingest stood still and would have while scoring had
+ * died): each stage's liveness beside the MQTT connections. `receiving`: ingest's stream of stored
+ * readings runs; `storing`: the journal's lines are being confirmed (storingWatch); `scoring` and
+ * `pricing`: their streams run (an error ends an Rx stream for good). Booleans are the checks;
+ * numbers are for the operator: pending lines, and seconds since each stage last gave something.
+ */
+export function stageChecks(parts: {
+  mqttIngest(): boolean
+  mqttPublisher(): boolean
+  journal: { readonly pending: number }
+  receiving: StageWatch
+  storing: ReturnType<typeof storingWatch>
+  scoring: readonly StageWatch[]
+  pricing: StageWatch
+  stallMs: number
+  now?: () => number
+}): () => { ok: boolean; checks: Record<string, boolean | number> } {
+  const now = parts.now ?? Date.now
+  const since = (name: string, at: number | undefined) => (at === undefined ? {} : { [name]: Math.round((now() - at) / 1000) })
+  const latest = (ats: (number | undefined)[]) => ats.reduce<number | undefined>((a, b) => (b === undefined || (a !== undefined && a >= b) ? a : b), undefined)
+  return () => {
+    const checks = {
+      mqttIngest: parts.mqttIngest(),
+      mqttPublisher: parts.mqttPublisher(),
+      receiving: !parts.receiving.ended,
+      storing: parts.storing.stalledMs() < parts.stallMs,
+      scoring: parts.scoring.every((w) => !w.ended),
+      pricing: !parts.pricing.ended,
+      journalPendingLines: parts.journal.pending,
+      ...since('sinceReading_s', parts.receiving.lastAt),
+      ...since('sinceStored_s', parts.storing.lastAt()),
+      ...since('sinceScoring_s', latest(parts.scoring.map((w) => w.lastAt))),
+      ...since('sincePremium_s', parts.pricing.lastAt),
+    }
+    return { ok: Object.values(checks).every((v) => v !== false), checks }
+  }
+}
+
 /**
  * The URL and client id of ubiq's two MQTT connections. With a user in MQTT_URL, each connection's
  * client id is its username, as ubiq's broker config enforces (use_username_as_clientid, #20):
@@ -130,12 +220,16 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   // Before anything is opened: a start that gives up leaves nothing behind.
   await untilInfluxAnswers(cfg.influx.url, cfg.influxStartTimeoutMs ?? 60_000, logger)
   const journal = openJournal(join(cfg.dataDir, 'journal'))
+  const storing = storingWatch(journal)
   const audit = openAuditLog(auditLogFile(cfg.dataDir))
   // Idempotent across restarts: the audit log says what was priced, from which standing.
   const pricingState = pricingStateFromAudit(auditRecords(auditLogFile(cfg.dataDir)))
   let confirm: (lines: readonly string[]) => void = (lines) => journal.confirm(lines) // until ingest takes over
   const influx = await connectInflux(cfg.influx, {
-    onWritten: (lines) => confirm(lines),
+    onWritten: (lines) => {
+      confirm(lines)
+      storing.confirmed()
+    },
     onWriteError: (error) => {
       writeErrors.inc()
       logger.warn({ error }, 'InfluxDB write failed; the client retries')
@@ -189,10 +283,17 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const { premiums$ } = pricing
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
   const drained = Promise.all([completed(premiums$), completed(events$)])
-  const health = () => {
-    const checks = { mqttIngest: ingest.connected, mqttPublisher: publisher.connected, journalPendingLines: journal.pending }
-    return { ok: checks.mqttIngest && checks.mqttPublisher, checks }
-  }
+  ingest.readings$.subscribe(() => storing.appended())
+  const health = stageChecks({
+    mqttIngest: () => ingest.connected,
+    mqttPublisher: () => publisher.connected,
+    journal,
+    receiving: watchStage('readings', ingest.readings$, logger),
+    storing,
+    scoring: [watchStage('trips', trips$, logger), watchStage('events', events$, logger), watchStage('scores', scores$, logger)],
+    pricing: watchStage('premiums', premiums$, logger),
+    stallMs: cfg.stallMs ?? STALL_MS,
+  })
   // The premium simulator's inputs: each policy's latest score per subject, and pricing's standings.
   // It re-prices the latest score from where the policy stood before it was priced, so with no
   // change it gives the latest premium exactly.
