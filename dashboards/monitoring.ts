@@ -190,6 +190,8 @@ export interface IngestHealth {
   /** Most frequent first. */
   rejections: { reason: string; count: number }[]
   journalPendingLines: number
+  /** Lines InfluxDB refused for good and ingest moved to UBIQ_DATA_DIR/dead-letter/, by kind of refusal, most first (issue #20). */
+  quarantined: { reason: string; lines: number }[]
   backpressure: boolean
   devicesClockSkewed: number
   /** Receive time minus device time. */
@@ -257,6 +259,9 @@ export function ingestHealth(m: Metrics, samples: readonly { at: number; totals:
       .map((v) => ({ reason: String(v.labels.reason), count: v.value }))
       .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
     journalPendingLines: total(m, 'ubiq_ingest_journal_pending_lines'),
+    quarantined: metric(m, 'ubiq_ingest_lines_quarantined_total')
+      .map((v) => ({ reason: String(v.labels.reason), lines: v.value }))
+      .sort((a, b) => b.lines - a.lines || a.reason.localeCompare(b.reason)),
     backpressure: total(m, 'ubiq_ingest_backpressure') > 0,
     devicesClockSkewed: total(m, 'ubiq_ingest_devices_clock_skewed'),
     deviceLag: quantiles(m, 'ubiq_ingest_device_lag_seconds'),
@@ -317,7 +322,7 @@ export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Re
   const sampler = setInterval(() => void sample(), SAMPLE_MS).unref()
   app.addHook('onClose', async () => clearInterval(sampler))
 
-  tableRoute('/api/v1/ingest/health', "Ingest now: message totals since start, rejections by reason, journal lines InfluxDB has yet to confirm, backpressure, devices with skewed clocks, device lag and store latency p50/p99 (seconds, since start), and the rates (messages a second) of each 5 s over the last 15 minutes (analyst token; ?format=csv&table=rejections|rates)", HealthQuery,
+  tableRoute('/api/v1/ingest/health', "Ingest now: message totals since start, rejections by reason, journal lines InfluxDB has yet to confirm, lines InfluxDB refused and ingest quarantined (by kind), backpressure, devices with skewed clocks, device lag and store latency p50/p99 (seconds, since start), and the rates (messages a second) of each 5 s over the last 15 minutes (analyst token; ?format=csv&table=rejections|rates)", HealthQuery,
     async (q) => (q.format === 'csv' && !q.table ? 'format=csv needs table=rejections or table=rates' : ingestHealth(await deps.metrics.getMetricsAsJSON(), samples)),
     (h, q) => (q.table === 'rates' ? { name: 'ingest-rates', table: rateTable(h) } : { name: 'ingest-rejections', table: rejectionTable(h) }))
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { of } from 'rxjs'
-import { connectInflux, readingsFromSeries, storeReadings, toLine, type Reading } from './index.ts'
+import { connectInflux, readingsFromSeries, storeReadings, toLine, type Reading, type Refusal } from './index.ts'
 import { startServices } from '../test/harness.ts'
 import { freePort } from '../bin/local-services.ts'
 
@@ -64,5 +64,31 @@ t.test("a crash window (the device's ring buffer resent at full rate) is stored 
   const back = readingsFromSeries(await influx.query("SELECT * FROM imu WHERE device_id = 'car-1'"), 'pol-1')
   t.same(back.map((r) => [r.seq, r.samples!.length]), [[1, 25], [2, 100]], 'both messages read back whole: 25 and 100 samples')
   t.same(back, [batch(1, 25), batch(2, 100)], 'as the readings they were')
+  await influx.close()
+})
+
+t.test('a batch InfluxDB refuses in part is split: the good lines are written and confirmed, each refused line reported alone with its reason (#20)', async (t) => {
+  const services = await startServices(t)
+  const written: string[] = []
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_refusal_test', retentionPolicy: 'autogen' }, { onWritten: (lines) => written.push(...lines) })
+  const refused: Refusal[] = []
+  influx.onRefused((r) => refused.push(...r))
+  const ts = Date.UTC(2026, 0, 1)
+  // speed_kmh is a float in this measurement; the poisoned line sends it as an integer (a field
+  // type conflict: InfluxDB 1.x writes the rest of such a batch and answers 400 "partial write"),
+  // another line has a time InfluxDB cannot store (what rate_hz 1e-300 gave before the contract bound it).
+  influx.write([toLine('obd', { device_id: 'd0' }, { speed_kmh: 1 }, ts - 1000)])
+  await influx.flush()
+  const good = Array.from({ length: 99 }, (_, i) => toLine('obd', { device_id: `d${i % 7}` }, { speed_kmh: i }, ts + i))
+  const conflict = 'obd,device_id=bad speed_kmh=5i 1767225600500'
+  const farFuture = `obd,device_id=bad speed_kmh=6 ${'9'.repeat(30)}`
+  influx.write([...good.slice(0, 40), conflict, ...good.slice(40, 80), farFuture, ...good.slice(80)])
+  await influx.flush()
+  const [count] = await influx.query('SELECT count(speed_kmh) FROM obd')
+  t.equal(count?.values[0]?.[1], 100, 'every good line is stored')
+  t.same(good.filter((l) => !written.includes(l)), [], 'and confirmed')
+  t.notOk(written.includes(conflict) || written.includes(farFuture), 'the refused lines are not confirmed')
+  t.same(refused.map((r) => [r.line, r.kind]), [[conflict, 'field_type_conflict'], [farFuture, 'unparsable']], 'each refused line is reported once, with the kind of refusal')
+  t.match(refused[0]!.reason, /field type conflict/, "with InfluxDB's reason")
   await influx.close()
 })

@@ -20,17 +20,52 @@ export interface Series {
   values: unknown[][]
 }
 
+/** A line InfluxDB refused for good, and why. */
+export interface Refusal {
+  line: string
+  /** InfluxDB's own message (it may quote the line: keep it where the line is, not in logs). */
+  reason: string
+  /** The kind of refusal, for counters and logs (refusalKind). */
+  kind: RefusalKind
+}
+
+/** What kind of line InfluxDB refused: a field of another type than stored, a time outside the retention policy, a line it cannot parse. */
+export type RefusalKind = 'field_type_conflict' | 'beyond_retention' | 'unparsable' | 'other'
+
+/** The kind of an InfluxDB write refusal, from its message. */
+export function refusalKind(reason: string): RefusalKind {
+  if (/field type conflict/i.test(reason)) return 'field_type_conflict'
+  if (/beyond retention/i.test(reason)) return 'beyond_retention'
+  if (/unable to parse|bad timestamp|invalid/i.test(reason)) return 'unparsable'
+  return 'other'
+}
+
 /** The store every stage writes through. */
 export interface Influx {
   /** Queues line-protocol lines (ms precision); the client flushes in batches. */
   write(lines: string[]): void
+  /**
+   * Calls `listener` with the lines InfluxDB refused for good. A batch InfluxDB refuses (HTTP
+   * 400), wholly or in part, is split in halves until each refused line stands alone: the other
+   * lines are written and confirmed (onWritten), the refused ones reported here and never retried.
+   */
+  onRefused(listener: (refused: readonly Refusal[]) => void): void
   /** Runs InfluxQL against the configured database. */
   query(q: string): Promise<Series[]>
   /** Writes everything queued so far. */
   flush(): Promise<void>
-  /** Flushes and stops; nothing queued is lost on a clean shutdown. */
+  /**
+   * Flushes and stops. Waits at most `CLOSE_WAIT_MS` for InfluxDB (it may be down or slow): what it
+   * has not confirmed by then stays in the ingest journal for the next start.
+   */
   close(): Promise<void>
 }
+
+/** How long a query may wait for InfluxDB's answer, ms; then it fails (code INFLUX_TIMEOUT). */
+export const QUERY_TIMEOUT_MS = 30_000
+
+/** How long close() waits for InfluxDB to confirm what is queued, ms (README "Durability"). */
+export const CLOSE_WAIT_MS = 10_000
 
 /**
  * Write batching and retry (DESIGN.md: the client's default of one flush a minute is far too slow;
@@ -60,16 +95,60 @@ export interface InfluxHooks {
 export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}): Promise<Influx> {
   const direct = new InfluxDB({ url: cfg.url, token: cfg.api === 'v2' ? cfg.token : undefined })
   const auth = authHeader(cfg)
+  const refusedListeners: ((refused: readonly Refusal[]) => void)[] = []
   const options: Partial<WriteOptions> = {
     ...writeOptions,
-    writeFailed: (err: Error) => void hooks.onWriteError?.(describeWriteError(err)),
+    writeFailed: (err: Error, lines: string[]) => {
+      hooks.onWriteError?.(describeWriteError(err))
+      // The client retries a 429, a 5xx or a lost connection, but drops a 400: InfluxDB refused
+      // what the batch holds, and one bad line refuses (or partly writes) a whole batch of other
+      // devices' lines. Returning a promise tells the client that the batch is handled (issue #20).
+      return isRefusal(err) ? split(lines, err) : undefined
+    },
     writeSuccess: (lines: string[]) => hooks.onWritten?.(lines),
   }
   const sends = trackSends(cfg.api === 'v2' ? direct.transport : v1WriteTransport(direct.transport, auth))
-  const writer: WriteApi = cfg.api === 'v2'
-    ? new InfluxDB({ url: cfg.url, token: cfg.token, transport: sends.transport }).getWriteApi(cfg.org, cfg.bucket, 'ms', options)
+  const [org, bucket] = cfg.api === 'v2'
+    ? [cfg.org, cfg.bucket]
     // The 1.8 compatibility convention: bucket "database/retention-policy", rewritten to /write.
-    : new InfluxDB({ url: cfg.url, transport: sends.transport }).getWriteApi('', `${cfg.database}/${cfg.retentionPolicy}`, 'ms', options)
+    : ['', `${cfg.database}/${cfg.retentionPolicy}`]
+  const writer: WriteApi = new InfluxDB({ url: cfg.url, token: cfg.api === 'v2' ? cfg.token : undefined, transport: sends.transport }).getWriteApi(org, bucket, 'ms', options)
+  const writePath = `/api/v2/write?${new URLSearchParams({ org, bucket, precision: 'ms' })}`
+  let closed = false
+
+  /** Posts lines once, outside the client's batching and retries; undefined when InfluxDB took them. */
+  const post = (lines: readonly string[]) => new Promise<Error | undefined>((resolve) => {
+    let status: number | undefined
+    sends.transport.send(writePath, lines.join('\n'), { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' } }, {
+      responseStarted: (_headers, code) => void (status = code),
+      error: resolve,
+      complete: () => resolve(status === undefined || status < 300 ? undefined : new Error(`HTTP ${status}`)),
+    })
+  })
+
+  /**
+   * A refused batch, split in halves until each refused line stands alone (about 2·log2(n)
+   * requests for one bad line in n): InfluxDB writes the others (again, for those a partial write
+   * kept: a point written twice is stored once), and the refused ones are reported with the reason
+   * InfluxDB gave for that line alone. A half that fails otherwise (InfluxDB went away meanwhile)
+   * goes back to the client, whose retries take it from there.
+   */
+  async function split(lines: readonly string[], err: HttpError): Promise<void> {
+    if (lines.length === 1) {
+      const reason = refusalReason(err)
+      const refused = [{ line: lines[0]!, reason, kind: refusalKind(reason) }]
+      for (const listener of refusedListeners) listener(refused)
+      return
+    }
+    const mid = Math.ceil(lines.length / 2)
+    for (const half of [lines.slice(0, mid), lines.slice(mid)]) {
+      const error = await post(half)
+      if (error === undefined) hooks.onWritten?.(half)
+      else if (isRefusal(error)) await split(half, error)
+      // Closed: what is unconfirmed stays in the ingest journal for the next start.
+      else if (!closed) writer.writeRecords(half)
+    }
+  }
   // The client's flush() sends only the lines still buffered; a full batch it already sent on its
   // own may still be on the wire. Flushing means both are answered.
   const flush = async () => {
@@ -80,10 +159,14 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
   async function query(q: string, method: 'GET' | 'POST' = 'GET'): Promise<Series[]> {
     const params = new URLSearchParams({ db: cfg.database, q, epoch: 'ms' })
     const res = await fetch(`${cfg.url}/query${method === 'GET' ? `?${params}` : ''}`, {
+      // An InfluxDB that stops answering (paused, swapping, a network split) would otherwise hold a
+      // query, and the scoring stage waiting on it, for ever: a shutdown waited for it (issue #20).
+      signal: AbortSignal.timeout(QUERY_TIMEOUT_MS),
       method,
       headers: { ...auth, ...(method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
       body: method === 'POST' ? params : undefined,
     }).catch((err: Error & { cause?: { code?: string; message?: string } }) => {
+      if (err.name === 'TimeoutError') throw Object.assign(new Error(`InfluxDB at ${cfg.url} did not answer a query within ${QUERY_TIMEOUT_MS / 1000} s`), { code: 'INFLUX_TIMEOUT' })
       const why = err.cause?.code ?? err.cause?.message ?? err.message
       throw Object.assign(new Error(`cannot reach InfluxDB at ${cfg.url}: ${why}`), { code: 'INFLUX_UNREACHABLE' })
     })
@@ -96,16 +179,37 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
   if (cfg.api === 'v1') await query(`CREATE DATABASE ${quoteIdent(cfg.database)}`, 'POST')
   return {
     write: (lines) => writer.writeRecords(lines),
+    onRefused: (listener) => void refusedListeners.push(listener),
     query: (q) => query(q),
     flush,
     async close() {
+      // While InfluxDB is down, flush() retries for as long as the retry options allow (a day):
+      // a shutdown must not wait for that (issue #20: a SIGTERM in backpressure took minutes).
+      let timer: NodeJS.Timeout | undefined
+      const gaveUp = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), CLOSE_WAIT_MS)))
       try {
-        await flush()
+        if (await Promise.race([flush().then(() => 'flushed' as const), gaveUp]) === 'timeout') {
+          closed = true
+          writer.dispose()
+        }
       } finally {
-        await writer.close()
+        clearTimeout(timer)
+        if (!closed) {
+          closed = true
+          await writer.close()
+        }
       }
     },
   }
+}
+
+/** True for an error that says InfluxDB refused the lines themselves (HTTP 400), not that it could not take them now. */
+const isRefusal = (err: Error): err is HttpError => err instanceof HttpError && err.statusCode === 400
+
+/** InfluxDB's reason for a refusal: its JSON `error`, or the body as it came. */
+function refusalReason(err: HttpError): string {
+  const json = err.json as { error?: unknown } | undefined
+  return typeof json?.error === 'string' ? json.error : err.body ?? err.message
 }
 
 /** An InfluxDB error without its body: a 400 "unable to parse" quotes the line, values and all. */

@@ -74,6 +74,9 @@ export function turnLimiter(turnMs: number, now: () => number = () => performanc
   }
 }
 
+/** How long stop() waits for the broker to close ingest's connection cleanly, ms (README "Durability"). */
+export const STOP_WAIT_MS = 5000
+
 /** Sets ingest up; nothing flows before `connect()`. readings$ is hot and shared. */
 export function startIngest(deps: IngestDeps): Ingest {
   const log = deps.logger.child({ stage: 'ingest' })
@@ -82,8 +85,19 @@ export function startIngest(deps: IngestDeps): Ingest {
   const client = mqtt.connect(deps.mqttUrl, { clientId: deps.clientId ?? 'ubiq-ingest', clean: false, manualConnect: true, reconnectPeriod: 1000 })
   const clocks = clockTracker()
   const counters = ingestCounters(deps.metrics, deps.journal, clocks)
+  // A line InfluxDB refuses for good would otherwise stay unconfirmed for ever, and with enough of
+  // them backpressure would stop ingest for good (issue #20): it is quarantined instead. Every
+  // stage's refused lines come here, so that all of them reach the dead-letter folder.
+  deps.influx.onRefused((refused) => {
+    deps.journal.quarantine(refused)
+    for (const r of refused) counters.quarantined.inc({ reason: r.kind })
+    // The kinds, not InfluxDB's message: it quotes the line, position and health values included.
+    log.error({ lines: refused.length, kinds: [...new Set(refused.map((r) => r.kind))] }, 'InfluxDB refused lines: quarantined in the dead-letter folder')
+  })
   const messages = new RxSubject<Message>()
   const next = turnLimiter(10)
+  /** Messages whose PUBACK waits for InfluxDB to catch up (backpressure). */
+  let held = 0
   // Every message goes through the whole synchronous chain below (decode, dedupe, journal) before
   // its PUBACK: once acknowledged, it is in the journal or was rejected (journal.ts).
   client.handleMessage = (packet, done) => {
@@ -92,7 +106,9 @@ export function startIngest(deps: IngestDeps): Ingest {
     // InfluxDB is behind: stop acknowledging, so the broker holds the rest and memory stays bounded.
     counters.backpressure.set(1)
     counters.pauses.inc()
+    held++
     deps.journal.whenPendingAtMost(deps.backpressure.resumeAt, () => {
+      held--
       counters.backpressure.set(0)
       done()
     })
@@ -156,7 +172,17 @@ export function startIngest(deps: IngestDeps): Ingest {
     async stop() {
       // End the connection first, so nothing is acknowledged after this; the subscription stays in
       // the broker's persistent session and what arrives meanwhile waits there for the restart.
-      await client.endAsync()
+      // A clean end waits for the broker to acknowledge ubiq's own publishes and to close the
+      // socket. While a message's PUBACK is held (backpressure), mqtt.js reads nothing more from
+      // the socket, so neither ever comes and a SIGTERM hung (issue #20): then, and after
+      // STOP_WAIT_MS in any state, the connection is dropped instead. Nothing is lost: the broker
+      // redelivers what was not acknowledged, and the journal holds what was.
+      const ended = client.endAsync(held > 0).catch((err: Error) => log.warn({ err: err.message }, 'closing the MQTT session failed'))
+      let timer: NodeJS.Timeout | undefined
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)))
+      await Promise.race([ended, waited])
+      clearTimeout(timer)
+      client.stream?.destroy()
       messages.complete()
       storing.unsubscribe()
     },
@@ -290,6 +316,7 @@ function ingestCounters(registry: Registry, journal: Journal, clocks: ClockTrack
     rejected: new Counter({ name: 'ubiq_ingest_messages_rejected_total', help: 'Device messages rejected, by reason', labelNames: ['reason'], registers }),
     backpressure: new Gauge({ name: 'ubiq_ingest_backpressure', help: '1 while ingest holds acknowledgements because InfluxDB is behind', registers }),
     pauses: new Counter({ name: 'ubiq_ingest_backpressure_pauses_total', help: 'Times ingest held an acknowledgement for InfluxDB to catch up', registers }),
+    quarantined: new Counter({ name: 'ubiq_ingest_lines_quarantined_total', help: 'Lines InfluxDB refused for good, moved to the dead-letter folder, by kind of refusal', labelNames: ['reason'], registers }),
     pending: new Gauge({
       name: 'ubiq_ingest_journal_pending_lines', help: 'Accepted lines not yet confirmed by InfluxDB', registers,
       collect() {

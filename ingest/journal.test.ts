@@ -1,5 +1,5 @@
 import t from 'tap'
-import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openJournal } from './index.ts'
@@ -62,4 +62,28 @@ t.test('whenPendingAtMost waits for confirmations (backpressure)', async (t) => 
   const waited = j.confirm(lines(5, 5))
   t.equal(waited.length, 5, 'each confirmation reports how long the line waited')
   t.ok(waited.every((ms) => ms >= 0 && ms < 60_000))
+})
+
+t.test('a quarantined line leaves the journal for the dead-letter folder, with its reason, and is not recovered again (#20)', async (t) => {
+  const root = fresh()
+  const dir = join(root, 'journal')
+  const j = openJournal(dir, 4)
+  for (const l of lines(6)) j.append([l])
+  let resumed = false
+  j.whenPendingAtMost(4, () => (resumed = true))
+  const [poisoned, other] = [lines(1, 1)[0]!, lines(1, 5)[0]!]
+  j.quarantine([{ line: poisoned, reason: 'partial write: field type conflict' }, { line: other, reason: 'unable to parse' }])
+  t.equal(j.pending, 4, 'no longer pending')
+  t.ok(resumed, 'so backpressure lets go')
+  const [file, ...more] = readdirSync(join(root, 'dead-letter'))
+  t.same(more, [], 'one dead-letter file')
+  t.equal(statSync(join(root, 'dead-letter', file!)).mode & 0o777, 0o600, 'private to its user')
+  t.same(readFileSync(join(root, 'dead-letter', file!), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((r) => [r.line, r.reason]),
+    [[poisoned, 'partial write: field type conflict'], [other, 'unable to parse']], 'each refused line with its reason')
+  // The process dies with both segments still holding unconfirmed lines: the next start writes
+  // them again, but not the quarantined ones.
+  const again = openJournal(dir, 4)
+  t.same(again.recovered, [...lines(1), ...lines(4, 2).filter((l) => l !== other)], 'recovered without the quarantined lines')
+  again.confirm(again.recovered)
+  t.same(readdirSync(dir), [], 'and the segments go once the rest is confirmed')
 })

@@ -9,9 +9,14 @@
  * written again: InfluxDB identifies a point by measurement, tags and time, so a line written
  * twice is stored once. Appends are not fsynced: the journal survives the process (kill -9), not
  * the machine, like the broker's own periodic persistence.
+ *
+ * A line InfluxDB refuses for good is quarantined (DESIGN.md: "a refused write is quarantined,
+ * never retried for ever"; issue #20): it leaves the journal for the dead-letter folder, with
+ * InfluxDB's reason, and a tombstone in its segment keeps a later start from writing it again.
+ * Before, one refused line kept its segment, and the whole backpressure budget, for good.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
-import { join } from 'node:path'
+import { appendFileSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 
 export interface Journal {
   /** Appends lines (synchronously, in one write: they are in the file when this returns). */
@@ -25,6 +30,12 @@ export interface Journal {
   readonly pending: number
   /** Lines a previous run left unconfirmed, to write again; read once at open. */
   readonly recovered: readonly string[]
+  /**
+   * InfluxDB refused these lines for good: each is recorded with its reason in the dead-letter
+   * folder (a JSON line a refusal, in a file a UTC day, private to ubiq's user) and, if the
+   * journal holds it, forgotten there as if confirmed, for this run and the next.
+   */
+  quarantine(refused: readonly { line: string; reason: string }[]): void
   /** Calls `fn` once `pending` is at most `lines`. */
   whenPendingAtMost(lines: number, fn: () => void): void
   close(): void
@@ -45,8 +56,14 @@ interface Entry {
   left: number
 }
 
-/** Opens the journal in `dir`, recovering what an earlier run left there. */
-export function openJournal(dir: string, segmentLines = 10_000): Journal {
+/** Marks a quarantined line in its segment; not line protocol (a `#` line is a comment there). */
+const TOMBSTONE = '#refused '
+
+/**
+ * Opens the journal in `dir`, recovering what an earlier run left there; refused lines go to
+ * `deadLetterDir` (default: `dead-letter` beside `dir`, so UBIQ_DATA_DIR/dead-letter/).
+ */
+export function openJournal(dir: string, segmentLines = 10_000, deadLetterDir = join(dirname(dir), 'dead-letter')): Journal {
   mkdirSync(dir, { recursive: true })
   const segments = new Map<number, Segment>()
   // The append each unconfirmed line belongs to: one object per message, not per line, as this is
@@ -61,9 +78,23 @@ export function openJournal(dir: string, segmentLines = 10_000): Journal {
   const ids = readdirSync(dir).map((f) => /^segment-(\d+)\.lp$/.exec(f)).filter((m) => m !== null).map((m) => Number(m[1])).sort((a, b) => a - b)
   for (const id of ids) {
     const path = join(dir, `segment-${id}.lp`)
-    // A crash mid-append can leave a partial last line: it was never acknowledged, so it is dropped.
+    // A crash mid-append can leave a partial last line: it was never acknowledged, so it is dropped,
+    // and cut from the file, as a tombstone appended after it would complete it.
     const text = readFileSync(path, 'utf8')
-    const lines = text.split('\n').slice(0, -1)
+    const all = text.split('\n').slice(0, -1)
+    const torn = text.slice(text.lastIndexOf('\n') + 1)
+    if (torn) truncateSync(path, Buffer.byteLength(text) - Buffer.byteLength(torn))
+    // A line quarantined in an earlier run is not written again, once per tombstone.
+    const dead = new Map<string, number>()
+    for (const l of all) if (l.startsWith(TOMBSTONE)) dead.set(l.slice(TOMBSTONE.length), (dead.get(l.slice(TOMBSTONE.length)) ?? 0) + 1)
+    const lines = all.filter((l) => {
+      if (l.startsWith(TOMBSTONE)) return false
+      const n = dead.get(l)
+      if (n === undefined) return true
+      if (n === 1) dead.delete(l)
+      else dead.set(l, n - 1)
+      return false
+    })
     segments.set(id, { path, pending: 0 })
     const entry: Entry = { segment: id, left: lines.length }
     for (const line of lines) track(line, entry)
@@ -79,6 +110,32 @@ export function openJournal(dir: string, segmentLines = 10_000): Journal {
     else where.set(line, [known, entry])
     segments.get(entry.segment)!.pending++
     pending++
+  }
+
+  /** Takes one pending copy of `line` off the journal; its entry, or undefined for a line it does not hold. */
+  function release(line: string): Entry | undefined {
+    const known = where.get(line)
+    if (known === undefined) return undefined
+    let entry: Entry
+    if (!Array.isArray(known)) {
+      entry = known
+      where.delete(line)
+    } else {
+      entry = known.shift()!
+      if (known.length === 1) where.set(line, known[0]!)
+    }
+    entry.left--
+    pending--
+    const s = segments.get(entry.segment)!
+    // The current segment is kept while in use; any other is done when all its lines are.
+    if (--s.pending === 0 && entry.segment !== current) forget(entry.segment)
+    return entry
+  }
+
+  function wake() {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (pending <= waiters[i]!.lines) waiters.splice(i, 1)[0]!.fn()
+    }
   }
 
   function forget(id: number) {
@@ -113,26 +170,24 @@ export function openJournal(dir: string, segmentLines = 10_000): Journal {
       const now = Date.now()
       const waited: number[] = []
       for (const line of lines) {
-        const known = where.get(line)
-        if (known === undefined) continue
-        let entry: Entry
-        if (!Array.isArray(known)) {
-          entry = known
-          where.delete(line)
-        } else {
-          entry = known.shift()!
-          if (known.length === 1) where.set(line, known[0]!)
-        }
-        if (--entry.left === 0 && entry.at !== undefined) waited.push(now - entry.at)
-        pending--
-        const s = segments.get(entry.segment)!
-        // The current segment is kept while in use; any other is done when all its lines are.
-        if (--s.pending === 0 && entry.segment !== current) forget(entry.segment)
+        const entry = release(line)
+        if (entry && entry.left === 0 && entry.at !== undefined) waited.push(now - entry.at)
       }
-      for (let i = waiters.length - 1; i >= 0; i--) {
-        if (pending <= waiters[i]!.lines) waiters.splice(i, 1)[0]!.fn()
-      }
+      wake()
       return waited
+    },
+    quarantine(refused) {
+      if (refused.length === 0) return
+      mkdirSync(deadLetterDir, { recursive: true, mode: 0o700 })
+      const at = new Date().toISOString()
+      appendFileSync(join(deadLetterDir, `refused-${at.slice(0, 10)}.jsonl`), refused.map((r) => `${JSON.stringify({ at, reason: r.reason, line: r.line })}\n`).join(''), { mode: 0o600 })
+      for (const { line } of refused) {
+        const entry = release(line)
+        const s = entry && segments.get(entry.segment)
+        // A segment still in use keeps the line: the tombstone tells the next start to skip it.
+        if (s) appendFileSync(s.path, `${TOMBSTONE}${line}\n`)
+      }
+      wake()
     },
     get pending() {
       return pending

@@ -136,3 +136,27 @@ t.test('InfluxDB paused for 30 s under load: ingest holds acknowledgements, memo
   t.same(result, { stored: DEVICES * PER_DEVICE, lost: 0, duplicated: 0 })
   t.ok((await metric('ubiq_ingest_backpressure_pauses_total')) > 0, 'the pauses were counted')
 })
+
+t.test('a stop in backpressure, with InfluxDB not answering, finishes; what was acknowledged is stored after the restart (#20)', async (t) => {
+  const services = await startServices(t)
+  const fleet = makeFleet(DEVICES, 6)
+  const backpressure = { stopAt: 500, resumeAt: 250 }
+  const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_stop', { backpressure })
+  const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await pipeline.metrics.metrics())?.[1] ?? NaN)
+  const influxd = Number(spawnSync('pgrep', ['-f', `^[^ ]*influxd -config ${join(services.dataDir, '..')}`], { encoding: 'utf8' }).stdout.trim())
+  process.kill(influxd, 'SIGSTOP')
+  t.teardown(() => process.kill(influxd, 'SIGCONT'))
+  const PER_DEVICE = 1000
+  const run = await runFleet({ mqttUrl: services.mqttUrl, fleet, startTs: Date.now() - PER_DEVICE * 1000, speedup: Infinity, samples: PER_DEVICE })
+  t.teardown(() => run.stop())
+  while ((await metric('ubiq_ingest_backpressure')) !== 1) await sleep(100)
+  // Before #20 this never returned: the MQTT connection waited for acknowledgements it had
+  // stopped reading, and InfluxDB's client retried for a day (tap's timeout ends a hang).
+  await pipeline.stop()
+  t.pass('stopped while ingest held acknowledgements and InfluxDB did not answer')
+  process.kill(influxd, 'SIGCONT')
+  await startTestPipeline(t, services, fleet, 'ubiq_stop', { backpressure })
+  await run.done
+  await settle(services, 'ubiq_stop', DEVICES * PER_DEVICE)
+  t.same(await tally(services, 'ubiq_stop', DEVICES * PER_DEVICE), { stored: DEVICES * PER_DEVICE, lost: 0, duplicated: 0 }, 'nothing lost by stopping')
+})

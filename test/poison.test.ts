@@ -1,0 +1,72 @@
+/**
+ * One device's message must not stall ingest (issue #20, item 2): a line InfluxDB refuses is
+ * quarantined with its reason while the lines written beside it are stored and confirmed, and a
+ * message whose derived times InfluxDB could not store is rejected before it gets there. Against
+ * real Mosquitto and InfluxDB, through the whole pipeline.
+ */
+import t from 'tap'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import mqtt from 'mqtt'
+import { deviceRegistry, topics, type Rejection } from '../ingest/index.ts'
+import type { IngestHealth } from '../dashboards/monitoring.ts'
+import { startServices, startTestPipeline } from './harness.ts'
+
+const DB = 'ubiq_poison'
+
+t.test('a poisoned line is quarantined with its reason, the rest of its batch stored and confirmed, and a restart does not write it again', async (t) => {
+  const services = await startServices(t)
+  const devices = deviceRegistry([
+    { deviceId: 'car-a', policyId: 'pol-a', kinds: ['obd', 'imu'] },
+    { deviceId: 'car-b', policyId: 'pol-b', kinds: ['obd'] },
+  ])
+  const pipeline = await startTestPipeline(t, services, [], DB, { devices })
+  const ts = Date.now() - 60_000
+  // Poison: engine_rpm is already a string field in this shard (another writer's schema), so
+  // InfluxDB refuses car-a's float engine_rpm, a field type conflict, and answers 400.
+  const seeded = await fetch(`${services.influxUrl}/write?${new URLSearchParams({ db: DB, precision: 'ms' })}`, { method: 'POST', body: `obd,device_id=seed engine_rpm="text" ${ts}` })
+  t.equal(seeded.status, 204, 'the conflicting field is in InfluxDB')
+
+  const device = await mqtt.connectAsync(services.mqttUrl, { clientId: 'poison-test' })
+  t.teardown(() => device.endAsync())
+  const rejections: Rejection[] = []
+  device.on('message', (_topic, payload) => rejections.push(JSON.parse(payload.toString())))
+  await device.subscribeAsync(topics.rejected('car-a'), { qos: 1 })
+  const send = (id: string, kind: string, body: object) => device.publishAsync(topics.device(id, kind), JSON.stringify(body), { qos: 1 })
+  // The issue's message: 1e-300 Hz put its second sample at 1e303 ms.
+  await send('car-a', 'imu', { seq: 1, ts: Date.now(), rate_hz: 1e-300, samples: [[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]] })
+  await Promise.all([
+    send('car-a', 'obd', { seq: 2, ts, speed_kmh: 50, engine_rpm: 1800 }),
+    send('car-b', 'obd', { seq: 1, ts, speed_kmh: 30 }),
+    send('car-a', 'obd', { seq: 3, ts: ts + 1000, speed_kmh: 40 }),
+    send('car-b', 'obd', { seq: 2, ts: ts + 1000, speed_kmh: 31 }),
+  ])
+
+  const analyst = { headers: { authorization: `Bearer ${pipeline.auth.issue({ role: 'analyst' }, 600_000)}` } }
+  const health = async () => (await (await fetch(`${pipeline.url}/api/v1/ingest/health`, analyst)).json()) as IngestHealth
+  let h = await health()
+  while (h.totals.stored < 4 || h.journalPendingLines > 0) {
+    await sleep(100)
+    h = await health()
+  }
+  t.same(h.quarantined, [{ reason: 'field_type_conflict', lines: 1 }], 'ingest health shows the quarantined line, with nothing left unconfirmed')
+  t.match(rejections, [{ deviceId: 'car-a', kind: 'imu', reason: 'invalid_payload', seq: 1, detail: /rate_hz/ }], 'the 1e-300 Hz batch is rejected with a reason')
+  t.same(await services.influxql(DB, 'SELECT count(*) FROM imu'), [], 'and nothing of it is stored')
+  const stored = await services.influxql(DB, "SELECT seq, speed_kmh FROM obd WHERE device_id != 'seed' GROUP BY device_id")
+  t.same(stored.map((s) => [s.tags?.device_id, s.values.map((v) => v[1])]), [['car-a', [3]], ['car-b', [1, 2]]], "the other lines are stored, other devices' and the poisoned device's own")
+
+  const deadLetter = join(services.dataDir, 'dead-letter')
+  const [file, ...others] = readdirSync(deadLetter)
+  t.same(others, [], 'one dead-letter file')
+  t.equal(statSync(join(deadLetter, file!)).mode & 0o777, 0o600, 'private to ubiq\'s user')
+  const dead = readFileSync(join(deadLetter, file!), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { line: string; reason: string })
+  t.equal(dead.length, 1, 'holding the one refused line')
+  t.match(dead[0], { line: /^obd,device_id=car-a .*engine_rpm=1800.*seq=2i /, reason: /field type conflict/ }, "with InfluxDB's reason")
+
+  await pipeline.stop()
+  t.same(readdirSync(join(services.dataDir, 'journal')), [], 'the journal holds nothing at a clean stop')
+  const again = await startTestPipeline(t, services, [], DB, { devices })
+  // What a start replays is pending from the moment it opens the journal until InfluxDB confirms it.
+  t.match(await again.metrics.getSingleMetricAsString('ubiq_ingest_journal_pending_lines'), / 0$/m, 'a restart replays nothing')
+})
