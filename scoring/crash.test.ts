@@ -72,6 +72,19 @@ t.test('not crashes: a one-sample spike, a pothole, the hardest braking, a dropp
   t.end()
 })
 
+t.test('implausible pulses are no crash: the issue\'s 0.001 Hz batch, a 5 g held for 3 s (#20)', (t) => {
+  // Before the contract bounded rate_hz: two 5 g samples a thousand seconds apart.
+  const slow = reading('imu', T0, { rate_hz: 0.001, samples: [[35, 35, 0, 0, 0, 0], [35, 35, 0, 0, 0, 0]] })
+  t.same(pushes([slow]).flat(), [], 'Δv 509,116 km/h over 2,000 s: no event')
+  // Within the contract (10 Hz, a 3.1 s batch): a stuck sensor, Δv 552 km/h.
+  const stuck = reading('imu', T0, { rate_hz: 10, samples: Array.from({ length: 31 }, () => [35, 35, 0, 0, 0, 0]) })
+  t.same(pushes([stuck]).flat(), [], 'a 3 s pulse: no event')
+  // Bounds that let them through: they were events, so the bounds are what drops them.
+  const loose = { ...cfg, maxDeltaV_kmh: Infinity, maxPulse_s: Infinity }
+  t.equal(pushes([slow], crashDetector(loose, 'phone-1', 'pol-1')).flat().length, 1, 'without the bounds: an event')
+  t.end()
+})
+
 t.test('a pulse across two batches: one event, from the first batch once it holds the peak', (t) => {
   const byPush = pushes(imu(6, 100, crash(2.85, 0.25, 60)))
   t.same(byPush.map((es) => es.length), [0, 0, 1, 0, 0, 0])

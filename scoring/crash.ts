@@ -23,6 +23,11 @@
  *     that impact. (A car that goes airborne before it crashes is missed by this rule: its device
  *     message still reports it.)
  *
+ * Plausible or nothing (issue #20): a pulse whose Δv, duration or peak no car crash has (over
+ * `maxDeltaV_kmh`, `maxPulse_s`, `maxPeak_ms2`) is a sensor fault or forged data, not an event: a
+ * batch at 0.001 Hz, before the contract bounded the rate, made a crash of Δv 509,116 km/h lasting
+ * 2,000 s that reached MQTT, InfluxDB and the policyholder's feed.
+ *
  * One crash, one event: a crash within `dedupe_s` of device time of one already reported by this
  * device (its own message, the live IMU batch, the crash recorder's upload of the same seconds, a
  * second impact of the same collision) is the same crash, and only the first report is published.
@@ -46,6 +51,10 @@ export interface CrashConfig {
   minSamples: number
   /** Least speed change across the pulse, km/h. */
   minDeltaV_kmh: number
+  /** Most a crash can be: speed change, km/h; pulse length, s; peak, m/s² (beyond them: a fault, not an event). */
+  maxDeltaV_kmh: number
+  maxPulse_s: number
+  maxPeak_ms2: number
   /** Specific force below which the phone is falling, and how long it must fall, s. */
   freeFall_ms2: number
   freeFall_s: number
@@ -66,6 +75,13 @@ export const defaultCrashConfig: CrashConfig = {
   minPulse_s: 0.02,
   minSamples: 2,
   minDeltaV_kmh: 8,
+  // The device contract's own ceilings for a device's crash report (ingest/sensors/crash.ts): no
+  // two cars close at more than 300 km/h in traffic, and 2,000 m/s² is beyond any recorder's range.
+  maxDeltaV_kmh: 300,
+  // Crash pulses last 50–150 ms into rigid obstacles and up to about 300 ms into soft ones; 2 s
+  // leaves room for several impacts of one collision in one pulse.
+  maxPulse_s: 2,
+  maxPeak_ms2: 2000,
   freeFall_ms2: 3,
   freeFall_s: 0.1,
   dropLookback_s: 1.5,
@@ -115,6 +131,7 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
     const deltaV_kmh = (Math.hypot(p.sumAx, p.sumAy) / rate_hz) * 3.6
     const dropped = lastFallMs !== undefined && p.fromMs - lastFallMs <= cfg.dropLookback_s * 1000
     if (p.peak_ms2 < cfg.impulse_ms2 || p.samples < cfg.minSamples || duration_s < cfg.minPulse_s || deltaV_kmh < cfg.minDeltaV_kmh || dropped) return undefined
+    if (deltaV_kmh > cfg.maxDeltaV_kmh || duration_s > cfg.maxPulse_s || p.peak_ms2 > cfg.maxPeak_ms2) return undefined
     if (!isNew(p.fromMs)) return undefined
     const window = [...history, ...batch].filter((row) => row[0]! >= p.fromMs - cfg.pre_s * 1000).map(([t, ...a]) => [Math.round(t! - p.fromMs), ...a])
     return event(p.fromMs, p.lastMs, {
