@@ -70,7 +70,7 @@ export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R
           if (waiting) return void waiting.push(x)
           waiting = [x]
           let built = false
-          // from(): a create that throws, or a promise that rejects, comes out as an error below.
+          // defer(): a create that throws, like a promise that rejects, comes out as an error below (from() would throw it into groupBy).
           building = defer(() => m.create(x)).pipe(take(1)).subscribe({
             next(b) {
               built = true
