@@ -2,8 +2,11 @@
  * `ubiq`: one command for operators (start, audit), demos (demo) and fleets (sim).
  * Errors of configuration and startup print their code and reason and exit non-zero.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { hostname, userInfo } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
@@ -17,7 +20,7 @@ import { examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
 import { backtest, backtestCsv, backtestReport } from './backtest.ts'
 import { changeChoice, choiceFile, findModels, loadChoice, loadRoadMap, modelDirs, qualityTable, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
-import { findCommand, startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
+import { credentialsCsv, findCommand, startAedes, startInfluxd, startLocalBroker, type LocalBroker, type LocalServer } from './local-services.ts'
 import { tokenAuthority, tokenSecret } from '../dashboards/index.ts'
 import { auditLogFile, startPipeline, tokenSecretFile } from './pipeline.ts'
 import { showProgress } from './progress.ts'
@@ -137,6 +140,11 @@ Options (backtest):
                                  as ubiq sim portfolio's --days)
   --out FILE                     also write every policy's score, factor and premium as CSV
 
+Options (broker-config):
+  --out DIR                      where to write mosquitto.conf, acl, passwd, tls/ and credentials.csv
+  --port N                       the plain MQTT listener (default 1883)
+  --tls-port N                   the MQTT over TLS listener, with a CA and server certificate made by openssl (default 8883)
+
 Options (audit verify):
   --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR)
 
@@ -188,6 +196,7 @@ interface Options {
   out?: string
   file?: string
   port: number
+  tlsPort: number
   vehicles: number
   speedup: number
   seed: number
@@ -225,7 +234,7 @@ function parseOptions(command: string, args: string[]): Options {
     'sim portfolio': ['out', 'policies', 'driving-days', 'days', 'years', 'start', 'seed', 'imu-hz'],
     train: ['portfolio', 'out', 'version'],
     backtest: ['portfolio', 'days', 'out'],
-    'broker-config': ['out', 'port'],
+    'broker-config': ['out', 'port', 'tls-port'],
     'audit verify': ['file'],
     import: ['format', 'mapping', 'device', 'policy', 'speedup', 'write-registry'],
     evaluate: ['format', 'mapping', 'json', 'loo'],
@@ -256,6 +265,7 @@ function parseOptions(command: string, args: string[]): Options {
     out: typeof values.out === 'string' ? values.out : undefined,
     file: typeof values.file === 'string' ? values.file : undefined,
     port: number('port', 1883, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port from 1 to 65535'),
+    tlsPort: number('tls-port', 8883, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port from 1 to 65535'),
     vehicles: number('vehicles', 6, (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number from 1 to 10000'),
     speedup: number('speedup', { 'sim replay': 1, import: 1, sim: 60 }[command] ?? 20, (n) => n >= 1 && n <= 1_000_000, 'a number from 1 to 1000000'),
     devices: number('devices', 30, (n) => Number.isInteger(n) && n >= 1 && n <= 100_000, 'a whole number from 1 to 100000'),
@@ -307,7 +317,8 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
   process.once('SIGINT', () => stop('SIGINT'))
   process.once('SIGTERM', () => stop('SIGTERM'))
 
-  const mqttUrl = cfg.MQTT_URL ?? (await localBroker(cfg, logger, started))
+  const local = cfg.MQTT_URL ? undefined : await localBroker(cfg, logger, started, devices)
+  const mqttUrl = local?.url ?? cfg.MQTT_URL!
   const influxUrl = cfg.INFLUX_URL ?? (await localInflux(cfg, logger, started))
   const pipeline = await startPipeline({
     mqttUrl,
@@ -329,7 +340,8 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
   if (command === 'demo') {
     // The fleet starts an hour in the past and catches up at --speedup, then drives live: scores
     // move within seconds instead of after an hour of real driving.
-    const run = await runFleet({ mqttUrl, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup })
+    // On ubiq's own broker each vehicle connects as itself, with the password made for the run.
+    const run = await runFleet({ mqttUrl: local?.deviceUrl ?? mqttUrl, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup, ...(local ? { passwords: local.passwords } : {}) })
     cleanups.push(() => run.stop())
     const url = pipeline.url.replace('127.0.0.1', 'localhost')
     const day = 86_400_000
@@ -436,30 +448,84 @@ async function modelsCommand(cfg: Config, args: string[]): Promise<void> {
 `)
 }
 
-/** Writes mosquitto.conf, acl, passwd and the credentials to hand out, for the registry's devices. */
+/**
+ * Writes mosquitto.conf, acl, passwd, a TLS CA and server certificate, and the credentials to
+ * hand out, for the registry's devices. Everything is its owner's only (0700, 0600).
+ */
 function writeBrokerConfig(cfg: Config, opts: Options): void {
   if (!opts.out) throw new UsageError('ubiq broker-config needs --out DIR')
   const dir = resolve(opts.out)
   const devices = [...loadDevices(cfg).values()]
   const credentials = newCredentials(devices)
   const auth = writeBrokerAuth(dir, credentials)
+  const data = join(dir, 'data')
+  mkdirSync(data, { recursive: true, mode: 0o700 })
+  const tls = writeBrokerTls(join(dir, 'tls'))
+  // Started as root, mosquitto switches to its own user before it reads the password file (and
+  // then cannot read a 0600 root file: #20 item 9), so as root the broker's files become that
+  // user's; the credentials and the CA key stay root's. Run by anyone else, it stays that user.
+  const runAs = process.getuid?.() === 0 ? accountOf('mosquitto') : undefined
   writeFileSync(join(dir, 'mosquitto.conf'), [
-    '# Mosquitto for ubiq (generated by ubiq broker-config). Add TLS (listener 8883, certfile, keyfile) before exposing it.',
+    '# Mosquitto for ubiq (generated by ubiq broker-config; see ingest/broker.ts).',
+    '# Plain MQTT: for ubiq and devices on a network you trust; others use the TLS listener below.',
     `listener ${opts.port}`,
     ...auth.global,
     ...auth.listener,
+    ...(tls
+      ? ['# MQTT over TLS: devices verify the server with tls/ca.crt. Your own certificate: replace certfile and keyfile.',
+        `listener ${opts.tlsPort}`, ...auth.listener, `cafile ${tls.ca}`, `certfile ${tls.cert}`, `keyfile ${tls.key}`]
+      : ['# No TLS listener: openssl was not found. Add one: listener 8883, certfile, keyfile (README "Broker security").']),
+    `user ${runAs ? 'mosquitto' : userInfo().username}`,
     'persistence true',
-    `persistence_location ${join(dir, 'data')}/`,
-    '# ubiq ingest keeps a persistent session: let it hold what arrives while ubiq restarts.',
-    'max_queued_messages 1000000',
+    `persistence_location ${data}/`,
     '',
-  ].join('\n'))
-  const csv = [['username', 'password'], [SERVICE_USER, credentials.service], ...credentials.devices].map((r) => r.join(',')).join('\n')
-  writeFileSync(join(dir, 'credentials.csv'), `${csv}\n`, { mode: 0o600 })
-  process.stdout.write(`wrote ${dir}/{mosquitto.conf,acl,passwd,credentials.csv} for ${devices.length} devices.\n` +
+  ].join('\n'), { mode: 0o600 })
+  writeFileSync(join(dir, 'credentials.csv'), credentialsCsv(credentials), { mode: 0o600 })
+  // …and every folder above --out must let it through.
+  const closed = runAs && ancestors(dir).find((d) => { const st = statSync(d); return (st.mode & 0o001) === 0 && st.uid !== runAs.uid })
+  if (closed) process.stderr.write(`warning: mosquitto runs as user mosquitto, which cannot pass ${closed} (chmod o+x ${closed}, or choose another --out)\n`)
+  if (runAs) {
+    for (const path of [dir, data, join(dir, 'mosquitto.conf'), join(dir, 'acl'), join(dir, 'passwd'), ...(tls ? [join(dir, 'tls'), tls.ca, tls.cert, tls.key] : [])]) {
+      chownSync(path, runAs.uid, runAs.gid)
+    }
+  }
+  process.stdout.write(`wrote ${dir}/{mosquitto.conf,acl,passwd,credentials.csv${tls ? ',tls/' : ''}} for ${devices.length} devices.\n` +
     `  Run:   mosquitto -c ${join(dir, 'mosquitto.conf')}\n` +
     `  ubiq:  MQTT_URL=mqtt://${SERVICE_USER}:<password from credentials.csv>@<host>:${opts.port}\n` +
-    '  Each device connects with its device id as username and its password from credentials.csv (keep that file secret).\n')
+    `  Each device connects with its device id as username (its client id is made the same) and its password from credentials.csv (keep that file secret)${tls ? `, over TLS on port ${opts.tlsPort} trusting ${tls.ca}` : ''}.\n`)
+}
+
+/**
+ * A CA and a server certificate it signs (for this host's name, localhost and 127.0.0.1), made
+ * with openssl (node:crypto cannot issue certificates); undefined when openssl is missing.
+ */
+function writeBrokerTls(dir: string): { ca: string; cert: string; key: string } | undefined {
+  const openssl = findCommand('openssl')
+  if (!openssl) return undefined
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const [caKey, ca, key, csr, cert] = ['ca.key', 'ca.crt', 'server.key', 'server.csr', 'server.crt'].map((f) => join(dir, f)) as [string, string, string, string, string]
+  const ssl = (...args: string[]) => execFileSync(openssl, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', ca, '-days', '3650', '-subj', '/CN=ubiq broker CA')
+  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${hostname()}`)
+  const ext = join(dir, 'server.ext')
+  writeFileSync(ext, `subjectAltName=DNS:${hostname()},DNS:localhost,IP:127.0.0.1\n`, { mode: 0o600 })
+  ssl('x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-out', cert, '-days', '825', '-extfile', ext)
+  for (const f of [csr, ext]) rmSync(f)
+  for (const f of [caKey, key, ca, cert]) chmodSync(f, 0o600)
+  return { ca, cert, key }
+}
+
+/** The folders above `dir`, nearest first. */
+function ancestors(dir: string): string[] {
+  const up = dirname(dir)
+  return up === dir ? [] : [up, ...ancestors(up)]
+}
+
+/** The uid and gid of a local account, or undefined when there is none. */
+function accountOf(name: string): { uid: number; gid: number } | undefined {
+  const id = (flag: string) => spawnSync('id', [flag, name], { encoding: 'utf8' })
+  const [uid, gid] = [id('-u'), id('-g')]
+  return uid.status === 0 && gid.status === 0 ? { uid: Number(uid.stdout), gid: Number(gid.stdout) } : undefined
 }
 
 function loadDevices(cfg: Config): DeviceRegistry {
@@ -477,19 +543,36 @@ function loadDevices(cfg: Config): DeviceRegistry {
   }
 }
 
-async function localBroker(cfg: Config, logger: Logger, started: LocalServer[]): Promise<string> {
-  let server: LocalServer | undefined
+/**
+ * ubiq's own broker when MQTT_URL is not set: Mosquitto on 127.0.0.1 that takes only the
+ * credentials made for this run (the service's, and each registered device's, written to
+ * UBIQ_DATA_DIR/mosquitto/credentials.csv); the embedded aedes broker where Mosquitto cannot run.
+ */
+async function localBroker(cfg: Config, logger: Logger, started: LocalServer[], devices: DeviceRegistry): Promise<{ url: string; deviceUrl: string; passwords: ReadonlyMap<string, string> }> {
+  const dir = resolve(cfg.UBIQ_DATA_DIR, 'mosquitto')
+  let server: LocalBroker | undefined
   if (findCommand('mosquitto')) {
-    server = await startMosquitto(resolve(cfg.UBIQ_DATA_DIR, 'mosquitto')).catch((err: Error) => {
+    server = await startLocalBroker(dir, [...devices.keys()]).catch((err: Error) => {
       logger.warn({ err: err.message }, 'mosquitto would not start; using the embedded aedes broker')
       return undefined
     })
   }
-  const broker = server ? 'mosquitto' : 'aedes (embedded)'
-  server ??= await startAedes()
-  started.push(server)
-  logger.info({ url: server.url, broker }, 'started a local MQTT broker; set MQTT_URL to use another')
-  return server.url
+  if (server) {
+    started.push(server)
+    logger.info({ url: server.url, broker: 'mosquitto', credentials: server.credentialsFile }, 'started a local MQTT broker; set MQTT_URL to use another')
+    return { url: server.serviceUrl, deviceUrl: server.url, passwords: server.credentials.devices }
+  }
+  const credentials = newCredentials([...devices.values()])
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const credentialsFile = join(dir, 'credentials.csv')
+  writeFileSync(credentialsFile, credentialsCsv(credentials), { mode: 0o600 })
+  const aedes = await startAedes(credentials)
+  started.push(aedes)
+  logger.info({ url: aedes.url, broker: 'aedes (embedded)', credentials: credentialsFile }, 'started a local MQTT broker; set MQTT_URL to use another')
+  const url = new URL(aedes.url)
+  url.username = SERVICE_USER
+  url.password = encodeURIComponent(credentials.service)
+  return { url: url.toString(), deviceUrl: aedes.url, passwords: credentials.devices }
 }
 
 async function localInflux(cfg: Config, logger: Logger, started: LocalServer[]): Promise<string> {

@@ -1,10 +1,11 @@
 import t from 'tap'
 import mqtt from 'mqtt'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startAedes, startInfluxd, startMosquitto, type LocalServer } from './local-services.ts'
+import { startAedes, startInfluxd, startLocalBroker, startMosquitto, type LocalServer } from './local-services.ts'
+import { newCredentials, SERVICE_USER } from '../ingest/index.ts'
 
 const roundTrip = async (url: string) => {
   const pub = await mqtt.connectAsync(url, { clientId: 'pub' })
@@ -33,4 +34,36 @@ t.test('Mosquitto and InfluxDB start on free ports with their data in the given 
   t.ok(running(dir), 'both run')
   for (const s of servers) await s.stop()
   t.notOk(running(dir), 'stop() leaves no process behind')
+})
+
+t.test('ubiq\'s own broker (start, demo) takes only the credentials made for the run', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ubiq-local-'))
+  const broker = await startLocalBroker(join(dir, 'mq'), ['car-1'])
+  t.teardown(() => broker.stop())
+  t.match(broker.url, /^mqtt:\/\/127\.0\.0\.1:\d+$/, 'on loopback only')
+  const connect = (username?: string, password?: string) => mqtt.connectAsync(broker.url, { reconnectPeriod: 0, username, password })
+  await t.rejects(connect(), /Not authorized/, 'an anonymous client is refused')
+  await t.rejects(connect('car-1', 'guess'), /Not authorized|Bad User Name or Password/, 'a wrong password is refused')
+  const device = await connect('car-1', broker.credentials.devices.get('car-1'))
+  await t.resolves(device.publishAsync('ubiq/v1/dev/car-1/obd', '{}', { qos: 1 }), 'a device connects with its password and publishes')
+  await device.endAsync()
+  const service = await mqtt.connectAsync(broker.serviceUrl, { reconnectPeriod: 0 })
+  await service.endAsync()
+  t.pass('the service connects with the URL it is given')
+  t.equal(statSync(broker.credentialsFile).mode & 0o777, 0o600, 'the credentials file is its owner\'s only')
+  t.match(readFileSync(broker.credentialsFile, 'utf8'), /^username,password\nubiq,.+\ncar-1,.+\n$/)
+})
+
+t.test('the aedes fallback, given credentials, refuses anonymous clients and devices that use a service client id', async (t) => {
+  const credentials = newCredentials([{ deviceId: 'car-1' }])
+  const broker = await startAedes(credentials)
+  t.teardown(() => broker.stop())
+  const connect = (opts: mqtt.IClientOptions) => mqtt.connectAsync(broker.url, { reconnectPeriod: 0, ...opts })
+  await t.rejects(connect({}), /Not authorized|Bad User Name or Password/, 'an anonymous client is refused')
+  await t.rejects(connect({ username: 'car-1', password: credentials.devices.get('car-1'), clientId: SERVICE_USER }), /Not authorized|Bad User Name or Password/, 'a device as ubiq\'s client id is refused')
+  const device = await connect({ username: 'car-1', password: credentials.devices.get('car-1'), clientId: 'sim-car-1' })
+  await device.endAsync()
+  const service = await connect({ username: SERVICE_USER, password: credentials.service, clientId: SERVICE_USER })
+  await service.endAsync()
+  t.pass('the device and the service connect with their passwords')
 })

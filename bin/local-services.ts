@@ -9,7 +9,7 @@ import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import type { writeBrokerAuth } from '../ingest/index.ts'
+import { newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
 
 /** A server this process started; `stop()` ends it and waits for it to exit. */
 export interface LocalServer {
@@ -45,7 +45,7 @@ export async function freePort(): Promise<number> {
   })
 }
 
-/** mosquitto.conf lines for credentials and ACL (ingest's writeBrokerAuth), and a user to probe with. */
+/** mosquitto.conf lines for credentials, ACL and limits (ingest's writeBrokerAuth), and a user to probe with. */
 export interface MosquittoAuth {
   conf: ReturnType<typeof writeBrokerAuth>
   username: string
@@ -53,31 +53,30 @@ export interface MosquittoAuth {
 }
 
 /**
- * Starts Mosquitto with persistence in `dir`; resolves once it accepts an MQTT connection.
- * Without `auth`, anonymous clients may connect.
+ * Starts Mosquitto on 127.0.0.1 with persistence in `dir`; resolves once it accepts an MQTT
+ * connection. Without `auth`, anonymous clients may connect: for tests and benchmarks only;
+ * `ubiq start` and the demo use startLocalBroker.
  */
 export const startMosquitto = (dir: string, auth?: MosquittoAuth) => onFreePorts(() => launchMosquitto(dir, auth))
 
 async function launchMosquitto(dir: string, auth?: MosquittoAuth): Promise<LocalServer> {
   const bin = findCommand('mosquitto')
   if (!bin) throw new ServiceError('MOSQUITTO_NOT_FOUND', 'mosquitto is not installed (Debian: apt-get install mosquitto)')
-  mkdirSync(dir, { recursive: true })
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
   const port = await freePort()
   const conf = join(dir, 'mosquitto.conf')
   writeFileSync(conf, [
     `listener ${port} 127.0.0.1`,
-    ...(auth ? [...auth.conf.listener, ...auth.conf.global] : ['allow_anonymous true']),
+    ...(auth ? [...auth.conf.listener, ...auth.conf.global] : ['allow_anonymous true', 'max_queued_messages 1000000']),
     // Run as root, mosquitto would switch to its own user, which cannot write our data directory.
     `user ${userInfo().username}`,
     'persistence true',
-    // ingest's persistent session must be able to hold what arrives while it restarts.
-    'max_queued_messages 1000000',
     `persistence_location ${dir}/`,
     'log_dest stderr',
     'log_type error',
     'log_type warning',
     '',
-  ].join('\n'))
+  ].join('\n'), { mode: 0o600 })
   const url = `mqtt://127.0.0.1:${port}`
   const child = spawnServer(bin, ['-c', conf], 'mosquitto')
   await waitUntil(child, 'mosquitto', async () => {
@@ -87,13 +86,45 @@ async function launchMosquitto(dir: string, auth?: MosquittoAuth): Promise<Local
   return { url, stop: () => stopChild(child) }
 }
 
+/** ubiq's own broker, as `ubiq start` and the demo run it, with the credentials made for the run. */
+export interface LocalBroker extends LocalServer {
+  /** The URL with the service user's credentials, for ubiq's MQTT_URL. */
+  serviceUrl: string
+  credentials: BrokerCredentials
+  /** Each user's password, as CSV (username,password), readable by this user only. */
+  credentialsFile: string
+}
+
+/**
+ * Starts Mosquitto for `ubiq start` and the demo: on 127.0.0.1 only, no anonymous clients, fresh
+ * credentials for the service and each of `deviceIds` written to `dir/credentials.csv`, and the
+ * ACL and client-id rule of ubiq's broker config (#20 item 9: it used to accept anyone).
+ */
+export async function startLocalBroker(dir: string, deviceIds: readonly string[]): Promise<LocalBroker> {
+  const credentials = newCredentials(deviceIds.map((deviceId) => ({ deviceId })))
+  const conf = writeBrokerAuth(join(dir, 'auth'), credentials)
+  const credentialsFile = join(dir, 'credentials.csv')
+  writeFileSync(credentialsFile, credentialsCsv(credentials), { mode: 0o600 })
+  const server = await startMosquitto(dir, { conf, username: SERVICE_USER, password: credentials.service })
+  const url = new URL(server.url)
+  url.username = SERVICE_USER
+  url.password = encodeURIComponent(credentials.service)
+  return { ...server, serviceUrl: url.toString(), credentials, credentialsFile }
+}
+
+/** The credentials to hand out, one `username,password` line each, the service users first. */
+export function credentialsCsv(credentials: BrokerCredentials): string {
+  const rows = [['username', 'password'], [SERVICE_USER, credentials.service], ...credentials.devices]
+  return `${rows.map((r) => r.join(',')).join('\n')}\n`
+}
+
 /** Starts InfluxDB 1.x with its data in `dir`; resolves once `/ping` answers. */
 export const startInfluxd = (dir: string) => onFreePorts(() => launchInfluxd(dir))
 
 async function launchInfluxd(dir: string): Promise<LocalServer> {
   const bin = findCommand('influxd')
   if (!bin) throw new ServiceError('INFLUXD_NOT_FOUND', 'influxd is not installed (Debian: apt-get install influxdb)')
-  mkdirSync(dir, { recursive: true })
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
   const [httpPort, rpcPort] = [await freePort(), await freePort()]
   const conf = join(dir, 'influxdb.conf')
   writeFileSync(conf, `
@@ -116,7 +147,7 @@ bind-address = "127.0.0.1:${rpcPort}"
   enabled = false
 [logging]
   level = "warn"
-`)
+`, { mode: 0o600 })
   const url = `http://127.0.0.1:${httpPort}`
   const child = spawnServer(bin, ['-config', conf], 'influxd')
   await waitUntil(child, 'influxd', async () => {
@@ -193,10 +224,24 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer)
 }
 
-/** Starts the embedded aedes broker in this process: the fallback where Mosquitto cannot run. */
-export async function startAedes(): Promise<LocalServer> {
+/**
+ * Starts the embedded aedes broker in this process: the fallback where Mosquitto cannot run. With
+ * `credentials`, only their users may connect, and the service's client ids are the service's
+ * alone (no device takes over ingest's session, #20); aedes has no ACL here, so prefer Mosquitto.
+ */
+export async function startAedes(credentials?: BrokerCredentials): Promise<LocalServer> {
   const { Aedes } = await import('aedes')
   const broker = await Aedes.createBroker()
+  if (credentials) {
+    // ubiq's clients use their username as client id (bin/pipeline.ts serviceClients).
+    const service = [SERVICE_USER, `${SERVICE_USER}-out`]
+    const passwords = new Map([...service.map((u) => [u, credentials.service] as const), ...credentials.devices])
+    broker.authenticate = (client, username, password, done) => {
+      const ok = username !== undefined && passwords.get(username) === password?.toString() &&
+        (!service.includes(client.id) || client.id === username)
+      done(null, ok)
+    }
+  }
   const server = createServer(broker.handle)
   const port = await freePort()
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))

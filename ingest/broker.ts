@@ -48,6 +48,15 @@ pattern read ubiq/v1/rejected/%u
 ${adapters.map((a) => a.acl).join('\n')}
 `
 
+/**
+ * Broker limits, in every broker configured with ubiq's credentials. A packet above 256 KiB ends
+ * its client's connection as soon as its header says so, before the broker reads it: a 100 MB
+ * message used to cost ubiq 290 MB of RSS before ingest rejected it (#20 item 9). ubiq's own
+ * limit, 64 KiB with a reason on `ubiq/v1/rejected/X`, stays the one devices meet first. ubiq's
+ * persistent session may hold what arrives while it restarts.
+ */
+const brokerLimits = ['max_packet_size 262144', 'max_queued_messages 1000000']
+
 /** Passwords: the service's (all its users) and one per device. */
 export interface BrokerCredentials {
   service: string
@@ -64,7 +73,7 @@ export function newCredentials(devices: readonly Pick<DeviceEntry, 'deviceId'>[]
 export interface BrokerAuth {
   /** After each `listener` line: the client id is the username. */
   listener: string[]
-  /** Anywhere: no anonymous clients, the password file, the ACL. */
+  /** Anywhere: no anonymous clients, the password file, the ACL, and the broker limits. */
   global: string[]
 }
 
@@ -84,6 +93,6 @@ export function writeBrokerAuth(dir: string, credentials: BrokerCredentials): Br
   chmodSync(passwd, 0o600)
   return {
     listener: ['use_username_as_clientid true'],
-    global: ['allow_anonymous false', `password_file ${passwd}`, `acl_file ${acl}`],
+    global: ['allow_anonymous false', `password_file ${passwd}`, `acl_file ${acl}`, ...brokerLimits],
   }
 }

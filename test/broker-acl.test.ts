@@ -5,14 +5,14 @@
  */
 import t from 'tap'
 import mqtt from 'mqtt'
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { makeFleet, type SimVehicle } from '../edge-sim/index.ts'
 import { newCredentials, parseDeviceRegistry, SERVICE_USER, topics, writeBrokerAuth } from '../ingest/index.ts'
-import { startMosquitto } from '../bin/local-services.ts'
+import { findCommand, freePort, startMosquitto } from '../bin/local-services.ts'
 import { startServices, startTestPipeline, untilStored, type Services } from './harness.ts'
 
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
@@ -108,6 +108,50 @@ t.test('a registry device named as a service user is refused, with the reason', 
     t.throws(() => parseDeviceRegistry(JSON.stringify({ devices: [{ deviceId: id, policyId: 'p1', kinds: ['obd'] }] })),
       new RegExp(`device ${id}: "${id}" is reserved for ubiq's own MQTT connections`))
   }
+})
+
+t.test('broker-config: Mosquitto started as root runs it, devices connect over TLS, and oversized messages are refused', async (t) => {
+  // As root (the test machine), Mosquitto switches to its own user before it reads the password
+  // file; the folder above --out must let that user through, as a home directory usually does.
+  const parent = mkdtempSync(join(tmpdir(), 'ubiq-broker-config-'))
+  chmodSync(parent, 0o711)
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }))
+  const registry = join(parent, 'devices.json')
+  writeFileSync(registry, JSON.stringify({ devices: [{ deviceId: 'car-1', policyId: 'p1', kinds: ['obd'] }] }))
+  const [port, tlsPort] = [await freePort(), await freePort()]
+  const out = join(parent, 'broker')
+  const cli = spawnSync(process.execPath, [ubiq, 'broker-config', '--out', out, '--port', String(port), '--tls-port', String(tlsPort)], { encoding: 'utf8', env: { PATH: process.env.PATH, DEVICE_REGISTRY: registry } })
+  t.equal(cli.status, 0, cli.stderr)
+  const password = readFileSync(join(out, 'credentials.csv'), 'utf8').split('\n').find((l) => l.startsWith('car-1,'))!.split(',')[1]!
+
+  const broker = spawn(findCommand('mosquitto')!, ['-c', join(out, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  broker.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const exited = new Promise((resolve) => broker.once('exit', resolve))
+  t.teardown(async () => {
+    broker.kill()
+    await exited
+  })
+  const tls = { ca: readFileSync(join(out, 'tls', 'ca.crt')), username: 'car-1', password, reconnectPeriod: 0 }
+  // Until Mosquitto listens (or exits: then its stderr says why).
+  let device: mqtt.MqttClient | undefined
+  while (!device) {
+    if (broker.exitCode !== null) throw new Error(`mosquitto exited: ${stderr}`)
+    device = await mqtt.connectAsync(`mqtts://localhost:${tlsPort}`, { ...tls, protocolVersion: 5 }).catch(() => undefined)
+    if (!device) await new Promise((r) => setTimeout(r, 100))
+  }
+  t.teardown(() => device.endAsync(true))
+  await t.resolves(device.publishAsync(topics.device('car-1', 'obd'), '{}', { qos: 1 }), 'a device connects over TLS, verifying the server with the generated CA, and publishes')
+  await t.rejects(mqtt.connectAsync(`mqtts://localhost:${tlsPort}`, { ...tls, ca: undefined }), /self[- ]signed|unable to verify|certificate/i, 'a client that does not trust the CA refuses the server')
+  await t.resolves(device.publishAsync(topics.device('car-1', 'obd'), 'x'.repeat(200 * 1024), { qos: 1 }), 'a 200 KiB message passes (ingest rejects it, with a reason)')
+
+  // 100 MB, from a client that has not been told the broker's limit (MQTT 3.1.1): disconnected
+  // once the packet's header is read (max_packet_size), the message never routed.
+  const v3 = await mqtt.connectAsync(`mqtts://localhost:${tlsPort}`, tls)
+  const closed = new Promise<string>((resolve) => v3.once('close', () => resolve('connection closed')))
+  const acknowledged = new Promise<string>((resolve) => v3.publish(topics.device('car-1', 'obd'), Buffer.alloc(100 * 1024 * 1024, 'x'), { qos: 1 }, () => resolve('acknowledged')))
+  t.equal(await Promise.race([closed, acknowledged]), 'connection closed', 'a 100 MB message ends its connection (max_packet_size), unacknowledged')
+  v3.end(true)
 })
 
 t.test('broker-config refuses a registry with a device named as a service user', async (t) => {
