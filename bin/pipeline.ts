@@ -2,6 +2,7 @@
  * Wires the services in the direction the data flows: ingest → scoring → pricing → dashboards.
  * The only place that knows them all; each receives its configuration and dependencies here.
  */
+import { chmodSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
@@ -219,6 +220,11 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   if (rated) throw new PlanError(`${planId(rated)} rates on policy attributes (${Object.keys(rated.attributes!).join(', ')}); ubiq start has no source of policy attributes: use such a plan in ubiq backtest`)
   // Before anything is opened: a start that gives up leaves nothing behind.
   await untilInfluxAnswers(cfg.influx.url, cfg.influxStartTimeoutMs ?? 60_000, logger)
+  // Everything ubiq keeps is private to its user (#20 item 10): positions and heart rates in the
+  // journal, premiums in the audit log, the token secret. The folder is made (or closed) first,
+  // so nothing any stage writes inside is within others' reach.
+  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 })
+  chmodSync(cfg.dataDir, 0o700)
   const journal = openJournal(join(cfg.dataDir, 'journal'))
   const storing = storingWatch(journal)
   const audit = openAuditLog(auditLogFile(cfg.dataDir))

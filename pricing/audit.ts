@@ -9,7 +9,7 @@
  * from the end, or that everything from some record on was rewritten and re-hashed; the last hash
  * is therefore also published with each premium (MQTT, InfluxDB) to compare against.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
 
@@ -37,9 +37,11 @@ export type AuditProblem = 'altered' | 'removed or reordered' | 'unparseable' | 
  * is published, so a write that was cut short was never published.
  */
 export function openAuditLog(path: string): AuditLog {
-  mkdirSync(dirname(path), { recursive: true })
+  // Private to ubiq's user (#20 item 10): it names every policy and its premiums.
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   // 'a+': created if missing, readable for the last record, and every write goes to the end.
-  const fd = openSync(path, 'a+')
+  const fd = openSync(path, 'a+', 0o600)
+  fchmodSync(fd, 0o600) // a log written by an earlier version was readable by all
   let lastHash = ''
   let dropped = 0
   try {

@@ -120,7 +120,8 @@ export function readChoice(file: string): Choice {
 
 /** Writes the choice whole (rename is atomic: the watcher never reads half a file). */
 export function writeChoice(file: string, choice: Choice): void {
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(choice, null, 2)}\n`)
+  // Private to ubiq's user, as everything in its data directory (#20 item 10).
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(choice, null, 2)}\n`, { mode: 0o600 })
   renameSync(`${file}.tmp`, file)
 }
 
