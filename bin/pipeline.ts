@@ -264,7 +264,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       registry: cfg.devices,
       maxPayloadBytes: 64 * 1024,
       maxFutureSkewMs: 5 * 60_000,
-      adapters: createAdapters({ discoveryFile: join(cfg.dataDir, 'home-assistant-discovery.json') }),
+      adapters: createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') }),
     },
   })
   confirm = ingest.confirm

@@ -1,9 +1,10 @@
 import t from 'tap'
 import mqtt from 'mqtt'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createAdapters, decodeMessage, deviceRegistry, isRejection, type Reading, type Rejection } from '../index.ts'
+import { discoveryLimits } from './home-assistant.ts'
 import { startServices, startTestPipeline, untilStored } from '../../test/harness.ts'
 
 const now = Date.UTC(2026, 10, 23, 12)
@@ -116,12 +117,31 @@ t.test('Home Assistant configs ubiq cannot take are rejected with the reason', a
   t.match(outcome(send(c, 'homeassistant/status', 'online')), ['bad_topic'], 'Home Assistant\'s own birth message is no device\'s')
 })
 
-t.test('Home Assistant bindings outlive the adapter: a new one reads them from its file', async (t) => {
-  const file = join(mkdtempSync(join(tmpdir(), 'ubiq-ha-')), 'discovery.json')
-  const first = config(createAdapters({ discoveryFile: file }))
+t.test('Home Assistant bindings outlive the adapter: a new one reads them from its folder, a private file a device', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'ubiq-ha-')), 'discovery')
+  const first = config(createAdapters({ discoveryDir: dir }))
   send(first, 'homeassistant/binary_sensor/home-1/leak/config', { device_class: 'moisture', state_topic: 'homeassistant/binary_sensor/home-1/leak/state' })
-  const second = config(createAdapters({ discoveryFile: file }))
+  send(first, 'homeassistant/binary_sensor/home-2/leak/config', { device_class: 'moisture', state_topic: 'homeassistant/binary_sensor/home-2/leak/state' })
+  t.same(readdirSync(dir).sort(), ['home-1.json', 'home-2.json'])
+  t.equal(statSync(join(dir, 'home-1.json')).mode & 0o777, 0o600, 'readable by ubiq only')
+  const second = config(createAdapters({ discoveryDir: dir }))
   t.same(outcome(send(second, 'homeassistant/binary_sensor/home-1/leak/state', 'ON')), ['home-1', 'leak', { leak_detected: true }])
+  t.same(outcome(send(second, 'homeassistant/binary_sensor/home-2/leak/state', 'OFF')), ['home-2', 'leak', { leak_detected: false }])
+  send(second, 'homeassistant/binary_sensor/home-2/leak/config', '')
+  t.same(readdirSync(dir), ['home-1.json'], 'a device with no entity left has no file')
+})
+
+t.test('Home Assistant: one device\'s configs are bounded in number and size (#20)', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'ubiq-ha-')), 'discovery')
+  const c = config(createAdapters({ discoveryDir: dir }))
+  const entity = (i: number, extra = {}) => send(c, `homeassistant/binary_sensor/home-1/leak${i}/config`, { device_class: 'moisture', state_topic: `homeassistant/binary_sensor/home-1/leak${i}/state`, ...extra })
+  for (let i = 0; i < discoveryLimits.configsPerDevice; i++) t.equal(entity(i), null, `entity ${i}`, { diagnostic: false })
+  t.same(outcome(entity(999)), ['invalid_payload', `homeassistant: discovery config: device home-1 already has ${discoveryLimits.configsPerDevice} entities, the most one device may have`])
+  t.same(outcome(entity(0, { name: 'the kitchen' })), null, 'an entity it has can still change')
+  const big = { device_class: 'moisture', state_topic: 'homeassistant/binary_sensor/home-2/big/state', name: 'x'.repeat(5000) }
+  t.same(outcome(send(c, 'homeassistant/binary_sensor/home-2/big/config', big)),
+    ['invalid_payload', `homeassistant: discovery config: ${JSON.stringify(big).length} bytes, more than ${discoveryLimits.configBytes}`])
+  t.ok(statSync(join(dir, 'home-1.json')).size < discoveryLimits.configsPerDevice * discoveryLimits.configBytes, 'so a device\'s file, all a change rewrites, is bounded')
 })
 
 t.test('OwnTracks over a real broker is stored like a native gps message', async (t) => {

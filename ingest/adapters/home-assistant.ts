@@ -1,4 +1,5 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { asObject, receiveStamps, type Adapter } from './adapter.ts'
 
 /**
@@ -107,7 +108,15 @@ function read(b: Binding, text: string): number | boolean | string {
   return `state is neither ${JSON.stringify(b.on)} nor ${JSON.stringify(b.off)}`
 }
 
-export function homeAssistant(options: { file?: string } = {}): Adapter {
+/**
+ * What one device may keep: entities (a hub's sensors; Home Assistant installs run tens per home)
+ * and the size of each config (HA's run to a few hundred bytes). Without them one device's configs
+ * grew the state without bound (#20: 40 configs of 8.4 MB took 3.6 s of ingest).
+ */
+export const discoveryLimits = { configsPerDevice: 64, configBytes: 4096 }
+
+/** `dir`: where each device's accepted configs are kept, one file a device, so a change rewrites that device's file only. */
+export function homeAssistant(options: { dir?: string } = {}): Adapter {
   /** Accepted configs by config topic, as the device sent them (what the file keeps). */
   const configs = new Map<string, Record<string, unknown>>()
   /** By state topic. */
@@ -122,6 +131,8 @@ export function homeAssistant(options: { file?: string } = {}): Adapter {
     unbind(configTopic)
     // An empty (retained) config removes the entity.
     if (text === '') return null
+    if (Buffer.byteLength(text) > discoveryLimits.configBytes) return `discovery config: ${Buffer.byteLength(text)} bytes, more than ${discoveryLimits.configBytes}`
+    if (topicsOf(deviceId).length >= discoveryLimits.configsPerDevice) return `discovery config: device ${deviceId} already has ${discoveryLimits.configsPerDevice} entities, the most one device may have`
     let config: unknown
     try {
       config = JSON.parse(text)
@@ -138,20 +149,29 @@ export function homeAssistant(options: { file?: string } = {}): Adapter {
     configs.set(configTopic, object)
     return null
   }
-  const save = () => {
-    if (!options.file) return
-    writeFileSync(`${options.file}.tmp`, JSON.stringify(Object.fromEntries(configs)))
-    renameSync(`${options.file}.tmp`, options.file) // atomic: a crash leaves the old file or the new one
+  const deviceOf = (configTopic: string) => configTopic.split('/')[2]!
+  const topicsOf = (deviceId: string) => [...configs.keys()].filter((topic) => deviceOf(topic) === deviceId)
+  /** Rewrites one device's file (at most its limits' worth), or removes it when it has no entity left. */
+  const save = (deviceId: string) => {
+    if (!options.dir) return
+    const file = join(options.dir, `${deviceId}.json`)
+    const mine = topicsOf(deviceId)
+    if (mine.length === 0) return rmSync(file, { force: true })
+    writeFileSync(`${file}.tmp`, JSON.stringify(Object.fromEntries(mine.map((topic) => [topic, configs.get(topic)]))), { mode: 0o600 })
+    renameSync(`${file}.tmp`, file) // atomic: a crash leaves the old file or the new one
   }
 
-  if (options.file) {
-    let saved: Record<string, Record<string, unknown>> = {}
-    try {
-      saved = JSON.parse(readFileSync(options.file, 'utf8')) as typeof saved
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`Home Assistant discovery state ${options.file}: ${(err as Error).message}`)
+  if (options.dir) {
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 })
+    for (const name of readdirSync(options.dir).filter((n) => n.endsWith('.json')).sort()) {
+      let saved: Record<string, Record<string, unknown>>
+      try {
+        saved = JSON.parse(readFileSync(join(options.dir, name), 'utf8')) as typeof saved
+      } catch (err) {
+        throw new Error(`Home Assistant discovery state ${join(options.dir, name)}: ${(err as Error).message}`)
+      }
+      for (const [topic, config] of Object.entries(saved)) configure(topic, deviceOf(topic), JSON.stringify(config))
     }
-    for (const [topic, config] of Object.entries(saved)) configure(topic, topic.split('/')[2]!, JSON.stringify(config))
   }
 
   return {
@@ -171,7 +191,7 @@ export function homeAssistant(options: { file?: string } = {}): Adapter {
         // Retained configs come again on every subscribe: only a change is written to the file.
         const before = JSON.stringify(configs.get(topic))
         const problem = configure(topic, deviceId, text)
-        if (JSON.stringify(configs.get(topic)) !== before) save()
+        if (JSON.stringify(configs.get(topic)) !== before) save(deviceId)
         return problem
       }
       const binding = bindings.get(topic)

@@ -6,9 +6,9 @@ import { zigbee2mqtt } from './zigbee2mqtt.ts'
 
 export type { Adapter } from './adapter.ts'
 
-/** A fresh set of adapters (some keep state: Home Assistant's bindings, in `discoveryFile`). */
-export const createAdapters = (options: { discoveryFile?: string } = {}): readonly Adapter[] => [
+/** A fresh set of adapters (some keep state: Home Assistant's bindings, a file per device in `discoveryDir`). */
+export const createAdapters = (options: { discoveryDir?: string } = {}): readonly Adapter[] => [
   owntracks(),
   zigbee2mqtt(),
-  homeAssistant({ file: options.discoveryFile }),
+  homeAssistant({ dir: options.discoveryDir }),
 ]
