@@ -4,7 +4,7 @@
  * `npm run docs` writes them; a test fails when the committed files differ from what this makes.
  */
 import type { TSchema } from '@sinclair/typebox'
-import { BATCH_MAX_SPAN_S, envelope, ID_PATTERN, type SensorKind } from './contract.ts'
+import { BATCH_MAX_SPAN_S, envelope, ID_PATTERN, TIME_REUSE_WINDOW, type SensorKind } from './contract.ts'
 import type { RejectReason } from './decode.ts'
 import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
@@ -25,6 +25,7 @@ export const rejectReasons: Record<RejectReason, string> = {
   timestamp_in_future: '`ts`, or a batch\'s last sample, is more than 5 minutes ahead of the server: fix the device clock',
   before_registration: '`ts` is before the device was registered: fix the device clock',
   implausible_jump: 'a GPS fix implies over 1000 km/h since the last good fix (accuracy allowed for); the next fix consistent with it is accepted',
+  duplicate_time: `the device sent this stream's \`ts\` (and, for batches, \`rate_hz\`) under another \`seq\` among its last ${TIME_REUSE_WINDOW} messages: InfluxDB keeps one point per stream and time, so it would replace the stored reading; a resend keeps its \`seq\``,
 }
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`

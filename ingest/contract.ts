@@ -32,6 +32,13 @@ const idRe = new RegExp(ID_PATTERN)
 /** True when `id` is a valid device or policy id. */
 export const isId = (id: string): boolean => idRe.test(id)
 
+/**
+ * How many of a device's latest messages ingest remembers to reject one that reuses a stream's
+ * device time under another seq (reason `duplicate_time`, #20): InfluxDB would replace the stored
+ * reading with it.
+ */
+export const TIME_REUSE_WINDOW = 64
+
 /** Fields every device message carries, whatever its kind. */
 export const envelope = {
   seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Message counter, one per device across all its streams, +1 per message' }),

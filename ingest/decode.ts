@@ -21,6 +21,7 @@ export type RejectReason =
   | 'timestamp_in_future'
   | 'before_registration'
   | 'implausible_jump'
+  | 'duplicate_time'
 
 /** A message that was not stored, and why. Carries no payload values (they may be position or health data). */
 export interface Rejection {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { from, lastValueFrom, toArray } from 'rxjs'
-import { dropDuplicates, type Reading } from './index.ts'
+import { dropDuplicates, rejectTimeReuse, TIME_REUSE_WINDOW, type Reading } from './index.ts'
 
 const reading = (deviceId: string, seq: number): Reading =>
   ({ deviceId, policyId: 'p', kind: 'obd', subject: 'driving', seq, ts: seq, receivedAt: 0, fields: {} })
@@ -17,26 +17,62 @@ t.test('redeliveries are dropped, per device; other devices\' seqs are their own
   })
 })
 
-t.test('out-of-order seqs inside the window are kept once; older than the window cannot be told', async (t) => {
-  t.same((await run(4, [['a', 10], ['a', 8], ['a', 9], ['a', 8], ['a', 6], ['a', 6]])).kept,
-    [['a', 10], ['a', 8], ['a', 9], ['a', 6], ['a', 6]], '6 is 4 below 10: outside a window of 4')
+t.test('out-of-order seqs inside the window are kept once; older than the window cannot be told, but its redelivery can', async (t) => {
+  t.same((await run(4, [['a', 10], ['a', 8], ['a', 9], ['a', 8], ['a', 6], ['a', 6], ['a', 5]])).kept,
+    [['a', 10], ['a', 8], ['a', 9], ['a', 6], ['a', 5]], '6 is 4 below 10: outside a window of 4, kept once')
+})
+
+t.test('one stray seq far ahead (2^53−1) does not turn dedupe off for the device (#20)', async (t) => {
+  t.same(await run(1024, [['a', 1], ['a', 2], ['a', Number.MAX_SAFE_INTEGER], ['a', 3], ['a', 3], ['a', 2], ['a', 4]]), {
+    kept: [['a', 1], ['a', 2], ['a', Number.MAX_SAFE_INTEGER], ['a', 3], ['a', 4]], duplicates: 2,
+  })
+})
+
+t.test('a counter that restarts (a device reset) gets a window of its own from its second seq', async (t) => {
+  t.same(await run(8, [['a', 1000], ['a', 1001], ['a', 0], ['a', 1], ['a', 1], ['a', 0], ['a', 2], ['a', 1001]]), {
+    kept: [['a', 1000], ['a', 1001], ['a', 0], ['a', 1], ['a', 2], ['a', 1001]], duplicates: 2,
+  })
 })
 
 t.test('property: within the window, exactly the first copy of each (device, seq) is kept', async () => {
   const W = 16
-  fc.assert(fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom('a', 'b'), fc.nat(40)), { maxLength: 300 }), async (input) => {
-    // The reference model: everything seen, and each device's highest seq.
-    const seen = new Set<string>()
-    const max = new Map<string, number>()
+  fc.assert(fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom('a', 'b'), fc.oneof(fc.nat(40), fc.constantFrom(1000, 1001, Number.MAX_SAFE_INTEGER))), { maxLength: 300 }), async (input) => {
+    // The reference model: per device, the highest seq, the seqs seen since the window last
+    // moved, and a pending jump (a seq W or more away from the highest).
+    const state = new Map<string, { max: number; seen: Set<number>; jump?: number }>()
     const want: [string, number][] = []
     for (const [d, s] of input) {
-      const m = max.get(d)
-      const tooOld = m !== undefined && m - s >= W
-      if (tooOld || !seen.has(`${d}/${s}`)) want.push([d, s])
-      seen.add(`${d}/${s}`)
-      max.set(d, Math.max(m ?? s, s))
+      const st = state.get(d)
+      if (!st) state.set(d, { max: s, seen: new Set([s]) })
+      else if (Math.abs(s - st.max) >= W) {
+        if (st.jump === s) continue
+        if (st.jump !== undefined && Math.abs(s - st.jump) < W) state.set(d, { max: Math.max(s, st.jump), seen: new Set([s, st.jump]) })
+        else st.jump = s
+      } else {
+        if (st.seen.has(s)) continue
+        st.seen.add(s)
+        st.max = Math.max(st.max, s)
+      }
+      want.push([d, s])
     }
     const got = await run(W, input)
     return JSON.stringify(got.kept) === JSON.stringify(want) && got.duplicates === input.length - want.length
   }), { numRuns: 500 })
+})
+
+t.test('a stream\'s device time reused under another seq is rejected, duplicate_time: InfluxDB would overwrite the stored reading (#20)', async (t) => {
+  const r = (seq: number, ts: number, kind = 'obd', fields: Reading['fields'] = {}, samples?: number[][]): Reading =>
+    ({ deviceId: 'a', policyId: 'p', kind, subject: 'driving', seq, ts, receivedAt: 0, fields, ...(samples ? { samples } : {}) })
+  const input = [
+    r(1, 1000), r(2, 1000, 'gps'), // another stream: its own series
+    r(1, 1000), // a redelivery: dropDuplicates' to drop
+    r(3, 1000), // the overwrite
+    r(4, 2000, 'imu', { rate_hz: 25 }, [[0]]), r(5, 2000, 'imu', { rate_hz: 100 }, [[0]]), // a crash window beside a batch
+    r(6, 2000, 'imu', { rate_hz: 25 }, [[0]]),
+  ]
+  const out = await lastValueFrom(from(input).pipe(rejectTimeReuse(TIME_REUSE_WINDOW), toArray()))
+  t.same(out.map((x) => ('reason' in x ? `${x.seq}: ${x.reason}` : x.seq)), [1, 2, 1, '3: duplicate_time', 4, 5, '6: duplicate_time'])
+  // Forgotten after the device's next TIME_REUSE_WINDOW readings: memory is bounded per device.
+  const later = [r(1, 1000), ...Array.from({ length: TIME_REUSE_WINDOW }, (_, i) => r(10 + i, 5000 + i)), r(99, 1000)]
+  t.notOk('reason' in (await lastValueFrom(from(later).pipe(rejectTimeReuse(TIME_REUSE_WINDOW), toArray()))).at(-1)!)
 })

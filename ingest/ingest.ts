@@ -5,7 +5,7 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
-import { topics, type Reading } from './contract.ts'
+import { TIME_REUSE_WINDOW, topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { rejectJumps } from './plausibility.ts'
 import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
@@ -125,6 +125,7 @@ export function startIngest(deps: IngestDeps): Ingest {
     }),
     filter((r): r is Reading | Rejection => r !== null), // null: it configured an adapter, nothing to store
     rejectJumps(deps.maxGpsSpeedKmh ?? 1000),
+    rejectTimeReuse(TIME_REUSE_WINDOW),
     share(),
   )
   const [rejected$, accepted$] = partition(decoded$, isRejection)
@@ -193,19 +194,42 @@ export function startIngest(deps: IngestDeps): Ingest {
  * Drops a reading whose (deviceId, seq) was seen among the device's last `window` seqs: QoS 1
  * redeliveries and device resends after a reconnect are stored and scored once. Per device, a
  * bitmap of the window below the highest seq: ~window/8 bytes, for registered devices only.
+ *
+ * A seq `window` or more away from the highest, ahead or behind, is a jump: a counter that
+ * restarted (a device reset) or one stray seq. The window moves there only when the next seq
+ * outside it agrees (within `window` of the jump), as `rejectJumps` does for GPS fixes: before
+ * #20 one seq of 2^53−1 moved the window for good, and dedupe was off for the device's real seqs.
  */
 export function dropDuplicates(window: number, onDuplicate: () => void = () => {}): OperatorFunction<Reading, Reading> {
   return (source) => defer(() => {
-    const devices = new Map<string, { max: number; bits: Uint8Array }>()
+    const devices = new Map<string, { max: number; bits: Uint8Array; jump?: number }>()
     const bit = (seq: number) => [Math.floor((seq % window) / 8), 1 << (seq % 8)] as const
+    /** A window at `max` holding `seqs`. */
+    const windowAt = (max: number, ...seqs: number[]) => {
+      const dev = { max, bits: new Uint8Array(Math.ceil(window / 8)) }
+      for (const seq of seqs) {
+        const [i, mask] = bit(seq)
+        dev.bits[i]! |= mask
+      }
+      return dev
+    }
     return source.pipe(filter((r) => {
       const dev = devices.get(r.deviceId)
       if (!dev) {
-        const fresh = { max: r.seq, bits: new Uint8Array(Math.ceil(window / 8)) }
-        const [i, mask] = bit(r.seq)
-        fresh.bits[i]! |= mask
-        devices.set(r.deviceId, fresh)
+        devices.set(r.deviceId, windowAt(r.seq, r.seq))
         return true
+      }
+      if (Math.abs(r.seq - dev.max) >= window) {
+        if (dev.jump === r.seq) {
+          onDuplicate() // the jump's own redelivery
+          return false
+        }
+        if (dev.jump !== undefined && Math.abs(r.seq - dev.jump) < window) {
+          devices.set(r.deviceId, windowAt(Math.max(r.seq, dev.jump), r.seq, dev.jump))
+          return true
+        }
+        dev.jump = r.seq
+        return true // cannot tell yet: InfluxDB keeps one point per device time
       }
       if (r.seq > dev.max) {
         // Forget the seqs that leave the window as the highest seq moves up.
@@ -214,8 +238,6 @@ export function dropDuplicates(window: number, onDuplicate: () => void = () => {
           dev.bits[i]! &= ~mask
         }
         dev.max = r.seq
-      } else if (dev.max - r.seq >= window) {
-        return true // older than the window: cannot tell; InfluxDB keeps one point per device time
       }
       const [i, mask] = bit(r.seq)
       if (dev.bits[i]! & mask) {
@@ -225,6 +247,35 @@ export function dropDuplicates(window: number, onDuplicate: () => void = () => {
       dev.bits[i]! |= mask
       return true
     }))
+  })
+}
+
+/**
+ * Rejects (`duplicate_time`) a reading whose stream and device time the device sent under another
+ * seq among its last `slots` readings: InfluxDB keeps one point per series and time, so it would
+ * silently replace a stored, acknowledged reading (#20). A batch's series includes its rate (a
+ * crash recorder's window is stored beside the regular batches of the same seconds). The same
+ * seq again is a redelivery, left to `dropDuplicates`. Per device, a ring of `slots` (stream,
+ * time, seq): about 24·slots bytes.
+ */
+export function rejectTimeReuse(slots: number): OperatorFunction<Reading | Rejection, Reading | Rejection> {
+  const devices = new Map<string, { series: string[]; ts: Float64Array; seqs: Float64Array; next: number }>()
+  return map((r) => {
+    if ('reason' in r) return r
+    const series = r.samples ? `${r.kind}@${r.fields.rate_hz}` : r.kind
+    let dev = devices.get(r.deviceId)
+    if (!dev) devices.set(r.deviceId, (dev = { series: new Array<string>(slots), ts: new Float64Array(slots), seqs: new Float64Array(slots), next: 0 }))
+    for (let i = 0; i < slots; i++) {
+      if (dev.ts[i] === r.ts && dev.series[i] === series && dev.seqs[i] !== r.seq) {
+        return { deviceId: r.deviceId, kind: r.kind, reason: 'duplicate_time', detail: `ts ${r.ts} of this stream was stored from seq ${dev.seqs[i]}`, seq: r.seq, receivedAt: r.receivedAt }
+      }
+    }
+    const i = dev.next
+    dev.next = (i + 1) % slots
+    dev.series[i] = series
+    dev.ts[i] = r.ts
+    dev.seqs[i] = r.seq
+    return r
   })
 }
 

@@ -70,3 +70,23 @@ t.test('a poisoned line is quarantined with its reason, the rest of its batch st
   // What a start replays is pending from the moment it opens the journal until InfluxDB confirms it.
   t.match(await again.metrics.getSingleMetricAsString('ubiq_ingest_journal_pending_lines'), / 0$/m, 'a restart replays nothing')
 })
+
+t.test('a reading reusing a stored time under a new seq is rejected (duplicate_time), and the stored one stays (#20 item 7)', async (t) => {
+  const services = await startServices(t)
+  const devices = deviceRegistry([{ deviceId: 'car-c', policyId: 'pol-c', kinds: ['obd'] }])
+  await startTestPipeline(t, services, [], 'ubiq_time_reuse', { devices })
+  const device = await mqtt.connectAsync(services.mqttUrl, { clientId: 'time-reuse-test' })
+  t.teardown(() => device.endAsync())
+  const rejections: Rejection[] = []
+  device.on('message', (_topic, payload) => rejections.push(JSON.parse(payload.toString())))
+  await device.subscribeAsync(topics.rejected('car-c'), { qos: 1 })
+  const ts = Date.now() - 60_000
+  for (const [seq, at, speed_kmh] of [[1, ts, 50], [2, ts, 99], [3, ts + 1000, 51]]) {
+    await device.publishAsync(topics.device('car-c', 'obd'), JSON.stringify({ seq, ts: at, speed_kmh }), { qos: 1 })
+  }
+  const stored = async () => (await services.influxql('ubiq_time_reuse', 'SELECT seq, speed_kmh FROM obd'))[0]?.values ?? []
+  while (!(await stored()).some((v) => v[1] === 3)) await sleep(100)
+  t.same(await stored(), [[ts, 1, 50], [ts + 1000, 3, 51]], 'the acknowledged reading is not overwritten')
+  while (rejections.length === 0) await sleep(100)
+  t.match(rejections, [{ deviceId: 'car-c', kind: 'obd', reason: 'duplicate_time', seq: 2 }], 'the reuse is rejected with its reason')
+})
