@@ -9,6 +9,7 @@ import t from 'tap'
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
+import { Counter, Registry } from 'prom-client'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { topics } from '../ingest/index.ts'
 import { choiceFile, defaultChoice, drivingFrequency, modelId, shippedModels, writeChoice, type ModelDefinition, type Score } from '../scoring/index.ts'
@@ -72,6 +73,14 @@ t.test('ingest rates: each sampler interval\'s counter differences a second', as
     { time: new Date(12_000).toISOString(), seconds: 7, received: 10, stored: 10, rejected: 0, duplicates: 1 },
   ])
   t.match(h, { at: new Date(12_500).toISOString(), totals: totals(0, 0, 0, 0), rejections: [], deviceLag: { count: 0, p50: null, p99: null } }, 'an empty registry: nothing counted')
+})
+
+t.test('ingest health: the lines InfluxDB refused and ingest quarantined, by kind, most first (#20)', async (t) => {
+  const registry = new Registry()
+  const quarantined = new Counter({ name: 'ubiq_ingest_lines_quarantined_total', help: 'as ingest counts them', labelNames: ['reason'], registers: [registry] })
+  quarantined.inc({ reason: 'unparsable' })
+  quarantined.inc({ reason: 'field_type_conflict' }, 3)
+  t.same(ingestHealth(await registry.getMetricsAsJSON(), []).quarantined, [{ reason: 'field_type_conflict', lines: 3 }, { reason: 'unparsable', lines: 1 }])
 })
 
 t.test('model monitoring and ingest health: drift, champion against shadow, rates and rejections, as JSON, CSV and pages', async (t) => {
@@ -195,7 +204,7 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
     t.same(health.totals, { received: counted(metrics, 'ubiq_ingest_messages_received_total'), stored: counted(metrics, 'ubiq_ingest_messages_stored_total'), rejected: counted(metrics, 'ubiq_ingest_messages_rejected_total'), duplicates: counted(metrics, 'ubiq_ingest_duplicates_total') }, 'as the registry counts them')
     t.same(health.rejections, [{ reason: 'malformed_json', count: 1 }, { reason: 'unknown_device', count: 1 }], 'rejections by reason')
     t.same(health.rejections, metrics.filter((x) => x.name === 'ubiq_ingest_messages_rejected_total').map((x) => ({ reason: /reason="([^"]*)"/.exec(x.labels)![1], count: x.value })).sort((a, b) => a.reason!.localeCompare(b.reason!)), 'as the registry has them')
-    t.match(health, { journalPendingLines: 0, backpressure: false, devicesClockSkewed: counted(metrics, 'ubiq_ingest_devices_clock_skewed'), sampleSeconds: 5, windowSeconds: 900 })
+    t.match(health, { journalPendingLines: 0, quarantined: [], backpressure: false, devicesClockSkewed: counted(metrics, 'ubiq_ingest_devices_clock_skewed'), sampleSeconds: 5, windowSeconds: 900 })
     for (const [key, name] of [['deviceLag', 'ubiq_ingest_device_lag_seconds'], ['storeLatency', 'ubiq_ingest_store_latency_seconds']] as const) {
       const buckets = metrics.filter((x) => x.name === `${name}_bucket`).map((x) => ({ le: Number(/le="([^"]+)"/.exec(x.labels)![1]!.replace('+Inf', 'Infinity')), count: x.value }))
       t.same(health[key], { count: sent, p50: histogramQuantile(buckets, 0.5), p99: histogramQuantile(buckets, 0.99) }, `${key}: one observation a stored message; p50 and p99 from the registry's buckets`)
@@ -290,7 +299,7 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
     const figures = Object.fromEntries(await page.locator('.figures dd').evaluateAll((dds) => dds.map((d) => [d.id.replace('fig-', ''), d.textContent])))
     t.same(figures, {
       received: String(now.totals.received), stored: String(now.totals.stored), rejected: String(now.totals.rejected), duplicates: String(now.totals.duplicates),
-      pending: String(now.journalPendingLines), backpressure: 'off', skewed: String(now.devicesClockSkewed),
+      pending: String(now.journalPendingLines), quarantined: '0', backpressure: 'off', skewed: String(now.devicesClockSkewed),
       'lag-p50': secs(now.deviceLag.p50), 'lag-p99': secs(now.deviceLag.p99), 'store-p50': secs(now.storeLatency.p50), 'store-p99': secs(now.storeLatency.p99),
     }, 'the figures')
     t.same(await cells(page, 'rejections-table'), now.rejections.map((r) => [r.reason, String(r.count), `${((100 * r.count) / now.totals.rejected).toFixed(1)} %`, '']), 'rejections by reason')
