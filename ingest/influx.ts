@@ -214,6 +214,8 @@ function refusalReason(err: HttpError): string {
 
 /** An InfluxDB error without its body: a 400 "unable to parse" quotes the line, values and all. */
 function describeWriteError(err: Error): string {
+  // The owner logs write errors as retried by the client: a refusal is not, so it says so.
+  if (isRefusal(err)) return 'HTTP 400: refused lines are split out and quarantined, not retried'
   if (err instanceof HttpError) return `HTTP ${err.statusCode}`
   return (err as Error & { code?: string }).code ?? err.name
 }
