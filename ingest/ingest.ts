@@ -8,6 +8,7 @@ import { Subject as RxSubject, defer, filter, map, partition, share, type Observ
 import { TIME_REUSE_WINDOW, topics, type Reading } from './contract.ts'
 import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { rejectJumps } from './plausibility.ts'
+import { idleMap } from './idle-map.ts'
 import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
 import { sensorsByKind } from './sensors/index.ts'
 import { escapeKey, linePrefix, toLine, type Influx, type Series } from './influx.ts'
@@ -256,15 +257,17 @@ export function dropDuplicates(window: number, onDuplicate: () => void = () => {
  * silently replace a stored, acknowledged reading (#20). A batch's series includes its rate (a
  * crash recorder's window is stored beside the regular batches of the same seconds). The same
  * seq again is a redelivery, left to `dropDuplicates`. Per device, a ring of `slots` (stream,
- * time, seq): about 24·slots bytes.
+ * time, seq): about 24·slots bytes, forgotten once the device is silent for `idleMs` of receive
+ * time (memory follows the active devices, #20 item 5).
  */
-export function rejectTimeReuse(slots: number): OperatorFunction<Reading | Rejection, Reading | Rejection> {
-  const devices = new Map<string, { series: string[]; ts: Float64Array; seqs: Float64Array; next: number }>()
+export function rejectTimeReuse(slots: number, idleMs = 3600_000): OperatorFunction<Reading | Rejection, Reading | Rejection> {
+  const devices = idleMap<{ series: string[]; ts: Float64Array; seqs: Float64Array; next: number }>(idleMs)
   return map((r) => {
     if ('reason' in r) return r
     const series = r.samples ? `${r.kind}@${r.fields.rate_hz}` : r.kind
     let dev = devices.get(r.deviceId)
-    if (!dev) devices.set(r.deviceId, (dev = { series: new Array<string>(slots), ts: new Float64Array(slots), seqs: new Float64Array(slots), next: 0 }))
+    if (!dev) devices.set(r.deviceId, (dev = { series: new Array<string>(slots), ts: new Float64Array(slots), seqs: new Float64Array(slots), next: 0 }), r.receivedAt)
+    else devices.touch(r.deviceId, r.receivedAt)
     for (let i = 0; i < slots; i++) {
       if (dev.ts[i] === r.ts && dev.series[i] === series && dev.seqs[i] !== r.seq) {
         return { deviceId: r.deviceId, kind: r.kind, reason: 'duplicate_time', detail: `ts ${r.ts} of this stream was stored from seq ${dev.seqs[i]}`, seq: r.seq, receivedAt: r.receivedAt }
