@@ -1,5 +1,5 @@
 import t from 'tap'
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openJournal } from './index.ts'
@@ -86,4 +86,15 @@ t.test('a quarantined line leaves the journal for the dead-letter folder, with i
   t.same(again.recovered, [...lines(1), ...lines(4, 2).filter((l) => l !== other)], 'recovered without the quarantined lines')
   again.confirm(again.recovered)
   t.same(readdirSync(dir), [], 'and the segments go once the rest is confirmed')
+})
+
+t.test('the journal is private to ubiq\'s user: its folder 0700, its segments 0600, older ones closed at open (#20 item 10)', async (t) => {
+  const dir = join(fresh(), 'journal')
+  mkdirSync(dir, { mode: 0o755 })
+  writeFileSync(join(dir, 'segment-1.lp'), `${lines(1)[0]}\n`, { mode: 0o644 })
+  const j = openJournal(dir, 2)
+  j.append(lines(3, 1))
+  const mode = (f: string) => statSync(f).mode & 0o777
+  t.equal(mode(dir), 0o700)
+  t.same(readdirSync(dir).map((f) => mode(join(dir, f))), [0o600, 0o600], 'the earlier run\'s segment and the new one')
 })

@@ -15,7 +15,7 @@
  * InfluxDB's reason, and a tombstone in its segment keeps a later start from writing it again.
  * Before, one refused line kept its segment, and the whole backpressure budget, for good.
  */
-import { appendFileSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync } from 'node:fs'
+import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
 export interface Journal {
@@ -64,7 +64,10 @@ const TOMBSTONE = '#refused '
  * `deadLetterDir` (default: `dead-letter` beside `dir`, so UBIQ_DATA_DIR/dead-letter/).
  */
 export function openJournal(dir: string, segmentLines = 10_000, deadLetterDir = join(dirname(dir), 'dead-letter')): Journal {
-  mkdirSync(dir, { recursive: true })
+  // Segments hold positions and heart rates: ubiq's user's only (#20 item 10), a folder made by
+  // an earlier version included.
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  chmodSync(dir, 0o700)
   const segments = new Map<number, Segment>()
   // The append each unconfirmed line belongs to: one object per message, not per line, as this is
   // ingest's hottest bookkeeping. A line can be pending twice (a resend after recovery): then a list.
@@ -80,6 +83,7 @@ export function openJournal(dir: string, segmentLines = 10_000, deadLetterDir = 
     const path = join(dir, `segment-${id}.lp`)
     // A crash mid-append can leave a partial last line: it was never acknowledged, so it is dropped,
     // and cut from the file, as a tombstone appended after it would complete it.
+    chmodSync(path, 0o600)
     const text = readFileSync(path, 'utf8')
     const all = text.split('\n').slice(0, -1)
     const torn = text.slice(text.lastIndexOf('\n') + 1)
@@ -159,7 +163,7 @@ export function openJournal(dir: string, segmentLines = 10_000, deadLetterDir = 
         current = nextId++
         currentLines = 0
         const path = join(dir, `segment-${current}.lp`)
-        segments.set(current, { path, pending: 0, fd: openSync(path, 'a') })
+        segments.set(current, { path, pending: 0, fd: openSync(path, 'a', 0o600) })
       }
       writeSync(segments.get(current)!.fd!, `${lines.join('\n')}\n`)
       currentLines += lines.length
