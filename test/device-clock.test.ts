@@ -10,8 +10,10 @@ t.test('a device whose clock is 45 s behind is reported as such', async (t) => {
   const fleet = makeFleet(1, 1)
   const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_clock')
   const device = await mqtt.connectAsync(services.mqttUrl, { clientId: 'skewed' })
+  // Each at its own device time: a stream's second reading at one time is rejected (duplicate_time, #20).
+  const behind = Date.now() - 45_000
   for (let seq = 0; seq < 3; seq++) {
-    await device.publishAsync(topics.device(fleet[0]!.deviceId, 'obd'), JSON.stringify({ seq, ts: Date.now() - 45_000, speed_kmh: 50 }), { qos: 1 })
+    await device.publishAsync(topics.device(fleet[0]!.deviceId, 'obd'), JSON.stringify({ seq, ts: behind - seq, speed_kmh: 50 }), { qos: 1 })
   }
   await device.endAsync()
   await untilStored(pipeline, 3)
