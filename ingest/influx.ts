@@ -46,8 +46,9 @@ export interface Influx {
   write(lines: string[]): void
   /**
    * Calls `listener` with the lines InfluxDB refused for good. A batch InfluxDB refuses (HTTP
-   * 400), wholly or in part, is split in halves until each refused line stands alone: the other
-   * lines are written and confirmed (onWritten), the refused ones reported here and never retried.
+   * 400, 413 or 422), wholly or in part, is split in halves until each refused line stands
+   * alone: the other lines are written and confirmed (onWritten), the refused ones reported here
+   * and never retried.
    */
   onRefused(listener: (refused: readonly Refusal[]) => void): void
   /** Runs InfluxQL against the configured database. */
@@ -100,7 +101,7 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
     ...writeOptions,
     writeFailed: (err: Error, lines: string[]) => {
       hooks.onWriteError?.(describeWriteError(err))
-      // The client retries a 429, a 5xx or a lost connection, but drops a 400: InfluxDB refused
+      // The client retries a 429, a 5xx or a lost connection, but drops a 4xx: InfluxDB refused
       // what the batch holds, and one bad line refuses (or partly writes) a whole batch of other
       // devices' lines. Returning a promise tells the client that the batch is handled (issue #20).
       return isRefusal(err) ? split(lines, err) : undefined
@@ -203,8 +204,12 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
   }
 }
 
-/** True for an error that says InfluxDB refused the lines themselves (HTTP 400), not that it could not take them now. */
-const isRefusal = (err: Error): err is HttpError => err instanceof HttpError && err.statusCode === 400
+/**
+ * True for an error that says InfluxDB refused the lines themselves, not that it could not take
+ * them now: 400 (InfluxDB 1.x: unparsable, a partial write), 413 (a batch too large: halves fit),
+ * 422 (InfluxDB 2.x: points beyond retention, a field type conflict).
+ */
+const isRefusal = (err: Error): err is HttpError => err instanceof HttpError && [400, 413, 422].includes(err.statusCode)
 
 /** InfluxDB's reason for a refusal: its JSON `error`, or the body as it came. */
 function refusalReason(err: HttpError): string {
@@ -215,7 +220,7 @@ function refusalReason(err: HttpError): string {
 /** An InfluxDB error without its body: a 400 "unable to parse" quotes the line, values and all. */
 function describeWriteError(err: Error): string {
   // The owner logs write errors as retried by the client: a refusal is not, so it says so.
-  if (isRefusal(err)) return 'HTTP 400: refused lines are split out and quarantined, not retried'
+  if (isRefusal(err)) return `HTTP ${err.statusCode}: refused lines are split out and quarantined, not retried`
   if (err instanceof HttpError) return `HTTP ${err.statusCode}`
   return (err as Error & { code?: string }).code ?? err.name
 }
