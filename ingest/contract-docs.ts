@@ -10,8 +10,8 @@ import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
 
 const BASE = 'https://ubiq.dev/contract/v1'
-/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19). */
-export const CONTRACT_VERSION = '1.1.0'
+/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19), or close a hole (1.2.0: batch bounds, #20). */
+export const CONTRACT_VERSION = '1.2.0'
 
 /** What each reject reason asks of the firmware (docs only; the codes are decode.ts's). */
 export const rejectReasons: Record<RejectReason, string> = {
@@ -126,7 +126,9 @@ function markdown(): string {
     'the streams its policy consented to. The version is the `v1` segment: a breaking change gets',
     '`ubiq/v2/…` beside it, never an edit of v1. Within v1, streams and optional fields are added as',
     `minor versions: this is contract ${CONTRACT_VERSION} (1.1.0 added \`imu_device\`, a phone's IMU in its own axes,`,
-    'gravity included, for phones in any mount). Machine-readable: [asyncapi.json](contract/asyncapi.json)',
+    'gravity included, for phones in any mount; 1.2.0 bounds a batch: `rate_hz` at least 1, at most 10 s of samples,',
+    'its last sample no further ahead than `ts` may be, since a 1e-300 Hz batch stalled ingest).',
+    'Machine-readable: [asyncapi.json](contract/asyncapi.json)',
     'and one JSON Schema per stream in [contract/](contract/).',
     '',
     '## Every message',
