@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import mqtt from 'mqtt'
 import { fileURLToPath } from 'node:url'
@@ -53,42 +53,38 @@ t.test('sim --write-registry writes a registry that ubiq start accepts', async (
   t.same(registry.get('home-000001'), { deviceId: 'home-000001', policyId: 'pol-000001', kinds: ['leak', 'smoke', 'climate', 'contact', 'valve'] })
 })
 
-t.test('sim --imu-hz 0 drives without IMU: GPS and OBD only, through a real broker', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ubiq-sim-'))
-  const broker = await startMosquitto(dir)
+/** A morning of `ubiq sim` (6 devices, as fast as it goes, with `flags`) through a real broker: every payload it published, by stream. */
+async function simMorning(t: Test, flags: string[]): Promise<Map<string, Buffer[]>> {
+  const broker = await startMosquitto(mkdtempSync(join(tmpdir(), 'ubiq-sim-')))
   t.teardown(() => broker.stop())
   const listener = await mqtt.connectAsync(broker.url)
   t.teardown(() => listener.endAsync())
-  const kinds = new Map<string, number>()
-  listener.on('message', (topic) => kinds.set(topic.split('/').at(-1)!, (kinds.get(topic.split('/').at(-1)!) ?? 0) + 1))
+  const byKind = new Map<string, Buffer[]>()
+  listener.on('message', (topic, payload) => {
+    const kind = topic.split('/').at(-1)!
+    byKind.set(kind, [...(byKind.get(kind) ?? []), payload])
+  })
   await listener.subscribeAsync('ubiq/v1/dev/+/+', { qos: 1 })
-  const child = spawn(process.execPath, [ubiq, 'sim', '--devices', '6', '--start', '2026-11-16T07:00:00Z', '--days', '0.1', '--speedup', '1000000', '--imu-hz', '0'],
+  const child = spawn(process.execPath, [ubiq, 'sim', '--devices', '6', '--start', '2026-11-16T07:00:00Z', '--days', '0.1', '--speedup', '1000000', ...flags],
     { env: { PATH: process.env.PATH, MQTT_URL: broker.url }, stdio: 'ignore' })
-  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0)
-  t.ok((kinds.get('obd') ?? 0) > 100 && (kinds.get('gps') ?? 0) > 100, `a morning's driving: ${JSON.stringify(Object.fromEntries(kinds))}`)
-  t.notOk(kinds.has('imu'), 'and no IMU stream')
+  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0, 'ubiq sim exits 0')
+  return byKind
+}
+const counts = (byKind: Map<string, Buffer[]>) => JSON.stringify(Object.fromEntries([...byKind].map(([k, v]) => [k, v.length])))
+
+t.test('sim --imu-hz 0 drives without IMU: GPS and OBD only, through a real broker', async (t) => {
+  const byKind = await simMorning(t, ['--imu-hz', '0'])
+  t.ok((byKind.get('obd')?.length ?? 0) > 100 && (byKind.get('gps')?.length ?? 0) > 100, `a morning's driving: ${counts(byKind)}`)
+  t.notOk(byKind.has('imu'), 'and no IMU stream')
 })
 
 t.test('sim --phone-mount drives phones: GNSS and the phone-frame IMU, no OBD or ignition, through a real broker', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ubiq-sim-'))
-  const broker = await startMosquitto(dir)
-  t.teardown(() => broker.stop())
-  const listener = await mqtt.connectAsync(broker.url)
-  t.teardown(() => listener.endAsync())
-  const kinds = new Map<string, number>()
-  let gravity = 0, samples = 0
-  listener.on('message', (topic, payload) => {
-    const kind = topic.split('/').at(-1)!
-    kinds.set(kind, (kinds.get(kind) ?? 0) + 1)
-    if (kind === 'imu_device') for (const row of (JSON.parse(String(payload)) as { samples: number[][] }).samples) (gravity += Math.hypot(row[0]!, row[1]!, row[2]!), samples++)
-  })
-  await listener.subscribeAsync('ubiq/v1/dev/+/+', { qos: 1 })
-  const child = spawn(process.execPath, [ubiq, 'sim', '--devices', '6', '--start', '2026-11-16T07:00:00Z', '--days', '0.1', '--speedup', '1000000', '--imu-hz', '10', '--phone-mount', '110,60,25'],
-    { env: { PATH: process.env.PATH, MQTT_URL: broker.url }, stdio: 'ignore' })
-  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0)
-  t.ok((kinds.get('gps') ?? 0) > 100 && (kinds.get('imu_device') ?? 0) > 100, `a morning's driving: ${JSON.stringify(Object.fromEntries(kinds))}`)
-  t.notOk(kinds.has('obd') || kinds.has('status') || kinds.has('imu'), 'no OBD, no ignition, no earth-frame IMU')
-  t.ok(Math.abs(gravity / samples - 9.81) < 0.3, `the accelerometer reads gravity: ${(gravity / samples).toFixed(2)} m/s² on average`)
+  const byKind = await simMorning(t, ['--imu-hz', '10', '--phone-mount', '110,60,25'])
+  t.ok((byKind.get('gps')?.length ?? 0) > 100 && (byKind.get('imu_device')?.length ?? 0) > 100, `a morning's driving: ${counts(byKind)}`)
+  t.notOk(byKind.has('obd') || byKind.has('status') || byKind.has('imu'), 'no OBD, no ignition, no earth-frame IMU')
+  const rows = (byKind.get('imu_device') ?? []).flatMap((p) => (JSON.parse(String(p)) as { samples: number[][] }).samples)
+  const gravity = rows.reduce((a, row) => a + Math.hypot(row[0]!, row[1]!, row[2]!), 0) / rows.length
+  t.ok(Math.abs(gravity - 9.81) < 0.3, `the accelerometer reads gravity: ${gravity.toFixed(2)} m/s² on average`)
 })
 
 t.test('sim map writes the simulated city as a GeoJSON road map that scoring loads', async (t) => {
