@@ -232,6 +232,9 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     return out
   }
 
+  /** A GNSS fix accurate enough to take its speed and heading from (gpsTrust). */
+  const accurate = (r: Reading) => !(typeof r.fields.accuracy_m === 'number' && r.fields.accuracy_m > cfg.gpsTrust.maxAccuracy_m)
+
   function speedOf(r: Reading): number | undefined {
     const v = r.fields.speed_kmh
     if (typeof v !== 'number') return undefined
@@ -242,8 +245,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     }
     if (r.kind !== 'gps') return undefined
     sendsSpeed = true
-    const accuracy = r.fields.accuracy_m
-    if (typeof accuracy === 'number' && accuracy > cfg.gpsTrust.maxAccuracy_m) return undefined
+    if (!accurate(r)) return undefined
     // GPS speed only when no OBD speed is coming: two sources would integrate the distance twice.
     return r.ts - lastObdTs > cfg.maxSpeedGap_s * 1000 ? v : undefined
   }
@@ -321,10 +323,8 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   function detectLateral(r: Reading, out: TripOutput[]) {
     const deg = r.fields.heading_deg
     const kmh = r.fields.speed_kmh
-    const accuracy = r.fields.accuracy_m
     const prev = heading
-    const trusted = typeof deg === 'number' && !(typeof accuracy === 'number' && accuracy > cfg.gpsTrust.maxAccuracy_m)
-    heading = trusted ? { ts: r.ts, deg } : undefined
+    heading = typeof deg === 'number' && accurate(r) ? { ts: r.ts, deg } : undefined
     if (!prev || !heading || typeof kmh !== 'number') return
     const dt = (r.ts - prev.ts) / 1000
     if (dt <= 0 || dt > 2 || kmh < cfg.lateralMin_kmh) return endLateral(out)
