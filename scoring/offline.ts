@@ -8,7 +8,7 @@
  * trip should score below a normal trip of the same driver on the same road) and event precision
  * and recall per axis, by detection-quality.ts's rule (overlap with a label ±1 s).
  */
-import { createAdapters, decodeMessage, deviceRegistry, isRejection, sensorsByKind, type Reading } from '../ingest/index.ts'
+import { createAdapters, decodeMessage, deviceRegistry, isRejection, sensorsByKind, topics, type Reading } from '../ingest/index.ts'
 import { detectionQuality, labelTypes, type Detection, type Label, type Quality } from './detection-quality.ts'
 import { addTrip, drivingScoreInput, type DrivingDay } from './driving.ts'
 import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
@@ -52,7 +52,7 @@ export interface OfflineResult {
 export async function scoreRecording(messages: Iterable<RecordedMessage>, ids: { deviceId: string; policyId: string }, deps: OfflineDeps): Promise<OfflineResult> {
   const all = [...messages]
   // Register the streams the recording uses and the contract has: others are refused as unknown, as live.
-  const kinds = [...new Set(all.map((m) => m.topic.split('/').at(-1)!))].filter((k) => sensorsByKind.has(k))
+  const kinds = [...new Set(all.map((m) => topics.parseDevice(m.topic)?.kind))].filter((k): k is string => k !== undefined && sensorsByKind.has(k))
   const cfg = { registry: deviceRegistry([{ ...ids, kinds }]), maxPayloadBytes: 1 << 20, maxFutureSkewMs: 0, adapters: createAdapters() }
   const readings: Reading[] = []
   const rejected: Record<string, number> = {}
@@ -69,10 +69,10 @@ export async function scoreRecording(messages: Iterable<RecordedMessage>, ids: {
     if ('trip' in out) trips.push(out.trip)
     else events.push(out.event)
   }
-  let days: DrivingDay[] = []
-  const inputs = trips.map((trip) => drivingScoreInput((days = addTrip(days, trip)), trip))
-  const scores = inputs.length ? await scoreBatch(deps.model, inputs) : []
-  return { ...ids, readings: readings.length, rejected, trips, events, ...(scores.length ? { score: scores.at(-1)! } : {}) }
+  // The score after the last trip, over all of them (the earlier trips' scores would be discarded).
+  const days = trips.reduce<DrivingDay[]>((d, trip) => addTrip(d, trip), [])
+  const [score] = trips.length ? await scoreBatch(deps.model, [drivingScoreInput(days, trips.at(-1)!)]) : []
+  return { ...ids, readings: readings.length, rejected, trips, events, ...(score ? { score } : {}) }
 }
 
 /** Event labels in plain words, as the dataset's names (detection-quality.ts's vocabulary). */
