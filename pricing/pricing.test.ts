@@ -198,6 +198,14 @@ t.test('pay-as-you-drive beside pay-how-you-drive: the premium is base × behavi
   t.equal(little.out[0]!.credibility, Math.round(Math.sqrt(300 / 1000) * 1000) / 1000)
   t.equal(little.out[0]!.factor, Math.round((1 + little.out[0]!.credibility * (rate(sp, 40, 1e9, 0, firstStanding(0), 0.01).relativity - 1)) * (1 + little.out[0]!.credibility * (rel(distance.points, (300 / 30) * 365.25) * rel(night.points, 0.2) - 1)) * 1000) / 1000, 'partial credibility weighs behaviour and exposure alike')
   t.same((await priced([{ ...s, exposure: { ...s.exposure, distance_km: 10 } }], [{ ...plan, subjects: { driving: sp } }])).out[0]!.factor, 1, 'below the minimum exposure nothing changes, exposure neither')
+
+  // A limit that holds back the exposure part: its reason measures what it held back of behaviour × exposure.
+  const held = { ...sp, change: { floor: 0.9, cap: 1.1 } }
+  const few = await priced([{ ...s, value: 50, exposure: { ...perYear(distance.points[0]![0]), night_s: night.typical * 36_000 } }], [{ ...plan, subjects: { driving: held } }])
+  const limitReason = few.out[0]!.reasons.find((r) => r.code === 'change floor')!
+  const unheld = rate({ ...held, change: wide }, 50, perYear(distance.points[0]![0]).distance_km, 0, firstStanding(0), 0.01, 1, exposureMeasures({ ...perYear(distance.points[0]![0]), night_s: night.typical * 36_000 })).factor
+  t.equal(few.out[0]!.factor, 0.9, 'the change floor holds the factor')
+  t.ok(Math.abs(limitReason.effect - (0.9 / unheld - 1)) < 0.005, `the floor's effect ${limitReason.effect}: ×0.9 against the ×${unheld} it held back (it read the behaviour part alone: −0.1)`)
 })
 
 t.test('canonicalJson sorts keys at every level', async (t) => {

@@ -241,7 +241,9 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
     const { by, bound } = r.limited
     const of = by === 'factor' ? 'the base premium' : by === 'exposure' ? 'the base premium for how much and when the car is driven' : by === 'change' ? `the previous premium (factor ${before.factor})` : `the premium at the start of the period (factor ${r.standing.periodFactor})`
     const limit = (by === 'factor' ? sp.factor : by === 'exposure' ? sp.exposure! : by === 'change' ? sp.change : sp.period)[bound]
-    rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / f - 1) * 1000) / 1000 })
+    // The limit's effect against the factor it held back: behaviour times exposure, as rate() multiplied them.
+    const unlimited = f * (sp.exposure ? credibleExposure(exposureParts(sp, measures), r.credibility) : 1)
+    rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / unlimited - 1) * 1000) / 1000 })
   }
   return [...features, ...usage, ...rules]
 }
