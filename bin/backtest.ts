@@ -9,7 +9,6 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Subject } from '../ingest/index.ts'
 import { attributeRelativity, exposureMeasures, exposureOf, firstStanding, planAt, planId, rate, type Limit, type RatingPlan, type SubjectRating } from '../pricing/index.ts'
-// Not yet exported by pricing/index.ts.
 import { DAY_MS, modelId, scoreBatch, type LoadedModel, type ScoreInput } from '../scoring/index.ts'
 import type { PortfolioRow } from './portfolio.ts'
 import { readPortfolio } from './train.ts'
