@@ -10,3 +10,4 @@ export { brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCr
 export { createAdapters, type Adapter } from './adapters/index.ts'
 export { orderWithin } from './order.ts'
 export { clockTracker, type DeviceClock } from './clock.ts'
+export { haversine_km, type LatLon } from './geo.ts'

@@ -7,12 +7,11 @@
 import { map, type OperatorFunction } from 'rxjs'
 import type { Reading } from './contract.ts'
 import type { Rejection } from './decode.ts'
+import { haversine_km, type LatLon } from './geo.ts'
 import { idleMap } from './idle-map.ts'
 
-interface Fix {
+interface Fix extends LatLon {
   ts: number
-  lat: number
-  lon: number
   acc: number
 }
 
@@ -25,7 +24,7 @@ export function rejectJumps(maxSpeedKmh: number, idleMs = 3600_000): OperatorFun
   const devices = idleMap<{ good: Fix; candidate?: Fix }>(idleMs)
   return map((r) => {
     if ('reason' in r || r.kind !== 'gps') return r
-    const fix = { ts: r.ts, lat: Number(r.fields.lat_deg), lon: Number(r.fields.lon_deg), acc: Number(r.fields.accuracy_m) }
+    const fix = { ts: r.ts, lat_deg: Number(r.fields.lat_deg), lon_deg: Number(r.fields.lon_deg), acc: Number(r.fields.accuracy_m) }
     const state = devices.get(r.deviceId)
     if (!state) {
       devices.set(r.deviceId, { good: fix }, r.receivedAt)
@@ -52,15 +51,7 @@ export function rejectJumps(maxSpeedKmh: number, idleMs = 3600_000): OperatorFun
 /** Speed needed to get from `a` to `b`, km/h, after allowing for both fixes' accuracy. */
 function impliedSpeedKmh(a: Fix, b: Fix): number {
   const dt = Math.abs(b.ts - a.ts) / 3600_000
-  const km = Math.max(0, haversineKm(a, b) - (a.acc + b.acc) / 1000)
+  const km = Math.max(0, haversine_km(a, b) - (a.acc + b.acc) / 1000)
   if (km === 0) return 0
   return dt === 0 ? Infinity : km / dt
-}
-
-function haversineKm(a: Fix, b: Fix): number {
-  const rad = Math.PI / 180
-  const dLat = (b.lat - a.lat) * rad
-  const dLon = (b.lon - a.lon) * rad
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2
-  return 2 * 6371.0088 * Math.asin(Math.min(1, Math.sqrt(h)))
 }

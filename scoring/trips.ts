@@ -18,7 +18,7 @@
  * produce is counted in the trip when it closes, because closing a trip flushes the detectors.
  */
 import { defer, filter, map, tap, type OperatorFunction, type SchedulerLike } from 'rxjs'
-import type { Reading } from '../ingest/index.ts'
+import { haversine_km, type Reading } from '../ingest/index.ts'
 import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
 import { perKey, restored, type Restore } from './per-key.ts'
 import { vehicleFrame } from './vehicle-frame.ts'
@@ -483,14 +483,6 @@ function batchYaw(r: Reading): { from: number; to: number; rads: number } | unde
   return { from: r.ts, to: r.ts + (rows.length * 1000) / rate, rads: sum / rows.length }
 }
 
-/** Great-circle distance, km. */
-function haversine_km(a: { lat_deg: number; lon_deg: number }, b: { lat_deg: number; lon_deg: number }): number {
-  const rad = Math.PI / 180
-  const dLat = (b.lat_deg - a.lat_deg) * rad
-  const dLon = (b.lon_deg - a.lon_deg) * rad
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat_deg * rad) * Math.cos(b.lat_deg * rad) * Math.sin(dLon / 2) ** 2
-  return 2 * 6371.0088 * Math.asin(Math.sqrt(h))
-}
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000
 

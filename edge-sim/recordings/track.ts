@@ -6,7 +6,7 @@
  * Readers fill a `Track` with times relative to the recording's first reading; `trackMessages`
  * places it in device time and numbers it. The one place that knows the contract's kinds is here.
  */
-import { topics } from '../../ingest/index.ts'
+import { haversine_km, topics, type LatLon } from '../../ingest/index.ts'
 import type { DeviceMessage } from '../device-streams.ts'
 
 /** Standard gravity, m/s² (a `g` unit, and what a level phone's accelerometer reads on z at rest). */
@@ -88,15 +88,10 @@ export function placeTrack(track: Track, now: number): number {
 }
 
 /** Great-circle distance, m. */
-export function distance_m(a: { lat_deg: number; lon_deg: number }, b: { lat_deg: number; lon_deg: number }): number {
-  const rad = Math.PI / 180
-  const h = Math.sin(((b.lat_deg - a.lat_deg) * rad) / 2) ** 2 +
-    Math.cos(a.lat_deg * rad) * Math.cos(b.lat_deg * rad) * Math.sin(((b.lon_deg - a.lon_deg) * rad) / 2) ** 2
-  return 2 * 6_371_008.8 * Math.asin(Math.sqrt(h))
-}
+export const distance_m = (a: LatLon, b: LatLon): number => haversine_km(a, b) * 1000
 
 /** Initial bearing from a to b, degrees clockwise from north, [0, 360). */
-export function bearing_deg(a: { lat_deg: number; lon_deg: number }, b: { lat_deg: number; lon_deg: number }): number {
+export function bearing_deg(a: LatLon, b: LatLon): number {
   const rad = Math.PI / 180
   const y = Math.sin((b.lon_deg - a.lon_deg) * rad) * Math.cos(b.lat_deg * rad)
   const x = Math.cos(a.lat_deg * rad) * Math.sin(b.lat_deg * rad) - Math.sin(a.lat_deg * rad) * Math.cos(b.lat_deg * rad) * Math.cos((b.lon_deg - a.lon_deg) * rad)
