@@ -269,9 +269,10 @@ export function rejectTimeReuse(slots: number, idleMs = 3600_000): OperatorFunct
     if (!dev) devices.set(r.deviceId, (dev = { series: new Array<string>(slots), ts: new Float64Array(slots), seqs: new Float64Array(slots), next: 0 }), r.receivedAt)
     else devices.touch(r.deviceId, r.receivedAt)
     for (let i = 0; i < slots; i++) {
-      if (dev.ts[i] === r.ts && dev.series[i] === series && dev.seqs[i] !== r.seq) {
-        return { deviceId: r.deviceId, kind: r.kind, reason: 'duplicate_time', detail: `ts ${r.ts} of this stream was stored from seq ${dev.seqs[i]}`, seq: r.seq, receivedAt: r.receivedAt }
-      }
+      if (dev.ts[i] !== r.ts || dev.series[i] !== series) continue
+      // A redelivery (same seq) is already in the ring: recording it again would push out another reading.
+      if (dev.seqs[i] === r.seq) return r
+      return { deviceId: r.deviceId, kind: r.kind, reason: 'duplicate_time', detail: `ts ${r.ts} of this stream was stored from seq ${dev.seqs[i]}`, seq: r.seq, receivedAt: r.receivedAt }
     }
     const i = dev.next
     dev.next = (i + 1) % slots
