@@ -151,10 +151,10 @@ function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]
     return `| ${f.name} | ${f.unit} | ${f.log1pScale ? `log(1 + ${f.log1pScale}·x)` : '–'} | ${fmt(f.baseline)} | ${coefficient}${fmt(p90)} | ${rel.toFixed(3)} |`
   })
   const glm = fit.form === 'glm' ? fit.glm : undefined
-  const offset = def.exposure ? `, fitted per km with log(km) as offset` : d.perUnit ? `, fitted per ${d.perUnit.unit} with log(${d.perUnit.unit}) as offset and scaled to a year of the training portfolio's median ${fmt(d.perUnit.typical)} ${d.perUnit.unit} (how much is driven is the rating plan's exposure, not the model's)` : ''
+  const offset = d.perUnit ? `, fitted per ${d.perUnit.unit} with log(${d.perUnit.unit}) as offset and scaled to a year of the training portfolio's median ${fmt(d.perUnit.typical)} ${d.perUnit.unit} (how much is driven is the rating plan's exposure, not the model's)` : ''
   const form = glm
-    ? `A Poisson GLM with log link${offset}: \`f = exp(intercept + Σ coefficient·feature)${def.exposure ? ` × ${def.exposure.feature} × ${def.exposure.perYear}` : ''}\`, fitted by iteratively reweighted least squares (${glm.iterations} iterations, ridge 0.001 on standardised features)`
-    : `Gradient-boosted Poisson regression trees${offset}: \`f = exp(base + Σ tree(features))${def.exposure ? ` × ${def.exposure.feature} × ${def.exposure.perYear}` : ''}\`, ${fit.form === 'trees' ? fit.trees.trees.length : 0} trees of depth 2, learning rate 0.1, run by onnxruntime as an ai.onnx.ml TreeEnsembleRegressor`
+    ? `A Poisson GLM with log link${offset}: \`f = exp(intercept + Σ coefficient·feature)\`, fitted by iteratively reweighted least squares (${glm.iterations} iterations, ridge 0.001 on standardised features)`
+    : `Gradient-boosted Poisson regression trees${offset}: \`f = exp(base + Σ tree(features))\`, ${fit.form === 'trees' ? fit.trees.trees.length : 0} trees of depth 2, learning rate 0.1, run by onnxruntime as an ai.onnx.ml TreeEnsembleRegressor`
   const q = d.quality
   return [
     `# Model card: ${def.name}@${def.version}`,
@@ -180,7 +180,7 @@ function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]
       ...d.exposureRows,
       '',
     ] : []),
-    `**Training data.** ${d.source}. ${d.train.length} policies fitted (${def.exposure || d.perUnit ? `${fmt(exposure(d.train))} ${d.perUnit?.unit ?? 'km'}, ` : ''}${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
+    `**Training data.** ${d.source}. ${d.train.length} policies fitted (${d.perUnit ? `${fmt(exposure(d.train))} ${d.perUnit.unit}, ` : ''}${fmt(years(d.train))} policy-years, ${claims(d.train)} claims), ${d.test.length} held out by a hash of the policy id (${claims(d.test)} claims).${personas.size ? ` Personas in the fit: ${[...personas].map(([p, n]) => `${p} ${n}`).join(', ')}.` : ''}`,
     '',
     `**Metrics, on the held-out policies.** Poisson deviance ${d.heldOutDeviance.toFixed(1)} on ${d.test.length} policies.` + (q ? ` Against the simulator's true expected frequencies: Gini ${q.gini.toFixed(3)}, the truth's own Gini ${q.giniTruth.toFixed(3)}, **ratio ${q.giniRatio.toFixed(3)}** (goal ≥ ${goals.giniRatio}); calibration, true over predicted claims per decile of predicted frequency (goal 1 ± ${goals.calibration}):` : ''),
     ...(q ? ['', '| decile | policies | predicted /year | true /year | true / predicted |', '|---|---|---|---|---|', ...q.deciles.map((x) => `| ${x.decile} | ${x.policies} | ${x.predicted.toFixed(4)} | ${x.truth.toFixed(4)} | ${x.ratio.toFixed(3)} |`)] : []),
