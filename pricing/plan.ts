@@ -281,18 +281,19 @@ export function rate(s: SubjectRating, score: number, exposure: number, ts: numb
   let factor = 1 + z * (rel - 1)
   let exposureRel = s.exposure ? credibleExposure(exposureParts(s, measures), z) : 1
   let limited: Limit = null
-  const clamp = (by: 'factor' | 'change' | 'period', lo: number, hi: number) => {
-    if (factor < lo) (factor = lo), (limited = { by, bound: 'floor' })
-    else if (factor > hi) (factor = hi), (limited = { by, bound: 'cap' })
+  /** `x` within [lo, hi]; the last limit that held it is the one the reasons name. */
+  const clamp = (by: NonNullable<Limit>['by'], x: number, lo: number, hi: number) => {
+    if (x < lo) return (limited = { by, bound: 'floor' }), lo
+    if (x > hi) return (limited = { by, bound: 'cap' }), hi
+    return x
   }
   if (z === 0) (factor = before.factor), (exposureRel = 1) // below the minimum exposure, nothing changes
   else {
-    clamp('factor', s.factor.floor, s.factor.cap)
-    if (s.exposure && exposureRel < s.exposure.floor) (exposureRel = s.exposure.floor), (limited = { by: 'exposure', bound: 'floor' })
-    else if (s.exposure && exposureRel > s.exposure.cap) (exposureRel = s.exposure.cap), (limited = { by: 'exposure', bound: 'cap' })
+    factor = clamp('factor', factor, s.factor.floor, s.factor.cap)
+    if (s.exposure) exposureRel = clamp('exposure', exposureRel, s.exposure.floor, s.exposure.cap)
     factor *= exposureRel
-    clamp('period', periodFactor * s.period.floor, periodFactor * s.period.cap)
-    clamp('change', before.factor * s.change.floor, before.factor * s.change.cap)
+    factor = clamp('period', factor, periodFactor * s.period.floor, periodFactor * s.period.cap)
+    factor = clamp('change', factor, before.factor * s.change.floor, before.factor * s.change.cap)
   }
   factor = Math.round(factor * 1000) / 1000
   const premium = Math.round((s.basePremium * attributeRelativity * factor) / rounding) * rounding
