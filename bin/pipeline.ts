@@ -105,7 +105,7 @@ export async function untilInfluxAnswers(url: string, timeoutMs: number, logger:
 }
 
 /** Lines InfluxDB has not confirmed for this long, with none confirmed meanwhile, mean storing has stalled, ms (README /healthz). */
-export const STALL_MS = 30_000
+const STALL_MS = 30_000
 
 /** A stage's stream, watched for /healthz: when it last gave something, and whether it has ended. */
 export interface StageWatch {

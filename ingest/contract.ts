@@ -66,7 +66,7 @@ export interface BatchColumn {
  */
 export const BATCH_MAX_SPAN_S = 10
 /** The lowest sampling rate of a batch, Hz: below it, a kind sends single readings, not batches. */
-export const BATCH_MIN_RATE_HZ = 1
+const BATCH_MIN_RATE_HZ = 1
 
 /**
  * A batched payload (high-rate sensors, DESIGN.md): one message per second or so carrying

@@ -3,7 +3,7 @@ export { topics, envelope, payloadSchema, isId, ID_PATTERN, TIME_REUSE_WINDOW, t
 export { sensors, sensorsByKind } from './sensors/index.ts'
 export { deviceRegistry, parseDeviceRegistry, type DeviceEntry, type DeviceRegistry } from './registry.ts'
 export { decodeMessage, isRejection, type Rejection, type RejectReason, type DecodeConfig } from './decode.ts'
-export { connectInflux, toLine, quoteIdent, quoteString, refusalKind, CLOSE_WAIT_MS, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
+export { connectInflux, toLine, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
 export { openJournal, type Journal } from './journal.ts'
 export { startIngest, dropDuplicates, rejectTimeReuse, storeReadings, readingsFromSeries, type Ingest, type IngestDeps } from './ingest.ts'
 export { brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'

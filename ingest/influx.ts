@@ -63,10 +63,10 @@ export interface Influx {
 }
 
 /** How long a query may wait for InfluxDB's answer, ms; then it fails (code INFLUX_TIMEOUT). */
-export const QUERY_TIMEOUT_MS = 30_000
+const QUERY_TIMEOUT_MS = 30_000
 
 /** How long close() waits for InfluxDB to confirm what is queued, ms (README "Durability"). */
-export const CLOSE_WAIT_MS = 10_000
+const CLOSE_WAIT_MS = 10_000
 
 /**
  * Write batching and retry (DESIGN.md: the client's default of one flush a minute is far too slow;

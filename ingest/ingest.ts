@@ -76,7 +76,7 @@ export function turnLimiter(turnMs: number, now: () => number = () => performanc
 }
 
 /** How long stop() waits for the broker to close ingest's connection cleanly, ms (README "Durability"). */
-export const STOP_WAIT_MS = 5000
+const STOP_WAIT_MS = 5000
 
 /** Sets ingest up; nothing flows before `connect()`. readings$ is hot and shared. */
 export function startIngest(deps: IngestDeps): Ingest {

@@ -13,11 +13,10 @@ import { readDatasetTrip } from './dataset.ts'
 import { readGpx } from './gpx.ts'
 import type { Track, TrackLabel } from './track.ts'
 
-export { readCsvRecording, readMapping, parseMapping, readTable, RecordingError, type CsvMapping, type GpsMapping, type ImuMapping } from './csv.ts'
+export { readMapping, parseMapping, RecordingError, type CsvMapping } from './csv.ts'
 export { readGpx } from './gpx.ts'
-export { readDatasetTrip } from './dataset.ts'
-export { trackMessages, placeTrack, trackEnd, deriveMotion, resample, distance_m, bearing_deg, G_MS2, DEFAULT_ACCURACY_M, type Track, type TrackLabel, type Fix, type Frame, type ImuGrid, type MessageOptions } from './track.ts'
-export { readLabels, type TripLabel, type TripClass } from './labels.ts'
+export { trackMessages, placeTrack, trackEnd, resample, distance_m, G_MS2, type Track, type Fix } from './track.ts'
+export { readLabels } from './labels.ts'
 
 export type RecordingFormat = 'csv' | 'gpx' | 'dataset'
 export const recordingFormats: readonly RecordingFormat[] = ['csv', 'gpx', 'dataset']
