@@ -18,7 +18,7 @@ import { NEVER, Subject } from 'rxjs'
 import { startDashboards, tokenAuthority } from '../dashboards/index.ts'
 import { connectInflux } from '../ingest/index.ts'
 import { startServices, startTestPipeline } from '../test/harness.ts'
-import { stageChecks, storingWatch, untilInfluxAnswers, watchStage } from './pipeline.ts'
+import { reportUnhandledErrors, stageChecks, storingWatch, untilInfluxAnswers, watchStage } from './pipeline.ts'
 
 /** A port nothing listens on (taken from the system, then let go). */
 async function closedPort(): Promise<number> {
@@ -145,4 +145,24 @@ t.test('/healthz of a running pipeline reports each stage; a 503 names the faili
   const degraded = await fetch(`${server.url}/healthz`)
   t.equal(degraded.status, 503)
   t.same(await degraded.json(), { status: 'degraded', failing: ['storing', 'scoring'], checks: { mqttIngest: true, storing: false, scoring: false, journalPendingLines: 7 } }, 'the failing checks by name')
+})
+
+t.test('an error no subscriber handles is logged and counted; the process runs on (#20 item 6)', async (t) => {
+  const logged: Record<string, unknown>[] = []
+  const logger = pino({ level: 'info' }, { write: (l: string) => void logged.push(JSON.parse(l)) })
+  const metrics = new Registry()
+  t.teardown(reportUnhandledErrors(logger, metrics))
+  // As the service subscribes to its stages: next only. RxJS would rethrow these on a later tick.
+  const stage$ = new Subject<number>()
+  stage$.subscribe(() => {})
+  stage$.subscribe((n) => {
+    if (n === 2) throw new Error('a bug in a callback')
+  })
+  stage$.next(1)
+  stage$.next(2)
+  stage$.next(3)
+  stage$.error(new Error('a stage failed'))
+  await new Promise((r) => setTimeout(r, 10))
+  t.match(logged.map((l) => (l.err as { message: string }).message), ['a bug in a callback', 'a stage failed', 'a stage failed'], 'each error logged with its cause, once per subscriber that had no handler')
+  t.match(await metrics.getSingleMetricAsString('ubiq_unhandled_errors_total'), /ubiq_unhandled_errors_total 3/, 'and counted')
 })

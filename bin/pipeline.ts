@@ -8,10 +8,10 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
-import type { Observable } from 'rxjs'
+import { config as rxConfig, type Observable } from 'rxjs'
 import { cachedBacktest, referencePortfolio } from './backtest.ts'
 
 export interface PipelineConfig {
@@ -104,6 +104,9 @@ export async function untilInfluxAnswers(url: string, timeoutMs: number, logger:
   }
 }
 
+/** How long stop() waits for the broker to take the publisher's last messages, ms (README "Durability"). */
+const PUBLISHER_END_WAIT_MS = 5000
+
 /** Lines InfluxDB has not confirmed for this long, with none confirmed meanwhile, mean storing has stalled, ms (README /healthz). */
 const STALL_MS = 30_000
 
@@ -125,6 +128,26 @@ export function watchStage(name: string, stream$: Observable<unknown>, logger: L
     complete: () => void (w.ended = 'completed'),
   })
   return w
+}
+
+/**
+ * Where an error no subscriber handles goes: a stage's stream that failed (watchStage has logged
+ * it, and /healthz says so) reaches every other subscriber of that stream, and a bug in a
+ * subscriber's own callback comes here too. RxJS rethrows them by default, which ends the process
+ * (#20 item 6): ingest would stop storing because scoring failed. Logged and counted instead; the
+ * returned function puts back what was there before.
+ */
+export function reportUnhandledErrors(logger: Logger, metrics: Registry): () => void {
+  const unhandled = new Counter({ name: 'ubiq_unhandled_errors_total', help: 'Errors no stream subscriber handled (a failed stage, a bug in a callback): logged, the process runs on', registers: [metrics] })
+  const previous = rxConfig.onUnhandledError
+  const report = (err: unknown) => {
+    unhandled.inc()
+    logger.error({ err }, 'an error no subscriber handled: the stage it came from may have stopped (see /healthz)')
+  }
+  rxConfig.onUnhandledError = report
+  return () => {
+    if (rxConfig.onUnhandledError === report) rxConfig.onUnhandledError = previous
+  }
 }
 
 /**
@@ -252,6 +275,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const clients = serviceClients(cfg.mqttUrl)
   const publisher = await mqtt.connectAsync(clients.publisher.url, { clientId: clients.publisher.clientId, reconnectPeriod: 1000 })
 
+  const stopReporting = reportUnhandledErrors(logger, metrics)
   const ingest = startIngest({
     mqttUrl: clients.ingest.url,
     clientId: clients.ingest.clientId,
@@ -347,8 +371,13 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       // What InfluxDB does not confirm now stays in the journal for the next start.
       await step(() => influx.close())
       await step(() => journal.close())
-      await step(() => publisher.endAsync())
+      // The publisher's end waits for the broker to acknowledge what is in flight: a broker that
+      // does not answer would hold the shutdown, so after PUBLISHER_END_WAIT_MS the socket goes. A
+      // message the broker has not acknowledged by then is not sent again; it is in InfluxDB (and a
+      // premium in the audit log), where the REST API reads it.
+      await step(async () => (await within(PUBLISHER_END_WAIT_MS, publisher.endAsync())) === 'timeout' && publisher.end(true))
       await step(() => dashboards.close())
+      stopReporting()
       if (failures.length > 0) throw failures[0]
       logger.info('pipeline stopped')
     },

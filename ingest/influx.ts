@@ -7,6 +7,7 @@
  * so Debian's package, speak), through a transport wrapper, so batching and retry stay the library's.
  */
 import { HttpError, InfluxDB, setLogger, type Transport, type WriteApi, type WriteOptions } from '@influxdata/influxdb-client'
+import { within } from './within.ts'
 
 export type InfluxConfig =
   | { api: 'v1'; url: string; database: string; retentionPolicy: string; username?: string; password?: string }
@@ -186,15 +187,12 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
     async close() {
       // While InfluxDB is down, flush() retries for as long as the retry options allow (a day):
       // a shutdown must not wait for that (issue #20: a SIGTERM in backpressure took minutes).
-      let timer: NodeJS.Timeout | undefined
-      const gaveUp = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), CLOSE_WAIT_MS)))
       try {
-        if (await Promise.race([flush().then(() => 'flushed' as const), gaveUp]) === 'timeout') {
+        if (await within(CLOSE_WAIT_MS, flush()) === 'timeout') {
           closed = true
           writer.dispose()
         }
       } finally {
-        clearTimeout(timer)
         if (!closed) {
           closed = true
           await writer.close()

@@ -13,6 +13,7 @@ import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
 import { sensorsByKind } from './sensors/index.ts'
 import { escapeKey, linePrefix, toLine, type Influx, type Series } from './influx.ts'
 import type { Journal } from './journal.ts'
+import { within } from './within.ts'
 
 export interface IngestDeps {
   /** The broker; ingest keeps its own connection there, with a persistent session. */
@@ -180,10 +181,7 @@ export function startIngest(deps: IngestDeps): Ingest {
       // STOP_WAIT_MS in any state, the connection is dropped instead. Nothing is lost: the broker
       // redelivers what was not acknowledged, and the journal holds what was.
       const ended = client.endAsync(held > 0).catch((err: Error) => log.warn({ err: err.message }, 'closing the MQTT session failed'))
-      let timer: NodeJS.Timeout | undefined
-      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)))
-      await Promise.race([ended, waited])
-      clearTimeout(timer)
+      await within(STOP_WAIT_MS, ended)
       client.stream?.destroy()
       messages.complete()
       storing.unsubscribe()
