@@ -67,3 +67,35 @@ t.test('the aedes fallback, given credentials, refuses anonymous clients and dev
   await service.endAsync()
   t.pass('the device and the service connect with their passwords')
 })
+
+t.test('the aedes fallback holds the ACL Mosquitto is given: a device writes only its own topics and reads only its own rejections', async (t) => {
+  const credentials = newCredentials([{ deviceId: 'car-1' }, { deviceId: 'car-2' }])
+  const broker = await startAedes(credentials)
+  t.teardown(() => broker.stop())
+  const connect = (username: string, password: string) => mqtt.connectAsync(broker.url, { reconnectPeriod: 0, clientId: username === SERVICE_USER ? username : `sim-${username}`, username, password })
+  const service = await connect(SERVICE_USER, credentials.service)
+  const seenByService: string[] = []
+  service.on('message', (topic) => seenByService.push(topic))
+  await service.subscribeAsync('ubiq/v1/dev/#', { qos: 1 })
+  const car1 = await connect('car-1', credentials.devices.get('car-1')!)
+  const seenByCar1: string[] = []
+  car1.on('message', (topic) => seenByCar1.push(topic))
+  await car1.subscribeAsync(['ubiq/v1/dev/#', 'ubiq/v1/rejected/+'], { qos: 1 })
+  const car2 = await connect('car-2', credentials.devices.get('car-2')!)
+
+  await car2.publishAsync('ubiq/v1/dev/car-2/obd', '{}', { qos: 1 })
+  await service.publishAsync('ubiq/v1/rejected/car-2', '{}', { qos: 1 })
+  await service.publishAsync('ubiq/v1/rejected/car-1', '{}', { qos: 1 })
+  while (!seenByCar1.includes('ubiq/v1/rejected/car-1')) await new Promise((r) => setTimeout(r, 10))
+  t.same(seenByCar1, ['ubiq/v1/rejected/car-1'], "car-1 reads its own rejections, and neither car-2's stream nor its rejections")
+
+  const ended = new Promise((r) => car1.once('close', r))
+  car1.publish('ubiq/v1/dev/car-2/obd', '{"forged":true}', { qos: 1 })
+  await ended
+  t.pass("car-1 publishing on car-2's topic loses its connection")
+  await car2.publishAsync('ubiq/v1/dev/car-2/obd', '{}', { qos: 1 })
+  while (seenByService.length < 2) await new Promise((r) => setTimeout(r, 10))
+  t.same(seenByService, ['ubiq/v1/dev/car-2/obd', 'ubiq/v1/dev/car-2/obd'], "the service got car-2's two messages and not car-1's forgery")
+  car1.end(true)
+  await Promise.all([car2.endAsync(), service.endAsync()])
+})

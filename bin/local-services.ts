@@ -9,7 +9,7 @@ import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
+import { aclAllows, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
 
 /** A server this process started; `stop()` ends it and waits for it to exit. */
 export interface LocalServer {
@@ -226,8 +226,10 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 /**
  * Starts the embedded aedes broker in this process: the fallback where Mosquitto cannot run. With
- * `credentials`, only their users may connect, and the service's client ids are the service's
- * alone (no device takes over ingest's session, #20); aedes has no ACL here, so prefer Mosquitto.
+ * `credentials`, only their users may connect, the service's client ids are the service's alone
+ * (no device takes over ingest's session, #20), and the ACL Mosquitto is given holds here too
+ * (aclAllows): a publish it refuses ends the client's connection (MQTT 3.1.1 has no way to say
+ * no), and a message a client may not read is not delivered to it.
  */
 export async function startAedes(credentials?: BrokerCredentials): Promise<LocalServer> {
   const { Aedes } = await import('aedes')
@@ -236,11 +238,17 @@ export async function startAedes(credentials?: BrokerCredentials): Promise<Local
     // ubiq's clients use their username as client id (bin/pipeline.ts serviceClients).
     const service = [SERVICE_USER, `${SERVICE_USER}-out`]
     const passwords = new Map([...service.map((u) => [u, credentials.service] as const), ...credentials.devices])
+    const users = new WeakMap<object, string>()
     broker.authenticate = (client, username, password, done) => {
       const ok = username !== undefined && passwords.get(username) === password?.toString() &&
         (!service.includes(client.id) || client.id === username)
+      if (ok) users.set(client, username)
       done(null, ok)
     }
+    // (No client: the broker's own messages.)
+    broker.authorizePublish = (client, packet, done) =>
+      done(!client || aclAllows(users.get(client)!, 'write', packet.topic) ? null : new Error(`not authorized to publish on ${packet.topic}`))
+    broker.authorizeForward = (client, packet) => (aclAllows(users.get(client)!, 'read', packet.topic) ? packet : null)
   }
   const server = createServer(broker.handle)
   const port = await freePort()

@@ -48,6 +48,38 @@ pattern read ubiq/v1/rejected/%u
 ${adapters.map((a) => a.acl).join('\n')}
 `
 
+/** The ACL's rules: a `topic` line is its `user`'s; a `pattern` line everyone's, `%u` their username. */
+const aclRules = (() => {
+  let user: string | undefined
+  const rules: { user?: string; access: string; filter: string }[] = []
+  for (const line of brokerAcl.split('\n')) {
+    const [word, access, filter] = line.split(' ')
+    if (word === 'user') user = access
+    else if (word === 'topic' || word === 'pattern') rules.push({ user: word === 'topic' ? user : undefined, access: access!, filter: filter! })
+  }
+  return rules
+})()
+
+/** Whether MQTT topic filter `filter` matches `topic` (`+` one level, `#` this level and all below). */
+const filterMatches = (filter: string, topic: string) => {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false
+  }
+  return f.length === t.length
+}
+
+/**
+ * Whether `brokerAcl` lets `username` read or write `topic`, as Mosquitto reads it: for brokers
+ * that take no ACL file (the embedded aedes fallback), so that one ACL holds wherever ubiq runs.
+ */
+export function aclAllows(username: string, access: 'read' | 'write', topic: string): boolean {
+  return aclRules.some((r) => (r.user === undefined || r.user === username) && (r.access === access || r.access === 'readwrite') &&
+    filterMatches(r.user === undefined ? r.filter.replaceAll('%u', username) : r.filter, topic))
+}
+
 /**
  * Broker limits, in every broker configured with ubiq's credentials. A packet above 256 KiB ends
  * its client's connection as soon as its header says so, before the broker reads it: a 100 MB

@@ -6,7 +6,7 @@ export { decodeMessage, isRejection, type Rejection, type RejectReason, type Dec
 export { connectInflux, toLine, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
 export { openJournal, type Journal } from './journal.ts'
 export { startIngest, dropDuplicates, rejectTimeReuse, storeReadings, readingsFromSeries, type Ingest, type IngestDeps } from './ingest.ts'
-export { brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'
+export { aclAllows, brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'
 export { createAdapters, type Adapter } from './adapters/index.ts'
 export { orderWithin } from './order.ts'
 export { clockTracker, type DeviceClock } from './clock.ts'
