@@ -89,7 +89,7 @@ t.test('the aedes fallback holds the ACL Mosquitto is given: a device writes onl
   while (!seenByCar1.includes('ubiq/v1/rejected/car-1')) await new Promise((r) => setTimeout(r, 10))
   t.same(seenByCar1, ['ubiq/v1/rejected/car-1'], "car-1 reads its own rejections, and neither car-2's stream nor its rejections")
 
-  const ended = new Promise((r) => car1.once('close', r))
+  const ended = new Promise<void>((r) => car1.once('close', () => r()))
   car1.publish('ubiq/v1/dev/car-2/obd', '{"forged":true}', { qos: 1 })
   await ended
   t.pass("car-1 publishing on car-2's topic loses its connection")
