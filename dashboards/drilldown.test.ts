@@ -6,11 +6,11 @@
  * with the events as markers and the scores with their reasons, in a real headless Chromium.
  */
 import t from 'tap'
-import { makeCity, makePolicies, policyDevices, policyRegistry, runSimulation, type DeviceMessage } from '../edge-sim/index.ts'
+import { policyRegistry, runSimulation, type DeviceMessage } from '../edge-sim/index.ts'
 import { deviceRegistry, sensorsByKind } from '../ingest/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { cells, downloadCsv, openBrowser, painted, screenshot } from '../test/browser.ts'
-import { startServices, startTestPipeline } from '../test/harness.ts'
+import { startServices, startTestPipeline, twoPolicies } from '../test/harness.ts'
 import { stepFor, type PolicyReadings } from './drilldown.ts'
 import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
 
@@ -63,13 +63,8 @@ function expectedMeans(stored: Map<string, { key: string; ts: number; value: num
 
 t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV and a page', async (t) => {
   const services = await startServices(t)
-  const city = makeCity()
-  const policies = makePolicies(city, 2)
-  // Two days that ended yesterday: every reading is in the past, as ingest requires, and in the page's last 7 days.
-  const start = Math.floor(Date.now() / DAY) * DAY - 3 * DAY
-  const devices = policies.flatMap((p, i) => policyDevices(city, p, { startTs: start, days: 2, imuHz: 10, scenarios: i === 0 ? { crashOnTrip: 1, leakAt: start + 30 * HOUR } : {} }))
-    .map((d) => ({ ...d, sent: [...d.messages] }))
-  const [policy, other] = policies.map((p) => p.policyId) as [string, string]
+  // Two days that ended yesterday: in the page's last 7 days.
+  const { policies, start, devices, policy, other } = twoPolicies()
   const mine = devices.filter((d) => d.policyId === policy).flatMap((d) => d.sent)
   const myValues = storedValues(mine)
   const pipeline = await startTestPipeline(t, services, [], 'ubiq_drilldown', { devices: deviceRegistry(policyRegistry(policies)), reorderWindowMs: 100 })

@@ -10,13 +10,18 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { ID_PATTERN, quoteIdent, quoteString, sensorsByKind, type Influx, type Series } from '../ingest/index.ts'
+import { ID_PATTERN, quoteIdent, quoteString, sensorsByKind, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
 import { DAY_MS, periodOf, sendCsv, Time, type App, type Table } from './tables.ts'
 import { errors, Json } from './schemas.ts'
 
 /** A device registered to a policy, and the streams it may send. */
-export interface PolicyDevice { deviceId: string; kinds: readonly string[] }
+export interface PolicyDevice {
+  deviceId: string
+  kinds: readonly string[]
+  /** When the device was registered (ISO 8601), if the registry says. */
+  registeredAt?: string
+}
 
 export interface DrilldownDeps {
   influx: Influx
@@ -45,14 +50,16 @@ export interface PolicyReadings {
 export const POSITION_FIELDS: ReadonlySet<string> = new Set(['lat_deg', 'lon_deg', 'alt_m'])
 const ENVELOPE = new Set(['seq', 'ts', 'rate_hz', 'samples'])
 
+/** A stream's own fields in the catalogue's order: a batched stream's sample columns, else what its messages carry besides the envelope. */
+export const streamFields = (sensor: SensorKind): string[] =>
+  sensor.batch ? sensor.batch.columns.map((c) => c.name) : Object.keys(sensor.schema.properties as object).filter((name) => !ENVELOPE.has(name))
+
 /** The numeric fields a stream's readings carry (a batched stream: its sample columns), positions left out. */
 export function servedFields(kind: string): string[] {
   const sensor = sensorsByKind.get(kind)
   if (!sensor) return []
-  const all = sensor.batch
-    ? sensor.batch.columns.map((c) => c.name)
-    : Object.entries(sensor.schema.properties as Record<string, { type?: string }>).filter(([name, p]) => !ENVELOPE.has(name) && (p.type === 'number' || p.type === 'integer')).map(([name]) => name)
-  return all.filter((f) => !POSITION_FIELDS.has(f))
+  const props = sensor.schema.properties as Record<string, { type?: string }>
+  return streamFields(sensor).filter((f) => !POSITION_FIELDS.has(f) && (sensor.batch || props[f]!.type === 'number' || props[f]!.type === 'integer'))
 }
 
 /** At most this many points per field: a month of 1 Hz readings stays a few hundred kB. */

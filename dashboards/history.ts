@@ -3,7 +3,7 @@
  * store in InfluxDB: scores with their reasons, premium changes with theirs, trips with the events
  * in them (evidence included), and the events of every subject. Newest first.
  */
-import { quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
+import { quoteIdent, quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
 
 export interface Range {
   /** ms; from inclusive, to exclusive. */
@@ -12,10 +12,11 @@ export interface Range {
   limit: number
 }
 
-type Row = Record<string, unknown>
+/** A stored point: its columns by name (tags included), nulls left out; `time` is ms. */
+export type Row = Record<string, unknown>
 
 /** Series rows as objects; `time` is ms (the client asks for epoch=ms). */
-const rows = (series: readonly Series[]): Row[] =>
+export const rows = (series: readonly Series[]): Row[] =>
   series.flatMap((s) => s.values.map((v) => Object.fromEntries(s.columns.map((c, i) => [c, v[i]]).filter(([, x]) => x !== null))))
 
 const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, string | undefined> = {}) =>
@@ -34,38 +35,47 @@ export async function storedPolicies(influx: Influx): Promise<string[]> {
 }
 
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString()
+/** Scores and premiums store their reasons as a JSON string field. */
+const reasonsOf = (x: Row) => (typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [])
 const fixed = new Set(['time', 'policy_id', 'subject', 'model', 'value', 'window_from', 'days', 'distance_km', 'moving_s', 'night_s', 'reasons'])
 
+/** A stored score as the API gives it. */
+export const scoreOf = (x: Row) => ({
+  subject: x.subject as Subject,
+  value: x.value as number,
+  model: x.model as string,
+  window: { from: x.window_from !== undefined ? iso(x.window_from) : undefined, to: iso(x.time) },
+  exposure: {
+    days: x.days as number,
+    ...Object.fromEntries((['distance_km', 'moving_s', 'night_s'] as const).filter((k) => typeof x[k] === 'number').map((k) => [k, x[k] as number])),
+  },
+  features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !fixed.has(k) && typeof v === 'number')),
+  reasons: reasonsOf(x),
+})
+
 export async function scoreHistory(influx: Influx, policyId: string, subject: Subject | undefined, r: Range) {
-  return (await select(influx, 'score', policyId, r, { subject })).map((x) => ({
-    subject: x.subject as Subject,
-    value: x.value as number,
-    model: x.model as string,
-    window: { from: x.window_from !== undefined ? iso(x.window_from) : undefined, to: iso(x.time) },
-    exposure: {
-      days: x.days as number,
-      ...Object.fromEntries((['distance_km', 'moving_s', 'night_s'] as const).filter((k) => typeof x[k] === 'number').map((k) => [k, x[k] as number])),
-    },
-    features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !fixed.has(k) && typeof v === 'number')),
-    reasons: typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [],
-  }))
+  return (await select(influx, 'score', policyId, r, { subject })).map(scoreOf)
 }
+
+/** A stored premium change as the API gives it. */
+export const premiumOf = (x: Row) => ({
+  subject: x.subject as Subject,
+  effectiveFrom: iso(x.time),
+  factor: x.factor as number,
+  previousFactor: x.previous_factor as number | undefined,
+  premium: x.premium as number,
+  credibility: x.credibility as number,
+  ruleset: x.ruleset as string,
+  hash: x.hash as string,
+  reasons: reasonsOf(x),
+})
 
 export async function premiumHistory(influx: Influx, policyId: string, subject: Subject | undefined, r: Range) {
-  return (await select(influx, 'premium', policyId, r, { subject })).map((x) => ({
-    subject: x.subject as Subject,
-    effectiveFrom: iso(x.time),
-    factor: x.factor as number,
-    previousFactor: x.previous_factor as number | undefined,
-    premium: x.premium as number,
-    credibility: x.credibility as number,
-    ruleset: x.ruleset as string,
-    hash: x.hash as string,
-    reasons: typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [],
-  }))
+  return (await select(influx, 'premium', policyId, r, { subject })).map(premiumOf)
 }
 
-const eventOf = (x: Row) => {
+/** A stored event as the API gives it. */
+export const eventOf = (x: Row) => {
   const { time, end_ms, policy_id, device_id, subject, type, urgent, source, ...evidence } = x
   return { type: type as string, subject: subject as Subject, deviceId: device_id as string, urgent: urgent === true, from: iso(time), to: iso(end_ms ?? time), evidence: { source, ...evidence } }
 }
@@ -79,7 +89,11 @@ export async function eventHistory(influx: Influx, policyId: string, filter: { s
  * counted by the trip that completes it, and one such as continuous driving starts trips before.
  */
 export async function tripHistory(influx: Influx, policyId: string, r: Range) {
-  const trips = await select(influx, 'trip', policyId, r)
+  return withEvents(influx, policyId, await select(influx, 'trip', policyId, r))
+}
+
+/** Stored trips as the API gives them, each with the driving events that ended in it (see tripHistory). */
+export async function withEvents(influx: Influx, policyId: string, trips: readonly Row[]) {
   if (trips.length === 0) return []
   const first = Math.min(...trips.map((t) => Number(t.time)))
   const last = Math.max(...trips.map((t) => Number(t.end_ms ?? t.time)))
@@ -105,3 +119,30 @@ export async function tripHistory(influx: Influx, policyId: string, r: Range) {
 
 /** How long before its trip's end an event may start (continuous driving across short stops). */
 const EVENT_LOOKBACK_MS = 24 * 3600_000
+
+/** Rows a query reads at most: a page of 10,000 rows is a JSON body of a few MB at the most. */
+const PAGE_ROWS = 10_000
+
+/**
+ * Every row of `measurement` that meets `condition` within [from, to) (either end open), oldest
+ * first, a page at a time: what a whole policy's history or a device's stream may hold is more
+ * than one answer should. A page ends before its last instant (rows of several series may share
+ * it), and the next starts there.
+ */
+export async function* pagesOf(influx: Influx, measurement: string, condition: string, period: { from?: number; to?: number }, pageRows = PAGE_ROWS): AsyncGenerator<Row[]> {
+  const select = (time: string[], limit: string) =>
+    `SELECT * FROM ${quoteIdent(measurement)} WHERE ${[condition, ...time].join(' AND ')}${limit}`
+  const until = period.to !== undefined ? [`time < ${period.to}ms`] : []
+  for (let from = period.from; ;) {
+    const page = rows(await influx.query(select([...(from !== undefined ? [`time >= ${from}ms`] : []), ...until], ` ORDER BY time ASC LIMIT ${pageRows}`)))
+    if (page.length < pageRows) {
+      if (page.length > 0) yield page
+      return
+    }
+    const last = Number(page.at(-1)!.time)
+    const before = page.filter((r) => Number(r.time) < last)
+    // A page all at one instant (more series than a page holds): that instant whole, then what follows.
+    yield before.length > 0 ? before : rows(await influx.query(select([`time = ${last}ms`], '')))
+    from = before.length > 0 ? last : last + 1
+  }
+}

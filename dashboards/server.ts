@@ -28,6 +28,7 @@ import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest, type BacktestResults } from './backtest-page.ts'
 import { registerMonitoring } from './monitoring.ts'
+import { registerExport, registryConsents, type Consent } from './export.ts'
 
 export interface DashboardsDeps {
   scores$: Observable<Score>
@@ -47,8 +48,10 @@ export interface DashboardsDeps {
   port: number
   /** Requests a client address may make a minute (websocket connections included). */
   rateLimitPerMinute?: number
-  /** The devices registered to a policy (the device registry), for the analyst's drill-down into raw readings. */
+  /** The devices registered to a policy (the device registry), for the analyst's drill-down into raw readings and the export. */
   devicesOf?(policyId: string): readonly PolicyDevice[]
+  /** The streams a policy consented to, for its export; default: the device registry's (each device's `kinds`). */
+  consentsOf?(policyId: string): readonly Consent[]
   /** The rating plan and champion models backtested over the reference portfolio, for the analyst's backtest page. */
   backtest?(): Promise<BacktestResults>
   /** A feed client with more than this many bytes not yet taken off the socket is cut off (default 1 MiB). */
@@ -184,6 +187,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)
   registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics }, who)
+  registerExport(app, {
+    influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
+    consentsOf: deps.consentsOf ?? ((policyId) => registryConsents(deps.devicesOf?.(policyId) ?? [])),
+  }, who)
   policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, (policyId, _q, _req, reply) => {
     const { messages } = journal.replay(policyId)
     if (messages.length === 0) return notFound(reply, 'unknown_policy', `no score yet for policy ${policyId}`)

@@ -15,14 +15,16 @@ export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression,
 /** A table for CSV: a header and rows. */
 export interface Table { columns: string[]; rows: (string | number | null)[][] }
 
-/** RFC 4180 CSV: a header line, CRLF line ends, cells quoted where they need it; null is empty. */
-export function toCsv(table: Table): string {
-  const cell = (x: string | number | null) => {
-    const s = x === null ? '' : String(x)
+/** One RFC 4180 CSV line, CRLF included: cells quoted where they need it; null and undefined are empty. */
+export function csvLine(cells: readonly (string | number | boolean | null | undefined)[]): string {
+  return cells.map((x) => {
+    const s = x === null || x === undefined ? '' : String(x)
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
-  }
-  return [table.columns, ...table.rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n'
+  }).join(',') + '\r\n'
 }
+
+/** RFC 4180 CSV: a header line, CRLF line ends, cells quoted where they need it; null is empty. */
+export const toCsv = (table: Table): string => [table.columns, ...table.rows].map(csvLine).join('')
 
 /** Answers with `table` as a CSV file named `name`.csv. */
 export const sendCsv = (reply: FastifyReply, name: string, table: Table) =>

@@ -9,7 +9,7 @@ import pino from 'pino'
 import { firstValueFrom, filter, type Observable } from 'rxjs'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
 import { startPipeline, type Pipeline, type PipelineConfig } from '../bin/pipeline.ts'
-import { fleetRegistry, type SimVehicle } from '../edge-sim/index.ts'
+import { fleetRegistry, makeCity, makePolicies, policyDevices, type SimVehicle } from '../edge-sim/index.ts'
 import { deviceRegistry, type Series } from '../ingest/index.ts'
 
 /** The part of a tap Test the harness needs (teardown registration). */
@@ -80,4 +80,21 @@ export async function startTestPipeline(
 export async function untilStored(pipeline: Pipeline, n: number): Promise<void> {
   const stored = async () => Number(/ (\d+)$/.exec(await pipeline.metrics.getSingleMetricAsString('ubiq_ingest_messages_stored_total'))![1])
   while ((await stored()) < n) await new Promise((r) => setTimeout(r, 20))
+}
+
+const DAY_MS = 86_400_000
+
+/**
+ * Two simulated policies, a car, a wearable and a home each, over two days that ended yesterday
+ * (every reading in the past, as ingest requires), with each device's messages made ahead in
+ * `sent`: the first policy's car crashes on its second trip, and its home has a leak.
+ */
+export function twoPolicies(now = Date.now()) {
+  const city = makeCity()
+  const policies = makePolicies(city, 2)
+  const start = Math.floor(now / DAY_MS) * DAY_MS - 3 * DAY_MS
+  const devices = policies.flatMap((p, i) => policyDevices(city, p, { startTs: start, days: 2, imuHz: 10, scenarios: i === 0 ? { crashOnTrip: 1, leakAt: start + 30 * 3600_000 } : {} }))
+    .map((d) => ({ ...d, sent: [...d.messages] }))
+  const [policy, other] = policies.map((p) => p.policyId) as [string, string]
+  return { policies, start, devices, policy, other }
 }
