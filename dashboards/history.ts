@@ -1,9 +1,13 @@
 /**
  * A policy's history as the REST API gives it (issue #7), read back from what scoring and pricing
  * store in InfluxDB: scores with their reasons, premium changes with theirs, trips with the events
- * in them (evidence included), and the events of every subject. Newest first.
+ * in them (evidence included), and the events of every subject. Newest first. And its standing
+ * (latest score and premium per subject), for the feed of a policy it does not hold in memory.
  */
-import { quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
+import { quoteString, seriesRows, type Influx, type Subject } from '../ingest/index.ts'
+import { premiumsFromSeries } from '../pricing/index.ts'
+import { scoresFromSeries } from '../scoring/index.ts'
+import type { FeedBody } from './feed.ts'
 
 export interface Range {
   /** ms; from inclusive, to exclusive. */
@@ -14,18 +18,16 @@ export interface Range {
 
 type Row = Record<string, unknown>
 
-/** Series rows as objects; `time` is ms (the client asks for epoch=ms). */
-const rows = (series: readonly Series[]): Row[] =>
-  series.flatMap((s) => s.values.map((v) => Object.fromEntries(s.columns.map((c, i) => [c, v[i]]).filter(([, x]) => x !== null))))
-
 const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, string | undefined> = {}) =>
   [`policy_id = ${quoteString(policyId)}`,
     ...Object.entries(extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} = ${quoteString(v!)}`),
     ...(r.from !== undefined ? [`time >= ${r.from}ms`] : []),
     ...(r.to !== undefined ? [`time < ${r.to}ms`] : [])].join(' AND ')
 
+const query = (influx: Influx, measurement: string, policyId: string, r: Range, extra?: Record<string, string | undefined>) =>
+  influx.query(`SELECT * FROM ${measurement} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`)
 const select = async (influx: Influx, measurement: string, policyId: string, r: Range, extra?: Record<string, string | undefined>) =>
-  rows(await influx.query(`SELECT * FROM ${measurement} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
+  seriesRows(await query(influx, measurement, policyId, r, extra))
 
 /** Every policy with a score or a premium stored. */
 export async function storedPolicies(influx: Influx): Promise<string[]> {
@@ -34,35 +36,46 @@ export async function storedPolicies(influx: Influx): Promise<string[]> {
 }
 
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString()
-const fixed = new Set(['time', 'policy_id', 'subject', 'model', 'value', 'window_from', 'days', 'distance_km', 'moving_s', 'night_s', 'reasons'])
 
 export async function scoreHistory(influx: Influx, policyId: string, subject: Subject | undefined, r: Range) {
-  return (await select(influx, 'score', policyId, r, { subject })).map((x) => ({
-    subject: x.subject as Subject,
-    value: x.value as number,
-    model: x.model as string,
-    window: { from: x.window_from !== undefined ? iso(x.window_from) : undefined, to: iso(x.time) },
-    exposure: {
-      days: x.days as number,
-      ...Object.fromEntries((['distance_km', 'moving_s', 'night_s'] as const).filter((k) => typeof x[k] === 'number').map((k) => [k, x[k] as number])),
-    },
-    features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !fixed.has(k) && typeof v === 'number')),
-    reasons: typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [],
+  return scoresFromSeries(await query(influx, 'score', policyId, r, { subject })).map((s) => ({
+    subject: s.subject,
+    value: s.value,
+    model: s.model,
+    window: { from: s.window.from !== undefined ? iso(s.window.from) : undefined, to: iso(s.window.to) },
+    exposure: s.exposure,
+    features: s.features,
+    reasons: s.reasons,
   }))
 }
 
 export async function premiumHistory(influx: Influx, policyId: string, subject: Subject | undefined, r: Range) {
-  return (await select(influx, 'premium', policyId, r, { subject })).map((x) => ({
-    subject: x.subject as Subject,
-    effectiveFrom: iso(x.time),
-    factor: x.factor as number,
-    previousFactor: x.previous_factor as number | undefined,
-    premium: x.premium as number,
-    credibility: x.credibility as number,
-    ruleset: x.ruleset as string,
-    hash: x.hash as string,
-    reasons: typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [],
+  return premiumsFromSeries(await query(influx, 'premium', policyId, r, { subject })).map((p) => ({
+    subject: p.subject,
+    effectiveFrom: p.effectiveFrom,
+    factor: p.factor,
+    previousFactor: p.previousFactor,
+    premium: p.premium,
+    credibility: p.credibility,
+    ruleset: p.ruleset,
+    hash: p.hash,
+    reasons: p.reasons,
   }))
+}
+
+/**
+ * The policy's latest stored score and premium per subject, as the feed sends them: its standing
+ * when the feed does not hold it (after a restart, or once the feed has forgotten an idle policy).
+ */
+export async function storedStanding(influx: Influx, policyId: string): Promise<FeedBody[]> {
+  const latest = (measurement: string) => influx.query(`SELECT * FROM ${measurement} WHERE policy_id = ${quoteString(policyId)} GROUP BY subject ORDER BY time DESC LIMIT 1`)
+  const [scores, premiums] = await Promise.all([latest('score'), latest('premium')])
+  const made: [number, FeedBody][] = [
+    ...scoresFromSeries(scores).map((score): [number, FeedBody] => [score.window.to, { type: 'score', score }]),
+    ...premiumsFromSeries(premiums).map((premium): [number, FeedBody] => [Date.parse(premium.effectiveFrom), { type: 'premium', premium }]),
+  ]
+  // In the order they were made, as the feed sent them.
+  return made.sort(([a], [b]) => a - b).map(([, body]) => body)
 }
 
 const eventOf = (x: Row) => {
@@ -83,7 +96,7 @@ export async function tripHistory(influx: Influx, policyId: string, r: Range) {
   if (trips.length === 0) return []
   const first = Math.min(...trips.map((t) => Number(t.time)))
   const last = Math.max(...trips.map((t) => Number(t.end_ms ?? t.time)))
-  const events = rows(await influx.query(`SELECT * FROM event WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
+  const events = seriesRows(await influx.query(`SELECT * FROM event WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
   return trips.map((t) => {
     const from = Number(t.time), to = Number(t.end_ms ?? t.time)
     const mine = events.filter((e) => e.device_id === t.device_id && Number(e.end_ms ?? e.time) >= from && Number(e.end_ms ?? e.time) <= to)

@@ -21,6 +21,20 @@ t.test('an idle map forgets keys not set or touched for idleMs, keeps the active
   t.same([...m.keys()].sort(), ['c', 'd', 'e'], 'a, last active at H/2, is gone an hour and a half later')
 })
 
+t.test('an entry in use stays however idle; its idle time counts from its next touch', async (t) => {
+  const m = idleMap<{ clients: number }>(H, (v) => v.clients > 0)
+  m.set('followed', { clients: 1 }, 0)
+  m.set('quiet', { clients: 0 }, 0)
+  m.set('x', { clients: 0 }, 2 * H)
+  t.same([...m.keys()].sort(), ['followed', 'x'])
+  m.get('followed')!.clients = 0
+  m.touch('followed', 2 * H + 1)
+  m.set('y', { clients: 0 }, 3 * H)
+  t.same([...m.keys()].sort(), ['followed', 'y'], 'its last client left less than an hour ago: it stays')
+  m.set('z', { clients: 0 }, 3 * H + H / 4 + 1)
+  t.same([...m.keys()].sort(), ['y', 'z'], 'more than an hour: gone')
+})
+
 t.test('memory follows the active devices: 10,000 devices that came and went leave nothing behind', async (t) => {
   const clocks = clockTracker(5 * 60_000, H)
   for (let i = 0; i < 10_000; i++) clocks.observe(`dev-${i}`, i * 100, i * 100 + 50)

@@ -1,8 +1,8 @@
 /**
- * A map of per-device state that forgets devices gone quiet, so memory follows the devices that
- * are active, not every device ever seen (#20 item 5). Time is the caller's (receive time), so
- * tests and replays decide it. Idle entries are swept at most once per `idleMs / 4` of that time:
- * O(1) amortised per access.
+ * A map of per-device (or per-policy) state that forgets keys gone quiet, so memory follows the
+ * keys that are active, not every key ever seen (#20 item 5). Time is the caller's (receive time,
+ * or an injected clock), so tests and replays decide it. Idle entries are swept at most once per
+ * `idleMs / 4` of that time: O(1) amortised per access.
  */
 export interface IdleMap<V> {
   get(key: string): V | undefined
@@ -14,14 +14,18 @@ export interface IdleMap<V> {
   readonly size: number
 }
 
-/** Entries not set or touched for `idleMs` are gone by the next sweep. */
-export function idleMap<V>(idleMs: number): IdleMap<V> {
+/**
+ * Entries not set or touched for `idleMs` are gone by the next sweep, unless `inUse` says one is
+ * held by something other than time (the feed's open websockets): such an entry stays, and its
+ * idle time counts from its next touch.
+ */
+export function idleMap<V>(idleMs: number, inUse: (value: V) => boolean = () => false): IdleMap<V> {
   const entries = new Map<string, { value: V; at: number }>()
   let swept = -Infinity
   const sweep = (now: number) => {
     if (now - swept < idleMs / 4) return
     swept = now
-    for (const [key, e] of entries) if (now - e.at >= idleMs) entries.delete(key)
+    for (const [key, e] of entries) if (now - e.at >= idleMs && !inUse(e.value)) entries.delete(key)
   }
   return {
     get: (key) => entries.get(key)?.value,
