@@ -112,7 +112,7 @@ t.test('a policy the feed does not hold starts from its stored standing: the lat
   t.teardown(() => influx.close())
   let reads = 0, failing = false
   const clock = 5_000_000
-  const journal = feedJournal({ now: () => clock, stored: (policyId) => (reads++, failing ? Promise.reject(new Error('InfluxDB down')) : storedStanding(influx, policyId)) })
+  const journal = feedJournal({ keep: 4, now: () => clock, stored: (policyId) => (reads++, failing ? Promise.reject(new Error('InfluxDB down')) : storedStanding(influx, policyId)) })
   const liveScore = stored('pol-1', 'health', 80, T + 7200_000)
   const live = journal.append('pol-1', { type: 'score', score: liveScore })
 
@@ -123,10 +123,13 @@ t.test('a policy the feed does not hold starts from its stored standing: the lat
   t.same(await journal.replay('pol-1', clock), { messages: [live] }, 'a client that has them and reconnects from their seq: no gap')
   t.equal(reads, 1, 'read once')
 
-  // A message that comes while the standing is read is sent after it: a client is live from its call.
+  // Messages that come while the standing is read are sent after it, however many (none is
+  // trimmed meanwhile): a client is live from its call.
   const replay = journal.replay('pol-3')
-  const meanwhile = journal.append('pol-3', { type: 'event', event: { policyId: 'pol-3', deviceId: 'car-3', subject: 'driving', type: 'harsh_braking', urgent: false, from: T, to: T + 1500, evidence: { source: 'imu', peak: 4.2, threshold: 3.5, unit: 'm/s²', duration_s: 1.5 } } })
-  t.same((await replay).messages, [meanwhile], 'a message that came during the read')
+  const meanwhile = Array.from({ length: 10 }, () => journal.append('pol-3', { type: 'event', event: { policyId: 'pol-3', deviceId: 'car-3', subject: 'driving', type: 'harsh_braking', urgent: false, from: T, to: T + 1500, evidence: { source: 'imu', peak: 4.2, threshold: 3.5, unit: 'm/s²', duration_s: 1.5 } } }))
+  t.same((await replay).messages, meanwhile, 'the ten messages that came during the read, with 4 kept')
+  journal.append('pol-3', { type: 'score', score: stored('pol-3', 'driving', 50, T) })
+  t.equal((await journal.replay('pol-3', 0)).messages.length, 4, 'then trimmed to 4 again')
 
   failing = true
   await t.rejects(journal.replay('pol-2'), /InfluxDB down/, 'a read that fails is the caller\'s to report')

@@ -45,6 +45,8 @@ interface PolicyFeed {
   listeners: Set<(msg: FeedMessage) => void>
   /** The stored standing, read (or being read) into `standing` once a client needed it. */
   loaded?: Promise<void>
+  /** While it is read, nothing is trimmed: the clients waiting for it get every message since they came. */
+  reading?: boolean
 }
 
 export interface FeedOptions {
@@ -83,11 +85,8 @@ export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stor
   /** The policy's feed, marked active now; a new one if the policy has none. */
   const feedOf = (policyId: string) => {
     const at = now()
-    const feed = feeds.get(policyId)
-    if (feed) {
-      feeds.touch(policyId, at)
-      return feed
-    }
+    const feed = feeds.touch(policyId, at)
+    if (feed) return feed
     // An earlier feed of the policy was forgotten only after idleMs without a message, so all its
     // messages are at or before `at - idleMs`: a cursor from then on has missed nothing.
     const horizon = Math.max(started, at - idleMs)
@@ -102,7 +101,7 @@ export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stor
       feed.last = Math.max(feed.last + 1, now())
       const msg: FeedMessage = { ...body, seq: feed.last }
       feed.messages.push(msg)
-      if (feed.messages.length > keep) feed.horizon = feed.messages.shift()!.seq
+      while (feed.messages.length > keep && !feed.reading) feed.horizon = feed.messages.shift()!.seq
       const key = standingKey(msg)
       if (key) feed.standing.set(key, msg)
       feed.listeners.forEach((l) => l(msg))
@@ -112,25 +111,26 @@ export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stor
       const feed = feedOf(policyId)
       // Without a cursor, the client starts from the standing as it is now and gets what comes after.
       const connected = feed.last
-      feed.loaded ??= stored(policyId).then((bodies) => {
-        for (const body of bodies) {
-          // Stored messages stand for what the feed no longer holds: their seq is the horizon, so a
-          // client that has them and comes back with it is told of no gap. A subject that came
-          // live meanwhile is newer than what was stored: it stays.
-          const msg: FeedMessage = { ...body, seq: feed.horizon }
-          const key = standingKey(msg)
-          if (key && !feed.standing.has(key)) feed.standing.set(key, msg)
-        }
-      }, (err: unknown) => {
-        feed.loaded = undefined
-        throw err
-      })
+      if (!feed.loaded) {
+        feed.reading = true
+        feed.loaded = stored(policyId).then((bodies) => {
+          for (const body of bodies) {
+            // Stored messages stand for what the feed no longer holds: their seq is the horizon, so
+            // a client that has them and comes back with it is told of no gap. A subject that came
+            // live meanwhile is newer than what was stored: it stays.
+            const msg: FeedMessage = { ...body, seq: feed.horizon }
+            const key = standingKey(msg)
+            if (key && !feed.standing.has(key)) feed.standing.set(key, msg)
+          }
+        }, (err: unknown) => {
+          feed.loaded = undefined
+          throw err
+        }).finally(() => (feed.reading = false))
+      }
       const bySeq = (a: FeedMessage, b: FeedMessage) => a.seq - b.seq
       return feed.loaded.then(() => {
         if (since === undefined) {
-          // Trimmed while the standing was read: the standing holds the latest of those.
-          const upTo = Math.max(connected, feed.horizon)
-          return { messages: [...[...feed.standing.values()].filter((m) => m.seq <= upTo).sort(bySeq), ...feed.messages.filter((m) => m.seq > upTo)] }
+          return { messages: [...[...feed.standing.values()].filter((m) => m.seq <= connected).sort(bySeq), ...feed.messages.filter((m) => m.seq > connected)] }
         }
         const kept = feed.messages.filter((m) => m.seq > since)
         if (since >= feed.horizon) return { messages: kept }
@@ -146,8 +146,9 @@ export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stor
       const feed = feedOf(policyId)
       feed.listeners.add(listener)
       return () => {
-        feed.listeners.delete(listener)
+        // Touched while still in use: its idle time starts now.
         feeds.touch(policyId, now())
+        feed.listeners.delete(listener)
       }
     },
     policies: () => [...feeds.keys()].filter((p) => {

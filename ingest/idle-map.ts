@@ -8,8 +8,12 @@ export interface IdleMap<V> {
   get(key: string): V | undefined
   /** Sets the entry and marks it active at `now`. */
   set(key: string, value: V, now: number): void
-  /** Marks the entry active at `now` (a read that counts as activity). */
-  touch(key: string, now: number): void
+  /**
+   * The entry, marked active at `now` (a read that counts as activity); undefined when there is
+   * none, or it had been idle for `idleMs` (whether or not a sweep has removed it yet): a caller
+   * starts afresh exactly after `idleMs`, and never works on an entry the sweep is dropping.
+   */
+  touch(key: string, now: number): V | undefined
   keys(): IterableIterator<string>
   readonly size: number
 }
@@ -36,7 +40,13 @@ export function idleMap<V>(idleMs: number, inUse: (value: V) => boolean = () => 
     touch(key, now) {
       sweep(now)
       const e = entries.get(key)
-      if (e) e.at = now
+      if (!e) return undefined
+      if (now - e.at >= idleMs && !inUse(e.value)) {
+        entries.delete(key)
+        return undefined
+      }
+      e.at = now
+      return e.value
     },
     keys: () => entries.keys(),
     get size() {
