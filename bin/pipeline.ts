@@ -260,6 +260,9 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     metrics,
     journal,
     backpressure: cfg.backpressure ?? { stopAt: 100_000, resumeAt: 50_000 },
+    // A redelivery that dedupe has forgotten must find scoring's states of its policy gone too, to
+    // be rebuilt from InfluxDB where it is counted already (dropDuplicates): an hour to spare.
+    dedupeIdleMs: scoringLimits.deviceIdleMs + scoringLimits.policyIdleMs + 3600_000,
     decode: {
       registry: cfg.devices,
       maxPayloadBytes: 64 * 1024,
