@@ -221,23 +221,27 @@ export function startIngest(deps: IngestDeps): Ingest {
  */
 export function dropDuplicates(window: number, idleMs: number, onDuplicate: () => void = () => {}): OperatorFunction<Reading, Reading> {
   return (source) => defer(() => {
-    const policies = idleMap<Map<string, { max: number; bits: Uint8Array; jump?: number }>>(idleMs)
+    // A policy's devices (one to a few) in a list: a Map each costs more than a device's window.
+    const policies = idleMap<{ deviceId: string; max: number; bits: Uint8Array; jump?: number }[]>(idleMs)
     const bit = (seq: number) => [Math.floor((seq % window) / 8), 1 << (seq % 8)] as const
-    /** A window at `max` holding `seqs`. */
-    const windowAt = (max: number, ...seqs: number[]) => {
-      const dev = { max, bits: new Uint8Array(Math.ceil(window / 8)) }
+    /** Moves the device's window to `max`, holding `seqs` only. */
+    const windowAt = (dev: { max: number; bits: Uint8Array; jump?: number }, max: number, ...seqs: number[]) => {
+      dev.max = max
+      dev.bits.fill(0)
+      dev.jump = undefined
       for (const seq of seqs) {
         const [i, mask] = bit(seq)
         dev.bits[i]! |= mask
       }
-      return dev
     }
     return source.pipe(filter((r) => {
-      let devices = policies.touch(r.policyId, r.receivedAt)
-      if (!devices) policies.set(r.policyId, (devices = new Map()), r.receivedAt)
-      const dev = devices.get(r.deviceId)
+      const devices = policies.touch(r.policyId, r.receivedAt)
+      const dev = devices?.find((d) => d.deviceId === r.deviceId)
       if (!dev) {
-        devices.set(r.deviceId, windowAt(r.seq, r.seq))
+        const fresh = { deviceId: r.deviceId, max: r.seq, bits: new Uint8Array(Math.ceil(window / 8)), jump: undefined }
+        windowAt(fresh, r.seq, r.seq)
+        if (devices) devices.push(fresh)
+        else policies.set(r.policyId, [fresh], r.receivedAt)
         return true
       }
       if (Math.abs(r.seq - dev.max) >= window) {
@@ -246,7 +250,7 @@ export function dropDuplicates(window: number, idleMs: number, onDuplicate: () =
           return false
         }
         if (dev.jump !== undefined && Math.abs(r.seq - dev.jump) < window) {
-          devices.set(r.deviceId, windowAt(Math.max(r.seq, dev.jump), r.seq, dev.jump))
+          windowAt(dev, Math.max(r.seq, dev.jump), r.seq, dev.jump)
           return true
         }
         dev.jump = r.seq
