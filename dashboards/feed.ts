@@ -66,8 +66,9 @@ export interface FeedJournal {
    * What a client should get when it (re)connects: from `since` (exclusive) everything kept, or,
    * without `since`, the policy's standing and whatever comes after this call. `gap` when messages
    * after `since` may be missing. Resolves once what the feed does not hold of the standing has
-   * been read (`stored`, once per feed); subscribe as it resolves, in the same step, and no message
-   * falls between. Rejects when that read fails (the next call reads again).
+   * been read (`stored`, once per feed, when the client needs the standing); subscribe as it
+   * resolves, in the same step, and no message falls between. Rejects when that read fails (the
+   * next call reads again).
    */
   replay(policyId: string, since?: number): Promise<{ gap?: FeedNotice; messages: FeedMessage[] }>
   /** Hands the policy's new messages to `listener` until the returned function is called. */
@@ -111,7 +112,8 @@ export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stor
       const feed = feedOf(policyId)
       // Without a cursor, the client starts from the standing as it is now and gets what comes after.
       const connected = feed.last
-      if (!feed.loaded) {
+      // A cursor the feed can serve from what it holds needs no standing (a reconnect after a blip).
+      if (!feed.loaded && (since === undefined || since < feed.horizon)) {
         feed.reading = true
         feed.loaded = stored(policyId).then((bodies) => {
           for (const body of bodies) {
@@ -128,7 +130,7 @@ export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stor
         }).finally(() => (feed.reading = false))
       }
       const bySeq = (a: FeedMessage, b: FeedMessage) => a.seq - b.seq
-      return feed.loaded.then(() => {
+      return (feed.loaded ?? Promise.resolve()).then(() => {
         if (since === undefined) {
           return { messages: [...[...feed.standing.values()].filter((m) => m.seq <= connected).sort(bySeq), ...feed.messages.filter((m) => m.seq > connected)] }
         }
