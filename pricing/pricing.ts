@@ -152,7 +152,7 @@ export function premiumsFromSeries(series: readonly Series[]): PremiumAdjustment
     premium: x.premium as number,
     currency: x.currency as string,
     previousFactor: x.previous_factor as number,
-    period: (x.period_from === undefined ? undefined : { from: iso(x.period_from), factor: x.period_factor as number })!,
+    ...(x.period_from !== undefined ? { period: { from: iso(x.period_from), factor: x.period_factor as number } } : {}),
     reasons: json(x.reasons) ?? [],
     models: json(x.models),
     ruleset: x.ruleset as string,
@@ -162,7 +162,7 @@ export function premiumsFromSeries(series: readonly Series[]): PremiumAdjustment
     hash: x.hash as string,
     credibility: x.credibility as number,
     limited: json(x.limited),
-  }))
+  }) as PremiumAdjustment)
 }
 
 /** Why a score moved no premium. */
