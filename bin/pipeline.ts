@@ -8,7 +8,7 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, within, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, type Observable } from 'rxjs'
@@ -284,6 +284,9 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     metrics,
     journal,
     backpressure: cfg.backpressure ?? { stopAt: 100_000, resumeAt: 50_000 },
+    // A redelivery that dedupe has forgotten must find scoring's states of its policy gone too, to
+    // be rebuilt from InfluxDB where it is counted already (dropDuplicates): an hour to spare.
+    dedupeIdleMs: scoringLimits.deviceIdleMs + scoringLimits.policyIdleMs + 3600_000,
     decode: {
       registry: cfg.devices,
       maxPayloadBytes: 64 * 1024,
@@ -324,15 +327,12 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     pricing: watchStage('premiums', premiums$, logger),
     stallMs: cfg.stallMs ?? STALL_MS,
   })
-  // The premium simulator's inputs: each policy's latest score per subject, and pricing's standings.
-  // It re-prices the latest score from where the policy stood before it was priced, so with no
-  // change it gives the latest premium exactly.
-  const latestScores = new Map<string, Score>()
-  scores$.subscribe((s) => latestScores.set(`${s.policyId}/${s.subject}`, s))
-  const whatIfFor = async (policyId: string, subject: Subject, changes: unknown) => {
-    const score = latestScores.get(`${policyId}/${subject}`)
-    const model = models.current().champions[subject]
-    return score && model ? whatIf(model, plans, score, pricing.standing(policyId, subject)?.before, changes) : undefined
+  // The premium simulator re-prices the policy's latest score (the dashboards' feed holds it, or
+  // reads it from InfluxDB) from where pricing stood before pricing it, so with no change it gives
+  // the latest premium exactly.
+  const whatIfFor = async (score: Score, changes: unknown) => {
+    const model = models.current().champions[score.subject]
+    return model ? whatIf(model, plans, score, pricing.standing(score.policyId, score.subject)?.before, changes) : undefined
   }
   const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)))
   const dashboards = await startDashboards({

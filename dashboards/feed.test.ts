@@ -2,7 +2,8 @@
  * The feed's journal and its sockets under load (issue #7): `seq` stays with the clock however
  * many policies share a millisecond, replays are exact or say they are not, and a client that
  * stops reading is cut off (1013) instead of piling its messages up in the server, while a client
- * that reads on gets everything.
+ * that reads on gets everything. Memory follows the active policies (#20 item 5): a quiet policy
+ * is forgotten, and comes back with its standing from InfluxDB.
  */
 import t from 'tap'
 import pino from 'pino'
@@ -10,8 +11,10 @@ import { Registry } from 'prom-client'
 import { NEVER, Subject } from 'rxjs'
 import WebSocket from 'ws'
 import { connectInflux } from '../ingest/index.ts'
-import type { Score } from '../scoring/index.ts'
+import { premiumLine, type PremiumAdjustment } from '../pricing/index.ts'
+import { scoreLine, type Score } from '../scoring/index.ts'
 import { feedJournal, type FeedMessage } from './feed.ts'
+import { storedStanding } from './history.ts'
 import { startDashboards, tokenAuthority } from './index.ts'
 import { startServices } from '../test/harness.ts'
 
@@ -23,11 +26,11 @@ const score = (policyId: string, value: number, padding = 0): Score => ({
 
 t.test('the journal: seq per policy stays with the clock, replays are exact or report a gap', async (t) => {
   let clock = 1_000_000
-  const journal = feedJournal(4, () => clock)
+  const journal = feedJournal({ keep: 4, now: () => clock })
   clock++
   // Ten thousand messages in one millisecond, over a thousand policies: ten each.
   for (let i = 0; i < 10_000; i++) journal.append(`p${i % 1000}`, { type: 'score', score: score(`p${i % 1000}`, i % 100) })
-  const seqs = journal.replay('p7', 0).messages.map((m) => m.seq)
+  const seqs = (await journal.replay('p7', 0)).messages.map((m) => m.seq)
   t.same(seqs, [clock + 6, clock + 7, clock + 8, clock + 9], 'a policy\'s seq runs ten past the clock, not ten thousand; the last 4 kept')
   t.same(journal.policies().length, 1000, 'every policy has its feed')
 
@@ -39,13 +42,127 @@ t.test('the journal: seq per policy stays with the clock, replays are exact or r
   journal.append('p1', { type: 'score', score: score('p1', 3) })
   t.same(got.map((m) => m.type === 'score' && m.score.value), [2], "a listener gets only its policy's messages, until it stops")
 
-  const kept = journal.replay('p1', clock + 9)
+  const kept = await journal.replay('p1', clock + 9)
   t.equal(kept.gap, undefined, 'from a seq still kept: no gap')
   t.same(kept.messages.map((m) => m.type === 'score' && m.score.value), [2, 3], 'exactly what came after')
-  const trimmed = journal.replay('p1', clock + 1)
+  const trimmed = await journal.replay('p1', clock + 1)
   t.match(trimmed.gap, { type: 'gap', since: clock + 1, reason: /more has happened/ }, 'from a seq trimmed away: a gap')
-  t.match(journal.replay('p1', 5).gap, { reason: /restarted/ }, 'from before the start: a gap that says why')
-  t.same(journal.replay('p1').messages.map((m) => m.type === 'score' && m.score.value), [3], 'without since: the standing')
+  t.match((await journal.replay('p1', 5)).gap, { reason: /restarted/ }, 'from before the start: a gap that says why')
+  t.same((await journal.replay('p1')).messages.map((m) => m.type === 'score' && m.score.value), [3], 'without since: the standing')
+})
+
+const H = 3600_000
+
+t.test('memory follows the active policies: a policy with no message and no client for idleMs is forgotten (#20 item 5)', async (t) => {
+  let clock = 1_000_000
+  const journal = feedJournal({ keep: 4, idleMs: H, now: () => clock })
+  const started = clock
+  clock++
+  for (let i = 0; i < 10_000; i++) journal.append(`p${i}`, { type: 'score', score: score(`p${i}`, i % 100) })
+  const cursor = (await journal.replay('p1', started)).messages.at(-1)!.seq
+  const stop = journal.subscribe('watched', () => {})
+  journal.append('watched', { type: 'score', score: score('watched', 1) })
+  t.equal(journal.policies().length, 10_001)
+
+  clock += H
+  journal.append('late', { type: 'score', score: score('late', 1) })
+  t.same(journal.policies(), ['late', 'watched'], 'an hour later the quiet policies are gone; the one a client follows stays')
+  stop()
+  clock += H / 2
+  journal.append('late', { type: 'score', score: score('late', 2) })
+  t.same(journal.policies(), ['late', 'watched'], 'its idle time starts when its last client leaves')
+  clock += H / 2
+  journal.append('late', { type: 'score', score: score('late', 3) })
+  t.same(journal.policies(), ['late'], 'and it goes an hour after')
+
+  // p1 comes back: a cursor from its forgotten feed may have missed messages, and is told why.
+  clock += 1
+  const back = journal.append('p1', { type: 'score', score: score('p1', 42) })
+  const replay = await journal.replay('p1', cursor)
+  t.match(replay.gap, { type: 'gap', since: cursor, reason: 'the feed forgot this policy after 60 min with no message and no client' }, 'a gap that says the feed forgot, not that the service restarted')
+  t.same(replay.messages, [back], 'then what it holds')
+  t.same(await journal.replay('p1', back.seq), { messages: [] }, 'a cursor from the new feed: no gap')
+  t.match((await journal.replay('p1', started - 1)).gap, { reason: /restarted/ }, 'one from before the start: the restart')
+})
+
+const T = Date.UTC(2026, 0, 10, 12)
+const stored = (policyId: string, subject: Score['subject'], value: number, to: number): Score => ({
+  policyId, subject, value, model: `${subject}-frequency@3`,
+  reasons: [{ code: 'harsh_braking_per_hour', text: 'harsh braking 4.1 an hour (typical 2): \u22126 points', label: 'harsh braking', unit: 'an hour', value: 4.1, baseline: 2, impact: -6.25 }],
+  window: { from: to - 30 * 86_400_000, to }, exposure: { days: 30, distance_km: 812.4, moving_s: 61_234, night_s: 3_600 }, features: { harsh_braking_per_hour: 4.1, night_share: 0.0588 },
+})
+const premium = (policyId: string, factor: number, at: number): PremiumAdjustment => ({
+  policyId, subject: 'driving', factor, premium: 612.35, currency: 'EUR', previousFactor: 1.02, period: { from: new Date(at - 86_400_000).toISOString(), factor: 1 },
+  reasons: [{ code: 'harsh_braking_per_hour', text: 'harsh braking 4.1 an hour, portfolio median 2: +6%', value: 4.1, baseline: 2, effect: 0.06 }],
+  models: ['driving-frequency@3'], ruleset: 'example@2026-01-01', effectiveFrom: new Date(at).toISOString(),
+  inputsHash: 'a'.repeat(64), prevHash: 'b'.repeat(64), hash: 'c'.repeat(64), credibility: 0.8, limited: { by: 'change', bound: 'cap' },
+})
+/** A policy's scores and premiums as scoring and pricing store them: its latest driving and health score and driving premium, and older ones. */
+async function storeHistory(influxUrl: string, database: string, policyId: string) {
+  const influx = await connectInflux({ api: 'v1', url: influxUrl, database, retentionPolicy: 'autogen' })
+  const latest = { driving: stored(policyId, 'driving', 61.5, T), health: stored(policyId, 'health', 72.25, T - 3600_000), premium: premium(policyId, 1.041, T + 1) }
+  influx.write([scoreLine(stored(policyId, 'driving', 58, T - 86_400_000)), scoreLine(latest.driving), scoreLine(latest.health), premiumLine(premium(policyId, 1.02, T - 86_400_000)), premiumLine(latest.premium)])
+  await influx.flush()
+  return { influx, latest }
+}
+
+t.test('a policy the feed does not hold starts from its stored standing: the latest score and premium per subject, as they were sent', async (t) => {
+  const services = await startServices(t)
+  const { influx, latest } = await storeHistory(services.influxUrl, 'ubiq_feed_standing', 'pol-1')
+  t.teardown(() => influx.close())
+  let reads = 0, failing = false
+  const clock = 5_000_000
+  const journal = feedJournal({ keep: 4, now: () => clock, stored: (policyId) => (reads++, failing ? Promise.reject(new Error('InfluxDB down')) : storedStanding(influx, policyId)) })
+  const liveScore = stored('pol-1', 'health', 80, T + 7200_000)
+  const live = journal.append('pol-1', { type: 'score', score: liveScore })
+
+  const { messages } = await journal.replay('pol-1')
+  t.same(messages.map(({ seq, ...body }) => body), [{ type: 'score', score: latest.driving }, { type: 'premium', premium: latest.premium }, { type: 'score', score: liveScore }],
+    'the stored driving score and premium exactly as scored and priced; the health score that came live meanwhile, not the stored one')
+  t.same(messages.map((m) => m.seq), [clock, clock, live.seq], 'stored ones at the horizon, before what the feed holds')
+  t.same(await journal.replay('pol-1', clock), { messages: [live] }, 'a client that has them and reconnects from their seq: no gap')
+  t.equal(reads, 1, 'read once')
+
+  // Messages that come while the standing is read are sent after it, however many (none is
+  // trimmed meanwhile): a client is live from its call.
+  const replay = journal.replay('pol-3')
+  const meanwhile = Array.from({ length: 10 }, () => journal.append('pol-3', { type: 'event', event: { policyId: 'pol-3', deviceId: 'car-3', subject: 'driving', type: 'harsh_braking', urgent: false, from: T, to: T + 1500, evidence: { source: 'imu', peak: 4.2, threshold: 3.5, unit: 'm/s²', duration_s: 1.5 } } }))
+  t.same((await replay).messages, meanwhile, 'the ten messages that came during the read, with 4 kept')
+  journal.append('pol-3', { type: 'score', score: stored('pol-3', 'driving', 50, T) })
+  t.equal((await journal.replay('pol-3', 0)).messages.length, 4, 'then trimmed to 4 again')
+
+  const blip = journal.append('pol-4', { type: 'score', score: stored('pol-4', 'driving', 50, T) })
+  failing = true
+  t.same(await journal.replay('pol-4', blip.seq - 1), { messages: [blip] }, 'a reconnect the feed can serve from what it holds reads nothing, and needs no InfluxDB')
+  await t.rejects(journal.replay('pol-2'), /InfluxDB down/, 'a read that fails is the caller\'s to report')
+  failing = false
+  t.same(await journal.replay('pol-2'), { messages: [] }, 'a policy with nothing stored: nothing')
+  t.equal(reads, 4, 'read again after a failure; none for pol-4')
+})
+
+t.test('after a restart (or once the feed has forgotten a policy) its client, its REST standing and its what-if start from InfluxDB', async (t) => {
+  const services = await startServices(t)
+  const { influx, latest } = await storeHistory(services.influxUrl, 'ubiq_feed_restart', 'pol-1')
+  t.teardown(() => influx.close())
+  const auth = tokenAuthority('a test secret of at least thirty-two bytes')
+  const simulated: Score[] = []
+  const server = await startDashboards({
+    scores$: NEVER, events$: NEVER, premiums$: NEVER, influx, auth, metrics: new Registry(), deviceClock: () => undefined,
+    whatIf: async (s) => (simulated.push(s), undefined), health: () => ({ ok: true, checks: {} }), logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
+  })
+  t.teardown(() => server.close())
+  const token = auth.issue({ role: 'policyholder', policyId: 'pol-1' }, 600_000)
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/feed?token=${token}`)
+  const got: FeedMessage[] = []
+  ws.on('message', (data) => got.push(JSON.parse(String(data))))
+  while (got.length < 3) await new Promise((r) => setTimeout(r, 10))
+  ws.close()
+  t.same(got.map(({ seq, ...body }) => body), [{ type: 'score', score: latest.health }, { type: 'score', score: latest.driving }, { type: 'premium', premium: latest.premium }], 'the feed starts from the stored standing, in the order it was made')
+
+  const res = await fetch(`${server.url}/api/v1/policies/pol-1`, { headers: { authorization: `Bearer ${token}` } })
+  t.same(await res.json(), { policyId: 'pol-1', scores: { driving: latest.driving, health: latest.health }, premiums: { driving: latest.premium } }, 'so does the REST standing')
+  await fetch(`${server.url}/api/v1/policies/pol-1/what-if/driving`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"set":{"night_share":0}}' })
+  t.same(simulated, [latest.driving], 'and the premium simulator re-prices the stored latest score')
 })
 
 t.test('a client that stops reading is cut off with 1013; one that reads gets everything; one that sends too much, 1009', async (t) => {

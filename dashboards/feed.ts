@@ -8,17 +8,24 @@
  * process started, the feed cannot prove it has everything: it says so (`gap`) and then sends the
  * policy's standing (latest score and premium per subject) and what it has.
  *
+ * Memory follows the policies that are active (#20 item 5: 64 messages per policy for ever were
+ * about 5 GB at 100k policies): a policy's feed with no message and no client for `idleMs` is
+ * forgotten. What a client starts from does not depend on that: a policy whose standing the feed
+ * does not hold (forgotten, or not heard from since the service started) gets its latest stored
+ * score and premium per subject (`stored`, InfluxDB) before a client starts from it.
+ *
  * `seq` is the time the message entered its policy's feed, in ms, bumped by one where two of the
  * policy's messages share a millisecond: increasing within a process and, with a clock that does
  * not step back, across restarts, so an old cursor is always recognised as old. It is kept per
  * policy, not across the feed: thousands of messages a second in total would otherwise bump it
  * ahead of the clock.
  */
+import { idleMap } from '../ingest/index.ts'
 import type { PremiumAdjustment } from '../pricing/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 
-type Body = { type: 'score'; score: Score } | { type: 'event'; event: PolicyEvent } | { type: 'premium'; premium: PremiumAdjustment }
-export type FeedMessage = Body & { seq: number }
+export type FeedBody = { type: 'score'; score: Score } | { type: 'event'; event: PolicyEvent } | { type: 'premium'; premium: PremiumAdjustment }
+export type FeedMessage = FeedBody & { seq: number }
 
 /** What the feed says about itself, outside the stream of messages. */
 export type FeedNotice =
@@ -29,66 +36,126 @@ interface PolicyFeed {
   messages: FeedMessage[]
   /** The seq of the policy's latest message. */
   last: number
-  /** Messages up to this seq are not all here (trimmed, or before the process started). */
+  /** Messages up to this seq are not all here (trimmed, forgotten with an idle feed, or before the process started). */
   horizon: number
+  /** The horizon this feed started with: messages up to it went with an earlier, forgotten feed of the policy. */
+  forgotten: number
   /** The latest score and premium per subject: the standing a client starts from. */
   standing: Map<string, FeedMessage>
+  listeners: Set<(msg: FeedMessage) => void>
+  /** The stored standing, read (or being read) into `standing` once a client needed it. */
+  loaded?: Promise<void>
+  /** While it is read, nothing is trimmed: the clients waiting for it get every message since they came. */
+  reading?: boolean
+}
+
+export interface FeedOptions {
+  /** Messages kept per policy (default 64). */
+  keep?: number
+  /** A policy's feed with no message and no client for this long is forgotten, ms (default an hour). */
+  idleMs?: number
+  now?: () => number
+  /** The policy's latest stored score and premium per subject (InfluxDB); default none. */
+  stored?: (policyId: string) => Promise<FeedBody[]>
 }
 
 export interface FeedJournal {
   /** Adds a message to its policy's feed and hands it to the listeners. */
-  append(policyId: string, body: Body): FeedMessage
+  append(policyId: string, body: FeedBody): FeedMessage
   /**
    * What a client should get when it (re)connects: from `since` (exclusive) everything kept, or,
-   * without `since`, the policy's standing. `gap` when messages after `since` may be missing.
+   * without `since`, the policy's standing and whatever comes after this call. `gap` when messages
+   * after `since` may be missing. Resolves once what the feed does not hold of the standing has
+   * been read (`stored`, once per feed, when the client needs the standing); subscribe as it
+   * resolves, in the same step, and no message falls between. Rejects when that read fails (the
+   * next call reads again).
    */
-  replay(policyId: string, since?: number): { gap?: FeedNotice; messages: FeedMessage[] }
+  replay(policyId: string, since?: number): Promise<{ gap?: FeedNotice; messages: FeedMessage[] }>
   /** Hands the policy's new messages to `listener` until the returned function is called. */
   subscribe(policyId: string, listener: (msg: FeedMessage) => void): () => void
+  /** The policies whose feed holds a message or a standing. */
   policies(): string[]
 }
 
-export function feedJournal(keep = 64, now: () => number = Date.now): FeedJournal {
+export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stored = async () => [] }: FeedOptions = {}): FeedJournal {
   const started = now()
-  const feeds = new Map<string, PolicyFeed>()
-  // Per policy: a message is handed only to its policy's listeners, however many clients follow others.
-  const listeners = new Map<string, Set<(msg: FeedMessage) => void>>()
+  // A feed with a client stays however quiet it is; its idle time counts from when the last one left.
+  const feeds = idleMap<PolicyFeed>(idleMs, (feed) => feed.listeners.size > 0)
   const standingKey = (m: FeedMessage) => (m.type === 'score' ? `score/${m.score.subject}` : m.type === 'premium' ? `premium/${m.premium.subject}` : undefined)
+
+  /** The policy's feed, marked active now; a new one if the policy has none. */
+  const feedOf = (policyId: string) => {
+    const at = now()
+    const feed = feeds.touch(policyId, at)
+    if (feed) return feed
+    // An earlier feed of the policy was forgotten only after idleMs without a message, so all its
+    // messages are at or before `at - idleMs`: a cursor from then on has missed nothing.
+    const horizon = Math.max(started, at - idleMs)
+    const fresh: PolicyFeed = { messages: [], last: horizon, horizon, forgotten: horizon, standing: new Map(), listeners: new Set() }
+    feeds.set(policyId, fresh, at)
+    return fresh
+  }
 
   return {
     append(policyId, body) {
-      let feed = feeds.get(policyId)
-      if (!feed) feeds.set(policyId, (feed = { messages: [], last: started - 1, horizon: started - 1, standing: new Map() }))
+      const feed = feedOf(policyId)
       feed.last = Math.max(feed.last + 1, now())
       const msg: FeedMessage = { ...body, seq: feed.last }
       feed.messages.push(msg)
-      if (feed.messages.length > keep) feed.horizon = feed.messages.shift()!.seq
+      while (feed.messages.length > keep && !feed.reading) feed.horizon = feed.messages.shift()!.seq
       const key = standingKey(msg)
       if (key) feed.standing.set(key, msg)
-      listeners.get(policyId)?.forEach((l) => l(msg))
+      feed.listeners.forEach((l) => l(msg))
       return msg
     },
     replay(policyId, since) {
-      const feed = feeds.get(policyId)
+      const feed = feedOf(policyId)
+      // Without a cursor, the client starts from the standing as it is now and gets what comes after.
+      const connected = feed.last
+      // A cursor the feed can serve from what it holds needs no standing (a reconnect after a blip).
+      if (!feed.loaded && (since === undefined || since < feed.horizon)) {
+        feed.reading = true
+        feed.loaded = stored(policyId).then((bodies) => {
+          for (const body of bodies) {
+            // Stored messages stand for what the feed no longer holds: their seq is the horizon, so
+            // a client that has them and comes back with it is told of no gap. A subject that came
+            // live meanwhile is newer than what was stored: it stays.
+            const msg: FeedMessage = { ...body, seq: feed.horizon }
+            const key = standingKey(msg)
+            if (key && !feed.standing.has(key)) feed.standing.set(key, msg)
+          }
+        }, (err: unknown) => {
+          feed.loaded = undefined
+          throw err
+        }).finally(() => (feed.reading = false))
+      }
       const bySeq = (a: FeedMessage, b: FeedMessage) => a.seq - b.seq
-      if (since === undefined) return { messages: [...(feed?.standing.values() ?? [])].sort(bySeq) }
-      const horizon = feed?.horizon ?? started - 1
-      const kept = (feed?.messages ?? []).filter((m) => m.seq > since)
-      if (since >= horizon) return { messages: kept }
-      // Missing messages cannot be replayed: start the client from the standing, then what is kept.
-      const older = [...(feed?.standing.values() ?? [])].filter((m) => m.seq <= horizon && m.seq > since)
-      const reason = since < started ? 'the service restarted since then' : 'more has happened since then than the feed keeps'
-      return { gap: { type: 'gap', since, oldest: horizon + 1, reason }, messages: [...older, ...kept].sort(bySeq) }
+      return (feed.loaded ?? Promise.resolve()).then(() => {
+        if (since === undefined) {
+          return { messages: [...[...feed.standing.values()].filter((m) => m.seq <= connected).sort(bySeq), ...feed.messages.filter((m) => m.seq > connected)] }
+        }
+        const kept = feed.messages.filter((m) => m.seq > since)
+        if (since >= feed.horizon) return { messages: kept }
+        // Missing messages cannot be replayed: start the client from the standing, then what is kept.
+        const older = [...feed.standing.values()].filter((m) => m.seq <= feed.horizon && m.seq > since)
+        const reason = since < started ? 'the service restarted since then'
+          : since < feed.forgotten ? `the feed forgot this policy after ${Math.round(idleMs / 60_000)} min with no message and no client`
+            : 'more has happened since then than the feed keeps'
+        return { gap: { type: 'gap', since, oldest: feed.horizon + 1, reason }, messages: [...older, ...kept].sort(bySeq) }
+      })
     },
     subscribe(policyId, listener) {
-      let set = listeners.get(policyId)
-      if (!set) listeners.set(policyId, (set = new Set()))
-      set.add(listener)
+      const feed = feedOf(policyId)
+      feed.listeners.add(listener)
       return () => {
-        set.delete(listener)
-        if (set.size === 0) listeners.delete(policyId)
+        // Touched while still in use: its idle time starts now.
+        feeds.touch(policyId, now())
+        feed.listeners.delete(listener)
       }
     },
-    policies: () => [...feeds.keys()].sort(),
+    policies: () => [...feeds.keys()].filter((p) => {
+      const feed = feeds.get(p)!
+      return feed.messages.length > 0 || feed.standing.size > 0
+    }).sort(),
   }
 }

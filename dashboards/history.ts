@@ -1,9 +1,13 @@
 /**
  * A policy's history as the REST API gives it (issue #7), read back from what scoring and pricing
  * store in InfluxDB: scores with their reasons, premium changes with theirs, trips with the events
- * in them (evidence included), and the events of every subject. Newest first.
+ * in them (evidence included), and the events of every subject. Newest first. And its standing
+ * (latest score and premium per subject), for the feed of a policy it does not hold in memory.
  */
-import { quoteIdent, quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
+import { quoteIdent, quoteString, seriesRows, type Influx, type Subject } from '../ingest/index.ts'
+import { premiumFromRow } from '../pricing/index.ts'
+import { scoreFromRow } from '../scoring/index.ts'
+import type { FeedBody } from './feed.ts'
 
 export interface Range {
   /** ms; from inclusive, to exclusive. */
@@ -15,10 +19,6 @@ export interface Range {
 /** A stored point: its columns by name (tags included), nulls left out; `time` is ms. */
 export type Row = Record<string, unknown>
 
-/** Series rows as objects; `time` is ms (the client asks for epoch=ms). */
-export const rows = (series: readonly Series[]): Row[] =>
-  series.flatMap((s) => s.values.map((v) => Object.fromEntries(s.columns.map((c, i) => [c, v[i]]).filter(([, x]) => x !== null))))
-
 const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, string | undefined> = {}) =>
   [`policy_id = ${quoteString(policyId)}`,
     ...Object.entries(extra).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} = ${quoteString(v!)}`),
@@ -26,7 +26,7 @@ const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, 
     ...(r.to !== undefined ? [`time < ${r.to}ms`] : [])].join(' AND ')
 
 const select = async (influx: Influx, measurement: string, policyId: string, r: Range, extra?: Record<string, string | undefined>) =>
-  rows(await influx.query(`SELECT * FROM ${measurement} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
+  seriesRows(await influx.query(`SELECT * FROM ${measurement} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
 
 /** Every policy with a score or a premium stored. */
 export async function storedPolicies(influx: Influx): Promise<string[]> {
@@ -35,43 +35,40 @@ export async function storedPolicies(influx: Influx): Promise<string[]> {
 }
 
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString()
-/** Scores and premiums store their reasons as a JSON string field. */
-const reasonsOf = (x: Row) => (typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [])
-const fixed = new Set(['time', 'policy_id', 'subject', 'model', 'value', 'window_from', 'days', 'distance_km', 'moving_s', 'night_s', 'reasons'])
 
 /** A stored score as the API gives it. */
-export const scoreOf = (x: Row) => ({
-  subject: x.subject as Subject,
-  value: x.value as number,
-  model: x.model as string,
-  window: { from: x.window_from !== undefined ? iso(x.window_from) : undefined, to: iso(x.time) },
-  exposure: {
-    days: x.days as number,
-    ...Object.fromEntries((['distance_km', 'moving_s', 'night_s'] as const).filter((k) => typeof x[k] === 'number').map((k) => [k, x[k] as number])),
-  },
-  features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !fixed.has(k) && typeof v === 'number')),
-  reasons: reasonsOf(x),
-})
+export const scoreOf = (x: Row) => {
+  const s = scoreFromRow(x)
+  return { subject: s.subject, value: s.value, model: s.model, window: { from: s.window.from !== undefined ? iso(s.window.from) : undefined, to: iso(s.window.to) }, exposure: s.exposure, features: s.features, reasons: s.reasons }
+}
 
 export async function scoreHistory(influx: Influx, policyId: string, subject: Subject | undefined, r: Range) {
   return (await select(influx, 'score', policyId, r, { subject })).map(scoreOf)
 }
 
 /** A stored premium change as the API gives it. */
-export const premiumOf = (x: Row) => ({
-  subject: x.subject as Subject,
-  effectiveFrom: iso(x.time),
-  factor: x.factor as number,
-  previousFactor: x.previous_factor as number | undefined,
-  premium: x.premium as number,
-  credibility: x.credibility as number,
-  ruleset: x.ruleset as string,
-  hash: x.hash as string,
-  reasons: reasonsOf(x),
-})
+export const premiumOf = (x: Row) => {
+  const p = premiumFromRow(x)
+  return { subject: p.subject, effectiveFrom: p.effectiveFrom, factor: p.factor, previousFactor: p.previousFactor, premium: p.premium, credibility: p.credibility, ruleset: p.ruleset, hash: p.hash, reasons: p.reasons }
+}
 
 export async function premiumHistory(influx: Influx, policyId: string, subject: Subject | undefined, r: Range) {
   return (await select(influx, 'premium', policyId, r, { subject })).map(premiumOf)
+}
+
+/**
+ * The policy's latest stored score and premium per subject, as the feed sends them: its standing
+ * when the feed does not hold it (after a restart, or once the feed has forgotten an idle policy).
+ */
+export async function storedStanding(influx: Influx, policyId: string): Promise<FeedBody[]> {
+  const latest = async (measurement: string) => seriesRows(await influx.query(`SELECT * FROM ${measurement} WHERE policy_id = ${quoteString(policyId)} GROUP BY subject ORDER BY time DESC LIMIT 1`))
+  const [scores, premiums] = await Promise.all([latest('score'), latest('premium')])
+  const made: [number, FeedBody][] = [
+    ...scores.map(scoreFromRow).map((score): [number, FeedBody] => [score.window.to, { type: 'score', score }]),
+    ...premiums.map(premiumFromRow).map((premium): [number, FeedBody] => [Date.parse(premium.effectiveFrom), { type: 'premium', premium }]),
+  ]
+  // In the order they were made, as the feed sent them.
+  return made.sort(([a], [b]) => a - b).map(([, body]) => body)
 }
 
 /** A stored event as the API gives it. */
@@ -97,7 +94,7 @@ export async function withEvents(influx: Influx, policyId: string, trips: readon
   if (trips.length === 0) return []
   const first = Math.min(...trips.map((t) => Number(t.time)))
   const last = Math.max(...trips.map((t) => Number(t.end_ms ?? t.time)))
-  const events = rows(await influx.query(`SELECT * FROM event WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
+  const events = seriesRows(await influx.query(`SELECT * FROM event WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
   return trips.map((t) => {
     const from = Number(t.time), to = Number(t.end_ms ?? t.time)
     const mine = events.filter((e) => e.device_id === t.device_id && Number(e.end_ms ?? e.time) >= from && Number(e.end_ms ?? e.time) <= to)
@@ -134,7 +131,7 @@ export async function* pagesOf(influx: Influx, measurement: string, condition: s
     `SELECT * FROM ${quoteIdent(measurement)} WHERE ${[condition, ...time].join(' AND ')}${limit}`
   const until = period.to !== undefined ? [`time < ${period.to}ms`] : []
   for (let from = period.from; ;) {
-    const page = rows(await influx.query(select([...(from !== undefined ? [`time >= ${from}ms`] : []), ...until], ` ORDER BY time ASC LIMIT ${pageRows}`)))
+    const page = seriesRows(await influx.query(select([...(from !== undefined ? [`time >= ${from}ms`] : []), ...until], ` ORDER BY time ASC LIMIT ${pageRows}`)))
     if (page.length < pageRows) {
       if (page.length > 0) yield page
       return
@@ -142,7 +139,7 @@ export async function* pagesOf(influx: Influx, measurement: string, condition: s
     const last = Number(page.at(-1)!.time)
     const before = page.filter((r) => Number(r.time) < last)
     // A page all at one instant (more series than a page holds): that instant whole, then what follows.
-    yield before.length > 0 ? before : rows(await influx.query(select([`time = ${last}ms`], '')))
+    yield before.length > 0 ? before : seriesRows(await influx.query(select([`time = ${last}ms`], '')))
     from = before.length > 0 ? last : last + 1
   }
 }

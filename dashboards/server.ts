@@ -21,7 +21,7 @@ import { WhatIfError, type PremiumAdjustment, type WhatIf } from '../pricing/ind
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type Principal, type TokenAuthority } from './auth.ts'
 import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
-import { eventHistory, premiumHistory, scoreHistory, storedPolicies, tripHistory } from './history.ts'
+import { eventHistory, premiumHistory, scoreHistory, storedPolicies, storedStanding, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
 import { Time, TIME_PATTERN } from './tables.ts'
 import { registerPortfolio } from './portfolio.ts'
@@ -39,8 +39,8 @@ export interface DashboardsDeps {
   metrics: Registry
   /** A device's clock skew estimate, for operators. */
   deviceClock(deviceId: string): DeviceClock | undefined
-  /** The premium simulator: the policy's latest score of `subject` with changed features, priced; undefined without a score. */
-  whatIf(policyId: string, subject: Subject, changes: unknown): Promise<WhatIf | undefined>
+  /** The premium simulator: `score` (the policy's latest of its subject) with changed features, priced; undefined without a model for it. */
+  whatIf(score: Score, changes: unknown): Promise<WhatIf | undefined>
   /** Whether the service works, and the checks behind the answer: booleans are checks (false fails), numbers are information. */
   health(): { ok: boolean; checks: Record<string, boolean | number> }
   logger: Logger
@@ -117,7 +117,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     },
   })
 
-  const journal = feedJournal()
+  const journal = feedJournal({ stored: (policyId) => storedStanding(deps.influx, policyId) })
   const feedClients = new Gauge({ name: 'ubiq_feed_clients', help: 'Feed websockets open', registers: [deps.metrics] })
   const feedSent = new Counter({ name: 'ubiq_feed_messages_sent_total', help: 'Messages sent to feed clients (replays included)', registers: [deps.metrics] })
   const feedCutOff = new Counter({ name: 'ubiq_feed_clients_cut_off_total', help: 'Feed clients closed (1013) for not taking their messages off the socket', registers: [deps.metrics] })
@@ -191,8 +191,9 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
     consentsOf: deps.consentsOf ?? ((policyId) => registryConsents(deps.devicesOf?.(policyId) ?? [])),
   }, who)
-  policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, (policyId, _q, _req, reply) => {
-    const { messages } = journal.replay(policyId)
+  policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, async (policyId, _q, _req, reply) => {
+    // The feed's standing: it reads from InfluxDB what it does not hold.
+    const { messages } = await journal.replay(policyId)
     if (messages.length === 0) return notFound(reply, 'unknown_policy', `no score yet for policy ${policyId}`)
     const scores: Partial<Record<Subject, Score>> = {}
     const premiums: Partial<Record<Subject, PremiumAdjustment>> = {}
@@ -214,8 +215,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     },
   }, async (req, reply) => {
     mustSee(who(req), req.params.policy)
+    const { messages } = await journal.replay(req.params.policy)
+    const score = messages.flatMap((m) => (m.type === 'score' && m.score.subject === req.params.subject ? [m.score] : [])).at(-1)
     // The body is checked by the simulator, which names what is wrong with it.
-    const answer = await deps.whatIf(req.params.policy, req.params.subject, req.body)
+    const answer = score && (await deps.whatIf(score, req.body))
     return answer ?? notFound(reply, 'unknown_policy', `no ${req.params.subject} score yet for policy ${req.params.policy}`)
   })
   app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', {
@@ -261,19 +264,29 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       if (err instanceof AuthError) return socket.close(err.closeCode, err.message)
       throw err
     }
-    const { gap, messages } = journal.replay(policyId, req.query.since)
-    if (gap) send(gap)
-    messages.forEach(send)
-    // Replay and subscription in one synchronous step: no message can fall between them.
-    unsubscribe = journal.subscribe(policyId, send)
     feedClients.inc()
     // A token that expires closes the feed it opened (timers hold at most 2^31 - 1 ms).
     const expiry = setTimeout(() => socket.close(4401, 'the token has expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1))
+    let closed = false
     socket.on('message', () => send({ type: 'error', reason: 'the feed is read-only: clients send nothing' }))
     socket.on('close', () => {
+      closed = true
       clearTimeout(expiry)
       unsubscribe()
       feedClients.dec()
+    })
+    // The standing of a policy the feed does not hold is read from InfluxDB first; the messages
+    // that come meanwhile are sent after it.
+    journal.replay(policyId, req.query.since).then(({ gap, messages }) => {
+      if (closed) return
+      if (gap) send(gap)
+      messages.forEach(send)
+      // Replay and subscription in one synchronous step: no message can fall between them.
+      unsubscribe = journal.subscribe(policyId, send)
+    }).catch((err: Error) => {
+      // InfluxDB did not answer: the client comes back, as from any network trouble.
+      deps.logger.warn({ err: err.message }, 'dashboards: a feed could not start (its standing could not be read); its client is told to come back')
+      socket.close(1013, 'the standing cannot be read now: reconnect')
     })
   })
 

@@ -24,12 +24,11 @@ export function clockTracker(windowMs = 5 * 60_000, idleMs = 3600_000) {
     /** Records one message of `deviceId`. */
     observe(deviceId: string, ts: number, receivedAt: number): void {
       const lag = receivedAt - ts
-      const d = devices.get(deviceId)
+      const d = devices.touch(deviceId, receivedAt)
       if (!d) {
         devices.set(deviceId, { windowStart: receivedAt, minLag: lag, count: 1 }, receivedAt)
         return
       }
-      devices.touch(deviceId, receivedAt)
       if (receivedAt - d.windowStart >= windowMs) {
         d.estimate = { skewMs: d.minLag, samples: d.count, lastSeen: receivedAt }
         d.windowStart = receivedAt

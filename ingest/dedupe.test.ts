@@ -7,7 +7,7 @@ const reading = (deviceId: string, seq: number): Reading =>
   ({ deviceId, policyId: 'p', kind: 'obd', subject: 'driving', seq, ts: seq, receivedAt: 0, fields: {} })
 const run = async (window: number, input: [string, number][]) => {
   let duplicates = 0
-  const out = await lastValueFrom(from(input.map(([d, s]) => reading(d, s))).pipe(dropDuplicates(window, () => duplicates++), toArray()))
+  const out = await lastValueFrom(from(input.map(([d, s]) => reading(d, s))).pipe(dropDuplicates(window, Infinity, () => duplicates++), toArray()))
   return { kept: out.map((r) => [r.deviceId, r.seq]), duplicates }
 }
 
@@ -58,6 +58,23 @@ t.test('property: within the window, exactly the first copy of each (device, seq
     const got = await run(W, input)
     return JSON.stringify(got.kept) === JSON.stringify(want) && got.duplicates === input.length - want.length
   }), { numRuns: 500 })
+})
+
+t.test('memory follows the active policies: a policy silent for idleMs is forgotten, a device silent beside an active one of its policy is not (#20 item 5)', async (t) => {
+  const H = 3600_000
+  const r = (deviceId: string, policyId: string, seq: number, receivedAt: number): Reading =>
+    ({ deviceId, policyId, kind: 'obd', subject: 'driving', seq, ts: seq, receivedAt, fields: {} })
+  const input = [
+    r('watch', 'p1', 1, 0), r('car', 'p1', 1, 0), r('other', 'p2', 1, 0),
+    r('car', 'p1', 2, 0.75 * H), r('car', 'p1', 3, 1.5 * H), // p1's car drives on; its watch is silent
+    r('watch', 'p1', 1, 1.5 * H + 1), // the watch resends after 1.5 h: its policy is active, so it is known
+    r('other', 'p2', 1, 1.5 * H + 1), // p2 has been silent for 1.5 h: forgotten, its seq 1 starts afresh
+    r('other', 'p2', 1, 1.5 * H + 2),
+  ]
+  let duplicates = 0
+  const out = await lastValueFrom(from(input).pipe(dropDuplicates(1024, H, () => duplicates++), toArray()))
+  t.same(out.map((x) => `${x.deviceId}:${x.seq}`), ['watch:1', 'car:1', 'other:1', 'car:2', 'car:3', 'other:1'])
+  t.equal(duplicates, 2, "the watch's resend and the second other:1")
 })
 
 t.test('a stream\'s device time reused under another seq is rejected, duplicate_time: InfluxDB would overwrite the stored reading (#20)', async (t) => {

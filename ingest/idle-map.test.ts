@@ -21,6 +21,30 @@ t.test('an idle map forgets keys not set or touched for idleMs, keeps the active
   t.same([...m.keys()].sort(), ['c', 'd', 'e'], 'a, last active at H/2, is gone an hour and a half later')
 })
 
+t.test('touch gives the entry back, marked active; one idle for idleMs is gone at its own touch, sweep or not', async (t) => {
+  const m = idleMap<number>(H)
+  m.set('k', 1, 0)
+  t.equal(m.touch('k', H / 2), 1, 'active: given back')
+  m.set('j', 2, 1.4 * H) // a sweep: k has been idle 0.9 h
+  t.equal(m.get('k'), 1)
+  t.equal(m.touch('k', 1.5 * H + 1), undefined, 'idle for an hour: gone, though no sweep was due (the caller starts afresh, never on an entry the next sweep drops)')
+  t.equal(m.touch('j', 1.5 * H + 1), 2)
+})
+
+t.test('an entry in use stays however idle; its idle time counts from its next touch', async (t) => {
+  const m = idleMap<{ clients: number }>(H, (v) => v.clients > 0)
+  m.set('followed', { clients: 1 }, 0)
+  m.set('quiet', { clients: 0 }, 0)
+  m.set('x', { clients: 0 }, 2 * H)
+  t.same([...m.keys()].sort(), ['followed', 'x'])
+  m.touch('followed', 2 * H + 1) // its last client leaves: touched while still in use
+  m.get('followed')!.clients = 0
+  m.set('y', { clients: 0 }, 3 * H)
+  t.same([...m.keys()].sort(), ['followed', 'y'], 'its last client left less than an hour ago: it stays')
+  m.set('z', { clients: 0 }, 3 * H + H / 4 + 1)
+  t.same([...m.keys()].sort(), ['y', 'z'], 'more than an hour: gone')
+})
+
 t.test('memory follows the active devices: 10,000 devices that came and went leave nothing behind', async (t) => {
   const clocks = clockTracker(5 * 60_000, H)
   for (let i = 0; i < 10_000; i++) clocks.observe(`dev-${i}`, i * 100, i * 100 + 50)

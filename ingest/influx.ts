@@ -283,6 +283,14 @@ function v1WriteTransport(inner: Transport, auth: Record<string, string>): Trans
   }
 }
 
+/**
+ * Query rows as objects, a column's value by its name, the series' tags (what the query groups
+ * by) beside them; null columns (a field the point lacks) are left out. `time` is ms (queries ask
+ * for epoch=ms).
+ */
+export const seriesRows = (series: readonly Series[]): Record<string, unknown>[] =>
+  series.flatMap((s) => s.values.map((v) => ({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]]).filter(([, x]) => x !== null)) })))
+
 /** Quotes an InfluxQL identifier. */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`

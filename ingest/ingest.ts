@@ -32,6 +32,11 @@ export interface IngestDeps {
   maxGpsSpeedKmh?: number
   /** How many recent seqs per device are remembered to drop redeliveries. */
   dedupeWindow?: number
+  /**
+   * How long a policy's dedupe windows outlive its last reading, ms of receive time: longer than
+   * anything downstream keeps the policy's readings counted in memory (`dropDuplicates`).
+   */
+  dedupeIdleMs: number
 }
 
 export interface Ingest {
@@ -137,7 +142,7 @@ export function startIngest(deps: IngestDeps): Ingest {
     client.publish(topics.rejected(r.deviceId), JSON.stringify(r), { qos: 1 })
   })
   const readings$ = (accepted$ as Observable<Reading>).pipe(
-    dropDuplicates(deps.dedupeWindow ?? 1024, () => counters.duplicates.inc()),
+    dropDuplicates(deps.dedupeWindow ?? 1024, deps.dedupeIdleMs, () => counters.duplicates.inc()),
     storeReadings((lines) => {
       deps.journal.append(lines)
       deps.influx.write(lines)
@@ -192,30 +197,49 @@ export function startIngest(deps: IngestDeps): Ingest {
 /**
  * Drops a reading whose (deviceId, seq) was seen among the device's last `window` seqs: QoS 1
  * redeliveries and device resends after a reconnect are stored and scored once. Per device, a
- * bitmap of the window below the highest seq: ~window/8 bytes, for registered devices only.
+ * bitmap of the window below the highest seq: ~window/8 bytes.
  *
  * A seq `window` or more away from the highest, ahead or behind, is a jump: a counter that
  * restarted (a device reset) or one stray seq. The window moves there only when the next seq
  * outside it agrees (within `window` of the jump), as `rejectJumps` does for GPS fixes: before
  * #20 one seq of 2^53−1 moved the window for good, and dedupe was off for the device's real seqs.
+ *
+ * Memory follows the active policies (#20 item 5): a policy's windows go once none of its devices
+ * has sent anything for `idleMs` of receive time. A redelivery after that passes. Stored again, it
+ * lands on itself (InfluxDB keeps one point per series and time). Scoring counts it once if each of
+ * its states that counted the first copy has left memory meanwhile: a state that comes back is
+ * rebuilt from InfluxDB, where the first copy is, up to the reading that brings it back, which then
+ * counts as new (health and home days replay the stored readings before it; driving days the
+ * trips before the trip it makes). So `idleMs` must be longer than scoring keeps a policy after its
+ * last reading (the pipeline passes scoring's idle times plus an hour), and the windows are kept
+ * per policy, not per device: a policy's state stays in memory while any of its devices sends, so
+ * a device silent for hours beside an active one is still remembered. A redelivery later than
+ * that is what one after a restart always was: a trip made of part of a stored trip's readings
+ * (60 s and 200 m of them at least) counts twice in the policy's days.
  */
-export function dropDuplicates(window: number, onDuplicate: () => void = () => {}): OperatorFunction<Reading, Reading> {
+export function dropDuplicates(window: number, idleMs: number, onDuplicate: () => void = () => {}): OperatorFunction<Reading, Reading> {
   return (source) => defer(() => {
-    const devices = new Map<string, { max: number; bits: Uint8Array; jump?: number }>()
+    // A policy's devices (one to a few) in a list: a Map each costs more than a device's window.
+    const policies = idleMap<{ deviceId: string; max: number; bits: Uint8Array; jump?: number }[]>(idleMs)
     const bit = (seq: number) => [Math.floor((seq % window) / 8), 1 << (seq % 8)] as const
-    /** A window at `max` holding `seqs`. */
-    const windowAt = (max: number, ...seqs: number[]) => {
-      const dev = { max, bits: new Uint8Array(Math.ceil(window / 8)) }
+    /** Moves the device's window to `max`, holding `seqs` only. */
+    const windowAt = (dev: { max: number; bits: Uint8Array; jump?: number }, max: number, ...seqs: number[]) => {
+      dev.max = max
+      dev.bits.fill(0)
+      dev.jump = undefined
       for (const seq of seqs) {
         const [i, mask] = bit(seq)
         dev.bits[i]! |= mask
       }
-      return dev
     }
     return source.pipe(filter((r) => {
-      const dev = devices.get(r.deviceId)
+      const devices = policies.touch(r.policyId, r.receivedAt)
+      const dev = devices?.find((d) => d.deviceId === r.deviceId)
       if (!dev) {
-        devices.set(r.deviceId, windowAt(r.seq, r.seq))
+        const fresh = { deviceId: r.deviceId, max: r.seq, bits: new Uint8Array(Math.ceil(window / 8)), jump: undefined }
+        windowAt(fresh, r.seq, r.seq)
+        if (devices) devices.push(fresh)
+        else policies.set(r.policyId, [fresh], r.receivedAt)
         return true
       }
       if (Math.abs(r.seq - dev.max) >= window) {
@@ -224,7 +248,7 @@ export function dropDuplicates(window: number, onDuplicate: () => void = () => {
           return false
         }
         if (dev.jump !== undefined && Math.abs(r.seq - dev.jump) < window) {
-          devices.set(r.deviceId, windowAt(Math.max(r.seq, dev.jump), r.seq, dev.jump))
+          windowAt(dev, Math.max(r.seq, dev.jump), r.seq, dev.jump)
           return true
         }
         dev.jump = r.seq
@@ -263,9 +287,8 @@ export function rejectTimeReuse(slots: number, idleMs = 3600_000): OperatorFunct
   return map((r) => {
     if ('reason' in r) return r
     const series = r.samples ? `${r.kind}@${r.fields.rate_hz}` : r.kind
-    let dev = devices.get(r.deviceId)
+    let dev = devices.touch(r.deviceId, r.receivedAt)
     if (!dev) devices.set(r.deviceId, (dev = { series: new Array<string>(slots), ts: new Float64Array(slots), seqs: new Float64Array(slots), next: 0 }), r.receivedAt)
-    else devices.touch(r.deviceId, r.receivedAt)
     for (let i = 0; i < slots; i++) {
       if (dev.ts[i] !== r.ts || dev.series[i] !== series) continue
       // A redelivery (same seq) is already in the ring: recording it again would push out another reading.

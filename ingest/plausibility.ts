@@ -25,12 +25,11 @@ export function rejectJumps(maxSpeedKmh: number, idleMs = 3600_000): OperatorFun
   return map((r) => {
     if ('reason' in r || r.kind !== 'gps') return r
     const fix = { ts: r.ts, lat_deg: Number(r.fields.lat_deg), lon_deg: Number(r.fields.lon_deg), acc: Number(r.fields.accuracy_m) }
-    const state = devices.get(r.deviceId)
+    const state = devices.touch(r.deviceId, r.receivedAt)
     if (!state) {
       devices.set(r.deviceId, { good: fix }, r.receivedAt)
       return r
     }
-    devices.touch(r.deviceId, r.receivedAt)
     const speed = impliedSpeedKmh(state.good, fix)
     if (speed <= maxSpeedKmh) {
       if (fix.ts > state.good.ts) state.good = fix

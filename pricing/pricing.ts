@@ -118,15 +118,51 @@ export function startPricing(deps: PricingDeps): {
       priced.inc({ subject: p.subject })
       log.debug({ policyId: p.policyId, subject: p.subject, factor: p.factor }, 'premium adjusted')
       deps.mqtt.publish(topics.premiums(p.policyId, p.subject), JSON.stringify(p), { qos: 1, retain: true })
-      deps.influx.write([toLine('premium', { policy_id: p.policyId, subject: p.subject, ruleset: p.ruleset }, {
-        factor: p.factor, previous_factor: p.previousFactor, premium: p.premium, credibility: p.credibility, inputs_hash: p.inputsHash, prev_hash: p.prevHash, hash: p.hash,
-        reasons: JSON.stringify(p.reasons),
-      }, Date.parse(p.effectiveFrom))])
+      deps.influx.write([premiumLine(p)])
     },
     // An adjustment that cannot be audited is never published: premiums$ ends with the error.
     error: (err: Error) => log.error({ err: err.message }, 'pricing stopped: the audit log failed'),
   })
   return { premiums$, standing: (policyId, subject) => published.standings.get(key(policyId, subject)) }
+}
+
+/**
+ * A premium adjustment as an InfluxDB line: measurement `premium`, tagged with its policy, subject
+ * and ruleset, at its effective time; the rest as fields (reasons, models and limit as JSON), so
+ * that `premiumFromRow` gives the adjustment back whole: the feed's standing of a policy it no
+ * longer holds in memory comes from here (#20 item 5).
+ */
+export const premiumLine = (p: PremiumAdjustment) => toLine('premium', { policy_id: p.policyId, subject: p.subject, ruleset: p.ruleset }, {
+  factor: p.factor, previous_factor: p.previousFactor, premium: p.premium, currency: p.currency, credibility: p.credibility,
+  period_from: Date.parse(p.period.from), period_factor: p.period.factor, inputs_hash: p.inputsHash, prev_hash: p.prevHash, hash: p.hash,
+  reasons: JSON.stringify(p.reasons), models: JSON.stringify(p.models), limited: JSON.stringify(p.limited),
+}, Date.parse(p.effectiveFrom), ['period_from'])
+
+/**
+ * An adjustment back from a row of `SELECT * FROM premium …` (epoch ms; ingest seriesRows). Those
+ * stored before currency, period, models and limit were (#20) come back without them.
+ */
+export function premiumFromRow(x: Record<string, unknown>): PremiumAdjustment {
+  const iso = (ms: unknown) => new Date(ms as number).toISOString()
+  const json = (text: unknown) => (typeof text === 'string' ? JSON.parse(text) : undefined)
+  return {
+    policyId: x.policy_id as string,
+    subject: x.subject as Subject,
+    factor: x.factor as number,
+    premium: x.premium as number,
+    currency: x.currency as string,
+    previousFactor: x.previous_factor as number,
+    ...(x.period_from !== undefined ? { period: { from: iso(x.period_from), factor: x.period_factor as number } } : {}),
+    reasons: json(x.reasons) ?? [],
+    models: json(x.models),
+    ruleset: x.ruleset as string,
+    effectiveFrom: iso(x.time),
+    inputsHash: x.inputs_hash as string,
+    prevHash: x.prev_hash as string,
+    hash: x.hash as string,
+    credibility: x.credibility as number,
+    limited: json(x.limited),
+  } as PremiumAdjustment
 }
 
 /** Why a score moved no premium. */

@@ -5,7 +5,7 @@
  * baseline, in the same batch; a feature's impact is how many points it moves the score.
  */
 import { bufferTime, concatMap, filter, from, mergeMap, type OperatorFunction } from 'rxjs'
-import type { Subject } from '../ingest/index.ts'
+import { toLine, type Subject } from '../ingest/index.ts'
 import type { LoadedModel } from './model.ts'
 import { modelId } from './models/index.ts'
 
@@ -46,6 +46,31 @@ export interface Exposure {
   distance_km?: number
   moving_s?: number
   night_s?: number
+}
+
+const exposureKeys = ['days', 'distance_km', 'moving_s', 'night_s'] as const satisfies readonly (keyof Exposure)[]
+const notFeatures = new Set<string>(['time', 'value', 'window_from', ...exposureKeys])
+
+/**
+ * A score as an InfluxDB line: measurement `score`, tagged with its policy, subject and model, at
+ * the end of its window; its exposure and features as fields, its reasons as JSON (what the score
+ * history shows beside the value). `scoreFromRow` reads it back.
+ */
+export const scoreLine = (s: Score) =>
+  toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons) }, s.window.to, ['window_from'])
+
+/** A score back from a row of `SELECT * FROM score …` (epoch ms; ingest seriesRows), as it was scored. */
+export function scoreFromRow(x: Record<string, unknown>): Score {
+  return {
+    policyId: x.policy_id as string,
+    subject: x.subject as Subject,
+    value: x.value as number,
+    model: x.model as string,
+    reasons: typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [],
+    window: { from: x.window_from as number, to: x.time as number },
+    exposure: Object.fromEntries(exposureKeys.filter((k) => typeof x[k] === 'number').map((k) => [k, x[k]])) as unknown as Exposure,
+    features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !notFeatures.has(k) && typeof v === 'number')) as Record<string, number>,
+  }
 }
 
 /** What scoring hands the model: one policy's features and exposure for one subject. */

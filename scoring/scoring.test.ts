@@ -1,14 +1,15 @@
 /**
  * The scoring service as a whole (#20 item 6): a bug in one device's or policy's state costs that
  * key, counted and logged with its stack, never the stream (it used to end trips$ and scores$, and
- * with no error handler anywhere, the process).
+ * with no error handler anywhere, the process). And a redelivery that ingest's dedupe has forgotten
+ * (#20 item 5) is counted once.
  */
 import t from 'tap'
 import mqtt from 'mqtt'
 import pino from 'pino'
 import { Registry } from 'prom-client'
-import { from, lastValueFrom, Subject, toArray } from 'rxjs'
-import { connectInflux, type Reading } from '../ingest/index.ts'
+import { from, lastValueFrom, share, Subject, tap, toArray } from 'rxjs'
+import { connectInflux, dropDuplicates, storeReadings, type Reading } from '../ingest/index.ts'
 import { startServices, firstMatch } from '../test/harness.ts'
 import type { DrivingDay } from './driving.ts'
 import type { Detector } from './events.ts'
@@ -73,4 +74,45 @@ t.test('a policy whose days throw is left out of its score; the other policies a
   ))
   t.same(inputs.map((i) => i.policyId), ['good', 'good'], 'the good policy scored after each trip')
   t.same(failed, ['bad: TypeError'], 'the bad one reported, with its policy')
+})
+
+t.test('a redelivery that dedupe has forgotten is counted once: the policy\'s state, gone too, comes back from InfluxDB up to it (#20 item 5)', async (t) => {
+  const services = await startServices(t)
+  const database = 'ubiq_scoring_redelivery'
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database, retentionPolicy: 'autogen' })
+  t.teardown(() => influx.close())
+  const publisher = await mqtt.connectAsync(services.mqttUrl, { clientId: 'scoring-redelivery-test' })
+  t.teardown(() => publisher.endAsync())
+  // Ingest's dedupe and storage, with idle times scaled down: dedupe forgets a policy after 1 s of
+  // receive time, scoring after 300 ms (the pipeline keeps that order: dedupeIdleMs).
+  const received$ = new Subject<Reading>()
+  let passed = 0
+  const readings$ = received$.pipe(dropDuplicates(1024, 1000), tap(() => passed++), storeReadings((lines) => influx.write(lines)), share())
+  startScoring({
+    readings$, mqtt: publisher, influx, logger: pino({ level: 'silent' }), metrics: new Registry(),
+    models: () => ({ champions: {}, shadows: {} }),
+    policyDevices: () => ['watch'],
+    trips: defaultTripConfig, detectors: () => [], batch: { maxBatch: 64, maxWaitMs: 20 },
+    deviceIdleMs: 200, policyIdleMs: 300,
+  })
+  const steps = (seq: number, count: number, receivedAt: number): Reading =>
+    ({ deviceId: 'watch', policyId: 'pol-w', kind: 'steps', subject: 'health', seq, ts: T0 + seq * 3600_000, receivedAt, fields: { steps_count: count, interval_s: 3600 } })
+  /** The day's steps once scoring has stored it on going idle. */
+  const storedDay = async (steps: number) => {
+    for (;;) {
+      await influx.flush()
+      const [day] = await services.influxql(database, "SELECT steps FROM health_day WHERE policy_id = 'pol-w'")
+      if (day?.values[0]?.[1] === steps) return steps
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  received$.next(steps(1, 1000, T0))
+  received$.next(steps(2, 500, T0))
+  t.equal(await storedDay(1500), 1500, 'the day as it went idle')
+  // The watch resends its last message (it never got the PUBACK) after dedupe forgot the policy.
+  received$.next(steps(2, 500, T0 + 2000))
+  t.equal(passed, 3, 'the resend got through dedupe')
+  await new Promise((r) => setTimeout(r, 1000))
+  t.equal(await storedDay(1500), 1500, 'and counts once: the day was rebuilt from the stored readings before it')
+  received$.complete()
 })

@@ -18,7 +18,7 @@ import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, s
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, DAY_MS, drivingScoreInput, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
-import { scoreWith, type ActiveModels, type BatchConfig, type Score, type ScoreInput } from './score.ts'
+import { scoreLine, scoreWith, type ActiveModels, type BatchConfig, type Score, type ScoreInput } from './score.ts'
 import { trackTrips, type OpenTripSource, type Trip, type TripConfig } from './trips.ts'
 
 /** How far back a device's open trip is looked for after a restart: longer trips restart where the lookback begins. */
@@ -166,10 +166,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   scores$.subscribe((s) => {
     scored.inc({ subject: s.subject })
     deps.mqtt.publish(topics.scores(s.policyId), JSON.stringify(s), { qos: 1 })
-    deps.influx.write([
-      // The reasons as JSON: what the score history (REST, dashboards) shows beside the value.
-      toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons) }, s.window.to, ['window_from']),
-    ])
+    deps.influx.write([scoreLine(s)])
   })
   return { scores$, events$: allEvents$, trips$ }
 }

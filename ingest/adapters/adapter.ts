@@ -5,6 +5,8 @@
  * One rule for every format, so the broker ACL can hold: the first topic level after the format's
  * own prefix is the ubiq device id, which is also the device's MQTT user (ingest/broker.ts).
  */
+import { idleMap } from '../idle-map.ts'
+
 export interface Adapter {
   name: string
   /** For the contract docs: what it maps, and how. */
@@ -30,13 +32,15 @@ export interface Adapter {
 /**
  * For formats that carry no counter and no device time: the receive time serves as both, moved up
  * by a millisecond where needed so that two messages of a device never share a seq (the second
- * would be dropped as a duplicate) nor a time (InfluxDB would keep one point).
+ * would be dropped as a duplicate) nor a time (InfluxDB would keep one point). A device's last
+ * stamp is forgotten after an hour without a message (#20 item 5: memory follows the active
+ * devices); its next receive time is an hour past it anyway, so its stamps are the same.
  */
-export function receiveStamps(): (deviceId: string, receivedAt: number) => number {
-  const last = new Map<string, number>()
+export function receiveStamps(idleMs = 3600_000): (deviceId: string, receivedAt: number) => number {
+  const last = idleMap<number>(idleMs)
   return (deviceId, receivedAt) => {
-    const stamp = Math.max(receivedAt, (last.get(deviceId) ?? 0) + 1)
-    last.set(deviceId, stamp)
+    const stamp = Math.max(receivedAt, (last.touch(deviceId, receivedAt) ?? 0) + 1)
+    last.set(deviceId, stamp, receivedAt)
     return stamp
   }
 }

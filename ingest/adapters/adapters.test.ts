@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createAdapters, decodeMessage, deviceRegistry, isRejection, type Reading, type Rejection } from '../index.ts'
 import { discoveryLimits } from './home-assistant.ts'
+import { receiveStamps } from './adapter.ts'
 import { startServices, startTestPipeline, untilStored } from '../../test/harness.ts'
 
 const now = Date.UTC(2026, 10, 23, 12)
@@ -65,6 +66,14 @@ t.test('two sensors of a hub heard in the same millisecond are both kept: the se
   const a = send(c, 'zigbee2mqtt/home-1/kitchen_leak', { water_leak: false }) as Reading
   const b = send(c, 'zigbee2mqtt/home-1/bath_leak', { water_leak: true }) as Reading
   t.same([a.seq, a.ts, b.seq, b.ts], [now, now, now + 1, now + 1])
+})
+
+t.test('receive stamps: a device silent for an hour is forgotten (#20 item 5) and stamped as it would have been, with its receive time', async (t) => {
+  const H = 3600_000
+  const stamp = receiveStamps(H)
+  t.same([stamp('a', 1000), stamp('a', 1000), stamp('a', 1000)], [1000, 1001, 1002])
+  t.equal(stamp('b', 1000 + H), 1000 + H, 'a sweep: a is forgotten')
+  t.equal(stamp('a', 1000 + H), 1000 + H, 'its receive time, which is past its last stamp')
 })
 
 t.test('Home Assistant discovery: a config binds its state topic, and each state becomes a message of the device', async (t) => {
