@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { ID_PATTERN, quoteIdent, quoteString, sensorsByKind, type Influx, type Series } from '../ingest/index.ts'
+import { analystFields, ID_PATTERN, POSITION_FIELDS, qualified, quoteIdent, quoteString, type Influx, type Series } from '../ingest/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
 import { DAY_MS, periodOf, sendCsv, Time, type App, type Table } from './tables.ts'
 import { errors, Json } from './schemas.ts'
@@ -39,21 +39,12 @@ export interface PolicyReadings {
 }
 
 /**
- * Where a device is: never served. No feature an analyst reads off this route needs a raw
- * position (distance and speeding are in trips and events), so privacy by design leaves it out.
+ * The numeric fields a stream's readings carry (a batched stream: its sample columns), positions
+ * left out: no feature an analyst reads off this route needs a raw position (distance and speeding
+ * are in trips and events), so privacy by design leaves them out. Declared with the catalogue, as
+ * the data inventory says who reads what.
  */
-export const POSITION_FIELDS: ReadonlySet<string> = new Set(['lat_deg', 'lon_deg', 'alt_m'])
-const ENVELOPE = new Set(['seq', 'ts', 'rate_hz', 'samples'])
-
-/** The numeric fields a stream's readings carry (a batched stream: its sample columns), positions left out. */
-export function servedFields(kind: string): string[] {
-  const sensor = sensorsByKind.get(kind)
-  if (!sensor) return []
-  const all = sensor.batch
-    ? sensor.batch.columns.map((c) => c.name)
-    : Object.entries(sensor.schema.properties as Record<string, { type?: string }>).filter(([name, p]) => !ENVELOPE.has(name) && (p.type === 'number' || p.type === 'integer')).map(([name]) => name)
-  return all.filter((f) => !POSITION_FIELDS.has(f))
-}
+export const servedFields = analystFields
 
 /** At most this many points per field: a month of 1 Hz readings stays a few hundred kB. */
 export const MAX_POINTS = 1000
@@ -89,7 +80,7 @@ export async function policyReadings(influx: Influx, policyId: string, devices: 
   if (typeof streams === 'string') return streams
   const step = stepFor(from, to)
   // One statement per stream, in one request: InfluxDB averages, the server only reshapes.
-  const statements = streams.map((s) => `SELECT ${s.fields.map((f) => `mean(${quoteIdent(f)}) AS ${quoteIdent(f)}`).join(', ')} FROM ${quoteIdent(s.kind)}`
+  const statements = streams.map((s) => `SELECT ${s.fields.map((f) => `mean(${quoteIdent(f)}) AS ${quoteIdent(f)}`).join(', ')} FROM ${qualified(s.kind)}`
     + ` WHERE (${s.deviceIds.map((id) => `device_id = ${quoteString(id)}`).join(' OR ')}) AND time >= ${from}ms AND time < ${to}ms`
     + ` GROUP BY time(${step / S}s), device_id fill(none)`)
   const result: Series[] = await influx.query(statements.join('; '))

@@ -57,7 +57,7 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const server = await startDashboards({
     scores$, events$: NEVER, premiums$: NEVER,
-    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed', retentionPolicy: 'autogen' }),
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed' }),
     auth, metrics, deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
     logger, host: '127.0.0.1', port: 0, feedMaxBufferedBytes: 64 * 1024,
   })
@@ -109,7 +109,7 @@ t.test('the token before the query: a bad query without a valid token is a 4401,
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const server = await startDashboards({
     scores$: NEVER, events$: NEVER, premiums$: NEVER,
-    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed_auth', retentionPolicy: 'autogen' }),
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed_auth' }),
     auth, metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
     logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
   })

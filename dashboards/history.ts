@@ -3,7 +3,7 @@
  * store in InfluxDB: scores with their reasons, premium changes with theirs, trips with the events
  * in them (evidence included), and the events of every subject. Newest first.
  */
-import { quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
+import { qualified, quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
 
 export interface Range {
   /** ms; from inclusive, to exclusive. */
@@ -25,11 +25,11 @@ const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, 
     ...(r.to !== undefined ? [`time < ${r.to}ms`] : [])].join(' AND ')
 
 const select = async (influx: Influx, measurement: string, policyId: string, r: Range, extra?: Record<string, string | undefined>) =>
-  rows(await influx.query(`SELECT * FROM ${measurement} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
+  rows(await influx.query(`SELECT * FROM ${qualified(measurement)} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
 
 /** Every policy with a score or a premium stored. */
 export async function storedPolicies(influx: Influx): Promise<string[]> {
-  const series = await influx.query('SHOW TAG VALUES FROM score, premium WITH KEY = policy_id')
+  const series = await influx.query(`SHOW TAG VALUES FROM ${qualified('score')}, ${qualified('premium')} WITH KEY = policy_id`)
   return [...new Set(series.flatMap((s) => s.values.map((v) => String(v[1]))))]
 }
 
@@ -83,7 +83,7 @@ export async function tripHistory(influx: Influx, policyId: string, r: Range) {
   if (trips.length === 0) return []
   const first = Math.min(...trips.map((t) => Number(t.time)))
   const last = Math.max(...trips.map((t) => Number(t.end_ms ?? t.time)))
-  const events = rows(await influx.query(`SELECT * FROM event WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
+  const events = rows(await influx.query(`SELECT * FROM ${qualified('event')} WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
   return trips.map((t) => {
     const from = Number(t.time), to = Number(t.end_ms ?? t.time)
     const mine = events.filter((e) => e.device_id === t.device_id && Number(e.end_ms ?? e.time) >= from && Number(e.end_ms ?? e.time) <= to)

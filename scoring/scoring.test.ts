@@ -28,7 +28,7 @@ t.test('one device whose detector throws loses its trip; the other devices\' tri
   const metrics = new Registry()
   const publisher = await mqtt.connectAsync(services.mqttUrl, { clientId: 'scoring-test' })
   t.teardown(() => publisher.endAsync())
-  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_scoring', retentionPolicy: 'autogen' })
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_scoring' })
   t.teardown(() => influx.close())
   // A detector with a bug that one device's reading sets off, as any of the real ones might.
   const buggy: Detector = {
