@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import pino from 'pino'
 import type { Registry } from 'prom-client'
-import { deviceRegistry } from '../ingest/index.ts'
+import { deviceRegistry, retentionPolicyNames } from '../ingest/index.ts'
 import { startPipeline, type Pipeline } from '../bin/pipeline.ts'
 import { benchRegistry, pointsOf } from './traffic.ts'
 
@@ -55,7 +55,7 @@ export function drainBench(s: DrainSetup) {
   function pipelineFor(db: string, devices = deviceRegistry(benchRegistry(s.devices))): Promise<Pipeline> {
     return startPipeline({
       mqttUrl: s.brokerUrl,
-      influx: { api: 'v1', url: s.influxUrl, database: db, retentionPolicy: 'autogen' },
+      influx: { api: 'v1', url: s.influxUrl, database: db },
       devices,
       dataDir: join(s.dir, `ubiq-${db}`),
       host: '127.0.0.1',
@@ -80,7 +80,7 @@ export function drainBench(s: DrainSetup) {
     const ms = performance.now() - t0
     await pipeline.stop()
     await forgetSession('ubiq-ingest')
-    const res = await fetch(`${s.influxUrl}/query?${new URLSearchParams({ db, q: 'SELECT count(seq) FROM /.*/' })}`)
+    const res = await fetch(`${s.influxUrl}/query?${new URLSearchParams({ db, q: `SELECT count(seq) FROM ${retentionPolicyNames.map((rp) => `"${rp}"./.*/`).join(', ')}` })}`)
     const body = (await res.json()) as { results: { series?: { values: number[][] }[] }[] }
     const stored = (body.results[0]?.series ?? []).reduce((a, x) => a + x.values[0]![1]!, 0)
     if (stored !== points) throw new Error(`${db}: InfluxDB holds ${stored} points, expected ${points}`)

@@ -80,7 +80,7 @@ async function ubiqServer(): Promise<Server> {
   const auth = tokenAuthority('a benchmark secret of at least thirty-two bytes')
   const server = await startDashboards({
     scores$, events$: NEVER, premiums$: NEVER,
-    influx: await connectInflux({ api: 'v1', url: influx.url, database: 'bench_feed', retentionPolicy: 'autogen' }),
+    influx: await connectInflux({ api: 'v1', url: influx.url, database: 'bench_feed' }),
     auth, metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined,
     health: () => ({ ok: true, checks: {} }), logger: pino({ level: 'warn' }), host: '127.0.0.1', port: 0,
     // The clients all come from one address here; in the field each has its own.

@@ -196,7 +196,7 @@ async function mqttRun(): Promise<{ latencies: number[]; trips: number; loopP99:
   writeFileSync(mapFile, JSON.stringify(cityGeoJson(city)))
   const pipeline = await startPipeline({
     mqttUrl: broker.url,
-    influx: { api: 'v1', url: influx.url, database: 'bench_scoring', retentionPolicy: 'autogen' },
+    influx: { api: 'v1', url: influx.url, database: 'bench_scoring' },
     devices: deviceRegistry(policyRegistry(makePolicies(city, policyCount, { devices: ['vehicle'], prefix }))),
     dataDir: join(dir, 'ubiq'),
     host: '127.0.0.1',

@@ -30,7 +30,14 @@ t.test('config: defaults, conversion from strings, and every problem named', asy
     code: 'CONFIG_INVALID',
     message: /MQTT_URL="broker:1883": Expected string to match[\s\S]*PORT="70000": Expected integer to be less or equal to 65535/,
   })
-  t.throws(() => readConfig({ INFLUX_API: 'v2', INFLUX_URL: 'http://i:8086' }), /INFLUX_TOKEN is required with INFLUX_API=v2/)
+  t.throws(() => readConfig({ INFLUX_API: 'v2', INFLUX_URL: 'http://i:8086' }), /INFLUX_API=v2 is not supported: a v2 bucket has one retention for everything/)
+  // Retention per measurement (#21): the one policy of before is gone, and positions' days are bounded.
+  t.throws(() => readConfig({ INFLUX_RETENTION_POLICY: 'autogen' }), /INFLUX_RETENTION_POLICY is no longer read/)
+  t.equal(readConfig({}).POSITION_RETENTION_DAYS, 14)
+  t.equal(readConfig({ POSITION_RETENTION_DAYS: '3' }).POSITION_RETENTION_DAYS, 3)
+  for (const bad of ['0', '91', '-1', 'week']) {
+    t.throws(() => readConfig({ POSITION_RETENTION_DAYS: bad }), { code: 'CONFIG_INVALID', message: new RegExp(`POSITION_RETENTION_DAYS="${bad}"`) }, `POSITION_RETENTION_DAYS=${bad} is refused`)
+  }
   t.throws(() => readConfig({ LOG_LEVEL: 'loud' }), ConfigError)
 })
 

@@ -583,9 +583,7 @@ async function localInflux(cfg: Config, logger: Logger, started: LocalServer[]):
 }
 
 function influxConfig(cfg: Config, url: string): InfluxConfig {
-  return cfg.INFLUX_API === 'v2'
-    ? { api: 'v2', url, token: cfg.INFLUX_TOKEN!, org: cfg.INFLUX_ORG!, bucket: cfg.INFLUX_BUCKET!, database: cfg.INFLUX_DATABASE }
-    : { api: 'v1', url, database: cfg.INFLUX_DATABASE, retentionPolicy: cfg.INFLUX_RETENTION_POLICY, username: cfg.INFLUX_USERNAME, password: cfg.INFLUX_PASSWORD }
+  return { api: 'v1', url, database: cfg.INFLUX_DATABASE, username: cfg.INFLUX_USERNAME, password: cfg.INFLUX_PASSWORD, retentionDays: { raw_positions: cfg.POSITION_RETENTION_DAYS } }
 }
 
 /** `--faults duplicate=0.01,clock=0.1`: each named fault at its rate, with typical magnitudes. */

@@ -4,20 +4,21 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { retentionPolicies } from '../ingest/index.ts'
 
 const url = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description }))
 
 export const ConfigSchema = Type.Object({
   MQTT_URL: url('Existing MQTT broker, e.g. mqtt://broker:1883. Unset: start Mosquitto if installed, else the embedded aedes broker'),
   INFLUX_URL: url('Existing InfluxDB, e.g. http://influx:8086. Unset: start a local influxd'),
-  INFLUX_API: Type.Union([Type.Literal('v1'), Type.Literal('v2')], { default: 'v1', description: 'Write API: v1 (/write: InfluxDB 1.x) or v2 (/api/v2/write: InfluxDB 1.8+, 2.x, 3.x)' }),
-  INFLUX_DATABASE: Type.String({ default: 'ubiq', pattern: '^[A-Za-z0-9_.-]+$', description: 'Database for InfluxQL queries, and for v1 writes' }),
-  INFLUX_RETENTION_POLICY: Type.String({ default: 'autogen', pattern: '^[A-Za-z0-9_.-]+$', description: 'v1: retention policy to write to' }),
-  INFLUX_USERNAME: Type.Optional(Type.String({ description: 'v1: user, when the server has auth enabled' })),
-  INFLUX_PASSWORD: Type.Optional(Type.String({ description: 'v1: password' })),
-  INFLUX_TOKEN: Type.Optional(Type.String({ description: 'v2: API token' })),
-  INFLUX_ORG: Type.Optional(Type.String({ description: 'v2: organisation' })),
-  INFLUX_BUCKET: Type.Optional(Type.String({ description: 'v2: bucket' })),
+  INFLUX_API: Type.Union([Type.Literal('v1'), Type.Literal('v2')], { default: 'v1', description: 'Write API: v1 (/write: InfluxDB 1.x, 1.8+ and the 2.x compatibility API). v2 is refused: a bucket has one retention for everything in it (issue #21)' }),
+  INFLUX_DATABASE: Type.String({ default: 'ubiq', pattern: '^[A-Za-z0-9_.-]+$', description: 'Database for writes and InfluxQL queries; ubiq creates it and its retention policies' }),
+  INFLUX_USERNAME: Type.Optional(Type.String({ description: 'User, when the server has auth enabled (an admin: ubiq creates the database and alters its retention policies)' })),
+  INFLUX_PASSWORD: Type.Optional(Type.String({ description: 'Password' })),
+  POSITION_RETENTION_DAYS: Type.Integer({
+    default: retentionPolicies.raw_positions.days, minimum: 1, maximum: 90,
+    description: 'Days full-precision positions are kept (the raw_positions retention policy, altered at start): at least 1 (an open trip is rebuilt from its last 12 h after a restart), at most 90 (no longer than the readings they came with); trips keep coarse cells, crashes their track',
+  }),
   INFLUX_START_TIMEOUT_S: Type.Integer({ default: 60, minimum: 0, maximum: 86_400, description: 'ubiq start waits this long for InfluxDB to answer (saying so every 5 s), then exits with INFLUX_UNREACHABLE' }),
   DEVICE_REGISTRY: Type.Optional(Type.String({ description: 'ubiq start: JSON file {"devices":[{"deviceId","policyId","kinds"}]}' })),
   HOST: Type.String({ default: '127.0.0.1', description: 'Dashboards listen address' }),
@@ -49,11 +50,10 @@ export function readConfig(env: NodeJS.ProcessEnv): Config {
   const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, { ...given }))
   const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.path.slice(1)}=${JSON.stringify(given[e.path.slice(1)])}: ${e.message}`)
   const cfg = value as Config
-  if (cfg.INFLUX_API === 'v2') {
-    for (const k of ['INFLUX_URL', 'INFLUX_TOKEN', 'INFLUX_ORG', 'INFLUX_BUCKET'] as const) {
-      if (!cfg[k]) problems.push(`${k} is required with INFLUX_API=v2`)
-    }
-  }
+  // Retention is per measurement (issue #21): InfluxDB retention policies, which the v2 API's
+  // buckets cannot hold (a bucket has one retention), and which replace the one policy named here.
+  if (cfg.INFLUX_API === 'v2') problems.push('INFLUX_API=v2 is not supported: a v2 bucket has one retention for everything in it, and ubiq keeps each measurement as long as its own retention policy says (docs/data-inventory.md). Use InfluxDB 1.x (1.6 to 1.8) with INFLUX_API=v1')
+  if (env.INFLUX_RETENTION_POLICY) problems.push('INFLUX_RETENTION_POLICY is no longer read: each measurement is written to the retention policy it is declared in (docs/data-inventory.md); unset it')
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`)
   return cfg
 }

@@ -143,6 +143,10 @@ bind-address = "127.0.0.1:${rpcPort}"
   store-enabled = false
 [continuous_queries]
   enabled = false
+[retention]
+  # How often InfluxDB drops the shard groups its retention policies no longer cover (default 30 min):
+  # a retention ubiq shortened at start (POSITION_RETENTION_DAYS) takes effect within seconds.
+  check-interval = "5s"
 [subscriber]
   enabled = false
 [logging]

@@ -136,7 +136,7 @@ t.test('/healthz of a running pipeline reports each stage; a 503 names the faili
 
   const server = await startDashboards({
     scores$: NEVER, events$: NEVER, premiums$: NEVER,
-    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_healthz', retentionPolicy: 'autogen' }),
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_healthz' }),
     auth: tokenAuthority('a test secret of at least thirty-two bytes'), metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined,
     health: () => ({ ok: false, checks: { mqttIngest: true, storing: false, scoring: false, journalPendingLines: 7 } }),
     logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,

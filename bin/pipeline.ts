@@ -263,6 +263,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       writeErrors.inc()
       logger.warn({ error }, 'InfluxDB write failed; the client retries')
     },
+    // A shorter policy drops the points it no longer covers at InfluxDB's next retention check.
+    onRetentionChange: (change) => logger.info(change, change.fromHours === undefined ? 'InfluxDB retention policy created' : 'InfluxDB retention policy altered'),
   })
   const models = await openModelRegistry({
     dirs: modelDirs(cfg.modelsDir),

@@ -6,8 +6,8 @@
  * with the events as markers and the scores with their reasons, in a real headless Chromium.
  */
 import t from 'tap'
-import { policyRegistry, runSimulation, type DeviceMessage } from '../edge-sim/index.ts'
-import { deviceRegistry, sensorsByKind } from '../ingest/index.ts'
+import { makeCity, makePolicies, policyDevices, policyRegistry, runSimulation, type DeviceMessage } from '../edge-sim/index.ts'
+import { deviceRegistry, qualified, sensorsByKind } from '../ingest/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { cells, downloadCsv, openBrowser, painted, screenshot } from '../test/browser.ts'
 import { startServices, startTestPipeline, twoPolicies } from '../test/harness.ts'
@@ -82,7 +82,7 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
   // Everything published is in InfluxDB (a batch is a line per sample), then scoring has caught up.
   const kinds = [...new Set(devices.flatMap((d) => d.sent.map((m) => m.kind)))]
   const points = new Set([...storedValues(devices.flatMap((d) => d.sent)).keys()].map((k) => k.replace(/\/[^/@]+@/, '@'))).size
-  const stored = async () => (await services.influxql('ubiq_drilldown', `SELECT count(seq) FROM ${kinds.join(', ')}`)).reduce((n, s) => n + Number(s.values[0]![1]), 0)
+  const stored = async () => (await services.influxql('ubiq_drilldown', `SELECT count(seq) FROM ${kinds.map(qualified).join(', ')}`)).reduce((n, s) => n + Number(s.values[0]![1]), 0)
   while ((await stored()) < points) await new Promise((r) => setTimeout(r, 200))
   await new Promise((r) => setTimeout(r, 1000)) // the reorder window and the last micro-batches
   const scored = (b: { scores: unknown[] }) => b.scores.length >= scores.length
@@ -114,7 +114,7 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
 
   await t.test('never a position', async (t) => {
     const car = devices.find((d) => d.policyId === policy && d.device === 'vehicle')!.deviceId
-    const [stored] = await services.influxql('ubiq_drilldown', `SELECT count(lat_deg) FROM gps WHERE device_id = '${car}'`)
+    const [stored] = await services.influxql('ubiq_drilldown', `SELECT count(lat_deg) FROM ${qualified('gps')} WHERE device_id = '${car}'`)
     t.ok(Number(stored!.values[0]![1]) > 0, 'InfluxDB holds the car\'s positions')
     const period = `from=${new Date(start).toISOString()}&to=${new Date(start + 2 * DAY).toISOString()}`
     const gps = await json<PolicyReadings>(`/api/v1/policies/${policy}/readings?${period}&kind=gps`)

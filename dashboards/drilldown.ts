@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { ID_PATTERN, quoteIdent, quoteString, sensorsByKind, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
+import { analystFields, ID_PATTERN, POSITION_FIELDS, qualified, quoteIdent, quoteString, type Influx, type Series } from '../ingest/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
 import { DAY_MS, periodOf, sendCsv, Time, type App, type Table } from './tables.ts'
 import { errors, Json } from './schemas.ts'
@@ -44,23 +44,12 @@ export interface PolicyReadings {
 }
 
 /**
- * Where a device is: never served. No feature an analyst reads off this route needs a raw
- * position (distance and speeding are in trips and events), so privacy by design leaves it out.
+ * The numeric fields a stream's readings carry (a batched stream: its sample columns), positions
+ * left out: no feature an analyst reads off this route needs a raw position (distance and speeding
+ * are in trips and events), so privacy by design leaves them out. Declared with the catalogue, as
+ * the data inventory says who reads what.
  */
-export const POSITION_FIELDS: ReadonlySet<string> = new Set(['lat_deg', 'lon_deg', 'alt_m'])
-const ENVELOPE = new Set(['seq', 'ts', 'rate_hz', 'samples'])
-
-/** A stream's own fields in the catalogue's order: a batched stream's sample columns, else what its messages carry besides the envelope. */
-export const streamFields = (sensor: SensorKind): string[] =>
-  sensor.batch ? sensor.batch.columns.map((c) => c.name) : Object.keys(sensor.schema.properties as object).filter((name) => !ENVELOPE.has(name))
-
-/** The numeric fields a stream's readings carry (a batched stream: its sample columns), positions left out. */
-export function servedFields(kind: string): string[] {
-  const sensor = sensorsByKind.get(kind)
-  if (!sensor) return []
-  const props = sensor.schema.properties as Record<string, { type?: string }>
-  return streamFields(sensor).filter((f) => !POSITION_FIELDS.has(f) && (sensor.batch || props[f]!.type === 'number' || props[f]!.type === 'integer'))
-}
+export const servedFields = analystFields
 
 /** At most this many points per field: a month of 1 Hz readings stays a few hundred kB. */
 export const MAX_POINTS = 1000
@@ -96,7 +85,7 @@ export async function policyReadings(influx: Influx, policyId: string, devices: 
   if (typeof streams === 'string') return streams
   const step = stepFor(from, to)
   // One statement per stream, in one request: InfluxDB averages, the server only reshapes.
-  const statements = streams.map((s) => `SELECT ${s.fields.map((f) => `mean(${quoteIdent(f)}) AS ${quoteIdent(f)}`).join(', ')} FROM ${quoteIdent(s.kind)}`
+  const statements = streams.map((s) => `SELECT ${s.fields.map((f) => `mean(${quoteIdent(f)}) AS ${quoteIdent(f)}`).join(', ')} FROM ${qualified(s.kind)}`
     + ` WHERE (${s.deviceIds.map((id) => `device_id = ${quoteString(id)}`).join(' OR ')}) AND time >= ${from}ms AND time < ${to}ms`
     + ` GROUP BY time(${step / S}s), device_id fill(none)`)
   const result: Series[] = await influx.query(statements.join('; '))

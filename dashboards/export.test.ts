@@ -17,7 +17,7 @@ import type { PolicyEvent, Score, Trip } from '../scoring/index.ts'
 import type { PremiumAdjustment } from '../pricing/index.ts'
 import { openBrowser } from '../test/browser.ts'
 import { fhirSchema } from '../test/fhir-schema.ts'
-import { startServices, startTestPipeline, twoPolicies, untilStored } from '../test/harness.ts'
+import { keepForever, startServices, startTestPipeline, twoPolicies, untilStored } from '../test/harness.ts'
 import { pagesOf } from './history.ts'
 import { parseCsv, refused } from './page-test-helpers.ts'
 
@@ -129,7 +129,7 @@ t.test('the export: every stream, trip, event, score, premium and consent of the
   })
 
   await t.test('pages of any size read every row once: around the crash, the window\'s samples share instants with the regular ones', async (t) => {
-    const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_export', retentionPolicy: 'autogen' })
+    const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_export', retentionDays: keepForever })
     t.teardown(() => influx.close())
     const crash = Date.parse(csvRows(t, 'crash', files.get(`readings/${mine[0]!.deviceId}/crash.csv`)).rows[0]!.time_utc!)
     const span = { from: crash - 1000, to: crash + 1000 }
@@ -237,6 +237,9 @@ t.test('the export: every stream, trip, event, score, premium and consent of the
     t.equal(theirsRes.status, 200, 'an analyst exports any policy')
     const theirFiles = await unzip(Buffer.from(await theirsRes.arrayBuffer()))
     t.same([...theirFiles.keys()].filter((f) => f.startsWith('readings/')).map((f) => f.split('/')[1]).filter((d, i, a) => a.indexOf(d) === i).sort(), theirs.map((d) => d.deviceId).sort(), 'that policy\'s devices, no other')
+    const header = (name: string) => theirFiles.get(name)!.toString('utf8').split('\n')[0]!
+    t.ok(theirFiles.has(`readings/${theirs.find((d) => d.sent.some((m) => m.kind === 'gps'))!.deviceId}/gps.csv`), 'its GNSS readings are there')
+    t.same([...theirFiles.keys()].filter((f) => f.endsWith('.csv') && /\b(lat_deg|lon_deg|alt_m|cells)\b/.test(header(f))), [], 'but no position: an analyst\'s export has no lat_deg, lon_deg, alt_m or trip cells column (#21)')
     t.equal((await get('/api/v1/policies/pol-nobody/export', analyst)).status, 404, 'a policy ubiq holds nothing of: 404')
     await refused(t, url, holder, [
       [`/api/v1/policies/${policy}/export?from=${iso(start + DAY)}&to=${iso(start)}`, /from must be before to/],

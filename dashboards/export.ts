@@ -15,9 +15,9 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { ZipFile } from 'yazl'
-import { envelope, ID_PATTERN, quoteString, sensorsByKind, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
+import { envelope, ID_PATTERN, POSITION_FIELDS, quoteString, sensorsByKind, storedMeasurements, streamFields, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
 import { mustSee, type Principal } from './auth.ts'
-import { streamFields, type PolicyDevice } from './drilldown.ts'
+import type { PolicyDevice } from './drilldown.ts'
 import { fhirBundle, fhirLeftOut, fhirMappingOf, fhirMappings, POLICY_SYSTEM, type HealthReading } from './fhir.ts'
 import { eventOf, pagesOf, premiumOf, scoreOf, withEvents } from './history.ts'
 import { ErrorBody, errors } from './schemas.ts'
@@ -106,8 +106,16 @@ async function* jsonText(policyId: string, key: string, pages: AsyncIterable<unk
 const names = (series: readonly Series[]) => series.flatMap((s) => s.values.map((v) => String(v[0])))
 const byMeasurement = (series: readonly Series[]) => new Map(series.map((s) => [s.name, s.values.map((v) => String(v[0]))]))
 
-/** What the archive will hold, from InfluxDB's catalogue of series: undefined when ubiq holds nothing of the policy. */
-async function planExport(influx: Influx, policyId: string, devices: readonly PolicyDevice[]) {
+/** Measurements declared readable by analysts (retention.ts): an analyst's export holds no others of the derived ones. */
+const analystMeasurements = new Set(storedMeasurements.filter((m) => m.readers.includes('analyst')).map((m) => m.name))
+
+/**
+ * What the archive will hold, from InfluxDB's catalogue of series: undefined when ubiq holds
+ * nothing of the policy. The policyholder's own export holds everything (their right of access),
+ * positions at the precision kept; an analyst's holds no position (#21): readings without their
+ * position fields, and none of the derived measurements analysts may not read (trip cells, crash tracks).
+ */
+async function planExport(influx: Influx, policyId: string, devices: readonly PolicyDevice[], forAnalyst: boolean) {
   const [stored, policyMeasurements, fieldKeys, tagKeys] = await Promise.all([
     // Every stream a device stored, also one it may no longer send: what is held is what is exported.
     Promise.all(devices.map(async (d) => ({ deviceId: d.deviceId, kinds: names(await influx.query(`SHOW MEASUREMENTS WHERE device_id = ${quoteString(d.deviceId)}`)).filter((k) => sensorsByKind.has(k)).sort() }))),
@@ -122,9 +130,9 @@ async function planExport(influx: Influx, policyId: string, devices: readonly Po
     const own = streamFields(sensor)
     // Fields stored once but no longer in the contract are held too: after the catalogue's, by name.
     const others = (fieldKeys.get(kind) ?? []).filter((f) => !own.includes(f) && !ENVELOPE.has(f)).sort()
-    return { deviceId, sensor, fields: [...own, ...others] }
+    return { deviceId, sensor, fields: [...own, ...others].filter((f) => !(forAnalyst && POSITION_FIELDS.has(f))) }
   }))
-  const derived: DerivedFile[] = policyMeasurements.filter((m) => !HISTORY.has(m)).sort().map((measurement) => ({
+  const derived: DerivedFile[] = policyMeasurements.filter((m) => !HISTORY.has(m) && !(forAnalyst && !analystMeasurements.has(m))).sort().map((measurement) => ({
     measurement, tags: (tagKeys.get(measurement) ?? []).filter((t) => t !== 'policy_id'), fields: fieldKeys.get(measurement) ?? [],
   }))
   return { streams, derived }
@@ -340,7 +348,8 @@ export function registerExport(app: App, deps: ExportDeps, who: (req: FastifyReq
       },
     },
   }, async (req, reply) => {
-    mustSee(who(req), req.params.policy)
+    const principal = who(req)
+    mustSee(principal, req.params.policy)
     const { policy } = req.params
     const span: Span = { from: req.query.from ? Date.parse(req.query.from) : undefined, to: req.query.to ? Date.parse(req.query.to) : undefined }
     if (span.from !== undefined && span.to !== undefined && span.from >= span.to) return reply.code(400).send({ error: 'bad_request', message: 'from must be before to' })
@@ -351,7 +360,7 @@ export function registerExport(app: App, deps: ExportDeps, who: (req: FastifyReq
       if (!done) (done = true), running--
     }
     try {
-      const plan = await planExport(deps.influx, policy, deps.devicesOf?.(policy) ?? [])
+      const plan = await planExport(deps.influx, policy, deps.devicesOf?.(policy) ?? [], principal.role === 'analyst')
       if (!plan) {
         finish()
         return reply.code(404).send({ error: 'unknown_policy', message: `ubiq holds nothing of policy ${policy}` })

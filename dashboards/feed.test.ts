@@ -16,7 +16,7 @@ import { scoreLine, type Score } from '../scoring/index.ts'
 import { feedJournal, type FeedMessage } from './feed.ts'
 import { storedStanding } from './history.ts'
 import { startDashboards, tokenAuthority } from './index.ts'
-import { startServices } from '../test/harness.ts'
+import { keepForever, startServices } from '../test/harness.ts'
 
 const score = (policyId: string, value: number, padding = 0): Score => ({
   policyId, subject: 'driving', value, model: 'test@1',
@@ -99,7 +99,7 @@ const premium = (policyId: string, factor: number, at: number): PremiumAdjustmen
 })
 /** A policy's scores and premiums as scoring and pricing store them: its latest driving and health score and driving premium, and older ones. */
 async function storeHistory(influxUrl: string, database: string, policyId: string) {
-  const influx = await connectInflux({ api: 'v1', url: influxUrl, database, retentionPolicy: 'autogen' })
+  const influx = await connectInflux({ api: 'v1', url: influxUrl, database, retentionDays: keepForever })
   const latest = { driving: stored(policyId, 'driving', 61.5, T), health: stored(policyId, 'health', 72.25, T - 3600_000), premium: premium(policyId, 1.041, T + 1) }
   influx.write([scoreLine(stored(policyId, 'driving', 58, T - 86_400_000)), scoreLine(latest.driving), scoreLine(latest.health), premiumLine(premium(policyId, 1.02, T - 86_400_000)), premiumLine(latest.premium)])
   await influx.flush()
@@ -174,7 +174,7 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const server = await startDashboards({
     scores$, events$: NEVER, premiums$: NEVER,
-    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed', retentionPolicy: 'autogen' }),
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed' }),
     auth, metrics, deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
     logger, host: '127.0.0.1', port: 0, feedMaxBufferedBytes: 64 * 1024,
   })
@@ -226,7 +226,7 @@ t.test('the token before the query: a bad query without a valid token is a 4401,
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const server = await startDashboards({
     scores$: NEVER, events$: NEVER, premiums$: NEVER,
-    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed_auth', retentionPolicy: 'autogen' }),
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed_auth' }),
     auth, metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
     logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
   })

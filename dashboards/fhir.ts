@@ -8,8 +8,7 @@
  * no LOINC code here is left out of the bundle, not given a guessed one; `fhirLeftOut` names them.
  */
 import { createHash } from 'node:crypto'
-import { sensors } from '../ingest/index.ts'
-import { streamFields } from './drilldown.ts'
+import { sensors, streamFields } from '../ingest/index.ts'
 
 const LOINC = 'http://loinc.org'
 const UCUM = 'http://unitsofmeasure.org'

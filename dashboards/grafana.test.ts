@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'yaml' // already here through @fastify/swagger and tap
 import { startInfluxd } from '../bin/local-services.ts'
+import { resolveRetention, retentionOf } from '../ingest/index.ts'
 
 const root = join(import.meta.dirname, '..')
 const read = (path: string) => readFileSync(join(root, path), 'utf8')
@@ -100,6 +101,8 @@ t.test('InfluxQL queries read measurements, tags and fields the code writes, and
     t.equal(from.length, 1, `${q.where}: one measurement`)
     const w = writer(from[0]!)
     if (!t.ok(w, `${q.where}: ubiq writes "${from[0]}"`) || !w) continue
+    // Grafana's queries name no retention policy: what they read must be in the default one (#21).
+    t.equal(retentionOf(from[0]!), resolveRetention().find((p) => p.isDefault)?.name, `${q.where}: ${from[0]} is kept in the default retention policy`)
     const groupBy = /GROUP BY (.*?)(?:\s+fill\(|$)/i.exec(q.text)?.[1] ?? ''
     const tags = [...groupBy.matchAll(/"(\w+)"/g), ...q.text.matchAll(/"(\w+)"\s*=~/g), ...q.text.matchAll(/WITH KEY = "(\w+)"/g)].map((m) => m[1]!)
     for (const tag of tags) t.ok(w.tags.includes(tag), `${q.where}: ${from[0]} is tagged ${tag}`)

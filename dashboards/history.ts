@@ -4,7 +4,7 @@
  * in them (evidence included), and the events of every subject. Newest first. And its standing
  * (latest score and premium per subject), for the feed of a policy it does not hold in memory.
  */
-import { quoteIdent, quoteString, seriesRows, type Influx, type Subject } from '../ingest/index.ts'
+import { qualified, quoteString, seriesRows, type Influx, type Subject } from '../ingest/index.ts'
 import { premiumFromRow } from '../pricing/index.ts'
 import { scoreFromRow } from '../scoring/index.ts'
 import type { FeedBody } from './feed.ts'
@@ -26,11 +26,11 @@ const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, 
     ...(r.to !== undefined ? [`time < ${r.to}ms`] : [])].join(' AND ')
 
 const select = async (influx: Influx, measurement: string, policyId: string, r: Range, extra?: Record<string, string | undefined>) =>
-  seriesRows(await influx.query(`SELECT * FROM ${measurement} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
+  seriesRows(await influx.query(`SELECT * FROM ${qualified(measurement)} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
 
 /** Every policy with a score or a premium stored. */
 export async function storedPolicies(influx: Influx): Promise<string[]> {
-  const series = await influx.query('SHOW TAG VALUES FROM score, premium WITH KEY = policy_id')
+  const series = await influx.query(`SHOW TAG VALUES FROM ${qualified('score')}, ${qualified('premium')} WITH KEY = policy_id`)
   return [...new Set(series.flatMap((s) => s.values.map((v) => String(v[1]))))]
 }
 
@@ -61,7 +61,7 @@ export async function premiumHistory(influx: Influx, policyId: string, subject: 
  * when the feed does not hold it (after a restart, or once the feed has forgotten an idle policy).
  */
 export async function storedStanding(influx: Influx, policyId: string): Promise<FeedBody[]> {
-  const latest = async (measurement: string) => seriesRows(await influx.query(`SELECT * FROM ${measurement} WHERE policy_id = ${quoteString(policyId)} GROUP BY subject ORDER BY time DESC LIMIT 1`))
+  const latest = async (measurement: string) => seriesRows(await influx.query(`SELECT * FROM ${qualified(measurement)} WHERE policy_id = ${quoteString(policyId)} GROUP BY subject ORDER BY time DESC LIMIT 1`))
   const [scores, premiums] = await Promise.all([latest('score'), latest('premium')])
   const made: [number, FeedBody][] = [
     ...scores.map(scoreFromRow).map((score): [number, FeedBody] => [score.window.to, { type: 'score', score }]),
@@ -94,7 +94,7 @@ export async function withEvents(influx: Influx, policyId: string, trips: readon
   if (trips.length === 0) return []
   const first = Math.min(...trips.map((t) => Number(t.time)))
   const last = Math.max(...trips.map((t) => Number(t.end_ms ?? t.time)))
-  const events = seriesRows(await influx.query(`SELECT * FROM event WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
+  const events = seriesRows(await influx.query(`SELECT * FROM ${qualified('event')} WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
   return trips.map((t) => {
     const from = Number(t.time), to = Number(t.end_ms ?? t.time)
     const mine = events.filter((e) => e.device_id === t.device_id && Number(e.end_ms ?? e.time) >= from && Number(e.end_ms ?? e.time) <= to)
@@ -128,7 +128,7 @@ const PAGE_ROWS = 10_000
  */
 export async function* pagesOf(influx: Influx, measurement: string, condition: string, period: { from?: number; to?: number }, pageRows = PAGE_ROWS): AsyncGenerator<Row[]> {
   const select = (time: string[], limit: string) =>
-    `SELECT * FROM ${quoteIdent(measurement)} WHERE ${[condition, ...time].join(' AND ')}${limit}`
+    `SELECT * FROM ${qualified(measurement)} WHERE ${[condition, ...time].join(' AND ')}${limit}`
   const until = period.to !== undefined ? [`time < ${period.to}ms`] : []
   for (let from = period.from; ;) {
     const page = seriesRows(await influx.query(select([...(from !== undefined ? [`time >= ${from}ms`] : []), ...until], ` ORDER BY time ASC LIMIT ${pageRows}`)))

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Registry } from 'prom-client'
-import { quoteString, type Influx, type Subject } from '../ingest/index.ts'
+import { qualified, quoteString, type Influx, type Subject } from '../ingest/index.ts'
 import type { Principal } from './auth.ts'
 import { Format, inPeriod, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Interval, type Period, type Table } from './tables.ts'
 
@@ -80,7 +80,7 @@ const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.lengt
 
 /** Per time bucket, subject and model: how many scores, their mean and p10/p50/p90, champions' and shadows' alike. */
 export async function scoreDrift(influx: Influx, period: Period, interval: Interval, subject?: Subject): Promise<ScoreDrift> {
-  const series = await influx.query(`SELECT count(value) AS n, mean(value) AS mean, percentile(value, 10) AS p10, percentile(value, 50) AS p50, percentile(value, 90) AS p90 FROM score, shadow_score WHERE ${timeWhere(period)}${subjectWhere(subject)} GROUP BY time(${interval}), subject, model fill(none)`)
+  const series = await influx.query(`SELECT count(value) AS n, mean(value) AS mean, percentile(value, 10) AS p10, percentile(value, 50) AS p50, percentile(value, 90) AS p90 FROM ${qualified('score')}, ${qualified('shadow_score')} WHERE ${timeWhere(period)}${subjectWhere(subject)} GROUP BY time(${interval}), subject, model fill(none)`)
   const buckets = series.flatMap((s) => s.values.map((v): DriftBucket => {
     const at = (c: string) => v[s.columns.indexOf(c)]
     return {
@@ -101,7 +101,7 @@ export async function scoreDrift(influx: Influx, period: Period, interval: Inter
 
 /** Every champion and shadow score of the period, each paired with the other side in code (InfluxQL has no join). */
 export async function shadowReport(influx: Influx, period: Period, subject?: Subject): Promise<ShadowReport> {
-  const series = await influx.query(`SELECT value FROM score, shadow_score WHERE ${timeWhere(period)}${subjectWhere(subject)} GROUP BY policy_id, subject, model`)
+  const series = await influx.query(`SELECT value FROM ${qualified('score')}, ${qualified('shadow_score')} WHERE ${timeWhere(period)}${subjectWhere(subject)} GROUP BY policy_id, subject, model`)
   const rows = (name: string) => series.filter((s) => s.name === name).flatMap((s) => s.values.map((v): StoredScore => ({
     policyId: s.tags?.policy_id ?? '', subject: (s.tags?.subject ?? '') as Subject, model: s.tags?.model ?? '', time: Number(v[0]), value: Number(v[1]),
   })))

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { quoteIdent, quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
+import { qualified, quoteIdent, quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
 import type { Principal } from './auth.ts'
 import { Format, inPeriod, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Interval, type Period, type Table } from './tables.ts'
 
@@ -48,7 +48,7 @@ const median = (sorted: readonly number[]) => {
 
 /** Each policy's latest score of `subject`, as a histogram of 10-point bins with n, mean and median. */
 export async function scoreDistribution(influx: Influx, subject: Subject): Promise<ScoreDistribution> {
-  const series = await influx.query(`SELECT last(value) AS value FROM score WHERE subject = ${quoteString(subject)} GROUP BY policy_id`)
+  const series = await influx.query(`SELECT last(value) AS value FROM ${qualified('score')} WHERE subject = ${quoteString(subject)} GROUP BY policy_id`)
   return distributionOf(subject, series.flatMap((s) => s.values.map((v) => ({ policyId: s.tags?.policy_id ?? '', value: Number(v[s.columns.indexOf('value')]) }))))
 }
 
@@ -70,7 +70,7 @@ export function distributionOf(subject: Subject, latest: readonly { policyId: st
 
 /** Premium adjustments per time bucket (UTC-aligned) and subject: how many, and their mean factor. */
 export async function premiumChanges(influx: Influx, period: Period, interval: Interval): Promise<PremiumChanges> {
-  const series = await influx.query(`SELECT count(factor) AS n, mean(factor) AS mean_factor FROM premium WHERE ${timeWhere(period)} GROUP BY time(${interval}), subject fill(none)`)
+  const series = await influx.query(`SELECT count(factor) AS n, mean(factor) AS mean_factor FROM ${qualified('premium')} WHERE ${timeWhere(period)} GROUP BY time(${interval}), subject fill(none)`)
   const buckets = series.flatMap((s) => s.values.map((v): PremiumBucket => ({
     time: iso(Number(v[0])),
     subject: (s.tags?.subject ?? '') as Subject,
@@ -88,7 +88,7 @@ export async function premiumChanges(influx: Influx, period: Period, interval: I
  */
 export async function eventsByHour(influx: Influx, period: Period): Promise<EventsByHour> {
   // end_ms is on every stored event (scoring's eventLine).
-  const series: Series[] = await influx.query(`SELECT count(end_ms) AS n FROM event WHERE ${timeWhere(period)} GROUP BY time(1h), ${quoteIdent('type')} fill(none)`)
+  const series: Series[] = await influx.query(`SELECT count(end_ms) AS n FROM ${qualified('event')} WHERE ${timeWhere(period)} GROUP BY time(1h), ${quoteIdent('type')} fill(none)`)
   const types = [...new Set(series.map((s) => s.tags?.type ?? ''))].sort()
   const hours = Array.from({ length: 24 }, (_, hour) => ({ hour, counts: Object.fromEntries(types.map((type) => [type, 0])) as Record<string, number> }))
   for (const s of series) {

@@ -16,7 +16,7 @@ t.test('shutdown closes each feed with 1001 and a reason, and cuts off a client 
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const server = await startDashboards({
     scores$: NEVER, events$: NEVER, premiums$: NEVER,
-    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_shutdown', retentionPolicy: 'autogen' }),
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_shutdown' }),
     auth, metrics, deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
     logger: testLogger(), host: '127.0.0.1', port: 0,
   })

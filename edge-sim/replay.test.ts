@@ -1,6 +1,6 @@
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { createAdapters, decodeMessage, deviceRegistry, isRejection, topics } from '../ingest/index.ts'
+import { createAdapters, decodeMessage, deviceRegistry, isRejection, qualified, topics } from '../ingest/index.ts'
 import { startServices, startTestPipeline, untilStored } from '../test/harness.ts'
 import { imuMessages, readRecording, replayStarts, runReplay } from './index.ts'
 
@@ -56,9 +56,9 @@ t.test('ubiq sim replay\'s publisher: both trips through a real broker and inges
   t.equal(run.acknowledged, messages)
   await untilStored(pipeline, messages)
   await pipeline.stop()
-  const [count] = await services.influxql('ubiq_replay', 'SELECT count(ax_ms2) FROM imu')
+  const [count] = await services.influxql('ubiq_replay', `SELECT count(ax_ms2) FROM ${qualified('imu')}`)
   t.equal(count?.values[0]?.[1], trip17.samples.length + trip20.samples.length, 'one point per sample')
   const [second] = replayStarts([trip17, trip20], startTs).slice(1)
-  const [row] = await services.influxql('ubiq_replay', `SELECT ax_ms2, gz_rads FROM imu WHERE time = ${second! + 1000}ms`)
+  const [row] = await services.influxql('ubiq_replay', `SELECT ax_ms2, gz_rads FROM ${qualified('imu')} WHERE time = ${second! + 1000}ms`)
   t.same(row?.values[0]?.slice(1), [trip20.samples[50]![0], trip20.samples[50]![5]], 'trip 20\'s second 1 is stored at its replay time, by value')
 })

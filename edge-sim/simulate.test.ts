@@ -1,5 +1,5 @@
 import t from 'tap'
-import { deviceRegistry } from '../ingest/index.ts'
+import { deviceRegistry, retentionPolicyNames } from '../ingest/index.ts'
 import { startServices, startTestPipeline, untilStored } from '../test/harness.ts'
 import { makeCity, makePolicies, policyDevices, policyRegistry, runSimulation } from './index.ts'
 
@@ -45,7 +45,7 @@ t.test('devices sharing connections: every device\'s stream arrives whole, on it
   t.equal(run.acknowledged, sent, 'the broker acknowledged every message')
   await untilStored(pipeline, sent)
   await pipeline.stop()
-  const stored = await services.influxql('ubiq_sim_shared', 'SELECT count(seq) FROM /.*/ GROUP BY device_id')
+  const stored = await services.influxql('ubiq_sim_shared', `SELECT count(seq) FROM ${retentionPolicyNames.map((rp) => `"${rp}"./.*/`).join(', ')} GROUP BY device_id`)
   const perDevice = new Map<string, number>()
   for (const s of stored) perDevice.set(s.tags!.device_id!, (perDevice.get(s.tags!.device_id!) ?? 0) + Number(s.values[0]![1]))
   t.same(Object.fromEntries(perDevice), expected, 'each device\'s messages stored under its own id')

@@ -4,6 +4,7 @@
  * segment (docs/device-contract.md); a breaking change gets `v2` beside it, never an edit of `v1`.
  */
 import { Type, type TObject, type TProperties, type Static } from '@sinclair/typebox'
+import type { RetentionPolicyName } from './retention.ts'
 
 /** What a reading, score or price is about. */
 export type Subject = 'driving' | 'health' | 'home'
@@ -99,6 +100,12 @@ export interface SensorKind<S extends TObject = TObject> {
   example: Static<S>
   /** Batched kinds: the columns of `samples` (see batchSchema). */
   batch?: { columns: readonly BatchColumn[] }
+  /**
+   * How ubiq stores the kind (issue #21): the retention policy its points are kept in
+   * (ingest/retention.ts), why they are kept at all, and which of its fields say where the device
+   * is (never served, kept no longer than `raw_positions`). docs/data-inventory.md is made from it.
+   */
+  storage: { retention: RetentionPolicyName; why: string; positions?: readonly string[] }
   /**
    * Other accepted forms of the payload, turned into the schema's form before validation (e.g.
    * raw OBD-II PIDs), with the schema and an example of each for the docs.

@@ -1,17 +1,27 @@
 /**
  * InfluxDB, the record: writes go through @influxdata/influxdb-client (its batching and retries),
- * reads are InfluxQL over `/query`, which InfluxDB 1.x, 2.x (DBRP mapping) and 3.x all answer.
+ * reads are InfluxQL over `/query`.
  *
- * Two write APIs, one client: `v2` is the client's own `/api/v2/write` (InfluxDB 1.8+, 2.x, 3.x:
- * token, org, bucket); `v1` rewrites each write to `/write?db=&rp=` (all that InfluxDB 1.6/1.7, and
- * so Debian's package, speak), through a transport wrapper, so batching and retry stay the library's.
+ * The v1 write API (`/write?db=&rp=`: all that InfluxDB 1.6/1.7, and so Debian's package, speak;
+ * 1.8+ too) through a transport wrapper, so batching and retry stay the library's. Each
+ * measurement is written to the retention policy it is declared in (retention.ts, issue #21),
+ * which connectInflux creates, or alters when its duration changed, at start. There is no v2
+ * API (`/api/v2/write`, buckets) any more: a 2.x or 3.x bucket has one retention for everything
+ * in it, so positions would be kept as long as premiums; bin/config.ts refuses INFLUX_API=v2.
  */
 import { HttpError, InfluxDB, setLogger, type Transport, type WriteApi, type WriteOptions } from '@influxdata/influxdb-client'
+import { resolveRetention, retentionOf, type RetentionPolicy, type RetentionPolicyName } from './retention.ts'
 import { within } from './within.ts'
 
-export type InfluxConfig =
-  | { api: 'v1'; url: string; database: string; retentionPolicy: string; username?: string; password?: string }
-  | { api: 'v2'; url: string; token: string; org: string; bucket: string; database: string }
+export interface InfluxConfig {
+  api: 'v1'
+  url: string
+  database: string
+  username?: string
+  password?: string
+  /** Days a retention policy keeps its points, where not as declared (e.g. POSITION_RETENTION_DAYS for raw_positions); 0: for ever. */
+  retentionDays?: Partial<Record<RetentionPolicyName, number>>
+}
 
 /** One InfluxQL result series. */
 export interface Series {
@@ -43,7 +53,7 @@ export function refusalKind(reason: string): RefusalKind {
 
 /** The store every stage writes through. */
 export interface Influx {
-  /** Queues line-protocol lines (ms precision); the client flushes in batches. */
+  /** Queues line-protocol lines (ms precision), each to its measurement's retention policy; the client flushes in batches. */
   write(lines: string[]): void
   /**
    * Calls `listener` with the lines InfluxDB refused for good. A batch InfluxDB refuses (HTTP
@@ -52,8 +62,13 @@ export interface Influx {
    * and never retried.
    */
   onRefused(listener: (refused: readonly Refusal[]) => void): void
-  /** Runs InfluxQL against the configured database. */
+  /** Runs InfluxQL against the configured database (measurements named with `qualified`). */
   query(q: string): Promise<Series[]>
+  /**
+   * The oldest time, ms, a point of `measurement` written now is kept from: InfluxDB refuses an
+   * older one (points beyond its retention policy). -Infinity for a policy that keeps for ever.
+   */
+  oldestKept(measurement: string, now?: number): number
   /** Writes everything queued so far. */
   flush(): Promise<void>
   /**
@@ -91,70 +106,94 @@ export interface InfluxHooks {
   onWriteError?(summary: string): void
   /** InfluxDB confirmed these lines. */
   onWritten?(lines: string[]): void
+  /** A retention policy was created, or altered because its declared duration changed (hours, 0: for ever). */
+  onRetentionChange?(change: { policy: RetentionPolicyName; fromHours?: number; toHours: number }): void
 }
 
-/** Connects to InfluxDB; with the v1 API it also creates the database if it is missing. */
+/**
+ * Connects to InfluxDB: creates the database if it is missing, and its retention policies
+ * (retention.ts) as declared, altering those whose duration changed. A change of duration applies
+ * to the points already stored as well: InfluxDB drops the shard groups a shorter policy no longer
+ * covers at its next retention check.
+ */
 export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}): Promise<Influx> {
-  const direct = new InfluxDB({ url: cfg.url, token: cfg.api === 'v2' ? cfg.token : undefined })
+  const policies = resolveRetention(cfg.retentionDays)
+  const hoursOf = new Map(policies.map((p) => [p.name, p.hours]))
+  const direct = new InfluxDB({ url: cfg.url })
   const auth = authHeader(cfg)
   const refusedListeners: ((refused: readonly Refusal[]) => void)[] = []
-  const options: Partial<WriteOptions> = {
-    ...writeOptions,
-    writeFailed: (err: Error, lines: string[]) => {
-      hooks.onWriteError?.(describeWriteError(err))
-      // The client retries a 429, a 5xx or a lost connection, but drops a 4xx: InfluxDB refused
-      // what the batch holds, and one bad line refuses (or partly writes) a whole batch of other
-      // devices' lines. Returning a promise tells the client that the batch is handled (issue #20).
-      return isRefusal(err) ? split(lines, err) : undefined
-    },
-    writeSuccess: (lines: string[]) => hooks.onWritten?.(lines),
-  }
-  const sends = trackSends(cfg.api === 'v2' ? direct.transport : v1WriteTransport(direct.transport, auth))
-  const [org, bucket] = cfg.api === 'v2'
-    ? [cfg.org, cfg.bucket]
-    // The 1.8 compatibility convention: bucket "database/retention-policy", rewritten to /write.
-    : ['', `${cfg.database}/${cfg.retentionPolicy}`]
-  const writer: WriteApi = new InfluxDB({ url: cfg.url, token: cfg.api === 'v2' ? cfg.token : undefined, transport: sends.transport }).getWriteApi(org, bucket, 'ms', options)
-  const writePath = `/api/v2/write?${new URLSearchParams({ org, bucket, precision: 'ms' })}`
+  const sends = trackSends(v1WriteTransport(direct.transport, auth))
+  const client = new InfluxDB({ url: cfg.url, transport: sends.transport })
   let closed = false
 
-  /** Posts lines once, outside the client's batching and retries; undefined when InfluxDB took them. */
-  const post = (lines: readonly string[]) => new Promise<Error | undefined>((resolve) => {
-    let status: number | undefined
-    sends.transport.send(writePath, lines.join('\n'), { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' } }, {
-      responseStarted: (_headers, code) => void (status = code),
-      error: resolve,
-      complete: () => resolve(status === undefined || status < 300 ? undefined : new Error(`HTTP ${status}`)),
+  /** One write API per retention policy: the client's batching, retries and refusal split, each with its own `rp=`. */
+  function policyWriter(rp: RetentionPolicyName) {
+    // The 1.8 compatibility convention: bucket "database/retention-policy", rewritten to /write.
+    const bucket = `${cfg.database}/${rp}`
+    const writePath = `/api/v2/write?${new URLSearchParams({ org: '', bucket, precision: 'ms' })}`
+    const writer: WriteApi = client.getWriteApi('', bucket, 'ms', {
+      ...writeOptions,
+      writeFailed: (err: Error, lines: string[]) => {
+        hooks.onWriteError?.(describeWriteError(err))
+        // The client retries a 429, a 5xx or a lost connection, but drops a 4xx: InfluxDB refused
+        // what the batch holds, and one bad line refuses (or partly writes) a whole batch of other
+        // devices' lines. Returning a promise tells the client that the batch is handled (issue #20).
+        return isRefusal(err) ? split(lines, err) : undefined
+      },
+      writeSuccess: (lines: string[]) => hooks.onWritten?.(lines),
     })
-  })
 
-  /**
-   * A refused batch, split in halves until each refused line stands alone (about 2·log2(n)
-   * requests for one bad line in n): InfluxDB writes the others (again, for those a partial write
-   * kept: a point written twice is stored once), and the refused ones are reported with the reason
-   * InfluxDB gave for that line alone. A half that fails otherwise (InfluxDB went away meanwhile)
-   * goes back to the client, whose retries take it from there.
-   */
-  async function split(lines: readonly string[], err: HttpError): Promise<void> {
-    if (lines.length === 1) {
-      const reason = refusalReason(err)
-      const refused = [{ line: lines[0]!, reason, kind: refusalKind(reason) }]
-      for (const listener of refusedListeners) listener(refused)
-      return
+    /** Posts lines once, outside the client's batching and retries; undefined when InfluxDB took them. */
+    const post = (lines: readonly string[]) => new Promise<Error | undefined>((resolve) => {
+      let status: number | undefined
+      sends.transport.send(writePath, lines.join('\n'), { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' } }, {
+        responseStarted: (_headers, code) => void (status = code),
+        error: resolve,
+        complete: () => resolve(status === undefined || status < 300 ? undefined : new Error(`HTTP ${status}`)),
+      })
+    })
+
+    /**
+     * A refused batch, split in halves until each refused line stands alone (about 2·log2(n)
+     * requests for one bad line in n): InfluxDB writes the others (again, for those a partial write
+     * kept: a point written twice is stored once), and the refused ones are reported with the reason
+     * InfluxDB gave for that line alone. A half that fails otherwise (InfluxDB went away meanwhile)
+     * goes back to the client, whose retries take it from there.
+     */
+    async function split(lines: readonly string[], err: HttpError): Promise<void> {
+      if (lines.length === 1) {
+        const reason = refusalReason(err)
+        const refused = [{ line: lines[0]!, reason, kind: refusalKind(reason) }]
+        for (const listener of refusedListeners) listener(refused)
+        return
+      }
+      const mid = Math.ceil(lines.length / 2)
+      for (const half of [lines.slice(0, mid), lines.slice(mid)]) {
+        const error = await post(half)
+        if (error === undefined) hooks.onWritten?.(half)
+        else if (isRefusal(error)) await split(half, error)
+        // Closed: what is unconfirmed stays in the ingest journal for the next start.
+        else if (!closed) writer.writeRecords(half)
+      }
     }
-    const mid = Math.ceil(lines.length / 2)
-    for (const half of [lines.slice(0, mid), lines.slice(mid)]) {
-      const error = await post(half)
-      if (error === undefined) hooks.onWritten?.(half)
-      else if (isRefusal(error)) await split(half, error)
-      // Closed: what is unconfirmed stays in the ingest journal for the next start.
-      else if (!closed) writer.writeRecords(half)
-    }
+    return writer
   }
+  const writers = new Map<RetentionPolicyName, WriteApi>()
+  const writerOf = (rp: RetentionPolicyName) => writers.get(rp) ?? writers.set(rp, policyWriter(rp)).get(rp)!
+  /** The policy of a line's measurement; the last one is remembered, as a call's lines are mostly of one measurement. */
+  let last = { prefix: '', rp: undefined as RetentionPolicyName | undefined }
+  const policyOfLine = (line: string): RetentionPolicyName => {
+    if (last.rp !== undefined && line.startsWith(last.prefix)) return last.rp
+    const end = line.search(/[, ]/)
+    if (end < 0) return retentionOf(line) // no line protocol: no declared measurement either
+    last = { prefix: line.slice(0, end + 1), rp: retentionOf(line.slice(0, end)) }
+    return last.rp!
+  }
+
   // The client's flush() sends only the lines still buffered; a full batch it already sent on its
   // own may still be on the wire. Flushing means both are answered.
   const flush = async () => {
-    await writer.flush(true)
+    await Promise.all([...writers.values()].map((w) => w.flush(true)))
     await sends.settled()
   }
 
@@ -178,11 +217,28 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
     return body.results?.flatMap((r) => r.series ?? []) ?? []
   }
 
-  if (cfg.api === 'v1') await query(`CREATE DATABASE ${quoteIdent(cfg.database)}`, 'POST')
+  await query(`CREATE DATABASE ${quoteIdent(cfg.database)}`, 'POST')
+  await migrateRetention(cfg.database, policies, query, hooks.onRetentionChange)
   return {
-    write: (lines) => writer.writeRecords(lines),
+    write(lines) {
+      if (lines.length === 0) return
+      const rp = policyOfLine(lines[0]!)
+      if (lines.every((l) => policyOfLine(l) === rp)) return writerOf(rp).writeRecords(lines)
+      const byPolicy = new Map<RetentionPolicyName, string[]>()
+      for (const line of lines) {
+        const p = policyOfLine(line)
+        const of = byPolicy.get(p)
+        if (of) of.push(line)
+        else byPolicy.set(p, [line])
+      }
+      for (const [p, ls] of byPolicy) writerOf(p).writeRecords(ls)
+    },
     onRefused: (listener) => void refusedListeners.push(listener),
     query: (q) => query(q),
+    oldestKept(measurement, now = Date.now()) {
+      const hours = hoursOf.get(retentionOf(measurement))!
+      return hours === 0 ? -Infinity : now - hours * 3600_000
+    },
     flush,
     async close() {
       // While InfluxDB is down, flush() retries for as long as the retry options allow (a day):
@@ -190,15 +246,49 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
       try {
         if (await within(CLOSE_WAIT_MS, flush()) === 'timeout') {
           closed = true
-          writer.dispose()
+          for (const w of writers.values()) w.dispose()
         }
       } finally {
         if (!closed) {
           closed = true
-          await writer.close()
+          await Promise.all([...writers.values()].map((w) => w.close()))
         }
       }
     },
+  }
+}
+
+/** InfluxDB's durations as SHOW RETENTION POLICIES gives them (`336h0m0s`, `0s` for ever), in hours. */
+export function durationHours(d: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(d)
+  if (!m) throw new Error(`unexpected InfluxDB duration "${d}"`)
+  return Number(m[1] ?? 0) + Number(m[2] ?? 0) / 60 + Number(m[3] ?? 0) / 3600
+}
+
+/**
+ * Creates each policy missing from `database`, and alters each whose duration, shard-group
+ * duration or default flag differs from `policies`. Policies ubiq does not declare are left as
+ * they are (`autogen` with what an older ubiq wrote in it: README "Privacy").
+ */
+async function migrateRetention(
+  database: string,
+  policies: readonly RetentionPolicy[],
+  query: (q: string, method: 'POST') => Promise<Series[]>,
+  onChange?: InfluxHooks['onRetentionChange'],
+): Promise<void> {
+  const [shown] = await query(`SHOW RETENTION POLICIES ON ${quoteIdent(database)}`, 'POST')
+  const col = (name: string) => shown?.columns.indexOf(name) ?? -1
+  const existing = new Map((shown?.values ?? []).map((v) => [String(v[col('name')]), {
+    hours: durationHours(String(v[col('duration')])), shardHours: durationHours(String(v[col('shardGroupDuration')])), isDefault: v[col('default')] === true,
+  }]))
+  for (const p of policies) {
+    const now = existing.get(p.name)
+    const spec = `DURATION ${p.hours === 0 ? 'INF' : `${p.hours}h`} REPLICATION 1 SHARD DURATION ${p.shardHours}h${p.isDefault ? ' DEFAULT' : ''}`
+    if (!now) await query(`CREATE RETENTION POLICY ${quoteIdent(p.name)} ON ${quoteIdent(database)} ${spec}`, 'POST')
+    else if (now.hours !== p.hours || now.shardHours !== p.shardHours || (p.isDefault && !now.isDefault)) {
+      await query(`ALTER RETENTION POLICY ${quoteIdent(p.name)} ON ${quoteIdent(database)} ${spec}`, 'POST')
+    } else continue
+    onChange?.({ policy: p.name, ...(now ? { fromHours: now.hours } : {}), toHours: p.hours })
   }
 }
 
@@ -228,7 +318,6 @@ function describeWriteError(err: Error): string {
 setLogger({ error: () => {}, warn: () => {} })
 
 function authHeader(cfg: InfluxConfig): Record<string, string> {
-  if (cfg.api === 'v2') return { authorization: `Token ${cfg.token}` }
   if (cfg.username === undefined) return {}
   return { authorization: `Basic ${Buffer.from(`${cfg.username}:${cfg.password ?? ''}`).toString('base64')}` }
 }

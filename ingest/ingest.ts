@@ -147,6 +147,9 @@ export function startIngest(deps: IngestDeps): Ingest {
       deps.journal.append(lines)
       deps.influx.write(lines)
       counters.stored.inc()
+    }, {
+      oldestKept: (kind) => deps.influx.oldestKept(kind),
+      onExpired: (r) => counters.expired.inc({ kind: r.kind }),
     }),
     share(),
   )
@@ -304,13 +307,29 @@ export function rejectTimeReuse(slots: number, idleMs = 3600_000): OperatorFunct
   })
 }
 
+/** Which readings are too old to store, and who hears of them (storeReadings). */
+export interface Expiry {
+  /** The oldest device time a reading of `kind` is stored from, ms (Influx.oldestKept). */
+  oldestKept(kind: string): number
+  /** A reading older than that: passed on, not stored. */
+  onExpired?(r: Reading): void
+}
+
 /**
  * Turns each reading into its InfluxDB lines: measurement = kind, tag = device id, fields = values
  * + seq; a batched reading gives one line per sample, at its own time, with its index `i` (and the
  * first with the rate). `readingsFromSeries` turns them back.
+ *
+ * With `expiry`, a reading older than its kind's retention (a late upload, #21) is passed on to
+ * scoring, which computes its trip and features, but not stored: InfluxDB would refuse its lines,
+ * one refusal each, and what is past its retention is kept nowhere, the journal included.
  */
-export function storeReadings(store: (lines: string[]) => void): OperatorFunction<Reading, Reading> {
+export function storeReadings(store: (lines: string[]) => void, expiry?: Expiry): OperatorFunction<Reading, Reading> {
   return map((r) => {
+    if (expiry && r.ts < expiry.oldestKept(r.kind)) {
+      expiry.onExpired?.(r)
+      return r
+    }
     // Telemetry is tagged by device only: the device → policy link lives in the registry, not
     // beside positions and health values (privacy by design).
     const tags = { device_id: r.deviceId }
@@ -392,6 +411,7 @@ function ingestCounters(registry: Registry, journal: Journal, clocks: ClockTrack
     rejected: new Counter({ name: 'ubiq_ingest_messages_rejected_total', help: 'Device messages rejected, by reason', labelNames: ['reason'], registers }),
     backpressure: new Gauge({ name: 'ubiq_ingest_backpressure', help: '1 while ingest holds acknowledgements because InfluxDB is behind', registers }),
     pauses: new Counter({ name: 'ubiq_ingest_backpressure_pauses_total', help: 'Times ingest held an acknowledgement for InfluxDB to catch up', registers }),
+    expired: new Counter({ name: 'ubiq_ingest_readings_expired_total', help: "Device messages older than their kind's retention (late uploads): scored, not stored", labelNames: ['kind'], registers }),
     quarantined: new Counter({ name: 'ubiq_ingest_lines_quarantined_total', help: 'Lines InfluxDB refused for good, moved to the dead-letter folder, by kind of refusal', labelNames: ['reason'], registers }),
     pending: new Gauge({
       name: 'ubiq_ingest_journal_pending_lines', help: 'Accepted lines not yet confirmed by InfluxDB', registers,

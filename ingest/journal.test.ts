@@ -98,3 +98,18 @@ t.test('the journal is private to ubiq\'s user: its folder 0700, its segments 06
   t.equal(mode(dir), 0o700)
   t.same(readdirSync(dir).map((f) => mode(join(dir, f))), [0o600, 0o600], 'the earlier run\'s segment and the new one')
 })
+
+t.test('a line refused as beyond its retention policy leaves the journal, and its values are kept nowhere (#21)', async (t) => {
+  const root = fresh()
+  const dir = join(root, 'journal')
+  const j = openJournal(dir, 4)
+  const old = 'gps,device_id=car-1 lat_deg=52.3731,lon_deg=4.8922,accuracy_m=4.5,seq=44i 1767225600000'
+  j.append([old, ...lines(2)])
+  j.quarantine([{ line: old, reason: 'partial write: points beyond retention policy dropped=1', kind: 'beyond_retention' }])
+  t.equal(j.pending, 2, 'no longer pending')
+  const [file] = readdirSync(join(root, 'dead-letter'))
+  const records = readFileSync(join(root, 'dead-letter', file!), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  t.same(records.map((r) => [r.measurement, r.reason, r.line]), [['gps', 'partial write: points beyond retention policy dropped=1', undefined]], 'recorded by measurement and reason, without the line')
+  t.notMatch(readFileSync(join(root, 'dead-letter', file!), 'utf8'), /52\.37|4\.89/, 'no position in the dead-letter folder')
+  t.same(openJournal(dir, 4).recovered, lines(2), 'and not written again after a restart')
+})

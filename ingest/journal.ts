@@ -33,9 +33,11 @@ export interface Journal {
   /**
    * InfluxDB refused these lines for good: each is recorded with its reason in the dead-letter
    * folder (a JSON line a refusal, in a file a UTC day, private to ubiq's user) and, if the
-   * journal holds it, forgotten there as if confirmed, for this run and the next.
+   * journal holds it, forgotten there as if confirmed, for this run and the next. A line refused
+   * as beyond its retention policy is recorded without its values, only its measurement: it is
+   * past the time ubiq may keep it (#21), and nothing can make InfluxDB take it.
    */
-  quarantine(refused: readonly { line: string; reason: string }[]): void
+  quarantine(refused: readonly { line: string; reason: string; kind?: string }[]): void
   /** Calls `fn` once `pending` is at most `lines`. */
   whenPendingAtMost(lines: number, fn: () => void): void
   close(): void
@@ -184,7 +186,10 @@ export function openJournal(dir: string, segmentLines = 10_000, deadLetterDir = 
       if (refused.length === 0) return
       mkdirSync(deadLetterDir, { recursive: true, mode: 0o700 })
       const at = new Date().toISOString()
-      appendFileSync(join(deadLetterDir, `refused-${at.slice(0, 10)}.jsonl`), refused.map((r) => `${JSON.stringify({ at, reason: r.reason, line: r.line })}\n`).join(''), { mode: 0o600 })
+      const record = (r: (typeof refused)[number]) => (r.kind === 'beyond_retention'
+        ? { at, reason: r.reason, measurement: r.line.slice(0, r.line.search(/[, ]/)) }
+        : { at, reason: r.reason, line: r.line })
+      appendFileSync(join(deadLetterDir, `refused-${at.slice(0, 10)}.jsonl`), refused.map((r) => `${JSON.stringify(record(r))}\n`).join(''), { mode: 0o600 })
       for (const { line } of refused) {
         const entry = release(line)
         const s = entry && segments.get(entry.segment)

@@ -10,7 +10,7 @@ import pino from 'pino'
 import { Registry } from 'prom-client'
 import { from, lastValueFrom, share, Subject, tap, toArray } from 'rxjs'
 import { connectInflux, dropDuplicates, storeReadings, type Reading } from '../ingest/index.ts'
-import { startServices, firstMatch } from '../test/harness.ts'
+import { keepForever, startServices, firstMatch } from '../test/harness.ts'
 import type { DrivingDay } from './driving.ts'
 import type { Detector } from './events.ts'
 import { drivingScoreInputs, startScoring } from './scoring.ts'
@@ -29,7 +29,7 @@ t.test('one device whose detector throws loses its trip; the other devices\' tri
   const metrics = new Registry()
   const publisher = await mqtt.connectAsync(services.mqttUrl, { clientId: 'scoring-test' })
   t.teardown(() => publisher.endAsync())
-  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_scoring', retentionPolicy: 'autogen' })
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_scoring' })
   t.teardown(() => influx.close())
   // A detector with a bug that one device's reading sets off, as any of the real ones might.
   const buggy: Detector = {
@@ -79,7 +79,7 @@ t.test('a policy whose days throw is left out of its score; the other policies a
 t.test('a redelivery that dedupe has forgotten is counted once: the policy\'s state, gone too, comes back from InfluxDB up to it (#20 item 5)', async (t) => {
   const services = await startServices(t)
   const database = 'ubiq_scoring_redelivery'
-  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database, retentionPolicy: 'autogen' })
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database, retentionDays: keepForever })
   t.teardown(() => influx.close())
   const publisher = await mqtt.connectAsync(services.mqttUrl, { clientId: 'scoring-redelivery-test' })
   t.teardown(() => publisher.endAsync())

@@ -13,13 +13,13 @@ import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
-import { quoteIdent, quoteString, readingsFromSeries, sensors, toLine, topics, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
+import { qualified, quoteString, readingsFromSeries, sensors, toLine, topics, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, DAY_MS, drivingScoreInput, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
 import { scoreLine, scoreWith, type ActiveModels, type BatchConfig, type Score, type ScoreInput } from './score.ts'
-import { trackTrips, type OpenTripSource, type Trip, type TripConfig } from './trips.ts'
+import { trackTrips, type OpenTripSource, type TrackFix, type Trip, type TripArea, type TripConfig } from './trips.ts'
 
 /** How far back a device's open trip is looked for after a restart: longer trips restart where the lookback begins. */
 export const OPEN_TRIP_LOOKBACK_MS = 12 * 3600_000
@@ -69,7 +69,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy; `where` narrows further. */
   const storedReadings = async (first: Reading, subject: Subject, devices: readonly string[], sinceMs: number, where: string) => {
     if (devices.length === 0) return []
-    const kinds = sensors.filter((s) => s.subject === subject).map((s) => quoteIdent(s.kind)).join(', ')
+    const kinds = sensors.filter((s) => s.subject === subject).map((s) => qualified(s.kind)).join(', ')
     const ofDevices = devices.map((d) => `device_id = ${quoteString(d)}`).join(' OR ')
     return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${ofDevices}) AND time > ${sinceMs}ms AND ${where}`), first.policyId)
   }
@@ -79,7 +79,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     async read(first) {
       const device = `device_id = ${quoteString(first.deviceId)}`
       const lookback = `time > ${first.ts - OPEN_TRIP_LOOKBACK_MS}ms`
-      const [last] = await deps.influx.query(`SELECT last(end_ms) FROM trip WHERE ${device} AND ${lookback} AND time <= ${first.ts}ms`)
+      const [last] = await deps.influx.query(`SELECT last(end_ms) FROM ${qualified('trip')} WHERE ${device} AND ${lookback} AND time <= ${first.ts}ms`)
       const since = Number(last?.values[0]?.[1] ?? first.ts - OPEN_TRIP_LOOKBACK_MS)
       return storedReadings(first, 'driving', [first.deviceId], since, `seq < ${first.seq}`)
     },
@@ -89,23 +89,23 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     },
   }
   const driving$ = readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs, openTrips, asyncScheduler, keyFailed('trips')), share())
-  const events$ = driving$.pipe(
-    filter((o) => 'event' in o),
-    map((o): PolicyEvent => o.event),
-    share(),
-  )
-  const trips$ = driving$.pipe(
-    filter((o): o is { trip: Trip } => 'trip' in o),
-    map((o) => o.trip),
-    share(),
-  )
-  trips$.subscribe((trip) => {
+  const detected$ = driving$.pipe(filter((o) => 'event' in o), share())
+  const events$ = detected$.pipe(map((o): PolicyEvent => o.event), share())
+  // A crash's track is kept for the claim (the `claims` policy) when the trip's positions are gone (#21).
+  detected$.subscribe((o) => o.crashTrack && deps.influx.write(crashTrackLines(o.event, o.crashTrack)))
+  const closed$ = driving$.pipe(filter((o): o is { trip: Trip; area?: TripArea } => 'trip' in o), share())
+  const trips$ = closed$.pipe(map((o) => o.trip), share())
+  closed$.subscribe(({ trip, area }) => {
     tripCount.inc({ ended: trip.ended })
-    deps.influx.write([toLine('trip', { policy_id: trip.policyId, device_id: trip.deviceId, ended: trip.ended, source: trip.source }, tripFields(trip), trip.from)])
+    deps.influx.write([
+      toLine('trip', { policy_id: trip.policyId, device_id: trip.deviceId, ended: trip.ended, source: trip.source }, tripFields(trip), trip.from),
+      // Where it went, coarsened: what outlives its positions (#21).
+      ...(area ? [toLine('trip_area', { policy_id: trip.policyId, device_id: trip.deviceId }, { cells: Object.entries(area).map(([cell, s]) => `${cell}:${s}`).join(' ') }, trip.from)] : []),
+    ])
   })
 
   const readHistory = async (policyId: string, beforeTs: number): Promise<DrivingDay[]> => {
-    const series = await deps.influx.query(`SELECT * FROM trip WHERE policy_id = ${quoteString(policyId)} AND time >= ${windowStart(beforeTs)}ms AND time < ${beforeTs}ms`)
+    const series = await deps.influx.query(`SELECT * FROM ${qualified('trip')} WHERE policy_id = ${quoteString(policyId)} AND time >= ${windowStart(beforeTs)}ms AND time < ${beforeTs}ms`)
     const rows = series.flatMap((s) => s.values.map((v) => ({
       from: Number(v[0]),
       fields: Object.fromEntries(s.columns.map((c, i) => [c, typeof v[i] === 'number' ? v[i] : null])) as Record<string, number | null>,
@@ -118,7 +118,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   // (replayed). The last stored day counts as open: a stop or an idle expiry stores it as it stands.
   const days = <D extends { day_ms: number }>(subject: Subject, measurement: string, keepDays: number, parse: (s: readonly Series[]) => D[]): DayHistory<D> => ({
     async read(first) {
-      const stored = parse(await deps.influx.query(`SELECT * FROM ${quoteIdent(measurement)} WHERE policy_id = ${quoteString(first.policyId)} ORDER BY time DESC LIMIT ${keepDays}`))
+      const stored = parse(await deps.influx.query(`SELECT * FROM ${qualified(measurement)} WHERE policy_id = ${quoteString(first.policyId)} ORDER BY time DESC LIMIT ${keepDays}`))
       const openFrom = Math.max(startOfDay(first.ts) - DAY_MS, ...stored.map((d) => d.day_ms))
       const earlier = await storedReadings(first, subject, deps.policyDevices(first.policyId), openFrom - 1, `time <= ${first.ts}ms`)
       return {
@@ -214,6 +214,11 @@ export function drivingScoreInputs(
       )
     }),
   )
+}
+
+/** A crash's track as InfluxDB lines (`crash_track`, in the `claims` policy): each fix at its time, with the crash's. */
+function crashTrackLines(e: PolicyEvent, track: readonly TrackFix[]): string[] {
+  return track.map(({ ts, ...fix }) => toLine('crash_track', { policy_id: e.policyId, device_id: e.deviceId }, { ...fix, crash_ms: e.from }, ts, ['crash_ms']))
 }
 
 /** An event as an InfluxDB line: its numeric evidence as fields (a crash's sample window stays on MQTT). */

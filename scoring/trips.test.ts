@@ -249,3 +249,21 @@ t.test('a trip open when the service stops is rebuilt in the next run from the r
   t.equal(cut[0]?.from, rs[split]!.ts, 'when the readings cannot be read, the trip starts where this run began')
   t.equal(asked.at(-1)?.deviceId, 'car-1', 'and the failure is reported')
 })
+
+t.test('positions outlive a trip only coarsened, and a crash keeps its last 30 s of fixes (#21)', async (t) => {
+  const { crashDetector, defaultCrashConfig } = await import('./crash.ts')
+  const tracker = tripTracker(cfg, 'car-1', 'pol-1', [crashDetector(defaultCrashConfig, 'car-1', 'pol-1')])
+  // 90 s east along the equator at 72 km/h (0.00017966° a second), a fix a second, one of them 80 m off.
+  const fixes = Array.from({ length: 90 }, (_, i) => ({ ...gps(T0 + i * 1000 + 500, 0, i * 0.00017966, 72), ...(i === 45 ? { fields: { lat_deg: 0.3, lon_deg: 0, accuracy_m: 80, speed_kmh: 72 } } : {}) }))
+  const rs = [ignition(T0, true), ...drive(T0, 90, () => 72).flatMap((r, i) => [r, fixes[i]!]), reading('crash', T0 + 90_000, { peak_accel_ms2: 58.4 })]
+  const out = [...rs.flatMap((r) => tracker.push(r)), ...tracker.flush()]
+  const closed = out.find((o) => 'trip' in o)
+  t.match(closed, { trip: { ended: 'crash' } })
+  const area = closed && 'area' in closed ? closed.area! : {}
+  t.same(Object.keys(area), ['s00000', 's00002'], 'the trip\'s cells, in the order driven: the inaccurate fix counts in none')
+  t.equal(Object.values(area).reduce((a, b) => a + b), 89, 'each accurate fix counts the time since the one before')
+  const crash = out.find((o) => 'event' in o && o.event.type === 'crash')
+  const track = crash && 'crashTrack' in crash ? crash.crashTrack! : []
+  t.same(track.map((f) => f.ts), fixes.slice(60).map((f) => f.ts), 'the crash keeps the fixes of the 30 s before it')
+  t.match(track[0], { lat_deg: 0, lon_deg: 60 * 0.00017966, accuracy_m: 5, speed_kmh: 72, heading_deg: 90 }, 'at full precision')
+})

@@ -18,7 +18,7 @@
  * produce is counted in the trip when it closes, because closing a trip flushes the detectors.
  */
 import { defer, filter, map, tap, type OperatorFunction, type SchedulerLike } from 'rxjs'
-import { haversine_km, type Reading } from '../ingest/index.ts'
+import { geohash, haversine_km, type Reading } from '../ingest/index.ts'
 import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
 import { perKey, restored, type Restore } from './per-key.ts'
 import { vehicleFrame } from './vehicle-frame.ts'
@@ -147,8 +147,36 @@ export interface Trip {
   events: Partial<Record<DrivingEventType, number>>
 }
 
-/** What a device's readings produce: events as they are detected, trips as they close. */
-export type TripOutput = { event: DrivingEvent } | { trip: Trip }
+/**
+ * Where a trip went, coarsened (#21): seconds per geohash cell of AREA_CHARS characters (about
+ * 1.2 × 0.6 km), from its accurate fixes. Its positions are needed only while its features are
+ * computed (speeding against the road map, night by the sun); this is what outlives them, for
+ * location features that need no more (territory, urban or rural driving; the sun's position
+ * moves by under 3 s of solar time across a cell), and too coarse to find a street or a house by.
+ */
+export type TripArea = Record<string, number>
+
+/** Characters of a trip area's geohash cells (TripArea). */
+export const AREA_CHARS = 6
+
+/** A full-precision fix, kept for a crash's claim (CRASH_TRACK_S). */
+export interface TrackFix {
+  ts: number
+  lat_deg: number
+  lon_deg: number
+  accuracy_m?: number
+  speed_kmh?: number
+  heading_deg?: number
+}
+
+/** A crash keeps the device's fixes of the seconds before it, at full precision: where and how the car came to it, for the claim (#21). */
+export const CRASH_TRACK_S = 30
+
+/**
+ * What a device's readings produce: events as they are detected (a crash with its track, when the
+ * device sends positions), trips as they close (with their area, when it does).
+ */
+export type TripOutput = { event: DrivingEvent; crashTrack?: readonly TrackFix[] } | { trip: Trip; area?: TripArea }
 
 interface OpenTrip extends Omit<Trip, 'to' | 'ended' | 'source' | 'duration_s'> {
   to: number
@@ -156,6 +184,9 @@ interface OpenTrip extends Omit<Trip, 'to' | 'ended' | 'source' | 'duration_s'> 
   lastMovingTs: number
   /** Position of the last fix, for distance across dropouts. */
   fix?: { ts: number; lat_deg: number; lon_deg: number }
+  /** Seconds per coarse cell so far (TripArea), and the last accurate fix's time. */
+  area: Map<string, number>
+  areaTs?: number
 }
 
 /**
@@ -189,6 +220,8 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   let night: { from: number; to: number } | undefined
   /** Devices with an ignition signal end trips by it, not by standing still (a long red light, a queue). */
   let ignitionSeen = false
+  /** The fixes of the last CRASH_TRACK_S, oldest first: a crash's track. */
+  let track: TrackFix[] = []
 
   const event = (type: DrivingEventType, from: number, to: number, evidence: DrivingEvent['evidence'], urgent = false): DrivingEvent =>
     ({ policyId, deviceId, subject: 'driving', type, urgent, from, to, evidence })
@@ -215,6 +248,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     }
     if (r.kind === 'gps') {
       if (typeof r.fields.lon_deg === 'number') lon_deg = r.fields.lon_deg
+      if (typeof r.fields.lat_deg === 'number' && typeof r.fields.lon_deg === 'number') keepTrack(r)
       if (trip && typeof r.fields.lat_deg === 'number') bridge(r)
       detectLateral(r, out)
     }
@@ -358,17 +392,33 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     return from > to ? h >= from || h < to : h >= from && h < to
   }
 
-  /** Distance across a GPS dropout with no speed to integrate: the straight line between fixes. */
+  /** The fix into the crash track (the last CRASH_TRACK_S). */
+  function keepTrack(r: Reading) {
+    const { lat_deg, lon_deg, accuracy_m, speed_kmh, heading_deg } = r.fields as Record<string, number | undefined>
+    track.push({ ts: r.ts, lat_deg: lat_deg!, lon_deg: lon_deg!, ...(accuracy_m !== undefined ? { accuracy_m } : {}), ...(speed_kmh !== undefined ? { speed_kmh } : {}), ...(heading_deg !== undefined ? { heading_deg } : {}) })
+    const from = r.ts - CRASH_TRACK_S * 1000
+    while (track[0]!.ts < from) track.shift()
+  }
+
+  /** Distance across a GPS dropout with no speed to integrate: the straight line between fixes; and the trip's area. */
   function bridge(r: Reading) {
     const fix = { ts: r.ts, lat_deg: r.fields.lat_deg as number, lon_deg: r.fields.lon_deg as number }
     const prev = trip!.fix
     trip!.fix = fix
+    if (accurate(r)) {
+      // The time since the last accurate fix counts in this fix's cell, up to a dropout's length.
+      const t = trip!
+      const cell = geohash(fix.lat_deg, fix.lon_deg, AREA_CHARS)
+      const s = t.areaTs === undefined ? 0 : Math.min(r.ts - t.areaTs, cfg.maxSpeedGap_s * 1000) / 1000
+      t.area.set(cell, (t.area.get(cell) ?? 0) + s)
+      t.areaTs = r.ts
+    }
     // A GPS-only device in a tunnel: no speed sample spans the dropout, the fixes on either side do.
     if (prev && speed?.source === 'gps' && speed.ts <= prev.ts && r.ts - prev.ts > cfg.maxSpeedGap_s * 1000) trip!.distance_km += haversine_km(prev, fix)
   }
 
   function open(ts: number) {
-    trip = { policyId, deviceId, from: ts, to: ts, lastMovingTs: ts, sources: new Set(), distance_km: 0, moving_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 0, dyn_s: 0, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, events: {} }
+    trip = { policyId, deviceId, from: ts, to: ts, lastMovingTs: ts, sources: new Set(), area: new Map(), distance_km: 0, moving_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 0, dyn_s: 0, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, events: {} }
     speed = undefined
   }
 
@@ -379,7 +429,9 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
       // A device that sends speed is judged from its first trusted speed on: before it, the phone
       // is still being settled in its mount, the receiver warming up (#19). A crash always counts.
       if (e.type !== 'crash' && sendsSpeed && (trustedSince === undefined || e.from < trustedSince)) continue
-      out.push({ event: e })
+      // A crash keeps the fixes of the seconds before it (a late crash recorder's upload: those still held).
+      const crashTrack = e.type === 'crash' ? track.filter((f) => f.ts >= e.from - CRASH_TRACK_S * 1000 && f.ts <= e.to) : []
+      out.push(crashTrack.length > 0 ? { event: e, crashTrack } : { event: e })
       if (trip) {
         trip.events[e.type] = (trip.events[e.type] ?? 0) + 1
         if (e.type === 'speeding') trip.speeding_s += e.evidence.duration_s
@@ -414,13 +466,14 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     const duration_s = (to - t.from) / 1000
     const source = t.sources.has('obd') ? 'obd' : t.sources.has('gps') ? 'gps' : 'imu'
     if (duration_s < cfg.minTrip_s || (source !== 'imu' && t.distance_km < cfg.minTrip_km)) return
-    const { sources, lastMovingTs: _, fix: __, ...rest } = t
+    const { sources, lastMovingTs: _, fix: __, area, areaTs: ___, ...rest } = t
     out.push({
       trip: {
         ...rest, to, ended, source, duration_s,
         distance_km: round3(t.distance_km), moving_s: round3(t.moving_s), night_s: round3(t.night_s),
         speeding_s: round3(t.speeding_s), phone_s: round3(t.phone_s), long_sq: round3(t.long_sq), lat_sq: round3(t.lat_sq),
       },
+      ...(area.size > 0 ? { area: Object.fromEntries([...area].map(([cell, s]) => [cell, Math.round(s)])) } : {}),
     })
   }
 

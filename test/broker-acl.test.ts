@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { makeFleet, type SimVehicle } from '../edge-sim/index.ts'
-import { newCredentials, parseDeviceRegistry, SERVICE_USER, topics, writeBrokerAuth } from '../ingest/index.ts'
+import { newCredentials, parseDeviceRegistry, qualified, SERVICE_USER, topics, writeBrokerAuth } from '../ingest/index.ts'
 import { findCommand, freePort, startMosquitto } from '../bin/local-services.ts'
 import { startServices, startTestPipeline, untilStored, type Services } from './harness.ts'
 
@@ -70,7 +70,7 @@ t.test('device A is refused on device B\'s topic, and nothing it sent there is s
 
   await untilStored(pipeline, 2)
   await pipeline.stop()
-  const [rows] = await services.influxql('ubiq_acl', 'SELECT device_id, seq, speed_kmh FROM obd ORDER BY time')
+  const [rows] = await services.influxql('ubiq_acl', `SELECT device_id, seq, speed_kmh FROM ${qualified('obd')} ORDER BY time`)
   t.same(rows?.values.map((v) => v.slice(1)).sort(), [[a.deviceId, 1, 30], [b.deviceId, 1, 40]], 'only what each device sent on its own topic is stored')
 })
 
@@ -99,7 +99,7 @@ t.test('a device that connects with ubiq\'s client id cannot take over ubiq\'s s
   const second = await startTestPipeline(t, services, fleet, 'ubiq_takeover', { mqttUrl: serviceUrl })
   await untilStored(second, 50)
   await second.stop()
-  const [rows] = await services.influxql('ubiq_takeover', 'SELECT count(speed_kmh) FROM obd')
+  const [rows] = await services.influxql('ubiq_takeover', `SELECT count(speed_kmh) FROM ${qualified('obd')}`)
   t.equal(rows?.values[0]?.[1], 50, 'all 50 messages the broker acknowledged while ubiq was down are stored')
 })
 

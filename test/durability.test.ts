@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fleetRegistry, makeFleet, runFleet, type SimulationRun } from '../edge-sim/index.ts'
 import { freePort } from '../bin/local-services.ts'
+import { qualified } from '../ingest/index.ts'
 import { startServices, startTestPipeline, type Services } from './harness.ts'
 
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
@@ -22,9 +23,9 @@ const DEVICES = 5
  * only copies stored under another time).
  */
 async function tally(services: Services, db: string, expected: number) {
-  const [rows] = await services.influxql(db, 'SELECT count(seq) FROM obd')
+  const [rows] = await services.influxql(db, `SELECT count(seq) FROM ${qualified('obd')}`)
   const stored = Number(rows?.values[0]?.[1] ?? 0)
-  const distinct = (await services.influxql(db, 'SELECT count(distinct(seq)) FROM obd GROUP BY device_id'))
+  const distinct = (await services.influxql(db, `SELECT count(distinct(seq)) FROM ${qualified('obd')} GROUP BY device_id`))
     .reduce((a, s) => a + Number(s.values[0]![1]), 0)
   return { stored, lost: expected - distinct, duplicated: stored - distinct }
 }

@@ -8,7 +8,7 @@ import t from 'tap'
 import mqtt from 'mqtt'
 import WebSocket from 'ws'
 import { driveObd, makeFleet, personas, runFleet } from '../edge-sim/index.ts'
-import { topics, type Rejection } from '../ingest/index.ts'
+import { qualified, topics, type Rejection } from '../ingest/index.ts'
 import { examplePlans, loadPlans, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { FeedMessage } from '../dashboards/index.ts'
@@ -95,7 +95,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
   await pipeline.stop() // flushes InfluxDB
 
   t.test('InfluxDB holds every valid reading once, with the values the devices sent', async (t) => {
-    const counts = await services.influxql(DB, 'SELECT count(speed_kmh) FROM obd GROUP BY device_id')
+    const counts = await services.influxql(DB, `SELECT count(speed_kmh) FROM ${qualified('obd')} GROUP BY device_id`)
     t.same(
       Object.fromEntries(counts.map((s) => [s.tags!.device_id, s.values[0]![1]])),
       Object.fromEntries(fleet.map((v) => [v.deviceId, SAMPLES])),
@@ -103,10 +103,10 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
     )
     for (const v of fleet) {
       const sent = [...take(driveObd(personas[v.persona], v.seed, startTs), SAMPLES)]
-      const [stats] = await services.influxql(DB, `SELECT sum(speed_kmh), max(engine_rpm) FROM obd WHERE device_id = '${v.deviceId}'`)
+      const [stats] = await services.influxql(DB, `SELECT sum(speed_kmh), max(engine_rpm) FROM ${qualified('obd')} WHERE device_id = '${v.deviceId}'`)
       t.equal(round(stats!.values[0]![1] as number), round(sent.reduce((a, s) => a + s.speed_kmh, 0)), `${v.deviceId}: stored speeds sum to what was sent`)
       t.equal(stats!.values[0]![2], Math.max(...sent.map((s) => s.engine_rpm)), `${v.deviceId}: stored rpm peak is what was sent`)
-      const [row] = await services.influxql(DB, `SELECT seq, speed_kmh FROM obd WHERE device_id = '${v.deviceId}' AND time = ${sent[123]!.ts}ms`)
+      const [row] = await services.influxql(DB, `SELECT seq, speed_kmh FROM ${qualified('obd')} WHERE device_id = '${v.deviceId}' AND time = ${sent[123]!.ts}ms`)
       t.same(row!.values[0], [sent[123]!.ts, 124, sent[123]!.speed_kmh], `${v.deviceId}: sample 123 (seq 124, after the ignition on) stored at its device time with its seq`)
     }
   })

@@ -10,7 +10,7 @@ import { firstValueFrom, filter, type Observable } from 'rxjs'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
 import { startPipeline, type Pipeline, type PipelineConfig } from '../bin/pipeline.ts'
 import { fleetRegistry, makeCity, makePolicies, policyDevices, type SimVehicle } from '../edge-sim/index.ts'
-import { deviceRegistry, type Series } from '../ingest/index.ts'
+import { deviceRegistry, retentionPolicyNames, type RetentionPolicyName, type Series } from '../ingest/index.ts'
 
 /** The part of a tap Test the harness needs (teardown registration). */
 interface Teardown {
@@ -55,6 +55,13 @@ export const testLogger = () => pino({ level: process.env.UBIQ_TEST_LOG ?? 'sile
 export const firstMatch = <T>(source$: Observable<T>, predicate: (x: T) => boolean) => firstValueFrom(source$.pipe(filter(predicate)))
 
 /**
+ * Retention for tests that replay fixed past dates (a simulated November): every policy keeps its
+ * points for ever, so that a date's age does not decide what a test finds. Tests about retention
+ * give the declared durations instead (ingest/retention.test.ts, test/retention.test.ts).
+ */
+export const keepForever: Partial<Record<RetentionPolicyName, number>> = Object.fromEntries(retentionPolicyNames.map((n) => [n, 0]))
+
+/**
  * The whole pipeline in this process, on the test's services, for a simulated fleet, writing to
  * InfluxDB database `db` through the v1 API. Stopped at teardown unless the test stopped it.
  */
@@ -63,7 +70,7 @@ export async function startTestPipeline(
 ): Promise<Pipeline> {
   const pipeline = await startPipeline({
     mqttUrl: services.mqttUrl,
-    influx: { api: 'v1', url: services.influxUrl, database: db, retentionPolicy: 'autogen' },
+    influx: { api: 'v1', url: services.influxUrl, database: db, retentionDays: keepForever },
     devices: deviceRegistry(fleetRegistry(fleet)),
     dataDir: services.dataDir,
     host: '127.0.0.1',

@@ -5,7 +5,7 @@
  * vehicle frame, and scores each policy; the trips and events are read back from InfluxDB.
  */
 import t from 'tap'
-import { deviceRegistry } from '../ingest/index.ts'
+import { deviceRegistry, qualified } from '../ingest/index.ts'
 import { makeCity, makePolicies, policyDevices, policyRegistry, runSimulation, type TripTruth } from '../edge-sim/index.ts'
 import type { DrivingEvent, Score } from '../scoring/index.ts'
 import { startServices, startTestPipeline, untilStored } from './harness.ts'
@@ -31,7 +31,7 @@ t.test('phones mounted at an angle get trips, IMU events and driving scores thro
   await untilStored(pipeline, run.acknowledged)
   await pipeline.stop()
 
-  const [kinds] = await services.influxql(DB, 'SELECT count(ax_ms2) FROM imu_device')
+  const [kinds] = await services.influxql(DB, `SELECT count(ax_ms2) FROM ${qualified('imu_device')}`)
   t.ok(Number(kinds?.values[0]?.[1]) > 1000, `the phones' own-frame IMU is stored as sent: ${kinds?.values[0]?.[1]} samples`)
   const trips = await services.influxql(DB, 'SELECT distance_km, dyn_s FROM trip GROUP BY device_id')
   const stored = trips.flatMap((s) => s.values.map((v) => ({ device: s.tags!.device_id, km: v[1] as number, dyn: v[2] as number })))

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import mqtt from 'mqtt'
-import { deviceRegistry, topics, type Rejection } from '../ingest/index.ts'
+import { deviceRegistry, qualified, retentionOf, topics, type Rejection } from '../ingest/index.ts'
 import type { IngestHealth } from '../dashboards/monitoring.ts'
 import { startServices, startTestPipeline } from './harness.ts'
 
@@ -25,7 +25,7 @@ t.test('a poisoned line is quarantined with its reason, the rest of its batch st
   const ts = Date.now() - 60_000
   // Poison: engine_rpm is already a string field in this shard (another writer's schema), so
   // InfluxDB refuses car-a's float engine_rpm, a field type conflict, and answers 400.
-  const seeded = await fetch(`${services.influxUrl}/write?${new URLSearchParams({ db: DB, precision: 'ms' })}`, { method: 'POST', body: `obd,device_id=seed engine_rpm="text" ${ts}` })
+  const seeded = await fetch(`${services.influxUrl}/write?${new URLSearchParams({ db: DB, rp: retentionOf('obd'), precision: 'ms' })}`, { method: 'POST', body: `obd,device_id=seed engine_rpm="text" ${ts}` })
   t.equal(seeded.status, 204, 'the conflicting field is in InfluxDB')
 
   const device = await mqtt.connectAsync(services.mqttUrl, { clientId: 'poison-test' })
@@ -52,8 +52,8 @@ t.test('a poisoned line is quarantined with its reason, the rest of its batch st
   }
   t.same(h.quarantined, [{ reason: 'field_type_conflict', lines: 1 }], 'ingest health shows the quarantined line, with nothing left unconfirmed')
   t.match(rejections, [{ deviceId: 'car-a', kind: 'imu', reason: 'invalid_payload', seq: 1, detail: /rate_hz/ }], 'the 1e-300 Hz batch is rejected with a reason')
-  t.same(await services.influxql(DB, 'SELECT count(*) FROM imu'), [], 'and nothing of it is stored')
-  const stored = await services.influxql(DB, "SELECT seq, speed_kmh FROM obd WHERE device_id != 'seed' GROUP BY device_id")
+  t.same(await services.influxql(DB, `SELECT count(*) FROM ${qualified('imu')}`), [], 'and nothing of it is stored')
+  const stored = await services.influxql(DB, `SELECT seq, speed_kmh FROM ${qualified('obd')} WHERE device_id != 'seed' GROUP BY device_id`)
   t.same(stored.map((s) => [s.tags?.device_id, s.values.map((v) => v[1])]), [['car-a', [3]], ['car-b', [1, 2]]], "the other lines are stored, other devices' and the poisoned device's own")
 
   const deadLetter = join(services.dataDir, 'dead-letter')
@@ -84,7 +84,7 @@ t.test('a reading reusing a stored time under a new seq is rejected (duplicate_t
   for (const [seq, at, speed_kmh] of [[1, ts, 50], [2, ts, 99], [3, ts + 1000, 51]]) {
     await device.publishAsync(topics.device('car-c', 'obd'), JSON.stringify({ seq, ts: at, speed_kmh }), { qos: 1 })
   }
-  const stored = async () => (await services.influxql('ubiq_time_reuse', 'SELECT seq, speed_kmh FROM obd'))[0]?.values ?? []
+  const stored = async () => (await services.influxql('ubiq_time_reuse', `SELECT seq, speed_kmh FROM ${qualified('obd')}`))[0]?.values ?? []
   while (!(await stored()).some((v) => v[1] === 3)) await sleep(100)
   t.same(await stored(), [[ts, 1, 50], [ts + 1000, 3, 51]], 'the acknowledged reading is not overwritten')
   while (rejections.length === 0) await sleep(100)

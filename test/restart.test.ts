@@ -6,7 +6,7 @@
 import { join } from 'node:path'
 import t from 'tap'
 import mqtt from 'mqtt'
-import { deviceRegistry } from '../ingest/index.ts'
+import { deviceRegistry, qualified } from '../ingest/index.ts'
 import { makeCity, makePolicies, policyDevices, policyRegistry, type DeviceMessage, type TripTruth } from '../edge-sim/index.ts'
 import { startServices, startTestPipeline, untilStored, type Services } from './harness.ts'
 
@@ -43,7 +43,7 @@ async function record(services: Services, name: string, topics: string[]) {
 
 /** Every row of `measurement`, tags included, as comparable text. */
 async function rows(services: Services, db: string, measurement: string): Promise<string[]> {
-  const series = await services.influxql(db, `SELECT * FROM ${measurement} GROUP BY *`)
+  const series = await services.influxql(db, `SELECT * FROM ${qualified(measurement)} GROUP BY *`)
   return series.flatMap((s) => s.values.map((v) => JSON.stringify([s.tags, ...v]))).sort()
 }
 
@@ -71,7 +71,7 @@ t.test('stopped mid-trip and started again, the pipeline stores the trips, days 
     t.ok(want.length > 0, `${measurement}: ${want.length} rows`)
     t.same(got, want, `${measurement}: the same rows after the restart`)
   }
-  const [openAtStop] = await services.influxql('restarted', `SELECT end_ms, ended FROM trip WHERE time < ${split}ms AND end_ms > ${split}`)
+  const [openAtStop] = await services.influxql('restarted', `SELECT end_ms, ended FROM ${qualified('trip')} WHERE time < ${split}ms AND end_ms > ${split}`)
   t.same(openAtStop?.values.map(([, endMs, ended]) => [endMs, ended]), [[Math.round(trip.endTs), 'ignition']], 'the trip open at the stop was stored whole, ended by its ignition off')
   const isDriving = (p: string) => !p.includes('"subject":"health"') && !p.includes('"subject":"home"')
   t.ok(publishedA.length > 100, `${publishedA.length} events and scores published`)

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseDeviceRegistry } from '../../ingest/index.ts'
+import { parseDeviceRegistry, qualified } from '../../ingest/index.ts'
 import type { Score, Trip } from '../../scoring/index.ts'
 import { scoreRecording } from '../../scoring/offline.ts'
 import { vehicleDetectors } from '../../scoring/index.ts'
@@ -63,7 +63,7 @@ t.test('ubiq import: a CSV and a GPX recording through MQTT, ingest and scoring,
     t.equal(trip.length, 1, `${deviceId}: one trip`)
     t.ok(score && score.value > 0 && score.value < 100, `${deviceId}: a driving score, ${score?.value}`)
     // The same recording scored in-process, from where its first fix was stored.
-    const [first] = await services.influxql('ubiq_import', `SELECT first(lat_deg) FROM gps WHERE device_id = '${deviceId}'`)
+    const [first] = await services.influxql('ubiq_import', `SELECT first(lat_deg) FROM ${qualified('gps')} WHERE device_id = '${deviceId}'`)
     const startTs = first!.values[0]![0] as number
     const offline = await scoreRecording(trackMessages(track, { deviceId, startTs, firstSeq: 0 }), { deviceId, policyId: `pol-${deviceId}` }, { detectors: vehicleDetectors(), model })
     t.same(trip, offline.trips, `${deviceId}: the live trip is the one ubiq evaluate makes`)

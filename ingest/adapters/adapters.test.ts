@@ -3,7 +3,7 @@ import mqtt from 'mqtt'
 import { mkdtempSync, readdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createAdapters, decodeMessage, deviceRegistry, isRejection, type Reading, type Rejection } from '../index.ts'
+import { createAdapters, decodeMessage, deviceRegistry, isRejection, qualified, type Reading, type Rejection } from '../index.ts'
 import { discoveryLimits } from './home-assistant.ts'
 import { receiveStamps } from './adapter.ts'
 import { startServices, startTestPipeline, untilStored } from '../../test/harness.ts'
@@ -162,7 +162,7 @@ t.test('OwnTracks over a real broker is stored like a native gps message', async
   await phone.endAsync()
   await untilStored(pipeline, 1)
   await pipeline.stop()
-  const [rows] = await services.influxql('ubiq_owntracks', 'SELECT device_id, seq, lat_deg, lon_deg, accuracy_m, speed_kmh FROM gps')
+  const [rows] = await services.influxql('ubiq_owntracks', `SELECT device_id, seq, lat_deg, lon_deg, accuracy_m, speed_kmh FROM ${qualified('gps')}`)
   t.same(rows?.values, [[fix.tst * 1000, 'alice', fix.tst, 52.3731, 4.8922, 12, 31]])
 })
 
@@ -186,6 +186,6 @@ t.test('Home Assistant over a real broker: a state sent while ubiq is down is st
   pipeline = await startTestPipeline(t, services, [], 'ubiq_ha', { devices: registry })
   await untilStored(pipeline, 1)
   await pipeline.stop()
-  const [rows] = await services.influxql('ubiq_ha', 'SELECT device_id, leak_detected FROM leak ORDER BY time DESC LIMIT 1')
+  const [rows] = await services.influxql('ubiq_ha', `SELECT device_id, leak_detected FROM ${qualified('leak')} ORDER BY time DESC LIMIT 1`)
   t.same(rows?.values[0]?.slice(1), ['home-1', true], 'the state sent while ubiq was down is the last one stored')
 })

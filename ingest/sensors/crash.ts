@@ -13,5 +13,6 @@ export const crash: SensorKind<typeof schema> = {
   subject: 'driving',
   description: 'Crash alert from the device: a high-g impulse',
   schema,
+  storage: { retention: 'claims', why: 'a crash the device saw: an urgent event now, and evidence for the claim later' },
   example: { seq: 812, ts: 1767225600000, peak_accel_ms2: 58.4, delta_v_kmh: 31, direction_deg: 5 },
 }

@@ -19,5 +19,10 @@ export const gps: SensorKind<typeof schema> = {
   subject: 'driving',
   description: 'Vehicle or phone GNSS fix, one message per second',
   schema,
+  storage: {
+    retention: 'raw_positions',
+    why: 'speed without a dongle, distance across dropouts, speeding against the road map, night by the sun, and the trip\'s coarse cells; its positions are kept only as long as raw_positions',
+    positions: ['lat_deg', 'lon_deg', 'alt_m'],
+  },
   example: { seq: 44, ts: 1767225600000, lat_deg: 52.3731, lon_deg: 4.8922, accuracy_m: 4.5, speed_kmh: 48.2, heading_deg: 87.5 },
 }

@@ -10,6 +10,7 @@ const leakSchema = payloadSchema({
 })
 export const leak: SensorKind<typeof leakSchema> = {
   kind: 'leak', subject: 'home', description: 'Water leak sensor', schema: leakSchema,
+  storage: { retention: 'raw', why: 'leak events at once, and leaks per day in home_day' },
   example: { seq: 5, ts: 1767225600000, leak_detected: false, battery_pct: 87 },
 }
 
@@ -20,6 +21,7 @@ const smokeSchema = payloadSchema({
 })
 export const smoke: SensorKind<typeof smokeSchema> = {
   kind: 'smoke', subject: 'home', description: 'Smoke and CO alarm', schema: smokeSchema,
+  storage: { retention: 'raw', why: 'smoke events at once, and smoke and CO per day in home_day' },
   example: { seq: 12, ts: 1767225600000, smoke_detected: false, co_ppm: 0, battery_pct: 93 },
 }
 
@@ -30,6 +32,7 @@ const climateSchema = payloadSchema({
 })
 export const climate: SensorKind<typeof climateSchema> = {
   kind: 'climate', subject: 'home', description: 'Temperature and humidity sensor', schema: climateSchema,
+  storage: { retention: 'raw', why: 'freeze and humidity exposure, per day in home_day' },
   example: { seq: 400, ts: 1767225600000, temp_c: 19.5, humidity_pct: 48, battery_pct: 71 },
 }
 
@@ -39,6 +42,7 @@ const contactSchema = payloadSchema({
 })
 export const contact: SensorKind<typeof contactSchema> = {
   kind: 'contact', subject: 'home', description: 'Door or window contact sensor', schema: contactSchema,
+  storage: { retention: 'raw', why: 'sensor liveness and battery, per day in home_day' },
   example: { seq: 18, ts: 1767225600000, open: false, battery_pct: 99 },
 }
 
@@ -47,5 +51,6 @@ const valveSchema = payloadSchema({
 })
 export const valve: SensorKind<typeof valveSchema> = {
   kind: 'valve', subject: 'home', description: 'Main water valve state (automatic shut-off)', schema: valveSchema,
+  storage: { retention: 'raw', why: 'the shut-off\'s response to a leak, per day in home_day' },
   example: { seq: 2, ts: 1767225600000, valve_open: true },
 }

@@ -12,5 +12,6 @@ export const hr: SensorKind<typeof schema> = {
   subject: 'health',
   description: 'Wearable heart rate, every few seconds to every few minutes',
   schema,
+  storage: { retention: 'raw', why: 'resting heart rate and its trend, active minutes (summed per day in health_day)' },
   example: { seq: 9001, ts: 1767225600000, hr_bpm: 62, resting: true },
 }

@@ -27,6 +27,7 @@ export const imuDevice: SensorKind<typeof schema> = {
   subject: 'driving',
   description: 'Phone IMU in the phone\'s own frame, any mount: batched raw accelerometer (gravity included) and gyroscope; ubiq finds the vehicle\'s axes',
   schema,
+  storage: { retention: 'raw_imu', why: 'the same as imu, once turned into the vehicle\'s frame by scoring' },
   batch: { columns },
   // A phone standing in a windshield mount (screen towards the driver, top up) while the car brakes.
   // (TypeBox types a tuple built from a list as [], so the example is cast; the schema checks it.)

@@ -20,6 +20,7 @@ export const imu: SensorKind<typeof schema> = {
   subject: 'driving',
   description: 'Phone or dongle IMU: batched linear acceleration and rotation, earth frame',
   schema,
+  storage: { retention: 'raw_imu', why: 'manoeuvres, phone handling, crashes and driving dynamics; a crash recorder\'s window is stored beside the regular batches' },
   batch: { columns },
   // (TypeBox types a tuple built from a list as [], so the example is cast; the schema checks it.)
   example: { seq: 7, ts: 1767225600000, rate_hz: 50, samples: [[0.12, -3.9, 0.05, 0.001, -0.002, 0.04], [0.1, -4.1, 0.02, 0.001, -0.001, 0.05]] } as unknown as Static<typeof schema>,

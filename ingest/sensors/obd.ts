@@ -30,6 +30,7 @@ export const obd: SensorKind<typeof schema> = {
   subject: 'driving',
   description: 'Vehicle OBD-II dongle: engine and speed values, one message per second',
   schema,
+  storage: { retention: 'raw', why: 'speed for trips, distance and harsh braking and acceleration; the engine values for the analyst\'s drill-down' },
   example: { seq: 42, ts: 1767225600000, speed_kmh: 63.5, engine_rpm: 2100, throttle_pct: 18, coolant_temp_c: 88, mil_on: false },
   alternative: {
     description: 'Raw OBD-II mode 01 PID responses, as a dongle reads them off the bus',

@@ -5,7 +5,7 @@
 import t from 'tap'
 import mqtt from 'mqtt'
 import type { TSchema } from '@sinclair/typebox'
-import { createAdapters, decodeMessage, deviceRegistry, isRejection, readingsFromSeries, sensors, topics, type Reading } from '../index.ts'
+import { createAdapters, decodeMessage, deviceRegistry, isRejection, qualified, readingsFromSeries, sensors, topics, type Reading } from '../index.ts'
 import { startServices, startTestPipeline, untilStored } from '../../test/harness.ts'
 
 const now = Date.UTC(2026, 11, 1)
@@ -83,7 +83,7 @@ t.test('every kind\'s example is stored in InfluxDB by the real ingest, field by
   await pipeline.stop() // flushes InfluxDB
   for (const s of sensors) {
     const { seq, ts, samples, ...fields } = s.example as Record<string, unknown>
-    const [rows] = await services.influxql('ubiq_contract', `SELECT * FROM "${s.kind}"`)
+    const [rows] = await services.influxql('ubiq_contract', `SELECT * FROM ${qualified(s.kind)}`)
     const got = (rows?.values ?? []).map((v) => Object.fromEntries(rows!.columns.map((c, j) => [c, v[j]]).filter(([, x]) => x !== null)))
     const want = s.batch
       ? (samples as number[][]).map((row, i) => ({ time: (ts as number) + i * 1000 / Number(fields.rate_hz), device_id: 'dev-1', hz: String(fields.rate_hz), seq, i, ...(i === 0 ? fields : {}), ...Object.fromEntries(s.batch!.columns.map((c, j) => [c.name, row[j]])) }))

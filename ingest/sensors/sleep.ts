@@ -16,5 +16,6 @@ export const sleep: SensorKind<typeof schema> = {
   subject: 'health',
   description: 'Wearable sleep session with its stages',
   schema,
+  storage: { retention: 'raw', why: 'sleep duration and regularity (summed per day in health_day)' },
   example: { seq: 31, ts: 1767250800000, duration_s: 26_400, deep_s: 5_400, rem_s: 6_000, light_s: 13_800, awake_s: 1_200 },
 }

@@ -11,5 +11,6 @@ export const spo2: SensorKind<typeof schema> = {
   subject: 'health',
   description: 'Wearable SpO2 reading',
   schema,
+  storage: { retention: 'raw', why: 'blood oxygen, summed per day in health_day' },
   example: { seq: 77, ts: 1767225600000, spo2_pct: 97 },
 }

@@ -12,5 +12,6 @@ export const status: SensorKind<typeof schema> = {
   subject: 'driving',
   description: 'Ignition on/off (trip start and end) and supply voltage',
   schema,
+  storage: { retention: 'raw', why: 'ignition starts and ends trips' },
   example: { seq: 3, ts: 1767225600000, ignition_on: true, battery_v: 12.6 },
 }

@@ -12,5 +12,6 @@ export const steps: SensorKind<typeof schema> = {
   subject: 'health',
   description: 'Wearable step count per interval',
   schema,
+  storage: { retention: 'raw', why: 'daily steps and activity points (summed per day in health_day)' },
   example: { seq: 120, ts: 1767225600000, steps_count: 412, interval_s: 300 },
 }
