@@ -48,6 +48,7 @@ export async function scoreHistory(influx: Influx, policyId: string, subject: Su
     },
     features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !fixed.has(k) && typeof v === 'number')),
     reasons: typeof x.reasons === 'string' ? JSON.parse(x.reasons) : [],
+    ...(typeof x.consent === 'string' ? { consent: JSON.parse(x.consent) } : {}),
   }))
 }
 

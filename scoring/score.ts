@@ -5,7 +5,7 @@
  * baseline, in the same batch; a feature's impact is how many points it moves the score.
  */
 import { bufferTime, concatMap, filter, from, mergeMap, type OperatorFunction } from 'rxjs'
-import type { Subject } from '../ingest/index.ts'
+import type { ConsentNote, Subject } from '../ingest/index.ts'
 import type { LoadedModel } from './model.ts'
 import { modelId } from './models/index.ts'
 
@@ -34,6 +34,8 @@ export interface Score {
   /** Exposure behind the score, for credibility weighting in pricing. */
   exposure: Exposure
   features: Record<string, number>
+  /** Streams of the subject whose pricing consent was withdrawn within the window: the score still rests on their readings from before (#21). */
+  consent?: ConsentNote[]
 }
 
 /**

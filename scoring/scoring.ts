@@ -13,7 +13,7 @@ import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
-import { quoteIdent, quoteString, readingsFromSeries, sensors, toLine, topics, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
+import { quoteIdent, quoteString, readingsFromSeries, sensors, toLine, topics, type ConsentNote, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, DAY_MS, drivingScoreInput, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
@@ -42,6 +42,8 @@ export interface ScoringDeps {
   deviceIdleMs: number
   /** A policy with no trip for this long leaves memory (and is rebuilt from InfluxDB when it returns), ms. */
   policyIdleMs: number
+  /** The policy's streams of `subject` whose pricing consent was withdrawn after `fromMs` (consent.ts): each score says so. */
+  consentNotes?(policyId: string, subject: Subject, fromMs: number): ConsentNote[]
 }
 
 /** Starts scoring; scores$, events$ and trips$ are hot and shared. */
@@ -161,6 +163,10 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       for (const s of shadowScores) shadowed.inc({ model: s.model })
       deps.influx.write(shadowScores.map((s) => toLine('shadow_score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value }, s.window.to)))
     }),
+    map((s) => {
+      const consent = deps.consentNotes?.(s.policyId, s.subject, s.window.from)
+      return consent?.length ? { ...s, consent } : s
+    }),
     share(),
   )
   scores$.subscribe((s) => {
@@ -168,7 +174,9 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     deps.mqtt.publish(topics.scores(s.policyId), JSON.stringify(s), { qos: 1 })
     deps.influx.write([
       // The reasons as JSON: what the score history (REST, dashboards) shows beside the value.
-      toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons) }, s.window.to, ['window_from']),
+      toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, {
+        value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons), ...(s.consent ? { consent: JSON.stringify(s.consent) } : {}),
+      }, s.window.to, ['window_from']),
     ])
   })
   return { scores$, events$: allEvents$, trips$ }
