@@ -135,7 +135,7 @@ t.test('audit verify: exit 0 and a summary while the chain holds, 1 and the firs
   log.close()
   const ok = run(['audit', 'verify'], { UBIQ_DATA_DIR: dir })
   t.equal(ok.status, 0, ok.stderr)
-  t.equal(ok.stdout, `audit log ${file}: 3 adjustments, chain intact, last hash ${out[2]!.hash}\n`, 'the data dir\'s log by default')
+  t.equal(ok.stdout, `audit log ${file}: 3 records (premium adjustments and consent changes), chain intact, last hash ${out[2]!.hash}\n`, 'the data dir\'s log by default')
   const lines = readFileSync(file, 'utf8').split('\n')
   writeFileSync(file, [lines[0], lines[2], lines[1], lines[3]].join('\n'))
   const bad = run(['audit', 'verify', '--file', file])

@@ -53,14 +53,14 @@ Usage:
   ubiq backtest --portfolio DIR  run the rating plan (RATING_PLAN) with the chosen models over a portfolio: premium
                                  distribution, loss ratio by score decile, capped and floored shares, groups
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
-  ubiq audit verify [options]    check the premium audit log's hash chain; names the first bad record
+  ubiq audit verify [options]    check the audit log's hash chain (premiums, consent changes); names the first bad record
   ubiq models list               the models in the model folders, and which score each subject
   ubiq models promote ID         make model ID (name@version) its subject's champion; a running ubiq
                                  switches at its next batch, without restart
   ubiq models shadow ID          let model ID score its subject beside the champion, stored, never priced
   ubiq models unshadow ID        stop a shadow
   ubiq models rollback SUBJECT   back to the champion before (driving, health or home)
-  ubiq token policy ID           a signed token that opens policy ID's feed, page and API (--days D, default 30)
+  ubiq token policy ID           a signed token that opens policy ID's feed, page and API (--days D, default 30); its id on stderr
   ubiq token analyst             a signed token that opens every policy and the analyst pages (--days D, default 1)
   ubiq help                      this text
 
@@ -366,8 +366,9 @@ function tokenCommand(cfg: Config, args: string[]): void {
   const token = auth.issue(policyId ? { role: 'policyholder', policyId } : { role: 'analyst' }, opts.days * 86_400_000)
   const until = new Date(Date.now() + opts.days * 86_400_000).toISOString()
   process.stdout.write(`${token}\n`)
-  process.stderr.write(`${policyId ? `policy ${policyId}` : 'an analyst (every policy)'}, valid until ${until}. ` +
-    `Send it as "Authorization: Bearer <token>", or open ${policyId ? '/' : '/analyst'}#token=<token> on the dashboards.\n`)
+  process.stderr.write(`${policyId ? `policy ${policyId}` : 'an analyst (every policy)'}, valid until ${until}, id ${auth.verify(token).tokenId}. ` +
+    `Send it as "Authorization: Bearer <token>", or open ${policyId ? '/' : '/analyst'}#token=<token> on the dashboards. ` +
+    'An analyst revokes it with POST /api/v1/tokens/revocations {"tokenId": ID}.\n')
 }
 
 /** `ubiq sim portfolio`: simulates and writes a training portfolio. */
@@ -409,7 +410,7 @@ function verifyAuditCommand(cfg: Config, opts: Options): void {
   const file = resolve(opts.file ?? auditLogFile(resolve(cfg.UBIQ_DATA_DIR)))
   if (!existsSync(file)) throw Object.assign(new Error(`no audit log at ${file} (ubiq start writes it in UBIQ_DATA_DIR; --file names another)`), { code: 'AUDIT_MISSING' })
   const verdict = verifyAudit(file)
-  if (verdict.ok) return void process.stdout.write(`audit log ${file}: ${verdict.records} adjustments, chain intact, last hash ${verdict.lastHash || '(none)'}\n`)
+  if (verdict.ok) return void process.stdout.write(`audit log ${file}: ${verdict.records} records (premium adjustments and consent changes), chain intact, last hash ${verdict.lastHash || '(none)'}\n`)
   process.stderr.write(`audit log ${file}: line ${verdict.line}: ${verdict.reason}\n`)
   process.exitCode = 1
 }

@@ -8,8 +8,8 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, createAdapters, openJournal, orderWithin, startIngest, within, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
-import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { connectInflux, consentedFor, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
+import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, type Observable } from 'rxjs'
 import { cachedBacktest, referencePortfolio } from './backtest.ts'
@@ -70,6 +70,18 @@ export const auditLogFile = (dataDir: string) => join(dataDir, 'audit.jsonl')
 
 /** The dashboards' token secret, when TOKEN_SECRET does not give one. */
 export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret')
+
+/** The dashboards' token revocations (#21 item 7). */
+export const revocationsFile = (dataDir: string) => join(dataDir, 'token-revocations.json')
+
+/** The consent changes among the audit chain's records, as the consent store takes them back at start. */
+function* consentHistory(records: Iterable<AuditRecord>): Generator<RecordedChange> {
+  for (const r of records) {
+    if (r.record !== 'consent') continue
+    const { record: _, prevHash: __, ...change } = r
+    yield change
+  }
+}
 
 /** How often ubiq says it is still waiting for InfluxDB, and asks it again, ms. */
 const INFLUX_WAIT_EVERY_MS = 5000
@@ -276,6 +288,20 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const roads = cfg.roadMapFile ? await loadRoadMap(cfg.roadMapFile) : undefined
   const clients = serviceClients(cfg.mqttUrl)
   const publisher = await mqtt.connectAsync(clients.publisher.url, { clientId: clients.publisher.clientId, reconnectPeriod: 1000 })
+  const consentChanges = new Counter({ name: 'ubiq_consent_changes_total', help: 'Consent changes recorded, by who made them and whether they granted', labelNames: ['by', 'granted'], registers: [metrics] })
+  // Consent (#21): rebuilt from the audit chain, where every change is recorded before it takes effect.
+  const consents = consentStore({
+    registry: cfg.devices,
+    history: consentHistory(auditRecords(auditLogFile(cfg.dataDir))),
+    record: (change) => audit.link<ConsentRecord>({ record: 'consent', ...change }).hash,
+    onChange(change, consent) {
+      consentChanges.inc({ by: change.by.role, granted: String(change.granted) })
+      logger.info({ policyId: change.policyId, streams: change.streams, purposes: change.purposes, granted: change.granted, by: change.by.role }, 'consent changed')
+      for (const d of cfg.devices.values()) {
+        if (d.policyId === change.policyId) publisher.publish(topics.consent(d.deviceId), JSON.stringify(consentNotice(change, consent, d)), { qos: 1, retain: true })
+      }
+    },
+  })
 
   const stopReporting = reportUnhandledErrors(logger, metrics)
   const ingest = startIngest({
@@ -294,6 +320,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       maxPayloadBytes: 64 * 1024,
       maxFutureSkewMs: 5 * 60_000,
       adapters: createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') }),
+      consents,
     },
   })
   confirm = ingest.confirm
@@ -303,7 +330,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     devicesByPolicy.get(d.policyId)!.push(d.deviceId)
   }
   const { scores$, events$, trips$ } = startScoring({
-    readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
+    // Only streams the policy lets feed its prices reach scoring, checked as they leave the reorder buffer.
+    readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000), consentedFor(consents, 'pricing')),
     mqtt: publisher,
     influx,
     models: models.current,
@@ -312,6 +340,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     metrics,
     trips: defaultTripConfig,
     detectors: vehicleDetectors(roads),
+    consentNotes: consents.notes,
     ...scoringLimits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })
@@ -336,9 +365,9 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     const model = models.current().champions[score.subject]
     return model ? whatIf(model, plans, score, pricing.standing(score.policyId, score.subject)?.before, changes) : undefined
   }
-  const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)))
+  const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)), { revocationsFile: revocationsFile(cfg.dataDir) })
   const dashboards = await startDashboards({
-    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger,
+    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, consents,
     host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute,
     devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => cfg.devices.get(id)!),
     backtest: cachedBacktest({ portfolio: referencePortfolio, plans }, () => models.current().champions),

@@ -3,21 +3,28 @@
  * A policyholder's token names one policy and opens only that policy's feed and routes; an
  * analyst's opens every policy and the portfolio. Tokens are HS256 JWTs (fast-jwt) signed with
  * the service's secret, so `ubiq token` and `ubiq start` agree without a user database; the token
- * carries nothing but the role, the policy id and the expiry.
+ * carries nothing but the role, the policy id, an id, its issuer, when it was issued and the expiry.
+ *
+ * Tokens can be revoked (#21 item 7): every token of a policy (or every analyst token) issued until
+ * a moment, or one token by its id (`jti`). The revocations are kept in a file private to ubiq's
+ * user, so they hold across restarts. A token without an issuer, or issued in the future, is refused.
  */
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
 import { ID_PATTERN } from '../ingest/index.ts'
 
 export type Principal = { role: 'policyholder'; policyId: string } | { role: 'analyst' }
 
+/** A token's principal as verified: until when it holds, and its id (tokens issued before #21 have none). */
+export type Verified = Principal & { expiresAt: number; tokenId?: string }
+
 /** Why a request or socket was turned away: HTTP status and websocket close code go with it. */
 export class AuthError extends Error {
   readonly status: 401 | 403
   readonly closeCode: 4401 | 4403
-  constructor(readonly reason: 'missing_token' | 'invalid_token' | 'expired_token' | 'forbidden', message: string) {
+  constructor(readonly reason: 'missing_token' | 'invalid_token' | 'expired_token' | 'revoked_token' | 'forbidden', message: string) {
     super(message)
     this.name = 'AuthError'
     this.status = reason === 'forbidden' ? 403 : 401
@@ -25,26 +32,49 @@ export class AuthError extends Error {
   }
 }
 
+/** What to revoke: every token of a policy, or every analyst token, issued until now; or one token by its id. */
+export type Revocation = { policy: string } | { analysts: true } | { tokenId: string }
+
 export interface TokenAuthority {
   /** A token for `who`, valid for `ttlMs` from now. */
   issue(who: Principal, ttlMs: number): string
-  /** Who the token is for, and until when (ms); throws an AuthError when it is missing, forged or expired. */
-  verify(token: string | undefined): Principal & { expiresAt: number }
+  /** Who the token is for, until when (ms) and its id; throws an AuthError when it is missing, forged, expired or revoked. */
+  verify(token: string | undefined): Verified
+  /** Revokes tokens from now on, and keeps the revocation (in the revocations file, when there is one). */
+  revoke(what: Revocation): { revokedAt: string }
+}
+
+export interface TokenOptions {
+  /** Where revocations are kept (0600); none: in memory only (the `ubiq token` command, which only issues). */
+  revocationsFile?: string
+  /** How far ahead of this clock a token's issue time may be, ms (default 60 s): the issuer's clock may be a little ahead. */
+  maxClockSkewMs?: number
+  now?: () => number
 }
 
 const ISSUER = 'ubiq'
 
-export function tokenAuthority(secret: string): TokenAuthority {
+/** Revocations as kept: per policy (`policy:ID`) or for analysts (`analysts`), the moment until which tokens issued are revoked; and token ids. */
+interface Revoked {
+  until: Record<string, number>
+  tokens: Record<string, number>
+}
+
+export function tokenAuthority(secret: string, opts: TokenOptions = {}): TokenAuthority {
   if (Buffer.byteLength(secret) < 32) throw new Error('the token secret must be at least 32 bytes')
+  const now = opts.now ?? Date.now
+  const maxSkewMs = opts.maxClockSkewMs ?? 60_000
   const verifier = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: ISSUER })
+  const revoked = readRevocations(opts.revocationsFile)
+  const keyOf = (p: Principal) => (p.role === 'analyst' ? 'analysts' : `policy:${p.policyId}`)
   return {
     issue(who, ttlMs) {
-      const sign = createSigner({ key: secret, algorithm: 'HS256', iss: ISSUER, expiresIn: ttlMs })
+      const sign = createSigner({ key: secret, algorithm: 'HS256', iss: ISSUER, expiresIn: ttlMs, jti: randomUUID(), clockTimestamp: now() })
       return sign(who.role === 'analyst' ? { role: 'analyst' } : { role: 'policyholder', sub: who.policyId })
     },
     verify(token) {
       if (!token) throw new AuthError('missing_token', 'a token is needed (ubiq token issues one)')
-      let claims: { role?: unknown; sub?: unknown; exp?: unknown }
+      let claims: { role?: unknown; sub?: unknown; exp?: unknown; iat?: unknown; iss?: unknown; jti?: unknown }
       try {
         claims = verifier(token)
       } catch (err) {
@@ -53,11 +83,48 @@ export function tokenAuthority(secret: string): TokenAuthority {
       }
       const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : NaN
       if (!Number.isFinite(expiresAt)) throw new AuthError('invalid_token', 'the token has no expiry')
-      if (claims.role === 'analyst') return { role: 'analyst', expiresAt }
-      if (claims.role === 'policyholder' && typeof claims.sub === 'string' && new RegExp(ID_PATTERN).test(claims.sub)) return { role: 'policyholder', policyId: claims.sub, expiresAt }
-      throw new AuthError('invalid_token', 'the token names no role ubiq knows')
+      // fast-jwt checks the issuer only when the token names one.
+      if (claims.iss !== ISSUER) throw new AuthError('invalid_token', 'the token names no issuer')
+      if (typeof claims.iat !== 'number') throw new AuthError('invalid_token', 'the token has no issue time (iat)')
+      const issuedAt = claims.iat * 1000
+      if (issuedAt > now() + maxSkewMs) throw new AuthError('invalid_token', 'the token was issued in the future (iat): check the issuer\'s clock')
+      const tokenId = typeof claims.jti === 'string' ? claims.jti : undefined
+      let who: Principal
+      if (claims.role === 'analyst') who = { role: 'analyst' }
+      else if (claims.role === 'policyholder' && typeof claims.sub === 'string' && new RegExp(ID_PATTERN).test(claims.sub)) who = { role: 'policyholder', policyId: claims.sub }
+      else throw new AuthError('invalid_token', 'the token names no role ubiq knows')
+      // iat has whole seconds: a token issued in the second of a revocation is revoked with it.
+      if ((tokenId !== undefined && tokenId in revoked.tokens) || issuedAt <= (revoked.until[keyOf(who)] ?? -Infinity)) throw new AuthError('revoked_token', 'the token has been revoked')
+      return { ...who, expiresAt, ...(tokenId ? { tokenId } : {}) }
+    },
+    revoke(what) {
+      const at = now()
+      if ('tokenId' in what) revoked.tokens[what.tokenId] = at
+      else revoked.until['policy' in what ? `policy:${what.policy}` : 'analysts'] = at
+      if (opts.revocationsFile) writePrivate(opts.revocationsFile, JSON.stringify(revoked))
+      return { revokedAt: new Date(at).toISOString() }
     },
   }
+}
+
+/** The revocations kept in `file` (none yet: empty). A file that cannot be read is a startup error: tokens revoked must stay so. */
+function readRevocations(file: string | undefined): Revoked {
+  if (!file || !existsSync(file)) return { until: {}, tokens: {} }
+  try {
+    const r = JSON.parse(readFileSync(file, 'utf8')) as Revoked
+    if (typeof r.until !== 'object' || typeof r.tokens !== 'object' || !r.until || !r.tokens) throw new Error('not { until, tokens }')
+    return r
+  } catch (err) {
+    throw Object.assign(new Error(`token revocations ${file}: ${(err as Error).message}`), { code: 'REVOCATIONS_INVALID' })
+  }
+}
+
+/** Writes `text` to `file` whole or not at all (a new file renamed over the old), readable by its owner only. */
+function writePrivate(file: string, text: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+  const next = `${file}.next`
+  writeFileSync(next, text, { mode: 0o600, flush: true })
+  renameSync(next, file)
 }
 
 /** Whether `who` may see policy `policyId`; throws the AuthError to answer with when not. */

@@ -170,7 +170,7 @@ t.test('the export: every stream, trip, event, score, premium and consent of the
     const { rows } = csvRows(t, 'consents.csv', files.get('consents.csv'))
     const registry = policyRegistry(policies).filter((d) => d.policyId === policy)
     t.same(rows.map((r) => `${r.device_id}/${r.stream}`).sort(), registry.flatMap((d) => d.kinds.map((k) => `${d.deviceId}/${k}`)).sort(), 'each device\'s consented streams, from the device registry')
-    t.ok(rows.every((r) => r.source === 'device registry' && r.subject !== ''), 'with their source and subject')
+    t.ok(rows.every((r) => r.source === 'enrolment (device registry)' && r.purposes === 'pricing' && r.subject !== ''), 'the consent in force: given at enrolment, for pricing, with its subject')
     t.same(json<{ consents: unknown[] }>('consents.json').consents.length, rows.length)
     t.ok(files.has('derived/health_day.csv') && files.has('derived/home_day.csv'), 'the daily aggregates scoring keeps')
     const manifest = json<{ policyId: string; period: unknown; files: { name: string; rows: number }[] }>('manifest.json')

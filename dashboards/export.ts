@@ -15,7 +15,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { ZipFile } from 'yazl'
-import { envelope, ID_PATTERN, POSITION_FIELDS, quoteString, sensorsByKind, storedMeasurements, streamFields, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
+import { envelope, ID_PATTERN, POSITION_FIELDS, type ConsentStore, quoteString, sensorsByKind, storedMeasurements, streamFields, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
 import { mustSee, type Principal } from './auth.ts'
 import type { PolicyDevice } from './drilldown.ts'
 import { fhirBundle, fhirLeftOut, fhirMappingOf, fhirMappings, POLICY_SYSTEM, type HealthReading } from './fhir.ts'
@@ -42,6 +42,22 @@ export interface Consent {
  */
 export const registryConsents = (devices: readonly PolicyDevice[]): Consent[] =>
   devices.flatMap((d) => d.kinds.map((stream) => ({ deviceId: d.deviceId, stream, ...(d.registeredAt ? { since: d.registeredAt } : {}), source: 'device registry' })))
+
+/**
+ * The consents in force (the consent store, #21): each registered device's streams with the
+ * purposes granted now, since the last recorded change that named the stream, else since
+ * enrolment (the registry's streams are the consent given then, for pricing).
+ */
+export function storeConsents(store: ConsentStore, policyId: string, devices: readonly PolicyDevice[]): Consent[] {
+  const consent = store.of(policyId)
+  return devices.flatMap((d) => d.kinds.map((stream) => {
+    const last = consent?.changes.filter((c) => c.streams.includes(stream)).at(-1)
+    const purposes = consent?.streams.find((s) => s.stream === stream)?.purposes ?? []
+    return last
+      ? { deviceId: d.deviceId, stream, purposes, since: last.at, source: `consent record ${last.hash}` }
+      : { deviceId: d.deviceId, stream, purposes, ...(d.registeredAt ? { since: d.registeredAt } : {}), source: 'enrolment (device registry)' }
+  }))
+}
 
 export interface ExportDeps {
   influx: Influx

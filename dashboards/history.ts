@@ -39,7 +39,7 @@ const iso = (ms: unknown) => new Date(Number(ms)).toISOString()
 /** A stored score as the API gives it. */
 export const scoreOf = (x: Row) => {
   const s = scoreFromRow(x)
-  return { subject: s.subject, value: s.value, model: s.model, window: { from: s.window.from !== undefined ? iso(s.window.from) : undefined, to: iso(s.window.to) }, exposure: s.exposure, features: s.features, reasons: s.reasons }
+  return { subject: s.subject, value: s.value, model: s.model, window: { from: s.window.from !== undefined ? iso(s.window.from) : undefined, to: iso(s.window.to) }, exposure: s.exposure, features: s.features, reasons: s.reasons, ...(s.consent ? { consent: s.consent } : {}) }
 }
 
 export async function scoreHistory(influx: Influx, policyId: string, subject: Subject | undefined, r: Range) {

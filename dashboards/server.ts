@@ -16,10 +16,12 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
-import { ID_PATTERN, within, type DeviceClock, type Influx, type Subject } from '../ingest/index.ts'
+import type { WebSocket } from 'ws'
+import { ID_PATTERN, within, type ConsentStore, type DeviceClock, type Influx, type Subject } from '../ingest/index.ts'
 import { WhatIfError, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
-import { AuthError, mustBeAnalyst, mustSee, type Principal, type TokenAuthority } from './auth.ts'
+import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
+import { registerConsents, registerRevocations } from './privacy.ts'
 import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, storedPolicies, storedStanding, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
@@ -28,7 +30,7 @@ import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest, type BacktestResults } from './backtest-page.ts'
 import { registerMonitoring } from './monitoring.ts'
-import { registerExport, registryConsents, type Consent } from './export.ts'
+import { registerExport, registryConsents, storeConsents, type Consent } from './export.ts'
 
 export interface DashboardsDeps {
   scores$: Observable<Score>
@@ -56,6 +58,8 @@ export interface DashboardsDeps {
   backtest?(): Promise<BacktestResults>
   /** A feed client with more than this many bytes not yet taken off the socket is cut off (default 1 MiB). */
   feedMaxBufferedBytes?: number
+  /** Consent as it stands (ingest/consent.ts), for the consent routes; without it there are none. */
+  consents?: ConsentStore
 }
 
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
@@ -130,8 +134,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
 
   const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
   // Verified once a request, by the hook below; routes ask `who` for it.
-  const principals = new WeakMap<FastifyRequest, Principal>()
-  const who = (req: FastifyRequest): Principal => principals.get(req) ?? deps.auth.verify(bearer(req))
+  const principals = new WeakMap<FastifyRequest, Verified>()
+  const who = (req: FastifyRequest): Verified => principals.get(req) ?? deps.auth.verify(bearer(req))
+  /** Each open feed's token: a revocation closes the feeds its tokens opened (#21 item 7). */
+  const feedTokens = new Map<WebSocket, string>()
   // Who asks is settled before what is asked is read: without a valid token a request gets a 401,
   // never a 400 (or 413, 415) that describes the route, so before the body is parsed. Public: the
   // routes hidden from the OpenAPI document (pages, assets, and the feed, which @fastify/websocket
@@ -187,9 +193,19 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)
   registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics }, who)
+  if (deps.consents) registerConsents(app, deps.consents, who)
+  registerRevocations(app, deps.auth, who, () => {
+    for (const [ws, token] of feedTokens) {
+      try {
+        deps.auth.verify(token)
+      } catch (err) {
+        if (err instanceof AuthError) ws.close(err.closeCode, err.message)
+      }
+    }
+  })
   registerExport(app, {
     influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
-    consentsOf: deps.consentsOf ?? ((policyId) => registryConsents(deps.devicesOf?.(policyId) ?? [])),
+    consentsOf: deps.consentsOf ?? ((policyId) => (deps.consents ? storeConsents(deps.consents, policyId, deps.devicesOf?.(policyId) ?? []) : registryConsents(deps.devicesOf?.(policyId) ?? []))),
   }, who)
   policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, async (policyId, _q, _req, reply) => {
     // The feed's standing: it reads from InfluxDB what it does not hold.
@@ -264,6 +280,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       if (err instanceof AuthError) return socket.close(err.closeCode, err.message)
       throw err
     }
+    feedTokens.set(socket, req.query.token!)
     feedClients.inc()
     // A token that expires closes the feed it opened (timers hold at most 2^31 - 1 ms).
     const expiry = setTimeout(() => socket.close(4401, 'the token has expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1))
@@ -271,6 +288,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     socket.on('message', () => send({ type: 'error', reason: 'the feed is read-only: clients send nothing' }))
     socket.on('close', () => {
       closed = true
+      feedTokens.delete(socket)
       clearTimeout(expiry)
       unsubscribe()
       feedClients.dec()

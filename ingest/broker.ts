@@ -35,15 +35,17 @@ topic read ubiq/v1/dev/#
 ${adapters.map((a) => `topic read ${a.filter}`).join('\n')}
 topic readwrite ubiq/v1/rejected/#
 
-# ubiq's publisher: scores, events and premiums.
+# ubiq's publisher: scores, events, premiums, and each device's consent.
 user ${PUBLISHER_USER}
+topic readwrite ubiq/v1/consent/#
 topic readwrite ubiq/v1/scores/#
 topic readwrite ubiq/v1/events/#
 topic readwrite ubiq/v1/premiums/#
 
-# Every device (username = device id): publishes only under its own prefix, reads its own rejections.
+# Every device (username = device id): publishes only under its own prefix, reads its own rejections and consent.
 pattern write ubiq/v1/dev/%u/#
 pattern read ubiq/v1/rejected/%u
+pattern read ubiq/v1/consent/%u
 # …and its own topics of the formats devices already speak (ingest/adapters/).
 ${adapters.map((a) => a.acl).join('\n')}
 `

@@ -8,17 +8,28 @@ import { BATCH_MAX_SPAN_S, envelope, ID_PATTERN, TIME_REUSE_WINDOW, type SensorK
 import type { RejectReason } from './decode.ts'
 import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
+import { CONSENT_STREAM, consentCategory, consentMessage, consentNotice, PURPOSES } from './consent.ts'
 
 const BASE = 'https://ubiq.dev/contract/v1'
-/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19), or close a hole (1.2.0: batch bounds, #20). */
-export const CONTRACT_VERSION = '1.2.0'
+/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19), or close a hole (1.2.0: batch bounds, #20), or add topics (1.3.0: consent, #21). */
+export const CONTRACT_VERSION = '1.3.0'
+
+/** A device's consent message, for the docs. */
+export const consentExample = { seq: 120, ts: 1767225600000, streams: ['gps'], purposes: ['pricing', 'coaching'], granted: false }
+
+/** What ubiq answers on `ubiq/v1/consent/{deviceId}` to the example, for the docs. */
+const noticeExample = consentNotice(
+  { policyId: 'pol-0001', streams: ['gps'], purposes: ['pricing', 'coaching'], granted: false, by: { role: 'device', deviceId: 'phone-0001' }, at: '2026-01-01T00:00:00.412Z', seq: 120, deviceTs: 1767225600000, hash: '3f1c…' },
+  { policyId: 'pol-0001', changes: [], streams: [{ stream: 'gps', subject: 'driving', category: 'location', purposes: ['claims'] }, { stream: 'imu_device', subject: 'driving', category: 'other', purposes: ['pricing'] }] },
+  { deviceId: 'phone-0001', kinds: ['gps', 'imu_device'] },
+)
 
 /** What each reject reason asks of the firmware (docs only; the codes are decode.ts's). */
 export const rejectReasons: Record<RejectReason, string> = {
   bad_topic: 'publish under `ubiq/v1/dev/{deviceId}/{stream}`',
   unknown_device: 'the device is not in the registry',
   unknown_stream: 'no such stream in contract v1',
-  no_consent: "the policy has not consented to this stream",
+  no_consent: 'the policy has not consented to this stream, or has withdrawn it for every purpose (see Consent)',
   payload_too_large: 'over 64 KiB: send smaller batches',
   malformed_json: 'not valid UTF-8 JSON',
   invalid_payload: `a field is missing, extra, of the wrong type or out of range, or a batch covers more than ${BATCH_MAX_SPAN_S} s (\`detail\` says which)`,
@@ -30,67 +41,76 @@ export const rejectReasons: Record<RejectReason, string> = {
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`
 
+/** A published JSON Schema file: draft-07, its id under BASE, and its examples. */
+const schemaFile = (name: string, description: string, schema: Record<string, unknown>, examples: unknown[]) => ({
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: `${BASE}/${name}.schema.json`,
+  title: `ubiq v1 ${name}`,
+  description,
+  ...schema,
+  examples,
+})
+
 function jsonSchema(s: SensorKind): Record<string, unknown> {
   const schema = JSON.parse(JSON.stringify(s.schema)) as Record<string, unknown>
   const alternative = s.alternative && JSON.parse(JSON.stringify(s.alternative.schema))
-  return {
-    $schema: 'http://json-schema.org/draft-07/schema#',
-    $id: `${BASE}/${s.kind}.schema.json`,
-    title: `ubiq v1 ${s.kind}`,
-    description: s.description,
-    ...(alternative ? { oneOf: [schema, { description: s.alternative!.description, ...alternative }] } : schema),
-    examples: [s.example, ...(s.alternative ? [s.alternative.example] : [])],
-  }
+  return schemaFile(s.kind, s.description, alternative ? { oneOf: [schema, { description: s.alternative!.description, ...alternative }] } : schema,
+    [s.example, ...(s.alternative ? [s.alternative.example] : [])])
 }
+
+/**
+ * An AsyncAPI 2 channel at QoS 1: "publish" is what others send to ubiq, "subscribe" what ubiq
+ * sends; the message is named, JSON, with a payload schema when it has one.
+ */
+const channel = (description: string, parameters: Record<string, unknown>, op: 'publish' | 'subscribe', operationId: string, retain: boolean, name: string, payload?: unknown) => ({
+  description,
+  parameters,
+  [op]: { operationId, bindings: { mqtt: { qos: 1, retain } }, message: { name, contentType: 'application/json', ...(payload ? { payload } : {}) } },
+})
 
 function asyncApi(): Record<string, unknown> {
   const deviceId = { description: 'The device, as registered', schema: { type: 'string', pattern: ID_PATTERN } }
   const policyId = { description: 'The policy', schema: { type: 'string', pattern: ID_PATTERN } }
   const channels: Record<string, unknown> = {}
   for (const s of sensors) {
-    channels[`ubiq/v1/dev/{deviceId}/${s.kind}`] = {
-      description: s.description,
-      parameters: { deviceId },
-      // AsyncAPI 2: "publish" is what others send to ubiq.
-      publish: {
-        operationId: `send_${s.kind}`,
-        bindings: { mqtt: { qos: 1, retain: false } },
-        message: { name: s.kind, contentType: 'application/json', payload: { $ref: `./${s.kind}.schema.json` } },
-      },
-    }
+    channels[`ubiq/v1/dev/{deviceId}/${s.kind}`] = channel(s.description, { deviceId }, 'publish', `send_${s.kind}`, false, s.kind, { $ref: `./${s.kind}.schema.json` })
   }
-  channels['ubiq/v1/rejected/{deviceId}'] = {
-    description: 'Every message ubiq did not store, with the reason',
-    parameters: { deviceId },
-    subscribe: {
-      operationId: 'receive_rejection',
-      bindings: { mqtt: { qos: 1, retain: false } },
-      message: {
-        name: 'rejection',
-        contentType: 'application/json',
-        payload: {
-          type: 'object',
-          required: ['deviceId', 'kind', 'reason', 'detail', 'receivedAt'],
-          properties: {
-            deviceId: { type: 'string' },
-            kind: { type: 'string' },
-            reason: { type: 'string', enum: Object.keys(rejectReasons) },
-            detail: { type: 'string', description: 'What was wrong; never the payload values' },
-            seq: { type: 'integer' },
-            receivedAt: { type: 'integer', description: 'ms since the Unix epoch' },
-          },
-        },
+  channels[`ubiq/v1/dev/{deviceId}/${CONSENT_STREAM}`] = channel(
+    "The policyholder's consent, changed from the device: grants or withdraws purposes for the policy's streams the device is registered for",
+    { deviceId }, 'publish', 'change_consent', false, CONSENT_STREAM, { $ref: `./${CONSENT_STREAM}.schema.json` },
+  )
+  channels['ubiq/v1/consent/{deviceId}'] = channel(
+    "The policy's consent after each change, whoever made it (retained): the device's own change is acknowledged here with its seq",
+    { deviceId }, 'subscribe', 'receive_consent', true, 'consent_notice', {
+      type: 'object',
+      required: ['at', 'hash', 'by', 'change', 'consents'],
+      properties: {
+        at: { type: 'string', description: 'When ubiq took the change (ISO 8601, server time)' },
+        hash: { type: 'string', description: "The change's record in the audit chain" },
+        by: { type: 'string', enum: ['policyholder', 'analyst', 'device'] },
+        seq: { type: 'integer', description: 'The seq of the consent message this acknowledges: only when the device itself sent the change' },
+        change: { type: 'object', description: 'The change, as asked' },
+        consents: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string', enum: [...PURPOSES] } }, description: "Each of the device's streams and the purposes granted for it now; none: not stored" },
       },
     },
-  }
-  channels['ubiq/v1/scores/{policyId}'] = {
-    description: 'Scores (0–100, higher is safer) with their reasons', parameters: { policyId },
-    subscribe: { operationId: 'receive_score', bindings: { mqtt: { qos: 1, retain: false } }, message: { name: 'score', contentType: 'application/json' } },
-  }
-  channels['ubiq/v1/premiums/{policyId}/{subject}'] = {
-    description: 'Premium adjustments per policy and subject (driving, health, home) with reasons in plain words, model and ruleset versions and hashes; the latest is retained', parameters: { policyId, subject: { description: 'driving, health or home', schema: { type: 'string', enum: ['driving', 'health', 'home'] } } },
-    subscribe: { operationId: 'receive_premium', bindings: { mqtt: { qos: 1, retain: true } }, message: { name: 'premium', contentType: 'application/json' } },
-  }
+  )
+  channels['ubiq/v1/rejected/{deviceId}'] = channel('Every message ubiq did not store, with the reason', { deviceId }, 'subscribe', 'receive_rejection', false, 'rejection', {
+    type: 'object',
+    required: ['deviceId', 'kind', 'reason', 'detail', 'receivedAt'],
+    properties: {
+      deviceId: { type: 'string' },
+      kind: { type: 'string' },
+      reason: { type: 'string', enum: Object.keys(rejectReasons) },
+      detail: { type: 'string', description: 'What was wrong; never the payload values' },
+      seq: { type: 'integer' },
+      receivedAt: { type: 'integer', description: 'ms since the Unix epoch' },
+    },
+  })
+  channels['ubiq/v1/scores/{policyId}'] = channel('Scores (0–100, higher is safer) with their reasons', { policyId }, 'subscribe', 'receive_score', false, 'score')
+  channels['ubiq/v1/premiums/{policyId}/{subject}'] = channel(
+    'Premium adjustments per policy and subject (driving, health, home) with reasons in plain words, model and ruleset versions and hashes; the latest is retained',
+    { policyId, subject: { description: 'driving, health or home', schema: { type: 'string', enum: ['driving', 'health', 'home'] } } }, 'subscribe', 'receive_premium', true, 'premium',
+  )
   return {
     asyncapi: '2.6.0',
     id: 'urn:ubiq:contract:v1',
@@ -104,7 +124,7 @@ function fieldRows(schema: TSchema, skip: readonly string[] = []): string[] {
   return Object.entries(schema.properties as Record<string, TSchema>).filter(([name]) => !skip.includes(name)).map(([name, p]) => {
     const required = (schema.required as string[] | undefined)?.includes(name) ? 'yes' : ''
     const range = p.type === 'boolean' ? 'true/false'
-      : p.type === 'array' ? `${p.minItems}–${p.maxItems} rows`
+      : p.type === 'array' ? (p.items?.enum ? `${p.minItems}–${p.maxItems} of ${(p.items.enum as string[]).map((e) => `\`${e}\``).join(', ')}` : `${p.minItems}–${p.maxItems} rows`)
         : `${p.minimum ?? `> ${p.exclusiveMinimum}`} – ${p.maximum}${p.type === 'integer' ? ', integer' : ''}`
     return `| \`${name}\` | ${range} | ${required} | ${p.description ?? ''} |`
   })
@@ -127,7 +147,8 @@ function markdown(): string {
     '`ubiq/v2/…` beside it, never an edit of v1. Within v1, streams and optional fields are added as',
     `minor versions: this is contract ${CONTRACT_VERSION} (1.1.0 added \`imu_device\`, a phone's IMU in its own axes,`,
     'gravity included, for phones in any mount; 1.2.0 bounds a batch: `rate_hz` at least 1, at most 10 s of samples,',
-    'its last sample no further ahead than `ts` may be, since a 1e-300 Hz batch stalled ingest).',
+    'its last sample no further ahead than `ts` may be, since a 1e-300 Hz batch stalled ingest; 1.3.0 adds',
+    '[consent](#consent) changed from the device, and the policy\'s consent told back to it).',
     'Machine-readable: [asyncapi.json](contract/asyncapi.json)',
     'and one JSON Schema per stream in [contract/](contract/).',
     '',
@@ -168,6 +189,31 @@ function markdown(): string {
     'only its own topics of each format.', '',
     '| format | topics | mapping |', '|---|---|---|',
     ...createAdapters().map((a) => `| ${a.name} | \`${a.filter}\` | ${a.description} |`),
+    '', '## Consent', '',
+    'A stream is stored while its policy consents to it for at least one purpose: `pricing` (its readings',
+    'feed scores and premiums), `coaching` or `claims`. Location streams (those with positions) and',
+    'health streams are consented to separately from the rest. The streams in the device registry are',
+    'the consent given at enrolment, for pricing; the policyholder, an analyst (REST) or a device changes',
+    'it while ubiq runs, and from the next message ingest takes, a stream with no purpose left is rejected',
+    'with `no_consent`. Every change is recorded in ubiq\'s audit chain first.', '',
+    '| stream | category |', '|---|---|',
+    ...sensors.map((s) => `| \`${s.kind}\` | ${consentCategory(s)} |`),
+    '',
+    `A device changes its policy's consent for the streams it is registered for on \`ubiq/v1/dev/{deviceId}/${CONSENT_STREAM}\``,
+    '(QoS 1; schema: [contract/consent.schema.json](contract/consent.schema.json)). A grant names streams of one category',
+    'only; a withdrawal any. `seq` is the device\'s counter, as in every message: a consent message no newer',
+    'than the last one ubiq took from the device (a redelivery, or an older decision arriving after a newer one)',
+    'is dropped, so a device\'s latest decision stands.', '',
+    '| field | range | required | meaning |', '|---|---|---|---|',
+    ...fieldRows(consentMessage, Object.keys(envelope)),
+    '', '```json', JSON.stringify(consentExample), '```', '',
+    'After every change, whoever made it, ubiq publishes the policy\'s consent to each of its devices on',
+    '`ubiq/v1/consent/{deviceId}` (QoS 1, retained): the change, its audit hash, who made it, the `seq` of the',
+    'device\'s own consent message (its acknowledgement: the change is in effect and recorded), and the purposes',
+    'each of the device\'s streams now has. A device can stop sending a stream left with none. A change ubiq',
+    'refuses (a stream the device is not registered for, a grant across categories) is rejected on',
+    '`ubiq/v1/rejected/{deviceId}` with kind `consent`; one it could not record gets no answer: send it again.', '',
+    '```json', JSON.stringify(noticeExample), '```',
     '', '## Rejections', '',
     'A message that is not stored is published on `ubiq/v1/rejected/{deviceId}` (QoS 1) and counted in',
     '`ubiq_ingest_messages_rejected_total{reason}`. The rejection names the reason and the field, never',
@@ -182,6 +228,7 @@ function markdown(): string {
     '| `ubiq/v1/scores/{policyId}` | 1 | no | a score: `value` 0–100 (higher is safer), `model`, `reasons`, `window`, `exposure`, `features` |',
     '| `ubiq/v1/premiums/{policyId}/{subject}` | 1 | yes | a premium adjustment: `subject`, `factor`, `premium`, `currency`, `previousFactor`, `period`, `reasons` (plain words, each with its `effect` on the premium), `models`, `ruleset`, `effectiveFrom`, `inputsHash`, `prevHash`, `hash`, `credibility`, `limited` |',
     '| `ubiq/v1/rejected/{deviceId}` | 1 | no | a rejection, above |',
+    '| `ubiq/v1/consent/{deviceId}` | 1 | yes | the policy\'s consent after a change, above |',
     '',
   )
   return out.join('\n')
@@ -191,6 +238,7 @@ function markdown(): string {
 export function contractDocs(): Map<string, string> {
   const files = new Map<string, string>()
   for (const s of sensors) files.set(`docs/contract/${s.kind}.schema.json`, json(jsonSchema(s)))
+  files.set(`docs/contract/${CONSENT_STREAM}.schema.json`, json(schemaFile(CONSENT_STREAM, "A change to the policyholder's consent, sent by one of the policy's devices", JSON.parse(JSON.stringify(consentMessage)), [consentExample])))
   files.set('docs/contract/asyncapi.json', json(asyncApi()))
   files.set('docs/device-contract.md', markdown())
   return files

@@ -8,6 +8,7 @@ import { BATCH_MAX_SPAN_S, batchSpanMs, topics, type Reading } from './contract.
 import type { DeviceRegistry } from './registry.ts'
 import type { Adapter } from './adapters/index.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
+import { CONSENT_STREAM, consentMessage, type ConsentRequest, type ConsentStore } from './consent.ts'
 
 /** Why a message was not stored. Stable: firmware engineers match on these (docs/device-contract.md). */
 export type RejectReason =
@@ -41,17 +42,34 @@ export interface DecodeConfig {
   maxFutureSkewMs: number
   /** The foreign formats taken (adapters/index.ts createAdapters). */
   adapters: readonly Adapter[]
+  /**
+   * Consent as it stands (consent.ts): a stream the policy has withdrawn for every purpose is
+   * rejected with `no_consent`. Without it, the registry's streams are the consent (enrolment's).
+   */
+  consents?: ConsentStore
+}
+
+/** A device's valid consent message (`ubiq/v1/dev/{deviceId}/consent`): a change for the consent store. */
+export interface ConsentMessage {
+  deviceId: string
+  policyId: string
+  seq: number
+  ts: number
+  request: ConsentRequest
+  receivedAt: number
 }
 
 const validators: ReadonlyMap<string, TypeCheck<TObject>> = new Map(
   sensors.map((s) => [s.kind, TypeCompiler.Compile(s.schema)]),
 )
+const checkConsent = TypeCompiler.Compile(consentMessage)
 
 /**
  * Decodes one message received at `receivedAt` on `topic`; null for a message that configured an
  * adapter (a Home Assistant discovery config) and holds nothing to store.
  */
 export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer, receivedAt: number): Reading | Rejection | null {
+  const { reject, parseBody, tooLarge } = messageOf(cfg, payload, receivedAt)
   const route = topics.parseDevice(topic)
   if (!route) {
     const adapter = cfg.adapters.find((a) => a.claims(topic))
@@ -65,10 +83,10 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   const sensor = sensorsByKind.get(kind)
   if (!check || !sensor) return reject(deviceId, kind, 'unknown_stream', `no sensor kind "${kind}" in contract v1`)
   if (!device.kinds.includes(kind)) return reject(deviceId, kind, 'no_consent', `policy has no consent for stream "${kind}"`)
+  if (cfg.consents && !cfg.consents.stored(device.policyId, kind)) return reject(deviceId, kind, 'no_consent', `policy has withdrawn consent for stream "${kind}" for every purpose`)
   const parsed = parseBody(deviceId, kind)
   if ('reason' in parsed) return parsed
   let body = parsed.body
-  const seqOf = (b: unknown) => (typeof (b as { seq?: unknown })?.seq === 'number' ? (b as { seq: number }).seq : undefined)
   if (sensor.alternative && body !== null && typeof body === 'object' && !Array.isArray(body)) {
     const normalized = sensor.alternative.normalize(body as Record<string, unknown>)
     if (typeof normalized === 'string') return reject(deviceId, kind, 'invalid_payload', normalized, seqOf(body))
@@ -115,8 +133,38 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
     return decodeMessage(cfg, topics.device(deviceId, native.kind), Buffer.from(JSON.stringify(native.body)), receivedAt)
   }
 
-  /** The payload as JSON, refusing oversized payloads before parsing them. */
-  function parseBody(deviceId: string, kind: string): { body: unknown } | Rejection {
+}
+
+/**
+ * Decodes a device's consent message (`ubiq/v1/dev/{deviceId}/consent`, consent.ts), pure and
+ * total as decodeMessage: the change it asks for, or why it is rejected. Whether the change is
+ * one the device may make is the consent store's to say.
+ */
+export function decodeConsent(cfg: DecodeConfig, deviceId: string, payload: Buffer, receivedAt: number): ConsentMessage | Rejection {
+  const { reject, parseBody } = messageOf(cfg, payload, receivedAt)
+  const device = cfg.registry.get(deviceId)
+  if (!device) return reject(deviceId, CONSENT_STREAM, 'unknown_device', 'device is not in the registry')
+  const parsed = parseBody(deviceId, CONSENT_STREAM)
+  if ('reason' in parsed) return parsed
+  const body = parsed.body
+  if (!checkConsent.Check(body)) {
+    const error = checkConsent.Errors(body).First()
+    return reject(deviceId, CONSENT_STREAM, 'invalid_payload', error ? `${error.path || '/'}: ${error.message}` : 'does not match the schema', seqOf(body))
+  }
+  if (body.ts > receivedAt + cfg.maxFutureSkewMs) return reject(deviceId, CONSENT_STREAM, 'timestamp_in_future', `ts is ${Math.round(body.ts - receivedAt)} ms ahead of the server clock`, body.seq)
+  const { seq, ts, ...request } = body
+  return { deviceId, policyId: device.policyId, seq, ts, request, receivedAt }
+}
+
+/** A message's seq, when it has one, for its rejection. */
+const seqOf = (b: unknown) => (typeof (b as { seq?: unknown })?.seq === 'number' ? (b as { seq: number }).seq : undefined)
+
+/** A message's shared steps: its payload as JSON, refusing oversized payloads first, and its rejections. */
+function messageOf(cfg: DecodeConfig, payload: Buffer, receivedAt: number) {
+  const reject = (deviceId: string, kind: string, reason: RejectReason, detail: string, seq?: number): Rejection =>
+    ({ deviceId, kind, reason, detail, receivedAt, ...(seq === undefined ? {} : { seq }) })
+  const tooLarge = (deviceId: string, kind: string): Rejection => reject(deviceId, kind, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
+  const parseBody = (deviceId: string, kind: string): { body: unknown } | Rejection => {
     if (payload.length > cfg.maxPayloadBytes) return tooLarge(deviceId, kind)
     try {
       return { body: JSON.parse(payload.toString('utf8')) }
@@ -125,14 +173,7 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
       return reject(deviceId, kind, 'malformed_json', 'payload is not valid UTF-8 JSON')
     }
   }
-
-  function tooLarge(deviceId: string, kind: string): Rejection {
-    return reject(deviceId, kind, 'payload_too_large', `${payload.length} bytes, limit ${cfg.maxPayloadBytes}`)
-  }
-
-  function reject(deviceId: string, kind: string, reason: RejectReason, detail: string, seq?: number): Rejection {
-    return { deviceId, kind, reason, detail, receivedAt, ...(seq === undefined ? {} : { seq }) }
-  }
+  return { reject, tooLarge, parseBody }
 }
 
 /** Tells a Rejection from a Reading. */

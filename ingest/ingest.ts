@@ -6,7 +6,8 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
 import { TIME_REUSE_WINDOW, topics, type Reading } from './contract.ts'
-import { decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
+import { decodeConsent, decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
+import { CONSENT_STREAM, ConsentError, type ConsentStore } from './consent.ts'
 import { rejectJumps } from './plausibility.ts'
 import { idleMap } from './idle-map.ts'
 import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
@@ -25,6 +26,7 @@ export interface IngestDeps {
   journal: Journal
   /** Unconfirmed lines at which ingest stops acknowledging messages, and resumes. */
   backpressure: { stopAt: number; resumeAt: number }
+  /** With `consents`, ingest also takes the devices' consent changes (`ubiq/v1/dev/{deviceId}/consent`). */
   decode: DecodeConfig
   logger: Logger
   metrics: Registry
@@ -120,9 +122,28 @@ export function startIngest(deps: IngestDeps): Ingest {
       done()
     })
   }
+  /**
+   * A device's consent change, taken in the same synchronous step as the messages around it: what
+   * the device sent after it is decoded under it. Its acknowledgement is the policy's consent on
+   * `ubiq/v1/consent/{deviceId}` (published by whoever the store tells); a change that cannot be
+   * recorded gets none, and the device sends it again.
+   */
+  const takeConsent = (consents: ConsentStore, deviceId: string, m: Message): Rejection | null => {
+    const c = decodeConsent(deps.decode, deviceId, m.payload, m.receivedAt)
+    if ('reason' in c) return c
+    try {
+      consents.change(c.policyId, c.request, { role: 'device', deviceId }, { seq: c.seq, ts: c.ts })
+    } catch (err) {
+      if (err instanceof ConsentError) return { deviceId, kind: CONSENT_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      log.error({ err, deviceId }, 'a device\'s consent change could not be recorded: not taken')
+    }
+    return null
+  }
   const decoded$ = messages.pipe(
     map((m) => {
       counters.received.inc()
+      const route = deps.decode.consents && m.topic.endsWith(`/${CONSENT_STREAM}`) ? topics.parseDevice(m.topic) : undefined
+      if (route?.kind === CONSENT_STREAM) return takeConsent(deps.decode.consents!, route.deviceId, m)
       const r = decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
       if (r && !isRejection(r)) {
         counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)

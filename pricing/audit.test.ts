@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { from, lastValueFrom, tap, toArray } from 'rxjs'
-import { adjustmentHash, auditRecords, examplePlans, loadPlans, openAuditLog, priceScores, pricingStateFromAudit, verifyAudit, type PremiumAdjustment, type RatingPlan } from './index.ts'
+import { adjustmentHash, auditRecords, examplePlans, loadPlans, openAuditLog, priceScores, pricingStateFromAudit, verifyAudit, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from './index.ts'
 import type { Score } from '../scoring/index.ts'
 
 /** The example plan, in effect from 1970 so that scores at small timestamps are priced. */
@@ -129,4 +129,25 @@ t.test('an empty log verifies, and its chain starts empty', async (t) => {
   t.equal(log.lastHash, '')
   log.close()
   t.same(verifyAudit(path), { ok: true, records: 0, lastHash: '' })
+})
+
+t.test('consent changes share the chain (#21): verify covers them, premium readers skip them, pricing goes on after them', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ubiq-audit-')), 'audit.jsonl')
+  const first = await price(path, [score('a', 40, 1), score('b', 60, 1)])
+  const log = openAuditLog(path)
+  const change = { policyId: 'a', streams: ['gps'], purposes: ['pricing' as const], granted: false, by: { role: 'device' as const, deviceId: 'car-a' }, at: '2026-12-01T12:00:00.000Z', seq: 7, deviceTs: 1796126400000 }
+  const consent = log.link<ConsentRecord>({ record: 'consent', ...change })
+  log.close()
+  t.same(consent, { record: 'consent', ...change, prevHash: first[1]!.hash, hash: consent.hash }, 'linked to the last adjustment, who, when and what in it')
+  t.same(verifyAudit(path), { ok: true, records: 3, lastHash: consent.hash }, 'verify counts it')
+  const state = pricingStateFromAudit(auditRecords(path))
+  t.same([...state.standings.keys()], ['a/driving', 'b/driving'], 'premium readers skip it')
+  t.equal(state.lastHash, consent.hash, "but the chain's end is the consent record")
+  const next = await price(path, [score('a', 45, 2)])
+  t.equal(next[0]!.prevHash, consent.hash, 'the next adjustment links to it')
+  t.equal(next[0]!.previousFactor, first[0]!.factor, 'from where the policy stood')
+  t.same(verifyAudit(path), { ok: true, records: 4, lastHash: next[0]!.hash })
+  const lines = readFileSync(path, 'utf8').split('\n').slice(0, -1)
+  rewrite(path, lines.map((x, i) => (i === 2 ? x.replace('"granted":false', '"granted":true') : x)))
+  t.match(verifyAudit(path), { ok: false, line: 3, problem: 'altered' }, 'a consent record altered is found like any other')
 })

@@ -1,6 +1,6 @@
 /**
- * The audit log of premium adjustments (#6): append-only JSON lines, one whole adjustment a line,
- * each linked to the one before by its `prevHash`. Altering a record breaks its own hash; removing
+ * The audit log of premium adjustments (#6) and consent changes (#21): append-only JSON lines, one
+ * whole record a line, each linked to the one before by its `prevHash`. Altering a record breaks its own hash; removing
  * or reordering records breaks the next record's `prevHash`. `verifyAudit` names the first record
  * that does either.
  *
@@ -11,7 +11,17 @@
  */
 import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
+import type { ConsentChange } from '../ingest/index.ts'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
+
+/** A consent change (ingest/consent.ts) in the chain: who, when, what (#21). */
+export type ConsentRecord = ConsentChange & { record: 'consent'; prevHash: string; hash: string }
+
+/**
+ * A record of the chain: a premium adjustment (no `record` field: so were all records before #21)
+ * or a consent change. Readers of premiums skip the others.
+ */
+export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord
 
 /** An open audit log, for one writer. */
 export interface AuditLog {
@@ -19,8 +29,13 @@ export interface AuditLog {
   readonly lastHash: string
   /** Bytes of a partial last line, a write cut short by a crash, dropped on open; usually 0. */
   readonly dropped: number
-  /** Appends an adjustment that continues the chain; it is on disk (fsynced) when this returns. */
-  append(adjustment: PremiumAdjustment): void
+  /** Appends a record that continues the chain; it is on disk (fsynced) when this returns. */
+  append(record: AuditRecord): void
+  /**
+   * Appends `body` as the chain's next record, linked to the last one written (whoever wrote it:
+   * pricing and consent share the chain), and returns the record as written.
+   */
+  link<R extends AuditRecord>(body: Omit<R, 'prevHash' | 'hash'>): R
   close(): void
 }
 
@@ -66,19 +81,25 @@ export function openAuditLog(path: string): AuditLog {
       return lastHash
     },
     dropped,
-    append(adjustment) {
+    append(record) {
       // A second chain writing into the same log would break it for good: refuse before writing.
-      if (adjustment.prevHash !== lastHash) {
-        throw Object.assign(new Error(`audit log ${path}: adjustment ${adjustment.hash} does not follow the last record (${lastHash || 'none'})`), { code: 'AUDIT_CHAIN' })
+      if (record.prevHash !== lastHash) {
+        throw Object.assign(new Error(`audit log ${path}: record ${record.hash} does not follow the last record (${lastHash || 'none'})`), { code: 'AUDIT_CHAIN' })
       }
       // One write per record, so a crash can leave only the last line partial (dropped on open).
-      const line = Buffer.from(`${JSON.stringify(adjustment)}\n`)
+      const line = Buffer.from(`${JSON.stringify(record)}\n`)
       if (writeSync(fd, line) !== line.length) throw Object.assign(new Error(`audit log ${path}: short write`), { code: 'AUDIT_WRITE' })
       // fsync every record: a published premium must be in the log even after a power cut, not
       // only a crash of the process. Adjustments are rare (one per trip or day per policy), so
       // this costs little, unlike the ingest journal's per-message appends, which are not fsynced.
       fsyncSync(fd)
-      lastHash = adjustment.hash
+      lastHash = record.hash
+    },
+    link<R extends AuditRecord>(body: Omit<R, 'prevHash' | 'hash'>) {
+      const linked = { ...body, prevHash: lastHash }
+      const record = { ...linked, hash: adjustmentHash(linked) } as unknown as R
+      this.append(record)
+      return record
     },
     close() {
       closeSync(fd)
@@ -110,10 +131,10 @@ export function verifyAudit(path: string): AuditVerdict {
 }
 
 /**
- * The log's adjustments, in order, for rebuilding pricing's state after a restart. Check the log
- * with `verifyAudit` first; a partial last line (dropped on open) is skipped here.
+ * The log's records, in order, for rebuilding pricing's state and consent after a restart. Check
+ * the log with `verifyAudit` first; a partial last line (dropped on open) is skipped here.
  */
-export function* auditRecords(path: string): Generator<PremiumAdjustment> {
+export function* auditRecords(path: string): Generator<AuditRecord> {
   if (!existsSync(path)) return
   let line = 0
   for (const { text, ended } of lines(path)) {
@@ -125,17 +146,17 @@ export function* auditRecords(path: string): Generator<PremiumAdjustment> {
   }
 }
 
-/** A line's adjustment, or what is wrong with it. */
-function parseRecord(text: string): PremiumAdjustment | string {
+/** A line's record, or what is wrong with it. */
+function parseRecord(text: string): AuditRecord | string {
   let record: unknown
   try {
     record = JSON.parse(text)
   } catch (err) {
     return `not JSON (${(err as Error).message})`
   }
-  const r = record as Partial<PremiumAdjustment> | null
-  if (typeof r?.hash !== 'string' || typeof r.prevHash !== 'string') return 'not a premium adjustment (no hash and prevHash)'
-  return r as PremiumAdjustment
+  const r = record as Partial<AuditRecord> | null
+  if (typeof r?.hash !== 'string' || typeof r.prevHash !== 'string') return 'not an audit record (no hash and prevHash)'
+  return r as AuditRecord
 }
 
 /** The line that ends at byte `end`, read backwards so that opening a long log stays quick. */

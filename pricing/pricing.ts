@@ -7,11 +7,11 @@ import { createHash } from 'node:crypto'
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
-import { defer, filter, map, share, tap, type Observable, type OperatorFunction } from 'rxjs'
+import { defer, filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
 import { toLine, topics, type Influx } from '../ingest/index.ts'
 import type { Subject } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
-import type { AuditLog } from './audit.ts'
+import type { AuditLog, AuditRecord } from './audit.ts'
 import {
   attributeRelativity, credibleExposure, credibleFactor, exposureMeasures, exposureOf, exposureParts, firstStanding, planAt, planId, rate,
   type ExposureMeasures, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating,
@@ -62,10 +62,13 @@ export interface PricingState {
 
 const key = (policyId: string, subject: Subject) => `${policyId}/${subject}`
 
-/** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. */
-export function pricingStateFromAudit(records: Iterable<PremiumAdjustment>): PricingState {
+/** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. Consent records only move the chain's end. */
+export function pricingStateFromAudit(records: Iterable<AuditRecord>): PricingState {
   const state: PricingState = { lastHash: '', standings: new Map() }
-  for (const r of records) applyAdjustment(state, r)
+  for (const r of records) {
+    if (r.record === 'consent') state.lastHash = r.hash
+    else applyAdjustment(state, r)
+  }
   return state
 }
 
@@ -108,7 +111,9 @@ export function startPricing(deps: PricingDeps): {
       log.error({ err, policyId: s.policyId, subject: s.subject }, 'pricing a score threw: it is left unpriced, the other scores are priced')
     }),
     // In the log before any subscriber sees it: nothing is published that the audit log lacks (#6).
-    tap((p) => deps.audit.append(p)),
+    // Linked to the log's last record, which a consent change (#21) may have written since the
+    // last adjustment: the same hashes as priceScores' own when none did.
+    map(({ prevHash: _, hash: __, ...body }) => deps.audit.link<PremiumAdjustment>(body)),
     share(),
   )
   const published: PricingState = { lastHash: deps.state.lastHash, standings: new Map(deps.state.standings) }
@@ -313,8 +318,8 @@ const pct = (x: number) => {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 
-/** An adjustment's hash: over everything in it but the hash itself, prevHash included. */
-export function adjustmentHash(body: Omit<PremiumAdjustment, 'hash'>): string {
+/** An adjustment's hash (any audit record's): over everything in it but the hash itself, prevHash included. */
+export function adjustmentHash(body: Omit<PremiumAdjustment, 'hash'> | Omit<AuditRecord, 'hash'>): string {
   return sha256(canonicalJson(body))
 }
 

@@ -5,7 +5,7 @@
  * baseline, in the same batch; a feature's impact is how many points it moves the score.
  */
 import { bufferTime, concatMap, filter, from, mergeMap, type OperatorFunction } from 'rxjs'
-import { toLine, type Subject } from '../ingest/index.ts'
+import { toLine, type ConsentNote, type Subject } from '../ingest/index.ts'
 import type { LoadedModel } from './model.ts'
 import { modelId } from './models/index.ts'
 
@@ -34,6 +34,8 @@ export interface Score {
   /** Exposure behind the score, for credibility weighting in pricing. */
   exposure: Exposure
   features: Record<string, number>
+  /** Streams of the subject whose pricing consent was withdrawn within the window: the score still rests on their readings from before (#21). */
+  consent?: ConsentNote[]
 }
 
 /**
@@ -57,7 +59,9 @@ const notFeatures = new Set<string>(['time', 'value', 'window_from', ...exposure
  * history shows beside the value). `scoreFromRow` reads it back.
  */
 export const scoreLine = (s: Score) =>
-  toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons) }, s.window.to, ['window_from'])
+  toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, {
+    value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons), ...(s.consent ? { consent: JSON.stringify(s.consent) } : {}),
+  }, s.window.to, ['window_from'])
 
 /** A score back from a row of `SELECT * FROM score …` (epoch ms; ingest seriesRows), as it was scored. */
 export function scoreFromRow(x: Record<string, unknown>): Score {
@@ -70,6 +74,7 @@ export function scoreFromRow(x: Record<string, unknown>): Score {
     window: { from: x.window_from as number, to: x.time as number },
     exposure: Object.fromEntries(exposureKeys.filter((k) => typeof x[k] === 'number').map((k) => [k, x[k]])) as unknown as Exposure,
     features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !notFeatures.has(k) && typeof v === 'number')) as Record<string, number>,
+    ...(typeof x.consent === 'string' ? { consent: JSON.parse(x.consent) as ConsentNote[] } : {}),
   }
 }
 

@@ -13,7 +13,7 @@ import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
-import { qualified, quoteString, readingsFromSeries, sensors, toLine, topics, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
+import { qualified, quoteString, readingsFromSeries, sensors, toLine, topics, type ConsentNote, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, DAY_MS, drivingScoreInput, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
@@ -42,6 +42,8 @@ export interface ScoringDeps {
   deviceIdleMs: number
   /** A policy with no trip for this long leaves memory (and is rebuilt from InfluxDB when it returns), ms. */
   policyIdleMs: number
+  /** The policy's streams of `subject` whose pricing consent was withdrawn after `fromMs` (consent.ts): each score says so. */
+  consentNotes?(policyId: string, subject: Subject, fromMs: number): ConsentNote[]
 }
 
 /** Starts scoring; scores$, events$ and trips$ are hot and shared. */
@@ -160,6 +162,10 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       // Stored beside the champion's, never published or priced: for comparing before a promotion.
       for (const s of shadowScores) shadowed.inc({ model: s.model })
       deps.influx.write(shadowScores.map((s) => toLine('shadow_score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value }, s.window.to)))
+    }),
+    map((s) => {
+      const consent = deps.consentNotes?.(s.policyId, s.subject, s.window.from)
+      return consent?.length ? { ...s, consent } : s
     }),
     share(),
   )

@@ -10,22 +10,12 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { makeFleet, type SimVehicle } from '../edge-sim/index.ts'
-import { newCredentials, parseDeviceRegistry, qualified, SERVICE_USER, topics, writeBrokerAuth } from '../ingest/index.ts'
+import { makeFleet } from '../edge-sim/index.ts'
+import { parseDeviceRegistry, qualified, SERVICE_USER, topics } from '../ingest/index.ts'
 import { findCommand, freePort, startMosquitto } from '../bin/local-services.ts'
-import { startServices, startTestPipeline, untilStored, type Services } from './harness.ts'
+import { securedBroker, startServices, startTestPipeline, untilStored } from './harness.ts'
 
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
-
-/** A Mosquitto with ubiq's broker config (credentials, ACL, client id = username) for `fleet`. */
-async function securedBroker(t: Parameters<typeof startServices>[0], services: Services, fleet: readonly SimVehicle[]) {
-  const credentials = newCredentials(fleet)
-  const conf = writeBrokerAuth(join(services.dataDir, 'broker-auth'), credentials)
-  const broker = await startMosquitto(join(services.dataDir, 'mosquitto'), { conf, username: SERVICE_USER, password: credentials.service })
-  t.teardown(() => broker.stop())
-  const serviceUrl = `mqtt://${SERVICE_USER}:${encodeURIComponent(credentials.service)}@${new URL(broker.url).host}`
-  return { credentials, broker, serviceUrl }
-}
 
 t.test('device A is refused on device B\'s topic, and nothing it sent there is stored', async (t) => {
   const services = await startServices(t) // its InfluxDB; the broker here is the secured one

@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { firstValueFrom, filter, type Observable } from 'rxjs'
-import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
+import { startInfluxd, startMosquitto, type LocalServer } from '../bin/local-services.ts'
 import { startPipeline, type Pipeline, type PipelineConfig } from '../bin/pipeline.ts'
 import { fleetRegistry, makeCity, makePolicies, policyDevices, type SimVehicle } from '../edge-sim/index.ts'
-import { deviceRegistry, retentionPolicyNames, type RetentionPolicyName, type Series } from '../ingest/index.ts'
+import { deviceRegistry, newCredentials, retentionPolicyNames, SERVICE_USER, writeBrokerAuth, type BrokerCredentials, type RetentionPolicyName, type Series } from '../ingest/index.ts'
 
 /** The part of a tap Test the harness needs (teardown registration). */
 interface Teardown {
@@ -104,4 +104,17 @@ export function twoPolicies(now = Date.now()) {
     .map((d) => ({ ...d, sent: [...d.messages] }))
   const [policy, other] = policies.map((p) => p.policyId) as [string, string]
   return { policies, start, devices, policy, other }
+}
+
+/**
+ * A Mosquitto with ubiq's broker config (credentials, ACL, client id = username) for `devices`,
+ * stopped at teardown: `serviceUrl` is ubiq's MQTT_URL, each device connects with its password.
+ */
+export async function securedBroker(t: Teardown, services: Services, devices: readonly { deviceId: string }[]): Promise<{ credentials: BrokerCredentials; broker: LocalServer; serviceUrl: string }> {
+  const credentials = newCredentials(devices)
+  const conf = writeBrokerAuth(join(services.dataDir, 'broker-auth'), credentials)
+  const broker = await startMosquitto(join(services.dataDir, 'mosquitto'), { conf, username: SERVICE_USER, password: credentials.service })
+  t.teardown(() => broker.stop())
+  const serviceUrl = `mqtt://${SERVICE_USER}:${encodeURIComponent(credentials.service)}@${new URL(broker.url).host}`
+  return { credentials, broker, serviceUrl }
 }

@@ -1,0 +1,61 @@
+/**
+ * The policyholder's privacy on REST (#21): consent per stream and purpose, read and changed while
+ * ubiq runs (ingest/consent.ts), and the analyst's revocation of tokens (auth.ts).
+ */
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { ConsentError, ConsentRequest, ID_PATTERN, type ConsentStore } from '../ingest/index.ts'
+import { mustBeAnalyst, mustSee, type Revocation, type TokenAuthority, type Verified } from './auth.ts'
+import { errors, Json } from './schemas.ts'
+import type { App } from './tables.ts'
+
+const Params = Type.Object({ policy: Type.String({ pattern: ID_PATTERN, description: 'policy id' }) })
+
+/** The body of `POST /api/v1/tokens/revocations`: one of its three properties. */
+const RevocationBody = Type.Object({
+  policy: Type.Optional(Type.String({ pattern: ID_PATTERN, description: "every token of this policy issued until now (and in the same second: iat has whole seconds)" })),
+  analysts: Type.Optional(Type.Literal(true, { description: 'every analyst token issued until now' })),
+  tokenId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "one token, by its id (the token's jti claim)" })),
+}, { additionalProperties: false, minProperties: 1, maxProperties: 1 })
+
+/** The consent routes: a policyholder reads and changes its own policy's, an analyst any policy's. */
+export function registerConsents(app: App, consents: ConsentStore, who: (req: FastifyRequest) => Verified): void {
+  app.get<{ Params: Static<typeof Params> }>('/api/v1/policies/:policy/consents', {
+    schema: { description: "The policy's consent per stream and purpose as it stands (`purposes`: those granted; none, and the stream is rejected with no_consent), each stream's category (location and health are consented to apart), and every change recorded: who, when, what, and its audit hash", params: Params, response: { 200: Json, ...errors } },
+  }, (req, reply) => {
+    mustSee(who(req), req.params.policy)
+    return consents.of(req.params.policy) ?? reply.code(404).send({ error: 'unknown_policy', message: `no policy ${req.params.policy} in the device registry` })
+  })
+  app.post<{ Params: Static<typeof Params>; Body: ConsentRequest }>('/api/v1/policies/:policy/consents', {
+    schema: {
+      description: 'Grants or withdraws purposes for streams, in effect for the next message ingest takes, and recorded in the audit chain first. A grant names streams of one category (location, health or other); a withdrawal any. Answers with the change as recorded and the consent as it now stands',
+      params: Params, body: ConsentRequest, response: { 200: Json, ...errors },
+    },
+  }, (req, reply) => {
+    const principal = who(req)
+    mustSee(principal, req.params.policy)
+    if (!consents.of(req.params.policy)) return reply.code(404).send({ error: 'unknown_policy', message: `no policy ${req.params.policy} in the device registry` })
+    try {
+      const change = consents.change(req.params.policy, req.body, { role: principal.role, ...(principal.tokenId ? { tokenId: principal.tokenId } : {}) })
+      return { change, consent: consents.of(req.params.policy) }
+    } catch (err) {
+      if (err instanceof ConsentError) return reply.code(400).send({ error: 'bad_request', message: err.message })
+      throw err
+    }
+  })
+}
+
+/** The analyst's revocation route; `revoked` is told after each, to close what the revoked tokens opened. */
+export function registerRevocations(app: App, auth: TokenAuthority, who: (req: FastifyRequest) => Verified, revoked: () => void): void {
+  app.post<{ Body: Static<typeof RevocationBody> }>('/api/v1/tokens/revocations', {
+    schema: {
+      description: 'Revokes tokens (analyst token): {"policy": ID} every token of a policy issued until now, {"analysts": true} every analyst token issued until now, or {"tokenId": JTI} one token. Kept across restarts; feeds opened with a revoked token are closed (4401)',
+      body: RevocationBody, response: { 200: Json, ...errors },
+    },
+  }, (req) => {
+    mustBeAnalyst(who(req))
+    const answer = auth.revoke(req.body as Revocation)
+    revoked()
+    return { revoked: req.body, ...answer }
+  })
+}
