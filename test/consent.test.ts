@@ -9,7 +9,7 @@ import t from 'tap'
 import mqtt from 'mqtt'
 import WebSocket from 'ws'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
-import { deviceRegistry, topics, type DeviceEntry, type PolicyConsent, type Rejection } from '../ingest/index.ts'
+import { deviceRegistry, qualified, topics, type DeviceEntry, type PolicyConsent, type Rejection } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, verifyAudit, type PremiumAdjustment } from '../pricing/index.ts'
 import type { Score } from '../scoring/index.ts'
 import { auditLogFile } from '../bin/pipeline.ts'
@@ -59,7 +59,7 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
     seq++
     return device.publishAsync(topics.device(a.deviceId, 'obd'), JSON.stringify({ seq, ts: t0 + seq * 1000, speed_kmh: 40 }), { qos: 1 })
   }
-  const stored = async () => (await services.influxql(DB, `SELECT seq FROM obd WHERE device_id = '${a.deviceId}'`))[0]?.values.map((v) => Number(v[1])) ?? []
+  const stored = async () => (await services.influxql(DB, `SELECT seq FROM ${qualified('obd')} WHERE device_id = '${a.deviceId}'`))[0]?.values.map((v) => Number(v[1])) ?? []
 
   for (let i = 0; i < 20; i++) await sendObd()
   while ((await stored()).length < 20) await new Promise((r) => setTimeout(r, 100))
