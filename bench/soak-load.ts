@@ -19,6 +19,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import WebSocket from 'ws'
 import { tokenAuthority, type FeedMessage, type FeedNotice } from '../dashboards/index.ts'
 import type { DeviceMessage, FaultName } from '../edge-sim/index.ts'
+import { TIME_REUSE_WINDOW } from '../ingest/index.ts'
 import { DAY_MS, dayOf } from '../scoring/index.ts'
 import { ATTACKS, attackPayload, sessionDevices, soakCity, soakFaults, soakPool, type Attack, type PoolPolicy } from './soak-fleet.ts'
 
@@ -52,6 +53,8 @@ export interface LoadStats {
   behindMs: number
   maxBehindMs: number
   attacks: Partial<Record<Attack, number>>
+  /** duplicate_time attacks reusing a time from further back than ingest's window. */
+  reusedBeyondWindow: number
   /** Messages sent with each device fault (a message may carry several), and devices whose clock was off. */
   faults: Partial<Record<FaultName, number>> & { clockSkewedDevices: number }
   feed: { open: number; connects: number; reconnects: number; messages: number; gaps: number; closes: Record<string, number>; errors: number }
@@ -66,8 +69,9 @@ interface LiveDevice {
   inFlight: number
   /** Whether a message with a clock fault was sent: the device's clock is off. */
   skewed: boolean
-  /** Each stream's last payload sent: what a duplicate_time attack sends again. */
-  last: Map<string, string>
+  /** Each stream's last payload sent, and the device's messages sent before it: what a duplicate_time attack sends again. */
+  last: Map<string, { payload: string; at: number }>
+  sent: number
   lastSeq: number
 }
 
@@ -99,7 +103,7 @@ const FIRST_DAY = (dayOf(Date.now()) - 40) * DAY_MS + 12 * 3600_000
 
 const stats: LoadStats = {
   activePolicies: 0, activeDevices: 0, policiesSeen: 0, devicesSeen: 0, sessionsDone: 0, sent: 0, acknowledged: 0, refused: 0, behindMs: 0, maxBehindMs: 0,
-  attacks: {}, faults: { clockSkewedDevices: 0 },
+  attacks: {}, reusedBeyondWindow: 0, faults: { clockSkewedDevices: 0 },
   feed: { open: 0, connects: 0, reconnects: 0, messages: 0, gaps: 0, closes: {}, errors: 0 },
   rest: {},
 }
@@ -124,7 +128,7 @@ function startSession(skip = 0): Session {
     simStart,
     simZero: simStart + skip * DAY_MS,
     devices: sessionDevices(city, p, simStart, faults, (id) => (lastSeqs.get(id) ?? -1) + 1).map((d) => ({
-      deviceId: d.deviceId, messages: d.messages, inFlight: 0, skewed: false, last: new Map(), lastSeq: -1,
+      deviceId: d.deviceId, messages: d.messages, inFlight: 0, skewed: false, last: new Map(), sent: 0, lastSeq: -1,
     })),
   }
   sessions.add(s)
@@ -223,18 +227,22 @@ function publish(d: LiveDevice, m: DeviceMessage, now: number) {
   if (Math.random() < cfg.attackRate) {
     // The attacks in turn; one that does not fit this message waits for one it fits.
     const attack = ATTACKS[attackTurn % ATTACKS.length]!
-    const forged = attackPayload(attack, m, d.last.get(m.topic), now)
+    const previous = d.last.get(m.topic)
+    const forged = attackPayload(attack, m, previous?.payload, now)
     if (forged !== undefined) {
       payload = forged
       attackTurn++
       stats.attacks[attack] = (stats.attacks[attack] ?? 0) + 1
+      // Ingest looks for a reused time among the device's last TIME_REUSE_WINDOW readings (the contract's promise).
+      if (attack === 'duplicate_time' && d.sent - previous!.at > TIME_REUSE_WINDOW) stats.reusedBeyondWindow++
     }
   }
   for (const fault of m.faults ?? []) {
     if (fault !== 'clock') stats.faults[fault] = (stats.faults[fault] ?? 0) + 1
     else if (!d.skewed) (d.skewed = true), stats.faults.clockSkewedDevices++
   }
-  if (payload === m.payload && !m.faults) d.last.set(m.topic, payload)
+  if (payload === m.payload && !m.faults) d.last.set(m.topic, { payload, at: d.sent })
+  d.sent++
   d.lastSeq = Math.max(d.lastSeq, m.seq)
   devicesSeen.add(d.deviceId)
   d.inFlight++

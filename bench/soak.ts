@@ -309,7 +309,7 @@ const kib = (x: number) => `${(x / 1024).toFixed(2)} KiB`
 const date = new Date().toISOString().slice(0, 10)
 const f = final
 const rejectedText = Object.entries(totals.rejected).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')
-const attacksText = Object.entries(f.attacks).map(([k, v]) => `${k} ${v}`).join(', ')
+const attacksText = `${Object.entries(f.attacks).map(([k, v]) => `${k} ${v}`).join(', ')} (of the reused times, ${f.reusedBeyondWindow} from further back than ingest's window)`
 const faultsText = `devices with a clock off ${f.faults.clockSkewedDevices}; messages out of range ${f.faults.out_of_range ?? 0}, cut short ${f.faults.malformed ?? 0}, ` +
   `on another device's topic ${f.faults.foreign_topic ?? 0} (the broker refused ${f.refused}), held offline and sent in a burst ${f.faults.offline ?? 0}, reordered ${f.faults.reordered ?? 0}, sent twice ${f.faults.duplicate ?? 0}`
 const restText = Object.entries(f.rest).sort().map(([k, v]) => `${k}: ${v}`).join(', ')
