@@ -92,7 +92,7 @@ const tokenSecret = randomBytes(32).toString('hex')
 writeFileSync(LOG, '')
 const pipeline = await startPipeline({
   mqttUrl: serviceUrl.toString(),
-  influx: { api: 'v1', url: influx.url, database: 'soak', retentionPolicy: 'autogen' },
+  influx: { api: 'v1', url: influx.url, database: 'soak' },
   devices: deviceRegistry(entries),
   dataDir: join(dir, 'ubiq'),
   host: '127.0.0.1',
