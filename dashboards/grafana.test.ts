@@ -22,7 +22,7 @@ const dir = 'dashboards/grafana'
  * passes them through a variable or function (an event's `numbers`, a trip's `tripFields`).
  */
 const written: Record<string, { file: string; fieldsFile?: string }> = {
-  score: { file: 'scoring/scoring.ts' },
+  score: { file: 'scoring/score.ts' },
   shadow_score: { file: 'scoring/scoring.ts' },
   event: { file: 'scoring/scoring.ts' },
   trip: { file: 'scoring/scoring.ts', fieldsFile: 'scoring/driving.ts' },
