@@ -56,8 +56,8 @@ t.test('Zigbee2MQTT states become the home streams their keys name, as messages 
   t.same(fields('attic', { illuminance: 300 }), ['invalid_payload', 'zigbee2mqtt: no supported sensor in the state (keys: illuminance)'])
   t.same(fields('attic', { temperature: 150 }), ['invalid_payload', '/temp_c: Expected number to be less or equal to 100'])
   t.same(fields('back_door', { contact: true }, 'home-2'), ['no_consent', 'policy has no consent for stream "contact"'])
-  t.match(decode('zigbee2mqtt/home-1/bridge', { state: 'online' }), { reason: 'bad_topic' }, 'the bridge\'s own topics are not devices')
-  t.match(decode('zigbee2mqtt/home-1/attic/set', { temperature: 20 }), { reason: 'bad_topic' }, 'commands are not state')
+  t.match(decode('zigbee2mqtt/home-1/bridge', { state: 'online' }), { deviceId: 'home-1', reason: 'bad_topic' }, 'the bridge\'s own topics are not devices (the hub, whose topic it is, is told: #20)')
+  t.match(decode('zigbee2mqtt/home-1/attic/set', { temperature: 20 }), { deviceId: 'home-1', reason: 'bad_topic' }, 'commands are not state')
 })
 
 t.test('two sensors of a hub heard in the same millisecond are both kept: the second gets the next seq and time', async (t) => {
