@@ -53,7 +53,9 @@ export interface TripConfig {
    * less accurate than `maxAccuracy_m` (a phone in a car reads 3–10 m under open sky, up to about
    * 20 in towns) is not used for speed, and a change of speed faster than `maxAccel_ms2` (no car
    * brakes harder than about 1 g on dry tarmac, and none accelerates near it) is a jump: the
-   * speed-change detectors start again after it.
+   * speed-change detectors start again after it. So is a turn whose acceleration across the track
+   * (speed × yaw rate, from the heading or the IMU) is beyond the same bound: no car corners harder
+   * either (#20: two fixes 1 ms apart, 180° apart, made a harsh_lateral of 43,600 m/s²).
    */
   gpsTrust: { maxAccuracy_m: number; maxAccel_ms2: number }
   /**
@@ -285,6 +287,12 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     } else if (!ignitionSeen && r.ts - trip.lastMovingTs >= cfg.stopGap_s * 1000) close('stop', out)
   }
 
+  /** The acceleration across the track of a turn at `kmh` and `yaw_rads`; undefined beyond what any car corners at (gpsTrust). */
+  function lateralOf(kmh: number, yaw_rads: number): number | undefined {
+    const a = (kmh / 3.6) * yaw_rads
+    return Math.abs(a) > cfg.gpsTrust.maxAccel_ms2 ? undefined : a
+  }
+
   /** One trusted speed step of `accel_ms2` at a mean of `kmh` into the trip's dynamics sums. */
   function measureDynamics(ts: number, accel_ms2: number, kmh: number) {
     if (kmh < cfg.dynamics.minSpeed_kmh) return
@@ -292,7 +300,8 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     const band = cfg.dynamics.bands.find((b) => kmh < b.below_kmh)!
     // The GNSS course first: every phone has one, while recordings and dongles may carry no gyroscope (a zero column).
     const yaw_rads = gpsYaw && gpsYaw.ts === ts ? gpsYaw.rads : imuYaw && imuYaw.from <= ts && imuYaw.to >= ts - 1500 ? imuYaw.rads : 0
-    const lateral_ms2 = (kmh / 3.6) * yaw_rads
+    const lateral_ms2 = lateralOf(kmh, yaw_rads)
+    if (lateral_ms2 === undefined) return // a jump, as a speed change beyond maxAccel_ms2 is
     t.dyn_s += 1
     if (accel_ms2 >= band.long_ms2) t.accel_s += 1
     if (accel_ms2 <= -band.long_ms2) t.brake_s += 1
@@ -329,9 +338,12 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     const dt = (r.ts - prev.ts) / 1000
     if (dt <= 0 || dt > 2 || kmh < cfg.lateralMin_kmh) return endLateral(out)
     const dpsi = ((((heading.deg - prev.deg) % 360) + 540) % 360) - 180
-    gpsYaw = { ts: r.ts, rads: (dpsi * Math.PI) / 180 / dt }
+    const rads = (dpsi * Math.PI) / 180 / dt
+    const lateral_ms2 = lateralOf(kmh, rads)
+    gpsYaw = lateral_ms2 === undefined ? undefined : { ts: r.ts, rads }
+    if (lateral_ms2 === undefined) return endLateral(out) // a jump of the heading, not a turn
     if (r.ts - lastImuTs < 10_000) return // the IMU's manoeuvre detector judges lateral events
-    const a = Math.abs((kmh / 3.6) * gpsYaw.rads)
+    const a = Math.abs(lateral_ms2)
     if (a < cfg.lateral_ms2) return endLateral(out)
     lateral = lateral ? { ...lateral, to: r.ts, peak: Math.max(lateral.peak, a), samples: lateral.samples + 1 } : { from: prev.ts, to: r.ts, peak: a, samples: 2 }
   }
