@@ -181,6 +181,10 @@ t.test('one reading dated ahead cannot hide a device\'s driving: the readings af
   const window = Array.from({ length: 5 }, (_, i) => reading('imu', T0 + 150_000 + i * 1000, { rate_hz }, Array.from({ length: rate_hz }, () => [0, 0, 0, 0, 0, 0])))
   const withWindow = [...honest.slice(0, 181), ...window, ...honest.slice(181)]
   t.same(run(withWindow).trips.map((x) => x.distance_km), a.trips.map((x) => x.distance_km), 'an IMU window behind does not')
+  // One ignition-on dated 10 h ahead, before the drive: the trip it opens is the outvoted clock's, not the drive's.
+  const early = run([ignition(T0 + 10 * 3600_000, true), ...honest])
+  t.same(early.trips.map((x) => [x.from, x.to]), [[T0 + 1000, T0 + 300_000]], 'the drive is a trip, from the reading that outvoted the clock (before: no trip at all)')
+  t.ok(Math.abs(early.trips[0]!.distance_km - a.trips[0]!.distance_km) < 0.05, `its distance: ${early.trips[0]!.distance_km} km`)
 })
 
 t.test('continuous driving: one event when a stretch without a break reaches continuous_s', async (t) => {

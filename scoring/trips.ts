@@ -197,7 +197,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
 
   function push(raw: Reading): TripOutput[] {
     const out: TripOutput[] = []
-    if (raw.ts < lastTs && !outvoted(raw)) {
+    if (raw.ts < lastTs && !outvoted(raw, out)) {
       // orderWithin put readings in order: this is a straggler beyond it, or a crash recorder's
       // window uploaded after the crash. Stored by ingest; only detectors that want it see it.
       collect(detectors.flatMap((d) => (d.late?.(raw) ?? []) as DrivingEvent[]), out)
@@ -461,12 +461,17 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
    * behind it, theirs is the device's time, and the tracker goes back to it. (IMU batches are
    * left out: a crash recorder's window is late on purpose.)
    */
-  function outvoted(r: Reading): boolean {
+  function outvoted(r: Reading, out: TripOutput[]): boolean {
     if (r.kind === 'imu' || r.kind === 'imu_device' || lastTs - r.ts <= cfg.clockJump_s * 1000) return false
     if (behind.length > 0 && r.ts < behind.at(-1)!) behind = []
     behind.push(r.ts)
     if (behind.length < cfg.clockVotes) return false
     behind = []
+    // A trip opened after the time the device goes back to is the outvoted clock's: it ends there
+    // (too short to count, for one outlier), and the driving from here is a trip of its own (#20,
+    // found by the fuzz harness: an ignition-on dated 10 h ahead opened a trip that swallowed the
+    // device's next drive, which then ended before it began and was dropped).
+    if (trip && trip.from > r.ts) close('gap', out)
     lastTs = r.ts
     speed = undefined // the step from the outlier's time is no speed change
     if (trip) trip.lastMovingTs = Math.min(trip.lastMovingTs, r.ts)
