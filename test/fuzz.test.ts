@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from '../bin/local-services.ts'
 import { tokenAuthority, type FeedMessage } from '../dashboards/index.ts'
-import { BATCH_MAX_SPAN_S } from '../ingest/contract.ts'
+import { BATCH_MAX_SPAN_S, batchSpanMs } from '../ingest/contract.ts'
 import { quoteIdent, quoteString, sensors, topics, type Rejection } from '../ingest/index.ts'
 import { examplePlans, loadPlans, type PremiumAdjustment } from '../pricing/index.ts'
 import { defaultCrashConfig, defaultTripConfig, type PolicyEvent, type Score } from '../scoring/index.ts'
@@ -285,7 +285,7 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
   const run = async (ops: readonly { dev: string; op: Op | 'good' }[]) => {
     const base = T0 + slot++ * SLOT_MS
     const problems: string[] = []
-    const toCheck: { dev: string; kind: string; seq: number; ts: number; lines: number; fields?: Record<string, Json>; sent: string }[] = []
+    const toCheck: { dev: string; kind: string; seq: number; ts: number; lines: number; spanMs: number; fields?: Record<string, Json>; sent: string }[] = []
     /** Rejections each device should have got. */
     const told = new Map<Device, number>()
     let goodAt = base
@@ -340,8 +340,8 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
     // Nothing accepted is lost: once InfluxDB has confirmed ingest's lines, each is there, as sent.
     last = await until('InfluxDB confirming every accepted line', metrics, (x) => x.get('ubiq_ingest_journal_pending_lines') === 0)
     for (const s of toCheck) {
-      const span = s.lines > 1 ? BATCH_MAX_SPAN_S * 1000 : 0
-      const rows = await services.influxql(DB, `SELECT * FROM ${quoteIdent(s.kind)} WHERE device_id = ${quoteString(s.dev)} AND seq = ${s.seq} AND time >= ${s.ts}ms AND time <= ${s.ts + span}ms`)
+      if (s.spanMs > BATCH_MAX_SPAN_S * 1000) problems.push(`accepted a batch covering ${s.spanMs / 1000} s, more than the contract's ${BATCH_MAX_SPAN_S} s: ${s.sent}`)
+      const rows = await services.influxql(DB, `SELECT * FROM ${quoteIdent(s.kind)} WHERE device_id = ${quoteString(s.dev)} AND seq = ${s.seq} AND time >= ${s.ts}ms AND time <= ${Math.ceil(s.ts + s.spanMs)}ms`)
       const stored = rows.flatMap((r) => r.values.map((v) => Object.fromEntries(r.columns.map((c, i) => [c, v[i]]))))
       if (stored.length !== s.lines) problems.push(`accepted as seq ${s.seq} with ${s.lines} line(s), ${stored.length} in InfluxDB: ${s.sent}`)
       else if (s.fields) {
@@ -364,7 +364,7 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
       const tsMs = tsOf(d, op.tst, base)
       const tst = typeof tsMs === 'number' ? Math.floor(tsMs / 1000) : tsMs
       const body = { ...op.body, tst }
-      return { topic: `owntracks/${dev}/${op.rest}`, payload: Buffer.from(JSON.stringify(body)), ...(typeof tst === 'number' ? { seq: tst, stored: { kind: 'gps', seq: tst, ts: tst * 1000, lines: 1 } } : {}) }
+      return { topic: `owntracks/${dev}/${op.rest}`, payload: Buffer.from(JSON.stringify(body)), ...(typeof tst === 'number' ? { seq: tst, stored: { kind: 'gps', seq: tst, ts: tst * 1000, lines: 1, spanMs: 0 } } : {}) }
     }
     const seq = seqOf(d, op.seq)
     const ts = tsOf(d, op.ts, base)
@@ -372,11 +372,12 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
     if (op.padTo) text = text.padEnd(op.padTo, ' ')
     const samples = op.body.samples
     const lines = Array.isArray(samples) ? samples.length : 1
+    const spanMs = Array.isArray(samples) ? batchSpanMs(Number(op.body.rate_hz), lines) : 0
     const fields = op.mutation || Array.isArray(samples) ? undefined : op.body
     return {
       topic: topics.device(dev, op.stream), payload: Buffer.from(text),
       ...(typeof seq === 'number' ? { seq } : {}),
-      ...(typeof seq === 'number' && typeof ts === 'number' ? { stored: { kind: op.stream, seq, ts, lines, ...(fields ? { fields } : {}) } } : {}),
+      ...(typeof seq === 'number' && typeof ts === 'number' ? { stored: { kind: op.stream, seq, ts, lines, spanMs, ...(fields ? { fields } : {}) } } : {}),
     }
   }
   function seqOf(d: Device, s: SeqSpec): Json {
