@@ -43,9 +43,12 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 150)
 const STALL_MS = 10_000
 const DB = 'ubiq_fuzz'
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
-/** When the file started: a failure's shrinking stops in time to report within tap's 300 s per file. */
+/**
+ * When the file started, and by when the properties stop (shrinking a failure included), so that
+ * the report comes within tap's per-file timeout (TAP_TIMEOUT, s; 0: none), a minute before it.
+ */
 const FILE_START = Date.now()
-const SHRINK_UNTIL_MS = 240_000
+const STOP_BY_MS = Number(process.env.TAP_TIMEOUT ?? 0) > 0 ? Number(process.env.TAP_TIMEOUT) * 1000 - 60_000 : undefined
 
 /** The fuzzing device (every stream), one that consented to one stream only, and a well-behaved one. */
 const FUZZER = 'fuzz-dev'
@@ -401,7 +404,8 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
   const check = async <T>(name: string, arb: fc.Arbitrary<T>, predicate: (x: T) => Promise<void>, numRuns: number, seed: number) => {
     const started = Date.now()
     try {
-      await fc.assert(fc.asyncProperty(arb, predicate), { seed, numRuns, plugins: [fc.interruptAfterTimeLimit(Math.max(20_000, SHRINK_UNTIL_MS - (Date.now() - FILE_START)), { failOnInterrupt: true })] } as fc.Parameters<[T]>)
+      const limit = STOP_BY_MS === undefined ? [] : [fc.interruptAfterTimeLimit(Math.max(20_000, STOP_BY_MS - (Date.now() - FILE_START)), { failOnInterrupt: true })]
+      await fc.assert(fc.asyncProperty(arb, predicate), { seed, numRuns, plugins: limit } as fc.Parameters<[T]>)
       t.pass(`${name}: ${numRuns} runs, seed ${seed}, ${((Date.now() - started) / 1000).toFixed(1)} s`)
     } catch (err) {
       // fast-check's report (seed, path, counterexample), and the property's own error under it.
