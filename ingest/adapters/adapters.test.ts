@@ -65,6 +65,11 @@ t.test('two sensors of a hub heard in the same millisecond are both kept: the se
   const a = send(c, 'zigbee2mqtt/home-1/kitchen_leak', { water_leak: false }) as Reading
   const b = send(c, 'zigbee2mqtt/home-1/bath_leak', { water_leak: true }) as Reading
   t.same([a.seq, a.ts, b.seq, b.ts], [now, now, now + 1, now + 1])
+  // …whichever format each speaks (#20: Zigbee2MQTT's and Home Assistant's stamps were each their own, so the second had the first's seq and was dropped as a redelivery).
+  send(c, 'homeassistant/valve/home-1/main/config', { state_topic: 'homeassistant/valve/home-1/main/state' })
+  const v = send(c, 'homeassistant/valve/home-1/main/state', 'closed') as Reading
+  const z = send(c, 'zigbee2mqtt/home-1/attic', { temperature: 20 }) as Reading
+  t.same([v.kind, v.seq, z.kind, z.seq], ['valve', now + 2, 'climate', now + 3])
 })
 
 t.test('Home Assistant discovery: a config binds its state topic, and each state becomes a message of the device', async (t) => {
