@@ -265,51 +265,81 @@ const owntracksOp: fc.Arbitrary<AdaptedOp> = (() => {
   }, { requiredKeys: ['_type', 'lat', 'lon', 'acc'] }).chain((body) => fc.record({ tst: tsSpec, rest: fc.constantFrom('phone', 'x') }).map(({ tst, rest }): AdaptedOp => ({ on: 'owntracks', rest, body: body as Record<string, Json>, tst })))
 })()
 
-/** Zigbee2MQTT states: the keys it maps, with values of every type and edge. */
-const zigbeeOp: fc.Arbitrary<AdaptedOp> = fc.record({
-  rest: fc.constantFrom('kitchen', 'bridge', 'x y', 'ä'),
-  body: fc.dictionary(
-    fc.constantFrom('water_leak', 'smoke', 'co', 'temperature', 'humidity', 'contact', 'battery', 'linkquality', '__proto__'),
-    fc.oneof(fc.boolean(), fc.double({ min: -100, max: 200, noNaN: true }), fc.constantFrom(...extremes, -0, 100, 0), wrongType),
-    { minKeys: 1, maxKeys: 4 },
-  ) as fc.Arbitrary<Record<string, Json>>,
-}).map((r): AdaptedOp => ({ on: 'zigbee2mqtt', ...r }))
+/** The schema of a catalogue field (`kind.field`). */
+const fieldSchema = (kind: string, field: string) => (sensors.find((s) => s.kind === kind)!.schema as Schema).properties![field]!
+/** Mostly a value `s` accepts, at and inside its bounds; now and then one it refuses. */
+const mostlyValid = (s: Schema) => fc.oneof({ weight: 6, arbitrary: valid(s) }, { weight: 1, arbitrary: invalid(s) })
 
-/** Home Assistant discovery: configs (device classes ubiq maps and others, state topics its own or not) and states. */
-const homeAssistantOp: fc.Arbitrary<AdaptedOp> = (() => {
-  const component = fc.constantFrom('binary_sensor', 'sensor', 'valve', 'switch')
-  const object = fc.constantFrom('leak', 't1', 'v1', 'ä')
-  const config = fc.record({
-    device_class: fc.constantFrom<Json>('moisture', 'smoke', 'door', 'temperature', 'water', 'humidity', null, 7),
-    state_topic: fc.constantFrom('S', '~/state', 'homeassistant/sensor/other-device/x/state', 'homeassistant/sensor/+/x', 7),
-    '~': fc.constantFrom('B', 'homeassistant/x'),
-    value_template: fc.constantFrom('{{ value_json.v }}', "{{ value_json['a']['b'] }}", '{{ value }}', '{% raw %}'),
-    payload_on: fc.constantFrom<Json>('ON', 1, true, ''),
-    unit_of_measurement: fc.constantFrom('°C', '°F', 'K'),
-  }, { requiredKeys: ['device_class', 'state_topic'] })
-  const state = fc.oneof(
-    fc.constantFrom('ON', 'OFF', 'open', 'closed', '21.5', '212', '-459.67', '1e308', '-1e308', 'NaN', 'Infinity', '', ' ', '-0', '0x10'),
-    fc.oneof(fc.double({ noNaN: true }), fc.constantFrom(...extremes), wrongType).map((v) => JSON.stringify({ v, a: { b: v } })),
-  )
-  return fc.oneof(
-    // A config; `S` and `B` stand for the state topic under the device's own prefix.
-    fc.record({ component, object, config, empty: fc.boolean() }).map(({ component: c, object: o, config: cfg, empty }): AdaptedOp => ({
-      on: 'homeassistant', rest: `${c}/DEV/${o}/config`,
-      text: empty ? '' : JSON.stringify(cfg).replaceAll('"S"', `"homeassistant/${c}/DEV/${o}/state"`).replaceAll('"B"', `"homeassistant/${c}/DEV/${o}"`),
-    })),
-    fc.record({ component, object, state }).map(({ component: c, object: o, state: s }): AdaptedOp => ({ on: 'homeassistant', rest: `${c}/DEV/${o}/state`, text: s })),
-  )
+/**
+ * Zigbee2MQTT states: the keys of the format (its "exposes") ubiq maps, each with the values of the
+ * catalogue field it becomes, mostly valid, at the field's edges; keys it does not map.
+ */
+const zigbeeOp: fc.Arbitrary<AdaptedOp> = (() => {
+  const keys: Record<string, fc.Arbitrary<Json>> = {
+    water_leak: mostlyValid(fieldSchema('leak', 'leak_detected')), smoke: mostlyValid(fieldSchema('smoke', 'smoke_detected')),
+    co: mostlyValid(fieldSchema('smoke', 'co_ppm')), temperature: mostlyValid(fieldSchema('climate', 'temp_c')),
+    humidity: mostlyValid(fieldSchema('climate', 'humidity_pct')), contact: mostlyValid(fieldSchema('contact', 'open')),
+    battery: mostlyValid(fieldSchema('leak', 'battery_pct')), linkquality: fc.nat(255), ['__proto__']: wrongType,
+  }
+  return fc.record({
+    rest: fc.oneof({ weight: 6, arbitrary: fc.constant('kitchen') }, { weight: 1, arbitrary: fc.constantFrom('bridge', 'x y', 'ä') }),
+    body: fc.subarray(Object.keys(keys), { minLength: 1, maxLength: 4 }).chain((ks) => fc.tuple(...ks.map((k) => keys[k]!)).map((vs) => Object.fromEntries(ks.map((k, i) => [k, vs[i]!])) as Record<string, Json>)),
+  }).map((r): AdaptedOp => ({ on: 'zigbee2mqtt', ...r }))
 })()
 
-/** Any foreign-format message of the device. */
-export const adaptedOp: fc.Arbitrary<AdaptedOp> = fc.oneof(owntracksOp, zigbeeOp, homeAssistantOp)
+/**
+ * Home Assistant discovery: configs, mostly of the components and device classes ubiq maps with
+ * their own state topic, else others, other devices' topics, templates and units; and states, mostly
+ * what their class sends, else numbers at the edges, JSON, nothing.
+ */
+const homeAssistantOp: fc.Arbitrary<AdaptedOp[]> = (() => {
+  const mapped: [string, string][] = [['binary_sensor', 'moisture'], ['binary_sensor', 'smoke'], ['binary_sensor', 'door'], ['sensor', 'temperature'], ['valve', 'water']]
+  const entity = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom(...mapped) },
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom('binary_sensor', 'sensor', 'valve', 'switch'), fc.constantFrom('humidity', 'water', '', 'x')) },
+  )
+  const object = fc.constantFrom('leak', 't1', 'v1', 'ä')
+  const config = (deviceClass: string) => fc.record({
+    device_class: fc.oneof({ weight: 6, arbitrary: fc.constant<Json>(deviceClass) }, { weight: 1, arbitrary: fc.constantFrom<Json>(null, 7) }),
+    state_topic: fc.oneof({ weight: 6, arbitrary: fc.constant<Json>('S') }, { weight: 1, arbitrary: fc.constantFrom<Json>('~/state', 'homeassistant/sensor/other-device/x/state', 'homeassistant/sensor/+/x', 7) }),
+    // Now and then, the options a config may carry, at their edges.
+    options: fc.oneof({ weight: 3, arbitrary: fc.constant({}) }, {
+      weight: 1,
+      arbitrary: fc.record({
+        '~': fc.constantFrom('B', 'homeassistant/x'),
+        value_template: fc.constantFrom('{{ value_json.v }}', "{{ value_json['a']['b'] }}", '{{ value }}', '{% raw %}'),
+        payload_on: fc.constantFrom<Json>('ON', 1, true, ''),
+        unit_of_measurement: fc.constantFrom('°C', '°F', 'K'),
+      }, { requiredKeys: [] }),
+    }),
+  }).map(({ options, ...cfg }) => ({ ...cfg, ...options }))
+  const temperature = fieldSchema('climate', 'temp_c')
+  const state = (component: string) => fc.oneof(
+    { weight: 4, arbitrary: component === 'sensor' ? inside(temperature).map(String) : component === 'valve' ? fc.constantFrom('open', 'closed') : fc.constantFrom('ON', 'OFF') },
+    { weight: 1, arbitrary: fc.constantFrom('212', '-459.67', '1e308', '-1e308', 'NaN', 'Infinity', '', ' ', '-0', '0x10') },
+    { weight: 1, arbitrary: fc.oneof(fc.double({ noNaN: true }), fc.constantFrom(...extremes), wrongType).map((v) => JSON.stringify({ v, a: { b: v } })) },
+  )
+  // A config, then states on its topic (or on one no config names); `S` and `B` stand for the
+  // state topic under the device's own prefix.
+  return fc.record({ entity, object, empty: fc.oneof({ weight: 8, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }), configured: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }) })
+    .chain(({ entity: [c, cls], object: o, empty, configured }) => fc.tuple(config(cls), fc.array(state(c), { maxLength: 3 })).map(([cfg, states]): AdaptedOp[] => [
+      ...(configured || states.length === 0 ? [{
+        on: 'homeassistant' as const, rest: `${c}/DEV/${o}/config`,
+        text: empty ? '' : JSON.stringify(cfg).replaceAll('"S"', `"homeassistant/${c}/DEV/${o}/state"`).replaceAll('"B"', `"homeassistant/${c}/DEV/${o}"`),
+      }] : []),
+      ...states.map((st): AdaptedOp => ({ on: 'homeassistant', rest: `${c}/DEV/${o}/state`, text: st })),
+    ]))
+})()
+
+/** Foreign-format messages of the device: one, or a discovery config and its states. */
+export const adaptedOps: fc.Arbitrary<AdaptedOp[]> = fc.oneof(owntracksOp.map((op) => [op]), zigbeeOp.map((op) => [op]), homeAssistantOp)
 
 /** What a fuzzing device sends in one go: mostly its own streams (one message or a series), then the rest. */
 export const deviceOps: fc.Arbitrary<Op[]> = fc.oneof(
   { weight: 12, arbitrary: nativeOp.map((op) => [op]) },
   { weight: 3, arbitrary: seriesOps },
   { weight: 2, arbitrary: rawOp.map((op) => [op]) },
-  { weight: 4, arbitrary: adaptedOp.map((op) => [op]) },
+  { weight: 4, arbitrary: adaptedOps },
   { weight: 1, arbitrary: fc.constantFrom('ubiq/v1/dev/OTHER/obd', 'owntracks/OTHER/phone', 'zigbee2mqtt/OTHER/x', 'homeassistant/sensor/OTHER/t/config', 'ubiq/v1/scores/x', 'ubiq/v1/rejected/OTHER').map((topic): Op[] => [{ on: 'foreign', topic }]) },
 )
 

@@ -276,7 +276,7 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
   // ─── one run: messages sent one at a time, each one's fate read off ingest's counters ──────────
   /** What became of what the fuzz sent, for the log: how much of ubiq's handling it reached (FUZZ_VERBOSE=1: by stream and route). */
   const seen = new Map<string, number>()
-  const tally = (key: string) => seen.set(key, (seen.get(key) ?? 0) + 1)
+  const tally = (key: string, n = 1) => seen.set(key, (seen.get(key) ?? 0) + n)
   const summary = () => {
     const byOutcome = new Map<string, number>()
     for (const [k, n] of seen) byOutcome.set(k.slice(k.lastIndexOf(': ') + 2), (byOutcome.get(k.slice(k.lastIndexOf(': ') + 2)) ?? 0) + n)
@@ -285,20 +285,84 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
   }
   let slot = 0
   const T0 = Date.now() - 12 * 3600_000
-  const run = async (ops: readonly { dev: string; op: Op | 'good' }[]) => {
+  /** The broker's answer to a publish: undefined when it acknowledged it, else its reason. */
+  const publish = (d: Device, m: { topic: string; payload: Buffer }, shown: string) => {
+    const acked = d.client.publishAsync(m.topic, m.payload, { qos: 1 }).then(() => 'acknowledged', (err: Error) => err.message)
+    return until(`acknowledgement from the broker of ${shown}`, () => Promise.race([acked, sleep(5).then(() => undefined)]), (x) => x !== undefined)
+      .then((x) => (x === 'acknowledged' ? undefined : x))
+  }
+  const show = (m: { topic: string; payload: Buffer }) => `${m.topic} ${m.payload.length > 300 ? `${m.payload.subarray(0, 300).toString()}… (${m.payload.length} bytes)` : m.payload.toString()}`
+  /**
+   * A burst: every message published at once, as a persistent session's backlog arrives after a
+   * restart, many in the same millisecond. Their fates are counted together: they add up, every
+   * rejection reaches its device with its reason, the well-behaved device gets none, and no more are
+   * dropped as redeliveries than repeat a seq already stored (a receive-time seq, Zigbee2MQTT's
+   * and Home Assistant's, never does).
+   */
+  const runBurst = async (sent: readonly { d: Device; op: Op | 'good'; m: ReturnType<typeof materialize> }[], problems: string[], told: Map<Device, number>) => {
+    const before = last
+    const answers = await Promise.all(sent.map(({ d, m }) => publish(d, m, show(m))))
+    const acknowledged = sent.filter((_, i) => answers[i] === undefined)
+    sent.forEach(({ d, op, m }, i) => {
+      const foreign = op !== 'good' && op.on === 'foreign'
+      if (foreign && answers[i] === undefined) problems.push(`the broker let ${d.deviceId} publish on ${m.topic}`)
+      if (!foreign && answers[i] !== undefined) problems.push(`the broker refused ${d.deviceId}'s own topic: ${answers[i]}: ${show(m)}`)
+    })
+    const received = (x: Map<string, number>) => total(x, 'ubiq_ingest_messages_received_total')
+    last = await until(`receipt of a burst of ${acknowledged.length}`, metrics, (x) => received(x) >= received(before) + acknowledged.length)
+    const got = (name: string) => total(last, name) - total(before, name)
+    const [rejections, stored, redeliveries] = ['ubiq_ingest_messages_rejected_total', 'ubiq_ingest_messages_stored_total', 'ubiq_ingest_duplicates_total'].map(got) as [number, number, number]
+    const configs = acknowledged.filter(({ op, m }) => op !== 'good' && op.on === 'homeassistant' && m.topic.endsWith('/config')).length
+    const neither = acknowledged.length - rejections - stored - redeliveries
+    const shown = acknowledged.map(({ m }) => show(m).slice(0, 200)).join('\n  ')
+    if (got('ubiq_ingest_messages_received_total') !== acknowledged.length || neither < 0 || neither > configs) {
+      problems.push(`a burst of ${acknowledged.length}: ${got('ubiq_ingest_messages_received_total')} received, ${stored} stored, ${rejections} rejected, ${redeliveries} redeliveries, ${neither} neither (${configs} discovery configs):\n  ${shown}`)
+    }
+    const seqs = new Map<Device, Set<number>>()
+    let repeats = 0
+    for (const { d, m } of acknowledged) {
+      if (m.seq === undefined) continue
+      const mine = seqs.get(d) ?? new Set(d.stored)
+      if (mine.has(m.seq)) repeats++
+      seqs.set(d, mine.add(m.seq))
+    }
+    if (redeliveries > repeats) problems.push(`${redeliveries} messages of a burst dropped as redeliveries, but only ${repeats} repeat a seq: lost\n  ${shown}`)
+    // Which were stored is not known one by one: any seq of the burst may have been.
+    for (const [d, mine] of seqs) for (const seq of mine) d.stored.add(seq)
+    const byReason = new Map([...rejectedBy(last)].map(([r, v]) => [r, v - (rejectedBy(before).get(r) ?? 0)] as const).filter(([, n]) => n > 0))
+    const arrived = await until(`${rejections} rejections of a burst`, () => rejected, (r) => r.length >= rejections).then((r) => r.splice(0, rejections), (err: Error) => (problems.push(err.message), []))
+    for (const { topic, rejection } of arrived) {
+      byReason.set(rejection.reason, (byReason.get(rejection.reason) ?? 0) - 1)
+      const d = acknowledged.find(({ d }) => topic === topics.rejected(d.deviceId))?.d
+      if (!d || d.deviceId === GOOD || !rejection.detail) problems.push(`rejection ${JSON.stringify(rejection)} on ${topic} in a burst of:\n  ${shown}`)
+      else told.set(d, (told.get(d) ?? 0) + 1)
+    }
+    if ([...byReason.values()].some((n) => n !== 0)) problems.push(`the rejections published are not those counted: ${JSON.stringify(Object.fromEntries(byReason))}`)
+    tally('burst: stored', stored)
+    tally('burst: rejected', rejections)
+    tally('burst: redelivery', redeliveries)
+  }
+
+  /**
+   * One run: its messages one at a time, each one's fate read off ingest's counters, or (`burst`)
+   * all at once, as a backlog arrives after a restart, and their fates counted together.
+   */
+  const run = async ({ ops, burst }: { ops: readonly { dev: string; op: Op | 'good' }[]; burst: boolean }) => {
     const base = T0 + slot++ * SLOT_MS
     const problems: string[] = []
     const toCheck: { dev: string; kind: string; seq: number; ts: number; lines: number; spanMs: number; fields?: Record<string, Json>; sent: string }[] = []
     /** Rejections each device should have got. */
     const told = new Map<Device, number>()
     let goodAt = base
-    for (const { dev, op } of ops) {
+    const sent = ops.map(({ dev, op }) => {
       const d = devices.get(dev)!
-      const m = materialize(d, op === 'good' ? goodMessage(d, (goodAt += 100)) : op, base)
-      const shown = `${m.topic} ${m.payload.length > 300 ? `${m.payload.subarray(0, 300).toString()}… (${m.payload.length} bytes)` : m.payload.toString()}`
-      const acked = d.client.publishAsync(m.topic, m.payload, { qos: 1 }).then(() => 'acknowledged', (err: Error) => err.message)
-      const refused = await until(`acknowledgement from the broker of ${shown}`, () => Promise.race([acked, sleep(5).then(() => undefined)]), (x) => x !== undefined)
-        .then((x) => (x === 'acknowledged' ? undefined : x))
+      return { d, op, m: materialize(d, op === 'good' ? goodMessage(d, (goodAt += 100)) : op, base) }
+    })
+    if (burst) await runBurst(sent, problems, told)
+    for (const { d, op, m } of burst ? [] : sent) {
+      const dev = d.deviceId
+      const shown = show(m)
+      const refused = await publish(d, m, shown)
       if (op !== 'good' && op.on === 'foreign') {
         if (!refused) problems.push(`the broker let ${dev} publish on ${m.topic}`)
         continue
@@ -500,7 +564,8 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
     t.same([...newOutputProblems(), ...(await healthProblems())], [], `${name}: what ubiq published since is finite and within bounds, and it is healthy`)
   }
 
-  await check('device messages', messages, run, RUNS, SEED)
+  // One run in four a burst.
+  await check('device messages', fc.record({ ops: messages, burst: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) }), run, RUNS, SEED)
   await batchChecks('after the device messages')
 
   // ─── REST: every route of the OpenAPI document, with fuzzed parameters, tokens and bodies ─────
