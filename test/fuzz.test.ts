@@ -31,7 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from '../bin/local-services.ts'
 import { tokenAuthority, type FeedMessage } from '../dashboards/index.ts'
 import { BATCH_MAX_SPAN_S, batchSpanMs } from '../ingest/contract.ts'
-import { quoteIdent, quoteString, sensors, topics, type Rejection } from '../ingest/index.ts'
+import { ID_PATTERN, quoteIdent, quoteString, sensors, topics, type Rejection } from '../ingest/index.ts'
 import { examplePlans, loadPlans, type PremiumAdjustment } from '../pricing/index.ts'
 import { defaultCrashConfig, defaultTripConfig, type PolicyEvent, type Score } from '../scoring/index.ts'
 import { deviceOps, paramValue, idValue, SLOT_MS, wrongType as wrongValue, type Json, type Op, type Schema, type SeqSpec, type TsSpec } from './fuzz-inputs.ts'
@@ -571,8 +571,10 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
   // ─── REST: every route of the OpenAPI document, with fuzzed parameters, tokens and bodies ─────
   const doc = (await (await fetch(`${url}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { parameters?: { in: string; name: string; schema: Schema }[] }>> }
   // (Shown in a counterexample by method and path, not with every parameter's schema.)
-  const routes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) =>
-    ({ method: method.toUpperCase(), path, parameters: op.parameters ?? [], [fc.toStringMethod]: () => `${method.toUpperCase()} ${path}` })))
+  // The feed too, which the document leaves out (a websocket): its query as server.ts declares it, the token going in it.
+  const feedRoute = { method: 'WS', path: '/feed', parameters: [{ in: 'query', name: 'policy', schema: { type: 'string', pattern: ID_PATTERN } as Schema }, { in: 'query', name: 'since', schema: { type: 'integer', minimum: 0 } as Schema }] }
+  const routes = [...Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ method: method.toUpperCase(), path, parameters: op.parameters ?? [] }))), feedRoute]
+    .map((r) => ({ ...r, [fc.toStringMethod]: () => `${r.method} ${r.path}` }))
   const deviceIds = registry.map((d) => d.deviceId)
   // What the simulator may be asked to change: the features and exposures scores were made of, and names no score has.
   const names = [...new Set(outputs.flatMap((o) => (o.type === 'score' ? [...Object.keys(o.score.features), ...Object.keys(o.score.exposure)] : []))), '__proto__', 'shoe_size']
@@ -592,6 +594,20 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
     token: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('analyst', ...policies) }, { weight: 1, arbitrary: fc.constantFrom('none', 'garbage', 'expired') }),
     body: whatIfBody,
   }))
+  /** A feed that opens is closed by the client; one refused is closed with a 44xx code and its reason; never a server error (1011, an HTTP 5xx). */
+  const feedProblems = async (target: string, token: string): Promise<string[]> => {
+    const answer = await new Promise<{ code?: number; reason?: string; status?: number }>((resolve) => {
+      const ws = new WebSocket(target)
+      ws.on('open', () => setTimeout(() => ws.close(1000), 20))
+      ws.on('close', (code, reason) => resolve({ code, reason: String(reason) }))
+      ws.on('unexpected-response', (_req, res) => resolve({ status: res.statusCode }))
+      ws.on('error', () => {})
+    })
+    tally(`WS /feed: ${answer.status !== undefined ? `HTTP ${answer.status}` : `close ${answer.code}`}`)
+    const shown = `the feed at ${target.slice(url.length, url.length + 400)} (${token}): ${JSON.stringify(answer)}`
+    if ((answer.status ?? 0) >= 500 || answer.code === 1011) return [shown]
+    return answer.code !== undefined && answer.code >= 4000 && !answer.reason ? [`no reason from ${shown}`] : []
+  }
   /** One request: never a 5xx; a 4xx says what is wrong; a price it gives is finite. */
   const ask = async (requests: (typeof request extends fc.Arbitrary<infer R> ? R : never)[]) => {
     const problems: string[] = []
@@ -602,6 +618,11 @@ t.test(`fuzz: every stream's edges against a running pipeline (FUZZ_SEED=${SEED}
         const v = params[p.name] as string | string[] | undefined
         if (p.in === 'path') path = path.replace(`{${p.name}}`, /%/.test(String(v)) ? String(v) : encodeURIComponent(String(v)))
         else for (const one of v === undefined ? [] : [v].flat()) query.append(p.name, one)
+      }
+      if (route.method === 'WS') {
+        if (tokens[token]) query.append('token', tokens[token].slice('Bearer '.length))
+        problems.push(...(await feedProblems(`${url.replace('http', 'ws')}${path}?${query}${extra ? `&${extra}` : ''}`, token)))
+        continue
       }
       const target = `${url}${path}?${query}${extra ? `&${extra}` : ''}`
       const headers: Record<string, string> = { ...(tokens[token] ? { authorization: tokens[token] } : {}), ...(route.method === 'POST' ? { 'content-type': 'application/json' } : {}) }
