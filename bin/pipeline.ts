@@ -8,7 +8,7 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, consentedFor, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
+import { connectInflux, withoutExpired, consentedFor, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, type Observable } from 'rxjs'
@@ -329,11 +329,14 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     if (!devicesByPolicy.has(d.policyId)) devicesByPolicy.set(d.policyId, [])
     devicesByPolicy.get(d.policyId)!.push(d.deviceId)
   }
+  // What scoring and pricing derive from a late upload is published, and stored only within retention.
+  const expiredOutputs = new Counter({ name: 'ubiq_outputs_expired_total', help: "Derived lines (trips, events, scores, premiums) older than their measurement's retention: published, not stored", labelNames: ['measurement'], registers: [metrics] })
+  const derived = withoutExpired(influx, (measurement) => expiredOutputs.inc({ measurement }))
   const { scores$, events$, trips$ } = startScoring({
     // Only streams the policy lets feed its prices reach scoring, checked as they leave the reorder buffer.
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000), consentedFor(consents, 'pricing')),
     mqtt: publisher,
-    influx,
+    influx: derived,
     models: models.current,
     policyDevices: (policyId) => devicesByPolicy.get(policyId) ?? [],
     logger,
@@ -343,7 +346,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     consentNotes: consents.notes,
     ...scoringLimits,
   })
-  const pricing = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })
+  const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })
   const { premiums$ } = pricing
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
   const drained = Promise.all([completed(premiums$), completed(events$)])

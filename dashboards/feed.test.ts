@@ -5,7 +5,7 @@
  * that reads on gets everything. Memory follows the active policies (#20 item 5): a quiet policy
  * is forgotten, and comes back with its standing from InfluxDB.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { NEVER, Subject } from 'rxjs'
@@ -15,7 +15,7 @@ import { premiumLine, type PremiumAdjustment } from '../pricing/index.ts'
 import { scoreLine, type Score } from '../scoring/index.ts'
 import { feedJournal, type FeedMessage } from './feed.ts'
 import { storedStanding } from './history.ts'
-import { startDashboards, tokenAuthority } from './index.ts'
+import { startDashboards, tokenAuthority, type TokenAuthority } from './index.ts'
 import { keepForever, startServices } from '../test/harness.ts'
 
 const score = (policyId: string, value: number, padding = 0): Score => ({
@@ -221,9 +221,9 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
   t.same(logged.filter((l) => l.level >= 50), [], 'and not as an error of the service')
 })
 
-t.test('the token before the query: a bad query without a valid token is a 4401, with one a 4400 (#20)', async (t) => {
+/** The dashboards alone, on a real InfluxDB with nothing in it. */
+async function bareDashboards(t: Test, auth: TokenAuthority) {
   const services = await startServices(t)
-  const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const server = await startDashboards({
     scores$: NEVER, events$: NEVER, premiums$: NEVER,
     influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed_auth' }),
@@ -231,6 +231,12 @@ t.test('the token before the query: a bad query without a valid token is a 4401,
     logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
   })
   t.teardown(() => server.close())
+  return server
+}
+
+t.test('the token before the query: a bad query without a valid token is a 4401, with one a 4400 (#20)', async (t) => {
+  const auth = tokenAuthority('a test secret of at least thirty-two bytes')
+  const server = await bareDashboards(t, auth)
   /** How the server answered: a close code and reason after the upgrade, or an HTTP status instead of it. */
   const answer = (query: string) => new Promise<{ code?: number; reason?: string; status?: number; body?: string }>((resolve) => {
     const ws = new WebSocket(`${server.url.replace('http', 'ws')}/feed?${query}`)
@@ -258,4 +264,21 @@ t.test('the token before the query: a bad query without a valid token is a 4401,
   }
   t.match(await answer(`token=${token}&since=-1`), { code: 4400, reason: /since must be >= 0/ }, 'with a valid token, the query\'s fault is named')
   t.match(await answer(`token=${token}&since=0`), { code: 1000 }, 'a good query still opens the feed')
+  t.match(await answer('since=Infinity'), { code: 4401 }, 'a since of Infinity without a token: 4401')
+  t.match(await answer(`token=${token}&since=Infinity`), { code: 4400, reason: /querystring\/since must be a finite number/ }, 'with one: 4400, not a feed from Infinity')
+})
+
+t.test('no route takes a number that is not finite: Infinity and 1e400 in a query or a body are a 400, not a 500 (#20)', async (t) => {
+  const auth = tokenAuthority('a test secret of at least thirty-two bytes')
+  const server = await bareDashboards(t, auth)
+  const headers = { authorization: `Bearer ${auth.issue({ role: 'policyholder', policyId: 'pol-1' }, 600_000)}`, 'content-type': 'application/json' }
+  // ajv turned these into ±Infinity and let them past `integer, 1–1000`: InfluxDB got LIMIT Infinity.
+  for (const limit of ['Infinity', '-Infinity', '1e400']) {
+    const res = await fetch(`${server.url}/api/v1/policies/pol-1/scores?limit=${limit}`, { headers })
+    t.equal(res.status, 400, `limit=${limit}`)
+    t.same(await res.json(), { error: 'bad_request', message: 'querystring/limit must be a finite number' })
+  }
+  const res = await fetch(`${server.url}/api/v1/policies/pol-1/what-if/driving`, { method: 'POST', headers, body: '{"scale":{"km_per_year":1e400}}' })
+  t.equal(res.status, 400, 'a body with 1e400 (JSON.parse: Infinity)')
+  t.same(await res.json(), { error: 'bad_request', message: 'body/scale/km_per_year must be a finite number' })
 })

@@ -36,7 +36,7 @@ export const rejectReasons: Record<RejectReason, string> = {
   timestamp_in_future: '`ts`, or a batch\'s last sample, is more than 5 minutes ahead of the server: fix the device clock',
   before_registration: '`ts` is before the device was registered: fix the device clock',
   implausible_jump: 'a GPS fix implies over 1000 km/h since the last good fix (accuracy allowed for); the next fix consistent with it is accepted',
-  duplicate_time: `the device sent this stream's \`ts\` (and, for batches, \`rate_hz\`) under another \`seq\` among its last ${TIME_REUSE_WINDOW} messages: InfluxDB keeps one point per stream and time, so it would replace the stored reading; a resend keeps its \`seq\``,
+  duplicate_time: `the device sent this stream's \`ts\` (for a batch, any of its samples' times at the same \`rate_hz\`) under another \`seq\` among its last ${TIME_REUSE_WINDOW} messages: InfluxDB keeps one point per stream and time, so it would replace the stored reading; a resend keeps its \`seq\``,
 }
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`

@@ -118,8 +118,13 @@ export const topics = {
   prefix: 'ubiq/v1',
   /** Where device `deviceId` publishes stream `kind`. */
   device: (deviceId: string, kind: string) => `ubiq/v1/dev/${deviceId}/${kind}`,
-  /** What ingest subscribes to: every stream of every device. */
-  allDevices: 'ubiq/v1/dev/+/+',
+  /**
+   * What ingest subscribes to: the whole device tree, as far as the broker ACL lets a device write
+   * (`ubiq/v1/dev/{deviceId}/#`), not only its well-formed topics. A message on
+   * `ubiq/v1/dev/X/obd/extra` is then rejected (bad_topic) to X, where before #20 the broker
+   * acknowledged it and nobody ever read it.
+   */
+  allDevices: 'ubiq/v1/dev/#',
   rejected: (deviceId: string) => `ubiq/v1/rejected/${deviceId}`,
   /** Where ubiq tells a device its policy's consent after every change (retained): a device's change is acknowledged there (#21). */
   consent: (deviceId: string) => `ubiq/v1/consent/${deviceId}`,

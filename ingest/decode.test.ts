@@ -67,6 +67,19 @@ t.test('each kind of bad message is rejected with its reason', async (t) => {
   }
 })
 
+t.test('a message on a topic that is no device stream goes back to the device the broker let publish there (#20)', async (t) => {
+  // The ACL lets car-1 write all of ubiq/v1/dev/car-1/#: a level too many is still car-1's mistake,
+  // and ubiq/v1/rejected/car-1 is the one rejected topic it may read (`?`, no device may).
+  const to = (topic: string) => {
+    const r = decode(topic, { seq: 1, ts: now, speed_kmh: 1 }) as Rejection
+    return [r.deviceId, r.reason]
+  }
+  t.same(to('ubiq/v1/dev/car-1/obd/extra'), ['car-1', 'bad_topic'])
+  t.same(to('ubiq/v1/dev/car-1'), ['car-1', 'bad_topic'])
+  t.same(to('ubiq/v1/dev//obd/x'), ['?', 'bad_topic'], 'no device named')
+  t.same(to('ubiq/v1/scores/x'), ['?', 'bad_topic'], 'not a device\'s topic at all')
+})
+
 t.test('a batch within the limits is accepted: 10 s at 1 Hz, its last sample up to the allowed skew', async (t) => {
   const rows = (n: number) => Array.from({ length: n }, () => [0, 0, 0, 0, 0, 0])
   for (const body of [{ seq: 1, ts: now - 60_000, rate_hz: 1, samples: rows(11) }, { seq: 2, ts: now + 50_000, rate_hz: 1, samples: rows(11) }]) {

@@ -7,6 +7,7 @@ import type { TObject } from '@sinclair/typebox'
 import { BATCH_MAX_SPAN_S, batchSpanMs, topics, type Reading } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
 import type { Adapter } from './adapters/index.ts'
+import { aclUser, DEVICE_ACL } from './broker.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
 import { CONSENT_STREAM, consentMessage, type ConsentRequest, type ConsentStore } from './consent.ts'
 
@@ -74,7 +75,7 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   if (!route) {
     const adapter = cfg.adapters.find((a) => a.claims(topic))
     if (adapter) return decodeAdapted(adapter)
-    return reject('?', '?', 'bad_topic', `not a device topic: ${topic.slice(0, 200)}`)
+    return reject(aclUser([DEVICE_ACL], topic) ?? '?', '?', 'bad_topic', `not a device topic: ${topic.slice(0, 200)}`)
   }
   const { deviceId, kind } = route
   const device = cfg.registry.get(deviceId)
@@ -116,7 +117,7 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   /** A foreign format: turned into a v1 message, then decoded as one (adapted formats are low-rate). */
   function decodeAdapted(adapter: Adapter): Reading | Rejection | null {
     const deviceId = adapter.deviceId(topic)
-    if (!deviceId) return reject('?', adapter.name, 'bad_topic', `not a ${adapter.name} device topic: ${topic.slice(0, 200)}`)
+    if (!deviceId) return reject(aclUser([adapter.acl], topic) ?? '?', adapter.name, 'bad_topic', `not a ${adapter.name} device topic: ${topic.slice(0, 200)}`)
     if (!cfg.registry.get(deviceId)) return reject(deviceId, adapter.name, 'unknown_device', 'device is not in the registry')
     let body: unknown
     if (adapter.payload === 'json') {

@@ -89,6 +89,20 @@ t.test('a stream\'s device time reused under another seq is rejected, duplicate_
   ]
   const out = await lastValueFrom(from(input).pipe(rejectTimeReuse(TIME_REUSE_WINDOW), toArray()))
   t.same(out.map((x) => ('reason' in x ? `${x.seq}: ${x.reason}` : x.seq)), [1, 2, 1, '3: duplicate_time', 4, 5, '6: duplicate_time'])
+  // A batch's times are all its samples': one sharing any with an earlier batch at the same rate
+  // would replace that batch's samples in InfluxDB (#20: two 200 Hz batches 10 ms apart).
+  const rows = (n: number) => Array.from({ length: n }, () => [0])
+  const batches = [
+    r(10, 10_000, 'imu', { rate_hz: 200 }, rows(7)), // 10,000 … 10,030 ms
+    r(11, 10_010, 'imu', { rate_hz: 200 }, rows(7)), // from 10,010: its first two samples are the first batch's third and fourth
+    r(12, 10_035, 'imu', { rate_hz: 200 }, rows(7)), // right after the first batch's last: nothing shared
+    r(13, 10_002, 'imu', { rate_hz: 200 }, rows(3)), // between the first batch's samples (10,002 … 10,012): none shared
+    r(14, 10_070, 'imu', { rate_hz: 3 }, rows(4)), // 10,070, 10,403, 10,737, 11,070
+    r(15, 10_403, 'imu', { rate_hz: 3 }, rows(1)), // the second of those, rounded as it is stored
+    r(12, 10_035, 'imu', { rate_hz: 200 }, rows(7)), // a redelivery
+  ]
+  t.same((await lastValueFrom(from(batches).pipe(rejectTimeReuse(TIME_REUSE_WINDOW), toArray()))).map((x) => ('reason' in x ? `${x.seq}: ${x.reason}` : x.seq)),
+    [10, '11: duplicate_time', 12, 13, 14, '15: duplicate_time', 12])
   // Forgotten after the device's next TIME_REUSE_WINDOW readings: memory is bounded per device.
   const later = [r(1, 1000), ...Array.from({ length: TIME_REUSE_WINDOW }, (_, i) => r(10 + i, 5000 + i)), r(99, 1000)]
   t.notOk('reason' in (await lastValueFrom(from(later).pipe(rejectTimeReuse(TIME_REUSE_WINDOW), toArray()))).at(-1)!)

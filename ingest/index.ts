@@ -3,7 +3,7 @@ export { topics, envelope, payloadSchema, isId, ID_PATTERN, TIME_REUSE_WINDOW, t
 export { sensors, sensorsByKind } from './sensors/index.ts'
 export { deviceRegistry, parseDeviceRegistry, type DeviceEntry, type DeviceRegistry } from './registry.ts'
 export { decodeMessage, decodeConsent, isRejection, type Rejection, type RejectReason, type DecodeConfig, type ConsentMessage } from './decode.ts'
-export { connectInflux, durationHours, toLine, seriesRows, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
+export { connectInflux, withoutExpired, durationHours, toLine, seriesRows, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
 export { openJournal, type Journal } from './journal.ts'
 export { analystFields, streamFields, qualified, retentionOf, resolveRetention, retentionPolicies, retentionPolicyNames, storedMeasurements, derivedMeasurements, POSITION_FIELDS, type RetentionPolicy, type RetentionPolicyName, type StoredMeasurement } from './retention.ts'
 export { startIngest, dropDuplicates, rejectTimeReuse, storeReadings, readingsFromSeries, type Ingest, type IngestDeps } from './ingest.ts'

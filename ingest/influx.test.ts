@@ -1,6 +1,6 @@
 import t from 'tap'
 import { of } from 'rxjs'
-import { connectInflux, qualified, readingsFromSeries, storeReadings, toLine, type Reading, type Refusal } from './index.ts'
+import { connectInflux, withoutExpired, qualified, readingsFromSeries, storeReadings, toLine, type Reading, type Refusal } from './index.ts'
 import { startServices } from '../test/harness.ts'
 import { freePort } from '../bin/local-services.ts'
 
@@ -93,5 +93,22 @@ t.test('a batch InfluxDB refuses in part is split: the good lines are written an
   t.notOk(written.includes(conflict) || written.includes(farFuture), 'the refused lines are not confirmed')
   t.same(refused.map((r) => [r.line, r.kind]), [[conflict, 'field_type_conflict'], [farFuture, 'unparsable']], 'each refused line is reported once, with the kind of refusal')
   t.match(refused[0]!.reason, /field type conflict/, "with InfluxDB's reason")
+  await influx.close()
+})
+
+t.test("derived lines older than their measurement's retention are left out and counted, not refused (a late upload's event, #21)", async (t) => {
+  const services = await startServices(t)
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_expired_test' })
+  const refused: Refusal[] = []
+  influx.onRefused((r) => refused.push(...r))
+  const expired: string[] = []
+  const derived = withoutExpired(influx, (m) => expired.push(m))
+  const ts = recent()
+  derived.write([toLine('event', { policy_id: 'p' }, { value: 1 }, 0), toLine('event', { policy_id: 'p' }, { value: 2 }, ts)])
+  await influx.flush()
+  const [count] = await influx.query(`SELECT count(value) FROM ${qualified('event')}`)
+  t.equal(count?.values[0]?.[1], 1, 'the recent line is stored')
+  t.same(expired, ['event'], 'the one dated 1970 is reported, by measurement')
+  t.same(refused, [], 'and InfluxDB refused nothing')
   await influx.close()
 })

@@ -78,6 +78,27 @@ export interface Influx {
   close(): Promise<void>
 }
 
+/**
+ * `influx`, leaving out of its writes each line older than its measurement's retention, reported
+ * to `onExpired`. A late upload's trip, events and score (#21) are computed and published, but
+ * InfluxDB would refuse their lines (points beyond retention policy), and ingest would quarantine
+ * that refusal as a fault (the fuzz harness sent a reading dated 1970, and its event was).
+ */
+export function withoutExpired(influx: Influx, onExpired: (measurement: string) => void): Influx {
+  return {
+    ...influx,
+    write(lines) {
+      const now = Date.now()
+      influx.write(lines.filter((line) => {
+        const measurement = line.slice(0, line.search(/[, ]/))
+        if (Number(line.slice(line.lastIndexOf(' ') + 1)) >= influx.oldestKept(measurement, now)) return true
+        onExpired(measurement)
+        return false
+      }))
+    },
+  }
+}
+
 /** How long a query may wait for InfluxDB's answer, ms; then it fails (code INFLUX_TIMEOUT). */
 const QUERY_TIMEOUT_MS = 30_000
 

@@ -301,31 +301,56 @@ export function dropDuplicates(window: number, idleMs: number, onDuplicate: () =
  * Rejects (`duplicate_time`) a reading whose stream and device time the device sent under another
  * seq among its last `slots` readings: InfluxDB keeps one point per series and time, so it would
  * silently replace a stored, acknowledged reading (#20). A batch's series includes its rate (a
- * crash recorder's window is stored beside the regular batches of the same seconds). The same
- * seq again is a redelivery, left to `dropDuplicates`. Per device, a ring of `slots` (stream,
- * time, seq): about 24·slots bytes, forgotten once the device is silent for `idleMs` of receive
- * time (memory follows the active devices, #20 item 5).
+ * crash recorder's window is stored beside the regular batches of the same seconds), and its
+ * device times are all its samples': a batch that shares one with an earlier batch at the same
+ * rate would replace that batch's samples (the fuzz harness sent two 200 Hz batches 10 ms apart,
+ * and five of the first one's seven samples were gone). The same seq again is a redelivery, left to
+ * `dropDuplicates`. Per device, a ring of `slots` (stream, first and last time, seq): about
+ * 32·slots bytes, forgotten once the device is silent for `idleMs` of receive time (memory follows
+ * the active devices, #20 item 5).
  */
 export function rejectTimeReuse(slots: number, idleMs = 3600_000): OperatorFunction<Reading | Rejection, Reading | Rejection> {
-  const devices = idleMap<{ series: string[]; ts: Float64Array; seqs: Float64Array; next: number }>(idleMs)
+  const devices = idleMap<{ series: string[]; ts: Float64Array; last: Float64Array; seqs: Float64Array; next: number }>(idleMs)
   return map((r) => {
     if ('reason' in r) return r
     const series = r.samples ? `${r.kind}@${r.fields.rate_hz}` : r.kind
+    const step = r.samples ? 1000 / Number(r.fields.rate_hz) : 0
+    const last = sampleTime(r.ts, step, (r.samples?.length ?? 1) - 1)
     let dev = devices.touch(r.deviceId, r.receivedAt)
-    if (!dev) devices.set(r.deviceId, (dev = { series: new Array<string>(slots), ts: new Float64Array(slots), seqs: new Float64Array(slots), next: 0 }), r.receivedAt)
+    if (!dev) devices.set(r.deviceId, (dev = { series: new Array<string>(slots), ts: new Float64Array(slots), last: new Float64Array(slots), seqs: new Float64Array(slots), next: 0 }), r.receivedAt)
     for (let i = 0; i < slots; i++) {
-      if (dev.ts[i] !== r.ts || dev.series[i] !== series) continue
+      if (dev.series[i] !== series || !sharesTime(dev.ts[i]!, dev.last[i]!, r.ts, last, step)) continue
       // A redelivery (same seq) is already in the ring: recording it again would push out another reading.
       if (dev.seqs[i] === r.seq) return r
-      return { deviceId: r.deviceId, kind: r.kind, reason: 'duplicate_time', detail: `ts ${r.ts} of this stream was stored from seq ${dev.seqs[i]}`, seq: r.seq, receivedAt: r.receivedAt }
+      return { deviceId: r.deviceId, kind: r.kind, reason: 'duplicate_time', detail: step ? `a sample time of this batch (from ts ${r.ts}) was stored from seq ${dev.seqs[i]} at the same rate` : `ts ${r.ts} of this stream was stored from seq ${dev.seqs[i]}`, seq: r.seq, receivedAt: r.receivedAt }
     }
     const i = dev.next
     dev.next = (i + 1) % slots
     dev.series[i] = series
     dev.ts[i] = r.ts
+    dev.last[i] = last
     dev.seqs[i] = r.seq
     return r
   })
+}
+
+/** The stored time of sample `i` of a batch from `ts` with `stepMs` between samples (storeReadings'). */
+const sampleTime = (ts: number, stepMs: number, i: number) => Math.round(ts + i * stepMs)
+
+/**
+ * Whether two readings of one series, from `a` to `aLast` and from `b` to `bLast` with `stepMs`
+ * between samples (0: single readings), have a stored time in common. Same rate, so the samples of
+ * `b` within `a`'s span are each checked against `a`'s nearest: O(overlap) and only on overlap.
+ */
+function sharesTime(a: number, aLast: number, b: number, bLast: number, stepMs: number): boolean {
+  if (b > aLast || a > bLast) return false
+  if (stepMs === 0) return a === b
+  for (let j = Math.max(0, Math.floor((a - b) / stepMs)); sampleTime(b, stepMs, j) <= Math.min(aLast, bLast); j++) {
+    const t = sampleTime(b, stepMs, j)
+    const k = Math.round((t - a) / stepMs)
+    if ([k - 1, k, k + 1].some((n) => n >= 0 && sampleTime(a, stepMs, n) === t)) return true
+  }
+  return false
 }
 
 /** Which readings are too old to store, and who hears of them (storeReadings). */
@@ -369,7 +394,7 @@ export function storeReadings(store: (lines: string[]) => void, expiry?: Expiry)
         const row = r.samples[i]!
         let line = prefix
         for (let j = 0; j < row.length; j++) line += names[j]! + row[j]!
-        lines[i] = `${line},seq=${r.seq}i,i=${i}i${i === 0 ? rate : ''} ${Math.round(r.ts + i * stepMs)}`
+        lines[i] = `${line},seq=${r.seq}i,i=${i}i${i === 0 ? rate : ''} ${sampleTime(r.ts, stepMs, i)}`
       }
       store(lines)
     } else {

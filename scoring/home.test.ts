@@ -50,6 +50,23 @@ t.test('climate: time below 3 °C and above 70% RH, and an event for each spell 
   t.end()
 })
 
+t.test('a valve reading older than the leak, or than the valve\'s newest reading, is no response to it (#20)', (t) => {
+  const shutoffs = (rs: Reading[]) => events(run(rs)).filter((e) => e.type === 'valve_shutoff').map((e) => [(e.from - T0) / 1000, (e.to - T0) / 1000, e.evidence.response_s])
+  t.same(shutoffs([
+    reading('leak', T0 + H, { leak_detected: true }),
+    reading('valve', 1, { valve_open: false }), // a device clock at 1970: shut long before the leak
+    reading('valve', T0 + H + 10_000, { valve_open: true }),
+    reading('valve', T0 + H + 30_000, { valve_open: false }),
+  ]), [[3600, 3630, 30]], 'the valve shut 30 s after the leak, and only that')
+  t.same(shutoffs([
+    reading('valve', T0 + H + 60_000, { valve_open: true }),
+    reading('leak', T0 + H, { leak_detected: true }),
+    reading('valve', T0 + H + 30_000, { valve_open: false }), // older than the valve\'s newest reading, which said open
+    reading('valve', T0 + H + 90_000, { valve_open: false }),
+  ]), [[3600, 3690, 90]], 'the valve\'s state follows its newest reading')
+  t.end()
+})
+
 t.test('a leak: one urgent event when it starts, the valve\'s response, nothing more until it is dry and wet again', (t) => {
   const rs = [
     reading('valve', T0, { valve_open: true }),

@@ -231,9 +231,12 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
           d.co_ppm += f.co_ppm
         }
         s.on = on
-      } else if (r.kind === 'valve' && typeof f.valve_open === 'boolean') {
+      } else if (r.kind === 'valve' && typeof f.valve_open === 'boolean' && !(known && r.ts < s.lastTs)) {
+        // The valve's state follows its newest reading (an older one, a late upload or a clock set
+        // back, is history), and a shut-off taken before the leak began is no response to it: the
+        // fuzz harness (#20) got a valve_shutoff of −1.8e9 s from a reading dated 1970.
         const shut = !f.valve_open
-        if (shut && !s.on && leakFrom !== undefined) {
+        if (shut && !s.on && leakFrom !== undefined && r.ts >= leakFrom) {
           const response_s = (r.ts - leakFrom) / 1000
           d.valve_n++
           d.valve_s += response_s

@@ -128,6 +128,22 @@ t.test('driving dynamics: seconds beyond the speed-banded limits and the sums of
   t.equal(short.long_sq, 25 * 2 * 2 ** 2, 'Σ a²·dt of the longitudinal steps')
 })
 
+t.test('a turn faster than any car corners is a jump of the heading or the yaw rate, not a harsh lateral event nor cornering (#20)', async (t) => {
+  const fix = (ts: number, heading_deg: number) => gps(ts, 52.37, 4.89, 50, heading_deg)
+  // Two fixes 1 ms apart, 180° apart, at 50 km/h: 43,633 m/s² across the track.
+  const jump = [...Array.from({ length: 60 }, (_, i) => fix(T0 + i * 1000, 90)), fix(T0 + 59_001, 270), ...Array.from({ length: 60 }, (_, i) => fix(T0 + 60_000 + i * 1000, 270))]
+  const { trips, events } = run(jump)
+  t.same(events.filter((e) => e.type === 'harsh_lateral').map((e) => e.evidence.peak), [], 'no harsh_lateral (before: a peak of 43,633 m/s²)')
+  t.ok(trips[0]!.lat_sq < 100 && trips[0]!.corner_s === 0, `nor cornering in the trip's dynamics: lat_sq ${trips[0]!.lat_sq}`)
+  // A real swerve: 30° in a second at 50 km/h, 7.3 m/s².
+  const swerve = [...Array.from({ length: 60 }, (_, i) => fix(T0 + i * 1000, 90)), ...Array.from({ length: 60 }, (_, i) => fix(T0 + 60_000 + i * 1000, 120))]
+  t.same(run(swerve).events.map((e) => [e.type, e.evidence.peak]), [['harsh_lateral', 7.272]], 'a real one still is')
+  // The IMU's yaw rate, in the dynamics: 35 rad/s at 60 km/h (583 m/s²) is a spun phone, not a turn.
+  const rate_hz = 10
+  const spun = Array.from({ length: 120 }, (_, i) => [reading('imu', T0 + i * 1000 - 1000, { rate_hz }, Array.from({ length: rate_hz }, () => [0, 0, 0, 0, 0, i >= 50 && i < 60 ? 35 : 0])), obd(T0 + i * 1000, 60)]).flat()
+  t.same([run(spun).trips[0]!.corner_s, run(spun).trips[0]!.lat_sq], [0, 0], 'nor is a 35 rad/s spin cornering')
+})
+
 t.test('driving dynamics without a GNSS heading: lateral from the IMU\'s yaw rate', async (t) => {
   // A dongle with OBD speed and an IMU: 60 km/h, turning at 0.2 rad/s for 10 s (v·ω = 3.3 m/s², over the 50–90 km/h band's 2.0).
   const rate_hz = 10
@@ -165,6 +181,10 @@ t.test('one reading dated ahead cannot hide a device\'s driving: the readings af
   const window = Array.from({ length: 5 }, (_, i) => reading('imu', T0 + 150_000 + i * 1000, { rate_hz }, Array.from({ length: rate_hz }, () => [0, 0, 0, 0, 0, 0])))
   const withWindow = [...honest.slice(0, 181), ...window, ...honest.slice(181)]
   t.same(run(withWindow).trips.map((x) => x.distance_km), a.trips.map((x) => x.distance_km), 'an IMU window behind does not')
+  // One ignition-on dated 10 h ahead, before the drive: the trip it opens is the outvoted clock's, not the drive's.
+  const early = run([ignition(T0 + 10 * 3600_000, true), ...honest])
+  t.same(early.trips.map((x) => [x.from, x.to]), [[T0 + 1000, T0 + 300_000]], 'the drive is a trip, from the reading that outvoted the clock (before: no trip at all)')
+  t.ok(Math.abs(early.trips[0]!.distance_km - a.trips[0]!.distance_km) < 0.05, `its distance: ${early.trips[0]!.distance_km} km`)
 })
 
 t.test('continuous driving: one event when a stretch without a break reaches continuous_s', async (t) => {

@@ -53,7 +53,9 @@ export interface TripConfig {
    * less accurate than `maxAccuracy_m` (a phone in a car reads 3–10 m under open sky, up to about
    * 20 in towns) is not used for speed, and a change of speed faster than `maxAccel_ms2` (no car
    * brakes harder than about 1 g on dry tarmac, and none accelerates near it) is a jump: the
-   * speed-change detectors start again after it.
+   * speed-change detectors start again after it. So is a turn whose acceleration across the track
+   * (speed × yaw rate, from the heading or the IMU) is beyond the same bound: no car corners harder
+   * either (#20: two fixes 1 ms apart, 180° apart, made a harsh_lateral of 43,600 m/s²).
    */
   gpsTrust: { maxAccuracy_m: number; maxAccel_ms2: number }
   /**
@@ -228,7 +230,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
 
   function push(raw: Reading): TripOutput[] {
     const out: TripOutput[] = []
-    if (raw.ts < lastTs && !outvoted(raw)) {
+    if (raw.ts < lastTs && !outvoted(raw, out)) {
       // orderWithin put readings in order: this is a straggler beyond it, or a crash recorder's
       // window uploaded after the crash. Stored by ingest; only detectors that want it see it.
       collect(detectors.flatMap((d) => (d.late?.(raw) ?? []) as DrivingEvent[]), out)
@@ -319,6 +321,12 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     } else if (!ignitionSeen && r.ts - trip.lastMovingTs >= cfg.stopGap_s * 1000) close('stop', out)
   }
 
+  /** The acceleration across the track of a turn at `kmh` and `yaw_rads`; undefined beyond what any car corners at (gpsTrust). */
+  function lateralOf(kmh: number, yaw_rads: number): number | undefined {
+    const a = (kmh / 3.6) * yaw_rads
+    return Math.abs(a) > cfg.gpsTrust.maxAccel_ms2 ? undefined : a
+  }
+
   /** One trusted speed step of `accel_ms2` at a mean of `kmh` into the trip's dynamics sums. */
   function measureDynamics(ts: number, accel_ms2: number, kmh: number) {
     if (kmh < cfg.dynamics.minSpeed_kmh) return
@@ -326,7 +334,8 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     const band = cfg.dynamics.bands.find((b) => kmh < b.below_kmh)!
     // The GNSS course first: every phone has one, while recordings and dongles may carry no gyroscope (a zero column).
     const yaw_rads = gpsYaw && gpsYaw.ts === ts ? gpsYaw.rads : imuYaw && imuYaw.from <= ts && imuYaw.to >= ts - 1500 ? imuYaw.rads : 0
-    const lateral_ms2 = (kmh / 3.6) * yaw_rads
+    const lateral_ms2 = lateralOf(kmh, yaw_rads)
+    if (lateral_ms2 === undefined) return // a jump, as a speed change beyond maxAccel_ms2 is
     t.dyn_s += 1
     if (accel_ms2 >= band.long_ms2) t.accel_s += 1
     if (accel_ms2 <= -band.long_ms2) t.brake_s += 1
@@ -363,9 +372,12 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     const dt = (r.ts - prev.ts) / 1000
     if (dt <= 0 || dt > 2 || kmh < cfg.lateralMin_kmh) return endLateral(out)
     const dpsi = ((((heading.deg - prev.deg) % 360) + 540) % 360) - 180
-    gpsYaw = { ts: r.ts, rads: (dpsi * Math.PI) / 180 / dt }
+    const rads = (dpsi * Math.PI) / 180 / dt
+    const lateral_ms2 = lateralOf(kmh, rads)
+    gpsYaw = lateral_ms2 === undefined ? undefined : { ts: r.ts, rads }
+    if (lateral_ms2 === undefined) return endLateral(out) // a jump of the heading, not a turn
     if (r.ts - lastImuTs < 10_000) return // the IMU's manoeuvre detector judges lateral events
-    const a = Math.abs((kmh / 3.6) * gpsYaw.rads)
+    const a = Math.abs(lateral_ms2)
     if (a < cfg.lateral_ms2) return endLateral(out)
     lateral = lateral ? { ...lateral, to: r.ts, peak: Math.max(lateral.peak, a), samples: lateral.samples + 1 } : { from: prev.ts, to: r.ts, peak: a, samples: 2 }
   }
@@ -502,12 +514,17 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
    * behind it, theirs is the device's time, and the tracker goes back to it. (IMU batches are
    * left out: a crash recorder's window is late on purpose.)
    */
-  function outvoted(r: Reading): boolean {
+  function outvoted(r: Reading, out: TripOutput[]): boolean {
     if (r.kind === 'imu' || r.kind === 'imu_device' || lastTs - r.ts <= cfg.clockJump_s * 1000) return false
     if (behind.length > 0 && r.ts < behind.at(-1)!) behind = []
     behind.push(r.ts)
     if (behind.length < cfg.clockVotes) return false
     behind = []
+    // A trip opened after the time the device goes back to is the outvoted clock's: it ends there
+    // (too short to count, for one outlier), and the driving from here is a trip of its own (#20,
+    // found by the fuzz harness: an ignition-on dated 10 h ahead opened a trip that swallowed the
+    // device's next drive, which then ended before it began and was dropped).
+    if (trip && trip.from > r.ts) close('gap', out)
     lastTs = r.ts
     speed = undefined // the step from the outlier's time is no speed change
     if (trip) trip.lastMovingTs = Math.min(trip.lastMovingTs, r.ts)

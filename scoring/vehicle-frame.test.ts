@@ -268,3 +268,28 @@ t.test('a gap in the stream starts over; a re-sent batch is converted but not le
   t.ok(angle(vf.frame().gravity!, flat) < 1e-6, 'after a gap gravity is learnt afresh')
   t.ok(length(out.samples![0]!.slice(0, 3)) < 1e-6, 'from the first sample')
 })
+
+t.test('an accelerometer reading zero (start-up, free fall) gives no vertical: no motion, never NaN, and the frame starts over (#20)', async (t) => {
+  const vf = vehicleFrame()
+  const zeros = vf.push(reading('imu_device', T0, 10, Array.from({ length: 10 }, () => [0, 0, 0, 0, 0, 0.5])))
+  t.same(zeros.samples, Array.from({ length: 10 }, () => [0, 0, 0, 0, 0, 0]), 'a batch of zeros: no motion (before: every axis NaN)')
+  t.equal(vf.frame().gravity, undefined, 'and no gravity estimate')
+  const row = apply(transpose(mount(30, 60, 10)), [0, 0, G])
+  const out = vf.push(reading('imu_device', T0 + 1000, 10, Array.from({ length: 10 }, () => [...row, 0, 0, 0])))
+  t.ok(angle(vf.frame().gravity!, row) < 1e-6 && out.samples!.every((s) => length(s) < 1e-6), 'the next batch with gravity is levelled')
+})
+
+t.test('property: any batch within the contract\'s column bounds, at any rate, gives finite samples (#20)', async () => {
+  const column = (max: number) => fc.oneof(fc.constantFrom(0, -0, max, -max, Number.MIN_VALUE), fc.double({ min: -max, max, noNaN: true }))
+  const row = fc.tuple(column(160), column(160), column(160), column(35), column(35), column(35))
+  // Batches of one repeated row (a sensor stuck at a value) or of any rows, one after another.
+  const batch = fc.oneof(row.map((r) => [r]), fc.array(row, { minLength: 1, maxLength: 20 })).chain((rows) => fc.integer({ min: 1, max: 20 }).map((n) => rows.length === 1 ? Array.from({ length: n }, () => rows[0]!) : rows))
+  fc.assert(fc.property(fc.array(fc.tuple(batch, fc.constantFrom(1, 10, 50, 200)), { minLength: 1, maxLength: 5 }), (batches) => {
+    const vf = vehicleFrame()
+    let ts = T0
+    return batches.every(([rows, rate]) => {
+      const out = vf.push(reading('imu_device', (ts += 1000), rate, rows))
+      return out.samples!.every((s) => s.every(Number.isFinite))
+    })
+  }), { seed: 20 })
+})

@@ -67,6 +67,13 @@ export interface VehicleFrameConfig {
   maxPaused_s: number
   /** A gap in device time longer than this starts over, s: the phone may have left its mount (parking, a call). */
   maxGap_s: number
+  /**
+   * A gravity estimate weaker than this has no direction to level by, m/s² (a phone at rest reads
+   * 9.81): an accelerometer reading zero at start-up, a phone in free fall. Its samples are handed on
+   * as no motion (zeros) and the frame starts over with the next sample that has one (#20: an
+   * all-zero batch made every axis NaN, and the device's IMU events and trip sums with it).
+   */
+  minGravity_ms2: number
   /** GPS fixes less accurate than this are not used, m: a warm-up or urban-canyon fix's speed jumps (issue #19, input hygiene). */
   gpsMaxAccuracy_m: number
   /** GPS seconds count for the forward axis when their |dv/dt| is at least this, m/s²: below, GPS speed noise (about 0.1–0.2 m/s) dominates. */
@@ -101,6 +108,7 @@ export const defaultVehicleFrameConfig: VehicleFrameConfig = {
   moved_s: 1,
   maxPaused_s: 20,
   maxGap_s: 10,
+  minGravity_ms2: 2,
   gpsMaxAccuracy_m: 25,
   gpsMinDv_ms2: 0.5,
   gpsMaxYaw_rads: 0.1,
@@ -244,6 +252,7 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   /** Updates the state with one sample; returns it in the vehicle frame. */
   function sample(tMs: number, dt: number, a: Vec3, w: Vec3): number[] {
     if (!g) {
+      if (norm(a) < cfg.minGravity_ms2) return [0, 0, 0, 0, 0, 0]
       g = [...a]
       mean = [...a]
       reference = phoneAxis(g)
@@ -280,6 +289,10 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
       }
     }
 
+    if (norm(g) < cfg.minGravity_ms2) {
+      g = undefined
+      return [0, 0, 0, 0, 0, 0]
+    }
     const b = basis(g)
     const gSize = norm(g)
     const yaw = dot(w, b.z)

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { makeFleet } from '../edge-sim/index.ts'
-import { parseDeviceRegistry, qualified, SERVICE_USER, topics } from '../ingest/index.ts'
+import { parseDeviceRegistry, qualified, SERVICE_USER, topics, type Rejection } from '../ingest/index.ts'
 import { findCommand, freePort, startMosquitto } from '../bin/local-services.ts'
 import { securedBroker, startServices, startTestPipeline, untilStored } from './harness.ts'
 
@@ -62,6 +62,28 @@ t.test('device A is refused on device B\'s topic, and nothing it sent there is s
   await pipeline.stop()
   const [rows] = await services.influxql('ubiq_acl', `SELECT device_id, seq, speed_kmh FROM ${qualified('obd')} ORDER BY time`)
   t.same(rows?.values.map((v) => v.slice(1)).sort(), [[a.deviceId, 1, 30], [b.deviceId, 1, 40]], 'only what each device sent on its own topic is stored')
+})
+
+t.test('a message on a topic of the device\'s own that is no stream is rejected back to it, not acknowledged and lost (#20)', async (t) => {
+  const services = await startServices(t)
+  const fleet = makeFleet(1, 8)
+  const [a] = fleet as [typeof fleet[0]]
+  const { credentials, broker, serviceUrl } = await securedBroker(t, services, fleet)
+  await startTestPipeline(t, services, fleet, 'ubiq_bad_topic', { mqttUrl: serviceUrl })
+  const device = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0, username: a.deviceId, password: credentials.devices.get(a.deviceId) })
+  t.teardown(() => device.endAsync())
+  const rejections: Rejection[] = []
+  device.on('message', (_topic, payload) => rejections.push(JSON.parse(String(payload)) as Rejection))
+  await device.subscribeAsync(topics.rejected(a.deviceId), { qos: 1 })
+  // The ACL lets the device write anything under ubiq/v1/dev/{its id}/, so the broker acknowledges these.
+  for (const topic of [`${topics.device(a.deviceId, 'obd')}/extra`, `ubiq/v1/dev/${a.deviceId}`]) {
+    await device.publishAsync(topic, JSON.stringify({ seq: 1, ts: Date.now(), speed_kmh: 30 }), { qos: 1 })
+  }
+  while (rejections.length < 2) await new Promise((r) => setTimeout(r, 20))
+  t.match(rejections, [
+    { deviceId: a.deviceId, reason: 'bad_topic', detail: /not a device topic: ubiq\/v1\/dev\/[^/]+\/obd\/extra/ },
+    { deviceId: a.deviceId, reason: 'bad_topic' },
+  ], 'each is rejected with its reason, on the one rejected topic the device may read')
 })
 
 t.test('a device that connects with ubiq\'s client id cannot take over ubiq\'s session: what the broker acknowledged is stored', async (t) => {

@@ -2,15 +2,15 @@
  * The test harness: a real Mosquitto and a real InfluxDB per test file, on free ports with
  * temporary data directories, stopped when the test ends. No mocks of either.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { firstValueFrom, filter, type Observable } from 'rxjs'
-import { startInfluxd, startMosquitto, type LocalServer } from '../bin/local-services.ts'
+import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
 import { startPipeline, type Pipeline, type PipelineConfig } from '../bin/pipeline.ts'
 import { fleetRegistry, makeCity, makePolicies, policyDevices, type SimVehicle } from '../edge-sim/index.ts'
-import { deviceRegistry, newCredentials, retentionPolicyNames, SERVICE_USER, writeBrokerAuth, type BrokerCredentials, type RetentionPolicyName, type Series } from '../ingest/index.ts'
+import { deviceRegistry, newCredentials, retentionPolicyNames, SERVICE_USER, writeBrokerAuth, type RetentionPolicyName, type Series } from '../ingest/index.ts'
 
 /** The part of a tap Test the harness needs (teardown registration). */
 interface Teardown {
@@ -46,6 +46,23 @@ export async function startServices(t: Teardown): Promise<Services> {
       return body.results.flatMap((r) => r.series ?? [])
     },
   }
+}
+
+/**
+ * A second Mosquitto beside `services`' own, with ubiq's broker config (credentials, ACL, client id
+ * = username) for `devices`. `watcher`, when given, is one more user, not a device, who may read
+ * everything under ubiq/v1/ (scores, events, premiums, every device's rejections): a test's eyes,
+ * where the ACL gives a device only its own rejections and nobody else ubiq's service users.
+ */
+export async function securedBroker(t: Teardown, services: Services, devices: readonly { deviceId: string }[], watcher?: string) {
+  const credentials = newCredentials(watcher ? [...devices, { deviceId: watcher }] : devices)
+  const dir = join(services.dataDir, 'broker-auth')
+  const conf = writeBrokerAuth(dir, credentials)
+  if (watcher) appendFileSync(join(dir, 'acl'), `\n# A test's observer\nuser ${watcher}\ntopic read ubiq/v1/#\n`)
+  const broker = await startMosquitto(join(services.dataDir, 'mosquitto'), { conf, username: SERVICE_USER, password: credentials.service })
+  t.teardown(() => broker.stop())
+  const serviceUrl = `mqtt://${SERVICE_USER}:${encodeURIComponent(credentials.service)}@${new URL(broker.url).host}`
+  return { credentials, broker, serviceUrl }
 }
 
 /** A logger for tests: silent unless UBIQ_TEST_LOG is set to a level. */
@@ -104,17 +121,4 @@ export function twoPolicies(now = Date.now()) {
     .map((d) => ({ ...d, sent: [...d.messages] }))
   const [policy, other] = policies.map((p) => p.policyId) as [string, string]
   return { policies, start, devices, policy, other }
-}
-
-/**
- * A Mosquitto with ubiq's broker config (credentials, ACL, client id = username) for `devices`,
- * stopped at teardown: `serviceUrl` is ubiq's MQTT_URL, each device connects with its password.
- */
-export async function securedBroker(t: Teardown, services: Services, devices: readonly { deviceId: string }[]): Promise<{ credentials: BrokerCredentials; broker: LocalServer; serviceUrl: string }> {
-  const credentials = newCredentials(devices)
-  const conf = writeBrokerAuth(join(services.dataDir, 'broker-auth'), credentials)
-  const broker = await startMosquitto(join(services.dataDir, 'mosquitto'), { conf, username: SERVICE_USER, password: credentials.service })
-  t.teardown(() => broker.stop())
-  const serviceUrl = `mqtt://${SERVICE_USER}:${encodeURIComponent(credentials.service)}@${new URL(broker.url).host}`
-  return { credentials, broker, serviceUrl }
 }

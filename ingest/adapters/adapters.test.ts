@@ -57,8 +57,8 @@ t.test('Zigbee2MQTT states become the home streams their keys name, as messages 
   t.same(fields('attic', { illuminance: 300 }), ['invalid_payload', 'zigbee2mqtt: no supported sensor in the state (keys: illuminance)'])
   t.same(fields('attic', { temperature: 150 }), ['invalid_payload', '/temp_c: Expected number to be less or equal to 100'])
   t.same(fields('back_door', { contact: true }, 'home-2'), ['no_consent', 'policy has no consent for stream "contact"'])
-  t.match(decode('zigbee2mqtt/home-1/bridge', { state: 'online' }), { reason: 'bad_topic' }, 'the bridge\'s own topics are not devices')
-  t.match(decode('zigbee2mqtt/home-1/attic/set', { temperature: 20 }), { reason: 'bad_topic' }, 'commands are not state')
+  t.match(decode('zigbee2mqtt/home-1/bridge', { state: 'online' }), { deviceId: 'home-1', reason: 'bad_topic' }, 'the bridge\'s own topics are not devices (the hub, whose topic it is, is told: #20)')
+  t.match(decode('zigbee2mqtt/home-1/attic/set', { temperature: 20 }), { deviceId: 'home-1', reason: 'bad_topic' }, 'commands are not state')
 })
 
 t.test('two sensors of a hub heard in the same millisecond are both kept: the second gets the next seq and time', async (t) => {
@@ -66,6 +66,11 @@ t.test('two sensors of a hub heard in the same millisecond are both kept: the se
   const a = send(c, 'zigbee2mqtt/home-1/kitchen_leak', { water_leak: false }) as Reading
   const b = send(c, 'zigbee2mqtt/home-1/bath_leak', { water_leak: true }) as Reading
   t.same([a.seq, a.ts, b.seq, b.ts], [now, now, now + 1, now + 1])
+  // …whichever format each speaks (#20: Zigbee2MQTT's and Home Assistant's stamps were each their own, so the second had the first's seq and was dropped as a redelivery).
+  send(c, 'homeassistant/valve/home-1/main/config', { state_topic: 'homeassistant/valve/home-1/main/state' })
+  const v = send(c, 'homeassistant/valve/home-1/main/state', 'closed') as Reading
+  const z = send(c, 'zigbee2mqtt/home-1/attic', { temperature: 20 }) as Reading
+  t.same([v.kind, v.seq, z.kind, z.seq], ['valve', now + 2, 'climate', now + 3])
 })
 
 t.test('receive stamps: a device silent for an hour is forgotten (#20 item 5) and stamped as it would have been, with its receive time', async (t) => {

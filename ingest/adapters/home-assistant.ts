@@ -115,13 +115,17 @@ function read(b: Binding, text: string): number | boolean | string {
  */
 export const discoveryLimits = { configsPerDevice: 64, configBytes: 4096 }
 
-/** `dir`: where each device's accepted configs are kept, one file a device, so a change rewrites that device's file only. */
-export function homeAssistant(options: { dir?: string } = {}): Adapter {
+/**
+ * `dir`: where each device's accepted configs are kept, one file a device, so a change rewrites
+ * that device's file only; `stamp`: the receive-time seqs and times, shared with the other formats
+ * of a device (createAdapters).
+ */
+export function homeAssistant(options: { dir?: string; stamp?: (deviceId: string, receivedAt: number) => number } = {}): Adapter {
   /** Accepted configs by config topic, as the device sent them (what the file keeps). */
   const configs = new Map<string, Record<string, unknown>>()
   /** By state topic. */
   const bindings = new Map<string, Binding>()
-  const stamp = receiveStamps()
+  const stamp = options.stamp ?? receiveStamps()
 
   const unbind = (configTopic: string) => {
     if (!configs.delete(configTopic)) return

@@ -14,8 +14,8 @@ const mappings: { key: string; kind: string; map(s: Record<string, unknown>): Re
   { key: 'contact', kind: 'contact', map: (s) => ({ open: typeof s.contact === 'boolean' ? !s.contact : s.contact }) },
 ]
 
-export function zigbee2mqtt(): Adapter {
-  const stamp = receiveStamps()
+/** `stamp`: the receive-time seqs and times, shared with the other formats of a device (createAdapters). */
+export function zigbee2mqtt(stamp = receiveStamps()): Adapter {
   return {
     name: 'zigbee2mqtt',
     description: 'Zigbee2MQTT device state on `zigbee2mqtt/{deviceId}/{friendly_name}` (the hub runs Zigbee2MQTT with `base_topic: zigbee2mqtt/{deviceId}` and connects as that device) becomes a message of the hub, by the state\'s keys: water_leak → leak (leak_detected), smoke and co → smoke (smoke_detected, co_ppm), temperature and humidity → climate (temp_c, humidity_pct), contact → contact (open = not contact); battery → battery_pct; the receive time is seq and ts',
