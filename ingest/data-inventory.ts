@@ -81,6 +81,8 @@ export function dataInventory(): string {
     '(a phone that was offline for weeks, a replayed recording) is scored as any other, so its trip,',
     'days and events are stored, but its readings are not: InfluxDB would refuse them, and they are',
     'past the time ubiq may keep them. They are counted in `ubiq_ingest_readings_expired_total{kind}`.',
+    'What is derived from them is stored only where its own measurement keeps that far back; the rest',
+    'is counted in `ubiq_outputs_expired_total{measurement}`.',
     'A line that ages past its retention while it waits for InfluxDB (an outage) is refused by',
     'InfluxDB and leaves the journal; the dead-letter folder records its measurement and InfluxDB\'s',
     'reason, never its values. `ubiq import` and `ubiq sim replay` shift recordings to end now; a',
