@@ -16,8 +16,7 @@ import {
   readRecording, replayStarts, runFleet, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
-import { backtest, backtestCsv, backtestReport } from './backtest.ts'
+import { backtest, backtestCsv, backtestReport, examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
 import { changeChoice, choiceFile, findModels, loadChoice, loadRoadMap, modelDirs, qualityTable, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { credentialsCsv, findCommand, startAedes, startInfluxd, startLocalBroker, type LocalBroker, type LocalServer } from './local-services.ts'

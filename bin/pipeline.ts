@@ -9,10 +9,9 @@ import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
 import { connectInflux, withoutExpired, consentedFor, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
-import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { loadRoadMap, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
+import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, type Observable } from 'rxjs'
-import { cachedBacktest, referencePortfolio } from './backtest.ts'
 
 export interface PipelineConfig {
   mqttUrl: string

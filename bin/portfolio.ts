@@ -18,30 +18,11 @@ import {
 } from '../edge-sim/index.ts'
 import {
   addTrip, DAY_MS, dayOf, defaultHealthConfig, defaultHomeConfig, defaultTripConfig, drivingFeatures, healthAccumulator, HISTORY_DAYS,
-  homeAccumulator, roadMap, tripTracker, vehicleDetectors, type DrivingDay,
+  homeAccumulator, roadMap, tripTracker, vehicleDetectors, type DrivingDay, type PortfolioRow,
 } from '../scoring/index.ts'
 
 const YEAR_DAYS = 365.25
 
-/** One policy's subject, as a model is trained and checked on it. */
-export interface PortfolioRow {
-  policyId: string
-  subject: Subject
-  /** Where the policyholder lives (inner or outer city): not a rating attribute, kept to check fairness. */
-  region: string
-  /** The simulator's persona: the truth, for checking models, never a model input. */
-  persona: string
-  /** Features at the end of the observed span, as scoring computes them. */
-  features: Record<string, number>
-  /** Years of claims history. */
-  years: number
-  /** Exposure of that history: km driven (driving, from the observed km per day) or policy-years. */
-  exposure: number
-  /** The truth: expected claims per policy-year. */
-  expectedPerYear: number
-  /** Claims drawn over the history. */
-  claims: number
-}
 
 export interface PortfolioOptions {
   /** Start of the observed span, ms. */
@@ -170,49 +151,3 @@ if (!isMainThread && workerData?.portfolio) {
     if (i % parts === part) parentPort!.postMessage({ policy: i, rows: [...simulatePortfolio(city, [policy], spec)] })
   })
 }
-
-/** The rows of one subject as CSV: identity, truth and claims, then that subject's features. */
-export function portfolioCsv(rows: readonly PortfolioRow[], subject: Subject): string {
-  const mine = rows.filter((r) => r.subject === subject)
-  const features = [...new Set(mine.flatMap((r) => Object.keys(r.features)))].sort()
-  const head = ['policy_id', 'region', 'persona', 'years', 'exposure', 'expected_claims_per_year', 'claims', ...features]
-  // Ids, regions and persona names are [A-Za-z0-9_-]: nothing to quote. A missing feature is empty.
-  const lines = mine.map((r) => [r.policyId, r.region, r.persona, r.years, round(r.exposure), round(r.expectedPerYear), r.claims, ...features.map((f) => r.features[f] ?? '')].join(','))
-  return [head.join(','), ...lines].join('\n') + '\n'
-}
-
-/** Rows back from `portfolioCsv`; throws with the line and column of anything malformed. */
-export function readPortfolioCsv(text: string, subject: Subject, file: string): PortfolioRow[] {
-  const [head, ...lines] = text.split(/\r?\n/).filter((l) => l.trim() !== '')
-  if (!head) throw new Error(`${file}: empty`)
-  const cols = head.split(',')
-  const need = ['policy_id', 'years', 'exposure', 'claims']
-  const missing = need.filter((c) => !cols.includes(c))
-  if (missing.length) throw new Error(`${file}: no column ${missing.join(', ')}`)
-  const fixed = new Set(['policy_id', 'region', 'persona', 'years', 'exposure', 'expected_claims_per_year', 'claims'])
-  return lines.map((line, i) => {
-    const cells = line.split(',')
-    if (cells.length !== cols.length) throw new Error(`${file}:${i + 2}: ${cells.length} cells, the header has ${cols.length}`)
-    const at = (c: string) => cells[cols.indexOf(c)]
-    const num = (c: string, ok: (n: number) => boolean) => {
-      const n = Number(at(c))
-      if (at(c) === '' || !ok(n)) throw new Error(`${file}:${i + 2}: ${c} "${at(c)}" is not a valid number`)
-      return n
-    }
-    const features: Record<string, number> = {}
-    for (const [j, c] of cols.entries()) if (!fixed.has(c) && cells[j] !== '') features[c] = num(c, Number.isFinite)
-    return {
-      policyId: at('policy_id')!,
-      subject,
-      region: at('region') ?? '',
-      persona: at('persona') ?? '',
-      features,
-      years: num('years', (n) => n > 0),
-      exposure: num('exposure', (n) => n >= 0),
-      expectedPerYear: cols.includes('expected_claims_per_year') ? num('expected_claims_per_year', (n) => n >= 0) : NaN,
-      claims: num('claims', (n) => Number.isInteger(n) && n >= 0),
-    }
-  })
-}
-
-const round = (x: number) => Math.round(x * 1e6) / 1e6

@@ -1,6 +1,6 @@
 /**
  * The quality goals of issue #6, held by a test: `ubiq train` on the reference portfolio
- * (test/portfolio, see its README) must meet them for every subject, and fails when a model does
+ * (scoring/models/portfolio, see its README) must meet them for every subject, and fails when a model does
  * not. The portfolio is checked to be what today's simulator and scoring code make, so a change
  * to either cannot pass against stale data.
  */
@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { makeCity, makePolicies } from '../edge-sim/index.ts'
-import { portfolioCsv, simulatePortfolio } from './portfolio.ts'
+import { simulatePortfolio } from './portfolio.ts'
+import { portfolioCsv, referencePortfolio } from '../scoring/index.ts'
 
 const ubiq = fileURLToPath(new URL('./ubiq.js', import.meta.url))
-const reference = fileURLToPath(new URL('../test/portfolio/', import.meta.url))
+const reference = referencePortfolio
 const subjects = ['driving', 'health', 'home'] as const
 const run = (args: string[]) => spawnSync(process.execPath, [ubiq, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH } })
 const dir = mkdtempSync(join(tmpdir(), 'ubiq-goals-'))
@@ -28,7 +29,7 @@ t.test('the reference portfolio is what the simulator and scoring make today', a
     const mine = portfolioCsv(rows, subject).trim().split('\n')
     const stored = readFileSync(join(reference, `${subject}.csv`), 'utf8').split('\n')
     const cells = (lines: string[], i: number) => Object.fromEntries(lines[0]!.split(',').map((c, j) => [c, lines[i]!.split(',')[j]]).filter(([, v]) => v !== ''))
-    for (const i of [1, 2]) t.same(cells(mine, i), cells(stored, i), `${subject} row ${i}: regenerate test/portfolio if the simulator or scoring changed on purpose`)
+    for (const i of [1, 2]) t.same(cells(mine, i), cells(stored, i), `${subject} row ${i}: regenerate scoring/models/portfolio if the simulator or scoring changed on purpose`)
   }
 })
 

@@ -11,8 +11,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import onnxProto from 'onnx-proto'
 import { makeCity, makePolicies } from '../edge-sim/index.ts'
-import { loadModel, type ModelDefinition } from '../scoring/index.ts'
-import { portfolioCsv, simulatePortfolio } from './portfolio.ts'
+import { loadModel, portfolioCsv, type ModelDefinition } from '../scoring/index.ts'
+import { simulatePortfolio } from './portfolio.ts'
 
 const ubiq = fileURLToPath(new URL('./ubiq.js', import.meta.url))
 const run = (args: string[]) => spawnSync(process.execPath, [ubiq, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH } })

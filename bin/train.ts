@@ -6,8 +6,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Subject } from '../ingest/index.ts'
-import { meetsGoals, trainingSpecs, trainModel, type TrainedModel } from '../scoring/index.ts'
-import { portfolioCsv, readPortfolioCsv, runPortfolio, type PortfolioRow, type PortfolioSpec } from './portfolio.ts'
+import { meetsGoals, portfolioCsv, readPortfolio, trainingSpecs, trainModel, type PortfolioRow, type TrainedModel } from '../scoring/index.ts'
+import { runPortfolio, type PortfolioSpec } from './portfolio.ts'
 import { showProgress } from './progress.ts'
 
 const subjects: readonly Subject[] = ['driving', 'health', 'home']
@@ -23,17 +23,6 @@ export async function writePortfolio(spec: PortfolioSpec, dir: string): Promise<
   mkdirSync(dir, { recursive: true })
   for (const subject of subjects) writeFileSync(join(dir, `${subject}.csv`), portfolioCsv(rows, subject))
   return rows
-}
-
-/** Reads the portfolio's CSV files that are there. */
-export function readPortfolio(dir: string): Partial<Record<Subject, PortfolioRow[]>> {
-  const out: Partial<Record<Subject, PortfolioRow[]>> = {}
-  for (const subject of subjects) {
-    const file = join(dir, `${subject}.csv`)
-    if (existsSync(file)) out[subject] = readPortfolioCsv(readFileSync(file, 'utf8'), subject, file)
-  }
-  if (Object.keys(out).length === 0) throw new Error(`no driving.csv, health.csv or home.csv in ${dir} (ubiq sim portfolio --out ${dir} writes them)`)
-  return out
 }
 
 /** Trains each subject's model on the portfolio in `from`, writes it to `out`; returns what it trained. */

@@ -5,9 +5,8 @@
  * it in a real headless Chromium and shows the same numbers.
  */
 import t from 'tap'
-import { backtest, backtestSummary, cachedBacktest, referencePortfolio, type BacktestSummary } from '../bin/backtest.ts'
-import { examplePlans, loadPlans } from '../pricing/index.ts'
-import { modelId } from '../scoring/index.ts'
+import { backtest, backtestSummary, cachedBacktest, examplePlans, loadPlans, type BacktestSummary } from '../pricing/index.ts'
+import { modelId, referencePortfolio } from '../scoring/index.ts'
 import { cells, downloadCsv, openBrowser, painted, screenshot } from '../test/browser.ts'
 import { startServices, startTestPipeline } from '../test/harness.ts'
 import { analystsOnly, fetchCsv, openApi, refused } from './page-test-helpers.ts'

@@ -7,42 +7,13 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import type { Subject } from '../ingest/index.ts'
+import type { BacktestCount, BacktestSummary } from '../pricing/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
 import { sendCsv, type App, type Table } from './tables.ts'
 import { errors, Json } from './schemas.ts'
 
-/** Policies of a subject that share something, and their share (0–1) of the subject's. */
-interface Count { policies: number; share: number }
-
-/** Premium against risk for a set of policies; loss ratios relative to the whole subject's. */
-interface RiskGroup {
-  policies: number
-  meanScore: number
-  meanPremium: number
-  expectedPerYear: number
-  claimsPerYear: number
-  relativeLossRatio: number
-  relativeDrawnLossRatio: number
-}
-
-/** The part of `ubiq backtest`'s summary (bin/backtest.ts, BacktestSummary) that the page shows. */
-export interface BacktestResults {
-  plan: string
-  currency: string
-  models: string[]
-  subjects: {
-    subject: Subject
-    policies: number
-    belowMinimum: Count
-    limited: { any: Count; floor: Count; cap: Count; by: Record<string, Count> }
-    deciles: (RiskGroup & { decile: number; minScore: number; maxScore: number })[]
-    groups: { attribute: string; ratedByPlan: boolean; values: (RiskGroup & { value: string; premiumRelative: number; expectedRelative: number })[] }[]
-  }[]
-}
-
 /** A subject's limits by name: first those that bound any way, then each limit pricing's reasons name. */
-export const limitsOf = (s: BacktestResults['subjects'][number]): [string, Count][] =>
+export const limitsOf = (s: BacktestSummary['subjects'][number]): [string, BacktestCount][] =>
   [['below minimum exposure', s.belowMinimum], ['any limit', s.limited.any], ['any floor', s.limited.floor], ['any cap', s.limited.cap], ...Object.entries(s.limited.by)]
 
 /** A number, or an empty cell for one the portfolio could not give (no true frequencies: NaN). */
@@ -50,17 +21,17 @@ const cell = (x: number) => (Number.isFinite(x) ? x : null)
 
 /** The tables behind the page, as their CSV holds them. */
 export const backtestTables = {
-  deciles: (b: BacktestResults): Table => ({
+  deciles: (b: BacktestSummary): Table => ({
     columns: ['subject', 'decile', 'policies', 'min_score', 'max_score', 'mean_score', 'mean_premium', 'expected_claims_per_year', 'drawn_claims_per_year', 'relative_loss_ratio', 'relative_drawn_loss_ratio'],
     rows: b.subjects.flatMap((s) => s.deciles.map((d) => [s.subject, d.decile, d.policies, d.minScore, d.maxScore, d.meanScore, d.meanPremium, cell(d.expectedPerYear), d.claimsPerYear, cell(d.relativeLossRatio), d.relativeDrawnLossRatio])),
   }),
   /** Per subject, how many policies a limit held back (and those whose factor stays 1 below the minimum exposure). */
-  limits: (b: BacktestResults): Table => ({
+  limits: (b: BacktestSummary): Table => ({
     columns: ['subject', 'limit', 'policies', 'share'],
     rows: b.subjects.flatMap((s) => limitsOf(s).map(([limit, c]) => [s.subject, limit, c.policies, c.share])),
   }),
   /** Fairness: each group's premium against its true risk, both relative to the subject's mean. */
-  groups: (b: BacktestResults): Table => ({
+  groups: (b: BacktestSummary): Table => ({
     columns: ['subject', 'attribute', 'rated_by_plan', 'value', 'policies', 'premium_relative', 'expected_relative', 'mean_premium', 'expected_claims_per_year', 'relative_loss_ratio'],
     rows: b.subjects.flatMap((s) => s.groups.flatMap((g) => g.values.map((v) => [
       s.subject, g.attribute, String(g.ratedByPlan), v.value, v.policies, v.premiumRelative, cell(v.expectedRelative), v.meanPremium, cell(v.expectedPerYear), cell(v.relativeLossRatio),
@@ -76,7 +47,7 @@ const BacktestQuery = Type.Object({
 const page = readFileSync(new URL('./public/backtest.html', import.meta.url), 'utf8')
 
 /** Registers the backtest route and page; without `backtest` the route says the server runs none. */
-export function registerBacktest(app: App, backtest: (() => Promise<BacktestResults>) | undefined, who: (req: FastifyRequest) => Principal): void {
+export function registerBacktest(app: App, backtest: (() => Promise<BacktestSummary>) | undefined, who: (req: FastifyRequest) => Principal): void {
   app.get<{ Querystring: Static<typeof BacktestQuery> }>('/api/v1/backtest', {
     schema: {
       description: "The rating plan and the champion models over the reference portfolio, as `ubiq backtest` reports it: per subject, loss ratio by score decile, shares held at the plan's limits, premium against true risk by region and persona (analyst token; ?format=csv&table=deciles|limits|groups)",

@@ -18,7 +18,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
 import { ID_PATTERN, within, type ConsentStore, type DeviceClock, type Influx, type Subject } from '../ingest/index.ts'
-import { WhatIfError, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
+import { WhatIfError, type BacktestSummary, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerRevocations } from './privacy.ts'
@@ -28,7 +28,7 @@ import { errors, Json } from './schemas.ts'
 import { Time, TIME_PATTERN } from './tables.ts'
 import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
-import { registerBacktest, type BacktestResults } from './backtest-page.ts'
+import { registerBacktest } from './backtest-page.ts'
 import { registerMonitoring } from './monitoring.ts'
 import { registerExport, registryConsents, storeConsents, type Consent } from './export.ts'
 
@@ -55,7 +55,7 @@ export interface DashboardsDeps {
   /** The streams a policy consented to, for its export; default: the device registry's (each device's `kinds`). */
   consentsOf?(policyId: string): readonly Consent[]
   /** The rating plan and champion models backtested over the reference portfolio, for the analyst's backtest page. */
-  backtest?(): Promise<BacktestResults>
+  backtest?(): Promise<BacktestSummary>
   /** A feed client with more than this many bytes not yet taken off the socket is cut off (default 1 MiB). */
   feedMaxBufferedBytes?: number
   /** Consent as it stands (ingest/consent.ts), for the consent routes; without it there are none. */

@@ -7,6 +7,7 @@ export { tripTracker, trackTrips, defaultTripConfig, type Trip, type TripConfig,
 export { addTrip, drivingFeatures, drivingScoreInput, restoreDays, tripFields, dayOf, windowStart, DAY_MS, HISTORY_DAYS, type DrivingDay } from './driving.ts'
 export { trainModel, meetsGoals, isHeldOut, goals, type TrainedModel, type TrainingRow, type ModelSpec } from './models/train.ts'
 export { trainingSpecs } from './models/specs.ts'
+export { referencePortfolio, readPortfolio, readPortfolioCsv, portfolioCsv, type PortfolioRow } from './models/portfolio.ts'
 export { modelQuality, type ModelQuality } from './models/quality.ts'
 export { builtInModels, drivingFrequency, healthFrequency, homeFrequency, modelId, type ModelDefinition, type FeatureDefinition } from './models/index.ts'
 export { detectManoeuvres, manoeuvreDetector, defaultManoeuvreConfig, type ManoeuvreConfig } from './manoeuvres.ts'

@@ -48,3 +48,47 @@ t.test('every cross-folder import goes downstream, through the folder\'s index.t
   t.ok(checked > 10, `${checked} cross-folder imports checked`)
   t.same(violations, [])
 })
+
+/** The relative modules `file` loads when it runs: `import type` and `export type` load nothing. */
+function runtimeImports(file: string): string[] {
+  const text = readFileSync(file, 'utf8')
+  return [...text.matchAll(/^(?:import|export)(?!\s+type\s)[^'"]*from '(\.[^']+)'/gm)].map(([, spec]) => resolve(dirname(file), spec!))
+}
+
+/** Every module `entry` loads, itself included. */
+function loaded(entry: string): Set<string> {
+  const seen = new Set<string>()
+  const visit = (file: string) => {
+    if (seen.has(file)) return
+    seen.add(file)
+    for (const f of runtimeImports(file)) visit(f)
+  }
+  visit(entry)
+  return seen
+}
+
+t.test('the service does not load the simulator or test data: what `ubiq start` runs loads no edge-sim or test module (#22)', async (t) => {
+  const service = loaded(join(root, 'bin/pipeline.ts'))
+  t.ok(service.size > 30, `${service.size} modules loaded by bin/pipeline.ts`)
+  t.same([...service].map((f) => relative(root, f)).filter((f) => /^(edge-sim|test)\//.test(f)), [])
+})
+
+t.test('no module loads itself through others: the runtime import graph has no cycle (#22)', async (t) => {
+  const files = Object.keys(allowed).filter((f) => f !== 'bench').flatMap((folder) => [...sources(join(root, folder))])
+  const cycles: string[] = []
+  // Depth-first: a module met again while still on the path closes a cycle.
+  const state = new Map<string, 'open' | 'done'>()
+  const visit = (file: string, path: string[]) => {
+    if (state.get(file) === 'done') return
+    if (state.get(file) === 'open') {
+      cycles.push([...path.slice(path.indexOf(file)), file].map((f) => relative(root, f)).join(' → '))
+      return
+    }
+    state.set(file, 'open')
+    for (const f of runtimeImports(file)) visit(f, [...path, file])
+    state.set(file, 'done')
+  }
+  for (const f of files) visit(f, [])
+  t.ok(files.length > 50, `${files.length} modules walked`)
+  t.same(cycles, [])
+})

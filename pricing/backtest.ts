@@ -6,12 +6,9 @@
  * between groups the plan does not rate on (region, persona), so fairness effects show up front.
  */
 import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Subject } from '../ingest/index.ts'
-import { attributeRelativity, exposureMeasures, exposureOf, firstStanding, planAt, planId, rate, type Limit, type RatingPlan, type SubjectRating } from '../pricing/index.ts'
-import { DAY_MS, modelId, scoreBatch, type LoadedModel, type ScoreInput } from '../scoring/index.ts'
-import type { PortfolioRow } from './portfolio.ts'
-import { readPortfolio } from './train.ts'
+import { DAY_MS, modelId, readPortfolio, scoreBatch, type LoadedModel, type PortfolioRow, type ScoreInput } from '../scoring/index.ts'
+import { attributeRelativity, exposureMeasures, exposureOf, firstStanding, planAt, planId, rate, type Limit, type RatingPlan, type SubjectRating } from './plan.ts'
 
 const subjects: readonly Subject[] = ['driving', 'health', 'home']
 /** Inputs per model call: each becomes 1 + features rows, so a batch stays a few thousand rows. */
@@ -192,9 +189,6 @@ export function backtestSummary(b: Backtest): BacktestSummary {
   const { rows: _rows, portfolio: _portfolio, ...summary } = b
   return summary
 }
-
-/** The reference portfolio committed with ubiq (test/portfolio/README.md): what a running ubiq backtests. */
-export const referencePortfolio = fileURLToPath(new URL('../test/portfolio/', import.meta.url))
 
 /**
  * The summary of a backtest with the models `models()` gives now, run on first request and kept

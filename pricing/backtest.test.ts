@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Subject } from '../ingest/index.ts'
-import { checkPlan, credibility, examplePlans, loadPlans, type RatingPlan, type SubjectRating } from '../pricing/index.ts'
-import { builtInModels, loadModel, modelId, type LoadedModel } from '../scoring/index.ts'
-import { backtest, backtestCsv, backtestReport, type BacktestRow, type RiskGroup } from './backtest.ts'
-import { readPortfolio, writePortfolio } from './train.ts'
+import { backtest, backtestCsv, backtestReport, checkPlan, credibility, examplePlans, loadPlans, type BacktestRow, type RatingPlan, type RiskGroup, type SubjectRating } from './index.ts'
+import { builtInModels, loadModel, modelId, readPortfolio, type LoadedModel } from '../scoring/index.ts'
+import { writePortfolio } from '../bin/train.ts'
 
 const subjects: readonly Subject[] = ['driving', 'health', 'home']
 const dir = mkdtempSync(join(tmpdir(), 'ubiq-backtest-'))
