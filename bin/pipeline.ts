@@ -8,7 +8,7 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, consentedFor, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
+import { connectInflux, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, type Observable } from 'rxjs'
@@ -330,8 +330,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     devicesByPolicy.get(d.policyId)!.push(d.deviceId)
   }
   const { scores$, events$, trips$ } = startScoring({
-    // Only streams the policy lets feed its prices reach scoring, checked as they leave the reorder buffer.
-    readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000), consentedFor(consents, 'pricing')),
+    // Scoring takes only the streams the policy lets feed its prices (consents), as they leave the reorder buffer.
+    readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
     influx,
     models: models.current,
@@ -340,7 +340,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     metrics,
     trips: defaultTripConfig,
     detectors: vehicleDetectors(roads),
-    consentNotes: consents.notes,
+    consents,
     ...scoringLimits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })
