@@ -2,7 +2,7 @@
  * Consent that lives, and tokens that can be revoked (#21 items 1 and 7), on a real Mosquitto with
  * ubiq's per-device credentials and ACL, and a real InfluxDB: a consent withdrawn mid-stream stops
  * storage from the moment it is acknowledged, granting it again from the device resumes it, a score
- * says which of its streams lost pricing consent, every change is in the audit chain, and consent
+ * and its premium say which of its streams lost pricing consent, every change is in the audit chain, and consent
  * comes back after a restart.
  */
 import t from 'tap'
@@ -127,7 +127,7 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
     t.same(read.changes.map((c) => [c.by.role, c.streams, c.granted]), [['policyholder', ['obd'], false], ['device', ['obd'], true], ['analyst', ['hr'], true]], 'every change, who made it and what it was')
   })
 
-  await t.test('a score says which of its streams lost pricing consent, and pricing goes on after the change', async (t) => {
+  await t.test('a score and its premium say which of its streams lost pricing consent, and pricing goes on after the change', async (t) => {
     const scores: Score[] = []
     const premiums: PremiumAdjustment[] = []
     pipeline.scores$.subscribe((s) => s.policyId === b.policyId && scores.push(s))
@@ -143,6 +143,8 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
     await run.stop()
     t.match(scores.at(-1)!.consent, [{ stream: 'gps', withdrawnAt: change.at, text: /^gps: consent for pricing withdrawn at .*; its readings from before then still count in this score, none since$/ }], 'after: the score names the stream and when')
     t.equal(scores.at(-1)!.consent!.length, 1)
+    t.match(premiums.at(-1)!.reasons.filter((r) => r.code === 'consent'), [{ text: `gps: consent for pricing withdrawn at ${change.at}: priced on its readings from before then only`, effect: 0 }], 'and so does the premium, among its reasons')
+    t.notOk(premiums[0]!.reasons.some((r) => r.code === 'consent'), 'which said nothing of it before')
   })
 
   await t.test('tokens: a revoked policy token is refused and its feed closed; only an analyst revokes', async (t) => {
