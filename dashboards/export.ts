@@ -37,13 +37,6 @@ export interface Consent {
 }
 
 /**
- * The consents the device registry records: each registered device's streams (`kinds`, the
- * streams the policyholder agreed to it sending; ingest refuses the others), since registration.
- */
-export const registryConsents = (devices: readonly PolicyDevice[]): Consent[] =>
-  devices.flatMap((d) => d.kinds.map((stream) => ({ deviceId: d.deviceId, stream, ...(d.registeredAt ? { since: d.registeredAt } : {}), source: 'device registry' })))
-
-/**
  * The consents in force (the consent store, #21): each registered device's streams with the
  * purposes granted now, since the last recorded change that named the stream, else since
  * enrolment (the registry's streams are the consent given then, for pricing).
