@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { NEVER, Subject } from 'rxjs'
-import { connectInflux } from '../ingest/index.ts'
+import { connectInflux, consentStore, deviceRegistry } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
 import { startDashboards, tokenAuthority } from '../dashboards/index.ts'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
@@ -79,6 +79,7 @@ async function ubiqServer(): Promise<Server> {
   const scores$ = new Subject<Score>()
   const auth = tokenAuthority('a benchmark secret of at least thirty-two bytes')
   const server = await startDashboards({
+    consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
     scores$, events$: NEVER, premiums$: NEVER,
     influx: await connectInflux({ api: 'v1', url: influx.url, database: 'bench_feed' }),
     auth, metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined,

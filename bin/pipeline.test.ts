@@ -16,7 +16,7 @@ import pino from 'pino'
 import { Registry } from 'prom-client'
 import { NEVER, Subject } from 'rxjs'
 import { startDashboards, tokenAuthority } from '../dashboards/index.ts'
-import { connectInflux } from '../ingest/index.ts'
+import { connectInflux, consentStore, deviceRegistry } from '../ingest/index.ts'
 import { startServices, startTestPipeline } from '../test/harness.ts'
 import { reportUnhandledErrors, stageChecks, storingWatch, untilInfluxAnswers, watchStage } from './pipeline.ts'
 
@@ -135,6 +135,7 @@ t.test('/healthz of a running pipeline reports each stage; a 503 names the faili
   t.match(await res.json(), { status: 'ok', checks: { mqttIngest: true, mqttPublisher: true, receiving: true, storing: true, scoring: true, pricing: true, journalPendingLines: 0 } }, 'each stage\'s liveness beside the connections')
 
   const server = await startDashboards({
+    consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
     scores$: NEVER, events$: NEVER, premiums$: NEVER,
     influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_healthz' }),
     auth: tokenAuthority('a test secret of at least thirty-two bytes'), metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined,

@@ -8,7 +8,7 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, withoutExpired, consentedFor, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
+import { connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
 import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, type Observable } from 'rxjs'
@@ -332,8 +332,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const expiredOutputs = new Counter({ name: 'ubiq_outputs_expired_total', help: "Derived lines (trips, events, scores, premiums) older than their measurement's retention: published, not stored", labelNames: ['measurement'], registers: [metrics] })
   const derived = withoutExpired(influx, (measurement) => expiredOutputs.inc({ measurement }))
   const { scores$, events$, trips$ } = startScoring({
-    // Only streams the policy lets feed its prices reach scoring, checked as they leave the reorder buffer.
-    readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000), consentedFor(consents, 'pricing')),
+    // Scoring takes only the streams the policy lets feed its prices (consents), as they leave the reorder buffer.
+    readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
     mqtt: publisher,
     influx: derived,
     models: models.current,
@@ -342,7 +342,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     metrics,
     trips: defaultTripConfig,
     detectors: vehicleDetectors(roads),
-    consentNotes: consents.notes,
+    consents,
     ...scoringLimits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })

@@ -6,11 +6,16 @@
  * Raw readings are stored per device, not per policy (ingest's storeReadings): the device
  * registry says which devices are the policy's. Positions are never served, and the route is for
  * analysts only: a policyholder sees scores, events and premiums, not the stream behind them.
+ *
+ * The analyst looks here for the evidence behind a policy's prices, so the consent that governs
+ * the view is the one for pricing (#21): a stream the policy has withdrawn from pricing is not
+ * served, whatever other purpose keeps it stored (coaching, claims). Asked for by name, it is
+ * refused (403 no_consent); otherwise it is left out, and `withheld` says which and why.
  */
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { analystFields, ID_PATTERN, POSITION_FIELDS, qualified, quoteIdent, quoteString, type Influx, type Series } from '../ingest/index.ts'
+import { analystFields, ID_PATTERN, POSITION_FIELDS, qualified, quoteIdent, quoteString, type ConsentStore, type Influx, type Series } from '../ingest/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
 import { DAY_MS, periodOf, sendCsv, Time, type App, type Table } from './tables.ts'
 import { errors, Json } from './schemas.ts'
@@ -27,6 +32,8 @@ export interface DrilldownDeps {
   influx: Influx
   /** The policy's devices, from the device registry; none: the policy is unknown. */
   devicesOf?(policyId: string): readonly PolicyDevice[]
+  /** Consent as it stands: only streams granted for pricing are served. */
+  consents: Pick<ConsentStore, 'allows'>
 }
 
 /** One field of one device's stream: [time ms, mean] per bucket, oldest first. */
@@ -41,6 +48,8 @@ export interface PolicyReadings {
   intervalMs: number
   devices: PolicyDevice[]
   series: ReadingSeries[]
+  /** The streams asked for that are not served, and why (consent). */
+  withheld: { kind: string; reason: string }[]
 }
 
 /**
@@ -79,16 +88,19 @@ function selection(devices: readonly PolicyDevice[], q: { device?: string; kind?
   return streams
 }
 
-/** The readings of `devices` in [from, to): per device, stream and field, the mean of each bucket. */
-export async function policyReadings(influx: Influx, policyId: string, devices: readonly PolicyDevice[], from: number, to: number, q: { device?: string; kind?: string; field?: string } = {}): Promise<PolicyReadings | string> {
-  const streams = selection(devices, q)
-  if (typeof streams === 'string') return streams
+/** The readings of `devices` in [from, to): per device, stream and field, the mean of each bucket; `withheld` streams left out. */
+export async function policyReadings(
+  influx: Influx, policyId: string, devices: readonly PolicyDevice[], from: number, to: number, q: { device?: string; kind?: string; field?: string } = {}, withheld: ReadonlySet<string> = new Set(),
+): Promise<PolicyReadings | string> {
+  const selected = selection(devices, q)
+  if (typeof selected === 'string') return selected
+  const streams = selected.filter((s) => !withheld.has(s.kind))
   const step = stepFor(from, to)
   // One statement per stream, in one request: InfluxDB averages, the server only reshapes.
   const statements = streams.map((s) => `SELECT ${s.fields.map((f) => `mean(${quoteIdent(f)}) AS ${quoteIdent(f)}`).join(', ')} FROM ${qualified(s.kind)}`
     + ` WHERE (${s.deviceIds.map((id) => `device_id = ${quoteString(id)}`).join(' OR ')}) AND time >= ${from}ms AND time < ${to}ms`
     + ` GROUP BY time(${step / S}s), device_id fill(none)`)
-  const result: Series[] = await influx.query(statements.join('; '))
+  const result: Series[] = streams.length === 0 ? [] : await influx.query(statements.join('; '))
   const series = result.flatMap((s) => s.columns.slice(1).filter((f) => !POSITION_FIELDS.has(f)).map((field) => {
     const j = s.columns.indexOf(field)
     return {
@@ -102,8 +114,12 @@ export async function policyReadings(influx: Influx, policyId: string, devices: 
   return {
     policyId, from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: duration(step), intervalMs: step,
     devices: devices.map((d) => ({ deviceId: d.deviceId, kinds: [...d.kinds] })), series,
+    withheld: selected.filter((s) => withheld.has(s.kind)).map((s) => ({ kind: s.kind, reason: noConsent(policyId, s.kind) })),
   }
 }
+
+/** Why a stream is not served: the analyst's view is for pricing, and the policy withdrew the stream from it. */
+const noConsent = (policyId: string, kind: string) => `policy ${policyId} has withdrawn consent to use stream ${kind} for pricing, the purpose of this view: not served`
 
 /** The readings as one CSV table: a line per point, in series order, oldest first. */
 export const readingsTable = (r: PolicyReadings): Table => ({
@@ -128,7 +144,8 @@ export function registerDrilldown(app: App, deps: DrilldownDeps, who: (req: Fast
   app.get<{ Params: { policy: string }; Querystring: Static<typeof ReadingsQuery> }>('/api/v1/policies/:policy/readings', {
     schema: {
       description: "The raw readings of the policy's devices over a period (analyst token only): per device, stream and numeric field, "
-        + `the mean per bucket, at most ${MAX_POINTS} buckets (1 s to 2 h long, as the period needs). Positions (${[...POSITION_FIELDS].join(', ')}) are never served: no analyst's question here needs them. ?format=csv: a line per point`,
+        + `the mean per bucket, at most ${MAX_POINTS} buckets (1 s to 2 h long, as the period needs). Positions (${[...POSITION_FIELDS].join(', ')}) are never served: no analyst's question here needs them. `
+        + 'Nor is a stream the policy has withdrawn from pricing (the purpose of this view): asked for by name, 403 no_consent; otherwise left out and listed in `withheld` with why. ?format=csv: a line per point',
       params: Type.Object({ policy: Type.String({ pattern: ID_PATTERN, description: 'policy id' }) }),
       querystring: ReadingsQuery,
       response: { 200: Json, ...errors },
@@ -138,8 +155,10 @@ export function registerDrilldown(app: App, deps: DrilldownDeps, who: (req: Fast
     const { policy } = req.params, q = req.query
     const devices = deps.devicesOf?.(policy) ?? []
     if (devices.length === 0) return reply.code(404).send({ error: 'unknown_policy', message: `no device is registered to policy ${policy}` })
+    const withheld = new Set(devices.flatMap((d) => d.kinds).filter((kind) => !deps.consents.allows(policy, kind, 'pricing')))
+    if (q.kind && withheld.has(q.kind)) return reply.code(403).send({ error: 'no_consent', message: noConsent(policy, q.kind) })
     const period = periodOf(q, PERIOD)
-    const body = typeof period === 'string' ? period : await policyReadings(deps.influx, policy, devices, period.from, period.to, q)
+    const body = typeof period === 'string' ? period : await policyReadings(deps.influx, policy, devices, period.from, period.to, q, withheld)
     if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })
     if (q.format !== 'csv') return body
     const name = ['readings', policy, q.device, q.kind, q.field].filter(Boolean).join('-')

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import yauzl from 'yauzl'
 import { policyRegistry, runSimulation, type DeviceMessage } from '../edge-sim/index.ts'
-import { connectInflux, deviceRegistry, envelope, sensorsByKind } from '../ingest/index.ts'
+import { connectInflux, deviceRegistry, envelope, qualified, retentionOf, sensorsByKind } from '../ingest/index.ts'
 import type { PolicyEvent, Score, Trip } from '../scoring/index.ts'
 import type { PremiumAdjustment } from '../pricing/index.ts'
 import { openBrowser } from '../test/browser.ts'
@@ -173,10 +173,23 @@ t.test('the export: every stream, trip, event, score, premium and consent of the
     t.ok(rows.every((r) => r.source === 'enrolment (device registry)' && r.purposes === 'pricing' && r.subject !== ''), 'the consent in force: given at enrolment, for pricing, with its subject')
     t.same(json<{ consents: unknown[] }>('consents.json').consents.length, rows.length)
     t.ok(files.has('derived/health_day.csv') && files.has('derived/home_day.csv'), 'the daily aggregates scoring keeps')
+    t.ok(files.has('derived/crash_track.csv'), 'the crash\'s track, kept for the claim (in the claims retention policy)')
     const manifest = json<{ policyId: string; period: unknown; files: { name: string; rows: number }[] }>('manifest.json')
     t.match(manifest, { policyId: policy, period: { from: null, to: null } })
     t.same(manifest.files.map((f) => f.name).sort(), [...files.keys()].filter((f) => f !== 'README.md' && f !== 'manifest.json').sort(), 'the manifest lists every file')
     for (const f of manifest.files.filter((x) => x.name.endsWith('.csv'))) t.equal(csvRows(t, f.name, files.get(f.name)).rows.length, f.rows, `${f.name}: ${f.rows} rows, as the manifest says`)
+  })
+
+  await t.test('every readings and derived file has a column for each field and tag InfluxDB holds, whichever retention policy it is in', async (t) => {
+    const held = async (measurement: string) => (await Promise.all(['FIELD', 'TAG'].map((what) => services.influxql('ubiq_export', `SHOW ${what} KEYS FROM ${qualified(measurement)}`))))
+      .flatMap((series) => series.flatMap((x) => x.values.map((v) => String(v[0])))).filter((k) => k !== 'policy_id' && k !== 'device_id' && k !== 'hz')
+    const tables = [...files.keys()].filter((f) => /^(readings|derived)\/.*\.csv$/.test(f))
+    t.ok(tables.some((f) => retentionOf(f.split('/').at(-1)!.slice(0, -4)) !== 'aggregates'), `${tables.length} files, of measurements in every retention policy`)
+    for (const name of tables) {
+      const header = csvRows(t, name, files.get(name)).header
+      const missing = (await held(name.split('/').at(-1)!.slice(0, -4))).filter((k) => !header.includes(k))
+      t.same(missing, [], `${name}: every field and tag`)
+    }
   })
 
   await t.test('the README says what each file and column is, with the catalogue\'s units', async (t) => {

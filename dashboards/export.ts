@@ -15,7 +15,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { ZipFile } from 'yazl'
-import { envelope, ID_PATTERN, POSITION_FIELDS, type ConsentStore, quoteString, sensorsByKind, storedMeasurements, streamFields, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
+import { envelope, ID_PATTERN, POSITION_FIELDS, qualified, type ConsentStore, quoteString, sensorsByKind, storedMeasurements, streamFields, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
 import { mustSee, type Principal } from './auth.ts'
 import type { PolicyDevice } from './drilldown.ts'
 import { fhirBundle, fhirLeftOut, fhirMappingOf, fhirMappings, POLICY_SYSTEM, type HealthReading } from './fhir.ts'
@@ -35,13 +35,6 @@ export interface Consent {
   /** Which record it comes from. */
   source: string
 }
-
-/**
- * The consents the device registry records: each registered device's streams (`kinds`, the
- * streams the policyholder agreed to it sending; ingest refuses the others), since registration.
- */
-export const registryConsents = (devices: readonly PolicyDevice[]): Consent[] =>
-  devices.flatMap((d) => d.kinds.map((stream) => ({ deviceId: d.deviceId, stream, ...(d.registeredAt ? { since: d.registeredAt } : {}), source: 'device registry' })))
 
 /**
  * The consents in force (the consent store, #21): each registered device's streams with the
@@ -122,6 +115,8 @@ async function* jsonText(policyId: string, key: string, pages: AsyncIterable<unk
 const names = (series: readonly Series[]) => series.flatMap((s) => s.values.map((v) => String(v[0])))
 const byMeasurement = (series: readonly Series[]) => new Map(series.map((s) => [s.name, s.values.map((v) => String(v[0]))]))
 
+/** Measurements ubiq declares (retention.ts): another one in the database is not ubiq's to export. */
+const declared = new Set(storedMeasurements.map((m) => m.name))
 /** Measurements declared readable by analysts (retention.ts): an analyst's export holds no others of the derived ones. */
 const analystMeasurements = new Set(storedMeasurements.filter((m) => m.readers.includes('analyst')).map((m) => m.name))
 
@@ -132,14 +127,17 @@ const analystMeasurements = new Set(storedMeasurements.filter((m) => m.readers.i
  * position fields, and none of the derived measurements analysts may not read (trip cells, crash tracks).
  */
 async function planExport(influx: Influx, policyId: string, devices: readonly PolicyDevice[], forAnalyst: boolean) {
-  const [stored, policyMeasurements, fieldKeys, tagKeys] = await Promise.all([
+  const [stored, policyMeasurements, tagKeys] = await Promise.all([
     // Every stream a device stored, also one it may no longer send: what is held is what is exported.
     Promise.all(devices.map(async (d) => ({ deviceId: d.deviceId, kinds: names(await influx.query(`SHOW MEASUREMENTS WHERE device_id = ${quoteString(d.deviceId)}`)).filter((k) => sensorsByKind.has(k)).sort() }))),
-    influx.query(`SHOW MEASUREMENTS WHERE policy_id = ${quoteString(policyId)}`).then(names),
-    influx.query('SHOW FIELD KEYS').then(byMeasurement),
+    influx.query(`SHOW MEASUREMENTS WHERE policy_id = ${quoteString(policyId)}`).then((series) => names(series).filter((m) => declared.has(m))),
     influx.query('SHOW TAG KEYS').then(byMeasurement),
   ])
   if (devices.length === 0 && policyMeasurements.length === 0) return undefined
+  // Field keys are kept per retention policy, and an unqualified SHOW FIELD KEYS reads the default
+  // one only: each measurement's are asked of its own (retention.ts), in one request.
+  const measurements = [...new Set([...stored.flatMap((d) => d.kinds), ...policyMeasurements])]
+  const fieldKeys = byMeasurement(measurements.length === 0 ? [] : await influx.query(measurements.map((m) => `SHOW FIELD KEYS FROM ${qualified(m)}`).join('; ')))
   const ENVELOPE = new Set(['seq', 'i', 'rate_hz'])
   const streams: StreamFile[] = stored.flatMap(({ deviceId, kinds }) => kinds.map((kind) => {
     const sensor = sensorsByKind.get(kind)!

@@ -10,7 +10,7 @@ import pino from 'pino'
 import { Registry } from 'prom-client'
 import { NEVER, Subject } from 'rxjs'
 import WebSocket from 'ws'
-import { connectInflux } from '../ingest/index.ts'
+import { connectInflux, consentStore, deviceRegistry } from '../ingest/index.ts'
 import { premiumLine, type PremiumAdjustment } from '../pricing/index.ts'
 import { scoreLine, type Score } from '../scoring/index.ts'
 import { feedJournal, type FeedMessage } from './feed.ts'
@@ -147,6 +147,7 @@ t.test('after a restart (or once the feed has forgotten a policy) its client, it
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const simulated: Score[] = []
   const server = await startDashboards({
+    consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
     scores$: NEVER, events$: NEVER, premiums$: NEVER, influx, auth, metrics: new Registry(), deviceClock: () => undefined,
     whatIf: async (s) => (simulated.push(s), undefined), health: () => ({ ok: true, checks: {} }), logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
   })
@@ -173,6 +174,7 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
   const metrics = new Registry()
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const server = await startDashboards({
+    consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
     scores$, events$: NEVER, premiums$: NEVER,
     influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed' }),
     auth, metrics, deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),
@@ -225,6 +227,7 @@ t.test('a client that stops reading is cut off with 1013; one that reads gets ev
 async function bareDashboards(t: Test, auth: TokenAuthority) {
   const services = await startServices(t)
   const server = await startDashboards({
+    consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
     scores$: NEVER, events$: NEVER, premiums$: NEVER,
     influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed_auth' }),
     auth, metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),

@@ -30,7 +30,7 @@ import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest } from './backtest-page.ts'
 import { registerMonitoring } from './monitoring.ts'
-import { registerExport, registryConsents, storeConsents, type Consent } from './export.ts'
+import { registerExport, storeConsents } from './export.ts'
 
 export interface DashboardsDeps {
   scores$: Observable<Score>
@@ -52,14 +52,12 @@ export interface DashboardsDeps {
   rateLimitPerMinute?: number
   /** The devices registered to a policy (the device registry), for the analyst's drill-down into raw readings and the export. */
   devicesOf?(policyId: string): readonly PolicyDevice[]
-  /** The streams a policy consented to, for its export; default: the device registry's (each device's `kinds`). */
-  consentsOf?(policyId: string): readonly Consent[]
   /** The rating plan and champion models backtested over the reference portfolio, for the analyst's backtest page. */
   backtest?(): Promise<BacktestSummary>
   /** A feed client with more than this many bytes not yet taken off the socket is cut off (default 1 MiB). */
   feedMaxBufferedBytes?: number
-  /** Consent as it stands (ingest/consent.ts), for the consent routes; without it there are none. */
-  consents?: ConsentStore
+  /** Consent as it stands (ingest/consent.ts): its routes, the drill-down's and the export's. */
+  consents: ConsentStore
 }
 
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
@@ -209,7 +207,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)
   registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics }, who)
-  if (deps.consents) registerConsents(app, deps.consents, who)
+  registerConsents(app, deps.consents, who)
   registerRevocations(app, deps.auth, who, () => {
     for (const [ws, token] of feedTokens) {
       try {
@@ -221,7 +219,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   })
   registerExport(app, {
     influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
-    consentsOf: deps.consentsOf ?? ((policyId) => (deps.consents ? storeConsents(deps.consents, policyId, deps.devicesOf?.(policyId) ?? []) : registryConsents(deps.devicesOf?.(policyId) ?? []))),
+    consentsOf: (policyId) => storeConsents(deps.consents, policyId, deps.devicesOf?.(policyId) ?? []),
   }, who)
   policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, async (policyId, _q, _req, reply) => {
     // The feed's standing: it reads from InfluxDB what it does not hold.

@@ -6,7 +6,7 @@ import t from 'tap'
 import { Registry } from 'prom-client'
 import { NEVER } from 'rxjs'
 import WebSocket from 'ws'
-import { connectInflux } from '../ingest/index.ts'
+import { connectInflux, consentStore, deviceRegistry } from '../ingest/index.ts'
 import { startDashboards, tokenAuthority } from './index.ts'
 import { startServices, testLogger } from '../test/harness.ts'
 
@@ -15,6 +15,7 @@ t.test('shutdown closes each feed with 1001 and a reason, and cuts off a client 
   const metrics = new Registry()
   const auth = tokenAuthority('a test secret of at least thirty-two bytes')
   const server = await startDashboards({
+    consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
     scores$: NEVER, events$: NEVER, premiums$: NEVER,
     influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_shutdown' }),
     auth, metrics, deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }),

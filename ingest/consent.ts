@@ -19,7 +19,6 @@
  * as giving, GDPR Art. 7(3)).
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { filter, type MonoTypeOperatorFunction } from 'rxjs'
 import { payloadSchema, type Reading, type SensorKind, type Subject } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
@@ -264,6 +263,10 @@ export function consentNotice(change: RecordedChange, consent: PolicyConsent, de
   }
 }
 
-/** Stage: only the readings whose stream the policy has granted for `purpose` (pricing: what scoring sees). */
-export const consentedFor = (store: Pick<ConsentStore, 'allows'>, purpose: Purpose): MonoTypeOperatorFunction<Reading> =>
-  filter((r) => store.allows(r.policyId, r.kind, purpose))
+/**
+ * Whether the policy has granted the reading's stream for `purpose`, as it stands now. The one rule
+ * for what scoring sees (`pricing`): the live readings, and those it reads back from InfluxDB to
+ * rebuild a policy's state, which may have been stored for another purpose after pricing was withdrawn.
+ */
+export const consentedFor = (store: Pick<ConsentStore, 'allows'>, purpose: Purpose) =>
+  (r: Reading): boolean => store.allows(r.policyId, r.kind, purpose)

@@ -110,7 +110,7 @@ export function dataInventory(): string {
     '| where | what | kept | read by |',
     '|---|---|---|---|',
     '| `UBIQ_DATA_DIR/journal/` | each accepted reading\'s line until InfluxDB confirms it | seconds (until confirmed; after a crash, until written at the next start) | ubiq |',
-    '| `UBIQ_DATA_DIR/dead-letter/` | lines InfluxDB refused for good, with its reason (a line refused as past its retention: its measurement only) | until the operator removes them | the operator |',
+    '| `UBIQ_DATA_DIR/dead-letter/` | lines InfluxDB refused for good: InfluxDB\'s reason, and each line\'s measurement, device, time, size and field names, never its values | until the operator removes them | the operator |',
     '| `UBIQ_DATA_DIR/audit.jsonl` | every premium adjustment, hash-chained | for ever (the chain) | ubiq (`ubiq audit verify`), the operator |',
     '| MQTT `ubiq/v1/premiums/{policyId}/{subject}` | the latest premium adjustment, retained by the broker | until replaced | the policy\'s subscribers |',
     '| `UBIQ_DATA_DIR/home-assistant-discovery/` | Home Assistant discovery configs of registered devices | until the device sends another | ubiq |',

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { of } from 'rxjs'
 import { connectInflux, withoutExpired, qualified, readingsFromSeries, storeReadings, toLine, type Reading, type Refusal } from './index.ts'
+import { lineShape } from './influx.ts'
 import { startServices } from '../test/harness.ts'
 import { freePort } from '../bin/local-services.ts'
 
@@ -12,6 +13,24 @@ t.test('toLine writes line protocol with escaping, floats by default and declare
     toLine('obd', { device_id: 'a b,c=d' }, { speed_kmh: 50, seq: 7, note: 'say "hi"', ok: true }, 1700000000000.4, ['seq']),
     'obd,device_id=a\\ b\\,c\\=d speed_kmh=50,seq=7i,note="say \\"hi\\"",ok=true 1700000000000',
   )
+})
+
+t.test('lineShape tells a line by its measurement, device, time, size and field names, never its values (#21)', async (t) => {
+  const line = toLine('gps', { device_id: 'car 1' }, { lat_deg: 52.3731, note: 'a "b", c=d e', ok: true }, 1767225600000)
+  t.same(lineShape(line, `unable to parse '${line}': invalid`), {
+    reason: "unable to parse '…': invalid", measurement: 'gps', device: 'car 1', time: '2026-01-01T00:00:00.000Z', bytes: Buffer.byteLength(line), fields: ['lat_deg', 'note', 'ok'],
+  })
+  const cases: [string, string, Partial<ReturnType<typeof lineShape>>][] = [
+    ['no timestamp', 'hr,device_id=w hr_bpm=61', { measurement: 'hr', device: 'w', fields: ['hr_bpm'] }],
+    ['a value where the timestamp goes', 'gps,device_id=x lat_deg=52.1 lon_deg=4.3 1', { fields: ['lat_deg'] }],
+    ['a value where a field goes', 'hr,device_id=w 61,seq=1i 5', { fields: ['seq'], time: '1970-01-01T00:00:00.005Z' }],
+    ['a time no date has', 'obd,device_id=d seq=1i 1e303', { fields: ['seq'] }],
+  ]
+  for (const [name, l, want] of cases) {
+    const shape = lineShape(l)
+    t.match(shape, want, name)
+    t.notMatch(JSON.stringify(shape), /52\.1|4\.3|61|1e303/, `${name}: no value`)
+  }
 })
 
 t.test('the v1 write API against a real InfluxDB 1.x: written lines read back by InfluxQL', async (t) => {

@@ -431,6 +431,55 @@ export function linePrefix(measurement: string, tags: Record<string, string>): s
   return `${measurement.replace(/[, ]/g, '\\$&')}${tagPart} `
 }
 
+/**
+ * What a line of line protocol is, without its values: its measurement, device (`device_id` tag),
+ * time, size and field names. What an operator diagnoses a refused line by, and all the
+ * dead-letter folder keeps of it (#21): a line's values may be positions or heart rates. InfluxDB's
+ * reason may quote the line (`unable to parse '…'`): `reason` is the reason with the line left out.
+ * Read leniently, as a refused line may be malformed: a name that is not one, or a time that is not
+ * a number, is left out rather than risk keeping a value.
+ */
+export function lineShape(line: string, reason = ''): LineShape {
+  const [key = '', fieldPart = '', time = ''] = splitLine(line, ' ', 1)
+  const [measurement = '', ...tags] = splitLine(key, ',', 0).map(unescape)
+  const device = tags.map((t) => splitLine(t, '=', 0)).find(([k]) => k === 'device_id')?.[1]
+  const fields = splitLine(fieldPart, ',', 2).map((f) => unescape(splitLine(f, '=', 0)[0]!)).filter((f) => NAME.test(f))
+  const ms = /^-?\d{1,16}$/.test(time) ? Number(time) : NaN
+  return {
+    reason: reason.split(line).join('…').replace(/'.*'/s, "'…'"),
+    measurement: NAME.test(measurement) ? measurement : '',
+    ...(device !== undefined ? { device } : {}),
+    ...(Number.isFinite(new Date(ms).getTime()) ? { time: new Date(ms).toISOString() } : {}),
+    bytes: Buffer.byteLength(line),
+    fields,
+  }
+}
+
+/** A line as `lineShape` tells it. */
+export interface LineShape { reason: string; measurement: string; device?: string; time?: string; bytes: number; fields: string[] }
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const unescape = (s: string) => s.replace(/\\(.)/g, '$1')
+
+/**
+ * `s` split at each `sep` not escaped by a backslash. `quoted`: from which piece on (1: after the
+ * first, 2: all of them, 0: none) a double-quoted string (a string field's value) is one piece.
+ */
+function splitLine(s: string, sep: string, quoted: 0 | 1 | 2): string[] {
+  const pieces: string[] = []
+  let start = 0, inQuotes = false
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]
+    if (c === '\\') i++
+    else if (c === '"' && (quoted === 2 || (quoted === 1 && pieces.length > 0))) inQuotes = !inQuotes
+    else if (c === sep && !inQuotes) {
+      pieces.push(s.slice(start, i))
+      start = i + 1
+    }
+  }
+  return [...pieces, s.slice(start)]
+}
+
 /** Escapes a tag key, tag value or field key. */
 export const escapeKey = (s: string) => s.replace(/[,= ]/g, '\\$&')
 

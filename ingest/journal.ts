@@ -11,12 +11,14 @@
  * the machine, like the broker's own periodic persistence.
  *
  * A line InfluxDB refuses for good is quarantined (DESIGN.md: "a refused write is quarantined,
- * never retried for ever"; issue #20): it leaves the journal for the dead-letter folder, with
- * InfluxDB's reason, and a tombstone in its segment keeps a later start from writing it again.
+ * never retried for ever"; issue #20): it leaves the journal, the dead-letter folder records what
+ * it was and InfluxDB's reason (not its values), and a tombstone in its segment keeps a later
+ * start from writing it again.
  * Before, one refused line kept its segment, and the whole backpressure budget, for good.
  */
 import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { lineShape } from './influx.ts'
 
 export interface Journal {
   /** Appends lines (synchronously, in one write: they are in the file when this returns). */
@@ -33,9 +35,10 @@ export interface Journal {
   /**
    * InfluxDB refused these lines for good: each is recorded with its reason in the dead-letter
    * folder (a JSON line a refusal, in a file a UTC day, private to ubiq's user) and, if the
-   * journal holds it, forgotten there as if confirmed, for this run and the next. A line refused
-   * as beyond its retention policy is recorded without its values, only its measurement: it is
-   * past the time ubiq may keep it (#21), and nothing can make InfluxDB take it.
+   * journal holds it, forgotten there as if confirmed, for this run and the next. The record holds
+   * what an operator diagnoses it by, never its values (influx.ts lineShape: measurement, device,
+   * time, size, field names): they may be positions or health values (#21). A refused reading
+   * is lost, as a message rejected at ingest is.
    */
   quarantine(refused: readonly { line: string; reason: string; kind?: string }[]): void
   /** Calls `fn` once `pending` is at most `lines`. */
@@ -186,9 +189,7 @@ export function openJournal(dir: string, segmentLines = 10_000, deadLetterDir = 
       if (refused.length === 0) return
       mkdirSync(deadLetterDir, { recursive: true, mode: 0o700 })
       const at = new Date().toISOString()
-      const record = (r: (typeof refused)[number]) => (r.kind === 'beyond_retention'
-        ? { at, reason: r.reason, measurement: r.line.slice(0, r.line.search(/[, ]/)) }
-        : { at, reason: r.reason, line: r.line })
+      const record = (r: (typeof refused)[number]) => ({ at, ...(r.kind ? { kind: r.kind } : {}), ...lineShape(r.line, r.reason) })
       appendFileSync(join(deadLetterDir, `refused-${at.slice(0, 10)}.jsonl`), refused.map((r) => `${JSON.stringify(record(r))}\n`).join(''), { mode: 0o600 })
       for (const { line } of refused) {
         const entry = release(line)

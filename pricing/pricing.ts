@@ -211,7 +211,7 @@ export function priceScores(
       }
       const before = last?.standing ?? firstStanding(s.window.to)
       const exposure = exposureOf(sp, s.exposure)
-      const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, ruleset: planId(plan), before, attributeRel }
+      const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, consent: s.consent, ruleset: planId(plan), before, attributeRel }
       const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel, exposureMeasures(s.exposure))
       const body = {
         policyId: s.policyId,
@@ -264,7 +264,7 @@ export function priceScores(
 export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: Rating, before: Standing, measures: ExposureMeasures = exposureMeasures(s.exposure)): PriceReason[] {
   const unit = sp.credibility.exposure === 'days' ? 'days of data' : 'km'
   if (r.credibility === 0) {
-    return [{ code: 'exposure', text: `${fmt(exposure)} ${unit} observed, the plan needs ${sp.credibility.minimum} before any change: premium unchanged`, value: exposure, baseline: sp.credibility.minimum, effect: 0 }]
+    return [{ code: 'exposure', text: `${fmt(exposure)} ${unit} observed, the plan needs ${sp.credibility.minimum} before any change: premium unchanged`, value: exposure, baseline: sp.credibility.minimum, effect: 0 }, ...consentReasons(s)]
   }
   const f = credibleFactor(sp, s.value, exposure)
   const features = s.reasons
@@ -286,8 +286,19 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
     const unlimited = f * (sp.exposure ? credibleExposure(exposureParts(sp, measures), r.credibility) : 1)
     rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / unlimited - 1) * 1000) / 1000 })
   }
-  return [...features, ...usage, ...rules]
+  return [...features, ...usage, ...rules, ...consentReasons(s)]
 }
+
+/**
+ * A stream the score lost pricing consent for within its window (#21: scores that depended on it
+ * say so, and so does the premium): "gps: consent for pricing withdrawn at …: priced on its
+ * readings from before then only". It measures nothing: value, baseline and effect are 0.
+ */
+const consentReasons = (s: Score): PriceReason[] => (s.consent ?? []).map((n) => ({
+  code: 'consent',
+  text: `${n.stream}: consent for pricing withdrawn at ${n.withdrawnAt}: priced on its readings from before then only${n.grantedAgainAt ? ` and from ${n.grantedAgainAt}, when it was granted again` : ''}`,
+  value: 0, baseline: 0, effect: 0,
+}))
 
 /** Pay-as-you-drive in plain words: "12,400 km a year, typical 10,000: +8%", the night share likewise. */
 function exposureReasons(sp: SubjectRating, m: ExposureMeasures, z: number): PriceReason[] {

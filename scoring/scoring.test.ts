@@ -2,14 +2,15 @@
  * The scoring service as a whole (#20 item 6): a bug in one device's or policy's state costs that
  * key, counted and logged with its stack, never the stream (it used to end trips$ and scores$, and
  * with no error handler anywhere, the process). And a redelivery that ingest's dedupe has forgotten
- * (#20 item 5) is counted once.
+ * (#20 item 5) is counted once. A stream withdrawn from pricing is not scored, neither live nor
+ * when a policy's state is rebuilt from InfluxDB (#21).
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import mqtt from 'mqtt'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { from, lastValueFrom, share, Subject, tap, toArray } from 'rxjs'
-import { connectInflux, dropDuplicates, storeReadings, type Reading } from '../ingest/index.ts'
+import { connectInflux, consentStore, deviceRegistry, dropDuplicates, storeReadings, type Reading } from '../ingest/index.ts'
 import { keepForever, startServices, firstMatch } from '../test/harness.ts'
 import type { DrivingDay } from './driving.ts'
 import type { Detector } from './events.ts'
@@ -21,6 +22,16 @@ const T0 = Date.UTC(2026, 10, 16, 8)
 const drive = (deviceId: string, seconds: number): Reading[] => Array.from({ length: seconds }, (_, i) => ({
   deviceId, policyId: `pol-${deviceId}`, kind: 'obd', subject: 'driving', seq: i, ts: T0 + i * 1000, receivedAt: T0 + i * 1000, fields: { speed_kmh: 50 },
 }))
+
+/** Services, the database's client kept for ever, and an MQTT publisher, closed when `t` ends. */
+async function servicesFor(t: Test, database: string) {
+  const services = await startServices(t)
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database, retentionDays: keepForever })
+  t.teardown(() => influx.close())
+  const publisher = await mqtt.connectAsync(services.mqttUrl, { clientId: `${database}-test` })
+  t.teardown(() => publisher.endAsync())
+  return { services, influx, publisher }
+}
 
 t.test('one device whose detector throws loses its trip; the other devices\' trips go on', async (t) => {
   const services = await startServices(t)
@@ -77,12 +88,8 @@ t.test('a policy whose days throw is left out of its score; the other policies a
 })
 
 t.test('a redelivery that dedupe has forgotten is counted once: the policy\'s state, gone too, comes back from InfluxDB up to it (#20 item 5)', async (t) => {
-  const services = await startServices(t)
   const database = 'ubiq_scoring_redelivery'
-  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database, retentionDays: keepForever })
-  t.teardown(() => influx.close())
-  const publisher = await mqtt.connectAsync(services.mqttUrl, { clientId: 'scoring-redelivery-test' })
-  t.teardown(() => publisher.endAsync())
+  const { services, influx, publisher } = await servicesFor(t, database)
   // Ingest's dedupe and storage, with idle times scaled down: dedupe forgets a policy after 1 s of
   // receive time, scoring after 300 ms (the pipeline keeps that order: dedupeIdleMs).
   const received$ = new Subject<Reading>()
@@ -115,4 +122,38 @@ t.test('a redelivery that dedupe has forgotten is counted once: the policy\'s st
   await new Promise((r) => setTimeout(r, 1000))
   t.equal(await storedDay(1500), 1500, 'and counts once: the day was rebuilt from the stored readings before it')
   received$.complete()
+})
+
+t.test('a stream withdrawn from pricing but kept for coaching is not scored: neither live nor read back from InfluxDB to rebuild the open day (#21)', async (t) => {
+  const database = 'ubiq_scoring_consent'
+  const { services, influx, publisher } = await servicesFor(t, database)
+  const consents = consentStore({ registry: deviceRegistry([{ deviceId: 'watch', policyId: 'pol-c', kinds: ['steps', 'hr'] }]), record: () => 'recorded' })
+  consents.change('pol-c', { streams: ['steps'], purposes: ['pricing'], granted: false }, { role: 'policyholder' })
+  consents.change('pol-c', { streams: ['steps'], purposes: ['coaching'], granted: true }, { role: 'policyholder' })
+  const reading = (kind: 'steps' | 'hr', seq: number, fields: Reading['fields']): Reading =>
+    ({ deviceId: 'watch', policyId: 'pol-c', kind, subject: 'health', seq, ts: T0 + seq * 3600_000, receivedAt: T0, fields })
+  // The morning's steps, stored (for coaching) before scoring last saw the policy: after a restart, say.
+  await lastValueFrom(from([reading('steps', 1, { steps_count: 4000, interval_s: 3600 })]).pipe(storeReadings((lines) => influx.write(lines))))
+  await influx.flush()
+  const readings$ = new Subject<Reading>()
+  startScoring({
+    readings$, mqtt: publisher, influx, logger: pino({ level: 'silent' }), metrics: new Registry(),
+    models: () => ({ champions: {}, shadows: {} }),
+    policyDevices: () => ['watch'],
+    trips: defaultTripConfig, detectors: () => [], batch: { maxBatch: 64, maxWaitMs: 20 },
+    deviceIdleMs: 200, policyIdleMs: 300, consents,
+  })
+  // The policy comes back with a heart rate (its open day is rebuilt from the stored readings), then more steps.
+  readings$.next(reading('hr', 2, { hr_bpm: 70 }))
+  readings$.next(reading('steps', 3, { steps_count: 500, interval_s: 3600 }))
+  for (;;) {
+    await influx.flush()
+    const [day] = await services.influxql(database, "SELECT hr_n, steps FROM health_day WHERE policy_id = 'pol-c'")
+    if (day) {
+      t.same(day.values.map((v) => [v[1], v[2]]), [[1, 0]], 'the day holds the heart rate and no steps: neither the stored ones nor the live one')
+      break
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  readings$.complete()
 })

@@ -13,7 +13,7 @@ import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
-import { qualified, quoteString, readingsFromSeries, sensors, toLine, topics, type ConsentNote, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
+import { consentedFor, qualified, quoteString, readingsFromSeries, sensors, toLine, topics, type ConsentStore, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, DAY_MS, drivingScoreInput, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
@@ -42,8 +42,12 @@ export interface ScoringDeps {
   deviceIdleMs: number
   /** A policy with no trip for this long leaves memory (and is rebuilt from InfluxDB when it returns), ms. */
   policyIdleMs: number
-  /** The policy's streams of `subject` whose pricing consent was withdrawn after `fromMs` (consent.ts): each score says so. */
-  consentNotes?(policyId: string, subject: Subject, fromMs: number): ConsentNote[]
+  /**
+   * Consent (ingest/consent.ts): only readings of streams granted for pricing are scored, live or
+   * read back from InfluxDB, and each score names the streams withdrawn within its window. Without
+   * it, every reading is scored.
+   */
+  consents?: Pick<ConsentStore, 'allows' | 'notes'>
 }
 
 /** Starts scoring; scores$, events$ and trips$ are hot and shared. */
@@ -66,14 +70,17 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     log.error({ err, failedStage: stage, key }, 'a device\'s or policy\'s scoring state threw: dropped, the others run on')
   }
 
+  // A stream the policy withdrew from pricing is not scored (#21), whether its readings arrive now
+  // or are read back to rebuild a state: a stream kept for coaching or claims is still stored.
+  const priced: (r: Reading) => boolean = deps.consents ? consentedFor(deps.consents, 'pricing') : () => true
   // Every stage below reads the same stream: one subscription upstream (one reorder buffer).
-  const readings$ = deps.readings$.pipe(share())
-  /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy; `where` narrows further. */
+  const readings$ = deps.readings$.pipe(filter(priced), share())
+  /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy, of streams it may be priced on; `where` narrows further. */
   const storedReadings = async (first: Reading, subject: Subject, devices: readonly string[], sinceMs: number, where: string) => {
     if (devices.length === 0) return []
     const kinds = sensors.filter((s) => s.subject === subject).map((s) => qualified(s.kind)).join(', ')
     const ofDevices = devices.map((d) => `device_id = ${quoteString(d)}`).join(' OR ')
-    return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${ofDevices}) AND time > ${sinceMs}ms AND ${where}`), first.policyId)
+    return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${ofDevices}) AND time > ${sinceMs}ms AND ${where}`), first.policyId).filter(priced)
   }
 
   // A device's open trip comes back after a restart from its stored readings since its last trip.
@@ -164,7 +171,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       deps.influx.write(shadowScores.map((s) => toLine('shadow_score', { policy_id: s.policyId, subject: s.subject, model: s.model }, { value: s.value }, s.window.to)))
     }),
     map((s) => {
-      const consent = deps.consentNotes?.(s.policyId, s.subject, s.window.from)
+      const consent = deps.consents?.notes(s.policyId, s.subject, s.window.from)
       return consent?.length ? { ...s, consent } : s
     }),
     share(),

@@ -2,8 +2,9 @@
  * Consent that lives, and tokens that can be revoked (#21 items 1 and 7), on a real Mosquitto with
  * ubiq's per-device credentials and ACL, and a real InfluxDB: a consent withdrawn mid-stream stops
  * storage from the moment it is acknowledged, granting it again from the device resumes it, a score
- * says which of its streams lost pricing consent, every change is in the audit chain, and consent
- * comes back after a restart.
+ * and its premium say which of its streams lost pricing consent (and the analyst's drill-down, which
+ * is for pricing, serves it no more), every change is in the audit chain, and consent comes back
+ * after a restart.
  */
 import t from 'tap'
 import mqtt from 'mqtt'
@@ -127,7 +128,7 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
     t.same(read.changes.map((c) => [c.by.role, c.streams, c.granted]), [['policyholder', ['obd'], false], ['device', ['obd'], true], ['analyst', ['hr'], true]], 'every change, who made it and what it was')
   })
 
-  await t.test('a score says which of its streams lost pricing consent, and pricing goes on after the change', async (t) => {
+  await t.test('a score and its premium say which of its streams lost pricing consent, and pricing goes on after the change', async (t) => {
     const scores: Score[] = []
     const premiums: PremiumAdjustment[] = []
     pipeline.scores$.subscribe((s) => s.policyId === b.policyId && scores.push(s))
@@ -143,6 +144,20 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
     await run.stop()
     t.match(scores.at(-1)!.consent, [{ stream: 'gps', withdrawnAt: change.at, text: /^gps: consent for pricing withdrawn at .*; its readings from before then still count in this score, none since$/ }], 'after: the score names the stream and when')
     t.equal(scores.at(-1)!.consent!.length, 1)
+    t.match(premiums.at(-1)!.reasons.filter((r) => r.code === 'consent'), [{ text: `gps: consent for pricing withdrawn at ${change.at}: priced on its readings from before then only`, effect: 0 }], 'and so does the premium, among its reasons')
+    t.notOk(premiums[0]!.reasons.some((r) => r.code === 'consent'), 'which said nothing of it before')
+
+    // The analyst's drill-down is for pricing: a stream withdrawn from it is not served, though kept
+    // (for coaching here) and its readings from before stored.
+    for (const change of [{ purposes: ['pricing'], granted: false }, { purposes: ['coaching'], granted: true }]) {
+      t.equal((await api('POST', `/api/v1/policies/${b.policyId}/consents`, analyst(), { streams: ['obd'], ...change })).status, 200)
+    }
+    const readings = `/api/v1/policies/${b.policyId}/readings`
+    const refused = await api('GET', `${readings}?kind=obd`, analyst())
+    t.same([refused.status, await refused.json()], [403, { error: 'no_consent', message: `policy ${b.policyId} has withdrawn consent to use stream obd for pricing, the purpose of this view: not served` }], 'asked for by name: refused, saying why')
+    const all = (await (await api('GET', readings, analyst())).json()) as { series: unknown[]; withheld: { kind: string; reason: string }[] }
+    t.same(all.series, [], 'asked for all: none of its readings')
+    t.match(all.withheld, [{ kind: 'obd', reason: /withdrawn consent to use stream obd for pricing/ }, { kind: 'gps' }], 'it is named among those withheld, with why')
   })
 
   await t.test('tokens: a revoked policy token is refused and its feed closed; only an analyst revokes', async (t) => {
@@ -176,7 +191,7 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
   const records = [...auditRecords(file)]
   t.match(verdict, { ok: true, records: records.length }, 'ubiq audit verify: the chain holds, consent records in it')
   t.same(records.filter((r) => r.record === 'consent').map((r) => [r.policyId, r.by.role, r.streams, r.granted]), [
-    [a.policyId, 'policyholder', ['obd'], false], [a.policyId, 'device', ['obd'], true], [a.policyId, 'analyst', ['hr'], true], [b.policyId, 'analyst', ['gps'], false], [a.policyId, 'policyholder', ['gps'], false],
+    [a.policyId, 'policyholder', ['obd'], false], [a.policyId, 'device', ['obd'], true], [a.policyId, 'analyst', ['hr'], true], [b.policyId, 'analyst', ['gps'], false], [b.policyId, 'analyst', ['obd'], false], [b.policyId, 'analyst', ['obd'], true], [a.policyId, 'policyholder', ['gps'], false],
   ], 'every change, in order, who and what')
   t.ok(records.some((r) => r.record === undefined && r.policyId === b.policyId && records.indexOf(r) > records.findIndex((c) => c.record === 'consent' && c.policyId === b.policyId)), 'a premium linked after a consent record')
 
