@@ -62,11 +62,11 @@ export interface PricingState {
 
 const key = (policyId: string, subject: Subject) => `${policyId}/${subject}`
 
-/** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. Consent records only move the chain's end. */
+/** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. Consent and privacy records only move the chain's end. */
 export function pricingStateFromAudit(records: Iterable<AuditRecord>): PricingState {
   const state: PricingState = { lastHash: '', standings: new Map() }
   for (const r of records) {
-    if (r.record === 'consent') state.lastHash = r.hash
+    if (r.record !== undefined) state.lastHash = r.hash
     else applyAdjustment(state, r)
   }
   return state
