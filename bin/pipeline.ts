@@ -357,6 +357,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     trips: defaultTripConfig,
     detectors: vehicleDetectors(roads),
     consentNotes: consents.notes,
+    locationPausedMs: privacy.locationPausedMs,
     ...scoringLimits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })

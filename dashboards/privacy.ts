@@ -51,7 +51,7 @@ const PauseParams = Type.Object({ policy: Params.properties.policy, id: Type.Str
 /** A pause as the routes show it: its window as it stands (`until`: its end, or its early end) and whether it is scheduled, in force or over. */
 const shown = (p: Pause, now: number) => {
   const w = pauseWindow(p)
-  return { ...p, until: new Date(w.until).toISOString(), state: w.until <= now ? 'over' : w.from > now ? 'scheduled' : 'in force' }
+  return { ...p, until: new Date(w.until).toISOString(), state: p.endedAt !== undefined || w.until <= now ? 'over' : w.from > now ? 'scheduled' : 'in force' }
 }
 
 /**

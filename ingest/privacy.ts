@@ -98,6 +98,8 @@ export class PrivacyError extends Error {
 export interface PrivacyStore {
   /** The pause that stops `kind` of the policy anywhere in device time [fromMs, toMs], if any: ingest asks for every reading. */
   paused(policyId: string, kind: string, fromMs: number, toMs: number): Pause | undefined
+  /** How much of [fromMs, toMs) the policy had location paused (by any pause: `all` pauses positions too), ms. */
+  locationPausedMs(policyId: string, fromMs: number, toMs: number): number
   /** The policy's pauses, oldest first; undefined for a policy the registry does not know. */
   of(policyId: string): Pause[] | undefined
   /** Records a pause and puts it in effect; throws a PrivacyError for one that is not valid. Undefined: a device's message no newer than its last (by seq). */
@@ -181,6 +183,10 @@ export function privacyStore(opts: PrivacyStoreOptions): PrivacyStore {
         return fromMs < w.until && toMs >= w.from && pauseStops(p.scope, kind)
       })
     },
+    locationPausedMs: (policyId, fromMs, toMs) => (pauses.get(policyId) ?? []).reduce((ms, p) => {
+      const w = pauseWindow(p)
+      return ms + Math.max(0, Math.min(toMs, w.until) - Math.max(fromMs, w.from))
+    }, 0),
     of: (policyId) => (policies.has(policyId) ? [...(pauses.get(policyId) ?? [])] : undefined),
     pause(policyId, request, by, device) {
       known(policyId)
@@ -200,7 +206,7 @@ export function privacyStore(opts: PrivacyStoreOptions): PrivacyStore {
       const p = pauses.get(policyId)?.find((x) => x.id === id)
       if (!p) throw new PrivacyError(`no pause ${id} of policy ${policyId}`)
       const w = pauseWindow(p)
-      if (w.until <= t) throw new PrivacyError(`pause ${id} is over already (${p.endedAt ? `ended at ${p.endedAt}` : `it ran to ${p.to}`})`)
+      if (p.endedAt !== undefined || w.until <= t) throw new PrivacyError(`pause ${id} is over already (${p.endedAt ? `ended at ${p.endedAt}` : `it ran to ${p.to}`})`)
       if (stale(by, device)) return undefined
       take({ policyId, action: 'end', scope: p.scope, from: p.from, to: p.to, pause: id, by, at: new Date(t).toISOString(), ...deviceFields(device) })
       return p
