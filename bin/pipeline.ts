@@ -8,8 +8,8 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
-import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, type Observable } from 'rxjs'
 
@@ -73,11 +73,11 @@ export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret'
 /** The dashboards' token revocations (#21 item 7). */
 export const revocationsFile = (dataDir: string) => join(dataDir, 'token-revocations.json')
 
-/** The consent changes among the audit chain's records, as the consent store takes them back at start. */
-function* consentHistory(records: Iterable<AuditRecord>): Generator<RecordedChange> {
+/** One kind of change among the audit chain's records (consent changes, privacy pauses), as its store takes them back at start. */
+function* changesOf<K extends 'consent' | 'privacy'>(records: Iterable<AuditRecord>, kind: K): Generator<Omit<Extract<AuditRecord, { record: K }>, 'record' | 'prevHash'>> {
   for (const r of records) {
-    if (r.record !== 'consent') continue
-    const { record: _, prevHash: __, ...change } = r
+    if (r.record !== kind) continue
+    const { record: _, prevHash: __, ...change } = r as Extract<AuditRecord, { record: K }>
     yield change
   }
 }
@@ -291,13 +291,28 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   // Consent (#21): rebuilt from the audit chain, where every change is recorded before it takes effect.
   const consents = consentStore({
     registry: cfg.devices,
-    history: consentHistory(auditRecords(auditLogFile(cfg.dataDir))),
+    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'consent'),
     record: (change) => audit.link<ConsentRecord>({ record: 'consent', ...change }).hash,
     onChange(change, consent) {
       consentChanges.inc({ by: change.by.role, granted: String(change.granted) })
       logger.info({ policyId: change.policyId, streams: change.streams, purposes: change.purposes, granted: change.granted, by: change.by.role }, 'consent changed')
       for (const d of cfg.devices.values()) {
         if (d.policyId === change.policyId) publisher.publish(topics.consent(d.deviceId), JSON.stringify(consentNotice(change, consent, d)), { qos: 1, retain: true })
+      }
+    },
+  })
+
+  const privacyChanges = new Counter({ name: 'ubiq_privacy_changes_total', help: 'Privacy mode pauses and early ends recorded, by who and what', labelNames: ['by', 'action', 'scope'], registers: [metrics] })
+  // Privacy mode (#21): rebuilt from the audit chain too; each device is told its policy's pauses.
+  const privacy = privacyStore({
+    registry: cfg.devices,
+    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'privacy'),
+    record: (change) => audit.link<PrivacyRecord>({ record: 'privacy', ...change }).hash,
+    onChange(change, pauses) {
+      privacyChanges.inc({ by: change.by.role, action: change.action, scope: change.scope })
+      logger.info({ policyId: change.policyId, action: change.action, scope: change.scope, from: change.from, to: change.to, by: change.by.role }, 'privacy mode changed')
+      for (const d of cfg.devices.values()) {
+        if (d.policyId === change.policyId) publisher.publish(topics.privacy(d.deviceId), JSON.stringify(privacyNotice(change, pauses, d.deviceId, Date.now())), { qos: 1, retain: true })
       }
     },
   })
@@ -320,6 +335,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       maxFutureSkewMs: 5 * 60_000,
       adapters: createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') }),
       consents,
+      privacy,
     },
   })
   confirm = ingest.confirm
@@ -343,6 +359,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     trips: defaultTripConfig,
     detectors: vehicleDetectors(roads),
     consents,
+    locationPausedMs: privacy.locationPausedMs,
     ...scoringLimits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })
@@ -369,7 +386,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   }
   const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)), { revocationsFile: revocationsFile(cfg.dataDir) })
   const dashboards = await startDashboards({
-    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, consents,
+    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, consents, privacy,
     host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute,
     devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => cfg.devices.get(id)!),
     backtest: cachedBacktest({ portfolio: referencePortfolio, plans }, () => models.current().champions),

@@ -1,11 +1,12 @@
 /**
  * The policyholder's privacy on REST (#21): consent per stream and purpose, read and changed while
- * ubiq runs (ingest/consent.ts), and the analyst's revocation of tokens (auth.ts).
+ * ubiq runs (ingest/consent.ts), privacy mode's pauses (ingest/privacy.ts), and the analyst's
+ * revocation of tokens (auth.ts).
  */
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyRequest } from 'fastify'
-import { ConsentError, ConsentRequest, ID_PATTERN, type ConsentStore } from '../ingest/index.ts'
-import { mustBeAnalyst, mustSee, type Revocation, type TokenAuthority, type Verified } from './auth.ts'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ConsentError, ConsentRequest, ID_PATTERN, PauseRequest, pauseWindow, PrivacyError, type ConsentStore, type Pause, type PrivacyStore } from '../ingest/index.ts'
+import { AuthError, mustBeAnalyst, mustSee, type Revocation, type TokenAuthority, type Verified } from './auth.ts'
 import { errors, Json } from './schemas.ts'
 import type { App } from './tables.ts'
 
@@ -42,6 +43,62 @@ export function registerConsents(app: App, consents: ConsentStore, who: (req: Fa
       if (err instanceof ConsentError) return reply.code(400).send({ error: 'bad_request', message: err.message })
       throw err
     }
+  })
+}
+
+const PauseParams = Type.Object({ policy: Params.properties.policy, id: Type.String({ pattern: '^[0-9a-f]{64}$', description: "the pause's id (its audit hash)" }) })
+
+/** A pause as the routes show it: its window as it stands (`until`: its end, or its early end) and whether it is scheduled, in force or over. */
+const shown = (p: Pause, now: number) => {
+  const w = pauseWindow(p)
+  return { ...p, until: new Date(w.until).toISOString(), state: p.endedAt !== undefined || w.until <= now ? 'over' : w.from > now ? 'scheduled' : 'in force' }
+}
+
+/**
+ * Privacy mode's routes: a policyholder pauses and ends pauses of its own policy; an analyst reads
+ * any policy's (pausing is the policyholder's choice alone: the device's topic is theirs too).
+ */
+export function registerPrivacyMode(app: App, privacy: PrivacyStore, who: (req: FastifyRequest) => Verified): void {
+  const unknown = (policy: string) => ({ error: 'unknown_policy', message: `no policy ${policy} in the device registry` })
+  /** The policyholder of `policy`, or the AuthError to answer with. */
+  const holder = (req: FastifyRequest<{ Params: { policy: string } }>) => {
+    const principal = who(req)
+    mustSee(principal, req.params.policy)
+    if (principal.role !== 'policyholder') throw new AuthError('forbidden', "privacy mode is the policyholder's to pause and end: an analyst token reads it")
+    return { role: 'policyholder' as const, ...(principal.tokenId ? { tokenId: principal.tokenId } : {}) }
+  }
+  const answer = (reply: FastifyReply, policy: string, act: () => Pause | undefined) => {
+    try {
+      const pause = act()!
+      return { pause: shown(pause, Date.now()), pauses: privacy.of(policy)!.map((p) => shown(p, Date.now())) }
+    } catch (err) {
+      if (err instanceof PrivacyError) return reply.code(400).send({ error: 'bad_request', message: err.message })
+      throw err
+    }
+  }
+  app.get<{ Params: Static<typeof Params> }>('/api/v1/policies/:policy/privacy', {
+    schema: { description: "The policy's privacy mode pauses, oldest first: scope (location or all), window, who paused, `until` (its end, or when it was ended early) and `state` (scheduled, in force, over); `id` is the pause's audit hash", params: Params, response: { 200: Json, ...errors } },
+  }, (req, reply) => {
+    mustSee(who(req), req.params.policy)
+    const pauses = privacy.of(req.params.policy)
+    return pauses ? { policyId: req.params.policy, pauses: pauses.map((p) => shown(p, Date.now())) } : reply.code(404).send(unknown(req.params.policy))
+  })
+  app.post<{ Params: Static<typeof Params>; Body: PauseRequest }>('/api/v1/policies/:policy/privacy', {
+    schema: {
+      description: 'Pauses location (`scope` location: positions are not stored) or all telemetry (`all`) of the policy (policyholder token), from `from` (default now) for `minutes` or to `to`: at most 24 h, starting at most 7 days ahead and not in the past; pauses do not overlap. Recorded in the audit chain first. Readings whose device time falls in the pause are rejected with privacy_mode; trips in it are priced as the rating plan says',
+      params: Params, body: PauseRequest, response: { 200: Json, ...errors },
+    },
+  }, (req, reply) => {
+    const by = holder(req)
+    if (!privacy.of(req.params.policy)) return reply.code(404).send(unknown(req.params.policy))
+    return answer(reply, req.params.policy, () => privacy.pause(req.params.policy, req.body, by))
+  })
+  app.post<{ Params: Static<typeof PauseParams> }>('/api/v1/policies/:policy/privacy/:id/end', {
+    schema: { description: 'Ends a pause now (policyholder token); a scheduled one never starts. Recorded in the audit chain first', params: PauseParams, response: { 200: Json, ...errors } },
+  }, (req, reply) => {
+    const by = holder(req)
+    if (!privacy.of(req.params.policy)) return reply.code(404).send(unknown(req.params.policy))
+    return answer(reply, req.params.policy, () => privacy.end(req.params.policy, req.params.id, by))
   })
 }
 

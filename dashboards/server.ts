@@ -17,11 +17,11 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
-import { ID_PATTERN, within, type ConsentStore, type DeviceClock, type Influx, type Subject } from '../ingest/index.ts'
+import { ID_PATTERN, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore, type Subject } from '../ingest/index.ts'
 import { WhatIfError, type BacktestSummary, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
-import { registerConsents, registerRevocations } from './privacy.ts'
+import { registerConsents, registerPrivacyMode, registerRevocations } from './privacy.ts'
 import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, storedPolicies, storedStanding, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
@@ -58,6 +58,8 @@ export interface DashboardsDeps {
   feedMaxBufferedBytes?: number
   /** Consent as it stands (ingest/consent.ts): its routes, the drill-down's and the export's. */
   consents: ConsentStore
+  /** Privacy mode's pauses (ingest/privacy.ts), for the privacy routes; without it there are none. */
+  privacy?: PrivacyStore
 }
 
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
@@ -208,6 +210,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   registerBacktest(app, deps.backtest, who)
   registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics }, who)
   registerConsents(app, deps.consents, who)
+  if (deps.privacy) registerPrivacyMode(app, deps.privacy, who)
   registerRevocations(app, deps.auth, who, () => {
     for (const [ws, token] of feedTokens) {
       try {

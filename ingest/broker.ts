@@ -61,17 +61,19 @@ topic read ubiq/v1/dev/#
 ${adapters.map((a) => `topic read ${a.filter}`).join('\n')}
 topic readwrite ubiq/v1/rejected/#
 
-# ubiq's publisher: scores, events, premiums, and each device's consent.
+# ubiq's publisher: scores, events, premiums, and each device's consent and pauses.
 user ${PUBLISHER_USER}
 topic readwrite ubiq/v1/consent/#
+topic readwrite ubiq/v1/privacy/#
 topic readwrite ubiq/v1/scores/#
 topic readwrite ubiq/v1/events/#
 topic readwrite ubiq/v1/premiums/#
 
-# Every device (username = device id): publishes only under its own prefix, reads its own rejections and consent.
+# Every device (username = device id): publishes only under its own prefix, reads its own rejections, consent and pauses.
 ${DEVICE_ACL}
 pattern read ubiq/v1/rejected/%u
 pattern read ubiq/v1/consent/%u
+pattern read ubiq/v1/privacy/%u
 # …and its own topics of the formats devices already speak (ingest/adapters/).
 ${adapters.map((a) => a.acl).join('\n')}
 `

@@ -1,12 +1,12 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { consentExample, contractDocs } from './contract-docs.ts'
-import { createAdapters, decodeConsent, deviceRegistry, sensors } from './index.ts'
+import { consentExample, contractDocs, privacyExamples } from './contract-docs.ts'
+import { createAdapters, decodeConsent, decodePrivacy, deviceRegistry, sensors } from './index.ts'
 
 t.test('the committed contract documents are what the validator\'s schemas generate (npm run docs)', async (t) => {
   const docs = contractDocs()
-  t.equal(docs.size, sensors.length + 3, "a JSON Schema per stream and for devices' consent, the AsyncAPI document and the markdown")
+  t.equal(docs.size, sensors.length + 4, "a JSON Schema per stream and for devices' consent and privacy messages, the AsyncAPI document and the markdown")
   for (const [path, text] of docs) {
     const committed = readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), 'utf8')
     t.equal(committed, text, path)
@@ -24,7 +24,15 @@ t.test("the documented consent message is one ubiq takes, and the AsyncAPI docum
   const cfg = { registry: deviceRegistry([{ deviceId: 'phone-0001', policyId: 'pol-0001', kinds: ['gps'] }]), maxPayloadBytes: 65536, maxFutureSkewMs: 300_000, adapters: createAdapters() }
   t.notOk('reason' in decodeConsent(cfg, 'phone-0001', Buffer.from(JSON.stringify(consentExample)), consentExample.ts), 'the example decodes')
   const api = JSON.parse(contractDocs().get('docs/contract/asyncapi.json')!) as { info: { version: string }; channels: Record<string, { publish?: { message: { payload: { $ref: string } } }; subscribe?: { bindings: { mqtt: { retain: boolean } } } }> }
-  t.equal(api.info.version, '1.3.0')
+  t.equal(api.info.version, '1.4.0')
   t.equal(api.channels['ubiq/v1/dev/{deviceId}/consent']?.publish?.message.payload.$ref, './consent.schema.json')
   t.equal(api.channels['ubiq/v1/consent/{deviceId}']?.subscribe?.bindings.mqtt.retain, true, 'the policy\'s consent told back, retained')
+})
+
+t.test('the documented privacy messages are ones ubiq takes, and the AsyncAPI document has their channels (#21)', async (t) => {
+  const cfg = { registry: deviceRegistry([{ deviceId: 'phone-0001', policyId: 'pol-0001', kinds: ['gps'] }]), maxPayloadBytes: 65536, maxFutureSkewMs: 300_000, adapters: createAdapters() }
+  for (const example of privacyExamples) t.notOk('reason' in decodePrivacy(cfg, 'phone-0001', Buffer.from(JSON.stringify(example)), example.ts), `the example decodes: ${JSON.stringify(example)}`)
+  const api = JSON.parse(contractDocs().get('docs/contract/asyncapi.json')!) as { channels: Record<string, { publish?: { message: { payload: { $ref: string } } }; subscribe?: { bindings: { mqtt: { retain: boolean } } } }> }
+  t.equal(api.channels['ubiq/v1/dev/{deviceId}/privacy']?.publish?.message.payload.$ref, './privacy.schema.json')
+  t.equal(api.channels['ubiq/v1/privacy/{deviceId}']?.subscribe?.bindings.mqtt.retain, true, 'the policy\'s pauses told back, retained')
 })

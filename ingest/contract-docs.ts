@@ -9,10 +9,11 @@ import type { RejectReason } from './decode.ts'
 import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
 import { CONSENT_STREAM, consentCategory, consentMessage, consentNotice, PURPOSES } from './consent.ts'
+import { MAX_LEAD_MS, MAX_PAUSE_MS, PAST_TOLERANCE_MS, PAUSE_SCOPES, PRIVACY_STREAM, privacyMessage, privacyNotice } from './privacy.ts'
 
 const BASE = 'https://ubiq.dev/contract/v1'
-/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19), or close a hole (1.2.0: batch bounds, #20), or add topics (1.3.0: consent, #21). */
-export const CONTRACT_VERSION = '1.3.0'
+/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19), or close a hole (1.2.0: batch bounds, #20), or add topics (1.3.0: consent, 1.4.0: privacy mode, #21). */
+export const CONTRACT_VERSION = '1.4.0'
 
 /** A device's consent message, for the docs. */
 export const consentExample = { seq: 120, ts: 1767225600000, streams: ['gps'], purposes: ['pricing', 'coaching'], granted: false }
@@ -22,6 +23,19 @@ const noticeExample = consentNotice(
   { policyId: 'pol-0001', streams: ['gps'], purposes: ['pricing', 'coaching'], granted: false, by: { role: 'device', deviceId: 'phone-0001' }, at: '2026-01-01T00:00:00.412Z', seq: 120, deviceTs: 1767225600000, hash: '3f1c…' },
   { policyId: 'pol-0001', changes: [], streams: [{ stream: 'gps', subject: 'driving', category: 'location', purposes: ['claims'] }, { stream: 'imu_device', subject: 'driving', category: 'other', purposes: ['pricing'] }] },
   { deviceId: 'phone-0001', kinds: ['gps', 'imu_device'] },
+)
+
+/** A device's pause of location, and its end, for the docs. */
+export const privacyExamples = [
+  { seq: 130, ts: 1767225600000, scope: 'location', minutes: 90 },
+  { seq: 131, ts: 1767228000000, end: '9b2e0c4d1f6a8b3c5d7e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9012345678a' },
+]
+
+/** What ubiq answers on `ubiq/v1/privacy/{deviceId}` to the first example, for the docs. */
+const privacyNoticeExample = privacyNotice(
+  { policyId: 'pol-0001', action: 'pause', scope: 'location', from: '2026-01-01T00:00:00.412Z', to: '2026-01-01T01:30:00.412Z', by: { role: 'device', deviceId: 'phone-0001' }, at: '2026-01-01T00:00:00.412Z', seq: 130, deviceTs: 1767225600000, hash: privacyExamples[1]!.end! },
+  [{ id: privacyExamples[1]!.end!, policyId: 'pol-0001', scope: 'location', from: '2026-01-01T00:00:00.412Z', to: '2026-01-01T01:30:00.412Z', by: { role: 'device', deviceId: 'phone-0001' }, at: '2026-01-01T00:00:00.412Z' }],
+  'phone-0001', Date.parse('2026-01-01T00:00:01Z'),
 )
 
 /** What each reject reason asks of the firmware (docs only; the codes are decode.ts's). */
@@ -36,6 +50,7 @@ export const rejectReasons: Record<RejectReason, string> = {
   timestamp_in_future: '`ts`, or a batch\'s last sample, is more than 5 minutes ahead of the server: fix the device clock',
   before_registration: '`ts` is before the device was registered: fix the device clock',
   implausible_jump: 'a GPS fix implies over 1000 km/h since the last good fix (accuracy allowed for); the next fix consistent with it is accepted',
+  privacy_mode: 'the reading\'s device time falls in a pause of privacy mode that covers its stream (see Privacy mode): not stored; stop sending it until the pause ends',
   duplicate_time: `the device sent this stream's \`ts\` (for a batch, any of its samples' times at the same \`rate_hz\`) under another \`seq\` among its last ${TIME_REUSE_WINDOW} messages: InfluxDB keeps one point per stream and time, so it would replace the stored reading; a resend keeps its \`seq\``,
 }
 
@@ -94,6 +109,25 @@ function asyncApi(): Record<string, unknown> {
       },
     },
   )
+  channels[`ubiq/v1/dev/{deviceId}/${PRIVACY_STREAM}`] = channel(
+    "Privacy mode from the device: pauses location or all telemetry of the device's policy for a while, or ends a pause early",
+    { deviceId }, 'publish', 'pause', false, PRIVACY_STREAM, { $ref: `./${PRIVACY_STREAM}.schema.json` },
+  )
+  channels['ubiq/v1/privacy/{deviceId}'] = channel(
+    "The policy's pauses not yet over after each change, whoever made it (retained): the device's own pause or end is acknowledged here with its seq",
+    { deviceId }, 'subscribe', 'receive_privacy', true, 'privacy_notice', {
+      type: 'object',
+      required: ['at', 'hash', 'by', 'change', 'pauses'],
+      properties: {
+        at: { type: 'string', description: 'When ubiq took the change (ISO 8601, server time)' },
+        hash: { type: 'string', description: "The change's record in the audit chain" },
+        by: { type: 'string', enum: ['policyholder', 'device'] },
+        seq: { type: 'integer', description: 'The seq of the privacy message this acknowledges: only when the device itself sent the change' },
+        change: { type: 'object', description: 'The change: action (pause or end), the pause\'s id, scope and window' },
+        pauses: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, scope: { type: 'string', enum: [...PAUSE_SCOPES] }, from: { type: 'string' }, to: { type: 'string' } } }, description: 'The pauses scheduled or in force: readings of their streams with a device time in [from, to) are rejected with privacy_mode' },
+      },
+    },
+  )
   channels['ubiq/v1/rejected/{deviceId}'] = channel('Every message ubiq did not store, with the reason', { deviceId }, 'subscribe', 'receive_rejection', false, 'rejection', {
     type: 'object',
     required: ['deviceId', 'kind', 'reason', 'detail', 'receivedAt'],
@@ -124,6 +158,7 @@ function fieldRows(schema: TSchema, skip: readonly string[] = []): string[] {
   return Object.entries(schema.properties as Record<string, TSchema>).filter(([name]) => !skip.includes(name)).map(([name, p]) => {
     const required = (schema.required as string[] | undefined)?.includes(name) ? 'yes' : ''
     const range = p.type === 'boolean' ? 'true/false'
+      : p.type === 'string' ? (p.enum ? (p.enum as string[]).map((e) => `\`${e}\``).join(', ') : p.pattern === '^\\d{4}-\\d{2}-\\d{2}T' ? 'ISO 8601 date-time' : `\`${p.pattern}\``)
       : p.type === 'array' ? (p.items?.enum ? `${p.minItems}–${p.maxItems} of ${(p.items.enum as string[]).map((e) => `\`${e}\``).join(', ')}` : `${p.minItems}–${p.maxItems} rows`)
         : `${p.minimum ?? `> ${p.exclusiveMinimum}`} – ${p.maximum}${p.type === 'integer' ? ', integer' : ''}`
     return `| \`${name}\` | ${range} | ${required} | ${p.description ?? ''} |`
@@ -148,7 +183,8 @@ function markdown(): string {
     `minor versions: this is contract ${CONTRACT_VERSION} (1.1.0 added \`imu_device\`, a phone's IMU in its own axes,`,
     'gravity included, for phones in any mount; 1.2.0 bounds a batch: `rate_hz` at least 1, at most 10 s of samples,',
     'its last sample no further ahead than `ts` may be, since a 1e-300 Hz batch stalled ingest; 1.3.0 adds',
-    '[consent](#consent) changed from the device, and the policy\'s consent told back to it).',
+    '[consent](#consent) changed from the device, and the policy\'s consent told back to it; 1.4.0 adds',
+    '[privacy mode](#privacy-mode) paused from the device, and the reject reason `privacy_mode`).',
     'Machine-readable: [asyncapi.json](contract/asyncapi.json)',
     'and one JSON Schema per stream in [contract/](contract/).',
     '',
@@ -214,6 +250,23 @@ function markdown(): string {
     'refuses (a stream the device is not registered for, a grant across categories) is rejected on',
     '`ubiq/v1/rejected/{deviceId}` with kind `consent`; one it could not record gets no answer: send it again.', '',
     '```json', JSON.stringify(noticeExample), '```',
+    '', '## Privacy mode', '',
+    'The policyholder pauses location (`scope` `location`: every stream of the location category above)',
+    'or all telemetry (`all`: every stream of the policy) for a while, from their page, REST, or any of',
+    `the policy's devices on \`ubiq/v1/dev/{deviceId}/${PRIVACY_STREAM}\` (QoS 1; schema: [contract/privacy.schema.json](contract/privacy.schema.json)).`,
+    `A pause lasts at most ${MAX_PAUSE_MS / 3600_000} h, starts at most ${MAX_LEAD_MS / 86_400_000} days ahead and not in the past (${PAST_TOLERANCE_MS / 60_000} min of clock tolerance), and`,
+    'overlaps no other pause of the policy; times are the server\'s. A reading whose device time falls in a pause',
+    'of its stream is rejected with `privacy_mode`, not stored and not scored: a device should stop collecting',
+    'those streams until the pause ends (uploading them later changes nothing). A message either starts a pause',
+    '(`scope`, and `to` or `minutes`, optionally `from`) or ends one now (`end` with its id, alone).', '',
+    '| field | range | required | meaning |', '|---|---|---|---|',
+    ...fieldRows(privacyMessage, Object.keys(envelope)),
+    '', '```json', JSON.stringify(privacyExamples[0]), '```', '', '```json', JSON.stringify(privacyExamples[1]), '```', '',
+    'After every pause and early end, whoever made it, ubiq publishes the policy\'s pauses not yet over to each of',
+    'its devices on `ubiq/v1/privacy/{deviceId}` (QoS 1, retained), with the change, its audit hash, and the `seq` of',
+    'the device\'s own message (its acknowledgement). A pause or end ubiq refuses is rejected on',
+    '`ubiq/v1/rejected/{deviceId}` with kind `privacy` and the reason in `detail`.', '',
+    '```json', JSON.stringify(privacyNoticeExample), '```',
     '', '## Rejections', '',
     'A message that is not stored is published on `ubiq/v1/rejected/{deviceId}` (QoS 1) and counted in',
     '`ubiq_ingest_messages_rejected_total{reason}`. The rejection names the reason and the field, never',
@@ -229,6 +282,7 @@ function markdown(): string {
     '| `ubiq/v1/premiums/{policyId}/{subject}` | 1 | yes | a premium adjustment: `subject`, `factor`, `premium`, `currency`, `previousFactor`, `period`, `reasons` (plain words, each with its `effect` on the premium), `models`, `ruleset`, `effectiveFrom`, `inputsHash`, `prevHash`, `hash`, `credibility`, `limited` |',
     '| `ubiq/v1/rejected/{deviceId}` | 1 | no | a rejection, above |',
     '| `ubiq/v1/consent/{deviceId}` | 1 | yes | the policy\'s consent after a change, above |',
+    '| `ubiq/v1/privacy/{deviceId}` | 1 | yes | the policy\'s pauses after a change, above |',
     '',
   )
   return out.join('\n')
@@ -239,6 +293,7 @@ export function contractDocs(): Map<string, string> {
   const files = new Map<string, string>()
   for (const s of sensors) files.set(`docs/contract/${s.kind}.schema.json`, json(jsonSchema(s)))
   files.set(`docs/contract/${CONSENT_STREAM}.schema.json`, json(schemaFile(CONSENT_STREAM, "A change to the policyholder's consent, sent by one of the policy's devices", JSON.parse(JSON.stringify(consentMessage)), [consentExample])))
+  files.set(`docs/contract/${PRIVACY_STREAM}.schema.json`, json(schemaFile(PRIVACY_STREAM, "A pause of privacy mode, or its early end, sent by one of the policy's devices", JSON.parse(JSON.stringify(privacyMessage)), privacyExamples)))
   files.set('docs/contract/asyncapi.json', json(asyncApi()))
   files.set('docs/device-contract.md', markdown())
   return files

@@ -128,6 +128,8 @@ export const topics = {
   rejected: (deviceId: string) => `ubiq/v1/rejected/${deviceId}`,
   /** Where ubiq tells a device its policy's consent after every change (retained): a device's change is acknowledged there (#21). */
   consent: (deviceId: string) => `ubiq/v1/consent/${deviceId}`,
+  /** Where ubiq tells a device its policy's pauses (privacy mode) after every change (retained): a device's own pause or end is acknowledged there (#21). */
+  privacy: (deviceId: string) => `ubiq/v1/privacy/${deviceId}`,
   scores: (policyId: string) => `ubiq/v1/scores/${policyId}`,
   events: (policyId: string) => `ubiq/v1/events/${policyId}`,
   /** One retained premium per policy and subject: a policy's motor premium does not replace its home one. */

@@ -3,13 +3,14 @@
  * returns, never throws, so bad data can never reach the Rx error channel and end the stream.
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
-import type { TObject } from '@sinclair/typebox'
+import type { Static, TObject } from '@sinclair/typebox'
 import { BATCH_MAX_SPAN_S, batchSpanMs, topics, type Reading } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
 import type { Adapter } from './adapters/index.ts'
 import { aclUser, DEVICE_ACL } from './broker.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
 import { CONSENT_STREAM, consentMessage, type ConsentRequest, type ConsentStore } from './consent.ts'
+import { PRIVACY_STREAM, privacyMessage, type PrivacyStore } from './privacy.ts'
 
 /** Why a message was not stored. Stable: firmware engineers match on these (docs/device-contract.md). */
 export type RejectReason =
@@ -24,6 +25,7 @@ export type RejectReason =
   | 'before_registration'
   | 'implausible_jump'
   | 'duplicate_time'
+  | 'privacy_mode'
 
 /** A message that was not stored, and why. Carries no payload values (they may be position or health data). */
 export interface Rejection {
@@ -48,22 +50,18 @@ export interface DecodeConfig {
    * rejected with `no_consent`. Without it, the registry's streams are the consent (enrolment's).
    */
   consents?: ConsentStore
+  /** Privacy mode (privacy.ts): a reading whose device time falls in a pause of its stream is rejected with `privacy_mode`. */
+  privacy?: PrivacyStore
 }
 
 /** A device's valid consent message (`ubiq/v1/dev/{deviceId}/consent`): a change for the consent store. */
-export interface ConsentMessage {
-  deviceId: string
-  policyId: string
-  seq: number
-  ts: number
-  request: ConsentRequest
-  receivedAt: number
-}
+export type ConsentMessage = ControlMessage<ConsentRequest>
 
 const validators: ReadonlyMap<string, TypeCheck<TObject>> = new Map(
   sensors.map((s) => [s.kind, TypeCompiler.Compile(s.schema)]),
 )
 const checkConsent = TypeCompiler.Compile(consentMessage)
+const checkPrivacy = TypeCompiler.Compile(privacyMessage)
 
 /**
  * Decodes one message received at `receivedAt` on `topic`; null for a message that configured an
@@ -112,6 +110,9 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
   if (device.registeredAtMs !== undefined && ts < device.registeredAtMs) {
     return reject(deviceId, kind, 'before_registration', 'ts is before the device was registered', seq)
   }
+  // By device time: what was measured in the pause, however late it is uploaded.
+  const pause = cfg.privacy?.paused(device.policyId, kind, ts, ts + spanMs)
+  if (pause) return reject(deviceId, kind, 'privacy_mode', `the policy paused ${pause.scope === 'all' ? 'all telemetry' : 'location'} from ${pause.from} to ${pause.endedAt ?? pause.to}`, seq)
   return { deviceId, policyId: device.policyId, kind, subject: sensor.subject, seq, ts, receivedAt, fields, ...(samples ? { samples } : {}) }
 
   /** A foreign format: turned into a v1 message, then decoded as one (adapted formats are low-rate). */
@@ -141,19 +142,40 @@ export function decodeMessage(cfg: DecodeConfig, topic: string, payload: Buffer,
  * total as decodeMessage: the change it asks for, or why it is rejected. Whether the change is
  * one the device may make is the consent store's to say.
  */
-export function decodeConsent(cfg: DecodeConfig, deviceId: string, payload: Buffer, receivedAt: number): ConsentMessage | Rejection {
+export const decodeConsent = (cfg: DecodeConfig, deviceId: string, payload: Buffer, receivedAt: number): ConsentMessage | Rejection =>
+  decodeControl(cfg, deviceId, payload, receivedAt, CONSENT_STREAM, checkConsent)
+
+/** A device's valid privacy message (`ubiq/v1/dev/{deviceId}/privacy`, privacy.ts): a pause or an end, for the privacy store to judge. */
+export type PrivacyMessage = ControlMessage<Omit<Static<typeof privacyMessage>, 'seq' | 'ts'>>
+
+/** Decodes a device's privacy message, as decodeConsent does its consent message. */
+export const decodePrivacy = (cfg: DecodeConfig, deviceId: string, payload: Buffer, receivedAt: number): PrivacyMessage | Rejection =>
+  decodeControl(cfg, deviceId, payload, receivedAt, PRIVACY_STREAM, checkPrivacy)
+
+/** A device's message that changes its policy's settings rather than carrying a reading. */
+interface ControlMessage<R> {
+  deviceId: string
+  policyId: string
+  seq: number
+  ts: number
+  request: R
+  receivedAt: number
+}
+
+/** A device's settings message on `stream`: its envelope and the request, once the registry, JSON, schema and clock have passed it. */
+function decodeControl<S extends TObject>(cfg: DecodeConfig, deviceId: string, payload: Buffer, receivedAt: number, stream: string, check: TypeCheck<S>): ControlMessage<Omit<Static<S>, 'seq' | 'ts'>> | Rejection {
   const { reject, parseBody } = messageOf(cfg, payload, receivedAt)
   const device = cfg.registry.get(deviceId)
-  if (!device) return reject(deviceId, CONSENT_STREAM, 'unknown_device', 'device is not in the registry')
-  const parsed = parseBody(deviceId, CONSENT_STREAM)
+  if (!device) return reject(deviceId, stream, 'unknown_device', 'device is not in the registry')
+  const parsed = parseBody(deviceId, stream)
   if ('reason' in parsed) return parsed
   const body = parsed.body
-  if (!checkConsent.Check(body)) {
-    const error = checkConsent.Errors(body).First()
-    return reject(deviceId, CONSENT_STREAM, 'invalid_payload', error ? `${error.path || '/'}: ${error.message}` : 'does not match the schema', seqOf(body))
+  if (!check.Check(body)) {
+    const error = check.Errors(body).First()
+    return reject(deviceId, stream, 'invalid_payload', error ? `${error.path || '/'}: ${error.message}` : 'does not match the schema', seqOf(body))
   }
-  if (body.ts > receivedAt + cfg.maxFutureSkewMs) return reject(deviceId, CONSENT_STREAM, 'timestamp_in_future', `ts is ${Math.round(body.ts - receivedAt)} ms ahead of the server clock`, body.seq)
-  const { seq, ts, ...request } = body
+  const { seq, ts, ...request } = body as Static<S> & { seq: number; ts: number }
+  if (ts > receivedAt + cfg.maxFutureSkewMs) return reject(deviceId, stream, 'timestamp_in_future', `ts is ${Math.round(ts - receivedAt)} ms ahead of the server clock`, seq)
   return { deviceId, policyId: device.policyId, seq, ts, request, receivedAt }
 }
 

@@ -6,8 +6,9 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
 import { TIME_REUSE_WINDOW, topics, type Reading } from './contract.ts'
-import { decodeConsent, decodeMessage, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
+import { decodeConsent, decodeMessage, decodePrivacy, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { CONSENT_STREAM, ConsentError, type ConsentStore } from './consent.ts'
+import { PRIVACY_STREAM, PrivacyError, type PrivacyStore } from './privacy.ts'
 import { rejectJumps } from './plausibility.ts'
 import { idleMap } from './idle-map.ts'
 import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
@@ -26,7 +27,7 @@ export interface IngestDeps {
   journal: Journal
   /** Unconfirmed lines at which ingest stops acknowledging messages, and resumes. */
   backpressure: { stopAt: number; resumeAt: number }
-  /** With `consents`, ingest also takes the devices' consent changes (`ubiq/v1/dev/{deviceId}/consent`). */
+  /** With `consents` (`privacy`), ingest also takes the devices' consent changes (pauses) on `ubiq/v1/dev/{deviceId}/consent` (`/privacy`). */
   decode: DecodeConfig
   logger: Logger
   metrics: Registry
@@ -139,11 +140,30 @@ export function startIngest(deps: IngestDeps): Ingest {
     }
     return null
   }
+  /** A device's pause or early end (privacy.ts), taken as a consent change is: in order with the device's readings. */
+  const takePrivacy = (privacy: PrivacyStore, deviceId: string, m: Message): Rejection | null => {
+    const c = decodePrivacy(deps.decode, deviceId, m.payload, m.receivedAt)
+    if ('reason' in c) return c
+    const { end, scope, ...window } = c.request
+    const by = { role: 'device' as const, deviceId }
+    try {
+      if (end !== undefined && (scope !== undefined || Object.keys(window).length > 0)) throw new PrivacyError('`end` comes alone: a message ends a pause or starts one, not both')
+      if (end === undefined && scope === undefined) throw new PrivacyError("/scope: a pause needs its scope (location or all); to end one, send `end` with the pause's id")
+      if (end !== undefined) privacy.end(c.policyId, end, by, c)
+      else privacy.pause(c.policyId, { scope: scope!, ...window }, by, c)
+    } catch (err) {
+      if (err instanceof PrivacyError) return { deviceId, kind: PRIVACY_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      log.error({ err, deviceId }, 'a device\'s pause could not be recorded: not taken')
+    }
+    return null
+  }
   const decoded$ = messages.pipe(
     map((m) => {
       counters.received.inc()
-      const route = deps.decode.consents && m.topic.endsWith(`/${CONSENT_STREAM}`) ? topics.parseDevice(m.topic) : undefined
-      if (route?.kind === CONSENT_STREAM) return takeConsent(deps.decode.consents!, route.deviceId, m)
+      // Settings messages, not readings: split the topic only for those.
+      const route = m.topic.endsWith(`/${CONSENT_STREAM}`) || m.topic.endsWith(`/${PRIVACY_STREAM}`) ? topics.parseDevice(m.topic) : undefined
+      if (route?.kind === CONSENT_STREAM && deps.decode.consents) return takeConsent(deps.decode.consents, route.deviceId, m)
+      if (route?.kind === PRIVACY_STREAM && deps.decode.privacy) return takePrivacy(deps.decode.privacy, route.deviceId, m)
       const r = decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
       if (r && !isRejection(r)) {
         counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)

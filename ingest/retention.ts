@@ -157,6 +157,7 @@ export const derivedMeasurements: readonly StoredMeasurement[] = [
       { name: 'corner_s', meaning: 'seconds above the lateral limit' },
       { name: 'long_sq', meaning: 'sum of squared longitudinal accelerations, m²/s⁴·s' },
       { name: 'lat_sq', meaning: 'sum of squared lateral accelerations, m²/s⁴·s' },
+      { name: 'paused_s', meaning: 'time moving while location was paused (privacy mode), s: speeding was not measured in it' },
       { name: 'events_<type>', meaning: 'events of each type in the trip' },
     ],
   },
@@ -208,6 +209,7 @@ export const derivedMeasurements: readonly StoredMeasurement[] = [
       { name: '<feature>', meaning: 'each feature of the model, named as in its model card' },
       { name: 'reasons', meaning: 'the reasons, as JSON' },
       { name: 'consent', meaning: 'the streams of the subject whose pricing consent was withdrawn within the window, as JSON (only then)' },
+      { name: 'privacy', meaning: 'the driving in privacy mode within the window (trips, seconds, share, what was not measured), as JSON (only then)' },
     ],
   },
   {

@@ -11,17 +11,20 @@
  */
 import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { ConsentChange } from '../ingest/index.ts'
+import type { ConsentChange, PrivacyChange } from '../ingest/index.ts'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
 
 /** A consent change (ingest/consent.ts) in the chain: who, when, what (#21). */
 export type ConsentRecord = ConsentChange & { record: 'consent'; prevHash: string; hash: string }
 
+/** A pause of privacy mode, or its early end (ingest/privacy.ts), in the chain: who, when, what, which window (#21). */
+export type PrivacyRecord = PrivacyChange & { record: 'privacy'; prevHash: string; hash: string }
+
 /**
  * A record of the chain: a premium adjustment (no `record` field: so were all records before #21)
- * or a consent change. Readers of premiums skip the others.
+ * a consent change or a privacy pause. Readers of premiums skip the others.
  */
-export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord
+export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord
 
 /** An open audit log, for one writer. */
 export interface AuditLog {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { Subject } from '../ingest/index.ts'
-import type { Exposure } from '../scoring/index.ts'
+import type { Exposure, Score } from '../scoring/index.ts'
 
 const bounds = (what: string) => ({
   floor: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: `lowest ${what} (0.7: at most −30%; 1: no decrease)` }),
@@ -36,6 +36,17 @@ const ExposurePlan = Type.Object({
   ...bounds('exposure relativity'),
 }, { additionalProperties: false })
 
+/**
+ * Privacy mode (#21): driving with location paused has no speeding measure, which the score counts
+ * at its typical value. Up to `neutralShare` of the window's driving time that stands; the share
+ * beyond it is priced at `beyondFactor`, so that pausing is not a way around the price. A driving
+ * plan without it has no allowance: all driving in privacy mode is priced at the factor cap.
+ */
+const PrivacyPlan = Type.Object({
+  neutralShare: Type.Number({ minimum: 0, maximum: 1, description: "share of the window's driving time in privacy mode priced on the typical value of what it did not measure (0.2: a fifth)" }),
+  beyondFactor: Type.Number({ minimum: 1, description: 'the factor the driving in privacy mode beyond neutralShare is priced at (at least 1: pausing must not pay; the factor cap: it never pays)' }),
+}, { additionalProperties: false })
+
 const SubjectPlan = Type.Object({
   basePremium: Type.Number({ exclusiveMinimum: 0, description: 'premium a year at factor 1, in the plan currency' }),
   mapping: Type.Union([
@@ -54,6 +65,7 @@ const SubjectPlan = Type.Object({
   change: Type.Object(bounds('factor over the previous factor, per adjustment'), { additionalProperties: false }),
   period: Type.Object({ ...bounds('factor over the factor at the start of the period'), days: Type.Integer({ minimum: 1, description: 'length of a period (365: a policy year from the first adjustment)' }) }, { additionalProperties: false }),
   exposure: Type.Optional(ExposurePlan),
+  privacy: Type.Optional(PrivacyPlan),
 }, { additionalProperties: false })
 
 export const RatingPlanSchema = Type.Object({
@@ -107,6 +119,7 @@ export function checkPlan(value: unknown, where = 'rating plan'): RatingPlan {
         }
       }
       if (s.exposure) problems.push(...exposureProblems(subject, s.exposure))
+      if (s.privacy && subject !== 'driving') problems.push(`/subjects/${subject}/privacy: only driving is priced in privacy mode (location paused)`)
     }
     for (const name of Object.keys(plan.attributes ?? {})) {
       const words = name.toLowerCase().split(/[^a-z0-9]+/)
@@ -233,6 +246,8 @@ function interpolate(p: readonly (readonly [number, number])[], x: number): numb
 export interface ExposureMeasures {
   km_per_year?: number
   night_share?: number
+  /** Share of driving time in privacy mode (the score's `privacy` note). */
+  privacy_share?: number
 }
 
 /** km a year (the observed km per day over a year) and the night share of moving time. */
@@ -240,6 +255,19 @@ export const exposureMeasures = (e: Exposure): ExposureMeasures => ({
   ...(e.distance_km !== undefined && e.days > 0 ? { km_per_year: (e.distance_km / e.days) * 365.25 } : {}),
   ...(e.moving_s ? { night_share: (e.night_s ?? 0) / e.moving_s } : {}),
 })
+
+/** What a plan reads from a score: its exposure measures, and the share of its driving in privacy mode. */
+export const scoreMeasures = (s: Pick<Score, 'exposure' | 'privacy'>): ExposureMeasures => ({ ...exposureMeasures(s.exposure), ...(s.privacy ? { privacy_share: s.privacy.share } : {}) })
+
+/**
+ * The behaviour factor with privacy mode priced as the plan says: the share of driving in privacy
+ * mode beyond the plan's allowance at its `beyondFactor` (the factor cap without a `privacy` part),
+ * the rest at `factor`. With no driving in privacy mode, `factor` itself.
+ */
+export function privacyPriced(s: SubjectRating, factor: number, share = 0): { factor: number; beyond: number } {
+  const beyond = Math.max(0, share - (s.privacy?.neutralShare ?? 0))
+  return { factor: factor * (1 - beyond) + beyond * (s.privacy?.beyondFactor ?? s.factor.cap), beyond }
+}
 
 /** Each exposure table's relativity for the measures (a measure the score lacks counts as typical). */
 export function exposureParts(s: SubjectRating, m: ExposureMeasures): { km_per_year: number; night_share: number } {
@@ -265,8 +293,8 @@ export const firstStanding = (ts: number): Standing => ({ factor: 1, periodFrom:
 
 /**
  * Rates one score at time `ts` for a policy whose standing is `before`. The factor is
- * pay-how-you-drive × pay-as-you-drive: the score's relativity weighted by credibility, within the
- * factor's floor and cap, times the exposure relativity (`measures` read through the plan's
+ * pay-how-you-drive × pay-as-you-drive: the score's relativity weighted by credibility (the share of
+ * driving in privacy mode beyond the plan's allowance at its `beyondFactor`), within the factor's floor and cap, times the exposure relativity (`measures` read through the plan's
  * exposure tables, weighted by the same credibility, within the exposure floor and cap); then the
  * period's and the change's limits on the product, then rounding. The factor is kept to 3 decimals
  * so the same inputs give the same number everywhere. `attributeRelativity` multiplies the base
@@ -289,7 +317,7 @@ export function rate(s: SubjectRating, score: number, exposure: number, ts: numb
   }
   if (z === 0) (factor = before.factor), (exposureRel = 1) // below the minimum exposure, nothing changes
   else {
-    factor = clamp('factor', factor, s.factor.floor, s.factor.cap)
+    factor = clamp('factor', privacyPriced(s, factor, measures.privacy_share).factor, s.factor.floor, s.factor.cap)
     if (s.exposure) exposureRel = clamp('exposure', exposureRel, s.exposure.floor, s.exposure.cap)
     factor *= exposureRel
     factor = clamp('period', factor, periodFactor * s.period.floor, periodFactor * s.period.cap)

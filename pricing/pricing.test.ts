@@ -224,3 +224,22 @@ t.test('priceScores: a score whose pricing throws is left unpriced and reported;
   t.equal(out[2]!.previousFactor, 1, 'b starts from its standing as it was: nothing of the failed score applied')
   t.equal(out[2]!.prevHash, out[1]!.hash, 'the chain skips the failed score')
 })
+
+t.test('privacy mode (#21): driving in it within the plan\'s allowance is priced on the score as it is, the share beyond at beyondFactor', async (t) => {
+  const [plan] = loadPlans(examplePlans)
+  // The example plan (allowance 20%, beyond it factor 1.3, the factor cap), with change and period limits out of the way.
+  const wide = { ...plan!.subjects.driving!, change: { floor: 0.5, cap: 2 }, period: { ...plan!.subjects.driving!.period, floor: 0.5, cap: 2 } }
+  const at = (score: number, share?: number, s: SubjectRating = wide) => rate(s, score, 1000, 0, firstStanding(0), 0.01, 1, share === undefined ? {} : { privacy_share: share }).factor
+  t.equal(at(55), 0.818, 'a safe driver: odds 45/55')
+  t.equal(at(55, 0.2), 0.818, 'within the 20% allowance: the factor of the score')
+  t.equal(at(55, 0.6), Math.round((0.6 * (45 / 55) + 0.4 * 1.3) * 1000) / 1000, 'beyond it, that share at factor 1.3')
+  t.equal(at(20, 1), at(20), 'a driver already at the cap pays the cap: pausing never pays')
+  const { privacy: _, ...without } = wide
+  t.equal(at(55, 1, without), 1.3, 'a plan without a privacy part prices all of it at the factor cap')
+  const bad = structuredClone(plan!) as RatingPlan
+  bad.subjects.driving!.privacy = { neutralShare: 0.2, beyondFactor: 0.9 }
+  t.throws(() => checkPlan(bad), /\/subjects\/driving\/privacy\/beyondFactor: Expected number to be greater or equal to 1/, 'pausing must not pay')
+  const health = structuredClone(plan!) as RatingPlan
+  health.subjects.health!.privacy = { neutralShare: 0.2, beyondFactor: 1.1 }
+  t.throws(() => checkPlan(health), /\/subjects\/health\/privacy: only driving is priced in privacy mode/, 'only driving is priced in it')
+})

@@ -13,7 +13,7 @@ import type { Subject } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { AuditLog, AuditRecord } from './audit.ts'
 import {
-  attributeRelativity, credibleExposure, credibleFactor, exposureMeasures, exposureOf, exposureParts, firstStanding, planAt, planId, rate,
+  attributeRelativity, credibleExposure, credibleFactor, exposureOf, exposureParts, firstStanding, planAt, planId, privacyPriced, rate, scoreMeasures,
   type ExposureMeasures, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating,
 } from './plan.ts'
 
@@ -62,11 +62,11 @@ export interface PricingState {
 
 const key = (policyId: string, subject: Subject) => `${policyId}/${subject}`
 
-/** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. Consent records only move the chain's end. */
+/** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. Consent and privacy records only move the chain's end. */
 export function pricingStateFromAudit(records: Iterable<AuditRecord>): PricingState {
   const state: PricingState = { lastHash: '', standings: new Map() }
   for (const r of records) {
-    if (r.record === 'consent') state.lastHash = r.hash
+    if (r.record !== undefined) state.lastHash = r.hash
     else applyAdjustment(state, r)
   }
   return state
@@ -211,8 +211,8 @@ export function priceScores(
       }
       const before = last?.standing ?? firstStanding(s.window.to)
       const exposure = exposureOf(sp, s.exposure)
-      const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, consent: s.consent, ruleset: planId(plan), before, attributeRel }
-      const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel, exposureMeasures(s.exposure))
+      const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, consent: s.consent, ruleset: planId(plan), before, attributeRel, privacyShare: s.privacy?.share }
+      const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel, scoreMeasures(s))
       const body = {
         policyId: s.policyId,
         subject: s.subject,
@@ -261,7 +261,7 @@ export function priceScores(
  * part at typical), then the plan's rules that shaped the number: too little exposure, partial
  * credibility, a limit. `measures` are the exposure the rating used (the score's own by default).
  */
-export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: Rating, before: Standing, measures: ExposureMeasures = exposureMeasures(s.exposure)): PriceReason[] {
+export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: Rating, before: Standing, measures: ExposureMeasures = scoreMeasures(s)): PriceReason[] {
   const unit = sp.credibility.exposure === 'days' ? 'days of data' : 'km'
   if (r.credibility === 0) {
     return [{ code: 'exposure', text: `${fmt(exposure)} ${unit} observed, the plan needs ${sp.credibility.minimum} before any change: premium unchanged`, value: exposure, baseline: sp.credibility.minimum, effect: 0 }, ...consentReasons(s)]
@@ -274,7 +274,7 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
     })
     .filter((x) => pct(x.effect) !== '±0%')
   const usage = exposureReasons(sp, measures, r.credibility).filter((x) => pct(x.effect) !== '±0%')
-  const rules: PriceReason[] = []
+  const rules: PriceReason[] = s.privacy ? [privacyReason(sp, s.privacy.text, f, measures.privacy_share ?? 0)] : []
   if (r.credibility < 1) {
     rules.push({ code: 'credibility', text: `${fmt(exposure)} ${unit} observed of ${sp.credibility.full} for full weight: ${Math.round(r.credibility * 100)}% of the behaviour's effect applies`, value: exposure, baseline: sp.credibility.full, effect: 0 })
   }
@@ -283,7 +283,7 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
     const of = by === 'factor' ? 'the base premium' : by === 'exposure' ? 'the base premium for how much and when the car is driven' : by === 'change' ? `the previous premium (factor ${before.factor})` : `the premium at the start of the period (factor ${r.standing.periodFactor})`
     const limit = (by === 'factor' ? sp.factor : by === 'exposure' ? sp.exposure! : by === 'change' ? sp.change : sp.period)[bound]
     // The limit's effect against the factor it held back: behaviour times exposure, as rate() multiplied them.
-    const unlimited = f * (sp.exposure ? credibleExposure(exposureParts(sp, measures), r.credibility) : 1)
+    const unlimited = privacyPriced(sp, f, measures.privacy_share).factor * (sp.exposure ? credibleExposure(exposureParts(sp, measures), r.credibility) : 1)
     rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / unlimited - 1) * 1000) / 1000 })
   }
   return [...features, ...usage, ...rules, ...consentReasons(s)]
@@ -299,6 +299,16 @@ const consentReasons = (s: Score): PriceReason[] => (s.consent ?? []).map((n) =>
   text: `${n.stream}: consent for pricing withdrawn at ${n.withdrawnAt}: priced on its readings from before then only${n.grantedAgainAt ? ` and from ${n.grantedAgainAt}, when it was granted again` : ''}`,
   value: 0, baseline: 0, effect: 0,
 }))
+/** Privacy mode in plain words: the score's note, and how the plan priced it (within its allowance, or the share beyond it at its factor). */
+function privacyReason(sp: SubjectRating, note: string, f: number, share: number): PriceReason {
+  const { factor, beyond } = privacyPriced(sp, f, share)
+  const neutral = sp.privacy?.neutralShare ?? 0
+  const effect = Math.round((factor / f - 1) * 1000) / 1000
+  const how = beyond > 0
+    ? `${pct(beyond).replace('+', '')} of driving beyond the plan's ${Math.round(neutral * 100)}% allowance priced at factor ${sp.privacy?.beyondFactor ?? sp.factor.cap}: ${pct(effect)}`
+    : `within the plan's ${Math.round(neutral * 100)}% allowance: priced neutral`
+  return { code: 'privacy_mode', text: `${note}; ${how}`, value: share, baseline: neutral, effect }
+}
 
 /** Pay-as-you-drive in plain words: "12,400 km a year, typical 10,000: +8%", the night share likewise. */
 function exposureReasons(sp: SubjectRating, m: ExposureMeasures, z: number): PriceReason[] {

@@ -9,7 +9,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { scoreBatch, type LoadedModel, type Score } from '../scoring/index.ts'
-import { exposureMeasures, exposureOf, firstStanding, planAt, planId, rate, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
+import { exposureOf, firstStanding, planAt, planId, rate, scoreMeasures, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
 import { priceReasons, type PriceReason } from './pricing.ts'
 
 export const WhatIfSchema = Type.Object({
@@ -52,9 +52,9 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   const sp = plan?.subjects[score.subject]
   if (!plan || !sp) throw new WhatIfError(`no rating plan prices ${score.subject} at ${new Date(score.window.to).toISOString()}`)
   const features = model.definition.features.map((f) => f.name)
-  const measures = exposureMeasures(score.exposure)
+  const measures = scoreMeasures(score)
   // Exposure the plan prices and the score carries can change too.
-  const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : sp.exposure?.night))
+  const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : n === 'night_share' ? sp.exposure?.night : undefined))
   const unknown = [...Object.keys(scale), ...Object.keys(set)].filter((n) => !features.includes(n) && !usage.includes(n))
   if (unknown.length) throw new WhatIfError(`${model.definition.name} has no feature ${unknown.join(', ')}; it has ${features.join(', ')}${usage.length ? `, and the plan prices ${usage.join(', ')}` : ''}`)
   if (Object.keys(scale).length + Object.keys(set).length === 0) throw new WhatIfError('no change: give scale or set')

@@ -7,7 +7,7 @@ import type { Trip } from './trips.ts'
 const T0 = Date.parse('2026-03-02T07:30:00Z')
 
 /** A trip of `km` km at `kmh` km/h, whose other sums are shares of its moving time (the driving's character). */
-function trip(p: { km: number; kmh: number; night?: number; speeding?: number; phone?: number; dyn?: number; accel?: number; brake?: number; corner?: number; longRms?: number; latRms?: number; events?: Trip['events'] }): Trip {
+function trip(p: { km: number; kmh: number; night?: number; speeding?: number; phone?: number; dyn?: number; accel?: number; brake?: number; corner?: number; longRms?: number; latRms?: number; events?: Trip['events']; paused?: number }): Trip {
   const moving_s = (p.km / p.kmh) * 3600
   const dyn_s = moving_s * (p.dyn ?? 1)
   return {
@@ -15,7 +15,7 @@ function trip(p: { km: number; kmh: number; night?: number; speeding?: number; p
     distance_km: p.km, duration_s: moving_s * 1.1, moving_s, night_s: moving_s * (p.night ?? 0), speeding_s: moving_s * (p.speeding ?? 0),
     phone_s: moving_s * (p.phone ?? 0), max_speed_kmh: p.kmh * 1.5,
     dyn_s, accel_s: dyn_s * (p.accel ?? 0), brake_s: dyn_s * (p.brake ?? 0), corner_s: dyn_s * (p.corner ?? 0),
-    long_sq: dyn_s * (p.longRms ?? 0) ** 2, lat_sq: dyn_s * (p.latRms ?? 0) ** 2, events: p.events ?? {},
+    long_sq: dyn_s * (p.longRms ?? 0) ** 2, lat_sq: dyn_s * (p.latRms ?? 0) ** 2, paused_s: moving_s * (p.paused ?? 0), events: p.events ?? {},
   }
 }
 

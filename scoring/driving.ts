@@ -7,11 +7,11 @@
  * would give.
  */
 import type { DrivingEventType } from './events.ts'
-import type { Exposure, ScoreInput } from './score.ts'
+import type { Exposure, PrivacyNote, ScoreInput } from './score.ts'
 import type { Trip } from './trips.ts'
 
 /** The sums a day adds up from its trips. */
-const sums = ['distance_km', 'moving_s', 'night_s', 'speeding_s', 'phone_s', 'dyn_s', 'accel_s', 'brake_s', 'corner_s', 'long_sq', 'lat_sq'] as const
+const sums = ['distance_km', 'moving_s', 'night_s', 'speeding_s', 'phone_s', 'dyn_s', 'accel_s', 'brake_s', 'corner_s', 'long_sq', 'lat_sq', 'paused_s'] as const
 
 /** A policy's driving on one UTC day: its trips' sums (see `Trip`). */
 export interface DrivingDay extends Pick<Trip, (typeof sums)[number]> {
@@ -20,6 +20,8 @@ export interface DrivingDay extends Pick<Trip, (typeof sums)[number]> {
   trips: number
   /** Events by type. */
   events: Partial<Record<DrivingEventType, number>>
+  /** Trips with driving in privacy mode (`paused_s` > 0). */
+  privacy_trips: number
 }
 
 /** The longest window kept, days. */
@@ -36,7 +38,7 @@ export function addTrip(days: readonly DrivingDay[], trip: Trip): DrivingDay[] {
   const prev = days.find((d) => d.day === day)
   const events = { ...prev?.events }
   for (const [type, n] of Object.entries(trip.events) as [DrivingEventType, number][]) events[type] = (events[type] ?? 0) + n
-  const next = { day, trips: (prev?.trips ?? 0) + 1, events } as DrivingDay
+  const next = { day, trips: (prev?.trips ?? 0) + 1, events, privacy_trips: (prev?.privacy_trips ?? 0) + (trip.paused_s > 0 ? 1 : 0) } as DrivingDay
   for (const k of sums) next[k] = (prev?.[k] ?? 0) + trip[k]
   return [...kept, next].sort((a, b) => a.day - b.day)
 }
@@ -90,7 +92,7 @@ export function drivingFeatures(days: readonly DrivingDay[], asOfDay: number, wi
 /** The days of a window: sums of their fields and event counts, and days observed (from the first day with a trip). */
 function windowOf(days: readonly DrivingDay[], asOfDay: number, window: number) {
   const inWindow = days.filter((d) => d.day > asOfDay - window && d.day <= asOfDay)
-  const sum = (k: (typeof sums)[number]) => inWindow.reduce((a, d) => a + d[k], 0)
+  const sum = (k: (typeof sums)[number] | 'privacy_trips') => inWindow.reduce((a, d) => a + d[k], 0)
   const count = (...types: DrivingEventType[]) => inWindow.reduce((a, d) => a + types.reduce((b, t) => b + (d.events[t] ?? 0), 0), 0)
   return { sum, count, observed: asOfDay - (inWindow[0]?.day ?? asOfDay) + 1 }
 }
@@ -109,7 +111,33 @@ export function drivingScoreInput(days: readonly DrivingDay[], trip: Trip): Scor
   const short = drivingFeatures(days, asOf, 30)
   const features = { ...long }
   for (const [k, v] of Object.entries(short)) features[`${k}_30d`] = v
-  return { policyId: trip.policyId, subject: 'driving', window: { from: windowStart(trip.to), to: trip.to }, features, exposure: drivingExposure(days, asOf, HISTORY_DAYS) }
+  const privacy = privacyNote(days, asOf, HISTORY_DAYS)
+  return { policyId: trip.policyId, subject: 'driving', window: { from: windowStart(trip.to), to: trip.to }, features, exposure: drivingExposure(days, asOf, HISTORY_DAYS), ...(privacy ? { privacy } : {}) }
+}
+
+/**
+ * The features that rest on positions (#21 privacy mode): speeding is judged against the road map
+ * at each fix. Night needs none (the clock, at the device's last known longitude, else UTC), nor
+ * does anything from OBD speed or the IMU.
+ */
+export const POSITION_FEATURES = ['speeding_share'] as const
+
+/**
+ * What a score's window holds of driving in privacy mode (location paused), or undefined when
+ * none: its share of moving time is not measured for the position features, which count it at
+ * their typical value (scoreBatch), and the rating plan says how much of it is priced so
+ * (pricing/plan.ts `privacy`).
+ */
+export function privacyNote(days: readonly DrivingDay[], asOfDay: number, window: number): PrivacyNote | undefined {
+  const { sum } = windowOf(days, asOfDay, window)
+  const [paused_s, moving_s, trips] = [sum('paused_s'), sum('moving_s'), sum('privacy_trips')]
+  if (!(paused_s > 0 && moving_s > 0)) return undefined
+  const share = round4(Math.min(1, paused_s / moving_s))
+  const unmeasured = Object.fromEntries(POSITION_FEATURES.map((f) => [f, share]))
+  return {
+    trips, paused_s: round4(paused_s), share, unmeasured,
+    text: `${trips} trip${trips === 1 ? '' : 's'} in privacy mode (${Math.round(paused_s / 60)} min, ${Math.round(share * 100)}% of driving time): speeding not measured there, counted at typical`,
+  }
 }
 
 /**
@@ -124,7 +152,7 @@ export function drivingExposure(days: readonly DrivingDay[], asOfDay: number, wi
 /** The InfluxDB fields of a trip (measurement `trip`, tagged policy and device). */
 export function tripFields(trip: Trip): Record<string, number> {
   const fields: Record<string, number> = {
-    end_ms: trip.to, distance_km: trip.distance_km, duration_s: trip.duration_s, moving_s: trip.moving_s, night_s: trip.night_s,
+    end_ms: trip.to, distance_km: trip.distance_km, duration_s: trip.duration_s, moving_s: trip.moving_s, night_s: trip.night_s, paused_s: trip.paused_s,
     speeding_s: trip.speeding_s, phone_s: trip.phone_s, max_speed_kmh: trip.max_speed_kmh,
     dyn_s: trip.dyn_s, accel_s: trip.accel_s, brake_s: trip.brake_s, corner_s: trip.corner_s, long_sq: trip.long_sq, lat_sq: trip.lat_sq,
   }
@@ -142,7 +170,7 @@ export function restoreDays(rows: readonly { from: number; fields: Record<string
     days = addTrip(days, {
       policyId: '', deviceId: '', from, to: n('end_ms'), ended: 'gap', source: 'obd', distance_km: n('distance_km'), duration_s: n('duration_s'),
       moving_s: n('moving_s'), night_s: n('night_s'), speeding_s: n('speeding_s'), phone_s: n('phone_s'), max_speed_kmh: n('max_speed_kmh'),
-      dyn_s: n('dyn_s'), accel_s: n('accel_s'), brake_s: n('brake_s'), corner_s: n('corner_s'), long_sq: n('long_sq'), lat_sq: n('lat_sq'), events,
+      dyn_s: n('dyn_s'), accel_s: n('accel_s'), brake_s: n('brake_s'), corner_s: n('corner_s'), long_sq: n('long_sq'), lat_sq: n('lat_sq'), paused_s: n('paused_s'), events,
     })
   }
   return days

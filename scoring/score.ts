@@ -36,6 +36,23 @@ export interface Score {
   features: Record<string, number>
   /** Streams of the subject whose pricing consent was withdrawn within the window: the score still rests on their readings from before (#21). */
   consent?: ConsentNote[]
+  /** Driving in privacy mode within the window, and what was not measured in it (#21). */
+  privacy?: PrivacyNote
+}
+
+/**
+ * Driving in privacy mode (location paused) within a score's window (scoring/driving.ts
+ * privacyNote): each feature in `unmeasured` lacks its measure for that share of driving, which
+ * the score counts at the feature's typical value; pricing reads `share` against its plan.
+ */
+export interface PrivacyNote {
+  trips: number
+  paused_s: number
+  /** Share of the window's moving time in privacy mode, 0–1. */
+  share: number
+  /** Feature → share of its measure missing. */
+  unmeasured: Record<string, number>
+  text: string
 }
 
 /**
@@ -60,7 +77,7 @@ const notFeatures = new Set<string>(['time', 'value', 'window_from', ...exposure
  */
 export const scoreLine = (s: Score) =>
   toLine('score', { policy_id: s.policyId, subject: s.subject, model: s.model }, {
-    value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons), ...(s.consent ? { consent: JSON.stringify(s.consent) } : {}),
+    value: s.value, window_from: s.window.from, ...s.exposure, ...s.features, reasons: JSON.stringify(s.reasons), ...(s.consent ? { consent: JSON.stringify(s.consent) } : {}), ...(s.privacy ? { privacy: JSON.stringify(s.privacy) } : {}),
   }, s.window.to, ['window_from'])
 
 /** A score back from a row of `SELECT * FROM score …` (epoch ms; ingest seriesRows), as it was scored. */
@@ -75,6 +92,7 @@ export function scoreFromRow(x: Record<string, unknown>): Score {
     exposure: Object.fromEntries(exposureKeys.filter((k) => typeof x[k] === 'number').map((k) => [k, x[k]])) as unknown as Exposure,
     features: Object.fromEntries(Object.entries(x).filter(([k, v]) => !notFeatures.has(k) && typeof v === 'number')) as Record<string, number>,
     ...(typeof x.consent === 'string' ? { consent: JSON.parse(x.consent) as ConsentNote[] } : {}),
+    ...(typeof x.privacy === 'string' ? { privacy: JSON.parse(x.privacy) as PrivacyNote } : {}),
   }
 }
 
@@ -144,7 +162,9 @@ export async function scoreBatch(model: LoadedModel, inputs: readonly ScoreInput
   const defs = model.definition.features
   const rows: number[][] = []
   for (const input of inputs) {
-    const own = defs.map((d) => finiteOr(input.features[d.name], d.baseline))
+    // The share of a feature's measure missing in privacy mode counts at its typical value: the
+    // feature's sum lacks that part (privacy mode adds nothing to it), so the typical share of it is added.
+    const own = defs.map((d) => finiteOr(input.features[d.name], d.baseline) + (input.privacy?.unmeasured[d.name] ?? 0) * d.baseline)
     rows.push(own)
     defs.forEach((_, i) => rows.push(own.map((v, j) => (j === i ? defs[j]!.baseline : v))))
   }

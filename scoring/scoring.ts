@@ -48,6 +48,8 @@ export interface ScoringDeps {
    * it, every reading is scored.
    */
   consents?: Pick<ConsentStore, 'allows' | 'notes'>
+  /** How much of [fromMs, toMs) the policy had location paused, ms (ingest/privacy.ts): a trip's moving time in it is `paused_s`. */
+  locationPausedMs?(policyId: string, fromMs: number, toMs: number): number
 }
 
 /** Starts scoring; scores$, events$ and trips$ are hot and shared. */
@@ -73,6 +75,11 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   // A stream the policy withdrew from pricing is not scored (#21), whether its readings arrive now
   // or are read back to rebuild a state: a stream kept for coaching or claims is still stored.
   const priced: (r: Reading) => boolean = deps.consents ? consentedFor(deps.consents, 'pricing') : () => true
+  /** A trip's moving time in privacy mode: its share of the trip's span that location was paused (privacy mode). */
+  const pausedOf = (trip: Trip) => {
+    const ms = trip.to > trip.from ? deps.locationPausedMs?.(trip.policyId, trip.from, trip.to) ?? 0 : 0
+    return ms > 0 ? Math.round((trip.moving_s * ms) / (trip.to - trip.from) * 1000) / 1000 : 0
+  }
   // Every stage below reads the same stream: one subscription upstream (one reorder buffer).
   const readings$ = deps.readings$.pipe(filter(priced), share())
   /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy, of streams it may be priced on; `where` narrows further. */
@@ -102,7 +109,11 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   const events$ = detected$.pipe(map((o): PolicyEvent => o.event), share())
   // A crash's track is kept for the claim (the `claims` policy) when the trip's positions are gone (#21).
   detected$.subscribe((o) => o.crashTrack && deps.influx.write(crashTrackLines(o.event, o.crashTrack)))
-  const closed$ = driving$.pipe(filter((o): o is { trip: Trip; area?: TripArea } => 'trip' in o), share())
+  const closed$ = driving$.pipe(
+    filter((o): o is { trip: Trip; area?: TripArea } => 'trip' in o),
+    map((o) => ({ ...o, trip: { ...o.trip, paused_s: pausedOf(o.trip) } })),
+    share(),
+  )
   const trips$ = closed$.pipe(map((o) => o.trip), share())
   closed$.subscribe(({ trip, area }) => {
     tripCount.inc({ ended: trip.ended })

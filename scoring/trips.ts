@@ -145,6 +145,11 @@ export interface Trip {
   corner_s: number
   long_sq: number
   lat_sq: number
+  /**
+   * Moving seconds while the policy had location paused (privacy mode, #21): no positions, so no
+   * speeding against the road map. Set by scoring from the policy's pauses; the tracker gives 0.
+   */
+  paused_s: number
   /** Events in the trip, by type. */
   events: Partial<Record<DrivingEventType, number>>
 }
@@ -430,7 +435,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   }
 
   function open(ts: number) {
-    trip = { policyId, deviceId, from: ts, to: ts, lastMovingTs: ts, sources: new Set(), area: new Map(), distance_km: 0, moving_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 0, dyn_s: 0, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, events: {} }
+    trip = { policyId, deviceId, from: ts, to: ts, lastMovingTs: ts, sources: new Set(), area: new Map(), distance_km: 0, moving_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 0, dyn_s: 0, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, paused_s: 0, events: {} }
     speed = undefined
   }
 
