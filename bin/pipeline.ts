@@ -359,7 +359,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     trips: defaultTripConfig,
     detectors: vehicleDetectors(roads),
     consents,
-    locationPausedMs: privacy.locationPausedMs,
+    pausedMs: privacy.pausedMs,
     ...scoringLimits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })

@@ -98,8 +98,11 @@ export class PrivacyError extends Error {
 export interface PrivacyStore {
   /** The pause that stops `kind` of the policy anywhere in device time [fromMs, toMs], if any: ingest asks for every reading. */
   paused(policyId: string, kind: string, fromMs: number, toMs: number): Pause | undefined
-  /** How much of [fromMs, toMs) the policy had location paused (by any pause: `all` pauses positions too), ms. */
-  locationPausedMs(policyId: string, fromMs: number, toMs: number): number
+  /**
+   * How much of [fromMs, toMs) the policy had `scope` paused, ms: for `location` by any pause (`all`
+   * pauses positions too), for `all` by pauses of all telemetry only.
+   */
+  pausedMs(policyId: string, scope: PauseScope, fromMs: number, toMs: number): number
   /** The policy's pauses, oldest first; undefined for a policy the registry does not know. */
   of(policyId: string): Pause[] | undefined
   /** Records a pause and puts it in effect; throws a PrivacyError for one that is not valid. Undefined: a device's message no newer than its last (by seq). */
@@ -183,7 +186,8 @@ export function privacyStore(opts: PrivacyStoreOptions): PrivacyStore {
         return fromMs < w.until && toMs >= w.from && pauseStops(p.scope, kind)
       })
     },
-    locationPausedMs: (policyId, fromMs, toMs) => (pauses.get(policyId) ?? []).reduce((ms, p) => {
+    pausedMs: (policyId, scope, fromMs, toMs) => (pauses.get(policyId) ?? []).reduce((ms, p) => {
+      if (scope === 'all' && p.scope !== 'all') return ms
       const w = pauseWindow(p)
       return ms + Math.max(0, Math.min(toMs, w.until) - Math.max(fromMs, w.from))
     }, 0),

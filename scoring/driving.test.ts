@@ -1,6 +1,6 @@
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { addTrip, behaviourFeatures, dayOf, drivingFeatures, drivingScoreInput, HISTORY_DAYS, restoreDays, tripFields } from './driving.ts'
+import { addTrip, behaviourFeatures, dayOf, drivingFeatures, drivingScoreInput, HISTORY_DAYS, restoreDays, tripFields, withHiddenDriving } from './driving.ts'
 import { drivingFrequency, loadModel, scoreBatch } from './index.ts'
 import type { Trip } from './trips.ts'
 
@@ -79,4 +79,21 @@ t.test('days rebuilt from stored trips give the same features, dynamics included
   const asOf = dayOf(T0) + drives.length
   t.same(drivingFeatures(restoreDays(rows), asOf, HISTORY_DAYS), drivingFeatures(days, asOf, HISTORY_DAYS))
   t.equal(restoreDays(rows).reduce((a, d) => a + d.lat_sq, 0), days.reduce((a, d) => a + d.lat_sq, 0), 'sums of squares are stored')
+})
+
+t.test('driving hidden by a pause of all telemetry counts in privacy mode, at the policy\'s own rate (#21: pausing every risky drive must not pay)', async (t) => {
+  const H = 3600_000
+  const window = { from: 0, to: 28 * 24 * H }
+  const input = { policyId: 'p', subject: 'driving' as const, window, features: {}, exposure: { days: 28, distance_km: 500, moving_s: 13 * 3600, night_s: 0 } }
+  t.equal(withHiddenDriving(input, 0), input, 'no pause: the input as it was')
+  // 2 of 28 days paused: 26 observed days held 13 h of driving, so the 2 days hid about 1 h.
+  const hidden = withHiddenDriving(input, 2 * 24 * H)
+  t.equal(hidden.privacy?.hidden_s, 3600, 'an hour of driving estimated for two days paused')
+  t.equal(hidden.privacy?.share, 0.0714, 'a fourteenth of all driving (1 h of 14) in privacy mode')
+  t.match(hidden.privacy?.text, /^all telemetry paused 48 h: about 60 min of driving at the policy's own rate, not measured$/)
+  // With location paused on some trips too, both add up, and the note keeps what it said.
+  const both = withHiddenDriving({ ...input, privacy: { trips: 2, paused_s: 1800, share: 1800 / 46800, unmeasured: { speeding_share: 0.0385 }, text: '2 trips in privacy mode' } }, 2 * 24 * H)
+  t.equal(both.privacy?.share, 0.1071, 'an hour and a half of fourteen hours')
+  t.same(both.privacy?.unmeasured, { speeding_share: 0.0385 }, 'what the observed trips did not measure stays')
+  t.match(both.privacy?.text, /^2 trips in privacy mode; all telemetry paused 48 h/)
 })

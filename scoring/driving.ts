@@ -141,6 +141,32 @@ export function privacyNote(days: readonly DrivingDay[], asOfDay: number, window
 }
 
 /**
+ * A driving score's input with the driving hidden by pauses of all telemetry (`allPausedMs` of its
+ * window) counted in privacy mode (#21). Such a pause leaves no trip to see: without this a policy
+ * could pause all telemetry for every risky drive and be priced on the calm ones. The hidden moving
+ * time is estimated at the policy's own rate, its moving seconds per observed second of the window,
+ * and counts toward the share of driving the rating plan allows in privacy mode.
+ */
+export function withHiddenDriving(input: ScoreInput, allPausedMs: number): ScoreInput {
+  const moving_s = input.exposure.moving_s ?? 0
+  const observed_s = (input.window.to - input.window.from - allPausedMs) / 1000
+  if (!(allPausedMs > 0 && moving_s > 0 && observed_s > 0)) return input
+  const hidden_s = round4((moving_s * allPausedMs) / 1000 / observed_s)
+  const note = input.privacy
+  const paused_s = round4((note?.paused_s ?? 0) + hidden_s)
+  const hidden = `all telemetry paused ${Math.round(allPausedMs / 3_600_000 * 10) / 10} h: about ${Math.round(hidden_s / 60)} min of driving at the policy's own rate, not measured`
+  return {
+    ...input,
+    privacy: {
+      trips: note?.trips ?? 0, paused_s, hidden_s,
+      share: round4(Math.min(1, paused_s / (moving_s + hidden_s))),
+      unmeasured: note?.unmeasured ?? {},
+      text: note ? `${note.text}; ${hidden}` : hidden,
+    },
+  }
+}
+
+/**
  * How much and when a policy drove over the `window` days up to `asOfDay` (days observed from the
  * first day with a trip): the rating plan's credibility and its pay-as-you-drive relativities.
  */

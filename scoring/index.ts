@@ -4,7 +4,7 @@ export { scoreBatch, scoreWith, scoreFromFrequency, scoreLine, scoreFromRow, typ
 export { openModelRegistry, findModels, readDefinition, readChoice, writeChoice, changeChoice, loadChoice, defaultChoice, choiceFile, modelDirs, shippedModels, type ModelRegistry, type ModelFile, type Choice, type ChoiceChange } from './registry.ts'
 export { loadModel, ModelError, type LoadedModel } from './model.ts'
 export { tripTracker, trackTrips, defaultTripConfig, type Trip, type TripConfig, type TripOutput } from './trips.ts'
-export { addTrip, drivingFeatures, drivingScoreInput, restoreDays, tripFields, dayOf, windowStart, DAY_MS, HISTORY_DAYS, type DrivingDay } from './driving.ts'
+export { addTrip, drivingFeatures, drivingScoreInput, withHiddenDriving, restoreDays, tripFields, dayOf, windowStart, DAY_MS, HISTORY_DAYS, type DrivingDay } from './driving.ts'
 export { trainModel, meetsGoals, isHeldOut, goals, type TrainedModel, type TrainingRow, type ModelSpec } from './models/train.ts'
 export { trainingSpecs } from './models/specs.ts'
 export { referencePortfolio, readPortfolio, readPortfolioCsv, portfolioCsv, type PortfolioRow } from './models/portfolio.ts'

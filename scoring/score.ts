@@ -48,8 +48,10 @@ export interface Score {
 export interface PrivacyNote {
   trips: number
   paused_s: number
-  /** Share of the window's moving time in privacy mode, 0–1. */
+  /** Share of the window's moving time in privacy mode, 0–1 (with `hidden_s` counted as moving time). */
   share: number
+  /** Moving time estimated for the window's pauses of all telemetry, which leave no trip (driving.ts withHiddenDriving). */
+  hidden_s?: number
   /** Feature → share of its measure missing. */
   unmeasured: Record<string, number>
   text: string

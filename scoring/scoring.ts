@@ -16,7 +16,7 @@ import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, m
 import { consentedFor, qualified, quoteString, readingsFromSeries, sensors, toLine, topics, type ConsentStore, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
-import { addTrip, DAY_MS, drivingScoreInput, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
+import { addTrip, DAY_MS, drivingScoreInput, withHiddenDriving, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
 import { scoreLine, scoreWith, type ActiveModels, type BatchConfig, type Score, type ScoreInput } from './score.ts'
 import { trackTrips, type OpenTripSource, type TrackFix, type Trip, type TripArea, type TripConfig } from './trips.ts'
@@ -48,8 +48,12 @@ export interface ScoringDeps {
    * it, every reading is scored.
    */
   consents?: Pick<ConsentStore, 'allows' | 'notes'>
-  /** How much of [fromMs, toMs) the policy had location paused, ms (ingest/privacy.ts): a trip's moving time in it is `paused_s`. */
-  locationPausedMs?(policyId: string, fromMs: number, toMs: number): number
+  /**
+   * How much of [fromMs, toMs) the policy had location (or all telemetry) paused, ms
+   * (ingest/privacy.ts): a trip's moving time with location paused is its `paused_s`, and the
+   * driving a pause of all telemetry hid is estimated into the score's privacy note.
+   */
+  pausedMs?(policyId: string, scope: 'location' | 'all', fromMs: number, toMs: number): number
 }
 
 /** Starts scoring; scores$, events$ and trips$ are hot and shared. */
@@ -77,7 +81,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   const priced: (r: Reading) => boolean = deps.consents ? consentedFor(deps.consents, 'pricing') : () => true
   /** A trip's moving time in privacy mode: its share of the trip's span that location was paused (privacy mode). */
   const pausedOf = (trip: Trip) => {
-    const ms = trip.to > trip.from ? deps.locationPausedMs?.(trip.policyId, trip.from, trip.to) ?? 0 : 0
+    const ms = trip.to > trip.from ? deps.pausedMs?.(trip.policyId, 'location', trip.from, trip.to) ?? 0 : 0
     return ms > 0 ? Math.round((trip.moving_s * ms) / (trip.to - trip.from) * 1000) / 1000 : 0
   }
   // Every stage below reads the same stream: one subscription upstream (one reorder buffer).
@@ -164,6 +168,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       restoreFailures.inc()
       log.error({ err, policyId }, 'cannot read the policy\'s trips from InfluxDB; its score waits for its next trip')
     }, asyncScheduler, keyFailed('driving_score')),
+    map((input) => withHiddenDriving(input, deps.pausedMs?.(input.policyId, 'all', input.window.from, input.window.to) ?? 0)),
   )
   const livingInputs$ = living$.pipe(filter((o) => o.kind === 'day'), map((o) => o.input))
   const allEvents$ = merge(events$, living$.pipe(filter((o) => o.kind === 'event'), map((o) => o.event))).pipe(share())
