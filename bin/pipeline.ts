@@ -9,15 +9,18 @@ import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
 import { connectInflux, consentedFor, consentNotice, consentStore, createAdapters, openJournal, orderWithin, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type RecordedChange, type Subject } from '../ingest/index.ts'
-import { auditRecords, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { auditRecords, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PolicyKeys, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
-import { config as rxConfig, type Observable } from 'rxjs'
+import { config as rxConfig, Subject as RxSubject, type Observable } from 'rxjs'
+import { eraser } from './erase.ts'
 import { cachedBacktest, referencePortfolio } from './backtest.ts'
 
 export interface PipelineConfig {
   mqttUrl: string
   influx: InfluxConfig
   devices: DeviceRegistry
+  /** The file `devices` was read from (DEVICE_REGISTRY): an erasure rewrites it without the policy's devices. */
+  devicesFile?: string
   /** Where ubiq keeps its own state (the ingest journal, the audit log). */
   dataDir: string
   host: string
@@ -68,17 +71,21 @@ export const scoringLimits = {
 /** The premium adjustments' audit log in a data directory. */
 export const auditLogFile = (dataDir: string) => join(dataDir, 'audit.jsonl')
 
+/** The audit chain's per-policy keys (pricing/pseudonyms.ts): an erasure destroys one. */
+export const auditKeysFile = (dataDir: string) => join(dataDir, 'audit-keys.json')
+
 /** The dashboards' token secret, when TOKEN_SECRET does not give one. */
 export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret')
 
 /** The dashboards' token revocations (#21 item 7). */
 export const revocationsFile = (dataDir: string) => join(dataDir, 'token-revocations.json')
 
-/** The consent changes among the audit chain's records, as the consent store takes them back at start. */
-function* consentHistory(records: Iterable<AuditRecord>): Generator<RecordedChange> {
+/** The consent changes among the audit chain's records, as the consent store takes them back at start; an erased policy's are gone with its key. */
+function* consentHistory(records: Iterable<AuditRecord>, keys: PolicyKeys): Generator<RecordedChange> {
   for (const r of records) {
-    if (r.record !== 'consent') continue
-    const { record: _, prevHash: __, ...change } = r
+    const known = reveal(r, keys)
+    if (known?.record !== 'consent') continue
+    const { record: _, prevHash: __, ...change } = known
     yield change
   }
 }
@@ -262,9 +269,13 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   chmodSync(cfg.dataDir, 0o700)
   const journal = openJournal(join(cfg.dataDir, 'journal'))
   const storing = storingWatch(journal)
-  const audit = openAuditLog(auditLogFile(cfg.dataDir))
+  // The chain's records name policies and devices by pseudonyms under per-policy keys (#21 item 5).
+  const keys = openPolicyKeys(auditKeysFile(cfg.dataDir))
+  const audit = openAuditLog(auditLogFile(cfg.dataDir), keys)
   // Idempotent across restarts: the audit log says what was priced, from which standing.
-  const pricingState = pricingStateFromAudit(auditRecords(auditLogFile(cfg.dataDir)))
+  const pricingState = pricingStateFromAudit(auditRecords(auditLogFile(cfg.dataDir)), keys)
+  // The running registry: an erasure takes a policy's devices out of it (#21 item 5).
+  const registry = new Map(cfg.devices)
   let confirm: (lines: readonly string[]) => void = (lines) => journal.confirm(lines) // until ingest takes over
   const influx = await connectInflux(cfg.influx, {
     onWritten: (lines) => {
@@ -291,13 +302,13 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const consentChanges = new Counter({ name: 'ubiq_consent_changes_total', help: 'Consent changes recorded, by who made them and whether they granted', labelNames: ['by', 'granted'], registers: [metrics] })
   // Consent (#21): rebuilt from the audit chain, where every change is recorded before it takes effect.
   const consents = consentStore({
-    registry: cfg.devices,
-    history: consentHistory(auditRecords(auditLogFile(cfg.dataDir))),
+    registry,
+    history: consentHistory(auditRecords(auditLogFile(cfg.dataDir)), keys),
     record: (change) => audit.link<ConsentRecord>({ record: 'consent', ...change }).hash,
     onChange(change, consent) {
       consentChanges.inc({ by: change.by.role, granted: String(change.granted) })
       logger.info({ policyId: change.policyId, streams: change.streams, purposes: change.purposes, granted: change.granted, by: change.by.role }, 'consent changed')
-      for (const d of cfg.devices.values()) {
+      for (const d of registry.values()) {
         if (d.policyId === change.policyId) publisher.publish(topics.consent(d.deviceId), JSON.stringify(consentNotice(change, consent, d)), { qos: 1, retain: true })
       }
     },
@@ -316,7 +327,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     // be rebuilt from InfluxDB where it is counted already (dropDuplicates): an hour to spare.
     dedupeIdleMs: scoringLimits.deviceIdleMs + scoringLimits.policyIdleMs + 3600_000,
     decode: {
-      registry: cfg.devices,
+      registry,
       maxPayloadBytes: 64 * 1024,
       maxFutureSkewMs: 5 * 60_000,
       adapters: createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') }),
@@ -325,10 +336,11 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   })
   confirm = ingest.confirm
   const devicesByPolicy = new Map<string, string[]>()
-  for (const d of cfg.devices.values()) {
+  for (const d of registry.values()) {
     if (!devicesByPolicy.has(d.policyId)) devicesByPolicy.set(d.policyId, [])
     devicesByPolicy.get(d.policyId)!.push(d.deviceId)
   }
+  const erased$ = new RxSubject<{ policyId: string; deviceIds: readonly string[] }>()
   const { scores$, events$, trips$ } = startScoring({
     // Only streams the policy lets feed its prices reach scoring, checked as they leave the reorder buffer.
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000), consentedFor(consents, 'pricing')),
@@ -341,6 +353,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     trips: defaultTripConfig,
     detectors: vehicleDetectors(roads),
     consentNotes: consents.notes,
+    erased$,
+    enrolled: (policyId) => devicesByPolicy.has(policyId),
     ...scoringLimits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })
@@ -369,7 +383,16 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const dashboards = await startDashboards({
     scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, consents,
     host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute,
-    devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => cfg.devices.get(id)!),
+    devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => registry.get(id)!),
+    enrolled: (policyId) => devicesByPolicy.has(policyId),
+    erase: eraser({
+      registry, registryFile: cfg.devicesFile, dataDir: cfg.dataDir, influx, journal, mqtt: publisher, audit, keys, consents, logger,
+      forget(policyId, deviceIds) {
+        devicesByPolicy.delete(policyId)
+        ingest.forget(deviceIds)
+        erased$.next({ policyId, deviceIds })
+      },
+    }),
     backtest: cachedBacktest({ portfolio: referencePortfolio, plans }, () => models.current().champions),
   })
   // Only now, with everything downstream listening, do messages start to flow.

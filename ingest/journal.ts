@@ -15,7 +15,7 @@
  * InfluxDB's reason, and a tombstone in its segment keeps a later start from writing it again.
  * Before, one refused line kept its segment, and the whole backpressure budget, for good.
  */
-import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync } from 'node:fs'
+import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
 export interface Journal {
@@ -38,6 +38,12 @@ export interface Journal {
    * past the time ubiq may keep it (#21), and nothing can make InfluxDB take it.
    */
   quarantine(refused: readonly { line: string; reason: string; kind?: string }[]): void
+  /**
+   * Erases every line `pattern` finds (an erased policy's, #21 item 5): unconfirmed ones are
+   * forgotten, never written, and the segments and dead-letter files are rewritten without them
+   * (a segment keeps its confirmed lines until all of them are). Returns the lines erased.
+   */
+  erase(pattern: RegExp): number
   /** Calls `fn` once `pending` is at most `lines`. */
   whenPendingAtMost(lines: number, fn: () => void): void
   close(): void
@@ -197,6 +203,28 @@ export function openJournal(dir: string, segmentLines = 10_000, deadLetterDir = 
         if (s) appendFileSync(s.path, `${TOMBSTONE}${line}\n`)
       }
       wake()
+    },
+    erase(pattern) {
+      let erased = 0
+      for (const line of [...where.keys()].filter((l) => pattern.test(l))) {
+        while (release(line)) erased++
+      }
+      /** Rewrites `path` without the lines `pattern` finds (a whole new file, renamed over the old). */
+      const rewrite = (path: string) => {
+        const lines = readFileSync(path, 'utf8').split('\n').slice(0, -1)
+        const kept = lines.filter((l) => !pattern.test(l))
+        if (kept.length === lines.length) return
+        writeFileSync(`${path}.next`, kept.map((l) => `${l}\n`).join(''), { mode: 0o600 })
+        renameSync(`${path}.next`, path)
+      }
+      for (const s of segments.values()) {
+        if (s.fd !== undefined) closeSync(s.fd)
+        rewrite(s.path)
+        if (s.fd !== undefined) s.fd = openSync(s.path, 'a', 0o600)
+      }
+      if (existsSync(deadLetterDir)) for (const f of readdirSync(deadLetterDir).filter((f) => f.endsWith('.jsonl'))) rewrite(join(deadLetterDir, f))
+      wake()
+      return erased
     },
     get pending() {
       return pending

@@ -1,0 +1,104 @@
+/**
+ * Erasure, end to end (#21 item 5): `ubiq erase policy ID` and the analyst's
+ * `POST /api/v1/policies/{policy}/erasure` remove everything that identifies a policy, while the
+ * pipeline runs. Here because it reaches every stage: the only place besides pipeline.ts that does.
+ *
+ * The order matters. The registry file first: if ubiq cannot rewrite it, nothing is erased (the
+ * policy would come back at the next start). Then the policy leaves the running registry, so
+ * ingest refuses its devices' next messages (`unknown_device`) and scoring drops its state and
+ * whatever of it is still in flight; only then is what was written removed, so nothing writes it
+ * back. The audit chain keeps the policy's records, pseudonymous (pricing/pseudonyms.ts): the
+ * erasure is recorded there, then the policy's key is destroyed.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import type { MqttClient } from 'mqtt'
+import type { Logger } from 'pino'
+import type { Erase, Erasure } from '../dashboards/privacy.ts'
+import { quoteIdent, quoteString, sensors, topics, writePrivate, type ConsentStore, type Influx, type Journal, type RegisteredDevice } from '../ingest/index.ts'
+import type { AuditLog, ErasureRecord, PolicyKeys } from '../pricing/index.ts'
+
+export interface ErasureDeps {
+  /** The running device registry: erasure takes the policy's devices out of it. */
+  registry: Map<string, RegisteredDevice>
+  /** The registry's file (DEVICE_REGISTRY), rewritten without them; none for a registry made in memory (the demo). */
+  registryFile?: string
+  dataDir: string
+  influx: Influx
+  journal: Journal
+  /** ubiq's publisher: it clears the retained messages it published about the policy. */
+  mqtt: MqttClient
+  audit: AuditLog
+  keys: PolicyKeys
+  consents: ConsentStore
+  /** Drops the policy's and its devices' state in the running stages (ingest, scoring). */
+  forget(policyId: string, deviceIds: readonly string[]): void
+  logger: Logger
+}
+
+/** The Home Assistant discovery configs ubiq keeps of a device (ingest/adapters/home-assistant.ts). */
+export const discoveryFile = (dataDir: string, deviceId: string) => join(dataDir, 'home-assistant-discovery', `${deviceId}.json`)
+
+/** What erasure cannot remove, and why: said in every answer, and in the README. */
+const KEPT = [
+  'the audit chain keeps the policy\'s premium, consent and erasure records, pseudonymous: its key is destroyed, so nothing in them leads back to the policy or its devices, and the chain still verifies',
+  'InfluxDB marks the dropped series deleted at once; the bytes stay in its data files until it compacts their shards',
+  'the broker\'s credentials and ACL entries of the devices, where the operator made them (ubiq broker-config): take the devices out of the registry they were made from and make them again',
+  'logs, as the operator keeps them: they hold ids, never readings',
+  'backups of UBIQ_DATA_DIR and InfluxDB taken before the erasure',
+]
+
+/** Erases one policy at a time (a second waits for the first): two would race on the files they rewrite. */
+export function eraser(deps: ErasureDeps): Erase {
+  const log = deps.logger.child({ stage: 'erasure' })
+  let last: Promise<unknown> = Promise.resolve()
+  const erase: Erase = async (policyId, by) => {
+    const devices = [...deps.registry.values()].filter((d) => d.policyId === policyId).map((d) => d.deviceId)
+    if (devices.length === 0) return undefined
+    const removed: Erasure['removed'] = {}
+
+    if (deps.registryFile) {
+      const file = JSON.parse(readFileSync(deps.registryFile, 'utf8')) as { devices: { policyId: string }[] }
+      writePrivate(deps.registryFile, `${JSON.stringify({ ...file, devices: file.devices.filter((d) => d.policyId !== policyId) }, null, 2)}\n`)
+    }
+    for (const d of devices) deps.registry.delete(d)
+    removed.registryDevices = devices.length
+    deps.consents.forget(policyId, devices)
+    deps.forget(policyId, devices)
+
+    // Retained messages ubiq published about the policy: an empty retained message removes one.
+    const retained = [...new Set(sensors.map((s) => s.subject))].map((subject) => topics.premiums(policyId, subject)).concat(devices.map((d) => topics.consent(d)))
+    await Promise.all(retained.map((topic) => deps.mqtt.publishAsync(topic, '', { qos: 1, retain: true })))
+    removed.retainedTopicsCleared = retained.length
+
+    let discovery = 0
+    for (const d of devices) {
+      if (existsSync(discoveryFile(deps.dataDir, d))) discovery++
+      rmSync(discoveryFile(deps.dataDir, d), { force: true })
+    }
+    removed.discoveryFiles = discovery
+
+    // What is queued for InfluxDB goes first, then the series: readings are tagged by device,
+    // everything derived by policy (and device). DROP SERIES names no measurement, so it reaches
+    // every measurement in every retention policy: there is no `qualified()` name to give.
+    await deps.influx.flush()
+    const where = [`${quoteIdent('policy_id')} = ${quoteString(policyId)}`, ...devices.map((d) => `${quoteIdent('device_id')} = ${quoteString(d)}`)].join(' OR ')
+    const series = await deps.influx.query(`SHOW SERIES WHERE ${where}`)
+    removed.influxSeries = series.reduce((n, s) => n + s.values.length, 0)
+    await deps.influx.query(`DROP SERIES WHERE ${where}`, 'POST')
+
+    // Ids are letters, digits, _ and - (ID_PATTERN): nothing in them means anything to a RegExp.
+    removed.journalLines = deps.journal.erase(new RegExp(`[, ](?:policy_id=${policyId}|device_id=(?:${devices.join('|')}))[, ]`))
+
+    const at = new Date().toISOString()
+    const record = deps.audit.link<ErasureRecord>({ record: 'erasure', policyId: deps.keys.pseudonym(policyId), devices: devices.length, by, at })
+    deps.keys.shred(policyId)
+    log.info({ pseudonym: record.policyId, devices: devices.length, auditHash: record.hash }, 'policy erased')
+    return { policyId, pseudonym: record.policyId, auditHash: record.hash, at, devices: devices.length, removed, kept: KEPT }
+  }
+  return (policyId, by) => {
+    const run = last.then(() => erase(policyId, by))
+    last = run.catch(() => {})
+    return run
+  }
+}
