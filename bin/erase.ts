@@ -3,15 +3,16 @@
  * `POST /api/v1/policies/{policy}/erasure` remove everything that identifies a policy, while the
  * pipeline runs. Here because it reaches every stage: the only place besides pipeline.ts that does.
  *
- * The order matters. The registry file first: if ubiq cannot rewrite it, nothing is erased (the
- * policy would come back at the next start). Then the policy leaves the running registry, so
- * ingest refuses its devices' next messages (`unknown_device`) and scoring drops its state and
- * whatever of it is still in flight; only then is what was written removed, so nothing writes it
- * back. The audit chain keeps the policy's records, pseudonymous (pricing/pseudonyms.ts): the
+ * The order matters. First the policy leaves the running registry, so ingest refuses its devices'
+ * next messages (`unknown_device`) and scoring drops its state and whatever of it is still in
+ * flight; only then is what was written removed, so nothing writes it back. A step that fails
+ * (InfluxDB down) puts the devices back in the running registry, and the erasure can be asked
+ * again; the registry file is rewritten once everything else is gone (its being writable is checked
+ * first). The audit chain keeps the policy's records, pseudonymous (pricing/pseudonyms.ts): the
  * erasure is recorded there, then the policy's key is destroyed.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { accessSync, constants, existsSync, readFileSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import type { Erase, Erasure } from '../dashboards/privacy.ts'
@@ -31,8 +32,10 @@ export interface ErasureDeps {
   audit: AuditLog
   keys: PolicyKeys
   consents: ConsentStore
-  /** Drops the policy's and its devices' state in the running stages (ingest, scoring). */
+  /** Drops the policy's and its devices' state in the running stages (ingest, scoring), and the policy from their registry. */
   forget(policyId: string, deviceIds: readonly string[]): void
+  /** Puts the policy back in the stages' registry: its erasure failed part way, and can be asked again. */
+  restore(policyId: string, deviceIds: readonly string[]): void
   logger: Logger
 }
 
@@ -53,18 +56,25 @@ export function eraser(deps: ErasureDeps): Erase {
   const log = deps.logger.child({ stage: 'erasure' })
   let last: Promise<unknown> = Promise.resolve()
   const erase: Erase = async (policyId, by) => {
-    const devices = [...deps.registry.values()].filter((d) => d.policyId === policyId).map((d) => d.deviceId)
+    const entries = [...deps.registry.values()].filter((d) => d.policyId === policyId)
+    const devices = entries.map((d) => d.deviceId)
     if (devices.length === 0) return undefined
-    const removed: Erasure['removed'] = {}
-
-    if (deps.registryFile) {
-      const file = JSON.parse(readFileSync(deps.registryFile, 'utf8')) as { devices: { policyId: string }[] }
-      writePrivate(deps.registryFile, `${JSON.stringify({ ...file, devices: file.devices.filter((d) => d.policyId !== policyId) }, null, 2)}\n`)
-    }
+    // A registry file ubiq could not rewrite would bring the policy back at the next start.
+    if (deps.registryFile) for (const path of [deps.registryFile, dirname(deps.registryFile)]) accessSync(path, constants.W_OK)
     for (const d of devices) deps.registry.delete(d)
-    removed.registryDevices = devices.length
-    deps.consents.forget(policyId, devices)
     deps.forget(policyId, devices)
+    try {
+      return await remove(policyId, devices, by)
+    } catch (err) {
+      for (const e of entries) deps.registry.set(e.deviceId, e)
+      deps.restore(policyId, devices)
+      log.error({ err, devices: devices.length }, 'erasure failed part way: the policy is back in the running registry; ask again')
+      throw err
+    }
+  }
+  /** Everything the policy left behind, now that nothing adds to it. */
+  const remove = async (policyId: string, devices: string[], by: Parameters<Erase>[1]): Promise<Erasure> => {
+    const removed: Erasure['removed'] = { registryDevices: devices.length }
 
     // Retained messages ubiq published about the policy: an empty retained message removes one.
     const retained = [...new Set(sensors.map((s) => s.subject))].map((subject) => topics.premiums(policyId, subject)).concat(devices.map((d) => topics.consent(d)))
@@ -89,6 +99,12 @@ export function eraser(deps: ErasureDeps): Erase {
 
     // Ids are letters, digits, _ and - (ID_PATTERN): nothing in them means anything to a RegExp.
     removed.journalLines = deps.journal.erase(new RegExp(`[, ](?:policy_id=${policyId}|device_id=(?:${devices.join('|')}))[, ]`))
+
+    if (deps.registryFile) {
+      const file = JSON.parse(readFileSync(deps.registryFile, 'utf8')) as { devices: { policyId: string }[] }
+      writePrivate(deps.registryFile, `${JSON.stringify({ ...file, devices: file.devices.filter((d) => d.policyId !== policyId) }, null, 2)}\n`)
+    }
+    deps.consents.forget(policyId, devices)
 
     const at = new Date().toISOString()
     const record = deps.audit.link<ErasureRecord>({ record: 'erasure', policyId: deps.keys.pseudonym(policyId), devices: devices.length, by, at })

@@ -392,6 +392,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
         ingest.forget(deviceIds)
         erased$.next({ policyId, deviceIds })
       },
+      restore: (policyId, deviceIds) => void devicesByPolicy.set(policyId, [...deviceIds]),
     }),
     backtest: cachedBacktest({ portfolio: referencePortfolio, plans }, () => models.current().champions),
   })
