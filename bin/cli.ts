@@ -61,6 +61,9 @@ Usage:
   ubiq models rollback SUBJECT   back to the champion before (driving, health or home)
   ubiq token policy ID           a signed token that opens policy ID's feed, page and API (--days D, default 30); its id on stderr
   ubiq token analyst             a signed token that opens every policy and the analyst pages (--days D, default 1)
+  ubiq erase policy ID           erase policy ID in the running ubiq: its devices, readings, everything derived,
+                                 journals, retained messages, consent and tokens; its audit records stay, pseudonymous,
+                                 and their key is destroyed (README "Erasure"); prints what was removed and what stays
   ubiq help                      this text
 
 Options (demo):
@@ -144,6 +147,9 @@ Options (broker-config):
   --port N                       the plain MQTT listener (default 1883)
   --tls-port N                   the MQTT over TLS listener, with a CA and server certificate made by openssl (default 8883)
 
+Options (erase policy):
+  --url URL                      the running ubiq's dashboards (default http://HOST:PORT, 127.0.0.1 for 0.0.0.0)
+
 Options (audit verify):
   --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR)
 
@@ -160,7 +166,7 @@ async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   // `ubiq sim portfolio --help` is how most people ask: help anywhere on the line prints it.
   if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(HELP)
-  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token', 'import', 'evaluate'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token', 'import', 'evaluate', 'erase'].includes(command)) throw new UsageError(`unknown command "${command}"`)
   if (command === 'import' || command === 'evaluate') {
     const [path, ...more] = rest
     if (!path || path.startsWith('-')) throw new UsageError(`ubiq ${command} needs a ${command === 'import' ? 'file or folder: ubiq import PATH' : 'folder: ubiq evaluate DIR'} [options]`)
@@ -169,6 +175,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'models') return modelsCommand(readConfig(process.env), rest)
   if (command === 'token') return tokenCommand(readConfig(process.env), rest)
+  if (command === 'erase') return eraseCommand(readConfig(process.env), rest)
   if (command === 'audit' && rest[0] !== 'verify') throw new UsageError(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
   const sub = command === 'audit' || (command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map' || rest[0] === 'portfolio')) ? rest[0] : undefined
   const replay = sub === 'replay'
@@ -218,6 +225,7 @@ interface Options {
   format?: RecordingFormat
   mapping?: string
   policy?: string
+  url?: string
   json: boolean
   loo: boolean
 }
@@ -239,6 +247,7 @@ function parseOptions(command: string, args: string[]): Options {
     evaluate: ['format', 'mapping', 'json', 'loo'],
     'token policy': ['days'],
     'token analyst': ['days'],
+    'erase policy': ['url'],
   }
   const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: n === 'json' || n === 'loo' ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
   let values: Record<string, string | string[] | undefined>
@@ -288,6 +297,7 @@ function parseOptions(command: string, args: string[]): Options {
     format: values.format as RecordingFormat | undefined,
     mapping: typeof values.mapping === 'string' ? values.mapping : undefined,
     policy: typeof values.policy === 'string' ? values.policy : undefined,
+    url: typeof values.url === 'string' ? values.url : undefined,
     json: (values.json as unknown) === true,
     loo: (values.loo as unknown) === true,
   }
@@ -323,6 +333,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     mqttUrl,
     influx: influxConfig(cfg, influxUrl),
     devices,
+    ...(command === 'start' && cfg.DEVICE_REGISTRY ? { devicesFile: resolve(cfg.DEVICE_REGISTRY) } : {}),
     dataDir: resolve(cfg.UBIQ_DATA_DIR),
     host: cfg.HOST,
     port: cfg.PORT,
@@ -368,6 +379,29 @@ function tokenCommand(cfg: Config, args: string[]): void {
   process.stderr.write(`${policyId ? `policy ${policyId}` : 'an analyst (every policy)'}, valid until ${until}, id ${auth.verify(token).tokenId}. ` +
     `Send it as "Authorization: Bearer <token>", or open ${policyId ? '/' : '/analyst'}#token=<token> on the dashboards. ` +
     'An analyst revokes it with POST /api/v1/tokens/revocations {"tokenId": ID}.\n')
+}
+
+/**
+ * `ubiq erase policy ID`: asks the running ubiq to erase the policy (#21 item 5), as an analyst
+ * with a token made here for the purpose (a minute long). Erasure runs there, not here: it takes
+ * the policy out of the running pipeline, so that nothing writes it back, at the same time as it
+ * removes what is stored.
+ */
+async function eraseCommand(cfg: Config, args: string[]): Promise<void> {
+  const [what, policyId, ...rest] = args
+  if (what !== 'policy') throw new UsageError('ubiq erase needs what to erase: ubiq erase policy ID')
+  if (!(policyId && isId(policyId))) throw new UsageError(`ubiq erase policy needs a policy id (letters, digits, "_" or "-"), got "${policyId ?? ''}"`)
+  const opts = parseOptions('erase policy', rest)
+  const base = (opts.url ?? `http://${cfg.HOST === '0.0.0.0' ? '127.0.0.1' : cfg.HOST.includes(':') ? `[${cfg.HOST}]` : cfg.HOST}:${cfg.PORT}`).replace(/\/+$/, '')
+  const token = tokenAuthority(tokenSecret(cfg.TOKEN_SECRET, tokenSecretFile(resolve(cfg.UBIQ_DATA_DIR)))).issue({ role: 'analyst' }, 60_000)
+  const res = await fetch(`${base}/api/v1/policies/${policyId}/erasure`, { method: 'POST', headers: { authorization: `Bearer ${token}` } }).catch((err: Error & { cause?: { code?: string } }) => {
+    throw Object.assign(new Error(`no ubiq answers at ${base} (${err.cause?.code ?? err.message}): erasure runs in the running ubiq, which takes the policy out of its pipeline as it erases; start it (ubiq start), or name it with --url`), { code: 'UBIQ_UNREACHABLE' })
+  })
+  const body = (await res.json().catch(() => ({}))) as { message?: string; removed?: Record<string, unknown>; kept?: string[]; pseudonym?: string; auditHash?: string }
+  if (!res.ok) throw Object.assign(new Error(`policy ${policyId}: ${res.status} ${body.message ?? res.statusText}`), { code: res.status === 404 ? 'UNKNOWN_POLICY' : 'ERASURE_FAILED' })
+  process.stdout.write(`policy ${policyId} erased; in the audit chain it is ${body.pseudonym}, the erasure record ${body.auditHash}\n` +
+    `removed: ${Object.entries(body.removed ?? {}).map(([k, v]) => `${k} ${String(v)}`).join(', ')}\n` +
+    `stays:\n${(body.kept ?? []).map((k) => `  - ${k}`).join('\n')}\n`)
 }
 
 /** `ubiq sim portfolio`: simulates and writes a training portfolio. */

@@ -9,14 +9,17 @@ import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
 import { connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
-import { config as rxConfig, type Observable } from 'rxjs'
+import { config as rxConfig, Subject as RxSubject, type Observable } from 'rxjs'
+import { eraser } from './erase.ts'
 
 export interface PipelineConfig {
   mqttUrl: string
   influx: InfluxConfig
   devices: DeviceRegistry
+  /** The file `devices` was read from (DEVICE_REGISTRY): an erasure rewrites it without the policy's devices. */
+  devicesFile?: string
   /** Where ubiq keeps its own state (the ingest journal, the audit log). */
   dataDir: string
   host: string
@@ -67,18 +70,25 @@ export const scoringLimits = {
 /** The premium adjustments' audit log in a data directory. */
 export const auditLogFile = (dataDir: string) => join(dataDir, 'audit.jsonl')
 
+/** The audit chain's per-policy keys (pricing/pseudonyms.ts): an erasure destroys one. */
+export const auditKeysFile = (dataDir: string) => join(dataDir, 'audit-keys.json')
+
 /** The dashboards' token secret, when TOKEN_SECRET does not give one. */
 export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret')
 
 /** The dashboards' token revocations (#21 item 7). */
 export const revocationsFile = (dataDir: string) => join(dataDir, 'token-revocations.json')
 
-/** One kind of change among the audit chain's records (consent changes, privacy pauses), as its store takes them back at start. */
-function* changesOf<K extends 'consent' | 'privacy'>(records: Iterable<AuditRecord>, kind: K): Generator<Omit<Extract<AuditRecord, { record: K }>, 'record' | 'prevHash'>> {
+/** The changes consent and privacy mode record in the audit chain, as their stores take them back. */
+type RecordedChanges = { consent: Omit<ConsentRecord, 'record' | 'prevHash'>; privacy: Omit<PrivacyRecord, 'record' | 'prevHash'> }
+
+/** One kind of change among the audit chain's records, as its store takes them back at start; an erased policy's are gone with its key. */
+function* changesOf<K extends keyof RecordedChanges>(records: Iterable<AuditRecord>, kind: K, keys: PolicyKeys): Generator<RecordedChanges[K]> {
   for (const r of records) {
-    if (r.record !== kind) continue
-    const { record: _, prevHash: __, ...change } = r as Extract<AuditRecord, { record: K }>
-    yield change
+    const known = reveal(r, keys)
+    if (known?.record !== kind) continue
+    const { record: _, prevHash: __, ...change } = known as ConsentRecord | PrivacyRecord
+    yield change as RecordedChanges[K]
   }
 }
 
@@ -261,9 +271,13 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   chmodSync(cfg.dataDir, 0o700)
   const journal = openJournal(join(cfg.dataDir, 'journal'))
   const storing = storingWatch(journal)
-  const audit = openAuditLog(auditLogFile(cfg.dataDir))
+  // The chain's records name policies and devices by pseudonyms under per-policy keys (#21 item 5).
+  const keys = openPolicyKeys(auditKeysFile(cfg.dataDir))
+  const audit = openAuditLog(auditLogFile(cfg.dataDir), keys)
   // Idempotent across restarts: the audit log says what was priced, from which standing.
-  const pricingState = pricingStateFromAudit(auditRecords(auditLogFile(cfg.dataDir)))
+  const pricingState = pricingStateFromAudit(auditRecords(auditLogFile(cfg.dataDir)), keys)
+  // The running registry: an erasure takes a policy's devices out of it (#21 item 5).
+  const registry = new Map(cfg.devices)
   let confirm: (lines: readonly string[]) => void = (lines) => journal.confirm(lines) // until ingest takes over
   const influx = await connectInflux(cfg.influx, {
     onWritten: (lines) => {
@@ -290,13 +304,13 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const consentChanges = new Counter({ name: 'ubiq_consent_changes_total', help: 'Consent changes recorded, by who made them and whether they granted', labelNames: ['by', 'granted'], registers: [metrics] })
   // Consent (#21): rebuilt from the audit chain, where every change is recorded before it takes effect.
   const consents = consentStore({
-    registry: cfg.devices,
-    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'consent'),
+    registry,
+    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'consent', keys),
     record: (change) => audit.link<ConsentRecord>({ record: 'consent', ...change }).hash,
     onChange(change, consent) {
       consentChanges.inc({ by: change.by.role, granted: String(change.granted) })
       logger.info({ policyId: change.policyId, streams: change.streams, purposes: change.purposes, granted: change.granted, by: change.by.role }, 'consent changed')
-      for (const d of cfg.devices.values()) {
+      for (const d of registry.values()) {
         if (d.policyId === change.policyId) publisher.publish(topics.consent(d.deviceId), JSON.stringify(consentNotice(change, consent, d)), { qos: 1, retain: true })
       }
     },
@@ -305,13 +319,13 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const privacyChanges = new Counter({ name: 'ubiq_privacy_changes_total', help: 'Privacy mode pauses and early ends recorded, by who and what', labelNames: ['by', 'action', 'scope'], registers: [metrics] })
   // Privacy mode (#21): rebuilt from the audit chain too; each device is told its policy's pauses.
   const privacy = privacyStore({
-    registry: cfg.devices,
-    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'privacy'),
+    registry,
+    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'privacy', keys),
     record: (change) => audit.link<PrivacyRecord>({ record: 'privacy', ...change }).hash,
     onChange(change, pauses) {
       privacyChanges.inc({ by: change.by.role, action: change.action, scope: change.scope })
       logger.info({ policyId: change.policyId, action: change.action, scope: change.scope, from: change.from, to: change.to, by: change.by.role }, 'privacy mode changed')
-      for (const d of cfg.devices.values()) {
+      for (const d of registry.values()) {
         if (d.policyId === change.policyId) publisher.publish(topics.privacy(d.deviceId), JSON.stringify(privacyNotice(change, pauses, d.deviceId, Date.now())), { qos: 1, retain: true })
       }
     },
@@ -330,7 +344,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     // be rebuilt from InfluxDB where it is counted already (dropDuplicates): an hour to spare.
     dedupeIdleMs: scoringLimits.deviceIdleMs + scoringLimits.policyIdleMs + 3600_000,
     decode: {
-      registry: cfg.devices,
+      registry,
       maxPayloadBytes: 64 * 1024,
       maxFutureSkewMs: 5 * 60_000,
       adapters: createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') }),
@@ -340,13 +354,14 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   })
   confirm = ingest.confirm
   const devicesByPolicy = new Map<string, string[]>()
-  for (const d of cfg.devices.values()) {
+  for (const d of registry.values()) {
     if (!devicesByPolicy.has(d.policyId)) devicesByPolicy.set(d.policyId, [])
     devicesByPolicy.get(d.policyId)!.push(d.deviceId)
   }
   // What scoring and pricing derive from a late upload is published, and stored only within retention.
   const expiredOutputs = new Counter({ name: 'ubiq_outputs_expired_total', help: "Derived lines (trips, events, scores, premiums) older than their measurement's retention: published, not stored", labelNames: ['measurement'], registers: [metrics] })
   const derived = withoutExpired(influx, (measurement) => expiredOutputs.inc({ measurement }))
+  const erased$ = new RxSubject<{ policyId: string; deviceIds: readonly string[] }>()
   const { scores$, events$, trips$ } = startScoring({
     // Scoring takes only the streams the policy lets feed its prices (consents), as they leave the reorder buffer.
     readings$: ingest.readings$.pipe(orderWithin(cfg.reorderWindowMs ?? 2000)),
@@ -360,6 +375,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     detectors: vehicleDetectors(roads),
     consents,
     pausedMs: privacy.pausedMs,
+    erased$,
+    enrolled: (policyId) => devicesByPolicy.has(policyId),
     ...scoringLimits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })
@@ -388,7 +405,17 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const dashboards = await startDashboards({
     scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, consents, privacy,
     host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute,
-    devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => cfg.devices.get(id)!),
+    devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => registry.get(id)!),
+    enrolled: (policyId) => devicesByPolicy.has(policyId),
+    erase: eraser({
+      registry, registryFile: cfg.devicesFile, dataDir: cfg.dataDir, influx, journal, mqtt: publisher, audit, keys, consents, privacy, logger,
+      forget(policyId, deviceIds) {
+        devicesByPolicy.delete(policyId)
+        ingest.forget(deviceIds)
+        erased$.next({ policyId, deviceIds })
+      },
+      restore: (policyId, deviceIds) => void devicesByPolicy.set(policyId, [...deviceIds]),
+    }),
     backtest: cachedBacktest({ portfolio: referencePortfolio, plans }, () => models.current().champions),
   })
   // Only now, with everything downstream listening, do messages start to flow.

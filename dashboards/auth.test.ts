@@ -3,7 +3,7 @@
  * revoked per policy, for analysts, or one by one, and stay revoked across restarts.
  */
 import t from 'tap'
-import { mkdtempSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createSigner } from 'fast-jwt'
@@ -67,4 +67,14 @@ t.test('revoked tokens are refused, and stay revoked after a restart; the file i
   restarted.revoke({ analysts: true })
   t.throws(() => restarted.verify(other), revoked, 'every analyst token issued until now')
   t.match(restarted.verify(p2), { policyId: 'pol-2' }, 'policyholders\' tokens are not analysts\'')
+  t.notMatch(readFileSync(file, 'utf8'), /pol-1/, 'the file names no policy: an erased one\'s tokens stay revoked without it (#21 item 5)')
+
+  // A file kept before names a policy by its id (`policy:ID`): still honoured, replaced at its next revocation.
+  const kept = JSON.parse(readFileSync(file, 'utf8')) as { until: Record<string, number> }
+  writeFileSync(file, JSON.stringify({ ...kept, until: { ...kept.until, 'policy:pol-2': clock } }))
+  const legacy = authority()
+  t.throws(() => legacy.verify(p2), revoked, 'a revocation kept by id')
+  legacy.revoke({ policy: 'pol-2' })
+  t.notMatch(readFileSync(file, 'utf8'), /pol-2/, 'and no longer by id once revoked again')
+  t.throws(() => authority().verify(p2), revoked)
 })

@@ -9,11 +9,11 @@
  * a moment, or one token by its id (`jti`). The revocations are kept in a file private to ubiq's
  * user, so they hold across restarts. A token without an issuer, or issued in the future, is refused.
  */
-import { randomBytes, randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { createHmac, randomBytes, randomUUID } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
-import { ID_PATTERN } from '../ingest/index.ts'
+import { ID_PATTERN, writePrivate } from '../ingest/index.ts'
 
 export type Principal = { role: 'policyholder'; policyId: string } | { role: 'analyst' }
 
@@ -54,7 +54,12 @@ export interface TokenOptions {
 
 const ISSUER = 'ubiq'
 
-/** Revocations as kept: per policy (`policy:ID`) or for analysts (`analysts`), the moment until which tokens issued are revoked; and token ids. */
+/**
+ * Revocations as kept: per policy or for analysts (`analysts`), the moment until which tokens
+ * issued are revoked; and token ids. A policy is named by an HMAC of its id under the token secret
+ * (`policy#…`), never by its id: an erased policy's tokens stay revoked and the file does not name
+ * it (#21 item 5). `policy:ID`, as kept before, is still honoured, and replaced at the policy's next revocation.
+ */
 interface Revoked {
   until: Record<string, number>
   tokens: Record<string, number>
@@ -66,7 +71,8 @@ export function tokenAuthority(secret: string, opts: TokenOptions = {}): TokenAu
   const maxSkewMs = opts.maxClockSkewMs ?? 60_000
   const verifier = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: ISSUER })
   const revoked = readRevocations(opts.revocationsFile)
-  const keyOf = (p: Principal) => (p.role === 'analyst' ? 'analysts' : `policy:${p.policyId}`)
+  const policyKey = (policyId: string) => `policy#${createHmac('sha256', secret).update(policyId).digest('hex')}`
+  const until = (p: Principal) => (p.role === 'analyst' ? revoked.until.analysts : Math.max(revoked.until[policyKey(p.policyId)] ?? -Infinity, revoked.until[`policy:${p.policyId}`] ?? -Infinity)) ?? -Infinity
   return {
     issue(who, ttlMs) {
       const sign = createSigner({ key: secret, algorithm: 'HS256', iss: ISSUER, expiresIn: ttlMs, jti: randomUUID(), clockTimestamp: now() })
@@ -94,13 +100,16 @@ export function tokenAuthority(secret: string, opts: TokenOptions = {}): TokenAu
       else if (claims.role === 'policyholder' && typeof claims.sub === 'string' && new RegExp(ID_PATTERN).test(claims.sub)) who = { role: 'policyholder', policyId: claims.sub }
       else throw new AuthError('invalid_token', 'the token names no role ubiq knows')
       // iat has whole seconds: a token issued in the second of a revocation is revoked with it.
-      if ((tokenId !== undefined && tokenId in revoked.tokens) || issuedAt <= (revoked.until[keyOf(who)] ?? -Infinity)) throw new AuthError('revoked_token', 'the token has been revoked')
+      if ((tokenId !== undefined && tokenId in revoked.tokens) || issuedAt <= until(who)) throw new AuthError('revoked_token', 'the token has been revoked')
       return { ...who, expiresAt, ...(tokenId ? { tokenId } : {}) }
     },
     revoke(what) {
       const at = now()
       if ('tokenId' in what) revoked.tokens[what.tokenId] = at
-      else revoked.until['policy' in what ? `policy:${what.policy}` : 'analysts'] = at
+      else if ('policy' in what) {
+        delete revoked.until[`policy:${what.policy}`]
+        revoked.until[policyKey(what.policy)] = at
+      } else revoked.until.analysts = at
       if (opts.revocationsFile) writePrivate(opts.revocationsFile, JSON.stringify(revoked))
       return { revokedAt: new Date(at).toISOString() }
     },
@@ -117,14 +126,6 @@ function readRevocations(file: string | undefined): Revoked {
   } catch (err) {
     throw Object.assign(new Error(`token revocations ${file}: ${(err as Error).message}`), { code: 'REVOCATIONS_INVALID' })
   }
-}
-
-/** Writes `text` to `file` whole or not at all (a new file renamed over the old), readable by its owner only. */
-function writePrivate(file: string, text: string): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
-  const next = `${file}.next`
-  writeFileSync(next, text, { mode: 0o600, flush: true })
-  renameSync(next, file)
 }
 
 /** Whether `who` may see policy `policyId`; throws the AuthError to answer with when not. */

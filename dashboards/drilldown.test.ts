@@ -159,7 +159,7 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
       [`${path}?kind=gps&field=hr_bpm`, /no numeric field hr_bpm in stream gps/],
       [`${path}?field=nothing`, /no numeric field nothing/],
     ])
-    await refused(t, url, analyst, [['/api/v1/policies/pol-nobody/readings', /no device is registered to policy pol-nobody/]], 404, 'unknown_policy')
+    await refused(t, url, analyst, [['/api/v1/policies/pol-nobody/readings', /no policy pol-nobody in the device registry/]], 404, 'unknown_policy')
     const route = (await openApi(url))('/api/v1/policies/{policy}/readings')
     t.same(route.parameters.sort(), ['device', 'field', 'format', 'from', 'kind', 'policy', 'to'], 'in the OpenAPI document')
     t.match(route.description, /Positions \(lat_deg, lon_deg, alt_m\) are never served/, 'which says positions are never served')

@@ -75,6 +75,8 @@ export interface FeedJournal {
   subscribe(policyId: string, listener: (msg: FeedMessage) => void): () => void
   /** The policies whose feed holds a message or a standing. */
   policies(): string[]
+  /** Forgets the policy's feed now, messages and standing (an erasure, #21 item 5). */
+  forget(policyId: string): void
 }
 
 export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stored = async () => [] }: FeedOptions = {}): FeedJournal {
@@ -153,6 +155,7 @@ export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stor
         feed.listeners.delete(listener)
       }
     },
+    forget: (policyId) => feeds.delete(policyId),
     policies: () => [...feeds.keys()].filter((p) => {
       const feed = feeds.get(p)!
       return feed.messages.length > 0 || feed.standing.size > 0

@@ -30,8 +30,10 @@ const select = async (influx: Influx, measurement: string, policyId: string, r: 
 
 /** Every policy with a score or a premium stored. */
 export async function storedPolicies(influx: Influx): Promise<string[]> {
-  const series = await influx.query(`SHOW TAG VALUES FROM ${qualified('score')}, ${qualified('premium')} WITH KEY = policy_id`)
-  return [...new Set(series.flatMap((s) => s.values.map((v) => String(v[1]))))]
+  // From the series, not SHOW TAG VALUES: InfluxDB 1.6 goes on listing an erased policy's id there
+  // after its series are dropped (#21 item 5). Ids are letters, digits, _ and -: nothing escaped.
+  const series = await influx.query(`SHOW SERIES FROM ${qualified('score')}, ${qualified('premium')}`)
+  return [...new Set(series.flatMap((s) => s.values.map((v) => /[,]policy_id=([^,]+)/.exec(String(v[0]))?.[1]).filter((p) => p !== undefined)))]
 }
 
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString()

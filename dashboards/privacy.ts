@@ -116,3 +116,41 @@ export function registerRevocations(app: App, auth: TokenAuthority, who: (req: F
     return { revoked: req.body, ...answer }
   })
 }
+
+/** What an erasure did (bin/erase.ts), as the erasure route answers it. */
+export interface Erasure {
+  policyId: string
+  /** The policy's pseudonym in the audit chain, and the hash of the erasure's own record there. */
+  pseudonym: string
+  auditHash: string
+  at: string
+  devices: number
+  /** What was removed, store by store, in words. */
+  removed: Record<string, string | number>
+  /** What stays, and why. */
+  kept: string[]
+}
+
+/** Erases a policy everywhere ubiq keeps it; undefined for a policy the device registry does not know. */
+export type Erase = (policyId: string, by: { role: 'analyst'; tokenId?: string }) => Promise<Erasure | undefined>
+
+/**
+ * The analyst's erasure route (#21 item 5). The policy's tokens are revoked once its data is gone,
+ * and `erased` is told, to forget the feed and close what the policy's tokens opened.
+ */
+export function registerErasure(app: App, erase: Erase, auth: TokenAuthority, who: (req: FastifyRequest) => Verified, erased: (policyId: string) => void): void {
+  app.post<{ Params: Static<typeof Params> }>('/api/v1/policies/:policy/erasure', {
+    schema: {
+      description: 'Erases the policy (analyst token): its devices leave the device registry, its readings and everything derived leave InfluxDB (every retention policy), the journals, the dead-letter files and the broker\'s retained messages, its consent, its tokens are revoked; its audit records stay, pseudonymous, and its key is destroyed, so nothing in them leads back to it. The erasure is recorded in the audit chain. Answers what was removed and what stays',
+      params: Params, response: { 200: Json, ...errors },
+    },
+  }, async (req, reply) => {
+    const principal = who(req)
+    mustBeAnalyst(principal)
+    const done = await erase(req.params.policy, { role: 'analyst', ...(principal.tokenId ? { tokenId: principal.tokenId } : {}) })
+    if (!done) return reply.code(404).send({ error: 'unknown_policy', message: `no policy ${req.params.policy} in the device registry` })
+    auth.revoke({ policy: req.params.policy })
+    erased(req.params.policy)
+    return done
+  })
+}

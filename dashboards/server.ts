@@ -21,7 +21,7 @@ import { ID_PATTERN, within, type ConsentStore, type DeviceClock, type Influx, t
 import { WhatIfError, type BacktestSummary, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
-import { registerConsents, registerPrivacyMode, registerRevocations } from './privacy.ts'
+import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
 import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, storedPolicies, storedStanding, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
@@ -60,6 +60,13 @@ export interface DashboardsDeps {
   consents: ConsentStore
   /** Privacy mode's pauses (ingest/privacy.ts), for the privacy routes; without it there are none. */
   privacy?: PrivacyStore
+  /**
+   * Whether the device registry knows the policy: every route of a policy it does not know (an
+   * erased one) answers 404 `unknown_policy`, and its feed closes with 4404. Default: every policy.
+   */
+  enrolled?(policyId: string): boolean
+  /** Erases a policy (#21 item 5, bin/erase.ts); without it there is no erasure route. */
+  erase?: Erase
 }
 
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
@@ -136,8 +143,9 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   // Verified once a request, by the hook below; routes ask `who` for it.
   const principals = new WeakMap<FastifyRequest, Verified>()
   const who = (req: FastifyRequest): Verified => principals.get(req) ?? deps.auth.verify(bearer(req))
-  /** Each open feed's token: a revocation closes the feeds its tokens opened (#21 item 7). */
-  const feedTokens = new Map<WebSocket, string>()
+  /** Each open feed's token and policy: a revocation closes the feeds its tokens opened (#21 item 7), an erasure those of its policy. */
+  const feedTokens = new Map<WebSocket, { token: string; policyId: string }>()
+  const enrolled = (policyId: string) => deps.enrolled?.(policyId) ?? true
   // Who asks is settled before what is asked is read: without a valid token a request gets a 401,
   // never a 400 (or 413, 415) that describes the route, so before the body is parsed. Public: the
   // routes hidden from the OpenAPI document (pages, assets, and the feed, which @fastify/websocket
@@ -180,6 +188,14 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     deps.logger.error({ err: err.message }, 'dashboards: request failed')
     return reply.code(err.statusCode ?? 500).send({ error: 'internal', message: 'the request failed; see the service log' })
   })
+  // A policy the registry does not know (erased) is not found, on every route that names one; a
+  // token that may not see the policy is refused first (a 403 must not tell which policies exist).
+  app.addHook('preHandler', async (req, reply) => {
+    const policyId = (req.params as { policy?: unknown } | undefined)?.policy
+    if (typeof policyId !== 'string' || enrolled(policyId) || !principals.has(req)) return
+    mustSee(principals.get(req)!, policyId)
+    return notFound(reply, 'unknown_policy', `no policy ${policyId} in the device registry`)
+  })
   /** A data route: the caller must be allowed to see the policy in the path (or, without one, be an analyst). */
   const policyRoute = <Q extends TSchema>(path: string, description: string, querystring: Q | undefined, handler: (policyId: string, q: Static<Q>, req: FastifyRequest, reply: FastifyReply) => unknown) =>
     app.get<{ Params: Static<typeof PolicyParams>; Querystring: Static<Q> }>(path, { schema: { description, params: PolicyParams, ...(querystring ? { querystring } : {}), response: { 200: Json, ...errors } } }, async (req, reply) => {
@@ -211,15 +227,23 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics }, who)
   registerConsents(app, deps.consents, who)
   if (deps.privacy) registerPrivacyMode(app, deps.privacy, who)
-  registerRevocations(app, deps.auth, who, () => {
-    for (const [ws, token] of feedTokens) {
+  const closeRevokedFeeds = () => {
+    for (const [ws, { token }] of feedTokens) {
       try {
         deps.auth.verify(token)
       } catch (err) {
         if (err instanceof AuthError) ws.close(err.closeCode, err.message)
       }
     }
-  })
+  }
+  registerRevocations(app, deps.auth, who, closeRevokedFeeds)
+  if (deps.erase) {
+    registerErasure(app, deps.erase, deps.auth, who, (policyId) => {
+      journal.forget(policyId)
+      closeRevokedFeeds()
+      for (const [ws, feed] of feedTokens) if (feed.policyId === policyId) ws.close(4404, 'the policy has been erased')
+    })
+  }
   registerExport(app, {
     influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
     consentsOf: (policyId) => storeConsents(deps.consents, policyId, deps.devicesOf?.(policyId) ?? []),
@@ -268,7 +292,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     // token got a 400 that described the schema): a query that fails validation reaches the
     // handler, which checks the token first and only then says what is wrong with the query.
     attachValidation: true,
-    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy; 4400 a bad query (after the token)', querystring: FeedQuery },
+    schema: { description: 'The live feed (websocket): the policy\'s scores, events and premium changes, each with seq; ?since=SEQ replays what came after. Close codes: 4401 no, bad or expired token; 4403 another policy; 4404 a policy the registry does not know (erased, also while open); 4400 a bad query (after the token)', querystring: FeedQuery },
   }, (socket, req) => {
     let unsubscribe = () => {}
     const send = (msg: FeedMessage | FeedNotice) => {
@@ -297,7 +321,8 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       if (err instanceof AuthError) return socket.close(err.closeCode, err.message)
       throw err
     }
-    feedTokens.set(socket, req.query.token!)
+    if (!enrolled(policyId)) return socket.close(4404, `no policy ${policyId} in the device registry`)
+    feedTokens.set(socket, { token: req.query.token!, policyId })
     feedClients.inc()
     // A token that expires closes the feed it opened (timers hold at most 2^31 - 1 ms).
     const expiry = setTimeout(() => socket.close(4401, 'the token has expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1))

@@ -40,6 +40,8 @@ export function clockTracker(windowMs = 5 * 60_000, idleMs = 3600_000) {
       d.count++
       if (d.estimate) d.estimate.lastSeen = receivedAt
     },
+    /** Forgets the device's estimate (an erasure). */
+    forget: (deviceId: string) => devices.delete(deviceId),
     /** How many devices' estimates are off by more than `ms` either way. */
     countSkewedOver(ms: number): number {
       let n = 0

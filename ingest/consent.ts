@@ -119,6 +119,8 @@ export interface ConsentStore {
    * taken from it (by seq: a redelivery, or an older decision arriving after a newer one), dropped.
    */
   change(policyId: string, request: ConsentRequest, by: ConsentActor, device?: { seq: number; ts: number }): RecordedChange | undefined
+  /** Forgets the policy and its devices (an erasure, #21 item 5): as if it had never enrolled. */
+  forget(policyId: string, deviceIds: readonly string[]): void
   /** The policy's streams of `subject` whose pricing consent was withdrawn after `fromMs`. */
   notes(policyId: string, subject: Subject, fromMs: number): ConsentNote[]
 }
@@ -219,6 +221,10 @@ export function consentStore(opts: ConsentStoreOptions): ConsentStore {
       apply(recorded)
       opts.onChange?.(recorded, of(policyId)!)
       return recorded
+    },
+    forget(policyId, deviceIds) {
+      for (const m of [enrolled, decisions, changes]) m.delete(policyId)
+      for (const d of deviceIds) deviceSeqs.delete(d)
     },
     notes(policyId, subject, fromMs) {
       // The policy's pricing consent replayed from enrolment through its changes.

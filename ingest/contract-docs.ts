@@ -142,7 +142,7 @@ function asyncApi(): Record<string, unknown> {
   })
   channels['ubiq/v1/scores/{policyId}'] = channel('Scores (0–100, higher is safer) with their reasons', { policyId }, 'subscribe', 'receive_score', false, 'score')
   channels['ubiq/v1/premiums/{policyId}/{subject}'] = channel(
-    'Premium adjustments per policy and subject (driving, health, home) with reasons in plain words, model and ruleset versions and hashes; the latest is retained',
+    'Premium adjustments per policy and subject (driving, health, home) with reasons in plain words, model and ruleset versions and hashes; the latest is retained. An erased policy\'s retained premium is cleared (an empty retained message, as MQTT clears one)',
     { policyId, subject: { description: 'driving, health or home', schema: { type: 'string', enum: ['driving', 'health', 'home'] } } }, 'subscribe', 'receive_premium', true, 'premium',
   )
   return {
@@ -279,7 +279,7 @@ function markdown(): string {
     '', '## What ubiq publishes', '',
     '| topic | QoS | retained | payload |', '|---|---|---|---|',
     '| `ubiq/v1/scores/{policyId}` | 1 | no | a score: `value` 0–100 (higher is safer), `model`, `reasons`, `window`, `exposure`, `features` |',
-    '| `ubiq/v1/premiums/{policyId}/{subject}` | 1 | yes | a premium adjustment: `subject`, `factor`, `premium`, `currency`, `previousFactor`, `period`, `reasons` (plain words, each with its `effect` on the premium), `models`, `ruleset`, `effectiveFrom`, `inputsHash`, `prevHash`, `hash`, `credibility`, `limited` |',
+    '| `ubiq/v1/premiums/{policyId}/{subject}` | 1 | yes | a premium adjustment: `subject`, `factor`, `premium`, `currency`, `previousFactor`, `period`, `reasons` (plain words, each with its `effect` on the premium), `models`, `ruleset`, `effectiveFrom`, `inputsHash`, `prevHash`, `hash`, `credibility`, `limited`; empty once the policy is erased (the retained message cleared) |',
     '| `ubiq/v1/rejected/{deviceId}` | 1 | no | a rejection, above |',
     '| `ubiq/v1/consent/{deviceId}` | 1 | yes | the policy\'s consent after a change, above |',
     '| `ubiq/v1/privacy/{deviceId}` | 1 | yes | the policy\'s pauses after a change, above |',

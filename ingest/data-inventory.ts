@@ -25,11 +25,15 @@ function readBy(m: StoredMeasurement, readers: readonly Reader[]): string {
   return readers.map((r) => readerWords[r]).join('; ')
 }
 
+/** How a measurement's points leave with their policy (`ubiq erase policy`, bin/erase.ts): its series, by the tag that names the policy or its device. */
+const erasedBy = (m: StoredMeasurement) =>
+  `Erased with its policy: its series ${m.tags.includes('policy_id') ? 'of the policy (`policy_id`)' : 'of the policy\'s devices (`device_id`)'} are dropped.`
+
 function measurementSection(m: StoredMeasurement): string[] {
   return [
     `### ${m.name}`,
     '',
-    `Kept ${kept(m.retention)}. Written by ${m.writer}, tagged ${m.tags.map((t) => `\`${t}\``).join(', ')}. ${m.why[0]!.toUpperCase()}${m.why.slice(1)}.`,
+    `Kept ${kept(m.retention)}. Written by ${m.writer}, tagged ${m.tags.map((t) => `\`${t}\``).join(', ')}. ${m.why[0]!.toUpperCase()}${m.why.slice(1)}. ${erasedBy(m)}`,
     '',
     '| field | meaning | kept | read by |',
     '|---|---|---|---|',
@@ -107,14 +111,23 @@ export function dataInventory(): string {
     ...storedMeasurements.flatMap(measurementSection),
     '## Outside InfluxDB',
     '',
-    '| where | what | kept | read by |',
-    '|---|---|---|---|',
-    '| `UBIQ_DATA_DIR/journal/` | each accepted reading\'s line until InfluxDB confirms it | seconds (until confirmed; after a crash, until written at the next start) | ubiq |',
-    '| `UBIQ_DATA_DIR/dead-letter/` | lines InfluxDB refused for good: InfluxDB\'s reason, and each line\'s measurement, device, time, size and field names, never its values | until the operator removes them | the operator |',
-    '| `UBIQ_DATA_DIR/audit.jsonl` | every premium adjustment, hash-chained | for ever (the chain) | ubiq (`ubiq audit verify`), the operator |',
-    '| MQTT `ubiq/v1/premiums/{policyId}/{subject}` | the latest premium adjustment, retained by the broker | until replaced | the policy\'s subscribers |',
-    '| `UBIQ_DATA_DIR/home-assistant-discovery/` | Home Assistant discovery configs of registered devices | until the device sends another | ubiq |',
-    '| logs | no readings: positions and health values are never logged (`fields` and `payload` are redacted) | as the operator keeps logs | the operator |',
+    'Erasing a policy (`ubiq erase policy ID`, or `POST /api/v1/policies/ID/erasure`: README "Erasure") reaches every',
+    'store below and every measurement above, while ubiq runs.',
+    '',
+    '| where | what | kept | read by | erased with its policy |',
+    '|---|---|---|---|---|',
+    '| `UBIQ_DATA_DIR/journal/` | each accepted reading\'s line until InfluxDB confirms it | seconds (until confirmed; after a crash, until written at the next start) | ubiq | its devices\' and its lines are taken out of every segment, unconfirmed ones never written |',
+    '| `UBIQ_DATA_DIR/dead-letter/` | lines InfluxDB refused for good: InfluxDB\'s reason, and each line\'s measurement, device, time, size and field names, never its values | until the operator removes them | the operator | its devices\' and its lines are taken out |',
+    '| `UBIQ_DATA_DIR/audit.jsonl` | every premium adjustment, consent change, privacy mode pause and erasure, hash-chained; policies by a pseudonym (an HMAC of the id under the policy\'s key), device and policyholder token ids sealed with it | for ever (the chain) | ubiq (`ubiq audit verify`), the operator | stays, and verifies: the policy\'s key is destroyed, so nothing in its records leads back to it; the erasure is recorded (when, the analyst\'s token id, the pseudonym) |',
+    '| `UBIQ_DATA_DIR/audit-keys.json` | each policy\'s key for its audit records | while the policy is enrolled | ubiq | its key is destroyed |',
+    '| `UBIQ_DATA_DIR/token-revocations.json` | revoked tokens: a policy by an HMAC of its id under the token secret, never its id | for ever | ubiq | its tokens are revoked there |',
+    '| `DEVICE_REGISTRY` (the registry file) | which policy each device belongs to, and its streams | until the operator changes it | ubiq | its devices are taken out (the file is rewritten) |',
+    '| MQTT `ubiq/v1/premiums/{policyId}/{subject}` | the latest premium adjustment, retained by the broker | until replaced | the policy\'s subscribers | cleared |',
+    '| MQTT `ubiq/v1/consent/{deviceId}` | the device\'s consent after the last change, retained by the broker | until the next change | the device | cleared |',
+    '| MQTT `ubiq/v1/privacy/{deviceId}` | the policy\'s privacy mode pauses not yet over, retained by the broker | until the next change | the device | cleared |',
+    '| `UBIQ_DATA_DIR/home-assistant-discovery/` | Home Assistant discovery configs of registered devices | until the device sends another | ubiq | its devices\' files are removed (the configs the device retained on the broker are its own to clear) |',
+    '| ubiq\'s memory | scoring\'s per-device and per-policy state, the feed\'s messages, consent, device clocks | while active | ubiq | dropped at once, and nothing of it written back |',
+    '| logs | no readings: positions and health values are never logged (`fields` and `payload` are redacted) | as the operator keeps logs | the operator | not erased: they hold ids, never readings |',
     '',
   ].join('\n')
 }

@@ -15,6 +15,8 @@ export interface IdleMap<V> {
    */
   touch(key: string, now: number): V | undefined
   keys(): IterableIterator<string>
+  /** Forgets the entry now (an erasure, #21 item 5), idle or not. */
+  delete(key: string): void
   readonly size: number
 }
 
@@ -49,6 +51,7 @@ export function idleMap<V>(idleMs: number, inUse: (value: V) => boolean = () => 
       return e.value
     },
     keys: () => entries.keys(),
+    delete: (key) => void entries.delete(key),
     get size() {
       return entries.size
     },

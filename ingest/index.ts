@@ -1,7 +1,7 @@
 /** ingest: the device contract, and the service that validates and stores device messages. */
 export { topics, envelope, payloadSchema, isId, ID_PATTERN, TIME_REUSE_WINDOW, type Reading, type Subject, type SensorKind } from './contract.ts'
 export { sensors, sensorsByKind } from './sensors/index.ts'
-export { deviceRegistry, parseDeviceRegistry, type DeviceEntry, type DeviceRegistry } from './registry.ts'
+export { deviceRegistry, parseDeviceRegistry, type DeviceEntry, type DeviceRegistry, type RegisteredDevice } from './registry.ts'
 export { decodeMessage, decodeConsent, decodePrivacy, isRejection, type Rejection, type RejectReason, type DecodeConfig, type ConsentMessage, type PrivacyMessage } from './decode.ts'
 export { connectInflux, withoutExpired, durationHours, toLine, seriesRows, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
 export { openJournal, type Journal } from './journal.ts'
@@ -16,3 +16,4 @@ export { geohash, haversine_km, type LatLon } from './geo.ts'
 export { within } from './within.ts'
 export { consentStore, consentCategory, consentedFor, consentNotice, consentMessage, ConsentError, ConsentRequest, CONSENT_STREAM, PURPOSES, type ConsentStore, type ConsentStoreOptions, type ConsentChange, type RecordedChange, type ConsentActor, type ConsentNote, type ConsentCategory, type PolicyConsent, type Purpose, type StreamConsent } from './consent.ts'
 export { privacyStore, privacyNotice, privacyMessage, pauseStops, pauseWindow, PauseRequest, PrivacyError, PAUSE_SCOPES, PRIVACY_STREAM, MAX_PAUSE_MS, MAX_LEAD_MS, PAST_TOLERANCE_MS, type PrivacyStore, type PrivacyStoreOptions, type PrivacyChange, type RecordedPrivacyChange, type PrivacyActor, type Pause, type PauseScope } from './privacy.ts'
+export { writePrivate } from './private-file.ts'

@@ -62,8 +62,8 @@ export interface Influx {
    * and never retried.
    */
   onRefused(listener: (refused: readonly Refusal[]) => void): void
-  /** Runs InfluxQL against the configured database (measurements named with `qualified`). */
-  query(q: string): Promise<Series[]>
+  /** Runs InfluxQL against the configured database (measurements named with `qualified`); POST for statements that change it (DROP SERIES). */
+  query(q: string, method?: 'GET' | 'POST'): Promise<Series[]>
   /**
    * The oldest time, ms, a point of `measurement` written now is kept from: InfluxDB refuses an
    * older one (points beyond its retention policy). -Infinity for a policy that keeps for ever.
@@ -255,7 +255,7 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
       for (const [p, ls] of byPolicy) writerOf(p).writeRecords(ls)
     },
     onRefused: (listener) => void refusedListeners.push(listener),
-    query: (q) => query(q),
+    query: (q, method) => query(q, method),
     oldestKept(measurement, now = Date.now()) {
       const hours = hoursOf.get(retentionOf(measurement))!
       return hours === 0 ? -Infinity : now - hours * 3600_000

@@ -47,6 +47,11 @@ export interface Ingest {
   readings$: Observable<Reading>
   /** A device's clock skew estimate (clock.ts), undefined for a device not heard from. */
   clock(deviceId: string): DeviceClock | undefined
+  /**
+   * Forgets erased devices' clocks (#21 item 5). Their dedupe and time-reuse windows (seqs and
+   * times, no readings) go once they have been silent for their idle times, as a silent device's do.
+   */
+  forget(deviceIds: readonly string[]): void
   /** True while connected to the broker. */
   readonly connected: boolean
   /** Connects and subscribes; call once everything downstream is listening. */
@@ -205,6 +210,7 @@ export function startIngest(deps: IngestDeps): Ingest {
   return {
     readings$,
     clock: (deviceId) => clocks.get(deviceId),
+    forget: (deviceIds) => deviceIds.forEach((d) => clocks.forget(d)),
     get connected() {
       return client.connected
     },

@@ -117,3 +117,22 @@ t.test('a line refused as beyond its retention policy leaves the journal, and it
   t.notMatch(readFileSync(join(root, 'dead-letter', file!), 'utf8'), /52\.37|4\.89/, 'no position in the dead-letter folder')
   t.same(openJournal(dir, 4).recovered, lines(2), 'and not written again after a restart')
 })
+
+t.test("an erasure takes a policy's lines out of the journal, confirmed or not, and out of the dead-letter folder (#21 item 5)", async (t) => {
+  const root = fresh()
+  const dir = join(root, 'journal')
+  const j = openJournal(dir, 4)
+  const car = (seq: number) => `obd,device_id=car-9 speed_kmh=50,seq=${seq}i ${seq}`
+  const trip = 'trip,device_id=car-9,policy_id=pol-9 distance_km=3 5'
+  j.append([car(1), ...lines(2)])
+  j.append([car(2), trip, car(3)])
+  j.confirm([car(1)]) // confirmed, still in its segment beside unconfirmed lines
+  j.quarantine([{ line: car(4), reason: 'field type conflict', kind: 'field_type_conflict' }])
+  t.equal(j.erase('pol-9', ['car-9']), 3, 'the three unconfirmed lines of the policy')
+  t.equal(j.pending, 2, 'the others wait as before')
+  const everything = () => readdirSync(root, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => readFileSync(join(e.parentPath, e.name), 'utf8')).join('')
+  t.notMatch(everything(), /car-9|pol-9/, 'no file names the device or the policy')
+  j.append(lines(1, 7))
+  j.close()
+  t.same(openJournal(dir, 4).recovered, [...lines(2), ...lines(1, 7)], 'a restart writes the other lines, and goes on appending where it was')
+})

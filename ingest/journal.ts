@@ -16,7 +16,7 @@
  * start from writing it again.
  * Before, one refused line kept its segment, and the whole backpressure budget, for good.
  */
-import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync } from 'node:fs'
+import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { lineShape } from './influx.ts'
 
@@ -41,6 +41,12 @@ export interface Journal {
    * is lost, as a message rejected at ingest is.
    */
   quarantine(refused: readonly { line: string; reason: string; kind?: string }[]): void
+  /**
+   * Erases every line of the policy and its devices (#21 item 5): unconfirmed ones are forgotten,
+   * never written, and the segments and dead-letter files are rewritten without them (a segment
+   * keeps its confirmed lines until all of them are). Returns the lines erased.
+   */
+  erase(policyId: string, deviceIds: readonly string[]): number
   /** Calls `fn` once `pending` is at most `lines`. */
   whenPendingAtMost(lines: number, fn: () => void): void
   close(): void
@@ -198,6 +204,32 @@ export function openJournal(dir: string, segmentLines = 10_000, deadLetterDir = 
         if (s) appendFileSync(s.path, `${TOMBSTONE}${line}\n`)
       }
       wake()
+    },
+    erase(policyId, deviceIds) {
+      // A line names them in its tags, a dead-letter record (influx.ts lineShape) its device. Ids
+      // are letters, digits, _ and - (ID_PATTERN): nothing in them means anything to a RegExp.
+      const ids = deviceIds.join('|')
+      const pattern = new RegExp(`[, ](?:policy_id=${policyId}|device_id=(?:${ids}))[, ]|"device":"(?:${ids})"`)
+      let erased = 0
+      for (const line of [...where.keys()].filter((l) => pattern.test(l))) {
+        while (release(line)) erased++
+      }
+      /** Rewrites `path` without the lines `pattern` finds (a whole new file, renamed over the old). */
+      const rewrite = (path: string) => {
+        const lines = readFileSync(path, 'utf8').split('\n').slice(0, -1)
+        const kept = lines.filter((l) => !pattern.test(l))
+        if (kept.length === lines.length) return
+        writeFileSync(`${path}.next`, kept.map((l) => `${l}\n`).join(''), { mode: 0o600 })
+        renameSync(`${path}.next`, path)
+      }
+      for (const s of segments.values()) {
+        if (s.fd !== undefined) closeSync(s.fd)
+        rewrite(s.path)
+        if (s.fd !== undefined) s.fd = openSync(s.path, 'a', 0o600)
+      }
+      if (existsSync(deadLetterDir)) for (const f of readdirSync(deadLetterDir).filter((f) => f.endsWith('.jsonl'))) rewrite(join(deadLetterDir, f))
+      wake()
+      return erased
     },
     get pending() {
       return pending

@@ -103,6 +103,8 @@ export interface PrivacyStore {
    * pauses positions too), for `all` by pauses of all telemetry only.
    */
   pausedMs(policyId: string, scope: PauseScope, fromMs: number, toMs: number): number
+  /** Forgets an erased policy (#21 item 5): its pauses, and its devices' last seqs. */
+  forget(policyId: string, deviceIds: readonly string[]): void
   /** The policy's pauses, oldest first; undefined for a policy the registry does not know. */
   of(policyId: string): Pause[] | undefined
   /** Records a pause and puts it in effect; throws a PrivacyError for one that is not valid. Undefined: a device's message no newer than its last (by seq). */
@@ -191,6 +193,11 @@ export function privacyStore(opts: PrivacyStoreOptions): PrivacyStore {
       const w = pauseWindow(p)
       return ms + Math.max(0, Math.min(toMs, w.until) - Math.max(fromMs, w.from))
     }, 0),
+    forget(policyId, deviceIds) {
+      policies.delete(policyId)
+      pauses.delete(policyId)
+      for (const d of deviceIds) deviceSeqs.delete(d)
+    },
     of: (policyId) => (policies.has(policyId) ? [...(pauses.get(policyId) ?? [])] : undefined),
     pause(policyId, request, by, device) {
       known(policyId)

@@ -2,8 +2,8 @@ import t from 'tap'
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { from, lastValueFrom, tap, toArray } from 'rxjs'
-import { adjustmentHash, auditRecords, examplePlans, loadPlans, openAuditLog, priceScores, pricingStateFromAudit, verifyAudit, type ConsentRecord, type PremiumAdjustment, type RatingPlan } from './index.ts'
+import { from, lastValueFrom, map, tap, toArray } from 'rxjs'
+import { adjustmentHash, auditRecords, examplePlans, loadPlans, openAuditLog, openPolicyKeys, priceScores, pricingStateFromAudit, reveal, verifyAudit, type ConsentRecord, type ErasureRecord, type PremiumAdjustment, type RatingPlan } from './index.ts'
 import type { Score } from '../scoring/index.ts'
 
 /** The example plan, in effect from 1970 so that scores at small timestamps are priced. */
@@ -150,4 +150,34 @@ t.test('consent changes share the chain (#21): verify covers them, premium reade
   const lines = readFileSync(path, 'utf8').split('\n').slice(0, -1)
   rewrite(path, lines.map((x, i) => (i === 2 ? x.replace('"granted":false', '"granted":true') : x)))
   t.match(verifyAudit(path), { ok: false, line: 3, problem: 'altered' }, 'a consent record altered is found like any other')
+})
+
+t.test('with per-policy keys the chain holds pseudonyms; destroying a key erases the policy from it, and it still verifies (#21 item 5)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ubiq-audit-'))
+  const path = join(dir, 'audit.jsonl')
+  const keys = openPolicyKeys(join(dir, 'audit-keys.json'))
+  const log = openAuditLog(path, keys)
+  const priced = await lastValueFrom(from([score('pol-a', 40, 1), score('pol-b', 60, 1), score('pol-a', 45, 2)]).pipe(
+    priceScores(plans), map(({ prevHash: _, hash: __, ...body }) => log.link<PremiumAdjustment>(body)), toArray()))
+  const change = { policyId: 'pol-a', streams: ['gps'], purposes: ['pricing' as const], granted: false, by: { role: 'device' as const, deviceId: 'car-a' }, at: '2026-12-01T12:00:00.000Z', seq: 7, deviceTs: 1 }
+  const consent = log.link<ConsentRecord>({ record: 'consent', ...change })
+  t.same(priced.map((p) => p.policyId), ['pol-a', 'pol-b', 'pol-a'], 'what pricing publishes keeps the ids')
+  t.same(consent.by, change.by)
+  const text = () => readFileSync(path, 'utf8')
+  t.notMatch(text(), /pol-a|pol-b|car-a/, 'the chain names no policy and no device')
+  t.same([...auditRecords(path)].map((r) => r.hash), [...priced, consent].map((r) => r.hash), "each record's hash is the one published")
+  const state = pricingStateFromAudit(auditRecords(path), keys)
+  t.same([...state.standings.keys()].sort(), ['pol-a/driving', 'pol-b/driving'], 'pricing reads its standings back by the keys')
+  t.same(reveal([...auditRecords(path)][3]!, keys), { ...consent }, "a consent change comes back whole, the device's id unsealed")
+
+  const erasure = log.link<ErasureRecord>({ record: 'erasure', policyId: keys.pseudonym('pol-a'), devices: 1, by: { role: 'analyst', tokenId: 'jti-1' }, at: '2026-12-02T00:00:00.000Z' })
+  t.ok(keys.shred('pol-a'), 'the key is destroyed')
+  log.close()
+  t.notMatch(readFileSync(join(dir, 'audit-keys.json'), 'utf8'), /pol-a/, 'the keys file no longer names the policy')
+  t.same(verifyAudit(path), { ok: true, records: 5, lastHash: erasure.hash }, 'the chain verifies, the erasure in it')
+  const again = openPolicyKeys(join(dir, 'audit-keys.json'))
+  const after = pricingStateFromAudit(auditRecords(path), again)
+  t.same([...after.standings.keys()], ['pol-b/driving'], 'after a restart only the other policy has a standing')
+  t.equal(after.lastHash, erasure.hash, 'and the chain goes on from the erasure')
+  t.same([...auditRecords(path)].map((r) => reveal(r, again)?.policyId), [undefined, 'pol-b', undefined, undefined, undefined], 'nothing reads back as the erased policy')
 })

@@ -1,5 +1,5 @@
 /**
- * The audit log of premium adjustments (#6) and consent changes (#21): append-only JSON lines, one
+ * The audit log of premium adjustments (#6), consent changes and erasures (#21): append-only JSON lines, one
  * whole record a line, each linked to the one before by its `prevHash`. Altering a record breaks its own hash; removing
  * or reordering records breaks the next record's `prevHash`. `verifyAudit` names the first record
  * that does either.
@@ -13,6 +13,7 @@ import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync,
 import { dirname } from 'node:path'
 import type { ConsentChange, PrivacyChange } from '../ingest/index.ts'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
+import { pseudonymise, type PolicyKeys } from './pseudonyms.ts'
 
 /** A consent change (ingest/consent.ts) in the chain: who, when, what (#21). */
 export type ConsentRecord = ConsentChange & { record: 'consent'; prevHash: string; hash: string }
@@ -21,10 +22,28 @@ export type ConsentRecord = ConsentChange & { record: 'consent'; prevHash: strin
 export type PrivacyRecord = PrivacyChange & { record: 'privacy'; prevHash: string; hash: string }
 
 /**
- * A record of the chain: a premium adjustment (no `record` field: so were all records before #21)
- * a consent change or a privacy pause. Readers of premiums skip the others.
+ * A policy's erasure (#21 item 5) in the chain: when, who asked, and the policy's pseudonym as its
+ * other records have it, written as its key is destroyed: accountable, and identifying no one.
  */
-export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord
+export interface ErasureRecord {
+  record: 'erasure'
+  /** The erased policy's pseudonym (pseudonyms.ts). */
+  policyId: string
+  /** How many devices it had. */
+  devices: number
+  /** Who asked: the analyst's token id. */
+  by: { role: 'analyst'; tokenId?: string }
+  /** When ubiq took the erasure, ISO 8601. */
+  at: string
+  prevHash: string
+  hash: string
+}
+
+/**
+ * A record of the chain: a premium adjustment (no `record` field: so were all records before #21),
+ * a consent change, a privacy pause or an erasure. Readers of premiums skip the others.
+ */
+export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord | ErasureRecord
 
 /** An open audit log, for one writer. */
 export interface AuditLog {
@@ -36,7 +55,9 @@ export interface AuditLog {
   append(record: AuditRecord): void
   /**
    * Appends `body` as the chain's next record, linked to the last one written (whoever wrote it:
-   * pricing and consent share the chain), and returns the record as written.
+   * pricing and consent share the chain), and returns it with its link and hash. With keys, the
+   * record is written pseudonymised (pseudonyms.ts) and its hash is that of the record as written;
+   * what is returned keeps the policy's and devices' ids, for publishing.
    */
   link<R extends AuditRecord>(body: Omit<R, 'prevHash' | 'hash'>): R
   close(): void
@@ -54,7 +75,7 @@ export type AuditProblem = 'altered' | 'removed or reordered' | 'unparseable' | 
  * continues across restarts. A partial last line is dropped: `append` writes before an adjustment
  * is published, so a write that was cut short was never published.
  */
-export function openAuditLog(path: string): AuditLog {
+export function openAuditLog(path: string, keys?: PolicyKeys): AuditLog {
   // Private to ubiq's user (#20 item 10): it names every policy and its premiums.
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
   // 'a+': created if missing, readable for the last record, and every write goes to the end.
@@ -99,10 +120,11 @@ export function openAuditLog(path: string): AuditLog {
       lastHash = record.hash
     },
     link<R extends AuditRecord>(body: Omit<R, 'prevHash' | 'hash'>) {
-      const linked = { ...body, prevHash: lastHash }
-      const record = { ...linked, hash: adjustmentHash(linked) } as unknown as R
-      this.append(record)
-      return record
+      const linked = { ...body, prevHash: lastHash } as unknown as Omit<R, 'hash'>
+      const written = keys ? pseudonymise(linked as R, keys) : linked
+      const hash = adjustmentHash(written)
+      this.append({ ...written, hash } as R)
+      return { ...linked, hash } as R
     },
     close() {
       closeSync(fd)

@@ -12,6 +12,7 @@ import { toLine, topics, type Influx } from '../ingest/index.ts'
 import type { Subject } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { AuditLog, AuditRecord } from './audit.ts'
+import { reveal, type PolicyKeys } from './pseudonyms.ts'
 import {
   attributeRelativity, credibleExposure, credibleFactor, exposureOf, exposureParts, firstStanding, planAt, planId, privacyPriced, rate, scoreMeasures,
   type ExposureMeasures, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating,
@@ -62,12 +63,17 @@ export interface PricingState {
 
 const key = (policyId: string, subject: Subject) => `${policyId}/${subject}`
 
-/** Pricing's state from its own audit log: a restart carries on exactly where the last run ended. Consent and privacy records only move the chain's end. */
-export function pricingStateFromAudit(records: Iterable<AuditRecord>): PricingState {
+/**
+ * Pricing's state from its own audit log: a restart carries on exactly where the last run ended.
+ * With the policies' keys, adjustments are read back by them; an erased policy's (its key gone),
+ * like consent, privacy and erasure records, only move the chain's end.
+ */
+export function pricingStateFromAudit(records: Iterable<AuditRecord>, keys?: PolicyKeys): PricingState {
   const state: PricingState = { lastHash: '', standings: new Map() }
   for (const r of records) {
-    if (r.record !== undefined) state.lastHash = r.hash
-    else applyAdjustment(state, r)
+    const known = keys ? reveal(r, keys) : r
+    if (known && known.record === undefined) applyAdjustment(state, known)
+    else state.lastHash = r.hash
   }
   return state
 }

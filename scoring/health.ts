@@ -13,7 +13,7 @@
  *
  * The per-policy machinery (`dayBook`, `perPolicy`) is shared with home.ts.
  */
-import { filter, map, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { filter, map, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import { toLine, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import type { EventEvidence, HealthEventType, PolicyEvent } from './events.ts'
 import type { ScoreInput } from './score.ts'
@@ -95,6 +95,7 @@ export function perPolicy<D>(
   history?: DayHistory<D>,
   scheduler?: SchedulerLike,
   onError?: (err: unknown, policyId: string) => void,
+  forget$?: Observable<string>,
 ): OperatorFunction<Reading, PolicyOutput<D>> {
   return (readings$) => readings$.pipe(
     filter((r) => r.subject === subject),
@@ -110,6 +111,7 @@ export function perPolicy<D>(
       idleMs,
       scheduler,
       onError,
+      forget$,
     }),
   )
 }
@@ -366,8 +368,8 @@ export function healthAccumulator(cfg: HealthConfig, policyId: string, stored: r
 }
 
 /** Stage: readings of many policies (any subject) → health events and closed days with their score inputs. */
-export function scoreHealth(cfg: HealthConfig, idleMs: number, history?: DayHistory<DailyHealth>, scheduler?: SchedulerLike, onError?: (err: unknown, policyId: string) => void): OperatorFunction<Reading, PolicyOutput<DailyHealth>> {
-  return perPolicy('health', (policyId, days) => healthAccumulator(cfg, policyId, days), idleMs, history, scheduler, onError)
+export function scoreHealth(cfg: HealthConfig, idleMs: number, history?: DayHistory<DailyHealth>, scheduler?: SchedulerLike, onError?: (err: unknown, policyId: string) => void, forget$?: Observable<string>): OperatorFunction<Reading, PolicyOutput<DailyHealth>> {
+  return perPolicy('health', (policyId, days) => healthAccumulator(cfg, policyId, days), idleMs, history, scheduler, onError, forget$)
 }
 
 // ─── small numeric helpers ──────────────────────────────────────────────────────────────────────

@@ -11,7 +11,7 @@
  * a sensor last heard on an earlier day starts afresh, so a leak still wet across midnight and a
  * restart is reported again.
  */
-import type { OperatorFunction, SchedulerLike } from 'rxjs'
+import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
 import type { Reading, Series } from '../ingest/index.ts'
 import type { EventEvidence, HomeEventType } from './events.ts'
 import { DAY_MS, dayBook, dayLine, daysFromSeries, finite, perPolicy, sum, type DayHistory, type PolicyAccumulator, type PolicyOutput } from './health.ts'
@@ -266,6 +266,6 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
 }
 
 /** Stage: readings of many policies (any subject) → home events (leak and smoke in their reading's frame) and closed days with their score inputs. */
-export function scoreHome(cfg: HomeConfig, idleMs: number, history?: DayHistory<HomeDay>, scheduler?: SchedulerLike, onError?: (err: unknown, policyId: string) => void): OperatorFunction<Reading, PolicyOutput<HomeDay>> {
-  return perPolicy('home', (policyId, days) => homeAccumulator(cfg, policyId, days), idleMs, history, scheduler, onError)
+export function scoreHome(cfg: HomeConfig, idleMs: number, history?: DayHistory<HomeDay>, scheduler?: SchedulerLike, onError?: (err: unknown, policyId: string) => void, forget$?: Observable<string>): OperatorFunction<Reading, PolicyOutput<HomeDay>> {
+  return perPolicy('home', (policyId, days) => homeAccumulator(cfg, policyId, days), idleMs, history, scheduler, onError, forget$)
 }

@@ -81,3 +81,18 @@ t.test('a build that rejects or never yields a machine costs its key only', asyn
   t.same(out, ['2'], 'c is scored; a\'s queued values went with its failed build')
   t.same(failures, ['b: no machine was built for key b', 'a: InfluxDB down'])
 })
+
+t.test('marbles: a forgotten key (an erased policy, #21 item 5) is dropped at once, without its end; the others run on', (t) => {
+  const scheduler = new TestScheduler((actual, expected) => t.same(actual, expected))
+  scheduler.run(({ cold, hot, expectObservable }) => {
+    const source = cold('a b a b 20ms |')
+    const forget$ = hot('  -----b')
+    const machine = perKey<string, { n: number; key: string }, string>({
+      key: (x) => x, create: (first) => of({ n: 0, key: first }), push: (m, x) => [`${x}${++m.n}`], end: (m) => [`${m.key}.`],
+      idleMs: 10, scheduler, forget$,
+    })
+    // b goes at 5 ms, before its idle end at 13 ms, with nothing flushed; a idles out at 12 ms and is flushed, as before.
+    expectObservable(source.pipe(machine)).toBe('a b c d 8ms x 11ms |', { a: 'a1', b: 'b1', c: 'a2', d: 'b2', x: 'a.' })
+  })
+  t.end()
+})

@@ -4,7 +4,7 @@
  * key goes idle or the stream ends. (`drivingScoreInputs` keeps its own groupBy: it retries a
  * failed history read with the policy's next trip, which a machine built once cannot.)
  */
-import { Observable, Subscription, asyncScheduler, catchError, debounceTime, defer, groupBy, mergeMap, of, take, type ObservableInput, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { EMPTY, Observable, Subscription, asyncScheduler, catchError, debounceTime, defer, filter, groupBy, merge, mergeMap, of, take, tap, type ObservableInput, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import type { Reading } from '../ingest/index.ts'
 
 export interface KeyedMachine<T, M, R> {
@@ -16,6 +16,11 @@ export interface KeyedMachine<T, M, R> {
   end(machine: M): Iterable<R>
   idleMs: number
   scheduler?: SchedulerLike
+  /**
+   * Keys whose machines are dropped at once, without `end` (an erased policy's, #21 item 5: what
+   * they hold must not be written back).
+   */
+  forget$?: Observable<string>
   /**
    * A key's machine failed (its create, push or end threw, or its build failed): the key's state is
    * dropped, its next value builds a new machine, and every other key runs on (#20: one device's
@@ -34,8 +39,10 @@ export interface KeyedMachine<T, M, R> {
  * `onError`'s, and only its key's.
  */
 export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R> {
+  /** Keys being forgotten: their group ends without `end`. */
+  const forgetting = new Set<string>()
   return (source$) => source$.pipe(
-    groupBy(m.key, { duration: (g) => g.pipe(debounceTime(m.idleMs, m.scheduler ?? asyncScheduler)) }),
+    groupBy(m.key, { duration: (g) => merge(g.pipe(debounceTime(m.idleMs, m.scheduler ?? asyncScheduler)), forgotten(m.forget$, g.key, forgetting)) }),
     mergeMap((group$) => new Observable<R>((out) => {
       let machine: M | undefined
       let waiting: T[] | undefined // values that came before the machine was built
@@ -88,6 +95,12 @@ export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R
         },
         error: (err) => out.error(err),
         complete() {
+          if (forgetting.delete(group$.key)) {
+            machine = undefined
+            waiting = undefined
+            building?.unsubscribe()
+            return out.complete()
+          }
           ended = true
           if (!waiting) finish()
         },
@@ -99,6 +112,10 @@ export function perKey<T, M, R>(m: KeyedMachine<T, M, R>): OperatorFunction<T, R
     })),
   )
 }
+
+/** A group's end when `forget$` names its key, marked in `forgetting` first (its group's end then knows why). */
+export const forgotten = (forget$: Observable<string> | undefined, key: string, forgetting = new Set<string>()) =>
+  (forget$ ?? EMPTY).pipe(filter((k) => k === key), take(1), tap((k) => forgetting.add(k)))
 
 /** Where a machine's starting state comes from, asynchronously (InfluxDB), when its key first appears. */
 export interface Restore<S> {

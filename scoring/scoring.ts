@@ -12,13 +12,14 @@
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
-import { asyncScheduler, concatMap, debounceTime, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { asyncScheduler, concatMap, debounceTime, EMPTY, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import { consentedFor, qualified, quoteString, readingsFromSeries, sensors, toLine, topics, type ConsentStore, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
 import { addTrip, DAY_MS, drivingScoreInput, withHiddenDriving, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
 import { scoreLine, scoreWith, type ActiveModels, type BatchConfig, type Score, type ScoreInput } from './score.ts'
+import { forgotten } from './per-key.ts'
 import { trackTrips, type OpenTripSource, type TrackFix, type Trip, type TripArea, type TripConfig } from './trips.ts'
 
 /** How far back a device's open trip is looked for after a restart: longer trips restart where the lookback begins. */
@@ -54,6 +55,13 @@ export interface ScoringDeps {
    * driving a pause of all telemetry hid is estimated into the score's privacy note.
    */
   pausedMs?(policyId: string, scope: 'location' | 'all', fromMs: number, toMs: number): number
+  /**
+   * Erased policies (#21 item 5): each one's state, and its devices', is dropped at once, and
+   * nothing of it is written or published from then on (default: none).
+   */
+  erased$?: Observable<{ policyId: string; deviceIds: readonly string[] }>
+  /** Whether the policy is still enrolled: what scoring gives of one that is not (erased meanwhile) goes nowhere (default: every policy is). */
+  enrolled?(policyId: string): boolean
 }
 
 /** Starts scoring; scores$, events$ and trips$ are hot and shared. */
@@ -84,8 +92,15 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     const ms = trip.to > trip.from ? deps.pausedMs?.(trip.policyId, 'location', trip.from, trip.to) ?? 0 : 0
     return ms > 0 ? Math.round((trip.moving_s * ms) / (trip.to - trip.from) * 1000) / 1000 : 0
   }
+  /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy, of streams it may be priced on; `where` narrows further. */
+  // An erased policy's state goes at once; what was in flight when it went (a score in a
+  // micro-batch, a trip whose history was being read) is dropped on its way out (#21 item 5).
+  const erased$ = (deps.erased$ ?? EMPTY).pipe(share())
+  const forgetPolicies$ = erased$.pipe(map((e) => e.policyId))
+  const forgetDevices$ = erased$.pipe(mergeMap((e) => e.deviceIds))
+  const enrolled = <T extends { policyId: string }>(x: T) => deps.enrolled?.(x.policyId) ?? true
   // Every stage below reads the same stream: one subscription upstream (one reorder buffer).
-  const readings$ = deps.readings$.pipe(filter(priced), share())
+  const readings$ = deps.readings$.pipe(filter((r) => enrolled(r) && priced(r)), share())
   /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy, of streams it may be priced on; `where` narrows further. */
   const storedReadings = async (first: Reading, subject: Subject, devices: readonly string[], sinceMs: number, where: string) => {
     if (devices.length === 0) return []
@@ -108,7 +123,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       log.error({ err, deviceId }, 'cannot read the device\'s open trip from InfluxDB; its trip restarts here')
     },
   }
-  const driving$ = readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs, openTrips, asyncScheduler, keyFailed('trips')), share())
+  const driving$ = readings$.pipe(trackTrips(deps.trips, deps.detectors, deps.deviceIdleMs, openTrips, asyncScheduler, keyFailed('trips'), forgetDevices$), filter((o) => enrolled('event' in o ? o.event : o.trip)), share())
   const detected$ = driving$.pipe(filter((o) => 'event' in o), share())
   const events$ = detected$.pipe(map((o): PolicyEvent => o.event), share())
   // A crash's track is kept for the claim (the `claims` policy) when the trip's positions are gone (#21).
@@ -157,8 +172,8 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       log.error({ err, policyId, measurement }, 'cannot read the policy\'s days from InfluxDB; it starts without them')
     },
   })
-  const health$ = readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health', 'health_day', defaultHealthConfig.keepDays, healthDaysFromSeries), asyncScheduler, keyFailed('health')), share())
-  const home$ = readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home', 'home_day', defaultHomeConfig.keepDays, homeDaysFromSeries), asyncScheduler, keyFailed('home')), share())
+  const health$ = readings$.pipe(scoreHealth(defaultHealthConfig, deps.policyIdleMs, days('health', 'health_day', defaultHealthConfig.keepDays, healthDaysFromSeries), asyncScheduler, keyFailed('health'), forgetPolicies$), filter((o) => enrolled(o.kind === 'event' ? o.event : o)), share())
+  const home$ = readings$.pipe(scoreHome(defaultHomeConfig, deps.policyIdleMs, days('home', 'home_day', defaultHomeConfig.keepDays, homeDaysFromSeries), asyncScheduler, keyFailed('home'), forgetPolicies$), filter((o) => enrolled(o.kind === 'event' ? o.event : o)), share())
   health$.subscribe((o) => o.kind === 'day' && deps.influx.write([healthDayLine(o.policyId, o.day)]))
   home$.subscribe((o) => o.kind === 'day' && deps.influx.write([homeDayLine(o.policyId, o.day)]))
   const living$: Observable<PolicyOutput<unknown>> = merge(health$, home$)
@@ -167,7 +182,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     drivingScoreInputs(readHistory, deps.policyIdleMs, (err, policyId) => {
       restoreFailures.inc()
       log.error({ err, policyId }, 'cannot read the policy\'s trips from InfluxDB; its score waits for its next trip')
-    }, asyncScheduler, keyFailed('driving_score')),
+    }, asyncScheduler, keyFailed('driving_score'), forgetPolicies$),
     map((input) => withHiddenDriving(input, deps.pausedMs?.(input.policyId, 'all', input.window.from, input.window.to) ?? 0)),
   )
   const livingInputs$ = living$.pipe(filter((o) => o.kind === 'day'), map((o) => o.input))
@@ -190,6 +205,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       const consent = deps.consents?.notes(s.policyId, s.subject, s.window.from)
       return consent?.length ? { ...s, consent } : s
     }),
+    filter(enrolled),
     share(),
   )
   scores$.subscribe((s) => {
@@ -214,9 +230,11 @@ export function drivingScoreInputs(
   onError: (err: unknown, policyId: string) => void,
   scheduler: SchedulerLike = asyncScheduler,
   onKeyError?: (err: unknown, policyId: string) => void,
+  forget$?: Observable<string>,
 ): OperatorFunction<Trip, ScoreInput> {
   return (trips$) => trips$.pipe(
-    groupBy((t) => t.policyId, { duration: (g) => g.pipe(debounceTime(idleMs, scheduler)) }),
+    // A forgotten policy's days go with its group; nothing is flushed from them.
+    groupBy((t) => t.policyId, { duration: (g) => merge(g.pipe(debounceTime(idleMs, scheduler)), forgotten(forget$, g.key)) }),
     mergeMap((policy$) => {
       let days: DrivingDay[] | undefined
       return policy$.pipe(

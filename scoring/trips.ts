@@ -17,7 +17,7 @@
  * driving and continuous driving. Every event a trip's readings
  * produce is counted in the trip when it closes, because closing a trip flushes the detectors.
  */
-import { defer, filter, map, tap, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { defer, filter, map, tap, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import { geohash, haversine_km, type Reading } from '../ingest/index.ts'
 import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
 import { perKey, restored, type Restore } from './per-key.ts'
@@ -584,6 +584,7 @@ export function trackTrips(
   openTrips?: OpenTripSource,
   scheduler?: SchedulerLike,
   onError?: (err: unknown, deviceId: string) => void,
+  forget$?: Observable<string>,
 ): OperatorFunction<Reading, TripOutput> {
   return (readings$) => defer(() => {
     let stopping = false
@@ -603,6 +604,7 @@ export function trackTrips(
         idleMs,
         scheduler,
         onError,
+        forget$,
       }),
     )
   })

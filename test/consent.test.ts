@@ -6,14 +6,15 @@
  * is for pricing, serves it no more), every change is in the audit chain, and consent comes back
  * after a restart.
  */
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import mqtt from 'mqtt'
 import WebSocket from 'ws'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { deviceRegistry, qualified, topics, type DeviceEntry, type PolicyConsent, type Rejection } from '../ingest/index.ts'
-import { auditRecords, examplePlans, loadPlans, verifyAudit, type PremiumAdjustment } from '../pricing/index.ts'
+import { auditRecords, examplePlans, loadPlans, openPolicyKeys, reveal, verifyAudit, type PremiumAdjustment } from '../pricing/index.ts'
 import type { Score } from '../scoring/index.ts'
-import { auditLogFile } from '../bin/pipeline.ts'
+import { auditKeysFile, auditLogFile } from '../bin/pipeline.ts'
 import { securedBroker, startServices, startTestPipeline } from './harness.ts'
 
 const DB = 'ubiq_consent'
@@ -188,7 +189,10 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
 
   const file = auditLogFile(services.dataDir)
   const verdict = verifyAudit(file)
-  const records = [...auditRecords(file)]
+  // Written pseudonymous (#21 item 5), read back with the policies' keys as ubiq does at start.
+  t.notMatch(readFileSync(file, 'utf8'), new RegExp(`${a.policyId}|${b.policyId}|${a.deviceId}`), 'the chain names no policy and no device')
+  const keys = openPolicyKeys(auditKeysFile(services.dataDir))
+  const records = [...auditRecords(file)].map((r) => reveal(r, keys)!)
   t.match(verdict, { ok: true, records: records.length }, 'ubiq audit verify: the chain holds, consent records in it')
   t.same(records.filter((r) => r.record === 'consent').map((r) => [r.policyId, r.by.role, r.streams, r.granted]), [
     [a.policyId, 'policyholder', ['obd'], false], [a.policyId, 'device', ['obd'], true], [a.policyId, 'analyst', ['hr'], true], [b.policyId, 'analyst', ['gps'], false], [b.policyId, 'analyst', ['obd'], false], [b.policyId, 'analyst', ['obd'], true], [a.policyId, 'policyholder', ['gps'], false],
