@@ -92,7 +92,6 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     const ms = trip.to > trip.from ? deps.pausedMs?.(trip.policyId, 'location', trip.from, trip.to) ?? 0 : 0
     return ms > 0 ? Math.round((trip.moving_s * ms) / (trip.to - trip.from) * 1000) / 1000 : 0
   }
-  /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy, of streams it may be priced on; `where` narrows further. */
   // An erased policy's state goes at once; what was in flight when it went (a score in a
   // micro-batch, a trip whose history was being read) is dropped on its way out (#21 item 5).
   const erased$ = (deps.erased$ ?? EMPTY).pipe(share())
