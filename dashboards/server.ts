@@ -22,7 +22,7 @@ import { WhatIfError, type BacktestSummary, type PremiumAdjustment, type WhatIf 
 import type { PolicyEvent, Score } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerPrivacyMode, registerRevocations } from './privacy.ts'
-import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
+import { feedJournal, FeedQuery, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, premiumHistory, scoreHistory, storedPolicies, storedStanding, tripHistory } from './history.ts'
 import { errors, Json } from './schemas.ts'
 import { Time, TIME_PATTERN } from './tables.ts'
@@ -77,11 +77,6 @@ const RangeQuery = {
 const HistoryQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(SubjectName) }, { additionalProperties: false })
 const EventsQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(SubjectName), type: Type.Optional(Type.String({ pattern: '^[a-z_]{1,40}$' })) }, { additionalProperties: false })
 const TripsQuery = Type.Object(RangeQuery, { additionalProperties: false })
-const FeedQuery = Type.Object({
-  token: Type.Optional(Type.String({ maxLength: 2048, description: 'the bearer token (browsers cannot set headers on a websocket)' })),
-  policy: Type.Optional({ ...PolicyId, description: "the policy to follow; a policyholder's token implies its own" }),
-  since: Type.Optional(Type.Integer({ minimum: 0, description: 'the last seq the client saw: the feed replays what came after it' })),
-}, { additionalProperties: false })
 const range = (q: { from?: string; to?: string; limit: number }) => ({ from: q.from ? Date.parse(q.from) : undefined, to: q.to ? Date.parse(q.to) : undefined, limit: q.limit })
 
 /** Starts the server; resolves once it listens. */
