@@ -344,6 +344,11 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     tokenSecret: cfg.TOKEN_SECRET,
     rateLimitPerMinute: cfg.RATE_LIMIT_PER_MINUTE,
     influxStartTimeoutMs: cfg.INFLUX_START_TIMEOUT_S * 1000,
+    maxPayloadBytes: cfg.MAX_PAYLOAD_BYTES,
+    maxFutureSkewMs: cfg.MAX_FUTURE_SKEW_S * 1000,
+    backpressure: { stopAt: cfg.BACKPRESSURE_STOP_LINES, resumeAt: cfg.BACKPRESSURE_RESUME_LINES },
+    batch: { maxBatch: cfg.SCORE_BATCH_MAX, maxWaitMs: cfg.SCORE_BATCH_WAIT_MS },
+    policyIdleMs: cfg.POLICY_IDLE_H * 3600_000,
   }, logger)
   cleanups.push(() => pipeline.stop())
 
@@ -563,7 +568,7 @@ function accountOf(name: string): { uid: number; gid: number } | undefined {
 }
 
 function loadDevices(cfg: Config): DeviceRegistry {
-  if (!cfg.DEVICE_REGISTRY) throw Object.assign(new Error('DEVICE_REGISTRY is not set: ubiq start needs the device registry file (see ubiq help; ubiq sim --registry FILE writes one)'), { code: 'CONFIG_INVALID' })
+  if (!cfg.DEVICE_REGISTRY) throw Object.assign(new Error('DEVICE_REGISTRY is not set: ubiq start needs the device registry file (see ubiq help; ubiq sim --write-registry FILE writes one)'), { code: 'CONFIG_INVALID' })
   let text: string
   try {
     text = readFileSync(cfg.DEVICE_REGISTRY, 'utf8')

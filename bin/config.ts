@@ -20,7 +20,7 @@ export const ConfigSchema = Type.Object({
     description: 'Days full-precision positions are kept (the raw_positions retention policy, altered at start): at least 1 (an open trip is rebuilt from its last 12 h after a restart), at most 90 (no longer than the readings they came with); trips keep coarse cells, crashes their track',
   }),
   INFLUX_START_TIMEOUT_S: Type.Integer({ default: 60, minimum: 0, maximum: 86_400, description: 'ubiq start waits this long for InfluxDB to answer (saying so every 5 s), then exits with INFLUX_UNREACHABLE' }),
-  DEVICE_REGISTRY: Type.Optional(Type.String({ description: 'ubiq start: JSON file {"devices":[{"deviceId","policyId","kinds"}]}' })),
+  DEVICE_REGISTRY: Type.Optional(Type.String({ description: 'ubiq start: JSON file {"devices":[{"deviceId","policyId","kinds","registeredAt"}]} (kinds: the streams the device sends, consented to at enrolment for pricing; registeredAt optional); ubiq sim --write-registry FILE writes one for its fleet' })),
   HOST: Type.String({ default: '127.0.0.1', description: 'Dashboards listen address' }),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'Dashboards port (0: any free port)' }),
   ROAD_MAP: Type.Optional(Type.String({ description: 'GeoJSON road map with maxspeed per road, for speeding events (ubiq sim map writes the simulated city\'s); without it nobody is speeding' })),
@@ -30,6 +30,13 @@ export const ConfigSchema = Type.Object({
   TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32, description: "Signs the dashboards' tokens (ubiq token); at least 32 characters. Unset: a random one kept in UBIQ_DATA_DIR/token-secret" })),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 600, minimum: 1, description: 'Dashboards requests (and feed connections) a client address may make a minute' }),
   UBIQ_DATA_DIR: Type.String({ default: '.ubiq', description: "ubiq's own state (the ingest journal), and the data of the servers it starts itself" }),
+  MAX_PAYLOAD_BYTES: Type.Integer({ default: 64 * 1024, minimum: 1024, maximum: 16 * 1024 * 1024, description: 'A device message larger than this is rejected (payload_too_large); the device contract promises 64 KiB' }),
+  MAX_FUTURE_SKEW_S: Type.Integer({ default: 300, minimum: 0, maximum: 86_400, description: 'A reading timed further ahead of the server clock than this is rejected (timestamp_in_future)' }),
+  BACKPRESSURE_STOP_LINES: Type.Integer({ default: 100_000, minimum: 1, description: 'Lines InfluxDB has yet to confirm at which ingest stops acknowledging device messages (the broker holds them)' }),
+  BACKPRESSURE_RESUME_LINES: Type.Integer({ default: 50_000, minimum: 0, description: 'Unconfirmed lines at which ingest acknowledges again (below BACKPRESSURE_STOP_LINES)' }),
+  SCORE_BATCH_MAX: Type.Integer({ default: 64, minimum: 1, maximum: 10_000, description: 'Most feature sets scored in one model call' }),
+  SCORE_BATCH_WAIT_MS: Type.Integer({ default: 20, minimum: 0, maximum: 60_000, description: 'Longest a feature set waits for its batch' }),
+  POLICY_IDLE_H: Type.Number({ default: 6, exclusiveMinimum: 0, maximum: 24 * 30, description: "A policy with no reading for this long leaves scoring's memory (rebuilt from InfluxDB when it comes back)" }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
 })
 export type Config = Static<typeof ConfigSchema>
@@ -53,6 +60,7 @@ export function readConfig(env: NodeJS.ProcessEnv): Config {
   // Retention is per measurement (issue #21): InfluxDB retention policies, which the v2 API's
   // buckets cannot hold (a bucket has one retention), and which replace the one policy named here.
   if (cfg.INFLUX_API === 'v2') problems.push('INFLUX_API=v2 is not supported: a v2 bucket has one retention for everything in it, and ubiq keeps each measurement as long as its own retention policy says (docs/data-inventory.md). Use InfluxDB 1.x (1.6 to 1.8) with INFLUX_API=v1')
+  if (cfg.BACKPRESSURE_RESUME_LINES >= cfg.BACKPRESSURE_STOP_LINES) problems.push(`BACKPRESSURE_RESUME_LINES=${cfg.BACKPRESSURE_RESUME_LINES} must be below BACKPRESSURE_STOP_LINES=${cfg.BACKPRESSURE_STOP_LINES}`)
   if (env.INFLUX_RETENTION_POLICY) problems.push('INFLUX_RETENTION_POLICY is no longer read: each measurement is written to the retention policy it is declared in (docs/data-inventory.md); unset it')
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`)
   return cfg
@@ -63,4 +71,21 @@ export function describeConfig(): string {
   return Object.entries(ConfigSchema.properties as Record<string, TSchema>)
     .map(([k, s]) => `  ${k.padEnd(24)}${s.description}${s.default !== undefined ? ` (default: ${s.default})` : ''}`)
     .join('\n')
+}
+
+/** The README's configuration table: every variable, its default and what it does, from the schema. */
+export function configTable(): string {
+  const cell = (x: unknown) => String(x).replace(/\|/g, '\\|')
+  return ['| variable | default | meaning |', '|---|---|---|',
+    ...Object.entries(ConfigSchema.properties as Record<string, TSchema>).map(([k, s]) => `| \`${k}\` | ${s.default !== undefined ? `\`${cell(s.default)}\`` : ''} | ${cell(s.description)} |`)].join('\n')
+}
+
+const TABLE_START = '<!-- configuration: generated from bin/config.ts by `npm run docs` -->'
+const TABLE_END = '<!-- /configuration -->'
+
+/** `readme` with its configuration table (between the markers) made from the schema. */
+export function withConfigTable(readme: string): string {
+  const start = readme.indexOf(TABLE_START), end = readme.indexOf(TABLE_END)
+  if (start < 0 || end < start) throw new Error(`README.md has no ${TABLE_START} … ${TABLE_END}`)
+  return `${readme.slice(0, start + TABLE_START.length)}\n${configTable()}\n${readme.slice(end)}`
 }

@@ -42,6 +42,13 @@ export interface PipelineConfig {
   influxStartTimeoutMs?: number
   /** Lines waiting this long with none confirmed fail /healthz's storing check, ms (default STALL_MS). */
   stallMs?: number
+  /** A device message larger than this is rejected (default 64 KiB). */
+  maxPayloadBytes?: number
+  /** A reading timed further ahead of the server than this is rejected, ms (default 5 min). */
+  maxFutureSkewMs?: number
+  /** Scoring's micro-batches and how long a quiet policy is kept (default scoringLimits). */
+  batch?: { maxBatch: number; maxWaitMs: number }
+  policyIdleMs?: number
 }
 
 export interface Pipeline {
@@ -332,6 +339,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   })
 
   const stopReporting = reportUnhandledErrors(logger, metrics)
+  const limits = { ...scoringLimits, ...(cfg.batch ? { batch: cfg.batch } : {}), ...(cfg.policyIdleMs ? { policyIdleMs: cfg.policyIdleMs } : {}) }
   const ingest = startIngest({
     mqttUrl: clients.ingest.url,
     clientId: clients.ingest.clientId,
@@ -342,11 +350,11 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     backpressure: cfg.backpressure ?? { stopAt: 100_000, resumeAt: 50_000 },
     // A redelivery that dedupe has forgotten must find scoring's states of its policy gone too, to
     // be rebuilt from InfluxDB where it is counted already (dropDuplicates): an hour to spare.
-    dedupeIdleMs: scoringLimits.deviceIdleMs + scoringLimits.policyIdleMs + 3600_000,
+    dedupeIdleMs: limits.deviceIdleMs + limits.policyIdleMs + 3600_000,
     decode: {
       registry,
-      maxPayloadBytes: 64 * 1024,
-      maxFutureSkewMs: 5 * 60_000,
+      maxPayloadBytes: cfg.maxPayloadBytes ?? 64 * 1024,
+      maxFutureSkewMs: cfg.maxFutureSkewMs ?? 5 * 60_000,
       adapters: createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') }),
       consents,
       privacy,
@@ -377,7 +385,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     pausedMs: privacy.pausedMs,
     erased$,
     enrolled: (policyId) => devicesByPolicy.has(policyId),
-    ...scoringLimits,
+    ...limits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })
   const { premiums$ } = pricing

@@ -7,10 +7,11 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
+import { Subject } from '../ingest/index.ts'
 import type { BacktestCount, BacktestSummary } from '../pricing/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
 import { sendCsv, type App, type Table } from './tables.ts'
-import { errors, Json } from './schemas.ts'
+import { errors, strict } from './schemas.ts'
 
 /** A subject's limits by name: first those that bound any way, then each limit pricing's reasons name. */
 export const limitsOf = (s: BacktestSummary['subjects'][number]): [string, BacktestCount][] =>
@@ -44,6 +45,21 @@ const BacktestQuery = Type.Object({
   table: Type.Optional(Type.Union([Type.Literal('deciles'), Type.Literal('limits'), Type.Literal('groups')], { description: 'with format=csv: deciles (loss ratio by score decile), limits (shares held at limits) or groups (premium and true risk by region and persona)' })),
 }, { additionalProperties: false })
 
+/**
+ * The backtest's summary (pricing/backtest.ts BacktestSummary): its run at the top; each subject's
+ * tables are described by the route and the CSV tables, not re-declared here (they carry the plan).
+ */
+const Summary = strict({
+  plan: Type.String({ description: '`name@version` of the plan backtested' }),
+  currency: Type.String(),
+  effectiveFrom: Type.String(),
+  at: Type.Number({ description: 'When the plan was applied, ms' }),
+  models: Type.Array(Type.String()),
+  dataDays: Type.Number(),
+  subjects: Type.Array(Type.Object({ subject: Subject }, { additionalProperties: true, description: "per subject: policies, premium and factor distributions, the plan's limits hit, score deciles, and groups by region and persona" })),
+  skipped: Type.Array(strict({ subject: Subject, reason: Type.String() }), { description: 'Subjects not backtested, and why' }),
+})
+
 const page = readFileSync(new URL('./public/backtest.html', import.meta.url), 'utf8')
 
 /** Registers the backtest route and page; without `backtest` the route says the server runs none. */
@@ -52,7 +68,7 @@ export function registerBacktest(app: App, backtest: (() => Promise<BacktestSumm
     schema: {
       description: "The rating plan and the champion models over the reference portfolio, as `ubiq backtest` reports it: per subject, loss ratio by score decile, shares held at the plan's limits, premium against true risk by region and persona (analyst token; ?format=csv&table=deciles|limits|groups)",
       querystring: BacktestQuery,
-      response: { 200: Json, ...errors },
+      response: { 200: Summary, ...errors },
     },
   }, async (req, reply) => {
     mustBeAnalyst(who(req))

@@ -18,15 +18,15 @@ import type { FastifyRequest } from 'fastify'
 import { analystFields, ID_PATTERN, POSITION_FIELDS, qualified, quoteIdent, quoteString, type ConsentStore, type Influx, type Series } from '../ingest/index.ts'
 import { mustBeAnalyst, type Principal } from './auth.ts'
 import { DAY_MS, periodOf, sendCsv, Time, type App, type Table } from './tables.ts'
-import { errors, Json } from './schemas.ts'
+import { errors, strict } from './schemas.ts'
 
 /** A device registered to a policy, and the streams it may send. */
-export interface PolicyDevice {
-  deviceId: string
-  kinds: readonly string[]
-  /** When the device was registered (ISO 8601), if the registry says. */
-  registeredAt?: string
-}
+export const PolicyDevice = strict({
+  deviceId: Type.String(),
+  kinds: Type.Readonly(Type.Array(Type.String())),
+  registeredAt: Type.Optional(Type.String({ description: 'When the device was registered (ISO 8601), if the registry says' })),
+})
+export type PolicyDevice = Static<typeof PolicyDevice>
 
 export interface DrilldownDeps {
   influx: Influx
@@ -37,20 +37,20 @@ export interface DrilldownDeps {
 }
 
 /** One field of one device's stream: [time ms, mean] per bucket, oldest first. */
-export interface ReadingSeries { deviceId: string; kind: string; field: string; points: [number, number][] }
+export const ReadingSeries = strict({ deviceId: Type.String(), kind: Type.String(), field: Type.String(), points: Type.Array(Type.Tuple([Type.Number(), Type.Number()])) })
+export type ReadingSeries = Static<typeof ReadingSeries>
 
-export interface PolicyReadings {
-  policyId: string
-  from: string
-  to: string
-  /** Each point is the mean of the field's readings over one bucket this long, timed at the bucket's start (aligned to the epoch). */
-  interval: string
-  intervalMs: number
-  devices: PolicyDevice[]
-  series: ReadingSeries[]
-  /** The streams asked for that are not served, and why (consent). */
-  withheld: { kind: string; reason: string }[]
-}
+export const PolicyReadings = strict({
+  policyId: Type.String(),
+  from: Type.String(),
+  to: Type.String(),
+  interval: Type.String({ description: "Each point is the mean of the field's readings over one bucket this long, timed at the bucket's start (aligned to the epoch)" }),
+  intervalMs: Type.Number(),
+  devices: Type.Array(PolicyDevice),
+  series: Type.Array(ReadingSeries),
+  withheld: Type.Array(strict({ kind: Type.String(), reason: Type.String() }), { description: 'The streams asked for that are not served, and why (consent)' }),
+})
+export type PolicyReadings = Static<typeof PolicyReadings>
 
 /**
  * The numeric fields a stream's readings carry (a batched stream: its sample columns), positions
@@ -148,7 +148,7 @@ export function registerDrilldown(app: App, deps: DrilldownDeps, who: (req: Fast
         + 'Nor is a stream the policy has withdrawn from pricing (the purpose of this view): asked for by name, 403 no_consent; otherwise left out and listed in `withheld` with why. ?format=csv: a line per point',
       params: Type.Object({ policy: Type.String({ pattern: ID_PATTERN, description: 'policy id' }) }),
       querystring: ReadingsQuery,
-      response: { 200: Json, ...errors },
+      response: { 200: PolicyReadings, ...errors },
     },
   }, async (req, reply) => {
     mustBeAnalyst(who(req))

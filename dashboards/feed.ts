@@ -20,17 +20,39 @@
  * policy, not across the feed: thousands of messages a second in total would otherwise bump it
  * ahead of the clock.
  */
-import { idleMap } from '../ingest/index.ts'
-import type { PremiumAdjustment } from '../pricing/index.ts'
-import type { PolicyEvent, Score } from '../scoring/index.ts'
+import { Type, type Static } from '@sinclair/typebox'
+import { ID_PATTERN, idleMap } from '../ingest/index.ts'
+import { PremiumAdjustment } from '../pricing/index.ts'
+import { PolicyEvent, Score } from '../scoring/index.ts'
 
-export type FeedBody = { type: 'score'; score: Score } | { type: 'event'; event: PolicyEvent } | { type: 'premium'; premium: PremiumAdjustment }
-export type FeedMessage = FeedBody & { seq: number }
+/** The feed's query: who asks, which policy, and from where. */
+export const FeedQuery = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 2048, description: 'the bearer token (browsers cannot set headers on a websocket)' })),
+  policy: Type.Optional(Type.String({ pattern: ID_PATTERN, description: "the policy to follow; a policyholder's token implies its own" })),
+  since: Type.Optional(Type.Integer({ minimum: 0, description: 'the last seq the client saw: the feed replays what came after it' })),
+}, { additionalProperties: false })
+
+const Seq = Type.Integer({ minimum: 0, description: "The message's place in its policy's feed: reconnect with ?since= the last one seen" })
+/** What the feed sends of a policy: a score, an event or a premium change, each with its seq. */
+export const FeedMessage = Type.Union([
+  Type.Object({ type: Type.Literal('score'), seq: Seq, score: Score }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('event'), seq: Seq, event: PolicyEvent }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('premium'), seq: Seq, premium: PremiumAdjustment }, { additionalProperties: false }),
+])
+export type FeedMessage = Static<typeof FeedMessage>
+export type FeedBody = FeedMessage extends infer M ? M extends FeedMessage ? Omit<M, 'seq'> : never : never
 
 /** What the feed says about itself, outside the stream of messages. */
-export type FeedNotice =
-  | { type: 'gap'; since: number; oldest: number; reason: string }
-  | { type: 'error'; reason: string }
+export const FeedNotice = Type.Union([
+  Type.Object({
+    type: Type.Literal('gap'),
+    since: Type.Integer({ description: 'The seq the client asked from' }),
+    oldest: Type.Integer({ description: 'The oldest seq the feed holds: what came between may be missing; the standing follows' }),
+    reason: Type.String(),
+  }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('error'), reason: Type.String() }, { additionalProperties: false }),
+])
+export type FeedNotice = Static<typeof FeedNotice>
 
 interface PolicyFeed {
   messages: FeedMessage[]

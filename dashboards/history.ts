@@ -4,10 +4,12 @@
  * in them (evidence included), and the events of every subject. Newest first. And its standing
  * (latest score and premium per subject), for the feed of a policy it does not hold in memory.
  */
-import { qualified, quoteString, seriesRows, type Influx, type Subject } from '../ingest/index.ts'
-import { premiumFromRow } from '../pricing/index.ts'
-import { scoreFromRow } from '../scoring/index.ts'
+import { Type, type Static } from '@sinclair/typebox'
+import { ConsentNote, qualified, quoteString, seriesRows, Subject, type Influx } from '../ingest/index.ts'
+import { premiumFromRow, PriceReason } from '../pricing/index.ts'
+import { Reason, scoreFromRow, Score } from '../scoring/index.ts'
 import type { FeedBody } from './feed.ts'
+import { strict } from './schemas.ts'
 
 export interface Range {
   /** ms; from inclusive, to exclusive. */
@@ -38,8 +40,18 @@ export async function storedPolicies(influx: Influx): Promise<string[]> {
 
 const iso = (ms: unknown) => new Date(Number(ms)).toISOString()
 
-/** A stored score as the API gives it. */
-export const scoreOf = (x: Row) => {
+/** A stored score as the API gives it: its window in ISO 8601. */
+export const StoredScore = strict({
+  subject: Subject,
+  value: Type.Number(),
+  model: Type.String(),
+  window: strict({ from: Type.Optional(Type.String()), to: Type.String() }),
+  exposure: Score.properties.exposure,
+  features: Type.Record(Type.String(), Type.Number()),
+  reasons: Type.Array(Reason),
+  consent: Type.Optional(Type.Array(ConsentNote)),
+})
+export const scoreOf = (x: Row): Static<typeof StoredScore> => {
   const s = scoreFromRow(x)
   return { subject: s.subject, value: s.value, model: s.model, window: { from: s.window.from !== undefined ? iso(s.window.from) : undefined, to: iso(s.window.to) }, exposure: s.exposure, features: s.features, reasons: s.reasons, ...(s.consent ? { consent: s.consent } : {}) }
 }
@@ -49,7 +61,18 @@ export async function scoreHistory(influx: Influx, policyId: string, subject: Su
 }
 
 /** A stored premium change as the API gives it. */
-export const premiumOf = (x: Row) => {
+export const StoredPremium = strict({
+  subject: Subject,
+  effectiveFrom: Type.String(),
+  factor: Type.Number(),
+  previousFactor: Type.Number(),
+  premium: Type.Number(),
+  credibility: Type.Number(),
+  ruleset: Type.String(),
+  hash: Type.String(),
+  reasons: Type.Array(PriceReason),
+})
+export const premiumOf = (x: Row): Static<typeof StoredPremium> => {
   const p = premiumFromRow(x)
   return { subject: p.subject, effectiveFrom: p.effectiveFrom, factor: p.factor, previousFactor: p.previousFactor, premium: p.premium, credibility: p.credibility, ruleset: p.ruleset, hash: p.hash, reasons: p.reasons }
 }
@@ -73,10 +96,19 @@ export async function storedStanding(influx: Influx, policyId: string): Promise<
   return made.sort(([a], [b]) => a - b).map(([, body]) => body)
 }
 
-/** A stored event as the API gives it. */
-export const eventOf = (x: Row) => {
+/** A stored event as the API gives it: its times in ISO 8601, its evidence as stored (fields, tags). */
+export const StoredEvent = strict({
+  type: Type.String(),
+  subject: Subject,
+  deviceId: Type.String(),
+  urgent: Type.Boolean(),
+  from: Type.String(),
+  to: Type.String(),
+  evidence: Type.Object({ source: Type.String() }, { additionalProperties: Type.Union([Type.Number(), Type.String(), Type.Boolean()]) }),
+})
+export const eventOf = (x: Row): Static<typeof StoredEvent> => {
   const { time, end_ms, policy_id, device_id, subject, type, urgent, source, ...evidence } = x
-  return { type: type as string, subject: subject as Subject, deviceId: device_id as string, urgent: urgent === true, from: iso(time), to: iso(end_ms ?? time), evidence: { source, ...evidence } }
+  return { type: type as string, subject: subject as Subject, deviceId: device_id as string, urgent: urgent === true, from: iso(time), to: iso(end_ms ?? time), evidence: { source: source as string, ...evidence } }
 }
 
 export async function eventHistory(influx: Influx, policyId: string, filter: { subject?: Subject; type?: string }, r: Range) {
@@ -91,8 +123,23 @@ export async function tripHistory(influx: Influx, policyId: string, r: Range) {
   return withEvents(influx, policyId, await select(influx, 'trip', policyId, r))
 }
 
+/** A stored trip as the API gives it, with its events; a measure it was stored without is left out. */
+export const StoredTrip = strict({
+  deviceId: Type.String(),
+  from: Type.String(),
+  to: Type.String(),
+  ended: Type.Optional(Type.String({ description: 'why the trip ended' })),
+  distance_km: Type.Optional(Type.Number()),
+  duration_s: Type.Optional(Type.Number()),
+  night_s: Type.Optional(Type.Number()),
+  speeding_s: Type.Optional(Type.Number()),
+  phone_s: Type.Optional(Type.Number()),
+  max_speed_kmh: Type.Optional(Type.Number()),
+  events: Type.Array(StoredEvent),
+})
+
 /** Stored trips as the API gives them, each with the driving events that ended in it (see tripHistory). */
-export async function withEvents(influx: Influx, policyId: string, trips: readonly Row[]) {
+export async function withEvents(influx: Influx, policyId: string, trips: readonly Row[]): Promise<Static<typeof StoredTrip>[]> {
   if (trips.length === 0) return []
   const first = Math.min(...trips.map((t) => Number(t.time)))
   const last = Math.max(...trips.map((t) => Number(t.end_ms ?? t.time)))

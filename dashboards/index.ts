@@ -1,3 +1,4 @@
 /** dashboards: the REST API, the websocket feed and the pages. */
 export { startDashboards, type DashboardsDeps, type FeedMessage, type FeedNotice } from './server.ts'
 export { AuthError, tokenAuthority, tokenSecret, type Principal, type TokenAuthority } from './auth.ts'
+export { publishedSchemas } from './schemas.ts'

@@ -13,62 +13,61 @@
  * an analyst's token and the pages, which hold no data, are public.
  */
 import { readFileSync } from 'node:fs'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Registry } from 'prom-client'
-import { qualified, quoteString, type Influx, type Subject } from '../ingest/index.ts'
+import { qualified, quoteString, Subject, type Influx } from '../ingest/index.ts'
 import type { Principal } from './auth.ts'
-import { Format, inPeriod, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Interval, type Period, type Table } from './tables.ts'
+import { Nullable, strict } from './schemas.ts'
+import { Format, inPeriod, Interval, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Period, type Table } from './tables.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Model monitoring
 
 /** The scores of one model of one subject in one time bucket (UTC-aligned). */
-export interface DriftBucket {
-  time: string
-  subject: Subject
-  model: string
-  /** champion: the scores that priced (`score`); shadow: scored beside it, never priced (`shadow_score`). */
-  role: 'champion' | 'shadow'
-  count: number
-  mean: number
-  /**
-   * Percentiles by nearest rank, as InfluxDB's PERCENTILE: the value at rank round(n·p/100);
-   * null when that rank is below 1 (p10 of fewer than 5 scores).
-   */
-  p10: number | null
-  p50: number | null
-  p90: number | null
-}
+export const DriftBucket = strict({
+  time: Type.String(),
+  subject: Subject,
+  model: Type.String(),
+  role: Type.Union([Type.Literal('champion'), Type.Literal('shadow')], { description: 'champion: the scores that priced (`score`); shadow: scored beside it, never priced (`shadow_score`)' }),
+  count: Type.Integer(),
+  mean: Type.Number(),
+  // Percentiles by nearest rank, as InfluxDB's PERCENTILE: the value at rank round(n·p/100);
+  // null when that rank is below 1 (p10 of fewer than 5 scores).
+  p10: Nullable(Type.Number()),
+  p50: Nullable(Type.Number()),
+  p90: Nullable(Type.Number()),
+})
+export type DriftBucket = Static<typeof DriftBucket>
 
-export interface ScoreDrift { from: string; to: string; interval: Interval; buckets: DriftBucket[] }
+export const ScoreDrift = strict({ from: Type.String(), to: Type.String(), interval: Interval, buckets: Type.Array(DriftBucket) })
+export type ScoreDrift = Static<typeof ScoreDrift>
 
 /** A stored score: the champion's or a shadow's. */
 export interface StoredScore { policyId: string; subject: Subject; model: string; time: number; value: number }
 
 /** A shadow score and the champion's for the same policy, subject and time. */
-export interface ScorePair { policyId: string; time: string; model: string; champion: number; shadow: number }
+export const ScorePair = strict({ policyId: Type.String(), time: Type.String(), model: Type.String(), champion: Type.Number(), shadow: Type.Number() })
+export type ScorePair = Static<typeof ScorePair>
 
 /** How one shadow model's scores compare with one champion's, over the pairs of a period. */
-export interface ShadowComparison {
-  subject: Subject
-  shadowModel: string
-  championModel: string
-  pairs: number
-  meanChampion: number
-  meanShadow: number
-  /** Shadow minus champion. */
-  meanDiff: number
-  meanAbsDiff: number
-  /** Pearson's; null with fewer than two pairs or when either side does not vary. */
-  correlation: number | null
-  /** Policies with a pair. */
-  policies: number
-  /** The share of those whose latest pair differs by more than 10 points: whom a promotion would move most. */
-  shareOver10: number
-}
+export const ShadowComparison = strict({
+  subject: Subject,
+  shadowModel: Type.String(),
+  championModel: Type.String(),
+  pairs: Type.Integer(),
+  meanChampion: Type.Number(),
+  meanShadow: Type.Number(),
+  meanDiff: Type.Number({ description: 'Shadow minus champion' }),
+  meanAbsDiff: Type.Number(),
+  correlation: Nullable(Type.Number({ description: "Pearson's; null with fewer than two pairs or when either side does not vary" })),
+  policies: Type.Integer({ description: 'Policies with a pair' }),
+  shareOver10: Type.Number({ description: 'The share of those whose latest pair differs by more than 10 points: whom a promotion would move most' }),
+})
+export type ShadowComparison = Static<typeof ShadowComparison>
 
-export interface ShadowReport { from: string; to: string; models: ShadowComparison[]; sample: ScorePair[] }
+export const ShadowReport = strict({ from: Type.String(), to: Type.String(), models: Type.Array(ShadowComparison), sample: Type.Array(ScorePair) })
+export type ShadowReport = Static<typeof ShadowReport>
 
 /** At most this many pairs go to the scatter plot. */
 export const SAMPLE_SIZE = 500
@@ -176,34 +175,32 @@ export const shadowTable = (r: ShadowReport): Table => ({
 // Ingest health
 
 /** Message counts since the service started. */
-export interface IngestTotals { received: number; stored: number; rejected: number; duplicates: number }
+export const IngestTotals = strict({ received: Type.Number(), stored: Type.Number(), rejected: Type.Number(), duplicates: Type.Number() })
+export type IngestTotals = Static<typeof IngestTotals>
 
 /** One sampler interval: messages a second over it, ending at `time`. */
-export interface RatePoint { time: string; seconds: number; received: number; stored: number; rejected: number; duplicates: number }
+export const RatePoint = strict({ time: Type.String(), seconds: Type.Number(), received: Type.Number(), stored: Type.Number(), rejected: Type.Number(), duplicates: Type.Number() })
+export type RatePoint = Static<typeof RatePoint>
 
 /** Quantiles of a histogram since the service started, seconds, interpolated within its buckets; null before any observation. */
-export interface Quantiles { count: number; p50: number | null; p99: number | null }
+export const Quantiles = strict({ count: Type.Number(), p50: Nullable(Type.Number()), p99: Nullable(Type.Number()) })
+export type Quantiles = Static<typeof Quantiles>
 
-export interface IngestHealth {
-  at: string
-  totals: IngestTotals
-  /** Most frequent first. */
-  rejections: { reason: string; count: number }[]
-  journalPendingLines: number
-  /** Lines InfluxDB refused for good and ingest moved to UBIQ_DATA_DIR/dead-letter/, by kind of refusal, most first (issue #20). */
-  quarantined: { reason: string; lines: number }[]
-  backpressure: boolean
-  devicesClockSkewed: number
-  /** Receive time minus device time. */
-  deviceLag: Quantiles
-  /** Receipt to InfluxDB's confirmation. */
-  storeLatency: Quantiles
-  sampleSeconds: number
-  /** How far back the rates go. */
-  windowSeconds: number
-  /** Oldest first, over the last 15 minutes. */
-  rates: RatePoint[]
-}
+export const IngestHealth = strict({
+  at: Type.String(),
+  totals: IngestTotals,
+  rejections: Type.Array(strict({ reason: Type.String(), count: Type.Number() }), { description: 'Most frequent first' }),
+  journalPendingLines: Type.Number(),
+  quarantined: Type.Array(strict({ reason: Type.String(), lines: Type.Number() }), { description: 'Lines InfluxDB refused for good and ingest moved to UBIQ_DATA_DIR/dead-letter/, by kind of refusal, most first (issue #20)' }),
+  backpressure: Type.Boolean(),
+  devicesClockSkewed: Type.Number(),
+  deviceLag: { ...Quantiles, description: 'Receive time minus device time' },
+  storeLatency: { ...Quantiles, description: "Receipt to InfluxDB's confirmation" },
+  sampleSeconds: Type.Number(),
+  windowSeconds: Type.Number({ description: 'How far back the rates go' }),
+  rates: Type.Array(RatePoint, { description: 'Oldest first, over the last 15 minutes' }),
+})
+export type IngestHealth = Static<typeof IngestHealth>
 
 /** A histogram bucket as Prometheus has it: observations at most `le`, cumulative. */
 export interface Bucket { le: number; count: number }
@@ -300,10 +297,10 @@ const ingestPage = page('ingest.html')
  */
 export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Registry }, who: (req: FastifyRequest) => Principal): void {
   const tableRoute = tableRoutes(app, who)
-  tableRoute('/api/v1/models/drift', 'Score drift: per time bucket, subject and model (champions and shadows), the count, mean and p10/p50/p90 (nearest rank; null below rank 1) of the scores (analyst token; ?format=csv)', DriftQuery,
+  tableRoute('/api/v1/models/drift', 'Score drift: per time bucket, subject and model (champions and shadows), the count, mean and p10/p50/p90 (nearest rank; null below rank 1) of the scores (analyst token; ?format=csv)', DriftQuery, ScoreDrift,
     (q) => inPeriod(q, (p) => scoreDrift(deps.influx, p, q.interval ?? '1d', q.subject)),
     (d, q) => ({ name: `drift-${q.subject ?? 'all'}-${d.interval}`, table: driftTable(d) }))
-  tableRoute('/api/v1/models/shadow', 'Champion against shadow: each shadow score paired with the champion\'s of the same policy, subject and time; per shadow and champion model the pairs, means, mean (absolute) difference, correlation and the share of policies whose latest scores differ by more than 10 points; a scatter sample of up to 500 pairs (analyst token; ?format=csv: the comparison)', ShadowQuery,
+  tableRoute('/api/v1/models/shadow', 'Champion against shadow: each shadow score paired with the champion\'s of the same policy, subject and time; per shadow and champion model the pairs, means, mean (absolute) difference, correlation and the share of policies whose latest scores differ by more than 10 points; a scatter sample of up to 500 pairs (analyst token; ?format=csv: the comparison)', ShadowQuery, ShadowReport,
     (q) => inPeriod(q, (p) => shadowReport(deps.influx, p, q.subject)),
     (r, q) => ({ name: `shadow-${q.subject ?? 'all'}`, table: shadowTable(r) }))
 
@@ -322,7 +319,7 @@ export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Re
   const sampler = setInterval(() => void sample(), SAMPLE_MS).unref()
   app.addHook('onClose', async () => clearInterval(sampler))
 
-  tableRoute('/api/v1/ingest/health', "Ingest now: message totals since start, rejections by reason, journal lines InfluxDB has yet to confirm, lines InfluxDB refused and ingest quarantined (by kind), backpressure, devices with skewed clocks, device lag and store latency p50/p99 (seconds, since start), and the rates (messages a second) of each 5 s over the last 15 minutes (analyst token; ?format=csv&table=rejections|rates)", HealthQuery,
+  tableRoute('/api/v1/ingest/health', "Ingest now: message totals since start, rejections by reason, journal lines InfluxDB has yet to confirm, lines InfluxDB refused and ingest quarantined (by kind), backpressure, devices with skewed clocks, device lag and store latency p50/p99 (seconds, since start), and the rates (messages a second) of each 5 s over the last 15 minutes (analyst token; ?format=csv&table=rejections|rates)", HealthQuery, IngestHealth,
     async (q) => (q.format === 'csv' && !q.table ? 'format=csv needs table=rejections or table=rates' : ingestHealth(await deps.metrics.getMetricsAsJSON(), samples)),
     (h, q) => (q.table === 'rates' ? { name: 'ingest-rates', table: rateTable(h) } : { name: 'ingest-rejections', table: rejectionTable(h) }))
 

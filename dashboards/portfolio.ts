@@ -8,35 +8,38 @@
  */
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { qualified, quoteIdent, quoteString, type Influx, type Series, type Subject } from '../ingest/index.ts'
+import { qualified, quoteIdent, quoteString, Subject, type Influx, type Series } from '../ingest/index.ts'
 import type { Principal } from './auth.ts'
-import { Format, inPeriod, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Interval, type Period, type Table } from './tables.ts'
+import { Nullable, strict } from './schemas.ts'
+import { Format, inPeriod, Interval, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Period, type Table } from './tables.ts'
 
 /** One score bin: policies whose latest score is in [from, to), the last one [90, 100]. */
-export interface ScoreBin { from: number; to: number; count: number }
+export const ScoreBin = strict({ from: Type.Number(), to: Type.Number(), count: Type.Integer() })
+export type ScoreBin = Static<typeof ScoreBin>
 
 /** The distribution of each policy's latest score of one subject. */
-export interface ScoreDistribution {
-  subject: Subject
-  /** Policies with a score of the subject. */
-  n: number
-  /** null without scores. */
-  mean: number | null
-  median: number | null
-  bins: ScoreBin[]
-  /** The policies with the lowest latest scores, lowest first: where a drill-down starts. */
-  lowest: { policyId: string; value: number }[]
-}
+export const ScoreDistribution = strict({
+  subject: Subject,
+  n: Type.Integer({ description: 'Policies with a score of the subject' }),
+  mean: Nullable(Type.Number({ description: 'null without scores' })),
+  median: Nullable(Type.Number()),
+  bins: Type.Array(ScoreBin),
+  lowest: Type.Array(strict({ policyId: Type.String(), value: Type.Number() }), { description: 'The policies with the lowest latest scores, lowest first: where a drill-down starts' }),
+})
+export type ScoreDistribution = Static<typeof ScoreDistribution>
 
 /** Premium changes of one subject in one time bucket. */
-export interface PremiumBucket { time: string; subject: Subject; count: number; meanFactor: number }
+export const PremiumBucket = strict({ time: Type.String(), subject: Subject, count: Type.Integer(), meanFactor: Type.Number() })
+export type PremiumBucket = Static<typeof PremiumBucket>
 
-export interface PremiumChanges { from: string; to: string; interval: Interval; buckets: PremiumBucket[] }
+export const PremiumChanges = strict({ from: Type.String(), to: Type.String(), interval: Interval, buckets: Type.Array(PremiumBucket) })
+export type PremiumChanges = Static<typeof PremiumChanges>
 
 /** Events per type in each UTC hour of the day (0–23), over a period. */
-export interface EventsByHour { from: string; to: string; types: string[]; hours: { hour: number; counts: Record<string, number> }[] }
+export const EventsByHour = strict({ from: Type.String(), to: Type.String(), types: Type.Array(Type.String()), hours: Type.Array(strict({ hour: Type.Integer(), counts: Type.Record(Type.String(), Type.Integer()) })) })
+export type EventsByHour = Static<typeof EventsByHour>
 
 const BIN_WIDTH = 10
 const LOWEST = 10
@@ -102,8 +105,7 @@ export const scoreTable = (d: ScoreDistribution): Table => ({ columns: ['from', 
 export const premiumTable = (p: PremiumChanges): Table => ({ columns: ['time', 'subject', 'count', 'mean_factor'], rows: p.buckets.map((b) => [b.time, b.subject, b.count, b.meanFactor]) })
 export const eventTable = (e: EventsByHour): Table => ({ columns: ['hour', ...e.types], rows: e.hours.map((h) => [h.hour, ...e.types.map((t) => h.counts[t]!)]) })
 
-const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')])
-const ScoresQuery = Type.Object({ subject: SubjectName, format: Format }, { additionalProperties: false })
+const ScoresQuery = Type.Object({ subject: Subject, format: Format }, { additionalProperties: false })
 const PremiumsQuery = Type.Object({ ...PeriodQuery, interval: IntervalQuery }, { additionalProperties: false })
 const EventsQuery = Type.Object(PeriodQuery, { additionalProperties: false })
 
@@ -119,11 +121,11 @@ const analystCss = file(new URL('./public/analyst.css', import.meta.url))
 /** Registers the portfolio routes, the analyst page and the assets of every analyst page; `who` checks a request's bearer token. */
 export function registerPortfolio(app: App, influx: Influx, who: (req: FastifyRequest) => Principal): void {
   const tableRoute = tableRoutes(app, who)
-  tableRoute('/api/v1/portfolio/scores', "The distribution of every policy's latest score of a subject: 10-point bins, n, mean, median, the lowest scores (analyst token; ?format=csv: the bins)", ScoresQuery,
+  tableRoute('/api/v1/portfolio/scores', "The distribution of every policy's latest score of a subject: 10-point bins, n, mean, median, the lowest scores (analyst token; ?format=csv: the bins)", ScoresQuery, ScoreDistribution,
     (q) => scoreDistribution(influx, q.subject), (d, q) => ({ name: `scores-${q.subject}`, table: scoreTable(d) }))
-  tableRoute('/api/v1/portfolio/premiums', 'Premium changes over time: per bucket and subject, how many adjustments and their mean factor (analyst token; ?format=csv)', PremiumsQuery,
+  tableRoute('/api/v1/portfolio/premiums', 'Premium changes over time: per bucket and subject, how many adjustments and their mean factor (analyst token; ?format=csv)', PremiumsQuery, PremiumChanges,
     (q) => inPeriod(q, (p) => premiumChanges(influx, p, q.interval ?? '1d')), (p, q) => ({ name: `premiums-${q.interval ?? '1d'}`, table: premiumTable(p) }))
-  tableRoute('/api/v1/portfolio/events', "Events per type and UTC hour of the day of the event's start (analyst token; ?format=csv)", EventsQuery,
+  tableRoute('/api/v1/portfolio/events', "Events per type and UTC hour of the day of the event's start (analyst token; ?format=csv)", EventsQuery, EventsByHour,
     (q) => inPeriod(q, (p) => eventsByHour(influx, p)), (e) => ({ name: 'events-by-hour', table: eventTable(e) }))
 
   const serve = (path: string, type: string, body: string, cacheControl?: string) =>

@@ -11,20 +11,20 @@ import { readFileSync } from 'node:fs'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import websocket from '@fastify/websocket'
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TArray, type TSchema, type TString } from '@sinclair/typebox'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
-import { ID_PATTERN, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore, type Subject } from '../ingest/index.ts'
-import { WhatIfError, type BacktestSummary, type PremiumAdjustment, type WhatIf } from '../pricing/index.ts'
-import type { PolicyEvent, Score } from '../scoring/index.ts'
+import { ID_PATTERN, Subject, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
+import { PremiumAdjustment, WhatIf, WhatIfError, type BacktestSummary } from '../pricing/index.ts'
+import { Score, type PolicyEvent } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
-import { feedJournal, type FeedMessage, type FeedNotice } from './feed.ts'
-import { eventHistory, premiumHistory, scoreHistory, storedPolicies, storedStanding, tripHistory } from './history.ts'
-import { errors, Json } from './schemas.ts'
+import { feedJournal, FeedQuery, type FeedMessage, type FeedNotice } from './feed.ts'
+import { eventHistory, premiumHistory, scoreHistory, storedPolicies, storedStanding, StoredEvent, StoredPremium, StoredScore, StoredTrip, tripHistory } from './history.ts'
+import { errors, strict } from './schemas.ts'
 import { Time, TIME_PATTERN } from './tables.ts'
 import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
@@ -74,21 +74,19 @@ const FEED_CLOSE_WAIT_MS = 2000
 
 const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8')
 const PolicyId = Type.String({ pattern: ID_PATTERN, description: 'policy id' })
-const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')])
 const PolicyParams = Type.Object({ policy: PolicyId })
 const RangeQuery = {
   from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601' }),
   to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601' }),
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'at most this many, newest first' }),
 }
-const HistoryQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(SubjectName) }, { additionalProperties: false })
-const EventsQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(SubjectName), type: Type.Optional(Type.String({ pattern: '^[a-z_]{1,40}$' })) }, { additionalProperties: false })
+const HistoryQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(Subject) }, { additionalProperties: false })
+const EventsQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(Subject), type: Type.Optional(Type.String({ pattern: '^[a-z_]{1,40}$' })) }, { additionalProperties: false })
 const TripsQuery = Type.Object(RangeQuery, { additionalProperties: false })
-const FeedQuery = Type.Object({
-  token: Type.Optional(Type.String({ maxLength: 2048, description: 'the bearer token (browsers cannot set headers on a websocket)' })),
-  policy: Type.Optional({ ...PolicyId, description: "the policy to follow; a policyholder's token implies its own" }),
-  since: Type.Optional(Type.Integer({ minimum: 0, description: 'the last seq the client saw: the feed replays what came after it' })),
-}, { additionalProperties: false })
+const Health = strict({ status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]), failing: Type.Optional(Type.Array(Type.String(), { description: 'the checks that fail' })), checks: Type.Record(Type.String(), Type.Union([Type.Boolean(), Type.Number()])) })
+const Standing = strict({ policyId: Type.String(), scores: Type.Partial(Type.Record(Subject, Score)), premiums: Type.Partial(Type.Record(Subject, PremiumAdjustment)) })
+/** A policy's history of one kind: `{policyId, [key]: items}`. */
+const History = <K extends string, S extends TSchema>(key: K, item: S) => strict({ policyId: Type.String(), [key]: Type.Array(item) } as { policyId: TString } & Record<K, TArray<S>>)
 const range = (q: { from?: string; to?: string; limit: number }) => ({ from: q.from ? Date.parse(q.from) : undefined, to: q.to ? Date.parse(q.to) : undefined, limit: q.limit })
 
 /** Starts the server; resolves once it listens. */
@@ -197,15 +195,15 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     return notFound(reply, 'unknown_policy', `no policy ${policyId} in the device registry`)
   })
   /** A data route: the caller must be allowed to see the policy in the path (or, without one, be an analyst). */
-  const policyRoute = <Q extends TSchema>(path: string, description: string, querystring: Q | undefined, handler: (policyId: string, q: Static<Q>, req: FastifyRequest, reply: FastifyReply) => unknown) =>
-    app.get<{ Params: Static<typeof PolicyParams>; Querystring: Static<Q> }>(path, { schema: { description, params: PolicyParams, ...(querystring ? { querystring } : {}), response: { 200: Json, ...errors } } }, async (req, reply) => {
+  const policyRoute = <Q extends TSchema, R extends TSchema>(path: string, description: string, querystring: Q | undefined, response: R, handler: (policyId: string, q: Static<Q>, req: FastifyRequest, reply: FastifyReply) => Promise<Static<R> | FastifyReply>) =>
+    app.get<{ Params: Static<typeof PolicyParams>; Querystring: Static<Q> }>(path, { schema: { description, params: PolicyParams, ...(querystring ? { querystring } : {}), response: { 200: response, ...errors } } }, async (req, reply) => {
       mustSee(who(req), req.params.policy)
       return handler(req.params.policy, req.query, req, reply)
     })
   const notFound = (reply: FastifyReply, error: string, message: string) => reply.code(404).send({ error, message })
 
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
-  app.get('/healthz', { schema: { description: 'Liveness of each stage: no token needed, no data in it. 503 names the failing checks', security: [] } }, (_req, reply) => {
+  app.get('/healthz', { schema: { description: 'Liveness of each stage: no token needed, no data in it. 503 names the failing checks', security: [], response: { 200: Health, 503: Health } } }, (_req, reply) => {
     const { ok, checks } = deps.health()
     // The checks are the booleans; a 503 says which failed, so an operator need not read them all.
     const failing = Object.keys(checks).filter((k) => checks[k] === false)
@@ -216,7 +214,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics())
   })
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger())
-  app.get('/api/v1/policies', { schema: { description: 'Every policy with a score or premium (analyst token)', response: { 200: Json, ...errors } } }, async (req) => {
+  app.get('/api/v1/policies', { schema: { description: 'Every policy with a score or premium (analyst token)', response: { 200: strict({ policies: Type.Array(Type.String()) }), ...errors } } }, async (req) => {
     mustBeAnalyst(who(req))
     // Stored ones, and those whose first lines are still on their way to InfluxDB.
     return { policies: [...new Set([...(await storedPolicies(deps.influx)), ...journal.policies()])].sort() }
@@ -248,7 +246,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
     consentsOf: (policyId) => storeConsents(deps.consents, policyId, deps.devicesOf?.(policyId) ?? []),
   }, who)
-  policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, async (policyId, _q, _req, reply) => {
+  policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, Standing, async (policyId, _q, _req, reply) => {
     // The feed's standing: it reads from InfluxDB what it does not hold.
     const { messages } = await journal.replay(policyId)
     if (messages.length === 0) return notFound(reply, 'unknown_policy', `no score yet for policy ${policyId}`)
@@ -260,15 +258,15 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     }
     return { policyId, scores, premiums }
   })
-  policyRoute('/api/v1/policies/:policy/scores', 'Scores with their reasons, newest first', HistoryQuery, async (policyId, q) => ({ policyId, scores: await scoreHistory(deps.influx, policyId, q.subject, range(q)) }))
-  policyRoute('/api/v1/policies/:policy/premiums', 'Premium changes with their reasons, newest first', HistoryQuery, async (policyId, q) => ({ policyId, premiums: await premiumHistory(deps.influx, policyId, q.subject, range(q)) }))
-  policyRoute('/api/v1/policies/:policy/events', 'Events of every subject with their evidence, newest first', EventsQuery, async (policyId, q) => ({ policyId, events: await eventHistory(deps.influx, policyId, { subject: q.subject, type: q.type }, range(q)) }))
-  policyRoute('/api/v1/policies/:policy/trips', 'Trips with the events in them (evidence included), newest first', TripsQuery, async (policyId, q) => ({ policyId, trips: await tripHistory(deps.influx, policyId, range(q)) }))
+  policyRoute('/api/v1/policies/:policy/scores', 'Scores with their reasons, newest first', HistoryQuery, History('scores', StoredScore), async (policyId, q) => ({ policyId, scores: await scoreHistory(deps.influx, policyId, q.subject, range(q)) }))
+  policyRoute('/api/v1/policies/:policy/premiums', 'Premium changes with their reasons, newest first', HistoryQuery, History('premiums', StoredPremium), async (policyId, q) => ({ policyId, premiums: await premiumHistory(deps.influx, policyId, q.subject, range(q)) }))
+  policyRoute('/api/v1/policies/:policy/events', 'Events of every subject with their evidence, newest first', EventsQuery, History('events', StoredEvent), async (policyId, q) => ({ policyId, events: await eventHistory(deps.influx, policyId, { subject: q.subject, type: q.type }, range(q)) }))
+  policyRoute('/api/v1/policies/:policy/trips', 'Trips with the events in them (evidence included), newest first', TripsQuery, History('trips', StoredTrip), async (policyId, q) => ({ policyId, trips: await tripHistory(deps.influx, policyId, range(q)) }))
   app.post<{ Params: { policy: string; subject: Subject } }>('/api/v1/policies/:policy/what-if/:subject', {
     schema: {
       description: "The premium the policy's latest score would get with changed features: body {\"scale\": {feature: factor}, \"set\": {feature: value}}",
-      params: Type.Object({ policy: PolicyId, subject: SubjectName }),
-      response: { 200: Json, ...errors },
+      params: Type.Object({ policy: PolicyId, subject: Subject }),
+      response: { 200: WhatIf, ...errors },
     },
   }, async (req, reply) => {
     mustSee(who(req), req.params.policy)
@@ -279,7 +277,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     return answer ?? notFound(reply, 'unknown_policy', `no ${req.params.subject} score yet for policy ${req.params.policy}`)
   })
   app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', {
-    schema: { description: "A device's clock skew estimate (analyst token)", params: Type.Object({ device: Type.String({ pattern: ID_PATTERN }) }), response: { 200: Json, ...errors } },
+    schema: { description: "A device's clock skew estimate (analyst token)", params: Type.Object({ device: Type.String({ pattern: ID_PATTERN }) }), response: { 200: strict({ deviceId: Type.String(), skewMs: Type.Number({ description: 'receive time minus device time at the least-delayed message: positive, the device clock is behind' }), samples: Type.Integer(), lastSeen: Type.Number({ description: "the device's last message, ms since the Unix epoch" }) }), ...errors } },
   }, (req, reply) => {
     mustBeAnalyst(who(req))
     const clock = deps.deviceClock(req.params.device)

@@ -7,7 +7,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
 import type { Logger } from 'pino'
 import { mustBeAnalyst, type Principal } from './auth.ts'
-import { errors, Json } from './schemas.ts'
+import { errors } from './schemas.ts'
 
 /** The dashboards' server, as the route modules get it. */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>
@@ -34,7 +34,8 @@ export const sendCsv = (reply: FastifyReply, name: string, table: Table) =>
 export interface Period { from: number; to: number }
 
 /** The length of a time bucket, aligned to UTC. */
-export type Interval = '1h' | '1d'
+export const Interval = Type.Union([Type.Literal('1h'), Type.Literal('1d')])
+export type Interval = Static<typeof Interval>
 
 export const DAY_MS = 24 * 3600_000
 
@@ -76,16 +77,16 @@ export const PeriodQuery = {
   to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601; default now' }),
   format: Format,
 }
-export const IntervalQuery = Type.Optional(Type.Union([Type.Literal('1h'), Type.Literal('1d')], { default: '1d', description: 'bucket length, aligned to UTC' }))
+export const IntervalQuery = Type.Optional({ ...Interval, default: '1d', description: 'bucket length, aligned to UTC' })
 
 /**
- * Registers analysts' tables on `app`; `who` checks a request's bearer token. Each is JSON, or
- * with ?format=csv the table `csv` makes of it; `load` gives the body, or what is wrong with the
- * query (400).
+ * Registers analysts' tables on `app`; `who` checks a request's bearer token. Each is JSON of
+ * schema `response`, or with ?format=csv the table `csv` makes of it; `load` gives the body, or
+ * what is wrong with the query (400).
  */
 export const tableRoutes = (app: App, who: (req: FastifyRequest) => Principal) =>
-  <Q extends TSchema, B>(path: string, description: string, querystring: Q, load: (q: Static<Q>) => Promise<B | string>, csv: (body: B, q: Static<Q>) => { name: string; table: Table }) =>
-    app.get<{ Querystring: Static<Q> }>(path, { schema: { description, querystring, response: { 200: Json, ...errors } } }, async (req, reply) => {
+  <Q extends TSchema, R extends TSchema>(path: string, description: string, querystring: Q, response: R, load: (q: Static<Q>) => Promise<Static<R> | string>, csv: (body: Static<R>, q: Static<Q>) => { name: string; table: Table }) =>
+    app.get<{ Querystring: Static<Q> }>(path, { schema: { description, querystring, response: { 200: response, ...errors } } }, async (req, reply) => {
       mustBeAnalyst(who(req))
       const body = await load(req.query)
       if (typeof body === 'string') return reply.code(400).send({ error: 'bad_request', message: body })

@@ -93,13 +93,13 @@ export interface PolicyConsent {
  * A stream whose pricing consent was withdrawn within a score's window: its readings from before
  * then still count in the score, those after do not (#21: scores that depended on it say so).
  */
-export interface ConsentNote {
-  stream: string
-  withdrawnAt: string
-  /** When pricing was granted again, if it was. */
-  grantedAgainAt?: string
-  text: string
-}
+export const ConsentNote = Type.Object({
+  stream: Type.String(),
+  withdrawnAt: Type.String({ description: 'ISO 8601' }),
+  grantedAgainAt: Type.Optional(Type.String({ description: 'When pricing was granted again, if it was (ISO 8601)' })),
+  text: Type.String(),
+}, { additionalProperties: false })
+export type ConsentNote = Static<typeof ConsentNote>
 
 /** A change ubiq refuses, with what is wrong in words. */
 export class ConsentError extends Error {

@@ -79,11 +79,30 @@ function jsonSchema(s: SensorKind): Record<string, unknown> {
  */
 const channel = (description: string, parameters: Record<string, unknown>, op: 'publish' | 'subscribe', operationId: string, retain: boolean, name: string, payload?: unknown) => ({
   description,
+  servers: ['broker'],
   parameters,
   [op]: { operationId, bindings: { mqtt: { qos: 1, retain } }, message: { name, contentType: 'application/json', ...(payload ? { payload } : {}) } },
 })
 
-function asyncApi(): Record<string, unknown> {
+/**
+ * What ubiq emits beyond the device contract, as the downstream folders declare it (ingest may not
+ * import them): the payloads of the scores, events and premiums topics, and the websocket feed's
+ * query and messages. Each is the schema its type is derived from.
+ */
+export interface PublishedSchemas {
+  score: TSchema
+  event: TSchema
+  premium: TSchema
+  feed: { query: TSchema; message: TSchema; notice: TSchema }
+}
+
+/** A schema as plain JSON Schema (TypeBox's symbols dropped). */
+const plain = (schema: TSchema) => JSON.parse(JSON.stringify(schema)) as Record<string, unknown>
+
+/** The members of a union as AsyncAPI messages, each named by its `type` literal. */
+const messagesOf = (union: TSchema) => (union.anyOf as TSchema[]).map((m) => ({ name: m.properties.type.const as string, contentType: 'application/json', payload: plain(m) }))
+
+function asyncApi(published: PublishedSchemas): Record<string, unknown> {
   const deviceId = { description: 'The device, as registered', schema: { type: 'string', pattern: ID_PATTERN } }
   const policyId = { description: 'The policy', schema: { type: 'string', pattern: ID_PATTERN } }
   const channels: Record<string, unknown> = {}
@@ -140,15 +159,29 @@ function asyncApi(): Record<string, unknown> {
       receivedAt: { type: 'integer', description: 'ms since the Unix epoch' },
     },
   })
-  channels['ubiq/v1/scores/{policyId}'] = channel('Scores (0–100, higher is safer) with their reasons', { policyId }, 'subscribe', 'receive_score', false, 'score')
+  channels['ubiq/v1/scores/{policyId}'] = channel('Scores (0–100, higher is safer) with their reasons', { policyId }, 'subscribe', 'receive_score', false, 'score', plain(published.score))
+  channels['ubiq/v1/events/{policyId}'] = channel(
+    'Events with their evidence: urgent ones (crash, leak, smoke, health alerts) the moment they are seen, the others when the episode behind them has ended',
+    { policyId }, 'subscribe', 'receive_event', false, 'event', plain(published.event),
+  )
   channels['ubiq/v1/premiums/{policyId}/{subject}'] = channel(
     'Premium adjustments per policy and subject (driving, health, home) with reasons in plain words, model and ruleset versions and hashes; the latest is retained. An erased policy\'s retained premium is cleared (an empty retained message, as MQTT clears one)',
-    { policyId, subject: { description: 'driving, health or home', schema: { type: 'string', enum: ['driving', 'health', 'home'] } } }, 'subscribe', 'receive_premium', true, 'premium',
+    { policyId, subject: { description: 'driving, health or home', schema: { type: 'string', enum: ['driving', 'health', 'home'] } } }, 'subscribe', 'receive_premium', true, 'premium', plain(published.premium),
   )
+  channels['/feed'] = {
+    description: "The policyholder's live feed: the policy's scores, events and premium changes as they are made, each with its seq; ?since=SEQ replays what came after. A bearer token in ?token= (a policyholder's opens its own policy, an analyst's the one named in ?policy=). Read-only. Close codes: 4401 no, bad or expired token; 4403 another policy; 4400 a bad query; 1013 the client did not keep up, or the standing could not be read (reconnect with ?since=); 1001 shutdown",
+    servers: ['dashboards'],
+    bindings: { ws: { method: 'GET', query: plain(published.feed.query) } },
+    subscribe: { operationId: 'receive_feed', message: { oneOf: [...messagesOf(published.feed.message), ...messagesOf(published.feed.notice)] } },
+  }
   return {
     asyncapi: '2.6.0',
     id: 'urn:ubiq:contract:v1',
-    info: { title: 'ubiq device contract', version: CONTRACT_VERSION, description: 'What devices publish to ubiq over MQTT, and what ubiq publishes back. See device-contract.md.' },
+    info: { title: 'ubiq device contract', version: CONTRACT_VERSION, description: 'What devices publish to ubiq over MQTT, and what ubiq publishes back, there and on the policyholder\'s websocket feed. See device-contract.md.' },
+    servers: {
+      broker: { url: '{host}:1883', protocol: 'mqtt', protocolVersion: '3.1.1', description: "The deployment's MQTT broker (Mosquitto with ubiq's ACL)", variables: { host: { default: 'localhost' } } },
+      dashboards: { url: '{host}:8080/feed', protocol: 'ws', description: "ubiq's dashboards server (PORT)", variables: { host: { default: 'localhost' } } },
+    },
     defaultContentType: 'application/json',
     channels,
   }
@@ -165,7 +198,10 @@ function fieldRows(schema: TSchema, skip: readonly string[] = []): string[] {
   })
 }
 
-function markdown(): string {
+/** A schema's properties as `a`, `b`, … (optional ones included). */
+const fieldNames = (schema: TSchema) => Object.keys(schema.properties as object).map((k) => `\`${k}\``).join(', ')
+
+function markdown(published: PublishedSchemas): string {
   const out: string[] = [
     '# Device contract, v1',
     '',
@@ -278,23 +314,27 @@ function markdown(): string {
     ...Object.entries(rejectReasons).map(([code, fix]) => `| \`${code}\` | ${fix} |`),
     '', '## What ubiq publishes', '',
     '| topic | QoS | retained | payload |', '|---|---|---|---|',
-    '| `ubiq/v1/scores/{policyId}` | 1 | no | a score: `value` 0–100 (higher is safer), `model`, `reasons`, `window`, `exposure`, `features` |',
-    '| `ubiq/v1/premiums/{policyId}/{subject}` | 1 | yes | a premium adjustment: `subject`, `factor`, `premium`, `currency`, `previousFactor`, `period`, `reasons` (plain words, each with its `effect` on the premium), `models`, `ruleset`, `effectiveFrom`, `inputsHash`, `prevHash`, `hash`, `credibility`, `limited`; empty once the policy is erased (the retained message cleared) |',
+    `| \`ubiq/v1/scores/{policyId}\` | 1 | no | a score (\`value\` 0–100, higher is safer): ${fieldNames(published.score)} |`,
+    `| \`ubiq/v1/events/{policyId}\` | 1 | no | an event (urgent ones at once): ${fieldNames(published.event)} |`,
+    `| \`ubiq/v1/premiums/{policyId}/{subject}\` | 1 | yes | a premium adjustment (reasons in plain words, each with its \`effect\` on the premium): ${fieldNames(published.premium)}; empty once the policy is erased (the retained message cleared) |`,
     '| `ubiq/v1/rejected/{deviceId}` | 1 | no | a rejection, above |',
     '| `ubiq/v1/consent/{deviceId}` | 1 | yes | the policy\'s consent after a change, above |',
     '| `ubiq/v1/privacy/{deviceId}` | 1 | yes | the policy\'s pauses after a change, above |',
+    '',
+    'Their payloads\' schemas are in [asyncapi.json](contract/asyncapi.json), with the policyholder\'s websocket feed (`/feed`), which',
+    'carries the policy\'s scores, events and premiums as above, each wrapped with its `type` and `seq`.',
     '',
   )
   return out.join('\n')
 }
 
 /** Every generated file, by path relative to the repository root. */
-export function contractDocs(): Map<string, string> {
+export function contractDocs(published: PublishedSchemas): Map<string, string> {
   const files = new Map<string, string>()
   for (const s of sensors) files.set(`docs/contract/${s.kind}.schema.json`, json(jsonSchema(s)))
   files.set(`docs/contract/${CONSENT_STREAM}.schema.json`, json(schemaFile(CONSENT_STREAM, "A change to the policyholder's consent, sent by one of the policy's devices", JSON.parse(JSON.stringify(consentMessage)), [consentExample])))
   files.set(`docs/contract/${PRIVACY_STREAM}.schema.json`, json(schemaFile(PRIVACY_STREAM, "A pause of privacy mode, or its early end, sent by one of the policy's devices", JSON.parse(JSON.stringify(privacyMessage)), privacyExamples)))
-  files.set('docs/contract/asyncapi.json', json(asyncApi()))
-  files.set('docs/device-contract.md', markdown())
+  files.set('docs/contract/asyncapi.json', json(asyncApi(published)))
+  files.set('docs/device-contract.md', markdown(published))
   return files
 }

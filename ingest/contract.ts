@@ -7,7 +7,8 @@ import { Type, type TObject, type TProperties, type Static } from '@sinclair/typ
 import type { RetentionPolicyName } from './retention.ts'
 
 /** What a reading, score or price is about. */
-export type Subject = 'driving' | 'health' | 'home'
+export const Subject = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')], { description: 'driving, health or home' })
+export type Subject = Static<typeof Subject>
 
 /** A validated device message, as ingest stores it and hands it to scoring. */
 export interface Reading {

@@ -207,7 +207,14 @@ export interface Standing {
 }
 
 /** Which limit held a factor back. */
-export type Limit = { by: 'factor' | 'exposure' | 'change' | 'period'; bound: 'floor' | 'cap' } | null
+export const Limit = Type.Union([
+  Type.Object({
+    by: Type.Union(['factor', 'exposure', 'change', 'period'].map((b) => Type.Literal(b as 'factor' | 'exposure' | 'change' | 'period'))),
+    bound: Type.Union([Type.Literal('floor'), Type.Literal('cap')]),
+  }, { additionalProperties: false }),
+  Type.Null(),
+], { description: 'Which limit of the plan held the factor back, if one did' })
+export type Limit = Static<typeof Limit>
 
 /** What a plan makes of one score. */
 export interface Rating {

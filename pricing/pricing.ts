@@ -8,51 +8,46 @@ import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { defer, filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
-import { toLine, topics, type Influx } from '../ingest/index.ts'
-import type { Subject } from '../ingest/index.ts'
+import { Type, type Static } from '@sinclair/typebox'
+import { Subject, toLine, topics, type Influx } from '../ingest/index.ts'
 import type { Score } from '../scoring/index.ts'
 import type { AuditLog, AuditRecord } from './audit.ts'
 import { reveal, type PolicyKeys } from './pseudonyms.ts'
 import {
-  attributeRelativity, credibleExposure, credibleFactor, exposureOf, exposureParts, firstStanding, planAt, planId, privacyPriced, rate, scoreMeasures,
-  type ExposureMeasures, type Limit, type Rating, type RatingPlan, type Standing, type SubjectRating,
+  attributeRelativity, credibleExposure, credibleFactor, exposureOf, exposureParts, firstStanding, Limit, planAt, planId, privacyPriced, rate, scoreMeasures,
+  type ExposureMeasures, type Rating, type RatingPlan, type Standing, type SubjectRating,
 } from './plan.ts'
 
 /** Why a premium is what it is: one feature against the portfolio's median, or a rule of the plan. */
-export interface PriceReason {
-  code: string
-  /** Plain words: "harsh braking 4.1 per 100 km, portfolio median 1.2: +6%". */
-  text: string
-  value: number
-  baseline: number
-  /** The premium change this feature makes against the median (0.06: +6%), before the plan's limits. */
-  effect: number
-}
+export const PriceReason = Type.Object({
+  code: Type.String(),
+  text: Type.String({ description: 'Plain words: "harsh braking 4.1 per 100 km, portfolio median 1.2: +6%"' }),
+  value: Type.Number(),
+  baseline: Type.Number(),
+  effect: Type.Number({ description: 'The premium change this feature makes against the median (0.06: +6%), before the plan\'s limits' }),
+}, { additionalProperties: false })
+export type PriceReason = Static<typeof PriceReason>
 
-/** A premium change, with everything needed to explain and reproduce it (DESIGN.md core types). */
-export interface PremiumAdjustment {
-  policyId: string
-  subject: Subject
-  factor: number
-  /** basePremium × attribute relativities × factor, rounded as the plan says; a year, in `currency`. */
-  premium: number
-  currency: string
-  previousFactor: number
-  /** The period the plan's period limits apply to: its start and the factor then. */
-  period: { from: string; factor: number }
-  reasons: PriceReason[]
-  models: string[]
-  ruleset: string
-  effectiveFrom: string
-  /** sha256 of the canonical inputs: the same inputs always give the same adjustment. */
-  inputsHash: string
-  /** Hash of the previous adjustment in the chain ('' for the first). */
-  prevHash: string
-  /** Hash of this adjustment, prevHash included. */
-  hash: string
-  credibility: number
-  limited: Limit
-}
+/** A premium change, with everything needed to explain and reproduce it (DESIGN.md core types), as published on `ubiq/v1/premiums/{policyId}/{subject}`. */
+export const PremiumAdjustment = Type.Object({
+  policyId: Type.String(),
+  subject: Subject,
+  factor: Type.Number(),
+  premium: Type.Number({ description: 'basePremium × attribute relativities × factor, rounded as the plan says; a year, in `currency`' }),
+  currency: Type.String(),
+  previousFactor: Type.Number(),
+  period: Type.Object({ from: Type.String(), factor: Type.Number() }, { additionalProperties: false, description: "The period the plan's period limits apply to: its start (ISO 8601) and the factor then" }),
+  reasons: Type.Array(PriceReason),
+  models: Type.Array(Type.String(), { description: 'name@version of each model behind it' }),
+  ruleset: Type.String(),
+  effectiveFrom: Type.String({ description: 'ISO 8601' }),
+  inputsHash: Type.String({ description: 'sha256 of the canonical inputs: the same inputs always give the same adjustment' }),
+  prevHash: Type.String({ description: "Hash of the previous record in the audit chain ('' for the first)" }),
+  hash: Type.String({ description: 'Hash of this adjustment, prevHash included' }),
+  credibility: Type.Number(),
+  limited: Limit,
+}, { additionalProperties: false })
+export type PremiumAdjustment = Static<typeof PremiumAdjustment>
 
 /** Where pricing stands: the chain's last hash, and per policy and subject its standing and last score's time. */
 export interface PricingState {

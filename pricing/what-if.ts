@@ -9,8 +9,9 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { scoreBatch, type LoadedModel, type Score } from '../scoring/index.ts'
+import { Subject } from '../ingest/index.ts'
 import { exposureOf, firstStanding, planAt, planId, rate, scoreMeasures, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
-import { priceReasons, type PriceReason } from './pricing.ts'
+import { PriceReason, priceReasons } from './pricing.ts'
 
 export const WhatIfSchema = Type.Object({
   scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'model feature or priced exposure (km_per_year, night_share) → factor (0.8: 20% less)' })),
@@ -19,24 +20,26 @@ export const WhatIfSchema = Type.Object({
 export type WhatIfChanges = Static<typeof WhatIfSchema>
 
 /** One side of the comparison: a score and the premium the plan gives it. */
-export interface Quote {
-  score: number
-  factor: number
-  premium: number
-  reasons: PriceReason[]
-  features: Record<string, number>
-}
+export const Quote = Type.Object({
+  score: Type.Number(),
+  factor: Type.Number(),
+  premium: Type.Number(),
+  reasons: Type.Array(PriceReason),
+  features: Type.Record(Type.String(), Type.Number()),
+}, { additionalProperties: false })
+export type Quote = Static<typeof Quote>
 
-export interface WhatIf {
-  policyId: string
-  subject: Score['subject']
-  model: string
-  ruleset: string
-  currency: string
-  /** As the latest score stands, and with the changes. */
-  now: Quote
-  changed: Quote
-}
+/** The premium simulator's answer: the policy's latest score as it stands (`now`) and with the changes (`changed`), each priced. */
+export const WhatIf = Type.Object({
+  policyId: Type.String(),
+  subject: Subject,
+  model: Type.String(),
+  ruleset: Type.String(),
+  currency: Type.String(),
+  now: Quote,
+  changed: Quote,
+}, { additionalProperties: false })
+export type WhatIf = Static<typeof WhatIf>
 
 /** A what-if that cannot be answered: the reason is for the person who asked. */
 export class WhatIfError extends Error {

@@ -4,52 +4,53 @@
  * subject, type and source). Urgent events (crash, leak, smoke, health alert) are published the
  * moment they are seen; the others when the episode behind them has ended.
  */
-import type { Reading, Subject } from '../ingest/index.ts'
+import { Type, type Static } from '@sinclair/typebox'
+import { Subject, type Reading } from '../ingest/index.ts'
 
+const literals = <T extends string>(names: readonly T[], description: string) => Type.Union(names.map((n) => Type.Literal(n)), { description })
 /** Driving event types. IMU-only phones cannot tell braking from acceleration (no speed, no heading): theirs are `harsh_longitudinal`. */
-export type DrivingEventType =
-  | 'harsh_longitudinal' | 'harsh_lateral'
-  | 'harsh_braking' | 'harsh_acceleration'
-  | 'speeding' | 'night_driving' | 'phone_handling' | 'continuous_driving' | 'crash'
+export const DrivingEventType = literals(['harsh_longitudinal', 'harsh_lateral', 'harsh_braking', 'harsh_acceleration', 'speeding', 'night_driving', 'phone_handling', 'continuous_driving', 'crash'] as const, 'a driving event')
+export type DrivingEventType = Static<typeof DrivingEventType>
 /** Home event types. */
-export type HomeEventType = 'leak' | 'smoke' | 'freeze_risk' | 'humidity_exposure' | 'sensor_offline' | 'low_battery' | 'valve_shutoff'
+export const HomeEventType = literals(['leak', 'smoke', 'freeze_risk', 'humidity_exposure', 'sensor_offline', 'low_battery', 'valve_shutoff'] as const, 'a home event')
+export type HomeEventType = Static<typeof HomeEventType>
 /** Health event types. */
-export type HealthEventType = 'resting_hr_rise' | 'scripted_data'
-export type EventType = DrivingEventType | HomeEventType | HealthEventType
+export const HealthEventType = literals(['resting_hr_rise', 'scripted_data'] as const, 'a health event')
+export type HealthEventType = Static<typeof HealthEventType>
+export const EventType = Type.Union([DrivingEventType, HomeEventType, HealthEventType])
+export type EventType = Static<typeof EventType>
 
 /**
  * Why an event fired: the numbers a policyholder or an analyst can check against the raw data.
  * `source`, `peak`, `threshold`, `unit` and `duration_s` are always there; detectors add their own
  * numbers (e.g. `peakYaw_rads`, `limit_kmh`), which are stored as InfluxDB fields too.
  */
-export interface EventEvidence {
-  /** Where it was seen: the sensor kind (`imu`, `obd`, `gps`, `leak`, `hr` …). */
-  source: string
-  /** The largest value of the quantity the threshold applies to. */
-  peak: number
-  /** The threshold that peak crossed, same unit. */
-  threshold: number
-  unit: string
-  duration_s: number
-  /** Samples (or readings) the event spans, and their rate where it has one. */
-  samples?: number
-  rate_hz?: number
-  [extra: string]: number | string | undefined | readonly (readonly number[])[]
-}
+export const EventEvidence = Type.Intersect([
+  Type.Object({
+    source: Type.String({ description: 'Where it was seen: the sensor kind (`imu`, `obd`, `gps`, `leak`, `hr` …)' }),
+    peak: Type.Number({ description: 'The largest value of the quantity the threshold applies to' }),
+    threshold: Type.Number({ description: 'The threshold that peak crossed, same unit' }),
+    unit: Type.String(),
+    duration_s: Type.Number(),
+    samples: Type.Optional(Type.Number({ description: 'Samples (or readings) the event spans' })),
+    rate_hz: Type.Optional(Type.Number({ description: 'Their rate, where it has one' })),
+  }),
+  Type.Record(Type.String(), Type.Union([Type.Number(), Type.String(), Type.Array(Type.Array(Type.Number()))]), { description: "A detector's own numbers (e.g. `peakYaw_rads`, `limit_kmh`), and a crash's recorded samples" }),
+])
+export type EventEvidence = Static<typeof EventEvidence>
 
-/** One detected event, for one device of a policy. */
-export interface PolicyEvent<T extends EventType = EventType> {
-  policyId: string
-  deviceId: string
-  subject: Subject
-  type: T
-  /** Published at once, not when an episode ends (crash, leak, smoke, health alerts). */
-  urgent: boolean
-  /** Device time of the event's start and end, ms. */
-  from: number
-  to: number
-  evidence: EventEvidence
-}
+/** One detected event, for one device of a policy, as published on `ubiq/v1/events/{policyId}`. */
+export const PolicyEvent = Type.Object({
+  policyId: Type.String(),
+  deviceId: Type.String(),
+  subject: Subject,
+  type: EventType,
+  urgent: Type.Boolean({ description: 'Published at once, not when an episode ends (crash, leak, smoke, health alerts)' }),
+  from: Type.Number({ description: "Device time of the event's start, ms since the Unix epoch" }),
+  to: Type.Number({ description: "Device time of the event's end, ms since the Unix epoch" }),
+  evidence: EventEvidence,
+}, { additionalProperties: false })
+export type PolicyEvent<T extends EventType = EventType> = Omit<Static<typeof PolicyEvent>, 'type'> & { type: T }
 
 /** A driving event. */
 export type DrivingEvent = PolicyEvent<DrivingEventType>

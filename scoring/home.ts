@@ -221,7 +221,7 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
             d.leaks++
             leakFrom = r.ts
           } else d.smokes++
-          const co = typeof f.co_ppm === 'number' ? { co_ppm: f.co_ppm } : {}
+          const co: Record<string, number> = typeof f.co_ppm === 'number' ? { co_ppm: f.co_ppm } : {}
           event(r.kind, r.deviceId, r.ts, r.ts, { source: r.kind, peak: 1, threshold: 1, unit: 'detected', duration_s: 0, ...co }, true)
         }
         if (!on && s.on && r.kind === 'leak') leakFrom = undefined

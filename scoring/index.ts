@@ -1,6 +1,6 @@
 /** scoring: trips, events, features, models and scores with reasons. */
 export { startScoring, drivingScoreInputs, type ScoringDeps } from './scoring.ts'
-export { scoreBatch, scoreWith, scoreFromFrequency, scoreLine, scoreFromRow, type Score, type Reason, type ScoreInput, type BatchConfig, type Exposure, type ModelsBySubject, type ActiveModels } from './score.ts'
+export { scoreBatch, scoreWith, scoreFromFrequency, scoreLine, scoreFromRow, Score, Reason, type ScoreInput, type BatchConfig, type Exposure, type ModelsBySubject, type ActiveModels } from './score.ts'
 export { openModelRegistry, findModels, readDefinition, readChoice, writeChoice, changeChoice, loadChoice, defaultChoice, choiceFile, modelDirs, shippedModels, type ModelRegistry, type ModelFile, type Choice, type ChoiceChange } from './registry.ts'
 export { loadModel, ModelError, type LoadedModel } from './model.ts'
 export { tripTracker, trackTrips, defaultTripConfig, type Trip, type TripConfig, type TripOutput } from './trips.ts'
@@ -11,7 +11,7 @@ export { referencePortfolio, readPortfolio, readPortfolioCsv, portfolioCsv, type
 export { modelQuality, type ModelQuality } from './models/quality.ts'
 export { builtInModels, drivingFrequency, healthFrequency, homeFrequency, modelId, type ModelDefinition, type FeatureDefinition } from './models/index.ts'
 export { detectManoeuvres, manoeuvreDetector, defaultManoeuvreConfig, type ManoeuvreConfig } from './manoeuvres.ts'
-export type { PolicyEvent, DrivingEvent, EventType, DrivingEventType, HomeEventType, HealthEventType, EventEvidence, Detector } from './events.ts'
+export { PolicyEvent, EventType, DrivingEventType, HomeEventType, HealthEventType, EventEvidence, type DrivingEvent, type Detector } from './events.ts'
 export { detectionQuality, qualityTable, labelTypes, type Detection, type Label, type Quality, type QualityRow } from './detection-quality.ts'
 export { phoneHandlingDetector, defaultPhoneHandlingConfig, type PhoneHandlingConfig } from './phone-handling.ts'
 export { crashDetector, defaultCrashConfig, type CrashConfig } from './crash.ts'

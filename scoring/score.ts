@@ -5,69 +5,65 @@
  * baseline, in the same batch; a feature's impact is how many points it moves the score.
  */
 import { bufferTime, concatMap, filter, from, mergeMap, type OperatorFunction } from 'rxjs'
-import { toLine, type ConsentNote, type Subject } from '../ingest/index.ts'
+import { Type, type Static } from '@sinclair/typebox'
+import { ConsentNote, Subject, toLine } from '../ingest/index.ts'
 import type { LoadedModel } from './model.ts'
 import { modelId } from './models/index.ts'
 
 /** Why a score is what it is: one feature, its value against the baseline, and its effect. */
-export interface Reason {
-  code: string
-  /** Plain words, e.g. "harsh braking 4.1 per 100 km (typical 2): −6 points". */
-  text: string
-  /** The feature in plain words ("harsh braking") and its unit ("per 100 km"), for texts of its own (pricing's). */
-  label: string
-  unit: string
-  value: number
-  baseline: number
-  /** Score points this feature moves the score from where the baseline would put it. */
-  impact: number
-}
-
-/** A score: 0–100, higher is safer, with its reasons (DESIGN.md core types). */
-export interface Score {
-  policyId: string
-  subject: Subject
-  value: number
-  model: string
-  reasons: Reason[]
-  window: { from: number; to: number }
-  /** Exposure behind the score, for credibility weighting in pricing. */
-  exposure: Exposure
-  features: Record<string, number>
-  /** Streams of the subject whose pricing consent was withdrawn within the window: the score still rests on their readings from before (#21). */
-  consent?: ConsentNote[]
-  /** Driving in privacy mode within the window, and what was not measured in it (#21). */
-  privacy?: PrivacyNote
-}
+export const Reason = Type.Object({
+  code: Type.String(),
+  text: Type.String({ description: 'Plain words, e.g. "harsh braking 4.1 per 100 km (typical 2): −6 points"' }),
+  label: Type.String({ description: 'The feature in plain words ("harsh braking"), for texts of its own (pricing\'s)' }),
+  unit: Type.String({ description: 'Its unit ("per 100 km")' }),
+  value: Type.Number(),
+  baseline: Type.Number(),
+  impact: Type.Number({ description: 'Score points this feature moves the score from where the baseline would put it' }),
+}, { additionalProperties: false })
+export type Reason = Static<typeof Reason>
 
 /**
  * Driving in privacy mode (location paused) within a score's window (scoring/driving.ts
  * privacyNote): each feature in `unmeasured` lacks its measure for that share of driving, which
  * the score counts at the feature's typical value; pricing reads `share` against its plan.
  */
-export interface PrivacyNote {
-  trips: number
-  paused_s: number
-  /** Share of the window's moving time in privacy mode, 0–1 (with `hidden_s` counted as moving time). */
-  share: number
-  /** Moving time estimated for the window's pauses of all telemetry, which leave no trip (driving.ts withHiddenDriving). */
-  hidden_s?: number
-  /** Feature → share of its measure missing. */
-  unmeasured: Record<string, number>
-  text: string
-}
+export const PrivacyNote = Type.Object({
+  trips: Type.Number(),
+  paused_s: Type.Number(),
+  share: Type.Number({ description: "Share of the window's moving time in privacy mode, 0–1 (with `hidden_s` counted as moving time)" }),
+  hidden_s: Type.Optional(Type.Number({ description: 'Moving time estimated for the window\'s pauses of all telemetry, which leave no trip (driving.ts withHiddenDriving)' })),
+  unmeasured: Type.Record(Type.String(), Type.Number(), { description: 'Feature → share of its measure missing' }),
+  text: Type.String(),
+}, { additionalProperties: false })
+export type PrivacyNote = Static<typeof PrivacyNote>
 
 /**
  * How much observation a score rests on (days observed; for driving the distance), and for driving
  * how much and when the policy drove (moving and night seconds): the rating plan's credibility and
  * its exposure relativities (pay-as-you-drive), which the behaviour score leaves out.
  */
-export interface Exposure {
-  days: number
-  distance_km?: number
-  moving_s?: number
-  night_s?: number
-}
+export const Exposure = Type.Object({
+  days: Type.Number(),
+  distance_km: Type.Optional(Type.Number()),
+  moving_s: Type.Optional(Type.Number()),
+  night_s: Type.Optional(Type.Number()),
+}, { additionalProperties: false })
+export type Exposure = Static<typeof Exposure>
+
+/** A score: 0–100, higher is safer, with its reasons (DESIGN.md core types), as published on `ubiq/v1/scores/{policyId}`. */
+export const Score = Type.Object({
+  policyId: Type.String(),
+  subject: Subject,
+  value: Type.Number({ minimum: 0, maximum: 100, description: '0–100, higher is safer' }),
+  model: Type.String({ description: 'name@version' }),
+  reasons: Type.Array(Reason),
+  window: Type.Object({ from: Type.Number(), to: Type.Number() }, { additionalProperties: false, description: 'ms since the Unix epoch' }),
+  exposure: { ...Exposure, description: 'Exposure behind the score, for credibility weighting in pricing' },
+  features: Type.Record(Type.String(), Type.Number()),
+  consent: Type.Optional(Type.Array(ConsentNote, { description: 'Streams of the subject whose pricing consent was withdrawn within the window: the score still rests on their readings from before (#21)' })),
+  privacy: Type.Optional({ ...PrivacyNote, description: 'Driving in privacy mode within the window, and what was not measured in it (#21)' }),
+}, { additionalProperties: false })
+export type Score = Static<typeof Score>
 
 const exposureKeys = ['days', 'distance_km', 'moving_s', 'night_s'] as const satisfies readonly (keyof Exposure)[]
 const notFeatures = new Set<string>(['time', 'value', 'window_from', ...exposureKeys])

@@ -1,0 +1,109 @@
+/**
+ * What ubiq emits, live, against what it publishes about it (#22 item 2): a running pipeline fed
+ * by edge-sim's policies (a car that crashes, a wearable, a home that leaks), and every score,
+ * event and premium it publishes over MQTT, every message of the websocket feed and every REST
+ * answer, each validated against the schema of its channel or route in the documents a client
+ * reads: the committed docs/contract/asyncapi.json and the server's own OpenAPI document.
+ */
+import t, { type Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import { Ajv, type ValidateFunction } from 'ajv'
+import mqtt from 'mqtt'
+import WebSocket from 'ws'
+import { policyRegistry, runSimulation, type DeviceMessage } from '../edge-sim/index.ts'
+import { deviceRegistry } from '../ingest/index.ts'
+import { examplePlans, loadPlans } from '../pricing/index.ts'
+import { startServices, startTestPipeline, twoPolicies } from './harness.ts'
+
+type Schema = Record<string, unknown>
+const ajv = new Ajv({ strict: false, allErrors: true })
+const asyncApi = JSON.parse(readFileSync(new URL('../docs/contract/asyncapi.json', import.meta.url), 'utf8')) as {
+  channels: Record<string, { subscribe?: { message: { payload?: Schema; oneOf?: { name: string; payload: Schema }[] } } }>
+}
+/** The validator of what ubiq sends on an AsyncAPI channel. */
+const channelPayload = (channel: string): ValidateFunction => {
+  const message = asyncApi.channels[channel]?.subscribe?.message
+  return ajv.compile(message?.payload ?? { oneOf: message!.oneOf!.map((m) => m.payload) })
+}
+
+/** Checks each of `values` against `valid`, saying where it fails. */
+function conforms(t: Test, what: string, valid: ValidateFunction, values: readonly unknown[]) {
+  t.ok(values.length > 0, `${what}: some to check`)
+  const bad = values.map((v) => (valid(v) ? undefined : { errors: ajv.errorsText(valid.errors), value: JSON.stringify(v).slice(0, 300) })).filter(Boolean)
+  t.same(bad, [], `${what}: all ${values.length} match the published schema`)
+}
+
+t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async (t) => {
+  const services = await startServices(t)
+  const { policies, start, devices, policy } = twoPolicies()
+  // The example plan moves no premium before 50 km: let it price from the first score.
+  const [plan] = loadPlans(examplePlans)
+  const driving = { ...plan!.subjects.driving!, credibility: { exposure: 'distance_km' as const, full: 1000, minimum: 0 } }
+  const pipeline = await startTestPipeline(t, services, [], 'ubiq_contract', {
+    devices: deviceRegistry(policyRegistry(policies)), reorderWindowMs: 100, plans: [{ ...plan!, subjects: { ...plan!.subjects, driving } }],
+  })
+
+  const published = new Map<string, unknown[]>([['scores', []], ['events', []], ['premiums', []]])
+  const watcher = await mqtt.connectAsync(services.mqttUrl, { clientId: 'contract-watcher' })
+  t.teardown(() => watcher.endAsync())
+  watcher.on('message', (topic, payload) => published.get(topic.split('/')[2]!)?.push(JSON.parse(String(payload))))
+  await watcher.subscribeAsync(['ubiq/v1/scores/+', 'ubiq/v1/events/+', 'ubiq/v1/premiums/+/+'], { qos: 1 })
+
+  const token = pipeline.auth.issue({ role: 'policyholder', policyId: policy }, 3600_000)
+  const feed: { type: string }[] = []
+  const ws = new WebSocket(`${pipeline.url.replace('http', 'ws')}/feed?token=${token}`)
+  ws.on('message', (data) => feed.push(JSON.parse(String(data)) as { type: string }))
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+  t.teardown(() => ws.close())
+
+  const run = await runSimulation({ mqttUrl: services.mqttUrl, devices: devices.map((d) => ({ deviceId: d.deviceId, messages: d.sent.values() as unknown as Generator<DeviceMessage> })), startTs: start, speedup: Infinity })
+  await run.done
+  // Until each kind has come on MQTT and the feed (tap's per-file timeout guards a hang).
+  const kinds = ['score', 'event', 'premium']
+  while ([...published.values()].some((v) => v.length === 0) || kinds.some((k) => !feed.some((m) => m.type === k))) await new Promise((r) => setTimeout(r, 50))
+  // A reconnect from long ago: the feed says so (gap) before the standing.
+  const late: unknown[] = []
+  const again = new WebSocket(`${pipeline.url.replace('http', 'ws')}/feed?token=${token}&since=1`)
+  again.on('message', (data) => late.push(JSON.parse(String(data))))
+  t.teardown(() => again.close())
+  while (!late.some((m) => (m as { type: string }).type === 'gap')) await new Promise((r) => setTimeout(r, 20))
+
+  for (const [name, values] of published) conforms(t, `MQTT ubiq/v1/${name}`, channelPayload(`ubiq/v1/${name}/{policyId}${name === 'premiums' ? '/{subject}' : ''}`), values)
+  conforms(t, 'the feed', channelPayload('/feed'), [...feed, ...late])
+
+  // REST: every JSON route, as the OpenAPI document says it answers.
+  const analyst = pipeline.auth.issue({ role: 'analyst' }, 3600_000)
+  const openapi = await (await fetch(`${pipeline.url}/api/v1/openapi.json`)).json() as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }>> }
+  const device = devices.find((d) => d.policyId === policy)!.deviceId
+  const day = new Date(start).toISOString()
+  const asked = new Set<string>()
+  const check = async (route: string, path: string, init: RequestInit = {}) => {
+    const method = (init.method ?? 'GET').toLowerCase()
+    asked.add(`${method} ${route}`)
+    const res = await fetch(`${pipeline.url}${path}`, { ...init, headers: { authorization: `Bearer ${analyst}`, ...(init.body ? { 'content-type': 'application/json' } : {}) } })
+    t.equal(res.status, 200, `${method} ${path}`)
+    const schema = openapi.paths[route]?.[method]?.responses['200']?.content?.['application/json']?.schema
+    if (!t.ok(schema?.properties, `${route} declares the properties of its 200 body`)) return
+    conforms(t, `${method} ${path}`, ajv.compile(schema!), [await res.json()])
+  }
+  await check('/healthz', '/healthz')
+  await check('/api/v1/policies', '/api/v1/policies')
+  await check('/api/v1/policies/{policy}', `/api/v1/policies/${policy}`)
+  for (const what of ['scores', 'premiums', 'events', 'trips']) await check(`/api/v1/policies/{policy}/${what}`, `/api/v1/policies/${policy}/${what}?from=${day}`)
+  await check('/api/v1/policies/{policy}/readings', `/api/v1/policies/${policy}/readings?from=${day}`)
+  await check('/api/v1/policies/{policy}/what-if/{subject}', `/api/v1/policies/${policy}/what-if/driving`, { method: 'POST', body: JSON.stringify({ scale: { harsh_braking_per_hour: 0.5 } }) })
+  await check('/api/v1/devices/{device}/clock', `/api/v1/devices/${device}/clock`)
+  await check('/api/v1/portfolio/scores', '/api/v1/portfolio/scores?subject=driving')
+  await check('/api/v1/portfolio/premiums', `/api/v1/portfolio/premiums?from=${day}&interval=1h`)
+  await check('/api/v1/portfolio/events', `/api/v1/portfolio/events?from=${day}`)
+  await check('/api/v1/models/drift', `/api/v1/models/drift?from=${day}`)
+  await check('/api/v1/models/shadow', `/api/v1/models/shadow?from=${day}`)
+  await check('/api/v1/ingest/health', '/api/v1/ingest/health')
+  await check('/api/v1/policies/{policy}/consents', `/api/v1/policies/${policy}/consents`)
+  // Every route the OpenAPI document describes with a JSON body was asked, but those that change
+  // state (consent, privacy, revocations: their own tests), the backtest (no reference run here)
+  // and the export (a zip).
+  const json = Object.entries(openapi.paths).flatMap(([route, methods]) => Object.entries(methods).filter(([, op]) => op.responses['200']?.content?.['application/json']).map(([m]) => `${m} ${route}`))
+  const untested = ['post /api/v1/policies/{policy}/consents', 'get /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy/{id}/end', 'post /api/v1/tokens/revocations', 'get /api/v1/backtest']
+  t.same(json.filter((r) => !asked.has(r) && !untested.includes(r)), [], 'no JSON route left unchecked')
+})
