@@ -8,9 +8,9 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
+import { commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, PlanError, planId, pricingStateFromAudit, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, type Observable } from 'rxjs'
 
 export interface PipelineConfig {
@@ -73,8 +73,8 @@ export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret'
 /** The dashboards' token revocations (#21 item 7). */
 export const revocationsFile = (dataDir: string) => join(dataDir, 'token-revocations.json')
 
-/** One kind of change among the audit chain's records (consent changes, privacy pauses), as its store takes them back at start. */
-function* changesOf<K extends 'consent' | 'privacy'>(records: Iterable<AuditRecord>, kind: K): Generator<Omit<Extract<AuditRecord, { record: K }>, 'record' | 'prevHash'>> {
+/** One kind of change among the audit chain's records (consent changes, privacy pauses, commands), as its store takes them back at start. */
+function* changesOf<K extends 'consent' | 'privacy' | 'command'>(records: Iterable<AuditRecord>, kind: K): Generator<Omit<Extract<AuditRecord, { record: K }>, 'record' | 'prevHash'>> {
   for (const r of records) {
     if (r.record !== kind) continue
     const { record: _, prevHash: __, ...change } = r as Extract<AuditRecord, { record: K }>
@@ -317,6 +317,24 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     },
   })
 
+  const adapters = createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') })
+  const commandSteps = new Counter({ name: 'ubiq_commands_total', help: 'Commands to devices recorded: sent, acknowledged (by status) and confirmed by the device\'s report', labelNames: ['command', 'action', 'status'], registers: [metrics] })
+  // Commands (#24): on the audit chain before they are sent, rebuilt from it, so an acknowledgement after a restart finds its command.
+  const commands = commandStore({
+    registry: cfg.devices,
+    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'command'),
+    record: (change) => audit.link<CommandRecord>({ record: 'command', ...change }).hash,
+    onSent(command) {
+      commandSteps.inc({ command: command.command, action: 'sent', status: '' })
+      logger.info({ policyId: command.policyId, deviceId: command.deviceId, command: command.command, id: command.id }, 'command sent')
+      for (const m of commandMessages(adapters, command)) publisher.publish(m.topic, m.payload, { qos: 1 })
+    },
+    onAnswer(change, command) {
+      commandSteps.inc({ command: command.command, action: change.action, status: change.status ?? '' })
+      logger.info({ policyId: command.policyId, deviceId: command.deviceId, command: command.command, id: command.id, action: change.action, status: change.status }, 'command answered')
+    },
+  })
+
   const stopReporting = reportUnhandledErrors(logger, metrics)
   const ingest = startIngest({
     mqttUrl: clients.ingest.url,
@@ -333,9 +351,10 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       registry: cfg.devices,
       maxPayloadBytes: 64 * 1024,
       maxFutureSkewMs: 5 * 60_000,
-      adapters: createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') }),
+      adapters,
       consents,
       privacy,
+      commands,
     },
   })
   confirm = ingest.confirm
@@ -361,6 +380,21 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     consents,
     pausedMs: privacy.pausedMs,
     ...scoringLimits,
+  })
+  // The device's report that it carried a command out (the valve says it is closed) confirms it.
+  ingest.readings$.subscribe((r) => commands.observe(r))
+  // An urgent event sends its command to the policy's devices that can carry it out (a leak closes the valve).
+  events$.subscribe((e) => {
+    const command = eventCommands[e.type]
+    if (!command || !e.urgent) return
+    for (const deviceId of devicesByPolicy.get(e.policyId) ?? []) {
+      if (!cfg.devices.get(deviceId)!.kinds.includes(COMMANDS[command].stream)) continue
+      try {
+        commands.send(deviceId, command, `${e.type} at ${e.deviceId} from ${new Date(e.from).toISOString()}`)
+      } catch (err) {
+        logger.error({ err, deviceId, command }, 'a command could not be recorded: not sent')
+      }
+    }
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })
   const { premiums$ } = pricing

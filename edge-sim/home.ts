@@ -14,6 +14,7 @@ import { between, deriveSeed, normal, poisson, seededRandom } from './random.ts'
 import { homePersonas, type HomePersona, type HomePersonaName } from './personas.ts'
 import { DAY_MS } from './trips.ts'
 import type { SensorReading } from './device-streams.ts'
+import type { CommandMessage } from '../ingest/index.ts'
 
 /** A simulated home: its persona and seed. */
 export interface Household {
@@ -29,6 +30,15 @@ export interface HomeOptions {
   leakAt?: number
   /** Scenario: a smoke alarm at this time. */
   smokeAt?: number
+  /**
+   * How the main valve answers a leak (#24): `self`, a shut-off kit that closes it on its own
+   * within 20–90 s (the default); `command`, when ubiq's close_valve arrives, `commandDelay_s`
+   * after the probe gets wet; `none`, no shut-off: the water runs until someone comes, 2–12 h
+   * later. The same home has the same leaks whichever it is, so the water saved can be compared.
+   */
+  valve?: 'self' | 'command' | 'none'
+  /** With `valve: 'command'`: from the probe getting wet to the valve closing on ubiq's command, s (default 10). */
+  commandDelay_s?: number
 }
 
 /** A leak or smoke alarm, as it happened. */
@@ -37,6 +47,9 @@ export interface HomeEvent {
   cause: 'wear' | 'frozen pipe' | 'smoking' | 'scenario'
   ts: number
   endTs: number
+  /** A leak: when the water stopped running (the valve shut, or someone came), and how much ran, L. */
+  stoppedTs?: number
+  litres?: number
 }
 
 const HOUR_MS = 3_600_000
@@ -71,15 +84,25 @@ export function* liveHome(home: Household, opts: HomeOptions, onEvent?: (e: Home
       Object.assign(s, update)
       return reading(Math.round(ts))
     })
+  const valve = opts.valve ?? 'self'
   const leak = (ts: number, cause: HomeEvent['cause']) => {
-    const dryTs = ts + between(rand, 10, 40) * MIN_MS
+    // The same draws whatever the valve does: the home's other readings stay the same.
+    const drying = between(rand, 10, 40) * MIN_MS
+    const selfShut = ts + between(rand, 20, 90) * 1000
+    const plumber = ts + between(rand, 2, 12) * HOUR_MS
+    // A leak of wear seeps, a burst pipe gushes (L/min); without a shut-off it runs until someone comes.
+    const leakRand = seededRandom(deriveSeed(home.seed, 0xf10, Math.round(ts)))
+    const flow_lpm = cause === 'frozen pipe' ? between(leakRand, 5, 15) : between(leakRand, 0.5, 5)
+    const stopTs = valve === 'self' ? selfShut : valve === 'command' ? ts + (opts.commandDelay_s ?? 10) * 1000 : plumber
+    // The probe dries a while after the water stops (with the valve's own kit, within 10–40 min of the start, as before #24).
+    const dryTs = valve === 'self' ? ts + drying : stopTs + drying
     change(ts, { leak: true }, (ts) => ({ kind: 'leak', ts, body: { leak_detected: true, battery_pct: battery('leak', ts) } }))
-    // The valve shuts itself within a minute or so of the probe getting wet…
-    change(ts + between(rand, 20, 90) * 1000, { valveOpen: false }, (ts) => ({ kind: 'valve', ts, body: { valve_open: false } }))
+    // The valve shuts (on its own, or on ubiq's command) and stops the water…
+    if (valve !== 'none') change(stopTs, { valveOpen: false }, (ts) => ({ kind: 'valve', ts, body: { valve_open: false } }))
     change(dryTs, { leak: false }, (ts) => ({ kind: 'leak', ts, body: { leak_detected: false, battery_pct: battery('leak', ts) } }))
     // …and is opened again once the plumber has been.
-    change(ts + between(rand, 2, 12) * HOUR_MS, { valveOpen: true }, (ts) => ({ kind: 'valve', ts, body: { valve_open: true } }))
-    onEvent?.({ type: 'leak', cause, ts: Math.round(ts), endTs: Math.round(dryTs) })
+    if (valve !== 'none') change(plumber, { valveOpen: true }, (ts) => ({ kind: 'valve', ts, body: { valve_open: true } }))
+    onEvent?.({ type: 'leak', cause, ts: Math.round(ts), endTs: Math.round(dryTs), stoppedTs: Math.round(stopTs), litres: Math.round(flow_lpm * (stopTs - ts) / MIN_MS) })
   }
   const smoke = (ts: number, cause: HomeEvent['cause']) => {
     const clearTs = ts + between(rand, 2, 10) * MIN_MS
@@ -127,6 +150,18 @@ export function* liveHome(home: Household, opts: HomeOptions, onEvent?: (e: Home
       if (reading && reading.ts >= opts.startTs && reading.ts < end) yield reading
     }
   }
+}
+
+/**
+ * What a simulated hub answers to a command on `ubiq/v1/cmd/{deviceId}/{command}` received at
+ * `now` (#24), as the device contract asks: past its expiry, an `expired` acknowledgement and
+ * nothing done; close_valve shuts the valve (the water stops), is acknowledged `done`, and the
+ * valve reports itself closed; a command it does not know is refused.
+ */
+export function obeyCommand(command: Pick<CommandMessage, 'id' | 'command' | 'expiresAt'>, now: number): SensorReading[] {
+  if (now > command.expiresAt) return [{ kind: 'ack', ts: now, body: { id: command.id, status: 'expired' } }]
+  if (command.command !== 'close_valve') return [{ kind: 'ack', ts: now, body: { id: command.id, status: 'refused', detail: `no ${command.command} here` } }]
+  return [{ kind: 'ack', ts: now, body: { id: command.id, status: 'done' } }, { kind: 'valve', ts: now + 1, body: { valve_open: false } }]
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The audit log of premium adjustments (#6) and consent changes (#21): append-only JSON lines, one
+ * The audit log of premium adjustments (#6), consent changes (#21) and commands to devices (#24): append-only JSON lines, one
  * whole record a line, each linked to the one before by its `prevHash`. Altering a record breaks its own hash; removing
  * or reordering records breaks the next record's `prevHash`. `verifyAudit` names the first record
  * that does either.
@@ -11,7 +11,7 @@
  */
 import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { ConsentChange, PrivacyChange } from '../ingest/index.ts'
+import type { CommandChange, ConsentChange, PrivacyChange } from '../ingest/index.ts'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
 
 /** A consent change (ingest/consent.ts) in the chain: who, when, what (#21). */
@@ -20,11 +20,14 @@ export type ConsentRecord = ConsentChange & { record: 'consent'; prevHash: strin
 /** A pause of privacy mode, or its early end (ingest/privacy.ts), in the chain: who, when, what, which window (#21). */
 export type PrivacyRecord = PrivacyChange & { record: 'privacy'; prevHash: string; hash: string }
 
+/** A command to a device, its acknowledgement or its confirmation by the device's report (ingest/commands.ts) in the chain (#24). */
+export type CommandRecord = CommandChange & { record: 'command'; prevHash: string; hash: string }
+
 /**
  * A record of the chain: a premium adjustment (no `record` field: so were all records before #21)
- * a consent change or a privacy pause. Readers of premiums skip the others.
+ * a consent change, a privacy pause or a command. Readers of premiums skip the others.
  */
-export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord
+export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord | CommandRecord
 
 /** An open audit log, for one writer. */
 export interface AuditLog {

@@ -4,7 +4,7 @@
  * subject, type and source). Urgent events (crash, leak, smoke, health alert) are published the
  * moment they are seen; the others when the episode behind them has ended.
  */
-import type { Reading, Subject } from '../ingest/index.ts'
+import type { CommandName, Reading, Subject } from '../ingest/index.ts'
 
 /** Driving event types. IMU-only phones cannot tell braking from acceleration (no speed, no heading): theirs are `harsh_longitudinal`. */
 export type DrivingEventType =
@@ -16,6 +16,12 @@ export type HomeEventType = 'leak' | 'smoke' | 'freeze_risk' | 'humidity_exposur
 /** Health event types. */
 export type HealthEventType = 'resting_hr_rise' | 'scripted_data'
 export type EventType = DrivingEventType | HomeEventType | HealthEventType
+
+/**
+ * What an urgent event asks of the policy's devices that can do it (#24): a leak shuts the main
+ * water valve, through every device of the policy registered for the command's stream.
+ */
+export const eventCommands: Partial<Record<EventType, CommandName>> = { leak: 'close_valve' }
 
 /**
  * Why an event fired: the numbers a policyholder or an analyst can check against the raw data.

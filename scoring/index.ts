@@ -11,6 +11,7 @@ export { referencePortfolio, readPortfolio, readPortfolioCsv, portfolioCsv, type
 export { modelQuality, type ModelQuality } from './models/quality.ts'
 export { builtInModels, drivingFrequency, healthFrequency, homeFrequency, modelId, type ModelDefinition, type FeatureDefinition } from './models/index.ts'
 export { detectManoeuvres, manoeuvreDetector, defaultManoeuvreConfig, type ManoeuvreConfig } from './manoeuvres.ts'
+export { eventCommands } from './events.ts'
 export type { PolicyEvent, DrivingEvent, EventType, DrivingEventType, HomeEventType, HealthEventType, EventEvidence, Detector } from './events.ts'
 export { detectionQuality, qualityTable, labelTypes, type Detection, type Label, type Quality, type QualityRow } from './detection-quality.ts'
 export { phoneHandlingDetector, defaultPhoneHandlingConfig, type PhoneHandlingConfig } from './phone-handling.ts'
