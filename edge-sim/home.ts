@@ -30,6 +30,8 @@ export interface HomeOptions {
   leakAt?: number
   /** Scenario: a smoke alarm at this time. */
   smokeAt?: number
+  /** Scenario (#24): carbon monoxide without smoke from this time, a faulty boiler: 60–150 ppm for an hour, reported every 5 minutes. */
+  coAt?: number
   /**
    * How the main valve answers a leak (#24): `self`, a shut-off kit that closes it on its own
    * within 20–90 s (the default); `command`, when ubiq's close_valve arrives, `commandDelay_s`
@@ -43,7 +45,7 @@ export interface HomeOptions {
 
 /** A leak or smoke alarm, as it happened. */
 export interface HomeEvent {
-  type: 'leak' | 'smoke'
+  type: 'leak' | 'smoke' | 'co'
   cause: 'wear' | 'frozen pipe' | 'smoking' | 'scenario'
   ts: number
   endTs: number
@@ -63,6 +65,8 @@ interface HomeState {
   valveOpen: boolean
   smoke: boolean
   open: boolean
+  /** Carbon monoxide of a CO scenario while it lasts, ppm (otherwise the home's background). */
+  co_ppm?: number
 }
 
 /** The hub's readings in time order from `startTs` for `days` days; `onEvent` gets each leak and smoke alarm. */
@@ -111,6 +115,18 @@ export function* liveHome(home: Household, opts: HomeOptions, onEvent?: (e: Home
     change(clearTs, { smoke: false }, (ts) => ({ kind: 'smoke', ts, body: { smoke_detected: false, co_ppm: r1(p.co_ppm), battery_pct: battery('smoke', ts) } }))
     onEvent?.({ type: 'smoke', cause, ts: Math.round(ts), endTs: Math.round(clearTs) })
   }
+  const carbonMonoxide = (ts: number) => {
+    const coRand = seededRandom(deriveSeed(home.seed, 0xc0, Math.round(ts)))
+    const peak = between(coRand, 60, 150)
+    // It builds up over the first quarter hour, holds, and clears when the boiler is switched off.
+    for (let m = 0; m <= 60; m += 5) {
+      at(ts + m * MIN_MS, (s) => {
+        s.co_ppm = m === 60 ? undefined : r1(peak * Math.min(1, (m + 5) / 20))
+        return { kind: 'smoke', ts: Math.round(ts + m * MIN_MS), body: { smoke_detected: s.smoke, co_ppm: s.co_ppm ?? r1(p.co_ppm), battery_pct: battery('smoke', ts) } }
+      })
+    }
+    onEvent?.({ type: 'co', cause: 'scenario', ts: Math.round(ts), endTs: Math.round(ts + 60 * MIN_MS) })
+  }
   const door = (ts: number) => {
     change(ts, { open: true }, (ts) => ({ kind: 'contact', ts, body: { open: true, battery_pct: battery('contact', ts) } }))
     change(ts + between(rand, 10, 60) * 1000, { open: false }, (ts) => ({ kind: 'contact', ts, body: { open: false, battery_pct: battery('contact', ts) } }))
@@ -127,7 +143,10 @@ export function* liveHome(home: Household, opts: HomeOptions, onEvent?: (e: Home
     for (let h = 0; h < 24; h++) {
       const ts = d0 + h * HOUR_MS + 30 * MIN_MS // heartbeats at half past, away from the climate readings
       at(ts, (s) => ({ kind: 'leak', ts, body: { leak_detected: s.leak, battery_pct: battery('leak', ts) } }))
-      at(ts, (s) => ({ kind: 'smoke', ts, body: { smoke_detected: s.smoke, co_ppm: r1(Math.max(0, p.co_ppm + normal(rand, 0, 0.5))), battery_pct: battery('smoke', ts) } }))
+      at(ts, (s) => {
+        const background = r1(Math.max(0, p.co_ppm + normal(rand, 0, 0.5))) // drawn whatever the CO, so the other readings stay the same
+        return { kind: 'smoke', ts, body: { smoke_detected: s.smoke, co_ppm: s.co_ppm ?? background, battery_pct: battery('smoke', ts) } }
+      })
       at(ts, (s) => ({ kind: 'contact', ts, body: { open: s.open, battery_pct: battery('contact', ts) } }))
       if (h % 6 === 0) at(ts, (s) => ({ kind: 'valve', ts, body: { valve_open: s.valveOpen } }))
     }
@@ -139,6 +158,7 @@ export function* liveHome(home: Household, opts: HomeOptions, onEvent?: (e: Home
     for (let i = poisson(rand, p.smokeAlarmsPerYear / 365); i > 0; i--) smoke(d0 + between(rand, 7, 23.5) * HOUR_MS, 'smoking')
     if (opts.leakAt !== undefined && opts.leakAt >= d0 && opts.leakAt < d0 + DAY_MS) leak(opts.leakAt, 'scenario')
     if (opts.smokeAt !== undefined && opts.smokeAt >= d0 && opts.smokeAt < d0 + DAY_MS) smoke(opts.smokeAt, 'scenario')
+    if (opts.coAt !== undefined && opts.coAt >= d0 && opts.coAt < d0 + DAY_MS) carbonMonoxide(opts.coAt)
 
     // Send what happened today, in time order; carry the rest.
     pending.sort((a, b) => a.ts - b.ts || a.order - b.order)

@@ -12,9 +12,9 @@ export type DrivingEventType =
   | 'harsh_braking' | 'harsh_acceleration'
   | 'speeding' | 'night_driving' | 'phone_handling' | 'continuous_driving' | 'crash'
 /** Home event types. */
-export type HomeEventType = 'leak' | 'smoke' | 'freeze_risk' | 'humidity_exposure' | 'sensor_offline' | 'low_battery' | 'valve_shutoff'
+export type HomeEventType = 'leak' | 'smoke' | 'co_alarm' | 'freeze_warning' | 'freeze_risk' | 'humidity_exposure' | 'sensor_offline' | 'low_battery' | 'valve_shutoff'
 /** Health event types. */
-export type HealthEventType = 'resting_hr_rise' | 'scripted_data'
+export type HealthEventType = 'resting_hr_rise' | 'low_spo2' | 'scripted_data'
 export type EventType = DrivingEventType | HomeEventType | HealthEventType
 
 /**
