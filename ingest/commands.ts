@@ -108,7 +108,7 @@ export interface CommandStore {
   send(deviceId: string, command: CommandName, reason: string): Command
   /** Records a device's acknowledgement; throws a CommandError for a command it was not sent. Undefined: already acknowledged. */
   ack(deviceId: string, ack: { id: string; status: AckStatus; detail?: string }, device: { seq: number; ts: number }): Command | undefined
-  /** A device's stored reading: when it shows a pending command carried out, the confirmation is recorded and the command returned. */
+  /** A device's stored reading: when it shows a command carried out before its expiry, the confirmation is recorded and the command returned. */
   observe(r: Reading): Command[]
   /** The device's commands, oldest first. */
   of(deviceId: string): Command[]
@@ -132,8 +132,6 @@ export function commandStore(opts: CommandStoreOptions): CommandStore {
   const now = opts.now ?? Date.now
   const byId = new Map<string, Command>()
   const byDevice = new Map<string, Command[]>()
-  /** Commands sent and not yet confirmed, by device: what a report may confirm. */
-  const open = (deviceId: string) => (byDevice.get(deviceId) ?? []).filter((c) => c.confirmedAt === undefined)
 
   const apply = (c: RecordedCommandChange): Command | undefined => {
     if (c.action === 'sent') {
@@ -176,9 +174,11 @@ export function commandStore(opts: CommandStoreOptions): CommandStore {
     },
     observe(r) {
       const confirmed: Command[] = []
-      for (const c of open(r.deviceId)) {
-        // A report heard before the command was issued is no answer to it (server time: adapted formats have no other).
-        if (r.receivedAt < Date.parse(c.issuedAt) || !COMMANDS[c.command].confirmedBy(r)) continue
+      // Every stored reading comes here: most devices have never had a command.
+      for (const c of byDevice.get(r.deviceId) ?? []) {
+        // Only a report heard while the command stood answers it (server time: adapted formats have no other):
+        // one from before was not caused by it, and a valve closed by hand hours later is not its doing.
+        if (c.confirmedAt !== undefined || r.receivedAt < Date.parse(c.issuedAt) || r.receivedAt > Date.parse(c.expiresAt) || !COMMANDS[c.command].confirmedBy(r)) continue
         const { recorded } = take({ policyId: c.policyId, deviceId: c.deviceId, command: c.command, action: 'confirmed', at: new Date(now()).toISOString(), id: c.id, seq: r.seq, deviceTs: r.ts })
         opts.onAnswer?.(recorded, c)
         confirmed.push(c)
