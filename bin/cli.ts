@@ -52,7 +52,7 @@ Usage:
   ubiq backtest --portfolio DIR  run the rating plan (RATING_PLAN) with the chosen models over a portfolio: premium
                                  distribution, loss ratio by score decile, capped and floored shares, groups
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
-  ubiq audit verify [options]    check the audit log's hash chain (premiums, consent changes); names the first bad record
+  ubiq audit verify [options]    check the audit log's hash chain (premiums, consent, pauses, commands); names the first bad record
   ubiq models list               the models in the model folders, and which score each subject
   ubiq models promote ID         make model ID (name@version) its subject's champion; a running ubiq
                                  switches at its next batch, without restart

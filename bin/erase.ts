@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import type { Erase, Erasure } from '../dashboards/privacy.ts'
-import { quoteIdent, quoteString, sensors, topics, writePrivate, type ConsentStore, type PrivacyStore, type Influx, type Journal, type RegisteredDevice } from '../ingest/index.ts'
+import { quoteIdent, quoteString, sensors, topics, writePrivate, type CommandStore, type ConsentStore, type PrivacyStore, type Influx, type Journal, type RegisteredDevice } from '../ingest/index.ts'
 import type { AuditLog, ErasureRecord, PolicyKeys } from '../pricing/index.ts'
 
 export interface ErasureDeps {
@@ -33,6 +33,7 @@ export interface ErasureDeps {
   keys: PolicyKeys
   consents: ConsentStore
   privacy: PrivacyStore
+  commands: CommandStore
   /** Drops the policy's and its devices' state in the running stages (ingest, scoring), and the policy from their registry. */
   forget(policyId: string, deviceIds: readonly string[]): void
   /** Puts the policy back in the stages' registry: its erasure failed part way, and can be asked again. */
@@ -45,7 +46,7 @@ export const discoveryFile = (dataDir: string, deviceId: string) => join(dataDir
 
 /** What erasure cannot remove, and why: said in every answer, and in the README. */
 const KEPT = [
-  'the audit chain keeps the policy\'s premium, consent, privacy mode and erasure records, pseudonymous: its key is destroyed, so nothing in them leads back to the policy or its devices, and the chain still verifies',
+  'the audit chain keeps the policy\'s premium, consent, privacy mode, command and erasure records, pseudonymous: its key is destroyed, so nothing in them leads back to the policy or its devices, and the chain still verifies',
   'InfluxDB marks the dropped series deleted at once; the bytes stay in its data files until it compacts their shards',
   'the broker\'s credentials and ACL entries of the devices, where the operator made them (ubiq broker-config): take the devices out of the registry they were made from and make them again',
   'logs, as the operator keeps them: they hold ids, never readings',
@@ -106,6 +107,7 @@ export function eraser(deps: ErasureDeps): Erase {
     }
     deps.consents.forget(policyId, devices)
     deps.privacy.forget(policyId, devices)
+    deps.commands.forget(devices)
 
     const at = new Date().toISOString()
     const record = deps.audit.link<ErasureRecord>({ record: 'erasure', policyId: deps.keys.pseudonym(policyId), devices: devices.length, by, at })

@@ -8,9 +8,9 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
-import { connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
-import { loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
+import { commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, Subject as RxSubject, type Observable } from 'rxjs'
 import { eraser } from './erase.ts'
 
@@ -86,15 +86,15 @@ export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret'
 /** The dashboards' token revocations (#21 item 7). */
 export const revocationsFile = (dataDir: string) => join(dataDir, 'token-revocations.json')
 
-/** The changes consent and privacy mode record in the audit chain, as their stores take them back. */
-type RecordedChanges = { consent: Omit<ConsentRecord, 'record' | 'prevHash'>; privacy: Omit<PrivacyRecord, 'record' | 'prevHash'> }
+/** The changes consent, privacy mode and commands record in the audit chain, as their stores take them back. */
+type RecordedChanges = { consent: Omit<ConsentRecord, 'record' | 'prevHash'>; privacy: Omit<PrivacyRecord, 'record' | 'prevHash'>; command: Omit<CommandRecord, 'record' | 'prevHash'> }
 
 /** One kind of change among the audit chain's records, as its store takes them back at start; an erased policy's are gone with its key. */
 function* changesOf<K extends keyof RecordedChanges>(records: Iterable<AuditRecord>, kind: K, keys: PolicyKeys): Generator<RecordedChanges[K]> {
   for (const r of records) {
     const known = reveal(r, keys)
     if (known?.record !== kind) continue
-    const { record: _, prevHash: __, ...change } = known as ConsentRecord | PrivacyRecord
+    const { record: _, prevHash: __, ...change } = known as ConsentRecord | PrivacyRecord | CommandRecord
     yield change as RecordedChanges[K]
   }
 }
@@ -338,6 +338,24 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     },
   })
 
+  const adapters = createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') })
+  const commandSteps = new Counter({ name: 'ubiq_commands_total', help: 'Commands to devices recorded: sent, acknowledged (by status) and confirmed by the device\'s report', labelNames: ['command', 'action', 'status'], registers: [metrics] })
+  // Commands (#24): on the audit chain before they are sent, rebuilt from it, so an acknowledgement after a restart finds its command.
+  const commands = commandStore({
+    registry,
+    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'command', keys),
+    record: (change) => audit.link<CommandRecord>({ record: 'command', ...change }).hash,
+    onSent(command) {
+      commandSteps.inc({ command: command.command, action: 'sent', status: '' })
+      logger.info({ policyId: command.policyId, deviceId: command.deviceId, command: command.command, id: command.id }, 'command sent')
+      for (const m of commandMessages(adapters, command)) publisher.publish(m.topic, m.payload, { qos: 1 })
+    },
+    onAnswer(change, command) {
+      commandSteps.inc({ command: command.command, action: change.action, status: change.status ?? '' })
+      logger.info({ policyId: command.policyId, deviceId: command.deviceId, command: command.command, id: command.id, action: change.action, status: change.status }, 'command answered')
+    },
+  })
+
   const stopReporting = reportUnhandledErrors(logger, metrics)
   const limits = { ...scoringLimits, ...(cfg.batch ? { batch: cfg.batch } : {}), ...(cfg.policyIdleMs ? { policyIdleMs: cfg.policyIdleMs } : {}) }
   const ingest = startIngest({
@@ -355,9 +373,10 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       registry,
       maxPayloadBytes: cfg.maxPayloadBytes ?? 64 * 1024,
       maxFutureSkewMs: cfg.maxFutureSkewMs ?? 5 * 60_000,
-      adapters: createAdapters({ discoveryDir: join(cfg.dataDir, 'home-assistant-discovery') }),
+      adapters,
       consents,
       privacy,
+      commands,
     },
   })
   confirm = ingest.confirm
@@ -386,6 +405,21 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     erased$,
     enrolled: (policyId) => devicesByPolicy.has(policyId),
     ...limits,
+  })
+  // The device's report that it carried a command out (the valve says it is closed) confirms it.
+  ingest.readings$.subscribe((r) => commands.observe(r))
+  // An urgent event sends its command to the policy's devices that can carry it out (a leak closes the valve).
+  events$.subscribe((e) => {
+    const command = eventCommands[e.type]
+    if (!command || !e.urgent) return
+    for (const deviceId of devicesByPolicy.get(e.policyId) ?? []) {
+      if (!cfg.devices.get(deviceId)!.kinds.includes(COMMANDS[command].stream)) continue
+      try {
+        commands.send(deviceId, command, `${e.type} at ${e.deviceId} from ${new Date(e.from).toISOString()}`)
+      } catch (err) {
+        logger.error({ err, deviceId, command }, 'a command could not be recorded: not sent')
+      }
+    }
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })
   const { premiums$ } = pricing
@@ -416,7 +450,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => registry.get(id)!),
     enrolled: (policyId) => devicesByPolicy.has(policyId),
     erase: eraser({
-      registry, registryFile: cfg.devicesFile, dataDir: cfg.dataDir, influx, journal, mqtt: publisher, audit, keys, consents, privacy, logger,
+      registry, registryFile: cfg.devicesFile, dataDir: cfg.dataDir, influx, journal, mqtt: publisher, audit, keys, consents, privacy, commands, logger,
       forget(policyId, deviceIds) {
         devicesByPolicy.delete(policyId)
         ingest.forget(deviceIds)

@@ -111,3 +111,20 @@ t.test('the same seed, the same home; another seed, another', async (t) => {
   t.same(live('smoker', 2).readings, live('smoker', 2).readings)
   t.not(JSON.stringify(live('smoker', 2).readings), JSON.stringify(live('smoker', 3).readings))
 })
+
+t.test('homes with a commanded valve, or none, have the same leaks; the command stops the water, and the litres saved show (#24)', async (t) => {
+  const opts = { persona: 'leaky-plumbing' as const, seed: 7, days: 120 }
+  const run = (valve: HomeOptions['valve']) => live(opts.persona, opts.seed, { days: opts.days, valve, commandDelay_s: 10 })
+  const [self, commanded, none] = [run('self'), run('command'), run('none')]
+  const leaks = (r: typeof self) => r.events.filter((e) => e.type === 'leak')
+  t.ok(leaks(none).length >= 2, `${leaks(none).length} leaks in ${opts.days} days`)
+  t.same(leaks(commanded).map((e) => e.ts), leaks(none).map((e) => e.ts), 'the same leaks at the same times')
+  t.same(self.readings.filter((r) => r.kind === 'climate'), none.readings.filter((r) => r.kind === 'climate'), 'and the same other readings')
+  t.ok(leaks(commanded).every((e) => e.stoppedTs! - e.ts === 10_000), 'on command, the water stops when the valve closes')
+  t.notOk(none.readings.some((r) => r.kind === 'valve' && body(r).valve_open === false), 'without a shut-off the valve never closes')
+  t.ok(leaks(none).every((e) => e.stoppedTs! - e.ts >= 2 * 3_600_000), '…and the water runs until someone comes, 2 h or more')
+  const litres = (r: typeof self) => leaks(r).reduce((a, e) => a + e.litres!, 0)
+  t.ok(litres(commanded) * 100 < litres(none), `litres: ${litres(commanded)} with the command, ${litres(none)} without`)
+  const wet_min = (r: typeof self) => leaks(r).reduce((a, e) => a + (e.endTs - e.ts) / 60_000, 0)
+  t.ok(wet_min(commanded) < wet_min(none), `wet minutes: ${Math.round(wet_min(commanded))} with the command, ${Math.round(wet_min(none))} without`)
+})

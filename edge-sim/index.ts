@@ -9,7 +9,7 @@ export { makeCity, route, routeLength_m, toLatLon, fromLatLon, distanceToRoad_m,
 export { choosePlaces, planDay, planTrips, plannedKm, type Places, type PlaceName, type TripPlan } from './trips.ts'
 export { driveVehicle, driveTrips, type Vehicle, type DriveOptions, type PhoneMount, type TripTruth, type HarshEvent } from './driving.ts'
 export { liveHealth, type Wearer, type HealthOptions } from './health.ts'
-export { liveHome, pipeTemp_c, type Household, type HomeOptions, type HomeEvent } from './home.ts'
+export { liveHome, obeyCommand, pipeTemp_c, type Household, type HomeOptions, type HomeEvent } from './home.ts'
 export {
   drivingPersonas, healthPersonas, homePersonas, claimBase, harshThresholds,
   type DrivingPersona, type DrivingPersonaName, type HealthPersona, type HealthPersonaName, type HomePersona, type HomePersonaName, type Schedule,

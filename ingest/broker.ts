@@ -61,16 +61,20 @@ topic read ubiq/v1/dev/#
 ${adapters.map((a) => `topic read ${a.filter}`).join('\n')}
 topic readwrite ubiq/v1/rejected/#
 
-# ubiq's publisher: scores, events, premiums, and each device's consent and pauses.
+# ubiq's publisher: scores, events, premiums, each device's consent and pauses, and commands to
+# devices (#24), in the formats that have commands of their own too. No one else may write these.
 user ${PUBLISHER_USER}
+topic write ubiq/v1/cmd/#
+${adapters.flatMap((a) => (a.commands ? [a.commands.acl] : [])).join('\n')}
 topic readwrite ubiq/v1/consent/#
 topic readwrite ubiq/v1/privacy/#
 topic readwrite ubiq/v1/scores/#
 topic readwrite ubiq/v1/events/#
 topic readwrite ubiq/v1/premiums/#
 
-# Every device (username = device id): publishes only under its own prefix, reads its own rejections, consent and pauses.
+# Every device (username = device id): publishes only under its own prefix, reads its own rejections, consent, pauses and commands.
 ${DEVICE_ACL}
+pattern read ubiq/v1/cmd/%u/#
 pattern read ubiq/v1/rejected/%u
 pattern read ubiq/v1/consent/%u
 pattern read ubiq/v1/privacy/%u

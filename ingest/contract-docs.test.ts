@@ -2,14 +2,17 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Ajv } from 'ajv'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { publishedSchemas } from '../dashboards/index.ts'
-import { consentExample, contractDocs, privacyExamples } from './contract-docs.ts'
-import { createAdapters, decodeConsent, decodeMessage, decodePrivacy, deviceRegistry, sensors, topics } from './index.ts'
+import { ackExample, commandExample, consentExample, contractDocs, privacyExamples } from './contract-docs.ts'
+import { commandMessage, createAdapters, decodeAck, decodeConsent, decodeMessage, decodePrivacy, deviceRegistry, sensors, topics } from './index.ts'
 
 const committed = (path: string) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), 'utf8')
 
 t.test('the committed contract documents are what the validator\'s schemas generate (npm run docs)', async (t) => {
-  for (const [path, text] of contractDocs(publishedSchemas)) t.equal(committed(path), text, path)
+  const docs = contractDocs(publishedSchemas)
+  t.equal(docs.size, sensors.length + 6, "a JSON Schema per stream, for devices' consent and privacy messages, for commands and their acknowledgements, the AsyncAPI document and the markdown")
+  for (const [path, text] of docs) t.equal(committed(path), text, path)
 })
 
 type Channel = { publish?: { message: { payload: { $ref: string } } }; subscribe?: { bindings: { mqtt: { retain: boolean } } } }
@@ -50,7 +53,7 @@ t.test("the documented consent message is one ubiq takes, and the AsyncAPI docum
   const cfg = { registry: deviceRegistry([{ deviceId: 'phone-0001', policyId: 'pol-0001', kinds: ['gps'] }]), maxPayloadBytes: 65536, maxFutureSkewMs: 300_000, adapters: createAdapters() }
   t.notOk('reason' in decodeConsent(cfg, 'phone-0001', Buffer.from(JSON.stringify(consentExample)), consentExample.ts), 'the example decodes')
   t.ok(publishedValidator('consent')?.(consentExample), 'the published schema takes it')
-  t.equal(api.info.version, '1.4.0')
+  t.equal(api.info.version, '1.5.0')
   t.equal(api.channels['ubiq/v1/consent/{deviceId}']?.subscribe?.bindings.mqtt.retain, true, 'the policy\'s consent told back, retained')
 })
 
@@ -61,4 +64,15 @@ t.test('the documented privacy messages are ones ubiq takes, and the AsyncAPI do
     t.ok(publishedValidator('privacy')?.(example), 'the published schema takes it')
   }
   t.equal(api.channels['ubiq/v1/privacy/{deviceId}']?.subscribe?.bindings.mqtt.retain, true, 'the policy\'s pauses told back, retained')
+})
+
+t.test('the documented command and acknowledgement are ones ubiq sends and takes, and the AsyncAPI document has their channels (#24)', async (t) => {
+  const cfg = { registry: deviceRegistry([{ deviceId: 'hub-0001', policyId: 'pol-0001', kinds: ['leak', 'valve'] }]), maxPayloadBytes: 65536, maxFutureSkewMs: 300_000, adapters: createAdapters() }
+  t.ok(TypeCompiler.Compile(commandMessage).Check(commandExample), 'the command example is a command')
+  t.match(decodeAck(cfg, 'hub-0001', Buffer.from(JSON.stringify(ackExample)), ackExample.ts), { deviceId: 'hub-0001', request: { id: commandExample.id, status: 'done' } }, 'the acknowledgement example decodes')
+  t.match(decodeAck(cfg, 'hub-0001', Buffer.from(JSON.stringify({ ...ackExample, id: 'cmd-1' })), ackExample.ts), { reason: 'invalid_payload', detail: /^\/id/ }, 'an acknowledgement is validated as any device message')
+  const api = JSON.parse(contractDocs(publishedSchemas).get('docs/contract/asyncapi.json')!) as { channels: Record<string, { publish?: { message: { payload: { $ref: string } } }; subscribe?: { message: { payload: { $ref: string } }; bindings: { mqtt: { retain: boolean } } } }> }
+  t.equal(api.channels['ubiq/v1/cmd/{deviceId}/{command}']?.subscribe?.message.payload.$ref, './command.schema.json')
+  t.equal(api.channels['ubiq/v1/cmd/{deviceId}/{command}']?.subscribe?.bindings.mqtt.retain, false, 'a command is not retained')
+  t.equal(api.channels['ubiq/v1/dev/{deviceId}/ack']?.publish?.message.payload.$ref, './ack.schema.json')
 })

@@ -9,11 +9,16 @@ import type { RejectReason } from './decode.ts'
 import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
 import { CONSENT_STREAM, consentCategory, consentMessage, consentNotice, PURPOSES } from './consent.ts'
+import { ACK_STREAM, ackMessage, commandMessage, COMMANDS } from './commands.ts'
 import { MAX_LEAD_MS, MAX_PAUSE_MS, PAST_TOLERANCE_MS, PAUSE_SCOPES, PRIVACY_STREAM, privacyMessage, privacyNotice } from './privacy.ts'
 
 const BASE = 'https://ubiq.dev/contract/v1'
-/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19), or close a hole (1.2.0: batch bounds, #20), or add topics (1.3.0: consent, 1.4.0: privacy mode, #21). */
-export const CONTRACT_VERSION = '1.4.0'
+/** The device contract's version within v1: minor versions add streams or optional fields (1.1.0: imu_device, #19), or close a hole (1.2.0: batch bounds, #20), or add topics (1.3.0: consent, 1.4.0: privacy mode, #21; 1.5.0: commands, #24). */
+export const CONTRACT_VERSION = '1.5.0'
+
+/** A command ubiq sends, and the hub's acknowledgement, for the docs. */
+export const commandExample = { id: '5d0c3a9e1b7f42c8a6e0d9b3f1c7a2e4b8d6f0a3c5e7b9d1f3a5c7e9b1d3f5a7', command: 'close_valve', issuedAt: 1767225600412, expiresAt: 1767226500412, reason: 'leak at hub-0001 from 2026-01-01T00:00:00.000Z' }
+export const ackExample = { seq: 141, ts: 1767225601020, id: commandExample.id, status: 'done' }
 
 /** A device's consent message, for the docs. */
 export const consentExample = { seq: 120, ts: 1767225600000, streams: ['gps'], purposes: ['pricing', 'coaching'], granted: false }
@@ -147,6 +152,14 @@ function asyncApi(published: PublishedSchemas): Record<string, unknown> {
       },
     },
   )
+  channels['ubiq/v1/cmd/{deviceId}/{command}'] = channel(
+    'A command to the device (not retained): act on it before its expiresAt, then acknowledge on ubiq/v1/dev/{deviceId}/ack. Only ubiq writes here; a device reads only its own',
+    { deviceId, command: { description: Object.entries(COMMANDS).map(([name, c]) => `${name}: ${c.description}`).join('; '), schema: { type: 'string', enum: Object.keys(COMMANDS) } } },
+    'subscribe', 'receive_command', false, 'command', { $ref: './command.schema.json' },
+  )
+  channels[`ubiq/v1/dev/{deviceId}/${ACK_STREAM}`] = channel(
+    "The device's acknowledgement of a command: its id and what became of it", { deviceId }, 'publish', 'acknowledge_command', false, ACK_STREAM, { $ref: `./${ACK_STREAM}.schema.json` },
+  )
   channels['ubiq/v1/rejected/{deviceId}'] = channel('Every message ubiq did not store, with the reason', { deviceId }, 'subscribe', 'receive_rejection', false, 'rejection', {
     type: 'object',
     required: ['deviceId', 'kind', 'reason', 'detail', 'receivedAt'],
@@ -191,7 +204,7 @@ function fieldRows(schema: TSchema, skip: readonly string[] = []): string[] {
   return Object.entries(schema.properties as Record<string, TSchema>).filter(([name]) => !skip.includes(name)).map(([name, p]) => {
     const required = (schema.required as string[] | undefined)?.includes(name) ? 'yes' : ''
     const range = p.type === 'boolean' ? 'true/false'
-      : p.type === 'string' ? (p.enum ? (p.enum as string[]).map((e) => `\`${e}\``).join(', ') : p.pattern === '^\\d{4}-\\d{2}-\\d{2}T' ? 'ISO 8601 date-time' : `\`${p.pattern}\``)
+      : p.type === 'string' ? (p.enum ? (p.enum as string[]).map((e) => `\`${e}\``).join(', ') : p.pattern === '^\\d{4}-\\d{2}-\\d{2}T' ? 'ISO 8601 date-time' : p.pattern ? `\`${p.pattern}\`` : `text, at most ${p.maxLength} characters`)
       : p.type === 'array' ? (p.items?.enum ? `${p.minItems}–${p.maxItems} of ${(p.items.enum as string[]).map((e) => `\`${e}\``).join(', ')}` : `${p.minItems}–${p.maxItems} rows`)
         : `${p.minimum ?? `> ${p.exclusiveMinimum}`} – ${p.maximum}${p.type === 'integer' ? ', integer' : ''}`
     return `| \`${name}\` | ${range} | ${required} | ${p.description ?? ''} |`
@@ -200,6 +213,13 @@ function fieldRows(schema: TSchema, skip: readonly string[] = []): string[] {
 
 /** A schema's properties as `a`, `b`, … (optional ones included). */
 const fieldNames = (schema: TSchema) => Object.keys(schema.properties as object).map((k) => `\`${k}\``).join(', ')
+
+/** A device message's fields beside the envelope's, and its examples, as the markdown shows them. */
+const messageDoc = (schema: TSchema, ...examples: unknown[]) => [
+  '| field | range | required | meaning |', '|---|---|---|---|',
+  ...fieldRows(schema, Object.keys(envelope)),
+  ...examples.flatMap((e) => ['', '```json', JSON.stringify(e), '```']), '',
+]
 
 function markdown(published: PublishedSchemas): string {
   const out: string[] = [
@@ -220,7 +240,8 @@ function markdown(published: PublishedSchemas): string {
     'gravity included, for phones in any mount; 1.2.0 bounds a batch: `rate_hz` at least 1, at most 10 s of samples,',
     'its last sample no further ahead than `ts` may be, since a 1e-300 Hz batch stalled ingest; 1.3.0 adds',
     '[consent](#consent) changed from the device, and the policy\'s consent told back to it; 1.4.0 adds',
-    '[privacy mode](#privacy-mode) paused from the device, and the reject reason `privacy_mode`).',
+    '[privacy mode](#privacy-mode) paused from the device, and the reject reason `privacy_mode`; 1.5.0 adds',
+    '[commands](#commands) from ubiq to devices, and their acknowledgements).',
     'Machine-readable: [asyncapi.json](contract/asyncapi.json)',
     'and one JSON Schema per stream in [contract/](contract/).',
     '',
@@ -276,9 +297,7 @@ function markdown(published: PublishedSchemas): string {
     'only; a withdrawal any. `seq` is the device\'s counter, as in every message: a consent message no newer',
     'than the last one ubiq took from the device (a redelivery, or an older decision arriving after a newer one)',
     'is dropped, so a device\'s latest decision stands.', '',
-    '| field | range | required | meaning |', '|---|---|---|---|',
-    ...fieldRows(consentMessage, Object.keys(envelope)),
-    '', '```json', JSON.stringify(consentExample), '```', '',
+    ...messageDoc(consentMessage, consentExample),
     'After every change, whoever made it, ubiq publishes the policy\'s consent to each of its devices on',
     '`ubiq/v1/consent/{deviceId}` (QoS 1, retained): the change, its audit hash, who made it, the `seq` of the',
     'device\'s own consent message (its acknowledgement: the change is in effect and recorded), and the purposes',
@@ -295,14 +314,35 @@ function markdown(published: PublishedSchemas): string {
     'of its stream is rejected with `privacy_mode`, not stored and not scored: a device should stop collecting',
     'those streams until the pause ends (uploading them later changes nothing). A message either starts a pause',
     '(`scope`, and `to` or `minutes`, optionally `from`) or ends one now (`end` with its id, alone).', '',
-    '| field | range | required | meaning |', '|---|---|---|---|',
-    ...fieldRows(privacyMessage, Object.keys(envelope)),
-    '', '```json', JSON.stringify(privacyExamples[0]), '```', '', '```json', JSON.stringify(privacyExamples[1]), '```', '',
+    ...messageDoc(privacyMessage, ...privacyExamples),
     'After every pause and early end, whoever made it, ubiq publishes the policy\'s pauses not yet over to each of',
     'its devices on `ubiq/v1/privacy/{deviceId}` (QoS 1, retained), with the change, its audit hash, and the `seq` of',
     'the device\'s own message (its acknowledgement). A pause or end ubiq refuses is rejected on',
     '`ubiq/v1/rejected/{deviceId}` with kind `privacy` and the reason in `detail`.', '',
     '```json', JSON.stringify(privacyNoticeExample), '```',
+    '', '## Commands', '',
+    'ubiq sends a device a command on `ubiq/v1/cmd/{deviceId}/{command}` (QoS 1, not retained: a command',
+    'that waited in a broker is stale), only to a device registered for the command\'s stream. Only ubiq',
+    'writes there, and each device may read only its own (the ACL `ubiq broker-config` writes). Schema:',
+    '[contract/command.schema.json](contract/command.schema.json).', '',
+    '| command | sent to the policy\'s devices registered for | what | expires after |', '|---|---|---|---|',
+    ...Object.entries(COMMANDS).map(([name, c]) => `| \`${name}\` | \`${c.stream}\` | ${c.description} | ${c.ttlMs / 60_000} min |`),
+    '',
+    'ubiq sends `close_valve` when scoring sees an urgent leak of the policy; a `valve` reading with',
+    '`valve_open: false` confirms it.', '',
+    ...messageDoc(commandMessage, commandExample),
+    `The device acts on it unless it has expired (then it does nothing), and acknowledges on its own \`ubiq/v1/dev/{deviceId}/${ACK_STREAM}\``,
+    `(QoS 1; schema: [contract/${ACK_STREAM}.schema.json](contract/${ACK_STREAM}.schema.json)), with the envelope as every message.`,
+    'The first acknowledgement of a command stands; one of a command ubiq did not send the device is rejected',
+    `on \`ubiq/v1/rejected/{deviceId}\` with kind \`${ACK_STREAM}\`. Then the device reports the new state (the valve closed) as`,
+    'usual: that report confirms the command, and scoring measures the shut-off (`valve_shutoff`, from the leak',
+    'to the valve closed). Every command, acknowledgement and confirmation is recorded in ubiq\'s audit chain;',
+    'a command\'s id is its record\'s hash.', '',
+    ...messageDoc(ackMessage, ackExample),
+    'Hubs that speak Zigbee2MQTT or Home Assistant get the command in their own format (see above): a',
+    'Zigbee2MQTT valve (a device whose friendly name contains `valve`) `{"state":"OFF"}` on',
+    '`zigbee2mqtt/{deviceId}/{friendly_name}/set`; a Home Assistant valve its `payload_close` on the',
+    '`command_topic` of its discovery config. Their state report (`OFF`, `closed`) confirms it.',
     '', '## Rejections', '',
     'A message that is not stored is published on `ubiq/v1/rejected/{deviceId}` (QoS 1) and counted in',
     '`ubiq_ingest_messages_rejected_total{reason}`. The rejection names the reason and the field, never',
@@ -320,6 +360,7 @@ function markdown(published: PublishedSchemas): string {
     '| `ubiq/v1/rejected/{deviceId}` | 1 | no | a rejection, above |',
     '| `ubiq/v1/consent/{deviceId}` | 1 | yes | the policy\'s consent after a change, above |',
     '| `ubiq/v1/privacy/{deviceId}` | 1 | yes | the policy\'s pauses after a change, above |',
+    '| `ubiq/v1/cmd/{deviceId}/{command}` | 1 | no | a command, above |',
     '',
     'Their payloads\' schemas are in [asyncapi.json](contract/asyncapi.json), with the policyholder\'s websocket feed (`/feed`), which',
     'carries the policy\'s scores, events and premiums as above, each wrapped with its `type` and `seq`.',
@@ -334,6 +375,8 @@ export function contractDocs(published: PublishedSchemas): Map<string, string> {
   for (const s of sensors) files.set(`docs/contract/${s.kind}.schema.json`, json(jsonSchema(s)))
   files.set(`docs/contract/${CONSENT_STREAM}.schema.json`, json(schemaFile(CONSENT_STREAM, "A change to the policyholder's consent, sent by one of the policy's devices", JSON.parse(JSON.stringify(consentMessage)), [consentExample])))
   files.set(`docs/contract/${PRIVACY_STREAM}.schema.json`, json(schemaFile(PRIVACY_STREAM, "A pause of privacy mode, or its early end, sent by one of the policy's devices", JSON.parse(JSON.stringify(privacyMessage)), privacyExamples)))
+  files.set('docs/contract/command.schema.json', json(schemaFile('command', 'A command ubiq sends a device on ubiq/v1/cmd/{deviceId}/{command}', JSON.parse(JSON.stringify(commandMessage)), [commandExample])))
+  files.set(`docs/contract/${ACK_STREAM}.schema.json`, json(schemaFile(ACK_STREAM, "A device's acknowledgement of a command", JSON.parse(JSON.stringify(ackMessage)), [ackExample])))
   files.set('docs/contract/asyncapi.json', json(asyncApi(published)))
   files.set('docs/device-contract.md', markdown(published))
   return files

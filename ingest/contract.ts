@@ -131,6 +131,8 @@ export const topics = {
   consent: (deviceId: string) => `ubiq/v1/consent/${deviceId}`,
   /** Where ubiq tells a device its policy's pauses (privacy mode) after every change (retained): a device's own pause or end is acknowledged there (#21). */
   privacy: (deviceId: string) => `ubiq/v1/privacy/${deviceId}`,
+  /** Where ubiq sends device `deviceId` a command (ingest/commands.ts): only ubiq writes there, only the device reads (#24). */
+  command: (deviceId: string, command: string) => `ubiq/v1/cmd/${deviceId}/${command}`,
   scores: (policyId: string) => `ubiq/v1/scores/${policyId}`,
   events: (policyId: string) => `ubiq/v1/events/${policyId}`,
   /** One retained premium per policy and subject: a policy's motor premium does not replace its home one. */

@@ -11,6 +11,7 @@ import { aclUser, DEVICE_ACL } from './broker.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
 import { CONSENT_STREAM, consentMessage, type ConsentRequest, type ConsentStore } from './consent.ts'
 import { PRIVACY_STREAM, privacyMessage, type PrivacyStore } from './privacy.ts'
+import { ACK_STREAM, ackMessage, type CommandStore } from './commands.ts'
 
 /** Why a message was not stored. Stable: firmware engineers match on these (docs/device-contract.md). */
 export type RejectReason =
@@ -52,6 +53,8 @@ export interface DecodeConfig {
   consents?: ConsentStore
   /** Privacy mode (privacy.ts): a reading whose device time falls in a pause of its stream is rejected with `privacy_mode`. */
   privacy?: PrivacyStore
+  /** Commands sent to devices (commands.ts): with it, ingest takes their acknowledgements on `ubiq/v1/dev/{deviceId}/ack`. */
+  commands?: CommandStore
 }
 
 /** A device's valid consent message (`ubiq/v1/dev/{deviceId}/consent`): a change for the consent store. */
@@ -62,6 +65,7 @@ const validators: ReadonlyMap<string, TypeCheck<TObject>> = new Map(
 )
 const checkConsent = TypeCompiler.Compile(consentMessage)
 const checkPrivacy = TypeCompiler.Compile(privacyMessage)
+const checkAck = TypeCompiler.Compile(ackMessage)
 
 /**
  * Decodes one message received at `receivedAt` on `topic`; null for a message that configured an
@@ -152,7 +156,14 @@ export type PrivacyMessage = ControlMessage<Omit<Static<typeof privacyMessage>, 
 export const decodePrivacy = (cfg: DecodeConfig, deviceId: string, payload: Buffer, receivedAt: number): PrivacyMessage | Rejection =>
   decodeControl(cfg, deviceId, payload, receivedAt, PRIVACY_STREAM, checkPrivacy)
 
-/** A device's message that changes its policy's settings rather than carrying a reading. */
+/** A device's valid acknowledgement of a command (`ubiq/v1/dev/{deviceId}/ack`, commands.ts). */
+export type AckMessage = ControlMessage<Omit<Static<typeof ackMessage>, 'seq' | 'ts'>>
+
+/** Decodes a device's acknowledgement of a command, as decodeConsent does its consent message. */
+export const decodeAck = (cfg: DecodeConfig, deviceId: string, payload: Buffer, receivedAt: number): AckMessage | Rejection =>
+  decodeControl(cfg, deviceId, payload, receivedAt, ACK_STREAM, checkAck)
+
+/** A device's message that changes its policy's settings, or answers ubiq, rather than carrying a reading. */
 interface ControlMessage<R> {
   deviceId: string
   policyId: string

@@ -2,7 +2,7 @@
 export { topics, envelope, payloadSchema, isId, ID_PATTERN, TIME_REUSE_WINDOW, Subject, type Reading, type SensorKind } from './contract.ts'
 export { sensors, sensorsByKind } from './sensors/index.ts'
 export { deviceRegistry, parseDeviceRegistry, type DeviceEntry, type DeviceRegistry, type RegisteredDevice } from './registry.ts'
-export { decodeMessage, decodeConsent, decodePrivacy, isRejection, type Rejection, type RejectReason, type DecodeConfig, type ConsentMessage, type PrivacyMessage } from './decode.ts'
+export { decodeMessage, decodeConsent, decodePrivacy, decodeAck, isRejection, type Rejection, type RejectReason, type DecodeConfig, type ConsentMessage, type PrivacyMessage } from './decode.ts'
 export { connectInflux, withoutExpired, durationHours, toLine, seriesRows, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
 export { openJournal, type Journal } from './journal.ts'
 export { analystFields, streamFields, qualified, retentionOf, resolveRetention, retentionPolicies, retentionPolicyNames, storedMeasurements, derivedMeasurements, POSITION_FIELDS, type RetentionPolicy, type RetentionPolicyName, type StoredMeasurement } from './retention.ts'
@@ -19,3 +19,4 @@ export { privacyStore, privacyNotice, privacyMessage, pauseStops, pauseWindow, P
 export { writePrivate } from './private-file.ts'
 export { contractDocs, type PublishedSchemas } from './contract-docs.ts'
 export { dataInventory, DATA_INVENTORY } from './data-inventory.ts'
+export { commandStore, commandPayload, commandMessages, commandMessage, ackMessage, CommandError, COMMANDS, COMMAND_NAMES, ACK_STREAM, ACK_STATUSES, type Command, type CommandName, type CommandStore, type CommandStoreOptions, type CommandChange, type RecordedCommandChange, type AckStatus, type CommandMessage } from './commands.ts'

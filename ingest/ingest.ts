@@ -6,9 +6,10 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
 import { TIME_REUSE_WINDOW, topics, type Reading } from './contract.ts'
-import { decodeConsent, decodeMessage, decodePrivacy, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
+import { decodeAck, decodeConsent, decodeMessage, decodePrivacy, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { CONSENT_STREAM, ConsentError, type ConsentStore } from './consent.ts'
 import { PRIVACY_STREAM, PrivacyError, type PrivacyStore } from './privacy.ts'
+import { ACK_STREAM, CommandError, type AckStatus, type CommandStore } from './commands.ts'
 import { rejectJumps } from './plausibility.ts'
 import { idleMap } from './idle-map.ts'
 import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
@@ -162,13 +163,27 @@ export function startIngest(deps: IngestDeps): Ingest {
     }
     return null
   }
+  /** A device's acknowledgement of a command (commands.ts), recorded in the audit chain; one of a command it was not sent is rejected. */
+  const takeAck = (commands: CommandStore, deviceId: string, m: Message): Rejection | null => {
+    const c = decodeAck(deps.decode, deviceId, m.payload, m.receivedAt)
+    if ('reason' in c) return c
+    try {
+      commands.ack(deviceId, { ...c.request, status: c.request.status as AckStatus }, c) // the store checks the status
+    } catch (err) {
+      if (err instanceof CommandError) return { deviceId, kind: ACK_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      log.error({ err, deviceId }, 'a device\'s acknowledgement could not be recorded: not taken')
+    }
+    return null
+  }
+  const control = [CONSENT_STREAM, PRIVACY_STREAM, ACK_STREAM].map((s) => `/${s}`)
   const decoded$ = messages.pipe(
     map((m) => {
       counters.received.inc()
-      // Settings messages, not readings: split the topic only for those.
-      const route = m.topic.endsWith(`/${CONSENT_STREAM}`) || m.topic.endsWith(`/${PRIVACY_STREAM}`) ? topics.parseDevice(m.topic) : undefined
+      // Settings messages and acknowledgements, not readings: split the topic only for those.
+      const route = control.some((s) => m.topic.endsWith(s)) ? topics.parseDevice(m.topic) : undefined
       if (route?.kind === CONSENT_STREAM && deps.decode.consents) return takeConsent(deps.decode.consents, route.deviceId, m)
       if (route?.kind === PRIVACY_STREAM && deps.decode.privacy) return takePrivacy(deps.decode.privacy, route.deviceId, m)
+      if (route?.kind === ACK_STREAM && deps.decode.commands) return takeAck(deps.decode.commands, route.deviceId, m)
       const r = decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
       if (r && !isRejection(r)) {
         counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)

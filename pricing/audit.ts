@@ -1,5 +1,5 @@
 /**
- * The audit log of premium adjustments (#6), consent changes and erasures (#21): append-only JSON lines, one
+ * The audit log of premium adjustments (#6), consent changes, privacy pauses and erasures (#21) and commands to devices (#24): append-only JSON lines, one
  * whole record a line, each linked to the one before by its `prevHash`. Altering a record breaks its own hash; removing
  * or reordering records breaks the next record's `prevHash`. `verifyAudit` names the first record
  * that does either.
@@ -11,7 +11,7 @@
  */
 import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { ConsentChange, PrivacyChange } from '../ingest/index.ts'
+import type { CommandChange, ConsentChange, PrivacyChange } from '../ingest/index.ts'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
 import { pseudonymise, type PolicyKeys } from './pseudonyms.ts'
 
@@ -20,6 +20,9 @@ export type ConsentRecord = ConsentChange & { record: 'consent'; prevHash: strin
 
 /** A pause of privacy mode, or its early end (ingest/privacy.ts), in the chain: who, when, what, which window (#21). */
 export type PrivacyRecord = PrivacyChange & { record: 'privacy'; prevHash: string; hash: string }
+
+/** A command to a device, its acknowledgement or its confirmation by the device's report (ingest/commands.ts) in the chain (#24). */
+export type CommandRecord = CommandChange & { record: 'command'; prevHash: string; hash: string }
 
 /**
  * A policy's erasure (#21 item 5) in the chain: when, who asked, and the policy's pseudonym as its
@@ -41,9 +44,9 @@ export interface ErasureRecord {
 
 /**
  * A record of the chain: a premium adjustment (no `record` field: so were all records before #21),
- * a consent change, a privacy pause or an erasure. Readers of premiums skip the others.
+ * a consent change, a privacy pause, a command or an erasure. Readers of premiums skip the others.
  */
-export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord | ErasureRecord
+export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord | CommandRecord | ErasureRecord
 
 /** An open audit log, for one writer. */
 export interface AuditLog {

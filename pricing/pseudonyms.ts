@@ -80,10 +80,11 @@ export function openPolicyKeys(file: string): PolicyKeys {
   }
 }
 
-/** A record as the chain keeps it: its policy pseudonymous, a device's or policyholder token's id (who changed consent or privacy mode) sealed. */
+/** A record as the chain keeps it: its policy pseudonymous, a device's or policyholder token's id (who changed consent or privacy mode, the device a command went to) sealed. */
 export function pseudonymise<R extends AuditRecord>(r: R, keys: PolicyKeys): R {
   if (r.record === 'erasure') return r // written pseudonymous: its policy's key is gone as it is written
   const policyId = keys.pseudonym(r.policyId)
+  if (r.record === 'command') return { ...r, policyId, deviceId: keys.seal(r.policyId, r.deviceId) }
   if (r.record !== 'consent' && r.record !== 'privacy') return { ...r, policyId }
   const by = r.by.role === 'device' ? { ...r.by, deviceId: keys.seal(r.policyId, r.by.deviceId) }
     : r.by.role === 'policyholder' && r.by.tokenId ? { ...r.by, tokenId: keys.seal(r.policyId, r.by.tokenId) } : r.by
@@ -95,8 +96,9 @@ export function reveal<R extends AuditRecord>(r: R, keys: PolicyKeys): R | undef
   if (r.record === 'erasure') return undefined
   const policyId = keys.policyOf(r.policyId)
   if (policyId === undefined) return undefined
-  if (r.record !== 'consent' && r.record !== 'privacy') return { ...r, policyId }
   const unseal = (text: string) => keys.unseal(policyId, text) ?? text
+  if (r.record === 'command') return { ...r, policyId, deviceId: unseal(r.deviceId) }
+  if (r.record !== 'consent' && r.record !== 'privacy') return { ...r, policyId }
   const by = r.by.role === 'device' ? { ...r.by, deviceId: unseal(r.by.deviceId) }
     : r.by.tokenId ? { ...r.by, tokenId: unseal(r.by.tokenId) } : r.by
   return { ...r, policyId, by }

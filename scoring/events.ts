@@ -5,20 +5,26 @@
  * moment they are seen; the others when the episode behind them has ended.
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { Subject, type Reading } from '../ingest/index.ts'
+import { Subject, type CommandName, type Reading } from '../ingest/index.ts'
 
 const literals = <T extends string>(names: readonly T[], description: string) => Type.Union(names.map((n) => Type.Literal(n)), { description })
 /** Driving event types. IMU-only phones cannot tell braking from acceleration (no speed, no heading): theirs are `harsh_longitudinal`. */
 export const DrivingEventType = literals(['harsh_longitudinal', 'harsh_lateral', 'harsh_braking', 'harsh_acceleration', 'speeding', 'night_driving', 'phone_handling', 'continuous_driving', 'crash'] as const, 'a driving event')
 export type DrivingEventType = Static<typeof DrivingEventType>
 /** Home event types. */
-export const HomeEventType = literals(['leak', 'smoke', 'freeze_risk', 'humidity_exposure', 'sensor_offline', 'low_battery', 'valve_shutoff'] as const, 'a home event')
+export const HomeEventType = literals(['leak', 'smoke', 'co_alarm', 'freeze_warning', 'freeze_risk', 'humidity_exposure', 'sensor_offline', 'low_battery', 'valve_shutoff'] as const, 'a home event')
 export type HomeEventType = Static<typeof HomeEventType>
 /** Health event types. */
-export const HealthEventType = literals(['resting_hr_rise', 'scripted_data'] as const, 'a health event')
+export const HealthEventType = literals(['resting_hr_rise', 'low_spo2', 'scripted_data'] as const, 'a health event')
 export type HealthEventType = Static<typeof HealthEventType>
 export const EventType = Type.Union([DrivingEventType, HomeEventType, HealthEventType])
 export type EventType = Static<typeof EventType>
+
+/**
+ * What an urgent event asks of the policy's devices that can do it (#24): a leak shuts the main
+ * water valve, through every device of the policy registered for the command's stream.
+ */
+export const eventCommands: Partial<Record<EventType, CommandName>> = { leak: 'close_valve' }
 
 /**
  * Why an event fired: the numbers a policyholder or an analyst can check against the raw data.

@@ -231,3 +231,25 @@ t.test('edge-sim anomaly scenario: a 15 bpm rise for 10 days raises one resting_
   t.ok(alerts[0]!.evidence.peak - (alerts[0]!.evidence.baseline_bpm as number) >= cfg.rise_bpm)
   t.end()
 })
+
+t.test('low SpO2 (#24): below 90% for half an hour is an urgent health alert, once a spell; one low reading or a gap is not', (t) => {
+  const spo2 = (ts: number, spo2_pct: number): Reading => ({ deviceId: 'watch-1', policyId: 'pol-1', kind: 'spo2', subject: 'health', seq: 0, ts, receivedAt: ts, fields: { spo2_pct } })
+  const alerts = (values: [number, number][]) => {
+    const acc = healthAccumulator(cfg, 'pol-1')
+    return events([...values.flatMap(([min, pct]) => acc.push(spo2(T0 + min * 60_000, pct))), ...acc.flush()]).map((e) => [e.type, e.urgent, (e.from - T0) / 60_000, (e.to - T0) / 60_000, e.evidence.peak])
+  }
+  t.same(alerts([[0, 95], [60, 88], [120, 87], [180, 89], [240, 95], [300, 88], [360, 86]]), [['low_spo2', true, 60, 120, 87], ['low_spo2', true, 300, 360, 86]], 'each spell alerts once, when it has lasted 30 min')
+  t.same(alerts([[0, 95], [60, 85], [120, 95]]), [], 'one low reading (a loose sensor) is no alert')
+  t.same(alerts([[0, 88], [300, 88]]), [], 'readings 5 h apart are no sustained spell')
+  t.end()
+})
+
+t.test('edge-sim: a sedentary wearer whose SpO2 drops 8 points for three nights raises low_spo2 in the first of them; none without the drop', (t) => {
+  const from = T0 + 20 * DAY_MS
+  const alerts = events(simulate('sedentary', 2, { startTs: T0, days: 30, anomaly: { fromTs: from, days: 3, hrJump_bpm: 0, spo2Drop_pct: 8 } })).filter((e) => e.type === 'low_spo2')
+  t.ok(alerts.length >= 1 && alerts.length <= 3, `${alerts.length} alerts, at most one a night`)
+  t.ok(alerts.every((e) => e.urgent && e.from >= from && e.to < from + 3 * DAY_MS && (e.evidence.peak as number) < 90), 'urgent, in the drop, below 90%')
+  t.ok(alerts[0]!.to - from < DAY_MS, `the first ${((alerts[0]!.to - from) / 3_600_000).toFixed(1)} h into it`)
+  t.same(events(simulate('sedentary', 2, { startTs: T0, days: 30 })).filter((e) => e.type === 'low_spo2'), [], 'the same wearer without the drop: none')
+  t.end()
+})

@@ -175,6 +175,14 @@ export interface HealthConfig {
   stepsSpread: number
   minHrReadings: number
   hrSd_bpm: number
+  /**
+   * A `low_spo2` health alert (urgent, #24) when SpO2 stays below `lowSpo2_pct` for at least
+   * `lowSpo2_s`: below 90% is hypoxaemia (WHO pulse oximetry manual; BTS oxygen guideline), and one
+   * reading alone is often a loose sensor. Readings further apart than `maxSpo2Gap_s` start afresh.
+   */
+  lowSpo2_pct: number
+  lowSpo2_s: number
+  maxSpo2Gap_s: number
 }
 
 export const defaultHealthConfig: HealthConfig = {
@@ -194,6 +202,10 @@ export const defaultHealthConfig: HealthConfig = {
   stepsSpread: 0.01,
   minHrReadings: 24,
   hrSd_bpm: 1,
+  lowSpo2_pct: 90,
+  lowSpo2_s: 1800,
+  // The wearable measures hourly at night (docs/device-contract.md): two readings in a row.
+  maxSpo2Gap_s: 2 * 3600,
 }
 
 /** A policy's wearable data on one UTC day: sums, so a day can be reopened and added to. Stored as InfluxDB `health_day`. */
@@ -298,6 +310,8 @@ export function healthAnomalies(cfg: HealthConfig, days: readonly DailyHealth[],
 export function healthAccumulator(cfg: HealthConfig, policyId: string, stored: readonly DailyHealth[] = []): PolicyAccumulator<DailyHealth> {
   let out: PolicyOutput<DailyHealth>[] = []
   let lastHrTs: number | undefined
+  /** The spell of SpO2 below lowSpo2_pct: since when, its lowest, its last reading, and whether it was alerted. */
+  let lowSpo2: { from: number; last: number; lowest: number; alerted: boolean } | undefined
   /** The device behind each kind, for the events' deviceId. */
   const deviceOf: Record<string, string> = {}
   const book = dayBook(stored, cfg.keepDays, emptyHealthDay, (d) => {
@@ -317,8 +331,21 @@ export function healthAccumulator(cfg: HealthConfig, policyId: string, stored: r
   let raised = { rise: !!restored.rise, scripted: !!restored.scripted }
 
   function event(type: HealthEventType, deviceId: string | undefined, now: number, { from, ...evidence }: EventEvidence & { from: number }): PolicyOutput<DailyHealth> {
-    // A resting-heart-rate rise is a health alert (urgent, events.ts); scripted data is for the insurer.
-    return { kind: 'event', event: { policyId, deviceId: deviceId ?? Object.values(deviceOf)[0] ?? '', subject: 'health', type, urgent: type === 'resting_hr_rise', from, to: now, evidence } }
+    // A resting-heart-rate rise and low SpO2 are health alerts (urgent, events.ts); scripted data is for the insurer.
+    return { kind: 'event', event: { policyId, deviceId: deviceId ?? Object.values(deviceOf)[0] ?? '', subject: 'health', type, urgent: type !== 'scripted_data', from, to: now, evidence } }
+  }
+  /** Follows the spell of low SpO2; alerts once when it has lasted lowSpo2_s (in device-time order: an older reading is history). */
+  function spo2(r: Reading, pct: number) {
+    if (lowSpo2 && r.ts < lowSpo2.last) return
+    if (pct >= cfg.lowSpo2_pct || (lowSpo2 && r.ts - lowSpo2.last > cfg.maxSpo2Gap_s * 1000)) lowSpo2 = undefined
+    if (pct >= cfg.lowSpo2_pct) return
+    lowSpo2 ??= { from: r.ts, last: r.ts, lowest: pct, alerted: false }
+    lowSpo2.last = r.ts
+    lowSpo2.lowest = Math.min(lowSpo2.lowest, pct)
+    const lasted_s = (r.ts - lowSpo2.from) / 1000
+    if (lowSpo2.alerted || lasted_s < cfg.lowSpo2_s) return
+    lowSpo2.alerted = true
+    out.push(event('low_spo2', r.deviceId, r.ts, { from: lowSpo2.from, source: 'spo2', peak: lowSpo2.lowest, threshold: cfg.lowSpo2_pct, unit: '%', duration_s: lasted_s }))
   }
   const take = () => {
     const o = out
@@ -356,6 +383,7 @@ export function healthAccumulator(cfg: HealthConfig, policyId: string, stored: r
       } else if (r.kind === 'spo2' && typeof f.spo2_pct === 'number') {
         d.spo2_n++
         d.spo2_sum_pct += f.spo2_pct
+        spo2(r, f.spo2_pct)
       }
       return take()
     },

@@ -45,7 +45,7 @@ t.test('climate: time below 3 °C and above 70% RH, and an event for each spell 
     // Summed over the days the readings span.
     const total = Object.fromEntries(Object.keys(sums).map((k) => [k, closed(out).reduce((a, d) => a + d[k as keyof HomeDay], 0)]))
     t.same(total, sums, `${name}: ${JSON.stringify(sums)}`)
-    t.same(events(out).map((e) => [e.type, (e.from - T0) / MIN, (e.to - T0) / MIN, e.evidence.peak]), want, `${name}: events`)
+    t.same(events(out).filter((e) => e.type !== 'freeze_warning').map((e) => [e.type, (e.from - T0) / MIN, (e.to - T0) / MIN, e.evidence.peak]), want, `${name}: events`)
   }
   t.end()
 })
@@ -183,5 +183,44 @@ t.test('edge-sim scenarios: the leak and the smoke alarm each make exactly one u
   const valve = es.find((e) => e.type === 'valve_shutoff')
   t.ok(valve && valve.from === leakAt && valve.evidence.response_s as number >= 20 && valve.evidence.response_s as number <= 90, `the valve shut ${valve?.evidence.response_s} s after the leak (the sim: 20–90 s)`)
   t.same(events(out).filter((e) => e.type === 'sensor_offline'), [], 'the hub never missed two heartbeats')
+  t.end()
+})
+
+t.test('freeze warning (#24): while the pipes fall toward 3 °C, hours before the spell, not after it; once until they are well above again', (t) => {
+  // From 8 °C down 0.5 °C an hour, then back up: at 4.5 °C the line reaches 3 °C in 3 h.
+  const temps = [...Array.from({ length: 41 }, (_, i) => 8 - i * 0.125), ...Array.from({ length: 41 }, (_, i) => 3 + i * 0.25)]
+  const es = events(run(temps.map((c, i) => climate(T0 + i * 15 * MIN, c))))
+  const warning = es.filter((e) => e.type === 'freeze_warning')
+  t.same(warning.map((e) => [e.urgent, (e.to - T0) / H, e.evidence.peak, e.evidence.duration_s / 3600, e.evidence.falling_c_per_h]), [[true, 7, 4.5, 3, -0.5]], 'one urgent warning at 4.5 °C, 3 h ahead, falling 0.5 °C/h')
+  // A heated house's night setback: 20 → 16 °C within the hour, far from freezing.
+  t.same(events(run(every15(T0, [[20, 50], [19, 50], [17.5, 50], [16, 50], [16, 50], [16, 50]]))), [], 'a setback far above freezing warns of nothing')
+  // A drop that outran the readings: warned at the first reading below.
+  t.same(events(run(every15(T0, [[6, 50], [6, 50], [6, 50], [1, 50]]))).filter((e) => e.type === 'freeze_warning').map((e) => e.evidence.peak), [1])
+  t.end()
+})
+
+t.test('edge-sim: a freeze-prone home in January is warned of each freeze spell by its first reading below 3 °C, mostly ahead; a well-kept one never', (t) => {
+  for (const seed of [1, 2, 3]) {
+    const es = events(simulate('freeze-prone', seed, { startTs: T0, days: 30 }).out)
+    const warnings = es.filter((e) => e.type === 'freeze_warning')
+    const spells = es.filter((e) => e.type === 'freeze_risk')
+    const lead_min = spells.map((s) => (s.from - Math.max(...warnings.filter((w) => w.to <= s.from).map((w) => w.to))) / MIN)
+    t.ok(spells.length > 5 && lead_min.every((m) => m >= 0), `seed ${seed}: each of ${spells.length} freeze spells warned by its start (minutes ahead: ${lead_min.join(', ')})`)
+    t.ok(lead_min.filter((m) => m > 0).length >= 0.75 * spells.length, 'at least three in four ahead of it')
+    t.same(events(simulate('well-kept', seed, { startTs: T0, days: 30 }).out).filter((e) => e.type === 'freeze_warning'), [], `seed ${seed}: a well-kept home, none`)
+  }
+  t.end()
+})
+
+t.test('CO without smoke (#24): an urgent co_alarm at the first reading at 50 ppm or more, once an episode; a smoke alarm\'s CO is its own event', (t) => {
+  const smoke = (min: number, smoke_detected: boolean, co_ppm: number) => reading('smoke', T0 + min * MIN, { smoke_detected, co_ppm })
+  t.same(events(run([smoke(0, false, 2), smoke(5, false, 60), smoke(10, false, 120), smoke(15, false, 10), smoke(20, false, 55), smoke(25, true, 80)])).map((e) => [e.type, e.urgent, (e.from - T0) / MIN, e.evidence.peak]),
+    [['co_alarm', true, 5, 60], ['co_alarm', true, 20, 55], ['smoke', true, 25, 1]])
+  const coAt = T0 + 4 * DAY_MS + 7 * H
+  const { out, truth } = simulate('well-kept', 2, { startTs: T0, days: 7, coAt })
+  t.same(truth.map((e) => e.type), ['co'], 'the sim: a boiler fault, no smoke')
+  const alarms = events(out).filter((e) => e.urgent)
+  t.same(alarms.map((e) => e.type), ['co_alarm'], 'one urgent co_alarm, no smoke event')
+  t.ok(alarms[0]!.from >= coAt && alarms[0]!.from <= coAt + 20 * MIN, `${(alarms[0]!.from - coAt) / MIN} min into it, at ${alarms[0]!.evidence.peak} ppm`)
   t.end()
 })

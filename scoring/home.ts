@@ -22,6 +22,26 @@ export interface HomeConfig {
   freeze_c: number
   /** A `freeze_risk` event for a spell below `freeze_c` at least this long, h. */
   freezeEvent_h: number
+  /**
+   * A `freeze_warning` (urgent, #24) while the pipes are still above `freeze_c` but within
+   * `freezeNear_c` of it and falling toward it, to reach it within `freezeLead_h` at the rate of the
+   * last `freezeTrend_h` (a least-squares line through its readings): time to heat the house or
+   * drain the pipes, where `freeze_risk` comes only once the spell is over. A drop that outran the
+   * readings warns at the first reading below. Again only once the pipes have been `freezeRearm_c`
+   * above `freeze_c`. (The band keeps a heated house's night setback, 20 → 16 °C in minutes, from
+   * warning: a trend through sensor noise only means something near the threshold.)
+   */
+  freezeLead_h: number
+  freezeTrend_h: number
+  freezeNear_c: number
+  freezeRearm_c: number
+  /**
+   * A `co_alarm` (urgent, #24) when the smoke/CO alarm reads at least this much carbon monoxide
+   * without smoke, ppm: a faulty boiler or a generator indoors kills without a fire. 50 ppm is where
+   * EN 50291 alarms must sound within 60–90 min and UL 2034 within 4 h; the WHO's 8-hour guideline
+   * is about 9 ppm. Again only once the level has dropped below it.
+   */
+  coAlarm_ppm: number
   /** Humidity exposure above this, % RH: mould grows on surfaces held above 70–80% (WHO damp and mould guidelines). */
   humid_pct: number
   /** A `humidity_exposure` event for a spell above `humid_pct` at least this long, h. */
@@ -48,6 +68,11 @@ export interface HomeConfig {
 export const defaultHomeConfig: HomeConfig = {
   freeze_c: 3,
   freezeEvent_h: 2,
+  freezeLead_h: 3,
+  freezeTrend_h: 2,
+  freezeNear_c: 3,
+  freezeRearm_c: 3,
+  coAlarm_ppm: 50,
   humid_pct: 70,
   humidEvent_h: 24,
   maxClimateGap_s: 7200,
@@ -121,6 +146,11 @@ interface Sensor {
   /** Open spells below `freeze_c` and above `humid_pct`: since when, the extreme, the last reading in it. */
   cold?: Spell
   damp?: Spell
+  /** Climate: the readings of the last `freezeTrend_h` (the trend), and whether a freeze warning is out. */
+  recent?: { ts: number; temp_c: number }[]
+  freezeWarned?: boolean
+  /** Smoke/CO alarm: a CO alarm is out. */
+  coAlarm?: boolean
 }
 interface Spell {
   from: number
@@ -167,6 +197,18 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
     return undefined
   }
 
+  /** Warns once while the pipes fall toward freezing (or are below already); re-arms once they are well above. */
+  function freezeWarning(s: Sensor, r: Reading, temp_c: number) {
+    s.recent = [...(s.recent ?? []).filter((x) => x.ts >= r.ts - cfg.freezeTrend_h * 3_600_000 && x.ts < r.ts), { ts: r.ts, temp_c }]
+    if (temp_c >= cfg.freeze_c + cfg.freezeRearm_c) s.freezeWarned = false
+    if (s.freezeWarned || temp_c > cfg.freeze_c + cfg.freezeNear_c) return
+    const falling_c_per_h = slopePerHour(s.recent)
+    const eta_h = temp_c < cfg.freeze_c ? 0 : falling_c_per_h < 0 ? (temp_c - cfg.freeze_c) / -falling_c_per_h : Infinity
+    if (eta_h > cfg.freezeLead_h) return
+    s.freezeWarned = true
+    event('freeze_warning', r.deviceId, r.ts, r.ts, { source: 'climate', peak: temp_c, threshold: cfg.freeze_c, unit: '°C', duration_s: Math.round(eta_h * 3600), falling_c_per_h: Math.round(falling_c_per_h * 100) / 100, samples: s.recent.length }, true)
+  }
+
   function climate(d: HomeDay, s: Sensor, r: Reading) {
     const dt_s = (r.ts - s.lastTs) / 1000
     const inDay_s = s.lastTs >= d.day_ms ? dt_s : 0 // see push
@@ -183,6 +225,7 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
     }
     s.temp_c = typeof r.fields.temp_c === 'number' ? r.fields.temp_c : undefined
     s.humidity_pct = typeof r.fields.humidity_pct === 'number' ? r.fields.humidity_pct : undefined
+    if (s.temp_c !== undefined && r.ts >= s.lastTs) freezeWarning(s, r, s.temp_c)
     s.cold = spell('freeze_risk', r, s.cold, s.temp_c, s.temp_c! < cfg.freeze_c, Math.min)
     s.damp = spell('humidity_exposure', r, s.damp, s.humidity_pct, s.humidity_pct! > cfg.humid_pct, Math.max)
   }
@@ -229,6 +272,10 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
         if (r.kind === 'smoke' && !on && typeof f.co_ppm === 'number') {
           d.co_n++
           d.co_ppm += f.co_ppm
+          // Carbon monoxide without smoke: no fire, still deadly (a smoke alarm's own event carries its CO).
+          const high = f.co_ppm >= cfg.coAlarm_ppm
+          if (high && !s.coAlarm) event('co_alarm', r.deviceId, r.ts, r.ts, { source: 'smoke', peak: f.co_ppm, threshold: cfg.coAlarm_ppm, unit: 'ppm', duration_s: 0 }, true)
+          s.coAlarm = high
         }
         s.on = on
       } else if (r.kind === 'valve' && typeof f.valve_open === 'boolean' && !(known && r.ts < s.lastTs)) {
@@ -263,6 +310,17 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
     },
     features: (now) => homeFeatures(cfg, book.days, now),
   }
+}
+
+/** The least-squares slope of temperatures over time, °C/h (0 with fewer than three readings: too few to tell a trend from noise). */
+function slopePerHour(xs: readonly { ts: number; temp_c: number }[]): number {
+  if (xs.length < 3) return 0
+  const t0 = xs[0]!.ts
+  const mt = sum(xs.map((x) => (x.ts - t0) / 3_600_000)) / xs.length
+  const mc = sum(xs.map((x) => x.temp_c)) / xs.length
+  const cov = sum(xs.map((x) => ((x.ts - t0) / 3_600_000 - mt) * (x.temp_c - mc)))
+  const vt = sum(xs.map((x) => ((x.ts - t0) / 3_600_000 - mt) ** 2))
+  return vt > 0 ? cov / vt : 0
 }
 
 /** Stage: readings of many policies (any subject) → home events (leak and smoke in their reading's frame) and closed days with their score inputs. */

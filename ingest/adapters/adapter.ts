@@ -6,6 +6,7 @@
  * own prefix is the ubiq device id, which is also the device's MQTT user (ingest/broker.ts).
  */
 import { idleMap } from '../idle-map.ts'
+import type { Command } from '../commands.ts'
 
 export interface Adapter {
   name: string
@@ -27,6 +28,12 @@ export interface Adapter {
    * `receivedAt` stands in for a device time and counter in formats that carry none.
    */
   adapt(topic: string, deviceId: string, payload: unknown, receivedAt: number): { kind: string; body: Record<string, unknown> } | string | null
+  /**
+   * Formats with commands of their own (#24): the messages that carry `command` to the device in
+   * this format (none when the device has told it nothing that could carry it), and the ACL line
+   * that lets ubiq's publisher write them.
+   */
+  commands?: { acl: string; messages(command: Command): { topic: string; payload: string }[] }
 }
 
 /**

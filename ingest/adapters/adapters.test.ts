@@ -194,3 +194,20 @@ t.test('Home Assistant over a real broker: a state sent while ubiq is down is st
   const [rows] = await services.influxql('ubiq_ha', `SELECT device_id, leak_detected FROM ${qualified('leak')} ORDER BY time DESC LIMIT 1`)
   t.same(rows?.values[0]?.slice(1), ['home-1', true], 'the state sent while ubiq was down is the last one stored')
 })
+
+t.test('valves and their commands (#24): a Zigbee2MQTT valve is named so, a Home Assistant valve names its command topic; ubiq\'s own commands are not stored', async (t) => {
+  const adapters = createAdapters()
+  const c = config(adapters)
+  const command = { id: 'a'.repeat(64), policyId: 'pol-h', deviceId: 'home-1', command: 'close_valve' as const, reason: 'leak', issuedAt: '', expiresAt: '' }
+  const messages = () => adapters.flatMap((a) => a.commands?.messages(command) ?? [])
+  t.same(messages(), [], 'no command topic before the hub has told of a valve')
+  t.same(outcome(send(c, 'zigbee2mqtt/home-1/main_valve', { state: 'ON' })), ['home-1', 'valve', { valve_open: true }], 'a Zigbee2MQTT device named …valve… reporting state is the valve')
+  t.same(outcome(send(c, 'zigbee2mqtt/home-1/living_room_plug', { state: 'ON' })), ['invalid_payload', 'zigbee2mqtt: no supported sensor in the state (keys: state)'], 'a plug is not')
+  t.same(outcome(send(c, 'zigbee2mqtt/home-1/main_valve', { state: 'HALF' })), ['invalid_payload', 'zigbee2mqtt: a valve\'s state is ON or OFF'])
+  const ha = 'homeassistant/valve/home-1/main'
+  t.same(outcome(send(c, `${ha}/config`, JSON.stringify({ device_class: 'water', state_topic: `${ha}/state`, command_topic: 'homeassistant/valve/home-2/main/set' }))), ['invalid_payload', 'homeassistant: discovery config: command_topic must lie under homeassistant/valve/home-1/, apart from the state topic'], 'a command topic of another device is refused')
+  t.equal(send(c, `${ha}/config`, JSON.stringify({ device_class: 'water', state_topic: `${ha}/state`, command_topic: `${ha}/set` })), null, 'one of its own is taken')
+  t.same(messages(), [{ topic: 'zigbee2mqtt/home-1/main_valve/set', payload: '{"state":"OFF"}' }, { topic: `${ha}/set`, payload: 'CLOSE' }], 'close_valve goes to both, in their own forms')
+  t.equal(send(c, `${ha}/set`, 'CLOSE'), null, 'ubiq\'s command, heard back through ingest\'s subscription, is nothing to store')
+  t.same(adapters.flatMap((a) => a.commands?.messages({ ...command, deviceId: 'home-2' }) ?? []), [], 'another hub has none')
+})

@@ -46,6 +46,8 @@ interface Binding {
   on: unknown
   off: unknown
   fahrenheit: boolean
+  /** A valve's command topic and the payload that closes it (#24): ubiq's close_valve goes there. */
+  command?: { topic: string; close: string }
 }
 
 const isConfigTopic = (parts: string[]) => parts.at(-1) === 'config' && (parts.length === 4 || parts.length === 5)
@@ -77,12 +79,22 @@ function bind(configTopic: string, deviceId: string, config: Record<string, unkn
     if (!match) return 'value_template: only {{ value_json.key }} is supported'
     path = [...match[1]!.matchAll(/\.(\w+)|\[\s*['"]([^'"]*)['"]\s*\]/g)].map((m) => m[1] ?? m[2]!)
   }
+  // A valve's command topic, where ubiq's close_valve goes: under the valve's own topics, where the ACL lets ubiq's publisher write.
+  const commandTopic = mapping.state === 'valve' ? option('command_topic', 'cmd_t') : undefined
+  let command: Binding['command']
+  if (commandTopic !== undefined) {
+    const topic = typeof commandTopic === 'string' && typeof base === 'string' ? commandTopic.replace(/^~/, base).replace(/~$/, base) : commandTopic
+    if (typeof topic !== 'string' || !topic.startsWith(`homeassistant/valve/${deviceId}/`) || isConfigTopic(topic.split('/')) || /[+#]/.test(topic) || topic === stateTopic) {
+      return `command_topic must lie under homeassistant/valve/${deviceId}/, apart from the state topic`
+    }
+    command = { topic, close: String(option('payload_close', 'pl_cls') ?? 'CLOSE') }
+  }
   const unit = option('unit_of_measurement', 'unit_of_meas') ?? '°C'
   if (mapping.state === 'temperature' && unit !== '°C' && unit !== '°F') return `unit_of_measurement "${String(unit).slice(0, 10)}" is not °C or °F`
   const [on, off] = mapping.state === 'valve'
     ? [option('state_open', 'stat_open') ?? 'open', option('state_closed', 'stat_clsd') ?? 'closed']
     : [option('payload_on', 'pl_on') ?? 'ON', option('payload_off', 'pl_off') ?? 'OFF']
-  return { configTopic, stateTopic, mapping, ...(path ? { path } : {}), on, off, fahrenheit: unit === '°F' }
+  return { configTopic, stateTopic, mapping, ...(path ? { path } : {}), on, off, fahrenheit: unit === '°F', ...(command ? { command } : {}) }
 }
 
 /** The state's value for the binding's field, or why there is none (never quoting the state). */
@@ -180,7 +192,7 @@ export function homeAssistant(options: { dir?: string; stamp?: (deviceId: string
 
   return {
     name: 'homeassistant',
-    description: 'Home Assistant MQTT discovery: a retained config on `homeassistant/{component}/{deviceId}/{object_id}/config` (the device connects as `{deviceId}`, HA\'s node_id) binds its `state_topic`, which must lie under `homeassistant/{component}/{deviceId}/`. By component and device class: binary_sensor moisture → leak (leak_detected), smoke → smoke (smoke_detected), door, window, opening, garage_door → contact (open); sensor temperature (°C or °F) → climate (temp_c); valve (water or none) → valve (valve_open). Honours `~`, HA\'s abbreviations, payload_on/off, state_open/closed and `{{ value_json.key }}` templates; an empty config removes the entity; the receive time is seq and ts',
+    description: 'Home Assistant MQTT discovery: a retained config on `homeassistant/{component}/{deviceId}/{object_id}/config` (the device connects as `{deviceId}`, HA\'s node_id) binds its `state_topic`, which must lie under `homeassistant/{component}/{deviceId}/`. By component and device class: binary_sensor moisture → leak (leak_detected), smoke → smoke (smoke_detected), door, window, opening, garage_door → contact (open); sensor temperature (°C or °F) → climate (temp_c); valve (water or none) → valve (valve_open), and close_valve is sent as its `payload_close` (default CLOSE) on its `command_topic`, which must lie under `homeassistant/valve/{deviceId}/`. Honours `~`, HA\'s abbreviations, payload_on/off, state_open/closed and `{{ value_json.key }}` templates; an empty config removes the entity; the receive time is seq and ts',
     filter: 'homeassistant/#',
     acl: 'pattern readwrite homeassistant/+/%u/#',
     payload: 'text',
@@ -199,11 +211,19 @@ export function homeAssistant(options: { dir?: string; stamp?: (deviceId: string
         return problem
       }
       const binding = bindings.get(topic)
+      // ubiq's own commands come back through ingest's subscription: nothing to store.
+      if (!binding && [...bindings.values()].some((b) => b.command?.topic === topic)) return null
       if (!binding) return 'no discovery config names this state topic'
       const value = read(binding, text)
       if (typeof value === 'string') return value
       const at = stamp(deviceId, receivedAt)
       return { kind: binding.mapping.kind, body: { seq: at, ts: at, [binding.mapping.field]: value } }
+    },
+    commands: {
+      acl: 'topic write homeassistant/valve/#',
+      messages: (c) => (c.command === 'close_valve'
+        ? [...bindings.values()].filter((b) => b.command && deviceOf(b.configTopic) === c.deviceId).map((b) => ({ topic: b.command!.topic, payload: b.command!.close }))
+        : []),
     },
   }
 }
