@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import type { Registry } from 'prom-client'
-import { deviceRegistry, retentionPolicyNames, toLine } from '../ingest/index.ts'
+import { deviceRegistry, retentionPolicyNames } from '../ingest/index.ts'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
 import { drainBench, log, median, metric } from './drain.ts'
 import { serverRss } from './server-rss.ts'
-import { benchRegistry, kindOf, message } from './traffic.ts'
+import { benchRegistry, linesOf, message } from './traffic.ts'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const DEVICES = 1000
@@ -25,29 +25,8 @@ const dir = mkdtempSync(join(tmpdir(), 'ubiq-bench-'))
 const broker = await startMosquitto(join(dir, 'mosquitto'))
 const influx = await startInfluxd(join(dir, 'influxdb'))
 const serverRssNow = serverRss(dir)
-const { messages: MESSAGES, points: POINTS, publishAll, forgetSession, pipelineFor, ubiqRun } = drainBench({ brokerUrl: broker.url, influxUrl: influx.url, dir, devices: DEVICES, perDevice: PER_DEVICE })
+const { messages: MESSAGES, points: POINTS, rawMqtt, pipelineFor, ubiqRun } = drainBench({ brokerUrl: broker.url, influxUrl: influx.url, dir, devices: DEVICES, perDevice: PER_DEVICE })
 log(`Mosquitto ${broker.url}, InfluxDB ${influx.url}; ${MESSAGES} messages (${POINTS} points) per run, ${RUNS} runs`)
-
-/** The raw reference: mqtt.js at QoS 1 doing only JSON.parse, draining the same queue. */
-async function rawMqtt(run: number): Promise<number> {
-  const opts = { clientId: `bench-raw-${run}`, clean: false }
-  const first = await mqtt.connectAsync(broker.url, opts)
-  await first.subscribeAsync('ubiq/v1/dev/+/+', { qos: 1 })
-  await first.endAsync()
-  await publishAll()
-  let count = 0
-  const t0 = performance.now()
-  const client = mqtt.connect(broker.url, opts)
-  const ms = await new Promise<number>((resolve) => {
-    client.on('message', (_topic, payload) => {
-      JSON.parse(payload.toString())
-      if (++count === MESSAGES) resolve(performance.now() - t0)
-    })
-  })
-  await client.endAsync()
-  await forgetSession(opts.clientId)
-  return (MESSAGES / ms) * 1000
-}
 
 /** The raw reference: the same points as line protocol posted straight to /write, 5000 a batch, two at a time. */
 async function rawInflux(run: number): Promise<number> {
@@ -56,12 +35,7 @@ async function rawInflux(run: number): Promise<number> {
   const lines: string[] = []
   const start = Date.now() - PER_DEVICE * 1000
   for (let seq = 0; seq < PER_DEVICE; seq++) {
-    for (let i = 0; i < DEVICES; i++) {
-      const body = JSON.parse(message(i, seq, start + seq * 1000)[1]) as Record<string, number> & { ts: number; samples?: number[][] }
-      const { seq: _s, ts, samples, ...fields } = body
-      if (samples) samples.forEach((row, k) => lines.push(toLine(kindOf(i), { device_id: `bench-${i}` }, { ax_ms2: row[0]!, ay_ms2: row[1]!, az_ms2: row[2]!, gx_rads: row[3]!, gy_rads: row[4]!, gz_rads: row[5]!, seq, i: k }, ts + k * 20, ['seq', 'i'])))
-      else lines.push(toLine(kindOf(i), { device_id: `bench-${i}` }, { ...fields, seq }, ts, ['seq']))
-    }
+    for (let i = 0; i < DEVICES; i++) lines.push(...linesOf(i, message(i, seq, start + seq * 1000)[1]))
   }
   const batches: string[] = []
   for (let k = 0; k < lines.length; k += 5000) batches.push(lines.slice(k, k + 5000).join('\n'))
