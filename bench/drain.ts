@@ -39,10 +39,10 @@ export function drainBench(s: DrainSetup) {
   const points = Array.from({ length: s.devices }, (_, i) => pointsOf(i) * s.perDevice).reduce((a, b) => a + b, 0)
 
   /** Publishes the run's traffic from two separate processes. */
-  async function publishAll(devices = s.devices, perDevice = s.perDevice): Promise<void> {
+  async function publishAll(devices = s.devices, perDevice = s.perDevice, url = s.brokerUrl): Promise<void> {
     const half = Math.floor(devices / 2)
     await Promise.all([[0, half], [half, devices]].map(([from, to]) => new Promise<void>((resolve, reject) => {
-      const p = spawn(process.execPath, ['--import', 'tsx', publisherScript, s.brokerUrl, String(from), String(to), String(perDevice)], { stdio: ['ignore', 'ignore', 'inherit'] })
+      const p = spawn(process.execPath, ['--import', 'tsx', publisherScript, url, String(from), String(to), String(perDevice)], { stdio: ['ignore', 'ignore', 'inherit'] })
       p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`publisher exited ${code}`))))
     })))
   }
@@ -50,6 +50,27 @@ export function drainBench(s: DrainSetup) {
   /** Ends a persistent session, so the broker stops queueing for it. */
   async function forgetSession(clientId: string): Promise<void> {
     await (await mqtt.connectAsync(s.brokerUrl, { clientId, clean: true })).endAsync()
+  }
+
+  /** The raw reference: mqtt.js at QoS 1 doing only JSON.parse, draining the same queue. */
+  async function rawMqtt(run: number): Promise<number> {
+    const opts = { clientId: `bench-raw-${run}`, clean: false }
+    const first = await mqtt.connectAsync(s.brokerUrl, opts)
+    await first.subscribeAsync('ubiq/v1/dev/+/+', { qos: 1 })
+    await first.endAsync()
+    await publishAll()
+    let count = 0
+    const t0 = performance.now()
+    const client = mqtt.connect(s.brokerUrl, opts)
+    const ms = await new Promise<number>((resolve) => {
+      client.on('message', (_topic, payload) => {
+        JSON.parse(payload.toString())
+        if (++count === messages) resolve(performance.now() - t0)
+      })
+    })
+    await client.endAsync()
+    await forgetSession(opts.clientId)
+    return (messages / ms) * 1000
   }
 
   function pipelineFor(db: string, devices = deviceRegistry(benchRegistry(s.devices))): Promise<Pipeline> {
@@ -87,5 +108,5 @@ export function drainBench(s: DrainSetup) {
     return { msgs: (messages / ms) * 1000, points: (points / ms) * 1000 }
   }
 
-  return { messages, points, publishAll, forgetSession, pipelineFor, ubiqRun }
+  return { messages, points, publishAll, forgetSession, rawMqtt, pipelineFor, ubiqRun }
 }

@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import type { Registry } from 'prom-client'
-import { deviceRegistry, toLine } from '../ingest/index.ts'
+import { deviceRegistry, retentionPolicyNames } from '../ingest/index.ts'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
 import { drainBench, log, median, metric } from './drain.ts'
-import { benchRegistry, kindOf, message } from './traffic.ts'
+import { serverRss } from './server-rss.ts'
+import { benchRegistry, linesOf, message } from './traffic.ts'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const DEVICES = 1000
@@ -23,29 +24,9 @@ const PER_DEVICE = Number(process.env.BENCH_PER_DEVICE ?? 100)
 const dir = mkdtempSync(join(tmpdir(), 'ubiq-bench-'))
 const broker = await startMosquitto(join(dir, 'mosquitto'))
 const influx = await startInfluxd(join(dir, 'influxdb'))
-const { messages: MESSAGES, points: POINTS, publishAll, forgetSession, pipelineFor, ubiqRun } = drainBench({ brokerUrl: broker.url, influxUrl: influx.url, dir, devices: DEVICES, perDevice: PER_DEVICE })
+const serverRssNow = serverRss(dir)
+const { messages: MESSAGES, points: POINTS, rawMqtt, pipelineFor, ubiqRun } = drainBench({ brokerUrl: broker.url, influxUrl: influx.url, dir, devices: DEVICES, perDevice: PER_DEVICE })
 log(`Mosquitto ${broker.url}, InfluxDB ${influx.url}; ${MESSAGES} messages (${POINTS} points) per run, ${RUNS} runs`)
-
-/** The raw reference: mqtt.js at QoS 1 doing only JSON.parse, draining the same queue. */
-async function rawMqtt(run: number): Promise<number> {
-  const opts = { clientId: `bench-raw-${run}`, clean: false }
-  const first = await mqtt.connectAsync(broker.url, opts)
-  await first.subscribeAsync('ubiq/v1/dev/+/+', { qos: 1 })
-  await first.endAsync()
-  await publishAll()
-  let count = 0
-  const t0 = performance.now()
-  const client = mqtt.connect(broker.url, opts)
-  const ms = await new Promise<number>((resolve) => {
-    client.on('message', (_topic, payload) => {
-      JSON.parse(payload.toString())
-      if (++count === MESSAGES) resolve(performance.now() - t0)
-    })
-  })
-  await client.endAsync()
-  await forgetSession(opts.clientId)
-  return (MESSAGES / ms) * 1000
-}
 
 /** The raw reference: the same points as line protocol posted straight to /write, 5000 a batch, two at a time. */
 async function rawInflux(run: number): Promise<number> {
@@ -54,12 +35,7 @@ async function rawInflux(run: number): Promise<number> {
   const lines: string[] = []
   const start = Date.now() - PER_DEVICE * 1000
   for (let seq = 0; seq < PER_DEVICE; seq++) {
-    for (let i = 0; i < DEVICES; i++) {
-      const body = JSON.parse(message(i, seq, start + seq * 1000)[1]) as Record<string, number> & { ts: number; samples?: number[][] }
-      const { seq: _s, ts, samples, ...fields } = body
-      if (samples) samples.forEach((row, k) => lines.push(toLine(kindOf(i), { device_id: `bench-${i}` }, { ax_ms2: row[0]!, ay_ms2: row[1]!, az_ms2: row[2]!, gx_rads: row[3]!, gy_rads: row[4]!, gz_rads: row[5]!, seq, i: k }, ts + k * 20, ['seq', 'i'])))
-      else lines.push(toLine(kindOf(i), { device_id: `bench-${i}` }, { ...fields, seq }, ts, ['seq']))
-    }
+    for (let i = 0; i < DEVICES; i++) lines.push(...linesOf(i, message(i, seq, start + seq * 1000)[1]))
   }
   const batches: string[] = []
   for (let k = 0; k < lines.length; k += 5000) batches.push(lines.slice(k, k + 5000).join('\n'))
@@ -113,38 +89,83 @@ async function latency(ratePerS: number, seconds: number) {
   return result
 }
 
+/** Device counts of the memory phase (BENCH_RSS_DEVICES, comma-separated; 100,000 needs watching memory). */
+const RSS_DEVICES = (process.env.BENCH_RSS_DEVICES ?? '10000,100000').split(',').map(Number)
+
+/** What one step of the memory phase measured. */
+interface MemoryStep {
+  devices: number
+  /** ubiq's RSS above its start, per active device, bytes. */
+  ubiqPerDevice: number
+  /** InfluxDB's RSS above its own before the phase, bytes; and its peak over the step. */
+  influxd: number
+  influxdPeak: number
+  /** Series InfluxDB holds in the phase's database. */
+  series: number
+  /** Write batches that failed (time-outs included) and were retried. */
+  writeErrors: number
+}
+
 /**
- * RSS per active device: one message from each of n devices into a fresh pipeline. Measured
- * first, before the throughput runs leave garbage and freed pages behind that blur RSS.
+ * RSS per active device, ubiq's and InfluxDB's: one message from each of n devices into a fresh
+ * pipeline. Measured first, before the throughput runs leave garbage and freed pages behind that
+ * blur RSS. InfluxDB's is sampled every 200 ms for its peak: the 100k phase once took it to 22 GB (#25).
  */
-async function rssPerDevice(counts: number[]): Promise<number[]> {
+async function rssPerDevice(counts: number[]): Promise<MemoryStep[]> {
   const max = Math.max(...counts)
   const devices = deviceRegistry(benchRegistry(max))
+  const influxdBase = serverRssNow('influxd')
+  let influxdPeak = influxdBase
+  const sampler = setInterval(() => (influxdPeak = Math.max(influxdPeak, serverRssNow('influxd'))), 200)
   const pipeline = await pipelineFor('bench_rss', devices)
   const gc = () => (globalThis as { gc?: () => void }).gc?.()
   gc()
   gc()
   const base = process.memoryUsage().rss
   const client = await mqtt.connectAsync(broker.url, { clientId: 'bench-rss' })
-  const out: number[] = []
+  const out: MemoryStep[] = []
   let active = 0
   for (const n of counts) {
     for (; active < n; active++) {
       const [topic, payload] = message(active, 1, Date.now())
       await client.publishAsync(topic, payload, { qos: 1 })
     }
-    while ((await metric(pipeline.metrics, 'ubiq_ingest_messages_stored_total')) < n) await new Promise((r) => setTimeout(r, 50))
+    while ((await metric(pipeline.metrics, 'ubiq_ingest_messages_stored_total')) < n ||
+      (await metric(pipeline.metrics, 'ubiq_ingest_journal_pending_lines')) > 0) await new Promise((r) => setTimeout(r, 50))
     gc()
     gc()
-    out.push((process.memoryUsage().rss - base) / n)
-    log(`${n} active devices: RSS +${((process.memoryUsage().rss - base) / 1e6).toFixed(0)} MB`)
+    // (Without FROM, InfluxDB 1.6 looks in the default retention policy only.)
+    const q = retentionPolicyNames.map((rp) => `SHOW SERIES EXACT CARDINALITY FROM "${rp}"./.*/`).join('; ')
+    const res = await fetch(`${influx.url}/query?${new URLSearchParams({ db: 'bench_rss', q })}`)
+    const counted = ((await res.json()) as { results: { series?: { values: number[][] }[] }[] }).results.flatMap((r) => r.series ?? [])
+    const step = {
+      devices: n,
+      ubiqPerDevice: (process.memoryUsage().rss - base) / n,
+      influxd: serverRssNow('influxd') - influxdBase,
+      influxdPeak: influxdPeak - influxdBase,
+      series: counted.reduce((a, x) => a + x.values[0]![0]!, 0),
+      writeErrors: await metric(pipeline.metrics, 'ubiq_influx_write_errors_total'),
+    }
+    out.push(step)
+    log(`${n} active devices: ubiq RSS +${mb(process.memoryUsage().rss - base)} MB; InfluxDB RSS +${mb(step.influxd)} MB (peak +${mb(step.influxdPeak)}), ${step.series} series, ${step.writeErrors} failed writes`)
   }
+  clearInterval(sampler)
   await client.endAsync()
   await pipeline.stop()
   return out
 }
+const mb = (bytes: number) => (bytes / 1e6).toFixed(0)
+const kib = (bytes: number) => (bytes / 1024).toFixed(2)
 
-const [rss10k, rss100k] = await rssPerDevice([10_000, 100_000])
+const memory = await rssPerDevice(RSS_DEVICES)
+const memoryReport = memory.map((m) => `  ${m.devices} active devices: ubiq RSS ${kib(m.ubiqPerDevice)} KiB a device; InfluxDB RSS ${kib(m.influxd / m.devices)} KiB a device (peak ${kib(m.influxdPeak / m.devices)}), ${kib(m.influxd / m.series)} KiB a series of ${m.series}; ${m.writeErrors} failed writes`).join('\n')
+if (RUNS === 0) {
+  // BENCH_RUNS=0: the memory phase alone.
+  await broker.stop()
+  await influx.stop()
+  console.log(`ubiq ingest benchmark, memory phase\n${memoryReport}`)
+  process.exit(0)
+}
 const raw: number[] = []
 const ubiq: { msgs: number; points: number }[] = []
 const rawPoints: number[] = []
@@ -167,6 +188,6 @@ ubiq ingest benchmark: ${MESSAGES} mixed messages (${POINTS} InfluxDB points) pe
   raw reference  line protocol POSTed to /write            ${m.rawPoints.toFixed(0).padStart(8)} points/s
   ubiq           points written and confirmed               ${m.points.toFixed(0).padStart(8)} points/s   ratio ${(m.points / m.rawPoints).toFixed(2)} (goal ≥ 0.7)
   latency at 2000 msg/s: receive → stored p50 ${ms(lat.storeP50)}, p99 ${ms(lat.storeP99)}; publish → receive p50 ${ms(lat.lagP50)}, p99 ${ms(lat.lagP99)}
-  RSS per active device: ${(rss10k! / 1024).toFixed(2)} KiB at 10k devices, ${(rss100k! / 1024).toFixed(2)} KiB at 100k devices
+${memoryReport}
 `)
 process.exit(0)

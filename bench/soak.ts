@@ -25,7 +25,7 @@
  * between them (soak-heap.ts): for finding a growth, not for figures (writing one raises RSS for good).
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -34,6 +34,7 @@ import { writeHeapSnapshot } from 'node:v8'
 import pino from 'pino'
 import { randomBytes } from 'node:crypto'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
+import { serverRss as serverRssOf } from './server-rss.ts'
 import { startPipeline } from '../bin/pipeline.ts'
 import { cityGeoJson } from '../edge-sim/index.ts'
 import { deviceRegistry, newCredentials, SERVICE_USER, writeBrokerAuth } from '../ingest/index.ts'
@@ -103,21 +104,7 @@ const pipeline = await startPipeline({
   rateLimitPerMinute: 1_000_000,
 }, pino({ level: 'warn' }, pino.destination({ dest: LOG, sync: true })))
 
-/** Mosquitto's and InfluxDB's own processes (not the watchdog shells around them): their RSS, bytes. */
-const serverPids = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-    const name = argv[0]!.split('/').at(-1)!
-    return (name === 'mosquitto' || name === 'influxd') && argv.some((a) => a.startsWith(dir)) ? [[name, pid] as const] : []
-  } catch {
-    return []
-  }
-})
-const serverRss = (name: string) => {
-  const pid = serverPids.find(([n]) => n === name)?.[1]
-  const kb = pid ? /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] : undefined
-  return kb ? Number(kb) * 1024 : NaN
-}
+const serverRss = serverRssOf(dir)
 
 /** A counter or gauge of the pipeline's registry, summed over its labels (by label `by`, when given). */
 async function metric(name: string): Promise<number>

@@ -2,7 +2,7 @@
  * Realistic mixed traffic for benchmarks: per device one stream, in the mix a fleet sends it —
  * OBD at 1 Hz, GPS at 1 Hz, 50 Hz IMU batches of a second, heart rate, home climate.
  */
-import { topics, type DeviceEntry } from '../ingest/index.ts'
+import { toLine, topics, type DeviceEntry } from '../ingest/index.ts'
 
 const MIX = ['obd', 'obd', 'obd', 'gps', 'gps', 'imu', 'hr', 'hr', 'climate', 'obd'] as const
 
@@ -33,3 +33,11 @@ export function message(i: number, seq: number, ts: number): [string, string] {
 
 /** InfluxDB points a message of device `i` becomes. */
 export const pointsOf = (i: number) => (kindOf(i) === 'imu' ? 50 : 1)
+
+/** A message of device `i` as InfluxDB line protocol, as a minimal consumer writes it (the raw references). */
+export function linesOf(i: number, payload: string): string[] {
+  const { seq, ts, samples, ...fields } = JSON.parse(payload) as Record<string, number> & { seq: number; ts: number; samples?: number[][] }
+  const tags = { device_id: deviceId(i) }
+  if (!samples) return [toLine(kindOf(i), tags, { ...fields, seq }, ts, ['seq'])]
+  return samples.map((row, k) => toLine(kindOf(i), tags, { ax_ms2: row[0]!, ay_ms2: row[1]!, az_ms2: row[2]!, gx_rads: row[3]!, gy_rads: row[4]!, gz_rads: row[5]!, seq, i: k }, ts + k * 20, ['seq', 'i']))
+}

@@ -1,7 +1,7 @@
 import t from 'tap'
 import mqtt from 'mqtt'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startAedes, startInfluxd, startLocalBroker, startMosquitto, type LocalServer } from './local-services.ts'
@@ -31,6 +31,10 @@ t.test('Mosquitto and InfluxDB start on free ports with their data in the given 
   const servers: LocalServer[] = [await startMosquitto(join(dir, 'mq')), await startInfluxd(join(dir, 'influx'))]
   t.equal(await roundTrip(servers[0]!.url), '{"factor":1.1}', 'mosquitto delivers the retained message')
   t.equal((await fetch(`${servers[1]!.url}/ping`)).status, 204, 'influxd answers /ping')
+  await fetch(`${servers[1]!.url}/query`, { method: 'POST', body: new URLSearchParams({ q: 'CREATE DATABASE d' }) })
+  t.equal((await fetch(`${servers[1]!.url}/write?db=d`, { method: 'POST', body: 'obd,device_id=car-1 speed_kmh=50' })).status, 204, 'influxd takes a write')
+  const shards = join(dir, 'influx', 'data', 'd', 'autogen')
+  t.ok(readdirSync(shards).length > 0 && readdirSync(shards).every((shard) => existsSync(join(shards, shard, 'index'))), 'its shards index their series on disk (TSI), not in the heap (#25)')
   t.ok(running(dir), 'both run')
   for (const s of servers) await s.stop()
   t.notOk(running(dir), 'stop() leaves no process behind')

@@ -136,6 +136,15 @@ bind-address = "127.0.0.1:${rpcPort}"
   dir = "${dir}/data"
   wal-dir = "${dir}/wal"
   query-log-enabled = false
+  # The series index on disk (TSI), not the default in-memory one that holds every series of every
+  # shard in the heap: memory follows the series in use, not every device ever seen (#25 item 4).
+  # Shards made before keep the index they have.
+  index-version = "tsi1"
+  # Half the default (1 GB): the write cache is what a burst of new devices fills before a snapshot
+  # to disk; past it InfluxDB refuses writes, which ubiq retries, rather than grow.
+  cache-max-memory-size = "512m"
+  # One compaction at a time: on a small machine they compete with ingest for the cores.
+  max-concurrent-compactions = 1
 [http]
   bind-address = "127.0.0.1:${httpPort}"
   log-enabled = false

@@ -22,6 +22,7 @@ function wantedTools() {
       { command: 'mosquitto', pkg: 'mosquitto', why: 'the MQTT broker the tests run against' },
       { command: 'influxd', pkg: 'influxdb', why: 'the InfluxDB the tests run against' },
       { command: 'chromium', pkg: 'chromium', why: 'the headless browser the page tests drive' },
+      { command: 'nats-server', pkg: 'nats-server', why: 'the JetStream engine of the scale-out tests and bench:engine (#25)' },
     ]
   }
   const tools = []

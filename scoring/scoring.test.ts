@@ -10,7 +10,7 @@ import mqtt from 'mqtt'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { from, lastValueFrom, share, Subject, tap, toArray } from 'rxjs'
-import { connectInflux, consentStore, deviceRegistry, dropDuplicates, storeReadings, type Reading } from '../ingest/index.ts'
+import { connectInflux, consentStore, deviceRegistry, dropDuplicates, retentionPolicyNames, storeReadings, type Reading } from '../ingest/index.ts'
 import { keepForever, startServices, firstMatch } from '../test/harness.ts'
 import type { DrivingDay } from './driving.ts'
 import type { Detector } from './events.ts'
@@ -159,4 +159,45 @@ t.test('a stream withdrawn from pricing but kept for coaching is not scored: nei
     await new Promise((r) => setTimeout(r, 50))
   }
   readings$.complete()
+})
+
+t.test('state is rebuilt from InfluxDB with conditions on tags and time only, and an open trip comes back whole (#25 item 4)', async (t) => {
+  const database = 'ubiq_scoring_restore_queries'
+  const { services, influx, publisher } = await servicesFor(t, database)
+  // InfluxDB 1.x's in-memory index answers a condition on a field with every series of the
+  // measurement, copied and sorted per query: with one restore per device, O(devices²) work,
+  // and a 100k-device fleet took InfluxDB to 22 GB.
+  const asked: string[] = []
+  const recording = { ...influx, query: (q: string) => (asked.push(q), influx.query(q)) }
+  // The car's first 90 seconds are stored (ingest stores before scoring hears; a restart lost
+  // scoring's state), and scoring hears it again from second 60: its trip must be the same as one
+  // heard whole.
+  const car = drive('car', 120)
+  await lastValueFrom(from(car.slice(0, 90)).pipe(storeReadings((lines) => influx.write(lines))))
+  await influx.flush()
+  const readings$ = new Subject<Reading>()
+  const { trips$ } = startScoring({
+    readings$, mqtt: publisher, influx: recording, logger: pino({ level: 'silent' }), metrics: new Registry(),
+    models: () => ({ champions: {}, shadows: {} }),
+    policyDevices: (policyId) => [policyId.slice('pol-'.length)],
+    trips: defaultTripConfig, detectors: () => [], batch: { maxBatch: 64, maxWaitMs: 20 },
+    deviceIdleMs: 200, policyIdleMs: 60_000,
+  })
+  const trips: Trip[] = []
+  trips$.subscribe((trip) => trips.push(trip))
+  const watch: Reading = { deviceId: 'watch', policyId: 'pol-watch', kind: 'hr', subject: 'health', seq: 1, ts: T0, receivedAt: T0, fields: { hr_bpm: 70 } }
+  readings$.next(watch)
+  drive('ref', 120).forEach((r) => readings$.next(r))
+  car.slice(60).forEach((r) => readings$.next(r))
+  while (trips.length < 2) await new Promise((r) => setTimeout(r, 50))
+  readings$.complete()
+  const [ref, restored] = ['ref', 'car'].map((d) => trips.find((trip) => trip.deviceId === d))
+  const strip = (trip?: Trip) => trip && { ...trip, deviceId: undefined, policyId: undefined }
+  t.same(strip(restored), strip(ref), 'the car\'s trip rebuilt from its stored seconds equals the trip heard whole')
+
+  await influx.flush()
+  const tagKeys = new Set((await services.influxql(database, retentionPolicyNames.map((rp) => `SHOW TAG KEYS FROM "${rp}"./.*/`).join('; '))).flatMap((s) => s.values.map((v) => String(v[0]))))
+  const conditions = asked.map((q) => [q, [...(/ WHERE (.*?)(?: GROUP BY| ORDER BY| LIMIT|$)/.exec(q)?.[1] ?? '').matchAll(/(\w+)\s*(?:=|!=|<>|<=|>=|<|>)/g)].map((m) => m[1]!)] as const)
+  t.ok(conditions.some(([q]) => q.includes("device_id = 'car'")) && conditions.some(([q]) => q.includes("device_id = 'watch'")), 'the car\'s open trip and the watch\'s open day were read back')
+  for (const [q, names] of conditions) t.ok(names.every((n) => n === 'time' || tagKeys.has(n)), `only tags and time in: ${q}`)
 })

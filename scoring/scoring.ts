@@ -100,12 +100,18 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   const enrolled = <T extends { policyId: string }>(x: T) => deps.enrolled?.(x.policyId) ?? true
   // Every stage below reads the same stream: one subscription upstream (one reorder buffer).
   const readings$ = deps.readings$.pipe(filter((r) => enrolled(r) && priced(r)), share())
-  /** Stored readings of `subject` from `devices` since `sinceMs` (exclusive), as readings of `first`'s policy, of streams it may be priced on; `where` narrows further. */
-  const storedReadings = async (first: Reading, subject: Subject, devices: readonly string[], sinceMs: number, where: string) => {
+  /**
+   * Stored readings of `subject` from `devices` since `sinceMs` (exclusive) and up to `untilMs` if given, as readings of `first`'s
+   * policy, of streams it may be priced on. The condition is on tags and time only: InfluxDB's
+   * in-memory index answers a field condition (it was `seq < …`) with every series of the
+   * measurement, copied and sorted per query, so each device's first reading cost O(all series)
+   * and a 100k-device fleet took InfluxDB to 22 GB (#25 item 4).
+   */
+  const storedReadings = async (first: Reading, subject: Subject, devices: readonly string[], sinceMs: number, untilMs?: number) => {
     if (devices.length === 0) return []
     const kinds = sensors.filter((s) => s.subject === subject).map((s) => qualified(s.kind)).join(', ')
     const ofDevices = devices.map((d) => `device_id = ${quoteString(d)}`).join(' OR ')
-    return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${ofDevices}) AND time > ${sinceMs}ms AND ${where}`), first.policyId).filter(priced)
+    return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${ofDevices}) AND time > ${sinceMs}ms${untilMs === undefined ? '' : ` AND time <= ${untilMs}ms`}`), first.policyId).filter(priced)
   }
 
   // A device's open trip comes back after a restart from its stored readings since its last trip.
@@ -115,7 +121,9 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
       const lookback = `time > ${first.ts - OPEN_TRIP_LOOKBACK_MS}ms`
       const [last] = await deps.influx.query(`SELECT last(end_ms) FROM ${qualified('trip')} WHERE ${device} AND ${lookback} AND time <= ${first.ts}ms`)
       const since = Number(last?.values[0]?.[1] ?? first.ts - OPEN_TRIP_LOOKBACK_MS)
-      return storedReadings(first, 'driving', [first.deviceId], since, `seq < ${first.seq}`)
+      // Its own earlier messages (by seq: a device's clock may step back); later ones are not yet this stream's.
+      const stored = await storedReadings(first, 'driving', [first.deviceId], since)
+      return stored.filter((r) => r.seq < first.seq)
     },
     onError(err, deviceId) {
       restoreFailures.inc()
@@ -158,7 +166,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     async read(first) {
       const stored = parse(await deps.influx.query(`SELECT * FROM ${qualified(measurement)} WHERE policy_id = ${quoteString(first.policyId)} ORDER BY time DESC LIMIT ${keepDays}`))
       const openFrom = Math.max(startOfDay(first.ts) - DAY_MS, ...stored.map((d) => d.day_ms))
-      const earlier = await storedReadings(first, subject, deps.policyDevices(first.policyId), openFrom - 1, `time <= ${first.ts}ms`)
+      const earlier = await storedReadings(first, subject, deps.policyDevices(first.policyId), openFrom - 1, first.ts)
       return {
         // A first reading older than the open day (a late upload) replays nothing: the stored days all stay.
         days: stored.filter((d) => d.day_ms < openFrom || d.day_ms > first.ts),
