@@ -15,7 +15,7 @@ import { accessSync, constants, existsSync, readFileSync, rmSync } from 'node:fs
 import { dirname, join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
-import type { Erase, Erasure } from '../dashboards/privacy.ts'
+import type { Erase, Erasure } from '../dashboards/index.ts'
 import { quoteIdent, quoteString, sensors, topics, writePrivate, type CommandStore, type ConsentStore, type PrivacyStore, type Influx, type Journal, type RegisteredDevice } from '../ingest/index.ts'
 import type { AuditLog, ErasureRecord, PolicyKeys } from '../pricing/index.ts'
 

@@ -413,7 +413,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     const command = eventCommands[e.type]
     if (!command || !e.urgent) return
     for (const deviceId of devicesByPolicy.get(e.policyId) ?? []) {
-      if (!cfg.devices.get(deviceId)!.kinds.includes(COMMANDS[command].stream)) continue
+      if (!registry.get(deviceId)?.kinds.includes(COMMANDS[command].stream)) continue
       try {
         commands.send(deviceId, command, `${e.type} at ${e.deviceId} from ${new Date(e.from).toISOString()}`)
       } catch (err) {

@@ -2,3 +2,4 @@
 export { startDashboards, type DashboardsDeps, type FeedMessage, type FeedNotice } from './server.ts'
 export { AuthError, tokenAuthority, tokenSecret, type Principal, type TokenAuthority } from './auth.ts'
 export { publishedSchemas } from './schemas.ts'
+export type { Erase, Erasure } from './privacy.ts'

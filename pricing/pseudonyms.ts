@@ -84,7 +84,8 @@ export function openPolicyKeys(file: string): PolicyKeys {
 export function pseudonymise<R extends AuditRecord>(r: R, keys: PolicyKeys): R {
   if (r.record === 'erasure') return r // written pseudonymous: its policy's key is gone as it is written
   const policyId = keys.pseudonym(r.policyId)
-  if (r.record === 'command') return { ...r, policyId, deviceId: keys.seal(r.policyId, r.deviceId) }
+  // A command's reason names the device whose event set it off.
+  if (r.record === 'command') return { ...r, policyId, deviceId: keys.seal(r.policyId, r.deviceId), ...(r.reason === undefined ? {} : { reason: keys.seal(r.policyId, r.reason) }) }
   if (r.record !== 'consent' && r.record !== 'privacy') return { ...r, policyId }
   const by = r.by.role === 'device' ? { ...r.by, deviceId: keys.seal(r.policyId, r.by.deviceId) }
     : r.by.role === 'policyholder' && r.by.tokenId ? { ...r.by, tokenId: keys.seal(r.policyId, r.by.tokenId) } : r.by
@@ -97,7 +98,7 @@ export function reveal<R extends AuditRecord>(r: R, keys: PolicyKeys): R | undef
   const policyId = keys.policyOf(r.policyId)
   if (policyId === undefined) return undefined
   const unseal = (text: string) => keys.unseal(policyId, text) ?? text
-  if (r.record === 'command') return { ...r, policyId, deviceId: unseal(r.deviceId) }
+  if (r.record === 'command') return { ...r, policyId, deviceId: unseal(r.deviceId), ...(r.reason === undefined ? {} : { reason: unseal(r.reason) }) }
   if (r.record !== 'consent' && r.record !== 'privacy') return { ...r, policyId }
   const by = r.by.role === 'device' ? { ...r.by, deviceId: unseal(r.by.deviceId) }
     : r.by.tokenId ? { ...r.by, tokenId: unseal(r.by.tokenId) } : r.by

@@ -10,9 +10,9 @@ import t from 'tap'
 import mqtt from 'mqtt'
 import { obeyCommand } from '../edge-sim/index.ts'
 import { aclAllows, deviceRegistry, topics, type CommandMessage, type Rejection } from '../ingest/index.ts'
-import { auditRecords, verifyAudit, type CommandRecord } from '../pricing/index.ts'
+import { auditRecords, openPolicyKeys, reveal, verifyAudit, type CommandRecord } from '../pricing/index.ts'
 import type { PolicyEvent } from '../scoring/index.ts'
-import { auditLogFile } from '../bin/pipeline.ts'
+import { auditKeysFile, auditLogFile } from '../bin/pipeline.ts'
 import { firstMatch, securedBroker, startServices, startTestPipeline } from './harness.ts'
 
 const DB = 'ubiq_commands'
@@ -94,7 +94,10 @@ t.test('leak → close_valve → valve closed → valve_shutoff, for a v1 hub, a
   await until(() => [...auditRecords(auditLogFile(services.dataDir))].filter((r) => r.record === 'command' && r.action === 'confirmed').length === 3)
   t.same(snoop.heard, [], 'the other hub heard none of the commands')
   const file = auditLogFile(services.dataDir)
-  const records = [...auditRecords(file)].filter((r): r is CommandRecord => r.record === 'command')
+  const raw = [...auditRecords(file)].filter((r): r is CommandRecord => r.record === 'command')
+  t.notOk(raw.some((r) => hubs.some((h) => r.deviceId === h.deviceId || r.policyId === h.policyId)), 'the chain names no device or policy: pseudonyms and sealed ids (#21 item 5)')
+  const keys = openPolicyKeys(auditKeysFile(services.dataDir))
+  const records = raw.map((r) => reveal(r, keys)!)
   t.match(verifyAudit(file), { ok: true }, 'the audit chain holds, commands in it')
   t.same(records.map((r) => [r.deviceId, r.action, r.status ?? '']), [
     [native.deviceId, 'sent', ''], [native.deviceId, 'ack', 'done'], [native.deviceId, 'confirmed', ''],

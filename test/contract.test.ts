@@ -101,9 +101,9 @@ t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async 
   await check('/api/v1/ingest/health', '/api/v1/ingest/health')
   await check('/api/v1/policies/{policy}/consents', `/api/v1/policies/${policy}/consents`)
   // Every route the OpenAPI document describes with a JSON body was asked, but those that change
-  // state (consent, privacy, revocations: their own tests), the backtest (no reference run here)
+  // state (consent, privacy, erasure, revocations: their own tests), the backtest (no reference run here)
   // and the export (a zip).
   const json = Object.entries(openapi.paths).flatMap(([route, methods]) => Object.entries(methods).filter(([, op]) => op.responses['200']?.content?.['application/json']).map(([m]) => `${m} ${route}`))
-  const untested = ['post /api/v1/policies/{policy}/consents', 'get /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy/{id}/end', 'post /api/v1/tokens/revocations', 'get /api/v1/backtest']
+  const untested = ['post /api/v1/policies/{policy}/erasure', 'post /api/v1/policies/{policy}/consents', 'get /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy/{id}/end', 'post /api/v1/tokens/revocations', 'get /api/v1/backtest']
   t.same(json.filter((r) => !asked.has(r) && !untested.includes(r)), [], 'no JSON route left unchecked')
 })
