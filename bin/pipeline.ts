@@ -40,6 +40,8 @@ export interface PipelineConfig {
   influxStartTimeoutMs?: number
   /** Lines waiting this long with none confirmed fail /healthz's storing check, ms (default STALL_MS). */
   stallMs?: number
+  /** A policy with no reading (no trip) for this long leaves scoring's memory, ms (default scoringLimits.policyIdleMs; shorter in tests). */
+  policyIdleMs?: number
 }
 
 export interface Pipeline {
@@ -62,7 +64,10 @@ export interface Pipeline {
 export const scoringLimits = {
   batch: { maxBatch: 64, maxWaitMs: 20 },
   deviceIdleMs: defaultTripConfig.maxGap_s * 1000,
-  policyIdleMs: 6 * 3600_000,
+  // Half an hour, not 6 h: a policy that comes back is rebuilt from InfluxDB (its stored trips,
+  // days and the open day's readings: test/restart.test.ts), so holding it longer bought nothing
+  // but memory (#20 item 5: ~1,200 policies an hour passing through kept a heap growing for 6 h).
+  policyIdleMs: 30 * 60_000,
 }
 
 /** The premium adjustments' audit log in a data directory. */
@@ -304,6 +309,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   })
 
   const stopReporting = reportUnhandledErrors(logger, metrics)
+  const limits = { ...scoringLimits, policyIdleMs: cfg.policyIdleMs ?? scoringLimits.policyIdleMs }
   const ingest = startIngest({
     mqttUrl: clients.ingest.url,
     clientId: clients.ingest.clientId,
@@ -314,7 +320,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     backpressure: cfg.backpressure ?? { stopAt: 100_000, resumeAt: 50_000 },
     // A redelivery that dedupe has forgotten must find scoring's states of its policy gone too, to
     // be rebuilt from InfluxDB where it is counted already (dropDuplicates): an hour to spare.
-    dedupeIdleMs: scoringLimits.deviceIdleMs + scoringLimits.policyIdleMs + 3600_000,
+    dedupeIdleMs: limits.deviceIdleMs + limits.policyIdleMs + 3600_000,
     decode: {
       registry: cfg.devices,
       maxPayloadBytes: 64 * 1024,
@@ -341,7 +347,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     trips: defaultTripConfig,
     detectors: vehicleDetectors(roads),
     consentNotes: consents.notes,
-    ...scoringLimits,
+    ...limits,
   })
   const pricing = startPricing({ scores$, mqtt: publisher, influx, plans, audit, state: pricingState, logger, metrics })
   const { premiums$ } = pricing

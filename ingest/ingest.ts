@@ -303,10 +303,11 @@ export function dropDuplicates(window: number, idleMs: number, onDuplicate: () =
  * silently replace a stored, acknowledged reading (#20). A batch's series includes its rate (a
  * crash recorder's window is stored beside the regular batches of the same seconds). The same
  * seq again is a redelivery, left to `dropDuplicates`. Per device, a ring of `slots` (stream,
- * time, seq): about 24·slots bytes, forgotten once the device is silent for `idleMs` of receive
- * time (memory follows the active devices, #20 item 5).
+ * time, seq): 24·slots bytes and the streams' strings, about 3 KiB a device in bench:soak, forgotten
+ * once the device is silent for `idleMs` of receive time (memory follows the active devices, #20
+ * item 5; half an hour, not one: the rings were the heap's second largest growth in the soak's hour).
  */
-export function rejectTimeReuse(slots: number, idleMs = 3600_000): OperatorFunction<Reading | Rejection, Reading | Rejection> {
+export function rejectTimeReuse(slots: number, idleMs = 30 * 60_000): OperatorFunction<Reading | Rejection, Reading | Rejection> {
   const devices = idleMap<{ series: string[]; ts: Float64Array; seqs: Float64Array; next: number }>(idleMs)
   return map((r) => {
     if ('reason' in r) return r
