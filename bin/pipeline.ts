@@ -46,8 +46,9 @@ export interface PipelineConfig {
   maxPayloadBytes?: number
   /** A reading timed further ahead of the server than this is rejected, ms (default 5 min). */
   maxFutureSkewMs?: number
-  /** Scoring's micro-batches and how long a quiet policy is kept (default scoringLimits). */
+  /** Scoring's micro-batches (default scoringLimits). */
   batch?: { maxBatch: number; maxWaitMs: number }
+  /** A policy with no reading (no trip) for this long leaves scoring's memory, ms (default scoringLimits.policyIdleMs, as POLICY_IDLE_H's; shorter in tests). */
   policyIdleMs?: number
 }
 
@@ -71,6 +72,11 @@ export interface Pipeline {
 export const scoringLimits = {
   batch: { maxBatch: 64, maxWaitMs: 20 },
   deviceIdleMs: defaultTripConfig.maxGap_s * 1000,
+  // A policy that comes back is rebuilt from InfluxDB (its stored trips, days and the open day's
+  // readings: test/restart.test.ts), so a shorter hold would cost only reads, but for one thing: an
+  // idle expiry scores a health or home day as it stands, and the full day's later score is then
+  // dropped as already priced. 6 h (POLICY_IDLE_H) keeps that to a watch silent for 6 h, until an
+  // idle expiry stores the open day without scoring it (#20 item 5).
   policyIdleMs: 6 * 3600_000,
 }
 

@@ -74,7 +74,7 @@ interface PolicyFeed {
 export interface FeedOptions {
   /** Messages kept per policy (default 64). */
   keep?: number
-  /** A policy's feed with no message and no client for this long is forgotten, ms (default an hour). */
+  /** A policy's feed with no message and no client for this long is forgotten, ms (default half an hour: the feeds were the heap's largest growth in bench:soak's hour). */
   idleMs?: number
   now?: () => number
   /** The policy's latest stored score and premium per subject (InfluxDB); default none. */
@@ -101,7 +101,7 @@ export interface FeedJournal {
   forget(policyId: string): void
 }
 
-export function feedJournal({ keep = 64, idleMs = 3600_000, now = Date.now, stored = async () => [] }: FeedOptions = {}): FeedJournal {
+export function feedJournal({ keep = 64, idleMs = 30 * 60_000, now = Date.now, stored = async () => [] }: FeedOptions = {}): FeedJournal {
   const started = now()
   // A feed with a client stays however quiet it is; its idle time counts from when the last one left.
   const feeds = idleMap<PolicyFeed>(idleMs, (feed) => feed.listeners.size > 0)

@@ -346,11 +346,12 @@ export function dropDuplicates(window: number, idleMs: number, onDuplicate: () =
  * device times are all its samples': a batch that shares one with an earlier batch at the same
  * rate would replace that batch's samples (the fuzz harness sent two 200 Hz batches 10 ms apart,
  * and five of the first one's seven samples were gone). The same seq again is a redelivery, left to
- * `dropDuplicates`. Per device, a ring of `slots` (stream, first and last time, seq): about
- * 32·slots bytes, forgotten once the device is silent for `idleMs` of receive time (memory follows
- * the active devices, #20 item 5).
+ * `dropDuplicates`. Per device, a ring of `slots` (stream, first and last time, seq): 32·slots
+ * bytes and the streams' strings, about 3 KiB a device in bench:soak, forgotten once the device is
+ * silent for `idleMs` of receive time (memory follows the active devices, #20 item 5; half an hour,
+ * not one: the rings were the heap's second largest growth in the soak's hour).
  */
-export function rejectTimeReuse(slots: number, idleMs = 3600_000): OperatorFunction<Reading | Rejection, Reading | Rejection> {
+export function rejectTimeReuse(slots: number, idleMs = 30 * 60_000): OperatorFunction<Reading | Rejection, Reading | Rejection> {
   const devices = idleMap<{ series: string[]; ts: Float64Array; last: Float64Array; seqs: Float64Array; next: number }>(idleMs)
   return map((r) => {
     if ('reason' in r) return r

@@ -1,11 +1,15 @@
 /**
- * A restart loses nothing and changes nothing: the same simulated days through one uninterrupted
- * pipeline, and through a pipeline stopped in the middle of a trip and started again, give the same
- * trips, days and scores in InfluxDB. Real Mosquitto, real InfluxDB, the whole pipeline.
+ * A restart, or a policy leaving scoring's memory when idle, loses nothing and changes nothing: the
+ * same simulated days through one uninterrupted pipeline, through a pipeline stopped in the middle
+ * of a trip and started again, and through one that forgets the policies in the middle of a trip
+ * (rebuilding them from InfluxDB when they return), give the same trips, days and scores in
+ * InfluxDB. Real Mosquitto, real InfluxDB, the whole pipeline.
  */
 import { join } from 'node:path'
-import t from 'tap'
+import { setTimeout } from 'node:timers/promises'
+import t, { type Test } from 'tap'
 import mqtt from 'mqtt'
+import type { Pipeline } from '../bin/pipeline.ts'
 import { deviceRegistry, qualified } from '../ingest/index.ts'
 import { makeCity, makePolicies, policyDevices, policyRegistry, type DeviceMessage, type TripTruth } from '../edge-sim/index.ts'
 import { startServices, startTestPipeline, untilStored, type Services } from './harness.ts'
@@ -19,13 +23,23 @@ const messages: DeviceMessage[] = policies
   .sort((a, b) => a.sendAt - b.sendAt)
 const registry = deviceRegistry(policyRegistry(policies))
 
-/** Runs the pipeline over `batch` in database `db`, then stops it (flushing InfluxDB). */
-async function run(t: Parameters<typeof startServices>[0], services: Services, db: string, dataDir: string, batch: readonly DeviceMessage[]): Promise<void> {
-  const pipeline = await startTestPipeline(t, services, [], db, { devices: registry, dataDir })
+/**
+ * Runs the pipeline over `batches` in database `db`, one after the other, `between` each two, then
+ * stops it (flushing InfluxDB).
+ */
+async function run(
+  t: Parameters<typeof startServices>[0], services: Services, db: string, dataDir: string, batches: readonly (readonly DeviceMessage[])[],
+  options: { policyIdleMs?: number; between?: (pipeline: Pipeline) => Promise<void> } = {},
+): Promise<void> {
+  const pipeline = await startTestPipeline(t, services, [], db, { devices: registry, dataDir, policyIdleMs: options.policyIdleMs })
   const device = await mqtt.connectAsync(services.mqttUrl, { clientId: `sim-${db}` })
-  await Promise.all(batch.map((m) => device.publishAsync(m.topic, m.payload, { qos: 1 })))
+  let sent = 0
+  for (const [i, batch] of batches.entries()) {
+    if (i > 0) await options.between?.(pipeline)
+    await Promise.all(batch.map((m) => device.publishAsync(m.topic, m.payload, { qos: 1 })))
+    await untilStored(pipeline, (sent += batch.length))
+  }
   await device.endAsync()
-  await untilStored(pipeline, batch.length)
   await pipeline.stop()
 }
 
@@ -47,41 +61,75 @@ async function rows(services: Services, db: string, measurement: string): Promis
   return series.flatMap((s) => s.values.map((v) => JSON.stringify([s.tags, ...v]))).sort()
 }
 
-t.test('stopped mid-trip and started again, the pipeline stores the trips, days and scores of an uninterrupted run', async (t) => {
-  const services = await startServices(t)
-  // Stop in the middle of the first trip of the second day.
-  const trip = trips.filter((x) => x.startTs > Date.UTC(2026, 10, 17)).sort((a, b) => a.startTs - b.startTs)[0]!
-  const split = (trip.startTs + trip.endTs) / 2
-  const before = messages.filter((m) => m.sendAt < split)
-  const after = messages.filter((m) => m.sendAt >= split)
-  t.ok(before.length > 1000 && after.length > 1000, `${before.length} messages before the stop, ${after.length} after`)
+const services = await startServices(t)
+// Stop (or idle) in the middle of the first trip of the second day.
+const trip = trips.filter((x) => x.startTs > Date.UTC(2026, 10, 17)).sort((a, b) => a.startTs - b.startTs)[0]!
+const split = (trip.startTs + trip.endTs) / 2
+const before = messages.filter((m) => m.sendAt < split)
+const after = messages.filter((m) => m.sendAt >= split)
+/** The end of the day open at the split: a stop or an idle expiry closes it early. */
+const splitDayEnd = Math.floor(split / 86_400_000 + 1) * 86_400_000
+// Published once each: rows in InfluxDB cannot show it (a point written twice is one point).
+const published = ['ubiq/v1/events/+', 'ubiq/v1/scores/+']
+const isDriving = (p: string) => !p.includes('"subject":"health"') && !p.includes('"subject":"home"')
+const recordA = await record(services, 'a', published)
+await run(t, services, 'uninterrupted', join(services.dataDir, 'a'), [messages])
+const publishedA = await recordA()
 
-  // Published once each: rows in InfluxDB cannot show it (a point written twice is one point).
-  const published = ['ubiq/v1/events/+', 'ubiq/v1/scores/+']
-  const recordA = await record(services, 'a', published)
-  await run(t, services, 'uninterrupted', join(services.dataDir, 'a'), messages)
-  const publishedA = await recordA()
-  const recordB = await record(services, 'b', published)
-  await run(t, services, 'restarted', join(services.dataDir, 'b'), before)
-  await run(t, services, 'restarted', join(services.dataDir, 'b'), after)
-  const publishedB = await recordB()
-
+/** What `db` stored and `publishedB` says, against the uninterrupted run's. */
+async function sameAsUninterrupted(t: Test, db: string, publishedB: string[], what: string): Promise<{ policyId: string; subject: string; window: { to: number } }[]> {
   for (const measurement of ['trip', 'health_day', 'home_day', 'score', 'event']) {
-    const [want, got] = [await rows(services, 'uninterrupted', measurement), await rows(services, 'restarted', measurement)]
+    const [want, got] = [await rows(services, 'uninterrupted', measurement), await rows(services, db, measurement)]
     t.ok(want.length > 0, `${measurement}: ${want.length} rows`)
-    t.same(got, want, `${measurement}: the same rows after the restart`)
+    t.same(got, want, `${measurement}: the same rows ${what}`)
   }
-  const [openAtStop] = await services.influxql('restarted', `SELECT end_ms, ended FROM ${qualified('trip')} WHERE time < ${split}ms AND end_ms > ${split}`)
-  t.same(openAtStop?.values.map(([, endMs, ended]) => [endMs, ended]), [[Math.round(trip.endTs), 'ignition']], 'the trip open at the stop was stored whole, ended by its ignition off')
-  const isDriving = (p: string) => !p.includes('"subject":"health"') && !p.includes('"subject":"home"')
   t.ok(publishedA.length > 100, `${publishedA.length} events and scores published`)
   t.same(publishedB.filter(isDriving), publishedA.filter(isDriving), 'driving events and scores: each published once, as in the uninterrupted run')
   // Health and home: everything the uninterrupted run published, and besides it the score of each
-  // policy's day as it stood at the stop (a stop closes the open day early; known, see the note on #5).
+  // policy's day as it stood when it left memory (a stop or an idle expiry closes the open day
+  // early; known, see the note on #5): returned.
   const extra = [...publishedB]
   for (const p of publishedA) extra.splice(extra.indexOf(p), extra.includes(p) ? 1 : 0)
   t.equal(publishedB.length - extra.length, publishedA.length, 'health and home: all the uninterrupted run published, was published')
-  const stopDayEnd = Math.floor(split / 86_400_000 + 1) * 86_400_000
-  t.same(extra.map((p) => JSON.parse(p) as { subject: string; window: { to: number } }).map((s) => [s.subject, s.window.to]).sort(),
-    [...Array(3).fill(['health', stopDayEnd]), ...Array(3).fill(['home', stopDayEnd])], 'and one score more per policy and subject: its day as it stood at the stop')
+  return extra.map((p) => JSON.parse(p) as { policyId: string; subject: string; window: { to: number } })
+}
+
+/** One score more per policy and subject: its day as it stood at the split. */
+const atSplit = [...Array(3).fill(['health', splitDayEnd]), ...Array(3).fill(['home', splitDayEnd])]
+
+t.test('stopped mid-trip and started again, the pipeline stores the trips, days and scores of an uninterrupted run', async (t) => {
+  t.ok(before.length > 1000 && after.length > 1000, `${before.length} messages before the stop, ${after.length} after`)
+  const recordB = await record(services, 'b', published)
+  await run(t, services, 'restarted', join(services.dataDir, 'b'), [before])
+  await run(t, services, 'restarted', join(services.dataDir, 'b'), [after])
+  const publishedB = await recordB()
+  const extra = await sameAsUninterrupted(t, 'restarted', publishedB, 'after the restart')
+  t.same(extra.map((s) => [s.subject, s.window.to]).sort(), atSplit, 'and one score more per policy and subject: its day as it stood at the stop')
+  const [openAtStop] = await services.influxql('restarted', `SELECT end_ms, ended FROM ${qualified('trip')} WHERE time < ${split}ms AND end_ms > ${split}`)
+  t.same(openAtStop?.values.map(([, endMs, ended]) => [endMs, ended]), [[Math.round(trip.endTs), 'ignition']], 'the trip open at the stop was stored whole, ended by its ignition off')
+})
+
+t.test('policies that leave scoring\'s memory mid-trip and come back are rebuilt from InfluxDB: the trips, days and scores of an uninterrupted run (#20 item 5)', async (t) => {
+  const policyIdleMs = 2000
+  const recordC = await record(services, 'c', published)
+  await run(t, services, 'idled', join(services.dataDir, 'c'), [before, after], {
+    policyIdleMs,
+    // Until every policy has left memory: its open health and home days stored on expiry, and its
+    // driving days (gone policyIdleMs after its last trip, which came before its last reading).
+    async between() {
+      for (;;) {
+        const stored = await services.influxql('idled', `SELECT count(steps) FROM ${qualified('health_day')} WHERE time >= ${splitDayEnd - 86_400_000}ms GROUP BY policy_id`)
+        const homes = await services.influxql('idled', `SELECT count(*) FROM ${qualified('home_day')} WHERE time >= ${splitDayEnd - 86_400_000}ms GROUP BY policy_id`)
+        if (stored.length === policies.length && homes.length === policies.length) break
+        await setTimeout(50)
+      }
+      await setTimeout(policyIdleMs)
+    },
+  })
+  const publishedC = await recordC()
+  const extra = await sameAsUninterrupted(t, 'idled', publishedC, 'after the idle expiry')
+  // At the split, and at any pause of policyIdleMs in the test's own bursts (a loaded machine).
+  const split = new Set(extra.filter((s) => s.window.to === splitDayEnd).map((s) => `${s.policyId} ${s.subject}`))
+  t.same([...split].sort(), policies.flatMap((p) => [`${p.policyId} health`, `${p.policyId} home`]).sort(), 'and a score more per policy and subject: its day as it stood when it left memory at the split')
+  t.ok(extra.every((s) => s.subject === 'health' || s.subject === 'home'), `${extra.length} such scores in all, each of a health or home day`)
 })
