@@ -53,6 +53,19 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   t.match(await page.locator('#wi-answer').textContent(), `score ${expected.changed.score.toFixed(1)}`, 'the simulator shows the API\'s answer')
   await screenshot(page, 'feed')
 
+  // On a phone (390×844): one column, nothing wider than the screen, the premium's "why" on it.
+  const phone = await newPage()
+  await phone.setViewportSize({ width: 390, height: 844 })
+  await phone.goto(`${pipeline.url}/#token=${pipeline.auth.issue({ role: 'policyholder', policyId: aggrScore.policyId }, 3600_000)}`)
+  await phone.locator('#factor-driving').waitFor()
+  await phone.locator('#premiums tr td', { hasText: aggrPremium.premium.toFixed(2) }).first().waitFor()
+  t.ok(await phone.evaluate(() => document.scrollingElement!.scrollWidth <= 390), 'no horizontal scroll on a phone')
+  const [driving, health] = await Promise.all(['#card-driving', '#card-health'].map((c) => phone.locator(c).boundingBox()))
+  t.ok(driving!.x === health!.x && health!.y >= driving!.y + driving!.height, 'the cards are stacked')
+  t.same(await phone.evaluate(() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 390).map((e) => e.id || e.tagName)), [],
+    'every element (the premium\'s reasons included) within the screen\'s width')
+  await screenshot(phone, 'feed-phone')
+
   // An analyst's link: every policy in the picker.
   const analyst = await newPage()
   await analyst.goto(`${pipeline.url}/?policy=${aggrScore.policyId}#token=${pipeline.auth.issue({ role: 'analyst' }, 3600_000)}`)
