@@ -8,6 +8,8 @@ import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts
 import { openBrowser, screenshot } from '../test/browser.ts'
 import type { WhatIf } from '../pricing/index.ts'
 
+interface Trip { from: string; distance_km: number; duration_s: number; max_speed_kmh: number; events: { type: string; evidence: { unit: string } }[] }
+
 t.test('the policyholder page: scores, premium and reasons live, trips, premium history and the simulator; an analyst picks any policy', async (t) => {
   const services = await startServices(t)
   const fleet = makeFleet(3, 11)
@@ -38,6 +40,21 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   // Trips and premium history come from InfluxDB through the REST API.
   await page.locator('#trips tr td', { hasText: ' km' }).first().waitFor()
   t.equal(await page.locator('#trips tr').count(), 1, 'one trip: the one the fleet drove')
+  // The trip itself, as the API has it: what the price reads from it, and its events on a timeline, in words with units.
+  const analystToken = pipeline.auth.issue({ role: 'analyst' }, 3600_000)
+  const { trips: [trip] } = await (await fetch(`${pipeline.url}/api/v1/policies/${aggrScore.policyId}/trips`, { headers: { authorization: `Bearer ${analystToken}` } })).json() as { trips: Trip[] }
+  await page.locator('#trip-facts dd').first().waitFor()
+  const facts = Object.fromEntries(await page.locator('#trip-facts div').evaluateAll((ds) => ds.map((d) => [d.querySelector('dt')!.textContent, d.querySelector('dd')!.textContent])))
+  t.match(facts, {
+    Distance: `${trip!.distance_km.toFixed(1)} km`, Duration: `${Math.floor(trip!.duration_s / 60)} min ${Math.round(trip!.duration_s % 60)} s`, 'Top speed': `${Math.round(trip!.max_speed_kmh)} km/h`,
+    'At night': /^\d+ (s|min)/, Speeding: /^\d+ (s|min)/, 'Phone in hand': /^\d+ (s|min)/,
+  }, 'the trip\'s distance, real duration, top speed, night, speeding and phone time')
+  t.ok(trip!.events.length > 0, 'the aggressive driver\'s trip has events')
+  t.equal(await page.locator('#trip-timeline rect.mark').count(), trip!.events.length, 'each event a mark on the trip\'s timeline')
+  const lines = await page.locator('#trip-events li').allTextContents()
+  t.equal(lines.length, trip!.events.length, 'each event in words')
+  t.ok(trip!.events.some((e) => e.evidence.unit === 'm/s²'), 'the API gives each event\'s unit')
+  t.ok(lines.every((l, i) => !l.includes('_') && (trip!.events[i]!.evidence.unit !== 'm/s²' || /peak \d+(\.\d)? m\/s², threshold \d+(\.\d)? m\/s²/.test(l))), `with units: ${lines[0]}`)
   await page.locator('#premiums tr td', { hasText: aggrPremium.premium.toFixed(2) }).first().waitFor()
   t.match(await page.locator('#premiums tr').first().textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium history starts with the latest change')
   // The simulator: half the harsh braking, through the same model and plan as the API.

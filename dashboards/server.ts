@@ -66,6 +66,8 @@ export interface DashboardsDeps {
 const FEED_CLOSE_WAIT_MS = 2000
 
 const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8')
+/** The words and formats of every page (the policyholder's and the analyst's). */
+const wordsJs = readFileSync(new URL('./public/words.js', import.meta.url), 'utf8')
 const PolicyId = Type.String({ pattern: ID_PATTERN, description: 'policy id' })
 const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')])
 const PolicyParams = Type.Object({ policy: PolicyId })
@@ -189,6 +191,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   const notFound = (reply: FastifyReply, error: string, message: string) => reply.code(404).send({ error, message })
 
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
+  app.get('/assets/words.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').send(wordsJs))
   app.get('/healthz', { schema: { description: 'Liveness of each stage: no token needed, no data in it. 503 names the failing checks', security: [] } }, (_req, reply) => {
     const { ok, checks } = deps.health()
     // The checks are the booleans; a 503 says which failed, so an operator need not read them all.
