@@ -151,6 +151,31 @@ Environment (start, demo, sim, import, evaluate, audit, models, backtest):
 ${describeConfig()}
 `
 
+/**
+ * The help of the command `words` names (`ubiq sim --help`, `ubiq sim portfolio --help`): its usage
+ * lines (a command of subcommands, such as models: each of theirs) and its options. The whole text
+ * for a command it does not know.
+ */
+function helpOf(words: readonly string[]): string {
+  const sections = HELP.split('\n\n')
+  const usage = sections.find((s) => s.startsWith('Usage:')) ?? ''
+  // Usage entries: a line "  ubiq SYNOPSIS   description" and its continuation lines.
+  const entries = usage.split('\n').slice(1).reduce<string[]>((acc, line) => (line.startsWith('  ubiq ') || acc.length === 0 ? [...acc, line] : [...acc.slice(0, -1), `${acc.at(-1)}\n${line}`]), [])
+  const commandOf = (entry: string) => {
+    const synopsis = entry.trim().split(/\s{2,}/)[0]!.split(' ').slice(1)
+    const n = synopsis.findIndex((w) => !/^[a-z-]+$/.test(w))
+    return (n === -1 ? synopsis : synopsis.slice(0, n)).join(' ')
+  }
+  const commands = new Set(entries.map(commandOf))
+  const named = words.filter((w) => !w.startsWith('-'))
+  const name = [named.slice(0, 2).join(' '), named[0] ?? ''].find((c) => commands.has(c) || [...commands].some((k) => k.startsWith(`${c} `)))
+  if (!name) return HELP
+  const own = entries.filter((e) => commandOf(e) === name)
+  const mine = own.length > 0 ? own : entries.filter((e) => commandOf(e).startsWith(`${name} `))
+  const options = sections.filter((s) => s.startsWith(`Options (${name}):`))
+  return [`Usage:\n${mine.join('\n')}`, ...options, "'ubiq help' lists every command and the environment variables.\n"].join('\n\n')
+}
+
 /** A CLI usage error: printed with the help hint, exit code 2. */
 class UsageError extends Error {
   readonly code = 'USAGE'
@@ -159,7 +184,7 @@ class UsageError extends Error {
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   // `ubiq sim portfolio --help` is how most people ask: help anywhere on the line prints it.
-  if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(HELP)
+  if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(command === 'help' ? HELP : helpOf(argv))
   if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token', 'import', 'evaluate'].includes(command)) throw new UsageError(`unknown command "${command}"`)
   if (command === 'import' || command === 'evaluate') {
     const [path, ...more] = rest
