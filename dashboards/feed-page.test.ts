@@ -36,6 +36,8 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   t.same(await page.locator('#reasons-driving li').allTextContents(), aggrPremium.reasons.map((r) => r.text), 'the premium\'s reasons, in order, in plain words')
   t.same(await page.locator('#why-driving li').allTextContents(), aggrScore.reasons.map((r) => r.text), 'and the score\'s')
   t.notOk(page.url().includes('token'), 'the token leaves the address bar')
+  const icon = await fetch(`${pipeline.url}/favicon.ico`)
+  t.match([icon.status, icon.headers.get('content-type'), await icon.text()], [200, /^image\/svg\+xml/, /^<svg /], 'an icon, not a 404 (#23)')
   t.notOk(await page.locator('#picker').isVisible(), 'a policyholder picks no other policy')
   // Trips and premium history come from InfluxDB through the REST API.
   await page.locator('#trips tr td', { hasText: ' km' }).first().waitFor()

@@ -41,8 +41,14 @@ export const eventName = (type) => eventNames[type] ?? type.replace(/_/g, ' ')
 /** A value in the evidence's unit: seconds as a duration, else the figure and its unit. */
 const inUnit = (x, unit) => (unit === 's' ? duration(x) : `${figure(x)}${unit ? ` ${unit}` : ''}`)
 
-/** The units of detectors' own evidence numbers, by the end of their names (`limit_kmh`, `peakYaw_rads`). */
-const suffixes = [['_kmh', 'km/h'], ['_ms2', 'm/s²'], ['_rads', 'rad/s'], ['_hz', 'Hz'], ['_bpm', 'bpm'], ['_pct', '%'], ['_s', 's'], ['_m', 'm']]
+/** The units of stored numbers by the end of their names (`limit_kmh`, `peakYaw_rads`, `hr_bpm`). */
+const suffixes = [['_kmh', 'km/h'], ['_ms2', 'm/s²'], ['_rads', 'rad/s'], ['_hz', 'Hz'], ['_bpm', 'bpm'], ['_pct', '%'], ['_deg', '°'], ['_c', '°C'], ['_s', 's'], ['_m', 'm']]
+const unitOf = (name) => suffixes.find(([s]) => name.endsWith(s)) ?? ['', '']
+/** A stored field's name in words with its unit: "speed_kmh" → "speed (km/h)". */
+export function fieldName(name) {
+  const [suffix, u] = unitOf(name)
+  return `${name.slice(0, name.length - suffix.length).replace(/_/g, ' ')}${u ? ` (${u})` : ''}`
+}
 const plain = new Set(['source', 'peak', 'threshold', 'unit', 'duration_s'])
 
 /**
@@ -57,7 +63,7 @@ export function evidenceText(evidence, all = false) {
   if (typeof duration_s === 'number' && duration_s > 0 && unit !== 's') parts.push(`for ${duration(duration_s)}`)
   for (const [k, v] of Object.entries(evidence)) {
     if (plain.has(k) || (!all && k !== 'limit_kmh') || typeof v === 'object') continue
-    const [suffix, u] = suffixes.find(([s]) => k.endsWith(s)) ?? ['', '']
+    const [suffix, u] = unitOf(k)
     parts.push(`${k.slice(0, k.length - suffix.length).replace(/_/g, ' ')} ${typeof v === 'number' ? inUnit(v, u) : v}`)
   }
   if (all && evidence.source) parts.push(`from ${evidence.source}`)
