@@ -211,7 +211,7 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
     t.ok(apiEvents.every((e, i) => e.evidence.unit === 's' || e.evidence.threshold === 0 || new RegExp(`^peak [\\d.]+ ${units(e)}, threshold [\\d.]+ ${units(e)}`).test(eventRows[i]![5]!)), `evidence with units: ${eventRows[0]![5]}`)
     t.equal(await page.locator('#events-table tr.urgent').count(), apiEvents.filter((e) => e.urgent).length, 'urgent events stand out')
 
-    // CSV: the readings from the server, the scores and events made on the page from the same JSON.
+    // CSV: the server's, for what the page shows.
     const r = await downloadCsv(page, 'readings')
     t.equal(r.name, `readings-${policy}-${hr.deviceId}-${hr.kind}-hr_bpm.csv`)
     t.equal(r.text, await (await get(`/api/v1/policies/${policy}/readings?${q}&device=${hr.deviceId}&kind=${hr.kind}&field=hr_bpm&format=csv`)).text(), "the readings download is the server's CSV of the field picked")
@@ -228,11 +228,31 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
     await page.locator('#field').selectOption(key(readings.series.find((x) => x.kind === 'obd' && x.field === 'speed_kmh')!))
     await screenshot(page, 'policy')
 
+    // Time controls: periods shorter than a day, and the charts fitted to the data (#23: a week's axis, a sliver of data).
+    const loaded = async (value: string) => {
+      const n = Number(await page.evaluate(() => document.body.dataset.loaded))
+      await page.locator('#period').selectOption(value)
+      await page.waitForFunction((n) => Number(document.body.dataset.loaded) > n, n)
+      return page.evaluate(() => ({ ...document.body.dataset }) as Record<string, string>)
+    }
+    const hour = await loaded('1h')
+    t.equal(Date.parse(hour.to!) - Date.parse(hour.from!), 3600_000, 'the last hour')
+    t.same([hour.xFrom, hour.xTo], [hour.from, hour.to], 'the charts span the period')
+    const fit = await loaded('fit')
+    const fq = new URLSearchParams({ from: fit.from!, to: fit.to! })
+    const [fr, { scores: fs }, { events: fe }] = await Promise.all([json<PolicyReadings>(`/api/v1/policies/${policy}/readings?${fq}`),
+      json<{ scores: ApiScore[] }>(`/api/v1/policies/${policy}/scores?${fq}&limit=1000`), json<{ events: { from: string; to: string }[] }>(`/api/v1/policies/${policy}/events?${fq}&limit=1000`)])
+    const times = [...fr.series.flatMap((x) => x.points.map(([ms]) => ms)), ...fs.map((x) => Date.parse(x.window.to)), ...fe.flatMap((x) => [Date.parse(x.from), Date.parse(x.to)])]
+    t.equal(Date.parse(fit.to!) - Date.parse(fit.from!), 31 * DAY, 'fit to the data: over the longest period')
+    t.same([fit.xFrom, fit.xTo], [new Date(Math.min(...times)).toISOString(), new Date(Math.max(...times)).toISOString()], 'the charts from the first to the last reading, score or event')
+    await loaded('7')
+
     // Another policy, named in the page: its own readings.
+    const before = Number(await page.evaluate(() => document.body.dataset.loaded))
     await page.locator('#policy').fill(other)
     await page.locator('#policy').dispatchEvent('change')
     await page.locator('#title', { hasText: other }).waitFor()
-    await page.waitForFunction((n) => Number(document.body.dataset.loaded) >= n, 2)
+    await page.waitForFunction((n) => Number(document.body.dataset.loaded) > n, before)
     t.ok((await page.locator('#field option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).every((v) => v.includes('-000002/')), "the other policy's devices only")
 
     // From the portfolio: the lowest scores lead here.
