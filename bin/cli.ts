@@ -12,7 +12,7 @@ import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import { fileURLToPath } from 'node:url'
 import {
-  cityGeoJson, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
+  cityGeoJson, fleetLiving, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
   readRecording, replayStarts, runFleet, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
@@ -318,9 +318,16 @@ function parseOptions(command: string, args: string[]): Options {
   }
 }
 
+/** How many days back the demo's wearables and homes start (see runService). */
+const DEMO_LIVING_DAYS = 2
+
 async function runService(command: 'start' | 'demo', cfg: Config, opts: Options, logger: Logger): Promise<void> {
   const fleet = command === 'demo' ? makeFleet(opts.vehicles, opts.seed) : []
-  const devices = command === 'demo' ? deviceRegistry(fleetRegistry(fleet)) : loadDevices(cfg)
+  // Health and home are scored per closed day: their devices start two days back and catch up in
+  // about a minute, so their cards have scores as soon as the cars' do.
+  const livingStart = Date.now() - DEMO_LIVING_DAYS * 86_400_000
+  const living = command === 'demo' ? fleetLiving(fleet, opts.seed, livingStart, DEMO_LIVING_DAYS + 30) : undefined
+  const devices = living ? deviceRegistry([...fleetRegistry(fleet), ...living.registry]) : loadDevices(cfg)
   const started: LocalServer[] = []
   const cleanups: (() => Promise<void>)[] = []
   let stopping: Promise<void> | undefined
@@ -367,11 +374,13 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     // On ubiq's own broker each vehicle connects as itself, with the password made for the run.
     const run = await runFleet({ mqttUrl: local?.deviceUrl ?? mqttUrl, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup, ...(local ? { passwords: local.passwords } : {}) })
     cleanups.push(() => run.stop())
+    const homes = await runSimulation({ mqttUrl: local?.deviceUrl ?? mqttUrl, devices: living!.devices, startTs: livingStart, speedup: DEMO_LIVING_DAYS * 86_400 / 60, ...(local ? { passwords: local.passwords } : {}) })
+    cleanups.push(() => homes.stop())
     const url = pipeline.url.replace('127.0.0.1', 'localhost')
     const day = 86_400_000
     const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, day)
     const analyst = pipeline.auth.issue({ role: 'analyst' }, day)
-    process.stdout.write(`\nubiq demo: ${fleet.length} simulated vehicles are driving.\n` +
+    process.stdout.write(`\nubiq demo: ${fleet.length} simulated policies, each a car driving, a wearable and a home.\n` +
       `  ${fleet[0]!.policyId}'s page:  ${url}/#token=${policyholder}\n` +
       `  Every policy (analyst): ${url}/#token=${analyst}\n` +
       `  Portfolio (analyst):    ${url}/analyst#token=${analyst}\n` +

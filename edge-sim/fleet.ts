@@ -4,8 +4,9 @@
  * 20 simulated minutes. Published by the same runner as the full simulation (simulate.ts).
  */
 import type { DeviceEntry } from '../ingest/index.ts'
-import { toMessages, type SensorReading } from './device-streams.ts'
+import { makePolicies, policyDevices, policyRegistry, toMessages, type SensorReading, type SimDevice } from './device-streams.ts'
 import { between, deriveSeed, seededRandom } from './random.ts'
+import { makeCity } from './roads.ts'
 import { runSimulation, type SimulationRun } from './simulate.ts'
 import { driveObd, personas, type PersonaName } from './vehicle.ts'
 
@@ -31,6 +32,21 @@ export function makeFleet(n: number, seed = 1): SimVehicle[] {
 /** The device registry entries for a fleet: each vehicle sends `obd` for its own policy. */
 export function fleetRegistry(fleet: readonly SimVehicle[]): DeviceEntry[] {
   return fleet.map((v) => ({ deviceId: v.deviceId, policyId: v.policyId, kinds: ['status', 'obd'] }))
+}
+
+/**
+ * A wearable and a home for each of the fleet's policies (#23: with cars alone the demo's Health
+ * and Home cards stayed empty), simulated for `days` from `startTs` as ubiq sim simulates them,
+ * their personas cycling as makePolicies' do: `wear-0001` and `home-0001` beside `veh-0001`.
+ */
+export function fleetLiving(fleet: readonly SimVehicle[], seed: number, startTs: number, days: number): { registry: DeviceEntry[]; devices: SimDevice[] } {
+  const city = makeCity({ seed })
+  const policies = makePolicies(city, fleet.length, { seed, devices: ['wearable', 'home'] }).map((p, i) => {
+    const { policyId, deviceId } = fleet[i]!
+    const n = deviceId.slice('veh-'.length)
+    return { policyId, seed: p.seed, wearable: { ...p.wearable!, deviceId: `wear-${n}` }, home: { ...p.home!, deviceId: `home-${n}` } }
+  })
+  return { registry: policyRegistry(policies), devices: policies.flatMap((p) => policyDevices(city, p, { startTs, days })) }
 }
 
 export interface FleetOptions {
