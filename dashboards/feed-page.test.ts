@@ -62,6 +62,7 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   // The simulator: half the harsh braking, through the same model and plan as the API.
   t.same(await page.locator('#wi-feature option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)), aggrScore.reasons.map((r) => r.code).filter((c) => c in aggrScore.features),
     'it offers what the model prices, named as its reasons name them, not every number the score carries')
+  t.same(await page.locator('#wi-subject option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)), ['driving'], 'only the covers the policy has (cars alone: driving)')
   await page.locator('#wi-feature').selectOption('harsh_braking_per_hour')
   await page.locator('#wi-change').selectOption('0.5')
   await page.locator('#whatif button').click()
