@@ -45,9 +45,16 @@ t.test('ubiq help lists the commands and the environment', async (t) => {
   const r = run(['--help'])
   t.equal(r.status, 0)
   t.match(r.stdout, /ubiq start[\s\S]*ubiq demo[\s\S]*ubiq sim[\s\S]*MQTT_URL[\s\S]*INFLUX_URL/)
+  // A command's help is that command's (#23: `ubiq sim --help` printed the whole text).
   const sub = run(['sim', 'portfolio', '--help'])
   t.equal(sub.status, 0, 'help after a command too')
-  t.equal(sub.stdout, r.stdout)
+  t.match(sub.stdout, /^Usage:\n {2}ubiq sim portfolio --out DIR[\s\S]*Options \(sim portfolio\):\n {2}--out DIR[\s\S]*--imu-hz N/)
+  t.notMatch(sub.stdout, /ubiq demo|--vehicles|Options \(sim\)/, 'and nothing of the other commands')
+  const sim = run(['sim', '--help'])
+  t.match(sim.stdout, /^Usage:\n {2}ubiq sim \[options\][\s\S]*Options \(sim\):\n[\s\S]*--faults LIST[\s\S]*'ubiq help' lists every command/)
+  t.notMatch(sim.stdout, /ubiq sim replay|ubiq demo|Options \(sim replay\)|--vehicles/, 'sim alone, not its subcommands')
+  t.match(run(['models', '--help']).stdout, /^Usage:\n {2}ubiq models list[\s\S]*ubiq models rollback SUBJECT/, 'a command of subcommands: each of them')
+  t.equal(run(['help']).stdout, r.stdout, 'ubiq help: the whole text')
 })
 
 t.test('sim --write-registry writes a registry that ubiq start accepts', async (t) => {

@@ -12,7 +12,7 @@ import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import { fileURLToPath } from 'node:url'
 import {
-  cityGeoJson, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
+  cityGeoJson, fleetLiving, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
   readRecording, replayStarts, runFleet, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
 } from '../edge-sim/index.ts'
 import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
@@ -157,6 +157,31 @@ Environment (start, demo, sim, import, evaluate, audit, models, backtest):
 ${describeConfig()}
 `
 
+/**
+ * The help of the command `words` names (`ubiq sim --help`, `ubiq sim portfolio --help`): its usage
+ * lines (a command of subcommands, such as models: each of theirs) and its options. The whole text
+ * for a command it does not know.
+ */
+function helpOf(words: readonly string[]): string {
+  const sections = HELP.split('\n\n')
+  const usage = sections.find((s) => s.startsWith('Usage:')) ?? ''
+  // Usage entries: a line "  ubiq SYNOPSIS   description" and its continuation lines.
+  const entries = usage.split('\n').slice(1).reduce<string[]>((acc, line) => (line.startsWith('  ubiq ') || acc.length === 0 ? [...acc, line] : [...acc.slice(0, -1), `${acc.at(-1)}\n${line}`]), [])
+  const commandOf = (entry: string) => {
+    const synopsis = entry.trim().split(/\s{2,}/)[0]!.split(' ').slice(1)
+    const n = synopsis.findIndex((w) => !/^[a-z-]+$/.test(w))
+    return (n === -1 ? synopsis : synopsis.slice(0, n)).join(' ')
+  }
+  const commands = new Set(entries.map(commandOf))
+  const named = words.filter((w) => !w.startsWith('-'))
+  const name = [named.slice(0, 2).join(' '), named[0] ?? ''].find((c) => commands.has(c) || [...commands].some((k) => k.startsWith(`${c} `)))
+  if (!name) return HELP
+  const own = entries.filter((e) => commandOf(e) === name)
+  const mine = own.length > 0 ? own : entries.filter((e) => commandOf(e).startsWith(`${name} `))
+  const options = sections.filter((s) => s.startsWith(`Options (${name}):`))
+  return [`Usage:\n${mine.join('\n')}`, ...options, "'ubiq help' lists every command and the environment variables.\n"].join('\n\n')
+}
+
 /** A CLI usage error: printed with the help hint, exit code 2. */
 class UsageError extends Error {
   readonly code = 'USAGE'
@@ -165,7 +190,7 @@ class UsageError extends Error {
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   // `ubiq sim portfolio --help` is how most people ask: help anywhere on the line prints it.
-  if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(HELP)
+  if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(command === 'help' ? HELP : helpOf(argv))
   if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token', 'import', 'evaluate', 'erase'].includes(command)) throw new UsageError(`unknown command "${command}"`)
   if (command === 'import' || command === 'evaluate') {
     const [path, ...more] = rest
@@ -303,9 +328,16 @@ function parseOptions(command: string, args: string[]): Options {
   }
 }
 
+/** How many days back the demo's wearables and homes start (see runService). */
+const DEMO_LIVING_DAYS = 2
+
 async function runService(command: 'start' | 'demo', cfg: Config, opts: Options, logger: Logger): Promise<void> {
   const fleet = command === 'demo' ? makeFleet(opts.vehicles, opts.seed) : []
-  const devices = command === 'demo' ? deviceRegistry(fleetRegistry(fleet)) : loadDevices(cfg)
+  // Health and home are scored per closed day: their devices start two days back and catch up in
+  // about a minute, so their cards have scores as soon as the cars' do.
+  const livingStart = Date.now() - DEMO_LIVING_DAYS * 86_400_000
+  const living = command === 'demo' ? fleetLiving(fleet, opts.seed, livingStart, DEMO_LIVING_DAYS + 30) : undefined
+  const devices = living ? deviceRegistry([...fleetRegistry(fleet), ...living.registry]) : loadDevices(cfg)
   const started: LocalServer[] = []
   const cleanups: (() => Promise<void>)[] = []
   let stopping: Promise<void> | undefined
@@ -358,11 +390,13 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     // On ubiq's own broker each vehicle connects as itself, with the password made for the run.
     const run = await runFleet({ mqttUrl: local?.deviceUrl ?? mqttUrl, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup, ...(local ? { passwords: local.passwords } : {}) })
     cleanups.push(() => run.stop())
+    const homes = await runSimulation({ mqttUrl: local?.deviceUrl ?? mqttUrl, devices: living!.devices, startTs: livingStart, speedup: DEMO_LIVING_DAYS * 86_400 / 60, ...(local ? { passwords: local.passwords } : {}) })
+    cleanups.push(() => homes.stop())
     const url = pipeline.url.replace('127.0.0.1', 'localhost')
     const day = 86_400_000
     const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, day)
     const analyst = pipeline.auth.issue({ role: 'analyst' }, day)
-    process.stdout.write(`\nubiq demo: ${fleet.length} simulated vehicles are driving.\n` +
+    process.stdout.write(`\nubiq demo: ${fleet.length} simulated policies, each a car driving, a wearable and a home.\n` +
       `  ${fleet[0]!.policyId}'s page:  ${url}/#token=${policyholder}\n` +
       `  Every policy (analyst): ${url}/#token=${analyst}\n` +
       `  Portfolio (analyst):    ${url}/analyst#token=${analyst}\n` +

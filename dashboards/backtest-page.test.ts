@@ -10,6 +10,7 @@ import { modelId, referencePortfolio } from '../scoring/index.ts'
 import { cells, downloadCsv, openBrowser, painted, screenshot } from '../test/browser.ts'
 import { startServices, startTestPipeline } from '../test/harness.ts'
 import { analystsOnly, fetchCsv, openApi, refused } from './page-test-helpers.ts'
+import { csvNumber } from './tables.ts'
 
 t.test('the backtest route and page: backtest() over the reference portfolio with the pipeline\'s plan and champions', async (t) => {
   const services = await startServices(t)
@@ -34,13 +35,15 @@ t.test('the backtest route and page: backtest() over the reference portfolio wit
   t.equal(body.subjects.length, 3, 'every subject backtested')
 
   await t.test('every table as CSV, the numbers of the summary', async (t) => {
+    // A number as the CSV has it (to 12 significant digits), read back.
+    const asCsv = <T>(x: T) => (typeof x === 'number' ? Number(csvNumber(x)) : x)
     const csv = async (table: string) => {
       const [head, ...rows] = await fetchCsv(t, url, analyst, `/api/v1/backtest?format=csv&table=${table}`, `backtest-${table}`)
       return rows.map((cells) => Object.fromEntries(head!.map((h, j) => [h, cells[j]!])))
     }
     const deciles = await csv('deciles')
     t.same(deciles.map((d) => [d.subject, Number(d.decile), Number(d.policies), Number(d.relative_loss_ratio), Number(d.mean_premium)]),
-      summary.subjects.flatMap((s) => s.deciles.map((d) => [s.subject, d.decile, d.policies, d.relativeLossRatio, d.meanPremium])), 'deciles: loss ratios and premiums')
+      summary.subjects.flatMap((s) => s.deciles.map((d) => [s.subject, d.decile, d.policies, d.relativeLossRatio, d.meanPremium].map(asCsv))), 'deciles: loss ratios and premiums')
     const limits = await csv('limits')
     t.same(limits.map((l) => [l.subject, l.limit, Number(l.policies), Number(l.share)]), summary.subjects.flatMap((s) => [
       [s.subject, 'below minimum exposure', s.belowMinimum.policies, s.belowMinimum.share],
@@ -48,10 +51,10 @@ t.test('the backtest route and page: backtest() over the reference portfolio wit
       [s.subject, 'any floor', s.limited.floor.policies, s.limited.floor.share],
       [s.subject, 'any cap', s.limited.cap.policies, s.limited.cap.share],
       ...Object.entries(s.limited.by).map(([code, c]) => [s.subject, code, c.policies, c.share]),
-    ]), 'limits: policies and shares held')
+    ].map((row) => row.map(asCsv))), 'limits: policies and shares held')
     const groups = await csv('groups')
     t.same(groups.map((g) => [g.subject, g.attribute, g.value, Number(g.policies), Number(g.premium_relative), Number(g.expected_relative)]),
-      summary.subjects.flatMap((s) => s.groups.flatMap((g) => g.values.map((v) => [s.subject, g.attribute, v.value, v.policies, v.premiumRelative, v.expectedRelative]))), 'groups: premium against true frequency')
+      summary.subjects.flatMap((s) => s.groups.flatMap((g) => g.values.map((v) => [s.subject, g.attribute, v.value, v.policies, v.premiumRelative, v.expectedRelative].map(asCsv)))), 'groups: premium against true frequency')
     t.ok(groups.some((g) => g.attribute === 'persona') && groups.some((g) => g.attribute === 'region'), 'by region and by persona')
   })
 

@@ -137,7 +137,7 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
     const speeds = await json<PolicyReadings>(`/api/v1/policies/${policy}/readings?${period}&field=speed_kmh`)
     t.same(speeds.series.map((s) => s.kind), ['gps', 'obd'], 'a field in every stream that has it')
     const csv = await fetchCsv(t, url, analyst, `/api/v1/policies/${policy}/readings?${period}&device=${car}&kind=obd&field=speed_kmh&format=csv`, `readings-${policy}-${car}-obd-speed_kmh`)
-    t.same(csv, [['time', 'device_id', 'kind', 'field', 'mean'], ...one.series[0]!.points.map(([time, mean]) => [new Date(time).toISOString(), car, 'obd', 'speed_kmh', String(mean)])], 'the CSV: a line per point')
+    t.same(csv, [['time', 'device_id', 'kind', 'field', 'mean'], ...one.series[0]!.points.map(([time, mean]) => [new Date(time).toISOString(), car, 'obd', 'speed_kmh', String(Number(mean.toPrecision(12)))])], 'the CSV: a line per point')
     const whole = parseCsv(await (await get(`/api/v1/policies/${policy}/readings?${period}&format=csv`)).text())
     t.equal(whole.length - 1, all.series.reduce((n, s) => n + s.points.length, 0), 'every point of every field')
   })
@@ -174,6 +174,10 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
     await page.locator('body[data-loaded]').waitFor()
     t.equal(new URL(page.url()).hash, `#policy=${policy}`, 'the token leaves the address bar, the policy stays')
     for (const id of ['chart-readings', 'chart-scores']) t.ok((await painted(page, id)) > 0, `${id}: drawn`)
+    // One format for times everywhere, 24-hour with the zone named (#23: 12-hour charts, local time in the status line).
+    t.match(await page.locator('#status').textContent(), new RegExp(`^${policy}, \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} UTC – \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} UTC$`), 'the period shown, in UTC')
+    await page.locator('#chart-scores .u-over').hover()
+    t.match(await page.locator('#chart-scores .u-legend .u-series').first().locator('.u-value').textContent(), /^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/, "the chart's cursor time: 24-hour, UTC")
 
     // The page's period (body[data-from], body[data-to]), and the API's answers for it.
     const period = await page.evaluate(() => ({ from: document.body.dataset.from!, to: document.body.dataset.to! }))
@@ -197,27 +201,58 @@ t.test('the drill-down: a policy\'s readings, events and scores, as JSON, CSV an
     t.ok(apiScores.length > 0 && apiEvents.length > 0, `${apiScores.length} scores, ${apiEvents.length} events in the period`)
     t.same(await cells(page, 'scores-table'), apiScores.map((s) => [time(s.window.to), s.subject, s.value.toFixed(1), s.model, s.reasons.length ? s.reasons.map((r) => r.text).join('; ') : 'like a typical policyholder']), 'scores with their reasons in plain words')
     t.ok(apiScores.some((s) => s.reasons.length > 0), 'some with reasons')
-    t.same(await cells(page, 'events-table'), apiEvents.map((e) => [time(e.from), time(e.to), e.type.replace(/_/g, ' '), e.subject, e.deviceId, Object.entries(e.evidence).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ')]), 'events with their evidence')
+    const eventRows = await cells(page, 'events-table')
+    t.same(eventRows.map((r) => r.slice(0, 2).concat(r.slice(3, 5))), apiEvents.map((e) => [time(e.from), time(e.to), e.subject, e.deviceId]), 'events with their times, cover and device')
+    t.ok(eventRows.every((r) => !r[2]!.includes('_')), 'each event\'s type in words')
+    // Evidence with its units: "peak 6.4 m/s², threshold 3.5 m/s², for 2 s, samples 3 …" (#23: it was "peak 6.361, threshold 3.5").
+    const units = (e: { evidence: Record<string, unknown> }) => String(e.evidence.unit).replace(/[/²]/g, '\\$&')
+    const withUnits = apiEvents.filter((e) => e.evidence.unit !== 's' && e.evidence.threshold !== 0)
+    t.ok(withUnits.length > 0 && withUnits.every((e) => typeof e.evidence.unit === 'string'), 'the API gives each event\'s unit')
+    t.ok(apiEvents.every((e, i) => e.evidence.unit === 's' || e.evidence.threshold === 0 || new RegExp(`^peak [\\d.]+ ${units(e)}, threshold [\\d.]+ ${units(e)}`).test(eventRows[i]![5]!)), `evidence with units: ${eventRows[0]![5]}`)
     t.equal(await page.locator('#events-table tr.urgent').count(), apiEvents.filter((e) => e.urgent).length, 'urgent events stand out')
 
-    // CSV: the readings from the server, the scores and events made on the page from the same JSON.
+    // CSV: the server's, for what the page shows.
     const r = await downloadCsv(page, 'readings')
     t.equal(r.name, `readings-${policy}-${hr.deviceId}-${hr.kind}-hr_bpm.csv`)
     t.equal(r.text, await (await get(`/api/v1/policies/${policy}/readings?${q}&device=${hr.deviceId}&kind=${hr.kind}&field=hr_bpm&format=csv`)).text(), "the readings download is the server's CSV of the field picked")
+    // The scores and events as the server's CSV of the policy's history (#23: the page made its own).
     const s = await downloadCsv(page, 'scores')
     t.equal(s.name, `scores-${policy}.csv`)
-    t.same(parseCsv(s.text), [['time', 'subject', 'score', 'model', 'window_from', 'reasons'], ...apiScores.map((x) => [x.window.to, x.subject, String(x.value), x.model, x.window.from ?? '', x.reasons.map((y) => y.text).join('; ')])], 'the scores CSV')
+    const scoreCsv = parseCsv(s.text)
+    t.same(scoreCsv.slice(1).map((r) => [r[1], r[2], r[3], r[4], r[9]]), apiScores.map((x) => [x.window.to, x.subject, String(x.value), x.model, x.reasons.map((y) => y.text).join(' | ')]), 'the scores CSV')
+    t.equal(s.text, await (await get(`/api/v1/policies/${policy}/scores?${q}&limit=1000&format=csv`)).text(), 'is the server\'s')
     const e = await downloadCsv(page, 'events')
-    t.same(parseCsv(e.text), [['from', 'to', 'type', 'subject', 'device_id', 'urgent', 'evidence'], ...apiEvents.map((x) => [x.from, x.to, x.type, x.subject, x.deviceId, String(x.urgent), JSON.stringify(x.evidence)])], 'the events CSV')
+    t.equal(e.name, `events-${policy}.csv`)
+    t.same(parseCsv(e.text).slice(1).map((r) => [r[0], r[1], r[2], r[3], r[4]]), apiEvents.map((x) => [x.from, x.to, x.subject, x.type, x.deviceId]), 'the events CSV')
 
     await page.locator('#field').selectOption(key(readings.series.find((x) => x.kind === 'obd' && x.field === 'speed_kmh')!))
     await screenshot(page, 'policy')
 
+    // Time controls: periods shorter than a day, and the charts fitted to the data (#23: a week's axis, a sliver of data).
+    const loaded = async (value: string) => {
+      const n = Number(await page.evaluate(() => document.body.dataset.loaded))
+      await page.locator('#period').selectOption(value)
+      await page.waitForFunction((n) => Number(document.body.dataset.loaded) > n, n)
+      return page.evaluate(() => ({ ...document.body.dataset }) as Record<string, string>)
+    }
+    const hour = await loaded('1h')
+    t.equal(Date.parse(hour.to!) - Date.parse(hour.from!), 3600_000, 'the last hour')
+    t.same([hour.xFrom, hour.xTo], [hour.from, hour.to], 'the charts span the period')
+    const fit = await loaded('fit')
+    const fq = new URLSearchParams({ from: fit.from!, to: fit.to! })
+    const [fr, { scores: fs }, { events: fe }] = await Promise.all([json<PolicyReadings>(`/api/v1/policies/${policy}/readings?${fq}`),
+      json<{ scores: ApiScore[] }>(`/api/v1/policies/${policy}/scores?${fq}&limit=1000`), json<{ events: { from: string; to: string }[] }>(`/api/v1/policies/${policy}/events?${fq}&limit=1000`)])
+    const times = [...fr.series.flatMap((x) => x.points.map(([ms]) => ms)), ...fs.map((x) => Date.parse(x.window.to)), ...fe.flatMap((x) => [Date.parse(x.from), Date.parse(x.to)])]
+    t.equal(Date.parse(fit.to!) - Date.parse(fit.from!), 31 * DAY, 'fit to the data: over the longest period')
+    t.same([fit.xFrom, fit.xTo], [new Date(Math.min(...times)).toISOString(), new Date(Math.max(...times)).toISOString()], 'the charts from the first to the last reading, score or event')
+    await loaded('7')
+
     // Another policy, named in the page: its own readings.
+    const before = Number(await page.evaluate(() => document.body.dataset.loaded))
     await page.locator('#policy').fill(other)
     await page.locator('#policy').dispatchEvent('change')
     await page.locator('#title', { hasText: other }).waitFor()
-    await page.waitForFunction((n) => Number(document.body.dataset.loaded) >= n, 2)
+    await page.waitForFunction((n) => Number(document.body.dataset.loaded) > n, before)
     t.ok((await page.locator('#field option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).every((v) => v.includes('-000002/')), "the other policy's devices only")
 
     // From the portfolio: the lowest scores lead here.

@@ -19,9 +19,9 @@ import { envelope, ID_PATTERN, POSITION_FIELDS, qualified, type ConsentStore, qu
 import { mustSee, type Principal } from './auth.ts'
 import type { PolicyDevice } from './drilldown.ts'
 import { fhirBundle, fhirLeftOut, fhirMappingOf, fhirMappings, POLICY_SYSTEM, type HealthReading } from './fhir.ts'
-import { eventOf, pagesOf, premiumOf, scoreOf, withEvents } from './history.ts'
+import { eventOf, historyTables, pagesOf, premiumOf, scoreOf, withEvents, type Columns } from './history.ts'
 import { ErrorBody, errors } from './schemas.ts'
-import { csvLine, iso, Time, type App } from './tables.ts'
+import { BOM, csvLine, iso, Time, type App } from './tables.ts'
 
 /** A stream a device may send for the policy, as the record of that consent has it. */
 export interface Consent {
@@ -66,9 +66,6 @@ interface Span { from?: number; to?: number }
 
 /** Exports running at once, at most: each reads InfluxDB as fast as its client takes the zip. */
 const MAX_EXPORTS = 2
-/** Excel reads a CSV file as UTF-8 only when it starts with a byte order mark. */
-const BOM = '\ufeff'
-
 const ExportQuery = Type.Object({
   from: Type.Optional({ ...Time, description: 'from this time (inclusive), ISO 8601; default: from the first thing stored' }),
   to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601; default: to the last thing stored' }),
@@ -78,8 +75,6 @@ const ExportQuery = Type.Object({
 interface Entry { name: string; about: string; text(): AsyncIterable<string> }
 
 type Cell = string | number | boolean | null | undefined
-/** A fixed table: its columns, each with what it means (for the README). */
-type Columns = readonly (readonly [name: string, meaning: string])[]
 
 /** A stream one device of the policy stored: the file of its readings. */
 interface StreamFile { deviceId: string; sensor: SensorKind; fields: string[] }
@@ -155,35 +150,10 @@ async function planExport(influx: Influx, policyId: string, devices: readonly Po
 /** The policy's own measurements that have files of their own (the others go to derived/). */
 const HISTORY = new Set(['trip', 'event', 'score', 'premium'])
 
-const TRIP_COLUMNS: Columns = [
-  ['device_id', 'the vehicle or phone'], ['from_utc', 'start'], ['to_utc', 'end'],
-  ['ended', 'what ended it: ignition off, standing still, silence …'], ['distance_km', 'distance, km'], ['duration_s', 'duration, s'],
-  ['night_s', 'time driven at night (22:00–05:00 by the sun), s'], ['speeding_s', 'time above the speed limit, s'], ['phone_s', 'time handling the phone, s'],
-  ['max_speed_kmh', 'highest speed, km/h'], ['events', 'driving events that ended in the trip (each in events.csv)'],
-]
-const EVENT_COLUMNS: Columns = [
-  ['from_utc', 'start'], ['to_utc', 'end'], ['subject', 'driving, health or home'], ['type', 'what happened, e.g. harsh_braking, leak, resting_hr_rise'],
-  ['device_id', 'the device whose readings show it'], ['urgent', 'sent at once (crash, leak, smoke, health alert)'], ['source', 'the stream it was found in'],
-  ['evidence', 'the measurements behind it (peak, threshold, unit, duration …), JSON'],
-]
-const SCORE_COLUMNS: Columns = [
-  ['window_from_utc', 'start of the data scored'], ['window_to_utc', 'end of the data scored; the score\'s time'], ['subject', 'driving, health or home'],
-  ['value', '0–100, higher is safer; 50 is a typical policyholder'], ['model', 'the model that scored, name@version'], ['days', 'days of data behind it'],
-  ['distance_km', 'km driven behind it (driving)'], ['moving_s', 'time moving behind it, s (driving)'], ['night_s', 'time driven at night behind it, s (driving)'],
-  ['reasons', 'the reasons, in plain words, separated by " | " (scores.json has each with its feature, value, typical value and points)'],
-]
-const PREMIUM_COLUMNS: Columns = [
-  ['effective_from_utc', 'when the change took effect'], ['subject', 'the cover: driving, health or home'], ['factor', 'what the base premium is multiplied by'],
-  ['previous_factor', 'the factor before'], ['premium', 'the premium, a year, in the rating plan\'s currency'], ['credibility', 'how much of the score counts (0–1), by the data behind it'],
-  ['ruleset', 'the rating plan, name@version'], ['hash', 'this change in the audit log\'s hash chain'],
-  ['reasons', 'the reasons, in plain words, separated by " | " (premiums.json has them whole)'],
-]
 const CONSENT_COLUMNS: Columns = [
   ['device_id', 'the device'], ['stream', 'the stream it may send (the readings file of that name)'], ['subject', 'driving, health or home'],
   ['purposes', 'what it may be used for, where recorded, separated by " | "'], ['since', 'since when, where recorded (ISO 8601)'], ['source', 'the record the consent comes from'],
 ]
-
-const texts = (x: { reasons: { text: string }[] }) => x.reasons.map((r) => r.text).join(' | ')
 
 /** The archive's files in order, each read when the zip reaches it; `count` tallies the rows of each. */
 function entries(deps: ExportDeps, policyId: string, span: Span, plan: NonNullable<Awaited<ReturnType<typeof planExport>>>, count: (file: string) => (n: number) => void, exportedAt: number): Entry[] {
@@ -205,22 +175,13 @@ function entries(deps: ExportDeps, policyId: string, span: Span, plan: NonNullab
     ...plan.streams.map((s) => csv(`readings/${s.deviceId}/${s.sensor.kind}.csv`, readingColumns(s), () => streamPages(influx, s, span),
       (r) => [iso(Number(r.time)), r.seq as Cell, ...(s.sensor.batch ? [r.i as Cell, r.hz as Cell] : []), ...s.fields.map((f) => r[f] as Cell)],
       `Stream \`${s.sensor.kind}\` of device ${s.deviceId} (${s.sensor.description}).`)),
-    csv('trips.csv', header(TRIP_COLUMNS), trips, (t) => [t.deviceId, t.from, t.to, t.ended, t.distance_km, t.duration_s, t.night_s, t.speeding_s, t.phone_s, t.max_speed_kmh, t.events.length], 'Trips, oldest first.'),
+    csv('trips.csv', header(historyTables.trips.columns), trips, historyTables.trips.cells, 'Trips, oldest first.'),
     json('trips.json', 'trips', trips, 'Trips with the driving events that ended in each (evidence included), as `GET /api/v1/policies/{policy}/trips` gives them.'),
-    csv('events.csv', header(EVENT_COLUMNS), events, (e) => {
-      const { source, ...evidence } = e.evidence
-      return [e.from, e.to, e.subject, e.type, e.deviceId, e.urgent, source as Cell, JSON.stringify(evidence)]
-    }, 'Events of every subject, oldest first.'),
+    csv('events.csv', header(historyTables.events.columns), events, historyTables.events.cells, 'Events of every subject, oldest first.'),
     json('events.json', 'events', events, 'Events with their evidence, as `GET /api/v1/policies/{policy}/events` gives them.'),
-    csv('scores.csv', header(SCORE_COLUMNS), () => ofPolicy('score'), (x) => {
-      const s = scoreOf(x)
-      return [s.window.from, s.window.to, s.subject, s.value, s.model, s.exposure.days, x.distance_km as Cell, x.moving_s as Cell, x.night_s as Cell, texts(s)]
-    }, 'Scores, oldest first.'),
+    csv('scores.csv', header(historyTables.scores.columns), () => ofPolicy('score'), (x) => historyTables.scores.cells(scoreOf(x)), 'Scores, oldest first.'),
     json('scores.json', 'scores', () => mapPages(ofPolicy('score'), (page) => page.map(scoreOf)), 'Scores with their features and reasons (each: feature, value, typical value, points), as `GET /api/v1/policies/{policy}/scores` gives them.'),
-    csv('premiums.csv', header(PREMIUM_COLUMNS), () => ofPolicy('premium'), (x) => {
-      const p = premiumOf(x)
-      return [p.effectiveFrom, p.subject, p.factor, p.previousFactor, p.premium, p.credibility, p.ruleset, p.hash, texts(p)]
-    }, 'Premium changes, oldest first.'),
+    csv('premiums.csv', header(historyTables.premiums.columns), () => ofPolicy('premium'), (x) => historyTables.premiums.cells(premiumOf(x)), 'Premium changes, oldest first.'),
     json('premiums.json', 'premiums', () => mapPages(ofPolicy('premium'), (page) => page.map(premiumOf)), 'Premium changes with their reasons, as `GET /api/v1/policies/{policy}/premiums` gives them.'),
     ...plan.derived.map((d) => csv(`derived/${d.measurement}.csv`, ['time_utc', ...d.tags, ...d.fields], () => ofPolicy(d.measurement),
       (r) => [iso(Number(r.time)), ...[...d.tags, ...d.fields].map((c) => r[c] as Cell)], DERIVED[d.measurement] ?? 'Kept by scoring about the policy.')),
@@ -297,10 +258,10 @@ ${kinds.length === 0 ? '\nNo device of the policy stored readings in the period.
 }).join('')}
 ## History
 
-${fixed('Trips', 'trips.csv', TRIP_COLUMNS)}
-${fixed('Events', 'events.csv', EVENT_COLUMNS)}
-${fixed('Scores', 'scores.csv', SCORE_COLUMNS)}
-${fixed('Premiums', 'premiums.csv', PREMIUM_COLUMNS)}
+${fixed('Trips', 'trips.csv', historyTables.trips.columns)}
+${fixed('Events', 'events.csv', historyTables.events.columns)}
+${fixed('Scores', 'scores.csv', historyTables.scores.columns)}
+${fixed('Premiums', 'premiums.csv', historyTables.premiums.columns)}
 ${fixed('Consents', 'consents.csv', CONSENT_COLUMNS)}
 ${plan.derived.map((d) => `### \`derived/${d.measurement}.csv\`\n\n${DERIVED[d.measurement] ?? 'Kept by scoring about the policy.'} Columns: \`time_utc\` (UTC; a day's row is timed at the day's start), then ${[...d.tags, ...d.fields].map((c) => `\`${c}\``).join(', ')}.\n`).join('\n')}
 ## Health readings as FHIR

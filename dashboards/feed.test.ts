@@ -48,6 +48,7 @@ t.test('the journal: seq per policy stays with the clock, replays are exact or r
   const trimmed = await journal.replay('p1', clock + 1)
   t.match(trimmed.gap, { type: 'gap', since: clock + 1, reason: /more has happened/ }, 'from a seq trimmed away: a gap')
   t.match((await journal.replay('p1', 5)).gap, { reason: /restarted/ }, 'from before the start: a gap that says why')
+  t.match((await journal.replay('p1', 0)).gap, { reason: /^since=0 asks for everything/ }, 'since=0: no claim of a restart (#23)')
   t.same((await journal.replay('p1')).messages.map((m) => m.type === 'score' && m.score.value), [3], 'without since: the standing')
 })
 
@@ -93,7 +94,7 @@ const stored = (policyId: string, subject: Score['subject'], value: number, to: 
 })
 const premium = (policyId: string, factor: number, at: number): PremiumAdjustment => ({
   policyId, subject: 'driving', factor, premium: 612.35, currency: 'EUR', previousFactor: 1.02, period: { from: new Date(at - 86_400_000).toISOString(), factor: 1 },
-  reasons: [{ code: 'harsh_braking_per_hour', text: 'harsh braking 4.1 an hour, portfolio median 2: +6%', value: 4.1, baseline: 2, effect: 0.06 }],
+  reasons: [{ code: 'harsh_braking_per_hour', text: 'harsh braking 4.1 an hour (typical 2.0): +6%', value: 4.1, baseline: 2, effect: 0.06 }],
   models: ['driving-frequency@3'], ruleset: 'example@2026-01-01', effectiveFrom: new Date(at).toISOString(),
   inputsHash: 'a'.repeat(64), prevHash: 'b'.repeat(64), hash: 'c'.repeat(64), credibility: 0.8, limited: { by: 'change', bound: 'cap' },
 })

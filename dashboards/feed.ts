@@ -162,7 +162,9 @@ export function feedJournal({ keep = 64, idleMs = 30 * 60_000, now = Date.now, s
         if (since >= feed.horizon) return { messages: kept }
         // Missing messages cannot be replayed: start the client from the standing, then what is kept.
         const older = [...feed.standing.values()].filter((m) => m.seq <= feed.horizon && m.seq > since)
-        const reason = since < started ? 'the service restarted since then'
+        // Seqs are times (ms): 0 names no message ever sent, so it says nothing of a restart.
+        const reason = since === 0 ? 'since=0 asks for everything: the feed keeps the standing and the latest messages only'
+          : since < started ? 'the service restarted since then'
           : since < feed.forgotten ? `the feed forgot this policy after ${Math.round(idleMs / 60_000)} min with no message and no client`
             : 'more has happened since then than the feed keeps'
         return { gap: { type: 'gap', since, oldest: feed.horizon + 1, reason }, messages: [...older, ...kept].sort(bySeq) }

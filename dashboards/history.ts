@@ -10,6 +10,7 @@ import { premiumFromRow, PriceReason } from '../pricing/index.ts'
 import { Reason, scoreFromRow, Score } from '../scoring/index.ts'
 import type { FeedBody } from './feed.ts'
 import { strict } from './schemas.ts'
+import type { Cell } from './tables.ts'
 
 export interface Range {
   /** ms; from inclusive, to exclusive. */
@@ -161,6 +162,50 @@ export async function withEvents(influx: Influx, policyId: string, trips: readon
       events: mine.map(eventOf),
     }
   })
+}
+
+/** A table's columns, each with what it means (the export's README says it). */
+export type Columns = readonly (readonly [name: string, meaning: string])[]
+const TRIP_COLUMNS: Columns = [
+  ['device_id', 'the vehicle or phone'], ['from_utc', 'start'], ['to_utc', 'end'],
+  ['ended', 'what ended it: ignition off, standing still, silence …'], ['distance_km', 'distance, km'], ['duration_s', 'duration, s'],
+  ['night_s', 'time driven at night (22:00–05:00 by the sun), s'], ['speeding_s', 'time above the speed limit, s'], ['phone_s', 'time handling the phone, s'],
+  ['max_speed_kmh', 'highest speed, km/h'], ['events', 'driving events that ended in the trip (each in events.csv)'],
+]
+const EVENT_COLUMNS: Columns = [
+  ['from_utc', 'start'], ['to_utc', 'end'], ['subject', 'driving, health or home'], ['type', 'what happened, e.g. harsh_braking, leak, resting_hr_rise'],
+  ['device_id', 'the device whose readings show it'], ['urgent', 'sent at once (crash, leak, smoke, health alert)'], ['source', 'the stream it was found in'],
+  ['evidence', 'the measurements behind it (peak, threshold, unit, duration …), JSON'],
+]
+const SCORE_COLUMNS: Columns = [
+  ['window_from_utc', 'start of the data scored'], ['window_to_utc', 'end of the data scored; the score\'s time'], ['subject', 'driving, health or home'],
+  ['value', '0–100, higher is safer; 50 is a typical policyholder'], ['model', 'the model that scored, name@version'], ['days', 'days of data behind it'],
+  ['distance_km', 'km driven behind it (driving)'], ['moving_s', 'time moving behind it, s (driving)'], ['night_s', 'time driven at night behind it, s (driving)'],
+  ['reasons', 'the reasons, in plain words, separated by " | " (scores.json has each with its feature, value, typical value and points)'],
+]
+const PREMIUM_COLUMNS: Columns = [
+  ['effective_from_utc', 'when the change took effect'], ['subject', 'the cover: driving, health or home'], ['factor', 'what the base premium is multiplied by'],
+  ['previous_factor', 'the factor before'], ['premium', 'the premium, a year, in the rating plan\'s currency'], ['credibility', 'how much of the score counts (0–1), by the data behind it'],
+  ['ruleset', 'the rating plan, name@version'], ['hash', 'this change in the audit log\'s hash chain'],
+  ['reasons', 'the reasons, in plain words, separated by " | " (premiums.json has them whole)'],
+]
+const texts = (x: { reasons: { text: string }[] }) => x.reasons.map((r) => r.text).join(' | ')
+
+/**
+ * The policy's history as tables, the same for the export's CSV files and the history routes'
+ * ?format=csv: each table's columns, and a row's cells from what the API gives.
+ */
+export const historyTables = {
+  trips: { columns: TRIP_COLUMNS, cells: (t: Awaited<ReturnType<typeof withEvents>>[number]): Cell[] => [t.deviceId, t.from, t.to, t.ended, t.distance_km, t.duration_s, t.night_s, t.speeding_s, t.phone_s, t.max_speed_kmh, t.events.length] },
+  events: {
+    columns: EVENT_COLUMNS,
+    cells: (e: ReturnType<typeof eventOf>): Cell[] => {
+      const { source, ...evidence } = e.evidence
+      return [e.from, e.to, e.subject, e.type, e.deviceId, e.urgent, source as Cell, JSON.stringify(evidence)]
+    },
+  },
+  scores: { columns: SCORE_COLUMNS, cells: (s: ReturnType<typeof scoreOf>): Cell[] => [s.window.from, s.window.to, s.subject, s.value, s.model, s.exposure.days, s.exposure.distance_km, s.exposure.moving_s, s.exposure.night_s, texts(s)] },
+  premiums: { columns: PREMIUM_COLUMNS, cells: (p: ReturnType<typeof premiumOf>): Cell[] => [p.effectiveFrom, p.subject, p.factor, p.previousFactor, p.premium, p.credibility, p.ruleset, p.hash, texts(p)] },
 }
 
 /** How long before its trip's end an event may start (continuous driving across short stops). */

@@ -17,10 +17,12 @@ import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts
 import { cells, downloadCsv, openBrowser, painted, screenshot, untilCells } from '../test/browser.ts'
 import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
 import { compareShadows, correlation, histogramQuantile, ingestHealth, SAMPLE_SIZE, type IngestHealth, type ScoreDrift, type ShadowReport, type StoredScore } from './monitoring.ts'
+import { csvLine } from './tables.ts'
 
 const HOUR = 3600_000
 const close = (a: number | null | undefined, b: number | null | undefined) => (a === null && b === null) || (typeof a === 'number' && typeof b === 'number' && Math.abs(a - b) < 1e-9)
-const csvCells = (row: readonly unknown[]) => row.map((x) => (x === null ? '' : String(x)))
+/** A row's cells as the server writes them (numbers to 12 significant digits). */
+const csvCells = (row: readonly (string | number | null)[]) => parseCsv(csvLine(row))[0]!
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0)
 const avg = (xs: readonly number[]) => sum(xs) / xs.length
 /** InfluxDB's PERCENTILE: nearest rank round(n·p/100), none below rank 1. */

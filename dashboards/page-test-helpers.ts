@@ -5,11 +5,11 @@
  */
 import type { Test } from 'tap'
 
-/** RFC 4180, quoted cells included (reasons and evidence have commas and quotes); every line ends in CRLF. */
+/** RFC 4180, quoted cells included (reasons and evidence have commas and quotes); every line ends in CRLF. A byte order mark is left out. */
 export function parseCsv(text: string): string[][] {
   const rows: string[][] = [[]]
   let cell = '', quoted = false
-  for (let i = 0; i < text.length; i++) {
+  for (let i = text.startsWith('\ufeff') ? 1 : 0; i < text.length; i++) {
     const c = text[i]!
     if (quoted) {
       if (c === '"' && text[i + 1] === '"') (cell += '"'), i++
@@ -36,7 +36,10 @@ export async function fetchCsv(t: Test, url: string, token: string, path: string
   t.match(res.headers.get('content-type'), /^text\/csv/)
   if (name === undefined) t.match(res.headers.get('content-disposition'), /^attachment; filename="[a-z0-9-]+\.csv"$/)
   else t.equal(res.headers.get('content-disposition'), `attachment; filename="${name}.csv"`)
-  return parseCsv(await res.text())
+  // fetch's text() drops a leading byte order mark: the bytes say whether there is one (Excel needs it for UTF-8).
+  const bytes = new Uint8Array(await res.arrayBuffer())
+  t.same([...bytes.slice(0, 3)], [0xef, 0xbb, 0xbf], `${path}: starts with a UTF-8 byte order mark`)
+  return parseCsv(new TextDecoder().decode(bytes))
 }
 
 /** Each of `paths` answers 401 without a token (asking for a bearer token) and 403 to `policyholder`'s. */

@@ -12,7 +12,7 @@ import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts
 import { cells, downloadCsv, openBrowser, painted, screenshot, untilCells } from '../test/browser.ts'
 import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
 import { distributionOf, eventTable, type EventsByHour, type PremiumChanges, type ScoreDistribution } from './portfolio.ts'
-import { toCsv } from './tables.ts'
+import { csvNumber, toCsv } from './tables.ts'
 
 const HOUR = 3600_000
 const until = async (ok: () => boolean) => {
@@ -40,8 +40,8 @@ t.test('score bins: 10 points wide, 100 in the last; median and mean; the lowest
 })
 
 t.test('CSV: a header line, CRLF, cells quoted where they need it', async (t) => {
-  t.equal(toCsv({ columns: ['a', 'b'], rows: [[1, 'x,y'], [null, 'say "hi"']] }), 'a,b\r\n1,"x,y"\r\n,"say ""hi"""\r\n')
-  t.equal(toCsv(eventTable({ from: '', to: '', types: [], hours: [{ hour: 0, counts: {} }] })), 'hour\r\n0\r\n', 'no event types: the hours alone')
+  t.equal(toCsv({ columns: ['a', 'b'], rows: [[1, 'x,y'], [null, 'say "hi"']] }), '\ufeffa,b\r\n1,"x,y"\r\n,"say ""hi"""\r\n')
+  t.equal(toCsv(eventTable({ from: '', to: '', types: [], hours: [{ hour: 0, counts: {} }] })), '\ufeffhour\r\n0\r\n', 'no event types: the hours alone')
 })
 
 t.test('the portfolio: score distribution, premium changes and events by hour, as JSON, CSV and a page', async (t) => {
@@ -145,7 +145,7 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
   await t.test('every table as CSV: the same numbers, a header line', async (t) => {
     const csv = (path: string) => fetchCsv(t, url, analyst, `${path}&format=csv`)
     t.same(await csv('/api/v1/portfolio/scores?subject=driving'), [['from', 'to', 'count'], ...scored.bins.map((b) => [b.from, b.to, b.count].map(String))], 'score bins')
-    t.same(await csv(`/api/v1/portfolio/premiums?from=${from}&to=${to}&interval=1h`), [['time', 'subject', 'count', 'mean_factor'], ...hourly.buckets.map((b) => [b.time, b.subject, b.count, b.meanFactor].map(String))], 'premium changes')
+    t.same(await csv(`/api/v1/portfolio/premiums?from=${from}&to=${to}&interval=1h`), [['time', 'subject', 'count', 'mean_factor'], ...hourly.buckets.map((b) => [b.time, b.subject, String(b.count), csvNumber(b.meanFactor)])], 'premium changes')
     t.same(await csv(`/api/v1/portfolio/events?from=${from}&to=${to}`), [['hour', ...types], ...byHour.hours.map((h) => [h.hour, ...types.map((x) => h.counts[x])].map(String))], 'events by hour')
   })
 
@@ -153,11 +153,11 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
     const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, 3600_000)
     await analystsOnly(t, url, ['/api/v1/portfolio/scores?subject=driving', '/api/v1/portfolio/premiums?interval=1h', '/api/v1/portfolio/events', '/api/v1/portfolio/events?format=csv'], policyholder)
     await refused(t, url, analyst, [
-      ['/api/v1/portfolio/scores?subject=cars', /subject/],
+      ['/api/v1/portfolio/scores?subject=cars', /^querystring\/subject must be equal to one of the allowed values: driving, health, home$/],
       ['/api/v1/portfolio/scores', /subject/],
-      ['/api/v1/portfolio/premiums?interval=5m', /interval/],
+      ['/api/v1/portfolio/premiums?interval=5m', /^querystring\/interval must be equal to one of the allowed values: 1h, 1d$/],
       ['/api/v1/portfolio/events?colour=red', /additional properties \(colour\)/],
-      ['/api/v1/portfolio/events?format=xml', /format/],
+      ['/api/v1/portfolio/events?format=xml', /^querystring\/format must be equal to one of the allowed values: json, csv$/],
       ['/api/v1/portfolio/events?from=yesterday', /from/],
       [`/api/v1/portfolio/events?from=${to}&to=${from}`, /before/],
       ['/api/v1/portfolio/premiums?from=2020-01-01T00:00:00Z&to=2022-01-01T00:00:00Z', /366 days/],

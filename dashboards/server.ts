@@ -23,9 +23,9 @@ import { Score, type PolicyEvent } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
 import { feedJournal, FeedQuery, type FeedMessage, type FeedNotice } from './feed.ts'
-import { eventHistory, premiumHistory, scoreHistory, storedPolicies, storedStanding, StoredEvent, StoredPremium, StoredScore, StoredTrip, tripHistory } from './history.ts'
+import { eventHistory, historyTables, premiumHistory, scoreHistory, storedPolicies, storedStanding, StoredEvent, StoredPremium, StoredScore, StoredTrip, tripHistory, type Columns } from './history.ts'
 import { errors, strict } from './schemas.ts'
-import { Time, TIME_PATTERN } from './tables.ts'
+import { Format, sendCsv, Time, TIME_PATTERN, type Cell } from './tables.ts'
 import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest } from './backtest-page.ts'
@@ -73,6 +73,10 @@ export interface DashboardsDeps {
 const FEED_CLOSE_WAIT_MS = 2000
 
 const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8')
+/** The pages' icon: a gauge, as the policyholder's scores are drawn. */
+const FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1f5fa0"/><path d="M6 22a10 10 0 0 1 20 0" fill="none" stroke="#fff" stroke-width="4"/><path d="M16 22l6-8" stroke="#f4b400" stroke-width="3" stroke-linecap="round"/></svg>'
+/** The words and formats of every page (the policyholder's and the analyst's). */
+const wordsJs = readFileSync(new URL('./public/words.js', import.meta.url), 'utf8')
 const PolicyId = Type.String({ pattern: ID_PATTERN, description: 'policy id' })
 const PolicyParams = Type.Object({ policy: PolicyId })
 const RangeQuery = {
@@ -80,9 +84,9 @@ const RangeQuery = {
   to: Type.Optional({ ...Time, description: 'until this time (exclusive), ISO 8601' }),
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'at most this many, newest first' }),
 }
-const HistoryQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(Subject) }, { additionalProperties: false })
-const EventsQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(Subject), type: Type.Optional(Type.String({ pattern: '^[a-z_]{1,40}$' })) }, { additionalProperties: false })
-const TripsQuery = Type.Object(RangeQuery, { additionalProperties: false })
+const HistoryQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(Subject), format: Format }, { additionalProperties: false })
+const EventsQuery = Type.Object({ ...RangeQuery, subject: Type.Optional(Subject), type: Type.Optional(Type.String({ pattern: '^[a-z_]{1,40}$' })), format: Format }, { additionalProperties: false })
+const TripsQuery = Type.Object({ ...RangeQuery, format: Format }, { additionalProperties: false })
 const Health = strict({ status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]), failing: Type.Optional(Type.Array(Type.String(), { description: 'the checks that fail' })), checks: Type.Record(Type.String(), Type.Union([Type.Boolean(), Type.Number()])) })
 const Standing = strict({ policyId: Type.String(), scores: Type.Partial(Type.Record(Subject, Score)), premiums: Type.Partial(Type.Record(Subject, PremiumAdjustment)) })
 /** A policy's history of one kind: `{policyId, [key]: items}`. */
@@ -203,6 +207,9 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   const notFound = (reply: FastifyReply, error: string, message: string) => reply.code(404).send({ error, message })
 
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
+  // Browsers ask for /favicon.ico on every page: an icon, not a 404 in every log and console.
+  app.get('/favicon.ico', { schema: { hide: true } }, (_req, reply) => reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(FAVICON))
+  app.get('/assets/words.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').send(wordsJs))
   app.get('/healthz', { schema: { description: 'Liveness of each stage: no token needed, no data in it. 503 names the failing checks', security: [], response: { 200: Health, 503: Health } } }, (_req, reply) => {
     const { ok, checks } = deps.health()
     // The checks are the booleans; a 503 says which failed, so an operator need not read them all.
@@ -258,10 +265,16 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     }
     return { policyId, scores, premiums }
   })
-  policyRoute('/api/v1/policies/:policy/scores', 'Scores with their reasons, newest first', HistoryQuery, History('scores', StoredScore), async (policyId, q) => ({ policyId, scores: await scoreHistory(deps.influx, policyId, q.subject, range(q)) }))
-  policyRoute('/api/v1/policies/:policy/premiums', 'Premium changes with their reasons, newest first', HistoryQuery, History('premiums', StoredPremium), async (policyId, q) => ({ policyId, premiums: await premiumHistory(deps.influx, policyId, q.subject, range(q)) }))
-  policyRoute('/api/v1/policies/:policy/events', 'Events of every subject with their evidence, newest first', EventsQuery, History('events', StoredEvent), async (policyId, q) => ({ policyId, events: await eventHistory(deps.influx, policyId, { subject: q.subject, type: q.type }, range(q)) }))
-  policyRoute('/api/v1/policies/:policy/trips', 'Trips with the events in them (evidence included), newest first', TripsQuery, History('trips', StoredTrip), async (policyId, q) => ({ policyId, trips: await tripHistory(deps.influx, policyId, range(q)) }))
+  /** A history route's answer: JSON, or with ?format=csv its table (the export's file of the same name, newest first). */
+  const history = <K extends keyof typeof historyTables, T>(reply: FastifyReply, policyId: string, format: string | undefined, kind: K, rows: T[]) => {
+    const table = historyTables[kind] as { columns: Columns; cells(r: T): Cell[] }
+    if (format !== 'csv') return { policyId, [kind]: rows } as { policyId: string } & Record<K, T[]>
+    return sendCsv(reply, `${kind}-${policyId}`, { columns: table.columns.map(([c]) => c), rows: rows.map((r) => table.cells(r)) })
+  }
+  policyRoute('/api/v1/policies/:policy/scores', 'Scores with their reasons, newest first (?format=csv: as CSV)', HistoryQuery, History('scores', StoredScore), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'scores', await scoreHistory(deps.influx, policyId, q.subject, range(q))))
+  policyRoute('/api/v1/policies/:policy/premiums', 'Premium changes with their reasons, newest first (?format=csv: as CSV)', HistoryQuery, History('premiums', StoredPremium), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'premiums', await premiumHistory(deps.influx, policyId, q.subject, range(q))))
+  policyRoute('/api/v1/policies/:policy/events', 'Events of every subject with their evidence, newest first (?format=csv: as CSV)', EventsQuery, History('events', StoredEvent), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'events', await eventHistory(deps.influx, policyId, { subject: q.subject, type: q.type }, range(q))))
+  policyRoute('/api/v1/policies/:policy/trips', 'Trips with the events in them (evidence included), newest first (?format=csv: as CSV, with the number of events)', TripsQuery, History('trips', StoredTrip), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'trips', await tripHistory(deps.influx, policyId, range(q))))
   app.post<{ Params: { policy: string; subject: Subject } }>('/api/v1/policies/:policy/what-if/:subject', {
     schema: {
       description: "The premium the policy's latest score would get with changed features: body {\"scale\": {feature: factor}, \"set\": {feature: value}}",
@@ -370,9 +383,29 @@ function nonFinite(x: unknown): string[] {
   return found
 }
 
-type Problem = { instancePath: string; message?: string; params?: { additionalProperty?: string; pattern?: string } }
-/** What was wrong, by name: ajv's own message leaves out which property was not expected, and a time's pattern says nothing to a person. */
-const validationMessage = (err: { validation: Problem[]; validationContext?: string }) =>
-  err.validation.map((v) => `${err.validationContext ?? 'request'}${v.instancePath} ${v.params?.pattern === TIME_PATTERN ? 'must be an ISO 8601 time from 1970 to 2261, seconds 00–59' : v.message ?? 'is not valid'}${v.params?.additionalProperty ? ` (${v.params.additionalProperty})` : ''}`).join('; ')
+type Problem = { instancePath: string; keyword?: string; message?: string; params?: { additionalProperty?: string; pattern?: string; allowedValue?: unknown; allowedValues?: unknown[] } }
+/**
+ * What was wrong, by name: ajv's own message leaves out which property was not expected, a time's
+ * pattern says nothing to a person, and a choice (an enum, or a union of constants: one error a
+ * constant, then "must match a schema in anyOf") is said once, with the values allowed (#23).
+ */
+const validationMessage = (err: { validation: Problem[]; validationContext?: string }) => {
+  const allowed = new Map<string, unknown[]>()
+  for (const v of err.validation) {
+    if (v.keyword === 'enum') allowed.set(v.instancePath, v.params?.allowedValues ?? [])
+    if (v.keyword === 'const') allowed.set(v.instancePath, [...(allowed.get(v.instancePath) ?? []), v.params?.allowedValue])
+  }
+  const where = (v: Problem) => `${err.validationContext ?? 'request'}${v.instancePath}`
+  const said = new Set<string>()
+  return err.validation.flatMap((v) => {
+    const choice = allowed.get(v.instancePath)
+    if (choice) {
+      if (said.has(v.instancePath)) return []
+      said.add(v.instancePath)
+      return [`${where(v)} must be equal to one of the allowed values: ${choice.join(', ')}`]
+    }
+    return [`${where(v)} ${v.params?.pattern === TIME_PATTERN ? 'must be an ISO 8601 time from 1970 to 2261, seconds 00–59' : v.message ?? 'is not valid'}${v.params?.additionalProperty ? ` (${v.params.additionalProperty})` : ''}`]
+  }).join('; ')
+}
 
 export type { FeedMessage, FeedNotice }

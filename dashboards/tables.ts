@@ -12,19 +12,30 @@ import { errors } from './schemas.ts'
 /** The dashboards' server, as the route modules get it. */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>
 
+/** A CSV cell: null and undefined are empty. */
+export type Cell = string | number | boolean | null | undefined
 /** A table for CSV: a header and rows. */
-export interface Table { columns: string[]; rows: (string | number | null)[][] }
+export interface Table { columns: readonly string[]; rows: readonly (readonly Cell[])[] }
+
+/** Excel reads a CSV file as UTF-8 (a "−", a "²") only when it starts with a byte order mark. */
+export const BOM = '\ufeff'
+
+/**
+ * A number as a CSV cell: to 12 significant digits, which drops what binary arithmetic adds
+ * (57.487500000000004 is 57.4875) and keeps every digit a measurement has (a position's 7 decimals).
+ */
+export const csvNumber = (x: number) => (Number.isInteger(x) || !Number.isFinite(x) ? String(x) : String(Number(x.toPrecision(12))))
 
 /** One RFC 4180 CSV line, CRLF included: cells quoted where they need it; null and undefined are empty. */
-export function csvLine(cells: readonly (string | number | boolean | null | undefined)[]): string {
+export function csvLine(cells: readonly Cell[]): string {
   return cells.map((x) => {
-    const s = x === null || x === undefined ? '' : String(x)
+    const s = x === null || x === undefined ? '' : typeof x === 'number' ? csvNumber(x) : String(x)
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
   }).join(',') + '\r\n'
 }
 
-/** RFC 4180 CSV: a header line, CRLF line ends, cells quoted where they need it; null is empty. */
-export const toCsv = (table: Table): string => [table.columns, ...table.rows].map(csvLine).join('')
+/** RFC 4180 CSV, as every CSV ubiq writes: a byte order mark, a header line, CRLF line ends, cells quoted where they need it. */
+export const toCsv = (table: Table): string => BOM + [table.columns, ...table.rows].map(csvLine).join('')
 
 /** Answers with `table` as a CSV file named `name`.csv. */
 export const sendCsv = (reply: FastifyReply, name: string, table: Table) =>

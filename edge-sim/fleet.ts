@@ -1,10 +1,12 @@
 /**
  * The demo's fleet: simulated vehicles sending the contract's `obd` stream between ignition on and
- * off `status` messages: a run with an end is one trip; an endless run parks every ten simulated
- * minutes. Published by the same runner as the full simulation (simulate.ts).
+ * off `status` messages: a run with an end is one trip; an endless run parks after each trip of 3 to
+ * 20 simulated minutes. Published by the same runner as the full simulation (simulate.ts).
  */
 import type { DeviceEntry } from '../ingest/index.ts'
-import { toMessages, type SensorReading } from './device-streams.ts'
+import { makePolicies, policyDevices, policyRegistry, toMessages, type SensorReading, type SimDevice } from './device-streams.ts'
+import { between, deriveSeed, seededRandom } from './random.ts'
+import { makeCity } from './roads.ts'
 import { runSimulation, type SimulationRun } from './simulate.ts'
 import { driveObd, personas, type PersonaName } from './vehicle.ts'
 
@@ -32,6 +34,21 @@ export function fleetRegistry(fleet: readonly SimVehicle[]): DeviceEntry[] {
   return fleet.map((v) => ({ deviceId: v.deviceId, policyId: v.policyId, kinds: ['status', 'obd'] }))
 }
 
+/**
+ * A wearable and a home for each of the fleet's policies (#23: with cars alone the demo's Health
+ * and Home cards stayed empty), simulated for `days` from `startTs` as ubiq sim simulates them,
+ * their personas cycling as makePolicies' do: `wear-0001` and `home-0001` beside `veh-0001`.
+ */
+export function fleetLiving(fleet: readonly SimVehicle[], seed: number, startTs: number, days: number): { registry: DeviceEntry[]; devices: SimDevice[] } {
+  const city = makeCity({ seed })
+  const policies = makePolicies(city, fleet.length, { seed, devices: ['wearable', 'home'] }).map((p, i) => {
+    const { policyId, deviceId } = fleet[i]!
+    const n = deviceId.slice('veh-'.length)
+    return { policyId, seed: p.seed, wearable: { ...p.wearable!, deviceId: `wear-${n}` }, home: { ...p.home!, deviceId: `home-${n}` } }
+  })
+  return { registry: policyRegistry(policies), devices: policies.flatMap((p) => policyDevices(city, p, { startTs, days })) }
+}
+
 export interface FleetOptions {
   mqttUrl: string
   fleet: readonly SimVehicle[]
@@ -45,29 +62,40 @@ export interface FleetOptions {
   passwords?: ReadonlyMap<string, string>
 }
 
-/** An endless run's trips: 10 simulated minutes of driving (1 Hz samples), then 2 parked. */
-const TRIP_S = 600
+/** An endless run parks 2 simulated minutes after each trip. */
 const PARK_S = 120
+
+/**
+ * The lengths of an endless run's trips for vehicle `v`, s (1 Hz samples): 3 to 20 minutes, drawn
+ * for the vehicle. Every trip was 10 minutes once, and the policyholder's page said "10 min" for all.
+ */
+export function* tripLengths(v: SimVehicle): Generator<number> {
+  const rand = seededRandom(deriveSeed(v.seed, 23))
+  for (;;) yield Math.round(between(rand, 180, 1200))
+}
 
 /** Connects every vehicle and starts driving. */
 export function runFleet(opts: FleetOptions): Promise<SimulationRun> {
   function* readings(v: SimVehicle): Generator<SensorReading> {
     let n = 0
     let parked = 0 // samples left standing with the ignition off
+    const lengths = tripLengths(v)
+    let tripEnd = lengths.next().value // the sample count at which the current trip ends
     yield { kind: 'status', ts: opts.startTs, body: { ignition_on: true } }
     for (const { ts, ...body } of driveObd(personas[v.persona], v.seed, opts.startTs)) {
       if (parked > 0 && --parked === 0) yield { kind: 'status', ts, body: { ignition_on: true } }
       if (parked > 0) continue
       yield { kind: 'obd', ts, body }
-      // The run's trip ends with its last sample; a run without an end stops every TRIP_S for
-      // PARK_S, so that trips end, and scores come, while it runs.
+      // The run's trip ends with its last sample; a run without an end stops after each of its
+      // trip lengths for PARK_S, so that trips end, and scores come, while it runs.
       if (++n === opts.samples) {
         yield { kind: 'status', ts, body: { ignition_on: false } }
         return
       }
-      if (opts.samples === undefined && n % TRIP_S === 0) {
+      if (opts.samples === undefined && n === tripEnd) {
         yield { kind: 'status', ts, body: { ignition_on: false } }
         parked = PARK_S
+        tripEnd += lengths.next().value
       }
     }
   }

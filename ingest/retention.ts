@@ -189,6 +189,7 @@ export const derivedMeasurements: readonly StoredMeasurement[] = [
       { name: 'end_ms', meaning: 'end of the event, ms since the epoch' },
       { name: 'peak', meaning: 'largest value of the quantity judged, in `unit` of the evidence' },
       { name: 'threshold', meaning: 'the threshold it crossed' },
+      { name: 'unit', meaning: 'the unit of `peak` and `threshold` (`m/s²`, `km/h`, `s` …)' },
       { name: 'duration_s', meaning: 'duration, s' },
       { name: 'samples', meaning: 'samples or readings it spans' },
       { name: 'rate_hz', meaning: 'their rate, Hz' },

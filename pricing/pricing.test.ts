@@ -150,16 +150,16 @@ t.test('priceScores: each subject by its own part of the plan; nothing without a
 t.test('reasons in plain words: each feature\'s effect on the premium against the median, then the plan\'s rules', async (t) => {
   const { out } = await priced([score('a', 40, 1), score('b', 49, 1, 250), score('c', 40, 1, 10)])
   t.same(out[0]!.reasons.map((r) => r.text), [
-    'harsh braking 4.1 per 100 km, portfolio median 1.2: +28%',
-    'driving at night 0.02 of the distance, portfolio median 0.05: −2%',
-    '12,200 km a year, typical 10,000: +7%',
+    'harsh braking 4.1 per 100 km (typical 1.2): +28%',
+    'driving at night 2% of the distance (typical 5%): −2%',
+    '12,200 km a year (typical 10,000): +7%',
     'increase capped at +10% on the previous premium (factor 1)',
   ])
   t.equal(out[0]!.reasons[0]!.effect, 0.278, 'relativity 1.5 at score 40 against 1.174 at 46 (the score with braking at the median)')
   t.same(out[1]!.reasons.map((r) => r.text), [
-    'harsh braking 4.1 per 100 km, portfolio median 1.2: +12%',
-    'driving at night 0.02 of the distance, portfolio median 0.05: −1%',
-    '3,000 km a year, typical 10,000: −16%',
+    'harsh braking 4.1 per 100 km (typical 1.2): +12%',
+    'driving at night 2% of the distance (typical 5%): −1%',
+    '3,000 km a year (typical 10,000): −16%',
     '250 km observed of 1000 for full weight: 50% of the behaviour\'s effect applies',
     'decrease floored at −10% on the previous premium (factor 1)',
   ])
@@ -189,8 +189,8 @@ t.test('pay-as-you-drive beside pay-how-you-drive: the premium is base × behavi
   }
   const pct = (r: number) => `+${Math.round((r - 1) * 100)}%`
   t.same(out[0]!.reasons.slice(2).map((r) => r.text), [
-    `12,400 km a year, typical 10,000: ${pct(rel(distance.points, 12_400))}`,
-    `night driving 20% of driving time, typical 5%: ${pct(rel(night.points, 0.2))}`,
+    `12,400 km a year (typical 10,000): ${pct(rel(distance.points, 12_400))}`,
+    `night driving 20% of driving time (typical 5%): ${pct(rel(night.points, 0.2))}`,
   ], 'km a year and the night share against the plan\'s typical')
   t.equal(out[0]!.factor, Math.round(behaviour * rel(distance.points, 12_400) * rel(night.points, 0.2) * 1000) / 1000)
 

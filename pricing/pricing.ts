@@ -10,7 +10,7 @@ import { Counter, type Registry } from 'prom-client'
 import { defer, filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Subject, toLine, topics, type Influx } from '../ingest/index.ts'
-import type { Score } from '../scoring/index.ts'
+import { featureText, type Score } from '../scoring/index.ts'
 import type { AuditLog, AuditRecord } from './audit.ts'
 import { reveal, type PolicyKeys } from './pseudonyms.ts'
 import {
@@ -21,7 +21,7 @@ import {
 /** Why a premium is what it is: one feature against the portfolio's median, or a rule of the plan. */
 export const PriceReason = Type.Object({
   code: Type.String(),
-  text: Type.String({ description: 'Plain words: "harsh braking 4.1 per 100 km, portfolio median 1.2: +6%"' }),
+  text: Type.String({ description: 'Plain words, as the score\'s reasons say the feature: "harsh braking 4.1 per 100 km (typical 1.2): +6%"' }),
   value: Type.Number(),
   baseline: Type.Number(),
   effect: Type.Number({ description: 'The premium change this feature makes against the median (0.06: +6%), before the plan\'s limits' }),
@@ -271,7 +271,7 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
   const features = s.reasons
     .map((x) => {
       const effect = f / credibleFactor(sp, s.value - x.impact, exposure) - 1
-      return { code: x.code, text: `${x.label} ${fmt(x.value)} ${x.unit}, portfolio median ${fmt(x.baseline)}: ${pct(effect)}`, value: x.value, baseline: x.baseline, effect: Math.round(effect * 1000) / 1000 }
+      return { code: x.code, text: `${featureText(x.label, x.value, x.unit, x.baseline)}: ${pct(effect)}`, value: x.value, baseline: x.baseline, effect: Math.round(effect * 1000) / 1000 }
     })
     .filter((x) => pct(x.effect) !== '±0%')
   const usage = exposureReasons(sp, measures, r.credibility).filter((x) => pct(x.effect) !== '±0%')
@@ -311,7 +311,7 @@ function privacyReason(sp: SubjectRating, note: string, f: number, share: number
   return { code: 'privacy_mode', text: `${note}; ${how}`, value: share, baseline: neutral, effect }
 }
 
-/** Pay-as-you-drive in plain words: "12,400 km a year, typical 10,000: +8%", the night share likewise. */
+/** Pay-as-you-drive in plain words: "12,400 km a year (typical 10,000): +8%", the night share likewise. */
 function exposureReasons(sp: SubjectRating, m: ExposureMeasures, z: number): PriceReason[] {
   if (!sp.exposure) return []
   const parts = exposureParts(sp, m)
@@ -322,12 +322,11 @@ function exposureReasons(sp: SubjectRating, m: ExposureMeasures, z: number): Pri
   if (distance && m.km_per_year !== undefined) {
     const km = (x: number) => (Math.round(x / 100) * 100).toLocaleString('en-US')
     const e = effect({ km_per_year: 1 })
-    reasons.push({ code: 'km_per_year', text: `${km(m.km_per_year)} km a year, typical ${km(distance.typical)}: ${pct(e)}`, value: Math.round(m.km_per_year), baseline: distance.typical, effect: e })
+    reasons.push({ code: 'km_per_year', text: `${km(m.km_per_year)} km a year (typical ${km(distance.typical)}): ${pct(e)}`, value: Math.round(m.km_per_year), baseline: distance.typical, effect: e })
   }
   if (night && m.night_share !== undefined) {
-    const share = (x: number) => `${Math.round(x * 100)}%`
     const e = effect({ night_share: 1 })
-    reasons.push({ code: 'night_share', text: `night driving ${share(m.night_share)} of driving time, typical ${share(night.typical)}: ${pct(e)}`, value: Math.round(m.night_share * 1000) / 1000, baseline: night.typical, effect: e })
+    reasons.push({ code: 'night_share', text: `${featureText('night driving', m.night_share, 'of driving time', night.typical)}: ${pct(e)}`, value: Math.round(m.night_share * 1000) / 1000, baseline: night.typical, effect: e })
   }
   return reasons
 }

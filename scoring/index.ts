@@ -1,6 +1,6 @@
 /** scoring: trips, events, features, models and scores with reasons. */
 export { startScoring, drivingScoreInputs, type ScoringDeps } from './scoring.ts'
-export { scoreBatch, scoreWith, scoreFromFrequency, scoreLine, scoreFromRow, Score, Reason, type ScoreInput, type BatchConfig, type Exposure, type ModelsBySubject, type ActiveModels } from './score.ts'
+export { featureText, scoreBatch, scoreWith, scoreFromFrequency, scoreLine, scoreFromRow, Score, Reason, type ScoreInput, type BatchConfig, type Exposure, type ModelsBySubject, type ActiveModels } from './score.ts'
 export { openModelRegistry, findModels, readDefinition, readChoice, writeChoice, changeChoice, loadChoice, defaultChoice, choiceFile, modelDirs, shippedModels, type ModelRegistry, type ModelFile, type Choice, type ChoiceChange } from './registry.ts'
 export { loadModel, ModelError, type LoadedModel } from './model.ts'
 export { tripTracker, trackTrips, defaultTripConfig, type Trip, type TripConfig, type TripOutput } from './trips.ts'

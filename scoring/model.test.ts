@@ -46,6 +46,8 @@ t.test('scores: 50 at the baseline, lower for riskier driving, with reasons in p
   t.equal(risky!.value, 50 + impact, `10 extra brakes an hour: relativity e^${braking * 10}`)
   t.match(risky!.reasons, [{ code: 'harsh_braking_per_hour', value, baseline: typicalFeatures.harsh_braking_per_hour, impact, text: `harsh braking ${value.toFixed(1)} per hour (typical ${typicalFeatures.harsh_braking_per_hour!.toFixed(1)}): −${-impact} points` }])
   t.equal(broken!.value, 50, 'non-finite features never reach the model: they count as typical')
+  const [speedy] = await scoreBatch(model, [input({ ...typicalFeatures, speeding_share: 0.16 })])
+  t.match(speedy!.reasons[0]!.text, /^speeding 16% of driving time \(typical 6%\): −\d/, 'a share in percent, not 0.16 (#23)')
   t.equal(risky!.model, `driving-frequency@${drivingFrequency.version}`)
 })
 

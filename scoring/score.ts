@@ -177,7 +177,7 @@ export async function scoreBatch(model: LoadedModel, inputs: readonly ScoreInput
         const impact = round1(value - score(base + 1 + i))
         return {
           code: d.name,
-          text: `${d.label} ${fmt(v)} ${d.unit} (typical ${fmt(d.baseline)}): ${impact > 0 ? '+' : impact < 0 ? '−' : '±'}${Math.abs(impact)} points`,
+          text: `${featureText(d.label, v, d.unit, d.baseline)}: ${impact > 0 ? '+' : impact < 0 ? '−' : '±'}${Math.abs(impact)} points`,
           label: d.label,
           unit: d.unit,
           value: v,
@@ -195,3 +195,17 @@ export async function scoreBatch(model: LoadedModel, inputs: readonly ScoreInput
 const finiteOr = (v: number | undefined, fallback: number) => (v !== undefined && Number.isFinite(v) ? v : fallback)
 const round1 = (x: number) => Math.round(x * 10) / 10
 const fmt = (x: number) => (Math.abs(x) < 1 ? x.toFixed(2) : x.toFixed(1))
+/** A share ("of driving time") in percent, to a tenth below 10%: a person reads 16%, not 0.16. */
+const percent = (x: number) => {
+  const p = x * 100
+  return `${Math.abs(p) < 10 ? Number(p.toFixed(1)) : Math.round(p)}%`
+}
+/**
+ * A feature in plain words, the same words in a score's reasons and in a premium's (#23: one said
+ * "typical", the other "portfolio median"): "night driving 16% of driving time (typical 5%)",
+ * "harsh braking 4.1 per hour (typical 2.0)".
+ */
+export function featureText(label: string, value: number, unit: string, typical: number): string {
+  const f = unit.startsWith('of ') ? percent : fmt
+  return `${label} ${f(value)} ${unit} (typical ${f(typical)})`
+}

@@ -275,9 +275,12 @@ function crashTrackLines(e: PolicyEvent, track: readonly TrackFix[]): string[] {
   return track.map(({ ts, ...fix }) => toLine('crash_track', { policy_id: e.policyId, device_id: e.deviceId }, { ...fix, crash_ms: e.from }, ts, ['crash_ms']))
 }
 
-/** An event as an InfluxDB line: its numeric evidence as fields (a crash's sample window stays on MQTT). */
+/**
+ * An event as an InfluxDB line: its numeric evidence as fields, and the unit of its peak and
+ * threshold (read back without it, "peak 6.4" says nothing; #23). A crash's sample window stays on MQTT.
+ */
 function eventLine(e: PolicyEvent): string {
-  const numbers: Record<string, number | boolean> = { urgent: e.urgent, end_ms: e.to }
-  for (const [k, v] of Object.entries(e.evidence)) if (typeof v === 'number') numbers[k] = v
-  return toLine('event', { policy_id: e.policyId, device_id: e.deviceId, subject: e.subject, type: e.type, source: e.evidence.source }, numbers, e.from, ['samples', 'end_ms'])
+  const fields: Record<string, number | boolean | string> = { urgent: e.urgent, end_ms: e.to, unit: e.evidence.unit }
+  for (const [k, v] of Object.entries(e.evidence)) if (typeof v === 'number') fields[k] = v
+  return toLine('event', { policy_id: e.policyId, device_id: e.deviceId, subject: e.subject, type: e.type, source: e.evidence.source }, fields, e.from, ['samples', 'end_ms'])
 }

@@ -45,10 +45,13 @@ export const cells = (page: Page, id: string) => page.locator(`#${id} tbody tr`)
 export const untilCells = (page: Page, id: string, rows: readonly (readonly (string | null)[])[]) =>
   page.waitForFunction(([id, rows]) => JSON.stringify([...document.querySelectorAll(`#${id} tbody tr`)].map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))) === rows, [id, JSON.stringify(rows)] as const)
 
-/** Clicks the page's CSV button for `what` (button[data-csv]): the name and text of the file it saves. */
+/** Clicks the page's CSV button for `what` (button[data-csv]): the name and text (after its byte order mark) of the file it saves. */
 export async function downloadCsv(page: Page, what: string): Promise<{ name: string; text: string }> {
   const [download] = await Promise.all([page.waitForEvent('download'), page.locator(`button[data-csv="${what}"]`).click()])
-  return { name: download.suggestedFilename(), text: readFileSync(await download.path(), 'utf8') }
+  const text = readFileSync(await download.path(), 'utf8')
+  // Every CSV starts with a byte order mark (Excel reads UTF-8 by it); fetch's text(), which tests compare with, drops it.
+  if (!text.startsWith('\ufeff')) throw new Error(`${download.suggestedFilename()}: no byte order mark`)
+  return { name: download.suggestedFilename(), text: text.slice(1) }
 }
 
 let shots: string | undefined

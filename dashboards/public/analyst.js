@@ -3,6 +3,7 @@
  * module: the analyst's token, requests made with it, CSV downloads, uPlot charts, polling and the
  * formats of numbers and times. uPlot is the global /assets/uplot.js defines before the page runs.
  */
+import { when } from '/assets/words.js'
 
 export const $ = (id) => document.getElementById(id)
 export const el = (tag, props = {}, ...children) => { const e = Object.assign(document.createElement(tag), props); e.append(...children); return e }
@@ -69,7 +70,7 @@ export function poll(get, draw) {
       const data = await get()
       if (mine !== generation) return
       draw(data)
-      showStatus(`updated ${new Date().toLocaleTimeString()}, every ${POLL_MS / 1000} s`, 'live')
+      showStatus(`updated ${when(Date.now(), 'UTC')}, every ${POLL_MS / 1000} s`, 'live')
       markLoaded()
     } catch (err) {
       if (mine !== generation) return
@@ -115,7 +116,7 @@ export function chart(id, opts, data, key = opts.series.map((s) => s.label).join
   const box = $(id), old = charts[id]
   if (old && old.key === key) return old.plot.setData(data)
   old?.plot.destroy()
-  const plot = new uPlot({ width: box.clientWidth, ...opts }, data, box)
+  const plot = new uPlot({ width: box.clientWidth, ...(opts.tzDate ? inUtc(opts) : opts) }, data, box)
   // A series with `legend: false` (a band's edge) is drawn but not listed.
   const rows = plot.root.querySelectorAll('.u-legend .u-series')
   opts.series.forEach((s, i) => { if (s.legend === false) rows[i].style.display = 'none' })
@@ -128,6 +129,22 @@ addEventListener('resize', () => Object.entries(charts).forEach(([id, c]) => c.p
 
 /** Time axes in UTC, as the tables. */
 export const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC')
+
+/**
+ * A time chart's options in the pages' one format (#23: uPlot's own axes were 12-hour beside
+ * 24-hour tables, and said no zone): the x axis 24-hour and labelled UTC, the date under the first
+ * tick and each midnight; the cursor's time as "2026-12-02 06:09 UTC".
+ */
+function inUtc(opts) {
+  const [x = {}, ...ys] = opts.axes ?? [{}, {}]
+  const values = (_u, splits, _i, _space, incr) => splits.map((ts, i) => {
+    const iso = new Date(ts * 1000).toISOString(), day = iso.slice(0, 10), hm = iso.slice(11, 16)
+    if (incr >= 86400) return day
+    return i === 0 || hm === '00:00' ? `${hm}\n${day}` : hm
+  })
+  const [t = {}, ...series] = opts.series
+  return { ...opts, axes: [{ label: 'time (UTC)', values, ...x }, ...ys], series: [{ value: (_u, ts) => (ts === null ? '–' : when(ts * 1000, 'UTC')), ...t }, ...series] }
+}
 
 // Tables and formats ----------------------------------------------------------------------------
 
