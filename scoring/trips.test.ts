@@ -235,7 +235,7 @@ t.test('marble: a device gone silent ends its trip exactly idleMs after its last
     // One reading per frame of virtual time, device times 1 s apart, then silence.
     const values = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i), obd(T0 + i * 1000, 60)]))
     const trips$ = hot('0123456789', values).pipe(trackTrips(short, () => [], 100, undefined, scheduler))
-    const trip = { policyId: 'pol-1', deviceId: 'car-1', from: T0, to: T0 + 9000, ended: 'gap', source: 'obd', distance_km: 0.15, duration_s: 9, moving_s: 9, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 60, dyn_s: 9, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, events: {} }
+    const trip = { policyId: 'pol-1', deviceId: 'car-1', from: T0, to: T0 + 9000, ended: 'gap', source: 'obd', distance_km: 0.15, duration_s: 9, moving_s: 9, paused_s: 0, night_s: 0, speeding_s: 0, phone_s: 0, max_speed_kmh: 60, dyn_s: 9, accel_s: 0, brake_s: 0, corner_s: 0, long_sq: 0, lat_sq: 0, events: {} }
     expectObservable(trips$, '^ 300ms !').toBe('109ms a', { a: { trip } })
   })
 })
