@@ -36,7 +36,7 @@ export const ConfigSchema = Type.Object({
   BACKPRESSURE_RESUME_LINES: Type.Integer({ default: 50_000, minimum: 0, description: 'Unconfirmed lines at which ingest acknowledges again (below BACKPRESSURE_STOP_LINES)' }),
   SCORE_BATCH_MAX: Type.Integer({ default: 64, minimum: 1, maximum: 10_000, description: 'Most feature sets scored in one model call' }),
   SCORE_BATCH_WAIT_MS: Type.Integer({ default: 20, minimum: 0, maximum: 60_000, description: 'Longest a feature set waits for its batch' }),
-  POLICY_IDLE_H: Type.Number({ default: 6, exclusiveMinimum: 0, maximum: 24 * 30, description: "A policy with no reading for this long leaves scoring's memory (rebuilt from InfluxDB when it comes back)" }),
+  POLICY_IDLE_H: Type.Number({ default: 0.5, exclusiveMinimum: 0, maximum: 24 * 30, description: "A policy with no reading for this long leaves scoring's memory (rebuilt from InfluxDB when it comes back)" }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
 })
 export type Config = Static<typeof ConfigSchema>

@@ -72,12 +72,10 @@ export interface Pipeline {
 export const scoringLimits = {
   batch: { maxBatch: 64, maxWaitMs: 20 },
   deviceIdleMs: defaultTripConfig.maxGap_s * 1000,
-  // A policy that comes back is rebuilt from InfluxDB (its stored trips, days and the open day's
-  // readings: test/restart.test.ts), so a shorter hold would cost only reads, but for one thing: an
-  // idle expiry scores a health or home day as it stands, and the full day's later score is then
-  // dropped as already priced. 6 h (POLICY_IDLE_H) keeps that to a watch silent for 6 h, until an
-  // idle expiry stores the open day without scoring it (#20 item 5).
-  policyIdleMs: 6 * 3600_000,
+  // Half an hour, as POLICY_IDLE_H's default: a policy that comes back is rebuilt from InfluxDB (its
+  // stored trips, days and the open day, stored unscored as it stood: test/restart.test.ts), so
+  // holding it longer bought nothing but memory (#20 item 5: a heap growing for 6 h in bench:soak).
+  policyIdleMs: 30 * 60_000,
 }
 
 /** The premium adjustments' audit log in a data directory. */

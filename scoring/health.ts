@@ -31,7 +31,13 @@ export const startOfDay = (ts: number) => ts - (((ts % DAY_MS) + DAY_MS) % DAY_M
 /** What a per-policy accumulator emits: an event, or a closed day (to store) with the score input it gives. */
 export type PolicyOutput<D> =
   | { kind: 'event'; event: PolicyEvent }
-  | { kind: 'day'; policyId: string; day: D; input: ScoreInput }
+  /**
+   * A day closed by a later reading, or (`open`) the day a policy's state held when it left memory
+   * (an idle expiry, a stop): stored as it stood, read back as the open day when the policy returns
+   * (scoring.ts), and scored only once complete. Scoring it as it stood would price a part of the
+   * day, and its full score, with the same end, would then be dropped as already priced (#20 item 5).
+   */
+  | { kind: 'day'; policyId: string; day: D; input: ScoreInput; open?: true }
 
 /** One policy's state, fed its readings in device-time order. */
 export interface PolicyAccumulator<D> {
@@ -107,7 +113,7 @@ export function perPolicy<D>(
         return acc
       })),
       push: (acc, r) => acc.push(r),
-      end: (acc) => acc.flush(),
+      end: (acc) => acc.flush().map((o) => (o.kind === 'day' ? { ...o, open: true as const } : o)),
       idleMs,
       scheduler,
       onError,

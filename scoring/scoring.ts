@@ -192,7 +192,8 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     }, asyncScheduler, keyFailed('driving_score'), forgetPolicies$),
     map((input) => withHiddenDriving(input, deps.pausedMs?.(input.policyId, 'all', input.window.from, input.window.to) ?? 0)),
   )
-  const livingInputs$ = living$.pipe(filter((o) => o.kind === 'day'), map((o) => o.input))
+  // A day stored as it stood when its policy left memory is scored once complete (PolicyOutput).
+  const livingInputs$ = living$.pipe(filter((o): o is Extract<PolicyOutput<unknown>, { kind: 'day' }> => o.kind === 'day' && !o.open), map((o) => o.input))
   const allEvents$ = merge(events$, living$.pipe(filter((o) => o.kind === 'event'), map((o) => o.event))).pipe(share())
   allEvents$.subscribe((e) => {
     detected.inc({ type: e.type })
