@@ -93,14 +93,23 @@ export const revocationsFile = (dataDir: string) => join(dataDir, 'token-revocat
 /** The changes consent, privacy mode and commands record in the audit chain, as their stores take them back. */
 type RecordedChanges = { consent: Omit<ConsentRecord, 'record' | 'prevHash'>; privacy: Omit<PrivacyRecord, 'record' | 'prevHash'>; command: Omit<CommandRecord, 'record' | 'prevHash'> }
 
-/** One kind of change among the audit chain's records, as its store takes them back at start; an erased policy's are gone with its key. */
-function* changesOf<K extends keyof RecordedChanges>(records: Iterable<AuditRecord>, kind: K, keys: PolicyKeys): Generator<RecordedChanges[K]> {
-  for (const r of records) {
-    const known = reveal(r, keys)
-    if (known?.record !== kind) continue
-    const { record: _, prevHash: __, ...change } = known as ConsentRecord | PrivacyRecord | CommandRecord
-    yield change as RecordedChanges[K]
+/**
+ * The audit chain read once at start: pricing's state, and the changes the consent, privacy and
+ * command stores take back (an erased policy's are gone with its key).
+ */
+function fromAudit(file: string, keys: PolicyKeys) {
+  const changes: { [K in keyof RecordedChanges]: RecordedChanges[K][] } = { consent: [], privacy: [], command: [] }
+  function* records(): Generator<AuditRecord> {
+    for (const r of auditRecords(file)) {
+      const known = reveal(r, keys)
+      if (known?.record === 'consent' || known?.record === 'privacy' || known?.record === 'command') {
+        const { record, prevHash: _, ...change } = known
+        ;(changes[record] as unknown[]).push(change)
+      }
+      yield r
+    }
   }
+  return { pricingState: pricingStateFromAudit(records(), keys), changes }
 }
 
 /** How often ubiq says it is still waiting for InfluxDB, and asks it again, ms. */
@@ -286,7 +295,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const keys = openPolicyKeys(auditKeysFile(cfg.dataDir))
   const audit = openAuditLog(auditLogFile(cfg.dataDir), keys)
   // Idempotent across restarts: the audit log says what was priced, from which standing.
-  const pricingState = pricingStateFromAudit(auditRecords(auditLogFile(cfg.dataDir)), keys)
+  const { pricingState, changes } = fromAudit(auditLogFile(cfg.dataDir), keys)
   // The running registry: an erasure takes a policy's devices out of it (#21 item 5).
   const registry = new Map(cfg.devices)
   let confirm: (lines: readonly string[]) => void = (lines) => journal.confirm(lines) // until ingest takes over
@@ -316,7 +325,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   // Consent (#21): rebuilt from the audit chain, where every change is recorded before it takes effect.
   const consents = consentStore({
     registry,
-    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'consent', keys),
+    history: changes.consent,
     record: (change) => audit.link<ConsentRecord>({ record: 'consent', ...change }).hash,
     onChange(change, consent) {
       consentChanges.inc({ by: change.by.role, granted: String(change.granted) })
@@ -331,7 +340,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   // Privacy mode (#21): rebuilt from the audit chain too; each device is told its policy's pauses.
   const privacy = privacyStore({
     registry,
-    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'privacy', keys),
+    history: changes.privacy,
     record: (change) => audit.link<PrivacyRecord>({ record: 'privacy', ...change }).hash,
     onChange(change, pauses) {
       privacyChanges.inc({ by: change.by.role, action: change.action, scope: change.scope })
@@ -347,7 +356,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   // Commands (#24): on the audit chain before they are sent, rebuilt from it, so an acknowledgement after a restart finds its command.
   const commands = commandStore({
     registry,
-    history: changesOf(auditRecords(auditLogFile(cfg.dataDir)), 'command', keys),
+    history: changes.command,
     record: (change) => audit.link<CommandRecord>({ record: 'command', ...change }).hash,
     onSent(command) {
       commandSteps.inc({ command: command.command, action: 'sent', status: '' })
