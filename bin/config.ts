@@ -28,6 +28,7 @@ export const ConfigSchema = Type.Object({
   RATING_PLAN: Type.Optional(Type.String({ description: 'Rating plan: a JSON file, or a folder of its versions (each score is priced by the one in effect at its time). Unset: the example plan in pricing/plans/' })),
   REORDER_WINDOW_MS: Type.Integer({ default: 2000, minimum: 1, maximum: 600_000, description: 'Out-of-order readings within this long are reordered by device time before scoring' }),
   TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32, description: "Signs the dashboards' tokens (ubiq token); at least 32 characters. Unset: a random one kept in UBIQ_DATA_DIR/token-secret" })),
+  PUSH_SUBJECT: Type.String({ default: 'mailto:operator@localhost', pattern: '^(mailto:|https://)', description: "Who runs the service, as web push services are told with each alert (VAPID subject): a mailto: or https: URL they can reach you at" }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 600, minimum: 1, description: 'Dashboards requests (and feed connections) a client address may make a minute' }),
   UBIQ_DATA_DIR: Type.String({ default: '.ubiq', description: "ubiq's own state (the ingest journal), and the data of the servers it starts itself" }),
   MAX_PAYLOAD_BYTES: Type.Integer({ default: 64 * 1024, minimum: 1024, maximum: 16 * 1024 * 1024, description: 'A device message larger than this is rejected (payload_too_large); the device contract promises 64 KiB' }),

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
-import { startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
+import { pushAlerts, startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
 import { commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
@@ -36,6 +36,10 @@ export interface PipelineConfig {
   backpressure?: { stopAt: number; resumeAt: number }
   /** Signs the dashboards' tokens (default: the one made once in dataDir, tokenSecretFile). */
   tokenSecret?: string
+  /** Who runs the service, for web push services (VAPID subject, a mailto: or https: URL). */
+  pushSubject?: string
+  /** Host names of the push services alerts may go to (default dashboards' PUSH_HOSTS). */
+  pushHosts?: readonly string[]
   /** Dashboards requests a client address may make a minute. */
   rateLimitPerMinute?: number
   /** How long to wait for InfluxDB to answer before giving up with INFLUX_UNREACHABLE, ms (default 60 s). */
@@ -471,6 +475,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       },
       restore: (policyId, deviceIds) => void devicesByPolicy.set(policyId, [...deviceIds]),
     }),
+    push: pushAlerts({ dir: cfg.dataDir, subject: cfg.pushSubject, hosts: cfg.pushHosts, logger, metrics }),
     backtest: cachedBacktest({ portfolio: referencePortfolio, plans }, () => models.current().champions),
   })
   // Only now, with everything downstream listening, do messages start to flow.

@@ -3,3 +3,4 @@ export { startDashboards, type DashboardsDeps, type FeedMessage, type FeedNotice
 export { AuthError, tokenAuthority, tokenSecret, type Principal, type TokenAuthority } from './auth.ts'
 export { publishedSchemas } from './schemas.ts'
 export type { Erase, Erasure } from './privacy.ts'
+export { pushAlerts, PUSH_HOSTS, type PushAlerts } from './push.ts'

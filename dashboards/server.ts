@@ -31,6 +31,8 @@ import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest } from './backtest-page.ts'
 import { registerMonitoring } from './monitoring.ts'
 import { registerExport, storeConsents } from './export.ts'
+import { summary, Summary } from './coaching.ts'
+import { eventAlert, premiumAlert, registerPush, type PushAlerts, type PushMessage } from './push.ts'
 
 export interface DashboardsDeps {
   scores$: Observable<Score>
@@ -67,14 +69,21 @@ export interface DashboardsDeps {
   enrolled?(policyId: string): boolean
   /** Erases a policy (#21 item 5, bin/erase.ts); without it there is no erasure route. */
   erase?: Erase
+  /** Web push to the policyholders' installed apps (push.ts); without it, no push routes and no alerts. */
+  push?: PushAlerts
 }
 
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
 const FEED_CLOSE_WAIT_MS = 2000
 
 const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8')
-/** The pages' icon: a gauge, as the policyholder's scores are drawn. */
-const FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1f5fa0"/><path d="M6 22a10 10 0 0 1 20 0" fill="none" stroke="#fff" stroke-width="4"/><path d="M16 22l6-8" stroke="#f4b400" stroke-width="3" stroke-linecap="round"/></svg>'
+/** The pages' and the app's icon: a gauge, as the policyholder's scores are drawn. */
+const ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1f5fa0"/><path d="M6 22a10 10 0 0 1 20 0" fill="none" stroke="#fff" stroke-width="4"/><path d="M16 22l6-8" stroke="#f4b400" stroke-width="3" stroke-linecap="round"/></svg>'
+/** The installed app's icon where the phone cuts it to its own shape: full bleed, the gauge within the middle 80%. */
+const MASKABLE_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40"><rect width="40" height="40" fill="#1f5fa0"/><path d="M12 25a8 8 0 0 1 16 0" fill="none" stroke="#fff" stroke-width="3.2"/><path d="M20 25l4.8-6.4" stroke="#f4b400" stroke-width="2.4" stroke-linecap="round"/></svg>'
+/** The installable app (#23): its manifest and service worker, beside the page. */
+const manifest = readFileSync(new URL('./public/manifest.webmanifest', import.meta.url), 'utf8')
+const serviceWorker = readFileSync(new URL('./public/sw.js', import.meta.url), 'utf8')
 /** The words and formats of every page (the policyholder's and the analyst's). */
 const wordsJs = readFileSync(new URL('./public/words.js', import.meta.url), 'utf8')
 const PolicyId = Type.String({ pattern: ID_PATTERN, description: 'policy id' })
@@ -140,6 +149,12 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     deps.events$.subscribe((event) => journal.append(event.policyId, { type: 'event', event })),
     deps.premiums$.subscribe((premium) => journal.append(premium.policyId, { type: 'premium', premium })),
   ]
+  // Urgent events and premium changes reach the installed app even when no page is open (#23).
+  const { push } = deps
+  if (push) {
+    const alert = (policyId: string, msg: PushMessage | undefined, urgency: 'normal' | 'high') => void (msg && push.send(policyId, msg, urgency))
+    subs.push(deps.events$.subscribe((e) => alert(e.policyId, eventAlert(e), 'high')), deps.premiums$.subscribe((p) => alert(p.policyId, premiumAlert(p), 'normal')))
+  }
 
   const bearer = (req: FastifyRequest) => req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1]
   // Verified once a request, by the hook below; routes ask `who` for it.
@@ -208,7 +223,12 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
 
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
   // Browsers ask for /favicon.ico on every page: an icon, not a 404 in every log and console.
-  app.get('/favicon.ico', { schema: { hide: true } }, (_req, reply) => reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(FAVICON))
+  for (const [path, svg] of [['/favicon.ico', ICON], ['/icon.svg', ICON], ['/icon-maskable.svg', MASKABLE_ICON]]) {
+    app.get(path!, { schema: { hide: true } }, (_req, reply) => reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(svg))
+  }
+  app.get('/manifest.webmanifest', { schema: { hide: true } }, (_req, reply) => reply.type('application/manifest+json').send(manifest))
+  // Not cached by the browser's HTTP cache: a new version of the worker is found at the next visit.
+  app.get('/sw.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(serviceWorker))
   app.get('/assets/words.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').send(wordsJs))
   app.get('/healthz', { schema: { description: 'Liveness of each stage: no token needed, no data in it. 503 names the failing checks', security: [], response: { 200: Health, 503: Health } } }, (_req, reply) => {
     const { ok, checks } = deps.health()
@@ -242,9 +262,11 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     }
   }
   registerRevocations(app, deps.auth, who, closeRevokedFeeds)
+  if (push) registerPush(app, push, who)
   if (deps.erase) {
     registerErasure(app, deps.erase, deps.auth, who, (policyId) => {
       journal.forget(policyId)
+      push?.forget(policyId)
       closeRevokedFeeds()
       for (const [ws, feed] of feedTokens) if (feed.policyId === policyId) ws.close(4404, 'the policy has been erased')
     })
@@ -288,6 +310,11 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     // The body is checked by the simulator, which names what is wrong with it.
     const answer = score && (await deps.whatIf(score, req.body))
     return answer ?? notFound(reply, 'unknown_policy', `no ${req.params.subject} score yet for policy ${req.params.policy}`)
+  })
+  policyRoute('/api/v1/policies/:policy/summary', "The policyholder's summary per subject: the score's weekly trend, where the policy stands in the portfolio, the premium outlook and coaching tips, in words", undefined, Summary, async (policyId) => {
+    const { messages } = await journal.replay(policyId)
+    const latest = new Map(messages.flatMap((m) => (m.type === 'score' ? [[m.score.subject, m.score] as const] : [])))
+    return summary(deps.influx, policyId, [...latest.values()], deps.whatIf)
   })
   app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', {
     schema: { description: "A device's clock skew estimate (analyst token)", params: Type.Object({ device: Type.String({ pattern: ID_PATTERN }) }), response: { 200: strict({ deviceId: Type.String(), skewMs: Type.Number({ description: 'receive time minus device time at the least-delayed message: positive, the device clock is behind' }), samples: Type.Integer(), lastSeen: Type.Number({ description: "the device's last message, ms since the Unix epoch" }) }), ...errors } },

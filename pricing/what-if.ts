@@ -4,7 +4,9 @@
  * drives, which the plan's exposure part prices ("a third fewer km": scale km_per_year by 0.67;
  * "no night driving": set night_share to 0), the premium it would get, through the same model and
  * the same plan as a real adjustment, from the policy's real standing (so the plan's limits apply
- * as they would). Credibility stays that of the driving observed.
+ * as they would). Credibility stays that of the driving observed, unless `more` asks what the same
+ * behaviour gives once more of it is observed ("after 50 more km like your last ones"): every
+ * exposure of the score grows in proportion, so its km a year and night share stay as they are.
  */
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
@@ -16,6 +18,7 @@ import { PriceReason, priceReasons } from './pricing.ts'
 export const WhatIfSchema = Type.Object({
   scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'model feature or priced exposure (km_per_year, night_share) → factor (0.8: 20% less)' })),
   set: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'model feature or priced exposure → value (night_share 0: no night driving)' })),
+  more: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000, description: "this much more observation like the score's own (km for a plan that weighs driving by distance, else days): the same behaviour, weighted by the credibility of the larger exposure (#23's premium outlook)" })),
 }, { additionalProperties: false })
 export type WhatIfChanges = Static<typeof WhatIfSchema>
 
@@ -24,6 +27,8 @@ export const Quote = Type.Object({
   score: Type.Number(),
   factor: Type.Number(),
   premium: Type.Number(),
+  credibility: Type.Number({ description: "how much of the behaviour's effect applies (0–1), by the exposure observed" }),
+  exposure: Type.Number({ description: "the exposure credibility is measured in: km (driving) or days" }),
   reasons: Type.Array(PriceReason),
   features: Type.Record(Type.String(), Type.Number()),
 }, { additionalProperties: false })
@@ -50,7 +55,7 @@ export class WhatIfError extends Error {
 export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], score: Score, standing: Standing | undefined, changes: unknown): Promise<WhatIf> {
   const problems = [...Value.Errors(WhatIfSchema, changes)].map((e) => `${e.path || '/'}: ${e.message}`)
   if (problems.length) throw new WhatIfError(`changes are not valid: ${problems.join('; ')}`)
-  const { scale = {}, set = {} } = changes as WhatIfChanges
+  const { scale = {}, set = {}, more } = changes as WhatIfChanges
   const plan = planAt(plans, score.window.to)
   const sp = plan?.subjects[score.subject]
   if (!plan || !sp) throw new WhatIfError(`no rating plan prices ${score.subject} at ${new Date(score.window.to).toISOString()}`)
@@ -60,7 +65,7 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : n === 'night_share' ? sp.exposure?.night : undefined))
   const unknown = [...Object.keys(scale), ...Object.keys(set)].filter((n) => !features.includes(n) && !usage.includes(n))
   if (unknown.length) throw new WhatIfError(`${model.definition.name} has no feature ${unknown.join(', ')}; it has ${features.join(', ')}${usage.length ? `, and the plan prices ${usage.join(', ')}` : ''}`)
-  if (Object.keys(scale).length + Object.keys(set).length === 0) throw new WhatIfError('no change: give scale or set')
+  if (Object.keys(scale).length + Object.keys(set).length === 0 && more === undefined) throw new WhatIfError('no change: give scale, set or more')
 
   const changedFeatures = { ...score.features }
   const changedMeasures: Record<string, number> = { ...measures }
@@ -70,9 +75,13 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   const [now, changed] = await scoreBatch(model, [score, { ...score, features: changedFeatures }])
   const before = standing ?? firstStanding(score.window.to)
   const exposure = exposureOf(sp, score.exposure)
+  if (more !== undefined && exposure === 0) throw new WhatIfError(`no ${sp.credibility.exposure === 'days' ? 'days' : 'km'} observed yet: nothing to continue like`)
+  const grown = more === undefined ? 1 : (exposure + more) / exposure
+  const moreExposure = Object.fromEntries(Object.entries(score.exposure).map(([k, v]) => [k, v * grown])) as Score['exposure']
   const quote = (s: Score, m: ExposureMeasures): Quote => {
-    const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, 1, m)
-    return { score: s.value, factor: r.factor, premium: r.premium, reasons: priceReasons(sp, s, exposure, r, before, m), features: { ...s.features, ...m } }
+    const e = exposureOf(sp, s.exposure)
+    const r = rate(sp, s.value, e, s.window.to, before, plan.rounding, 1, m)
+    return { score: s.value, factor: r.factor, premium: r.premium, credibility: r.credibility, exposure: e, reasons: priceReasons(sp, s, e, r, before, m), features: { ...s.features, ...m } }
   }
-  return { policyId: score.policyId, subject: score.subject, model: now!.model, ruleset: planId(plan), currency: plan.currency, now: quote(now!, measures), changed: quote(changed!, changedMeasures) }
+  return { policyId: score.policyId, subject: score.subject, model: now!.model, ruleset: planId(plan), currency: plan.currency, now: quote(now!, measures), changed: quote({ ...changed!, exposure: moreExposure }, changedMeasures) }
 }
