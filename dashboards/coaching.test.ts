@@ -12,7 +12,7 @@ import { NEVER } from 'rxjs'
 import { connectInflux, consentStore, deviceRegistry } from '../ingest/index.ts'
 import { examplePlans, loadPlans, whatIf, type WhatIf } from '../pricing/index.ts'
 import { builtInModels, drivingFrequency, loadModel, scoreBatch, scoreLine, type Reason, type Score } from '../scoring/index.ts'
-import { COACHING, tipOf, type Summary } from './coaching.ts'
+import { COACHING, outlookText, tipOf, type Summary } from './coaching.ts'
 import { startDashboards, tokenAuthority } from './index.ts'
 import { keepForever, startServices } from '../test/harness.ts'
 
@@ -24,6 +24,10 @@ t.test('every feature of the shipped models has its words, and a reason reads as
   t.equal(tipOf(reason('speeding_share', 0.124, 0.06, -2)), 'You drove above the speed limit 12.4% of the time; most drivers 6%. Keep to the limit, especially in towns; cruise control or a speed limiter helps.', 'shares in percent')
   t.equal(tipOf(reason('steps_per_day', 10250, 7000, 2.5)), 'You walked 10,250 steps a day; most members 7,000. That helps your score: keep it up.', 'a reason that helps is praised')
   t.equal(tipOf(reason('privacy_mode', 0, 0, 0)), 'statistics', 'a reason the catalogue does not know keeps its own words')
+  // Below the plan's minimum (50 km), the behaviour does not count yet; 50 km more and it does.
+  const quote = (premium: number, credibility: number, exposure: number, reasons: { code: string; text: string; baseline: number }[] = []) => ({ score: 40, factor: premium / 600, premium, credibility, exposure, features: {}, reasons: reasons.map((r) => ({ ...r, value: exposure, effect: 0 })) })
+  const early = { policyId: 'p', subject: 'driving', model: 'm', ruleset: 'r', currency: 'EUR', now: quote(600, 0, 7.9, [{ code: 'exposure', text: '7.9 km observed, the plan needs 50 before any change: premium unchanged', baseline: 50 }]), changed: quote(653.4, 0.241, 57.9) } as const
+  t.equal(outlookText('driving', early), "After 50 more km driven like your last ones, your premium would be 653.40 EUR a year (now 600.00 EUR). So far 7.9 km observed: the plan needs 50 km before your own driving counts, so your premium stays as it is. After 50 more km, it counts for 24% of the change from the base premium, the rest is the typical policyholder's; the more we observe, the more it counts.")
 })
 
 const WEEK = 7 * 86_400_000

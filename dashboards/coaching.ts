@@ -105,8 +105,11 @@ export function outlookText(subject: Subject, w: WhatIf): string {
   const after = `After ${more} more ${unit} ${like}, your premium would be ${money(w.changed.premium)} a year (now ${money(w.now.premium)}).`
   if (w.changed.credibility === 0) return `${after} ${w.changed.reasons[0]?.text ?? ''}`.trim()
   const seen = `${said(w.now.exposure, 'figure')} ${unit}`
+  const minimum = w.now.reasons.find((r) => r.code === 'exposure')?.baseline
   const weight = w.now.credibility >= 1
     ? `Your own ${subject} already counts in full (${seen} observed), so more of the same keeps your premium where your behaviour puts it.`
+    : w.now.credibility === 0
+    ? `So far ${seen} observed: the plan needs ${minimum} ${unit} before your own ${subject} counts, so your premium stays as it is. After ${more} more ${unit}, it counts for ${pct(w.changed.credibility)} of the change from the base premium, the rest is the typical policyholder's; the more we observe, the more it counts.`
     : `So far ${seen} observed: your own ${subject} counts for ${pct(w.now.credibility)} of the change from the base premium, the rest is the typical policyholder's. The more we observe, the more your own behaviour counts: after ${more} more ${unit}, ${pct(w.changed.credibility)}.`
   const limit = w.changed.reasons.find((r) => / (cap|floor)$/.test(r.code))
   return `${after} ${weight}${limit ? ` The plan limits how fast a premium moves: ${limit.text}.` : ''}`

@@ -2,11 +2,27 @@
  * The live score page in a real headless Chromium, against the real pipeline fed by edge-sim:
  * what the page shows is what scoring and pricing produced for the policy it shows.
  */
+import { createRequire } from 'node:module'
 import t from 'tap'
+import type { Page } from 'playwright-core'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
-import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
+import { connectInflux } from '../ingest/index.ts'
+import { firstMatch, keepForever, startServices, startTestPipeline } from '../test/harness.ts'
 import { openBrowser, screenshot } from '../test/browser.ts'
-import type { WhatIf } from '../pricing/index.ts'
+import { premiumLine, type WhatIf } from '../pricing/index.ts'
+import { scoreLine } from '../scoring/index.ts'
+import type { Summary } from './coaching.ts'
+
+const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
+/** axe-core's WCAG 2.1 A and AA checks on the page as it is: the serious and critical violations, each with where. */
+async function accessibilityProblems(page: Page): Promise<string[]> {
+  await page.addScriptTag({ path: axeSource })
+  const { violations } = await page.evaluate(() => (window as unknown as { axe: { run(o: object): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe.run({ runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }))
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)
+}
+/** The elements (by id or tag) reaching beyond `width`: none, and nothing scrolls sideways. */
+const overflowing = (page: Page, width: number) => page.evaluate((w) => [document.scrollingElement!.scrollWidth > w ? ['the page'] : [],
+  [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > w).map((e) => e.id || e.tagName)].flat(), width)
 
 interface Trip { from: string; distance_km: number; duration_s: number; max_speed_kmh: number; events: { type: string; evidence: { unit: string } }[] }
 
@@ -25,6 +41,14 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   const results = await Promise.all(finals)
   const [cautiousScore] = results[0]! // the fleet cycles cautious, average, aggressive
   const [aggrScore, aggrPremium] = results[2]!
+  // Ten more drivers' scores (five below the aggressive driver's), for where the policy stands; and
+  // the aggressive driver's premium twice more before, unchanged, as a quiet week repeats it.
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_page', retentionDays: keepForever })
+  t.teardown(() => influx.close())
+  const peers = Array.from({ length: 10 }, (_, i) => ({ ...aggrScore, policyId: `peer-${i}`, value: aggrScore.value + (i < 5 ? -1 - i : 1 + i) }))
+  const repeated = [1, 2].map((k) => ({ ...aggrPremium, effectiveFrom: new Date(Date.parse(aggrPremium.effectiveFrom) - k * 3600_000).toISOString() }))
+  influx.write([...peers.map(scoreLine), ...repeated.map(premiumLine)])
+  await influx.flush()
 
   const { page, newPage, errors } = await openBrowser(t)
   // The policyholder's link: the token in the fragment, and the page for that policy alone.
@@ -34,7 +58,19 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   await page.locator('#factor-driving').waitFor()
   t.equal(await page.locator('#factor-driving').textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium factor is the published one')
   t.same(await page.locator('#reasons-driving li').allTextContents(), aggrPremium.reasons.map((r) => r.text), 'the premium\'s reasons, in order, in plain words')
-  t.same(await page.locator('#why-driving li').allTextContents(), aggrScore.reasons.map((r) => r.text), 'and the score\'s')
+  // The summary, as the API gives it: the page shows its words.
+  const summary = await (await fetch(`${pipeline.url}/api/v1/policies/${aggrScore.policyId}/summary`, { headers: { authorization: `Bearer ${pipeline.auth.issue({ role: 'policyholder', policyId: aggrScore.policyId }, 60_000)}` } })).json() as Summary
+  const summed = summary.subjects.find((x) => x.subject === 'driving')!
+  await page.locator('#tips-driving li').first().waitFor()
+  t.same(await page.locator('#tips-driving li').allTextContents(), summed.tips.map((x) => x.text), "the score's reasons as tips, in the API's words")
+  t.ok(summed.tips.some((x) => /^You .*; most drivers .*\. [A-Z]/.test(x.text)), `a reason in words with a tip: ${summed.tips[0]?.text}`)
+  const others = [...results.map(([s]) => s), ...peers].filter((s) => s.policyId !== aggrScore.policyId)
+  const below = others.filter((s) => s.value < aggrScore.value).length
+  t.equal(await page.locator('#standing-driving').textContent(), `Better than ${Math.floor((100 * below) / others.length)}% of drivers`, 'where the policy stands among the 12 others')
+  t.equal(await page.locator('#trend-driving circle.week').count(), summed.weeks.length, 'the weekly trend, a point a week')
+  t.ok(summed.outlook && summed.outlook.text.startsWith('After 50 more km driven like your last ones, your premium would be '), `the outlook: ${summed.outlook?.text}`)
+  t.equal(await page.locator('#outlook-driving').textContent(), summed.outlook!.text, 'on the page')
+  t.ok(await page.locator('#alerts-card').isVisible(), 'alerts can be turned on')
   t.notOk(page.url().includes('token'), 'the token leaves the address bar')
   const icon = await fetch(`${pipeline.url}/favicon.ico`)
   t.match([icon.status, icon.headers.get('content-type'), await icon.text()], [200, /^image\/svg\+xml/, /^<svg /], 'an icon, not a 404 (#23)')
@@ -59,19 +95,43 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   t.ok(lines.every((l, i) => !l.includes('_') && (trip!.events[i]!.evidence.unit !== 'm/s²' || /peak \d+(\.\d)? m\/s², threshold \d+(\.\d)? m\/s²/.test(l))), `with units: ${lines[0]}`)
   await page.locator('#premiums tr td', { hasText: aggrPremium.premium.toFixed(2) }).first().waitFor()
   t.match(await page.locator('#premiums tr').first().textContent(), `×${aggrPremium.factor.toFixed(3)}`, 'the premium history starts with the latest change')
+  t.match(await page.locator('#premiums tr td').first().textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d \S+ to \d{4}-\d\d-\d\d \d\d:\d\d \S+ \(3 times\)$/, 'the same premium three times in a row is one row, from when to when')
   // The simulator: half the harsh braking, through the same model and plan as the API.
-  t.same(await page.locator('#wi-feature option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)), aggrScore.reasons.map((r) => r.code).filter((c) => c in aggrScore.features),
-    'it offers what the model prices, named as its reasons name them, not every number the score carries')
+  t.same(await page.locator('#wi-feature option').evaluateAll((os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent])), summed.changes.map((c) => [c.feature, c.label]),
+    'it offers what the model prices, in words, not every number the score carries')
   t.same(await page.locator('#wi-subject option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)), ['driving'], 'only the covers the policy has (cars alone: driving)')
   await page.locator('#wi-feature').selectOption('harsh_braking_per_hour')
   await page.locator('#wi-change').selectOption('0.5')
-  await page.locator('#whatif button').click()
+  // By keyboard: from the last choice, Tab to the button and Enter.
+  await page.locator('#wi-change').focus()
+  await page.keyboard.press('Tab')
+  t.equal(await page.evaluate(() => document.activeElement?.textContent), 'Show my premium', 'Tab reaches the button')
+  await page.keyboard.press('Enter')
   const expected = await (await fetch(`${pipeline.url}/api/v1/policies/${aggrScore.policyId}/what-if/driving`, {
     method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${pipeline.auth.issue({ role: 'analyst' }, 60_000)}` }, body: JSON.stringify({ scale: { harsh_braking_per_hour: 0.5 } }),
   })).json() as WhatIf
   await page.locator('#wi-answer', { hasText: `premium ${expected.changed.premium.toFixed(2)}` }).waitFor()
   t.match(await page.locator('#wi-answer').textContent(), `score ${expected.changed.score.toFixed(1)}`, 'the simulator shows the API\'s answer')
+  // Accessible and within the screen on a desktop (1400×900).
+  await page.setViewportSize({ width: 1400, height: 900 })
+  t.same(await accessibilityProblems(page), [], 'no serious or critical WCAG 2.1 AA violation at 1400×900')
+  t.same(await overflowing(page, 1400), [], 'nothing wider than the screen at 1400×900')
   await screenshot(page, 'feed')
+
+  // Installable: a manifest with icons, and a service worker that keeps the shell, never personal data.
+  const manifest = await (await fetch(`${pipeline.url}/manifest.webmanifest`)).json() as { start_url: string; display: string; icons: { src: string; type: string }[] }
+  t.match(manifest, { start_url: '/', display: 'standalone' })
+  for (const icon of manifest.icons) t.equal((await fetch(`${pipeline.url}${icon.src}`)).headers.get('content-type'), icon.type, `the icon ${icon.src}`)
+  t.equal(await page.evaluate(async () => (await navigator.serviceWorker.ready).active?.scriptURL), `${pipeline.url}/sw.js`, 'the service worker is active')
+  const cached = async () => page.evaluate(async () => (await Promise.all((await caches.keys()).map(async (k) => (await (await caches.open(k)).keys()).map((r) => new URL(r.url).pathname)))).flat().sort())
+  await page.reload()
+  await page.locator('#tips-driving li').first().waitFor()
+  t.same(await cached(), ['/', '/assets/words.js', '/icon.svg', '/manifest.webmanifest'], 'it caches the shell, and no API answer (scores, trips, premiums)')
+  // Offline, the app still opens: the shell from the cache, saying it cannot reach the feed.
+  await page.context().setOffline(true)
+  await page.reload()
+  t.equal(await page.title(), 'ubiq · my scores', 'the shell opens offline')
+  await page.context().setOffline(false)
 
   // On a phone (390×844): one column, nothing wider than the screen, the premium's "why" on it.
   const phone = await newPage()
@@ -79,18 +139,18 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   await phone.goto(`${pipeline.url}/#token=${pipeline.auth.issue({ role: 'policyholder', policyId: aggrScore.policyId }, 3600_000)}`)
   await phone.locator('#factor-driving').waitFor()
   await phone.locator('#premiums tr td', { hasText: aggrPremium.premium.toFixed(2) }).first().waitFor()
-  t.ok(await phone.evaluate(() => document.scrollingElement!.scrollWidth <= 390), 'no horizontal scroll on a phone')
+  await phone.locator('#tips-driving li').first().waitFor()
+  t.same(await accessibilityProblems(phone), [], 'no serious or critical WCAG 2.1 AA violation at 390×844')
+  t.same(await overflowing(phone, 390), [], 'nothing wider than the screen at 390×844, the premium\'s reasons included')
   const [driving, health] = await Promise.all(['#card-driving', '#card-health'].map((c) => phone.locator(c).boundingBox()))
   t.ok(driving!.x === health!.x && health!.y >= driving!.y + driving!.height, 'the cards are stacked')
-  t.same(await phone.evaluate(() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 390).map((e) => e.id || e.tagName)), [],
-    'every element (the premium\'s reasons included) within the screen\'s width')
   await screenshot(phone, 'feed-phone')
 
   // An analyst's link: every policy in the picker.
   const analyst = await newPage()
   await analyst.goto(`${pipeline.url}/?policy=${aggrScore.policyId}#token=${pipeline.auth.issue({ role: 'analyst' }, 3600_000)}`)
   await analyst.locator('#status', { hasText: `live for ${aggrScore.policyId}` }).waitFor()
-  t.same(await analyst.locator('#policy option').allTextContents(), fleet.map((v) => v.policyId), 'the picker lists the policies')
+  t.same(await analyst.locator('#policy option').allTextContents(), [...fleet.map((v) => v.policyId), ...peers.map((p) => p.policyId)].sort(), 'the picker lists the policies')
   await analyst.locator('#policy').selectOption(cautiousScore.policyId)
   await analyst.locator('#status', { hasText: `live for ${cautiousScore.policyId}` }).waitFor()
   await analyst.locator(`#score-driving[data-value="${cautiousScore.value.toFixed(1)}"]`).waitFor()
