@@ -100,10 +100,12 @@ t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async 
   await check('/api/v1/models/shadow', `/api/v1/models/shadow?from=${day}`)
   await check('/api/v1/ingest/health', '/api/v1/ingest/health')
   await check('/api/v1/policies/{policy}/consents', `/api/v1/policies/${policy}/consents`)
+  await check('/api/v1/policies/{policy}/summary', `/api/v1/policies/${policy}/summary`)
+  await check('/api/v1/push/key', '/api/v1/push/key')
   // Every route the OpenAPI document describes with a JSON body was asked, but those that change
-  // state (consent, privacy, erasure, revocations: their own tests), the backtest (no reference run here)
+  // state (consent, privacy, erasure, revocations, push subscriptions: their own tests), the backtest (no reference run here)
   // and the export (a zip).
   const json = Object.entries(openapi.paths).flatMap(([route, methods]) => Object.entries(methods).filter(([, op]) => op.responses['200']?.content?.['application/json']).map(([m]) => `${m} ${route}`))
-  const untested = ['post /api/v1/policies/{policy}/erasure', 'post /api/v1/policies/{policy}/consents', 'get /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy/{id}/end', 'post /api/v1/tokens/revocations', 'get /api/v1/backtest']
+  const untested = ['post /api/v1/policies/{policy}/erasure', 'post /api/v1/policies/{policy}/consents', 'get /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy', 'post /api/v1/policies/{policy}/privacy/{id}/end', 'post /api/v1/tokens/revocations', 'post /api/v1/policies/{policy}/push-subscriptions', 'delete /api/v1/policies/{policy}/push-subscriptions', 'get /api/v1/backtest']
   t.same(json.filter((r) => !asked.has(r) && !untested.includes(r)), [], 'no JSON route left unchecked')
 })
