@@ -82,7 +82,8 @@ t.test('the summary: weekly trend, better than X% of drivers, the premium outloo
     text: `After 50 more km driven like your last ones, your premium would be ${expected.changed.premium.toFixed(2)} EUR a year (now ${expected.now.premium.toFixed(2)} EUR). So far 400 km observed: your own driving counts for 63% of the change from the base premium, the rest is the typical policyholder's. The more we observe, the more your own behaviour counts: after 50 more km, 67%.`,
   }, 'the outlook in words, credibility explained')
   t.ok(expected.changed.premium > expected.now.premium, 'more of a below-typical driving costs more as it counts more')
-  t.same(driving.tips[0], { code: 'harsh_braking_per_hour', text: tipOf(latest.reasons.find((r) => r.code === 'harsh_braking_per_hour')!) }, 'the reason that costs most first, as a tip')
+  const braking = latest.reasons.find((r) => r.code === 'harsh_braking_per_hour')!
+  t.same(driving.tips[0], { code: 'harsh_braking_per_hour', text: tipOf(braking), points: braking.impact }, 'the reason that costs most first, as a tip')
   t.match(driving.tips[0]!.text, /^You braked hard 6 times per hour of driving; most drivers do so 4 times\. Leave more distance/)
   t.same(driving.changes, [{ feature: 'harsh_braking_per_hour', label: 'hard braking' }], 'the simulator offers the behaviours the score has reasons for, by their names')
 })

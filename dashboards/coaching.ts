@@ -87,7 +87,7 @@ export const Summary = strict({
     subject: Subject,
     weeks: Type.Array(strict({ week: Type.String({ description: 'the Monday (00:00 UTC) the week starts' }), score: Type.Number({ description: 'the last score of the week' }) }), { description: `the last ${WEEKS} weeks with a score, oldest first` }),
     betterThan: Nullable(Type.Integer({ description: `percent of the portfolio's other policies whose latest score of the subject is lower; null with fewer than ${MIN_PEERS} of them` })),
-    tips: Type.Array(strict({ code: Type.String(), text: Type.String() }), { description: "each of the latest score's reasons as a sentence with a tip, the one that costs most points first" }),
+    tips: Type.Array(strict({ code: Type.String(), text: Type.String(), points: Type.Number({ description: 'score points the reason moves the score by: below 0, it costs points' }) }), { description: "each of the latest score's reasons as a sentence with a tip, the one that costs most points first" }),
     outlook: Nullable(strict({
       more: Type.Number(), unit: Type.String(), premium: Type.Number(), currency: Type.String(),
       text: Type.String({ description: 'the premium after `more` km (driving) or days like the last ones, with the credibility weighting explained' }),
@@ -131,7 +131,7 @@ export async function summary(influx: Influx, policyId: string, latest: readonly
       subject: score.subject,
       weeks,
       betterThan,
-      tips: [...score.reasons].sort((a, b) => a.impact - b.impact).map((r) => ({ code: r.code, text: tipOf(r) })),
+      tips: [...score.reasons].sort((a, b) => a.impact - b.impact).map((r) => ({ code: r.code, text: tipOf(r), points: r.impact })),
       outlook: w ? { more: MORE[score.subject].more, unit: MORE[score.subject].unit, premium: w.changed.premium, currency: w.currency, text: outlookText(score.subject, w) } : null,
       // What the model prices (each of its features has a reason), in the catalogue's words.
       changes: score.reasons.filter((r) => r.code in score.features).map((r) => ({ feature: r.code, label: COACHING[r.code]?.label ?? r.label })),

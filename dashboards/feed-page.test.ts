@@ -62,7 +62,9 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   const summary = await (await fetch(`${pipeline.url}/api/v1/policies/${aggrScore.policyId}/summary`, { headers: { authorization: `Bearer ${pipeline.auth.issue({ role: 'policyholder', policyId: aggrScore.policyId }, 60_000)}` } })).json() as Summary
   const summed = summary.subjects.find((x) => x.subject === 'driving')!
   await page.locator('#tips-driving li').first().waitFor()
-  t.same(await page.locator('#tips-driving li').allTextContents(), summed.tips.map((x) => x.text), "the score's reasons as tips, in the API's words")
+  t.same(await page.locator('#tips-driving li').allTextContents(), summed.tips.filter((x) => x.points < 0).map((x) => x.text), "the score's reasons that cost points as tips, in the API's words")
+  t.same(await page.locator('#praise-driving li').allTextContents(), summed.tips.filter((x) => x.points >= 0).map((x) => x.text), 'and those that earn points, folded away')
+  t.ok(summed.tips.some((x) => x.points < 0), 'the aggressive driver has something to improve')
   t.ok(summed.tips.some((x) => /^You .*; most drivers .*\. [A-Z]/.test(x.text)), `a reason in words with a tip: ${summed.tips[0]?.text}`)
   const others = [...results.map(([s]) => s), ...peers].filter((s) => s.policyId !== aggrScore.policyId)
   const below = others.filter((s) => s.value < aggrScore.value).length
@@ -123,6 +125,9 @@ t.test('the policyholder page: scores, premium and reasons live, trips, premium 
   t.match(manifest, { start_url: '/', display: 'standalone' })
   for (const icon of manifest.icons) t.equal((await fetch(`${pipeline.url}${icon.src}`)).headers.get('content-type'), icon.type, `the icon ${icon.src}`)
   t.equal(await page.evaluate(async () => (await navigator.serviceWorker.ready).active?.scriptURL), `${pipeline.url}/sw.js`, 'the service worker is active')
+  const devtools = await page.context().newCDPSession(page)
+  // Playwright's pages are incognito, where no app installs: any other error (manifest, icons, service worker) would be the app's.
+  t.same((await devtools.send('Page.getInstallabilityErrors')).installabilityErrors.filter((e) => e.errorId !== 'in-incognito'), [], 'Chromium finds nothing else that keeps it from being installed')
   const cached = async () => page.evaluate(async () => (await Promise.all((await caches.keys()).map(async (k) => (await (await caches.open(k)).keys()).map((r) => new URL(r.url).pathname)))).flat().sort())
   await page.reload()
   await page.locator('#tips-driving li').first().waitFor()

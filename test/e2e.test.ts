@@ -82,7 +82,7 @@ t.test('a simulated fleet is stored, scored, priced and fed to its policyholder'
       [{ scale: { shoe_size: 2 } }, 400, /has no feature shoe_size; it has harsh_braking_per_hour,[^;]*, and the plan prices km_per_year, night_share/],
       [{ scale: { harsh_braking_per_hour: -1 } }, 400, /\/scale\/harsh_braking_per_hour: Expected number to be greater or equal to 0/],
       [{ colour: 'red' }, 400, /\/colour: Unexpected property/],
-      [{}, 400, /no change: give scale or set/],
+      [{}, 400, /no change: give scale, set or more/],
     ]
     for (const [body, status, message] of bad) {
       const r = await whatIf(aggressive.policyId, body)
