@@ -6,7 +6,7 @@
  * the policyholder subscribes, only their own policy, only to a push service's address.
  */
 import { createECDH, createPublicKey, randomBytes, verify } from 'node:crypto'
-import { statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import { join } from 'node:path'
 import t from 'tap'
@@ -54,6 +54,8 @@ t.test('a crash and a premium change reach the subscribed app: VAPID-signed, enc
   const server = await startDashboards({
     consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
     scores$: new Subject(), events$, premiums$, influx, auth, metrics, push,
+    // The erasure of the stores outside the dashboards is bin/erase.ts's (test/erasure.test.ts); here, what the dashboards forget with it.
+    erase: async (policyId) => ({ policyId, pseudonym: 'p', auditHash: 'h', at: new Date().toISOString(), devices: 0, removed: {}, kept: [] }),
     deviceClock: () => undefined, whatIf: async () => undefined, health: () => ({ ok: true, checks: {} }), logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
   })
   t.teardown(() => server.close())
@@ -127,4 +129,12 @@ t.test('a crash and a premium change reach the subscribed app: VAPID-signed, enc
   while (!(await metrics.getSingleMetricAsString('ubiq_push_sent_total')).includes('outcome="gone"} 1')) await new Promise((r) => setTimeout(r, 10))
   const removed = await fetch(`${server.url}/api/v1/policies/pol-1/push-subscriptions`, { method: 'DELETE', headers: { 'content-type': 'application/json', authorization: `Bearer ${holder}` }, body: JSON.stringify({ endpoint: subscription.endpoint }) })
   t.same(await removed.json(), { removed: false }, 'a subscription the push service called gone is no longer kept')
+
+  // An erased policy's subscriptions go with it.
+  answer = 201
+  t.equal((await subscribe(holder, subscription)).status, 200)
+  t.match(readFileSync(join(dir, 'push-subscriptions.json'), 'utf8'), 'pol-1')
+  const erased = await fetch(`${server.url}/api/v1/policies/pol-1/erasure`, { method: 'POST', headers: { authorization: `Bearer ${auth.issue({ role: 'analyst' }, 60_000)}` } })
+  t.equal(erased.status, 200)
+  t.notMatch(readFileSync(join(dir, 'push-subscriptions.json'), 'utf8'), 'pol-1', 'erasure removes the policy\'s subscriptions')
 })
