@@ -5,7 +5,7 @@
  * the page shows them as given. The words of each feature are in one catalogue, `COACHING`.
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { qualified, quoteString, Subject, type Influx } from '../ingest/index.ts'
+import { qualified, quoteString, Subject, type Influx, type Series } from '../ingest/index.ts'
 import type { WhatIf } from '../pricing/index.ts'
 import type { Reason, Score } from '../scoring/index.ts'
 import { Nullable, strict } from './schemas.ts'
@@ -115,27 +115,44 @@ export function outlookText(subject: Subject, w: WhatIf): string {
   return `${after} ${weight}${limit ? ` The plan limits how fast a premium moves: ${limit.text}.` : ''}`
 }
 
-/** The summary of each subject the policy has a score of (`latest`: its latest score per subject). */
-export async function summary(influx: Influx, policyId: string, latest: readonly Score[], whatIf: (score: Score, changes: unknown) => Promise<WhatIf | undefined>): Promise<Summary> {
-  const [trend, portfolio] = await Promise.all([
-    influx.query(`SELECT last(value) AS score FROM ${qualified('score')} WHERE policy_id = ${quoteString(policyId)} AND time > now() - ${WEEKS}w GROUP BY time(1w, 4d), subject fill(none)`),
-    // Each policy's latest score per subject (what the analyst's distribution counts); only counts leave this function.
-    influx.query(`SELECT last(value) AS value FROM ${qualified('score')} GROUP BY policy_id, subject`),
-  ])
-  const subjects = await Promise.all(latest.map(async (score) => {
-    const weeks = trend.filter((s) => s.tags?.subject === score.subject).flatMap((s) => s.values.map((v) => ({ week: new Date(Number(v[0])).toISOString(), score: Number(v[1]) })))
-    const others = portfolio.filter((s) => s.tags?.subject === score.subject && s.tags.policy_id !== policyId).map((s) => Number(s.values[0]?.[1]))
-    const betterThan = others.length < MIN_PEERS ? null : Math.floor((100 * others.filter((v) => v < score.value).length) / others.length)
-    const w = await whatIf(score, { more: MORE[score.subject].more }).catch(() => undefined)
-    return {
-      subject: score.subject,
-      weeks,
-      betterThan,
-      tips: [...score.reasons].sort((a, b) => a.impact - b.impact).map((r) => ({ code: r.code, text: tipOf(r), points: r.impact })),
-      outlook: w ? { more: MORE[score.subject].more, unit: MORE[score.subject].unit, premium: w.changed.premium, currency: w.currency, text: outlookText(score.subject, w) } : null,
-      // What the model prices (each of its features has a reason), in the catalogue's words.
-      changes: score.reasons.filter((r) => r.code in score.features).map((r) => ({ feature: r.code, label: COACHING[r.code]?.label ?? r.label })),
+/** How long the portfolio's latest scores are reused, ms: reading them is one query over every policy's series, too much for every page load. */
+const PORTFOLIO_TTL_MS = 60_000
+
+/**
+ * The summary of each subject a policy has a score of (`latest`: its latest score per subject),
+ * with the portfolio's latest scores read at most once every PORTFOLIO_TTL_MS.
+ */
+export function summarizer(influx: Influx, whatIf: (score: Score, changes: unknown) => Promise<WhatIf | undefined>, now = Date.now) {
+  let portfolio: { at: number; read: Promise<Series[]> } | undefined
+  const portfolioScores = () => {
+    if (!portfolio || now() - portfolio.at > PORTFOLIO_TTL_MS) {
+      // Each policy's latest score per subject (what the analyst's distribution counts); only counts leave this module.
+      const read = influx.query(`SELECT last(value) AS value FROM ${qualified('score')} GROUP BY policy_id, subject`)
+      read.catch(() => (portfolio = undefined))
+      portfolio = { at: now(), read }
     }
-  }))
-  return { policyId, subjects }
+    return portfolio.read
+  }
+  return async (policyId: string, latest: readonly Score[]): Promise<Summary> => {
+    const [trend, scores] = await Promise.all([
+      influx.query(`SELECT last(value) AS score FROM ${qualified('score')} WHERE policy_id = ${quoteString(policyId)} AND time > now() - ${WEEKS}w GROUP BY time(1w, 4d), subject fill(none)`),
+      portfolioScores(),
+    ])
+    const subjects = await Promise.all(latest.map(async (score) => {
+      const weeks = trend.filter((s) => s.tags?.subject === score.subject).flatMap((s) => s.values.map((v) => ({ week: new Date(Number(v[0])).toISOString(), score: Number(v[1]) })))
+      const others = scores.filter((s) => s.tags?.subject === score.subject && s.tags.policy_id !== policyId).map((s) => Number(s.values[0]?.[1]))
+      const betterThan = others.length < MIN_PEERS ? null : Math.floor((100 * others.filter((v) => v < score.value).length) / others.length)
+      const w = await whatIf(score, { more: MORE[score.subject].more }).catch(() => undefined)
+      return {
+        subject: score.subject,
+        weeks,
+        betterThan,
+        tips: [...score.reasons].sort((a, b) => a.impact - b.impact).map((r) => ({ code: r.code, text: tipOf(r), points: r.impact })),
+        outlook: w ? { more: MORE[score.subject].more, unit: MORE[score.subject].unit, premium: w.changed.premium, currency: w.currency, text: outlookText(score.subject, w) } : null,
+        // What the model prices (each of its features has a reason), in the catalogue's words.
+        changes: score.reasons.filter((r) => r.code in score.features).map((r) => ({ feature: r.code, label: COACHING[r.code]?.label ?? r.label })),
+      }
+    }))
+    return { policyId, subjects }
+  }
 }

@@ -31,7 +31,7 @@ import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest } from './backtest-page.ts'
 import { registerMonitoring } from './monitoring.ts'
 import { registerExport, storeConsents } from './export.ts'
-import { summary, Summary } from './coaching.ts'
+import { summarizer, Summary } from './coaching.ts'
 import { eventAlert, premiumAlert, registerPush, type PushAlerts, type PushMessage } from './push.ts'
 
 export interface DashboardsDeps {
@@ -311,10 +311,11 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     const answer = score && (await deps.whatIf(score, req.body))
     return answer ?? notFound(reply, 'unknown_policy', `no ${req.params.subject} score yet for policy ${req.params.policy}`)
   })
+  const summaryOf = summarizer(deps.influx, deps.whatIf)
   policyRoute('/api/v1/policies/:policy/summary', "The policyholder's summary per subject: the score's weekly trend, where the policy stands in the portfolio, the premium outlook and coaching tips, in words", undefined, Summary, async (policyId) => {
     const { messages } = await journal.replay(policyId)
     const latest = new Map(messages.flatMap((m) => (m.type === 'score' ? [[m.score.subject, m.score] as const] : [])))
-    return summary(deps.influx, policyId, [...latest.values()], deps.whatIf)
+    return summaryOf(policyId, [...latest.values()])
   })
   app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', {
     schema: { description: "A device's clock skew estimate (analyst token)", params: Type.Object({ device: Type.String({ pattern: ID_PATTERN }) }), response: { 200: strict({ deviceId: Type.String(), skewMs: Type.Number({ description: 'receive time minus device time at the least-delayed message: positive, the device clock is behind' }), samples: Type.Integer(), lastSeen: Type.Number({ description: "the device's last message, ms since the Unix epoch" }) }), ...errors } },
