@@ -10,8 +10,8 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { scoreBatch, type LoadedModel, type Score } from '../scoring/index.ts'
 import { Subject } from '../ingest/index.ts'
-import { exposureOf, firstStanding, planAt, planId, rate, scoreMeasures, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
-import { PriceReason, priceReasons } from './pricing.ts'
+import { exposureOf, firstStanding, planAt, planId, rate, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
+import { measuresOf, PriceReason, priceReasons, type ValveTest } from './pricing.ts'
 
 export const WhatIfSchema = Type.Object({
   scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'model feature or priced exposure (km_per_year, night_share) → factor (0.8: 20% less)' })),
@@ -46,8 +46,8 @@ export class WhatIfError extends Error {
   readonly code = 'WHAT_IF_INVALID'
 }
 
-/** Prices `score` and its changed twin with `model` and the plan in effect at the score's time. */
-export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], score: Score, standing: Standing | undefined, changes: unknown): Promise<WhatIf> {
+/** Prices `score` and its changed twin with `model` and the plan in effect at the score's time (and the home's last valve test, which it rewards). */
+export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], score: Score, standing: Standing | undefined, changes: unknown, valveTest?: ValveTest): Promise<WhatIf> {
   const problems = [...Value.Errors(WhatIfSchema, changes)].map((e) => `${e.path || '/'}: ${e.message}`)
   if (problems.length) throw new WhatIfError(`changes are not valid: ${problems.join('; ')}`)
   const { scale = {}, set = {} } = changes as WhatIfChanges
@@ -55,7 +55,7 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   const sp = plan?.subjects[score.subject]
   if (!plan || !sp) throw new WhatIfError(`no rating plan prices ${score.subject} at ${new Date(score.window.to).toISOString()}`)
   const features = model.definition.features.map((f) => f.name)
-  const measures = scoreMeasures(score)
+  const measures = measuresOf(score, sp.prevention?.valveTested ? valveTest : undefined)
   // Exposure the plan prices and the score carries can change too.
   const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : n === 'night_share' ? sp.exposure?.night : undefined))
   const unknown = [...Object.keys(scale), ...Object.keys(set)].filter((n) => !features.includes(n) && !usage.includes(n))
