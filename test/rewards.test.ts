@@ -3,7 +3,8 @@
  * activity goal was kept 95 days in a row gets the plan's goal-streak discount on its health
  * premium; a home whose valve answered ubiq's close_valve (edge-sim's obeyCommand) gets the
  * tested-valve discount on its home premium; the policy holding both covers has a household view
- * with the bundle rule applied, and the audit chain verifies with the household records in it.
+ * with the bundle rule applied (on the policyholder's page too, on a phone), and the audit chain
+ * verifies with the household records in it.
  */
 import t from 'tap'
 import mqtt from 'mqtt'
@@ -12,6 +13,7 @@ import { deviceRegistry, topics, type CommandMessage } from '../ingest/index.ts'
 import { auditRecords, examplePlans, loadPlans, openPolicyKeys, relativity, reveal, verifyAudit, type HouseholdRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import { auditKeysFile, auditLogFile } from '../bin/pipeline.ts'
 import { startServices, startTestPipeline } from './harness.ts'
+import { cells, openBrowser, screenshot } from './browser.ts'
 
 const DAY = 86_400_000
 const until = async (ok: () => boolean) => {
@@ -92,4 +94,22 @@ t.test('a 95-day goal streak and a tested valve are priced as discounts with the
   const { record: _, prevHash: __, hash: ___, ...last } = households.at(-1)!
   t.same(last, household, 'the household the policyholder sees is the one audited')
   t.ok(records.some((r) => r.record === undefined && r.hash === home.hash && r.reasons.some((x) => x.code === 'valve_tested')), 'the discounted premium is in the chain with its reason')
+
+  // The policyholder's page on a phone: the household card, in words, within the screen.
+  const { newPage, errors } = await openBrowser(t)
+  const phone = await newPage()
+  await phone.setViewportSize({ width: 390, height: 844 })
+  await phone.goto(`${pipeline.url}/#token=${pipeline.auth.issue({ role: 'policyholder', policyId }, 3600_000)}`)
+  await phone.locator('#household-total', { hasText: household.total.toFixed(2) }).waitFor()
+  const change = (x: number) => `${x < 1 ? '−' : '+'}${Math.abs(Math.round((x - 1) * 1000) / 10)}%`
+  t.same(await cells(phone, 'household-card'), [
+    ['Health', `${healthNow.premium.toFixed(2)} EUR`, change(healthNow.factor)],
+    ['Home', `${home.premium.toFixed(2)} EUR`, change(home.factor)],
+    ['Covers together', `${household.subtotal.toFixed(2)} EUR`, change(household.subtotal / 700)],
+  ], 'each cover with its premium and change, and the covers together')
+  t.same(await phone.locator('#household-why li').allTextContents(), [household.reasons[0]!.text], 'the bundle rule in words')
+  t.equal(await phone.locator('#household-change').textContent(), `for the household: ${change(household.total / 700)} on the base premiums of 700.00 EUR`)
+  t.same(await phone.evaluate(() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 390).map((e) => e.id || e.tagName)), [], 'nothing wider than the phone')
+  await screenshot(phone, 'household-phone')
+  t.same(errors, [], 'no script errors on the page')
 })
