@@ -4,8 +4,9 @@
  */
 import t from 'tap'
 import { from, lastValueFrom, toArray } from 'rxjs'
-import { checkPlan, examplePlans, householdPremium, loadPlans, priceScores, type RatingPlan, type ValveTest } from './index.ts'
-import type { Score } from '../scoring/index.ts'
+import { fileURLToPath } from 'node:url'
+import { checkPlan, examplePlans, householdPremium, loadPlans, priceScores, whatIf, type RatingPlan, type ValveTest } from './index.ts'
+import { healthFrequency, homeFrequency, loadModel, scoreBatch, type ModelDefinition, type Score } from '../scoring/index.ts'
 
 const DAY = 86_400_000
 const example = loadPlans(examplePlans)[0]!
@@ -82,4 +83,19 @@ t.test('the household: covers together, the bundle rule on their total, the tota
   t.equal(low.total, 910, 'three covers near their floors, less 5%, would be 893; the household floor holds the total at 70% of 1,300')
   t.match(low.reasons, [{ code: 'bundle', text: /^car, health and home together/ }, { code: 'household floor', text: "household decrease floored at −30% on the covers' base premiums (1300 EUR)", effect: 0.019 }])
   t.equal(householdPremium([{ ...plan, household: undefined }], 'p', [cover('home', 285, 0.95)]), undefined, 'no household rule, no household')
+})
+
+t.test('the premium simulator prices the valve test as pricing does, and a goal streak can be asked about', async (t) => {
+  const model = (d: ModelDefinition) => loadModel(d, fileURLToPath(new URL(`../scoring/models/${d.file}`, import.meta.url)))
+  const [home, health] = await Promise.all([model(homeFrequency), model(healthFrequency)])
+  const test: ValveTest = { id: 'c'.repeat(64), at: new Date(T - DAY).toISOString() }
+  const [homeScore] = await scoreBatch(home, [score('home')])
+  const [priced] = await price([homeScore!], () => test)
+  const asked = await whatIf(home, [plan], homeScore!, undefined, { scale: { leaks_per_year: 1 } }, test)
+  t.equal(asked.now.premium, priced!.premium, 'unchanged, the simulator gives the premium pricing gave, valve discount and all')
+  t.ok(asked.now.reasons.some((r) => r.code === 'valve_tested'))
+  const [healthScore] = await scoreBatch(health, [score('health', { goal_streak_days: 30 })])
+  const streak = await whatIf(health, [plan], healthScore!, undefined, { set: { goal_streak_days: 90 } })
+  t.equal(streak.changed.factor, Math.round(streak.now.factor * 0.95 * 1000) / 1000, 'keeping the goals 90 days in a row: −5%')
+  t.match(streak.changed.reasons.find((r) => r.code === 'goal_streak'), { text: 'activity goals kept 90 days in a row (the plan rewards 90): −5%' })
 })

@@ -14,8 +14,8 @@ import { exposureOf, firstStanding, planAt, planId, rate, type ExposureMeasures,
 import { measuresOf, PriceReason, priceReasons, type ValveTest } from './pricing.ts'
 
 export const WhatIfSchema = Type.Object({
-  scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'model feature or priced exposure (km_per_year, night_share) → factor (0.8: 20% less)' })),
-  set: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'model feature or priced exposure → value (night_share 0: no night driving)' })),
+  scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'model feature, priced exposure (km_per_year, night_share) or rewarded goal streak (goal_streak_days) → factor (0.8: 20% less)' })),
+  set: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'model feature, priced exposure or rewarded goal streak → value (night_share 0: no night driving; goal_streak_days 90)' })),
 }, { additionalProperties: false })
 export type WhatIfChanges = Static<typeof WhatIfSchema>
 
@@ -56,8 +56,8 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   if (!plan || !sp) throw new WhatIfError(`no rating plan prices ${score.subject} at ${new Date(score.window.to).toISOString()}`)
   const features = model.definition.features.map((f) => f.name)
   const measures = measuresOf(score, sp.prevention?.valveTested ? valveTest : undefined)
-  // Exposure the plan prices and the score carries can change too.
-  const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : n === 'night_share' ? sp.exposure?.night : undefined))
+  // Exposure the plan prices and the score carries can change too, and so can a goal streak the plan rewards ("what if I keep my goals 90 days").
+  const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : n === 'night_share' ? sp.exposure?.night : n === 'goal_streak_days' ? sp.prevention?.goalStreak : undefined))
   const unknown = [...Object.keys(scale), ...Object.keys(set)].filter((n) => !features.includes(n) && !usage.includes(n))
   if (unknown.length) throw new WhatIfError(`${model.definition.name} has no feature ${unknown.join(', ')}; it has ${features.join(', ')}${usage.length ? `, and the plan prices ${usage.join(', ')}` : ''}`)
   if (Object.keys(scale).length + Object.keys(set).length === 0) throw new WhatIfError('no change: give scale or set')
