@@ -21,7 +21,6 @@ import { householdPremium, type HouseholdPremium, type LatestPremium } from './h
 
 export { PriceReason }
 
-
 /** A premium change, with everything needed to explain and reproduce it (DESIGN.md core types), as published on `ubiq/v1/premiums/{policyId}/{subject}`. */
 export const PremiumAdjustment = Type.Object({
   policyId: Type.String(),
