@@ -46,7 +46,7 @@ export const discoveryFile = (dataDir: string, deviceId: string) => join(dataDir
 
 /** What erasure cannot remove, and why: said in every answer, and in the README. */
 const KEPT = [
-  'the audit chain keeps the policy\'s premium, consent, privacy mode, command and erasure records, pseudonymous: its key is destroyed, so nothing in them leads back to the policy or its devices, and the chain still verifies',
+  'the audit chain keeps the policy\'s premium, household, consent, privacy mode, command and erasure records, pseudonymous: its key is destroyed, so nothing in them leads back to the policy or its devices, and the chain still verifies',
   'InfluxDB marks the dropped series deleted at once; the bytes stay in its data files until it compacts their shards',
   'the broker\'s credentials and ACL entries of the devices, where the operator made them (ubiq broker-config): take the devices out of the registry they were made from and make them again',
   'logs, as the operator keeps them: they hold ids, never readings',

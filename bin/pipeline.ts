@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { pushAlerts, startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
 import { commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
+import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan, type ValveTest } from '../pricing/index.ts'
 import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, Subject as RxSubject, type Observable } from 'rxjs'
 import { eraser } from './erase.ts'
@@ -438,7 +438,16 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       }
     }
   })
-  const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })
+  // A valve that answered a command (acknowledged done, or reported closed) is fitted and works:
+  // the home plan's valveTested discount (#24), from its latest answer.
+  const valveTest = (policyId: string): ValveTest | undefined => (devicesByPolicy.get(policyId) ?? [])
+    .flatMap((d) => commands.of(d))
+    .flatMap((c) => {
+      const at = c.ack?.status === 'done' ? c.ack.at : c.confirmedAt
+      return at ? [{ id: c.id, at }] : []
+    })
+    .reduce<ValveTest | undefined>((last, x) => (!last || Date.parse(x.at) > Date.parse(last.at) ? x : last), undefined)
+  const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics, valveTest })
   const { premiums$ } = pricing
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
   const drained = Promise.all([completed(premiums$), completed(events$)])
@@ -458,11 +467,11 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   // the latest premium exactly.
   const whatIfFor = async (score: Score, changes: unknown) => {
     const model = models.current().champions[score.subject]
-    return model ? whatIf(model, plans, score, pricing.standing(score.policyId, score.subject)?.before, changes) : undefined
+    return model ? whatIf(model, plans, score, pricing.standing(score.policyId, score.subject)?.before, changes, valveTest(score.policyId)) : undefined
   }
   const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)), { revocationsFile: revocationsFile(cfg.dataDir) })
   const dashboards = await startDashboards({
-    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, health, deviceClock: ingest.clock, logger, consents, privacy,
+    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, household: pricing.household, health, deviceClock: ingest.clock, logger, consents, privacy,
     host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute,
     devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => registry.get(id)!),
     enrolled: (policyId) => devicesByPolicy.has(policyId),

@@ -18,7 +18,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
 import { ID_PATTERN, Subject, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
-import { PremiumAdjustment, WhatIf, WhatIfError, type BacktestSummary } from '../pricing/index.ts'
+import { HouseholdPremium, PremiumAdjustment, WhatIf, WhatIfError, type BacktestSummary } from '../pricing/index.ts'
 import { Score, type PolicyEvent } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
@@ -45,6 +45,8 @@ export interface DashboardsDeps {
   deviceClock(deviceId: string): DeviceClock | undefined
   /** The premium simulator: `score` (the policy's latest of its subject) with changed features, priced; undefined without a model for it. */
   whatIf(score: Score, changes: unknown): Promise<WhatIf | undefined>
+  /** The policy's household (#24): its covers' latest premiums and the plan's bundle rule, as pricing audits it; without it there is no household route. */
+  household?(policyId: string): HouseholdPremium | undefined
   /** Whether the service works, and the checks behind the answer: booleans are checks (false fails), numbers are information. */
   health(): { ok: boolean; checks: Record<string, boolean | number> }
   logger: Logger
@@ -287,6 +289,8 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     }
     return { policyId, scores, premiums }
   })
+  policyRoute('/api/v1/policies/:policy/household', "The policy's covers together: each cover's latest premium, the rating plan's bundle rule on their total, and the reasons in words", undefined, HouseholdPremium, async (policyId, _q, _req, reply) =>
+    deps.household?.(policyId) ?? notFound(reply, 'no_household', `no premium yet for policy ${policyId}, or the rating plan has no household rule`))
   /** A history route's answer: JSON, or with ?format=csv its table (the export's file of the same name, newest first). */
   const history = <K extends keyof typeof historyTables, T>(reply: FastifyReply, policyId: string, format: string | undefined, kind: K, rows: T[]) => {
     const table = historyTables[kind] as { columns: Columns; cells(r: T): Cell[] }

@@ -8,7 +8,7 @@
 import { resolve } from 'node:path'
 import type { Subject } from '../ingest/index.ts'
 import { DAY_MS, modelId, readPortfolio, scoreBatch, type LoadedModel, type PortfolioRow, type ScoreInput } from '../scoring/index.ts'
-import { attributeRelativity, exposureMeasures, exposureOf, firstStanding, planAt, planId, rate, type Limit, type RatingPlan, type SubjectRating } from './plan.ts'
+import { attributeRelativity, exposureOf, firstStanding, planAt, planId, rate, scoreMeasures, type Limit, type RatingPlan, type SubjectRating } from './plan.ts'
 
 const subjects: readonly Subject[] = ['driving', 'health', 'home']
 /** Inputs per model call: each becomes 1 + features rows, so a batch stays a few thousand rows. */
@@ -219,9 +219,10 @@ async function rateSubject(plan: RatingPlan, rating: SubjectRating, model: Loade
     const scores = await scoreBatch(model, batch.map((row) => scoreInput(row, at, dataDays)))
     scores.forEach((score, k) => {
       const row = batch[k]!
-      // The same exposure and call as pricing's priceScores, for a policy with no standing yet.
+      // The same exposure and call as pricing's priceScores, for a policy with no standing yet (a
+      // goal streak the plan rewards included; the portfolio knows of no valve test).
       const exposure = exposureOf(rating, score.exposure)
-      const r = rate(rating, score.value, exposure, at, firstStanding(at), plan.rounding, attributeRelativity(plan, { region: row.region }), exposureMeasures(score.exposure))
+      const r = rate(rating, score.value, exposure, at, firstStanding(at), plan.rounding, attributeRelativity(plan, { region: row.region }), scoreMeasures(score))
       out.push({
         policyId: row.policyId, subject: row.subject, region: row.region, persona: row.persona,
         score: score.value, factor: r.factor, exposureRelativity: Math.round(r.exposureRelativity * 1000) / 1000, premium: r.premium, limited: r.limited, credibility: Math.round(r.credibility * 1000) / 1000,

@@ -47,6 +47,38 @@ const PrivacyPlan = Type.Object({
   beyondFactor: Type.Number({ minimum: 1, description: 'the factor the driving in privacy mode beyond neutralShare is priced at (at least 1: pausing must not pay; the factor cap: it never pays)' }),
 }, { additionalProperties: false })
 
+/**
+ * The reward for prevention (#24 item 4): discounts on the factor for what a policyholder does to
+ * prevent a loss, each within the subject's factor floor like any other part of it. `goalStreak`
+ * (health): the activity goals kept so many days in a row (scoring/health.ts `goal_streak_days`),
+ * as wellness programmes reward 90 days of them. `valveTested` (home): a main water valve that
+ * answered ubiq's command, acknowledged done or reported closed (ingest/commands.ts, on the audit
+ * chain), within the last `withinDays`: fitted, and known to work.
+ */
+const PreventionPlan = Type.Object({
+  goalStreak: Type.Optional(Type.Object({
+    days: Type.Integer({ minimum: 1, description: 'goal days in a row that earn it (90)' }),
+    discount: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'off the factor (0.05: −5%)' }),
+  }, { additionalProperties: false })),
+  valveTested: Type.Optional(Type.Object({
+    withinDays: Type.Integer({ minimum: 1, description: 'a valve that last answered a command longer ago than this earns nothing (365: tested once a year)' }),
+    discount: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'off the factor (0.05: −5%)' }),
+  }, { additionalProperties: false })),
+}, { additionalProperties: false })
+
+/**
+ * One household, a policy's covers together (#24 item 4): a discount on the total for holding
+ * `minCovers` covers or more, and the total's floor and cap against the covers' base premiums
+ * (every discount stacked: behaviour, prevention, bundle).
+ */
+const HouseholdPlan = Type.Object({
+  bundle: Type.Object({
+    minCovers: Type.Integer({ minimum: 2, maximum: 3, description: 'covers (driving, health, home) the policy must hold' }),
+    discount: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'off the household total (0.05: −5%)' }),
+  }, { additionalProperties: false }),
+  ...bounds("household total over the covers' base premiums"),
+}, { additionalProperties: false })
+
 const SubjectPlan = Type.Object({
   basePremium: Type.Number({ exclusiveMinimum: 0, description: 'premium a year at factor 1, in the plan currency' }),
   mapping: Type.Union([
@@ -66,6 +98,7 @@ const SubjectPlan = Type.Object({
   period: Type.Object({ ...bounds('factor over the factor at the start of the period'), days: Type.Integer({ minimum: 1, description: 'length of a period (365: a policy year from the first adjustment)' }) }, { additionalProperties: false }),
   exposure: Type.Optional(ExposurePlan),
   privacy: Type.Optional(PrivacyPlan),
+  prevention: Type.Optional(PreventionPlan),
 }, { additionalProperties: false })
 
 export const RatingPlanSchema = Type.Object({
@@ -75,11 +108,29 @@ export const RatingPlanSchema = Type.Object({
   currency: Type.String({ pattern: '^[A-Z]{3}$' }),
   rounding: Type.Number({ exclusiveMinimum: 0, description: 'premiums are rounded to a multiple of this (0.01: cents)' }),
   subjects: Type.Object({ driving: Type.Optional(SubjectPlan), health: Type.Optional(SubjectPlan), home: Type.Optional(SubjectPlan) }, { additionalProperties: false }),
+  household: Type.Optional(HouseholdPlan),
   attributes: Type.Optional(Type.Record(Type.String(), Type.Record(Type.String(), Type.Number({ exclusiveMinimum: 0 })), { description: 'policy attribute → value → relativity on the base premium' })),
 }, { additionalProperties: false })
 
 export type RatingPlan = Static<typeof RatingPlanSchema>
 export type SubjectRating = Static<typeof SubjectPlan>
+export type HouseholdRating = Static<typeof HouseholdPlan>
+
+/** Why a premium is what it is: one feature against the portfolio's median, or a rule of the plan. */
+export const PriceReason = Type.Object({
+  code: Type.String(),
+  text: Type.String({ description: 'Plain words, as the score\'s reasons say the feature: "harsh braking 4.1 per 100 km (typical 1.2): +6%"' }),
+  value: Type.Number(),
+  baseline: Type.Number(),
+  effect: Type.Number({ description: 'The premium change this feature makes against the median (0.06: +6%), before the plan\'s limits' }),
+}, { additionalProperties: false })
+export type PriceReason = Static<typeof PriceReason>
+
+/** A change in percent, as reasons say it: "+6%", "−5%", "±0%". */
+export const pct = (x: number) => {
+  const p = Math.round(x * 100)
+  return p > 0 ? `+${p}%` : p < 0 ? `−${-p}%` : '±0%'
+}
 
 /** A plan file that cannot be used: a startup error, with every reason. */
 export class PlanError extends Error {
@@ -120,6 +171,8 @@ export function checkPlan(value: unknown, where = 'rating plan'): RatingPlan {
       }
       if (s.exposure) problems.push(...exposureProblems(subject, s.exposure))
       if (s.privacy && subject !== 'driving') problems.push(`/subjects/${subject}/privacy: only driving is priced in privacy mode (location paused)`)
+      if (s.prevention?.goalStreak && subject !== 'health') problems.push(`/subjects/${subject}/prevention/goalStreak: activity goals are health's`)
+      if (s.prevention?.valveTested && subject !== 'home') problems.push(`/subjects/${subject}/prevention/valveTested: a water valve is home's`)
     }
     for (const name of Object.keys(plan.attributes ?? {})) {
       const words = name.toLowerCase().split(/[^a-z0-9]+/)
@@ -255,6 +308,10 @@ export interface ExposureMeasures {
   night_share?: number
   /** Share of driving time in privacy mode (the score's `privacy` note). */
   privacy_share?: number
+  /** Activity goals kept in a row up to the score (health's `goal_streak_days` feature). */
+  goal_streak_days?: number
+  /** Days from the home's last valve test (a command its valve answered) to the score; negative: answered after the score's window. */
+  valve_tested_days_ago?: number
 }
 
 /** km a year (the observed km per day over a year) and the night share of moving time. */
@@ -264,7 +321,23 @@ export const exposureMeasures = (e: Exposure): ExposureMeasures => ({
 })
 
 /** What a plan reads from a score: its exposure measures, and the share of its driving in privacy mode. */
-export const scoreMeasures = (s: Pick<Score, 'exposure' | 'privacy'>): ExposureMeasures => ({ ...exposureMeasures(s.exposure), ...(s.privacy ? { privacy_share: s.privacy.share } : {}) })
+export const scoreMeasures = (s: Pick<Score, 'exposure' | 'privacy' | 'features'>): ExposureMeasures => ({
+  ...exposureMeasures(s.exposure),
+  ...(s.privacy ? { privacy_share: s.privacy.share } : {}),
+  ...(s.features.goal_streak_days !== undefined ? { goal_streak_days: s.features.goal_streak_days } : {}),
+})
+
+/** The prevention discounts a subject's plan gives for the measures, each as its relativity (0.95: −5%); none earned, none listed. */
+export function preventionParts(s: SubjectRating, m: ExposureMeasures): { code: 'goal_streak' | 'valve_tested'; relativity: number }[] {
+  const { goalStreak, valveTested } = s.prevention ?? {}
+  return [
+    ...(goalStreak && (m.goal_streak_days ?? 0) >= goalStreak.days ? [{ code: 'goal_streak' as const, relativity: 1 - goalStreak.discount }] : []),
+    ...(valveTested && m.valve_tested_days_ago !== undefined && m.valve_tested_days_ago <= valveTested.withinDays ? [{ code: 'valve_tested' as const, relativity: 1 - valveTested.discount }] : []),
+  ]
+}
+
+/** The product of the prevention discounts earned: 1 when none is. */
+export const preventionRelativity = (s: SubjectRating, m: ExposureMeasures) => preventionParts(s, m).reduce((r, p) => r * p.relativity, 1)
 
 /**
  * The behaviour factor with privacy mode priced as the plan says: the share of driving in privacy
@@ -301,7 +374,8 @@ export const firstStanding = (ts: number): Standing => ({ factor: 1, periodFrom:
 /**
  * Rates one score at time `ts` for a policy whose standing is `before`. The factor is
  * pay-how-you-drive × pay-as-you-drive: the score's relativity weighted by credibility (the share of
- * driving in privacy mode beyond the plan's allowance at its `beyondFactor`), within the factor's floor and cap, times the exposure relativity (`measures` read through the plan's
+ * driving in privacy mode beyond the plan's allowance at its `beyondFactor`) times the prevention
+ * discounts earned, within the factor's floor and cap, times the exposure relativity (`measures` read through the plan's
  * exposure tables, weighted by the same credibility, within the exposure floor and cap); then the
  * period's and the change's limits on the product, then rounding. The factor is kept to 3 decimals
  * so the same inputs give the same number everywhere. `attributeRelativity` multiplies the base
@@ -324,7 +398,8 @@ export function rate(s: SubjectRating, score: number, exposure: number, ts: numb
   }
   if (z === 0) (factor = before.factor), (exposureRel = 1) // below the minimum exposure, nothing changes
   else {
-    factor = clamp('factor', privacyPriced(s, factor, measures.privacy_share).factor, s.factor.floor, s.factor.cap)
+    // Prevention discounts (#24) are part of the factor, so its floor bounds them with the behaviour's.
+    factor = clamp('factor', privacyPriced(s, factor, measures.privacy_share).factor * preventionRelativity(s, measures), s.factor.floor, s.factor.cap)
     if (s.exposure) exposureRel = clamp('exposure', exposureRel, s.exposure.floor, s.exposure.cap)
     factor *= exposureRel
     factor = clamp('period', factor, periodFactor * s.period.floor, periodFactor * s.period.cap)

@@ -7,26 +7,19 @@ import { createHash } from 'node:crypto'
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
-import { defer, filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
+import { defer, filter, map, share, tap, type Observable, type OperatorFunction } from 'rxjs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Subject, toLine, topics, type Influx } from '../ingest/index.ts'
 import { featureText, type Score } from '../scoring/index.ts'
-import type { AuditLog, AuditRecord } from './audit.ts'
+import type { AuditLog, AuditRecord, HouseholdRecord } from './audit.ts'
 import { reveal, type PolicyKeys } from './pseudonyms.ts'
 import {
-  attributeRelativity, credibleExposure, credibleFactor, exposureOf, exposureParts, firstStanding, Limit, planAt, planId, privacyPriced, rate, scoreMeasures,
-  type ExposureMeasures, type Rating, type RatingPlan, type Standing, type SubjectRating,
+  attributeRelativity, credibleExposure, credibleFactor, exposureOf, exposureParts, firstStanding, Limit, planAt, planId, preventionParts, preventionRelativity, privacyPriced, rate, scoreMeasures,
+  PriceReason, pct, type ExposureMeasures, type Rating, type RatingPlan, type Standing, type SubjectRating,
 } from './plan.ts'
+import { householdPremium, type HouseholdPremium, type LatestPremium } from './household.ts'
 
-/** Why a premium is what it is: one feature against the portfolio's median, or a rule of the plan. */
-export const PriceReason = Type.Object({
-  code: Type.String(),
-  text: Type.String({ description: 'Plain words, as the score\'s reasons say the feature: "harsh braking 4.1 per 100 km (typical 1.2): +6%"' }),
-  value: Type.Number(),
-  baseline: Type.Number(),
-  effect: Type.Number({ description: 'The premium change this feature makes against the median (0.06: +6%), before the plan\'s limits' }),
-}, { additionalProperties: false })
-export type PriceReason = Static<typeof PriceReason>
+export { PriceReason }
 
 /** A premium change, with everything needed to explain and reproduce it (DESIGN.md core types), as published on `ubiq/v1/premiums/{policyId}/{subject}`. */
 export const PremiumAdjustment = Type.Object({
@@ -52,8 +45,11 @@ export type PremiumAdjustment = Static<typeof PremiumAdjustment>
 /** Where pricing stands: the chain's last hash, and per policy and subject its standing and last score's time. */
 export interface PricingState {
   lastHash: string
-  /** `before`: the standing before the last adjustment (none for a policy's first), for the premium simulator. */
-  standings: Map<string, { standing: Standing; before?: Standing; lastTo: number }>
+  /**
+   * `before`: the standing before the last adjustment (none for a policy's first), for the premium
+   * simulator; `latest`: the adjustment's premium, for the household (#24).
+   */
+  standings: Map<string, { standing: Standing; before?: Standing; lastTo: number; latest: LatestPremium }>
 }
 
 const key = (policyId: string, subject: Subject) => `${policyId}/${subject}`
@@ -77,7 +73,8 @@ export function pricingStateFromAudit(records: Iterable<AuditRecord>, keys?: Pol
 export function applyAdjustment(state: PricingState, a: PremiumAdjustment): void {
   const k = key(a.policyId, a.subject)
   state.lastHash = a.hash
-  state.standings.set(k, { standing: standingOf(a), before: state.standings.get(k)?.standing, lastTo: Date.parse(a.effectiveFrom) })
+  const latest = { subject: a.subject, premium: a.premium, factor: a.factor, hash: a.hash, effectiveFrom: a.effectiveFrom }
+  state.standings.set(k, { standing: standingOf(a), before: state.standings.get(k)?.standing, lastTo: Date.parse(a.effectiveFrom), latest })
 }
 
 /** The standing an adjustment leaves its policy in. */
@@ -95,11 +92,18 @@ export interface PricingDeps {
   state: PricingState
   logger: Logger
   metrics: Registry
+  /** A policy's last valve test, from the command store (#24), for plans that reward one. */
+  valveTest?: (policyId: string) => ValveTest | undefined
 }
+
+/** A policy's latest premium per subject in `state`. */
+const latestOf = (state: PricingState, policyId: string) => Subject.anyOf.flatMap((s) => state.standings.get(key(policyId, s.const))?.latest ?? [])
 
 /** Starts pricing; premiums$ is hot and shared. */
 export function startPricing(deps: PricingDeps): {
   premiums$: Observable<PremiumAdjustment>
+  /** A policy's household now, from its latest premiums: what the last household record says. */
+  household(policyId: string): HouseholdPremium | undefined
   /** A policy's standing after its last adjustment of `subject`, and before it (for the premium simulator). */
   standing(policyId: string, subject: Subject): { standing: Standing; before?: Standing } | undefined
 } {
@@ -107,20 +111,25 @@ export function startPricing(deps: PricingDeps): {
   const priced = new Counter({ name: 'ubiq_premium_adjustments_total', help: 'Premium adjustments published', labelNames: ['subject'], registers: [deps.metrics] })
   const unpriced = new Counter({ name: 'ubiq_scores_unpriced_total', help: 'Scores that moved no premium, by reason', labelNames: ['reason'], registers: [deps.metrics] })
   if (deps.audit.dropped > 0) log.warn({ bytes: deps.audit.dropped }, 'audit log: dropped a partial last record, never published')
+  const published: PricingState = { lastHash: deps.state.lastHash, standings: new Map(deps.state.standings) }
   const premiums$ = deps.scores$.pipe(
     priceScores(deps.plans, deps.state, (reason) => unpriced.inc({ reason }), undefined, (err, s) => {
       log.error({ err, policyId: s.policyId, subject: s.subject }, 'pricing a score threw: it is left unpriced, the other scores are priced')
-    }),
+    }, deps.valveTest),
     // In the log before any subscriber sees it: nothing is published that the audit log lacks (#6).
     // Linked to the log's last record, which a consent change (#21) may have written since the
     // last adjustment: the same hashes as priceScores' own when none did.
     map(({ prevHash: _, hash: __, ...body }) => deps.audit.link<PremiumAdjustment>(body)),
+    // The household it changes follows it into the chain (#24), when the plan has a household rule.
+    tap((p) => {
+      applyAdjustment(published, p)
+      const h = householdPremium(deps.plans, p.policyId, latestOf(published, p.policyId))
+      if (h) deps.audit.link<HouseholdRecord>({ record: 'household', ...h })
+    }),
     share(),
   )
-  const published: PricingState = { lastHash: deps.state.lastHash, standings: new Map(deps.state.standings) }
   premiums$.subscribe({
     next: (p) => {
-      applyAdjustment(published, p)
       priced.inc({ subject: p.subject })
       log.debug({ policyId: p.policyId, subject: p.subject, factor: p.factor }, 'premium adjusted')
       deps.mqtt.publish(topics.premiums(p.policyId, p.subject), JSON.stringify(p), { qos: 1, retain: true })
@@ -129,7 +138,11 @@ export function startPricing(deps: PricingDeps): {
     // An adjustment that cannot be audited is never published: premiums$ ends with the error.
     error: (err: Error) => log.error({ err: err.message }, 'pricing stopped: the audit log failed'),
   })
-  return { premiums$, standing: (policyId, subject) => published.standings.get(key(policyId, subject)) }
+  return {
+    premiums$,
+    household: (policyId) => householdPremium(deps.plans, policyId, latestOf(published, policyId)),
+    standing: (policyId, subject) => published.standings.get(key(policyId, subject)),
+  }
 }
 
 /**
@@ -171,6 +184,20 @@ export function premiumFromRow(x: Record<string, unknown>): PremiumAdjustment {
   } as PremiumAdjustment
 }
 
+/** A home's last valve test: a command its valve answered (acknowledged done, or reported closed), from the audit chain's command records. */
+export interface ValveTest {
+  /** The command's id (its audit record's hash). */
+  id: string
+  /** When the valve answered, ISO 8601. */
+  at: string
+}
+
+/** What pricing reads from a score, with the home's last valve test where `valveTest` knows one. */
+export const measuresOf = (s: Score, test: ValveTest | undefined): ExposureMeasures => ({
+  ...scoreMeasures(s),
+  ...(s.subject === 'home' && test ? { valve_tested_days_ago: Math.round((s.window.to - Date.parse(test.at)) / 8_640_000) / 10 } : {}),
+})
+
 /** Why a score moved no premium. */
 export type Unpriced = 'already priced' | 'no plan in effect' | 'subject not in plan' | 'policy attributes' | 'pricing failed'
 
@@ -185,6 +212,7 @@ export type Unpriced = 'already priced' | 'no plan in effect' | 'subject not in 
  * priced on (#20: one policy's exception ended premiums$ for everyone). Its policy keeps its
  * standing: that is the audit log's record, and nothing of the failed score was applied to it.
  * Without `onError`, the exception is the stream's error (for tests, which should see it).
+ * `valveTest` gives a policy's last valve test, for plans that reward one (#24).
  */
 export function priceScores(
   plans: readonly RatingPlan[],
@@ -192,6 +220,7 @@ export function priceScores(
   onUnpriced: (reason: Unpriced, score: Score) => void = () => {},
   attributes: (policyId: string) => Record<string, string> | undefined = () => undefined,
   onError?: (err: unknown, score: Score) => void,
+  valveTest: (policyId: string) => ValveTest | undefined = () => undefined,
 ): OperatorFunction<Score, PremiumAdjustment> {
   // State per subscription, not per pipe: two subscribers must not share one chain.
   return (scores$) => defer(() => {
@@ -212,8 +241,10 @@ export function priceScores(
       }
       const before = last?.standing ?? firstStanding(s.window.to)
       const exposure = exposureOf(sp, s.exposure)
-      const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, consent: s.consent, ruleset: planId(plan), before, attributeRel, privacyShare: s.privacy?.share }
-      const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel, scoreMeasures(s))
+      const test = sp.prevention?.valveTested ? valveTest(s.policyId) : undefined
+      const measures = measuresOf(s, test)
+      const inputs = { policyId: s.policyId, subject: s.subject, score: s.value, model: s.model, window: s.window, exposure: s.exposure, reasons: s.reasons, consent: s.consent, ruleset: planId(plan), before, attributeRel, privacyShare: s.privacy?.share, goalStreakDays: measures.goal_streak_days, valveTest: test }
+      const r = rate(sp, s.value, exposure, s.window.to, before, plan.rounding, attributeRel, measures)
       const body = {
         policyId: s.policyId,
         subject: s.subject,
@@ -222,7 +253,7 @@ export function priceScores(
         currency: plan.currency,
         previousFactor: before.factor,
         period: { from: new Date(r.standing.periodFrom).toISOString(), factor: r.standing.periodFactor },
-        reasons: priceReasons(sp, s, exposure, r, before),
+        reasons: priceReasons(sp, s, exposure, r, before, measures),
         models: [s.model],
         ruleset: planId(plan),
         effectiveFrom: new Date(s.window.to).toISOString(),
@@ -275,6 +306,7 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
     })
     .filter((x) => pct(x.effect) !== '±0%')
   const usage = exposureReasons(sp, measures, r.credibility).filter((x) => pct(x.effect) !== '±0%')
+  const prevention = preventionReasons(sp, measures)
   const rules: PriceReason[] = s.privacy ? [privacyReason(sp, s.privacy.text, f, measures.privacy_share ?? 0)] : []
   if (r.credibility < 1) {
     rules.push({ code: 'credibility', text: `${fmt(exposure)} ${unit} observed of ${sp.credibility.full} for full weight: ${Math.round(r.credibility * 100)}% of the behaviour's effect applies`, value: exposure, baseline: sp.credibility.full, effect: 0 })
@@ -284,10 +316,28 @@ export function priceReasons(sp: SubjectRating, s: Score, exposure: number, r: R
     const of = by === 'factor' ? 'the base premium' : by === 'exposure' ? 'the base premium for how much and when the car is driven' : by === 'change' ? `the previous premium (factor ${before.factor})` : `the premium at the start of the period (factor ${r.standing.periodFactor})`
     const limit = (by === 'factor' ? sp.factor : by === 'exposure' ? sp.exposure! : by === 'change' ? sp.change : sp.period)[bound]
     // The limit's effect against the factor it held back: behaviour times exposure, as rate() multiplied them.
-    const unlimited = privacyPriced(sp, f, measures.privacy_share).factor * (sp.exposure ? credibleExposure(exposureParts(sp, measures), r.credibility) : 1)
+    const unlimited = privacyPriced(sp, f, measures.privacy_share).factor * preventionRelativity(sp, measures) * (sp.exposure ? credibleExposure(exposureParts(sp, measures), r.credibility) : 1)
     rules.push({ code: `${by} ${bound}`, text: `${bound === 'cap' ? 'increase capped' : 'decrease floored'} at ${pct(limit - 1)} on ${of}`, value: r.factor, baseline: limit, effect: Math.round((r.factor / unlimited - 1) * 1000) / 1000 })
   }
-  return [...features, ...usage, ...rules, ...consentReasons(s)]
+  return [...features, ...usage, ...prevention, ...rules, ...consentReasons(s)]
+}
+
+/**
+ * The prevention discounts earned, in words (#24): "activity goals kept 92 days in a row (the plan
+ * rewards 90): −5%", "leak valve fitted and tested: it answered a shut-off command today (the plan
+ * counts a test for 365 days): −5%". Their effect is before the plan's limits, as the features'.
+ */
+function preventionReasons(sp: SubjectRating, m: ExposureMeasures): PriceReason[] {
+  return preventionParts(sp, m).map(({ code, relativity }) => {
+    const effect = Math.round((relativity - 1) * 1000) / 1000
+    if (code === 'goal_streak') {
+      const days = sp.prevention!.goalStreak!.days
+      return { code, text: `activity goals kept ${m.goal_streak_days} days in a row (the plan rewards ${days}): ${pct(effect)}`, value: m.goal_streak_days!, baseline: days, effect }
+    }
+    const ago = m.valve_tested_days_ago!, within = sp.prevention!.valveTested!.withinDays
+    const when = ago < 0 ? 'after this period' : ago < 1 ? 'today' : `${Math.floor(ago)} days ago`
+    return { code, text: `leak valve fitted and tested: it answered a shut-off command ${when} (the plan counts a test for ${within} days): ${pct(effect)}`, value: ago, baseline: within, effect }
+  })
 }
 
 /**
@@ -332,10 +382,6 @@ function exposureReasons(sp: SubjectRating, m: ExposureMeasures, z: number): Pri
 }
 
 const fmt = (x: number) => (Number.isInteger(x) ? String(x) : Math.abs(x) < 1 ? x.toFixed(2) : Math.abs(x) < 100 ? x.toFixed(1) : x.toFixed(0))
-const pct = (x: number) => {
-  const p = Math.round(x * 100)
-  return p > 0 ? `+${p}%` : p < 0 ? `−${-p}%` : '±0%'
-}
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 

@@ -12,12 +12,12 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { scoreBatch, type LoadedModel, type Score } from '../scoring/index.ts'
 import { Subject } from '../ingest/index.ts'
-import { exposureOf, firstStanding, planAt, planId, rate, scoreMeasures, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
-import { PriceReason, priceReasons } from './pricing.ts'
+import { exposureOf, firstStanding, planAt, planId, rate, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
+import { measuresOf, PriceReason, priceReasons, type ValveTest } from './pricing.ts'
 
 export const WhatIfSchema = Type.Object({
-  scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'model feature or priced exposure (km_per_year, night_share) → factor (0.8: 20% less)' })),
-  set: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'model feature or priced exposure → value (night_share 0: no night driving)' })),
+  scale: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 100 }), { description: 'model feature, priced exposure (km_per_year, night_share) or rewarded goal streak (goal_streak_days) → factor (0.8: 20% less)' })),
+  set: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'model feature, priced exposure or rewarded goal streak → value (night_share 0: no night driving; goal_streak_days 90)' })),
   more: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000, description: "this much more observation like the score's own (km for a plan that weighs driving by distance, else days): the same behaviour, weighted by the credibility of the larger exposure (#23's premium outlook)" })),
 }, { additionalProperties: false })
 export type WhatIfChanges = Static<typeof WhatIfSchema>
@@ -51,8 +51,8 @@ export class WhatIfError extends Error {
   readonly code = 'WHAT_IF_INVALID'
 }
 
-/** Prices `score` and its changed twin with `model` and the plan in effect at the score's time. */
-export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], score: Score, standing: Standing | undefined, changes: unknown): Promise<WhatIf> {
+/** Prices `score` and its changed twin with `model` and the plan in effect at the score's time (and the home's last valve test, which it rewards). */
+export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], score: Score, standing: Standing | undefined, changes: unknown, valveTest?: ValveTest): Promise<WhatIf> {
   const problems = [...Value.Errors(WhatIfSchema, changes)].map((e) => `${e.path || '/'}: ${e.message}`)
   if (problems.length) throw new WhatIfError(`changes are not valid: ${problems.join('; ')}`)
   const { scale = {}, set = {}, more } = changes as WhatIfChanges
@@ -60,9 +60,9 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   const sp = plan?.subjects[score.subject]
   if (!plan || !sp) throw new WhatIfError(`no rating plan prices ${score.subject} at ${new Date(score.window.to).toISOString()}`)
   const features = model.definition.features.map((f) => f.name)
-  const measures = scoreMeasures(score)
-  // Exposure the plan prices and the score carries can change too.
-  const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : n === 'night_share' ? sp.exposure?.night : undefined))
+  const measures = measuresOf(score, sp.prevention?.valveTested ? valveTest : undefined)
+  // Exposure the plan prices and the score carries can change too, and so can a goal streak the plan rewards ("what if I keep my goals 90 days").
+  const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : n === 'night_share' ? sp.exposure?.night : n === 'goal_streak_days' ? sp.prevention?.goalStreak : undefined))
   const unknown = [...Object.keys(scale), ...Object.keys(set)].filter((n) => !features.includes(n) && !usage.includes(n))
   if (unknown.length) throw new WhatIfError(`${model.definition.name} has no feature ${unknown.join(', ')}; it has ${features.join(', ')}${usage.length ? `, and the plan prices ${usage.join(', ')}` : ''}`)
   if (Object.keys(scale).length + Object.keys(set).length === 0 && more === undefined) throw new WhatIfError('no change: give scale, set or more')

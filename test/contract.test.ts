@@ -90,6 +90,7 @@ t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async 
   await check('/api/v1/policies', '/api/v1/policies')
   await check('/api/v1/policies/{policy}', `/api/v1/policies/${policy}`)
   for (const what of ['scores', 'premiums', 'events', 'trips']) await check(`/api/v1/policies/{policy}/${what}`, `/api/v1/policies/${policy}/${what}?from=${day}`)
+  await check('/api/v1/policies/{policy}/household', `/api/v1/policies/${policy}/household`)
   await check('/api/v1/policies/{policy}/readings', `/api/v1/policies/${policy}/readings?from=${day}`)
   await check('/api/v1/policies/{policy}/what-if/{subject}', `/api/v1/policies/${policy}/what-if/driving`, { method: 'POST', body: JSON.stringify({ scale: { harsh_braking_per_hour: 0.5 } }) })
   await check('/api/v1/devices/{device}/clock', `/api/v1/devices/${device}/clock`)
