@@ -32,11 +32,11 @@ const untilSpan = (page: Page, id: string, seconds: number, within = 1) => page.
  * move without movement while a button is down (a stray Chrome event, it says).
  */
 const drag = (page: Page, id: string, a: number, b: number) => page.locator(`#${id} .u-over`).evaluate((over, [a, b]) => {
-  const r = over.getBoundingClientRect(), y = r.top + r.height / 2
-  const at = (f: number) => r.left + f * r.width
-  over.dispatchEvent(new MouseEvent('mousedown', { clientX: at(a), clientY: y, button: 0, buttons: 1, bubbles: true }))
-  for (let i = 1; i <= 5; i++) over.dispatchEvent(new MouseEvent('mousemove', { clientX: at(a + ((b - a) * i) / 5), clientY: y, movementX: ((b - a) * r.width) / 5, buttons: 1, bubbles: true }))
-  document.dispatchEvent(new MouseEvent('mouseup', { clientX: at(b), clientY: y, button: 0, bubbles: true }))
+  // No named function in here: tsx would wrap it in a helper the page does not have.
+  const r = over.getBoundingClientRect(), y = r.top + r.height / 2, step = ((b - a) * r.width) / 5
+  over.dispatchEvent(new MouseEvent('mousedown', { clientX: r.left + a * r.width, clientY: y, button: 0, buttons: 1, bubbles: true }))
+  for (let i = 1; i <= 5; i++) over.dispatchEvent(new MouseEvent('mousemove', { clientX: r.left + a * r.width + i * step, clientY: y, movementX: step, buttons: 1, bubbles: true }))
+  document.dispatchEvent(new MouseEvent('mouseup', { clientX: r.left + b * r.width, clientY: y, button: 0, bubbles: true }))
 }, [a, b] as const)
 
 t.test('the workbench: time controls, zoom, zones, live pages, alert rules, phone and desktop', async (t) => {
