@@ -41,11 +41,12 @@ const drag = (page: Page, id: string, a: number, b: number) => page.locator(`#${
 
 t.test('the workbench: time controls, zoom, zones, live pages, alert rules, phone and desktop', async (t) => {
   const services = await startServices(t)
-  const fleet = makeFleet(4, 31)
+  const fleet = makeFleet(5, 31)
   const [plan] = loadPlans(examplePlans)
   const driving = { ...plan!.subjects.driving!, credibility: { exposure: 'distance_km' as const, full: 1000, minimum: 0 } }
   // Rejections fire above 2 % of the messages: the 100 spoilt ones below among about a thousand.
-  const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_workbench', { plans: [{ ...plan!, subjects: { driving } }], alertThresholds: { ...defaultAlertThresholds, rejectedPct: 2 } })
+  // Drift with one policy a window: a figure from this small a fleet.
+  const pipeline = await startTestPipeline(t, services, fleet, 'ubiq_workbench', { plans: [{ ...plan!, subjects: { driving } }], alertThresholds: { ...defaultAlertThresholds, rejectedPct: 2, driftMinPolicies: 1 } })
   const url = pipeline.url
   const analyst = pipeline.auth.issue({ role: 'analyst' }, HOUR)
   const headers = { authorization: `Bearer ${analyst}` }
@@ -76,8 +77,12 @@ t.test('the workbench: time controls, zoom, zones, live pages, alert rules, phon
   t.same(await drill.locator('#scores-table tbody td').allTextContents(), ['no scores in the period'])
 
   await t.test('ingest lag: trips uploaded three hours late fire the rule, on the page without a reload', async (t) => {
-    const run = await runFleet({ mqttUrl: services.mqttUrl, fleet: fleet.slice(0, 3), startTs: Date.now() - 3 * HOUR, speedup: Infinity, samples: 300 })
-    await run.done
+    // And one trip two days back: the reference window of score drift (the 7 days before the last 24 h).
+    const runs = await Promise.all([
+      runFleet({ mqttUrl: services.mqttUrl, fleet: fleet.slice(0, 3), startTs: Date.now() - 3 * HOUR, speedup: Infinity, samples: 300 }),
+      runFleet({ mqttUrl: services.mqttUrl, fleet: [fleet[4]!], startTs: Date.now() - 48 * HOUR, speedup: Infinity, samples: 300 }),
+    ])
+    await Promise.all(runs.map((r) => r.done))
     await until('ingest_lag', 'firing')
     const lag = await rule('ingest_lag')
     t.ok(lag.value! > 2 * 3600, `median lag ${lag.value} s, above ${lag.threshold} s`)
@@ -88,6 +93,15 @@ t.test('the workbench: time controls, zoom, zones, live pages, alert rules, phon
     // The open page's premium table fills as the premiums come (#23: every page refreshes live).
     await portfolio.waitForFunction(() => !document.querySelector('#premiums-table td.muted') && document.querySelectorAll('#premiums-table tbody tr').length > 0)
     t.pass('premium changes arrive on the open portfolio page')
+  })
+
+  await t.test('score drift: the latest scores of the last day against the week before, from InfluxDB', async (t) => {
+    // Read at most once a minute: the first reading came before any score.
+    while ((await rule('score_drift_driving')).state === 'no_data') await pause(1000)
+    const drift = await rule('score_drift_driving')
+    t.ok(drift.value! >= 0, `PSI ${drift.value}: ${drift.state}`)
+    t.match(await (await fetch(`${url}/metrics`, { headers })).text(), new RegExp(`^ubiq_score_drift_psi\\{subject="driving"\\} ${drift.value}$`, 'm'), 'on /metrics')
+    t.equal((await rule('score_drift_home')).state, 'no_data', 'no home scores: no figure')
   })
 
   await t.test('rejections: spoilt messages fire the rule', async (t) => {

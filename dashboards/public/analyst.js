@@ -265,7 +265,8 @@ function timeChart(opts) {
     tzDate: zone() ? (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC') : (ts) => new Date(ts * 1e3),
     // A page without a period to pick (ingest: the last 15 minutes) has nothing to zoom.
     ...($('period') ? { cursor: { ...opts.cursor, drag: { x: true, y: false, setScale: false } }, plugins: [...opts.plugins, zoom] } : {}),
-    axes: [{ label: `time (${zoneName()})`, values, ...x }, ...ys],
+    // Ticks at least 80 px apart: a date under a tick needs the room, on a phone too.
+    axes: [{ label: `time (${zoneName()})`, values, space: 80, ...x }, ...ys],
     series: [{ value: (_u, ts) => (ts === null ? '–' : when(ts * 1000, zone())), ...t }, ...series],
   }
 }
