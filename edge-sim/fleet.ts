@@ -1,7 +1,9 @@
 /**
- * The demo's fleet: simulated vehicles sending the contract's `obd` stream between ignition on and
- * off `status` messages: a run with an end is one trip; an endless run parks after each trip of 3 to
- * 20 simulated minutes. Published by the same runner as the full simulation (simulate.ts).
+ * The demo's fleet, one policy per vehicle: its cars on the simulated city's roads (fleetCars), a
+ * wearable and a home beside each (fleetLiving). And the tests' lighter fleet (runFleet): vehicles
+ * sending the contract's `obd` stream alone between ignition on and off `status` messages, a run
+ * with an end one trip, an endless run parked after each trip of 3 to 20 simulated minutes, with
+ * trips timed to the second. All published by the same runner as the full simulation (simulate.ts).
  */
 import type { DeviceEntry } from '../ingest/index.ts'
 import { makePolicies, policyDevices, policyRegistry, registryEntry, toMessages, type SensorReading, type SimDevice } from './device-streams.ts'
