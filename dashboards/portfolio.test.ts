@@ -9,7 +9,7 @@ import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { examplePlans, loadPlans, type PremiumAdjustment } from '../pricing/index.ts'
 import type { PolicyEvent, Score, Trip } from '../scoring/index.ts'
 import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
-import { cells, downloadCsv, openBrowser, painted, screenshot, untilCells } from '../test/browser.ts'
+import { cells, downloadCsv, openBrowser, painted, untilCells } from '../test/browser.ts'
 import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
 import { distributionOf, eventTable, type EventsByHour, type PremiumChanges, type ScoreDistribution } from './portfolio.ts'
 import { csvNumber, toCsv } from './tables.ts'
@@ -206,7 +206,6 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
     await untilCells(page, 'premiums-table', daily)
     t.same(await cells(page, 'premiums-table'), daily, 'the premium table follows the picker: changes per day')
 
-    await screenshot(page, 'analyst')
 
     // The drill-down: the policy's own page, in the same tab, with the same token.
     const lowest = all[0]!.lowest[0]!.policyId
