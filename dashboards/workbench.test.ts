@@ -137,6 +137,11 @@ t.test('the workbench: time controls, zoom, zones, live pages, alert rules, phon
     await untilSpan(drill, 'chart-readings', 6 * 3600)
     await untilSpan(drill, 'chart-scores', 6 * 3600)
     t.pass('drill-down: both charts follow the picker')
+    // A year's link (from the portfolio) on the drill-down, which reads raw readings of 30 days at most.
+    const year = await open(`/analyst/policy?period=1y#policy=${late.policyId}`)
+    t.equal(await year.locator('#period').inputValue(), '30d', "a year's link: the drill-down's longest period")
+    await untilSpan(year, 'chart-readings', 30 * 24 * 3600)
+    await year.context().close()
 
     // A drag across the middle half of the premium chart: that half of the 6 hours.
     await portfolio.locator('#period').selectOption('6h')

@@ -120,9 +120,15 @@ let longest = 366 * DAY
 export function period() {
   const from = Date.parse(settings.get('from')), to = Date.parse(settings.get('to'))
   if (from < to) return { from, to, live: false }
-  const now = Date.now(), value = settings.get('period') || DEFAULT_PERIOD
-  const ms = value === 'fit' ? longest : PERIODS.find(([v]) => v === value)?.[2] ?? DAY
-  return { from: now - Math.min(ms, longest), to: now, live: true, fit: value === 'fit' }
+  const now = Date.now(), value = picked()
+  return { from: now - (value === 'fit' ? longest : PERIODS.find(([v]) => v === value)[2]), to: now, live: true, fit: value === 'fit' }
+}
+/** The period picked (?period) if the page offers it; else the default, or the page's longest for a longer one (a year's link on the drill-down). */
+function picked() {
+  const value = settings.get('period') || DEFAULT_PERIOD, known = PERIODS.find(([v]) => v === value)
+  if (value === 'fit') return value
+  if (!known) return DEFAULT_PERIOD
+  return known[2] <= longest ? value : PERIODS.filter(([, , ms]) => ms <= longest).at(-1)[0]
 }
 /** The period as a query's from and to (ISO 8601). */
 export const periodQuery = (p = period()) => ({ from: new Date(p.from).toISOString(), to: new Date(p.to).toISOString() })
@@ -151,7 +157,7 @@ function showSettings() {
     select.querySelector('option[value="zoom"]')?.remove()
     const p = period()
     if (!p.live) select.add(new Option(`${minute(p.from)} – ${minute(p.to)}`, 'zoom'))
-    select.value = p.live ? settings.get('period') || DEFAULT_PERIOD : 'zoom'
+    select.value = p.live ? picked() : 'zoom'
   }
   $('zone').value = zone() ? 'UTC' : 'local'
   document.querySelectorAll('.zone').forEach((e) => (e.textContent = zoneName()))
