@@ -12,16 +12,17 @@ import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import { fileURLToPath } from 'node:url'
 import {
-  cityGeoJson, fleetLiving, fleetRegistry, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makeFleet, makePolicies, policyDevices, policyRegistry,
-  readRecording, replayStarts, runFleet, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
+  cityGeoJson, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makePolicies, policyDevices, policyRegistry,
+  readRecording, replayStarts, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
 } from '../edge-sim/index.ts'
-import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { backtest, backtestCsv, backtestReport, examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
 import { changeChoice, choiceFile, findModels, loadChoice, loadRoadMap, modelDirs, qualityTable, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, readConfig, type Config } from './config.ts'
 import { credentialsCsv, findCommand, startAedes, startInfluxd, startLocalBroker, type LocalBroker, type LocalServer } from './local-services.ts'
 import { tokenAuthority, tokenSecret } from '../dashboards/index.ts'
 import { auditLogFile, startPipeline, tokenSecretFile } from './pipeline.ts'
+import { demoFleet } from './demo.ts'
 import { showProgress } from './progress.ts'
 import {
   placeTrack, readLabels, readMapping, readRecordingAt, readRecordings, recordingFormats, RecordingError, trackEnd, trackMessages,
@@ -328,16 +329,9 @@ function parseOptions(command: string, args: string[]): Options {
   }
 }
 
-/** How many days back the demo's wearables and homes start (see runService). */
-const DEMO_LIVING_DAYS = 2
-
 async function runService(command: 'start' | 'demo', cfg: Config, opts: Options, logger: Logger): Promise<void> {
-  const fleet = command === 'demo' ? makeFleet(opts.vehicles, opts.seed) : []
-  // Health and home are scored per closed day: their devices start two days back and catch up in
-  // about a minute, so their cards have scores as soon as the cars' do.
-  const livingStart = Date.now() - DEMO_LIVING_DAYS * 86_400_000
-  const living = command === 'demo' ? fleetLiving(fleet, opts.seed, livingStart, DEMO_LIVING_DAYS + 30) : undefined
-  const devices = living ? deviceRegistry([...fleetRegistry(fleet), ...living.registry]) : loadDevices(cfg)
+  const demo = command === 'demo' ? demoFleet({ vehicles: opts.vehicles, seed: opts.seed, dataDir: resolve(cfg.UBIQ_DATA_DIR), roadMap: cfg.ROAD_MAP }) : undefined
+  const devices = demo?.registry ?? loadDevices(cfg)
   const started: LocalServer[] = []
   const cleanups: (() => Promise<void>)[] = []
   let stopping: Promise<void> | undefined
@@ -370,7 +364,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     host: cfg.HOST,
     port: cfg.PORT,
     reorderWindowMs: cfg.REORDER_WINDOW_MS,
-    roadMapFile: cfg.ROAD_MAP,
+    roadMapFile: demo?.roadMapFile ?? cfg.ROAD_MAP,
     plans: cfg.RATING_PLAN ? loadPlans(resolve(cfg.RATING_PLAN)) : undefined,
     modelsDir: cfg.MODELS_DIR && resolve(cfg.MODELS_DIR),
     tokenSecret: cfg.TOKEN_SECRET,
@@ -382,23 +376,20 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     backpressure: { stopAt: cfg.BACKPRESSURE_STOP_LINES, resumeAt: cfg.BACKPRESSURE_RESUME_LINES },
     batch: { maxBatch: cfg.SCORE_BATCH_MAX, maxWaitMs: cfg.SCORE_BATCH_WAIT_MS },
     policyIdleMs: cfg.POLICY_IDLE_H * 3600_000,
+    alertThresholds: { windowMin: cfg.ALERT_WINDOW_MIN, lagS: cfg.ALERT_LAG_S, rejectedPct: cfg.ALERT_REJECTED_PCT, driftPsi: cfg.ALERT_DRIFT_PSI, driftWindowH: cfg.ALERT_DRIFT_WINDOW_H, driftMinPolicies: cfg.ALERT_DRIFT_MIN_POLICIES },
   }, logger)
   cleanups.push(() => pipeline.stop())
 
-  if (command === 'demo') {
-    // The fleet starts an hour in the past and catches up at --speedup, then drives live: scores
-    // move within seconds instead of after an hour of real driving.
-    // On ubiq's own broker each vehicle connects as itself, with the password made for the run.
-    const run = await runFleet({ mqttUrl: local?.deviceUrl ?? mqttUrl, fleet, startTs: Date.now() - 3600_000, speedup: opts.speedup, ...(local ? { passwords: local.passwords } : {}) })
+  if (demo) {
+    // On ubiq's own broker each device connects as itself, with the password made for the run.
+    const run = await demo.run(local?.deviceUrl ?? mqttUrl, opts.speedup, local?.passwords)
     cleanups.push(() => run.stop())
-    const homes = await runSimulation({ mqttUrl: local?.deviceUrl ?? mqttUrl, devices: living!.devices, startTs: livingStart, speedup: DEMO_LIVING_DAYS * 86_400 / 60, ...(local ? { passwords: local.passwords } : {}) })
-    cleanups.push(() => homes.stop())
     const url = pipeline.url.replace('127.0.0.1', 'localhost')
     const day = 86_400_000
-    const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: fleet[0]!.policyId }, day)
+    const policyholder = pipeline.auth.issue({ role: 'policyholder', policyId: demo.fleet[0]!.policyId }, day)
     const analyst = pipeline.auth.issue({ role: 'analyst' }, day)
-    process.stdout.write(`\nubiq demo: ${fleet.length} simulated policies, each a car driving, a wearable and a home.\n` +
-      `  ${fleet[0]!.policyId}'s page:  ${url}/#token=${policyholder}\n` +
+    process.stdout.write(`\nubiq demo: ${demo.fleet.length} simulated policies, each a car driving, a wearable and a home.\n` +
+      `  ${demo.fleet[0]!.policyId}'s page:  ${url}/#token=${policyholder}\n` +
       `  Every policy (analyst): ${url}/#token=${analyst}\n` +
       `  Portfolio (analyst):    ${url}/analyst#token=${analyst}\n` +
       `  Metrics: curl -H 'Authorization: Bearer ${analyst}' ${url}/metrics\n  Stop with Ctrl-C.\n\n`)

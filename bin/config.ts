@@ -4,6 +4,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { defaultAlertThresholds as alert } from '../dashboards/index.ts'
 import { retentionPolicies } from '../ingest/index.ts'
 
 const url = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description }))
@@ -38,6 +39,12 @@ export const ConfigSchema = Type.Object({
   SCORE_BATCH_MAX: Type.Integer({ default: 64, minimum: 1, maximum: 10_000, description: 'Most feature sets scored in one model call' }),
   SCORE_BATCH_WAIT_MS: Type.Integer({ default: 20, minimum: 0, maximum: 60_000, description: 'Longest a feature set waits for its batch' }),
   POLICY_IDLE_H: Type.Number({ default: 0.5, exclusiveMinimum: 0, maximum: 24 * 30, description: "A policy with no reading for this long leaves scoring's memory (rebuilt from InfluxDB when it comes back)" }),
+  ALERT_WINDOW_MIN: Type.Integer({ default: alert.windowMin, minimum: 1, maximum: 15, description: 'The lag and rejection alert rules look at the last this many minutes (GET /api/v1/alerts, the portfolio page, ubiq_alert_firing)' }),
+  ALERT_LAG_S: Type.Number({ default: alert.lagS, exclusiveMinimum: 0, description: 'Alert when the median device lag (receive time minus device time) over the window is above this many seconds' }),
+  ALERT_REJECTED_PCT: Type.Number({ default: alert.rejectedPct, exclusiveMinimum: 0, maximum: 100, description: 'Alert when more than this percentage of the device messages of the window is rejected' }),
+  ALERT_DRIFT_PSI: Type.Number({ default: alert.driftPsi, exclusiveMinimum: 0, description: "Alert when a subject's score distribution drifts by a population stability index above this (0.1: moderate, 0.25: significant shift)" }),
+  ALERT_DRIFT_WINDOW_H: Type.Number({ default: alert.driftWindowH, exclusiveMinimum: 0, maximum: 24 * 52, description: 'Score drift compares the latest scores of the last this many hours with those of the 7 times as long before' }),
+  ALERT_DRIFT_MIN_POLICIES: Type.Integer({ default: alert.driftMinPolicies, minimum: 1, description: 'Score drift needs at least this many policies with a score in each window (fewer: no figure)' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
 })
 export type Config = Static<typeof ConfigSchema>

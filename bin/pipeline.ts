@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
-import { pushAlerts, startDashboards, tokenAuthority, tokenSecret, type TokenAuthority } from '../dashboards/index.ts'
+import { pushAlerts, startDashboards, tokenAuthority, tokenSecret, type AlertThresholds, type TokenAuthority } from '../dashboards/index.ts'
 import { commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan, type ValveTest } from '../pricing/index.ts'
 import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
@@ -54,6 +54,8 @@ export interface PipelineConfig {
   batch?: { maxBatch: number; maxWaitMs: number }
   /** A policy with no reading (no trip) for this long leaves scoring's memory, ms (default scoringLimits.policyIdleMs, as POLICY_IDLE_H's; shorter in tests). */
   policyIdleMs?: number
+  /** The analyst alert rules' thresholds (ALERT_*; default defaultAlertThresholds). */
+  alertThresholds?: AlertThresholds
 }
 
 export interface Pipeline {
@@ -472,7 +474,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)), { revocationsFile: revocationsFile(cfg.dataDir) })
   const dashboards = await startDashboards({
     scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, household: pricing.household, health, deviceClock: ingest.clock, logger, consents, privacy,
-    host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute,
+    host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute, alertThresholds: cfg.alertThresholds,
     devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => registry.get(id)!),
     enrolled: (policyId) => devicesByPolicy.has(policyId),
     erase: eraser({

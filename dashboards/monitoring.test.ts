@@ -9,14 +9,14 @@ import t from 'tap'
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { Counter, Registry } from 'prom-client'
+import { Counter, Histogram, Registry } from 'prom-client'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { topics } from '../ingest/index.ts'
 import { choiceFile, defaultChoice, drivingFrequency, modelId, shippedModels, writeChoice, type ModelDefinition, type Score } from '../scoring/index.ts'
 import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
 import { cells, downloadCsv, openBrowser, painted, screenshot, untilCells } from '../test/browser.ts'
 import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
-import { compareShadows, correlation, histogramQuantile, ingestHealth, SAMPLE_SIZE, type IngestHealth, type ScoreDrift, type ShadowReport, type StoredScore } from './monitoring.ts'
+import { compareShadows, correlation, histogramQuantile, ingestHealth, RECENT_MS, SAMPLE_SIZE, sampleOf, type IngestHealth, type ScoreDrift, type ShadowReport, type StoredScore } from './monitoring.ts'
 import { csvLine } from './tables.ts'
 
 const HOUR = 3600_000
@@ -69,12 +69,31 @@ t.test('shadow pairs: joined on policy, subject and time; compared per shadow an
 
 t.test('ingest rates: each sampler interval\'s counter differences a second', async (t) => {
   const totals = (received: number, stored: number, rejected: number, duplicates: number) => ({ received, stored, rejected, duplicates })
-  const h = ingestHealth([], [{ at: 0, totals: totals(0, 0, 0, 0) }, { at: 5000, totals: totals(100, 90, 10, 0) }, { at: 12_000, totals: totals(170, 160, 10, 7) }], 12_500)
+  const at = (ms: number, t: ReturnType<typeof totals>) => ({ at: ms, totals: t, lag: [], store: [] })
+  const h = ingestHealth([], [at(0, totals(0, 0, 0, 0)), at(5000, totals(100, 90, 10, 0)), at(12_000, totals(170, 160, 10, 7))], 12_500)
   t.same(h.rates, [
     { time: new Date(5000).toISOString(), seconds: 5, received: 20, stored: 18, rejected: 2, duplicates: 0 },
     { time: new Date(12_000).toISOString(), seconds: 7, received: 10, stored: 10, rejected: 0, duplicates: 1 },
   ])
   t.match(h, { at: new Date(12_500).toISOString(), totals: totals(0, 0, 0, 0), rejections: [], deviceLag: { count: 0, p50: null, p99: null } }, 'an empty registry: nothing counted')
+})
+
+t.test('device lag is current: of the last 5 minutes, not since the start (#23: an hour of catch-up read as an outage)', async (t) => {
+  const registry = new Registry()
+  const lag = new Histogram({ name: 'ubiq_ingest_device_lag_seconds', help: 'as ingest counts it', buckets: [0.1, 0.25, 0.5, 1, 60, 600, 3600], registers: [registry] })
+  const store = new Histogram({ name: 'ubiq_ingest_store_latency_seconds', help: 'as ingest counts it', buckets: [0.1, 1], registers: [registry] })
+  const samples = [sampleOf(await registry.getMetricsAsJSON(), 0)] // at the start
+  for (let i = 0; i < 100; i++) lag.observe(1800) // the demo's catch-up: readings up to an hour old
+  store.observe(0.05)
+  samples.push(sampleOf(await registry.getMetricsAsJSON(), 60_000))
+  for (let i = 0; i < 10; i++) lag.observe(0.2) // then live
+  const live = ingestHealth(await registry.getMetricsAsJSON(), samples, 60_000 + RECENT_MS)
+  t.equal(live.deviceLag.count, 10, 'only the readings of the last 5 minutes')
+  t.ok(live.deviceLag.p50! > 0.1 && live.deviceLag.p50! <= 0.25 && live.deviceLag.p99! <= 0.25, `p50 ${live.deviceLag.p50} s, p99 ${live.deviceLag.p99} s: live`)
+  t.match(live.storeLatency, { count: 0, p50: null }, 'nothing stored in the window')
+  const early = ingestHealth(await registry.getMetricsAsJSON(), samples, 120_000)
+  t.equal(early.deviceLag.count, 110, 'before 5 minutes have passed: since the first sample')
+  t.ok(early.deviceLag.p50! > 600, `while catching up the median is the catch-up's: ${early.deviceLag.p50} s`)
 })
 
 t.test('ingest health: the lines InfluxDB refused and ingest quarantined, by kind, most first (#20)', async (t) => {
@@ -256,7 +275,7 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
     const { page, newPage, errors } = await openBrowser(t)
 
     // Models, with the page's period (the last 7 days, hourly).
-    await page.goto(`${url}/analyst/models#token=${analyst}`)
+    await page.goto(`${url}/analyst/models?period=7d#token=${analyst}`)
     await page.locator('body[data-loaded]').waitFor()
     t.notOk(page.url().includes('token'), 'the token leaves the address bar')
     t.equal(await page.locator('.uplot canvas').count(), 2, 'a drift chart for driving, the only subject scored, and the scatter')
@@ -269,7 +288,7 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
     const compared = await json<ShadowReport>(`/api/v1/models/shadow?from=${week}`)
     t.same(await cells(page, 'shadow-table'), compared.models.map((m) => [m.subject, m.shadowModel, m.championModel, String(m.pairs), score(m.meanChampion), score(m.meanShadow),
       `${m.meanDiff > 0 ? '+' : ''}${m.meanDiff.toFixed(1)}`, score(m.meanAbsDiff), m.correlation === null ? '–' : m.correlation.toFixed(3), String(m.policies), `${(100 * m.shareOver10).toFixed(0)} %`]), 'champion against shadow')
-    t.same(await page.locator('nav a').evaluateAll((as) => as.map((a) => a.getAttribute('href'))), ['/analyst', '/analyst/backtest', '/analyst/models', '/analyst/ingest'], 'links to the other analyst pages')
+    t.same(await page.locator('nav a').evaluateAll((as) => as.map((a) => a.getAttribute('href'))), ['/analyst', '/analyst/backtest', '/analyst/models', '/analyst/ingest'].map((p) => `${p}?period=7d`), 'links to the other analyst pages, with the period picked')
 
     const download = await downloadCsv(page, 'drift')
     t.equal(download.name, 'drift-all-1h.csv')
@@ -281,7 +300,7 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
     await untilCells(page, 'drift-table', daily)
     t.equal(JSON.stringify(await cells(page, 'drift-table')), JSON.stringify(daily), 'the drift table follows the picker: per day')
     // The last 24 hours, hourly, for the picture.
-    await page.locator('#period').selectOption('1')
+    await page.locator('#period').selectOption('1d')
     await page.locator('#interval').selectOption('1h')
     await untilCells(page, 'drift-table', driftRows(await json<ScoreDrift>(`/api/v1/models/drift?from=${new Date(Date.now() - 24 * HOUR).toISOString()}&interval=1h`)))
     // The page's chart objects, in the module it shares with the other analyst pages (importing it
@@ -291,8 +310,8 @@ t.test('model monitoring and ingest health: drift, champion against shadow, rate
     await screenshot(page, 'models')
 
     // Ingest, through the page's own link: the token comes along in the tab's session.
-    await page.locator('nav a[href="/analyst/ingest"]').click()
-    await page.waitForURL(`${url}/analyst/ingest`)
+    await page.locator('nav a[href^="/analyst/ingest"]').click()
+    await page.waitForURL(`${url}/analyst/ingest?period=1d`)
     await page.locator('body[data-loaded]').waitFor()
     t.ok((await painted(page, 'chart-rates')) > 0, 'the rate chart: drawn')
     const pageRates = await cells(page, 'rates-table')

@@ -19,7 +19,7 @@ import type { Registry } from 'prom-client'
 import { qualified, quoteString, Subject, type Influx } from '../ingest/index.ts'
 import type { Principal } from './auth.ts'
 import { Nullable, strict } from './schemas.ts'
-import { Format, inPeriod, Interval, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Period, type Table } from './tables.ts'
+import { Format, inBuckets, inPeriod, Interval, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Period, type Table } from './tables.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Model monitoring
@@ -182,7 +182,7 @@ export type IngestTotals = Static<typeof IngestTotals>
 export const RatePoint = strict({ time: Type.String(), seconds: Type.Number(), received: Type.Number(), stored: Type.Number(), rejected: Type.Number(), duplicates: Type.Number() })
 export type RatePoint = Static<typeof RatePoint>
 
-/** Quantiles of a histogram since the service started, seconds, interpolated within its buckets; null before any observation. */
+/** Quantiles of a histogram over a window, seconds, interpolated within its buckets; null without observations in it. */
 export const Quantiles = strict({ count: Type.Number(), p50: Nullable(Type.Number()), p99: Nullable(Type.Number()) })
 export type Quantiles = Static<typeof Quantiles>
 
@@ -194,8 +194,8 @@ export const IngestHealth = strict({
   quarantined: Type.Array(strict({ reason: Type.String(), lines: Type.Number() }), { description: 'Lines InfluxDB refused for good and ingest moved to UBIQ_DATA_DIR/dead-letter/, by kind of refusal, most first (issue #20)' }),
   backpressure: Type.Boolean(),
   devicesClockSkewed: Type.Number(),
-  deviceLag: { ...Quantiles, description: 'Receive time minus device time' },
-  storeLatency: { ...Quantiles, description: "Receipt to InfluxDB's confirmation" },
+  deviceLag: { ...Quantiles, description: 'Receive time minus device time, over the last 5 minutes (#23: since start, an hour of catch-up read as an outage long after)' },
+  storeLatency: { ...Quantiles, description: "Receipt to InfluxDB's confirmation, over the last 5 minutes" },
   sampleSeconds: Type.Number(),
   windowSeconds: Type.Number({ description: 'How far back the rates go' }),
   rates: Type.Array(RatePoint, { description: 'Oldest first, over the last 15 minutes' }),
@@ -207,6 +207,8 @@ export interface Bucket { le: number; count: number }
 
 const SAMPLE_MS = 5000
 const WINDOW_MS = 15 * 60_000
+/** Lag and latency figures are over this long: current, not since the start. */
+export const RECENT_MS = 5 * 60_000
 
 /**
  * The q-quantile (0–1) of a histogram, as Prometheus' histogram_quantile: linear within the bucket
@@ -225,7 +227,7 @@ export function histogramQuantile(buckets: readonly Bucket[], q: number): number
 }
 
 /** What Registry.getMetricsAsJSON gives (prom-client does not export the type). */
-type Metrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
+export type Metrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
 const metric = (m: Metrics, name: string) => m.find((x) => x.name === name)?.values ?? []
 const total = (m: Metrics, name: string) => metric(m, name).reduce((n, v) => n + v.value, 0)
 const totalsOf = (m: Metrics): IngestTotals => ({
@@ -234,21 +236,37 @@ const totalsOf = (m: Metrics): IngestTotals => ({
   rejected: total(m, 'ubiq_ingest_messages_rejected_total'),
   duplicates: total(m, 'ubiq_ingest_duplicates_total'),
 })
-function quantiles(m: Metrics, name: string): Quantiles {
-  const buckets = metric(m, name)
-    .filter((v) => (v as { metricName?: string }).metricName === `${name}_bucket`)
-    .map((v) => ({ le: v.labels.le === '+Inf' ? Infinity : Number(v.labels.le), count: v.value }))
-    .sort((a, b) => a.le - b.le)
-  return { count: buckets.at(-1)?.count ?? 0, p50: histogramQuantile(buckets, 0.5), p99: histogramQuantile(buckets, 0.99) }
-}
+/** A histogram's cumulative buckets, lowest bound first. */
+const bucketsOf = (m: Metrics, name: string): Bucket[] => metric(m, name)
+  .filter((v) => (v as { metricName?: string }).metricName === `${name}_bucket`)
+  .map((v) => ({ le: v.labels.le === '+Inf' ? Infinity : Number(v.labels.le), count: v.value }))
+  .sort((a, b) => a.le - b.le)
 
-/** Ingest's health now, from the registry; `samples` (oldest first) give the rates. */
-export function ingestHealth(m: Metrics, samples: readonly { at: number; totals: IngestTotals }[], now = Date.now()): IngestHealth {
+/** The counters and histograms ubiq's own figures are differences of, at one time. */
+export interface Sample { at: number; totals: IngestTotals; lag: Bucket[]; store: Bucket[] }
+export const sampleOf = (m: Metrics, at: number): Sample => ({ at, totals: totalsOf(m), lag: bucketsOf(m, 'ubiq_ingest_device_lag_seconds'), store: bucketsOf(m, 'ubiq_ingest_store_latency_seconds') })
+
+/**
+ * What happened in the last `ms` before `now` (a sample): the difference from the latest sample at
+ * least that old (the oldest, early on), as Prometheus' increase() over a range. Histograms'
+ * buckets are differences too, so their quantiles are of the window alone.
+ */
+export function recent(samples: readonly Sample[], now: Sample, ms = RECENT_MS): { totals: IngestTotals; lag: Bucket[]; store: Bucket[] } {
+  const base = [...samples].reverse().find((s) => s.at <= now.at - ms) ?? samples[0] ?? now
+  const minus = (a: Bucket[], b: Bucket[]) => a.map((x, i) => ({ le: x.le, count: x.count - (b[i]?.count ?? 0) }))
+  const totals = Object.fromEntries(Object.entries(now.totals).map(([k, v]) => [k, v - base.totals[k as keyof IngestTotals]])) as unknown as IngestTotals
+  return { totals, lag: minus(now.lag, base.lag), store: minus(now.store, base.store) }
+}
+const quantiles = (buckets: Bucket[]): Quantiles => ({ count: buckets.at(-1)?.count ?? 0, p50: histogramQuantile(buckets, 0.5), p99: histogramQuantile(buckets, 0.99) })
+
+/** Ingest's health now, from the registry; `samples` (oldest first) give the rates and the last 5 minutes' lag and latency. */
+export function ingestHealth(m: Metrics, samples: readonly Sample[], now = Date.now()): IngestHealth {
   const rates = samples.slice(1).map((s, i): RatePoint => {
     const prev = samples[i]!, seconds = (s.at - prev.at) / 1000
     const rate = (k: keyof IngestTotals) => (s.totals[k] - prev.totals[k]) / seconds
     return { time: iso(s.at), seconds, received: rate('received'), stored: rate('stored'), rejected: rate('rejected'), duplicates: rate('duplicates') }
   })
+  const last = recent(samples, sampleOf(m, now))
   return {
     at: iso(now),
     totals: totalsOf(m),
@@ -261,12 +279,34 @@ export function ingestHealth(m: Metrics, samples: readonly { at: number; totals:
       .sort((a, b) => b.lines - a.lines || a.reason.localeCompare(b.reason)),
     backpressure: total(m, 'ubiq_ingest_backpressure') > 0,
     devicesClockSkewed: total(m, 'ubiq_ingest_devices_clock_skewed'),
-    deviceLag: quantiles(m, 'ubiq_ingest_device_lag_seconds'),
-    storeLatency: quantiles(m, 'ubiq_ingest_store_latency_seconds'),
+    deviceLag: quantiles(last.lag),
+    storeLatency: quantiles(last.store),
     sampleSeconds: SAMPLE_MS / 1000,
     windowSeconds: WINDOW_MS / 1000,
     rates,
   }
+}
+
+/**
+ * Samples the registry every 5 s, keeping the last 15 minutes (rates and the recent figures are
+ * their differences); `onSample` runs after each sample (the alert rules). Stopped with the app.
+ */
+export function sampleMetrics(app: App, metrics: Registry, onSample: (samples: readonly Sample[]) => void = () => {}): readonly Sample[] {
+  const samples: Sample[] = []
+  const sample = async () => {
+    try {
+      samples.push(sampleOf(await metrics.getMetricsAsJSON(), Date.now()))
+      if (samples.length > WINDOW_MS / SAMPLE_MS + 1) samples.shift()
+      onSample(samples)
+    } catch (err) {
+      app.log.error({ err: (err as Error).message }, 'monitoring: cannot sample the metrics')
+    }
+  }
+  void sample()
+  // unref: the sampler alone keeps no process alive; onClose stops it with the server.
+  const sampler = setInterval(() => void sample(), SAMPLE_MS).unref()
+  app.addHook('onClose', async () => clearInterval(sampler))
+  return samples
 }
 
 export const rejectionTable = (h: IngestHealth): Table => ({ columns: ['reason', 'count'], rows: h.rejections.map((r) => [r.reason, r.count]) })
@@ -292,34 +332,20 @@ const modelsPage = page('models.html')
 const ingestPage = page('ingest.html')
 
 /**
- * Registers the model monitoring and ingest health routes and pages, and starts the ingest
- * sampler (stopped when the app closes); `who` checks a request's bearer token.
+ * Registers the model monitoring and ingest health routes and pages; `samples` are the metrics
+ * sampler's (sampleMetrics); `who` checks a request's bearer token.
  */
-export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Registry }, who: (req: FastifyRequest) => Principal): void {
+export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Registry; samples: readonly Sample[] }, who: (req: FastifyRequest) => Principal): void {
+  const { samples } = deps
   const tableRoute = tableRoutes(app, who)
   tableRoute('/api/v1/models/drift', 'Score drift: per time bucket, subject and model (champions and shadows), the count, mean and p10/p50/p90 (nearest rank; null below rank 1) of the scores (analyst token; ?format=csv)', DriftQuery, ScoreDrift,
-    (q) => inPeriod(q, (p) => scoreDrift(deps.influx, p, q.interval ?? '1d', q.subject)),
+    (q) => inBuckets(q, q.interval ?? '1d', (p) => scoreDrift(deps.influx, p, q.interval ?? '1d', q.subject)),
     (d, q) => ({ name: `drift-${q.subject ?? 'all'}-${d.interval}`, table: driftTable(d) }))
   tableRoute('/api/v1/models/shadow', 'Champion against shadow: each shadow score paired with the champion\'s of the same policy, subject and time; per shadow and champion model the pairs, means, mean (absolute) difference, correlation and the share of policies whose latest scores differ by more than 10 points; a scatter sample of up to 500 pairs (analyst token; ?format=csv: the comparison)', ShadowQuery, ShadowReport,
     (q) => inPeriod(q, (p) => shadowReport(deps.influx, p, q.subject)),
     (r, q) => ({ name: `shadow-${q.subject ?? 'all'}`, table: shadowTable(r) }))
 
-  // The counters at most every 5 s over the last 15 minutes: their differences are the rates.
-  const samples: { at: number; totals: IngestTotals }[] = []
-  const sample = async () => {
-    try {
-      samples.push({ at: Date.now(), totals: totalsOf(await deps.metrics.getMetricsAsJSON()) })
-      if (samples.length > WINDOW_MS / SAMPLE_MS + 1) samples.shift()
-    } catch (err) {
-      app.log.error({ err: (err as Error).message }, 'monitoring: cannot sample the metrics')
-    }
-  }
-  void sample()
-  // unref: the sampler alone keeps no process alive; onClose stops it with the server.
-  const sampler = setInterval(() => void sample(), SAMPLE_MS).unref()
-  app.addHook('onClose', async () => clearInterval(sampler))
-
-  tableRoute('/api/v1/ingest/health', "Ingest now: message totals since start, rejections by reason, journal lines InfluxDB has yet to confirm, lines InfluxDB refused and ingest quarantined (by kind), backpressure, devices with skewed clocks, device lag and store latency p50/p99 (seconds, since start), and the rates (messages a second) of each 5 s over the last 15 minutes (analyst token; ?format=csv&table=rejections|rates)", HealthQuery, IngestHealth,
+  tableRoute('/api/v1/ingest/health', "Ingest now: message totals since start, rejections by reason, journal lines InfluxDB has yet to confirm, lines InfluxDB refused and ingest quarantined (by kind), backpressure, devices with skewed clocks, device lag and store latency p50/p99 (seconds, over the last 5 minutes), and the rates (messages a second) of each 5 s over the last 15 minutes (analyst token; ?format=csv&table=rejections|rates)", HealthQuery, IngestHealth,
     async (q) => (q.format === 'csv' && !q.table ? 'format=csv needs table=rejections or table=rates' : ingestHealth(await deps.metrics.getMetricsAsJSON(), samples)),
     (h, q) => (q.table === 'rates' ? { name: 'ingest-rates', table: rateTable(h) } : { name: 'ingest-rejections', table: rejectionTable(h) }))
 

@@ -9,7 +9,7 @@ import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { examplePlans, loadPlans, type PremiumAdjustment } from '../pricing/index.ts'
 import type { PolicyEvent, Score, Trip } from '../scoring/index.ts'
 import { firstMatch, startServices, startTestPipeline } from '../test/harness.ts'
-import { cells, downloadCsv, openBrowser, painted, screenshot, untilCells } from '../test/browser.ts'
+import { cells, downloadCsv, openBrowser, painted, untilCells } from '../test/browser.ts'
 import { analystsOnly, fetchCsv, openApi, parseCsv, refused } from './page-test-helpers.ts'
 import { distributionOf, eventTable, type EventsByHour, type PremiumChanges, type ScoreDistribution } from './portfolio.ts'
 import { csvNumber, toCsv } from './tables.ts'
@@ -41,7 +41,7 @@ t.test('score bins: 10 points wide, 100 in the last; median and mean; the lowest
 
 t.test('CSV: a header line, CRLF, cells quoted where they need it', async (t) => {
   t.equal(toCsv({ columns: ['a', 'b'], rows: [[1, 'x,y'], [null, 'say "hi"']] }), '\ufeffa,b\r\n1,"x,y"\r\n,"say ""hi"""\r\n')
-  t.equal(toCsv(eventTable({ from: '', to: '', types: [], hours: [{ hour: 0, counts: {} }] })), '\ufeffhour\r\n0\r\n', 'no event types: the hours alone')
+  t.equal(toCsv(eventTable({ from: '', to: '', zone: 'UTC', types: [], hours: [{ hour: 0, counts: {} }] })), '\ufeffhour\r\n0\r\n', 'no event types: the hours alone')
 })
 
 t.test('the portfolio: score distribution, premium changes and events by hour, as JSON, CSV and a page', async (t) => {
@@ -155,7 +155,7 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
     await refused(t, url, analyst, [
       ['/api/v1/portfolio/scores?subject=cars', /^querystring\/subject must be equal to one of the allowed values: driving, health, home$/],
       ['/api/v1/portfolio/scores', /subject/],
-      ['/api/v1/portfolio/premiums?interval=5m', /^querystring\/interval must be equal to one of the allowed values: 1h, 1d$/],
+      ['/api/v1/portfolio/premiums?interval=5m', /^querystring\/interval must be equal to one of the allowed values: 1m, 10m, 1h, 1d$/],
       ['/api/v1/portfolio/events?colour=red', /additional properties \(colour\)/],
       ['/api/v1/portfolio/events?format=xml', /^querystring\/format must be equal to one of the allowed values: json, csv$/],
       ['/api/v1/portfolio/events?from=yesterday', /from/],
@@ -170,7 +170,7 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
 
   await t.test('the analyst page charts the portfolio and shows the numbers in InfluxDB', async (t) => {
     const { page, newPage, errors } = await openBrowser(t)
-    await page.goto(`${url}/analyst#token=${analyst}`)
+    await page.goto(`${url}/analyst?period=7d#token=${analyst}`)
     await page.locator('body[data-loaded]').waitFor()
     t.notOk(page.url().includes('token'), 'the token leaves the address bar')
 
@@ -206,7 +206,6 @@ t.test('the portfolio: score distribution, premium changes and events by hour, a
     await untilCells(page, 'premiums-table', daily)
     t.same(await cells(page, 'premiums-table'), daily, 'the premium table follows the picker: changes per day')
 
-    await screenshot(page, 'analyst')
 
     // The drill-down: the policy's own page, in the same tab, with the same token.
     const lowest = all[0]!.lowest[0]!.policyId

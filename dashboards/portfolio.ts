@@ -13,7 +13,7 @@ import type { FastifyRequest } from 'fastify'
 import { qualified, quoteIdent, quoteString, Subject, type Influx, type Series } from '../ingest/index.ts'
 import type { Principal } from './auth.ts'
 import { Nullable, strict } from './schemas.ts'
-import { Format, inPeriod, Interval, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Period, type Table } from './tables.ts'
+import { Format, inBuckets, inPeriod, Interval, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Period, type Table } from './tables.ts'
 
 /** One score bin: policies whose latest score is in [from, to), the last one [90, 100]. */
 export const ScoreBin = strict({ from: Type.Number(), to: Type.Number(), count: Type.Integer() })
@@ -37,8 +37,8 @@ export type PremiumBucket = Static<typeof PremiumBucket>
 export const PremiumChanges = strict({ from: Type.String(), to: Type.String(), interval: Interval, buckets: Type.Array(PremiumBucket) })
 export type PremiumChanges = Static<typeof PremiumChanges>
 
-/** Events per type in each UTC hour of the day (0–23), over a period. */
-export const EventsByHour = strict({ from: Type.String(), to: Type.String(), types: Type.Array(Type.String()), hours: Type.Array(strict({ hour: Type.Integer(), counts: Type.Record(Type.String(), Type.Integer()) })) })
+/** Events per type in each hour of the day (0–23) in a time zone, over a period. */
+export const EventsByHour = strict({ from: Type.String(), to: Type.String(), zone: Type.String({ description: 'The IANA time zone of the hours' }), types: Type.Array(Type.String()), hours: Type.Array(strict({ hour: Type.Integer(), counts: Type.Record(Type.String(), Type.Integer()) })) })
 export type EventsByHour = Static<typeof EventsByHour>
 
 const BIN_WIDTH = 10
@@ -85,19 +85,22 @@ export async function premiumChanges(influx: Influx, period: Period, interval: I
 }
 
 /**
- * Events per type and UTC hour of the day of their start. InfluxQL 1.x has no hour-of-day
- * function: InfluxDB counts per hour of the period (buckets aligned to UTC hours) and the hours
- * are folded into the day here, at most 24 × 366 rows per type.
+ * Events per type and hour of the day of their start in time zone `zone` (an analyst reads "night"
+ * in their own, #23). InfluxQL 1.x has no hour-of-day function: InfluxDB counts per hour of the
+ * period (buckets aligned to UTC hours) and the hours are folded into the zone's day here, at most
+ * 24 × 366 rows per type. A zone whose offset is not whole hours (India's +5:30) puts each UTC
+ * hour in the hour of the zone it starts in.
  */
-export async function eventsByHour(influx: Influx, period: Period): Promise<EventsByHour> {
+export async function eventsByHour(influx: Influx, period: Period, zone = 'UTC'): Promise<EventsByHour> {
+  const hourIn = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: 'numeric', hourCycle: 'h23' })
   // end_ms is on every stored event (scoring's eventLine).
   const series: Series[] = await influx.query(`SELECT count(end_ms) AS n FROM ${qualified('event')} WHERE ${timeWhere(period)} GROUP BY time(1h), ${quoteIdent('type')} fill(none)`)
   const types = [...new Set(series.map((s) => s.tags?.type ?? ''))].sort()
   const hours = Array.from({ length: 24 }, (_, hour) => ({ hour, counts: Object.fromEntries(types.map((type) => [type, 0])) as Record<string, number> }))
   for (const s of series) {
-    for (const v of s.values) hours[new Date(Number(v[0])).getUTCHours()]!.counts[s.tags?.type ?? '']! += Number(v[s.columns.indexOf('n')])
+    for (const v of s.values) hours[Number(hourIn.format(Number(v[0])))]!.counts[s.tags?.type ?? '']! += Number(v[s.columns.indexOf('n')])
   }
-  return { from: iso(period.from), to: iso(period.to), types, hours }
+  return { from: iso(period.from), to: iso(period.to), zone, types, hours }
 }
 
 /** The tables the routes' CSV holds: score bins; premium buckets; hours of the day by event type. */
@@ -107,7 +110,17 @@ export const eventTable = (e: EventsByHour): Table => ({ columns: ['hour', ...e.
 
 const ScoresQuery = Type.Object({ subject: Subject, format: Format }, { additionalProperties: false })
 const PremiumsQuery = Type.Object({ ...PeriodQuery, interval: IntervalQuery }, { additionalProperties: false })
-const EventsQuery = Type.Object(PeriodQuery, { additionalProperties: false })
+const EventsQuery = Type.Object({ ...PeriodQuery, zone: Type.Optional(Type.String({ default: 'UTC', pattern: '^[A-Za-z0-9_+/-]{1,64}$', description: 'IANA time zone of the hours of the day, e.g. Europe/Paris; default UTC' })) }, { additionalProperties: false })
+
+/** Whether `zone` is a time zone this server knows. */
+const knownZone = (zone: string) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone })
+    return true
+  } catch {
+    return false
+  }
+}
 
 const file = (url: URL | string) => readFileSync(url, 'utf8')
 const page = file(new URL('./public/analyst.html', import.meta.url))
@@ -124,9 +137,9 @@ export function registerPortfolio(app: App, influx: Influx, who: (req: FastifyRe
   tableRoute('/api/v1/portfolio/scores', "The distribution of every policy's latest score of a subject: 10-point bins, n, mean, median, the lowest scores (analyst token; ?format=csv: the bins)", ScoresQuery, ScoreDistribution,
     (q) => scoreDistribution(influx, q.subject), (d, q) => ({ name: `scores-${q.subject}`, table: scoreTable(d) }))
   tableRoute('/api/v1/portfolio/premiums', 'Premium changes over time: per bucket and subject, how many adjustments and their mean factor (analyst token; ?format=csv)', PremiumsQuery, PremiumChanges,
-    (q) => inPeriod(q, (p) => premiumChanges(influx, p, q.interval ?? '1d')), (p, q) => ({ name: `premiums-${q.interval ?? '1d'}`, table: premiumTable(p) }))
-  tableRoute('/api/v1/portfolio/events', "Events per type and UTC hour of the day of the event's start (analyst token; ?format=csv)", EventsQuery, EventsByHour,
-    (q) => inPeriod(q, (p) => eventsByHour(influx, p)), (e) => ({ name: 'events-by-hour', table: eventTable(e) }))
+    (q) => inBuckets(q, q.interval ?? '1d', (p) => premiumChanges(influx, p, q.interval ?? '1d')), (p, q) => ({ name: `premiums-${q.interval ?? '1d'}`, table: premiumTable(p) }))
+  tableRoute('/api/v1/portfolio/events', "Events per type and hour of the day of the event's start, in ?zone (default UTC) (analyst token; ?format=csv)", EventsQuery, EventsByHour,
+    (q) => (knownZone(q.zone ?? 'UTC') ? inPeriod(q, (p) => eventsByHour(influx, p, q.zone)) : Promise.resolve(`unknown time zone ${q.zone}: an IANA name, e.g. Europe/Paris`)), (e) => ({ name: 'events-by-hour', table: eventTable(e) }))
 
   const serve = (path: string, type: string, body: string, cacheControl?: string) =>
     app.get(path, { schema: { hide: true } }, (_req, reply) => {

@@ -29,7 +29,8 @@ import { Format, sendCsv, Time, TIME_PATTERN, type Cell } from './tables.ts'
 import { registerPortfolio } from './portfolio.ts'
 import { registerDrilldown, type PolicyDevice } from './drilldown.ts'
 import { registerBacktest } from './backtest-page.ts'
-import { registerMonitoring } from './monitoring.ts'
+import { registerMonitoring, sampleMetrics } from './monitoring.ts'
+import { alertRules, defaultAlertThresholds, registerAlerts, type AlertThresholds } from './alerts.ts'
 import { registerExport, storeConsents } from './export.ts'
 import { summarizer, Summary } from './coaching.ts'
 import { eventAlert, premiumAlert, registerPush, type PushAlerts, type PushMessage } from './push.ts'
@@ -73,6 +74,8 @@ export interface DashboardsDeps {
   erase?: Erase
   /** Web push to the policyholders' installed apps (push.ts); without it, no push routes and no alerts. */
   push?: PushAlerts
+  /** The analyst alert rules' thresholds (default defaultAlertThresholds). */
+  alertThresholds?: AlertThresholds
 }
 
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
@@ -251,7 +254,11 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   registerPortfolio(app, deps.influx, who)
   registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)
-  registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics }, who)
+  // One sampler of the metrics for the ingest page's rates and recent figures and for the alert rules.
+  const alerts = alertRules({ influx: deps.influx, metrics: deps.metrics, thresholds: deps.alertThresholds ?? defaultAlertThresholds, log: app.log })
+  const samples = sampleMetrics(app, deps.metrics, alerts.evaluate)
+  registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics, samples }, who)
+  registerAlerts(app, alerts.alerts, who)
   registerConsents(app, deps.consents, who)
   if (deps.privacy) registerPrivacyMode(app, deps.privacy, who)
   const closeRevokedFeeds = () => {

@@ -44,11 +44,14 @@ export const sendCsv = (reply: FastifyReply, name: string, table: Table) =>
 /** ms; from inclusive, to exclusive. */
 export interface Period { from: number; to: number }
 
-/** The length of a time bucket, aligned to UTC. */
-export const Interval = Type.Union([Type.Literal('1h'), Type.Literal('1d')])
+/** The length of a time bucket, aligned to UTC: a minute and 10 minutes for the last hours (#23), an hour, a day. */
+export const Interval = Type.Union([Type.Literal('1m'), Type.Literal('10m'), Type.Literal('1h'), Type.Literal('1d')])
 export type Interval = Static<typeof Interval>
 
 export const DAY_MS = 24 * 3600_000
+const INTERVAL_MS: Record<Interval, number> = { '1m': 60_000, '10m': 600_000, '1h': 3600_000, '1d': DAY_MS }
+/** At most this many buckets a series: a year of hourly ones (8,784). */
+export const MAX_BUCKETS = 10_000
 
 export const iso = (ms: number) => new Date(ms).toISOString()
 /** The InfluxQL condition for the points of a period. */
@@ -73,7 +76,12 @@ export const inPeriod = <B>(q: { from?: string; to?: string }, load: (p: Period)
   return typeof p === 'string' ? Promise.resolve(p) : load(p)
 }
 
-/** A time in a query, ISO 8601. */
+/** `load` over the query's period cut into buckets of `interval`, or why not: at most MAX_BUCKETS of them. */
+export const inBuckets = <B>(q: { from?: string; to?: string }, interval: Interval, load: (p: Period) => Promise<B>): Promise<B | string> =>
+  inPeriod<B | string>(q, (p) => (Math.ceil((p.to - p.from) / INTERVAL_MS[interval]) > MAX_BUCKETS
+    ? Promise.resolve(`the period holds more than ${MAX_BUCKETS} buckets of ${interval}: choose a longer interval or a shorter period`)
+    : load(p)))
+
 /**
  * Times InfluxDB can hold and JavaScript can read: years 1970–2261 (nanoseconds in an int64 end in
  * 2262) and no leap second (Date.parse gives NaN for :60). Both gave a 500 and an error-log line

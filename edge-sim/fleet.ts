@@ -1,12 +1,18 @@
 /**
- * The demo's fleet: simulated vehicles sending the contract's `obd` stream between ignition on and
- * off `status` messages: a run with an end is one trip; an endless run parks after each trip of 3 to
- * 20 simulated minutes. Published by the same runner as the full simulation (simulate.ts).
+ * The demo's fleet, one policy per vehicle: its cars on the simulated city's roads (fleetCars), a
+ * wearable and a home beside each (fleetLiving). And the tests' lighter fleet (runFleet): vehicles
+ * sending the contract's `obd` stream alone between ignition on and off `status` messages, a run
+ * with an end one trip, an endless run parked after each trip of 3 to 20 simulated minutes, with
+ * trips timed to the second. All published by the same runner as the full simulation (simulate.ts).
  */
 import type { DeviceEntry } from '../ingest/index.ts'
-import { makePolicies, policyDevices, policyRegistry, toMessages, type SensorReading, type SimDevice } from './device-streams.ts'
+import { makePolicies, policyDevices, policyRegistry, registryEntry, toMessages, type SensorReading, type SimDevice } from './device-streams.ts'
+import { driveTrips } from './driving.ts'
+import { emptyFaultReport } from './faults.ts'
+import { drivingPersonas } from './personas.ts'
 import { between, deriveSeed, seededRandom } from './random.ts'
-import { makeCity } from './roads.ts'
+import { makeCity, type City } from './roads.ts'
+import { choosePlaces, type Places, type TripPlan } from './trips.ts'
 import { runSimulation, type SimulationRun } from './simulate.ts'
 import { driveObd, personas, type PersonaName } from './vehicle.ts'
 
@@ -47,6 +53,30 @@ export function fleetLiving(fleet: readonly SimVehicle[], seed: number, startTs:
     return { policyId, seed: p.seed, wearable: { ...p.wearable!, deviceId: `wear-${n}` }, home: { ...p.home!, deviceId: `home-${n}` } }
   })
   return { registry: policyRegistry(policies), devices: policies.flatMap((p) => policyDevices(city, p, { startTs, days })) }
+}
+
+/**
+ * The fleet's cars on the roads of `city` (#23: the demo's cars sent speed alone, no position, so
+ * with the city's road map nobody was ever speeding): each drives from place to place for ever,
+ * home, work (if its persona commutes), the shops, home, parked PARK_S after each trip, and sends
+ * what driving.ts' dongle sends (status, obd, 1 Hz gps, `imuHz` imu). Same ids as makeFleet's.
+ */
+export function fleetCars(fleet: readonly SimVehicle[], city: City, startTs: number, imuHz = 10): { registry: DeviceEntry[]; devices: SimDevice[] } {
+  const devices = fleet.map((v): SimDevice => {
+    const vehicle = { persona: v.persona, places: choosePlaces(city, drivingPersonas[v.persona], v.seed), seed: v.seed }
+    const round: (keyof Places)[] = vehicle.places.work === undefined ? ['home', 'shops'] : ['home', 'work', 'shops']
+    let endTs = startTs - PARK_S * 1000
+    // Lazy: the next trip is planned once the last one ended (driveTrips reports each end first).
+    function* plans(): Generator<TripPlan> {
+      for (let i = 0; ; i++) {
+        const from = round[i % round.length]!, to = round[(i + 1) % round.length]!
+        yield { startTs: endTs + PARK_S * 1000, from, to, fromNode: vehicle.places[from]!, toNode: vehicle.places[to]! }
+      }
+    }
+    const readings = driveTrips(city, vehicle, plans(), { imuHz }, (trip) => (endTs = trip.endTs))
+    return { deviceId: v.deviceId, policyId: v.policyId, device: 'vehicle', messages: toMessages(v.deviceId, readings), faults: emptyFaultReport() }
+  })
+  return { registry: fleet.map((v) => registryEntry(v.deviceId, v.policyId, 'vehicle')), devices }
 }
 
 export interface FleetOptions {

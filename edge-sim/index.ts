@@ -1,5 +1,5 @@
 /** edge-sim: simulated devices that speak the device contract, with their ground truth. */
-export { makeFleet, fleetLiving, fleetRegistry, runFleet, type SimVehicle, type FleetOptions } from './fleet.ts'
+export { makeFleet, fleetCars, fleetLiving, fleetRegistry, runFleet, type SimVehicle, type FleetOptions } from './fleet.ts'
 export { driveObd, personas, type Persona, type PersonaName, type ObdSample } from './vehicle.ts'
 export { seededRandom, type Random } from './random.ts'
 export { readRecording, imuMessages, runReplay, replayStarts, type Recording, type LabelledEvent, type ReplayOptions } from './replay.ts'
