@@ -52,9 +52,27 @@ export function payloadSchema<P extends TProperties>(fields: P) {
   return Type.Object({ ...envelope, ...fields }, { additionalProperties: false })
 }
 
+/**
+ * The units of the contract's numbers, by the suffix their names end in (DESIGN.md "Units in
+ * names": `speed_kmh` is in km/h), with the symbol a person reads. Each sensor kind gives the unit
+ * of each of its numbers from here (`SensorKind.units`); the pages write them with these symbols.
+ */
+export const units = {
+  kmh: 'km/h', ms2: 'm/s²', rads: 'rad/s', rpm: 'rpm', hz: 'Hz', bpm: 'bpm', pct: '%', c: '°C', deg: '°',
+  m: 'm', km: 'km', s: 's', v: 'V', ppm: 'ppm', count: 'count',
+} as const
+/** A unit of the contract, by its name suffix. */
+export type Unit = keyof typeof units
+
+/** Each number a payload schema declares, the envelope aside, with its unit: typed, so a kind that leaves one out does not compile. */
+export type FieldUnits<S extends TObject> = {
+  [K in keyof Static<S> as K extends keyof typeof envelope ? never : NonNullable<Static<S>[K]> extends number ? K : never]-?: Unit
+}
+
 /** A column of a batched sensor's samples. */
 export interface BatchColumn {
   name: string
+  unit: Unit
   minimum: number
   maximum: number
   description: string
@@ -98,6 +116,8 @@ export interface SensorKind<S extends TObject = TObject> {
   subject: Subject
   description: string
   schema: S
+  /** The unit of each of its numbers (the name ends in `_` and the unit: `speed_kmh` is `kmh`). */
+  units: FieldUnits<S>
   example: Static<S>
   /** Batched kinds: the columns of `samples` (see batchSchema). */
   batch?: { columns: readonly BatchColumn[] }
