@@ -17,9 +17,9 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
-import { ID_PATTERN, Subject, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
+import { ID_PATTERN, Subject, subjects, units, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
 import { PremiumAdjustment, WhatIf, WhatIfError, type BacktestSummary } from '../pricing/index.ts'
-import { Score, type PolicyEvent } from '../scoring/index.ts'
+import { eventTypes, Score, type PolicyEvent } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
 import { feedJournal, FeedQuery, type FeedMessage, type FeedNotice } from './feed.ts'
@@ -77,6 +77,12 @@ const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8'
 const FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1f5fa0"/><path d="M6 22a10 10 0 0 1 20 0" fill="none" stroke="#fff" stroke-width="4"/><path d="M16 22l6-8" stroke="#f4b400" stroke-width="3" stroke-linecap="round"/></svg>'
 /** The words and formats of every page (the policyholder's and the analyst's). */
 const wordsJs = readFileSync(new URL('./public/words.js', import.meta.url), 'utf8')
+/** The catalogues the pages read (#22): the subjects, event types' words, the contract's units. */
+const catalogueJs = [
+  `export const subjects = ${JSON.stringify(subjects)}`,
+  `export const eventWords = ${JSON.stringify(Object.fromEntries(Object.entries(eventTypes).map(([type, e]) => [type, e.words])))}`,
+  `export const units = ${JSON.stringify(units)}`,
+].join('\n')
 const PolicyId = Type.String({ pattern: ID_PATTERN, description: 'policy id' })
 const PolicyParams = Type.Object({ policy: PolicyId })
 const RangeQuery = {
@@ -210,6 +216,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   // Browsers ask for /favicon.ico on every page: an icon, not a 404 in every log and console.
   app.get('/favicon.ico', { schema: { hide: true } }, (_req, reply) => reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(FAVICON))
   app.get('/assets/words.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').send(wordsJs))
+  app.get('/assets/catalogue.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').send(catalogueJs))
   app.get('/healthz', { schema: { description: 'Liveness of each stage: no token needed, no data in it. 503 names the failing checks', security: [], response: { 200: Health, 503: Health } } }, (_req, reply) => {
     const { ok, checks } = deps.health()
     // The checks are the booleans; a 503 says which failed, so an operator need not read them all.

@@ -3,12 +3,25 @@
  * every device message carries, and the Reading that ingest hands on. Versioned by the `v1` topic
  * segment (docs/device-contract.md); a breaking change gets `v2` beside it, never an edit of `v1`.
  */
-import { Type, type TObject, type TProperties, type Static } from '@sinclair/typebox'
+import { Type, type TLiteral, type TObject, type TProperties, type TUnion, type Static } from '@sinclair/typebox'
 import type { RetentionPolicyName } from './retention.ts'
 
-/** What a reading, score or price is about. */
-export const Subject = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')], { description: 'driving, health or home' })
-export type Subject = Static<typeof Subject>
+/**
+ * What a reading, score or price is about, declared once (#22): each subject with its words (the
+ * pages' titles, the cover it prices) and the colour the analyst's charts draw it in. Everything
+ * that lists the subjects derives the list from here.
+ */
+export const subjects = {
+  driving: { title: 'Driving', cover: 'motor', colour: '#1f6fb2' },
+  health: { title: 'Health', cover: 'health', colour: '#177245' },
+  home: { title: 'Home', cover: 'home', colour: '#b58300' },
+} as const satisfies Record<string, { title: string; cover: string; colour: string }>
+export type Subject = keyof typeof subjects
+/** The subjects, in the catalogue's order. */
+export const subjectNames = Object.keys(subjects) as Subject[]
+/** The subjects in words: "driving, health or home". */
+export const subjectList = `${subjectNames.slice(0, -1).join(', ')} or ${subjectNames.at(-1)}`
+export const Subject = Type.Union(subjectNames.map((s) => Type.Literal(s)), { description: subjectList }) as unknown as TUnion<TLiteral<Subject>[]>
 
 /** A validated device message, as ingest stores it and hands it to scoring. */
 export interface Reading {
