@@ -2,7 +2,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { createAdapters, decodeMessage, deviceRegistry, isRejection, sensors, topics, type Reading } from '../ingest/index.ts'
-import { makePolicies, policyDevices, policyRegistry, type DeviceMessage, type StreamOptions } from './device-streams.ts'
+import { deviceKinds, makePolicies, policyDevices, policyRegistry, type DeviceMessage, type StreamOptions } from './device-streams.ts'
 import { drivingPersonas, healthPersonas, homePersonas } from './personas.ts'
 import { makeCity } from './roads.ts'
 
@@ -19,7 +19,7 @@ t.test('policies: personas balanced, ids unique, registry consents to each devic
   t.ok(count(policies.map((p) => `${p.wearable!.persona}/${p.home!.persona}`)).length >= 12, 'health and home personas are not tied together')
   const entries = policyRegistry(policies)
   t.equal(new Set(entries.map((e) => e.deviceId)).size, 48 * 3, 'a device id each')
-  t.same(entries.find((e) => e.deviceId === policies[0]!.vehicle!.deviceId)!.kinds, ['status', 'obd', 'gps', 'imu', 'imu_device', 'crash'])
+  t.same(entries.find((e) => e.deviceId === policies[0]!.vehicle!.deviceId)!.kinds, deviceKinds.vehicle, 'a vehicle consents to the vehicle kinds edge-sim simulates')
   t.same(makePolicies(city, 48, { seed: 4 }), policies, 'deterministic')
   t.ok(makePolicies(city, 2, { devices: ['home'], prefix: 'x-' }).every((p) => !p.vehicle && !p.wearable && p.home!.deviceId.startsWith('x-home-')))
   t.ok(Object.keys(drivingPersonas).length === 6 && Object.keys(healthPersonas).length === 4 && Object.keys(homePersonas).length === 4)

@@ -177,7 +177,7 @@ function* driveTrip(city: City, persona: DrivingPersona, seed: number, car: CarS
   // The device's sensors, each turning the motion into its own readings (sensors/).
   const trip: TripContext = {
     city, route: g, persona, car, startTs: plan.startTs, imuHz: opts.imuHz ?? 25, crashWindow: opts.crashWindow ?? DEFAULT_CRASH_WINDOW,
-    noise, imuNoise, ...(opts.phone ? { phone: opts.phone } : {}),
+    noise, imuNoise, seed, random: (stream) => seededRandom(deriveSeed(seed, stream, plan.startTs / 1000)), ...(opts.phone ? { phone: opts.phone } : {}),
   }
   const sensors = vehicleSensors.map((simulate) => simulate(trip))
   let s = 0, v = 0, w = 0, ts = plan.startTs, next = 0

@@ -60,6 +60,13 @@ export interface TripContext {
   /** The 1 Hz sensors' noise, and the IMU's own (so the IMU rate changes nothing else). */
   noise: Random
   imuNoise: Random
+  /** The vehicle's seed: what stays the same across its trips. */
+  seed: number
+  /**
+   * A random stream of this trip for a sensor of its own (streams 1–3 are the driving's, `noise`
+   * and `imuNoise`): a new kind drawing from its own changes no other kind's readings.
+   */
+  random(stream: number): Random
 }
 
 /** A sensor on one trip: its readings at ignition on, each second, and at ignition off. */
