@@ -92,7 +92,7 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
   let fallFromMs: number | undefined
   let lastFallMs: number | undefined
 
-  const event = (fromMs: number, toMs: number, evidence: DetectedEvidence): DrivingEvent =>
+  const event = (fromMs: number, toMs: number, evidence: DetectedEvidence<'crash'>): DrivingEvent =>
     policyEvent('crash', policyId, deviceId, Math.round(fromMs), Math.round(toMs), evidence)
 
   /** True (and remembered) when no crash was reported within `dedupe_s` of `tMs`. */

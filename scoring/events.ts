@@ -99,14 +99,19 @@ const EvidenceBase = Type.Object({
 const DetectorNumbers = Type.Record(Type.String(), Type.Union([Type.Number(), Type.String(), Type.Array(Type.Array(Type.Number()))]), { description: "A detector's own numbers (e.g. `peakYaw_rads`, `limit_kmh`), and a crash's recorded samples: each type's are in the event catalogue" })
 export const EventEvidence = Type.Intersect([EvidenceBase, DetectorNumbers])
 export type EventEvidence = Static<typeof EventEvidence>
-/** Evidence as a detector gives it: all but the unit, which is its type's (eventTypes). */
-export type DetectedEvidence = Omit<Static<typeof EvidenceBase>, 'unit'> & Static<typeof DetectorNumbers>
+/** A type's own evidence numbers, as the catalogue declares them. */
+type OwnEvidence<T extends EventType> = EventTypes[T] extends { evidence: infer E } ? { [K in keyof E]?: Static<typeof DetectorNumbers>[string] } : unknown
+/**
+ * Evidence as a detector of type `T` gives it: all but the unit, which is its type's, and only
+ * the numbers the catalogue declares for it (a detector that adds another does not compile).
+ */
+export type DetectedEvidence<T extends EventType = EventType> = T extends EventType ? Omit<Static<typeof EvidenceBase>, 'unit'> & OwnEvidence<T> : never
 
 /** An event of `type` on device `deviceId` of a policy: its subject, urgency and evidence unit are the catalogue's. */
-export function policyEvent<T extends EventType>(type: T, policyId: string, deviceId: string, from: number, to: number, evidence: DetectedEvidence): PolicyEvent<T> {
+export function policyEvent<T extends EventType>(type: T, policyId: string, deviceId: string, from: number, to: number, evidence: DetectedEvidence<T>): PolicyEvent<T> {
   const { source, peak, threshold, ...rest } = evidence
   const { subject, urgent } = eventTypes[type]
-  return { policyId, deviceId, subject, type, urgent, from, to, evidence: { source, peak, threshold, unit: eventUnit(type, source), ...rest } }
+  return { policyId, deviceId, subject, type, urgent, from, to, evidence: { source, peak, threshold, unit: eventUnit(type, source), ...rest } as EventEvidence }
 }
 
 /** One detected event, for one device of a policy, as published on `ubiq/v1/events/{policyId}`. */

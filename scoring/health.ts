@@ -281,18 +281,18 @@ export function healthFeatures(cfg: HealthConfig, days: readonly DailyHealth[], 
 }
 
 /** The anomalies the kept days show at `now`: their evidence, or undefined. */
-export function healthAnomalies(cfg: HealthConfig, days: readonly DailyHealth[], now: number): { rise?: DetectedEvidence & { from: number }; scripted?: DetectedEvidence & { from: number } } {
+export function healthAnomalies(cfg: HealthConfig, days: readonly DailyHealth[], now: number): { rise?: DetectedEvidence<HealthEventType> & { from: number }; scripted?: DetectedEvidence<HealthEventType> & { from: number } } {
   const recentFrom = now - cfg.riseDays * DAY_MS
   const recent = days.filter((d) => d.day_ms >= recentFrom && d.day_ms < now && d.rest_n > 0)
   const baseline = days.filter((d) => d.day_ms < recentFrom && d.rest_n > 0)
-  let rise: (DetectedEvidence & { from: number }) | undefined
+  let rise: (DetectedEvidence<HealthEventType> & { from: number }) | undefined
   if (recent.length >= cfg.minRiseDays && baseline.length >= cfg.minBaselineDays) {
     const r = mean(defined(recent.map(restingHr)))!, b = mean(defined(baseline.map(restingHr)))!
     if (r - b >= cfg.rise_bpm) {
       rise = { from: recent[0]!.day_ms, source: 'hr', peak: round1(r), threshold: round1(b + cfg.rise_bpm), baseline_bpm: round1(b), duration_s: (now - recent[0]!.day_ms) / 1000, days: recent.length, samples: sum(recent.map((d) => d.rest_n)) }
     }
   }
-  let scripted: (DetectedEvidence & { from: number }) | undefined
+  let scripted: (DetectedEvidence<HealthEventType> & { from: number }) | undefined
   const run = days.slice(-cfg.scriptedDays)
   const consecutive = run.length === cfg.scriptedDays && run.every((d, i) => d.steps > 0 && (i === 0 || d.day_ms - run[i - 1]!.day_ms === DAY_MS))
   const stepsMean = mean(run.map((d) => d.steps))!
@@ -336,7 +336,7 @@ export function healthAccumulator(cfg: HealthConfig, policyId: string, stored: r
   const restored = last ? healthAnomalies(cfg, book.days, last.day_ms + DAY_MS) : {}
   let raised = { rise: !!restored.rise, scripted: !!restored.scripted }
 
-  function event(type: HealthEventType, deviceId: string | undefined, now: number, { from, ...evidence }: DetectedEvidence & { from: number }): PolicyOutput<DailyHealth> {
+  function event(type: HealthEventType, deviceId: string | undefined, now: number, { from, ...evidence }: DetectedEvidence<HealthEventType> & { from: number }): PolicyOutput<DailyHealth> {
     // A resting-heart-rate rise and low SpO2 are health alerts (urgent in the event catalogue); scripted data is for the insurer.
     return { kind: 'event', event: policyEvent(type, policyId, deviceId ?? Object.values(deviceOf)[0] ?? '', from, now, evidence) }
   }

@@ -174,7 +174,7 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
     out.push({ kind: 'day', policyId, day: { ...d }, input: { policyId, subject: 'home', window: { from: book.days[0]!.day_ms, to: now }, exposure: { days: book.days.length }, features: homeFeatures(cfg, book.days, now) } })
   })
 
-  const event = (type: HomeEventType, deviceId: string, from: number, to: number, evidence: DetectedEvidence) =>
+  const event = (type: HomeEventType, deviceId: string, from: number, to: number, evidence: DetectedEvidence<HomeEventType>) =>
     out.push({ kind: 'event', event: policyEvent(type, policyId, deviceId, from, to, evidence) })
 
   /** Ends a freeze or humidity spell; its event when it lasted long enough. */

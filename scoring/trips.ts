@@ -230,7 +230,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   /** The fixes of the last CRASH_TRACK_S, oldest first: a crash's track. */
   let track: TrackFix[] = []
 
-  const event = (type: DrivingEventType, from: number, to: number, evidence: DetectedEvidence): DrivingEvent =>
+  const event = (type: DrivingEventType, from: number, to: number, evidence: DetectedEvidence<DrivingEventType>): DrivingEvent =>
     policyEvent(type, policyId, deviceId, from, to, evidence)
 
   function push(raw: Reading): TripOutput[] {
