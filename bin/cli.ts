@@ -15,10 +15,10 @@ import {
   cityGeoJson, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makePolicies, policyDevices, policyRegistry,
   readRecording, replayStarts, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
 } from '../edge-sim/index.ts'
-import { isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, subjectList, subjectNames, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { backtest, backtestCsv, backtestReport, examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
 import { changeChoice, choiceFile, findModels, loadChoice, loadRoadMap, modelDirs, qualityTable, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
-import { describeConfig, readConfig, type Config } from './config.ts'
+import { describeConfig, detectorsOf, readConfig, type Config } from './config.ts'
 import { credentialsCsv, findCommand, startAedes, startInfluxd, startLocalBroker, type LocalBroker, type LocalServer } from './local-services.ts'
 import { tokenAuthority, tokenSecret } from '../dashboards/index.ts'
 import { auditLogFile, startPipeline, tokenSecretFile } from './pipeline.ts'
@@ -377,6 +377,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     batch: { maxBatch: cfg.SCORE_BATCH_MAX, maxWaitMs: cfg.SCORE_BATCH_WAIT_MS },
     policyIdleMs: cfg.POLICY_IDLE_H * 3600_000,
     alertThresholds: { windowMin: cfg.ALERT_WINDOW_MIN, lagS: cfg.ALERT_LAG_S, rejectedPct: cfg.ALERT_REJECTED_PCT, driftPsi: cfg.ALERT_DRIFT_PSI, driftWindowH: cfg.ALERT_DRIFT_WINDOW_H, driftMinPolicies: cfg.ALERT_DRIFT_MIN_POLICIES },
+    detectors: detectorsOf(cfg),
   }, logger)
   cleanups.push(() => pipeline.stop())
 
@@ -497,10 +498,10 @@ async function modelsCommand(cfg: Config, args: string[]): Promise<void> {
     return
   }
   if (!['promote', 'shadow', 'unshadow', 'rollback'].includes(action ?? '')) throw new UsageError(action ? `unknown models command "${action}" (${usage})` : `ubiq models needs a command: ${usage}`)
-  if (!target) throw new UsageError(`ubiq models ${action} needs ${action === 'rollback' ? 'a subject: driving, health or home' : 'a model id, name@version (ubiq models list shows them)'}`)
+  if (!target) throw new UsageError(`ubiq models ${action} needs ${action === 'rollback' ? `a subject: ${subjectList}` : 'a model id, name@version (ubiq models list shows them)'}`)
   let change: ChoiceChange
   if (action === 'rollback') {
-    if (!['driving', 'health', 'home'].includes(target)) throw new UsageError(`ubiq models rollback needs a subject: driving, health or home, got "${target}"`)
+    if (!(subjectNames as string[]).includes(target)) throw new UsageError(`ubiq models rollback needs a subject: ${subjectList}, got "${target}"`)
     change = { kind: 'rollback', subject: target as Subject }
   } else change = { kind: action as 'promote' | 'shadow' | 'unshadow', id: target }
   const next = changeChoice(choice, change, models)
@@ -922,7 +923,7 @@ async function crossValidate(tracks: readonly Track[], trips: readonly Evaluated
   const result = await leaveOneTripOut(trips, configs, async (config, i) => {
     const deviceId = idFromName(trips[i]!.trip)
     const startTs = tracks[i]!.epochMs ?? EVALUATE_START
-    const r = await scoreRecording(trackMessages(tracks[i]!, { deviceId, startTs, firstSeq: 0 }), { deviceId, policyId: `pol-${deviceId}`.slice(0, 64) }, { detectors: vehicleDetectors(roads, config), model })
+    const r = await scoreRecording(trackMessages(tracks[i]!, { deviceId, startTs, firstSeq: 0 }), { deviceId, policyId: `pol-${deviceId}`.slice(0, 64) }, { detectors: vehicleDetectors(roads, { manoeuvres: config }), model })
     return detections(r.events, startTs)
   }, (d, n) => ([done, of] = [d, n]))
   progress.done(`leave one trip out: ${configs.length} settings of the detector on ${result.heldOut.length} labelled trips`)

@@ -2,14 +2,15 @@
  * The service's configuration: one schema, read from the environment here and nowhere else.
  * `ubiq --help` prints it from the same schema.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { defaultAlertThresholds as alert } from '../dashboards/index.ts'
 import { retentionPolicies } from '../ingest/index.ts'
+import { detectorConfigs, detectorVariables, type DetectorConfigs } from '../scoring/index.ts'
 
 const url = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description }))
 
-export const ConfigSchema = Type.Object({
+const service = {
   MQTT_URL: url('Existing MQTT broker, e.g. mqtt://broker:1883. Unset: start Mosquitto if installed, else the embedded aedes broker'),
   INFLUX_URL: url('Existing InfluxDB, e.g. http://influx:8086. Unset: start a local influxd'),
   INFLUX_API: Type.Union([Type.Literal('v1'), Type.Literal('v2')], { default: 'v1', description: 'Write API: v1 (/write: InfluxDB 1.x, 1.8+ and the 2.x compatibility API). v2 is refused: a bucket has one retention for everything in it (issue #21)' }),
@@ -46,8 +47,17 @@ export const ConfigSchema = Type.Object({
   ALERT_DRIFT_WINDOW_H: Type.Number({ default: alert.driftWindowH, exclusiveMinimum: 0, maximum: 24 * 52, description: 'Score drift compares the latest scores of the last this many hours with those of the 7 times as long before' }),
   ALERT_DRIFT_MIN_POLICIES: Type.Integer({ default: alert.driftMinPolicies, minimum: 1, description: 'Score drift needs at least this many policies with a score in each window (fewer: no figure)' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
-})
+}
+
+/**
+ * The service's variables, then each vehicle detector's thresholds (scoring's detector catalogue:
+ * `CRASH_IMPULSE_MS2`…, defaults as the detectors declare them, #22 item 5).
+ */
+export const ConfigSchema = Type.Object({ ...service, ...detectorVariables() }) as unknown as TObject<typeof service>
 export type Config = Static<typeof ConfigSchema>
+
+/** The vehicle detectors' configurations, from the detector variables of a read configuration. */
+export const detectorsOf = (cfg: Config): DetectorConfigs => detectorConfigs(cfg as unknown as Record<string, unknown>)
 
 /** A configuration error: the message names the variable and what is wrong with it. */
 export class ConfigError extends Error {

@@ -10,7 +10,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { pushAlerts, startDashboards, tokenAuthority, tokenSecret, type AlertThresholds, type TokenAuthority } from '../dashboards/index.ts'
 import { commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan, type ValveTest } from '../pricing/index.ts'
-import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
+import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type DetectorConfigs, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, Subject as RxSubject, type Observable } from 'rxjs'
 import { eraser } from './erase.ts'
 
@@ -56,6 +56,8 @@ export interface PipelineConfig {
   policyIdleMs?: number
   /** The analyst alert rules' thresholds (ALERT_*; default defaultAlertThresholds). */
   alertThresholds?: AlertThresholds
+  /** The vehicle detectors' thresholds (default: as each detector declares them). */
+  detectors?: DetectorConfigs
 }
 
 export interface Pipeline {
@@ -418,7 +420,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     logger,
     metrics,
     trips: defaultTripConfig,
-    detectors: vehicleDetectors(roads),
+    detectors: vehicleDetectors(roads, cfg.detectors),
     consents,
     pausedMs: privacy.pausedMs,
     erased$,

@@ -5,12 +5,12 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Subject } from '../ingest/index.ts'
+import { subjectNames, type Subject } from '../ingest/index.ts'
 import { meetsGoals, portfolioCsv, readPortfolio, trainingSpecs, trainModel, type PortfolioRow, type TrainedModel } from '../scoring/index.ts'
 import { runPortfolio, type PortfolioSpec } from './portfolio.ts'
 import { showProgress } from './progress.ts'
 
-const subjects: readonly Subject[] = ['driving', 'health', 'home']
+const subjects = subjectNames
 /** Where the shipped models are: a trained version never reuses one of their versions. */
 const shippedModels = fileURLToPath(new URL('../scoring/models/', import.meta.url))
 

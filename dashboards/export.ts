@@ -15,7 +15,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { ZipFile } from 'yazl'
-import { envelope, ID_PATTERN, POSITION_FIELDS, qualified, type ConsentStore, quoteString, sensorsByKind, storedMeasurements, streamFields, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
+import { envelope, ID_PATTERN, subjectList, POSITION_FIELDS, qualified, type ConsentStore, quoteString, sensorsByKind, storedMeasurements, streamFields, type Influx, type SensorKind, type Series } from '../ingest/index.ts'
 import { mustSee, type Principal } from './auth.ts'
 import type { PolicyDevice } from './drilldown.ts'
 import { fhirBundle, fhirLeftOut, fhirMappingOf, fhirMappings, POLICY_SYSTEM, type HealthReading } from './fhir.ts'
@@ -151,7 +151,7 @@ async function planExport(influx: Influx, policyId: string, devices: readonly Po
 const HISTORY = new Set(['trip', 'event', 'score', 'premium'])
 
 const CONSENT_COLUMNS: Columns = [
-  ['device_id', 'the device'], ['stream', 'the stream it may send (the readings file of that name)'], ['subject', 'driving, health or home'],
+  ['device_id', 'the device'], ['stream', 'the stream it may send (the readings file of that name)'], ['subject', subjectList],
   ['purposes', 'what it may be used for, where recorded, separated by " | "'], ['since', 'since when, where recorded (ISO 8601)'], ['source', 'the record the consent comes from'],
 ]
 

@@ -5,7 +5,7 @@
  * (latest score and premium per subject), for the feed of a policy it does not hold in memory.
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { ConsentNote, qualified, quoteString, seriesRows, Subject, type Influx } from '../ingest/index.ts'
+import { ConsentNote, qualified, quoteString, seriesRows, Subject, subjectList, type Influx } from '../ingest/index.ts'
 import { premiumFromRow, PriceReason } from '../pricing/index.ts'
 import { Reason, scoreFromRow, Score } from '../scoring/index.ts'
 import type { FeedBody } from './feed.ts'
@@ -173,18 +173,18 @@ const TRIP_COLUMNS: Columns = [
   ['max_speed_kmh', 'highest speed, km/h'], ['events', 'driving events that ended in the trip (each in events.csv)'],
 ]
 const EVENT_COLUMNS: Columns = [
-  ['from_utc', 'start'], ['to_utc', 'end'], ['subject', 'driving, health or home'], ['type', 'what happened, e.g. harsh_braking, leak, resting_hr_rise'],
+  ['from_utc', 'start'], ['to_utc', 'end'], ['subject', subjectList], ['type', 'what happened, e.g. harsh_braking, leak, resting_hr_rise'],
   ['device_id', 'the device whose readings show it'], ['urgent', 'sent at once (crash, leak, smoke, health alert)'], ['source', 'the stream it was found in'],
   ['evidence', 'the measurements behind it (peak, threshold, unit, duration …), JSON'],
 ]
 const SCORE_COLUMNS: Columns = [
-  ['window_from_utc', 'start of the data scored'], ['window_to_utc', 'end of the data scored; the score\'s time'], ['subject', 'driving, health or home'],
+  ['window_from_utc', 'start of the data scored'], ['window_to_utc', 'end of the data scored; the score\'s time'], ['subject', subjectList],
   ['value', '0–100, higher is safer; 50 is a typical policyholder'], ['model', 'the model that scored, name@version'], ['days', 'days of data behind it'],
   ['distance_km', 'km driven behind it (driving)'], ['moving_s', 'time moving behind it, s (driving)'], ['night_s', 'time driven at night behind it, s (driving)'],
   ['reasons', 'the reasons, in plain words, separated by " | " (scores.json has each with its feature, value, typical value and points)'],
 ]
 const PREMIUM_COLUMNS: Columns = [
-  ['effective_from_utc', 'when the change took effect'], ['subject', 'the cover: driving, health or home'], ['factor', 'what the base premium is multiplied by'],
+  ['effective_from_utc', 'when the change took effect'], ['subject', `the cover: ${subjectList}`], ['factor', 'what the base premium is multiplied by'],
   ['previous_factor', 'the factor before'], ['premium', 'the premium, a year, in the rating plan\'s currency'], ['credibility', 'how much of the score counts (0–1), by the data behind it'],
   ['ruleset', 'the rating plan, name@version'], ['hash', 'this change in the audit log\'s hash chain'],
   ['reasons', 'the reasons, in plain words, separated by " | " (premiums.json has them whole)'],

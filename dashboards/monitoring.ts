@@ -318,7 +318,7 @@ export const rateTable = (h: IngestHealth): Table => ({
 // ---------------------------------------------------------------------------------------------
 // Routes and pages
 
-const SubjectName = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')], { description: 'one subject; default all' })
+const SubjectName = { ...Subject, description: 'one subject; default all' }
 const ModelsQuery = { subject: Type.Optional(SubjectName), ...PeriodQuery }
 const DriftQuery = Type.Object({ ...ModelsQuery, interval: IntervalQuery }, { additionalProperties: false })
 const ShadowQuery = Type.Object(ModelsQuery, { additionalProperties: false })

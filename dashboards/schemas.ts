@@ -2,7 +2,7 @@
 import { Type, type TProperties, type TSchema } from '@sinclair/typebox'
 import type { PublishedSchemas } from '../ingest/index.ts'
 import { PremiumAdjustment } from '../pricing/index.ts'
-import { PolicyEvent, Score } from '../scoring/index.ts'
+import { eventTypes, PolicyEvent, Score } from '../scoring/index.ts'
 import { FeedMessage, FeedNotice, FeedQuery } from './feed.ts'
 
 export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() })
@@ -15,4 +15,4 @@ export const Nullable = <S extends TSchema>(schema: S) => Type.Union([schema, Ty
 export const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
 
 /** What ubiq emits over MQTT and the feed, for the AsyncAPI document (ingest/contract-docs.ts). */
-export const publishedSchemas: PublishedSchemas = { score: Score, event: PolicyEvent, premium: PremiumAdjustment, feed: { query: FeedQuery, message: FeedMessage, notice: FeedNotice } }
+export const publishedSchemas: PublishedSchemas = { score: Score, event: PolicyEvent, eventTypes, premium: PremiumAdjustment, feed: { query: FeedQuery, message: FeedMessage, notice: FeedNotice } }

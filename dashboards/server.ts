@@ -17,9 +17,9 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
-import { ID_PATTERN, Subject, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
+import { ID_PATTERN, Subject, subjects, units, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
 import { HouseholdPremium, PremiumAdjustment, WhatIf, WhatIfError, type BacktestSummary } from '../pricing/index.ts'
-import { Score, type PolicyEvent } from '../scoring/index.ts'
+import { eventTypes, Score, type PolicyEvent } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
 import { feedJournal, FeedQuery, type FeedMessage, type FeedNotice } from './feed.ts'
@@ -91,6 +91,12 @@ const manifest = readFileSync(new URL('./public/manifest.webmanifest', import.me
 const serviceWorker = readFileSync(new URL('./public/sw.js', import.meta.url), 'utf8')
 /** The words and formats of every page (the policyholder's and the analyst's). */
 const wordsJs = readFileSync(new URL('./public/words.js', import.meta.url), 'utf8')
+/** The catalogues the pages read (#22): the subjects, event types' words, the contract's units. */
+const catalogueJs = [
+  `export const subjects = ${JSON.stringify(subjects)}`,
+  `export const eventWords = ${JSON.stringify(Object.fromEntries(Object.entries(eventTypes).map(([type, e]) => [type, e.words])))}`,
+  `export const units = ${JSON.stringify(units)}`,
+].join('\n')
 const PolicyId = Type.String({ pattern: ID_PATTERN, description: 'policy id' })
 const PolicyParams = Type.Object({ policy: PolicyId })
 const RangeQuery = {
@@ -235,6 +241,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   // Not cached by the browser's HTTP cache: a new version of the worker is found at the next visit.
   app.get('/sw.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(serviceWorker))
   app.get('/assets/words.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').send(wordsJs))
+  app.get('/assets/catalogue.js', { schema: { hide: true } }, (_req, reply) => reply.type('text/javascript; charset=utf-8').send(catalogueJs))
   app.get('/healthz', { schema: { description: 'Liveness of each stage: no token needed, no data in it. 503 names the failing checks', security: [], response: { 200: Health, 503: Health } } }, (_req, reply) => {
     const { ok, checks } = deps.health()
     // The checks are the booleans; a 503 says which failed, so an operator need not read them all.

@@ -11,6 +11,7 @@ import { liveHome, type HomeEvent, type Household } from './home.ts'
 import { drivingPersonas, healthPersonas, homePersonas } from './personas.ts'
 import { deriveSeed } from './random.ts'
 import type { City } from './roads.ts'
+import { deviceKinds, type DeviceType } from './sensors/index.ts'
 import { choosePlaces } from './trips.ts'
 
 /** What a simulated sensor produces: a payload of a kind, without the envelope's `seq`. */
@@ -41,6 +42,8 @@ export interface DeviceMessage {
   faults?: FaultName[]
 }
 
+export { deviceKinds, type DeviceType }
+
 /** Numbers its readings with the device's `seq` (from `firstSeq`) and turns them into messages, in order. */
 export function* toMessages(deviceId: string, readings: Iterable<SensorReading>, firstSeq = 0): Generator<DeviceMessage> {
   let seq = firstSeq
@@ -58,19 +61,9 @@ export function* toMessages(deviceId: string, readings: Iterable<SensorReading>,
   }
 }
 
-/** The streams each kind of simulated device sends: what its policy must consent to. */
-export const deviceKinds = {
-  vehicle: ['status', 'obd', 'gps', 'imu', 'imu_device', 'crash'],
-  wearable: ['hr', 'steps', 'sleep', 'spo2'],
-  home: ['leak', 'smoke', 'climate', 'contact', 'valve'],
-} as const satisfies Record<string, readonly string[]>
-
-/** A device registry entry for a simulated device. */
-export const registryEntry = (deviceId: string, policyId: string, device: keyof typeof deviceKinds): DeviceEntry =>
+/** A device registry entry for a simulated device: it consents to the streams its kind of device sends. */
+export const registryEntry = (deviceId: string, policyId: string, device: DeviceType): DeviceEntry =>
   ({ deviceId, policyId, kinds: [...deviceKinds[device]] })
-
-/** The kinds of simulated device: a vehicle's dongle or phone, a wearable, a home hub. */
-export type DeviceType = keyof typeof deviceKinds
 
 /** A simulated policyholder: up to one vehicle, one wearable and one home, each with its persona. */
 export interface SimPolicy {

@@ -4,7 +4,7 @@
  * `npm run docs` writes them; a test fails when the committed files differ from what this makes.
  */
 import type { TSchema } from '@sinclair/typebox'
-import { BATCH_MAX_SPAN_S, envelope, ID_PATTERN, TIME_REUSE_WINDOW, type SensorKind } from './contract.ts'
+import { BATCH_MAX_SPAN_S, envelope, ID_PATTERN, TIME_REUSE_WINDOW, subjectList, subjectNames, type SensorKind } from './contract.ts'
 import type { RejectReason } from './decode.ts'
 import { createAdapters } from './adapters/index.ts'
 import { sensors } from './sensors/index.ts'
@@ -97,6 +97,8 @@ const channel = (description: string, parameters: Record<string, unknown>, op: '
 export interface PublishedSchemas {
   score: TSchema
   event: TSchema
+  /** The event catalogue (scoring's eventTypes): each type's subject, words, unit, urgency and own evidence. */
+  eventTypes: Readonly<Record<string, { subject: string; words: string; unit: string | Readonly<Record<string, string>>; urgent: boolean; evidence?: Readonly<Record<string, string>> }>>
   premium: TSchema
   feed: { query: TSchema; message: TSchema; notice: TSchema }
 }
@@ -178,8 +180,8 @@ function asyncApi(published: PublishedSchemas): Record<string, unknown> {
     { policyId }, 'subscribe', 'receive_event', false, 'event', plain(published.event),
   )
   channels['ubiq/v1/premiums/{policyId}/{subject}'] = channel(
-    'Premium adjustments per policy and subject (driving, health, home) with reasons in plain words, model and ruleset versions and hashes; the latest is retained. An erased policy\'s retained premium is cleared (an empty retained message, as MQTT clears one)',
-    { policyId, subject: { description: 'driving, health or home', schema: { type: 'string', enum: ['driving', 'health', 'home'] } } }, 'subscribe', 'receive_premium', true, 'premium', plain(published.premium),
+    `Premium adjustments per policy and subject (${subjectNames.join(', ')}) with reasons in plain words, model and ruleset versions and hashes; the latest is retained. An erased policy\'s retained premium is cleared (an empty retained message, as MQTT clears one)`,
+    { policyId, subject: { description: subjectList, schema: { type: 'string', enum: subjectNames } } }, 'subscribe', 'receive_premium', true, 'premium', plain(published.premium),
   )
   channels['/feed'] = {
     description: "The policyholder's live feed: the policy's scores, events and premium changes as they are made, each with its seq; ?since=SEQ replays what came after. A bearer token in ?token= (a policyholder's opens its own policy, an analyst's the one named in ?policy=). Read-only. Close codes: 4401 no, bad or expired token; 4403 another policy; 4400 a bad query; 1013 the client did not keep up, or the standing could not be read (reconnect with ?since=); 1001 shutdown",
@@ -364,6 +366,15 @@ function markdown(published: PublishedSchemas): string {
     '',
     'Their payloads\' schemas are in [asyncapi.json](contract/asyncapi.json), with the policyholder\'s websocket feed (`/feed`), which',
     'carries the policy\'s scores, events and premiums as above, each wrapped with its `type` and `seq`.',
+    '', '### Event types', '',
+    'Every event\'s evidence has `source`, `peak`, `threshold`, `unit` and `duration_s` (often `samples` and `rate_hz`);',
+    'the unit of `peak` and `threshold` is the type\'s, and some types add numbers of their own:', '',
+    '| type | subject | in words | unit | urgent | its own evidence |', '|---|---|---|---|---|---|',
+    ...Object.entries(published.eventTypes).map(([type, e]) => {
+      const unit = typeof e.unit === 'string' ? e.unit : Object.entries(e.unit).map(([source, u]) => `${u} (from ${source})`).join('; ')
+      const own = Object.entries(e.evidence ?? {}).map(([name, what]) => `\`${name}\`: ${what}`).join('; ')
+      return `| \`${type}\` | ${e.subject} | ${e.words} | ${unit} | ${e.urgent ? 'yes' : 'no'} | ${own} |`
+    }),
     '',
   )
   return out.join('\n')

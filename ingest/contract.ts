@@ -3,12 +3,25 @@
  * every device message carries, and the Reading that ingest hands on. Versioned by the `v1` topic
  * segment (docs/device-contract.md); a breaking change gets `v2` beside it, never an edit of `v1`.
  */
-import { Type, type TObject, type TProperties, type Static } from '@sinclair/typebox'
+import { Type, type TLiteral, type TObject, type TProperties, type TUnion, type Static } from '@sinclair/typebox'
 import type { RetentionPolicyName } from './retention.ts'
 
-/** What a reading, score or price is about. */
-export const Subject = Type.Union([Type.Literal('driving'), Type.Literal('health'), Type.Literal('home')], { description: 'driving, health or home' })
-export type Subject = Static<typeof Subject>
+/**
+ * What a reading, score or price is about, declared once (#22): each subject with its words (the
+ * pages' titles, the cover it prices) and the colour the analyst's charts draw it in. Everything
+ * that lists the subjects derives the list from here.
+ */
+export const subjects = {
+  driving: { title: 'Driving', cover: 'motor', colour: '#1f6fb2' },
+  health: { title: 'Health', cover: 'health', colour: '#177245' },
+  home: { title: 'Home', cover: 'home', colour: '#b58300' },
+} as const satisfies Record<string, { title: string; cover: string; colour: string }>
+export type Subject = keyof typeof subjects
+/** The subjects, in the catalogue's order. */
+export const subjectNames = Object.keys(subjects) as Subject[]
+/** The subjects in words: "driving, health or home". */
+export const subjectList = `${subjectNames.slice(0, -1).join(', ')} or ${subjectNames.at(-1)}`
+export const Subject = Type.Union(subjectNames.map((s) => Type.Literal(s)), { description: subjectList }) as unknown as TUnion<TLiteral<Subject>[]>
 
 /** A validated device message, as ingest stores it and hands it to scoring. */
 export interface Reading {
@@ -52,9 +65,27 @@ export function payloadSchema<P extends TProperties>(fields: P) {
   return Type.Object({ ...envelope, ...fields }, { additionalProperties: false })
 }
 
+/**
+ * The units of the contract's numbers, by the suffix their names end in (DESIGN.md "Units in
+ * names": `speed_kmh` is in km/h), with the symbol a person reads. Each sensor kind gives the unit
+ * of each of its numbers from here (`SensorKind.units`); the pages write them with these symbols.
+ */
+export const units = {
+  kmh: 'km/h', ms2: 'm/s²', rads: 'rad/s', rpm: 'rpm', hz: 'Hz', bpm: 'bpm', pct: '%', c: '°C', deg: '°',
+  m: 'm', km: 'km', s: 's', v: 'V', ppm: 'ppm', count: 'count',
+} as const
+/** A unit of the contract, by its name suffix. */
+export type Unit = keyof typeof units
+
+/** Each number a payload schema declares, the envelope aside, with its unit: typed, so a kind that leaves one out does not compile. */
+export type FieldUnits<S extends TObject> = {
+  [K in keyof Static<S> as K extends keyof typeof envelope ? never : NonNullable<Static<S>[K]> extends number ? K : never]-?: Unit
+}
+
 /** A column of a batched sensor's samples. */
 export interface BatchColumn {
   name: string
+  unit: Unit
   minimum: number
   maximum: number
   description: string
@@ -98,6 +129,8 @@ export interface SensorKind<S extends TObject = TObject> {
   subject: Subject
   description: string
   schema: S
+  /** The unit of each of its numbers (the name ends in `_` and the unit: `speed_kmh` is `kmh`). */
+  units: FieldUnits<S>
   example: Static<S>
   /** Batched kinds: the columns of `samples` (see batchSchema). */
   batch?: { columns: readonly BatchColumn[] }

@@ -1,5 +1,5 @@
 /** ingest: the device contract, and the service that validates and stores device messages. */
-export { topics, envelope, payloadSchema, isId, ID_PATTERN, TIME_REUSE_WINDOW, Subject, type Reading, type SensorKind } from './contract.ts'
+export { topics, envelope, payloadSchema, isId, ID_PATTERN, TIME_REUSE_WINDOW, Subject, subjects, subjectNames, subjectList, units, type Unit, type FieldUnits, type Reading, type SensorKind } from './contract.ts'
 export { sensors, sensorsByKind } from './sensors/index.ts'
 export { deviceRegistry, parseDeviceRegistry, type DeviceEntry, type DeviceRegistry, type RegisteredDevice } from './registry.ts'
 export { decodeMessage, decodeConsent, decodePrivacy, decodeAck, isRejection, type Rejection, type RejectReason, type DecodeConfig, type ConsentMessage, type PrivacyMessage } from './decode.ts'

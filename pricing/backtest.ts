@@ -6,11 +6,11 @@
  * between groups the plan does not rate on (region, persona), so fairness effects show up front.
  */
 import { resolve } from 'node:path'
-import type { Subject } from '../ingest/index.ts'
+import { subjectNames, type Subject } from '../ingest/index.ts'
 import { DAY_MS, modelId, readPortfolio, scoreBatch, type LoadedModel, type PortfolioRow, type ScoreInput } from '../scoring/index.ts'
 import { attributeRelativity, exposureOf, firstStanding, planAt, planId, rate, scoreMeasures, type Limit, type RatingPlan, type SubjectRating } from './plan.ts'
 
-const subjects: readonly Subject[] = ['driving', 'health', 'home']
+const subjects = subjectNames
 /** Inputs per model call: each becomes 1 + features rows, so a batch stays a few thousand rows. */
 const BATCH = 256
 /** `ubiq sim portfolio`'s default days of wearable and home data per policy. */

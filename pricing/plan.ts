@@ -10,9 +10,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TObject, type TOptional } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import type { Subject } from '../ingest/index.ts'
+import { subjectNames, type Subject } from '../ingest/index.ts'
 import type { Exposure, Score } from '../scoring/index.ts'
 
 const bounds = (what: string) => ({
@@ -107,7 +107,7 @@ export const RatingPlanSchema = Type.Object({
   effectiveFrom: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T', description: 'ISO 8601; scores of earlier times are priced by an earlier plan, or not at all' }),
   currency: Type.String({ pattern: '^[A-Z]{3}$' }),
   rounding: Type.Number({ exclusiveMinimum: 0, description: 'premiums are rounded to a multiple of this (0.01: cents)' }),
-  subjects: Type.Object({ driving: Type.Optional(SubjectPlan), health: Type.Optional(SubjectPlan), home: Type.Optional(SubjectPlan) }, { additionalProperties: false }),
+  subjects: Type.Object(Object.fromEntries(subjectNames.map((s) => [s, Type.Optional(SubjectPlan)])), { additionalProperties: false }) as unknown as TObject<Record<Subject, TOptional<typeof SubjectPlan>>>,
   household: Type.Optional(HouseholdPlan),
   attributes: Type.Optional(Type.Record(Type.String(), Type.Record(Type.String(), Type.Number({ exclusiveMinimum: 0 })), { description: 'policy attribute → value → relativity on the base premium' })),
 }, { additionalProperties: false })

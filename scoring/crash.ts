@@ -35,60 +35,38 @@
  * before the pulse to the end of the batch that holds it, as rows [t_ms from the pulse's start, ax,
  * ay, az] (m/s²), kept in a bounded buffer of the last `pre_s` of samples.
  */
+import { Type, type Static } from '@sinclair/typebox'
 import type { Reading } from '../ingest/index.ts'
-import type { Detector, DrivingEvent } from './events.ts'
+import { defaultsOf, threshold } from './thresholds.ts'
+import { policyEvent, type DetectedEvidence, type Detector, type DrivingEvent } from './events.ts'
 
 const G_MS2 = 9.80665
 
 /** Thresholds; durations in seconds, so one config works at any rate from 10 to 200 Hz. Accelerations m/s². */
-export interface CrashConfig {
-  /** Peak horizontal acceleration of a crash pulse (4 g). */
-  impulse_ms2: number
-  /** Horizontal acceleration at which a pulse starts and ends (1.5 g): its duration and Δv are measured from here. */
-  edge_ms2: number
-  /** Shortest pulse, s, and fewest samples in it (a single sample is a spike, whatever the rate). */
-  minPulse_s: number
-  minSamples: number
-  /** Least speed change across the pulse, km/h. */
-  minDeltaV_kmh: number
-  /** Most a crash can be: speed change, km/h; pulse length, s; peak, m/s² (beyond them: a fault, not an event). */
-  maxDeltaV_kmh: number
-  maxPulse_s: number
-  maxPeak_ms2: number
-  /** Specific force below which the phone is falling, and how long it must fall, s. */
-  freeFall_ms2: number
-  freeFall_s: number
-  /** A pulse this soon after a free fall is the dropped phone landing, s. */
-  dropLookback_s: number
-  /** Samples kept before the pulse for the event's `window`, s. */
-  pre_s: number
-  /** Reports of a crash within this much device time of a reported one are the same crash, s. */
-  dedupe_s: number
-  /** A gap in device time longer than this (or time going back) restarts the IMU state, s. */
-  maxGap_s: number
-}
-
-/** Defaults: crash pulses per the sensor contract and crash-recorder practice (≥ 4 g, 50–150 ms). */
-export const defaultCrashConfig: CrashConfig = {
-  impulse_ms2: 39.2,
-  edge_ms2: 14.7,
-  minPulse_s: 0.02,
-  minSamples: 2,
-  minDeltaV_kmh: 8,
+export const CrashConfig = Type.Object({
+  impulse_ms2: threshold(39.2, 'Peak horizontal acceleration of a crash pulse, m/s² (4 g)'),
+  edge_ms2: threshold(14.7, 'Horizontal acceleration at which a pulse starts and ends, m/s² (1.5 g, above anything driving does): its duration and Δv are measured from here'),
+  minPulse_s: threshold(0.02, 'Shortest crash pulse, s (a car\'s lasts 50–150 ms; a knock on the phone a few ms)'),
+  minSamples: threshold(2, 'Fewest samples in a crash pulse (a single sample is a spike, whatever the rate)'),
+  minDeltaV_kmh: threshold(8, 'Least speed change across a crash pulse, km/h (parking bumps stay under it)'),
   // The device contract's own ceilings for a device's crash report (ingest/sensors/crash.ts): no
   // two cars close at more than 300 km/h in traffic, and 2,000 m/s² is beyond any recorder's range.
-  maxDeltaV_kmh: 300,
+  maxDeltaV_kmh: threshold(300, 'Most speed change a crash can have, km/h (no two cars close faster in traffic): beyond it a pulse is a fault, not an event'),
   // Crash pulses last 50–150 ms into rigid obstacles and up to about 300 ms into soft ones; 2 s
   // leaves room for several impacts of one collision in one pulse.
-  maxPulse_s: 2,
-  maxPeak_ms2: 2000,
-  freeFall_ms2: 3,
-  freeFall_s: 0.1,
-  dropLookback_s: 1.5,
-  pre_s: 2,
-  dedupe_s: 5,
-  maxGap_s: 2,
-}
+  maxPulse_s: threshold(2, 'Longest crash pulse, s (up to ~0.3 s into soft obstacles; room for several impacts): beyond it a fault'),
+  maxPeak_ms2: threshold(2000, 'Highest crash peak, m/s² (beyond any crash recorder\'s range): beyond it a fault'),
+  freeFall_ms2: threshold(3, 'Specific force below which the phone is falling, m/s²'),
+  freeFall_s: threshold(0.1, 'How long a phone must fall to be a dropped phone, s (a 5 cm drop)'),
+  dropLookback_s: threshold(1.5, 'A pulse this soon after a free fall is the dropped phone landing, s'),
+  pre_s: threshold(2, 'Samples kept before the pulse for the crash event\'s window, s'),
+  dedupe_s: threshold(5, 'Reports of a crash within this much device time of a reported one are the same crash, s'),
+  maxGap_s: threshold(2, 'A gap in device time longer than this (or time going back) restarts the crash detector\'s IMU state, s'),
+})
+export type CrashConfig = Static<typeof CrashConfig>
+
+/** Defaults: crash pulses per the sensor contract and crash-recorder practice (≥ 4 g, 50–150 ms). */
+export const defaultCrashConfig: CrashConfig = defaultsOf(CrashConfig)
 
 /** An open run of samples above `edge_ms2`. */
 interface Pulse {
@@ -114,8 +92,8 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
   let fallFromMs: number | undefined
   let lastFallMs: number | undefined
 
-  const event = (fromMs: number, toMs: number, evidence: DrivingEvent['evidence']): DrivingEvent =>
-    ({ policyId, deviceId, subject: 'driving', type: 'crash', urgent: true, from: Math.round(fromMs), to: Math.round(toMs), evidence })
+  const event = (fromMs: number, toMs: number, evidence: DetectedEvidence<'crash'>): DrivingEvent =>
+    policyEvent('crash', policyId, deviceId, Math.round(fromMs), Math.round(toMs), evidence)
 
   /** True (and remembered) when no crash was reported within `dedupe_s` of `tMs`. */
   function isNew(tMs: number): boolean {
@@ -135,7 +113,7 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
     if (!isNew(p.fromMs)) return undefined
     const window = [...history, ...batch].filter((row) => row[0]! >= p.fromMs - cfg.pre_s * 1000).map(([t, ...a]) => [Math.round(t! - p.fromMs), ...a])
     return event(p.fromMs, p.lastMs, {
-      source: 'imu', peak: round3(p.peak_ms2), threshold: cfg.impulse_ms2, unit: 'm/s²',
+      source: 'imu', peak: round3(p.peak_ms2), threshold: cfg.impulse_ms2,
       duration_s: round3(duration_s), samples: p.samples, rate_hz, delta_v_kmh: round3(deltaV_kmh), window,
     })
   }
@@ -189,7 +167,7 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
         // The device applied its own threshold, which its message does not carry: 0 here.
         const { peak_accel_ms2, delta_v_kmh, direction_deg } = r.fields
         out.push(event(r.ts, r.ts, {
-          source: 'crash', peak: Number(peak_accel_ms2), threshold: 0, unit: 'm/s²', duration_s: 0,
+          source: 'crash', peak: Number(peak_accel_ms2), threshold: 0, duration_s: 0,
           ...(typeof delta_v_kmh === 'number' ? { delta_v_kmh } : {}),
           ...(typeof direction_deg === 'number' ? { direction_deg } : {}),
         }))

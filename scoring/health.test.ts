@@ -116,7 +116,7 @@ t.test('anomalies: a week 10 bpm over the baseline; near-identical steps; a flat
     t.equal(got.scripted?.source, want.scripted, `${name}: scripted ${want.scripted ?? 'no'}`)
   }
   const rise = healthAnomalies(cfg, table[0]![1], T0 + 37 * DAY_MS).rise!
-  t.match(rise, { from: T0 + 30 * DAY_MS, source: 'hr', peak: 70, threshold: 70, baseline_bpm: 60, unit: 'bpm', days: 7, duration_s: 7 * 86_400 })
+  t.match(rise, { from: T0 + 30 * DAY_MS, source: 'hr', peak: 70, threshold: 70, baseline_bpm: 60, days: 7, duration_s: 7 * 86_400 })
   t.end()
 })
 

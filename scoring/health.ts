@@ -15,7 +15,7 @@
  */
 import { filter, map, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import { toLine, type Reading, type Series, type Subject } from '../ingest/index.ts'
-import type { EventEvidence, HealthEventType, PolicyEvent } from './events.ts'
+import { policyEvent, type DetectedEvidence, type HealthEventType, type PolicyEvent } from './events.ts'
 import type { ScoreInput } from './score.ts'
 import { perKey, restored, type Restore } from './per-key.ts'
 import { DAY_MS } from './driving.ts'
@@ -281,18 +281,18 @@ export function healthFeatures(cfg: HealthConfig, days: readonly DailyHealth[], 
 }
 
 /** The anomalies the kept days show at `now`: their evidence, or undefined. */
-export function healthAnomalies(cfg: HealthConfig, days: readonly DailyHealth[], now: number): { rise?: EventEvidence & { from: number }; scripted?: EventEvidence & { from: number } } {
+export function healthAnomalies(cfg: HealthConfig, days: readonly DailyHealth[], now: number): { rise?: DetectedEvidence<HealthEventType> & { from: number }; scripted?: DetectedEvidence<HealthEventType> & { from: number } } {
   const recentFrom = now - cfg.riseDays * DAY_MS
   const recent = days.filter((d) => d.day_ms >= recentFrom && d.day_ms < now && d.rest_n > 0)
   const baseline = days.filter((d) => d.day_ms < recentFrom && d.rest_n > 0)
-  let rise: (EventEvidence & { from: number }) | undefined
+  let rise: (DetectedEvidence<HealthEventType> & { from: number }) | undefined
   if (recent.length >= cfg.minRiseDays && baseline.length >= cfg.minBaselineDays) {
     const r = mean(defined(recent.map(restingHr)))!, b = mean(defined(baseline.map(restingHr)))!
     if (r - b >= cfg.rise_bpm) {
-      rise = { from: recent[0]!.day_ms, source: 'hr', peak: round1(r), threshold: round1(b + cfg.rise_bpm), unit: 'bpm', baseline_bpm: round1(b), duration_s: (now - recent[0]!.day_ms) / 1000, days: recent.length, samples: sum(recent.map((d) => d.rest_n)) }
+      rise = { from: recent[0]!.day_ms, source: 'hr', peak: round1(r), threshold: round1(b + cfg.rise_bpm), baseline_bpm: round1(b), duration_s: (now - recent[0]!.day_ms) / 1000, days: recent.length, samples: sum(recent.map((d) => d.rest_n)) }
     }
   }
-  let scripted: (EventEvidence & { from: number }) | undefined
+  let scripted: (DetectedEvidence<HealthEventType> & { from: number }) | undefined
   const run = days.slice(-cfg.scriptedDays)
   const consecutive = run.length === cfg.scriptedDays && run.every((d, i) => d.steps > 0 && (i === 0 || d.day_ms - run[i - 1]!.day_ms === DAY_MS))
   const stepsMean = mean(run.map((d) => d.steps))!
@@ -300,9 +300,9 @@ export function healthAnomalies(cfg: HealthConfig, days: readonly DailyHealth[],
   const lastDay = days.at(-1)
   const hrSd = lastDay && lastDay.hr_n >= cfg.minHrReadings ? Math.sqrt(Math.max(0, lastDay.hr_sumsq_bpm2 / lastDay.hr_n - (lastDay.hr_sum_bpm / lastDay.hr_n) ** 2)) : Infinity
   if (spread <= cfg.stepsSpread) {
-    scripted = { from: run[0]!.day_ms, source: 'steps', peak: round3(spread), threshold: cfg.stepsSpread, unit: 'of mean daily steps', duration_s: (now - run[0]!.day_ms) / 1000, days: run.length }
+    scripted = { from: run[0]!.day_ms, source: 'steps', peak: round3(spread), threshold: cfg.stepsSpread, duration_s: (now - run[0]!.day_ms) / 1000, days: run.length }
   } else if (hrSd < cfg.hrSd_bpm) {
-    scripted = { from: lastDay!.day_ms, source: 'hr', peak: round3(hrSd), threshold: cfg.hrSd_bpm, unit: 'bpm (standard deviation)', duration_s: DAY_MS / 1000, samples: lastDay!.hr_n }
+    scripted = { from: lastDay!.day_ms, source: 'hr', peak: round3(hrSd), threshold: cfg.hrSd_bpm, duration_s: DAY_MS / 1000, samples: lastDay!.hr_n }
   }
   return { rise, scripted }
 }
@@ -336,9 +336,9 @@ export function healthAccumulator(cfg: HealthConfig, policyId: string, stored: r
   const restored = last ? healthAnomalies(cfg, book.days, last.day_ms + DAY_MS) : {}
   let raised = { rise: !!restored.rise, scripted: !!restored.scripted }
 
-  function event(type: HealthEventType, deviceId: string | undefined, now: number, { from, ...evidence }: EventEvidence & { from: number }): PolicyOutput<DailyHealth> {
-    // A resting-heart-rate rise and low SpO2 are health alerts (urgent, events.ts); scripted data is for the insurer.
-    return { kind: 'event', event: { policyId, deviceId: deviceId ?? Object.values(deviceOf)[0] ?? '', subject: 'health', type, urgent: type !== 'scripted_data', from, to: now, evidence } }
+  function event(type: HealthEventType, deviceId: string | undefined, now: number, { from, ...evidence }: DetectedEvidence<HealthEventType> & { from: number }): PolicyOutput<DailyHealth> {
+    // A resting-heart-rate rise and low SpO2 are health alerts (urgent in the event catalogue); scripted data is for the insurer.
+    return { kind: 'event', event: policyEvent(type, policyId, deviceId ?? Object.values(deviceOf)[0] ?? '', from, now, evidence) }
   }
   /** Follows the spell of low SpO2; alerts once when it has lasted lowSpo2_s (in device-time order: an older reading is history). */
   function spo2(r: Reading, pct: number) {
@@ -351,7 +351,7 @@ export function healthAccumulator(cfg: HealthConfig, policyId: string, stored: r
     const lasted_s = (r.ts - lowSpo2.from) / 1000
     if (lowSpo2.alerted || lasted_s < cfg.lowSpo2_s) return
     lowSpo2.alerted = true
-    out.push(event('low_spo2', r.deviceId, r.ts, { from: lowSpo2.from, source: 'spo2', peak: lowSpo2.lowest, threshold: cfg.lowSpo2_pct, unit: '%', duration_s: lasted_s }))
+    out.push(event('low_spo2', r.deviceId, r.ts, { from: lowSpo2.from, source: 'spo2', peak: lowSpo2.lowest, threshold: cfg.lowSpo2_pct, duration_s: lasted_s }))
   }
   const take = () => {
     const o = out

@@ -13,7 +13,7 @@
  */
 import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs'
 import type { Reading, Series } from '../ingest/index.ts'
-import type { EventEvidence, HomeEventType } from './events.ts'
+import { policyEvent, type DetectedEvidence, type HomeEventType } from './events.ts'
 import { DAY_MS, dayBook, dayLine, daysFromSeries, finite, perPolicy, sum, type DayHistory, type PolicyAccumulator, type PolicyOutput } from './health.ts'
 
 /** Thresholds and windows of the home features and events. */
@@ -174,15 +174,15 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
     out.push({ kind: 'day', policyId, day: { ...d }, input: { policyId, subject: 'home', window: { from: book.days[0]!.day_ms, to: now }, exposure: { days: book.days.length }, features: homeFeatures(cfg, book.days, now) } })
   })
 
-  const event = (type: HomeEventType, deviceId: string, from: number, to: number, evidence: EventEvidence, urgent = false) =>
-    out.push({ kind: 'event', event: { policyId, deviceId, subject: 'home', type, urgent, from, to, evidence } })
+  const event = (type: HomeEventType, deviceId: string, from: number, to: number, evidence: DetectedEvidence<HomeEventType>) =>
+    out.push({ kind: 'event', event: policyEvent(type, policyId, deviceId, from, to, evidence) })
 
   /** Ends a freeze or humidity spell; its event when it lasted long enough. */
   function endSpell(type: 'freeze_risk' | 'humidity_exposure', deviceId: string, s: Spell | undefined) {
     const hours = s ? (s.to - s.from) / 3_600_000 : 0
     if (!s || hours < (type === 'freeze_risk' ? cfg.freezeEvent_h : cfg.humidEvent_h)) return
-    const [threshold, unit] = type === 'freeze_risk' ? [cfg.freeze_c, '°C'] : [cfg.humid_pct, '% RH']
-    event(type, deviceId, s.from, s.to, { source: 'climate', peak: s.peak, threshold, unit, duration_s: (s.to - s.from) / 1000 })
+    const threshold = type === 'freeze_risk' ? cfg.freeze_c : cfg.humid_pct
+    event(type, deviceId, s.from, s.to, { source: 'climate', peak: s.peak, threshold, duration_s: (s.to - s.from) / 1000 })
   }
 
   /** Extends a spell while its condition holds; ends it at this reading when it stops. */
@@ -206,7 +206,7 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
     const eta_h = temp_c < cfg.freeze_c ? 0 : falling_c_per_h < 0 ? (temp_c - cfg.freeze_c) / -falling_c_per_h : Infinity
     if (eta_h > cfg.freezeLead_h) return
     s.freezeWarned = true
-    event('freeze_warning', r.deviceId, r.ts, r.ts, { source: 'climate', peak: temp_c, threshold: cfg.freeze_c, unit: '°C', duration_s: Math.round(eta_h * 3600), falling_c_per_h: Math.round(falling_c_per_h * 100) / 100, samples: s.recent.length }, true)
+    event('freeze_warning', r.deviceId, r.ts, r.ts, { source: 'climate', peak: temp_c, threshold: cfg.freeze_c, duration_s: Math.round(eta_h * 3600), falling_c_per_h: Math.round(falling_c_per_h * 100) / 100, samples: s.recent.length })
   }
 
   function climate(d: HomeDay, s: Sensor, r: Reading) {
@@ -248,12 +248,12 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
         d.sensor_s += inDay_s
         const offline = gap_s > cfg.offlineAfter * heartbeat_s
         if (offline) d.offline_s += Math.max(0, inDay_s - heartbeat_s)
-        if (offline && gap_s >= cfg.offlineEvent_h * 3600) event('sensor_offline', r.deviceId, s.lastTs, r.ts, { source: r.kind, peak: gap_s, threshold: cfg.offlineEvent_h * 3600, unit: 's', duration_s: gap_s, heartbeat_s })
+        if (offline && gap_s >= cfg.offlineEvent_h * 3600) event('sensor_offline', r.deviceId, s.lastTs, r.ts, { source: r.kind, peak: gap_s, threshold: cfg.offlineEvent_h * 3600, duration_s: gap_s, heartbeat_s })
       }
       if (typeof f.battery_pct === 'number') {
         const low = f.battery_pct < cfg.lowBattery_pct
         if (low) d.low_battery = 1
-        if (low && !s.low) event('low_battery', r.deviceId, r.ts, r.ts, { source: r.kind, peak: f.battery_pct, threshold: cfg.lowBattery_pct, unit: '%', duration_s: 0 })
+        if (low && !s.low) event('low_battery', r.deviceId, r.ts, r.ts, { source: r.kind, peak: f.battery_pct, threshold: cfg.lowBattery_pct, duration_s: 0 })
         s.low = low
       }
       if (r.kind === 'leak' || r.kind === 'smoke') {
@@ -265,7 +265,7 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
             leakFrom = r.ts
           } else d.smokes++
           const co: Record<string, number> = typeof f.co_ppm === 'number' ? { co_ppm: f.co_ppm } : {}
-          event(r.kind, r.deviceId, r.ts, r.ts, { source: r.kind, peak: 1, threshold: 1, unit: 'detected', duration_s: 0, ...co }, true)
+          event(r.kind, r.deviceId, r.ts, r.ts, { source: r.kind, peak: 1, threshold: 1, duration_s: 0, ...co })
         }
         if (!on && s.on && r.kind === 'leak') leakFrom = undefined
         // The background level (smoking, a poorly vented boiler), not the alarm's own peak.
@@ -274,7 +274,7 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
           d.co_ppm += f.co_ppm
           // Carbon monoxide without smoke: no fire, still deadly (a smoke alarm's own event carries its CO).
           const high = f.co_ppm >= cfg.coAlarm_ppm
-          if (high && !s.coAlarm) event('co_alarm', r.deviceId, r.ts, r.ts, { source: 'smoke', peak: f.co_ppm, threshold: cfg.coAlarm_ppm, unit: 'ppm', duration_s: 0 }, true)
+          if (high && !s.coAlarm) event('co_alarm', r.deviceId, r.ts, r.ts, { source: 'smoke', peak: f.co_ppm, threshold: cfg.coAlarm_ppm, duration_s: 0 })
           s.coAlarm = high
         }
         s.on = on
@@ -287,7 +287,7 @@ export function homeAccumulator(cfg: HomeConfig, policyId: string, stored: reado
           const response_s = (r.ts - leakFrom) / 1000
           d.valve_n++
           d.valve_s += response_s
-          event('valve_shutoff', r.deviceId, leakFrom, r.ts, { source: 'valve', peak: response_s, threshold: cfg.valveTarget_s, unit: 's', duration_s: response_s, response_s })
+          event('valve_shutoff', r.deviceId, leakFrom, r.ts, { source: 'valve', peak: response_s, threshold: cfg.valveTarget_s, duration_s: response_s, response_s })
           leakFrom = undefined
         }
         s.on = shut

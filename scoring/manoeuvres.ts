@@ -19,70 +19,40 @@
  * `launch_ms2` and an episode of at least `launch_s` (first gear held long).
  */
 import { filter, of, type OperatorFunction, type SchedulerLike } from 'rxjs'
+import { Type, type Static } from '@sinclair/typebox'
 import type { Reading } from '../ingest/index.ts'
-import type { DrivingEvent, DrivingEventType } from './events.ts'
+import { policyEvent, type DrivingEvent, type DrivingEventType } from './events.ts'
 import { MovingAverage } from './moving-average.ts'
 import { perKey } from './per-key.ts'
+import { defaultsOf, threshold } from './thresholds.ts'
 
 /**
  * Thresholds and windows of the detector. Windows are in seconds, not samples, so one config works
- * at any rate from 10 to 200 Hz; accelerations are m/s², yaw rates rad/s.
+ * at any rate from 10 to 200 Hz; accelerations are m/s², yaw rates rad/s. Defaults tuned on the
+ * driver behaviour dataset (a windshield phone at 50 Hz, see the README there).
  */
-export interface ManoeuvreConfig {
-  /** Trailing moving average over the acceleration and yaw rate, s: long enough to average out engine and road vibration (several m/s² at 10–30 Hz), short enough to keep a 1 s braking's peak. */
-  smooth_s: number
-  /** Smoothed horizontal acceleration that opens (and keeps open) an episode, m/s²: above normal cruising (< 1 m/s²). */
-  active_ms2: number
-  /**
-   * Quiet time that ends an episode, s: bridges a braking's rebound, the clutch dip of a gear
-   * change (up to ~3 s after a hard launch) and the out and back of an overtaking or an obstacle
-   * swerve (two lane changes within ~3 s: one manoeuvre, ISO 3888's double lane change).
-   */
-  mergeGap_s: number
-  /** Longest episode, s: one manoeuvre lasts well under this; on bumpy roads the acceleration hardly drops below `active_ms2`, and without this limit back-to-back manoeuvres would make one event (and the latency would be unbounded). */
-  maxEpisode_s: number
-  /** Peak smoothed yaw rate that makes an episode lateral, rad/s: lane changes reach 0.3–0.4, turns 0.5–0.8, straight-line braking and acceleration stay under 0.1. */
-  lateralYaw_rads: number
-  /** Peak acceleration of a harsh turn or lane change, m/s² (≈0.3 g: normal turns stay under 2.5). */
-  lateral_ms2: number
-  /** Peak acceleration of a harsh braking (or a violent acceleration), m/s² (≈0.3 g). */
-  longitudinal_ms2: number
-  /**
-   * A harsh launch: from rest, hard acceleration held long — the episode starts within
-   * `launchFromRest_s` of a standstill, its smoothed acceleration reaches `launch_ms2` and it lasts
-   * at least `launch_s`. Cars accelerate at under 3 m/s², so a peak threshold alone cannot tell a
-   * hard launch from a brisk one; an aggressive launch keeps the throttle open through first gear
-   * to a higher speed, so its episode (launch, clutch dip, shift) lasts longer. From rest: the same
-   * pattern while moving is mostly not a launch (speed bumps, slowing and going again).
-   */
-  launch_ms2: number
-  launch_s: number
-  launchFromRest_s: number
-  /**
-   * Standstill: the vibration (standard deviation of the raw horizontal acceleration over
-   * `smooth_s`) below this, m/s². An idling engine shakes a windshield phone far less (≈0.1) than
-   * the road does at any speed (≥0.35).
-   */
-  still_ms2: number
-  /** A gap in device time longer than this resets the detector (no interpolation across it), s. */
-  maxGap_s: number
-}
+export const ManoeuvreConfig = Type.Object({
+  smooth_s: threshold(0.5, 'Trailing moving average over the acceleration and yaw rate, s: long enough to average out engine and road vibration (several m/s² at 10–30 Hz), short enough to keep a 1 s braking\'s peak'),
+  active_ms2: threshold(1.0, 'Smoothed horizontal acceleration that opens (and keeps open) a manoeuvre episode, m/s²: above normal cruising (< 1 m/s²)'),
+  mergeGap_s: threshold(3.5, 'Quiet time that ends a manoeuvre episode, s: bridges a braking\'s rebound, the clutch dip of a gear change (up to ~3 s after a hard launch) and the out and back of an overtaking or an obstacle swerve (ISO 3888\'s double lane change)'),
+  maxEpisode_s: threshold(12, 'Longest manoeuvre episode, s: on bumpy roads the acceleration hardly drops below the active level, and without a limit back-to-back manoeuvres would make one event'),
+  lateralYaw_rads: threshold(0.25, 'Peak smoothed yaw rate that makes an episode lateral, rad/s: lane changes reach 0.3–0.4, turns 0.5–0.8, straight-line braking and acceleration stay under 0.1'),
+  lateral_ms2: threshold(3.0, 'Peak acceleration of a harsh turn or lane change, m/s² (≈0.3 g: normal turns stay under 2.5)'),
+  longitudinal_ms2: threshold(3.0, 'Peak acceleration of a harsh braking (or a violent acceleration), m/s² (≈0.3 g)'),
+  // A harsh launch: from rest, hard acceleration held long. Cars accelerate at under 3 m/s², so a
+  // peak threshold alone cannot tell a hard launch from a brisk one; an aggressive launch keeps the
+  // throttle open through first gear to a higher speed, so its episode (launch, clutch dip, shift)
+  // lasts longer. From rest: the same pattern while moving is mostly not a launch (speed bumps).
+  launch_ms2: threshold(2.0, 'A harsh launch\'s smoothed acceleration, m/s² (cars pull under 3 m/s², so its length tells it from a brisk one)'),
+  launch_s: threshold(4.3, 'A harsh launch\'s shortest episode, s (an aggressive launch holds first gear longer)'),
+  launchFromRest_s: threshold(4, 'A harsh launch starts within this long of a standstill, s'),
+  still_ms2: threshold(0.3, 'Standstill: vibration (standard deviation of the raw horizontal acceleration over the smoothing window) below this, m/s²; an idling engine shakes a windshield phone far less (≈0.1) than the road does at any speed (≥0.35)'),
+  maxGap_s: threshold(2, 'A gap in device time longer than this resets the manoeuvre detector (no interpolation across it), s'),
+})
+export type ManoeuvreConfig = Static<typeof ManoeuvreConfig>
 
 /** Defaults tuned on the driver behaviour dataset (a windshield phone at 50 Hz, see the README there). */
-export const defaultManoeuvreConfig: ManoeuvreConfig = {
-  smooth_s: 0.5,
-  active_ms2: 1.0,
-  mergeGap_s: 3.5,
-  maxEpisode_s: 12,
-  lateralYaw_rads: 0.25,
-  lateral_ms2: 3.0,
-  longitudinal_ms2: 3.0,
-  launch_ms2: 2.0,
-  launch_s: 4.3,
-  launchFromRest_s: 4,
-  still_ms2: 0.3,
-  maxGap_s: 2,
-}
+export const defaultManoeuvreConfig: ManoeuvreConfig = defaultsOf(ManoeuvreConfig)
 
 /** What an open episode has seen so far. */
 interface Episode {
@@ -124,25 +94,15 @@ export function manoeuvreDetector(cfg: ManoeuvreConfig, deviceId: string, policy
     const duration_s = (e.lastActiveMs - e.fromMs) / 1000
     const judged = classify(cfg, e, duration_s)
     if (!judged) return
-    out.push({
-      policyId,
-      deviceId,
-      subject: 'driving',
-      type: judged.type,
-      urgent: false,
-      from: Math.round(e.fromMs),
-      to: Math.round(e.lastActiveMs),
-      evidence: {
+    out.push(policyEvent(judged.type, policyId, deviceId, Math.round(e.fromMs), Math.round(e.lastActiveMs), {
         source: 'imu',
         peak: round3(e.peak_ms2),
         threshold: judged.threshold,
-        unit: 'm/s²',
         peakYaw_rads: round3(e.peakYaw_rads),
         duration_s: round3(duration_s),
         samples: Math.round(duration_s * rate_hz) + 1,
         rate_hz,
-      },
-    })
+    }))
   }
 
   function sample(tMs: number, row: readonly number[], out: DrivingEvent[]) {

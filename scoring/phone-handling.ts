@@ -18,37 +18,25 @@
  * at a red light is then counted too. The event says which case it was: `minSpeed_kmh` (the lowest
  * speed seen during the episode) is present only when the speed was known throughout.
  */
-import type { Detector, DrivingEvent } from './events.ts'
+import { Type, type Static } from '@sinclair/typebox'
+import { policyEvent, type Detector, type DrivingEvent } from './events.ts'
 import { MovingAverage } from './moving-average.ts'
+import { defaultsOf, threshold } from './thresholds.ts'
 
-/** Thresholds and windows; in seconds, not samples, so one config works at any rate from 10 to 200 Hz. */
-export interface PhoneHandlingConfig {
-  /** Trailing window of the RMS rotation rate, s: longer than a bump or a jolt, shorter than a glance at the screen. */
-  smooth_s: number
-  /** RMS rotation rate about the horizontal axes that counts as handling, rad/s: a mounted phone stays under 0.1, a hand's swings reach 0.5–2. */
-  rate_rads: number
-  /** Shortest handling that is an event, s: picking up, reading, typing; not a quick nudge of the mount. */
-  min_s: number
-  /** Quiet time that ends an episode, s. */
-  mergeGap_s: number
-  /** Speed at or above which the vehicle moves, km/h (creeping in a queue is not counted). */
-  minSpeed_kmh: number
-  /** How long an `obd` or `gps` speed stays valid, s (they come at 1 Hz). */
-  speedMaxAge_s: number
-  /** A gap in device time longer than this ends the episode and resets the filter, s. */
-  maxGap_s: number
-}
+/** Thresholds and windows; in seconds, not samples, so one config works at any rate from 10 to 200 Hz. Defaults checked on simulated trips (phone-handling.test.ts measures the quality). */
+export const PhoneHandlingConfig = Type.Object({
+  smooth_s: threshold(1.5, 'Trailing window of the RMS rotation rate for phone handling, s: longer than a bump or a jolt, shorter than a glance at the screen'),
+  rate_rads: threshold(0.35, 'RMS rotation rate about the horizontal axes that counts as phone handling, rad/s: a mounted phone stays under 0.1, a hand\'s swings reach 0.5–2'),
+  min_s: threshold(3, 'Shortest phone handling that is an event, s: picking up, reading, typing; not a quick nudge of the mount'),
+  mergeGap_s: threshold(2, 'Quiet time that ends a phone handling episode, s'),
+  minSpeed_kmh: threshold(10, 'Speed at or above which the vehicle moves, for phone handling, km/h (creeping in a queue is not counted)'),
+  speedMaxAge_s: threshold(5, 'How long an obd or gps speed stays valid for phone handling, s (they come at 1 Hz)'),
+  maxGap_s: threshold(2, 'A gap in device time longer than this ends a phone handling episode and resets the filter, s'),
+})
+export type PhoneHandlingConfig = Static<typeof PhoneHandlingConfig>
 
 /** Defaults, checked on simulated trips (see phone-handling.test.ts for the measured quality). */
-export const defaultPhoneHandlingConfig: PhoneHandlingConfig = {
-  smooth_s: 1.5,
-  rate_rads: 0.35,
-  min_s: 3,
-  mergeGap_s: 2,
-  minSpeed_kmh: 10,
-  speedMaxAge_s: 5,
-  maxGap_s: 2,
-}
+export const defaultPhoneHandlingConfig: PhoneHandlingConfig = defaultsOf(PhoneHandlingConfig)
 
 /** What an open episode has seen so far. */
 interface Episode {
@@ -80,15 +68,11 @@ export function phoneHandlingDetector(cfg: PhoneHandlingConfig, deviceId: string
     if (!e) return
     const duration_s = (e.lastActiveMs - e.fromMs) / 1000
     if (duration_s < cfg.min_s) return
-    out.push({
-      policyId, deviceId, subject: 'driving', type: 'phone_handling', urgent: false,
-      from: Math.round(e.fromMs), to: Math.round(e.lastActiveMs),
-      evidence: {
-        source: 'imu', peak: round3(e.peak_rads), threshold: cfg.rate_rads, unit: 'rad/s',
-        duration_s: round3(duration_s), samples: Math.round(duration_s * rate_hz) + 1, rate_hz,
-        ...(e.minSpeed_kmh === undefined ? {} : { minSpeed_kmh: e.minSpeed_kmh }),
-      },
-    })
+    out.push(policyEvent('phone_handling', policyId, deviceId, Math.round(e.fromMs), Math.round(e.lastActiveMs), {
+      source: 'imu', peak: round3(e.peak_rads), threshold: cfg.rate_rads,
+      duration_s: round3(duration_s), samples: Math.round(duration_s * rate_hz) + 1, rate_hz,
+      ...(e.minSpeed_kmh === undefined ? {} : { minSpeed_kmh: e.minSpeed_kmh }),
+    }))
   }
 
   function sample(tMs: number, gx: number, gy: number, out: DrivingEvent[]) {

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import onnxProto from 'onnx-proto'
-import type { Subject } from '../ingest/index.ts'
+import { Subject, subjectNames } from '../ingest/index.ts'
 import { loadModel, ModelError, type LoadedModel } from './model.ts'
 import { builtInModels, modelId, type ModelDefinition } from './models/index.ts'
 import type { ActiveModels } from './score.ts'
@@ -25,7 +25,7 @@ import type { ActiveModels } from './score.ts'
 /** The folder of the models ubiq ships. */
 export const shippedModels = fileURLToPath(new URL('./models/', import.meta.url))
 
-const subjects: readonly Subject[] = ['driving', 'health', 'home']
+const subjects = subjectNames
 
 /** A model file and what it is. */
 export interface ModelFile {
@@ -40,7 +40,7 @@ export type Choice = Record<Subject, { champion: string; shadows: string[]; prev
 const DefinitionSchema = Type.Object({
   name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }),
   version: Type.String({ pattern: '^[A-Za-z0-9._-]+$' }),
-  subject: Type.Union(subjects.map((s) => Type.Literal(s))),
+  subject: Subject,
   input: Type.String({ minLength: 1 }),
   output: Type.String({ minLength: 1 }),
   features: Type.Array(Type.Object({
@@ -104,8 +104,8 @@ export function findModels(dirs: readonly string[]): { models: Map<string, Model
 
 /** The choice before anyone has chosen: the shipped models as champions. */
 export function defaultChoice(): Choice {
-  const shipped = (s: Subject) => ({ champion: modelId(builtInModels.find((m) => m.definition.subject === s)!.definition), shadows: [], previous: [] })
-  return { driving: shipped('driving'), health: shipped('health'), home: shipped('home') }
+  const shipped = (s: Subject): Choice[Subject] => ({ champion: modelId(builtInModels.find((m) => m.definition.subject === s)!.definition), shadows: [], previous: [] })
+  return Object.fromEntries(subjects.map((s) => [s, shipped(s)])) as Choice
 }
 
 /** The choice in `file`, or the default when there is none yet. */

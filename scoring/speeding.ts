@@ -19,38 +19,26 @@
  * OBD device is judged right through a tunnel, and a GPS-only one resumes the episode on the far
  * side. Episodes shorter than `minDuration_s` (an overtaking, a downhill stretch) are not events.
  */
+import { Type, type Static } from '@sinclair/typebox'
 import type { Reading } from '../ingest/index.ts'
-import type { Detector, DrivingEvent } from './events.ts'
+import { policyEvent, type Detector, type DrivingEvent } from './events.ts'
 import type { RoadMap } from './road-map.ts'
+import { defaultsOf, threshold } from './thresholds.ts'
 
-/** Thresholds and windows of the speeding detector. */
-export interface SpeedingConfig {
-  /** Tolerance over the limit, % of the limit (the band above 60 km/h limits). */
-  tolerance_pct: number
-  /** Tolerance over the limit at least, km/h (the band below). */
-  tolerance_kmh: number
-  /** Shortest episode that is an event, s (first to last sample over the threshold). */
-  minDuration_s: number
-  /** Time without a sample over the threshold, while speed is known, that ends an episode, s. */
-  mergeGap_s: number
-  /** Longest time without speed or limit that an episode bridges (tunnels of up to ~2 km at 120 km/h), s; also how long a matched limit holds. */
-  maxGap_s: number
-  /** OBD speed this recent is preferred to GPS speed, s. */
-  obdFresh_s: number
-  /** Fixes less accurate than this (1 σ, m) are not matched to a road: they could match the wrong one. */
-  maxAccuracy_m: number
-}
+/** Thresholds and windows of the speeding detector; the module comment says why they are these. */
+export const SpeedingConfig = Type.Object({
+  tolerance_pct: threshold(5, 'Speeding tolerance over the limit, % of the limit (the band above 60 km/h limits; speedometers read high, UN ECE R39)'),
+  tolerance_kmh: threshold(3, 'Speeding tolerance over the limit at least, km/h (the band below, where 5 % would be within the speed\'s own noise)'),
+  minDuration_s: threshold(10, 'Shortest speeding episode that is an event, s (first to last sample over the threshold; not an overtaking)'),
+  mergeGap_s: threshold(3, 'Time without a sample over the threshold, while speed is known, that ends a speeding episode, s'),
+  maxGap_s: threshold(60, 'Longest time without speed or limit that a speeding episode bridges (tunnels of up to ~2 km at 120 km/h), s; also how long a matched limit holds'),
+  obdFresh_s: threshold(3, 'OBD speed this recent is preferred to GPS speed for speeding, s'),
+  maxAccuracy_m: threshold(25, 'Fixes less accurate than this (1 σ, m) are not matched to a road: they could match the wrong one'),
+})
+export type SpeedingConfig = Static<typeof SpeedingConfig>
 
 /** Defaults: see the module comment for why. */
-export const defaultSpeedingConfig: SpeedingConfig = {
-  tolerance_pct: 5,
-  tolerance_kmh: 3,
-  minDuration_s: 10,
-  mergeGap_s: 3,
-  maxGap_s: 60,
-  obdFresh_s: 3,
-  maxAccuracy_m: 25,
-}
+export const defaultSpeedingConfig: SpeedingConfig = defaultsOf(SpeedingConfig)
 
 /** What an open episode has seen so far. */
 interface Episode {
@@ -80,13 +68,10 @@ export function speedingDetector(cfg: SpeedingConfig, map: RoadMap, deviceId: st
     episode = undefined
     const duration_s = e ? (e.lastOverMs - e.fromMs) / 1000 : 0
     if (!e || duration_s < cfg.minDuration_s) return
-    out.push({
-      policyId, deviceId, subject: 'driving', type: 'speeding', urgent: false, from: e.fromMs, to: e.lastOverMs,
-      evidence: {
-        source: e.source, peak: r1(e.peak), threshold: r1(e.threshold), unit: 'km/h', duration_s, samples: e.samples,
-        limit_kmh: e.limit_kmh, max_speed_kmh: r1(e.maxSpeed_kmh),
-      },
-    })
+    out.push(policyEvent('speeding', policyId, deviceId, e.fromMs, e.lastOverMs, {
+      source: e.source, peak: r1(e.peak), threshold: r1(e.threshold), duration_s, samples: e.samples,
+      limit_kmh: e.limit_kmh, max_speed_kmh: r1(e.maxSpeed_kmh),
+    }))
   }
 
   function sample(ts: number, speed_kmh: number, source: string, out: DrivingEvent[]) {

@@ -19,7 +19,7 @@
  */
 import { defer, filter, map, tap, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
 import { geohash, haversine_km, type Reading } from '../ingest/index.ts'
-import type { Detector, DrivingEvent, DrivingEventType } from './events.ts'
+import { policyEvent, type DetectedEvidence, type Detector, type DrivingEvent, type DrivingEventType } from './events.ts'
 import { perKey, restored, type Restore } from './per-key.ts'
 import { vehicleFrame } from './vehicle-frame.ts'
 
@@ -230,8 +230,8 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   /** The fixes of the last CRASH_TRACK_S, oldest first: a crash's track. */
   let track: TrackFix[] = []
 
-  const event = (type: DrivingEventType, from: number, to: number, evidence: DrivingEvent['evidence'], urgent = false): DrivingEvent =>
-    ({ policyId, deviceId, subject: 'driving', type, urgent, from, to, evidence })
+  const event = (type: DrivingEventType, from: number, to: number, evidence: DetectedEvidence<DrivingEventType>): DrivingEvent =>
+    policyEvent(type, policyId, deviceId, from, to, evidence)
 
   function push(raw: Reading): TripOutput[] {
     const out: TripOutput[] = []
@@ -365,7 +365,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     if (!harsh) return
     const h = harsh
     harsh = undefined
-    collect([event(h.type, h.from, h.to, { source: speed?.source ?? 'obd', peak: round3(h.peak), threshold: h.threshold, unit: 'm/s²', duration_s: (h.to - h.from) / 1000, samples: h.samples + 1, rate_hz: 1 })], out)
+    collect([event(h.type, h.from, h.to, { source: speed?.source ?? 'obd', peak: round3(h.peak), threshold: h.threshold, duration_s: (h.to - h.from) / 1000, samples: h.samples + 1, rate_hz: 1 })], out)
   }
 
   function detectLateral(r: Reading, out: TripOutput[]) {
@@ -390,7 +390,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     if (!lateral) return
     const l = lateral
     lateral = undefined
-    collect([event('harsh_lateral', l.from, l.to, { source: 'gps', peak: round3(l.peak), threshold: cfg.lateral_ms2, unit: 'm/s²', duration_s: (l.to - l.from) / 1000, samples: l.samples, rate_hz: 1 })], out)
+    collect([event('harsh_lateral', l.from, l.to, { source: 'gps', peak: round3(l.peak), threshold: cfg.lateral_ms2, duration_s: (l.to - l.from) / 1000, samples: l.samples, rate_hz: 1 })], out)
   }
 
   function continuous(ts: number, out: TripOutput[]) {
@@ -399,7 +399,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     const driven_s = (ts - stretch.from) / 1000
     if (!stretch.reported && driven_s >= cfg.continuous_s) {
       stretch.reported = true
-      collect([event('continuous_driving', stretch.from, ts, { source: speed!.source, peak: driven_s, threshold: cfg.continuous_s, unit: 's', duration_s: driven_s })], out)
+      collect([event('continuous_driving', stretch.from, ts, { source: speed!.source, peak: driven_s, threshold: cfg.continuous_s, duration_s: driven_s })], out)
     }
   }
 
@@ -473,7 +473,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     endLateral(out)
     if (night && night.to - night.from >= 60_000) {
       const n = night
-      collect([event('night_driving', n.from, n.to, { source: speed?.source ?? 'obd', peak: (n.to - n.from) / 1000, threshold: 60, unit: 's', duration_s: (n.to - n.from) / 1000 })], out)
+      collect([event('night_driving', n.from, n.to, { source: speed?.source ?? 'obd', peak: (n.to - n.from) / 1000, threshold: 60, duration_s: (n.to - n.from) / 1000 })], out)
     }
     night = undefined
     trip = undefined

@@ -4,11 +4,12 @@
  * time controls (period, zoom, zone) and the formats of numbers and times. uPlot is the global /assets/uplot.js defines before the page runs.
  */
 import { when } from '/assets/words.js'
+import { subjects as catalogue } from '/assets/catalogue.js'
 
 export const $ = (id) => document.getElementById(id)
 export const el = (tag, props = {}, ...children) => { const e = Object.assign(document.createElement(tag), props); e.append(...children); return e }
-export const subjects = ['driving', 'health', 'home']
-export const colours = { driving: '#1f6fb2', health: '#177245', home: '#b58300' }
+export const subjects = Object.keys(catalogue)
+export const colours = Object.fromEntries(subjects.map((s) => [s, catalogue[s].colour]))
 export const palette = ['#1f6fb2', '#b3261e', '#177245', '#b58300', '#7b3fa0', '#00838f', '#c2185b', '#5d4037', '#546e7a', '#9e9d24']
 
 // The token -------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 /**
  * The words and formats every page shares, the policyholder's and the analyst's (served at
  * /assets/words.js): one way to write a time, a duration, an event and the evidence behind it.
+ * Event types' words and the units come from ubiq's catalogues (/assets/catalogue.js, #22).
  */
+import { eventWords, units } from '/assets/catalogue.js'
 
 const dateFormats = {}
 /**
@@ -28,21 +30,14 @@ export function duration(s) {
 /** A measured number, rounded as it is read: 2 decimals below 1, 1 below 100, whole above. */
 export const figure = (x) => (typeof x !== 'number' ? String(x) : Number.isInteger(x) ? String(x) : Math.abs(x) < 1 ? x.toFixed(2) : Math.abs(x) < 100 ? x.toFixed(1) : x.toFixed(0))
 
-const eventNames = {
-  harsh_braking: 'hard braking', harsh_acceleration: 'hard acceleration', harsh_lateral: 'hard cornering or lane change',
-  harsh_longitudinal: 'hard braking or acceleration', speeding: 'speeding', night_driving: 'driving at night',
-  phone_handling: 'phone in hand while driving', continuous_driving: 'long drive without a break', crash: 'crash',
-  leak: 'water leak', smoke: 'smoke', freeze_risk: 'risk of frost', humidity_exposure: 'damp', sensor_offline: 'sensor silent',
-  low_battery: 'low battery', valve_shutoff: 'water shut off', resting_hr_rise: 'resting heart rate up', scripted_data: 'readings look made up',
-}
 /** An event's type in words ("harsh_braking" → "hard braking"). */
-export const eventName = (type) => eventNames[type] ?? type.replace(/_/g, ' ')
+export const eventName = (type) => eventWords[type] ?? type.replace(/_/g, ' ')
 
 /** A value in the evidence's unit: seconds as a duration, else the figure and its unit. */
 const inUnit = (x, unit) => (unit === 's' ? duration(x) : `${figure(x)}${unit ? ` ${unit}` : ''}`)
 
-/** The units of stored numbers by the end of their names (`limit_kmh`, `peakYaw_rads`, `hr_bpm`). */
-const suffixes = [['_kmh', 'km/h'], ['_ms2', 'm/s²'], ['_rads', 'rad/s'], ['_hz', 'Hz'], ['_bpm', 'bpm'], ['_pct', '%'], ['_deg', '°'], ['_c', '°C'], ['_s', 's'], ['_m', 'm']]
+/** The units of stored numbers by the end of their names (`limit_kmh`, `peakYaw_rads`, `hr_bpm`); a count reads as its name ("steps count"). */
+const suffixes = Object.entries(units).filter(([s]) => s !== 'count').map(([s, u]) => [`_${s}`, u])
 const unitOf = (name) => suffixes.find(([s]) => name.endsWith(s)) ?? ['', '']
 /** A stored field's name in words with its unit: "speed_kmh" → "speed (km/h)". */
 export function fieldName(name) {

@@ -10,6 +10,7 @@ const schema = payloadSchema({
 
 export const crash: SensorKind<typeof schema> = {
   kind: 'crash',
+  units: { peak_accel_ms2: 'ms2', delta_v_kmh: 'kmh', direction_deg: 'deg' },
   subject: 'driving',
   description: 'Crash alert from the device: a high-g impulse',
   schema,

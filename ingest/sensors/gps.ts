@@ -16,6 +16,7 @@ const schema = payloadSchema({
 
 export const gps: SensorKind<typeof schema> = {
   kind: 'gps',
+  units: { lat_deg: 'deg', lon_deg: 'deg', accuracy_m: 'm', speed_kmh: 'kmh', heading_deg: 'deg', alt_m: 'm' },
   subject: 'driving',
   description: 'Vehicle or phone GNSS fix, one message per second',
   schema,

@@ -9,6 +9,7 @@ const schema = payloadSchema({
 
 export const hr: SensorKind<typeof schema> = {
   kind: 'hr',
+  units: { hr_bpm: 'bpm' },
   subject: 'health',
   description: 'Wearable heart rate, every few seconds to every few minutes',
   schema,

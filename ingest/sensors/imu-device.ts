@@ -24,6 +24,7 @@ const schema = batchSchema(columns, 200, 400)
 
 export const imuDevice: SensorKind<typeof schema> = {
   kind: 'imu_device',
+  units: { rate_hz: 'hz' },
   subject: 'driving',
   description: 'Phone IMU in the phone\'s own frame, any mount: batched raw accelerometer (gravity included) and gyroscope; ubiq finds the vehicle\'s axes',
   schema,

@@ -6,17 +6,18 @@ import { batchSchema, type BatchColumn, type SensorKind } from '../contract.ts'
  * acceleration (gravity removed) and angular velocity in the earth frame (x east, y north, z up).
  */
 const columns: BatchColumn[] = [
-  { name: 'ax_ms2', minimum: -160, maximum: 160, description: 'linear acceleration east, m/s²' },
-  { name: 'ay_ms2', minimum: -160, maximum: 160, description: 'linear acceleration north, m/s²' },
-  { name: 'az_ms2', minimum: -160, maximum: 160, description: 'linear acceleration up, m/s²' },
-  { name: 'gx_rads', minimum: -35, maximum: 35, description: 'angular velocity about east, rad/s' },
-  { name: 'gy_rads', minimum: -35, maximum: 35, description: 'angular velocity about north, rad/s' },
-  { name: 'gz_rads', minimum: -35, maximum: 35, description: 'angular velocity about up (yaw rate), rad/s' },
+  { name: 'ax_ms2', unit: 'ms2', minimum: -160, maximum: 160, description: 'linear acceleration east, m/s²' },
+  { name: 'ay_ms2', unit: 'ms2', minimum: -160, maximum: 160, description: 'linear acceleration north, m/s²' },
+  { name: 'az_ms2', unit: 'ms2', minimum: -160, maximum: 160, description: 'linear acceleration up, m/s²' },
+  { name: 'gx_rads', unit: 'rads', minimum: -35, maximum: 35, description: 'angular velocity about east, rad/s' },
+  { name: 'gy_rads', unit: 'rads', minimum: -35, maximum: 35, description: 'angular velocity about north, rad/s' },
+  { name: 'gz_rads', unit: 'rads', minimum: -35, maximum: 35, description: 'angular velocity about up (yaw rate), rad/s' },
 ]
 const schema = batchSchema(columns, 200, 400)
 
 export const imu: SensorKind<typeof schema> = {
   kind: 'imu',
+  units: { rate_hz: 'hz' },
   subject: 'driving',
   description: 'Phone or dongle IMU: batched linear acceleration and rotation, earth frame',
   schema,

@@ -27,6 +27,7 @@ const rawSchema = Type.Object({
 
 export const obd: SensorKind<typeof schema> = {
   kind: 'obd',
+  units: { speed_kmh: 'kmh', engine_rpm: 'rpm', throttle_pct: 'pct', engine_load_pct: 'pct', coolant_temp_c: 'c', fuel_level_pct: 'pct', odometer_km: 'km', dtc_count: 'count' },
   subject: 'driving',
   description: 'Vehicle OBD-II dongle: engine and speed values, one message per second',
   schema,

@@ -13,6 +13,7 @@ const schema = payloadSchema({
 
 export const sleep: SensorKind<typeof schema> = {
   kind: 'sleep',
+  units: { duration_s: 's', deep_s: 's', rem_s: 's', light_s: 's', awake_s: 's' },
   subject: 'health',
   description: 'Wearable sleep session with its stages',
   schema,

@@ -8,6 +8,7 @@ const schema = payloadSchema({
 
 export const spo2: SensorKind<typeof schema> = {
   kind: 'spo2',
+  units: { spo2_pct: 'pct' },
   subject: 'health',
   description: 'Wearable SpO2 reading',
   schema,

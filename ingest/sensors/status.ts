@@ -9,6 +9,7 @@ const schema = payloadSchema({
 
 export const status: SensorKind<typeof schema> = {
   kind: 'status',
+  units: { battery_v: 'v' },
   subject: 'driving',
   description: 'Ignition on/off (trip start and end) and supply voltage',
   schema,

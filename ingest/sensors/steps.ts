@@ -9,6 +9,7 @@ const schema = payloadSchema({
 
 export const steps: SensorKind<typeof schema> = {
   kind: 'steps',
+  units: { steps_count: 'count', interval_s: 's' },
   subject: 'health',
   description: 'Wearable step count per interval',
   schema,

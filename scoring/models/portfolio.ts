@@ -6,9 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Subject } from '../../ingest/index.ts'
+import { subjectNames, type Subject } from '../../ingest/index.ts'
 
-const subjects: readonly Subject[] = ['driving', 'health', 'home']
+const subjects = subjectNames
 
 /** The reference portfolio shipped with ubiq (its README): the shipped models' training data, and what a running ubiq backtests. */
 export const referencePortfolio = fileURLToPath(new URL('./portfolio/', import.meta.url))

@@ -5,7 +5,7 @@
  * Each feature's baseline becomes the training portfolio's median, so a reason reads against what
  * is typical in the portfolio ("harsh braking 4.1 per 100 km (typical 1.2)").
  */
-import type { Subject } from '../../ingest/index.ts'
+import { subjects, type Subject } from '../../ingest/index.ts'
 import { transformed, type FeatureDefinition, type ModelDefinition } from './definition.ts'
 import { fitPoissonGlm, glmRate, poissonDeviance, type GlmFit } from './glm.ts'
 import { frequencyModelToOnnx, glmCore } from './onnx.ts'
@@ -159,7 +159,7 @@ function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]
   return [
     `# Model card: ${def.name}@${def.version}`,
     '',
-    `**What it predicts.** The expected number of ${subjectWords[def.subject]} claims a year for a policy, from its ${def.subject} features. ubiq turns the frequency \`f\` into a 0–100 score (higher is safer) as \`100·f0/(f0+f)\`, where \`f0\` is the model at the baseline features (the training portfolio's medians): 50 is a typical policy.`,
+    `**What it predicts.** The expected number of ${subjects[def.subject].cover} claims a year for a policy, from its ${def.subject} features. ubiq turns the frequency \`f\` into a 0–100 score (higher is safer) as \`100·f0/(f0+f)\`, where \`f0\` is the model at the baseline features (the training portfolio's medians): 50 is a typical policy.`,
     '',
     `**Form.** ${form}; written as ONNX by ubiq's own code. Features with a transform enter as log(1 + scale·value).`,
     '',
@@ -192,7 +192,6 @@ function modelCard(def: ModelDefinition, fit: Fit, rate: (row: readonly number[]
   ].join('\n')
 }
 
-const subjectWords: Record<Subject, string> = { driving: 'motor', health: 'health', home: 'home' }
 const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(3))
 function quantile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b)
