@@ -37,6 +37,10 @@ export const ConfigSchema = Type.Object({
   SCORE_BATCH_MAX: Type.Integer({ default: 64, minimum: 1, maximum: 10_000, description: 'Most feature sets scored in one model call' }),
   SCORE_BATCH_WAIT_MS: Type.Integer({ default: 20, minimum: 0, maximum: 60_000, description: 'Longest a feature set waits for its batch' }),
   POLICY_IDLE_H: Type.Number({ default: 0.5, exclusiveMinimum: 0, maximum: 24 * 30, description: "A policy with no reading for this long leaves scoring's memory (rebuilt from InfluxDB when it comes back)" }),
+  NATS_URL: Type.Optional(Type.String({ pattern: '^nats://[^,]+(,nats://[^,]+)*$', description: 'ubiq start --worker: nats-server URLs, comma-separated (any nodes of the cluster), e.g. nats://n1:4222,nats://n2:4222 (docs/scale-out.md)' })),
+  WORKER_PARTITIONS: Type.Integer({ default: 16, minimum: 1, maximum: 1024, description: "ubiq start --worker: the partitions nats-server maps device subjects to (its mappings block's partition(P, …), the same P on every server and worker); many more than workers, so that moving work moves whole partitions" }),
+  WORKER_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$', description: "ubiq start --worker: this worker's name in the partition leases, unique among running workers (default: host name and process id)" })),
+  WORKER_REPLICAS: Type.Integer({ default: 1, minimum: 1, maximum: 5, description: 'ubiq start --worker: replicas of the device and lease streams it makes when missing (3 in a three-node cluster)' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
 })
 export type Config = Static<typeof ConfigSchema>
