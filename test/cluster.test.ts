@@ -16,6 +16,7 @@ import mqtt from 'mqtt'
 import { connect } from '@nats-io/transport-node'
 import { fleetRegistry, makeFleet, runFleet } from '../edge-sim/index.ts'
 import { freePort, startNatsCluster } from '../bin/local-services.ts'
+import { cpuSeconds, serverPid } from '../bench/server-rss.ts'
 import { qualified } from '../ingest/index.ts'
 import { settle, startServices, tally } from './harness.ts'
 
@@ -32,7 +33,8 @@ async function ownership(url: string): Promise<Map<number, number>> {
 
 t.test('three nodes, three workers: kill -9 one and add one mid-stream; every message stored once, every device on one worker', async (t) => {
   const services = await startServices(t)
-  const nodes = await startNatsCluster(join(services.dataDir, '..', 'nats'), 3, PARTITIONS)
+  const natsDir = join(services.dataDir, '..', 'nats')
+  const nodes = await startNatsCluster(natsDir, 3, PARTITIONS)
   t.teardown(() => Promise.all(nodes.map((n) => n.stop())))
   // The cluster takes a moment to elect its JetStream meta leader after the nodes accept clients.
   const nc = await connect({ servers: nodes.map((n) => n.url) })
@@ -44,8 +46,11 @@ t.test('three nodes, three workers: kill -9 one and add one mid-stream; every me
   const registry = join(services.dataDir, '..', 'devices.json')
   writeFileSync(registry, JSON.stringify({ devices: fleetRegistry(fleet) }))
   const db = 'ubiq_cluster'
-  /** The live workers. */
-  const workers = new Map<string, { child: ChildProcess; url: string }>()
+  /** The live workers, and the CPU-seconds each had used once started (its own start-up is not per message). */
+  const workers = new Map<string, { child: ChildProcess; url: string; cpuAtStart: number }>()
+  /** CPU-seconds the workers have used on messages so far, the dead ones' included. */
+  let deadWorkersCpu = 0
+  const workersCpu = () => deadWorkersCpu + [...workers.values()].reduce((a, w) => a + cpuSeconds(w.child.pid!) - w.cpuAtStart, 0)
   t.teardown(() => workers.forEach((w) => w.child.kill('SIGKILL')))
   const startWorker = async (id: string) => {
     const port = await freePort()
@@ -57,11 +62,11 @@ t.test('three nodes, three workers: kill -9 one and add one mid-stream; every me
       },
     })
     const url = `http://127.0.0.1:${port}`
-    workers.set(id, { child, url })
     while (!(await fetch(`${url}/healthz`).then((r) => r.ok, () => false))) {
       if (child.exitCode !== null) throw new Error(`worker ${id} exited with ${child.exitCode}`)
       await sleep(100)
     }
+    workers.set(id, { child, url, cpuAtStart: cpuSeconds(child.pid!) })
   }
   /**
    * Each live worker's partitions, once every partition has exactly one owner among them and each
@@ -84,6 +89,12 @@ t.test('three nodes, three workers: kill -9 one and add one mid-stream; every me
   const startTs = Date.now() - 24 * 3600_000
   const runs = await Promise.all(nodes.map((n, i) => runFleet({ mqttUrl: n.mqttUrl, fleet: fleet.filter((_, j) => j % 3 === i), startTs, speedup: 30, samples: PER_DEVICE, protocolVersion: 4 })))
   t.teardown(() => Promise.all(runs.map((r) => r.stop())))
+  // CPU-seconds a message of each part (docs/scale-out.md's capacity model), from the fleet's start
+  // to the last message stored: on a shared machine, a figure beside the benchmarks', not a goal.
+  const natsPids = nodes.map((_, i) => serverPid(join(natsDir, `n${i + 1}`), 'nats-server')!)
+  const influxdPid = serverPid(join(services.dataDir, '..'), 'influxd')!
+  const partsCpu = () => ({ workers: workersCpu(), nats: natsPids.reduce((a, pid) => a + cpuSeconds(pid), 0), influxd: cpuSeconds(influxdPid) })
+  const cpuBefore = partsCpu()
   const acknowledged = () => runs.reduce((a, r) => a + r.acknowledged, 0)
   const midway = async (share: number) => {
     while (acknowledged() < DEVICES * PER_DEVICE * share) await sleep(50)
@@ -92,6 +103,7 @@ t.test('three nodes, three workers: kill -9 one and add one mid-stream; every me
   await midway(1 / 4)
   const dead = [...before.get('w1')!.keys()]
   const w1 = workers.get('w1')!.child
+  deadWorkersCpu += cpuSeconds(w1.pid!) - workers.get('w1')!.cpuAtStart
   const killedAt = Date.now()
   w1.kill('SIGKILL')
   await new Promise((resolve) => w1.once('exit', resolve))
@@ -108,6 +120,9 @@ t.test('three nodes, three workers: kill -9 one and add one mid-stream; every me
   await Promise.all(runs.map((r) => r.done))
   await settle(services, db, DEVICES * PER_DEVICE)
   const result = await tally(services, db, DEVICES * PER_DEVICE)
+  const cpuAfter = partsCpu()
+  const perMessage = (part: keyof typeof cpuAfter) => `${((cpuAfter[part] - cpuBefore[part]) / (DEVICES * PER_DEVICE) * 1e6).toFixed(0)} µs`
+  t.comment(`CPU a message: workers ${perMessage('workers')}, nats-server ×3 ${perMessage('nats')}, InfluxDB ${perMessage('influxd')}`)
   t.comment(`${DEVICES * PER_DEVICE} sent, ${result.stored} stored, ${result.lost} lost, ${result.duplicated} duplicated`)
   t.same(result, { stored: DEVICES * PER_DEVICE, lost: 0, duplicated: 0 }, 'kill -9 and a join mid-stream: nothing lost, nothing stored twice')
 
