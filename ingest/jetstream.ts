@@ -246,13 +246,15 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
     }
   }
 
+  /** Each partition's latest drain, running or ended. */
+  const draining = new Map<number, Promise<void>>()
   const leaseSubject = (p: number) => `ubiq.lease.part.${p}`
   const heartbeat = `ubiq.lease.worker.${deps.workerId}`
-  const lose = (p: number, why: string) => {
-    const lease = leases.get(p)
-    if (!lease || lease.state === 'lost') return
+  /** Stops `lease` of partition `p` at once (another worker holds it, or it cannot be drained). */
+  const lose = (p: number, lease: Lease, why: string) => {
+    if (lease.state === 'lost') return
     lease.state = 'lost'
-    leases.delete(p)
+    if (leases.get(p) === lease) leases.delete(p)
     moves.inc({ change: 'lost' })
     log.warn({ partition: p, why }, 'partition lost')
   }
@@ -276,11 +278,12 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
    */
   async function round() {
     await js.publish(heartbeat, deps.workerId)
-    await Promise.all([...leases].filter(([, l]) => l.state === 'held').map(async ([p, l]) => {
+    // Those being given back too: a lease that expired while its last batch was stored would be another's when purged.
+    await Promise.all([...leases].map(async ([p, l]) => {
       try {
         l.revision = (await js.publish(leaseSubject(p), deps.workerId, { expect: { lastSubjectSequence: l.revision } })).seq
       } catch (err) {
-        lose(p, (err as Error).message)
+        lose(p, l, (err as Error).message)
       }
     }))
     const subjects = (await jsm.streams.info(LEASE_STREAM, { subjects_filter: 'ubiq.lease.>' })).state.subjects ?? {}
@@ -296,7 +299,11 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
         leases.set(p, lease)
         moves.inc({ change: 'taken' })
         log.info({ partition: p }, 'partition taken')
-        lease.running = drain(p, lease).catch((err: Error) => lose(p, err.message))
+        // A partition lost and taken back here starts once the earlier drain has ended: that one's
+        // batch may still wait for InfluxDB, and dedupe would drop its redelivery here, so this
+        // drain's ack would acknowledge it before it is stored.
+        const previous = lease.running = (draining.get(p) ?? Promise.resolve()).then(() => drain(p, lease)).catch((err: Error) => lose(p, lease, err.message))
+        draining.set(p, previous)
       } catch {
         // Another worker took it first.
       }
