@@ -4,9 +4,9 @@
  */
 import { readdirSync, readFileSync } from 'node:fs'
 
-type ServerName = 'mosquitto' | 'influxd'
+type ServerName = 'mosquitto' | 'influxd' | 'nats-server'
 
-/** The pid of the `mosquitto` or `influxd` run from under `dir` (undefined if none). */
+/** The pid of the `mosquitto`, `influxd` or `nats-server` run from under `dir` (undefined if none). */
 export function serverPid(dir: string, name: ServerName): number | undefined {
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
@@ -20,7 +20,7 @@ export function serverPid(dir: string, name: ServerName): number | undefined {
 }
 
 /** Returns `rss(name)`: the current RSS in bytes of the `mosquitto` or `influxd` run from under `dir` (NaN if none). */
-export function serverRss(dir: string): (name: ServerName) => number {
+export function serverRss(dir: string): (name: 'mosquitto' | 'influxd') => number {
   const pids = new Map((['mosquitto', 'influxd'] as const).map((name) => [name, serverPid(dir, name)]))
   return (name) => {
     const pid = pids.get(name)

@@ -33,11 +33,14 @@ import {
   type EvaluatedTrip, type LoadedModel, type OfflineResult, type RoadMap,
 } from '../scoring/index.ts'
 import { train, trainingReport, writePortfolio } from './train.ts'
+import { startWorker } from './worker.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
 
 Usage:
   ubiq start                     run the pipeline: MQTT ingest → scoring → pricing → dashboards
+  ubiq start --worker            one of several workers sharing the devices' partitions on NATS JetStream (NATS_URL):
+                                 ingest for the partitions it holds, /metrics (docs/scale-out.md)
   ubiq demo [options]            the pipeline, a simulated fleet and the dashboard; prints its URL
   ubiq sim [options]             simulated policyholders' cars, wearables and homes publishing to MQTT_URL
   ubiq sim replay [options]      publish real recorded trips as one phone's IMU stream to MQTT_URL
@@ -221,6 +224,7 @@ async function main(argv: string[]): Promise<void> {
   if (replay) return runReplayCommand(cfg, opts)
   if (command === 'sim') return runSim(cfg, opts, logger)
   if (command === 'broker-config') return writeBrokerConfig(cfg, opts)
+  if (opts.worker) return runWorker(cfg, logger)
   return runService(command as 'start' | 'demo', cfg, opts, logger)
 }
 
@@ -254,12 +258,13 @@ interface Options {
   url?: string
   json: boolean
   loo: boolean
+  worker: boolean
 }
 
 function parseOptions(command: string, args: string[]): Options {
   // Every option takes a value; which ones a command takes:
   const names: Record<string, string[]> = {
-    start: [],
+    start: ['worker'],
     demo: ['vehicles', 'speedup', 'seed'],
     sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'phone-mount', 'faults', 'connections', 'export', 'write-registry'],
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
@@ -275,7 +280,7 @@ function parseOptions(command: string, args: string[]): Options {
     'token analyst': ['days'],
     'erase policy': ['url'],
   }
-  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: n === 'json' || n === 'loo' ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
+  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: ['json', 'loo', 'worker'].includes(n) ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
   let values: Record<string, string | string[] | undefined>
   try {
     values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | string[] | undefined>
@@ -326,6 +331,7 @@ function parseOptions(command: string, args: string[]): Options {
     url: typeof values.url === 'string' ? values.url : undefined,
     json: (values.json as unknown) === true,
     loo: (values.loo as unknown) === true,
+    worker: (values.worker as unknown) === true,
   }
 }
 
@@ -395,6 +401,38 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
       `  Portfolio (analyst):    ${url}/analyst#token=${analyst}\n` +
       `  Metrics: curl -H 'Authorization: Bearer ${analyst}' ${url}/metrics\n  Stop with Ctrl-C.\n\n`)
   }
+}
+
+/**
+ * `ubiq start --worker`: ingest for a share of the devices' partitions on NATS JetStream, beside
+ * other workers (docs/scale-out.md). It needs NATS_URL, INFLUX_URL and DEVICE_REGISTRY: a worker
+ * starts no servers of its own.
+ */
+async function runWorker(cfg: Config, logger: Logger): Promise<void> {
+  const missing = (['NATS_URL', 'INFLUX_URL', 'DEVICE_REGISTRY'] as const).filter((k) => !cfg[k])
+  if (missing.length > 0) throw Object.assign(new Error(`ubiq start --worker needs ${missing.join(', ')} (a worker starts no servers of its own; docs/scale-out.md)`), { code: 'CONFIG_INVALID' })
+  const worker = await startWorker({
+    servers: cfg.NATS_URL!.split(','),
+    partitions: cfg.WORKER_PARTITIONS,
+    workerId: cfg.WORKER_ID ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}`,
+    replicas: cfg.WORKER_REPLICAS,
+    influx: influxConfig(cfg, cfg.INFLUX_URL!),
+    devices: loadDevices(cfg),
+    host: cfg.HOST,
+    port: cfg.PORT,
+    influxStartTimeoutMs: cfg.INFLUX_START_TIMEOUT_S * 1000,
+    maxPayloadBytes: cfg.MAX_PAYLOAD_BYTES,
+    maxFutureSkewMs: cfg.MAX_FUTURE_SKEW_S * 1000,
+  }, logger)
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down')
+    worker.stop().then(() => process.exit(0), (err: Error) => {
+      logger.error({ err: err.message }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.once('SIGINT', () => stop('SIGINT'))
+  process.once('SIGTERM', () => stop('SIGTERM'))
 }
 
 /** `ubiq token policy ID` / `ubiq token analyst`: a signed dashboards token on stdout, what it opens on stderr. */

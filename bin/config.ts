@@ -46,6 +46,10 @@ const service = {
   ALERT_DRIFT_PSI: Type.Number({ default: alert.driftPsi, exclusiveMinimum: 0, description: "Alert when a subject's score distribution drifts by a population stability index above this (0.1: moderate, 0.25: significant shift)" }),
   ALERT_DRIFT_WINDOW_H: Type.Number({ default: alert.driftWindowH, exclusiveMinimum: 0, maximum: 24 * 52, description: 'Score drift compares the latest scores of the last this many hours with those of the 7 times as long before' }),
   ALERT_DRIFT_MIN_POLICIES: Type.Integer({ default: alert.driftMinPolicies, minimum: 1, description: 'Score drift needs at least this many policies with a score in each window (fewer: no figure)' }),
+  NATS_URL: Type.Optional(Type.String({ pattern: '^nats://[^,]+(,nats://[^,]+)*$', description: 'ubiq start --worker: nats-server URLs, comma-separated (any nodes of the cluster), e.g. nats://n1:4222,nats://n2:4222 (docs/scale-out.md)' })),
+  WORKER_PARTITIONS: Type.Integer({ default: 16, minimum: 1, maximum: 1024, description: "ubiq start --worker: the partitions nats-server maps device subjects to (its mappings block's partition(P, …), the same P on every server and worker); many more than workers, so that moving work moves whole partitions" }),
+  WORKER_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$', description: "ubiq start --worker: this worker's name in the partition leases, unique among running workers (default: host name and process id)" })),
+  WORKER_REPLICAS: Type.Integer({ default: 1, minimum: 1, maximum: 5, description: 'ubiq start --worker: replicas of the device and lease streams it makes when missing (3 in a three-node cluster)' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
 }
 

@@ -9,7 +9,8 @@ import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { aclAllows, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
+import { connect } from '@nats-io/transport-node'
+import { aclAllows, natsServerConfig, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
 
 /** A server this process started; `stop()` ends it and waits for it to exit. */
 export interface LocalServer {
@@ -168,6 +169,34 @@ bind-address = "127.0.0.1:${rpcPort}"
     if (res.status !== 204) throw new Error(`ping answered ${res.status}`)
   })
   return { url, stop: () => stopChild(child) }
+}
+
+/** One nats-server this process started: its client and MQTT addresses. */
+export interface LocalNats extends LocalServer {
+  mqttUrl: string
+}
+
+/**
+ * Starts `nodes` nats-servers on 127.0.0.1 as one JetStream cluster (one node: no cluster), with
+ * ubiq's configuration (natsServerConfig) and data in `dir`; resolves once each accepts a client.
+ * For tests and benchmarks: operators run their own (docs/nats/).
+ */
+export async function startNatsCluster(dir: string, nodes: number, partitions: number): Promise<LocalNats[]> {
+  const bin = findCommand('nats-server')
+  if (!bin) throw new ServiceError('NATS_NOT_FOUND', 'nats-server is not installed (Debian: apt-get install nats-server)')
+  const ports: { port: number; mqttPort: number; clusterPort?: number }[] = []
+  for (let i = 0; i < nodes; i++) ports.push({ port: await freePort(), mqttPort: await freePort(), clusterPort: nodes > 1 ? await freePort() : undefined })
+  return Promise.all(ports.map(async (p, i) => {
+    const name = `n${i + 1}`
+    mkdirSync(join(dir, name), { recursive: true, mode: 0o700 })
+    const conf = join(dir, name, 'nats.conf')
+    const routes = ports.filter((o) => o !== p && o.clusterPort).map((o) => `nats-route://127.0.0.1:${o.clusterPort}`)
+    writeFileSync(conf, natsServerConfig({ name, host: '127.0.0.1', ...p, routes, storeDir: join(dir, name, 'js') }, partitions))
+    const url = `nats://127.0.0.1:${p.port}`
+    const child = spawnServer(bin, ['-c', conf], `nats-server ${name}`)
+    await waitUntil(child, `nats-server ${name}`, async () => void (await (await connect({ servers: url, reconnect: false })).close()))
+    return { url, mqttUrl: `mqtt://127.0.0.1:${p.mqttPort}`, stop: () => stopChild(child) }
+  }))
 }
 
 /**

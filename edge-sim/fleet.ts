@@ -90,6 +90,8 @@ export interface FleetOptions {
   samples?: number
   /** MQTT passwords by device id, for a broker with per-device credentials (username = device id). */
   passwords?: ReadonlyMap<string, string>
+  /** The MQTT version the vehicles speak (runSimulation's; default 5). */
+  protocolVersion?: 4 | 5
 }
 
 /** An endless run parks 2 simulated minutes after each trip. */
@@ -135,5 +137,6 @@ export function runFleet(opts: FleetOptions): Promise<SimulationRun> {
     startTs: opts.startTs,
     speedup: opts.speedup,
     ...(opts.passwords ? { passwords: opts.passwords } : {}),
+    ...(opts.protocolVersion ? { protocolVersion: opts.protocolVersion } : {}),
   })
 }

@@ -23,6 +23,8 @@ export interface SimulationOptions {
   connections?: number
   /** QoS 1 messages awaiting their PUBACK across the fleet, at most (default 2,000). */
   maxInFlight?: number
+  /** The MQTT version devices speak: 5 (default), or 3.1.1 (4), the one nats-server's MQTT listener takes. */
+  protocolVersion?: 4 | 5
 }
 
 export interface SimulationRun {
@@ -57,7 +59,7 @@ export async function runSimulation(opts: SimulationOptions, onConnected: (n: nu
   // Connect in waves: ten thousand simultaneous CONNECTs would only queue in the broker.
   for (let i = 0; i < clientCount; i += 200) {
     clients.push(...await Promise.all(opts.devices.slice(i, Math.min(i + 200, clientCount)).map((d, j) => mqtt.connectAsync(opts.mqttUrl, {
-      clientId: shared ? `sim-shared-${i + j}` : `sim-${d.deviceId}`, clean: true, reconnectPeriod: 1000, protocolVersion: 5,
+      clientId: shared ? `sim-shared-${i + j}` : `sim-${d.deviceId}`, clean: true, reconnectPeriod: 1000, protocolVersion: opts.protocolVersion ?? 5,
       ...(opts.passwords ? { username: d.deviceId, password: opts.passwords.get(d.deviceId) } : {}),
     }))))
     // A device is connected once its client is: all of them when the last client is.

@@ -4,7 +4,7 @@
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import { Subject as RxSubject, defer, filter, map, partition, share, type Observable, type OperatorFunction } from 'rxjs'
+import { Subject as RxSubject, defer, filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
 import { TIME_REUSE_WINDOW, topics, type Reading } from './contract.ts'
 import { decodeAck, decodeConsent, decodeMessage, decodePrivacy, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
 import { CONSENT_STREAM, ConsentError, type ConsentStore } from './consent.ts'
@@ -63,12 +63,6 @@ export interface Ingest {
   stop(): Promise<void>
 }
 
-interface Message {
-  topic: string
-  payload: Buffer
-  receivedAt: number
-}
-
 /**
  * Calls `done` at once until a turn of the event loop has lasted `turnMs`, then once the loop has
  * gone round (setImmediate: after the I/O and timers already waiting).
@@ -100,7 +94,7 @@ export function startIngest(deps: IngestDeps): Ingest {
   // must find the handler below in place, or mqtt.js would acknowledge them unseen.
   const client = mqtt.connect(deps.mqttUrl, { clientId: deps.clientId ?? 'ubiq-ingest', clean: false, manualConnect: true, reconnectPeriod: 1000 })
   const clocks = clockTracker()
-  const counters = ingestCounters(deps.metrics, deps.journal, clocks)
+  const counters = { ...messageCounters(deps.metrics, clocks), ...journalCounters(deps.metrics, deps.journal) }
   // A line InfluxDB refuses for good would otherwise stay unconfirmed for ever, and with enough of
   // them backpressure would stop ingest for good (issue #20): it is quarantined instead. Every
   // stage's refused lines come here, so that all of them reach the dead-letter folder.
@@ -110,7 +104,7 @@ export function startIngest(deps: IngestDeps): Ingest {
     // The kinds, not InfluxDB's message: it quotes the line, position and health values included.
     log.error({ lines: refused.length, kinds: [...new Set(refused.map((r) => r.kind))] }, 'InfluxDB refused lines: quarantined in the dead-letter folder')
   })
-  const messages = new RxSubject<Message>()
+  const messages = new RxSubject<DeviceMessage>()
   const next = turnLimiter(10)
   /** Messages whose PUBACK waits for InfluxDB to catch up (backpressure). */
   let held = 0
@@ -129,88 +123,14 @@ export function startIngest(deps: IngestDeps): Ingest {
       done()
     })
   }
-  /**
-   * A device's consent change, taken in the same synchronous step as the messages around it: what
-   * the device sent after it is decoded under it. Its acknowledgement is the policy's consent on
-   * `ubiq/v1/consent/{deviceId}` (published by whoever the store tells); a change that cannot be
-   * recorded gets none, and the device sends it again.
-   */
-  const takeConsent = (consents: ConsentStore, deviceId: string, m: Message): Rejection | null => {
-    const c = decodeConsent(deps.decode, deviceId, m.payload, m.receivedAt)
-    if ('reason' in c) return c
-    try {
-      consents.change(c.policyId, c.request, { role: 'device', deviceId }, { seq: c.seq, ts: c.ts })
-    } catch (err) {
-      if (err instanceof ConsentError) return { deviceId, kind: CONSENT_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
-      log.error({ err, deviceId }, 'a device\'s consent change could not be recorded: not taken')
-    }
-    return null
-  }
-  /** A device's pause or early end (privacy.ts), taken as a consent change is: in order with the device's readings. */
-  const takePrivacy = (privacy: PrivacyStore, deviceId: string, m: Message): Rejection | null => {
-    const c = decodePrivacy(deps.decode, deviceId, m.payload, m.receivedAt)
-    if ('reason' in c) return c
-    const { end, scope, ...window } = c.request
-    const by = { role: 'device' as const, deviceId }
-    try {
-      if (end !== undefined && (scope !== undefined || Object.keys(window).length > 0)) throw new PrivacyError('`end` comes alone: a message ends a pause or starts one, not both')
-      if (end === undefined && scope === undefined) throw new PrivacyError("/scope: a pause needs its scope (location or all); to end one, send `end` with the pause's id")
-      if (end !== undefined) privacy.end(c.policyId, end, by, c)
-      else privacy.pause(c.policyId, { scope: scope!, ...window }, by, c)
-    } catch (err) {
-      if (err instanceof PrivacyError) return { deviceId, kind: PRIVACY_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
-      log.error({ err, deviceId }, 'a device\'s pause could not be recorded: not taken')
-    }
-    return null
-  }
-  /** A device's acknowledgement of a command (commands.ts), recorded in the audit chain; one of a command it was not sent is rejected. */
-  const takeAck = (commands: CommandStore, deviceId: string, m: Message): Rejection | null => {
-    const c = decodeAck(deps.decode, deviceId, m.payload, m.receivedAt)
-    if ('reason' in c) return c
-    try {
-      commands.ack(deviceId, { ...c.request, status: c.request.status as AckStatus }, c) // the store checks the status
-    } catch (err) {
-      if (err instanceof CommandError) return { deviceId, kind: ACK_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
-      log.error({ err, deviceId }, 'a device\'s acknowledgement could not be recorded: not taken')
-    }
-    return null
-  }
-  const control = [CONSENT_STREAM, PRIVACY_STREAM, ACK_STREAM].map((s) => `/${s}`)
-  const decoded$ = messages.pipe(
-    map((m) => {
-      counters.received.inc()
-      // Settings messages and acknowledgements, not readings: split the topic only for those.
-      const route = control.some((s) => m.topic.endsWith(s)) ? topics.parseDevice(m.topic) : undefined
-      if (route?.kind === CONSENT_STREAM && deps.decode.consents) return takeConsent(deps.decode.consents, route.deviceId, m)
-      if (route?.kind === PRIVACY_STREAM && deps.decode.privacy) return takePrivacy(deps.decode.privacy, route.deviceId, m)
-      if (route?.kind === ACK_STREAM && deps.decode.commands) return takeAck(deps.decode.commands, route.deviceId, m)
-      const r = decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
-      if (r && !isRejection(r)) {
-        counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)
-        clocks.observe(r.deviceId, r.ts, m.receivedAt)
-      }
-      return r
-    }),
-    filter((r): r is Reading | Rejection => r !== null), // null: it configured an adapter, nothing to store
-    rejectJumps(deps.maxGpsSpeedKmh ?? 1000),
-    rejectTimeReuse(TIME_REUSE_WINDOW),
-    share(),
-  )
-  const [rejected$, accepted$] = partition(decoded$, isRejection)
-  rejected$.subscribe((r) => {
-    counters.rejected.inc({ reason: r.reason })
-    log.debug({ deviceId: r.deviceId, kind: r.kind, reason: r.reason }, 'message rejected')
-    client.publish(topics.rejected(r.deviceId), JSON.stringify(r), { qos: 1 })
-  })
-  const readings$ = (accepted$ as Observable<Reading>).pipe(
-    dropDuplicates(deps.dedupeWindow ?? 1024, deps.dedupeIdleMs, () => counters.duplicates.inc()),
-    storeReadings((lines) => {
-      deps.journal.append(lines)
-      deps.influx.write(lines)
-      counters.stored.inc()
-    }, {
-      oldestKept: (kind) => deps.influx.oldestKept(kind),
-      onExpired: (r) => counters.expired.inc({ kind: r.kind }),
+  const readings$ = messages.pipe(
+    takeMessages({
+      ...deps,
+      log,
+      counters,
+      clocks,
+      pending: (lines) => deps.journal.append(lines),
+      reject: (r) => client.publish(topics.rejected(r.deviceId), JSON.stringify(r), { qos: 1 }),
     }),
     share(),
   )
@@ -257,6 +177,119 @@ export function startIngest(deps: IngestDeps): Ingest {
       storing.unsubscribe()
     },
   }
+}
+
+/** One device message as its engine delivered it (MQTT here, a JetStream partition in worker.ts). */
+export interface DeviceMessage {
+  topic: string
+  payload: Buffer
+  /** When the engine received it, ms (ubiq's clock for MQTT, the stream's for JetStream). */
+  receivedAt: number
+}
+
+/** What `takeMessages` needs: the decoding, the stage's logger and counters, and where lines and rejections go. */
+export interface TakeDeps extends Pick<IngestDeps, 'decode' | 'maxGpsSpeedKmh' | 'dedupeWindow' | 'dedupeIdleMs'> {
+  log: Logger
+  counters: MessageCounters
+  clocks: ClockTracker
+  /** An accepted reading's lines, in one call, as they go to InfluxDB: where they wait for its confirmation. */
+  pending(lines: string[]): void
+  influx: Pick<Influx, 'oldestKept' | 'write'>
+  /** A rejection, for its device (`ubiq/v1/rejected/{deviceId}`). */
+  reject(r: Rejection): void
+}
+
+/**
+ * The steps every device message takes, whichever engine brought it: decode and validate (the
+ * contract), a device's consent, pause and command acknowledgement taken in order with its
+ * readings, implausible jumps and reused times rejected, redeliveries dropped by (device, seq),
+ * and each reading's lines stored. Synchronous from a message to its lines' `pending`: a caller that
+ * acknowledges after the push knows what the message became.
+ */
+export function takeMessages(deps: TakeDeps): OperatorFunction<DeviceMessage, Reading> {
+  const { log, counters, clocks } = deps
+  /**
+   * A device's consent change, taken in the same synchronous step as the messages around it: what
+   * the device sent after it is decoded under it. Its acknowledgement is the policy's consent on
+   * `ubiq/v1/consent/{deviceId}` (published by whoever the store tells); a change that cannot be
+   * recorded gets none, and the device sends it again.
+   */
+  const takeConsent = (consents: ConsentStore, deviceId: string, m: DeviceMessage): Rejection | null => {
+    const c = decodeConsent(deps.decode, deviceId, m.payload, m.receivedAt)
+    if ('reason' in c) return c
+    try {
+      consents.change(c.policyId, c.request, { role: 'device', deviceId }, { seq: c.seq, ts: c.ts })
+    } catch (err) {
+      if (err instanceof ConsentError) return { deviceId, kind: CONSENT_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      log.error({ err, deviceId }, 'a device\'s consent change could not be recorded: not taken')
+    }
+    return null
+  }
+  /** A device's pause or early end (privacy.ts), taken as a consent change is: in order with the device's readings. */
+  const takePrivacy = (privacy: PrivacyStore, deviceId: string, m: DeviceMessage): Rejection | null => {
+    const c = decodePrivacy(deps.decode, deviceId, m.payload, m.receivedAt)
+    if ('reason' in c) return c
+    const { end, scope, ...window } = c.request
+    const by = { role: 'device' as const, deviceId }
+    try {
+      if (end !== undefined && (scope !== undefined || Object.keys(window).length > 0)) throw new PrivacyError('`end` comes alone: a message ends a pause or starts one, not both')
+      if (end === undefined && scope === undefined) throw new PrivacyError("/scope: a pause needs its scope (location or all); to end one, send `end` with the pause's id")
+      if (end !== undefined) privacy.end(c.policyId, end, by, c)
+      else privacy.pause(c.policyId, { scope: scope!, ...window }, by, c)
+    } catch (err) {
+      if (err instanceof PrivacyError) return { deviceId, kind: PRIVACY_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      log.error({ err, deviceId }, 'a device\'s pause could not be recorded: not taken')
+    }
+    return null
+  }
+  /** A device's acknowledgement of a command (commands.ts), recorded in the audit chain; one of a command it was not sent is rejected. */
+  const takeAck = (commands: CommandStore, deviceId: string, m: DeviceMessage): Rejection | null => {
+    const c = decodeAck(deps.decode, deviceId, m.payload, m.receivedAt)
+    if ('reason' in c) return c
+    try {
+      commands.ack(deviceId, { ...c.request, status: c.request.status as AckStatus }, c) // the store checks the status
+    } catch (err) {
+      if (err instanceof CommandError) return { deviceId, kind: ACK_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      log.error({ err, deviceId }, 'a device\'s acknowledgement could not be recorded: not taken')
+    }
+    return null
+  }
+  const control = [CONSENT_STREAM, PRIVACY_STREAM, ACK_STREAM].map((s) => `/${s}`)
+  return (messages) => messages.pipe(
+    map((m) => {
+      counters.received.inc()
+      // Settings messages and acknowledgements, not readings: split the topic only for those.
+      const route = control.some((s) => m.topic.endsWith(s)) ? topics.parseDevice(m.topic) : undefined
+      if (route?.kind === CONSENT_STREAM && deps.decode.consents) return takeConsent(deps.decode.consents, route.deviceId, m)
+      if (route?.kind === PRIVACY_STREAM && deps.decode.privacy) return takePrivacy(deps.decode.privacy, route.deviceId, m)
+      if (route?.kind === ACK_STREAM && deps.decode.commands) return takeAck(deps.decode.commands, route.deviceId, m)
+      const r = decodeMessage(deps.decode, m.topic, m.payload, m.receivedAt)
+      if (r && !isRejection(r)) {
+        counters.lag.observe(Math.max(0, m.receivedAt - r.ts) / 1000)
+        clocks.observe(r.deviceId, r.ts, m.receivedAt)
+      }
+      return r
+    }),
+    filter((r): r is Reading | Rejection => r !== null), // null: it configured an adapter, nothing to store
+    rejectJumps(deps.maxGpsSpeedKmh ?? 1000),
+    rejectTimeReuse(TIME_REUSE_WINDOW),
+    filter((r): r is Reading => {
+      if (!isRejection(r)) return true
+      counters.rejected.inc({ reason: r.reason })
+      log.debug({ deviceId: r.deviceId, kind: r.kind, reason: r.reason }, 'message rejected')
+      deps.reject(r)
+      return false
+    }),
+    dropDuplicates(deps.dedupeWindow ?? 1024, deps.dedupeIdleMs, () => counters.duplicates.inc()),
+    storeReadings((lines) => {
+      deps.pending(lines)
+      deps.influx.write(lines)
+      counters.stored.inc()
+    }, {
+      oldestKept: (kind) => deps.influx.oldestKept(kind),
+      onExpired: (r) => counters.expired.inc({ kind: r.kind }),
+    }),
+  )
 }
 
 /**
@@ -490,32 +523,24 @@ export function readingsFromSeries(series: readonly Series[], policyId: string):
 const columnKeys = new Map([...sensorsByKind.values()].filter((s) => s.batch).map((s) =>
   [s.kind, s.batch!.columns.map((c, j) => `${j === 0 ? '' : ','}${escapeKey(c.name)}=`)]))
 
-function ingestCounters(registry: Registry, journal: Journal, clocks: ClockTracker) {
+/** The counters of `takeMessages`, whichever engine brings the messages (README "Metrics"). */
+export type MessageCounters = ReturnType<typeof messageCounters>
+
+/** Registers `takeMessages`' counters, and the quarantine's, in `registry`. */
+export function messageCounters(registry: Registry, clocks: ClockTracker) {
   const registers = [registry]
   return {
     received: new Counter({ name: 'ubiq_ingest_messages_received_total', help: 'Device messages received', registers }),
     stored: new Counter({ name: 'ubiq_ingest_messages_stored_total', help: 'Device messages journaled and queued for InfluxDB', registers }),
     duplicates: new Counter({ name: 'ubiq_ingest_duplicates_total', help: 'Device messages dropped as redeliveries of a seen (device, seq)', registers }),
     rejected: new Counter({ name: 'ubiq_ingest_messages_rejected_total', help: 'Device messages rejected, by reason', labelNames: ['reason'], registers }),
-    backpressure: new Gauge({ name: 'ubiq_ingest_backpressure', help: '1 while ingest holds acknowledgements because InfluxDB is behind', registers }),
-    pauses: new Counter({ name: 'ubiq_ingest_backpressure_pauses_total', help: 'Times ingest held an acknowledgement for InfluxDB to catch up', registers }),
     expired: new Counter({ name: 'ubiq_ingest_readings_expired_total', help: "Device messages older than their kind's retention (late uploads): scored, not stored", labelNames: ['kind'], registers }),
     quarantined: new Counter({ name: 'ubiq_ingest_lines_quarantined_total', help: 'Lines InfluxDB refused for good, moved to the dead-letter folder, by kind of refusal', labelNames: ['reason'], registers }),
-    pending: new Gauge({
-      name: 'ubiq_ingest_journal_pending_lines', help: 'Accepted lines not yet confirmed by InfluxDB', registers,
-      collect() {
-        this.set(journal.pending)
-      },
-    }),
     skewed: new Gauge({
       name: 'ubiq_ingest_devices_clock_skewed', help: 'Devices whose clock is off by more than 30 s (GET /api/v1/devices/ID/clock for one)', registers,
       collect() {
         this.set(clocks.countSkewedOver(30_000))
       },
-    }),
-    storeLatency: new Histogram({
-      name: 'ubiq_ingest_store_latency_seconds', help: 'From receiving a message to InfluxDB confirming its last line', registers,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60],
     }),
     lag: new Histogram({
       name: 'ubiq_ingest_device_lag_seconds', help: 'Receive time minus device time (network delay, buffering, clock skew)', registers,
@@ -527,3 +552,21 @@ function ingestCounters(registry: Registry, journal: Journal, clocks: ClockTrack
   }
 }
 
+/** The MQTT path's own counters: its journal and backpressure. */
+function journalCounters(registry: Registry, journal: Journal) {
+  const registers = [registry]
+  return {
+    backpressure: new Gauge({ name: 'ubiq_ingest_backpressure', help: '1 while ingest holds acknowledgements because InfluxDB is behind', registers }),
+    pauses: new Counter({ name: 'ubiq_ingest_backpressure_pauses_total', help: 'Times ingest held an acknowledgement for InfluxDB to catch up', registers }),
+    pending: new Gauge({
+      name: 'ubiq_ingest_journal_pending_lines', help: 'Accepted lines not yet confirmed by InfluxDB', registers,
+      collect() {
+        this.set(journal.pending)
+      },
+    }),
+    storeLatency: new Histogram({
+      name: 'ubiq_ingest_store_latency_seconds', help: 'From receiving a message to InfluxDB confirming its last line', registers,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60],
+    }),
+  }
+}

@@ -11,38 +11,10 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fleetRegistry, makeFleet, runFleet, type SimulationRun } from '../edge-sim/index.ts'
 import { freePort } from '../bin/local-services.ts'
-import { qualified } from '../ingest/index.ts'
-import { startServices, startTestPipeline, type Services } from './harness.ts'
+import { settle, startServices, startTestPipeline, tally } from './harness.ts'
 
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
 const DEVICES = 5
-
-/**
- * Rows and distinct (device, seq) in InfluxDB: `lost` are sent seqs missing; `duplicated` are rows
- * beyond one per seq (a redelivery with the same device time overwrites its point, so this counts
- * only copies stored under another time).
- */
-async function tally(services: Services, db: string, expected: number) {
-  const [rows] = await services.influxql(db, `SELECT count(seq) FROM ${qualified('obd')}`)
-  const stored = Number(rows?.values[0]?.[1] ?? 0)
-  const distinct = (await services.influxql(db, `SELECT count(distinct(seq)) FROM ${qualified('obd')} GROUP BY device_id`))
-    .reduce((a, s) => a + Number(s.values[0]![1]), 0)
-  return { stored, lost: expected - distinct, duplicated: stored - distinct }
-}
-
-/** Waits until InfluxDB holds `expected` rows, or nothing has changed for 10 s (then something was lost). */
-async function settle(services: Services, db: string, expected: number) {
-  let last = -1
-  let still = 0
-  for (;;) {
-    const { stored } = await tally(services, db, expected)
-    if (stored >= expected) return
-    still = stored === last ? still + 1 : 0
-    if (still >= 20) return
-    last = stored
-    await sleep(500)
-  }
-}
 
 t.test('kill -9 and SIGTERM mid-stream: every accepted message reaches InfluxDB once', async (t) => {
   const services = await startServices(t)

@@ -3,6 +3,7 @@
  * temporary data directories, stopped when the test ends. No mocks of either.
  */
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
@@ -10,7 +11,7 @@ import { firstValueFrom, filter, type Observable } from 'rxjs'
 import { startInfluxd, startMosquitto } from '../bin/local-services.ts'
 import { startPipeline, type Pipeline, type PipelineConfig } from '../bin/pipeline.ts'
 import { fleetRegistry, makeCity, makePolicies, policyDevices, type SimVehicle } from '../edge-sim/index.ts'
-import { deviceRegistry, newCredentials, retentionPolicyNames, SERVICE_USER, writeBrokerAuth, type RetentionPolicyName, type Series } from '../ingest/index.ts'
+import { deviceRegistry, newCredentials, qualified, retentionPolicyNames, SERVICE_USER, writeBrokerAuth, type RetentionPolicyName, type Series } from '../ingest/index.ts'
 
 /** The part of a tap Test the harness needs (teardown registration). */
 interface Teardown {
@@ -121,4 +122,31 @@ export function twoPolicies(now = Date.now()) {
     .map((d) => ({ ...d, sent: [...d.messages] }))
   const [policy, other] = policies.map((p) => p.policyId) as [string, string]
   return { policies, start, devices, policy, other }
+}
+
+/**
+ * Rows and distinct (device, seq) in InfluxDB: `lost` are sent seqs missing; `duplicated` are rows
+ * beyond one per seq (a redelivery with the same device time overwrites its point, so this counts
+ * only copies stored under another time).
+ */
+export async function tally(services: Services, db: string, expected: number) {
+  const [rows] = await services.influxql(db, `SELECT count(seq) FROM ${qualified('obd')}`)
+  const stored = Number(rows?.values[0]?.[1] ?? 0)
+  const distinct = (await services.influxql(db, `SELECT count(distinct(seq)) FROM ${qualified('obd')} GROUP BY device_id`))
+    .reduce((a, s) => a + Number(s.values[0]![1]), 0)
+  return { stored, lost: expected - distinct, duplicated: stored - distinct }
+}
+
+/** Waits until InfluxDB holds `expected` rows, or nothing has changed for 10 s (then something was lost). */
+export async function settle(services: Services, db: string, expected: number) {
+  let last = -1
+  let still = 0
+  for (;;) {
+    const { stored } = await tally(services, db, expected)
+    if (stored >= expected) return
+    still = stored === last ? still + 1 : 0
+    if (still >= 20) return
+    last = stored
+    await sleep(500)
+  }
 }

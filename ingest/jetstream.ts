@@ -1,0 +1,334 @@
+/**
+ * Ingest on NATS JetStream, for `ubiq start --worker` (#25, docs/scale-out.md): devices publish
+ * over MQTT to nats-server, which maps each device's subject to one of P partitions
+ * (`partitionMapping`); a work-queue stream keeps each message until a worker has stored it. A
+ * worker takes partitions by lease and drains each with one pull consumer: a batch goes through
+ * `takeMessages` (the MQTT path's own steps), its lines to InfluxDB, and only once InfluxDB has
+ * confirmed them is the batch acknowledged (#25 item 3). The replicated stream is the journal.
+ */
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node'
+import { Counter, Gauge } from 'prom-client'
+import { Subject as RxSubject, share, type Observable } from 'rxjs'
+import { topics, type Reading } from './contract.ts'
+import { clockTracker } from './clock.ts'
+import type { Refusal } from './influx.ts'
+import { messageCounters, takeMessages, type DeviceMessage, type IngestDeps } from './ingest.ts'
+
+/** The stream of device messages, by partition: `ubiq.part.{p}.{deviceId}.{stream}`. */
+export const DEVICE_STREAM = 'UBIQ_DEV'
+/** The stream of leases: `ubiq.lease.part.{p}` (its owner) and `ubiq.lease.worker.{id}` (a worker's heartbeat). */
+export const LEASE_STREAM = 'UBIQ_LEASES'
+/** Messages no worker has stored are kept this long, ms: how long every worker may be down without loss. */
+const MAX_AGE_MS = 7 * 86_400_000
+/**
+ * A lease not renewed for this long is gone, and its partition free for another worker, ms: five
+ * missed renewals, as a loaded machine delays them (at 3 s, a busy test machine lost leases).
+ */
+export const LEASE_TTL_MS = 6000
+/** How often a worker renews its leases, counts the workers and takes or gives back partitions, ms. */
+const RENEW_MS = 1000
+/** Most messages a worker takes from a partition at once: written in one batch, acknowledged with one ack. */
+const BATCH = 1000
+/** How long a fetch waits for a batch to fill before it takes what there is, ms (the client's least). */
+const FETCH_WAIT_MS = 1000
+
+/**
+ * nats-server's subject mapping (its `mappings` block) that partitions device messages: a device's
+ * MQTT topic `ubiq/v1/dev/{deviceId}/{stream}` is subject `ubiq.v1.dev.{deviceId}.{stream}`, and
+ * the server hashes the device id to one of `partitions` (nats-server 2.8+). The same device always
+ * lands in the same partition, so its readings reach one worker, in order. Every server of a
+ * cluster needs the same mapping, and every worker the same `partitions` (WORKER_PARTITIONS).
+ */
+export const partitionMapping = (partitions: number) => ({
+  'ubiq.v1.dev.*.*': `ubiq.part.{{partition(${partitions},1)}}.{{wildcard(1)}}.{{wildcard(2)}}`,
+})
+
+/** One nats-server of a ubiq cluster: its name, addresses and the other nodes' cluster routes. */
+export interface NatsNode {
+  name: string
+  host: string
+  /** Clients (the workers). */
+  port: number
+  /** Devices: nats-server's MQTT 3.1.1 listener. */
+  mqttPort: number
+  /** Other nodes (routes), when clustered. */
+  clusterPort?: number
+  routes?: string[]
+  storeDir: string
+}
+
+/**
+ * A nats-server configuration for ubiq: JetStream (where the device stream, the leases and MQTT's
+ * own sessions live), the MQTT listener for devices, the cluster routes, and the partition mapping.
+ * The test cluster and the operators' examples in docs/nats/ are made by this one function.
+ */
+export function natsServerConfig(node: NatsNode, partitions: number): string {
+  const [[from, to]] = Object.entries(partitionMapping(partitions)) as [[string, string]]
+  return [
+    '# ubiq: one nats-server of the cluster (docs/scale-out.md). MQTT needs JetStream and a server name.',
+    `server_name: ${node.name}`,
+    `listen: ${node.host}:${node.port}`,
+    `jetstream { store_dir: "${node.storeDir}" }`,
+    ...(node.clusterPort === undefined ? [] : [
+      'cluster {',
+      '  name: ubiq',
+      `  listen: ${node.host}:${node.clusterPort}`,
+      `  routes: [${(node.routes ?? []).map((r) => `"${r}"`).join(', ')}]`,
+      '}',
+    ]),
+    `mqtt { listen: ${node.host}:${node.mqttPort} }`,
+    `# Each device's subject to one of ${partitions} partitions by its id (the same on every node, and WORKER_PARTITIONS on every worker).`,
+    `mappings { "${from}": "${to}" }`,
+    '',
+  ].join('\n')
+}
+
+/** A partition's message subject back to the device topic it was published on. */
+const topicOf = (subject: string) => {
+  const [, , , deviceId, stream] = subject.split('.')
+  return topics.device(deviceId!, stream!)
+}
+
+export interface WorkerIngestDeps extends Pick<IngestDeps, 'influx' | 'decode' | 'logger' | 'metrics' | 'maxGpsSpeedKmh' | 'dedupeWindow' | 'dedupeIdleMs'> {
+  /** nats-server URLs (any of the cluster's). */
+  servers: string[]
+  /** P: the partitions nats-server maps device subjects to (partitionMapping). */
+  partitions: number
+  /** This worker's name in the leases; unique among running workers. */
+  workerId: string
+  /** The streams' replicas (3 in a three-node cluster). */
+  replicas: number
+}
+
+export interface WorkerIngest {
+  /** Every stored reading of the partitions this worker owns, once, in arrival order. */
+  readings$: Observable<Reading>
+  /** The partitions this worker owns now. */
+  owned(): number[]
+  /** Hand it what InfluxDB confirmed (InfluxHooks.onWritten): a batch whose lines are all confirmed is acknowledged. */
+  confirm(lines: readonly string[]): void
+  /** Gives its partitions back (each after its batch in hand is stored and acknowledged) and disconnects. */
+  stop(): Promise<void>
+}
+
+/** One owned partition: its lease's revision, and whether it is still held, being given back, or lost. */
+interface Lease {
+  revision: number
+  state: 'held' | 'releasing' | 'lost'
+  /** The devices heard from in it since it was taken. */
+  devices: Set<string>
+  running?: Promise<void>
+}
+
+/** Connects to nats-server, makes the streams if missing, and starts taking partitions. */
+export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerIngest> {
+  const log = deps.logger.child({ stage: 'ingest', worker: deps.workerId })
+  const nc = await connect({ servers: deps.servers, name: `ubiq-worker-${deps.workerId}`, maxReconnectAttempts: -1 })
+  const jsm = await jetstreamManager(nc)
+  const js = jetstream(nc)
+  // The journal of what is not yet stored: each owner purges its partition up to what it has
+  // acknowledged (a work queue without one ack a message, which nats-server 2.9 requires of a
+  // work queue; AckAll is one ack a batch). MAX_AGE is how long the workers may all be down.
+  await jsm.streams.add({ name: DEVICE_STREAM, subjects: ['ubiq.part.>'], max_age: nanos(MAX_AGE_MS), num_replicas: deps.replicas })
+  // What the key-value API is built on, without its package: one message a subject, gone after the
+  // TTL, written with the expected last revision (compare-and-set).
+  await jsm.streams.add({ name: LEASE_STREAM, subjects: ['ubiq.lease.>'], max_msgs_per_subject: 1, max_age: nanos(LEASE_TTL_MS), num_replicas: deps.replicas })
+
+  const clocks = clockTracker()
+  const counters = messageCounters(deps.metrics, clocks)
+  const leases = new Map<number, Lease>()
+  const registers = [deps.metrics]
+  new Gauge({
+    name: 'ubiq_worker_partition_devices', help: 'Devices heard from in each partition this worker owns, since it took it (one worker owns a partition)', labelNames: ['partition'], registers,
+    collect() {
+      this.reset()
+      for (const [p, l] of leases) if (l.state !== 'lost') this.set({ partition: String(p) }, l.devices.size)
+    },
+  })
+  new Gauge({
+    name: 'ubiq_worker_partitions_owned', help: 'Partitions this worker owns', registers,
+    collect() {
+      this.set([...leases.values()].filter((l) => l.state !== 'lost').length)
+    },
+  })
+  const moves = new Counter({ name: 'ubiq_worker_partition_changes_total', help: 'Partitions this worker took, gave back or lost', labelNames: ['change'], registers })
+  // Refused lines are settled (never retried, never acknowledged as stored) and counted; the
+  // MQTT path's dead-letter folder is not kept here yet (docs/scale-out.md).
+  deps.influx.onRefused((refused: readonly Refusal[]) => {
+    settle(refused.map((r) => r.line))
+    for (const r of refused) counters.quarantined.inc({ reason: r.kind })
+    log.error({ lines: refused.length, kinds: [...new Set(refused.map((r) => r.kind))] }, 'InfluxDB refused lines: dropped')
+  })
+
+  /** Lines sent to InfluxDB and not yet confirmed, each with the batches waiting for it. */
+  const waiting = new Map<string, { left: number; done(): void }[]>()
+  const settle = (lines: readonly string[]) => {
+    for (const line of lines) {
+      const batches = waiting.get(line)
+      waiting.delete(line)
+      for (const b of batches ?? []) if (--b.left === 0) b.done()
+    }
+  }
+  /** Resolves once InfluxDB has confirmed (or refused) every one of `lines`. */
+  const written = (lines: readonly string[]) => new Promise<void>((done) => {
+    const unique = new Set(lines)
+    if (unique.size === 0) return done()
+    const batch = { left: unique.size, done }
+    for (const line of unique) waiting.set(line, [...(waiting.get(line) ?? []), batch])
+  })
+
+  const messages = new RxSubject<DeviceMessage>()
+  /** The lines of the batch being pushed through takeMessages (synchronous from push to store). */
+  let batchLines: string[] = []
+  const readings$ = messages.pipe(
+    takeMessages({
+      ...deps,
+      log,
+      counters,
+      clocks,
+      pending: (lines) => batchLines.push(...lines),
+      // Rejections reach the device as on the MQTT path: nats-server delivers the subject to its MQTT subscribers.
+      reject: (r) => nc.publish(topics.rejected(r.deviceId).replaceAll('/', '.'), JSON.stringify(r)),
+    }),
+    share(),
+  )
+  const storing = readings$.subscribe()
+
+  /**
+   * Takes the partition's consumer afresh, from its last acknowledged message: the previous
+   * owner's delivered but unacknowledged messages would otherwise come back only after the ack
+   * wait (30 s), behind newer ones, and acknowledging a newer batch (AckAll) would acknowledge them
+   * unread. A previous owner that has not noticed its lease is gone loses its consumer with it,
+   * and fetches nothing more.
+   */
+  async function freshConsumer(p: number) {
+    const name = `part-${p}`
+    const before = await jsm.consumers.info(DEVICE_STREAM, name).catch(() => undefined) // none yet: from the start
+    if (before) await jsm.consumers.delete(DEVICE_STREAM, name)
+    await jsm.consumers.add(DEVICE_STREAM, {
+      durable_name: name, filter_subject: `ubiq.part.${p}.>`, ack_policy: AckPolicy.All, max_ack_pending: BATCH,
+      ...(before ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: before.ack_floor.stream_seq + 1 } : { deliver_policy: DeliverPolicy.All }),
+    })
+    return js.consumers.get(DEVICE_STREAM, name)
+  }
+
+  /** Drains partition `p` while its lease is held: a batch stored, then acknowledged, at a time. */
+  async function drain(p: number, lease: Lease) {
+    let consumer = await freshConsumer(p)
+    // The lease's state changes while this awaits (a round renews or gives it back).
+    const lost = () => (lease.state as Lease['state']) === 'lost'
+    while (lease.state === 'held') {
+      try {
+        const batch: JsMsg[] = []
+        for await (const m of await consumer.fetch({ max_messages: BATCH, expires: FETCH_WAIT_MS })) batch.push(m)
+        if (batch.length === 0 || lost()) continue
+        batchLines = []
+        for (const m of batch) {
+          lease.devices.add(m.subject.split('.')[3]!)
+          messages.next({ topic: topicOf(m.subject), payload: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), receivedAt: Math.round(m.info.timestampNanos / 1e6) })
+        }
+        await written(batchLines)
+        // Lost meanwhile: the next owner takes the batch again; InfluxDB keeps one point per series and time.
+        if (lost()) continue
+        const last = batch.at(-1)!
+        await last.ackAck() // AckPolicy.All: the batch's last acknowledges the batch
+        await jsm.streams.purge(DEVICE_STREAM, { filter: `ubiq.part.${p}.>`, seq: last.seq + 1 }) // what is stored leaves the journal
+      } catch (err) {
+        // nats-server moving a stream's leader, a fetch cut short, or a consumer taken by a new
+        // owner. Messages delivered to a failed fetch were not stored: acknowledging a later batch
+        // (AckAll) would acknowledge them too, so the consumer starts again from the last
+        // acknowledged message.
+        log.warn({ err: (err as Error).message, partition: p }, 'fetching from the partition failed')
+        await new Promise((r) => setTimeout(r, RENEW_MS))
+        if (lease.state === 'held') consumer = await freshConsumer(p)
+      }
+    }
+  }
+
+  /** Each partition's latest drain, running or ended. */
+  const draining = new Map<number, Promise<void>>()
+  const leaseSubject = (p: number) => `ubiq.lease.part.${p}`
+  const heartbeat = `ubiq.lease.worker.${deps.workerId}`
+  /** Stops `lease` of partition `p` at once (another worker holds it, or it cannot be drained). */
+  const lose = (p: number, lease: Lease, why: string) => {
+    if (lease.state === 'lost') return
+    lease.state = 'lost'
+    if (leases.get(p) === lease) leases.delete(p)
+    moves.inc({ change: 'lost' })
+    log.warn({ partition: p, why }, 'partition lost')
+  }
+  /** Gives `p` back once its batch in hand is stored and acknowledged. */
+  async function release(p: number) {
+    const lease = leases.get(p)
+    if (!lease || lease.state !== 'held') return
+    lease.state = 'releasing'
+    await lease.running
+    if (lease.state !== 'releasing') return
+    leases.delete(p)
+    await jsm.streams.purge(LEASE_STREAM, { filter: leaseSubject(p) }).catch(() => undefined) // or it expires
+    moves.inc({ change: 'released' })
+    log.info({ partition: p }, 'partition given back')
+  }
+
+  /**
+   * One round: say this worker lives, renew its leases (a renewal refused means another worker
+   * holds it: stop at once), then own a fair share, ceil(P / live workers): give back partitions
+   * above it (a worker joined), take free ones below it (a worker died, or this one is new).
+   */
+  async function round() {
+    await js.publish(heartbeat, deps.workerId)
+    // Those being given back too: a lease that expired while its last batch was stored would be another's when purged.
+    await Promise.all([...leases].map(async ([p, l]) => {
+      try {
+        l.revision = (await js.publish(leaseSubject(p), deps.workerId, { expect: { lastSubjectSequence: l.revision } })).seq
+      } catch (err) {
+        lose(p, l, (err as Error).message)
+      }
+    }))
+    const subjects = (await jsm.streams.info(LEASE_STREAM, { subjects_filter: 'ubiq.lease.>' })).state.subjects ?? {}
+    const workers = Object.keys(subjects).filter((s) => s.startsWith('ubiq.lease.worker.')).length
+    const share = Math.ceil(deps.partitions / Math.max(1, workers))
+    const held = [...leases].filter(([, l]) => l.state === 'held').map(([p]) => p)
+    for (const p of held.slice(share)) void release(p)
+    for (let p = 0; p < deps.partitions && leases.size < share; p++) {
+      if (leases.has(p) || subjects[leaseSubject(p)]) continue
+      try {
+        const { seq } = await js.publish(leaseSubject(p), deps.workerId, { expect: { lastSubjectSequence: 0 } })
+        const lease: Lease = { revision: seq, state: 'held', devices: new Set() }
+        leases.set(p, lease)
+        moves.inc({ change: 'taken' })
+        log.info({ partition: p }, 'partition taken')
+        // A partition lost and taken back here starts once the earlier drain has ended: that one's
+        // batch may still wait for InfluxDB, and dedupe would drop its redelivery here, so this
+        // drain's ack would acknowledge it before it is stored.
+        const previous = lease.running = (draining.get(p) ?? Promise.resolve()).then(() => drain(p, lease)).catch((err: Error) => lose(p, lease, err.message))
+        draining.set(p, previous)
+      } catch {
+        // Another worker took it first.
+      }
+    }
+  }
+  let stopping = false
+  const rounds = (async () => {
+    while (!stopping) {
+      await round().catch((err: Error) => log.warn({ err: err.message }, 'a lease round failed'))
+      await new Promise((r) => setTimeout(r, RENEW_MS))
+    }
+  })()
+
+  return {
+    readings$,
+    owned: () => [...leases].filter(([, l]) => l.state !== 'lost').map(([p]) => p).sort((a, b) => a - b),
+    confirm: settle,
+    async stop() {
+      stopping = true
+      await rounds
+      await Promise.all([...leases.keys()].map(release))
+      await jsm.streams.purge(LEASE_STREAM, { filter: heartbeat }).catch(() => undefined)
+      messages.complete()
+      storing.unsubscribe()
+      await nc.drain()
+    },
+  }
+}
