@@ -348,7 +348,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
       for (const c of cleanups.reverse()) {
         await c().catch((err: Error) => {
           failed = true
-          logger.error({ err: err.message }, 'shutdown step failed')
+          logger.error({ err }, 'shutdown step failed')
         })
       }
       for (const s of started.reverse()) await s.stop()
@@ -626,7 +626,7 @@ async function localBroker(cfg: Config, logger: Logger, started: LocalServer[], 
   let server: LocalBroker | undefined
   if (findCommand('mosquitto')) {
     server = await startLocalBroker(dir, [...devices.keys()]).catch((err: Error) => {
-      logger.warn({ err: err.message }, 'mosquitto would not start; using the embedded aedes broker')
+      logger.warn({ err }, 'mosquitto would not start; using the embedded aedes broker')
       return undefined
     })
   }

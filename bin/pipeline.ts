@@ -316,7 +316,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     file: choiceFile(cfg.dataDir),
     onChange: (e) => (e.ok
       ? logger.info({ choice: e.choice }, 'models changed: the new choice scores from the next batch')
-      : logger.error({ err: e.error.message }, 'model change refused: the running models stay')),
+      : logger.error({ err: e.error }, 'model change refused: the running models stay')),
   })
   const roads = cfg.roadMapFile ? await loadRoadMap(cfg.roadMapFile) : undefined
   const clients = serviceClients(cfg.mqttUrl)

@@ -311,7 +311,7 @@ export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Re
       samples.push({ at: Date.now(), totals: totalsOf(await deps.metrics.getMetricsAsJSON()) })
       if (samples.length > WINDOW_MS / SAMPLE_MS + 1) samples.shift()
     } catch (err) {
-      app.log.error({ err: (err as Error).message }, 'monitoring: cannot sample the metrics')
+      app.log.error({ err }, 'monitoring: cannot sample the metrics')
     }
   }
   void sample()

@@ -187,7 +187,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     if (err.statusCode === 429) return reply.code(429).send({ error: 'rate_limited', message: err.message })
     // What fastify refuses before a handler runs (a body that is not JSON, too large, of another type) is the client's to mend.
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'bad_request', message: err.message })
-    deps.logger.error({ err: err.message }, 'dashboards: request failed')
+    deps.logger.error({ err }, 'dashboards: request failed')
     return reply.code(err.statusCode ?? 500).send({ error: 'internal', message: 'the request failed; see the service log' })
   })
   // A policy the registry does not know (erased) is not found, on every route that names one; a
@@ -356,7 +356,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       unsubscribe = journal.subscribe(policyId, send)
     }).catch((err: Error) => {
       // InfluxDB did not answer: the client comes back, as from any network trouble.
-      deps.logger.warn({ err: err.message }, 'dashboards: a feed could not start (its standing could not be read); its client is told to come back')
+      deps.logger.warn({ err }, 'dashboards: a feed could not start (its standing could not be read); its client is told to come back')
       socket.close(1013, 'the standing cannot be read now: reconnect')
     })
   })

@@ -250,7 +250,7 @@ export function startIngest(deps: IngestDeps): Ingest {
       // the socket, so neither ever comes and a SIGTERM hung (issue #20): then, and after
       // STOP_WAIT_MS in any state, the connection is dropped instead. Nothing is lost: the broker
       // redelivers what was not acknowledged, and the journal holds what was.
-      const ended = client.endAsync(held > 0).catch((err: Error) => log.warn({ err: err.message }, 'closing the MQTT session failed'))
+      const ended = client.endAsync(held > 0).catch((err: Error) => log.warn({ err }, 'closing the MQTT session failed'))
       await within(STOP_WAIT_MS, ended)
       client.stream?.destroy()
       messages.complete()
