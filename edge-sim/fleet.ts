@@ -3,7 +3,7 @@
  * off `status` messages: a run with an end is one trip; an endless run parks after each trip of 3 to
  * 20 simulated minutes. Published by the same runner as the full simulation (simulate.ts).
  */
-import type { DeviceEntry } from '../ingest/index.ts'
+import type { DeviceEntry } from '../ingest/device-contract.ts'
 import { makePolicies, policyDevices, policyRegistry, toMessages, type SensorReading, type SimDevice } from './device-streams.ts'
 import { between, deriveSeed, seededRandom } from './random.ts'
 import { makeCity } from './roads.ts'

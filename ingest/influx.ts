@@ -138,6 +138,10 @@ export interface InfluxHooks {
  * covers at its next retention check.
  */
 export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}): Promise<Influx> {
+  // The client also logs on its own, to the console, error bodies included: silenced, because every
+  // failure reaches onWriteError, and every unconfirmed line stays in the ingest journal. Its logger
+  // is the process's, so only a process that connects silences it, not one that imports ingest.
+  setLogger({ error: () => {}, warn: () => {} })
   const policies = resolveRetention(cfg.retentionDays)
   const hoursOf = new Map(policies.map((p) => [p.name, p.hours]))
   const direct = new InfluxDB({ url: cfg.url })
@@ -333,10 +337,6 @@ function describeWriteError(err: Error): string {
   if (err instanceof HttpError) return `HTTP ${err.statusCode}`
   return (err as Error & { code?: string }).code ?? err.name
 }
-
-// The client also logs on its own, to the console, error bodies included: silenced, because every
-// failure reaches onWriteError, and every unconfirmed line stays in the ingest journal.
-setLogger({ error: () => {}, warn: () => {} })
 
 function authHeader(cfg: InfluxConfig): Record<string, string> {
   if (cfg.username === undefined) return {}
