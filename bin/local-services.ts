@@ -9,20 +9,12 @@ import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { aclAllows, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
+import { aclAllows, codes, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
 
 /** A server this process started; `stop()` ends it and waits for it to exit. */
 export interface LocalServer {
   url: string
   stop(): Promise<void>
-}
-
-/** A startup failure with a code an operator can search for. */
-export class ServiceError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message)
-    this.name = 'ServiceError'
-  }
 }
 
 /** Finds a command on the PATH or in the sbin folders (Debian puts mosquitto in /usr/sbin). */
@@ -61,7 +53,7 @@ export const startMosquitto = (dir: string, auth?: MosquittoAuth) => onFreePorts
 
 async function launchMosquitto(dir: string, auth?: MosquittoAuth): Promise<LocalServer> {
   const bin = findCommand('mosquitto')
-  if (!bin) throw new ServiceError('MOSQUITTO_NOT_FOUND', 'mosquitto is not installed (Debian: apt-get install mosquitto)')
+  if (!bin) throw new codes.UBIQ_MOSQUITTO_NOT_FOUND()
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const port = await freePort()
   const conf = join(dir, 'mosquitto.conf')
@@ -123,7 +115,7 @@ export const startInfluxd = (dir: string) => onFreePorts(() => launchInfluxd(dir
 
 async function launchInfluxd(dir: string): Promise<LocalServer> {
   const bin = findCommand('influxd')
-  if (!bin) throw new ServiceError('INFLUXD_NOT_FOUND', 'influxd is not installed (Debian: apt-get install influxdb)')
+  if (!bin) throw new codes.UBIQ_INFLUXD_NOT_FOUND()
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const [httpPort, rpcPort] = [await freePort(), await freePort()]
   const conf = join(dir, 'influxdb.conf')
@@ -224,7 +216,7 @@ async function waitUntil(child: ChildProcess, name: string, probe: () => Promise
   }
   const stderr = (child as ChildProcess & { lastStderr(): string }).lastStderr()
   await stopChild(child)
-  throw new ServiceError('SERVICE_START_FAILED', `${name} did not start: ${stderr.trim() || String(lastError)}`)
+  throw new codes.UBIQ_SERVICE_START_FAILED(name, stderr.trim() || String(lastError))
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

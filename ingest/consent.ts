@@ -22,6 +22,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { payloadSchema, type Reading, type SensorKind, type Subject } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
+import { codes } from './errors.ts'
 
 /** What consent to a stream is for. */
 export const PURPOSES = ['pricing', 'coaching', 'claims'] as const
@@ -101,11 +102,6 @@ export const ConsentNote = Type.Object({
 }, { additionalProperties: false })
 export type ConsentNote = Static<typeof ConsentNote>
 
-/** A change ubiq refuses, with what is wrong in words. */
-export class ConsentError extends Error {
-  override readonly name = 'ConsentError'
-}
-
 export interface ConsentStore {
   /** Whether the policy's stream may be stored: some purpose is granted. Ingest asks for every message. */
   stored(policyId: string, stream: string): boolean
@@ -114,7 +110,7 @@ export interface ConsentStore {
   /** The policy's consent, or undefined for a policy the registry does not know. */
   of(policyId: string): PolicyConsent | undefined
   /**
-   * Records a change and puts it in effect, in that order; throws a ConsentError for a change
+   * Records a change and puts it in effect, in that order; throws UBIQ_CONSENT_INVALID for a change
    * that is not valid (nothing recorded). Undefined: a device's change no newer than the last one
    * taken from it (by seq: a redelivery, or an older decision arriving after a newer one), dropped.
    */
@@ -210,7 +206,7 @@ export function consentStore(opts: ConsentStoreOptions): ConsentStore {
     of,
     change(policyId, request, by, device) {
       const wrong = problem(policyId, request, by)
-      if (wrong) throw new ConsentError(wrong)
+      if (wrong) throw new codes.UBIQ_CONSENT_INVALID(wrong)
       if (by.role === 'device' && device && device.seq <= (deviceSeqs.get(by.deviceId) ?? -1)) return undefined
       const change: ConsentChange = {
         policyId, streams: [...request.streams], purposes: [...request.purposes] as Purpose[], granted: request.granted, by, at: new Date(now()).toISOString(),

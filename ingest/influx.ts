@@ -12,6 +12,7 @@
 import { HttpError, InfluxDB, setLogger, type Transport, type WriteApi, type WriteOptions } from '@influxdata/influxdb-client'
 import { resolveRetention, retentionOf, type RetentionPolicy, type RetentionPolicyName } from './retention.ts'
 import { within } from './within.ts'
+import { codes } from './errors.ts'
 
 export interface InfluxConfig {
   api: 'v1'
@@ -232,9 +233,9 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
       headers: { ...auth, ...(method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
       body: method === 'POST' ? params : undefined,
     }).catch((err: Error & { cause?: { code?: string; message?: string } }) => {
-      if (err.name === 'TimeoutError') throw Object.assign(new Error(`InfluxDB at ${cfg.url} did not answer a query within ${QUERY_TIMEOUT_MS / 1000} s`), { code: 'INFLUX_TIMEOUT' })
+      if (err.name === 'TimeoutError') throw new codes.UBIQ_INFLUX_TIMEOUT(cfg.url, QUERY_TIMEOUT_MS / 1000)
       const why = err.cause?.code ?? err.cause?.message ?? err.message
-      throw Object.assign(new Error(`cannot reach InfluxDB at ${cfg.url}: ${why}`), { code: 'INFLUX_UNREACHABLE' })
+      throw new codes.UBIQ_INFLUX_UNREACHABLE(`cannot reach InfluxDB at ${cfg.url}: ${why}`)
     })
     const body = (await res.json().catch(() => ({}))) as { error?: string; results?: { error?: string; series?: Series[] }[] }
     const error = body.error ?? body.results?.find((r) => r.error)?.error

@@ -20,7 +20,7 @@ const allowed: Record<string, string[]> = {
 
 /** The folders used only through their index.ts (bin and test are tools, not products). */
 const products = ['ingest', 'scoring', 'pricing', 'dashboards', 'edge-sim']
-/** ingest's device contract, its second entry: all that edge-sim may import (DESIGN.md), without the service (#22 item 6). */
+/** ingest's second entry, the device contract and the error catalogue without the service (#22 item 6): what a module needing no more imports, and all edge-sim may (DESIGN.md). */
 const DEVICE_CONTRACT = 'ingest/device-contract.ts'
 
 function* sources(dir: string): Generator<string> {
