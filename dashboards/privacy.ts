@@ -5,9 +5,9 @@
  */
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { codes, ConsentRequest, ID_PATTERN, PauseRequest, pauseWindow, type ConsentStore, type Pause, type PrivacyStore } from '../ingest/index.ts'
+import { codes, ConsentRequest, ID_PATTERN, Pause, PauseRequest, pauseWindow, PolicyConsent, RecordedChange, type ConsentStore, type PrivacyStore } from '../ingest/index.ts'
 import { mustBeAnalyst, mustSee, type Revocation, type TokenAuthority, type Verified } from './auth.ts'
-import { errors, Json } from './schemas.ts'
+import { errors, Json, strict } from './schemas.ts'
 import type { App } from './tables.ts'
 
 const Params = Type.Object({ policy: Type.String({ pattern: ID_PATTERN, description: 'policy id' }) })
@@ -19,10 +19,21 @@ const RevocationBody = Type.Object({
   tokenId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "one token, by its id (the token's jti claim)" })),
 }, { additionalProperties: false, minProperties: 1, maxProperties: 1 })
 
+/** What the routes answer (#22 item 2): the consent store's and privacy store's own schemas, and the revocation. */
+const ConsentAnswer = strict({ change: RecordedChange, consent: PolicyConsent })
+const ShownPause = strict({
+  ...Pause.properties,
+  until: Type.String({ description: 'its end, or when it was ended early (ISO 8601)' }),
+  state: Type.Union([Type.Literal('scheduled'), Type.Literal('in force'), Type.Literal('over')]),
+})
+const PausesAnswer = strict({ policyId: Type.String(), pauses: Type.Array(ShownPause, { description: 'oldest first' }) })
+const PauseAnswer = strict({ pause: ShownPause, pauses: Type.Array(ShownPause, { description: "the policy's pauses now, oldest first" }) })
+const RevocationAnswer = strict({ revoked: RevocationBody, revokedAt: Type.String({ description: 'ISO 8601: tokens issued until then are revoked' }) })
+
 /** The consent routes: a policyholder reads and changes its own policy's, an analyst any policy's. */
 export function registerConsents(app: App, consents: ConsentStore, who: (req: FastifyRequest) => Verified): void {
   app.get<{ Params: Static<typeof Params> }>('/api/v1/policies/:policy/consents', {
-    schema: { description: "The policy's consent per stream and purpose as it stands (`purposes`: those granted; none, and the stream is rejected with no_consent), each stream's category (location and health are consented to apart), and every change recorded: who, when, what, and its audit hash", params: Params, response: { 200: Json, ...errors } },
+    schema: { description: "The policy's consent per stream and purpose as it stands (`purposes`: those granted; none, and the stream is rejected with no_consent), each stream's category (location and health are consented to apart), and every change recorded: who, when, what, and its audit hash", params: Params, response: { 200: PolicyConsent, ...errors } },
   }, (req) => {
     mustSee(who(req), req.params.policy)
     const consent = consents.of(req.params.policy)
@@ -32,7 +43,7 @@ export function registerConsents(app: App, consents: ConsentStore, who: (req: Fa
   app.post<{ Params: Static<typeof Params>; Body: ConsentRequest }>('/api/v1/policies/:policy/consents', {
     schema: {
       description: 'Grants or withdraws purposes for streams, in effect for the next message ingest takes, and recorded in the audit chain first. A grant names streams of one category (location, health or other); a withdrawal any. Answers with the change as recorded and the consent as it now stands',
-      params: Params, body: ConsentRequest, response: { 200: Json, ...errors },
+      params: Params, body: ConsentRequest, response: { 200: ConsentAnswer, ...errors },
     },
   }, (req) => {
     const principal = who(req)
@@ -70,7 +81,7 @@ export function registerPrivacyMode(app: App, privacy: PrivacyStore, who: (req: 
     return { pause: shown(pause, Date.now()), pauses: privacy.of(policy)!.map((p) => shown(p, Date.now())) }
   }
   app.get<{ Params: Static<typeof Params> }>('/api/v1/policies/:policy/privacy', {
-    schema: { description: "The policy's privacy mode pauses, oldest first: scope (location or all), window, who paused, `until` (its end, or when it was ended early) and `state` (scheduled, in force, over); `id` is the pause's audit hash", params: Params, response: { 200: Json, ...errors } },
+    schema: { description: "The policy's privacy mode pauses, oldest first: scope (location or all), window, who paused, `until` (its end, or when it was ended early) and `state` (scheduled, in force, over); `id` is the pause's audit hash", params: Params, response: { 200: PausesAnswer, ...errors } },
   }, (req) => {
     mustSee(who(req), req.params.policy)
     const pauses = privacy.of(req.params.policy)
@@ -80,14 +91,14 @@ export function registerPrivacyMode(app: App, privacy: PrivacyStore, who: (req: 
   app.post<{ Params: Static<typeof Params>; Body: PauseRequest }>('/api/v1/policies/:policy/privacy', {
     schema: {
       description: 'Pauses location (`scope` location: positions are not stored) or all telemetry (`all`) of the policy (policyholder token), from `from` (default now) for `minutes` or to `to`: at most 24 h, starting at most 7 days ahead and not in the past; pauses do not overlap. Recorded in the audit chain first. Readings whose device time falls in the pause are rejected with privacy_mode; trips in it are priced as the rating plan says',
-      params: Params, body: PauseRequest, response: { 200: Json, ...errors },
+      params: Params, body: PauseRequest, response: { 200: PauseAnswer, ...errors },
     },
   }, (req) => {
     const by = holder(req)
     return answer(req.params.policy, () => privacy.pause(req.params.policy, req.body, by))
   })
   app.post<{ Params: Static<typeof PauseParams> }>('/api/v1/policies/:policy/privacy/:id/end', {
-    schema: { description: 'Ends a pause now (policyholder token); a scheduled one never starts. Recorded in the audit chain first', params: PauseParams, response: { 200: Json, ...errors } },
+    schema: { description: 'Ends a pause now (policyholder token); a scheduled one never starts. Recorded in the audit chain first', params: PauseParams, response: { 200: PauseAnswer, ...errors } },
   }, (req) => {
     const by = holder(req)
     return answer(req.params.policy, () => privacy.end(req.params.policy, req.params.id, by))
@@ -99,7 +110,7 @@ export function registerRevocations(app: App, auth: TokenAuthority, who: (req: F
   app.post<{ Body: Static<typeof RevocationBody> }>('/api/v1/tokens/revocations', {
     schema: {
       description: 'Revokes tokens (analyst token): {"policy": ID} every token of a policy issued until now, {"analysts": true} every analyst token issued until now, or {"tokenId": JTI} one token. Kept across restarts; feeds opened with a revoked token are closed (4401)',
-      body: RevocationBody, response: { 200: Json, ...errors },
+      body: RevocationBody, response: { 200: RevocationAnswer, ...errors },
     },
   }, (req) => {
     mustBeAnalyst(who(req))

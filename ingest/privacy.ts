@@ -51,7 +51,11 @@ export const privacyMessage = payloadSchema({
 })
 
 /** Who paused or ended a pause: a policyholder's token on REST, or a device on its topic. */
-export type PrivacyActor = { role: 'policyholder'; tokenId?: string } | { role: 'device'; deviceId: string }
+export const PrivacyActor = Type.Union([
+  Type.Object({ role: Type.Literal('policyholder'), tokenId: Type.Optional(Type.String({ description: "the token's id (jti)" })) }, { additionalProperties: false }),
+  Type.Object({ role: Type.Literal('device'), deviceId: Type.String() }, { additionalProperties: false }),
+])
+export type PrivacyActor = Static<typeof PrivacyActor>
 
 /** A pause or an early end, as recorded in the audit chain: who, when, what, which window. */
 export interface PrivacyChange {
@@ -73,17 +77,17 @@ export interface PrivacyChange {
 export type RecordedPrivacyChange = PrivacyChange & { hash: string }
 
 /** A pause as it stands. Its id is the audit hash of the record that made it. */
-export interface Pause {
-  id: string
-  policyId: string
-  scope: PauseScope
-  from: string
-  to: string
-  by: PrivacyActor
-  at: string
-  /** When it was ended early, if it was. */
-  endedAt?: string
-}
+export const Pause = Type.Object({
+  id: Type.String({ description: 'the audit hash of the record that made it' }),
+  policyId: Type.String(),
+  scope: Type.Union(PAUSE_SCOPES.map((p) => Type.Literal(p))),
+  from: Type.String({ description: 'ISO 8601' }),
+  to: Type.String({ description: 'ISO 8601' }),
+  by: PrivacyActor,
+  at: Type.String({ description: 'when ubiq took it, ISO 8601 (server time)' }),
+  endedAt: Type.Optional(Type.String({ description: 'When it was ended early, if it was (ISO 8601)' })),
+}, { additionalProperties: false })
+export type Pause = Static<typeof Pause>
 
 /** A pause's effective window, ms: [from, until) where until is `to` or the early end. */
 export const pauseWindow = (p: Pause) => {
