@@ -176,7 +176,7 @@ t.test('usage errors exit 2 with the reason; configuration errors exit 1 with th
     [['start'], { PORT: 'eighty' }, 1, /\[UBIQ_CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
     [['start'], {}, 1, /\[UBIQ_CONFIG_INVALID\] DEVICE_REGISTRY is not set/],
     [['start'], { DEVICE_REGISTRY: '/nonexistent.json' }, 1, /\[UBIQ_CONFIG_INVALID\] cannot read DEVICE_REGISTRY \/nonexistent.json/],
-    [['start'], { DEVICE_REGISTRY: registry('{"devices":[{"deviceId":"c","policyId":"p","kinds":["odb"]}]}') }, 1, /\[UBIQ_CONFIG_INVALID\] device c: no stream "odb"/],
+    [['start'], { DEVICE_REGISTRY: registry('{"devices":[{"deviceId":"c","policyId":"p","kinds":["odb"]}]}') }, 1, /\[UBIQ_REGISTRY_UNKNOWN_STREAM\] device c: no stream "odb"/],
   ]
   for (const [args, env, status, message] of cases) {
     const r = run(args, env)
