@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError, readConfig } from './config.ts'
+import { readConfig } from './config.ts'
 import { startMosquitto } from './local-services.ts'
-import { parseDeviceRegistry } from '../ingest/index.ts'
+import { codes, parseDeviceRegistry } from '../ingest/index.ts'
 import { loadRoadMap } from '../scoring/road-map.ts'
 import { makeCity, toLatLon } from '../edge-sim/index.ts'
 import { from, lastValueFrom, tap, toArray } from 'rxjs'
@@ -27,7 +27,7 @@ t.test('config: defaults, conversion from strings, and every problem named', asy
   t.match(readConfig({}), { INFLUX_API: 'v1', INFLUX_DATABASE: 'ubiq', PORT: 8080, HOST: '127.0.0.1' })
   t.equal(readConfig({ PORT: '9000' }).PORT, 9000)
   t.throws(() => readConfig({ PORT: '70000', MQTT_URL: 'broker:1883' }), {
-    code: 'CONFIG_INVALID',
+    code: 'UBIQ_CONFIG_INVALID',
     message: /MQTT_URL="broker:1883": Expected string to match[\s\S]*PORT="70000": Expected integer to be less or equal to 65535/,
   })
   t.throws(() => readConfig({ INFLUX_API: 'v2', INFLUX_URL: 'http://i:8086' }), /INFLUX_API=v2 is not supported: a v2 bucket has one retention for everything/)
@@ -36,9 +36,9 @@ t.test('config: defaults, conversion from strings, and every problem named', asy
   t.equal(readConfig({}).POSITION_RETENTION_DAYS, 14)
   t.equal(readConfig({ POSITION_RETENTION_DAYS: '3' }).POSITION_RETENTION_DAYS, 3)
   for (const bad of ['0', '91', '-1', 'week']) {
-    t.throws(() => readConfig({ POSITION_RETENTION_DAYS: bad }), { code: 'CONFIG_INVALID', message: new RegExp(`POSITION_RETENTION_DAYS="${bad}"`) }, `POSITION_RETENTION_DAYS=${bad} is refused`)
+    t.throws(() => readConfig({ POSITION_RETENTION_DAYS: bad }), { code: 'UBIQ_CONFIG_INVALID', message: new RegExp(`POSITION_RETENTION_DAYS="${bad}"`) }, `POSITION_RETENTION_DAYS=${bad} is refused`)
   }
-  t.throws(() => readConfig({ LOG_LEVEL: 'loud' }), ConfigError)
+  t.throws(() => readConfig({ LOG_LEVEL: 'loud' }), codes.UBIQ_CONFIG_INVALID)
 })
 
 t.test('ubiq help lists the commands and the environment', async (t) => {
@@ -172,11 +172,11 @@ t.test('usage errors exit 2 with the reason; configuration errors exit 1 with th
     [['audit'], {}, 2, /ubiq audit needs a command: ubiq audit verify/],
     [['audit', 'check'], {}, 2, /unknown audit command "check"/],
     [['audit', 'verify', '--out', '/tmp/x'], {}, 2, /Unknown option '--out'/],
-    [['audit', 'verify', '--file', '/nonexistent.jsonl'], {}, 1, /\[AUDIT_MISSING\] no audit log at \/nonexistent.jsonl/],
-    [['start'], { PORT: 'eighty' }, 1, /\[CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
-    [['start'], {}, 1, /\[CONFIG_INVALID\] DEVICE_REGISTRY is not set/],
-    [['start'], { DEVICE_REGISTRY: '/nonexistent.json' }, 1, /\[CONFIG_INVALID\] cannot read DEVICE_REGISTRY \/nonexistent.json/],
-    [['start'], { DEVICE_REGISTRY: registry('{"devices":[{"deviceId":"c","policyId":"p","kinds":["odb"]}]}') }, 1, /\[CONFIG_INVALID\] device c: no stream "odb"/],
+    [['audit', 'verify', '--file', '/nonexistent.jsonl'], {}, 1, /\[UBIQ_AUDIT_MISSING\] no audit log at \/nonexistent.jsonl/],
+    [['start'], { PORT: 'eighty' }, 1, /\[UBIQ_CONFIG_INVALID\] invalid configuration:\n {2}PORT="eighty"/],
+    [['start'], {}, 1, /\[UBIQ_CONFIG_INVALID\] DEVICE_REGISTRY is not set/],
+    [['start'], { DEVICE_REGISTRY: '/nonexistent.json' }, 1, /\[UBIQ_CONFIG_INVALID\] cannot read DEVICE_REGISTRY \/nonexistent.json/],
+    [['start'], { DEVICE_REGISTRY: registry('{"devices":[{"deviceId":"c","policyId":"p","kinds":["odb"]}]}') }, 1, /\[UBIQ_REGISTRY_UNKNOWN_STREAM\] device c: no stream "odb"/],
   ]
   for (const [args, env, status, message] of cases) {
     const r = run(args, env)

@@ -15,7 +15,7 @@ import {
   cityGeoJson, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makePolicies, policyDevices, policyRegistry,
   readRecording, replayStarts, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
 } from '../edge-sim/index.ts'
-import { deviceRegistry, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, subjectList, subjectNames, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { codes, deviceRegistry, UbiqError, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, subjectList, subjectNames, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { backtest, backtestCsv, backtestReport, examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
 import { changeChoice, choiceFile, findModels, loadChoice, loadRoadMap, modelDirs, qualityTable, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, detectorsOf, readConfig, type Config } from './config.ts'
@@ -25,7 +25,7 @@ import { auditLogFile, startPipeline, tokenSecretFile } from './pipeline.ts'
 import { demoFleet } from './demo.ts'
 import { showProgress } from './progress.ts'
 import {
-  placeTrack, readLabels, readMapping, readRecordingAt, readRecordings, recordingFormats, RecordingError, trackEnd, trackMessages,
+  placeTrack, readLabels, readMapping, readRecordingAt, readRecordings, recordingFormats, trackEnd, trackMessages,
   type CsvMapping, type RecordingFormat, type Track,
 } from '../edge-sim/index.ts'
 import {
@@ -186,26 +186,21 @@ function helpOf(words: readonly string[]): string {
   return [`Usage:\n${mine.join('\n')}`, ...options, "'ubiq help' lists every command and the environment variables.\n"].join('\n\n')
 }
 
-/** A CLI usage error: printed with the help hint, exit code 2. */
-class UsageError extends Error {
-  readonly code = 'USAGE'
-}
-
 async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv
   // `ubiq sim portfolio --help` is how most people ask: help anywhere on the line prints it.
   if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(command === 'help' ? HELP : helpOf(argv))
-  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token', 'import', 'evaluate', 'erase'].includes(command)) throw new UsageError(`unknown command "${command}"`)
+  if (!['start', 'demo', 'sim', 'broker-config', 'audit', 'train', 'models', 'backtest', 'token', 'import', 'evaluate', 'erase'].includes(command)) throw new codes.UBIQ_USAGE(`unknown command "${command}"`)
   if (command === 'import' || command === 'evaluate') {
     const [path, ...more] = rest
-    if (!path || path.startsWith('-')) throw new UsageError(`ubiq ${command} needs a ${command === 'import' ? 'file or folder: ubiq import PATH' : 'folder: ubiq evaluate DIR'} [options]`)
+    if (!path || path.startsWith('-')) throw new codes.UBIQ_USAGE(`ubiq ${command} needs a ${command === 'import' ? 'file or folder: ubiq import PATH' : 'folder: ubiq evaluate DIR'} [options]`)
     const opts = parseOptions(command, more)
     return command === 'import' ? importCommand(readConfig(process.env), path, opts) : evaluateCommand(readConfig(process.env), path, opts)
   }
   if (command === 'models') return modelsCommand(readConfig(process.env), rest)
   if (command === 'token') return tokenCommand(readConfig(process.env), rest)
   if (command === 'erase') return eraseCommand(readConfig(process.env), rest)
-  if (command === 'audit' && rest[0] !== 'verify') throw new UsageError(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
+  if (command === 'audit' && rest[0] !== 'verify') throw new codes.UBIQ_USAGE(rest[0] ? `unknown audit command "${rest[0]}" (ubiq audit verify)` : 'ubiq audit needs a command: ubiq audit verify')
   const sub = command === 'audit' || (command === 'sim' && (rest[0] === 'replay' || rest[0] === 'map' || rest[0] === 'portfolio')) ? rest[0] : undefined
   const replay = sub === 'replay'
   const opts = sub ? parseOptions(`${command} ${sub}`, rest.slice(1)) : parseOptions(command, rest)
@@ -284,20 +279,20 @@ function parseOptions(command: string, args: string[]): Options {
   let values: Record<string, string | string[] | undefined>
   try {
     values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | string[] | undefined>
-    if (values.format !== undefined && !recordingFormats.includes(values.format as RecordingFormat)) throw new UsageError(`--format must be ${recordingFormats.join(', ')}, got "${String(values.format)}"`)
+    if (values.format !== undefined && !recordingFormats.includes(values.format as RecordingFormat)) throw new codes.UBIQ_USAGE(`--format must be ${recordingFormats.join(', ')}, got "${String(values.format)}"`)
   } catch (err) {
-    throw new UsageError((err as Error).message)
+    throw new codes.UBIQ_USAGE((err as Error).message)
   }
   const number = (name: string, fallback: number, ok: (n: number) => boolean, rule: string) => {
     const raw = values[name]
     if (raw === undefined || Array.isArray(raw)) return fallback
     const n = Number(raw)
-    if (!ok(n)) throw new UsageError(`--${name} must be ${rule}, got "${raw}"`)
+    if (!ok(n)) throw new codes.UBIQ_USAGE(`--${name} must be ${rule}, got "${raw}"`)
     return n
   }
   const time = (name: string, raw: string) => {
     const ms = Date.parse(raw)
-    if (!/^\d{4}-\d{2}-\d{2}/.test(raw) || Number.isNaN(ms)) throw new UsageError(`--${name} must be an ISO 8601 time such as 2026-11-16T07:00:00Z, got "${raw}"`)
+    if (!/^\d{4}-\d{2}-\d{2}/.test(raw) || Number.isNaN(ms)) throw new codes.UBIQ_USAGE(`--${name} must be an ISO 8601 time such as 2026-11-16T07:00:00Z, got "${raw}"`)
     return ms
   }
   return {
@@ -348,7 +343,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
       for (const c of cleanups.reverse()) {
         await c().catch((err: Error) => {
           failed = true
-          logger.error({ err: err.message }, 'shutdown step failed')
+          logger.error({ err }, 'shutdown step failed')
         })
       }
       for (const s of started.reverse()) await s.stop()
@@ -438,9 +433,9 @@ async function runWorker(cfg: Config, logger: Logger): Promise<void> {
 /** `ubiq token policy ID` / `ubiq token analyst`: a signed dashboards token on stdout, what it opens on stderr. */
 function tokenCommand(cfg: Config, args: string[]): void {
   const [role, ...rest] = args
-  if (role !== 'policy' && role !== 'analyst') throw new UsageError('ubiq token needs a role: ubiq token policy ID, or ubiq token analyst')
+  if (role !== 'policy' && role !== 'analyst') throw new codes.UBIQ_USAGE('ubiq token needs a role: ubiq token policy ID, or ubiq token analyst')
   const policyId = role === 'policy' ? rest.shift() : undefined
-  if (role === 'policy' && !(policyId && isId(policyId))) throw new UsageError(`ubiq token policy needs a policy id (letters, digits, "_" or "-"), got "${policyId ?? ''}"`)
+  if (role === 'policy' && !(policyId && isId(policyId))) throw new codes.UBIQ_USAGE(`ubiq token policy needs a policy id (letters, digits, "_" or "-"), got "${policyId ?? ''}"`)
   const opts = parseOptions(`token ${role}`, rest)
   const auth = tokenAuthority(tokenSecret(cfg.TOKEN_SECRET, tokenSecretFile(resolve(cfg.UBIQ_DATA_DIR))))
   const token = auth.issue(policyId ? { role: 'policyholder', policyId } : { role: 'analyst' }, opts.days * 86_400_000)
@@ -459,16 +454,17 @@ function tokenCommand(cfg: Config, args: string[]): void {
  */
 async function eraseCommand(cfg: Config, args: string[]): Promise<void> {
   const [what, policyId, ...rest] = args
-  if (what !== 'policy') throw new UsageError('ubiq erase needs what to erase: ubiq erase policy ID')
-  if (!(policyId && isId(policyId))) throw new UsageError(`ubiq erase policy needs a policy id (letters, digits, "_" or "-"), got "${policyId ?? ''}"`)
+  if (what !== 'policy') throw new codes.UBIQ_USAGE('ubiq erase needs what to erase: ubiq erase policy ID')
+  if (!(policyId && isId(policyId))) throw new codes.UBIQ_USAGE(`ubiq erase policy needs a policy id (letters, digits, "_" or "-"), got "${policyId ?? ''}"`)
   const opts = parseOptions('erase policy', rest)
   const base = (opts.url ?? `http://${cfg.HOST === '0.0.0.0' ? '127.0.0.1' : cfg.HOST.includes(':') ? `[${cfg.HOST}]` : cfg.HOST}:${cfg.PORT}`).replace(/\/+$/, '')
   const token = tokenAuthority(tokenSecret(cfg.TOKEN_SECRET, tokenSecretFile(resolve(cfg.UBIQ_DATA_DIR)))).issue({ role: 'analyst' }, 60_000)
   const res = await fetch(`${base}/api/v1/policies/${policyId}/erasure`, { method: 'POST', headers: { authorization: `Bearer ${token}` } }).catch((err: Error & { cause?: { code?: string } }) => {
-    throw Object.assign(new Error(`no ubiq answers at ${base} (${err.cause?.code ?? err.message}): erasure runs in the running ubiq, which takes the policy out of its pipeline as it erases; start it (ubiq start), or name it with --url`), { code: 'UBIQ_UNREACHABLE' })
+    throw new codes.UBIQ_UNREACHABLE(base, err.cause?.code ?? err.message)
   })
   const body = (await res.json().catch(() => ({}))) as { message?: string; removed?: Record<string, unknown>; kept?: string[]; pseudonym?: string; auditHash?: string }
-  if (!res.ok) throw Object.assign(new Error(`policy ${policyId}: ${res.status} ${body.message ?? res.statusText}`), { code: res.status === 404 ? 'UNKNOWN_POLICY' : 'ERASURE_FAILED' })
+  if (res.status === 404) throw new codes.UBIQ_UNKNOWN_POLICY(policyId)
+  if (!res.ok) throw new codes.UBIQ_ERASURE_FAILED(policyId, res.status, body.message ?? res.statusText)
   process.stdout.write(`policy ${policyId} erased; in the audit chain it is ${body.pseudonym}, the erasure record ${body.auditHash}\n` +
     `removed: ${Object.entries(body.removed ?? {}).map(([k, v]) => `${k} ${String(v)}`).join(', ')}\n` +
     `stays:\n${(body.kept ?? []).map((k) => `  - ${k}`).join('\n')}\n`)
@@ -476,8 +472,8 @@ async function eraseCommand(cfg: Config, args: string[]): Promise<void> {
 
 /** `ubiq sim portfolio`: simulates and writes a training portfolio. */
 async function simPortfolio(opts: Options): Promise<void> {
-  if (!opts.out) throw new UsageError('ubiq sim portfolio needs --out DIR')
-  if (opts.imuHz === 0) throw new UsageError('--imu-hz must be 10–100 for a portfolio: phone handling and manoeuvres are features')
+  if (!opts.out) throw new codes.UBIQ_USAGE('ubiq sim portfolio needs --out DIR')
+  if (opts.imuHz === 0) throw new codes.UBIQ_USAGE('--imu-hz must be 10–100 for a portfolio: phone handling and manoeuvres are features')
   const dir = resolve(opts.out)
   const spec = { policies: opts.policies, days: { driving: opts.drivingDays, health: opts.days, home: opts.days }, years: opts.years, startTs: opts.start ?? Date.UTC(2026, 0, 5), seed: opts.seed, imuHz: opts.imuHz }
   const rows = await writePortfolio(spec, dir)
@@ -487,8 +483,8 @@ async function simPortfolio(opts: Options): Promise<void> {
 
 /** `ubiq train`: fits and writes the models; exit code 1 when one misses the quality goals. */
 function trainCommand(opts: Options): void {
-  if (!opts.portfolio) throw new UsageError('ubiq train needs --portfolio DIR (ubiq sim portfolio --out DIR writes one)')
-  if (opts.version !== undefined && !/^[A-Za-z0-9._-]{1,32}$/.test(opts.version)) throw new UsageError(`--version must be 1–32 letters, digits, ".", "_" or "-", got "${opts.version}"`)
+  if (!opts.portfolio) throw new codes.UBIQ_USAGE('ubiq train needs --portfolio DIR (ubiq sim portfolio --out DIR writes one)')
+  if (opts.version !== undefined && !/^[A-Za-z0-9._-]{1,32}$/.test(opts.version)) throw new codes.UBIQ_USAGE(`--version must be 1–32 letters, digits, ".", "_" or "-", got "${opts.version}"`)
   const out = resolve(opts.out ?? 'models')
   const report = trainingReport(train(resolve(opts.portfolio), out, opts.version), out)
   process.stdout.write(report.text)
@@ -497,7 +493,7 @@ function trainCommand(opts: Options): void {
 
 /** `ubiq backtest`: the plan and the chosen champion models over a portfolio; the report on stdout. */
 async function backtestCommand(cfg: Config, opts: Options): Promise<void> {
-  if (!opts.portfolio) throw new UsageError('ubiq backtest needs --portfolio DIR (ubiq sim portfolio --out DIR writes one)')
+  if (!opts.portfolio) throw new codes.UBIQ_USAGE('ubiq backtest needs --portfolio DIR (ubiq sim portfolio --out DIR writes one)')
   const plans = loadPlans(resolve(cfg.RATING_PLAN ?? examplePlans))
   const { champions } = await loadChoice(readChoice(choiceFile(resolve(cfg.UBIQ_DATA_DIR))), findModels(modelDirs(resolve(cfg.MODELS_DIR))).models)
   const result = await backtest({ portfolio: resolve(opts.portfolio), plans, models: champions, dataDays: opts.days })
@@ -511,7 +507,7 @@ async function backtestCommand(cfg: Config, opts: Options): Promise<void> {
 /** `ubiq audit verify`: walks the audit log; exit code 1 and the first bad record if the chain is broken. */
 function verifyAuditCommand(cfg: Config, opts: Options): void {
   const file = resolve(opts.file ?? auditLogFile(resolve(cfg.UBIQ_DATA_DIR)))
-  if (!existsSync(file)) throw Object.assign(new Error(`no audit log at ${file} (ubiq start writes it in UBIQ_DATA_DIR; --file names another)`), { code: 'AUDIT_MISSING' })
+  if (!existsSync(file)) throw new codes.UBIQ_AUDIT_MISSING(file)
   const verdict = verifyAudit(file)
   if (verdict.ok) return void process.stdout.write(`audit log ${file}: ${verdict.records} records (premium adjustments and consent changes), chain intact, last hash ${verdict.lastHash || '(none)'}\n`)
   process.stderr.write(`audit log ${file}: line ${verdict.line}: ${verdict.reason}\n`)
@@ -522,24 +518,24 @@ function verifyAuditCommand(cfg: Config, opts: Options): void {
 async function modelsCommand(cfg: Config, args: string[]): Promise<void> {
   const [action, target, ...extra] = args
   const usage = 'ubiq models list | promote ID | shadow ID | unshadow ID | rollback SUBJECT'
-  if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')} (${usage})`)
+  if (extra.length > 0) throw new codes.UBIQ_USAGE(`unexpected ${extra.join(' ')} (${usage})`)
   const dataDir = resolve(cfg.UBIQ_DATA_DIR)
   const file = choiceFile(dataDir)
   const { models, problems } = findModels(modelDirs(cfg.MODELS_DIR && resolve(cfg.MODELS_DIR)))
   const choice = readChoice(file)
   if (action === 'list') {
-    if (target !== undefined) throw new UsageError(`ubiq models list takes nothing more, got "${target}"`)
+    if (target !== undefined) throw new codes.UBIQ_USAGE(`ubiq models list takes nothing more, got "${target}"`)
     const role = (id: string, subject: Subject) => (choice[subject].champion === id ? 'champion' : choice[subject].shadows.includes(id) ? 'shadow' : '')
     const lines = [...models.values()].map((m) => `  ${m.id.padEnd(28)}${m.definition.subject.padEnd(9)}${role(m.id, m.definition.subject).padEnd(10)}${m.path}`)
     process.stdout.write(`models (choice: ${existsSync(file) ? file : 'the shipped models, no choice made yet'}):\n${lines.join('\n')}\n`)
     if (problems.length) process.stdout.write(`not usable:\n  ${problems.join('\n  ')}\n`)
     return
   }
-  if (!['promote', 'shadow', 'unshadow', 'rollback'].includes(action ?? '')) throw new UsageError(action ? `unknown models command "${action}" (${usage})` : `ubiq models needs a command: ${usage}`)
-  if (!target) throw new UsageError(`ubiq models ${action} needs ${action === 'rollback' ? `a subject: ${subjectList}` : 'a model id, name@version (ubiq models list shows them)'}`)
+  if (!['promote', 'shadow', 'unshadow', 'rollback'].includes(action ?? '')) throw new codes.UBIQ_USAGE(action ? `unknown models command "${action}" (${usage})` : `ubiq models needs a command: ${usage}`)
+  if (!target) throw new codes.UBIQ_USAGE(`ubiq models ${action} needs ${action === 'rollback' ? `a subject: ${subjectList}` : 'a model id, name@version (ubiq models list shows them)'}`)
   let change: ChoiceChange
   if (action === 'rollback') {
-    if (!(subjectNames as string[]).includes(target)) throw new UsageError(`ubiq models rollback needs a subject: ${subjectList}, got "${target}"`)
+    if (!(subjectNames as string[]).includes(target)) throw new codes.UBIQ_USAGE(`ubiq models rollback needs a subject: ${subjectList}, got "${target}"`)
     change = { kind: 'rollback', subject: target as Subject }
   } else change = { kind: action as 'promote' | 'shadow' | 'unshadow', id: target }
   const next = changeChoice(choice, change, models)
@@ -557,7 +553,7 @@ async function modelsCommand(cfg: Config, args: string[]): Promise<void> {
  * hand out, for the registry's devices. Everything is its owner's only (0700, 0600).
  */
 function writeBrokerConfig(cfg: Config, opts: Options): void {
-  if (!opts.out) throw new UsageError('ubiq broker-config needs --out DIR')
+  if (!opts.out) throw new codes.UBIQ_USAGE('ubiq broker-config needs --out DIR')
   const dir = resolve(opts.out)
   const devices = [...loadDevices(cfg).values()]
   const credentials = newCredentials(devices)
@@ -633,18 +629,14 @@ function accountOf(name: string): { uid: number; gid: number } | undefined {
 }
 
 function loadDevices(cfg: Config): DeviceRegistry {
-  if (!cfg.DEVICE_REGISTRY) throw Object.assign(new Error('DEVICE_REGISTRY is not set: ubiq start needs the device registry file (see ubiq help; ubiq sim --write-registry FILE writes one)'), { code: 'CONFIG_INVALID' })
+  if (!cfg.DEVICE_REGISTRY) throw new codes.UBIQ_CONFIG_INVALID('DEVICE_REGISTRY is not set: ubiq start needs the device registry file (see ubiq help; ubiq sim --write-registry FILE writes one)')
   let text: string
   try {
     text = readFileSync(cfg.DEVICE_REGISTRY, 'utf8')
   } catch (err) {
-    throw Object.assign(new Error(`cannot read DEVICE_REGISTRY ${cfg.DEVICE_REGISTRY}: ${(err as Error).message}`), { code: 'CONFIG_INVALID' })
+    throw new codes.UBIQ_CONFIG_INVALID(`cannot read DEVICE_REGISTRY ${cfg.DEVICE_REGISTRY}: ${(err as Error).message}`)
   }
-  try {
-    return parseDeviceRegistry(text)
-  } catch (err) {
-    throw Object.assign(err as Error, { code: 'CONFIG_INVALID' })
-  }
+  return parseDeviceRegistry(text)
 }
 
 /**
@@ -657,7 +649,7 @@ async function localBroker(cfg: Config, logger: Logger, started: LocalServer[], 
   let server: LocalBroker | undefined
   if (findCommand('mosquitto')) {
     server = await startLocalBroker(dir, [...devices.keys()]).catch((err: Error) => {
-      logger.warn({ err: err.message }, 'mosquitto would not start; using the embedded aedes broker')
+      logger.warn({ err }, 'mosquitto would not start; using the embedded aedes broker')
       return undefined
     })
   }
@@ -696,7 +688,7 @@ function parseFaults(spec: string): FaultConfig {
   for (const part of spec.split(',')) {
     const [name, raw] = part.split('=')
     const rate = Number(raw)
-    if (!(rate >= 0 && rate <= 1)) throw new UsageError(`--faults: ${part} needs a rate from 0 to 1, as name=0.01`)
+    if (!(rate >= 0 && rate <= 1)) throw new codes.UBIQ_USAGE(`--faults: ${part} needs a rate from 0 to 1, as name=0.01`)
     switch (name) {
       case 'duplicate': faults.duplicate = rate; break
       case 'reorder': faults.reorder = { rate }; break
@@ -705,7 +697,7 @@ function parseFaults(spec: string): FaultConfig {
       case 'offline': faults.offline = { rate, duration_s: [60, 1800] }; break
       case 'clock': faults.clock = { rate, skew_ms: [-120_000, 120_000], drift_ppm: [-200, 200] }; break
       case 'foreign-topic': faults.foreignTopic = { rate, deviceIds: [] }; break // filled with the fleet's ids
-      default: throw new UsageError(`--faults: unknown fault "${name}" (duplicate, reorder, malformed, out-of-range, offline, clock, foreign-topic)`)
+      default: throw new codes.UBIQ_USAGE(`--faults: unknown fault "${name}" (duplicate, reorder, malformed, out-of-range, offline, clock, foreign-topic)`)
     }
   }
   return faults
@@ -732,7 +724,7 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
     writeFileSync(join(opts.export, 'truth.json'), groundTruthJson(truth))
     process.stderr.write(`wrote the ground truth of ${policies.length} policies to ${resolve(opts.export)}/{policies.csv,claims.csv,truth.json}\n`)
   }
-  if (!cfg.MQTT_URL) throw new UsageError('ubiq sim needs MQTT_URL (the broker to publish to)')
+  if (!cfg.MQTT_URL) throw new codes.UBIQ_USAGE('ubiq sim needs MQTT_URL (the broker to publish to)')
   const ids = new Set(registry.map((d) => d.deviceId))
   const faults = opts.faults?.foreignTopic ? { ...opts.faults, foreignTopic: { ...opts.faults.foreignTopic, deviceIds: [...ids] } } : opts.faults
   const devices = policies.flatMap((p) => policyDevices(city, p, { startTs, days: opts.days, imuHz: opts.imuHz, ...(opts.phoneMount ? { phone: opts.phoneMount } : {}), ...(faults ? { faults } : {}) }))
@@ -763,7 +755,7 @@ async function runSim(cfg: Config, opts: Options, logger: Logger): Promise<void>
 
 /** `ubiq sim map`: the simulated city (the one `ubiq sim --seed` drives in) as a GeoJSON road map. */
 function writeCityMap(opts: Options): void {
-  if (!opts.out) throw new UsageError('ubiq sim map needs --out FILE')
+  if (!opts.out) throw new codes.UBIQ_USAGE('ubiq sim map needs --out FILE')
   const map = cityGeoJson(makeCity({ seed: opts.seed }))
   writeFileSync(opts.out, `${JSON.stringify(map)}\n`)
   process.stdout.write(`wrote the ${map.features.length} roads of the city of seed ${opts.seed} to ${resolve(opts.out)}\n`)
@@ -776,7 +768,7 @@ function defaultDataset(): string {
 
 /** `ubiq sim replay`: real recorded trips, as a live phone would send them. */
 async function runReplayCommand(cfg: Config, opts: Options): Promise<void> {
-  if (!isId(opts.device)) throw new UsageError(`--device must be a device id (letters, digits, _ and -), got "${opts.device}"`)
+  if (!isId(opts.device)) throw new codes.UBIQ_USAGE(`--device must be a device id (letters, digits, _ and -), got "${opts.device}"`)
   if (opts.registry) {
     writeFileSync(opts.registry, `${JSON.stringify({ devices: [{ deviceId: opts.device, policyId: `pol-${opts.device}`.slice(0, 64), kinds: ['imu'] }] }, null, 2)}\n`)
     return void process.stdout.write(`wrote the device registry of ${opts.device} to ${resolve(opts.registry)}\n`)
@@ -784,17 +776,17 @@ async function runReplayCommand(cfg: Config, opts: Options): Promise<void> {
   let trips = opts.trips
   if (trips.length === 0) {
     const dataset = defaultDataset()
-    if (!existsSync(dataset)) throw new UsageError(`no --trip given and no dataset at ${dataset}`)
+    if (!existsSync(dataset)) throw new codes.UBIQ_USAGE(`no --trip given and no dataset at ${dataset}`)
     trips = readdirSync(dataset).filter((f) => f.startsWith('trip-')).sort().map((f) => join(dataset, f))
   }
   const recordings = trips.map((dir) => {
     try {
       return readRecording(dir)
     } catch (err) {
-      throw new UsageError(`--trip ${dir}: ${(err as Error).message}`)
+      throw new codes.UBIQ_USAGE(`--trip ${dir}: ${(err as Error).message}`)
     }
   })
-  if (!cfg.MQTT_URL) throw new UsageError('ubiq sim replay needs MQTT_URL (the broker to publish to)')
+  if (!cfg.MQTT_URL) throw new codes.UBIQ_USAGE('ubiq sim replay needs MQTT_URL (the broker to publish to)')
   const total = recordings.reduce((n, r) => n + Math.ceil(r.samples.length / r.rateHz), 0)
   process.stderr.write(`replaying ${recordings.map((r) => `${r.name} (${(r.samples.length / r.rateHz).toFixed(0)} s, ${r.events.length} labelled events)`).join(', ')} as ${opts.device} at ${opts.speedup}× real time\n`)
   // Device time must never run ahead of the real clock: an accelerated replay starts in the past
@@ -824,7 +816,7 @@ function recordingsAt(path: string, opts: Options): Track[] {
     const mapping: CsvMapping | undefined = opts.mapping ? readMapping(opts.mapping) : undefined
     return readRecordings(path, { ...(opts.format ? { format: opts.format } : {}), ...(mapping ? { mapping } : {}) })
   } catch (err) {
-    if (err instanceof RecordingError) throw new UsageError(err.message)
+    if (err instanceof codes.UBIQ_RECORDING_INVALID) throw new codes.UBIQ_USAGE(err.message)
     throw err
   }
 }
@@ -836,9 +828,9 @@ const describeMessages = (counts: Record<string, number>, track: Track) =>
 /** `ubiq import`: recorded trips published through MQTT_URL as the live phones that drove them would. */
 async function importCommand(cfg: Config, path: string, opts: Options): Promise<void> {
   const tracks = recordingsAt(path, opts)
-  if (opts.device && tracks.length > 1) throw new UsageError(`--device names one device; ${path} holds ${tracks.length} recordings (each gets its own device, named after it)`)
-  if (opts.device && !isId(opts.device)) throw new UsageError(`--device must be a device id (letters, digits, _ and -, at most 64), got "${opts.device}"`)
-  if (opts.policy !== undefined && !isId(opts.policy)) throw new UsageError(`--policy must be a policy id (letters, digits, _ and -, at most 64), got "${opts.policy}"`)
+  if (opts.device && tracks.length > 1) throw new codes.UBIQ_USAGE(`--device names one device; ${path} holds ${tracks.length} recordings (each gets its own device, named after it)`)
+  if (opts.device && !isId(opts.device)) throw new codes.UBIQ_USAGE(`--device must be a device id (letters, digits, _ and -, at most 64), got "${opts.device}"`)
+  if (opts.policy !== undefined && !isId(opts.policy)) throw new codes.UBIQ_USAGE(`--policy must be a policy id (letters, digits, _ and -, at most 64), got "${opts.policy}"`)
   const ids = new Set<string>()
   const now = Date.now()
   const devices = tracks.map((track) => {
@@ -857,7 +849,7 @@ async function importCommand(cfg: Config, path: string, opts: Options): Promise<
     writeFileSync(opts.registry, `${JSON.stringify({ devices: entries }, null, 2)}\n`)
     return void process.stdout.write(`wrote the device registry of ${entries.map((e) => `${e.deviceId} (${e.kinds.join(', ')})`).join(', ')} to ${resolve(opts.registry)}\n`)
   }
-  if (!cfg.MQTT_URL) throw new UsageError('ubiq import needs MQTT_URL (the broker to publish to)')
+  if (!cfg.MQTT_URL) throw new codes.UBIQ_USAGE('ubiq import needs MQTT_URL (the broker to publish to)')
   for (const d of devices) process.stderr.write(`importing ${d.track.name} as ${d.deviceId}: ${describeMessages(d.counts, d.track)}\n`)
   const total = devices.reduce((n, d) => n + d.messages.length, 0)
   const startTs = Math.min(...devices.map((d) => d.messages[0]?.sendAt ?? now))
@@ -883,23 +875,23 @@ async function evaluateCommand(cfg: Config, dir: string, opts: Options): Promise
   let labelled: ReturnType<typeof readLabels>
   let tracks: Track[]
   try {
-    if (!existsSync(dir)) throw new RecordingError(`${dir}: no such folder`)
+    if (!existsSync(dir)) throw new codes.UBIQ_RECORDING_INVALID(`${dir}: no such folder`)
     labelled = readLabels(dir)
     const mapping = opts.mapping ? readMapping(opts.mapping) : existsSync(join(dir, 'mapping.json')) ? readMapping(join(dir, 'mapping.json')) : undefined
     tracks = labelled.trips.map(({ trip }) => {
       const at = [join(dir, trip), join(dir, `${trip}.gpx`)].find((p) => existsSync(p))
-      if (!at) throw new RecordingError(`labels.csv: trip "${trip}" has no recording in ${dir} (a folder ${trip}/ or a file ${trip}.gpx)`)
+      if (!at) throw new codes.UBIQ_RECORDING_INVALID(`labels.csv: trip "${trip}" has no recording in ${dir} (a folder ${trip}/ or a file ${trip}.gpx)`)
       return readRecordingAt(at, { ...(opts.format ? { format: opts.format } : {}), ...(mapping ? { mapping } : {}) })
     })
   } catch (err) {
-    if (err instanceof RecordingError) throw new UsageError(err.message)
+    if (err instanceof codes.UBIQ_RECORDING_INVALID) throw new codes.UBIQ_USAGE(err.message)
     throw err
   }
   const labelsOf = (i: number) => [...tracks[i]!.labels, ...(labelled.events.get(labelled.trips[i]!.trip) ?? [])].map((l) => {
     try {
       return { ...l, label: eventLabel(l.label) }
     } catch (err) {
-      throw new UsageError(`trip ${labelled.trips[i]!.trip}: ${(err as Error).message}`)
+      throw new codes.UBIQ_USAGE(`trip ${labelled.trips[i]!.trip}: ${(err as Error).message}`)
     }
   })
   const eventLabels = tracks.map((_, i) => labelsOf(i))
@@ -971,17 +963,19 @@ async function crossValidate(tracks: readonly Track[], trips: readonly Evaluated
 /** `--phone-mount YAW,PITCH,ROLL`: three angles in degrees. */
 function parsePhoneMount(text: string): PhoneMount {
   const angles = text.split(',').map((x) => Number(x.trim()))
-  if (angles.length !== 3 || angles.some((a) => !Number.isFinite(a) || Math.abs(a) > 360)) throw new UsageError(`--phone-mount: expected three angles in degrees, YAW,PITCH,ROLL (e.g. 110,60,25), got "${text}"`)
+  if (angles.length !== 3 || angles.some((a) => !Number.isFinite(a) || Math.abs(a) > 360)) throw new codes.UBIQ_USAGE(`--phone-mount: expected three angles in degrees, YAW,PITCH,ROLL (e.g. 110,60,25), got "${text}"`)
   const [yaw_deg, pitch_deg, roll_deg] = angles as [number, number, number]
   return { yaw_deg, pitch_deg, roll_deg }
 }
 
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
-  if (err instanceof UsageError) {
+  if (err instanceof codes.UBIQ_USAGE) {
     process.stderr.write(`ubiq: ${err.message}\nRun 'ubiq help' for usage.\n`)
     process.exit(2)
   }
   const hint = err.code === 'EADDRINUSE' ? ' (set PORT to a free port, or 0 for any)' : ''
-  process.stderr.write(`ubiq: ${err.code ? `[${err.code}] ` : ''}${err.message}${hint}\n`)
+  // A catalogued error says all an operator needs; any other is a fault: its stack says where it came from.
+  const stack = err instanceof UbiqError || !err.stack ? '' : `${err.stack}\n`
+  process.stderr.write(`ubiq: ${err.code ? `[${err.code}] ` : ''}${err.message}${hint}\n${stack}`)
   process.exit(1)
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { ConfigError, ConfigSchema, detectorsOf, readConfig, withConfigTable } from './config.ts'
+import { codes } from '../ingest/index.ts'
+import { ConfigSchema, detectorsOf, readConfig, withConfigTable } from './config.ts'
 import { defaultDetectorConfigs, detectors, vehicleDetectors } from '../scoring/index.ts'
 
 t.test("the README's configuration table is the schema's (npm run docs)", async (t) => {
@@ -12,7 +13,7 @@ t.test("the README's configuration table is the schema's (npm run docs)", async 
 t.test('the limits ingest and scoring work within are configuration, with defaults (#22 item 5)', async (t) => {
   t.match(readConfig({}), { MAX_PAYLOAD_BYTES: 65536, MAX_FUTURE_SKEW_S: 300, BACKPRESSURE_STOP_LINES: 100_000, BACKPRESSURE_RESUME_LINES: 50_000, SCORE_BATCH_MAX: 64, SCORE_BATCH_WAIT_MS: 20, POLICY_IDLE_H: 0.5 })
   t.match(readConfig({ MAX_PAYLOAD_BYTES: '131072', MAX_FUTURE_SKEW_S: '60' }), { MAX_PAYLOAD_BYTES: 131072, MAX_FUTURE_SKEW_S: 60 })
-  t.throws(() => readConfig({ BACKPRESSURE_STOP_LINES: '10', BACKPRESSURE_RESUME_LINES: '10' }), ConfigError)
+  t.throws(() => readConfig({ BACKPRESSURE_STOP_LINES: '10', BACKPRESSURE_RESUME_LINES: '10' }), codes.UBIQ_CONFIG_INVALID)
   t.throws(() => readConfig({ MAX_PAYLOAD_BYTES: '12' }), /MAX_PAYLOAD_BYTES/)
 })
 

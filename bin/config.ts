@@ -5,7 +5,7 @@
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { defaultAlertThresholds as alert } from '../dashboards/index.ts'
-import { retentionPolicies } from '../ingest/index.ts'
+import { codes, retentionPolicies } from '../ingest/index.ts'
 import { detectorConfigs, detectorVariables, type DetectorConfigs } from '../scoring/index.ts'
 
 const url = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description }))
@@ -21,7 +21,7 @@ const service = {
     default: retentionPolicies.raw_positions.days, minimum: 1, maximum: 90,
     description: 'Days full-precision positions are kept (the raw_positions retention policy, altered at start): at least 1 (an open trip is rebuilt from its last 12 h after a restart), at most 90 (no longer than the readings they came with); trips keep coarse cells, crashes their track',
   }),
-  INFLUX_START_TIMEOUT_S: Type.Integer({ default: 60, minimum: 0, maximum: 86_400, description: 'ubiq start waits this long for InfluxDB to answer (saying so every 5 s), then exits with INFLUX_UNREACHABLE' }),
+  INFLUX_START_TIMEOUT_S: Type.Integer({ default: 60, minimum: 0, maximum: 86_400, description: 'ubiq start waits this long for InfluxDB to answer (saying so every 5 s), then exits with UBIQ_INFLUX_UNREACHABLE' }),
   DEVICE_REGISTRY: Type.Optional(Type.String({ description: 'ubiq start: JSON file {"devices":[{"deviceId","policyId","kinds","registeredAt"}]} (kinds: the streams the device sends, consented to at enrolment for pricing; registeredAt optional); ubiq sim --write-registry FILE writes one for its fleet' })),
   HOST: Type.String({ default: '127.0.0.1', description: 'Dashboards listen address' }),
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'Dashboards port (0: any free port)' }),
@@ -63,16 +63,7 @@ export type Config = Static<typeof ConfigSchema>
 /** The vehicle detectors' configurations, from the detector variables of a read configuration. */
 export const detectorsOf = (cfg: Config): DetectorConfigs => detectorConfigs(cfg as unknown as Record<string, unknown>)
 
-/** A configuration error: the message names the variable and what is wrong with it. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID'
-  constructor(message: string) {
-    super(message)
-    this.name = 'ConfigError'
-  }
-}
-
-/** Reads the configuration from `env`; throws a ConfigError naming every bad variable. */
+/** Reads the configuration from `env`; throws UBIQ_CONFIG_INVALID naming every bad variable. */
 export function readConfig(env: NodeJS.ProcessEnv): Config {
   const keys = Object.keys(ConfigSchema.properties)
   const given = Object.fromEntries(keys.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]))
@@ -84,7 +75,7 @@ export function readConfig(env: NodeJS.ProcessEnv): Config {
   if (cfg.INFLUX_API === 'v2') problems.push('INFLUX_API=v2 is not supported: a v2 bucket has one retention for everything in it, and ubiq keeps each measurement as long as its own retention policy says (docs/data-inventory.md). Use InfluxDB 1.x (1.6 to 1.8) with INFLUX_API=v1')
   if (cfg.BACKPRESSURE_RESUME_LINES >= cfg.BACKPRESSURE_STOP_LINES) problems.push(`BACKPRESSURE_RESUME_LINES=${cfg.BACKPRESSURE_RESUME_LINES} must be below BACKPRESSURE_STOP_LINES=${cfg.BACKPRESSURE_STOP_LINES}`)
   if (env.INFLUX_RETENTION_POLICY) problems.push('INFLUX_RETENTION_POLICY is no longer read: each measurement is written to the retention policy it is declared in (docs/data-inventory.md); unset it')
-  if (problems.length) throw new ConfigError(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`)
+  if (problems.length) throw new codes.UBIQ_CONFIG_INVALID(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`)
   return cfg
 }
 

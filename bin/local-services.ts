@@ -10,20 +10,12 @@ import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { connect } from '@nats-io/transport-node'
-import { aclAllows, natsServerConfig, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
+import { aclAllows, codes, natsServerConfig, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
 
 /** A server this process started; `stop()` ends it and waits for it to exit. */
 export interface LocalServer {
   url: string
   stop(): Promise<void>
-}
-
-/** A startup failure with a code an operator can search for. */
-export class ServiceError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message)
-    this.name = 'ServiceError'
-  }
 }
 
 /** Finds a command on the PATH or in the sbin folders (Debian puts mosquitto in /usr/sbin). */
@@ -62,7 +54,7 @@ export const startMosquitto = (dir: string, auth?: MosquittoAuth) => onFreePorts
 
 async function launchMosquitto(dir: string, auth?: MosquittoAuth): Promise<LocalServer> {
   const bin = findCommand('mosquitto')
-  if (!bin) throw new ServiceError('MOSQUITTO_NOT_FOUND', 'mosquitto is not installed (Debian: apt-get install mosquitto)')
+  if (!bin) throw new codes.UBIQ_MOSQUITTO_NOT_FOUND()
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const port = await freePort()
   const conf = join(dir, 'mosquitto.conf')
@@ -124,7 +116,7 @@ export const startInfluxd = (dir: string) => onFreePorts(() => launchInfluxd(dir
 
 async function launchInfluxd(dir: string): Promise<LocalServer> {
   const bin = findCommand('influxd')
-  if (!bin) throw new ServiceError('INFLUXD_NOT_FOUND', 'influxd is not installed (Debian: apt-get install influxdb)')
+  if (!bin) throw new codes.UBIQ_INFLUXD_NOT_FOUND()
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const [httpPort, rpcPort] = [await freePort(), await freePort()]
   const conf = join(dir, 'influxdb.conf')
@@ -183,7 +175,7 @@ export interface LocalNats extends LocalServer {
  */
 export async function startNatsCluster(dir: string, nodes: number, partitions: number): Promise<LocalNats[]> {
   const bin = findCommand('nats-server')
-  if (!bin) throw new ServiceError('NATS_NOT_FOUND', 'nats-server is not installed (Debian: apt-get install nats-server)')
+  if (!bin) throw new codes.UBIQ_NATS_NOT_FOUND()
   const ports: { port: number; mqttPort: number; clusterPort?: number }[] = []
   for (let i = 0; i < nodes; i++) ports.push({ port: await freePort(), mqttPort: await freePort(), clusterPort: nodes > 1 ? await freePort() : undefined })
   return Promise.all(ports.map(async (p, i) => {
@@ -253,7 +245,7 @@ async function waitUntil(child: ChildProcess, name: string, probe: () => Promise
   }
   const stderr = (child as ChildProcess & { lastStderr(): string }).lastStderr()
   await stopChild(child)
-  throw new ServiceError('SERVICE_START_FAILED', `${name} did not start: ${stderr.trim() || String(lastError)}`)
+  throw new codes.UBIQ_SERVICE_START_FAILED(name, stderr.trim() || String(lastError))
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

@@ -34,7 +34,7 @@ const listen = async (server: Server | ReturnType<typeof createHttpServer>, port
   return (server.address() as AddressInfo).port
 }
 
-t.test('ubiq start against a closed port: a log line naming the URL, then INFLUX_UNREACHABLE and exit 1', async (t) => {
+t.test('ubiq start against a closed port: a log line naming the URL, then UBIQ_INFLUX_UNREACHABLE and exit 1', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ubiq-influx-wait-'))
   writeFileSync(join(dir, 'devices.json'), '{"devices":[]}')
   const port = await closedPort()
@@ -51,7 +51,7 @@ t.test('ubiq start against a closed port: a log line naming the URL, then INFLUX
   child.stderr.on('data', (d: Buffer) => (stderr += d))
   const code = await new Promise((r) => child.on('exit', r))
   t.equal(code, 1, 'a non-zero exit')
-  t.match(stderr, `ubiq: [INFLUX_UNREACHABLE] InfluxDB at http://127.0.0.1:${port}/ did not answer within 2 s (INFLUX_START_TIMEOUT_S): ECONNREFUSED`, 'the coded error names the URL, the time and the setting')
+  t.match(stderr, `ubiq: [UBIQ_INFLUX_UNREACHABLE] InfluxDB at http://127.0.0.1:${port}/ did not answer within 2 s (INFLUX_START_TIMEOUT_S): ECONNREFUSED`, 'the coded error names the URL, the time and the setting')
   const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
   t.match(lines, [{ level: 40, msg: 'waiting for InfluxDB to answer', url: `http://127.0.0.1:${port}/`, reason: 'ECONNREFUSED', timeout_s: 2 }], 'said what it was waiting for before giving up')
 })
@@ -66,7 +66,7 @@ t.test('a server that takes the connection and never answers is waited for with 
   })
   const logged: Record<string, unknown>[] = []
   const logger = pino({ level: 'info' }, { write: (l: string) => void logged.push(JSON.parse(l)) })
-  await t.rejects(untilInfluxAnswers(`http://user:secret@127.0.0.1:${port}`, 500, logger, 200), { code: 'INFLUX_UNREACHABLE', message: /did not answer within 0.5 s .*: no answer in 0.2 s/ })
+  await t.rejects(untilInfluxAnswers(`http://user:secret@127.0.0.1:${port}`, 500, logger, 200), { code: 'UBIQ_INFLUX_UNREACHABLE', message: /did not answer within 0.5 s .*: no answer in 0.2 s/ })
   t.ok(logged.length >= 1, `said so, at most every 0.2 s (${logged.length} times)`)
   t.match(logged[0], { msg: 'waiting for InfluxDB to answer', url: `http://127.0.0.1:${port}/`, reason: 'no answer in 0.2 s' })
   t.notMatch(JSON.stringify(logged), /secret/, 'without the password')

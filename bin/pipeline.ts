@@ -8,8 +8,8 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { pushAlerts, startDashboards, tokenAuthority, tokenSecret, type AlertThresholds, type TokenAuthority } from '../dashboards/index.ts'
-import { commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, PlanError, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan, type ValveTest } from '../pricing/index.ts'
+import { codes, commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan, type ValveTest } from '../pricing/index.ts'
 import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type DetectorConfigs, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, Subject as RxSubject, type Observable } from 'rxjs'
 import { eraser } from './erase.ts'
@@ -42,7 +42,7 @@ export interface PipelineConfig {
   pushHosts?: readonly string[]
   /** Dashboards requests a client address may make a minute. */
   rateLimitPerMinute?: number
-  /** How long to wait for InfluxDB to answer before giving up with INFLUX_UNREACHABLE, ms (default 60 s). */
+  /** How long to wait for InfluxDB to answer before giving up with UBIQ_INFLUX_UNREACHABLE, ms (default 60 s). */
   influxStartTimeoutMs?: number
   /** Lines waiting this long with none confirmed fail /healthz's storing check, ms (default STALL_MS). */
   stallMs?: number
@@ -145,7 +145,7 @@ export async function untilInfluxAnswers(url: string, timeoutMs: number, logger:
     if (why === undefined) return
     const waited = Date.now() - start
     if (waited >= timeoutMs) {
-      throw Object.assign(new Error(`InfluxDB at ${shown.href} did not answer within ${timeoutMs / 1000} s (INFLUX_START_TIMEOUT_S): ${why}`), { code: 'INFLUX_UNREACHABLE' })
+      throw new codes.UBIQ_INFLUX_UNREACHABLE(`InfluxDB at ${shown.href} did not answer within ${timeoutMs / 1000} s (INFLUX_START_TIMEOUT_S): ${why}`)
     }
     logger.warn({ url: shown.href, waited_s: Math.round(waited / 1000), timeout_s: timeoutMs / 1000, reason: why }, 'waiting for InfluxDB to answer')
     // One ask every `everyMs`, however long this one took to fail.
@@ -289,7 +289,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   // Nothing in a running pipeline knows a policy's attributes yet (age of the car, region…): a plan
   // that rates on them could not price anyone, so it is refused rather than silently skipped.
   const rated = plans.find((p) => Object.keys(p.attributes ?? {}).length > 0)
-  if (rated) throw new PlanError(`${planId(rated)} rates on policy attributes (${Object.keys(rated.attributes!).join(', ')}); ubiq start has no source of policy attributes: use such a plan in ubiq backtest`)
+  if (rated) throw new codes.UBIQ_PLAN_INVALID(`${planId(rated)} rates on policy attributes (${Object.keys(rated.attributes!).join(', ')}); ubiq start has no source of policy attributes: use such a plan in ubiq backtest`)
   // Before anything is opened: a start that gives up leaves nothing behind.
   await untilInfluxAnswers(cfg.influx.url, cfg.influxStartTimeoutMs ?? 60_000, logger)
   // Everything ubiq keeps is private to its user (#20 item 10): positions and heart rates in the
@@ -324,7 +324,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     file: choiceFile(cfg.dataDir),
     onChange: (e) => (e.ok
       ? logger.info({ choice: e.choice }, 'models changed: the new choice scores from the next batch')
-      : logger.error({ err: e.error.message }, 'model change refused: the running models stay')),
+      : logger.error({ err: e.error }, 'model change refused: the running models stay')),
   })
   const roads = cfg.roadMapFile ? await loadRoadMap(cfg.roadMapFile) : undefined
   const clients = serviceClients(cfg.mqttUrl)

@@ -13,24 +13,12 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
-import { ID_PATTERN, writePrivate } from '../ingest/index.ts'
+import { codes, ID_PATTERN, writePrivate } from '../ingest/index.ts'
 
 export type Principal = { role: 'policyholder'; policyId: string } | { role: 'analyst' }
 
 /** A token's principal as verified: until when it holds, and its id (tokens issued before #21 have none). */
 export type Verified = Principal & { expiresAt: number; tokenId?: string }
-
-/** Why a request or socket was turned away: HTTP status and websocket close code go with it. */
-export class AuthError extends Error {
-  readonly status: 401 | 403
-  readonly closeCode: 4401 | 4403
-  constructor(readonly reason: 'missing_token' | 'invalid_token' | 'expired_token' | 'revoked_token' | 'forbidden', message: string) {
-    super(message)
-    this.name = 'AuthError'
-    this.status = reason === 'forbidden' ? 403 : 401
-    this.closeCode = reason === 'forbidden' ? 4403 : 4401
-  }
-}
 
 /** What to revoke: every token of a policy, or every analyst token, issued until now; or one token by its id. */
 export type Revocation = { policy: string } | { analysts: true } | { tokenId: string }
@@ -38,7 +26,7 @@ export type Revocation = { policy: string } | { analysts: true } | { tokenId: st
 export interface TokenAuthority {
   /** A token for `who`, valid for `ttlMs` from now. */
   issue(who: Principal, ttlMs: number): string
-  /** Who the token is for, until when (ms) and its id; throws an AuthError when it is missing, forged, expired or revoked. */
+  /** Who the token is for, until when (ms) and its id; throws UBIQ_AUTH_… when it is missing, forged, expired or revoked. */
   verify(token: string | undefined): Verified
   /** Revokes tokens from now on, and keeps the revocation (in the revocations file, when there is one). */
   revoke(what: Revocation): { revokedAt: string }
@@ -79,28 +67,28 @@ export function tokenAuthority(secret: string, opts: TokenOptions = {}): TokenAu
       return sign(who.role === 'analyst' ? { role: 'analyst' } : { role: 'policyholder', sub: who.policyId })
     },
     verify(token) {
-      if (!token) throw new AuthError('missing_token', 'a token is needed (ubiq token issues one)')
+      if (!token) throw new codes.UBIQ_AUTH_MISSING_TOKEN()
       let claims: { role?: unknown; sub?: unknown; exp?: unknown; iat?: unknown; iss?: unknown; jti?: unknown }
       try {
         claims = verifier(token)
       } catch (err) {
-        if (err instanceof TokenError && err.code === TokenError.codes.expired) throw new AuthError('expired_token', 'the token has expired')
-        throw new AuthError('invalid_token', 'the token is not valid')
+        if (err instanceof TokenError && err.code === TokenError.codes.expired) throw new codes.UBIQ_AUTH_EXPIRED_TOKEN()
+        throw new codes.UBIQ_AUTH_INVALID_TOKEN('the token is not valid')
       }
       const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : NaN
-      if (!Number.isFinite(expiresAt)) throw new AuthError('invalid_token', 'the token has no expiry')
+      if (!Number.isFinite(expiresAt)) throw new codes.UBIQ_AUTH_INVALID_TOKEN('the token has no expiry')
       // fast-jwt checks the issuer only when the token names one.
-      if (claims.iss !== ISSUER) throw new AuthError('invalid_token', 'the token names no issuer')
-      if (typeof claims.iat !== 'number') throw new AuthError('invalid_token', 'the token has no issue time (iat)')
+      if (claims.iss !== ISSUER) throw new codes.UBIQ_AUTH_INVALID_TOKEN('the token names no issuer')
+      if (typeof claims.iat !== 'number') throw new codes.UBIQ_AUTH_INVALID_TOKEN('the token has no issue time (iat)')
       const issuedAt = claims.iat * 1000
-      if (issuedAt > now() + maxSkewMs) throw new AuthError('invalid_token', 'the token was issued in the future (iat): check the issuer\'s clock')
+      if (issuedAt > now() + maxSkewMs) throw new codes.UBIQ_AUTH_INVALID_TOKEN('the token was issued in the future (iat): check the issuer\'s clock')
       const tokenId = typeof claims.jti === 'string' ? claims.jti : undefined
       let who: Principal
       if (claims.role === 'analyst') who = { role: 'analyst' }
       else if (claims.role === 'policyholder' && typeof claims.sub === 'string' && new RegExp(ID_PATTERN).test(claims.sub)) who = { role: 'policyholder', policyId: claims.sub }
-      else throw new AuthError('invalid_token', 'the token names no role ubiq knows')
+      else throw new codes.UBIQ_AUTH_INVALID_TOKEN('the token names no role ubiq knows')
       // iat has whole seconds: a token issued in the second of a revocation is revoked with it.
-      if ((tokenId !== undefined && tokenId in revoked.tokens) || issuedAt <= until(who)) throw new AuthError('revoked_token', 'the token has been revoked')
+      if ((tokenId !== undefined && tokenId in revoked.tokens) || issuedAt <= until(who)) throw new codes.UBIQ_AUTH_REVOKED_TOKEN()
       return { ...who, expiresAt, ...(tokenId ? { tokenId } : {}) }
     },
     revoke(what) {
@@ -124,18 +112,18 @@ function readRevocations(file: string | undefined): Revoked {
     if (typeof r.until !== 'object' || typeof r.tokens !== 'object' || !r.until || !r.tokens) throw new Error('not { until, tokens }')
     return r
   } catch (err) {
-    throw Object.assign(new Error(`token revocations ${file}: ${(err as Error).message}`), { code: 'REVOCATIONS_INVALID' })
+    throw new codes.UBIQ_REVOCATIONS_INVALID(file, (err as Error).message)
   }
 }
 
-/** Whether `who` may see policy `policyId`; throws the AuthError to answer with when not. */
+/** Whether `who` may see policy `policyId`; throws UBIQ_AUTH_FORBIDDEN when not. */
 export function mustSee(who: Principal, policyId: string): void {
-  if (who.role === 'policyholder' && who.policyId !== policyId) throw new AuthError('forbidden', 'this token is for another policy')
+  if (who.role === 'policyholder' && who.policyId !== policyId) throw new codes.UBIQ_AUTH_FORBIDDEN('this token is for another policy')
 }
 
-/** Whether `who` is an analyst; throws the AuthError to answer with when not. */
+/** Whether `who` is an analyst; throws UBIQ_AUTH_FORBIDDEN when not. */
 export function mustBeAnalyst(who: Principal): void {
-  if (who.role !== 'analyst') throw new AuthError('forbidden', 'an analyst token is needed')
+  if (who.role !== 'analyst') throw new codes.UBIQ_AUTH_FORBIDDEN('an analyst token is needed')
 }
 
 /**

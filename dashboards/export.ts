@@ -352,7 +352,7 @@ export function registerExport(app: App, deps: ExportDeps, who: (req: FastifyReq
         },
       }
       const readmeEntry: Entry = { name: 'README.md', about: '', async* text() { yield readme(policy, span, exportedAt, plan, files) } }
-      const zip = zipOf([readmeEntry, ...files, manifest], new Date(exportedAt), (err) => deps.logger.error({ err: err.message }, 'dashboards: an export failed part way'))
+      const zip = zipOf([readmeEntry, ...files, manifest], new Date(exportedAt), (err) => deps.logger.error({ err }, 'dashboards: an export failed part way'))
       reply.raw.once('close', finish)
       const day = iso(exportedAt).slice(0, 10).replace(/-/g, '')
       return reply.type('application/zip').header('content-disposition', `attachment; filename="ubiq-${policy}-${day}.zip"`).header('cache-control', 'no-store').send(zip)

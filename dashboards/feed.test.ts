@@ -286,3 +286,23 @@ t.test('no route takes a number that is not finite: Infinity and 1e400 in a quer
   t.equal(res.status, 400, 'a body with 1e400 (JSON.parse: Infinity)')
   t.same(await res.json(), { error: 'bad_request', message: 'body/scale/km_per_year must be a finite number' })
 })
+
+t.test('a request that fails is a 500 to the client and an error in the log with its stack (#22 item 4)', async (t) => {
+  const services = await startServices(t)
+  const logged: { level: number; msg: string; err?: { message: string; stack?: string } }[] = []
+  const server = await startDashboards({
+    consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
+    scores$: NEVER, events$: NEVER, premiums$: NEVER,
+    influx: await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_feed_500' }),
+    auth: tokenAuthority('a test secret of at least thirty-two bytes'), metrics: new Registry(), deviceClock: () => undefined, whatIf: async () => undefined,
+    health: () => { throw new TypeError('a stage broke') },
+    logger: pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) }), host: '127.0.0.1', port: 0,
+  })
+  t.teardown(() => server.close())
+  const res = await fetch(`${server.url}/healthz`)
+  t.equal(res.status, 500)
+  t.same(await res.json(), { error: 'internal', message: 'the request failed; see the service log' }, 'the client is told nothing of the cause')
+  const [line] = logged.filter((l) => l.msg === 'dashboards: request failed')
+  t.equal(line?.err?.message, 'a stage broke', 'the log has the error')
+  t.match(line?.err?.stack, /^TypeError: a stage broke\n\s+at .*feed\.test\.ts/, 'with its stack, which says where it came from')
+})

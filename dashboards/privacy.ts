@@ -4,10 +4,10 @@
  * revocation of tokens (auth.ts).
  */
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ConsentError, ConsentRequest, ID_PATTERN, PauseRequest, pauseWindow, PrivacyError, type ConsentStore, type Pause, type PrivacyStore } from '../ingest/index.ts'
-import { AuthError, mustBeAnalyst, mustSee, type Revocation, type TokenAuthority, type Verified } from './auth.ts'
-import { errors, Json } from './schemas.ts'
+import type { FastifyRequest } from 'fastify'
+import { codes, ConsentRequest, ID_PATTERN, Pause, PauseRequest, pauseWindow, PolicyConsent, RecordedChange, type ConsentStore, type PrivacyStore } from '../ingest/index.ts'
+import { mustBeAnalyst, mustSee, type Revocation, type TokenAuthority, type Verified } from './auth.ts'
+import { errors, Json, strict } from './schemas.ts'
 import type { App } from './tables.ts'
 
 const Params = Type.Object({ policy: Type.String({ pattern: ID_PATTERN, description: 'policy id' }) })
@@ -19,30 +19,38 @@ const RevocationBody = Type.Object({
   tokenId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "one token, by its id (the token's jti claim)" })),
 }, { additionalProperties: false, minProperties: 1, maxProperties: 1 })
 
+/** What the routes answer (#22 item 2): the consent store's and privacy store's own schemas, and the revocation. */
+const ConsentAnswer = strict({ change: RecordedChange, consent: PolicyConsent })
+const ShownPause = strict({
+  ...Pause.properties,
+  until: Type.String({ description: 'its end, or when it was ended early (ISO 8601)' }),
+  state: Type.Union([Type.Literal('scheduled'), Type.Literal('in force'), Type.Literal('over')]),
+})
+const PausesAnswer = strict({ policyId: Type.String(), pauses: Type.Array(ShownPause, { description: 'oldest first' }) })
+const PauseAnswer = strict({ pause: ShownPause, pauses: Type.Array(ShownPause, { description: "the policy's pauses now, oldest first" }) })
+const RevocationAnswer = strict({ revoked: RevocationBody, revokedAt: Type.String({ description: 'ISO 8601: tokens issued until then are revoked' }) })
+
 /** The consent routes: a policyholder reads and changes its own policy's, an analyst any policy's. */
 export function registerConsents(app: App, consents: ConsentStore, who: (req: FastifyRequest) => Verified): void {
   app.get<{ Params: Static<typeof Params> }>('/api/v1/policies/:policy/consents', {
-    schema: { description: "The policy's consent per stream and purpose as it stands (`purposes`: those granted; none, and the stream is rejected with no_consent), each stream's category (location and health are consented to apart), and every change recorded: who, when, what, and its audit hash", params: Params, response: { 200: Json, ...errors } },
-  }, (req, reply) => {
+    schema: { description: "The policy's consent per stream and purpose as it stands (`purposes`: those granted; none, and the stream is rejected with no_consent), each stream's category (location and health are consented to apart), and every change recorded: who, when, what, and its audit hash", params: Params, response: { 200: PolicyConsent, ...errors } },
+  }, (req) => {
     mustSee(who(req), req.params.policy)
-    return consents.of(req.params.policy) ?? reply.code(404).send({ error: 'unknown_policy', message: `no policy ${req.params.policy} in the device registry` })
+    const consent = consents.of(req.params.policy)
+    if (!consent) throw new codes.UBIQ_UNKNOWN_POLICY(req.params.policy)
+    return consent
   })
   app.post<{ Params: Static<typeof Params>; Body: ConsentRequest }>('/api/v1/policies/:policy/consents', {
     schema: {
       description: 'Grants or withdraws purposes for streams, in effect for the next message ingest takes, and recorded in the audit chain first. A grant names streams of one category (location, health or other); a withdrawal any. Answers with the change as recorded and the consent as it now stands',
-      params: Params, body: ConsentRequest, response: { 200: Json, ...errors },
+      params: Params, body: ConsentRequest, response: { 200: ConsentAnswer, ...errors },
     },
-  }, (req, reply) => {
+  }, (req) => {
     const principal = who(req)
     mustSee(principal, req.params.policy)
-    if (!consents.of(req.params.policy)) return reply.code(404).send({ error: 'unknown_policy', message: `no policy ${req.params.policy} in the device registry` })
-    try {
-      const change = consents.change(req.params.policy, req.body, { role: principal.role, ...(principal.tokenId ? { tokenId: principal.tokenId } : {}) })
-      return { change, consent: consents.of(req.params.policy) }
-    } catch (err) {
-      if (err instanceof ConsentError) return reply.code(400).send({ error: 'bad_request', message: err.message })
-      throw err
-    }
+    if (!consents.of(req.params.policy)) throw new codes.UBIQ_UNKNOWN_POLICY(req.params.policy)
+    const change = consents.change(req.params.policy, req.body, { role: principal.role, ...(principal.tokenId ? { tokenId: principal.tokenId } : {}) })
+    return { change, consent: consents.of(req.params.policy) }
   })
 }
 
@@ -59,46 +67,41 @@ const shown = (p: Pause, now: number) => {
  * any policy's (pausing is the policyholder's choice alone: the device's topic is theirs too).
  */
 export function registerPrivacyMode(app: App, privacy: PrivacyStore, who: (req: FastifyRequest) => Verified): void {
-  const unknown = (policy: string) => ({ error: 'unknown_policy', message: `no policy ${policy} in the device registry` })
-  /** The policyholder of `policy`, or the AuthError to answer with. */
+  /** The policyholder of `policy`; anyone else is answered with UBIQ_AUTH_FORBIDDEN. */
   const holder = (req: FastifyRequest<{ Params: { policy: string } }>) => {
     const principal = who(req)
     mustSee(principal, req.params.policy)
-    if (principal.role !== 'policyholder') throw new AuthError('forbidden', "privacy mode is the policyholder's to pause and end: an analyst token reads it")
+    if (principal.role !== 'policyholder') throw new codes.UBIQ_AUTH_FORBIDDEN("privacy mode is the policyholder's to pause and end: an analyst token reads it")
     return { role: 'policyholder' as const, ...(principal.tokenId ? { tokenId: principal.tokenId } : {}) }
   }
-  const answer = (reply: FastifyReply, policy: string, act: () => Pause | undefined) => {
-    try {
-      const pause = act()!
-      return { pause: shown(pause, Date.now()), pauses: privacy.of(policy)!.map((p) => shown(p, Date.now())) }
-    } catch (err) {
-      if (err instanceof PrivacyError) return reply.code(400).send({ error: 'bad_request', message: err.message })
-      throw err
-    }
+  /** The policy's pauses, after `act` (a refused one throws UBIQ_PRIVACY_INVALID, a 400). */
+  const answer = (policy: string, act: () => Pause | undefined) => {
+    if (!privacy.of(policy)) throw new codes.UBIQ_UNKNOWN_POLICY(policy)
+    const pause = act()!
+    return { pause: shown(pause, Date.now()), pauses: privacy.of(policy)!.map((p) => shown(p, Date.now())) }
   }
   app.get<{ Params: Static<typeof Params> }>('/api/v1/policies/:policy/privacy', {
-    schema: { description: "The policy's privacy mode pauses, oldest first: scope (location or all), window, who paused, `until` (its end, or when it was ended early) and `state` (scheduled, in force, over); `id` is the pause's audit hash", params: Params, response: { 200: Json, ...errors } },
-  }, (req, reply) => {
+    schema: { description: "The policy's privacy mode pauses, oldest first: scope (location or all), window, who paused, `until` (its end, or when it was ended early) and `state` (scheduled, in force, over); `id` is the pause's audit hash", params: Params, response: { 200: PausesAnswer, ...errors } },
+  }, (req) => {
     mustSee(who(req), req.params.policy)
     const pauses = privacy.of(req.params.policy)
-    return pauses ? { policyId: req.params.policy, pauses: pauses.map((p) => shown(p, Date.now())) } : reply.code(404).send(unknown(req.params.policy))
+    if (!pauses) throw new codes.UBIQ_UNKNOWN_POLICY(req.params.policy)
+    return { policyId: req.params.policy, pauses: pauses.map((p) => shown(p, Date.now())) }
   })
   app.post<{ Params: Static<typeof Params>; Body: PauseRequest }>('/api/v1/policies/:policy/privacy', {
     schema: {
       description: 'Pauses location (`scope` location: positions are not stored) or all telemetry (`all`) of the policy (policyholder token), from `from` (default now) for `minutes` or to `to`: at most 24 h, starting at most 7 days ahead and not in the past; pauses do not overlap. Recorded in the audit chain first. Readings whose device time falls in the pause are rejected with privacy_mode; trips in it are priced as the rating plan says',
-      params: Params, body: PauseRequest, response: { 200: Json, ...errors },
+      params: Params, body: PauseRequest, response: { 200: PauseAnswer, ...errors },
     },
-  }, (req, reply) => {
+  }, (req) => {
     const by = holder(req)
-    if (!privacy.of(req.params.policy)) return reply.code(404).send(unknown(req.params.policy))
-    return answer(reply, req.params.policy, () => privacy.pause(req.params.policy, req.body, by))
+    return answer(req.params.policy, () => privacy.pause(req.params.policy, req.body, by))
   })
   app.post<{ Params: Static<typeof PauseParams> }>('/api/v1/policies/:policy/privacy/:id/end', {
-    schema: { description: 'Ends a pause now (policyholder token); a scheduled one never starts. Recorded in the audit chain first', params: PauseParams, response: { 200: Json, ...errors } },
-  }, (req, reply) => {
+    schema: { description: 'Ends a pause now (policyholder token); a scheduled one never starts. Recorded in the audit chain first', params: PauseParams, response: { 200: PauseAnswer, ...errors } },
+  }, (req) => {
     const by = holder(req)
-    if (!privacy.of(req.params.policy)) return reply.code(404).send(unknown(req.params.policy))
-    return answer(reply, req.params.policy, () => privacy.end(req.params.policy, req.params.id, by))
+    return answer(req.params.policy, () => privacy.end(req.params.policy, req.params.id, by))
   })
 }
 
@@ -107,7 +110,7 @@ export function registerRevocations(app: App, auth: TokenAuthority, who: (req: F
   app.post<{ Body: Static<typeof RevocationBody> }>('/api/v1/tokens/revocations', {
     schema: {
       description: 'Revokes tokens (analyst token): {"policy": ID} every token of a policy issued until now, {"analysts": true} every analyst token issued until now, or {"tokenId": JTI} one token. Kept across restarts; feeds opened with a revoked token are closed (4401)',
-      body: RevocationBody, response: { 200: Json, ...errors },
+      body: RevocationBody, response: { 200: RevocationAnswer, ...errors },
     },
   }, (req) => {
     mustBeAnalyst(who(req))
@@ -144,11 +147,11 @@ export function registerErasure(app: App, erase: Erase, auth: TokenAuthority, wh
       description: 'Erases the policy (analyst token): its devices leave the device registry, its readings and everything derived leave InfluxDB (every retention policy), the journals, the dead-letter files and the broker\'s retained messages, its consent, its tokens are revoked; its audit records stay, pseudonymous, and its key is destroyed, so nothing in them leads back to it. The erasure is recorded in the audit chain. Answers what was removed and what stays',
       params: Params, response: { 200: Json, ...errors },
     },
-  }, async (req, reply) => {
+  }, async (req) => {
     const principal = who(req)
     mustBeAnalyst(principal)
     const done = await erase(req.params.policy, { role: 'analyst', ...(principal.tokenId ? { tokenId: principal.tokenId } : {}) })
-    if (!done) return reply.code(404).send({ error: 'unknown_policy', message: `no policy ${req.params.policy} in the device registry` })
+    if (!done) throw new codes.UBIQ_UNKNOWN_POLICY(req.params.policy)
     auth.revoke({ policy: req.params.policy })
     erased(req.params.policy)
     return done

@@ -19,10 +19,10 @@ import type { FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import webPush from 'web-push'
-import { ID_PATTERN, writePrivate } from '../ingest/index.ts'
+import { codes, ID_PATTERN, writePrivate } from '../ingest/index.ts'
 import type { PremiumAdjustment } from '../pricing/index.ts'
 import type { PolicyEvent } from '../scoring/index.ts'
-import { AuthError, mustSee, type Verified } from './auth.ts'
+import { mustSee, type Verified } from './auth.ts'
 import { errors, strict } from './schemas.ts'
 import type { App } from './tables.ts'
 
@@ -174,7 +174,7 @@ export function registerPush(app: App, push: PushAlerts, who: (req: FastifyReque
   const holder = (req: FastifyRequest<{ Params: Static<typeof Params> }>) => {
     const principal = who(req)
     mustSee(principal, req.params.policy)
-    if (principal.role !== 'policyholder') throw new AuthError('forbidden', "push subscriptions are the policyholder's own: a policyholder token is needed")
+    if (principal.role !== 'policyholder') throw new codes.UBIQ_AUTH_FORBIDDEN("push subscriptions are the policyholder's own: a policyholder token is needed")
   }
   app.get('/api/v1/push/key', {
     schema: { description: "The service's VAPID public key (base64url), the applicationServerKey an app subscribes with: no token needed, nothing private in it", security: [], response: { 200: strict({ publicKey: Type.String() }) } },

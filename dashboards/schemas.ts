@@ -5,7 +5,7 @@ import { PremiumAdjustment } from '../pricing/index.ts'
 import { eventTypes, PolicyEvent, Score } from '../scoring/index.ts'
 import { FeedMessage, FeedNotice, FeedQuery } from './feed.ts'
 
-export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() })
+export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String(), code: Type.Optional(Type.String({ description: 'its code in the error catalogue (docs/errors.md)' })) })
 /** A JSON object body: its fields are described in the route's description. */
 export const Json = Type.Object({}, { additionalProperties: true })
 /** An object with these properties and no others: fastify serialises these, and the contract test holds answers to exactly them. */

@@ -17,10 +17,10 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
-import { ID_PATTERN, Subject, subjects, units, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
-import { HouseholdPremium, PremiumAdjustment, WhatIf, WhatIfError, type BacktestSummary } from '../pricing/index.ts'
+import { codes, ID_PATTERN, Subject, subjects, units, UbiqError, within, type RestAnswer, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
+import { HouseholdPremium, PremiumAdjustment, WhatIf, type BacktestSummary } from '../pricing/index.ts'
 import { eventTypes, Score, type PolicyEvent } from '../scoring/index.ts'
-import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
+import { mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
 import { feedJournal, FeedQuery, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, historyTables, premiumHistory, scoreHistory, storedPolicies, storedStanding, StoredEvent, StoredPremium, StoredScore, StoredTrip, tripHistory, type Columns } from './history.ts'
@@ -80,6 +80,8 @@ export interface DashboardsDeps {
 
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
 const FEED_CLOSE_WAIT_MS = 2000
+/** A refused feed's close code: 4000 + the HTTP status REST answers the same refusal with (4401, 4403, 4404). */
+const closeCode = (rest: RestAnswer) => 4000 + rest.status
 
 const page = readFileSync(new URL('./public/feed.html', import.meta.url), 'utf8')
 /** The pages' and the app's icon: a gauge, as the policyholder's scores are drawn. */
@@ -204,25 +206,25 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     done()
   })
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
-    if (err instanceof AuthError) {
-      if (err.status === 401) reply.header('www-authenticate', `Bearer error="${err.reason === 'forbidden' ? 'insufficient_scope' : 'invalid_token'}"`)
-      return reply.code(err.status).send({ error: err.reason, message: err.message })
+    // The catalogue's errors that reach REST say how they are answered (ingest/errors.ts).
+    if (err instanceof UbiqError && err.rest) {
+      if (err.rest.status === 401) reply.header('www-authenticate', 'Bearer error="invalid_token"')
+      return reply.code(err.rest.status).send({ error: err.rest.error, message: err.message, code: err.code })
     }
-    if (err instanceof WhatIfError) return reply.code(400).send({ error: 'bad_request', message: err.message })
     if (err.validation) return reply.code(400).send({ error: 'bad_request', message: validationMessage(err as Error & { validation: Problem[]; validationContext?: string }) })
     if (err.statusCode === 429) return reply.code(429).send({ error: 'rate_limited', message: err.message })
     // What fastify refuses before a handler runs (a body that is not JSON, too large, of another type) is the client's to mend.
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'bad_request', message: err.message })
-    deps.logger.error({ err: err.message }, 'dashboards: request failed')
+    deps.logger.error({ err }, 'dashboards: request failed')
     return reply.code(err.statusCode ?? 500).send({ error: 'internal', message: 'the request failed; see the service log' })
   })
   // A policy the registry does not know (erased) is not found, on every route that names one; a
   // token that may not see the policy is refused first (a 403 must not tell which policies exist).
-  app.addHook('preHandler', async (req, reply) => {
+  app.addHook('preHandler', async (req) => {
     const policyId = (req.params as { policy?: unknown } | undefined)?.policy
     if (typeof policyId !== 'string' || enrolled(policyId) || !principals.has(req)) return
     mustSee(principals.get(req)!, policyId)
-    return notFound(reply, 'unknown_policy', `no policy ${policyId} in the device registry`)
+    throw new codes.UBIQ_UNKNOWN_POLICY(policyId)
   })
   /** A data route: the caller must be allowed to see the policy in the path (or, without one, be an analyst). */
   const policyRoute = <Q extends TSchema, R extends TSchema>(path: string, description: string, querystring: Q | undefined, response: R, handler: (policyId: string, q: Static<Q>, req: FastifyRequest, reply: FastifyReply) => Promise<Static<R> | FastifyReply>) =>
@@ -273,7 +275,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       try {
         deps.auth.verify(token)
       } catch (err) {
-        if (err instanceof AuthError) ws.close(err.closeCode, err.message)
+        if (err instanceof UbiqError && err.rest) ws.close(closeCode(err.rest), err.message)
       }
     }
   }
@@ -372,13 +374,13 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       if (req.validationError) return socket.close(4400, validationMessage(req.validationError as unknown as { validation: Problem[]; validationContext?: string }).replace(/[^\x20-\x7e]/g, '?').slice(0, 123))
       expiresAt = principal.expiresAt
       policyId = req.query.policy ?? (principal.role === 'policyholder' ? principal.policyId : '')
-      if (!policyId) throw new AuthError('forbidden', 'an analyst names the policy to follow: ?policy=ID')
+      if (!policyId) throw new codes.UBIQ_AUTH_FORBIDDEN('an analyst names the policy to follow: ?policy=ID')
       mustSee(principal, policyId)
+      if (!enrolled(policyId)) throw new codes.UBIQ_UNKNOWN_POLICY(policyId)
     } catch (err) {
-      if (err instanceof AuthError) return socket.close(err.closeCode, err.message)
+      if (err instanceof UbiqError && err.rest) return socket.close(closeCode(err.rest), err.message)
       throw err
     }
-    if (!enrolled(policyId)) return socket.close(4404, `no policy ${policyId} in the device registry`)
     feedTokens.set(socket, { token: req.query.token!, policyId })
     feedClients.inc()
     // A token that expires closes the feed it opened (timers hold at most 2^31 - 1 ms).
@@ -402,7 +404,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       unsubscribe = journal.subscribe(policyId, send)
     }).catch((err: Error) => {
       // InfluxDB did not answer: the client comes back, as from any network trouble.
-      deps.logger.warn({ err: err.message }, 'dashboards: a feed could not start (its standing could not be read); its client is told to come back')
+      deps.logger.warn({ err }, 'dashboards: a feed could not start (its standing could not be read); its client is told to come back')
       socket.close(1013, 'the standing cannot be read now: reconnect')
     })
   })

@@ -9,7 +9,7 @@
  * so ranking (relativities) and calibration (expected against drawn counts) can both be checked.
  * Exports it as CSV and JSON for training and for analysts.
  */
-import type { Subject } from '../ingest/index.ts'
+import type { Subject } from '../ingest/device-contract.ts'
 import { claimBase, drivingPersonas, healthPersonas, homePersonas } from './personas.ts'
 import { deriveSeed, poisson, seededRandom } from './random.ts'
 import type { City } from './roads.ts'

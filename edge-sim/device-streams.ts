@@ -3,7 +3,7 @@
  * device's topic, with the contract's envelope (`seq` one counter per device across all its
  * streams, +1 per message; `ts` device time, ms). Faults (faults.ts) transform these messages.
  */
-import { topics, type DeviceEntry } from '../ingest/index.ts'
+import { topics, type DeviceEntry } from '../ingest/device-contract.ts'
 import { emptyFaultReport, injectFaults, type FaultConfig, type FaultName, type FaultReport } from './faults.ts'
 import { driveVehicle, type PhoneMount, type TripTruth, type Vehicle } from './driving.ts'
 import { liveHealth, type HealthOptions, type Wearer } from './health.ts'

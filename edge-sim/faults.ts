@@ -9,7 +9,7 @@
  * output is in delivery order: `sendAt` never decreases. Faults combine: a message may be both
  * malformed and late, say; `faults` lists all of them.
  */
-import { sensorsByKind, topics } from '../ingest/index.ts'
+import { sensorsByKind, topics } from '../ingest/device-contract.ts'
 import { between, deriveSeed, pick, seededRandom, type Random } from './random.ts'
 import type { DeviceMessage } from './device-streams.ts'
 

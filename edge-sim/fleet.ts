@@ -5,7 +5,7 @@
  * with an end one trip, an endless run parked after each trip of 3 to 20 simulated minutes, with
  * trips timed to the second. All published by the same runner as the full simulation (simulate.ts).
  */
-import type { DeviceEntry } from '../ingest/index.ts'
+import type { DeviceEntry } from '../ingest/device-contract.ts'
 import { makePolicies, policyDevices, policyRegistry, registryEntry, toMessages, type SensorReading, type SimDevice } from './device-streams.ts'
 import { driveTrips } from './driving.ts'
 import { emptyFaultReport } from './faults.ts'

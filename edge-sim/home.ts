@@ -14,7 +14,7 @@ import { between, deriveSeed, normal, poisson, seededRandom } from './random.ts'
 import { homePersonas, type HomePersona, type HomePersonaName } from './personas.ts'
 import { DAY_MS } from './trips.ts'
 import type { SensorReading } from './device-streams.ts'
-import type { CommandMessage } from '../ingest/index.ts'
+import type { CommandMessage } from '../ingest/device-contract.ts'
 
 /** A simulated home: its persona and seed. */
 export interface Household {

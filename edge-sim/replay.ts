@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { topics } from '../ingest/index.ts'
+import { topics } from '../ingest/device-contract.ts'
 import type { DeviceMessage } from './device-streams.ts'
 import { runSimulation, type SimulationRun } from './simulate.ts'
 

@@ -1,7 +1,7 @@
 /** The command store (#24): on the record before it acts, rebuilt from it, answered once, confirmed only while a command stands. */
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { commandMessages, commandStore, CommandError, createAdapters, deviceRegistry, type CommandChange, type Reading, type RecordedCommandChange } from './index.ts'
+import { commandMessages, codes, commandStore, createAdapters, deviceRegistry, type CommandChange, type Reading, type RecordedCommandChange } from './index.ts'
 
 const registry = deviceRegistry([{ deviceId: 'hub-1', policyId: 'pol-1', kinds: ['leak', 'valve'] }])
 const T = Date.UTC(2026, 0, 1)
@@ -31,7 +31,7 @@ t.test('a command is recorded, then sent; acknowledged once; confirmed by a repo
   t.same([log.map((r) => r.action), sent], [['sent'], [c.id]], 'on the record, then sent, its id the record\'s hash')
   t.equal(Date.parse(c.expiresAt) - Date.parse(c.issuedAt), 15 * 60_000)
   t.same(commandMessages(createAdapters(), c).map((m) => m.topic), ['ubiq/v1/cmd/hub-1/close_valve'], 'a hub of no foreign format: its v1 topic only')
-  t.throws(() => s.ack('hub-2', { id: c.id, status: 'done' }, { seq: 1, ts: T }), CommandError, 'another device cannot answer it')
+  t.throws(() => s.ack('hub-2', { id: c.id, status: 'done' }, { seq: 1, ts: T }), codes.UBIQ_ACK_INVALID, 'another device cannot answer it')
   t.throws(() => s.ack('hub-1', { id: c.id, status: 'maybe' as 'done' }, { seq: 1, ts: T }), /\/status/, 'nor with a status of no meaning')
   at(1000)
   t.ok(s.ack('hub-1', { id: c.id, status: 'done' }, { seq: 2, ts: T + 1000 }))

@@ -19,6 +19,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { payloadSchema, topics, type Reading } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
 import type { Adapter } from './adapters/index.ts'
+import { codes } from './errors.ts'
 
 /**
  * The commands of contract v1, one line each: the stream a device must be registered for to get it
@@ -98,15 +99,10 @@ export interface Command {
   confirmedAt?: string
 }
 
-/** A device's acknowledgement ubiq refuses (an id it never sent the device), with what is wrong in words. */
-export class CommandError extends Error {
-  override readonly name = 'CommandError'
-}
-
 export interface CommandStore {
   /** Records a command to a device and sends it (onSent); returns it. */
   send(deviceId: string, command: CommandName, reason: string): Command
-  /** Records a device's acknowledgement; throws a CommandError for a command it was not sent. Undefined: already acknowledged. */
+  /** Records a device's acknowledgement; throws UBIQ_ACK_INVALID for a command it was not sent. Undefined: already acknowledged. */
   ack(deviceId: string, ack: { id: string; status: AckStatus; detail?: string }, device: { seq: number; ts: number }): Command | undefined
   /** A device's stored reading: when it shows a command carried out before its expiry, the confirmation is recorded and the command returned. */
   observe(r: Reading): Command[]
@@ -158,7 +154,7 @@ export function commandStore(opts: CommandStoreOptions): CommandStore {
   return {
     send(deviceId, command, reason) {
       const device = opts.registry.get(deviceId)
-      if (!device) throw new CommandError(`no device ${deviceId} in the device registry`)
+      if (!device) throw new codes.UBIQ_ACK_INVALID(`no device ${deviceId} in the device registry`)
       const t = now()
       const { command: sent } = take({ policyId: device.policyId, deviceId, command, action: 'sent', at: new Date(t).toISOString(), reason: reason.slice(0, 200), expiresAt: new Date(t + COMMANDS[command].ttlMs).toISOString() })
       opts.onSent(sent)
@@ -166,9 +162,9 @@ export function commandStore(opts: CommandStoreOptions): CommandStore {
     },
     ack(deviceId, ack, device) {
       // The schema's enum is for the docs: TypeBox checks a string's pattern, not its enum.
-      if (!(ACK_STATUSES as readonly string[]).includes(ack.status)) throw new CommandError(`/status: "${String(ack.status).slice(0, 20)}" is none of ${ACK_STATUSES.join(', ')}`)
+      if (!(ACK_STATUSES as readonly string[]).includes(ack.status)) throw new codes.UBIQ_ACK_INVALID(`/status: "${String(ack.status).slice(0, 20)}" is none of ${ACK_STATUSES.join(', ')}`)
       const command = byId.get(ack.id)
-      if (!command || command.deviceId !== deviceId) throw new CommandError(`/id: no command ${ack.id} was sent to ${deviceId}`)
+      if (!command || command.deviceId !== deviceId) throw new codes.UBIQ_ACK_INVALID(`/id: no command ${ack.id} was sent to ${deviceId}`)
       if (command.ack) return undefined // a redelivery, or a second answer: the first stands
       const { recorded } = take({ policyId: command.policyId, deviceId, command: command.command, action: 'ack', at: new Date(now()).toISOString(), id: command.id, status: ack.status, ...(ack.detail === undefined ? {} : { detail: ack.detail }), seq: device.seq, deviceTs: device.ts })
       opts.onAnswer?.(recorded, command)

@@ -75,7 +75,7 @@ t.test('changes that are not valid are refused with what is wrong, and nothing i
     ['a grant of health with location', ['pol-1', { streams: ['hr', 'gps'], purposes: ['coaching'], granted: true }, policyholder], /health \(hr\), location \(gps\)/],
     ['a device changing a stream it does not send', ['pol-1', { streams: ['hr'], purposes: ['pricing'], granted: false }, { role: 'device', deviceId: 'car-1' }], /device car-1 is not registered for stream "hr"/],
   ]
-  for (const [name, args, message] of cases) t.throws(() => s.change(...args), { name: 'ConsentError', message }, name)
+  for (const [name, args, message] of cases) t.throws(() => s.change(...args), { code: 'UBIQ_CONSENT_INVALID', message }, name)
   t.same(recorded, [], 'nothing recorded')
   t.ok(s.change('pol-1', { streams: ['obd', 'gps', 'hr'], purposes: ['pricing', 'coaching', 'claims'], granted: false }, policyholder), 'a withdrawal may name streams of every category')
   t.ok(s.change('pol-1', { streams: ['hr', 'steps'], purposes: ['coaching'], granted: true }, policyholder), 'a grant of health streams alone')

@@ -18,17 +18,18 @@
  * bundled with anything else. Withdrawing may name any streams at once (withdrawing must be as easy
  * as giving, GDPR Art. 7(3)).
  */
-import { Type, type Static } from '@sinclair/typebox'
-import { payloadSchema, type Reading, type SensorKind, type Subject } from './contract.ts'
+import { Type, type Static, type TObject } from '@sinclair/typebox'
+import { payloadSchema, Subject, type Reading, type SensorKind } from './contract.ts'
 import type { DeviceRegistry } from './registry.ts'
 import { sensors, sensorsByKind } from './sensors/index.ts'
+import { codes } from './errors.ts'
 
 /** What consent to a stream is for. */
 export const PURPOSES = ['pricing', 'coaching', 'claims'] as const
 export type Purpose = (typeof PURPOSES)[number]
 
 /** A stream's kind of personal data: location and health streams are consented to apart from the rest. */
-export type ConsentCategory = 'location' | 'health' | 'other'
+export type ConsentCategory = StreamConsent['category']
 
 /** A stream's category, read off the sensor catalogue: a stream with positions is location data, one of subject health is health data. */
 export function consentCategory(sensor: SensorKind): ConsentCategory {
@@ -54,40 +55,43 @@ export type ConsentRequest = Static<typeof ConsentRequest>
 export const consentMessage = payloadSchema(changeFields)
 
 /** Who changed consent: the token's role (and id) on REST, or the device on its topic. */
-export type ConsentActor = { role: 'policyholder' | 'analyst'; tokenId?: string } | { role: 'device'; deviceId: string }
+export const ConsentActor = Type.Union([
+  Type.Object({ role: Type.Union([Type.Literal('policyholder'), Type.Literal('analyst')]), tokenId: Type.Optional(Type.String({ description: "the token's id (jti)" })) }, { additionalProperties: false }),
+  Type.Object({ role: Type.Literal('device'), deviceId: Type.String() }, { additionalProperties: false }),
+])
+export type ConsentActor = Static<typeof ConsentActor>
+
+const Purpose = Type.Union(PURPOSES.map((p) => Type.Literal(p)))
 
 /** A change as recorded: who, when, what. */
-export interface ConsentChange {
-  policyId: string
-  streams: string[]
-  purposes: Purpose[]
-  granted: boolean
-  by: ConsentActor
-  /** When ubiq took the change, ISO 8601 (server time). */
-  at: string
-  /** A device's change: its message's seq and device time. */
-  seq?: number
-  deviceTs?: number
+const consentChangeFields = {
+  policyId: Type.String(),
+  streams: Type.Array(Type.String()),
+  purposes: Type.Array(Purpose),
+  granted: Type.Boolean(),
+  by: ConsentActor,
+  at: Type.String({ description: 'When ubiq took the change, ISO 8601 (server time)' }),
+  seq: Type.Optional(Type.Integer({ description: "A device's change: its message's seq" })),
+  deviceTs: Type.Optional(Type.Number({ description: "A device's change: its message's device time, ms" })),
 }
+export type ConsentChange = Static<TObject<typeof consentChangeFields>>
 
 /** A recorded change and its place in the audit chain. */
-export type RecordedChange = ConsentChange & { hash: string }
+export const RecordedChange = Type.Object({ ...consentChangeFields, hash: Type.String({ description: 'its audit hash' }) }, { additionalProperties: false })
+export type RecordedChange = Static<typeof RecordedChange>
 
 /** One stream's consent as it stands. */
-export interface StreamConsent {
-  stream: string
-  subject: Subject
-  category: ConsentCategory
-  /** The purposes granted: none, and the stream is rejected with `no_consent`. */
-  purposes: Purpose[]
-}
+export const StreamConsent = Type.Object({
+  stream: Type.String(),
+  subject: Subject,
+  category: Type.Union([Type.Literal('location'), Type.Literal('health'), Type.Literal('other')]),
+  purposes: Type.Array(Purpose, { description: 'The purposes granted: none, and the stream is rejected with no_consent' }),
+}, { additionalProperties: false })
+export type StreamConsent = Static<typeof StreamConsent>
 
 /** A policy's consent as it stands, and every change recorded for it. */
-export interface PolicyConsent {
-  policyId: string
-  streams: StreamConsent[]
-  changes: RecordedChange[]
-}
+export const PolicyConsent = Type.Object({ policyId: Type.String(), streams: Type.Array(StreamConsent), changes: Type.Array(RecordedChange) }, { additionalProperties: false })
+export type PolicyConsent = Static<typeof PolicyConsent>
 
 /**
  * A stream whose pricing consent was withdrawn within a score's window: its readings from before
@@ -101,11 +105,6 @@ export const ConsentNote = Type.Object({
 }, { additionalProperties: false })
 export type ConsentNote = Static<typeof ConsentNote>
 
-/** A change ubiq refuses, with what is wrong in words. */
-export class ConsentError extends Error {
-  override readonly name = 'ConsentError'
-}
-
 export interface ConsentStore {
   /** Whether the policy's stream may be stored: some purpose is granted. Ingest asks for every message. */
   stored(policyId: string, stream: string): boolean
@@ -114,7 +113,7 @@ export interface ConsentStore {
   /** The policy's consent, or undefined for a policy the registry does not know. */
   of(policyId: string): PolicyConsent | undefined
   /**
-   * Records a change and puts it in effect, in that order; throws a ConsentError for a change
+   * Records a change and puts it in effect, in that order; throws UBIQ_CONSENT_INVALID for a change
    * that is not valid (nothing recorded). Undefined: a device's change no newer than the last one
    * taken from it (by seq: a redelivery, or an older decision arriving after a newer one), dropped.
    */
@@ -210,7 +209,7 @@ export function consentStore(opts: ConsentStoreOptions): ConsentStore {
     of,
     change(policyId, request, by, device) {
       const wrong = problem(policyId, request, by)
-      if (wrong) throw new ConsentError(wrong)
+      if (wrong) throw new codes.UBIQ_CONSENT_INVALID(wrong)
       if (by.role === 'device' && device && device.seq <= (deviceSeqs.get(by.deviceId) ?? -1)) return undefined
       const change: ConsentChange = {
         policyId, streams: [...request.streams], purposes: [...request.purposes] as Purpose[], granted: request.granted, by, at: new Date(now()).toISOString(),

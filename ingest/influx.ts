@@ -12,6 +12,7 @@
 import { HttpError, InfluxDB, setLogger, type Transport, type WriteApi, type WriteOptions } from '@influxdata/influxdb-client'
 import { resolveRetention, retentionOf, type RetentionPolicy, type RetentionPolicyName } from './retention.ts'
 import { within } from './within.ts'
+import { codes } from './errors.ts'
 
 export interface InfluxConfig {
   api: 'v1'
@@ -138,6 +139,10 @@ export interface InfluxHooks {
  * covers at its next retention check.
  */
 export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}): Promise<Influx> {
+  // The client also logs on its own, to the console, error bodies included: silenced, because every
+  // failure reaches onWriteError, and every unconfirmed line stays in the ingest journal. Its logger
+  // is the process's, so only a process that connects silences it, not one that imports ingest.
+  setLogger({ error: () => {}, warn: () => {} })
   const policies = resolveRetention(cfg.retentionDays)
   const hoursOf = new Map(policies.map((p) => [p.name, p.hours]))
   const direct = new InfluxDB({ url: cfg.url })
@@ -228,9 +233,9 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
       headers: { ...auth, ...(method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
       body: method === 'POST' ? params : undefined,
     }).catch((err: Error & { cause?: { code?: string; message?: string } }) => {
-      if (err.name === 'TimeoutError') throw Object.assign(new Error(`InfluxDB at ${cfg.url} did not answer a query within ${QUERY_TIMEOUT_MS / 1000} s`), { code: 'INFLUX_TIMEOUT' })
+      if (err.name === 'TimeoutError') throw new codes.UBIQ_INFLUX_TIMEOUT(cfg.url, QUERY_TIMEOUT_MS / 1000)
       const why = err.cause?.code ?? err.cause?.message ?? err.message
-      throw Object.assign(new Error(`cannot reach InfluxDB at ${cfg.url}: ${why}`), { code: 'INFLUX_UNREACHABLE' })
+      throw new codes.UBIQ_INFLUX_UNREACHABLE(`cannot reach InfluxDB at ${cfg.url}: ${why}`)
     })
     const body = (await res.json().catch(() => ({}))) as { error?: string; results?: { error?: string; series?: Series[] }[] }
     const error = body.error ?? body.results?.find((r) => r.error)?.error
@@ -333,10 +338,6 @@ function describeWriteError(err: Error): string {
   if (err instanceof HttpError) return `HTTP ${err.statusCode}`
   return (err as Error & { code?: string }).code ?? err.name
 }
-
-// The client also logs on its own, to the console, error bodies included: silenced, because every
-// failure reaches onWriteError, and every unconfirmed line stays in the ingest journal.
-setLogger({ error: () => {}, warn: () => {} })
 
 function authHeader(cfg: InfluxConfig): Record<string, string> {
   if (cfg.username === undefined) return {}

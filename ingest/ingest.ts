@@ -7,9 +7,9 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { Subject as RxSubject, defer, filter, map, share, type Observable, type OperatorFunction } from 'rxjs'
 import { TIME_REUSE_WINDOW, topics, type Reading } from './contract.ts'
 import { decodeAck, decodeConsent, decodeMessage, decodePrivacy, isRejection, type DecodeConfig, type Rejection } from './decode.ts'
-import { CONSENT_STREAM, ConsentError, type ConsentStore } from './consent.ts'
-import { PRIVACY_STREAM, PrivacyError, type PrivacyStore } from './privacy.ts'
-import { ACK_STREAM, CommandError, type AckStatus, type CommandStore } from './commands.ts'
+import { CONSENT_STREAM, type ConsentStore } from './consent.ts'
+import { PRIVACY_STREAM, type PrivacyStore } from './privacy.ts'
+import { ACK_STREAM, type AckStatus, type CommandStore } from './commands.ts'
 import { rejectJumps } from './plausibility.ts'
 import { idleMap } from './idle-map.ts'
 import { clockTracker, type ClockTracker, type DeviceClock } from './clock.ts'
@@ -17,6 +17,7 @@ import { sensorsByKind } from './sensors/index.ts'
 import { escapeKey, linePrefix, toLine, type Influx, type Series } from './influx.ts'
 import type { Journal } from './journal.ts'
 import { within } from './within.ts'
+import { codes } from './errors.ts'
 
 export interface IngestDeps {
   /** The broker; ingest keeps its own connection there, with a persistent session. */
@@ -170,7 +171,7 @@ export function startIngest(deps: IngestDeps): Ingest {
       // the socket, so neither ever comes and a SIGTERM hung (issue #20): then, and after
       // STOP_WAIT_MS in any state, the connection is dropped instead. Nothing is lost: the broker
       // redelivers what was not acknowledged, and the journal holds what was.
-      const ended = client.endAsync(held > 0).catch((err: Error) => log.warn({ err: err.message }, 'closing the MQTT session failed'))
+      const ended = client.endAsync(held > 0).catch((err: Error) => log.warn({ err }, 'closing the MQTT session failed'))
       await within(STOP_WAIT_MS, ended)
       client.stream?.destroy()
       messages.complete()
@@ -220,7 +221,7 @@ export function takeMessages(deps: TakeDeps): OperatorFunction<DeviceMessage, Re
     try {
       consents.change(c.policyId, c.request, { role: 'device', deviceId }, { seq: c.seq, ts: c.ts })
     } catch (err) {
-      if (err instanceof ConsentError) return { deviceId, kind: CONSENT_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      if (err instanceof codes.UBIQ_CONSENT_INVALID) return { deviceId, kind: CONSENT_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
       log.error({ err, deviceId }, 'a device\'s consent change could not be recorded: not taken')
     }
     return null
@@ -232,12 +233,12 @@ export function takeMessages(deps: TakeDeps): OperatorFunction<DeviceMessage, Re
     const { end, scope, ...window } = c.request
     const by = { role: 'device' as const, deviceId }
     try {
-      if (end !== undefined && (scope !== undefined || Object.keys(window).length > 0)) throw new PrivacyError('`end` comes alone: a message ends a pause or starts one, not both')
-      if (end === undefined && scope === undefined) throw new PrivacyError("/scope: a pause needs its scope (location or all); to end one, send `end` with the pause's id")
+      if (end !== undefined && (scope !== undefined || Object.keys(window).length > 0)) throw new codes.UBIQ_PRIVACY_INVALID('`end` comes alone: a message ends a pause or starts one, not both')
+      if (end === undefined && scope === undefined) throw new codes.UBIQ_PRIVACY_INVALID("/scope: a pause needs its scope (location or all); to end one, send `end` with the pause's id")
       if (end !== undefined) privacy.end(c.policyId, end, by, c)
       else privacy.pause(c.policyId, { scope: scope!, ...window }, by, c)
     } catch (err) {
-      if (err instanceof PrivacyError) return { deviceId, kind: PRIVACY_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      if (err instanceof codes.UBIQ_PRIVACY_INVALID) return { deviceId, kind: PRIVACY_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
       log.error({ err, deviceId }, 'a device\'s pause could not be recorded: not taken')
     }
     return null
@@ -249,7 +250,7 @@ export function takeMessages(deps: TakeDeps): OperatorFunction<DeviceMessage, Re
     try {
       commands.ack(deviceId, { ...c.request, status: c.request.status as AckStatus }, c) // the store checks the status
     } catch (err) {
-      if (err instanceof CommandError) return { deviceId, kind: ACK_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
+      if (err instanceof codes.UBIQ_ACK_INVALID) return { deviceId, kind: ACK_STREAM, reason: 'invalid_payload', detail: err.message, seq: c.seq, receivedAt: m.receivedAt }
       log.error({ err, deviceId }, 'a device\'s acknowledgement could not be recorded: not taken')
     }
     return null

@@ -16,6 +16,7 @@ import { payloadSchema } from './contract.ts'
 import { consentCategory } from './consent.ts'
 import type { DeviceRegistry } from './registry.ts'
 import { sensorsByKind } from './sensors/index.ts'
+import { codes } from './errors.ts'
 
 /** What a pause stops: positions (every stream of the location category), or every stream of the policy. */
 export const PAUSE_SCOPES = ['location', 'all'] as const
@@ -50,7 +51,11 @@ export const privacyMessage = payloadSchema({
 })
 
 /** Who paused or ended a pause: a policyholder's token on REST, or a device on its topic. */
-export type PrivacyActor = { role: 'policyholder'; tokenId?: string } | { role: 'device'; deviceId: string }
+export const PrivacyActor = Type.Union([
+  Type.Object({ role: Type.Literal('policyholder'), tokenId: Type.Optional(Type.String({ description: "the token's id (jti)" })) }, { additionalProperties: false }),
+  Type.Object({ role: Type.Literal('device'), deviceId: Type.String() }, { additionalProperties: false }),
+])
+export type PrivacyActor = Static<typeof PrivacyActor>
 
 /** A pause or an early end, as recorded in the audit chain: who, when, what, which window. */
 export interface PrivacyChange {
@@ -72,27 +77,22 @@ export interface PrivacyChange {
 export type RecordedPrivacyChange = PrivacyChange & { hash: string }
 
 /** A pause as it stands. Its id is the audit hash of the record that made it. */
-export interface Pause {
-  id: string
-  policyId: string
-  scope: PauseScope
-  from: string
-  to: string
-  by: PrivacyActor
-  at: string
-  /** When it was ended early, if it was. */
-  endedAt?: string
-}
+export const Pause = Type.Object({
+  id: Type.String({ description: 'the audit hash of the record that made it' }),
+  policyId: Type.String(),
+  scope: Type.Union(PAUSE_SCOPES.map((p) => Type.Literal(p))),
+  from: Type.String({ description: 'ISO 8601' }),
+  to: Type.String({ description: 'ISO 8601' }),
+  by: PrivacyActor,
+  at: Type.String({ description: 'when ubiq took it, ISO 8601 (server time)' }),
+  endedAt: Type.Optional(Type.String({ description: 'When it was ended early, if it was (ISO 8601)' })),
+}, { additionalProperties: false })
+export type Pause = Static<typeof Pause>
 
 /** A pause's effective window, ms: [from, until) where until is `to` or the early end. */
 export const pauseWindow = (p: Pause) => {
   const from = Date.parse(p.from)
   return { from, until: Math.max(from, Math.min(Date.parse(p.to), p.endedAt ? Date.parse(p.endedAt) : Infinity)) }
-}
-
-/** A pause or end ubiq refuses, with what is wrong in words. */
-export class PrivacyError extends Error {
-  override readonly name = 'PrivacyError'
 }
 
 export interface PrivacyStore {
@@ -107,9 +107,9 @@ export interface PrivacyStore {
   forget(policyId: string, deviceIds: readonly string[]): void
   /** The policy's pauses, oldest first; undefined for a policy the registry does not know. */
   of(policyId: string): Pause[] | undefined
-  /** Records a pause and puts it in effect; throws a PrivacyError for one that is not valid. Undefined: a device's message no newer than its last (by seq). */
+  /** Records a pause and puts it in effect; throws UBIQ_PRIVACY_INVALID for one that is not valid. Undefined: a device's message no newer than its last (by seq). */
   pause(policyId: string, request: PauseRequest, by: PrivacyActor, device?: { seq: number; ts: number }): Pause | undefined
-  /** Ends a pause now (a scheduled one never starts); throws a PrivacyError for an unknown or finished one. */
+  /** Ends a pause now (a scheduled one never starts); throws UBIQ_PRIVACY_INVALID for an unknown or finished one. */
   end(policyId: string, id: string, by: PrivacyActor, device?: { seq: number; ts: number }): Pause | undefined
 }
 
@@ -158,7 +158,7 @@ export function privacyStore(opts: PrivacyStoreOptions): PrivacyStore {
     return recorded
   }
   const known = (policyId: string) => {
-    if (!policies.has(policyId)) throw new PrivacyError(`no policy ${policyId} in the device registry`)
+    if (!policies.has(policyId)) throw new codes.UBIQ_PRIVACY_INVALID(`no policy ${policyId} in the device registry`)
   }
   const deviceFields = (device?: { seq: number; ts: number }) => (device ? { seq: device.seq, deviceTs: device.ts } : {})
 
@@ -203,7 +203,7 @@ export function privacyStore(opts: PrivacyStoreOptions): PrivacyStore {
       known(policyId)
       const t = now()
       const w = windowOf(policyId, request, t)
-      if (typeof w === 'string') throw new PrivacyError(w)
+      if (typeof w === 'string') throw new codes.UBIQ_PRIVACY_INVALID(w)
       if (stale(by, device)) return undefined
       const change: PrivacyChange = {
         policyId, action: 'pause', scope: request.scope as PauseScope, from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString(), by, at: new Date(t).toISOString(), ...deviceFields(device),
@@ -215,9 +215,9 @@ export function privacyStore(opts: PrivacyStoreOptions): PrivacyStore {
       known(policyId)
       const t = now()
       const p = pauses.get(policyId)?.find((x) => x.id === id)
-      if (!p) throw new PrivacyError(`no pause ${id} of policy ${policyId}`)
+      if (!p) throw new codes.UBIQ_PRIVACY_INVALID(`no pause ${id} of policy ${policyId}`)
       const w = pauseWindow(p)
-      if (p.endedAt !== undefined || w.until <= t) throw new PrivacyError(`pause ${id} is over already (${p.endedAt ? `ended at ${p.endedAt}` : `it ran to ${p.to}`})`)
+      if (p.endedAt !== undefined || w.until <= t) throw new codes.UBIQ_PRIVACY_INVALID(`pause ${id} is over already (${p.endedAt ? `ended at ${p.endedAt}` : `it ran to ${p.to}`})`)
       if (stale(by, device)) return undefined
       take({ policyId, action: 'end', scope: p.scope, from: p.from, to: p.to, pause: id, by, at: new Date(t).toISOString(), ...deviceFields(device) })
       return p

@@ -7,6 +7,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { ID_PATTERN } from './contract.ts'
 import { SERVICE_USERS } from './broker.ts'
 import { sensorsByKind } from './sensors/index.ts'
+import { codes } from './errors.ts'
 
 export const DeviceEntry = Type.Object({
   deviceId: Type.String({ pattern: ID_PATTERN }),
@@ -27,22 +28,22 @@ export type RegisteredDevice = DeviceEntry & { registeredAtMs?: number }
 /** Lookup from device id to its entry. */
 export type DeviceRegistry = ReadonlyMap<string, RegisteredDevice>
 
-/** Builds a registry from entries; a device listed twice is a configuration error. */
+/** Builds a registry from entries; a device listed twice (or with a reserved id, an unknown stream, a bad time) is a UBIQ_REGISTRY_… error. */
 export function deviceRegistry(entries: readonly DeviceEntry[]): DeviceRegistry {
   const map = new Map<string, RegisteredDevice>()
   for (const e of entries) {
-    if (map.has(e.deviceId)) throw new Error(`device ${e.deviceId} is listed twice in the device registry`)
+    if (map.has(e.deviceId)) throw new codes.UBIQ_REGISTRY_DUPLICATE(e.deviceId)
     // A device's id is its MQTT username: one named as a service user would share the service's
     // password entry, ACL (every device stream) and client id (ingest's persistent session) (#20).
     if (SERVICE_USERS.includes(e.deviceId)) {
-      throw new Error(`device ${e.deviceId}: "${e.deviceId}" is reserved for ubiq's own MQTT connections (${SERVICE_USERS.join(', ')}); give the device another id`)
+      throw new codes.UBIQ_REGISTRY_RESERVED_ID(e.deviceId, e.deviceId, SERVICE_USERS.join(', '))
     }
     const unknown = e.kinds.filter((k) => !sensorsByKind.has(k))
     if (unknown.length) {
-      throw new Error(`device ${e.deviceId}: no stream ${unknown.map((k) => `"${k}"`).join(', ')} in contract v1 (streams: ${[...sensorsByKind.keys()].join(', ')})`)
+      throw new codes.UBIQ_REGISTRY_UNKNOWN_STREAM(e.deviceId, unknown.map((k) => `"${k}"`).join(', '), [...sensorsByKind.keys()].join(', '))
     }
     const registeredAtMs = e.registeredAt === undefined ? undefined : Date.parse(e.registeredAt)
-    if (Number.isNaN(registeredAtMs)) throw new Error(`device ${e.deviceId}: registeredAt "${e.registeredAt}" is not an ISO 8601 time`)
+    if (Number.isNaN(registeredAtMs)) throw new codes.UBIQ_REGISTRY_BAD_TIME(e.deviceId, String(e.registeredAt))
     map.set(e.deviceId, registeredAtMs === undefined ? e : { ...e, registeredAtMs })
   }
   return map
@@ -54,9 +55,9 @@ export function parseDeviceRegistry(text: string): DeviceRegistry {
   try {
     data = JSON.parse(text)
   } catch (err) {
-    throw new Error(`device registry is not JSON: ${(err as Error).message}`)
+    throw new codes.UBIQ_REGISTRY_NOT_JSON((err as Error).message)
   }
   const first = checkFile.Errors(data).First()
-  if (first) throw new Error(`device registry: ${first.path || '/'} ${first.message}`)
+  if (first) throw new codes.UBIQ_REGISTRY_INVALID(first.path || '/', first.message)
   return deviceRegistry((data as Static<typeof RegistryFile>).devices)
 }

@@ -14,6 +14,7 @@
  */
 import { sensors, sensorsByKind } from './sensors/index.ts'
 import type { SensorKind } from './contract.ts'
+import { codes } from './errors.ts'
 
 /** A retention policy as declared: how long, and why that long. */
 export interface RetentionPolicyDecl {
@@ -324,7 +325,7 @@ export function resolveRetention(days: Partial<Record<RetentionPolicyName, numbe
     const decl: RetentionPolicyDecl = retentionPolicies[name]
     const d = days[name] ?? decl.days
     if (!Number.isInteger(d) || d < 0) {
-      throw Object.assign(new Error(`retention of ${name}: ${d} days is not a whole number of days (0: for ever)`), { code: 'CONFIG_INVALID' })
+      throw new codes.UBIQ_CONFIG_INVALID(`retention of ${name}: ${d} days is not a whole number of days (0: for ever)`)
     }
     return { name, hours: d * 24, shardHours: shardHoursFor(d * 24), isDefault: decl.isDefault === true }
   })

@@ -116,11 +116,11 @@ t.test('records longer than a read chunk open and verify', async (t) => {
 t.test('the log refuses what would break it', async (t) => {
   const { path, out, lines } = await fiveRecords()
   const log = openAuditLog(path)
-  t.throws(() => log.append(out[2]!), { code: 'AUDIT_CHAIN' }, 'an adjustment that does not follow the last record')
+  t.throws(() => log.append(out[2]!), { code: 'UBIQ_AUDIT_CHAIN' }, 'an adjustment that does not follow the last record')
   log.close()
   t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 5, 'and it was not written')
   rewrite(path, [...lines.slice(0, 4), 'garbage'])
-  t.throws(() => openAuditLog(path), { code: 'AUDIT_INVALID', message: /its last record is not JSON/ }, 'a log whose last record is unreadable does not open')
+  t.throws(() => openAuditLog(path), { code: 'UBIQ_AUDIT_INVALID', message: /its last record is not JSON/ }, 'a log whose last record is unreadable does not open')
 })
 
 t.test('an empty log verifies, and its chain starts empty', async (t) => {

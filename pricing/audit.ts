@@ -11,7 +11,7 @@
  */
 import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { CommandChange, ConsentChange, PrivacyChange } from '../ingest/index.ts'
+import { codes, type CommandChange, type ConsentChange, type PrivacyChange } from '../ingest/device-contract.ts'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
 import type { HouseholdPremium } from './household.ts'
 import { pseudonymise, type PolicyKeys } from './pseudonyms.ts'
@@ -100,7 +100,7 @@ export function openAuditLog(path: string, keys?: PolicyKeys): AuditLog {
     }
     if (last) {
       const record = parseRecord(last.text)
-      if (typeof record === 'string') throw Object.assign(new Error(`audit log ${path}: its last record is ${record}; run ubiq audit verify --file ${path}`), { code: 'AUDIT_INVALID' })
+      if (typeof record === 'string') throw new codes.UBIQ_AUDIT_INVALID(`audit log ${path}: its last record is ${record}; run ubiq audit verify --file ${path}`)
       lastHash = record.hash
     }
   } catch (err) {
@@ -115,11 +115,11 @@ export function openAuditLog(path: string, keys?: PolicyKeys): AuditLog {
     append(record) {
       // A second chain writing into the same log would break it for good: refuse before writing.
       if (record.prevHash !== lastHash) {
-        throw Object.assign(new Error(`audit log ${path}: record ${record.hash} does not follow the last record (${lastHash || 'none'})`), { code: 'AUDIT_CHAIN' })
+        throw new codes.UBIQ_AUDIT_CHAIN(path, record.hash, lastHash || 'none')
       }
       // One write per record, so a crash can leave only the last line partial (dropped on open).
       const line = Buffer.from(`${JSON.stringify(record)}\n`)
-      if (writeSync(fd, line) !== line.length) throw Object.assign(new Error(`audit log ${path}: short write`), { code: 'AUDIT_WRITE' })
+      if (writeSync(fd, line) !== line.length) throw new codes.UBIQ_AUDIT_WRITE(path)
       // fsync every record: a published premium must be in the log even after a power cut, not
       // only a crash of the process. Adjustments are rare (one per trip or day per policy), so
       // this costs little, unlike the ingest journal's per-message appends, which are not fsynced.
@@ -173,7 +173,7 @@ export function* auditRecords(path: string): Generator<AuditRecord> {
     line++
     if (!ended) return
     const record = parseRecord(text)
-    if (typeof record === 'string') throw Object.assign(new Error(`audit log ${path}, line ${line}: ${record}; run ubiq audit verify --file ${path}`), { code: 'AUDIT_INVALID' })
+    if (typeof record === 'string') throw new codes.UBIQ_AUDIT_INVALID(`audit log ${path}, line ${line}: ${record}; run ubiq audit verify --file ${path}`)
     yield record
   }
 }

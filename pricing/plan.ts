@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Type, type Static, type TObject, type TOptional } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { subjectNames, type Subject } from '../ingest/index.ts'
+import { codes, subjectNames, type Subject } from '../ingest/device-contract.ts'
 import type { Exposure, Score } from '../scoring/index.ts'
 
 const bounds = (what: string) => ({
@@ -132,15 +132,6 @@ export const pct = (x: number) => {
   return p > 0 ? `+${p}%` : p < 0 ? `−${-p}%` : '±0%'
 }
 
-/** A plan file that cannot be used: a startup error, with every reason. */
-export class PlanError extends Error {
-  readonly code = 'PLAN_INVALID'
-  constructor(message: string) {
-    super(message)
-    this.name = 'PlanError'
-  }
-}
-
 /**
  * Attributes no plan may rate on: protected characteristics (EU Gender Directive as applied in
  * Test-Achats, equality law) and genetic data. Matched on the words of an attribute's name, so
@@ -154,7 +145,7 @@ export const examplePlans = fileURLToPath(new URL('./plans/', import.meta.url))
 /** `name@version`, as adjustments record it. */
 export const planId = (plan: RatingPlan) => `${plan.name}@${plan.version}`
 
-/** Validates a parsed plan; throws a PlanError listing every problem. */
+/** Validates a parsed plan; throws UBIQ_PLAN_INVALID listing every problem. */
 export function checkPlan(value: unknown, where = 'rating plan'): RatingPlan {
   const problems = [...Value.Errors(RatingPlanSchema, value)].map((e) => `${e.path || '/'}: ${e.message}`)
   if (problems.length === 0) {
@@ -181,7 +172,7 @@ export function checkPlan(value: unknown, where = 'rating plan'): RatingPlan {
     }
     if (Object.keys(plan.subjects).length === 0) problems.push('/subjects: the plan prices no subject')
   }
-  if (problems.length) throw new PlanError(`${where} is not valid:\n  ${problems.join('\n  ')}`)
+  if (problems.length) throw new codes.UBIQ_PLAN_INVALID(`${where} is not valid:\n  ${problems.join('\n  ')}`)
   return value as RatingPlan
 }
 
@@ -210,13 +201,13 @@ export function loadPlan(file: string): RatingPlan {
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw new PlanError(`rating plan ${file}: cannot read it: ${(err as Error).message}`)
+    throw new codes.UBIQ_PLAN_INVALID(`rating plan ${file}: cannot read it: ${(err as Error).message}`)
   }
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (err) {
-    throw new PlanError(`rating plan ${file} is not JSON: ${(err as Error).message}`)
+    throw new codes.UBIQ_PLAN_INVALID(`rating plan ${file} is not JSON: ${(err as Error).message}`)
   }
   return checkPlan(value, `rating plan ${file}`)
 }
@@ -231,14 +222,14 @@ export function loadPlans(path: string): RatingPlan[] {
   try {
     files = statSync(path).isDirectory() ? readdirSync(path).filter((f) => f.endsWith('.json')).sort().map((f) => join(path, f)) : [path]
   } catch (err) {
-    throw new PlanError(`rating plan ${path}: cannot read it: ${(err as Error).message}`)
+    throw new codes.UBIQ_PLAN_INVALID(`rating plan ${path}: cannot read it: ${(err as Error).message}`)
   }
-  if (files.length === 0) throw new PlanError(`rating plan folder ${path} holds no .json plan`)
+  if (files.length === 0) throw new codes.UBIQ_PLAN_INVALID(`rating plan folder ${path} holds no .json plan`)
   const plans = files.map(loadPlan)
   for (let i = 0; i < plans.length; i++) {
     for (let j = 0; j < i; j++) {
-      if (planId(plans[i]!) === planId(plans[j]!)) throw new PlanError(`${files[i]} and ${files[j]} are both ${planId(plans[i]!)}`)
-      if (Date.parse(plans[i]!.effectiveFrom) === Date.parse(plans[j]!.effectiveFrom)) throw new PlanError(`${files[i]} and ${files[j]} both take effect at ${plans[i]!.effectiveFrom}`)
+      if (planId(plans[i]!) === planId(plans[j]!)) throw new codes.UBIQ_PLAN_INVALID(`${files[i]} and ${files[j]} are both ${planId(plans[i]!)}`)
+      if (Date.parse(plans[i]!.effectiveFrom) === Date.parse(plans[j]!.effectiveFrom)) throw new codes.UBIQ_PLAN_INVALID(`${files[i]} and ${files[j]} both take effect at ${plans[i]!.effectiveFrom}`)
     }
   }
   return plans
@@ -415,7 +406,7 @@ export function attributeRelativity(plan: RatingPlan, attributes: Record<string,
   let r = 1
   for (const [name, table] of Object.entries(plan.attributes ?? {})) {
     const v = attributes?.[name]
-    if (v === undefined || table[v] === undefined) throw new PlanError(`${planId(plan)}: rates on ${name}, and the policy's ${name} is ${v === undefined ? 'unknown' : `"${v}", which the plan does not list`}`)
+    if (v === undefined || table[v] === undefined) throw new codes.UBIQ_PLAN_INVALID(`${planId(plan)}: rates on ${name}, and the policy's ${name} is ${v === undefined ? 'unknown' : `"${v}", which the plan does not list`}`)
     r *= table[v]!
   }
   return r

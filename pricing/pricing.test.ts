@@ -42,7 +42,7 @@ t.test('plans that cannot be used are refused when they load, with every reason'
     ['a night share above 1', bad((p) => (p.subjects.driving.exposure.night.points[3][0] = 1.5)), /\/subjects\/driving\/exposure\/night\/points\/3\/0/],
     ['an empty exposure part', bad((p) => (p.subjects.driving.exposure = { floor: 0.8, cap: 1.2 })), /\/subjects\/driving\/exposure: gives neither distance nor night/],
   ]
-  for (const [name, value, reason] of cases) t.throws(() => checkPlan(value), { code: 'PLAN_INVALID', message: reason }, name)
+  for (const [name, value, reason] of cases) t.throws(() => checkPlan(value), { code: 'UBIQ_PLAN_INVALID', message: reason }, name)
   const both = bad((p) => ((p.attributes = { sex: { f: 1 } }), (p.subjects.home.credibility.exposure = 'distance_km')))
   t.throws(() => checkPlan(both), { message: /home has no distance[\s\S]*rating on sex/ }, 'every problem at once')
   t.ok(checkPlan(bad((p) => (p.attributes = { vehicle_group: { a: 0.9, b: 1.1 } }))), 'an allowed attribute loads')
@@ -59,10 +59,10 @@ t.test('plan files: versions by effective date; unreadable, non-JSON and ambiguo
   t.equal(planAt(plans, Date.parse('2026-03-01T00:00:00Z'))!.version, '1')
   t.equal(planAt(plans, Date.parse('2026-07-01T00:00:00Z'))!.version, '2', 'the later plan from its own date on')
   writeFileSync(join(dir, 'c.json'), JSON.stringify({ ...v2, version: '3' }))
-  t.throws(() => loadPlans(dir), { code: 'PLAN_INVALID', message: /both take effect at 2026-07-01/ })
+  t.throws(() => loadPlans(dir), { code: 'UBIQ_PLAN_INVALID', message: /both take effect at 2026-07-01/ })
   writeFileSync(join(dir, 'c.json'), '{"name": ')
-  t.throws(() => loadPlans(dir), { code: 'PLAN_INVALID', message: /c\.json is not JSON/ })
-  t.throws(() => loadPlans(join(dir, 'missing.json')), { code: 'PLAN_INVALID', message: /cannot read it/ })
+  t.throws(() => loadPlans(dir), { code: 'UBIQ_PLAN_INVALID', message: /c\.json is not JSON/ })
+  t.throws(() => loadPlans(join(dir, 'missing.json')), { code: 'UBIQ_PLAN_INVALID', message: /cannot read it/ })
 })
 
 t.test('mapping: the model\'s odds, or a table with straight lines between points and flat beyond', async (t) => {

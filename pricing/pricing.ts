@@ -136,7 +136,7 @@ export function startPricing(deps: PricingDeps): {
       deps.influx.write([premiumLine(p)])
     },
     // An adjustment that cannot be audited is never published: premiums$ ends with the error.
-    error: (err: Error) => log.error({ err: err.message }, 'pricing stopped: the audit log failed'),
+    error: (err: Error) => log.error({ err }, 'pricing stopped: the audit log failed'),
   })
   return {
     premiums$,

@@ -11,7 +11,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { scoreBatch, type LoadedModel, type Score } from '../scoring/index.ts'
-import { Subject } from '../ingest/index.ts'
+import { codes, Subject } from '../ingest/index.ts'
 import { exposureOf, firstStanding, planAt, planId, rate, type ExposureMeasures, type RatingPlan, type Standing } from './plan.ts'
 import { measuresOf, PriceReason, priceReasons, type ValveTest } from './pricing.ts'
 
@@ -46,26 +46,21 @@ export const WhatIf = Type.Object({
 }, { additionalProperties: false })
 export type WhatIf = Static<typeof WhatIf>
 
-/** A what-if that cannot be answered: the reason is for the person who asked. */
-export class WhatIfError extends Error {
-  readonly code = 'WHAT_IF_INVALID'
-}
-
 /** Prices `score` and its changed twin with `model` and the plan in effect at the score's time (and the home's last valve test, which it rewards). */
 export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], score: Score, standing: Standing | undefined, changes: unknown, valveTest?: ValveTest): Promise<WhatIf> {
   const problems = [...Value.Errors(WhatIfSchema, changes)].map((e) => `${e.path || '/'}: ${e.message}`)
-  if (problems.length) throw new WhatIfError(`changes are not valid: ${problems.join('; ')}`)
+  if (problems.length) throw new codes.UBIQ_WHAT_IF_INVALID(`changes are not valid: ${problems.join('; ')}`)
   const { scale = {}, set = {}, more } = changes as WhatIfChanges
   const plan = planAt(plans, score.window.to)
   const sp = plan?.subjects[score.subject]
-  if (!plan || !sp) throw new WhatIfError(`no rating plan prices ${score.subject} at ${new Date(score.window.to).toISOString()}`)
+  if (!plan || !sp) throw new codes.UBIQ_WHAT_IF_INVALID(`no rating plan prices ${score.subject} at ${new Date(score.window.to).toISOString()}`)
   const features = model.definition.features.map((f) => f.name)
   const measures = measuresOf(score, sp.prevention?.valveTested ? valveTest : undefined)
   // Exposure the plan prices and the score carries can change too, and so can a goal streak the plan rewards ("what if I keep my goals 90 days").
   const usage = Object.keys(measures).filter((n) => (n === 'km_per_year' ? sp.exposure?.distance : n === 'night_share' ? sp.exposure?.night : n === 'goal_streak_days' ? sp.prevention?.goalStreak : undefined))
   const unknown = [...Object.keys(scale), ...Object.keys(set)].filter((n) => !features.includes(n) && !usage.includes(n))
-  if (unknown.length) throw new WhatIfError(`${model.definition.name} has no feature ${unknown.join(', ')}; it has ${features.join(', ')}${usage.length ? `, and the plan prices ${usage.join(', ')}` : ''}`)
-  if (Object.keys(scale).length + Object.keys(set).length === 0 && more === undefined) throw new WhatIfError('no change: give scale, set or more')
+  if (unknown.length) throw new codes.UBIQ_WHAT_IF_INVALID(`${model.definition.name} has no feature ${unknown.join(', ')}; it has ${features.join(', ')}${usage.length ? `, and the plan prices ${usage.join(', ')}` : ''}`)
+  if (Object.keys(scale).length + Object.keys(set).length === 0 && more === undefined) throw new codes.UBIQ_WHAT_IF_INVALID('no change: give scale, set or more')
 
   const changedFeatures = { ...score.features }
   const changedMeasures: Record<string, number> = { ...measures }
@@ -75,7 +70,7 @@ export async function whatIf(model: LoadedModel, plans: readonly RatingPlan[], s
   const [now, changed] = await scoreBatch(model, [score, { ...score, features: changedFeatures }])
   const before = standing ?? firstStanding(score.window.to)
   const exposure = exposureOf(sp, score.exposure)
-  if (more !== undefined && exposure === 0) throw new WhatIfError(`no ${sp.credibility.exposure === 'days' ? 'days' : 'km'} observed yet: nothing to continue like`)
+  if (more !== undefined && exposure === 0) throw new codes.UBIQ_WHAT_IF_INVALID(`no ${sp.credibility.exposure === 'days' ? 'days' : 'km'} observed yet: nothing to continue like`)
   const grown = more === undefined ? 1 : (exposure + more) / exposure
   const moreExposure = Object.fromEntries(Object.entries(score.exposure).map(([k, v]) => [k, v * grown])) as Score['exposure']
   const quote = (s: Score, m: ExposureMeasures): Quote => {

@@ -7,21 +7,13 @@ import { dirname, join } from 'node:path'
 import onnxProto from 'onnx-proto'
 import ort from 'onnxruntime-node'
 import type { ModelDefinition } from './models/index.ts'
+import { codes } from '../ingest/device-contract.ts'
 
 /** A loaded model: `frequencies` runs one batch; `baselineFrequency` is a typical policy's. */
 export interface LoadedModel {
   definition: ModelDefinition
   frequencies(rows: readonly (readonly number[])[]): Promise<number[]>
   baselineFrequency: number
-}
-
-/** A model file that does not match its definition: a startup error, with the reason. */
-export class ModelError extends Error {
-  readonly code = 'MODEL_INVALID'
-  constructor(message: string) {
-    super(message)
-    this.name = 'ModelError'
-  }
 }
 
 /**
@@ -32,27 +24,27 @@ export class ModelError extends Error {
 export async function loadModel(definition: ModelDefinition, path: string): Promise<LoadedModel> {
   const where = `${definition.name}@${definition.version} (${path})`
   const bytes = await readFile(path).catch((err) => {
-    throw new ModelError(`${where}: cannot read the model file: ${(err as Error).message}`)
+    throw new codes.UBIQ_MODEL_INVALID(`${where}: cannot read the model file: ${(err as Error).message}`)
   })
   const card = join(dirname(path), definition.card)
-  if (!existsSync(card)) throw new ModelError(`${where}: has no model card ${definition.card} beside it`)
+  if (!existsSync(card)) throw new codes.UBIQ_MODEL_INVALID(`${where}: has no model card ${definition.card} beside it`)
   const built = builtWith(bytes)
   const names = definition.features.map((x) => x.name).join(',')
-  if (built !== undefined && built !== names) throw new ModelError(`${where}: was built for features [${built}], the definition lists [${names}]`)
+  if (built !== undefined && built !== names) throw new codes.UBIQ_MODEL_INVALID(`${where}: was built for features [${built}], the definition lists [${names}]`)
   const session = await ort.InferenceSession.create(bytes).catch((err) => {
-    throw new ModelError(`${where}: not a valid ONNX model: ${(err as Error).message}`)
+    throw new codes.UBIQ_MODEL_INVALID(`${where}: not a valid ONNX model: ${(err as Error).message}`)
   })
   const f = definition.features.length
   const input = session.inputMetadata.find((m) => m.name === definition.input)
   if (!input || !input.isTensor || input.type !== 'float32') {
-    throw new ModelError(`${where}: needs a float32 tensor input "${definition.input}", has ${session.inputNames.join(', ')}`)
+    throw new codes.UBIQ_MODEL_INVALID(`${where}: needs a float32 tensor input "${definition.input}", has ${session.inputNames.join(', ')}`)
   }
   const width = input.shape[1]
   if (input.shape.length !== 2 || (typeof width === 'number' && width !== f)) {
-    throw new ModelError(`${where}: input "${definition.input}" has shape [${input.shape.join(', ')}], the definition lists ${f} features`)
+    throw new codes.UBIQ_MODEL_INVALID(`${where}: input "${definition.input}" has shape [${input.shape.join(', ')}], the definition lists ${f} features`)
   }
   if (!session.outputNames.includes(definition.output)) {
-    throw new ModelError(`${where}: has no output "${definition.output}" (outputs: ${session.outputNames.join(', ')})`)
+    throw new codes.UBIQ_MODEL_INVALID(`${where}: has no output "${definition.output}" (outputs: ${session.outputNames.join(', ')})`)
   }
 
   async function frequencies(rows: readonly (readonly number[])[]): Promise<number[]> {
@@ -63,7 +55,7 @@ export async function loadModel(definition: ModelDefinition, path: string): Prom
   }
   const [baselineFrequency] = await frequencies([definition.features.map((x) => x.baseline)])
   if (!(baselineFrequency! > 0) || !Number.isFinite(baselineFrequency)) {
-    throw new ModelError(`${where}: predicts ${baselineFrequency} at the baseline; a frequency must be positive and finite`)
+    throw new codes.UBIQ_MODEL_INVALID(`${where}: predicts ${baselineFrequency} at the baseline; a frequency must be positive and finite`)
   }
   return { definition, frequencies, baselineFrequency: baselineFrequency! }
 }

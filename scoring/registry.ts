@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url'
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import onnxProto from 'onnx-proto'
-import { Subject, subjectNames } from '../ingest/index.ts'
-import { loadModel, ModelError, type LoadedModel } from './model.ts'
+import { codes, Subject, subjectNames } from '../ingest/device-contract.ts'
+import { loadModel, type LoadedModel } from './model.ts'
 import { builtInModels, modelId, type ModelDefinition } from './models/index.ts'
 import type { ActiveModels } from './score.ts'
 
@@ -63,22 +63,22 @@ export function readDefinition(path: string): ModelDefinition {
     try {
       value = JSON.parse(readFileSync(sidecar, 'utf8'))
     } catch (err) {
-      throw new ModelError(`${sidecar}: not JSON: ${(err as Error).message}`)
+      throw new codes.UBIQ_MODEL_INVALID(`${sidecar}: not JSON: ${(err as Error).message}`)
     }
   } else {
     let text: string | null | undefined
     try {
       text = onnxProto.onnx.ModelProto.decode(readFileSync(path)).metadataProps.find((p) => p.key === 'ubiq.definition')?.value
     } catch (err) {
-      throw new ModelError(`${path}: not an ONNX model: ${(err as Error).message}`)
+      throw new codes.UBIQ_MODEL_INVALID(`${path}: not an ONNX model: ${(err as Error).message}`)
     }
-    if (!text) throw new ModelError(`${path}: no definition: write ${basename(sidecar)} beside it (see README, "Models from elsewhere")`)
+    if (!text) throw new codes.UBIQ_MODEL_INVALID(`${path}: no definition: write ${basename(sidecar)} beside it (see README, "Models from elsewhere")`)
     value = JSON.parse(text)
   }
   const problems = [...Value.Errors(DefinitionSchema, value)].map((e) => `${e.path || '/'}: ${e.message}`)
-  if (problems.length) throw new ModelError(`${existsSync(sidecar) ? sidecar : path}: the definition is not valid:\n  ${problems.join('\n  ')}`)
+  if (problems.length) throw new codes.UBIQ_MODEL_INVALID(`${existsSync(sidecar) ? sidecar : path}: the definition is not valid:\n  ${problems.join('\n  ')}`)
   const def = value as ModelDefinition
-  if (def.file !== basename(path)) throw new ModelError(`${path}: its definition is for ${def.file}`)
+  if (def.file !== basename(path)) throw new codes.UBIQ_MODEL_INVALID(`${path}: its definition is for ${def.file}`)
   return def
 }
 
@@ -114,7 +114,7 @@ export function readChoice(file: string): Choice {
   try {
     return { ...defaultChoice(), ...(JSON.parse(readFileSync(file, 'utf8')) as Partial<Choice>) }
   } catch (err) {
-    throw new ModelError(`${file}: not JSON: ${(err as Error).message}`)
+    throw new codes.UBIQ_MODEL_INVALID(`${file}: not JSON: ${(err as Error).message}`)
   }
 }
 
@@ -134,24 +134,24 @@ export function changeChoice(choice: Choice, change: ChoiceChange, models: Reado
   if (change.kind === 'rollback') {
     const s = next[change.subject]
     const back = s.previous.pop()
-    if (!back) throw new ModelError(`${change.subject}: no earlier champion to roll back to (champion ${s.champion})`)
+    if (!back) throw new codes.UBIQ_MODEL_INVALID(`${change.subject}: no earlier champion to roll back to (champion ${s.champion})`)
     s.shadows = s.shadows.filter((x) => x !== back)
     s.champion = back
     return next
   }
   const model = models.get(change.id)
-  if (!model) throw new ModelError(`no model ${change.id} in the model folders (ubiq models list shows them)`)
+  if (!model) throw new codes.UBIQ_MODEL_INVALID(`no model ${change.id} in the model folders (ubiq models list shows them)`)
   const s = next[model.definition.subject]
   if (change.kind === 'promote') {
-    if (s.champion === change.id) throw new ModelError(`${change.id} is already the ${model.definition.subject} champion`)
+    if (s.champion === change.id) throw new codes.UBIQ_MODEL_INVALID(`${change.id} is already the ${model.definition.subject} champion`)
     s.previous.push(s.champion)
     s.champion = change.id
     s.shadows = s.shadows.filter((x) => x !== change.id)
   } else if (change.kind === 'shadow') {
-    if (s.champion === change.id || s.shadows.includes(change.id)) throw new ModelError(`${change.id} already scores ${model.definition.subject}`)
+    if (s.champion === change.id || s.shadows.includes(change.id)) throw new codes.UBIQ_MODEL_INVALID(`${change.id} already scores ${model.definition.subject}`)
     s.shadows.push(change.id)
   } else {
-    if (!s.shadows.includes(change.id)) throw new ModelError(`${change.id} is not a ${model.definition.subject} shadow`)
+    if (!s.shadows.includes(change.id)) throw new codes.UBIQ_MODEL_INVALID(`${change.id} is not a ${model.definition.subject} shadow`)
     s.shadows = s.shadows.filter((x) => x !== change.id)
   }
   return next
@@ -162,8 +162,8 @@ export async function loadChoice(choice: Choice, models: ReadonlyMap<string, Mod
   const cache = new Map<string, Promise<LoadedModel>>()
   const load = (id: string, subject: Subject) => {
     const m = models.get(id)
-    if (!m) throw new ModelError(`${subject}: no model ${id} in the model folders`)
-    if (m.definition.subject !== subject) throw new ModelError(`${id} scores ${m.definition.subject}, not ${subject}`)
+    if (!m) throw new codes.UBIQ_MODEL_INVALID(`${subject}: no model ${id} in the model folders`)
+    if (m.definition.subject !== subject) throw new codes.UBIQ_MODEL_INVALID(`${id} scores ${m.definition.subject}, not ${subject}`)
     if (!cache.has(id)) cache.set(id, loadModel(m.definition, m.path))
     return cache.get(id)!
   }

@@ -11,7 +11,8 @@ import {
   choosePlaces, cityGeoJson, distanceToRoad_m, driveVehicle, drivingPersonas, fromLatLon, makeCity, roadBetween, route, toLatLon,
   type DrivingPersonaName, type TripTruth,
 } from '../edge-sim/index.ts'
-import { loadRoadMap, parseMaxspeed, roadMap, RoadMapError } from './road-map.ts'
+import { codes } from '../ingest/index.ts'
+import { loadRoadMap, parseMaxspeed, roadMap } from './road-map.ts'
 
 const LAT = 51.5, LON = -0.12
 const M_PER_DEG = 111_320
@@ -45,7 +46,7 @@ t.test('an invalid road map is a coded startup error naming the feature and the 
     [collection(road('signals', ...line), road(undefined, ...line)), /^no road with a usable maxspeed \(skipped: \{"maxspeed \\"signals\\"":1,"no maxspeed":1\}\)$/],
     [collection(), /no road with a usable maxspeed/],
   ]
-  for (const [input, message] of cases) t.throws(() => roadMap(input), { name: 'RoadMapError', code: 'ROAD_MAP_INVALID', message }, String(message))
+  for (const [input, message] of cases) t.throws(() => roadMap(input), { code: 'UBIQ_ROAD_MAP_INVALID', message }, String(message))
 })
 
 t.test('features without a usable limit and non-road geometry are skipped and counted by reason', async (t) => {
@@ -68,14 +69,14 @@ t.test('features without a usable limit and non-road geometry are skipped and co
 })
 const latLon = ([lon, lat]: [number, number]): [number, number] => [lat, lon]
 
-t.test('loadRoadMap reads a file; unreadable and unparsable files are RoadMapErrors naming the path', async (t) => {
+t.test('loadRoadMap reads a file; unreadable and unparsable files are UBIQ_ROAD_MAP_INVALID naming the path', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ubiq-roads-'))
   const file = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name))
   const good = file('good.geojson', JSON.stringify(collection(road(50, at(0, 0), at(200, 0)))))
   t.equal((await loadRoadMap(good)).limitAt(LAT, LON + 0.001)?.limit_kmh, 50)
-  await t.rejects(loadRoadMap(join(dir, 'missing.geojson')), { code: 'ROAD_MAP_INVALID', message: /^cannot read the road map .*missing.geojson: ENOENT/ })
-  await t.rejects(loadRoadMap(file('bad.geojson', '{"type":')), { code: 'ROAD_MAP_INVALID', message: /^road map .*bad.geojson is not JSON/ })
-  await t.rejects(loadRoadMap(file('points.geojson', JSON.stringify(collection(42)))), new RoadMapError(`road map ${join(dir, 'points.geojson')}: feature 0: not a GeoJSON Feature`))
+  await t.rejects(loadRoadMap(join(dir, 'missing.geojson')), { code: 'UBIQ_ROAD_MAP_INVALID', message: /^cannot read the road map .*missing.geojson: ENOENT/ })
+  await t.rejects(loadRoadMap(file('bad.geojson', '{"type":')), { code: 'UBIQ_ROAD_MAP_INVALID', message: /^road map .*bad.geojson is not JSON/ })
+  await t.rejects(loadRoadMap(file('points.geojson', JSON.stringify(collection(42)))), new codes.UBIQ_ROAD_MAP_INVALID(`road map ${join(dir, 'points.geojson')}: feature 0: not a GeoJSON Feature`))
 })
 
 t.test('limitAt: the nearest road within the match distance; along the heading at a junction', async (t) => {

@@ -12,6 +12,7 @@
  * fix and measures the distance to each piece in a local flat frame (exact enough within metres).
  */
 import { readFile } from 'node:fs/promises'
+import { codes } from '../ingest/device-contract.ts'
 
 /** Where a fix is on the map: the limit of the matched road and how far the fix is from it. */
 export interface RoadMatch {
@@ -50,15 +51,6 @@ export interface RoadMapOptions {
 /** Defaults for urban and rural maps. */
 export const defaultRoadMapOptions: RoadMapOptions = { maxMatch_m: 30, headingWeight_m: 20, cell_m: 50 }
 
-/** A road map file that cannot be used: a startup error naming the feature and the reason. */
-export class RoadMapError extends Error {
-  readonly code = 'ROAD_MAP_INVALID'
-  constructor(message: string) {
-    super(message)
-    this.name = 'RoadMapError'
-  }
-}
-
 const M_PER_DEG = 111_320
 const RAD = Math.PI / 180
 const UNITS: Record<string, number> = { '': 1, 'km/h': 1, kmh: 1, kph: 1, mph: 1.609344, knots: 1.852 }
@@ -78,12 +70,12 @@ export function parseMaxspeed(value: unknown): number | undefined {
   return kmh > 0 ? Math.round(kmh * 10) / 10 : undefined
 }
 
-/** Builds a road map from a parsed GeoJSON FeatureCollection; throws RoadMapError when it is not one. */
+/** Builds a road map from a parsed GeoJSON FeatureCollection; throws UBIQ_ROAD_MAP_INVALID when it is not one. */
 export function roadMap(geojson: unknown, options: Partial<RoadMapOptions> = {}): RoadMap {
   const opts = { ...defaultRoadMapOptions, ...options }
   const fc = geojson as { type?: unknown; features?: unknown }
   if (fc === null || typeof fc !== 'object' || fc.type !== 'FeatureCollection' || !Array.isArray(fc.features)) {
-    throw new RoadMapError('not a GeoJSON FeatureCollection (needs "type": "FeatureCollection" and a "features" array)')
+    throw new codes.UBIQ_ROAD_MAP_INVALID('not a GeoJSON FeatureCollection (needs "type": "FeatureCollection" and a "features" array)')
   }
   const skipped: Record<string, number> = {}
   const skip = (reason: string) => void (skipped[reason] = (skipped[reason] ?? 0) + 1)
@@ -93,7 +85,7 @@ export function roadMap(geojson: unknown, options: Partial<RoadMapOptions> = {})
   let roads = 0
   fc.features.forEach((f: { type?: unknown; id?: unknown; geometry?: { type?: unknown; coordinates?: unknown }; properties?: Record<string, unknown> | null }, i) => {
     const where = `feature ${i}${f?.id !== undefined ? ` (id ${JSON.stringify(f.id)})` : ''}`
-    if (f === null || typeof f !== 'object' || f.type !== 'Feature') throw new RoadMapError(`${where}: not a GeoJSON Feature`)
+    if (f === null || typeof f !== 'object' || f.type !== 'Feature') throw new codes.UBIQ_ROAD_MAP_INVALID(`${where}: not a GeoJSON Feature`)
     const type = f.geometry?.type
     if (type !== 'LineString' && type !== 'MultiLineString') return skip(`geometry ${String(type ?? f.geometry)}`)
     const raw = f.properties?.maxspeed
@@ -101,13 +93,13 @@ export function roadMap(geojson: unknown, options: Partial<RoadMapOptions> = {})
     const limit_kmh = parseMaxspeed(raw)
     if (limit_kmh === undefined) return skip(`maxspeed ${JSON.stringify(raw)}`)
     const lines = (type === 'LineString' ? [f.geometry!.coordinates] : f.geometry!.coordinates) as unknown[]
-    if (!Array.isArray(lines)) throw new RoadMapError(`${where}: ${type} has no coordinates array`)
+    if (!Array.isArray(lines)) throw new codes.UBIQ_ROAD_MAP_INVALID(`${where}: ${type} has no coordinates array`)
     for (const line of lines) {
-      if (!Array.isArray(line) || line.length < 2) throw new RoadMapError(`${where}: a line needs at least two positions`)
+      if (!Array.isArray(line) || line.length < 2) throw new codes.UBIQ_ROAD_MAP_INVALID(`${where}: a line needs at least two positions`)
       line.forEach((p: unknown, j) => {
         const [lon, lat] = Array.isArray(p) ? p : []
         if (!(typeof lon === 'number' && Math.abs(lon) <= 180 && typeof lat === 'number' && Math.abs(lat) <= 90)) {
-          throw new RoadMapError(`${where}: position ${j} is ${JSON.stringify(p)}, not [longitude, latitude] in degrees (GeoJSON order)`)
+          throw new codes.UBIQ_ROAD_MAP_INVALID(`${where}: position ${j} is ${JSON.stringify(p)}, not [longitude, latitude] in degrees (GeoJSON order)`)
         }
         if (j > 0) cut(line[j - 1] as number[], p as number[], limit_kmh)
       })
@@ -126,7 +118,7 @@ export function roadMap(geojson: unknown, options: Partial<RoadMapOptions> = {})
     }
   }
 
-  if (roads === 0) throw new RoadMapError(`no road with a usable maxspeed (skipped: ${JSON.stringify(skipped)})`)
+  if (roads === 0) throw new codes.UBIQ_ROAD_MAP_INVALID(`no road with a usable maxspeed (skipped: ${JSON.stringify(skipped)})`)
 
   // The grid: cells of cell_m in latitude, and in longitude at the map's highest latitude, so a
   // cell is at least cell_m wide everywhere on the map; counted from the map's south-west corner,
@@ -208,21 +200,21 @@ export function roadMap(geojson: unknown, options: Partial<RoadMapOptions> = {})
   return { limitAt, roads, pieces, skipped }
 }
 
-/** Reads a GeoJSON road map file (see roadMap); a missing or unparsable file is a RoadMapError too. */
+/** Reads a GeoJSON road map file (see roadMap); a missing or unparsable file is UBIQ_ROAD_MAP_INVALID too. */
 export async function loadRoadMap(path: string, options: Partial<RoadMapOptions> = {}): Promise<RoadMap> {
   const text = await readFile(path, 'utf8').catch((err: Error) => {
-    throw new RoadMapError(`cannot read the road map ${path}: ${err.message}`)
+    throw new codes.UBIQ_ROAD_MAP_INVALID(`cannot read the road map ${path}: ${err.message}`)
   })
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch (err) {
-    throw new RoadMapError(`road map ${path} is not JSON: ${(err as Error).message}`)
+    throw new codes.UBIQ_ROAD_MAP_INVALID(`road map ${path} is not JSON: ${(err as Error).message}`)
   }
   try {
     return roadMap(json, options)
   } catch (err) {
-    if (err instanceof RoadMapError) err.message = `road map ${path}: ${err.message}`
+    if (err instanceof codes.UBIQ_ROAD_MAP_INVALID) err.message = `road map ${path}: ${err.message}`
     throw err
   }
 }

@@ -20,6 +20,8 @@ const allowed: Record<string, string[]> = {
 
 /** The folders used only through their index.ts (bin and test are tools, not products). */
 const products = ['ingest', 'scoring', 'pricing', 'dashboards', 'edge-sim']
+/** ingest's second entry, the device contract and the error catalogue without the service (#22 item 6): what a module needing no more imports, and all edge-sim may (DESIGN.md). */
+const DEVICE_CONTRACT = 'ingest/device-contract.ts'
 
 function* sources(dir: string): Generator<string> {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -41,7 +43,8 @@ t.test('every cross-folder import goes downstream, through the folder\'s index.t
         checked++
         const where = `${relative(root, file)} → ${target}`
         if (!allowed[folder]!.includes(targetFolder)) violations.push(`${where}: ${folder} may not import ${targetFolder}`)
-        else if (products.includes(targetFolder) && target !== `${targetFolder}/index.ts`) violations.push(`${where}: import ${targetFolder}/index.ts instead`)
+        else if (folder === 'edge-sim' && target !== DEVICE_CONTRACT) violations.push(`${where}: edge-sim imports only the device contract, ${DEVICE_CONTRACT}`)
+        else if (products.includes(targetFolder) && target !== `${targetFolder}/index.ts` && target !== DEVICE_CONTRACT) violations.push(`${where}: import ${targetFolder}/index.ts instead`)
       }
     }
   }
@@ -49,11 +52,14 @@ t.test('every cross-folder import goes downstream, through the folder\'s index.t
   t.same(violations, [])
 })
 
-/** The relative modules `file` loads when it runs: `import type` and `export type` load nothing. */
-function runtimeImports(file: string): string[] {
+/** What `file` loads when it runs, relative modules resolved: `import type` and `export type` load nothing. */
+function runtimeSpecifiers(file: string): string[] {
   const text = readFileSync(file, 'utf8')
-  return [...text.matchAll(/^(?:import|export)(?!\s+type\s)[^'"]*from '(\.[^']+)'/gm)].map(([, spec]) => resolve(dirname(file), spec!))
+  return [...text.matchAll(/^(?:import|export)(?!\s+type\s)[^'"]*from '([^']+)'/gm)].map(([, spec]) => (spec!.startsWith('.') ? resolve(dirname(file), spec!) : spec!))
 }
+
+/** The relative modules `file` loads when it runs. */
+const runtimeImports = (file: string): string[] => runtimeSpecifiers(file).filter((f) => f.startsWith('/'))
 
 /** Every module `entry` loads, itself included. */
 function loaded(entry: string): Set<string> {
@@ -91,4 +97,14 @@ t.test('no module loads itself through others: the runtime import graph has no c
   for (const f of files) visit(f, [])
   t.ok(files.length > 50, `${files.length} modules walked`)
   t.same(cycles, [])
+})
+
+t.test('the device contract loads neither the MQTT nor the InfluxDB client, nor silences the latter\'s logger (#22 item 6)', async (t) => {
+  for (const entry of [DEVICE_CONTRACT, 'ingest/contract.ts', 'ingest/sensors/index.ts']) {
+    const modules = [...loaded(join(root, entry))]
+    const packages = new Set(modules.flatMap((f) => runtimeSpecifiers(f).filter((s) => !s.startsWith('/'))))
+    t.ok(packages.has('@sinclair/typebox'), `${entry}: ${modules.length} modules, packages ${[...packages].join(', ')}`)
+    t.same([...packages].filter((p) => /^(mqtt|@influxdata\/)/.test(p)), [], `${entry} loads no MQTT or InfluxDB client`)
+    t.same(modules.filter((f) => /\bsetLogger\(/.test(readFileSync(f, 'utf8'))).map((f) => relative(root, f)), [], `${entry} calls no setLogger`)
+  }
 })

@@ -173,6 +173,6 @@ t.test('broker-config refuses a registry with a device named as a service user',
   writeFileSync(registry, JSON.stringify({ devices: [{ deviceId: SERVICE_USER, policyId: 'p1', kinds: ['obd'] }] }))
   const cli = spawnSync(process.execPath, [ubiq, 'broker-config', '--out', join(dir, 'broker')], { encoding: 'utf8', env: { PATH: process.env.PATH, DEVICE_REGISTRY: registry } })
   t.equal(cli.status, 1)
-  t.match(cli.stderr, /\[CONFIG_INVALID\] device ubiq: "ubiq" is reserved for ubiq's own MQTT connections/)
+  t.match(cli.stderr, /\[UBIQ_REGISTRY_RESERVED_ID\] device ubiq: "ubiq" is reserved for ubiq's own MQTT connections/)
   t.notOk(existsSync(join(dir, 'broker', 'passwd')), 'and writes no password file')
 })

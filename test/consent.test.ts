@@ -109,7 +109,7 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
     t.equal((await post(consents, holder(b.policyId), withdrawGps)).status, 403, "another policy's token: 403")
     t.equal((await api('GET', consents, holder(b.policyId))).status, 403, 'to read too')
     const unknown = await post('/api/v1/policies/pol-none/consents', analyst(), withdrawGps)
-    t.same([unknown.status, ((await unknown.json()) as { error: string }).error], [404, 'unknown_policy'], 'a policy the registry does not know: 404')
+    t.same([unknown.status, await unknown.json()], [404, { error: 'unknown_policy', message: 'no policy pol-none in the device registry', code: 'UBIQ_UNKNOWN_POLICY' }], 'a policy the registry does not know: 404, with its code')
     const cases: [string, unknown, RegExp][] = [
       ['a grant of location with other data', { streams: ['obd', 'gps'], purposes: ['pricing'], granted: true }, /location and health data are consented to separately/],
       ['a purpose that is not one', { streams: ['obd'], purposes: ['marketing'], granted: true }, /body\/purposes\/0 must be equal to one of the allowed values/],
@@ -172,7 +172,7 @@ t.test('consent withdrawn mid-stream stops storage, granted again from the devic
     t.equal(bad.status, 400, 'one thing to revoke at a time')
     t.equal((await api('POST', '/api/v1/tokens/revocations', analyst(), { policy: a.policyId })).status, 200, 'an analyst revokes the policy\'s tokens')
     const refused = await api('GET', consents, token)
-    t.same([refused.status, await refused.json()], [401, { error: 'revoked_token', message: 'the token has been revoked' }], 'the token is refused from then on')
+    t.same([refused.status, await refused.json()], [401, { error: 'revoked_token', message: 'the token has been revoked', code: 'UBIQ_AUTH_REVOKED_TOKEN' }], 'the token is refused from then on')
     t.same(await closed, { code: 4401, reason: 'the token has been revoked' }, 'and the feed it opened is closed')
     t.equal((await api('GET', `/api/v1/policies/${b.policyId}/consents`, holder(b.policyId))).status, 200, "another policy's token still works")
   })

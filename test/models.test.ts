@@ -120,7 +120,7 @@ t.test('shadow, promote and roll back a tree-ensemble model from elsewhere while
   await settled()
   const broken = await cli(['models', 'promote', 'driving-broken@1'], env)
   t.equal(broken.code, 1)
-  t.match(broken.stderr, /MODEL_INVALID.*driving-broken@1/, 'a model that does not load is refused, with the reason')
+  t.match(broken.stderr, /UBIQ_MODEL_INVALID.*driving-broken@1/, 'a model that does not load is refused, with the reason')
   const rollback = await cli(['models', 'rollback', 'driving'], env)
   t.equal(rollback.code, 0, rollback.stderr)
   await swapped(() => champion() === modelId(drivingFrequency))

@@ -35,11 +35,7 @@
 import { readFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { DEFAULT_ACCURACY_M, deriveMotion, frames, G_MS2, medianRate, resample, type Fix, type Frame, type Track } from './track.ts'
-
-/** A mapping or recording that cannot be read: the message names the file, the key or line, and what is wrong. */
-export class RecordingError extends Error {
-  readonly code = 'RECORDING_INVALID'
-}
+import { codes } from '../../ingest/device-contract.ts'
 
 type ColumnRef = number | string
 interface Axis { column: ColumnRef; negate: boolean }
@@ -75,10 +71,10 @@ const gyroUnits = { 'rad/s': 1, 'deg/s': Math.PI / 180 } as const
 /** Wall-clock times are from 2000-01-01 on; a smaller number is a relative clock (uptime, seconds into the trip). */
 const EPOCH_2000_MS = 946_684_800_000
 
-/** Checks a parsed mapping; throws a RecordingError naming the first bad key (`imu.accel.unit: …`). */
+/** Checks a parsed mapping; throws UBIQ_RECORDING_INVALID naming the first bad key (`imu.accel.unit: …`). */
 export function parseMapping(data: unknown, where = 'mapping'): CsvMapping {
   const fail = (path: string, msg: string): never => {
-    throw new RecordingError(`${where}: ${path}: ${msg}`)
+    throw new codes.UBIQ_RECORDING_INVALID(`${where}: ${path}: ${msg}`)
   }
   const object = (v: unknown, path: string, keys: readonly string[]): Record<string, unknown> => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(path, `must be an object, got ${JSON.stringify(v)}`)
@@ -158,13 +154,13 @@ export function readMapping(file: string): CsvMapping {
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw new RecordingError(`cannot read the mapping ${file}: ${(err as Error).message}`)
+    throw new codes.UBIQ_RECORDING_INVALID(`cannot read the mapping ${file}: ${(err as Error).message}`)
   }
   let data: unknown
   try {
     data = JSON.parse(text)
   } catch (err) {
-    throw new RecordingError(`${file}: not JSON: ${(err as Error).message}`)
+    throw new codes.UBIQ_RECORDING_INVALID(`${file}: not JSON: ${(err as Error).message}`)
   }
   return parseMapping(data, file)
 }
@@ -180,7 +176,7 @@ interface Table {
 /** Splits a file into cells: the separator is the one given, else the first of ; , tab found on the first line, else runs of spaces. */
 export function readTable(file: string, text: string, separator?: string, header?: boolean, refs: readonly ColumnRef[] = []): Table {
   const lines = text.split(/\r?\n/).map((l, i) => ({ line: i + 1, text: l.trim() })).filter((l) => l.text !== '' && !l.text.startsWith('#'))
-  if (lines.length === 0) throw new RecordingError(`${file}: empty`)
+  if (lines.length === 0) throw new codes.UBIQ_RECORDING_INVALID(`${file}: empty`)
   const sep = separator ?? [';', ',', '\t'].find((s) => lines[0]!.text.includes(s))
   const split = (l: string) => (sep === undefined || sep === ' ' ? l.split(/\s+/) : l.split(sep).map((c) => c.trim().replace(/^"(.*)"$/, '$1')))
   const rows = lines.map((l) => ({ line: l.line, cells: split(l.text) }))
@@ -189,15 +185,15 @@ export function readTable(file: string, text: string, separator?: string, header
   return hasHeader ? { file, names: rows[0]!.cells, rows: rows.slice(1) } : { file, rows }
 }
 
-/** The index of a column in a table, or a RecordingError naming the mapping key. */
+/** The index of a column in a table, or UBIQ_RECORDING_INVALID naming the mapping key. */
 function columnIndex(table: Table, ref: ColumnRef, key: string): number {
   if (typeof ref === 'number') {
     const width = table.rows[0]?.cells.length ?? 0
-    if (ref >= width) throw new RecordingError(`${table.file}: ${key}: column ${ref} does not exist (rows have ${width} columns, counted from 0)`)
+    if (ref >= width) throw new codes.UBIQ_RECORDING_INVALID(`${table.file}: ${key}: column ${ref} does not exist (rows have ${width} columns, counted from 0)`)
     return ref
   }
   const i = table.names?.indexOf(ref) ?? -1
-  if (i < 0) throw new RecordingError(`${table.file}: ${key}: no column "${ref}"${table.names ? ` (the header has ${table.names.join(', ')})` : ' (the file has no header)'}`)
+  if (i < 0) throw new codes.UBIQ_RECORDING_INVALID(`${table.file}: ${key}: no column "${ref}"${table.names ? ` (the header has ${table.names.join(', ')})` : ' (the file has no header)'}`)
   return i
 }
 
@@ -220,13 +216,13 @@ const num = (cells: string[], i: number | undefined) => (i === undefined || (cel
  */
 export function readCsvRecording(input: string, mapping: CsvMapping, isDir: boolean, name = basename(input).replace(/\.[^.]*$/, '')): Track {
   const open = (src: Source, key: string, refs: ColumnRef[]): Table => {
-    if (isDir && !src.file) throw new RecordingError(`${key}.file: needed when importing a folder (${input}): which file holds the ${key} rows`)
+    if (isDir && !src.file) throw new codes.UBIQ_RECORDING_INVALID(`${key}.file: needed when importing a folder (${input}): which file holds the ${key} rows`)
     const file = src.file ? join(isDir ? input : dirname(input), src.file) : input
     let text: string
     try {
       text = readFileSync(file, 'utf8')
     } catch (err) {
-      throw new RecordingError(`${key}.file: cannot read ${file}: ${(err as Error).message}`)
+      throw new codes.UBIQ_RECORDING_INVALID(`${key}.file: cannot read ${file}: ${(err as Error).message}`)
     }
     return readTable(file, text, src.separator, src.header, refs)
   }
@@ -286,9 +282,9 @@ export function readCsvRecording(input: string, mapping: CsvMapping, isDir: bool
       clocks.push({ absolute: isAbsolute(m.time, t[0]!), key: 'imu.time' })
     }
   }
-  if (fixes.length === 0 && !imu) throw new RecordingError(`${input}: no usable rows (${skipped.join('; ') || 'the files are empty'})`)
+  if (fixes.length === 0 && !imu) throw new codes.UBIQ_RECORDING_INVALID(`${input}: no usable rows (${skipped.join('; ') || 'the files are empty'})`)
   if (clocks.length === 2 && clocks[0]!.absolute !== clocks[1]!.absolute) {
-    throw new RecordingError(`${input}: gps.time is ${clocks[0]!.absolute ? 'wall-clock' : 'relative'} time, imu.time ${clocks[1]!.absolute ? 'wall-clock' : 'relative'}: they must share one clock (set time.absolute)`)
+    throw new codes.UBIQ_RECORDING_INVALID(`${input}: gps.time is ${clocks[0]!.absolute ? 'wall-clock' : 'relative'} time, imu.time ${clocks[1]!.absolute ? 'wall-clock' : 'relative'}: they must share one clock (set time.absolute)`)
   }
 
   // Time from the first reading of either source; rows in time order, one per time.
@@ -298,7 +294,7 @@ export function readCsvRecording(input: string, mapping: CsvMapping, isDir: bool
   if (imu && m) {
     const order = dedupeSorted(imu.t.map((t, i) => ({ t: t - t0, row: imu!.rows[i]! })), (s) => s.t)
     const rateHz = m.rate_hz ?? Math.min(200, medianRate(order.map((s) => s.t)))
-    if (order.length < 2 || rateHz < 1) throw new RecordingError(`imu: cannot tell the sampling rate from ${order.length} rows; set imu.rate_hz in the mapping`)
+    if (order.length < 2 || rateHz < 1) throw new codes.UBIQ_RECORDING_INVALID(`imu: cannot tell the sampling rate from ${order.length} rows; set imu.rate_hz in the mapping`)
     track.imu = { rateHz, frame: m.accel.frame, gyro: m.gyro !== undefined, ...resample(order.map((s) => s.t), order.map((s) => s.row), rateHz) }
   }
   return track

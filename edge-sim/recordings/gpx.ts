@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { XMLParser } from 'fast-xml-parser'
-import { RecordingError } from './csv.ts'
+import { codes } from '../../ingest/device-contract.ts'
 import { DEFAULT_ACCURACY_M, deriveMotion, type Fix, type Track } from './track.ts'
 
 /** Metres of horizontal error per unit of HDOP. */
@@ -41,17 +41,17 @@ export function readGpx(file: string, text = readFileSync(file, 'utf8')): Track 
   try {
     doc = parser.parse(text, true) as Node
   } catch (err) {
-    throw new RecordingError(`${file}: not valid XML: ${(err as Error).message}`)
+    throw new codes.UBIQ_RECORDING_INVALID(`${file}: not valid XML: ${(err as Error).message}`)
   }
   const gpx = doc.gpx as Node | undefined
-  if (!gpx) throw new RecordingError(`${file}: no <gpx> element`)
+  if (!gpx) throw new codes.UBIQ_RECORDING_INVALID(`${file}: no <gpx> element`)
   const points = ((gpx.trk ?? []) as Node[]).flatMap((trk) => ((trk.trkseg ?? []) as Node[]).flatMap((seg) => (seg.trkpt ?? []) as Node[]))
-  if (points.length === 0) throw new RecordingError(`${file}: no track points (<trk><trkseg><trkpt>)`)
+  if (points.length === 0) throw new codes.UBIQ_RECORDING_INVALID(`${file}: no track points (<trk><trkseg><trkpt>)`)
   const fixes: (Fix & { epoch: number })[] = []
   let noTime = 0
   for (const [i, p] of points.entries()) {
     const [lat, lon] = [Number(p['@_lat']), Number(p['@_lon'])]
-    if (!(Math.abs(lat) <= 90 && Math.abs(lon) <= 180)) throw new RecordingError(`${file}: track point ${i + 1}: lat/lon ${String(p['@_lat'])}, ${String(p['@_lon'])} is not a position`)
+    if (!(Math.abs(lat) <= 90 && Math.abs(lon) <= 180)) throw new codes.UBIQ_RECORDING_INVALID(`${file}: track point ${i + 1}: lat/lon ${String(p['@_lat'])}, ${String(p['@_lon'])} is not a position`)
     const epoch = typeof p.time === 'string' ? Date.parse(p.time) : NaN
     if (!Number.isFinite(epoch)) { noTime++; continue }
     const speed = Number(p.speed ?? extension(p.extensions, 'speed') ?? NaN)
@@ -63,7 +63,7 @@ export function readGpx(file: string, text = readFileSync(file, 'utf8')): Track 
       ...(speed >= 0 ? { speed_kmh: speed * 3.6 } : {}), ...(course >= 0 && course <= 360 ? { heading_deg: course % 360 } : {}), ...(Number.isFinite(ele) ? { alt_m: ele } : {}),
     })
   }
-  if (fixes.length === 0) throw new RecordingError(`${file}: no track point has a <time>: a recording needs times to replay`)
+  if (fixes.length === 0) throw new codes.UBIQ_RECORDING_INVALID(`${file}: no track point has a <time>: a recording needs times to replay`)
   fixes.sort((a, b) => a.epoch - b.epoch)
   const epochMs = fixes[0]!.epoch
   const unique = fixes.filter((f, i) => i === 0 || f.epoch !== fixes[i - 1]!.epoch)

@@ -8,12 +8,13 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { readCsvRecording, readMapping, RecordingError, type CsvMapping } from './csv.ts'
+import { readCsvRecording, readMapping, type CsvMapping } from './csv.ts'
 import { readDatasetTrip } from './dataset.ts'
 import { readGpx } from './gpx.ts'
 import type { Track, TrackLabel } from './track.ts'
+import { codes } from '../../ingest/device-contract.ts'
 
-export { readMapping, parseMapping, RecordingError, type CsvMapping } from './csv.ts'
+export { readMapping, parseMapping, type CsvMapping } from './csv.ts'
 export { readGpx } from './gpx.ts'
 export { trackMessages, placeTrack, trackEnd, resample, distance_m, G_MS2, type Track, type Fix } from './track.ts'
 export { readLabels } from './labels.ts'
@@ -38,13 +39,13 @@ function isRecordingDir(dir: string, opts: ReadOptions): boolean {
   return opts.format === 'dataset' || (opts.format !== 'gpx' && !entries.some((e) => /\.gpx$/i.test(e)))
 }
 
-/** Every recording at `path`, in name order; a RecordingError names the file and what is wrong. */
+/** Every recording at `path`, in name order; UBIQ_RECORDING_INVALID names the file and what is wrong. */
 export function readRecordings(path: string, opts: ReadOptions = {}): Track[] {
-  if (!existsSync(path)) throw new RecordingError(`${path}: no such file or folder`)
+  if (!existsSync(path)) throw new codes.UBIQ_RECORDING_INVALID(`${path}: no such file or folder`)
   if (!isDir(path) || isRecordingDir(path, opts)) return [readRecordingAt(path, opts)]
   const entries = readdirSync(path).sort()
     .filter((e) => isDir(join(path, e)) ? true : /\.gpx$/i.test(e) && opts.format !== 'csv' && opts.format !== 'dataset')
-  if (entries.length === 0) throw new RecordingError(`${path}: no recordings (subfolders or .gpx files)`)
+  if (entries.length === 0) throw new codes.UBIQ_RECORDING_INVALID(`${path}: no recordings (subfolders or .gpx files)`)
   // A mapping beside the recordings serves them all.
   const shared = opts.mapping ?? (existsSync(join(path, 'mapping.json')) ? readMapping(join(path, 'mapping.json')) : undefined)
   return entries.map((e) => readRecordingAt(join(path, e), { ...opts, ...(shared ? { mapping: shared } : {}) }))
@@ -56,24 +57,24 @@ export function readRecordingAt(path: string, opts: ReadOptions = {}): Track {
   const format = opts.format ?? (dir && existsSync(join(path, 'viagem.json')) ? 'dataset' : !dir && /\.gpx$/i.test(path) ? 'gpx' : 'csv')
   let track: Track
   if (format === 'dataset') {
-    if (!dir || !existsSync(join(path, 'viagem.json'))) throw new RecordingError(`${path}: not a trip folder of the dataset (no viagem.json)`)
+    if (!dir || !existsSync(join(path, 'viagem.json'))) throw new codes.UBIQ_RECORDING_INVALID(`${path}: not a trip folder of the dataset (no viagem.json)`)
     try {
       track = readDatasetTrip(path)
     } catch (err) {
-      throw new RecordingError(`${path}: ${(err as Error).message}`)
+      throw new codes.UBIQ_RECORDING_INVALID(`${path}: ${(err as Error).message}`)
     }
     return track
   }
   if (format === 'gpx') {
     if (dir) {
       const files = readdirSync(path).filter((f) => /\.gpx$/i.test(f)).sort()
-      if (files.length !== 1) throw new RecordingError(`${path}: a GPX recording folder holds one .gpx file, found ${files.length}`)
+      if (files.length !== 1) throw new codes.UBIQ_RECORDING_INVALID(`${path}: a GPX recording folder holds one .gpx file, found ${files.length}`)
       track = { ...readGpx(join(path, files[0]!)), name: basename(path) }
     } else track = readGpx(path)
   } else {
     const beside = join(dir ? path : dirname(path), 'mapping.json')
     const mapping = opts.mapping ?? (existsSync(beside) ? readMapping(beside) : undefined)
-    if (!mapping) throw new RecordingError(`${path}: a CSV recording needs a column mapping (--mapping FILE, or mapping.json in its folder; see README "ubiq import")`)
+    if (!mapping) throw new codes.UBIQ_RECORDING_INVALID(`${path}: a CSV recording needs a column mapping (--mapping FILE, or mapping.json in its folder; see README "ubiq import")`)
     track = readCsvRecording(path, mapping, dir)
   }
   // Labelled manoeuvres beside any recording, in the dataset's groundTruth.csv form.
@@ -87,7 +88,7 @@ export function readGroundTruth(file: string): TrackLabel[] {
   return lines.map((line, i) => {
     const [label, start, end] = line.split(/[,;]/).map((c) => c.trim())
     const [startS, endS] = [Number(start), Number(end)]
-    if (!label || !(startS >= 0) || !(endS >= startS)) throw new RecordingError(`${file}:${i + 2}: expected label,start_s,end_s with 0 ≤ start ≤ end, got "${line}"`)
+    if (!label || !(startS >= 0) || !(endS >= startS)) throw new codes.UBIQ_RECORDING_INVALID(`${file}:${i + 2}: expected label,start_s,end_s with 0 ≤ start ≤ end, got "${line}"`)
     return { label, startS, endS }
   })
 }

@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { RecordingError } from './csv.ts'
+import { codes } from '../../ingest/device-contract.ts'
 import type { TrackLabel } from './track.ts'
 
 export type TripClass = 'normal' | 'aggressive' | 'drowsy'
@@ -30,7 +30,7 @@ function readCsv(file: string, required: readonly string[]): { line: number; at:
   const sep = lines[0]?.text.includes(';') ? ';' : ','
   const head = lines[0]?.text.split(sep).map((c) => c.trim().toLowerCase()) ?? []
   const missing = required.filter((c) => !head.includes(c))
-  if (missing.length) throw new RecordingError(`${file}: the header needs the columns ${required.join(',')}; missing ${missing.join(', ')}`)
+  if (missing.length) throw new codes.UBIQ_RECORDING_INVALID(`${file}: the header needs the columns ${required.join(',')}; missing ${missing.join(', ')}`)
   return lines.slice(1).map((l) => {
     const cells = l.text.split(sep).map((c) => c.trim())
     return { line: l.line, at: (c: string) => cells[head.indexOf(c)] ?? '' }
@@ -40,14 +40,14 @@ function readCsv(file: string, required: readonly string[]): { line: number; at:
 /** The trip labels of `dir` and the event intervals of `events.csv` by trip. */
 export function readLabels(dir: string): { trips: TripLabel[]; events: Map<string, TrackLabel[]> } {
   const file = join(dir, 'labels.csv')
-  if (!existsSync(file)) throw new RecordingError(`${dir}: no labels.csv (trip,driver,road,label: one row per recording)`)
+  if (!existsSync(file)) throw new codes.UBIQ_RECORDING_INVALID(`${dir}: no labels.csv (trip,driver,road,label: one row per recording)`)
   const seen = new Set<string>()
   const trips = readCsv(file, ['trip', 'driver', 'road', 'label']).map(({ line, at }): TripLabel => {
     const [trip, driver, road, label] = [at('trip'), at('driver'), at('road'), at('label').toLowerCase()]
-    if (!trip) throw new RecordingError(`${file}:${line}: no trip`)
-    if (seen.has(trip)) throw new RecordingError(`${file}:${line}: trip "${trip}" is listed twice`)
+    if (!trip) throw new codes.UBIQ_RECORDING_INVALID(`${file}:${line}: no trip`)
+    if (seen.has(trip)) throw new codes.UBIQ_RECORDING_INVALID(`${file}:${line}: trip "${trip}" is listed twice`)
     seen.add(trip)
-    if (label && !classes.includes(label as TripClass)) throw new RecordingError(`${file}:${line}: label must be normal, aggressive, drowsy or empty, got "${label}"`)
+    if (label && !classes.includes(label as TripClass)) throw new codes.UBIQ_RECORDING_INVALID(`${file}:${line}: label must be normal, aggressive, drowsy or empty, got "${label}"`)
     return { trip, ...(driver ? { driver } : {}), ...(road ? { road } : {}), ...(label ? { label: label as TripClass } : {}) }
   })
   const events = new Map<string, TrackLabel[]>()
@@ -55,8 +55,8 @@ export function readLabels(dir: string): { trips: TripLabel[]; events: Map<strin
   if (existsSync(eventsFile)) {
     for (const { line, at } of readCsv(eventsFile, ['trip', 'label', 'start_s', 'end_s'])) {
       const [trip, label, startS, endS] = [at('trip'), at('label'), Number(at('start_s')), Number(at('end_s'))]
-      if (!seen.has(trip)) throw new RecordingError(`${eventsFile}:${line}: trip "${trip}" is not in labels.csv`)
-      if (!label || !(startS >= 0) || !(endS >= startS)) throw new RecordingError(`${eventsFile}:${line}: expected a label and 0 ≤ start_s ≤ end_s`)
+      if (!seen.has(trip)) throw new codes.UBIQ_RECORDING_INVALID(`${eventsFile}:${line}: trip "${trip}" is not in labels.csv`)
+      if (!label || !(startS >= 0) || !(endS >= startS)) throw new codes.UBIQ_RECORDING_INVALID(`${eventsFile}:${line}: expected a label and 0 ≤ start_s ≤ end_s`)
       events.set(trip, [...(events.get(trip) ?? []), { label, startS, endS }])
     }
   }

@@ -149,7 +149,7 @@ t.test('bad mappings are refused, naming the key and what is wrong', async (t) =
     ['a separator', { imu: { ...imu, separator: ', ' } }, /imu\.separator: must be one character/],
     ['a gyro unit', { imu: { ...imu, gyro: { x: 4, y: 5, z: 6, unit: 'rpm' } } }, /imu\.gyro\.unit: must be one of "rad\/s", "deg\/s"/],
   ]
-  for (const [what, data, error] of cases) t.throws(() => parseMapping(data, 'm.json'), { message: error, code: 'RECORDING_INVALID' }, what)
+  for (const [what, data, error] of cases) t.throws(() => parseMapping(data, 'm.json'), { message: error, code: 'UBIQ_RECORDING_INVALID' }, what)
 })
 
 t.test('recordings that do not fit their mapping are refused, naming the file and the key', async (t) => {

@@ -6,7 +6,7 @@
  * Readers fill a `Track` with times relative to the recording's first reading; `trackMessages`
  * places it in device time and numbers it. The one place that knows the contract's kinds is here.
  */
-import { haversine_km, topics, type LatLon } from '../../ingest/index.ts'
+import { haversine_km, topics, type LatLon } from '../../ingest/device-contract.ts'
 import type { DeviceMessage } from '../device-streams.ts'
 
 /** Standard gravity, m/s² (a `g` unit, and what a level phone's accelerometer reads on z at rest). */
