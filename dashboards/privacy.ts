@@ -7,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { codes, ConsentRequest, ID_PATTERN, Pause, PauseRequest, pauseWindow, PolicyConsent, RecordedChange, type ConsentStore, type PrivacyStore } from '../ingest/index.ts'
 import { mustBeAnalyst, mustSee, type Revocation, type TokenAuthority, type Verified } from './auth.ts'
-import { errors, Json, strict } from './schemas.ts'
+import { errors, strict } from './schemas.ts'
 import type { App } from './tables.ts'
 
 const Params = Type.Object({ policy: Type.String({ pattern: ID_PATTERN, description: 'policy id' }) })
@@ -121,18 +121,16 @@ export function registerRevocations(app: App, auth: TokenAuthority, who: (req: F
 }
 
 /** What an erasure did (bin/erase.ts), as the erasure route answers it. */
-export interface Erasure {
-  policyId: string
-  /** The policy's pseudonym in the audit chain, and the hash of the erasure's own record there. */
-  pseudonym: string
-  auditHash: string
-  at: string
-  devices: number
-  /** What was removed, store by store, in words. */
-  removed: Record<string, string | number>
-  /** What stays, and why. */
-  kept: string[]
-}
+export const Erasure = strict({
+  policyId: Type.String(),
+  pseudonym: Type.String({ description: "The policy's pseudonym in the audit chain" }),
+  auditHash: Type.String({ description: "The hash of the erasure's own record in the audit chain" }),
+  at: Type.String({ description: 'ISO 8601' }),
+  devices: Type.Integer({ minimum: 0, description: 'The devices the policy had' }),
+  removed: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]), { description: 'What was removed, store by store, in words or counts' }),
+  kept: Type.Array(Type.String(), { description: 'What stays, and why' }),
+})
+export type Erasure = Static<typeof Erasure>
 
 /** Erases a policy everywhere ubiq keeps it; undefined for a policy the device registry does not know. */
 export type Erase = (policyId: string, by: { role: 'analyst'; tokenId?: string }) => Promise<Erasure | undefined>
@@ -145,7 +143,7 @@ export function registerErasure(app: App, erase: Erase, auth: TokenAuthority, wh
   app.post<{ Params: Static<typeof Params> }>('/api/v1/policies/:policy/erasure', {
     schema: {
       description: 'Erases the policy (analyst token): its devices leave the device registry, its readings and everything derived leave InfluxDB (every retention policy), the journals, the dead-letter files and the broker\'s retained messages, its consent, its tokens are revoked; its audit records stay, pseudonymous, and its key is destroyed, so nothing in them leads back to it. The erasure is recorded in the audit chain. Answers what was removed and what stays',
-      params: Params, response: { 200: Json, ...errors },
+      params: Params, response: { 200: Erasure, ...errors },
     },
   }, async (req) => {
     const principal = who(req)

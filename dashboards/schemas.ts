@@ -6,8 +6,6 @@ import { eventTypes, PolicyEvent, Score } from '../scoring/index.ts'
 import { FeedMessage, FeedNotice, FeedQuery } from './feed.ts'
 
 export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String(), code: Type.Optional(Type.String({ description: 'its code in the error catalogue (docs/errors.md)' })) })
-/** A JSON object body: its fields are described in the route's description. */
-export const Json = Type.Object({}, { additionalProperties: true })
 /** An object with these properties and no others: fastify serialises these, and the contract test holds answers to exactly them. */
 export const strict = <P extends TProperties>(properties: P, options: { description?: string } = {}) => Type.Object(properties, { ...options, additionalProperties: false })
 /** `schema`, or null. */
