@@ -381,6 +381,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     backpressure: { stopAt: cfg.BACKPRESSURE_STOP_LINES, resumeAt: cfg.BACKPRESSURE_RESUME_LINES },
     batch: { maxBatch: cfg.SCORE_BATCH_MAX, maxWaitMs: cfg.SCORE_BATCH_WAIT_MS },
     policyIdleMs: cfg.POLICY_IDLE_H * 3600_000,
+    claims: { url: cfg.CLAIMS_WEBHOOK_URL, secret: cfg.CLAIMS_WEBHOOK_SECRET },
   }, logger)
   cleanups.push(() => pipeline.stop())
 

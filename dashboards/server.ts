@@ -18,7 +18,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
 import { ID_PATTERN, Subject, within, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
-import { PremiumAdjustment, WhatIf, WhatIfError, type BacktestSummary } from '../pricing/index.ts'
+import { Claim, PremiumAdjustment, WhatIf, WhatIfError, type BacktestSummary } from '../pricing/index.ts'
 import { Score, type PolicyEvent } from '../scoring/index.ts'
 import { AuthError, mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
@@ -65,6 +65,8 @@ export interface DashboardsDeps {
    * erased one) answers 404 `unknown_policy`, and its feed closes with 4404. Default: every policy.
    */
   enrolled?(policyId: string): boolean
+  /** The claims opened (first notice of loss, #24), newest first, for the analyst; without it the list is empty. */
+  claims?(): Claim[]
   /** Erases a policy (#21 item 5, bin/erase.ts); without it there is no erasure route. */
   erase?: Erase
 }
@@ -225,6 +227,10 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     mustBeAnalyst(who(req))
     // Stored ones, and those whose first lines are still on their way to InfluxDB.
     return { policies: [...new Set([...(await storedPolicies(deps.influx)), ...journal.policies()])].sort() }
+  })
+  app.get('/api/v1/claims', { schema: { description: 'Every claim opened (first notice of loss: crash, leak that kept running, fire, CO), newest first, with its delivery status (analyst token)', response: { 200: strict({ claims: Type.Array(Claim) }), ...errors } } }, async (req) => {
+    mustBeAnalyst(who(req))
+    return { claims: deps.claims?.() ?? [] }
   })
   registerPortfolio(app, deps.influx, who)
   registerDrilldown(app, deps, who)

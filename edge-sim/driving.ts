@@ -83,7 +83,9 @@ export interface TripTruth {
   crash?: { ts: number; peak_ms2: number; delta_v_kmh: number }
 }
 
-const DEFAULT_CRASH_WINDOW = { hz: 100, pre_s: 10, post_s: 5 }
+// 10 s before and 20 s after, the evidence a claim carries (#24): the car stands still for the 20 s,
+// which is what the check after an impact looks for (pricing/claims.ts afterImpact).
+const DEFAULT_CRASH_WINDOW = { hz: 100, pre_s: 10, post_s: 20 }
 /** Length of a 90° bend: r·π/2 for a radius of 12 m in town, 25 m on arterials, 60 m on highway ramps. */
 const BEND_M: Record<RoadClass, number> = { urban: 19, arterial: 39, highway: 94 }
 const LOOKAHEAD_M = 600

@@ -1,5 +1,5 @@
 /**
- * The audit log of premium adjustments (#6), consent changes, privacy pauses and erasures (#21) and commands to devices (#24): append-only JSON lines, one
+ * The audit log of premium adjustments (#6), consent changes, privacy pauses and erasures (#21) commands to devices and claims (#24): append-only JSON lines, one
  * whole record a line, each linked to the one before by its `prevHash`. Altering a record breaks its own hash; removing
  * or reordering records breaks the next record's `prevHash`. `verifyAudit` names the first record
  * that does either.
@@ -14,6 +14,7 @@ import { dirname } from 'node:path'
 import type { CommandChange, ConsentChange, PrivacyChange } from '../ingest/index.ts'
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
 import { pseudonymise, type PolicyKeys } from './pseudonyms.ts'
+import type { ClaimChange } from './claims.ts'
 
 /** A consent change (ingest/consent.ts) in the chain: who, when, what (#21). */
 export type ConsentRecord = ConsentChange & { record: 'consent'; prevHash: string; hash: string }
@@ -23,6 +24,9 @@ export type PrivacyRecord = PrivacyChange & { record: 'privacy'; prevHash: strin
 
 /** A command to a device, its acknowledgement or its confirmation by the device's report (ingest/commands.ts) in the chain (#24). */
 export type CommandRecord = CommandChange & { record: 'command'; prevHash: string; hash: string }
+
+/** A claim's step (claims.ts): opened, delivered to the claims system, or failed (#24). */
+export type ClaimRecord = ClaimChange & { record: 'claim'; prevHash: string; hash: string }
 
 /**
  * A policy's erasure (#21 item 5) in the chain: when, who asked, and the policy's pseudonym as its
@@ -44,9 +48,9 @@ export interface ErasureRecord {
 
 /**
  * A record of the chain: a premium adjustment (no `record` field: so were all records before #21),
- * a consent change, a privacy pause, a command or an erasure. Readers of premiums skip the others.
+ * a consent change, a privacy pause, a command, a claim's step or an erasure. Readers of premiums skip the others.
  */
-export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord | CommandRecord | ErasureRecord
+export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord | CommandRecord | ClaimRecord | ErasureRecord
 
 /** An open audit log, for one writer. */
 export interface AuditLog {
