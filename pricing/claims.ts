@@ -32,6 +32,13 @@ interface ClaimTrigger {
   post_s: number
   /** The event's device's streams read into the evidence. */
   kinds: readonly string[]
+  /**
+   * A device that reports such events itself (registered for the `report` stream) uploads its
+   * recorder's window after one (ingest/sensors/crash.ts: "the IMU window follows on imu"): its
+   * window is stored once a series of `kinds` at `minHz` or more holds the post-event seconds,
+   * whichever report (its own, or scoring's IMU pulse) came first.
+   */
+  recorder?: { report: string; kinds: readonly string[]; minHz: number }
 }
 
 /**
@@ -40,7 +47,8 @@ interface ClaimTrigger {
  * the life of the valve command that should stop it; fire and CO carry 5 minutes each side.
  */
 export const CLAIM_TRIGGERS: Partial<Record<EventType, ClaimTrigger>> = {
-  crash: { pre_s: 10, post_s: 20, kinds: ['imu', 'imu_device', 'obd', 'gps', 'crash'] },
+  // A recorder's rate is one that sees a crash pulse: 50 Hz or more (scoring/crash.ts).
+  crash: { pre_s: 10, post_s: 20, kinds: ['imu', 'imu_device', 'obd', 'gps', 'crash'], recorder: { report: 'crash', kinds: ['imu', 'imu_device'], minHz: 50 } },
   leak: { pre_s: 600, post_s: COMMANDS.close_valve.ttlMs / 1000, kinds: ['leak', 'valve', 'climate'] },
   smoke: { pre_s: 300, post_s: 300, kinds: ['smoke', 'climate'] },
   co_alarm: { pre_s: 300, post_s: 300, kinds: ['smoke', 'climate'] },
@@ -178,11 +186,20 @@ export function claimsStage(deps: ClaimsDeps) {
     return deps.influx.query(`SELECT * FROM ${kinds.map(qualified).join(', ')} WHERE (${devices}) AND time >= ${Math.round(fromMs)}ms AND time <= ${Math.round(toMs)}ms ORDER BY time ASC`)
   }
 
-  /** Waits until a reading of the device at or after `endMs` is stored, or `deadline` (server time) passes; true when stored. */
-  async function untilStored(kinds: readonly string[], deviceId: string, endMs: number, deadline: number): Promise<boolean> {
+  /**
+   * Waits until the post-event window is stored: a reading of the device at or after its end (or,
+   * when the device's recorder uploads one, that recorder's samples through it), or until
+   * `deadline` (server time) passes; true when stored.
+   */
+  async function untilStored(kinds: readonly string[], deviceId: string, fromMs: number, endMs: number, recorder: ClaimTrigger['recorder'], deadline: number): Promise<boolean> {
+    const device = `device_id = ${quoteString(deviceId)}`
+    const stored = recorder
+      // Its samples after the event, per rate: all but the last second's at the rate (a window ends on a second).
+      ? async () => (await deps.influx.query(`SELECT count(seq) FROM ${recorder.kinds.map(qualified).join(', ')} WHERE ${device} AND time >= ${Math.round(fromMs)}ms AND time <= ${Math.round(endMs)}ms GROUP BY hz`))
+        .some((s) => Number(s.tags?.hz) >= recorder.minHz && Number(s.values[0]?.[1]) >= Number(s.tags?.hz) * ((endMs - fromMs) / 1000 - 1))
+      : async () => (await deps.influx.query(`SELECT seq FROM ${kinds.map(qualified).join(', ')} WHERE ${device} AND time >= ${Math.round(endMs)}ms LIMIT 1`)).some((s) => s.values.length > 0)
     for (;;) {
-      const q = `SELECT seq FROM ${kinds.map(qualified).join(', ')} WHERE device_id = ${quoteString(deviceId)} AND time >= ${Math.round(endMs)}ms LIMIT 1`
-      if ((await deps.influx.query(q)).some((s) => s.values.length > 0)) return true
+      if (await stored()) return true
       if (closed || Date.now() >= deadline) return false
       await new Promise((r) => setTimeout(r, pollMs))
     }
@@ -193,7 +210,8 @@ export function claimsStage(deps: ClaimsDeps) {
     if (!device) return
     const kinds = trigger.kinds.filter((k) => device.kinds.includes(k))
     const [fromMs, toMs] = [e.from - trigger.pre_s * 1000, e.to + trigger.post_s * 1000]
-    const complete = kinds.length > 0 && (await untilStored(kinds, e.deviceId, toMs, arrivedAt + trigger.post_s * 1000 + graceMs))
+    const recorder = trigger.recorder && device.kinds.includes(trigger.recorder.report) && device.kinds.some((k) => trigger.recorder!.kinds.includes(k)) ? trigger.recorder : undefined
+    const complete = kinds.length > 0 && (await untilStored(kinds, e.deviceId, e.to, toMs, recorder, arrivedAt + trigger.post_s * 1000 + graceMs))
     if (closed) return
     const readings: Record<string, Rows> = {}
     for (const s of await read(kinds, [e.deviceId], fromMs, toMs)) {
