@@ -9,11 +9,13 @@
 import t from 'tap'
 import mqtt from 'mqtt'
 import { createServer } from 'node:http'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { deviceRegistry, topics } from '../ingest/index.ts'
 import { auditRecords, verifyAudit, verifySignature, SIGNATURE_HEADER, type Claim, type ClaimRecord } from '../pricing/index.ts'
 import type { PolicyEvent } from '../scoring/index.ts'
 import { driveVehicle, makeCity, makePolicies, toMessages, type DeviceMessage, type TripTruth } from '../edge-sim/index.ts'
-import { auditLogFile } from '../bin/pipeline.ts'
+import { auditLogFile, webhooksDir } from '../bin/pipeline.ts'
 import { startServices, startTestPipeline } from './harness.ts'
 
 const DB = 'ubiq_claims'
@@ -147,4 +149,11 @@ t.test('crash → claim with its evidence window, signed, delivered once through
   t.same(records.map((r) => r.action).sort(), [...cars.map(() => 'delivered'), ...cars.map(() => 'opened')], 'each claim opened and delivered, in the audit chain')
   t.notOk(records.some((r) => r.policyId.startsWith('pol-') || cars.some((v) => r.deviceId === v.deviceId)), 'pseudonymised: no policy or device id in them')
   t.match(verifyAudit(auditLogFile(services.dataDir)), { ok: true })
+
+  // After a restart the list comes back from the audit chain, and nothing is sent again.
+  await pipeline.stop()
+  const again = await startTestPipeline(t, services, [], DB, { devices: registry, claims: { url, secret: SECRET } })
+  const after = ((await (await fetch(`${again.url}/api/v1/claims`, { headers: { authorization: `Bearer ${again.auth.issue({ role: 'analyst' }, 60_000)}` } })).json()) as { claims: Claim[] }).claims
+  t.same(after, listed, 'after a restart: the same claims, the same statuses')
+  t.same(readdirSync(join(webhooksDir(services.dataDir), 'pending')), [], 'no delivery left pending to send again')
 })
