@@ -232,6 +232,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     mustBeAnalyst(who(req))
     return { claims: deps.claims?.() ?? [] }
   })
+  policyRoute('/api/v1/policies/:policy/claims', "The policy's claims (first notice of loss) and their status, newest first", undefined, strict({ claims: Type.Array(Claim) }), async (policyId) => ({ claims: (deps.claims?.() ?? []).filter((c) => c.policyId === policyId) }))
   registerPortfolio(app, deps.influx, who)
   registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)

@@ -136,6 +136,11 @@ t.test('crash → claim with its evidence window, signed, delivered once through
   t.same(listed.map((c) => c.deviceId).sort(), cars.map((v) => v.deviceId).sort(), 'the analyst lists the claims, delivered')
   const holder = { authorization: `Bearer ${pipeline.auth.issue({ role: 'policyholder', policyId: pothole.policyId }, 60_000)}` }
   t.equal((await fetch(`${pipeline.url}/api/v1/claims`, { headers: holder })).status, 403, 'a policyholder may not')
+  const own = policies[0]!
+  const ownHolder = { authorization: `Bearer ${pipeline.auth.issue({ role: 'policyholder', policyId: own.policyId }, 60_000)}` }
+  const mine = ((await (await fetch(`${pipeline.url}/api/v1/policies/${own.policyId}/claims`, { headers: ownHolder })).json()) as { claims: Claim[] }).claims
+  t.match(mine, [{ policyId: own.policyId, deviceId: own.vehicle!.deviceId, type: 'crash', status: 'delivered' }], 'a policyholder sees its own claim\'s status (the feed page shows it)')
+  t.equal((await fetch(`${pipeline.url}/api/v1/policies/${own.policyId}/claims`, { headers: holder })).status, 403, "and not another policy's")
 
   t.ok(events.some((e) => e.type === 'crash' && e.deviceId === pothole.deviceId), 'the pothole\'s spike is a crash to the detector…')
   let dismissed = ''
@@ -156,4 +161,44 @@ t.test('crash → claim with its evidence window, signed, delivered once through
   const after = ((await (await fetch(`${again.url}/api/v1/claims`, { headers: { authorization: `Bearer ${again.auth.issue({ role: 'analyst' }, 60_000)}` } })).json()) as { claims: Claim[] }).claims
   t.same(after, listed, 'after a restart: the same claims, the same statuses')
   t.same(readdirSync(join(webhooksDir(services.dataDir), 'pending')), [], 'no delivery left pending to send again')
+})
+
+t.test('a leak that kept running opens a claim; one the valve stopped in time does not', async (t) => {
+  const services = await startServices(t)
+  const hubs = ['hub-running', 'hub-stopped'].map((deviceId, i) => ({ deviceId, policyId: `pol-home-${i + 1}`, kinds: ['leak', 'valve', 'climate'] }))
+  const received: { id: string; body: string }[] = []
+  const server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (c) => (body += c))
+    req.on('end', () => {
+      received.push({ id: String(req.headers['idempotency-key']), body })
+      res.writeHead(200).end()
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise((r) => server.close(r)))
+  const pipeline = await startTestPipeline(t, services, [], DB, { devices: deviceRegistry(hubs), claims: { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/fnol`, secret: SECRET } })
+
+  // 40 minutes ago each probe got wet, with the valve open; one valve shut 30 s later. The climate
+  // sensor reports every 5 minutes, past the 15 minutes a valve has to stop the leak.
+  const leakAt = Date.now() - 40 * 60_000
+  const client = await mqtt.connectAsync(services.mqttUrl, { clientId: 'claims-test-hubs' })
+  t.teardown(() => client.endAsync())
+  for (const [i, hub] of hubs.entries()) {
+    const messages: [string, number, Record<string, unknown>][] = [['valve', leakAt - 60_000, { valve_open: true }], ['leak', leakAt, { leak_detected: true }]]
+    if (i === 1) messages.push(['valve', leakAt + 30_000, { valve_open: false }])
+    for (let m = 5; m <= 20; m += 5) messages.push(['climate', leakAt + m * 60_000, { temp_c: 19.5 }])
+    for (const [seq, [kind, ts, body]] of messages.sort((a, b) => a[1] - b[1]).entries()) await client.publishAsync(topics.device(hub.deviceId, kind), JSON.stringify({ seq, ts, ...body }), { qos: 1 })
+  }
+
+  await until(() => received.length === 1)
+  const claim = JSON.parse(received[0]!.body) as { event: { type: string; deviceId: string }; evidence: { complete: boolean; readings: Record<string, unknown> } }
+  t.match(claim, { event: { type: 'leak', deviceId: 'hub-running' }, evidence: { complete: true } }, 'the leak no valve stopped: a claim, its window whole')
+  t.ok(claim.evidence.readings.leak && claim.evidence.readings.valve, 'with the leak and valve readings around it')
+  let dismissed = ''
+  while (!/type="leak"/.test(dismissed) || !/dismissed/.test(dismissed)) {
+    dismissed = await pipeline.metrics.getSingleMetricAsString('ubiq_claims_total')
+    await sleep(50)
+  }
+  t.equal(received.length, 1, 'the leak the valve stopped 30 s in: no claim')
 })

@@ -101,6 +101,7 @@ t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async 
   await check('/api/v1/ingest/health', '/api/v1/ingest/health')
   await check('/api/v1/policies/{policy}/consents', `/api/v1/policies/${policy}/consents`)
   await check('/api/v1/claims', '/api/v1/claims')
+  await check('/api/v1/policies/{policy}/claims', `/api/v1/policies/${policy}/claims`)
   // Every route the OpenAPI document describes with a JSON body was asked, but those that change
   // state (consent, privacy, erasure, revocations: their own tests), the backtest (no reference run here)
   // and the export (a zip).
