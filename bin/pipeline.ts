@@ -463,6 +463,8 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     ...(cfg.claims?.graceMs === undefined ? {} : { graceMs: cfg.claims.graceMs }),
   })
   events$.subscribe((e) => claims!.take(e))
+  // A claim that was waiting for its window when ubiq last stopped.
+  claims.resume().catch((err: unknown) => logger.error({ err }, 'claims waiting at the last stop could not be resumed'))
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics })
   const { premiums$ } = pricing
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))

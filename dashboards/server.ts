@@ -207,6 +207,8 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       return handler(req.params.policy, req.query, req, reply)
     })
   const notFound = (reply: FastifyReply, error: string, message: string) => reply.code(404).send({ error, message })
+  /** A policy's claims, newest first: its route's and its export's. */
+  const claimsOf = (policyId: string) => (deps.claims?.() ?? []).filter((c) => c.policyId === policyId)
 
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
   // Browsers ask for /favicon.ico on every page: an icon, not a 404 in every log and console.
@@ -232,7 +234,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     mustBeAnalyst(who(req))
     return { claims: deps.claims?.() ?? [] }
   })
-  policyRoute('/api/v1/policies/:policy/claims', "The policy's claims (first notice of loss) and their status, newest first", undefined, strict({ claims: Type.Array(Claim) }), async (policyId) => ({ claims: (deps.claims?.() ?? []).filter((c) => c.policyId === policyId) }))
+  policyRoute('/api/v1/policies/:policy/claims', "The policy's claims (first notice of loss) and their status, newest first", undefined, strict({ claims: Type.Array(Claim) }), async (policyId) => ({ claims: claimsOf(policyId) }))
   registerPortfolio(app, deps.influx, who)
   registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)
@@ -259,6 +261,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   registerExport(app, {
     influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
     consentsOf: (policyId) => storeConsents(deps.consents, policyId, deps.devicesOf?.(policyId) ?? []),
+    claimsOf: (policyId) => claimsOf(policyId),
   }, who)
   policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, Standing, async (policyId, _q, _req, reply) => {
     // The feed's standing: it reads from InfluxDB what it does not hold.

@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
-import { COMMANDS, geohash, POSITION_FIELDS, qualified, quoteString, type ConsentStore, type Influx, type RegisteredDevice, type Series } from '../ingest/index.ts'
+import { COMMANDS, geohash, POSITION_FIELDS, qualified, quoteString, seriesRows, type ConsentStore, type Influx, type RegisteredDevice, type Series } from '../ingest/index.ts'
 import type { EventType, PolicyEvent } from '../scoring/index.ts'
 
 /** What opens a claim, and the window of readings it carries: before and after the event, s. */
@@ -207,7 +207,8 @@ export function claimsStage(deps: ClaimsDeps) {
 
   async function judge(e: PolicyEvent, trigger: ClaimTrigger, arrivedAt: number): Promise<void> {
     const device = deps.device(e.deviceId)
-    if (!device) return
+    const id = claimId(e)
+    if (!device || claims.get(id)) return // unknown, or the same event again (a redelivery after a restart)
     const kinds = trigger.kinds.filter((k) => device.kinds.includes(k))
     const [fromMs, toMs] = [e.from - trigger.pre_s * 1000, e.to + trigger.post_s * 1000]
     const recorder = trigger.recorder && device.kinds.includes(trigger.recorder.report) && device.kinds.some((k) => trigger.recorder!.kinds.includes(k)) ? trigger.recorder : undefined
@@ -232,7 +233,7 @@ export function claimsStage(deps: ClaimsDeps) {
     }
     if (e.type === 'leak') {
       const valves = deps.devicesOf(e.policyId).filter((d) => deps.device(d)?.kinds.includes('valve'))
-      const closedValve = seriesRowsOf(await read(['valve'], valves, e.from, toMs)).some((r) => r.valve_open === false)
+      const closedValve = seriesRows(await read(['valve'], valves, e.from, toMs)).some((r) => r.valve_open === false)
       if (closedValve) {
         counted.inc({ type: e.type, outcome: 'dismissed' })
         log.info({ policyId: e.policyId, deviceId: e.deviceId }, 'leak stopped by the valve in time: no claim')
@@ -241,8 +242,6 @@ export function claimsStage(deps: ClaimsDeps) {
     }
     const position = positionOf(readings, e, deps.consents.allows(e.policyId, 'gps', 'claims'))
     if (!deps.consents.allows(e.policyId, 'gps', 'claims') && readings.gps) readings.gps = withoutPositions(readings.gps)
-    const id = claimId(e)
-    if (claims.get(id)) return // the same event again (a redelivery after a restart)
     const confidence: Claim['confidence'] = movement === undefined || movement.verdict === 'stopped' ? 'high' : 'low'
     const openedAt = new Date().toISOString()
     const payload = {
@@ -253,25 +252,51 @@ export function claimsStage(deps: ClaimsDeps) {
       position,
       evidence: {
         from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), complete,
-        ...(complete ? {} : { note: `readings after ${new Date(latest(readings) ?? fromMs).toISOString()} were not stored within ${Math.round((trigger.post_s * 1000 + graceMs) / 1000)} s: assembled with what exists` }),
+        ...(complete ? {} : { note: `readings after ${new Date(latest(readings, fromMs)).toISOString()} were not stored within ${Math.round((trigger.post_s * 1000 + graceMs) / 1000)} s: assembled with what exists` }),
         readings,
       },
     }
-    deps.record({ policyId: e.policyId, deviceId: e.deviceId, claimId: id, action: 'opened', at: openedAt, type: e.type, eventAt: new Date(e.from).toISOString(), confidence, complete, payloadHash: createHash('sha256').update(JSON.stringify(payload)).digest('hex') })
-    claims.apply({ policyId: e.policyId, deviceId: e.deviceId, claimId: id, action: 'opened', at: openedAt, type: e.type, eventAt: new Date(e.from).toISOString(), confidence, complete })
+    const opened: ClaimChange = { policyId: e.policyId, deviceId: e.deviceId, claimId: id, action: 'opened', at: openedAt, type: e.type, eventAt: new Date(e.from).toISOString(), confidence, complete }
+    // On the record (with a hash of what is sent) before it is sent: a claim that cannot be recorded is not sent.
+    deps.record({ ...opened, payloadHash: createHash('sha256').update(JSON.stringify(payload)).digest('hex') })
+    claims.apply(opened)
     counted.inc({ type: e.type, outcome: 'opened' })
     log.info({ policyId: e.policyId, deviceId: e.deviceId, claimId: id, type: e.type, confidence, complete }, 'claim opened')
     deps.send?.(id, e.policyId, payload)
   }
 
+  /** The events being judged: one loss reported twice (the device's report, then its recorder's window after a restart) is one claim. */
+  const judging = new Set<PolicyEvent>()
+  const sameLoss = (a: { deviceId: string; type: string; from: number }, b: PolicyEvent) =>
+    a.deviceId === b.deviceId && a.type === b.type && Math.abs(a.from - b.from) <= SAME_LOSS_MS
+
+  /** An event: a trigger's starts its claim's assembly in the background. */
+  function take(e: PolicyEvent) {
+    const trigger = CLAIM_TRIGGERS[e.type]
+    if (!trigger || !e.urgent || closed) return
+    if ([...judging].some((j) => sameLoss(j, e)) || claims.list().some((c) => sameLoss({ ...c, from: Date.parse(c.eventAt) }, e))) return
+    judging.add(e)
+    const run = judge(e, trigger, Date.now()).catch((err: unknown) => log.error({ err, policyId: e.policyId, type: e.type }, 'a claim could not be assembled'))
+    inFlight.add(run)
+    void run.finally(() => (inFlight.delete(run), judging.delete(e)))
+  }
+
   return {
-    /** An event: a trigger's starts its claim's assembly in the background. */
-    take(e: PolicyEvent) {
-      const trigger = CLAIM_TRIGGERS[e.type]
-      if (!trigger || !e.urgent || closed) return
-      const run = judge(e, trigger, Date.now()).catch((err: unknown) => log.error({ err, policyId: e.policyId, type: e.type }, 'a claim could not be assembled'))
-      inFlight.add(run)
-      void run.finally(() => inFlight.delete(run))
+    take,
+    /**
+     * At start: the trigger events stored in the last `lookbackMs` (device time) that have no claim
+     * are judged again, so that a claim still waiting for its window when ubiq stopped is not lost.
+     * A dismissed one is dismissed again.
+     */
+    async resume(lookbackMs = 3600_000) {
+      const types = Object.keys(CLAIM_TRIGGERS).map((type) => `type = ${quoteString(type)}`).join(' OR ')
+      const rows = seriesRows(await deps.influx.query(`SELECT * FROM ${qualified('event')} WHERE urgent = true AND (${types}) AND time >= ${Date.now() - lookbackMs}ms`))
+      for (const r of rows) {
+        const evidence = Object.fromEntries(Object.entries(r).filter(([k, v]) => typeof v === 'number' && !['time', 'end_ms'].includes(k)))
+        const e = { policyId: String(r.policy_id), deviceId: String(r.device_id), subject: r.subject, type: r.type, urgent: true, from: Number(r.time), to: Number(r.end_ms ?? r.time),
+          evidence: { ...evidence, source: String(r.source), unit: String(r.unit ?? '') } } as PolicyEvent
+        if (!claims.get(claimId(e))) take(e)
+      }
     },
     /** The webhook's end for a claim: recorded, and shown in the list. */
     settled(claimId: string, outcome: 'delivered' | 'dead') {
@@ -292,17 +317,20 @@ export function claimsStage(deps: ClaimsDeps) {
 }
 export type ClaimsStage = ReturnType<typeof claimsStage>
 
+/** Events of one device and type this close are one loss, ms (a crash's reports within a minute). */
+const SAME_LOSS_MS = 60_000
+
 /** The claim of an event: one id per device, type and start, so the same event never opens two. */
 export const claimId = (e: Pick<PolicyEvent, 'policyId' | 'deviceId' | 'type' | 'from'>) =>
   `clm_${createHash('sha256').update(`${e.policyId}/${e.deviceId}/${e.type}/${e.from}`).digest('hex').slice(0, 32)}`
 
-const seriesRowsOf = (series: readonly Series[]) => series.flatMap((s) => s.values.map((v) => Object.fromEntries(s.columns.map((c, i) => [c, v[i]]))))
 const column = (r: Rows | undefined, name: string) => r?.columns.indexOf(name) ?? -1
 const speedsOf = (r: Rows | undefined) => {
   const [t, v] = [column(r, 'time'), column(r, 'speed_kmh')]
   return v < 0 ? [] : r!.rows.filter((row) => typeof row[v] === 'number').map((row) => ({ ts: Number(row[t]), kmh: Number(row[v]) }))
 }
-const latest = (readings: Record<string, Rows>) => Math.max(...Object.values(readings).flatMap((r) => r.rows.map((row) => Number(row[0]))))
+/** The time of the last reading, or `none` when there is none. */
+const latest = (readings: Record<string, Rows>, none: number) => Math.max(none, ...Object.values(readings).flatMap((r) => r.rows.map((row) => Number(row[0]))))
 
 /** The gps rows without their position columns: the claim gets only the cell. */
 function withoutPositions(r: Rows): Rows {

@@ -16,7 +16,7 @@ import { auditRecords, verifyAudit, verifySignature, SIGNATURE_HEADER, type Clai
 import type { PolicyEvent } from '../scoring/index.ts'
 import { driveVehicle, makeCity, makePolicies, toMessages, type DeviceMessage, type TripTruth } from '../edge-sim/index.ts'
 import { auditLogFile, webhooksDir } from '../bin/pipeline.ts'
-import { startServices, startTestPipeline } from './harness.ts'
+import { firstMatch, startServices, startTestPipeline } from './harness.ts'
 
 const DB = 'ubiq_claims'
 const SECRET = 'claims-secret-'.padEnd(40, 'x')
@@ -201,4 +201,55 @@ t.test('a leak that kept running opens a claim; one the valve stopped in time do
     await sleep(50)
   }
   t.equal(received.length, 1, 'the leak the valve stopped 30 s in: no claim')
+})
+
+t.test('a crash whose claim was waiting for its window when ubiq stopped is claimed after the restart, once', async (t) => {
+  const services = await startServices(t)
+  const city = makeCity()
+  const [policy] = makePolicies(city, 1)
+  const car = policy!.vehicle!
+  const registry = deviceRegistry([{ deviceId: car.deviceId, policyId: policy!.policyId, kinds: ['status', 'obd', 'gps', 'imu', 'imu_device', 'crash'] }])
+  const received: string[] = []
+  const server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (c) => (body += c))
+    req.on('end', () => void (received.push(body), res.writeHead(200).end()))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise((r) => server.close(r)))
+  const claims = { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/fnol`, secret: SECRET }
+  const { crashAt, messages } = crashTrip(city, car, Date.now() + 6000)
+  const queue = messages.sort((a, b) => a.sendAt - b.sendAt)
+  const client = await mqtt.connectAsync(services.mqttUrl, { clientId: 'claims-test-restart' })
+  t.teardown(() => client.endAsync())
+  const publishUntil = async (last: number) => {
+    while (queue.length && queue[0]!.sendAt <= last) {
+      const m = queue.shift()!
+      if (m.sendAt > Date.now()) await sleep(m.sendAt - Date.now())
+      await client.publishAsync(m.topic, m.payload, { qos: 1 })
+    }
+  }
+
+  // The crash, and 5 s after it: the claim waits for its 20 s; ubiq stops.
+  const first = await startTestPipeline(t, services, [], DB, { devices: registry, claims })
+  const crash = firstMatch(first.events$, (e: PolicyEvent) => e.type === 'crash')
+  await publishUntil(crashAt + 5000)
+  await crash
+  await first.stop()
+  t.same(received, [], 'no claim yet: its window was not stored')
+
+  // Started again, the rest of the car's messages (the standstill, then its recorder's window).
+  const again = await startTestPipeline(t, services, [], DB, { devices: registry, claims })
+  await publishUntil(Infinity)
+  await until(() => received.length === 1)
+  const claim = JSON.parse(received[0]!) as { event: { type: string; deviceId: string }; evidence: { complete: boolean } }
+  t.match(claim, { event: { type: 'crash', deviceId: car.deviceId }, evidence: { complete: true } }, 'the claim, its window whole, after the restart')
+  let listed: Claim[] = []
+  while (listed.length === 0 || listed.some((c) => c.status !== 'delivered')) {
+    listed = ((await (await fetch(`${again.url}/api/v1/claims`, { headers: { authorization: `Bearer ${again.auth.issue({ role: 'analyst' }, 60_000)}` } })).json()) as { claims: Claim[] }).claims
+    await sleep(50)
+  }
+  await sleep(2000) // the recorder's window may be a crash again to scoring: it is the same loss
+  t.equal(received.length, 1, 'one claim for the crash, however it was reported')
+  t.equal(listed.length, 1)
 })
