@@ -203,7 +203,7 @@ t.test('a leak that kept running opens a claim; one the valve stopped in time do
   t.equal(received.length, 1, 'the leak the valve stopped 30 s in: no claim')
 })
 
-t.test('a crash whose claim was waiting for its window when ubiq stopped is claimed after the restart, once', async (t) => {
+t.test('a crash whose claim was waiting for its window when ubiq stopped is claimed after the restart, with what was stored', async (t) => {
   const services = await startServices(t)
   const city = makeCity()
   const [policy] = makePolicies(city, 1)
@@ -219,7 +219,9 @@ t.test('a crash whose claim was waiting for its window when ubiq stopped is clai
   t.teardown(() => new Promise((r) => server.close(r)))
   const claims = { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/fnol`, secret: SECRET }
   const { crashAt, messages } = crashTrip(city, car, Date.now() + 6000)
-  const queue = messages.sort((a, b) => a.sendAt - b.sendAt)
+  // Its recorder's window never comes (the phone broke): nothing after the restart is a crash again,
+  // and the claim's window is never whole.
+  const queue = messages.filter((m) => m.sendAt === m.ts).sort((a, b) => a.sendAt - b.sendAt)
   const client = await mqtt.connectAsync(services.mqttUrl, { clientId: 'claims-test-restart' })
   t.teardown(() => client.endAsync())
   const publishUntil = async (last: number) => {
@@ -238,18 +240,18 @@ t.test('a crash whose claim was waiting for its window when ubiq stopped is clai
   await first.stop()
   t.same(received, [], 'no claim yet: its window was not stored')
 
-  // Started again, the rest of the car's messages (the standstill, then its recorder's window).
-  const again = await startTestPipeline(t, services, [], DB, { devices: registry, claims })
+  // Started again (waiting 1 s past a window, not 60), the rest of the car's messages: its standstill.
+  const again = await startTestPipeline(t, services, [], DB, { devices: registry, claims: { ...claims, graceMs: 1000 } })
   await publishUntil(Infinity)
   await until(() => received.length === 1)
-  const claim = JSON.parse(received[0]!) as { event: { type: string; deviceId: string }; evidence: { complete: boolean } }
-  t.match(claim, { event: { type: 'crash', deviceId: car.deviceId }, evidence: { complete: true } }, 'the claim, its window whole, after the restart')
+  const claim = JSON.parse(received[0]!) as { event: { type: string; deviceId: string }; evidence: { complete: boolean; readings: Record<string, unknown> } }
+  t.match(claim, { event: { type: 'crash', deviceId: car.deviceId }, evidence: { complete: false, note: /assembled with what exists/ } }, 'the claim after the restart, saying its window is not whole (no recorder\'s window)')
+  t.ok(claim.evidence.readings.obd && claim.evidence.readings.imu, 'with the readings that were stored')
   let listed: Claim[] = []
   while (listed.length === 0 || listed.some((c) => c.status !== 'delivered')) {
     listed = ((await (await fetch(`${again.url}/api/v1/claims`, { headers: { authorization: `Bearer ${again.auth.issue({ role: 'analyst' }, 60_000)}` } })).json()) as { claims: Claim[] }).claims
     await sleep(50)
   }
-  await sleep(2000) // the recorder's window may be a crash again to scoring: it is the same loss
-  t.equal(received.length, 1, 'one claim for the crash, however it was reported')
+  t.equal(received.length, 1, 'one claim for the crash')
   t.equal(listed.length, 1)
 })
