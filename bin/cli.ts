@@ -379,6 +379,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     policyIdleMs: cfg.POLICY_IDLE_H * 3600_000,
     alertThresholds: { windowMin: cfg.ALERT_WINDOW_MIN, lagS: cfg.ALERT_LAG_S, rejectedPct: cfg.ALERT_REJECTED_PCT, driftPsi: cfg.ALERT_DRIFT_PSI, driftWindowH: cfg.ALERT_DRIFT_WINDOW_H, driftMinPolicies: cfg.ALERT_DRIFT_MIN_POLICIES },
     detectors: detectorsOf(cfg),
+    claims: { url: cfg.CLAIMS_WEBHOOK_URL, secret: cfg.CLAIMS_WEBHOOK_SECRET },
   }, logger)
   cleanups.push(() => pipeline.stop())
 
@@ -405,7 +406,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
  */
 async function runWorker(cfg: Config, logger: Logger): Promise<void> {
   const missing = (['NATS_URL', 'INFLUX_URL', 'DEVICE_REGISTRY'] as const).filter((k) => !cfg[k])
-  if (missing.length > 0) throw Object.assign(new Error(`ubiq start --worker needs ${missing.join(', ')} (a worker starts no servers of its own; docs/scale-out.md)`), { code: 'CONFIG_INVALID' })
+  if (missing.length > 0) throw new codes.UBIQ_CONFIG_INVALID(`ubiq start --worker needs ${missing.join(', ')} (a worker starts no servers of its own; docs/scale-out.md)`)
   const worker = await startWorker({
     servers: cfg.NATS_URL!.split(','),
     partitions: cfg.WORKER_PARTITIONS,
@@ -422,7 +423,7 @@ async function runWorker(cfg: Config, logger: Logger): Promise<void> {
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down')
     worker.stop().then(() => process.exit(0), (err: Error) => {
-      logger.error({ err: err.message }, 'shutdown failed')
+      logger.error({ err }, 'shutdown failed')
       process.exit(1)
     })
   }

@@ -17,7 +17,7 @@ import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import type { Erase, Erasure } from '../dashboards/index.ts'
 import { quoteIdent, quoteString, sensors, topics, writePrivate, type CommandStore, type ConsentStore, type PrivacyStore, type Influx, type Journal, type RegisteredDevice } from '../ingest/index.ts'
-import type { AuditLog, ErasureRecord, PolicyKeys } from '../pricing/index.ts'
+import type { AuditLog, ClaimsStage, ErasureRecord, PolicyKeys, WebhookSender } from '../pricing/index.ts'
 
 export interface ErasureDeps {
   /** The running device registry: erasure takes the policy's devices out of it. */
@@ -34,6 +34,9 @@ export interface ErasureDeps {
   consents: ConsentStore
   privacy: PrivacyStore
   commands: CommandStore
+  /** Its claims leave the list, and its webhook deliveries (pending or dead) their files: they hold its readings. */
+  claims: Pick<ClaimsStage, 'forget'>
+  webhooks: Pick<WebhookSender, 'forget'>
   /** Drops the policy's and its devices' state in the running stages (ingest, scoring), and the policy from their registry. */
   forget(policyId: string, deviceIds: readonly string[]): void
   /** Puts the policy back in the stages' registry: its erasure failed part way, and can be asked again. */
@@ -46,10 +49,11 @@ export const discoveryFile = (dataDir: string, deviceId: string) => join(dataDir
 
 /** What erasure cannot remove, and why: said in every answer, and in the README. */
 const KEPT = [
-  'the audit chain keeps the policy\'s premium, household, consent, privacy mode, command and erasure records, pseudonymous: its key is destroyed, so nothing in them leads back to the policy or its devices, and the chain still verifies',
+  'the audit chain keeps the policy\'s premium, household, consent, privacy mode, command, claim and erasure records, pseudonymous: its key is destroyed, so nothing in them leads back to the policy or its devices, and the chain still verifies',
   'InfluxDB marks the dropped series deleted at once; the bytes stay in its data files until it compacts their shards',
   'the broker\'s credentials and ACL entries of the devices, where the operator made them (ubiq broker-config): take the devices out of the registry they were made from and make them again',
   'logs, as the operator keeps them: they hold ids, never readings',
+  'claims already delivered to the insurer\'s claims system: they are the insurer\'s record there',
   'backups of UBIQ_DATA_DIR and InfluxDB taken before the erasure',
 ]
 
@@ -108,6 +112,8 @@ export function eraser(deps: ErasureDeps): Erase {
     deps.consents.forget(policyId, devices)
     deps.privacy.forget(policyId, devices)
     deps.commands.forget(devices)
+    deps.claims.forget(policyId)
+    removed.webhookDeliveries = deps.webhooks.forget(policyId)
 
     const at = new Date().toISOString()
     const record = deps.audit.link<ErasureRecord>({ record: 'erasure', policyId: deps.keys.pseudonym(policyId), devices: devices.length, by, at })

@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { pushAlerts, startDashboards, tokenAuthority, tokenSecret, type AlertThresholds, type TokenAuthority } from '../dashboards/index.ts'
 import { codes, commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
-import { auditRecords, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan, type ValveTest } from '../pricing/index.ts'
+import { auditRecords, claimsStage, webhookSender, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type ClaimRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan, type ValveTest } from '../pricing/index.ts'
 import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type DetectorConfigs, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, Subject as RxSubject, type Observable } from 'rxjs'
 import { eraser } from './erase.ts'
@@ -58,6 +58,12 @@ export interface PipelineConfig {
   alertThresholds?: AlertThresholds
   /** The vehicle detectors' thresholds (default: as each detector declares them). */
   detectors?: DetectorConfigs
+  /**
+   * The insurer's claims system (CLAIMS_WEBHOOK_URL, CLAIMS_WEBHOOK_SECRET): claims are delivered
+   * there as signed webhooks. Without it claims are opened and listed, not sent. `retry` and
+   * `graceMs` are for tests (the defaults: pricing/webhooks.ts, pricing/claims.ts).
+   */
+  claims?: { url?: string; secret?: string; retry?: { maxAttempts?: number; baseDelayMs?: number }; graceMs?: number }
 }
 
 export interface Pipeline {
@@ -92,25 +98,28 @@ export const auditLogFile = (dataDir: string) => join(dataDir, 'audit.jsonl')
 /** The audit chain's per-policy keys (pricing/pseudonyms.ts): an erasure destroys one. */
 export const auditKeysFile = (dataDir: string) => join(dataDir, 'audit-keys.json')
 
+/** The webhook deliveries waiting (pending/) and given up (dead/) (pricing/webhooks.ts). */
+export const webhooksDir = (dataDir: string) => join(dataDir, 'webhooks')
+
 /** The dashboards' token secret, when TOKEN_SECRET does not give one. */
 export const tokenSecretFile = (dataDir: string) => join(dataDir, 'token-secret')
 
 /** The dashboards' token revocations (#21 item 7). */
 export const revocationsFile = (dataDir: string) => join(dataDir, 'token-revocations.json')
 
-/** The changes consent, privacy mode and commands record in the audit chain, as their stores take them back. */
-type RecordedChanges = { consent: Omit<ConsentRecord, 'record' | 'prevHash'>; privacy: Omit<PrivacyRecord, 'record' | 'prevHash'>; command: Omit<CommandRecord, 'record' | 'prevHash'> }
+/** The changes consent, privacy mode, commands and claims record in the audit chain, as their stores take them back. */
+type RecordedChanges = { consent: Omit<ConsentRecord, 'record' | 'prevHash'>; privacy: Omit<PrivacyRecord, 'record' | 'prevHash'>; command: Omit<CommandRecord, 'record' | 'prevHash'>; claim: Omit<ClaimRecord, 'record' | 'prevHash'> }
 
 /**
  * The audit chain read once at start: pricing's state, and the changes the consent, privacy and
  * command stores take back (an erased policy's are gone with its key).
  */
 function fromAudit(file: string, keys: PolicyKeys) {
-  const changes: { [K in keyof RecordedChanges]: RecordedChanges[K][] } = { consent: [], privacy: [], command: [] }
+  const changes: { [K in keyof RecordedChanges]: RecordedChanges[K][] } = { consent: [], privacy: [], command: [], claim: [] }
   function* records(): Generator<AuditRecord> {
     for (const r of auditRecords(file)) {
       const known = reveal(r, keys)
-      if (known?.record === 'consent' || known?.record === 'privacy' || known?.record === 'command') {
+      if (known?.record === 'consent' || known?.record === 'privacy' || known?.record === 'command' || known?.record === 'claim') {
         const { record, prevHash: _, ...change } = known
         ;(changes[record] as unknown[]).push(change)
       }
@@ -119,6 +128,9 @@ function fromAudit(file: string, keys: PolicyKeys) {
   }
   return { pricingState: pricingStateFromAudit(records(), keys), changes }
 }
+
+/** The webhook event type of a claim (X-Ubiq-Event). */
+export const CLAIM_EVENT = 'claim.opened'
 
 /** How often ubiq says it is still waiting for InfluxDB, and asks it again, ms. */
 const INFLUX_WAIT_EVERY_MS = 5000
@@ -451,6 +463,25 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       return at ? [{ id: c.id, at }] : []
     })
     .reduce<ValveTest | undefined>((last, x) => (!last || Date.parse(x.at) > Date.parse(last.at) ? x : last), undefined)
+  // First notice of loss (#24): urgent losses open claims, delivered as signed webhooks that survive a restart.
+  let claims: ReturnType<typeof claimsStage> | undefined
+  const webhooks = webhookSender({
+    dir: webhooksDir(cfg.dataDir), logger, metrics, ...cfg.claims?.retry,
+    onDone: (d, outcome) => void (d.type === CLAIM_EVENT && claims?.settled(d.id, outcome)),
+  })
+  const claimsHook = cfg.claims?.url ? { url: cfg.claims.url, secret: cfg.claims.secret ?? '' } : undefined
+  claims = claimsStage({
+    influx, consents, logger, metrics,
+    device: (deviceId) => registry.get(deviceId),
+    devicesOf: (policyId) => devicesByPolicy.get(policyId) ?? [],
+    record: (change) => void audit.link<ClaimRecord>({ record: 'claim', ...change }),
+    history: changes.claim,
+    ...(claimsHook ? { send: (id: string, policyId: string, payload: unknown) => void webhooks.deliver(claimsHook.url, claimsHook.secret, CLAIM_EVENT, payload, { id, owner: policyId }) } : {}),
+    ...(cfg.claims?.graceMs === undefined ? {} : { graceMs: cfg.claims.graceMs }),
+  })
+  events$.subscribe((e) => claims!.take(e))
+  // A claim that was waiting for its window when ubiq last stopped.
+  claims.resume().catch((err: unknown) => logger.error({ err }, 'claims waiting at the last stop could not be resumed'))
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics, valveTest })
   const { premiums$ } = pricing
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
@@ -475,12 +506,12 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   }
   const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)), { revocationsFile: revocationsFile(cfg.dataDir) })
   const dashboards = await startDashboards({
-    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, household: pricing.household, health, deviceClock: ingest.clock, logger, consents, privacy,
+    scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, household: pricing.household, health, deviceClock: ingest.clock, logger, consents, privacy, claims: claims.list,
     host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute, alertThresholds: cfg.alertThresholds,
     devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => registry.get(id)!),
     enrolled: (policyId) => devicesByPolicy.has(policyId),
     erase: eraser({
-      registry, registryFile: cfg.devicesFile, dataDir: cfg.dataDir, influx, journal, mqtt: publisher, audit, keys, consents, privacy, commands, logger,
+      registry, registryFile: cfg.devicesFile, dataDir: cfg.dataDir, influx, journal, mqtt: publisher, audit, keys, consents, privacy, commands, claims, webhooks, logger,
       forget(policyId, deviceIds) {
         devicesByPolicy.delete(policyId)
         ingest.forget(deviceIds)
@@ -516,6 +547,9 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
       }
       await step(() => ingest.stop())
       await step(() => drained)
+      // A claim still waiting for its window is dropped (its event is stored); deliveries stay pending on disk.
+      await step(() => claims!.close())
+      webhooks.close()
       await step(() => audit.close())
       await step(() => models.close())
       // What InfluxDB does not confirm now stays in the journal for the next start.

@@ -182,7 +182,7 @@ export function alertRules(deps: AlertDeps) {
       if (drifting || now.at - lastDrift < DRIFT_EVERY_MS) return
       lastDrift = now.at
       drifting = evaluateDrift(now.at)
-        .catch((err: Error) => deps.log.error({ err: err.message }, 'alerts: cannot read the scores for drift'))
+        .catch((err: Error) => deps.log.error({ err }, 'alerts: cannot read the scores for drift'))
         .finally(() => (drifting = undefined))
     },
     /** Every rule as it stands. */

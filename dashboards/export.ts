@@ -58,6 +58,8 @@ export interface ExportDeps {
   devicesOf?(policyId: string): readonly PolicyDevice[]
   /** The policy's consents, for the archive's consents files. */
   consentsOf(policyId: string): readonly Consent[]
+  /** The policy's claims (first notice of loss) and their status; none without it. */
+  claimsOf?(policyId: string): readonly unknown[]
   logger: Logger
 }
 
@@ -172,6 +174,7 @@ function entries(deps: ExportDeps, policyId: string, span: Span, plan: NonNullab
     csv('consents.csv', header(CONSENT_COLUMNS), consents, (c) => [c.deviceId, c.stream, sensorsByKind.get(c.stream)?.subject, c.purposes?.join(' | '), c.since, c.source],
       'The streams each device of the policy may send, as recorded.'),
     json('consents.json', 'consents', consents, 'The same consents as JSON.'),
+    json('claims.json', 'claims', async function* () { yield [...(deps.claimsOf?.(policyId) ?? [])] }, 'Claims opened for the policy (first notice of loss: a crash, a leak that kept running, fire, CO) and their status, as `GET /api/v1/policies/{policy}/claims` gives them; the readings each carried are in the readings files.'),
     ...plan.streams.map((s) => csv(`readings/${s.deviceId}/${s.sensor.kind}.csv`, readingColumns(s), () => streamPages(influx, s, span),
       (r) => [iso(Number(r.time)), r.seq as Cell, ...(s.sensor.batch ? [r.i as Cell, r.hz as Cell] : []), ...s.fields.map((f) => r[f] as Cell)],
       `Stream \`${s.sensor.kind}\` of device ${s.deviceId} (${s.sensor.description}).`)),

@@ -55,7 +55,7 @@ export interface PushOptions {
 export interface PushAlerts {
   /** The VAPID public key, base64url: the app subscribes with it (applicationServerKey). */
   publicKey: string
-  /** Adds (or renews) a subscription of the policy; throws a PushError when its endpoint is not a push service's. */
+  /** Adds (or renews) a subscription of the policy; throws UBIQ_PUSH_SUBSCRIPTION_INVALID when its endpoint is not a push service's. */
   subscribe(policyId: string, sub: PushSubscription): void
   /** Removes the subscription with this endpoint; whether there was one. */
   unsubscribe(policyId: string, endpoint: string): boolean
@@ -66,7 +66,6 @@ export interface PushAlerts {
 }
 
 /** A subscription refused: its reason is the client's to mend. */
-export class PushError extends Error {}
 
 /** A policy keeps at most this many subscriptions (its phones and browsers); a new one beyond replaces the oldest. */
 const MAX_PER_POLICY = 10
@@ -98,8 +97,8 @@ export function pushAlerts(opts: PushOptions): PushAlerts {
     subscribe(policyId, sub) {
       const url = new URL(sub.endpoint)
       const known = hosts.some((h) => url.hostname === h || url.hostname.endsWith(`.${h}`))
-      if (!known) throw new PushError(`${url.hostname} is not a push service this server sends to`)
-      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) throw new PushError('a push endpoint is https')
+      if (!known) throw new codes.UBIQ_PUSH_SUBSCRIPTION_INVALID(`${url.hostname} is not a push service this server sends to`)
+      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) throw new codes.UBIQ_PUSH_SUBSCRIPTION_INVALID('a push endpoint is https')
       const others = (subs[policyId] ?? []).filter((s) => s.endpoint !== sub.endpoint)
       subs[policyId] = [...others, { endpoint: sub.endpoint, keys: sub.keys }].slice(-MAX_PER_POLICY)
       save()
@@ -186,7 +185,8 @@ export function registerPush(app: App, push: PushAlerts, who: (req: FastifyReque
     try {
       push.subscribe(req.params.policy, req.body)
     } catch (err) {
-      if (err instanceof PushError || err instanceof TypeError) return reply.code(400).send({ error: 'bad_request', message: err.message })
+      // A URL that does not parse (TypeError) is the same mistake as one that is not a push service's.
+      if (err instanceof TypeError) throw new codes.UBIQ_PUSH_SUBSCRIPTION_INVALID(err.message)
       throw err
     }
     return { subscribed: true }

@@ -18,7 +18,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Observable, Subscription } from 'rxjs'
 import type { WebSocket } from 'ws'
 import { codes, ID_PATTERN, Subject, subjects, units, UbiqError, within, type RestAnswer, type ConsentStore, type DeviceClock, type Influx, type PrivacyStore } from '../ingest/index.ts'
-import { HouseholdPremium, PremiumAdjustment, WhatIf, type BacktestSummary } from '../pricing/index.ts'
+import { Claim, HouseholdPremium, PremiumAdjustment, WhatIf, type BacktestSummary } from '../pricing/index.ts'
 import { eventTypes, Score, type PolicyEvent } from '../scoring/index.ts'
 import { mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
@@ -70,6 +70,8 @@ export interface DashboardsDeps {
    * erased one) answers 404 `unknown_policy`, and its feed closes with 4404. Default: every policy.
    */
   enrolled?(policyId: string): boolean
+  /** The claims opened (first notice of loss, #24), newest first, for the analyst; without it the list is empty. */
+  claims?(): Claim[]
   /** Erases a policy (#21 item 5, bin/erase.ts); without it there is no erasure route. */
   erase?: Erase
   /** Web push to the policyholders' installed apps (push.ts); without it, no push routes and no alerts. */
@@ -233,6 +235,8 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       return handler(req.params.policy, req.query, req, reply)
     })
   const notFound = (reply: FastifyReply, error: string, message: string) => reply.code(404).send({ error, message })
+  /** A policy's claims, newest first: its route's and its export's. */
+  const claimsOf = (policyId: string) => (deps.claims?.() ?? []).filter((c) => c.policyId === policyId)
 
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(page))
   // Browsers ask for /favicon.ico on every page: an icon, not a 404 in every log and console.
@@ -260,6 +264,11 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     // Stored ones, and those whose first lines are still on their way to InfluxDB.
     return { policies: [...new Set([...(await storedPolicies(deps.influx)), ...journal.policies()])].sort() }
   })
+  app.get('/api/v1/claims', { schema: { description: 'Every claim opened (first notice of loss: crash, leak that kept running, fire, CO), newest first, with its delivery status (analyst token)', response: { 200: strict({ claims: Type.Array(Claim) }), ...errors } } }, async (req) => {
+    mustBeAnalyst(who(req))
+    return { claims: deps.claims?.() ?? [] }
+  })
+  policyRoute('/api/v1/policies/:policy/claims', "The policy's claims (first notice of loss) and their status, newest first", undefined, strict({ claims: Type.Array(Claim) }), async (policyId) => ({ claims: claimsOf(policyId) }))
   registerPortfolio(app, deps.influx, who)
   registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)
@@ -292,6 +301,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   registerExport(app, {
     influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
     consentsOf: (policyId) => storeConsents(deps.consents, policyId, deps.devicesOf?.(policyId) ?? []),
+    claimsOf: (policyId) => claimsOf(policyId),
   }, who)
   policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, Standing, async (policyId, _q, _req, reply) => {
     // The feed's standing: it reads from InfluxDB what it does not hold.

@@ -81,7 +81,9 @@ export interface TripTruth {
   crash?: { ts: number; peak_ms2: number; delta_v_kmh: number }
 }
 
-const DEFAULT_CRASH_WINDOW = { hz: 100, pre_s: 10, post_s: 5 }
+// 10 s before and 20 s after, the evidence a claim carries (#24): the car stands still for the 20 s,
+// which is what the check after an impact looks for (pricing/claims.ts afterImpact).
+const DEFAULT_CRASH_WINDOW = { hz: 100, pre_s: 10, post_s: 20 }
 const LOOKAHEAD_M = 600
 
 /** Drives the vehicle's planned trips for `days` days from `startTs`. */

@@ -62,6 +62,7 @@ const catalogue = {
   UBIQ_PRIVACY_INVALID: { message: '%s', about: 'A privacy mode pause or end ubiq refuses (REST, or the privacy stream: a rejection)', rest: bad() },
   UBIQ_ACK_INVALID: { message: '%s', about: 'A device\'s acknowledgement of a command ubiq did not send it (a rejection)' },
   UBIQ_WHAT_IF_INVALID: { message: '%s', about: 'A what-if the premium simulator cannot answer', rest: bad() },
+  UBIQ_PUSH_SUBSCRIPTION_INVALID: { message: '%s', about: 'A push subscription whose endpoint is not a push service this server sends to, or not https', rest: bad() },
 } satisfies Record<string, Entry>
 
 /** A catalogue code. */

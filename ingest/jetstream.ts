@@ -312,7 +312,7 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
   let stopping = false
   const rounds = (async () => {
     while (!stopping) {
-      await round().catch((err: Error) => log.warn({ err: err.message }, 'a lease round failed'))
+      await round().catch((err: Error) => log.warn({ err }, 'a lease round failed'))
       await new Promise((r) => setTimeout(r, RENEW_MS))
     }
   })()

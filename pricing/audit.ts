@@ -1,5 +1,5 @@
 /**
- * The audit log of premium adjustments (#6), consent changes, privacy pauses and erasures (#21), commands to devices and household premiums (#24): append-only JSON lines, one
+ * The audit log of premium adjustments (#6), consent changes, privacy pauses and erasures (#21), commands to devices, household premiums and claims (#24): append-only JSON lines, one
  * whole record a line, each linked to the one before by its `prevHash`. Altering a record breaks its own hash; removing
  * or reordering records breaks the next record's `prevHash`. `verifyAudit` names the first record
  * that does either.
@@ -15,6 +15,7 @@ import { codes, type CommandChange, type ConsentChange, type PrivacyChange } fro
 import { adjustmentHash, type PremiumAdjustment } from './pricing.ts'
 import type { HouseholdPremium } from './household.ts'
 import { pseudonymise, type PolicyKeys } from './pseudonyms.ts'
+import type { ClaimChange } from './claims.ts'
 
 /** A consent change (ingest/consent.ts) in the chain: who, when, what (#21). */
 export type ConsentRecord = ConsentChange & { record: 'consent'; prevHash: string; hash: string }
@@ -27,6 +28,8 @@ export type CommandRecord = CommandChange & { record: 'command'; prevHash: strin
 
 /** A policy's household premium (#24) in the chain, after the adjustment that changed it: its covers' premiums and the plan's bundle rule on their total. */
 export type HouseholdRecord = HouseholdPremium & { record: 'household'; prevHash: string; hash: string }
+/** A claim's step (claims.ts): opened, delivered to the claims system, or failed (#24). */
+export type ClaimRecord = ClaimChange & { record: 'claim'; prevHash: string; hash: string }
 
 /**
  * A policy's erasure (#21 item 5) in the chain: when, who asked, and the policy's pseudonym as its
@@ -48,9 +51,9 @@ export interface ErasureRecord {
 
 /**
  * A record of the chain: a premium adjustment (no `record` field: so were all records before #21),
- * a consent change, a privacy pause, a command, a household premium or an erasure. Readers of premiums skip the others.
+ * a consent change, a privacy pause, a command, a household premium, a claim's step or an erasure. Readers of premiums skip the others.
  */
-export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord | CommandRecord | HouseholdRecord | ErasureRecord
+export type AuditRecord = (PremiumAdjustment & { record?: undefined }) | ConsentRecord | PrivacyRecord | CommandRecord | HouseholdRecord | ClaimRecord | ErasureRecord
 
 /** An open audit log, for one writer. */
 export interface AuditLog {

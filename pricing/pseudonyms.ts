@@ -80,12 +80,13 @@ export function openPolicyKeys(file: string): PolicyKeys {
   }
 }
 
-/** A record as the chain keeps it: its policy pseudonymous, a device's or policyholder token's id (who changed consent or privacy mode, the device a command went to) sealed. */
+/** A record as the chain keeps it: its policy pseudonymous, a device's or policyholder token's id (who changed consent or privacy mode, the device a command went to or a claim came from) sealed. */
 export function pseudonymise<R extends AuditRecord>(r: R, keys: PolicyKeys): R {
   if (r.record === 'erasure') return r // written pseudonymous: its policy's key is gone as it is written
   const policyId = keys.pseudonym(r.policyId)
   // A command's reason names the device whose event set it off.
   if (r.record === 'command') return { ...r, policyId, deviceId: keys.seal(r.policyId, r.deviceId), ...(r.reason === undefined ? {} : { reason: keys.seal(r.policyId, r.reason) }) }
+  if (r.record === 'claim') return { ...r, policyId, deviceId: keys.seal(r.policyId, r.deviceId) }
   if (r.record !== 'consent' && r.record !== 'privacy') return { ...r, policyId }
   const by = r.by.role === 'device' ? { ...r.by, deviceId: keys.seal(r.policyId, r.by.deviceId) }
     : r.by.role === 'policyholder' && r.by.tokenId ? { ...r.by, tokenId: keys.seal(r.policyId, r.by.tokenId) } : r.by
@@ -99,6 +100,7 @@ export function reveal<R extends AuditRecord>(r: R, keys: PolicyKeys): R | undef
   if (policyId === undefined) return undefined
   const unseal = (text: string) => keys.unseal(policyId, text) ?? text
   if (r.record === 'command') return { ...r, policyId, deviceId: unseal(r.deviceId), ...(r.reason === undefined ? {} : { reason: unseal(r.reason) }) }
+  if (r.record === 'claim') return { ...r, policyId, deviceId: unseal(r.deviceId) }
   if (r.record !== 'consent' && r.record !== 'privacy') return { ...r, policyId }
   const by = r.by.role === 'device' ? { ...r.by, deviceId: unseal(r.by.deviceId) }
     : r.by.tokenId ? { ...r.by, tokenId: unseal(r.by.tokenId) } : r.by

@@ -107,6 +107,9 @@ t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async 
   const consent = await check('/api/v1/policies/{policy}/consents', `/api/v1/policies/${policy}/consents`) as { streams: { stream: string }[] }
   await check('/api/v1/policies/{policy}/summary', `/api/v1/policies/${policy}/summary`)
   await check('/api/v1/push/key', '/api/v1/push/key')
+  await check('/api/v1/claims', '/api/v1/claims')
+  await check('/api/v1/policies/{policy}/claims', `/api/v1/policies/${policy}/claims`)
+  await check('/api/v1/alerts', '/api/v1/alerts')
   // Those that change state, last: a consent change, a pause and its end, a revocation (of a token nobody holds).
   const json = (body: unknown): RequestInit => ({ method: 'POST', body: JSON.stringify(body) })
   await check('/api/v1/policies/{policy}/consents', `/api/v1/policies/${policy}/consents`, json({ streams: [consent.streams[0]!.stream], purposes: ['coaching'], granted: true }))
