@@ -2,7 +2,6 @@
  * The live score page in a real headless Chromium, against the real pipeline fed by edge-sim:
  * what the page shows is what scoring and pricing produced for the policy it shows.
  */
-import { createRequire } from 'node:module'
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { makeFleet, runFleet } from '../edge-sim/index.ts'
@@ -12,14 +11,8 @@ import { openBrowser, screenshot } from '../test/browser.ts'
 import { premiumLine, type WhatIf } from '../pricing/index.ts'
 import { scoreLine } from '../scoring/index.ts'
 import type { Summary } from './coaching.ts'
+import { accessibilityProblems } from './page-test-helpers.ts'
 
-const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
-/** axe-core's WCAG 2.1 A and AA checks on the page as it is: the serious and critical violations, each with where. */
-async function accessibilityProblems(page: Page): Promise<string[]> {
-  await page.addScriptTag({ path: axeSource })
-  const { violations } = await page.evaluate(() => (window as unknown as { axe: { run(o: object): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe.run({ runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }))
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)
-}
 /** The elements (by id or tag) reaching beyond `width`: none, and nothing scrolls sideways. */
 const overflowing = (page: Page, width: number) => page.evaluate((w) => [document.scrollingElement!.scrollWidth > w ? ['the page'] : [],
   [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > w).map((e) => e.id || e.tagName)].flat(), width)

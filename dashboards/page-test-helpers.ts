@@ -1,8 +1,10 @@
 /**
  * What the tests of the analyst's pages and routes share (test/browser.ts has the browser's part):
  * reading CSV, and checking that a route opens to analysts only, names what is wrong with a bad
- * query and is in the OpenAPI document.
+ * query and is in the OpenAPI document; and axe-core's accessibility checks on a page.
  */
+import { createRequire } from 'node:module'
+import type { Page } from 'playwright-core'
 import type { Test } from 'tap'
 
 /** RFC 4180, quoted cells included (reasons and evidence have commas and quotes); every line ends in CRLF. A byte order mark is left out. */
@@ -67,4 +69,12 @@ export async function refused(t: Test, url: string, token: string, cases: readon
 export async function openApi(url: string): Promise<(path: string) => { description?: string; parameters: string[] }> {
   const doc = (await (await fetch(`${url}/api/v1/openapi.json`)).json()) as { paths: Record<string, { get?: { description?: string; parameters?: { name: string }[] } }> }
   return (path) => ({ description: doc.paths[path]?.get?.description, parameters: doc.paths[path]?.get?.parameters?.map((p) => p.name) ?? [] })
+}
+
+const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
+/** axe-core's WCAG 2.1 A and AA checks on the page as it is: the serious and critical violations, each with where. */
+export async function accessibilityProblems(page: Page): Promise<string[]> {
+  await page.addScriptTag({ path: axeSource })
+  const { violations } = await page.evaluate(() => (window as unknown as { axe: { run(o: object): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe.run({ runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }))
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)
 }

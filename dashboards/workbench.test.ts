@@ -2,7 +2,8 @@
  * The analyst's workbench in Chromium against the real pipeline (#23): on every analyst page, at
  * a phone's 390×844 and a desktop's 1400×900, no horizontal overflow; the period picker and a drag
  * across a chart change the charts' x range; UTC or local time, one format; updates without a
- * reload; and the alert rules firing on induced ingest lag and rejections.
+ * reload; the alert rules firing on induced ingest lag and rejections; and axe-core's WCAG 2.1 AA
+ * checks on every page at both sizes.
  */
 import mqtt from 'mqtt'
 import t from 'tap'
@@ -13,6 +14,7 @@ import { examplePlans, loadPlans } from '../pricing/index.ts'
 import { launchBrowser, screenshot } from '../test/browser.ts'
 import { startServices, startTestPipeline } from '../test/harness.ts'
 import { defaultAlertThresholds, type Alerts } from './alerts.ts'
+import { accessibilityProblems } from './page-test-helpers.ts'
 
 const HOUR = 3600_000
 const PHONE = { width: 390, height: 844 }, DESKTOP = { width: 1400, height: 900 }
@@ -177,12 +179,13 @@ t.test('the workbench: time controls, zoom, zones, live pages, alert rules, phon
     t.equal(first, `${local.slice(0, 10)} ${local.slice(11, 16)}`, 'the tables in the zone too')
   })
 
-  await t.test('every analyst page fits a phone and a desktop', async (t) => {
+  await t.test('every analyst page fits a phone and a desktop, with no serious WCAG 2.1 AA violation', async (t) => {
     for (const size of [PHONE, DESKTOP]) {
       for (const path of ['/analyst', `/analyst/policy#policy=${fleet[0]!.policyId}`, '/analyst/models', '/analyst/backtest', '/analyst/ingest']) {
         const page = await open(path, size)
         const [scroll, client] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth])
         t.ok(scroll <= client, `${path} at ${size.width}×${size.height}: ${scroll} px wide in ${client}`)
+        t.same(await accessibilityProblems(page), [], `${path} at ${size.width}×${size.height}: no serious or critical WCAG 2.1 AA violation`)
         if (path === '/analyst') await screenshot(page, `portfolio-${size === PHONE ? 'phone' : 'desktop'}`)
         await page.context().close()
       }
