@@ -33,6 +33,8 @@ const service = {
   PUSH_SUBJECT: Type.String({ default: 'mailto:operator@localhost', pattern: '^(mailto:|https://)', description: "Who runs the service, as web push services are told with each alert (VAPID subject): a mailto: or https: URL they can reach you at" }),
   CLAIMS_WEBHOOK_URL: url("The insurer's claims system: each claim (first notice of loss: a crash, a leak that kept running, fire, CO) is POSTed there as a signed webhook, retried with back-off (README \"Claims hook\"). Unset: claims are opened and listed for the analyst, not sent"),
   CLAIMS_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'Signs the claims webhooks (HMAC-SHA256 in X-Ubiq-Signature); at least 32 characters, shared with the claims system. Required with CLAIMS_WEBHOOK_URL' })),
+  ALERTS_WEBHOOK_URL: url("The insurer's alert receiver: each urgent event (crash, leak, smoke, CO, freeze warning, health alert) and each premium change is POSTed there as a signed webhook, retried with back-off, like claims (README \"Alerts to the insurer\"). Unset: none is sent"),
+  ALERTS_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'Signs the alert webhooks (HMAC-SHA256 in X-Ubiq-Signature); at least 32 characters. Required with ALERTS_WEBHOOK_URL' })),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 600, minimum: 1, description: 'Dashboards requests (and feed connections) a client address may make a minute' }),
   UBIQ_DATA_DIR: Type.String({ default: '.ubiq', description: "ubiq's own state (the ingest journal), and the data of the servers it starts itself" }),
   MAX_PAYLOAD_BYTES: Type.Integer({ default: 64 * 1024, minimum: 1024, maximum: 16 * 1024 * 1024, description: 'A device message larger than this is rejected (payload_too_large); the device contract promises 64 KiB' }),
@@ -77,6 +79,7 @@ export function readConfig(env: NodeJS.ProcessEnv): Config {
   if (cfg.INFLUX_API === 'v2') problems.push('INFLUX_API=v2 is not supported: a v2 bucket has one retention for everything in it, and ubiq keeps each measurement as long as its own retention policy says (docs/data-inventory.md). Use InfluxDB 1.x (1.6 to 1.8) with INFLUX_API=v1')
   if (cfg.BACKPRESSURE_RESUME_LINES >= cfg.BACKPRESSURE_STOP_LINES) problems.push(`BACKPRESSURE_RESUME_LINES=${cfg.BACKPRESSURE_RESUME_LINES} must be below BACKPRESSURE_STOP_LINES=${cfg.BACKPRESSURE_STOP_LINES}`)
   if (cfg.CLAIMS_WEBHOOK_URL && !cfg.CLAIMS_WEBHOOK_SECRET) problems.push('CLAIMS_WEBHOOK_URL is set without CLAIMS_WEBHOOK_SECRET: the claims system could not tell ubiq\'s webhooks from anyone\'s')
+  if (cfg.ALERTS_WEBHOOK_URL && !cfg.ALERTS_WEBHOOK_SECRET) problems.push('ALERTS_WEBHOOK_URL is set without ALERTS_WEBHOOK_SECRET: the receiver could not tell ubiq\'s webhooks from anyone\'s')
   if (env.INFLUX_RETENTION_POLICY) problems.push('INFLUX_RETENTION_POLICY is no longer read: each measurement is written to the retention policy it is declared in (docs/data-inventory.md); unset it')
   if (problems.length) throw new codes.UBIQ_CONFIG_INVALID(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`)
   return cfg

@@ -2,6 +2,7 @@
  * Wires the services in the direction the data flows: ingest → scoring → pricing → dashboards.
  * The only place that knows them all; each receives its configuration and dependencies here.
  */
+import { createHash } from 'node:crypto'
 import { chmodSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
@@ -64,6 +65,8 @@ export interface PipelineConfig {
    * `graceMs` are for tests (the defaults: pricing/webhooks.ts, pricing/claims.ts).
    */
   claims?: { url?: string; secret?: string; retry?: { maxAttempts?: number; baseDelayMs?: number }; graceMs?: number }
+  /** The insurer's alert receiver (ALERTS_WEBHOOK_URL, ALERTS_WEBHOOK_SECRET): urgent events and premium changes, as signed webhooks through the claims' sender. */
+  alertsHook?: { url?: string; secret?: string }
 }
 
 export interface Pipeline {
@@ -131,6 +134,9 @@ function fromAudit(file: string, keys: PolicyKeys) {
 
 /** The webhook event type of a claim (X-Ubiq-Event). */
 export const CLAIM_EVENT = 'claim.opened'
+/** The alert webhooks' event types (X-Ubiq-Event). */
+export const URGENT_EVENT = 'event.urgent'
+export const PREMIUM_CHANGED = 'premium.changed'
 
 /** How often ubiq says it is still waiting for InfluxDB, and asks it again, ms. */
 const INFLUX_WAIT_EVERY_MS = 5000
@@ -484,6 +490,15 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   claims.resume().catch((err: unknown) => logger.error({ err }, 'claims waiting at the last stop could not be resumed'))
   const pricing = startPricing({ scores$, mqtt: publisher, influx: derived, plans, audit, state: pricingState, logger, metrics, valveTest })
   const { premiums$ } = pricing
+  // Urgent events and premium changes to the insurer's systems (#23 item 4), through the claims'
+  // sender: signed, retried, dead-lettered, resumed after a restart; the idempotency key is the
+  // event's identity or the adjustment's audit hash, so a receiver takes each once.
+  const alertsHook = cfg.alertsHook?.url ? { url: cfg.alertsHook.url, secret: cfg.alertsHook.secret ?? '' } : undefined
+  if (alertsHook) {
+    const alert = (type: string, id: string, policyId: string, body: unknown) => void webhooks.deliver(alertsHook.url, alertsHook.secret, type, body, { id, owner: policyId })
+    events$.subscribe((e) => e.urgent && alert(URGENT_EVENT, createHash('sha256').update(`${e.deviceId}|${e.type}|${e.from}`).digest('hex'), e.policyId, { event: e }))
+    premiums$.subscribe((p) => p.factor !== p.previousFactor && alert(PREMIUM_CHANGED, p.hash, p.policyId, { premium: p }))
+  }
   const completed = (o: Observable<unknown>) => new Promise<void>((resolve) => o.subscribe({ complete: resolve, error: () => resolve() }))
   const drained = Promise.all([completed(premiums$), completed(events$)])
   ingest.readings$.subscribe(() => storing.appended())

@@ -7,12 +7,13 @@
  */
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { Ajv, type ValidateFunction } from 'ajv'
 import mqtt from 'mqtt'
 import WebSocket from 'ws'
 import { policyRegistry, runSimulation, type DeviceMessage } from '../edge-sim/index.ts'
 import { deviceRegistry } from '../ingest/index.ts'
-import { examplePlans, loadPlans } from '../pricing/index.ts'
+import { examplePlans, loadPlans, verifySignature, SIGNATURE_HEADER } from '../pricing/index.ts'
 import { startServices, startTestPipeline, twoPolicies } from './harness.ts'
 
 type Schema = Record<string, unknown>
@@ -39,8 +40,23 @@ t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async 
   // The example plan moves no premium before 50 km: let it price from the first score.
   const [plan] = loadPlans(examplePlans)
   const driving = { ...plan!.subjects.driving!, credibility: { exposure: 'distance_km' as const, full: 1000, minimum: 0 } }
+  // The insurer's alert receiver (#23 item 4): urgent events and premium changes come signed, once each.
+  const SECRET = 'alerts-receiver-shared-secret-0123456789'
+  const alerts: { type: string; id: string; signed: boolean; body: Record<string, unknown> }[] = []
+  const receiver = createServer((req, res) => {
+    let body = ''
+    req.on('data', (c) => (body += c))
+    req.on('end', () => {
+      const id = String(req.headers['idempotency-key'])
+      if (!alerts.some((a) => a.id === id)) alerts.push({ type: String(req.headers['x-ubiq-event']), id, signed: verifySignature(SECRET, req.headers[SIGNATURE_HEADER] as string, body), body: JSON.parse(body) as Record<string, unknown> })
+      res.writeHead(204).end()
+    })
+  })
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise((r) => receiver.close(r)))
   const pipeline = await startTestPipeline(t, services, [], 'ubiq_contract', {
     devices: deviceRegistry(policyRegistry(policies)), reorderWindowMs: 100, plans: [{ ...plan!, subjects: { ...plan!.subjects, driving } }],
+    alertsHook: { url: `http://127.0.0.1:${(receiver.address() as { port: number }).port}/alerts`, secret: SECRET },
   })
 
   const published = new Map<string, unknown[]>([['scores', []], ['events', []], ['premiums', []]])
@@ -69,6 +85,14 @@ t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async 
   while (!late.some((m) => (m as { type: string }).type === 'gap')) await new Promise((r) => setTimeout(r, 20))
 
   for (const [name, values] of published) conforms(t, `MQTT ubiq/v1/${name}`, channelPayload(`ubiq/v1/${name}/{policyId}${name === 'premiums' ? '/{subject}' : ''}`), values)
+  // Every urgent event and premium change published reaches the alert receiver, signed, as its channel's payload.
+  const urgent = (published.get('events') as { urgent: boolean }[]).filter((e) => e.urgent).length
+  const changed = (published.get('premiums') as { factor: number; previousFactor: number }[]).filter((p) => p.factor !== p.previousFactor).length
+  while (alerts.filter((a) => a.type === 'event.urgent').length < urgent || alerts.filter((a) => a.type === 'premium.changed').length < changed) await new Promise((r) => setTimeout(r, 50))
+  t.ok(urgent > 0 && changed > 0, `urgent events (${urgent}) and premium changes (${changed}) to alert on`)
+  t.same(alerts.filter((a) => !a.signed).map((a) => a.type), [], 'every alert webhook carries a valid signature')
+  conforms(t, 'alert webhooks event.urgent', channelPayload('ubiq/v1/events/{policyId}'), alerts.filter((a) => a.type === 'event.urgent').map((a) => a.body.event))
+  conforms(t, 'alert webhooks premium.changed', channelPayload('ubiq/v1/premiums/{policyId}/{subject}'), alerts.filter((a) => a.type === 'premium.changed').map((a) => a.body.premium))
   conforms(t, 'the feed', channelPayload('/feed'), [...feed, ...late])
 
   // REST: every JSON route, as the OpenAPI document says it answers.
