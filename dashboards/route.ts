@@ -1,0 +1,60 @@
+/**
+ * A trip's route for its policyholder (#23 item 1): the trip's fixes, downsampled, and its events
+ * placed on them. Positions reach no analyst (README "Privacy"): only the policyholder's own
+ * token opens this route. The fixes are those kept in `raw_positions`; after that retention the
+ * route is empty and says why (the coarse cells in `trip_area` are not drawn: they say where a
+ * trip went about, not its route).
+ */
+import { Type, type Static } from '@sinclair/typebox'
+import { qualified, quoteString, seriesRows, type Influx } from '../ingest/index.ts'
+import { tripHistory } from './history.ts'
+import { strict } from './schemas.ts'
+
+/** The most points a route is drawn with: a phone's screen shows no more, and a long trip's 1 Hz fixes would be thousands. */
+export const ROUTE_POINTS = 500
+
+const LatLon = { lat: Type.Number({ minimum: -90, maximum: 90, description: 'WGS84 degrees' }), lon: Type.Number({ minimum: -180, maximum: 180, description: 'WGS84 degrees' }) }
+export const TripRoute = strict({
+  policyId: Type.String(),
+  deviceId: Type.String(),
+  from: Type.String(),
+  to: Type.String(),
+  points: Type.Array(strict({ t: Type.String(), ...LatLon }), { maxItems: ROUTE_POINTS, description: `the trip's fixes in time order, at most ${ROUTE_POINTS} (evenly picked, the last one kept)` }),
+  events: Type.Array(strict({
+    type: Type.String(), from: Type.String(), to: Type.String(),
+    at: Type.Number({ minimum: 0, maximum: 1, description: 'where along the trip it ended, 0 (start) to 1 (end), by time' }),
+    lat: Type.Optional(LatLon.lat), lon: Type.Optional(LatLon.lon),
+  }, { description: 'where the event ended: the fix nearest its end, when the trip has fixes' })),
+  reason: Type.Optional(Type.String({ description: 'why the route is empty' })),
+  tiles: Type.Optional(strict({ url: Type.String({ description: 'XYZ template, {z}/{x}/{y}' }), attribution: Type.Optional(Type.String()) }, { description: 'map tiles to draw under the route (MAP_TILES_URL); without them, the route alone' })),
+})
+export type TripRoute = Static<typeof TripRoute>
+
+/** Every `n`-th of `xs` so that at most `max` remain, the last always kept (where the trip ended). */
+export function downsample<T>(xs: readonly T[], max: number): T[] {
+  if (xs.length <= max) return [...xs]
+  const step = (xs.length - 1) / (max - 1)
+  return Array.from({ length: max }, (_, i) => xs[Math.round(i * step)]!)
+}
+
+/** The route of the policy's trip that started at `fromMs`; undefined when there is no such trip. */
+export async function tripRoute(influx: Influx, policyId: string, fromMs: number): Promise<Omit<TripRoute, 'tiles'> | undefined> {
+  const [trip] = await tripHistory(influx, policyId, { from: fromMs, to: fromMs + 1, limit: 1 })
+  if (!trip) return undefined
+  const toMs = Date.parse(trip.to)
+  const fixes = seriesRows(await influx.query(`SELECT lat_deg, lon_deg FROM ${qualified('gps')} WHERE device_id = ${quoteString(trip.deviceId)} AND time >= ${fromMs}ms AND time <= ${toMs}ms ORDER BY time ASC`))
+    .filter((r) => typeof r.lat_deg === 'number' && typeof r.lon_deg === 'number')
+    .map((r) => ({ ms: Number(r.time), lat: r.lat_deg as number, lon: r.lon_deg as number }))
+  const nearest = (ms: number) => fixes.reduce((best, f) => (Math.abs(f.ms - ms) < Math.abs(best.ms - ms) ? f : best))
+  const events = trip.events.map((e) => {
+    const end = Date.parse(e.to)
+    const fix = fixes.length ? nearest(end) : undefined
+    return { type: e.type, from: e.from, to: e.to, at: toMs > fromMs ? Math.min(1, Math.max(0, (end - fromMs) / (toMs - fromMs))) : 0, ...(fix ? { lat: fix.lat, lon: fix.lon } : {}) }
+  })
+  return {
+    policyId, deviceId: trip.deviceId, from: trip.from, to: trip.to,
+    points: downsample(fixes, ROUTE_POINTS).map((f) => ({ t: new Date(f.ms).toISOString(), lat: f.lat, lon: f.lon })),
+    events,
+    ...(fixes.length ? {} : { reason: 'no position of this trip is kept: positions are kept only for a while (POSITION_RETENTION_DAYS), and none are stored without GPS, while location is paused or without consent' }),
+  }
+}
