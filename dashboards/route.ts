@@ -6,7 +6,7 @@
  * trip went about, not its route).
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { qualified, quoteString, seriesRows, type Influx } from '../ingest/index.ts'
+import { qualified, quoteString, ROUTE_FIELDS, seriesRows, type Influx } from '../ingest/index.ts'
 import { tripHistory } from './history.ts'
 import { strict } from './schemas.ts'
 
@@ -42,7 +42,7 @@ export async function tripRoute(influx: Influx, policyId: string, fromMs: number
   const [trip] = await tripHistory(influx, policyId, { from: fromMs, to: fromMs + 1, limit: 1 })
   if (!trip) return undefined
   const toMs = Date.parse(trip.to)
-  const fixes = seriesRows(await influx.query(`SELECT lat_deg, lon_deg FROM ${qualified('gps')} WHERE device_id = ${quoteString(trip.deviceId)} AND time >= ${fromMs}ms AND time <= ${toMs}ms ORDER BY time ASC`))
+  const fixes = seriesRows(await influx.query(`SELECT ${ROUTE_FIELDS.join(', ')} FROM ${qualified('gps')} WHERE device_id = ${quoteString(trip.deviceId)} AND time >= ${fromMs}ms AND time <= ${toMs}ms ORDER BY time ASC`))
     .filter((r) => typeof r.lat_deg === 'number' && typeof r.lon_deg === 'number')
     .map((r) => ({ ms: Number(r.time), lat: r.lat_deg as number, lon: r.lon_deg as number }))
   const nearest = (ms: number) => fixes.reduce((best, f) => (Math.abs(f.ms - ms) < Math.abs(best.ms - ms) ? f : best))
