@@ -1,12 +1,11 @@
 /**
  * A trip's route for its policyholder (#23 item 1): the trip's fixes, downsampled, and its events
  * placed on them. Positions reach no analyst (README "Privacy"): only the policyholder's own
- * token opens this route. The fixes are those kept in `raw_positions`; after that retention the
- * route is empty and says why (the coarse cells in `trip_area` are not drawn: they say where a
- * trip went about, not its route).
+ * token opens this route. The fixes are those kept in `raw_positions`; after that retention, the
+ * coarse cells the trip keeps (`trip_area`, about 1.2 × 0.6 km each) stand for it, with why.
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { qualified, quoteString, ROUTE_FIELDS, seriesRows, type Influx } from '../ingest/index.ts'
+import { geohashCell, qualified, quoteString, ROUTE_FIELDS, seriesRows, type Influx } from '../ingest/index.ts'
 import { tripHistory } from './history.ts'
 import { strict } from './schemas.ts'
 
@@ -25,6 +24,9 @@ export const TripRoute = strict({
     at: Type.Number({ minimum: 0, maximum: 1, description: 'where along the trip it ended, 0 (start) to 1 (end), by time' }),
     lat: Type.Optional(LatLon.lat), lon: Type.Optional(LatLon.lon),
   }, { description: 'where the event ended: the fix nearest its end, when the trip has fixes' })),
+  cells: Type.Optional(Type.Array(strict({
+    south: LatLon.lat, west: LatLon.lon, north: LatLon.lat, east: LatLon.lon, seconds: Type.Number({ minimum: 0, description: 'time moving in the cell' }),
+  }), { description: "where the trip went, coarsely, once its fixes are gone: the cells it keeps (geohash, 6 characters)" })),
   reason: Type.Optional(Type.String({ description: 'why the route is empty' })),
   tiles: Type.Optional(strict({ url: Type.String({ description: 'XYZ template, {z}/{x}/{y}' }), attribution: Type.Optional(Type.String()) }, { description: 'map tiles to draw under the route (MAP_TILES_URL); without them, the route alone' })),
 })
@@ -51,10 +53,19 @@ export async function tripRoute(influx: Influx, policyId: string, fromMs: number
     const fix = fixes.length ? nearest(end) : undefined
     return { type: e.type, from: e.from, to: e.to, at: toMs > fromMs ? Math.min(1, Math.max(0, (end - fromMs) / (toMs - fromMs))) : 0, ...(fix ? { lat: fix.lat, lon: fix.lon } : {}) }
   })
-  return {
+  const route = {
     policyId, deviceId: trip.deviceId, from: trip.from, to: trip.to,
     points: downsample(fixes, ROUTE_POINTS).map((f) => ({ t: new Date(f.ms).toISOString(), lat: f.lat, lon: f.lon })),
     events,
-    ...(fixes.length ? {} : { reason: 'no position of this trip is kept: positions are kept only for a while (POSITION_RETENTION_DAYS), and none are stored without GPS, while location is paused or without consent' }),
   }
+  if (fixes.length) return route
+  // The trip's coarse cells, written at its start when its features were computed.
+  const [area] = seriesRows(await influx.query(`SELECT cells FROM ${qualified('trip_area')} WHERE policy_id = ${quoteString(policyId)} AND device_id = ${quoteString(trip.deviceId)} AND time = ${fromMs}ms`))
+  const cells = String(area?.cells ?? '').split(' ').flatMap((c) => {
+    const [hash, seconds] = c.split(':'), cell = geohashCell(hash ?? '')
+    return cell && hash ? [{ ...cell, seconds: Number(seconds) || 0 }] : []
+  })
+  return cells.length
+    ? { ...route, cells, reason: 'this trip\'s positions are no longer kept (POSITION_RETENTION_DAYS): the cells of about 1.2 × 0.6 km it went through stand for them' }
+    : { ...route, reason: 'no position of this trip is kept: positions are kept only for a while (POSITION_RETENTION_DAYS), and none are stored without GPS, while location is paused or without consent' }
 }

@@ -107,5 +107,19 @@ t.test("a trip's route: the policyholder's own, with its events, over the tiles 
   t.equal(await plain.locator('#trip-map image').count(), 0, 'no tile')
   t.equal(await plain.locator('#trip-map-attribution').count(), 0, 'and no attribution')
   t.equal(tiles.length, asked, 'no tile request')
+
+  // Once raw_positions' retention has dropped the fixes (here dropped at once; DROP SERIES names no
+  // retention policy), the coarse cells the trip keeps stand for its route.
+  await fetch(`${services.influxUrl}/query?${new URLSearchParams({ db: 'ubiq_tripmap', q: `DROP SERIES FROM "gps" WHERE device_id = '${aggressive.deviceId}'` })}`, { method: 'POST' })
+  const coarse = (await (await get(path, own)).json()) as TripRoute
+  t.same(coarse.points, [], 'no fix left')
+  t.ok(coarse.cells && coarse.cells.length > 0, `the trip's cells instead: ${coarse.cells?.length}`)
+  t.match(coarse.reason, /no longer kept/, 'and why')
+  t.ok(coarse.cells!.every((c) => route.points.some((p) => p.lat >= c.south && p.lat <= c.north && p.lon >= c.west && p.lon <= c.east)), 'each cell one the route went through')
+  const later = await newPage()
+  await later.goto(`${pipeline.url}/#token=${own}`)
+  await later.locator('#trip-map rect.cell').first().waitFor()
+  t.equal(await later.locator('#trip-map rect.cell').count(), coarse.cells!.length, 'the page draws the cells')
+  t.equal(await later.locator('#trip-map polyline').count(), 0, 'and no line')
   t.same(errors, [], 'no script errors on the page')
 })

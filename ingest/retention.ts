@@ -93,8 +93,9 @@ const analystMeans: readonly Reader[] = ['service', 'analyst']
  */
 export const POSITION_FIELDS: ReadonlySet<string> = new Set(sensors.flatMap((s) => s.storage.positions ?? []))
 
-/** The `gps` fields a policyholder's own trip route is drawn from (dashboards/route.ts), while `raw_positions` keeps them. */
+/** The `gps` fields a policyholder's own trip route is drawn from (dashboards/route.ts), while `raw_positions` keeps them; after that, the trip's cells (`trip_area`). */
 export const ROUTE_FIELDS = ['lat_deg', 'lon_deg'] as const
+/** Who reads a trip's positions and cells: ubiq, and the policyholder their own trip's route; never an analyst. */
 const routeReaders: readonly Reader[] = ['service', 'policyholder']
 
 const ENVELOPE = new Set(['seq', 'ts', 'rate_hz', 'samples'])
@@ -167,8 +168,8 @@ export const derivedMeasurements: readonly StoredMeasurement[] = [
     ],
   },
   {
-    name: 'trip_area', retention: 'aggregates', writer: 'scoring', readers: ['service'],
-    why: 'where a trip went, coarsened once its features are computed: what location features (territory, urban or rural driving) can be computed from after the positions are gone. Never served',
+    name: 'trip_area', retention: 'aggregates', writer: 'scoring', readers: routeReaders,
+    why: 'where a trip went, coarsened once its features are computed: what location features (territory, urban or rural driving) can be computed from after the positions are gone. Served to the policyholder alone, as their trip\'s map once its positions are gone; never to an analyst',
     tags: ['policy_id', 'device_id'],
     fields: [{ name: 'cells', meaning: 'moving seconds per geohash cell of 6 characters (about 1.2 × 0.6 km), as `cell:seconds` separated by spaces' }],
   },
