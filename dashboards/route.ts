@@ -39,8 +39,12 @@ export function downsample<T>(xs: readonly T[], max: number): T[] {
   return Array.from({ length: max }, (_, i) => xs[Math.round(i * step)]!)
 }
 
-/** The route of the policy's trip that started at `fromMs`; undefined when there is no such trip. */
-export async function tripRoute(influx: Influx, policyId: string, fromMs: number): Promise<Omit<TripRoute, 'tiles'> | undefined> {
+/**
+ * The route of the policy's trip that started at `fromMs`; undefined when there is no such trip.
+ * `gpsStored`: whether the policy's consent lets its location be stored now (any purpose), for the
+ * reason an empty route gives. Stored fixes are the policyholder's own data, shown whatever the purposes.
+ */
+export async function tripRoute(influx: Influx, policyId: string, fromMs: number, gpsStored: boolean): Promise<Omit<TripRoute, 'tiles'> | undefined> {
   const [trip] = await tripHistory(influx, policyId, { from: fromMs, to: fromMs + 1, limit: 1 })
   if (!trip) return undefined
   const toMs = Date.parse(trip.to)
@@ -67,5 +71,6 @@ export async function tripRoute(influx: Influx, policyId: string, fromMs: number
   })
   return cells.length
     ? { ...route, cells, reason: 'this trip\'s positions are no longer kept (POSITION_RETENTION_DAYS): the cells of about 1.2 × 0.6 km it went through stand for them' }
-    : { ...route, reason: 'no position of this trip is kept: positions are kept only for a while (POSITION_RETENTION_DAYS), and none are stored without GPS, while location is paused or without consent' }
+    : { ...route, reason: gpsStored ? 'no position of this trip is kept: positions are kept only for a while (POSITION_RETENTION_DAYS), and none are stored without GPS or while location is paused'
+      : 'no position of this trip is kept: your consent to store your location (gps) is withdrawn for every purpose, so none is stored' }
 }

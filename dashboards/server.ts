@@ -340,7 +340,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     const principal = who(req)
     if (principal.role !== 'policyholder') throw new codes.UBIQ_AUTH_FORBIDDEN("a trip's route is for its policyholder's own token: positions never reach analysts")
     mustSee(principal, req.params.policy)
-    const route = await tripRoute(deps.influx, req.params.policy, Date.parse(req.params.from))
+    const route = await tripRoute(deps.influx, req.params.policy, Date.parse(req.params.from), deps.consents.stored(req.params.policy, 'gps'))
     if (!route) return notFound(reply, 'unknown_trip', `no trip of policy ${req.params.policy} started at ${req.params.from}`)
     return { ...route, ...(deps.mapTiles ? { tiles: deps.mapTiles } : {}) }
   })

@@ -11,6 +11,7 @@ import { fleetCars, makeCity, makeFleet, runSimulation, type DeviceMessage } fro
 import { deviceRegistry } from '../ingest/index.ts'
 import { startServices, startTestPipeline } from '../test/harness.ts'
 import { openBrowser } from '../test/browser.ts'
+import { accessibilityProblems } from './page-test-helpers.ts'
 import type { TripRoute } from './route.ts'
 
 // A 1×1 PNG: what the tile server answers every tile with.
@@ -81,6 +82,7 @@ t.test("a trip's route: the policyholder's own, with its events, over the tiles 
   }, route.events.map((e) => e.type)), 'a pin per event, titled in words')
   const box = await page.locator('#trip-map svg').boundingBox()
   t.ok(box!.x >= 0 && box!.x + box!.width <= 390, 'the map fits a phone\'s screen')
+  t.same(await accessibilityProblems(page), [], 'no serious or critical WCAG 2.1 AA violation with the route and its tiles at 390×844')
   t.equal(await page.locator('#trip-map-attribution').textContent(), '© the test tiles', 'the tiles\' attribution')
   // The tiles: those of the map's zoom covering the route, fetched from the tile server.
   const zoom = Number(await page.locator('#trip-map svg').getAttribute('data-zoom'))
@@ -121,5 +123,14 @@ t.test("a trip's route: the policyholder's own, with its events, over the tiles 
   await later.locator('#trip-map rect.cell').first().waitFor()
   t.equal(await later.locator('#trip-map rect.cell').count(), coarse.cells!.length, 'the page draws the cells')
   t.equal(await later.locator('#trip-map polyline').count(), 0, 'and no line')
+  t.same(await accessibilityProblems(later), [], 'no serious or critical WCAG 2.1 AA violation with the cells')
+
+  // No cell either, and location consent withdrawn for every purpose: the route says so.
+  await fetch(`${services.influxUrl}/query?${new URLSearchParams({ db: 'ubiq_tripmap', q: `DROP SERIES FROM "trip_area" WHERE device_id = '${aggressive.deviceId}'` })}`, { method: 'POST' })
+  const withdrawn = await fetch(`${pipeline.url}/api/v1/policies/${aggressive.policyId}/consents`, {
+    method: 'POST', headers: { authorization: `Bearer ${own}`, 'content-type': 'application/json' }, body: JSON.stringify({ streams: ['gps'], purposes: ['pricing', 'coaching', 'claims'], granted: false }),
+  })
+  t.equal(withdrawn.status, 200, 'the policyholder withdraws consent to store their location')
+  t.match(await (await get(path, own)).json(), { points: [], events: route.events.map(() => ({ lat: undefined })), reason: /consent to store your location \(gps\) is withdrawn/ }, 'no fix, no cell, and why')
   t.same(errors, [], 'no script errors on the page')
 })
