@@ -55,9 +55,12 @@ t.test("a trip's route: the policyholder's own, with its events, over the tiles 
   }
   const path = `/api/v1/policies/${aggressive.policyId}/trips/${trip.from}/route`
 
+  const asked = performance.now()
   const res = await get(path, own)
   t.equal(res.status, 200, 'the policyholder reads their own trip\'s route')
-  const route = (await res.json()) as TripRoute
+  const body = await res.text()
+  const route = JSON.parse(body) as TripRoute
+  t.comment(`the route: ${route.points.length} points of a ${((Date.parse(route.to) - Date.parse(route.from)) / 60_000).toFixed(1)} min trip, ${(body.length / 1024).toFixed(1)} KiB, answered in ${(performance.now() - asked).toFixed(0)} ms`)
   t.ok(route.points.length > 100 && route.points.length <= 500, `the trip's fixes, at most 500: ${route.points.length}`)
   t.same(route.points.map((p) => p.t), route.points.map((p) => p.t).sort(), 'in time order')
   t.ok(trip.events.length > 0, 'the aggressive driver\'s trip has events')
@@ -101,14 +104,14 @@ t.test("a trip's route: the policyholder's own, with its events, over the tiles 
   // Without MAP_TILES_URL: the route alone, and no tile request.
   await pipeline.stop()
   pipeline = await startTestPipeline(t, services, [], 'ubiq_tripmap', { devices })
-  const asked = tiles.length
+  const tilesAsked = tiles.length
   const plain = await newPage()
   await plain.goto(`${pipeline.url}/#token=${pipeline.auth.issue({ role: 'policyholder', policyId: aggressive.policyId }, 3600_000)}`)
   await plain.locator('#trip-map polyline.route').waitFor()
   t.equal(await plain.locator('#trip-map circle.pin').count(), route.events.length, 'the pins, on the route alone')
   t.equal(await plain.locator('#trip-map image').count(), 0, 'no tile')
   t.equal(await plain.locator('#trip-map-attribution').count(), 0, 'and no attribution')
-  t.equal(tiles.length, asked, 'no tile request')
+  t.equal(tiles.length, tilesAsked, 'no tile request')
 
   // Once raw_positions' retention has dropped the fixes (here dropped at once; DROP SERIES names no
   // retention policy), the coarse cells the trip keeps stand for its route.
