@@ -379,6 +379,7 @@ async function runService(command: 'start' | 'demo', cfg: Config, opts: Options,
     policyIdleMs: cfg.POLICY_IDLE_H * 3600_000,
     alertThresholds: { windowMin: cfg.ALERT_WINDOW_MIN, lagS: cfg.ALERT_LAG_S, rejectedPct: cfg.ALERT_REJECTED_PCT, driftPsi: cfg.ALERT_DRIFT_PSI, driftWindowH: cfg.ALERT_DRIFT_WINDOW_H, driftMinPolicies: cfg.ALERT_DRIFT_MIN_POLICIES },
     detectors: detectorsOf(cfg),
+    ...(cfg.MAP_TILES_URL ? { mapTiles: { url: cfg.MAP_TILES_URL, attribution: cfg.MAP_TILES_ATTRIBUTION } } : {}),
     claims: { url: cfg.CLAIMS_WEBHOOK_URL, secret: cfg.CLAIMS_WEBHOOK_SECRET },
     alertsHook: { url: cfg.ALERTS_WEBHOOK_URL, secret: cfg.ALERTS_WEBHOOK_SECRET },
   }, logger)

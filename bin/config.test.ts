@@ -32,3 +32,9 @@ t.test('every vehicle detector threshold is configuration, defaulting to what th
   t.equal(crashes({}).length, 0, 'default: no crash')
   t.equal(crashes({ CRASH_IMPULSE_MS2: '25' }).length, 1, 'CRASH_IMPULSE_MS2=25: a crash')
 })
+
+t.test("map tiles under a trip's route: unset by default, an http(s) XYZ template with {z}, {x} and {y} in any order (#23)", async (t) => {
+  t.equal(readConfig({}).MAP_TILES_URL, undefined, 'unset: the route alone, no tile server asked')
+  for (const url of ['https://tile.example.org/{z}/{x}/{y}.png', 'https://tiles.example.org/arcgis/tile/{z}/{y}/{x}']) t.equal(readConfig({ MAP_TILES_URL: url }).MAP_TILES_URL, url)
+  for (const url of ['https://tile.example.org/tile.png', 'ftp://tile.example.org/{z}/{x}/{y}.png']) t.throws(() => readConfig({ MAP_TILES_URL: url }), /MAP_TILES_URL/, url)
+})

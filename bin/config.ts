@@ -54,6 +54,8 @@ const service = {
   WORKER_PARTITIONS: Type.Integer({ default: 16, minimum: 1, maximum: 1024, description: "ubiq start --worker: the partitions nats-server maps device subjects to (its mappings block's partition(P, …), the same P on every server and worker); many more than workers, so that moving work moves whole partitions" }),
   WORKER_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$', description: "ubiq start --worker: this worker's name in the partition leases, unique among running workers (default: host name and process id)" })),
   WORKER_REPLICAS: Type.Integer({ default: 1, minimum: 1, maximum: 5, description: 'ubiq start --worker: replicas of the device and lease streams it makes when missing (3 in a three-node cluster)' }),
+  MAP_TILES_URL: Type.Optional(Type.String({ pattern: '^https?://(?=.*\\{z\\})(?=.*\\{x\\})(?=.*\\{y\\})', description: "Map tiles under a trip's route on the policyholder's page: an XYZ template such as https://tile.example.org/{z}/{x}/{y}.png (mind the provider's usage policy). Unset: the route is drawn alone, and the page asks no tile server" })),
+  MAP_TILES_ATTRIBUTION: Type.Optional(Type.String({ maxLength: 200, description: 'What the tile provider asks to be shown with its tiles, e.g. © OpenStreetMap contributors' })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'Log level' }),
 }
 

@@ -57,6 +57,8 @@ export interface PipelineConfig {
   policyIdleMs?: number
   /** The analyst alert rules' thresholds (ALERT_*; default defaultAlertThresholds). */
   alertThresholds?: AlertThresholds
+  /** Map tiles under a trip's route on the policyholder's page (MAP_TILES_URL, MAP_TILES_ATTRIBUTION). */
+  mapTiles?: { url: string; attribution?: string }
   /** The vehicle detectors' thresholds (default: as each detector declares them). */
   detectors?: DetectorConfigs
   /**
@@ -522,7 +524,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const auth = tokenAuthority(tokenSecret(cfg.tokenSecret, tokenSecretFile(cfg.dataDir)), { revocationsFile: revocationsFile(cfg.dataDir) })
   const dashboards = await startDashboards({
     scores$, events$, premiums$, influx, auth, metrics, whatIf: whatIfFor, household: pricing.household, health, deviceClock: ingest.clock, logger, consents, privacy, claims: claims.list,
-    host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute, alertThresholds: cfg.alertThresholds,
+    host: cfg.host, port: cfg.port, rateLimitPerMinute: cfg.rateLimitPerMinute, alertThresholds: cfg.alertThresholds, mapTiles: cfg.mapTiles,
     devicesOf: (policyId) => (devicesByPolicy.get(policyId) ?? []).map((id) => registry.get(id)!),
     enrolled: (policyId) => devicesByPolicy.has(policyId),
     erase: eraser({

@@ -33,6 +33,7 @@ import { registerMonitoring, sampleMetrics } from './monitoring.ts'
 import { alertRules, defaultAlertThresholds, registerAlerts, type AlertThresholds } from './alerts.ts'
 import { registerExport, storeConsents } from './export.ts'
 import { summarizer, Summary } from './coaching.ts'
+import { tripRoute, TripRoute } from './route.ts'
 import { eventAlert, premiumAlert, registerPush, type PushAlerts, type PushMessage } from './push.ts'
 
 export interface DashboardsDeps {
@@ -78,6 +79,8 @@ export interface DashboardsDeps {
   push?: PushAlerts
   /** The analyst alert rules' thresholds (default defaultAlertThresholds). */
   alertThresholds?: AlertThresholds
+  /** Map tiles drawn under a trip's route (MAP_TILES_URL, an XYZ template; MAP_TILES_ATTRIBUTION); without them, the route alone and no tile request. */
+  mapTiles?: { url: string; attribution?: string }
 }
 
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
@@ -327,6 +330,20 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   policyRoute('/api/v1/policies/:policy/premiums', 'Premium changes with their reasons, newest first (?format=csv: as CSV)', HistoryQuery, History('premiums', StoredPremium), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'premiums', await premiumHistory(deps.influx, policyId, q.subject, range(q))))
   policyRoute('/api/v1/policies/:policy/events', 'Events of every subject with their evidence, newest first (?format=csv: as CSV)', EventsQuery, History('events', StoredEvent), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'events', await eventHistory(deps.influx, policyId, { subject: q.subject, type: q.type }, range(q))))
   policyRoute('/api/v1/policies/:policy/trips', 'Trips with the events in them (evidence included), newest first (?format=csv: as CSV, with the number of events)', TripsQuery, History('trips', StoredTrip), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'trips', await tripHistory(deps.influx, policyId, range(q))))
+  app.get<{ Params: { policy: string; from: string } }>('/api/v1/policies/:policy/trips/:from/route', {
+    schema: {
+      description: "A trip's route and its events on it, for the policyholder's own token only (an analyst's gets 403: positions never reach analysts): the trip's fixes while positions are kept, at most 500; after that, none and why",
+      params: Type.Object({ policy: PolicyId, from: Time }),
+      response: { 200: TripRoute, ...errors },
+    },
+  }, async (req, reply) => {
+    const principal = who(req)
+    if (principal.role !== 'policyholder') throw new codes.UBIQ_AUTH_FORBIDDEN("a trip's route is for its policyholder's own token: positions never reach analysts")
+    mustSee(principal, req.params.policy)
+    const route = await tripRoute(deps.influx, req.params.policy, Date.parse(req.params.from), deps.consents.stored(req.params.policy, 'gps'))
+    if (!route) return notFound(reply, 'unknown_trip', `no trip of policy ${req.params.policy} started at ${req.params.from}`)
+    return { ...route, ...(deps.mapTiles ? { tiles: deps.mapTiles } : {}) }
+  })
   app.post<{ Params: { policy: string; subject: Subject } }>('/api/v1/policies/:policy/what-if/:subject', {
     schema: {
       description: "The premium the policy's latest score would get with changed features: body {\"scale\": {feature: factor}, \"set\": {feature: value}}",

@@ -16,5 +16,7 @@ t.test('it names every field of every measurement, with how long it is kept and 
     t.ok(section.startsWith(`### ${m.name}\n`), `${m.name} has a section`)
     for (const f of m.fields) t.match(section, new RegExp(`\\| \`${f.name.replace(/[<>]/g, '.')}\` \\| .+ \\| .+ \\(\`${m.retention}\`\\) \\| .+ \\|`), `${m.name}.${f.name}: meaning, kept, read by`)
   }
-  t.match(text, /\| `lat_deg` \| [^|]+ \| 14 days \(`raw_positions`\) \| ubiq \|/, 'positions: ubiq alone reads them')
+  // Positions: the policyholder reads their own trip's route (latitude and longitude); no analyst reads any.
+  for (const f of ['lat_deg', 'lon_deg']) t.match(text, new RegExp(`\\| \`${f}\` \\| [^|]+ \\| 14 days \\(\`raw_positions\`\\) \\| ubiq; the policyholder \\(their own[^|]*\\) \\|`), `${f}: ubiq and the policyholder (their own)`)
+  t.match(text, /\| `alt_m` \| [^|]+ \| 14 days \(`raw_positions`\) \| ubiq \|/, 'altitude: ubiq alone')
 })

@@ -44,3 +44,20 @@ export function geohash(lat_deg: number, lon_deg: number, precision: number): st
   }
   return out
 }
+
+/** The cell a geohash names, WGS84 degrees: the inverse of geohash (a character not in its alphabet: undefined). */
+export function geohashCell(hash: string): { south: number; west: number; north: number; east: number } | undefined {
+  let [south, north, west, east] = [-90, 90, -180, 180]
+  let even = true // longitude first
+  for (const c of hash) {
+    const value = BASE32.indexOf(c)
+    if (value < 0) return undefined
+    for (let bit = 4; bit >= 0; bit--) {
+      const on = ((value >> bit) & 1) === 1
+      if (even) [west, east] = on ? [(west + east) / 2, east] : [west, (west + east) / 2]
+      else [south, north] = on ? [(south + north) / 2, north] : [south, (south + north) / 2]
+      even = !even
+    }
+  }
+  return { south, west, north, east }
+}

@@ -2,7 +2,7 @@
 export * from './device-contract.ts'
 export { connectInflux, withoutExpired, durationHours, toLine, seriesRows, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
 export { openJournal, type Journal } from './journal.ts'
-export { analystFields, streamFields, qualified, retentionOf, resolveRetention, retentionPolicies, retentionPolicyNames, storedMeasurements, derivedMeasurements, POSITION_FIELDS, type RetentionPolicy, type RetentionPolicyName, type StoredMeasurement } from './retention.ts'
+export { analystFields, streamFields, qualified, retentionOf, resolveRetention, retentionPolicies, retentionPolicyNames, storedMeasurements, derivedMeasurements, POSITION_FIELDS, ROUTE_FIELDS, type RetentionPolicy, type RetentionPolicyName, type StoredMeasurement } from './retention.ts'
 export { startIngest, takeMessages, messageCounters, dropDuplicates, rejectTimeReuse, storeReadings, readingsFromSeries, type Ingest, type IngestDeps, type DeviceMessage, type MessageCounters } from './ingest.ts'
 export { startWorkerIngest, partitionMapping, natsServerConfig, DEVICE_STREAM, LEASE_STREAM, LEASE_TTL_MS, type WorkerIngest, type WorkerIngestDeps, type NatsNode } from './jetstream.ts'
 export { aclAllows, brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'

@@ -40,7 +40,7 @@ export const retentionPolicies = {
   raw_positions: {
     days: 14,
     env: 'POSITION_RETENTION_DAYS',
-    why: 'full-precision positions: speeding (against the road map) and night driving (by the sun) are computed from them as they arrive, and a restart rebuilds an open trip from its last 12 h; two weeks also lets a disputed recent trip be checked. After that only the trip\'s coarse cells (`trip_area`) and crash tracks (`claims`) remain',
+    why: 'full-precision positions: speeding (against the road map) and night driving (by the sun) are computed from them as they arrive, and a restart rebuilds an open trip from its last 12 h; two weeks also lets a disputed recent trip be checked, and the policyholder see their recent trips\' routes. After that only the trip\'s coarse cells (`trip_area`) and crash tracks (`claims`) remain',
   },
   raw: {
     days: 90,
@@ -88,10 +88,15 @@ const analystMeans: readonly Reader[] = ['service', 'analyst']
 
 /**
  * Fields that say where a device is (declared by the sensor kinds, e.g. `gps`): never served to
- * an analyst or a policyholder, kept only in `raw_positions` (and crash tracks), coarsened into
- * `trip_area` once a trip's features are computed.
+ * an analyst, kept only in `raw_positions` (and crash tracks), coarsened into `trip_area` once a
+ * trip's features are computed. A policyholder reads their own (ROUTE_FIELDS, and their export).
  */
 export const POSITION_FIELDS: ReadonlySet<string> = new Set(sensors.flatMap((s) => s.storage.positions ?? []))
+
+/** The `gps` fields a policyholder's own trip route is drawn from (dashboards/route.ts), while `raw_positions` keeps them; after that, the trip's cells (`trip_area`). */
+export const ROUTE_FIELDS = ['lat_deg', 'lon_deg'] as const
+/** Who reads a trip's positions and cells: ubiq, and the policyholder their own trip's route; never an analyst. */
+const routeReaders: readonly Reader[] = ['service', 'policyholder']
 
 const ENVELOPE = new Set(['seq', 'ts', 'rate_hz', 'samples'])
 
@@ -129,7 +134,7 @@ function sensorMeasurement(s: (typeof sensors)[number]): StoredMeasurement {
     readers: ['service'],
     tags: s.batch ? ['device_id', 'hz'] : ['device_id'],
     fields: [
-      ...payload.map((f) => (served.has(f.name) ? { ...f, readers: analystMeans } : f)),
+      ...payload.map((f) => (served.has(f.name) ? { ...f, readers: analystMeans } : s.kind === 'gps' && (ROUTE_FIELDS as readonly string[]).includes(f.name) ? { ...f, readers: routeReaders } : f)),
       { name: 'seq', meaning: 'the message\'s sequence number: (device, seq) identifies it' },
     ],
   }
@@ -163,8 +168,8 @@ export const derivedMeasurements: readonly StoredMeasurement[] = [
     ],
   },
   {
-    name: 'trip_area', retention: 'aggregates', writer: 'scoring', readers: ['service'],
-    why: 'where a trip went, coarsened once its features are computed: what location features (territory, urban or rural driving) can be computed from after the positions are gone. Never served',
+    name: 'trip_area', retention: 'aggregates', writer: 'scoring', readers: routeReaders,
+    why: 'where a trip went, coarsened once its features are computed: what location features (territory, urban or rural driving) can be computed from after the positions are gone. Served to the policyholder alone, as their trip\'s map once its positions are gone; never to an analyst',
     tags: ['policy_id', 'device_id'],
     fields: [{ name: 'cells', meaning: 'moving seconds per geohash cell of 6 characters (about 1.2 × 0.6 km), as `cell:seconds` separated by spaces' }],
   },

@@ -117,7 +117,11 @@ t.test("live output matches the AsyncAPI and OpenAPI documents' schemas", async 
   await check('/healthz', '/healthz')
   await check('/api/v1/policies', '/api/v1/policies')
   await check('/api/v1/policies/{policy}', `/api/v1/policies/${policy}`)
-  for (const what of ['scores', 'premiums', 'events', 'trips']) await check(`/api/v1/policies/{policy}/${what}`, `/api/v1/policies/${policy}/${what}?from=${day}`)
+  for (const what of ['scores', 'premiums', 'events']) await check(`/api/v1/policies/{policy}/${what}`, `/api/v1/policies/${policy}/${what}?from=${day}`)
+  const { trips: [trip] } = await check('/api/v1/policies/{policy}/trips', `/api/v1/policies/${policy}/trips?from=${day}`) as { trips: { from: string }[] }
+  // A trip's route is its policyholder's alone.
+  const route = await check('/api/v1/policies/{policy}/trips/{from}/route', `/api/v1/policies/${policy}/trips/${trip!.from}/route`, {}, token) as { points: unknown[] }
+  t.ok(route.points.length > 0, 'the route has its fixes')
   await check('/api/v1/policies/{policy}/household', `/api/v1/policies/${policy}/household`)
   await check('/api/v1/policies/{policy}/readings', `/api/v1/policies/${policy}/readings?from=${day}`)
   await check('/api/v1/policies/{policy}/what-if/{subject}', `/api/v1/policies/${policy}/what-if/driving`, { method: 'POST', body: JSON.stringify({ scale: { harsh_braking_per_hour: 0.5 } }) })
