@@ -127,6 +127,7 @@ const loadConfig: LoadConfig = {
 await ask(load, { type: 'start', ...loadConfig }, 'started')
 log(`Mosquitto ${broker.url}, InfluxDB ${influx.url}, dashboards ${pipeline.url}; ${MINUTES} min, ${ACTIVE} policies active at a time of ${POOL} (${entries.length} devices), a simulated day each in ${SESSION_S} s`)
 log(`samples every ${SAMPLE_S} s to ${CSV}; the pipeline's log: ${LOG}`)
+if (SNAPSHOTS) log("BENCH_SOAK_HEAP_SNAPSHOTS=1: heap snapshots raise RSS for good (V8's writer); this run finds what grows, its RSS figures are not a measure")
 
 // ─── sampling ────────────────────────────────────────────────────────────────────────────────
 interface Row {
@@ -327,7 +328,7 @@ ubiq soak benchmark, ${date}: ${f1(end / 60)} min (warm-up ${f1(WARMUP_MIN)} min
   event-loop delay p50 / p99      ${loopCell(ubiqLoop).padEnd(36)}${loopCell(rawLoop)}
   Mosquitto RSS, first → last     ${memCell(flatness((r) => r.mosquittoRss))}; InfluxDB ${memCell(flatness((r) => r.influxdRss))}
   samples: ${CSV}
-${SNAPSHOTS ? `\nWhat grew in ubiq's heap from the end of the warm-up to the end (heap snapshots ${SNAPSHOTS.join(', ')}):\n${heapGrowth(...SNAPSHOTS).join('\n')}\n` : ''}
+${SNAPSHOTS ? `\nBENCH_SOAK_HEAP_SNAPSHOTS=1: writing a heap snapshot raises RSS for good (V8's writer), so the RSS figures above are not a measure.\nWhat grew in ubiq's heap from the end of the warm-up to the end (heap snapshots ${SNAPSHOTS.join(', ')}):\n${heapGrowth(...SNAPSHOTS).join('\n')}\n` : ''}
 
 | figure (${f1(end / 60)} min, ${date}) | ubiq | raw reference (mqtt.js + JSON.parse) |
 |---|---|---|
