@@ -168,6 +168,7 @@ function phoneAxis(up: Vec3): Vec3 {
 /** The 100 ms bins of horizontal acceleration kept for pairing with GPS fixes: 10 s. */
 const BIN_MS = 100
 const BINS = 100
+const BIN_FIELDS = 6
 
 /** What the estimator holds now, in the phone's frame (for tests and evidence). */
 export interface FrameEstimate {
@@ -203,7 +204,9 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   // Forward from GPS: Σ dv/dt · a_h (phone frame) over qualifying GPS seconds, fading with gpsMemory.
   let gpsSum: Vec3 = [0, 0, 0]
   let gpsCount = 0
-  const bins = { index: new Float64Array(BINS).fill(-1), sum: Array.from({ length: BINS }, (): Vec3 => [0, 0, 0]), yaw: new Float64Array(BINS), n: new Float64Array(BINS) }
+  // Made at the first settled IMU sample: most devices (a car's dongle, a watch) never send an
+  // imu_device stream, and 100 bins are 3 KiB a device (#25). Per slot: bin, Σx, Σy, Σz, Σ|yaw|, n.
+  let bins: Float64Array | undefined
   let lastFix: { ms: number; speed_mps: number } | undefined
   let pendingFixes: { ms: number; speed_mps: number }[] = []
 
@@ -228,7 +231,7 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
     forwardFrom = undefined
     lastFix = undefined
     pendingFixes = []
-    bins.index.fill(-1)
+    bins = undefined
   }
 
   /** Starts over: gravity is the fallback's mean since now for settle_s, the forward axis is learnt again. */
@@ -304,17 +307,12 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   /** Feeds the forward-axis estimators with one settled sample's horizontal acceleration `ah` and yaw rate. */
   function learn(tMs: number, dt: number, ah: Vec3, yaw: number, b: Basis) {
     const bin = Math.floor(tMs / BIN_MS)
-    const slot = bin % BINS
-    if (bins.index[slot] !== bin) {
-      bins.index[slot] = bin
-      bins.sum[slot] = [0, 0, 0]
-      bins.yaw[slot] = 0
-      bins.n[slot] = 0
-    }
-    const s = bins.sum[slot]!
-    s[0] += ah[0]; s[1] += ah[1]; s[2] += ah[2]
-    bins.yaw[slot]! += Math.abs(yaw)
-    bins.n[slot]! += 1
+    bins ??= new Float64Array(BINS * BIN_FIELDS).fill(-1)
+    const at = (bin % BINS) * BIN_FIELDS
+    if (bins[at] !== bin) bins.set([bin, 0, 0, 0, 0, 0], at)
+    bins[at + 1]! += ah[0]; bins[at + 2]! += ah[1]; bins[at + 3]! += ah[2]
+    bins[at + 4]! += Math.abs(yaw)
+    bins[at + 5]! += 1
 
     const ks = 1 - Math.exp(-dt / cfg.axisSmooth_s)
     smooth = [smooth[0] + (ah[0] - smooth[0]) * ks, smooth[1] + (ah[1] - smooth[1]) * ks, smooth[2] + (ah[2] - smooth[2]) * ks]
@@ -355,13 +353,12 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
       if (!prev || fix.ms - prev.ms > 2000 || fix.ms <= prev.ms || !g) continue
       const sum: Vec3 = [0, 0, 0]
       let yaw = 0, n = 0
-      for (let bin = Math.ceil(prev.ms / BIN_MS); bin < Math.ceil(fix.ms / BIN_MS); bin++) {
-        const slot = bin % BINS
-        if (bins.index[slot] !== bin) continue
-        const s = bins.sum[slot]!
-        sum[0] += s[0]; sum[1] += s[1]; sum[2] += s[2]
-        yaw += bins.yaw[slot]!
-        n += bins.n[slot]!
+      for (let bin = Math.ceil(prev.ms / BIN_MS); bin < Math.ceil(fix.ms / BIN_MS) && bins; bin++) {
+        const at = (bin % BINS) * BIN_FIELDS
+        if (bins[at] !== bin) continue
+        sum[0] += bins[at + 1]!; sum[1] += bins[at + 2]!; sum[2] += bins[at + 3]!
+        yaw += bins[at + 4]!
+        n += bins[at + 5]!
       }
       const dv = (fix.speed_mps - prev.speed_mps) / ((fix.ms - prev.ms) / 1000)
       if (n === 0 || Math.abs(dv) < cfg.gpsMinDv_ms2 || yaw / n > cfg.gpsMaxYaw_rads) continue
