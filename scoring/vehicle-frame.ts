@@ -187,6 +187,34 @@ export interface FrameEstimate {
  * readings with `speed_kmh` teach it the forward axis.
  */
 export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig): { push(r: Reading): Reading; frame(): FrameEstimate } {
+  /** GNSS fixes with speed waiting for the IMU to cover them (the first 5 before any IMU). */
+  const pendingFixes: Fix[] = []
+  // The estimator is made at the first imu_device batch: most devices (a car's dongle, a watch)
+  // never send one, and its state and closures were about 4 KiB a device (#25).
+  let estimator: ReturnType<typeof frameEstimator> | undefined
+  return {
+    push(r) {
+      if (r.kind === 'gps' && typeof r.fields.speed_kmh === 'number' && !(Number(r.fields.accuracy_m) > cfg.gpsMaxAccuracy_m)) {
+        if (pendingFixes.length < 5) pendingFixes.push({ ms: r.ts, speed_mps: r.fields.speed_kmh / 3.6 })
+        estimator?.pairFixes()
+        return r
+      }
+      const rate = Number(r.fields.rate_hz)
+      if (r.kind !== 'imu_device' || !r.samples || !(rate > 0)) return r
+      estimator ??= frameEstimator(cfg, pendingFixes)
+      return estimator.imu(r, rate)
+    },
+    frame: () => estimator?.frame() ?? { gravity: undefined, forward: undefined, forwardFrom: undefined },
+  }
+}
+
+interface Fix {
+  ms: number
+  speed_mps: number
+}
+
+/** vehicleFrame's estimator, from its first imu_device batch on; it takes `pendingFixes` (vehicleFrame's) from the front as the IMU covers them. */
+function frameEstimator(cfg: VehicleFrameConfig, pendingFixes: Fix[]) {
   // Gravity (low-pass of the accelerometer, undefined until the first sample), its fallback, the
   // short-term mean acceleration, and the leaky integral of the rotation about horizontal axes.
   let g: Vec3 | undefined
@@ -207,8 +235,7 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   // Made at the first settled IMU sample: most devices (a car's dongle, a watch) never send an
   // imu_device stream, and 100 bins are 3 KiB a device (#25). Per slot: bin, Σx, Σy, Σz, Σ|yaw|, n.
   let bins: Float64Array | undefined
-  let lastFix: { ms: number; speed_mps: number } | undefined
-  let pendingFixes: { ms: number; speed_mps: number }[] = []
+  let lastFix: Fix | undefined
 
   // Forward without GPS: smoothed horizontal acceleration and yaw rate; second and third moments of
   // the qualifying ones (phone frame, symmetric: 6 and 10 distinct terms) and their duration.
@@ -230,7 +257,7 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
     forward = undefined
     forwardFrom = undefined
     lastFix = undefined
-    pendingFixes = []
+    pendingFixes.length = 0
     bins = undefined
   }
 
@@ -374,14 +401,9 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   }
 
   return {
-    push(r) {
-      if (r.kind === 'gps' && typeof r.fields.speed_kmh === 'number' && !(Number(r.fields.accuracy_m) > cfg.gpsMaxAccuracy_m)) {
-        if (pendingFixes.length < 5) pendingFixes.push({ ms: r.ts, speed_mps: r.fields.speed_kmh / 3.6 })
-        pairFixes()
-        return r
-      }
-      const rate = Number(r.fields.rate_hz)
-      if (r.kind !== 'imu_device' || !r.samples || !(rate > 0)) return r
+    pairFixes,
+    /** An imu_device batch of `rate` Hz, in the level vehicle frame. */
+    imu(r: Reading, rate: number): Reading {
       const step = 1000 / rate
       // Time already seen (a re-sent batch): converted with the frame as it is, not learnt from again.
       const replay = lastMs !== undefined && r.ts <= lastMs
@@ -389,7 +411,7 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
         g = undefined
         lastMs = undefined
       }
-      const samples = r.samples.map((row, j) => {
+      const samples = r.samples!.map((row, j) => {
         const a: Vec3 = [row[0] ?? 0, row[1] ?? 0, row[2] ?? 0]
         const w: Vec3 = [row[3] ?? 0, row[4] ?? 0, row[5] ?? 0]
         if (replay && g) {
@@ -404,6 +426,6 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
       if (!replay) pairFixes()
       return { ...r, kind: 'imu', fields: { ...r.fields, frame_forward: forward !== undefined }, samples }
     },
-    frame: () => ({ gravity: g && [...g], forward: forward && [...forward], forwardFrom }),
+    frame: (): FrameEstimate => ({ gravity: g && [...g], forward: forward && [...forward], forwardFrom }),
   }
 }
