@@ -1,7 +1,7 @@
 import t from 'tap'
 import { of } from 'rxjs'
 import { connectInflux, withoutExpired, qualified, readingsFromSeries, storeReadings, toLine, type Reading, type Refusal } from './index.ts'
-import { lineShape } from './influx.ts'
+import { lineShape, QUERIES_IN_FLIGHT } from './influx.ts'
 import { startServices } from '../test/harness.ts'
 import { freePort } from '../bin/local-services.ts'
 
@@ -53,6 +53,23 @@ t.test('the v1 write API against a real InfluxDB 1.x: written lines read back by
   const again = await connectInflux(cfg)
   t.equal((await again.query(`SELECT count(speed_kmh) FROM ${qualified('obd')}`))[0]?.values[0]?.[1], 2)
   await Promise.all([influx.close(), again.close()])
+})
+
+t.test('at most QUERIES_IN_FLIGHT queries are in InfluxDB at once; the others wait their turn, and all are answered (#25 item 4)', async (t) => {
+  const services = await startServices(t)
+  const influx = await connectInflux({ api: 'v1', url: services.influxUrl, database: 'ubiq_query_limit_test' })
+  const ts = recent()
+  influx.write(Array.from({ length: 5000 }, (_, i) => toLine('obd', { device_id: `car-${i % 50}` }, { speed_kmh: i % 130, seq: i }, ts + i, ['seq'])))
+  await influx.flush()
+  // InfluxDB's own count of the queries it is executing, as a fleet's first readings would make them.
+  const active = async () => ((await (await fetch(`${services.influxUrl}/debug/vars`)).json()) as { queryExecutor: { values: { queriesActive: number } } }).queryExecutor.values.queriesActive
+  let most = 0
+  let done = false
+  const answers = Promise.all(Array.from({ length: 300 }, (_, i) => influx.query(`SELECT * FROM ${qualified('obd')} WHERE device_id = 'car-${i % 50}'`))).finally(() => (done = true))
+  while (!done) most = Math.max(most, await active())
+  t.ok((await answers).every(([s]) => s?.values.length === 100), 'every query answered in full')
+  t.ok(most <= QUERIES_IN_FLIGHT, `InfluxDB held at most ${QUERIES_IN_FLIGHT} at once (seen: ${most})`)
+  await influx.close()
 })
 
 t.test('flush() waits for the batches the client sent on its own, not only for what it still buffers', async (t) => {

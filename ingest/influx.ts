@@ -103,6 +103,14 @@ export function withoutExpired(influx: Influx, onExpired: (measurement: string) 
 /** How long a query may wait for InfluxDB's answer, ms; then it fails (code INFLUX_TIMEOUT). */
 const QUERY_TIMEOUT_MS = 30_000
 
+/**
+ * Queries sent to InfluxDB at once; the rest wait their turn (FIFO). Each device's and policy's
+ * first reading makes scoring read its state back (2–3 queries): a fleet arriving at a few hundred
+ * devices a second, unbounded, kept 37,844 queries in InfluxDB at once (a goroutine and buffers
+ * each), which took it past 8 GB of RSS in the 100k memory phase of bench:ingest (#25 item 4).
+ */
+export const QUERIES_IN_FLIGHT = 4
+
 /** How long close() waits for InfluxDB to confirm what is queued, ms (README "Durability"). */
 const CLOSE_WAIT_MS = 10_000
 
@@ -223,7 +231,22 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
     await sends.settled()
   }
 
+  let queries = 0
+  const queued: (() => void)[] = []
+  /** `send` once fewer than QUERIES_IN_FLIGHT queries are in InfluxDB; its time-out starts then. */
   async function query(q: string, method: 'GET' | 'POST' = 'GET'): Promise<Series[]> {
+    if (queries < QUERIES_IN_FLIGHT) queries++
+    else await new Promise<void>((turn) => queued.push(turn)) // a finishing query hands over its place
+    try {
+      return await send(q, method)
+    } finally {
+      const next = queued.shift()
+      if (next) next()
+      else queries--
+    }
+  }
+
+  async function send(q: string, method: 'GET' | 'POST'): Promise<Series[]> {
     const params = new URLSearchParams({ db: cfg.database, q, epoch: 'ms' })
     const res = await fetch(`${cfg.url}/query${method === 'GET' ? `?${params}` : ''}`, {
       // An InfluxDB that stops answering (paused, swapping, a network split) would otherwise hold a

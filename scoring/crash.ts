@@ -86,8 +86,11 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
   const reported: number[] = []
   let rate_hz = 0
   let lastMs: number | undefined
-  /** The last `pre_s` of samples as [t_ms, ax, ay, az]. */
-  let history: number[][] = []
+  /**
+   * The last `pre_s` of samples, flat: t_ms, ax, ay, az, t_ms, … (an array a sample took 80 bytes
+   * more: 4 KiB a device at 25 Hz, #25).
+   */
+  let history: number[] = []
   let pulse: Pulse | undefined
   let fallFromMs: number | undefined
   let lastFallMs: number | undefined
@@ -111,7 +114,7 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
     if (p.peak_ms2 < cfg.impulse_ms2 || p.samples < cfg.minSamples || duration_s < cfg.minPulse_s || deltaV_kmh < cfg.minDeltaV_kmh || dropped) return undefined
     if (deltaV_kmh > cfg.maxDeltaV_kmh || duration_s > cfg.maxPulse_s || p.peak_ms2 > cfg.maxPeak_ms2) return undefined
     if (!isNew(p.fromMs)) return undefined
-    const window = [...history, ...batch].filter((row) => row[0]! >= p.fromMs - cfg.pre_s * 1000).map(([t, ...a]) => [Math.round(t! - p.fromMs), ...a])
+    const window = [...rowsOf(history), ...batch].filter((row) => row[0]! >= p.fromMs - cfg.pre_s * 1000).map(([t, ...a]) => [Math.round(t! - p.fromMs), ...a])
     return event(p.fromMs, p.lastMs, {
       source: 'imu', peak: round3(p.peak_ms2), threshold: cfg.impulse_ms2,
       duration_s: round3(duration_s), samples: p.samples, rate_hz, delta_v_kmh: round3(deltaV_kmh), window,
@@ -155,7 +158,7 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
       pulse.reported = e !== undefined
     }
     lastMs = batch.at(-1)?.[0]
-    history = [...history, ...batch].filter((row) => row[0]! > lastMs! - cfg.pre_s * 1000)
+    history = [...rowsOf(history), ...batch].filter((row) => row[0]! > lastMs! - cfg.pre_s * 1000).flat()
   }
 
   const detector: Detector = {
@@ -183,3 +186,6 @@ export function crashDetector(cfg: CrashConfig, deviceId: string, policyId: stri
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000
+
+/** Flat samples of `width` values as rows. */
+const rowsOf = (flat: readonly number[], width = 4) => Array.from({ length: flat.length / width }, (_, i) => flat.slice(i * width, (i + 1) * width))

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { addTrip, behaviourFeatures, dayOf, drivingFeatures, drivingScoreInput, HISTORY_DAYS, restoreDays, tripFields, withHiddenDriving } from './driving.ts'
+import { addTrip, behaviourFeatures, dayOf, drivingFeatures, drivingScoreInput, HISTORY_DAYS, packDays, restoreDays, tripFields, unpackDays, withHiddenDriving } from './driving.ts'
 import { drivingFrequency, loadModel, scoreBatch } from './index.ts'
 import type { Trip } from './trips.ts'
 
@@ -79,6 +79,17 @@ t.test('days rebuilt from stored trips give the same features, dynamics included
   const asOf = dayOf(T0) + drives.length
   t.same(drivingFeatures(restoreDays(rows), asOf, HISTORY_DAYS), drivingFeatures(days, asOf, HISTORY_DAYS))
   t.equal(restoreDays(rows).reduce((a, d) => a + d.lat_sq, 0), days.reduce((a, d) => a + d.lat_sq, 0), 'sums of squares are stored')
+})
+
+t.test('days packed between trips (#25) come back as they were: the same features and the same days after the next trip', async (t) => {
+  const days = drives.reduce((d, [, x], i) => addTrip(d, { ...x, from: x.from + i * 86_400_000, to: x.to + i * 86_400_000 }), [] as ReturnType<typeof addTrip>)
+  const packed = packDays(days)
+  const asOf = dayOf(T0) + drives.length
+  t.same(drivingFeatures(unpackDays(packed), asOf, HISTORY_DAYS), drivingFeatures(days, asOf, HISTORY_DAYS))
+  const [, next] = drives.at(-1)!
+  t.same(addTrip(unpackDays(packed), next), addTrip(days, next), 'the next trip adds to the same days')
+  t.ok(packed.narrow.columns.length > 0, `a day is a row of ${packed.wide.columns.length} doubles (${packed.wide.columns.join(', ')}) and ${packed.narrow.columns.length} floats (${packed.narrow.columns.join(', ')})`)
+  t.same(unpackDays(packDays([])), [])
 })
 
 t.test('driving hidden by a pause of all telemetry counts in privacy mode, at the policy\'s own rate (#21: pausing every risky drive must not pay)', async (t) => {

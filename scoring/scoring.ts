@@ -16,7 +16,7 @@ import { asyncScheduler, concatMap, debounceTime, EMPTY, filter, groupBy, map, m
 import { consentedFor, qualified, quoteString, readingsFromSeries, sensors, toLine, topics, type ConsentStore, type Influx, type Reading, type Series, type Subject } from '../ingest/index.ts'
 import { defaultHealthConfig, healthDayLine, startOfDay, healthDaysFromSeries, scoreHealth, type DayHistory, type PolicyOutput } from './health.ts'
 import { defaultHomeConfig, homeDayLine, homeDaysFromSeries, scoreHome } from './home.ts'
-import { addTrip, DAY_MS, drivingScoreInput, withHiddenDriving, restoreDays, tripFields, windowStart, type DrivingDay } from './driving.ts'
+import { addTrip, DAY_MS, drivingScoreInput, packDays, unpackDays, withHiddenDriving, restoreDays, tripFields, windowStart, type DrivingDay, type PackedDays } from './driving.ts'
 import type { Detector, PolicyEvent } from './events.ts'
 import { scoreLine, scoreWith, type ActiveModels, type BatchConfig, type Score, type ScoreInput } from './score.ts'
 import { forgotten } from './per-key.ts'
@@ -244,20 +244,21 @@ export function drivingScoreInputs(
     // A forgotten policy's days go with its group; nothing is flushed from them.
     groupBy((t) => t.policyId, { duration: (g) => merge(g.pipe(debounceTime(idleMs, scheduler)), forgotten(forget$, g.key)) }),
     mergeMap((policy$) => {
-      let days: DrivingDay[] | undefined
+      let days: PackedDays | undefined // packed between trips: a policy waits with them for up to idleMs
       return policy$.pipe(
         concatMap(async (trip): Promise<ScoreInput[]> => {
           if (!days) {
             try {
-              days = await history(trip.policyId, trip.from)
+              days = packDays(await history(trip.policyId, trip.from))
             } catch (err) {
               onError(err, trip.policyId)
               return []
             }
           }
           try {
-            days = addTrip(days, trip)
-            return [drivingScoreInput(days, trip)]
+            const next = addTrip(unpackDays(days), trip)
+            days = packDays(next)
+            return [drivingScoreInput(next, trip)]
           } catch (err) {
             if (!onKeyError) throw err
             days = undefined

@@ -179,6 +179,20 @@ export interface TrackFix {
 /** A crash keeps the device's fixes of the seconds before it, at full precision: where and how the car came to it, for the claim (#21). */
 export const CRASH_TRACK_S = 30
 
+/** A TrackFix's fields in the order a tracker keeps them, flat. */
+const TRACK_FIELDS = ['ts', 'lat_deg', 'lon_deg', 'accuracy_m', 'speed_kmh', 'heading_deg'] as const
+
+/** Flat fixes (TRACK_FIELDS each, NaN for a field not sent) as TrackFix objects. */
+function fixesOf(flat: readonly number[]): TrackFix[] {
+  const fixes: TrackFix[] = []
+  for (let i = 0; i < flat.length; i += TRACK_FIELDS.length) {
+    const fix: Record<string, number> = {}
+    TRACK_FIELDS.forEach((k, j) => Number.isNaN(flat[i + j]) || (fix[k] = flat[i + j]!))
+    fixes.push(fix as unknown as TrackFix)
+  }
+  return fixes
+}
+
 /**
  * What a device's readings produce: events as they are detected (a crash with its track, when the
  * device sends positions), trips as they close (with their area, when it does).
@@ -219,16 +233,19 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
   let imuSince: number | undefined
   let trustedSince: number | undefined
   let lon_deg: number | undefined
-  /** Recent speed samples (the last minute), to know whether an IMU event had speed beside it. */
-  const recent: { ts: number; kmh: number }[] = []
+  /** Times of the recent speed samples (the last minute), to know whether an IMU event had speed beside it. */
+  const recent: number[] = []
   let harsh: { type: 'harsh_braking' | 'harsh_acceleration'; from: number; to: number; peak: number; threshold: number; samples: number } | undefined
   let lateral: { from: number; to: number; peak: number; samples: number } | undefined
   let stretch: { from: number; lastMovingTs: number; reported: boolean } | undefined
   let night: { from: number; to: number } | undefined
   /** Devices with an ignition signal end trips by it, not by standing still (a long red light, a queue). */
   let ignitionSeen = false
-  /** The fixes of the last CRASH_TRACK_S, oldest first: a crash's track. */
-  let track: TrackFix[] = []
+  /**
+   * The fixes of the last CRASH_TRACK_S, oldest first: a crash's track. Flat, TRACK_FIELDS a fix
+   * (NaN where the fix had no such field): an object a fix was 4 KiB a device more (#25).
+   */
+  const track: number[] = []
 
   const event = (type: DrivingEventType, from: number, to: number, evidence: DetectedEvidence<DrivingEventType>): DrivingEvent =>
     policyEvent(type, policyId, deviceId, from, to, evidence)
@@ -295,8 +312,8 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
     const source = r.kind as 'obd' | 'gps'
     const moving = kmh >= cfg.moving_kmh
     if (!trip && moving) open(r.ts)
-    recent.push({ ts: r.ts, kmh })
-    while (recent.length > 0 && recent[0]!.ts < r.ts - 60_000) recent.shift()
+    recent.push(r.ts)
+    recent.splice(0, recent.findIndex((ts) => ts >= r.ts - 60_000))
     const prev = speed
     speed = { ts: r.ts, kmh, source }
     trustedSince ??= r.ts
@@ -411,10 +428,11 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
 
   /** The fix into the crash track (the last CRASH_TRACK_S). */
   function keepTrack(r: Reading) {
-    const { lat_deg, lon_deg, accuracy_m, speed_kmh, heading_deg } = r.fields as Record<string, number | undefined>
-    track.push({ ts: r.ts, lat_deg: lat_deg!, lon_deg: lon_deg!, ...(accuracy_m !== undefined ? { accuracy_m } : {}), ...(speed_kmh !== undefined ? { speed_kmh } : {}), ...(heading_deg !== undefined ? { heading_deg } : {}) })
-    const from = r.ts - CRASH_TRACK_S * 1000
-    while (track[0]!.ts < from) track.shift()
+    const f = r.fields as Record<string, number | undefined>
+    track.push(r.ts, ...TRACK_FIELDS.slice(1).map((k) => f[k] ?? NaN))
+    let drop = 0
+    while (track[drop]! < r.ts - CRASH_TRACK_S * 1000) drop += TRACK_FIELDS.length
+    track.splice(0, drop)
   }
 
   /** Distance across a GPS dropout with no speed to integrate: the straight line between fixes; and the trip's area. */
@@ -447,7 +465,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
       // is still being settled in its mount, the receiver warming up (#19). A crash always counts.
       if (e.type !== 'crash' && sendsSpeed && (trustedSince === undefined || e.from < trustedSince)) continue
       // A crash keeps the fixes of the seconds before it (a late crash recorder's upload: those still held).
-      const crashTrack = e.type === 'crash' ? track.filter((f) => f.ts >= e.from - CRASH_TRACK_S * 1000 && f.ts <= e.to) : []
+      const crashTrack = e.type === 'crash' ? fixesOf(track).filter((f) => f.ts >= e.from - CRASH_TRACK_S * 1000 && f.ts <= e.to) : []
       out.push(crashTrack.length > 0 ? { event: e, crashTrack } : { event: e })
       if (trip) {
         trip.events[e.type] = (trip.events[e.type] ?? 0) + 1
@@ -463,7 +481,7 @@ export function tripTracker(cfg: TripConfig, deviceId: string, policyId: string,
    * from the speed change, which tells them apart and is what the thresholds mean; the IMU's
    * longitudinal events serve phones without speed.
    */
-  const hasSpeedAround = (e: DrivingEvent) => recent.some((s) => s.ts >= e.from - 2000 && s.ts <= e.from + 2000) && recent.some((s) => s.ts >= e.to - 2000)
+  const hasSpeedAround = (e: DrivingEvent) => recent.some((ts) => ts >= e.from - 2000 && ts <= e.from + 2000) && recent.some((ts) => ts >= e.to - 2000)
 
   function close(ended: Trip['ended'], out: TripOutput[]) {
     if (!trip) return

@@ -168,6 +168,7 @@ function phoneAxis(up: Vec3): Vec3 {
 /** The 100 ms bins of horizontal acceleration kept for pairing with GPS fixes: 10 s. */
 const BIN_MS = 100
 const BINS = 100
+const BIN_FIELDS = 6
 
 /** What the estimator holds now, in the phone's frame (for tests and evidence). */
 export interface FrameEstimate {
@@ -186,6 +187,34 @@ export interface FrameEstimate {
  * readings with `speed_kmh` teach it the forward axis.
  */
 export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig): { push(r: Reading): Reading; frame(): FrameEstimate } {
+  /** GNSS fixes with speed waiting for the IMU to cover them (the first 5 before any IMU). */
+  const pendingFixes: Fix[] = []
+  // The estimator is made at the first imu_device batch: most devices (a car's dongle, a watch)
+  // never send one, and its state and closures were about 4 KiB a device (#25).
+  let estimator: ReturnType<typeof frameEstimator> | undefined
+  return {
+    push(r) {
+      if (r.kind === 'gps' && typeof r.fields.speed_kmh === 'number' && !(Number(r.fields.accuracy_m) > cfg.gpsMaxAccuracy_m)) {
+        if (pendingFixes.length < 5) pendingFixes.push({ ms: r.ts, speed_mps: r.fields.speed_kmh / 3.6 })
+        estimator?.pairFixes()
+        return r
+      }
+      const rate = Number(r.fields.rate_hz)
+      if (r.kind !== 'imu_device' || !r.samples || !(rate > 0)) return r
+      estimator ??= frameEstimator(cfg, pendingFixes)
+      return estimator.imu(r, rate)
+    },
+    frame: () => estimator?.frame() ?? { gravity: undefined, forward: undefined, forwardFrom: undefined },
+  }
+}
+
+interface Fix {
+  ms: number
+  speed_mps: number
+}
+
+/** vehicleFrame's estimator, from its first imu_device batch on; it takes `pendingFixes` (vehicleFrame's) from the front as the IMU covers them. */
+function frameEstimator(cfg: VehicleFrameConfig, pendingFixes: Fix[]) {
   // Gravity (low-pass of the accelerometer, undefined until the first sample), its fallback, the
   // short-term mean acceleration, and the leaky integral of the rotation about horizontal axes.
   let g: Vec3 | undefined
@@ -203,9 +232,10 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   // Forward from GPS: Σ dv/dt · a_h (phone frame) over qualifying GPS seconds, fading with gpsMemory.
   let gpsSum: Vec3 = [0, 0, 0]
   let gpsCount = 0
-  const bins = { index: new Float64Array(BINS).fill(-1), sum: Array.from({ length: BINS }, (): Vec3 => [0, 0, 0]), yaw: new Float64Array(BINS), n: new Float64Array(BINS) }
-  let lastFix: { ms: number; speed_mps: number } | undefined
-  let pendingFixes: { ms: number; speed_mps: number }[] = []
+  // Made at the first settled IMU sample: most devices (a car's dongle, a watch) never send an
+  // imu_device stream, and 100 bins are 3 KiB a device (#25). Per slot: bin, Σx, Σy, Σz, Σ|yaw|, n.
+  let bins: Float64Array | undefined
+  let lastFix: Fix | undefined
 
   // Forward without GPS: smoothed horizontal acceleration and yaw rate; second and third moments of
   // the qualifying ones (phone frame, symmetric: 6 and 10 distinct terms) and their duration.
@@ -227,8 +257,8 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
     forward = undefined
     forwardFrom = undefined
     lastFix = undefined
-    pendingFixes = []
-    bins.index.fill(-1)
+    pendingFixes.length = 0
+    bins = undefined
   }
 
   /** Starts over: gravity is the fallback's mean since now for settle_s, the forward axis is learnt again. */
@@ -304,17 +334,12 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   /** Feeds the forward-axis estimators with one settled sample's horizontal acceleration `ah` and yaw rate. */
   function learn(tMs: number, dt: number, ah: Vec3, yaw: number, b: Basis) {
     const bin = Math.floor(tMs / BIN_MS)
-    const slot = bin % BINS
-    if (bins.index[slot] !== bin) {
-      bins.index[slot] = bin
-      bins.sum[slot] = [0, 0, 0]
-      bins.yaw[slot] = 0
-      bins.n[slot] = 0
-    }
-    const s = bins.sum[slot]!
-    s[0] += ah[0]; s[1] += ah[1]; s[2] += ah[2]
-    bins.yaw[slot]! += Math.abs(yaw)
-    bins.n[slot]! += 1
+    bins ??= new Float64Array(BINS * BIN_FIELDS).fill(-1)
+    const at = (bin % BINS) * BIN_FIELDS
+    if (bins[at] !== bin) bins.set([bin, 0, 0, 0, 0, 0], at)
+    bins[at + 1]! += ah[0]; bins[at + 2]! += ah[1]; bins[at + 3]! += ah[2]
+    bins[at + 4]! += Math.abs(yaw)
+    bins[at + 5]! += 1
 
     const ks = 1 - Math.exp(-dt / cfg.axisSmooth_s)
     smooth = [smooth[0] + (ah[0] - smooth[0]) * ks, smooth[1] + (ah[1] - smooth[1]) * ks, smooth[2] + (ah[2] - smooth[2]) * ks]
@@ -355,13 +380,12 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
       if (!prev || fix.ms - prev.ms > 2000 || fix.ms <= prev.ms || !g) continue
       const sum: Vec3 = [0, 0, 0]
       let yaw = 0, n = 0
-      for (let bin = Math.ceil(prev.ms / BIN_MS); bin < Math.ceil(fix.ms / BIN_MS); bin++) {
-        const slot = bin % BINS
-        if (bins.index[slot] !== bin) continue
-        const s = bins.sum[slot]!
-        sum[0] += s[0]; sum[1] += s[1]; sum[2] += s[2]
-        yaw += bins.yaw[slot]!
-        n += bins.n[slot]!
+      for (let bin = Math.ceil(prev.ms / BIN_MS); bin < Math.ceil(fix.ms / BIN_MS) && bins; bin++) {
+        const at = (bin % BINS) * BIN_FIELDS
+        if (bins[at] !== bin) continue
+        sum[0] += bins[at + 1]!; sum[1] += bins[at + 2]!; sum[2] += bins[at + 3]!
+        yaw += bins[at + 4]!
+        n += bins[at + 5]!
       }
       const dv = (fix.speed_mps - prev.speed_mps) / ((fix.ms - prev.ms) / 1000)
       if (n === 0 || Math.abs(dv) < cfg.gpsMinDv_ms2 || yaw / n > cfg.gpsMaxYaw_rads) continue
@@ -377,14 +401,9 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
   }
 
   return {
-    push(r) {
-      if (r.kind === 'gps' && typeof r.fields.speed_kmh === 'number' && !(Number(r.fields.accuracy_m) > cfg.gpsMaxAccuracy_m)) {
-        if (pendingFixes.length < 5) pendingFixes.push({ ms: r.ts, speed_mps: r.fields.speed_kmh / 3.6 })
-        pairFixes()
-        return r
-      }
-      const rate = Number(r.fields.rate_hz)
-      if (r.kind !== 'imu_device' || !r.samples || !(rate > 0)) return r
+    pairFixes,
+    /** An imu_device batch of `rate` Hz, in the level vehicle frame. */
+    imu(r: Reading, rate: number): Reading {
       const step = 1000 / rate
       // Time already seen (a re-sent batch): converted with the frame as it is, not learnt from again.
       const replay = lastMs !== undefined && r.ts <= lastMs
@@ -392,7 +411,7 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
         g = undefined
         lastMs = undefined
       }
-      const samples = r.samples.map((row, j) => {
+      const samples = r.samples!.map((row, j) => {
         const a: Vec3 = [row[0] ?? 0, row[1] ?? 0, row[2] ?? 0]
         const w: Vec3 = [row[3] ?? 0, row[4] ?? 0, row[5] ?? 0]
         if (replay && g) {
@@ -407,6 +426,6 @@ export function vehicleFrame(cfg: VehicleFrameConfig = defaultVehicleFrameConfig
       if (!replay) pairFixes()
       return { ...r, kind: 'imu', fields: { ...r.fields, frame_forward: forward !== undefined }, samples }
     },
-    frame: () => ({ gravity: g && [...g], forward: forward && [...forward], forwardFrom }),
+    frame: (): FrameEstimate => ({ gravity: g && [...g], forward: forward && [...forward], forwardFrom }),
   }
 }
