@@ -23,7 +23,9 @@ import { startServices } from './harness.ts'
 const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
 const TOKEN_SECRET = 'a test secret of at least thirty-two bytes, shared'
 const auth = tokenAuthority(TOKEN_SECRET)
-const tokenOf = (policyId: string) => auth.issue({ role: 'policyholder', policyId }, 3600_000)
+const tokens = new Map<string, string>()
+/** The policyholder's token, issued once (a revocation revokes those issued until then). */
+const tokenOf = (policyId: string) => tokens.get(policyId) ?? tokens.set(policyId, auth.issue({ role: 'policyholder', policyId }, 3600_000)).get(policyId)!
 
 /** `ubiq start [args]` as a process; resolves once its /healthz answers 200. */
 async function ubiqProcess(t: Test, args: string[], env: NodeJS.ProcessEnv) {
@@ -84,9 +86,10 @@ t.test('main ubiq and the dashboards process: each policyholder gets their own l
   const lastScore = feedA.got.filter((m) => m.type === 'score').at(-1)!
   t.equal(body.scores.driving?.value, lastScore.type === 'score' ? lastScore.score.value : NaN, "REST's standing is the feed's latest score")
   t.ok(body.premiums.driving, 'and a premium')
-  const history = await get(`/api/v1/policies/${a}/scores`, a)
-  t.equal(history.status, 200)
-  t.ok(((await history.json()) as { scores: unknown[] }).scores.length > 0, 'score history from InfluxDB')
+  // Scoring writes its scores to InfluxDB in batches: they are there within a second or so.
+  const stored = async () => ((await (await get(`/api/v1/policies/${a}/scores`, a)).json()) as { scores: unknown[] }).scores.length
+  while ((await stored()) === 0) await sleep(200)
+  t.pass('score history from InfluxDB')
   t.equal((await get(`/api/v1/policies/${b}`, a)).status, 403, "another policy's standing: 403")
   t.equal((await get(`/api/v1/policies/${a}/consents`, a)).status, 404, "consent is the main process's: not served here")
   t.equal((await fetch(`${main.url}/api/v1/policies/${a}/consents`, { headers: { authorization: `Bearer ${tokenOf(a)}` } })).status, 200, 'but by the main process')
