@@ -40,10 +40,7 @@ export interface DashboardsProcess {
   stop(): Promise<void>
 }
 
-/**
- * The MQTT client id: stable across restarts (the broker keeps the session's messages while the
- * process is away) and distinct for each dashboards process of a host (by its port; PORT=0: by pid).
- */
+/** The MQTT client id: distinct for each dashboards process of a host (by its port; PORT=0: by pid). */
 export const dashboardsClientId = (port: number) => `ubiq-dashboards-${hostname().replace(/[^A-Za-z0-9_-]/g, '_')}-${port || `pid${process.pid}`}`
 
 /** Starts the dashboards process; rejects with a coded error if InfluxDB cannot be reached. */

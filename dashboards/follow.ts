@@ -8,11 +8,13 @@
  * feed's standing needs a score's subject, REST answers from objects, and a payload that is not
  * its topic's policy's JSON must not reach that policyholder.
  *
- * QoS 1 with a persistent session (a fixed client id, clean: false): what is published while this
- * process is away from the broker (a network blip, a restart of this process) is held by the
- * broker and comes when it is back, as the main process's ingest does with device messages.
- * MQTT 3.1.1, so that nats-server's MQTT listener takes it too. Retained premiums are not news
- * and are skipped.
+ * QoS 0: at QoS 1 the broker keeps at most a few messages in flight to a subscriber (Mosquitto's
+ * max_inflight_messages, 20) until it acknowledges each, and mqtt.js acknowledges one at a time:
+ * in bench:feed at 10,000 scores a second that held delivery back by seconds (p99 2.2 s with
+ * nothing else running, README "Benchmarks"). So what is published while this process is away
+ * from the broker does not reach its live feeds; a client that connects is given the standing
+ * from InfluxDB, where every score and premium is stored. MQTT 3.1.1, so that nats-server's MQTT
+ * listener takes it too. Retained premiums are not news and are skipped.
  */
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
@@ -40,7 +42,7 @@ const kinds = { scores: `${topics.prefix}/scores/+`, events: `${topics.prefix}/e
 export async function followBroker(opts: { url: string; clientId: string; logger: Logger }): Promise<Followed> {
   const out = { scores: new RxSubject<Score>(), events: new RxSubject<PolicyEvent>(), premiums: new RxSubject<PremiumAdjustment>() }
   let dropped = 0
-  const client = await mqtt.connectAsync(opts.url, { clientId: opts.clientId, clean: false, protocolVersion: 4, reconnectPeriod: 1000 })
+  const client = await mqtt.connectAsync(opts.url, { clientId: opts.clientId, clean: true, protocolVersion: 4, reconnectPeriod: 1000 })
   client.on('message', (topic, payload, packet) => {
     // Retained premiums come again at every subscription, every policy's: not news. A client's
     // standing is read from InfluxDB (feed.ts), where each was stored when it was made.
@@ -60,7 +62,8 @@ export async function followBroker(opts: { url: string; clientId: string; logger
     ;(out[kind] as RxSubject<object>).next(keepJson(value!, json))
   })
   client.on('error', (err) => opts.logger.warn({ err: err.message }, 'dashboards: broker connection error; mqtt.js reconnects'))
-  await client.subscribeAsync(Object.values(kinds), { qos: 1 })
+  // Subscribed again by mqtt.js at each reconnect (resubscribe), the session being clean.
+  await client.subscribeAsync(Object.values(kinds), { qos: 0 })
   return {
     scores$: out.scores.asObservable(),
     events$: out.events.asObservable(),
