@@ -179,7 +179,8 @@ function helpOf(words: readonly string[]): string {
   const entries = usage.split('\n').slice(1).reduce<string[]>((acc, line) => (line.startsWith('  ubiq ') || acc.length === 0 ? [...acc, line] : [...acc.slice(0, -1), `${acc.at(-1)}\n${line}`]), [])
   const commandOf = (entry: string) => {
     const synopsis = entry.trim().split(/\s{2,}/)[0]!.split(' ').slice(1)
-    const n = synopsis.findIndex((w) => !/^[a-z-]+$/.test(w))
+    // Options are not the command's name: `ubiq start --help` lists --worker and --dashboards with it.
+    const n = synopsis.findIndex((w) => !/^[a-z][a-z-]*$/.test(w))
     return (n === -1 ? synopsis : synopsis.slice(0, n)).join(' ')
   }
   const commands = new Set(entries.map(commandOf))
