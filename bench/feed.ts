@@ -12,6 +12,12 @@
  *   the bare server sending instead is the raw reference: on a small machine, the clients'
  *   parsing and the socket writes take cores that ingest, InfluxDB and Mosquitto would otherwise
  *   have.
+ * - the same with the dashboards as a process of their own (`ubiq start --dashboards`) following
+ *   the scores on Mosquitto, published there by a process standing in for scoring (which publishes
+ *   every score anyway): its ingest ratio is taken against the bare server's in the same run (#25's
+ *   goal ≥ 0.9), and its delivery p99 during the drain (goal ≤ 100 ms).
+ *
+ * BENCH_FEED_PROFILE=1 runs the dashboards process with --cpu-prof (profiles in the run's folder).
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
@@ -74,10 +80,40 @@ async function rawServer(): Promise<Server> {
   }
 }
 
+const SECRET = 'a benchmark secret of at least thirty-two bytes'
+const profile = process.env.BENCH_FEED_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'profiles')}`] : []
+const exited = (child: ChildProcess) => new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)))
+
+/**
+ * ubiq's dashboards process (`ubiq start --dashboards`) following the scores on the broker, where a
+ * process of its own publishes them as scoring does; the CPU counted is the dashboards process's.
+ */
+async function followerServer(run: number): Promise<Server> {
+  const child = fork(script('./feed-follower.ts'), [JSON.stringify({ mqttUrl: broker.url, influxUrl: influx.url, dataDir: join(dir, `follower-${run}`), tokenSecret: SECRET })], { execArgv: ['--import', 'tsx', ...profile] })
+  const publisher = fork(script('./feed-publisher.ts'), [broker.url], { execArgv: ['--import', 'tsx'] })
+  const [{ url }] = await Promise.all([ask<{ url: string }>(child, undefined, 'listening'), ask(publisher, undefined, 'ready')])
+  const auth = tokenAuthority(SECRET)
+  return {
+    urls: policies.map((p) => `${url.replace('http', 'ws')}/feed?token=${auth.issue({ role: 'policyholder', policyId: p }, 3600_000)}`),
+    async start() {
+      await ask(child, { type: 'start' }, 'started')
+      await ask(publisher, { type: 'start' }, 'started')
+    },
+    async stop() {
+      const { sent } = await ask<{ sent: number }>(publisher, { type: 'stop' }, 'stopped')
+      await new Promise((r) => setTimeout(r, 500)) // the last ones in flight
+      const { cpuMicros } = await ask<{ cpuMicros: number }>(child, { type: 'stop' }, 'stopped')
+      return { sent, cpuMicros }
+    },
+    // A clean stop: its broker session ends, and a profile is written.
+    close: () => (child.send({ type: 'close' }), publisher.kill(), Promise.all([exited(child), exited(publisher)])),
+  }
+}
+
 /** ubiq's dashboards server, fed the scores through the stream scoring would feed it, in this process, as in `ubiq start`. */
 async function ubiqServer(): Promise<Server> {
   const scores$ = new Subject<Score>()
-  const auth = tokenAuthority('a benchmark secret of at least thirty-two bytes')
+  const auth = tokenAuthority(SECRET)
   const server = await startDashboards({
     consents: consentStore({ registry: deviceRegistry([]), record: () => '' }),
     scores$, events$: NEVER, premiums$: NEVER,
@@ -104,7 +140,7 @@ async function ubiqServer(): Promise<Server> {
 
 const ms = (x: number) => `${x.toFixed(1)} ms`
 type Delivery = Awaited<ReturnType<typeof deliver>>
-const rows: { raw: Delivery; rawLoaded: Delivery; idle: Delivery; loaded: Delivery; alone: number }[] = []
+const rows: { raw: Delivery; rawLoaded: Delivery; idle: Delivery; loaded: Delivery; alone: number; follower: Delivery; followerLoaded: Delivery }[] = []
 const msgs = (d: Delivery) => (d.result as { msgs: number }).msgs
 for (let run = 1; run <= RUNS; run++) {
   const raw = await rawServer()
@@ -121,15 +157,22 @@ for (let run = 1; run <= RUNS; run++) {
   const loaded = await deliver(ubiq, () => drain.ubiqRun(`feed_loaded_${run}`))
   await ask(clients, { type: 'close' }, 'closed')
   await ubiq.close()
-  rows.push({ raw: rawIdle, rawLoaded, idle, loaded, alone })
-  log(`run ${run}/${RUNS}: p99 raw ${ms(rawIdle.p99)}, ubiq ${ms(idle.p99)}, ubiq during ingest ${ms(loaded.p99)}; CPU per message raw ${rawIdle.cpuPerMsg.toFixed(1)} µs, ubiq ${idle.cpuPerMsg.toFixed(1)} µs; ingest ${alone.toFixed(0)} msg/s alone, ${msgs(loaded).toFixed(0)} with ubiq's feed, ${msgs(rawLoaded).toFixed(0)} with the bare server's; delivered ${idle.delivered}/${idle.sent}, closes ${JSON.stringify(idle.closes)}`)
+
+  const follower = await followerServer(run)
+  await ask(clients, { type: 'open', urls: follower.urls }, 'ready')
+  const followerIdle = await deliver(follower)
+  const followerLoaded = await deliver(follower, () => drain.ubiqRun(`feed_follower_${run}`))
+  await ask(clients, { type: 'close' }, 'closed')
+  await follower.close()
+  rows.push({ raw: rawIdle, rawLoaded, idle, loaded, alone, follower: followerIdle, followerLoaded })
+  log(`run ${run}/${RUNS}: p99 raw ${ms(rawIdle.p99)}, ubiq ${ms(idle.p99)}, ubiq during ingest ${ms(loaded.p99)}, dashboards process ${ms(followerIdle.p99)}, during ingest ${ms(followerLoaded.p99)}; CPU per message raw ${rawIdle.cpuPerMsg.toFixed(1)} µs, ubiq ${idle.cpuPerMsg.toFixed(1)} µs, dashboards process ${followerIdle.cpuPerMsg.toFixed(1)} µs; ingest ${alone.toFixed(0)} msg/s alone, ${msgs(loaded).toFixed(0)} with ubiq's feed, ${msgs(rawLoaded).toFixed(0)} with the bare server's, ${msgs(followerLoaded).toFixed(0)} with the dashboards process's; delivered ${idle.delivered}/${idle.sent}, ${followerIdle.delivered}/${followerIdle.sent}, closes ${JSON.stringify(idle.closes)} ${JSON.stringify(followerIdle.closes)}`)
 }
 clients.kill()
 await broker.stop()
 await influx.stop()
 
 const med = (f: (r: typeof rows[0]) => number) => median(rows.map(f))
-const phases = (r: typeof rows[0]) => [r.raw, r.rawLoaded, r.idle, r.loaded]
+const phases = (r: typeof rows[0]) => [r.raw, r.rawLoaded, r.idle, r.loaded, r.follower, r.followerLoaded]
 const ratios = (f: (r: typeof rows[0]) => number) => `${med(f).toFixed(2)} (runs ${rows.map((r) => f(r).toFixed(2)).join(', ')})`
 console.log(`
 ubiq feed benchmark: ${CLIENTS} websocket clients, ${RATE} scores/s in total for ${SECONDS} s, median of ${RUNS} runs
@@ -140,6 +183,11 @@ ubiq feed benchmark: ${CLIENTS} websocket clients, ${RATE} scores/s in total for
   ingest alone                                     ${med((r) => r.alone).toFixed(0).padStart(8)} msg/s
   ingest while ubiq's feed runs                    ${med((r) => msgs(r.loaded)).toFixed(0).padStart(8)} msg/s   ratio ${ratios((r) => msgs(r.loaded) / r.alone)}, goal ≥ 0.90
   ingest while the bare server sends (raw)         ${med((r) => msgs(r.rawLoaded)).toFixed(0).padStart(8)} msg/s   ratio ${ratios((r) => msgs(r.rawLoaded) / r.alone)}
+  dashboards process (ubiq start --dashboards), following the scores on the broker:
+    delivery p50 ${ms(med((r) => r.follower.p50))}, p99 ${ms(med((r) => r.follower.p99))}; its CPU ${med((r) => r.follower.cpuPerMsg).toFixed(1)} µs/message
+    while ingest drains: delivery p50 ${ms(med((r) => r.followerLoaded.p50))}, p99 ${ms(med((r) => r.followerLoaded.p99))} (goal ≤ 100 ms)
+    ingest while it sends                          ${med((r) => msgs(r.followerLoaded)).toFixed(0).padStart(8)} msg/s   against ingest alone ${ratios((r) => msgs(r.followerLoaded) / r.alone)}
+                                                   against the bare server's, same run ${ratios((r) => msgs(r.followerLoaded) / msgs(r.rawLoaded))}, goal ≥ 0.90
   messages not delivered, all runs: ${rows.reduce((a, r) => a + phases(r).reduce((b, d) => b + d.sent - d.delivered, 0), 0)}; feed clients cut off: ${rows.reduce((a, r) => a + phases(r).reduce((b, d) => b + (d.closes['1013'] ?? 0), 0), 0)}
 `)
 process.exit(0)

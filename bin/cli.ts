@@ -34,6 +34,7 @@ import {
 } from '../scoring/index.ts'
 import { train, trainingReport, writePortfolio } from './train.ts'
 import { startWorker } from './worker.ts'
+import { startDashboardsProcess } from './dashboards.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
 
@@ -41,6 +42,11 @@ Usage:
   ubiq start                     run the pipeline: MQTT ingest → scoring → pricing → dashboards
   ubiq start --worker            one of several workers sharing the devices' partitions on NATS JetStream (NATS_URL):
                                  ingest for the partitions it holds, /metrics (docs/scale-out.md)
+  ubiq start --dashboards        the dashboards (REST, the policyholders' feed, the pages) as a process of their own,
+                                 following scores, events and premiums on MQTT_URL and history in INFLUX_URL, beside
+                                 a running ubiq start (same UBIQ_DATA_DIR or TOKEN_SECRET; another PORT). Consent,
+                                 privacy, erasure, what-if, household, claims, the drill-down, the export, a trip's
+                                 route, ingest health and the backtest stay on the main process (README "Scale out")
   ubiq demo [options]            the pipeline, a simulated fleet and the dashboard; prints its URL
   ubiq sim [options]             simulated policyholders' cars, wearables and homes publishing to MQTT_URL
   ubiq sim replay [options]      publish real recorded trips as one phone's IMU stream to MQTT_URL
@@ -173,7 +179,8 @@ function helpOf(words: readonly string[]): string {
   const entries = usage.split('\n').slice(1).reduce<string[]>((acc, line) => (line.startsWith('  ubiq ') || acc.length === 0 ? [...acc, line] : [...acc.slice(0, -1), `${acc.at(-1)}\n${line}`]), [])
   const commandOf = (entry: string) => {
     const synopsis = entry.trim().split(/\s{2,}/)[0]!.split(' ').slice(1)
-    const n = synopsis.findIndex((w) => !/^[a-z-]+$/.test(w))
+    // Options are not the command's name: `ubiq start --help` lists --worker and --dashboards with it.
+    const n = synopsis.findIndex((w) => !/^[a-z][a-z-]*$/.test(w))
     return (n === -1 ? synopsis : synopsis.slice(0, n)).join(' ')
   }
   const commands = new Set(entries.map(commandOf))
@@ -219,7 +226,9 @@ async function main(argv: string[]): Promise<void> {
   if (replay) return runReplayCommand(cfg, opts)
   if (command === 'sim') return runSim(cfg, opts, logger)
   if (command === 'broker-config') return writeBrokerConfig(cfg, opts)
+  if (opts.worker && opts.dashboards) throw new codes.UBIQ_USAGE('ubiq start takes --worker or --dashboards, not both')
   if (opts.worker) return runWorker(cfg, logger)
+  if (opts.dashboards) return runDashboards(cfg, logger)
   return runService(command as 'start' | 'demo', cfg, opts, logger)
 }
 
@@ -254,12 +263,13 @@ interface Options {
   json: boolean
   loo: boolean
   worker: boolean
+  dashboards: boolean
 }
 
 function parseOptions(command: string, args: string[]): Options {
   // Every option takes a value; which ones a command takes:
   const names: Record<string, string[]> = {
-    start: ['worker'],
+    start: ['worker', 'dashboards'],
     demo: ['vehicles', 'speedup', 'seed'],
     sim: ['devices', 'days', 'start', 'speedup', 'seed', 'imu-hz', 'phone-mount', 'faults', 'connections', 'export', 'write-registry'],
     'sim replay': ['trip', 'device', 'speedup', 'write-registry'],
@@ -275,7 +285,7 @@ function parseOptions(command: string, args: string[]): Options {
     'token analyst': ['days'],
     'erase policy': ['url'],
   }
-  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: ['json', 'loo', 'worker'].includes(n) ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
+  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: ['json', 'loo', 'worker', 'dashboards'].includes(n) ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
   let values: Record<string, string | string[] | undefined>
   try {
     values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | string[] | undefined>
@@ -327,6 +337,7 @@ function parseOptions(command: string, args: string[]): Options {
     json: (values.json as unknown) === true,
     loo: (values.loo as unknown) === true,
     worker: (values.worker as unknown) === true,
+    dashboards: (values.dashboards as unknown) === true,
   }
 }
 
@@ -422,15 +433,41 @@ async function runWorker(cfg: Config, logger: Logger): Promise<void> {
     maxPayloadBytes: cfg.MAX_PAYLOAD_BYTES,
     maxFutureSkewMs: cfg.MAX_FUTURE_SKEW_S * 1000,
   }, logger)
-  const stop = (signal: string) => {
+  stopOnSignals(() => worker.stop(), logger)
+}
+
+/** On SIGINT or SIGTERM: `stop`, then exit (1 if it failed). */
+function stopOnSignals(stop: () => Promise<void>, logger: Logger): void {
+  const on = (signal: string) => {
     logger.info({ signal }, 'shutting down')
-    worker.stop().then(() => process.exit(0), (err: Error) => {
+    stop().then(() => process.exit(0), (err: Error) => {
       logger.error({ err }, 'shutdown failed')
       process.exit(1)
     })
   }
-  process.once('SIGINT', () => stop('SIGINT'))
-  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => on('SIGINT'))
+  process.once('SIGTERM', () => on('SIGTERM'))
+}
+
+/**
+ * `ubiq start --dashboards`: the dashboards as a process of their own (bin/dashboards.ts). It
+ * needs MQTT_URL and INFLUX_URL (it starts no servers of its own); DEVICE_REGISTRY when set.
+ */
+async function runDashboards(cfg: Config, logger: Logger): Promise<void> {
+  const missing = (['MQTT_URL', 'INFLUX_URL'] as const).filter((k) => !cfg[k])
+  if (missing.length > 0) throw new codes.UBIQ_CONFIG_INVALID(`ubiq start --dashboards needs ${missing.join(', ')} (the broker and InfluxDB the main process uses; it starts no servers of its own)`)
+  const dashboards = await startDashboardsProcess({
+    mqttUrl: cfg.MQTT_URL!,
+    influx: influxConfig(cfg, cfg.INFLUX_URL!),
+    dataDir: resolve(cfg.UBIQ_DATA_DIR),
+    tokenSecret: cfg.TOKEN_SECRET,
+    ...(cfg.DEVICE_REGISTRY ? { devices: loadDevices(cfg) } : {}),
+    host: cfg.HOST,
+    port: cfg.PORT,
+    rateLimitPerMinute: cfg.RATE_LIMIT_PER_MINUTE,
+    influxStartTimeoutMs: cfg.INFLUX_START_TIMEOUT_S * 1000,
+  }, logger)
+  stopOnSignals(() => dashboards.stop(), logger)
 }
 
 /** `ubiq token policy ID` / `ubiq token analyst`: a signed dashboards token on stdout, what it opens on stderr. */

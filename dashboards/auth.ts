@@ -10,7 +10,7 @@
  * user, so they hold across restarts. A token without an issuer, or issued in the future, is refused.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
 import { codes, ID_PATTERN, writePrivate } from '../ingest/index.ts'
@@ -30,6 +30,11 @@ export interface TokenAuthority {
   verify(token: string | undefined): Verified
   /** Revokes tokens from now on, and keeps the revocation (in the revocations file, when there is one). */
   revoke(what: Revocation): { revokedAt: string }
+  /**
+   * Reads the revocations file again if another process (the main one and the dashboards process
+   * share it, #25) has written it since; whether it had. Throws UBIQ_REVOCATIONS_INVALID as at start.
+   */
+  reread(): boolean
 }
 
 export interface TokenOptions {
@@ -58,7 +63,15 @@ export function tokenAuthority(secret: string, opts: TokenOptions = {}): TokenAu
   const now = opts.now ?? Date.now
   const maxSkewMs = opts.maxClockSkewMs ?? 60_000
   const verifier = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: ISSUER })
-  const revoked = readRevocations(opts.revocationsFile)
+  let revoked = readRevocations(opts.revocationsFile)
+  let version = versionOf(opts.revocationsFile)
+  const reread = () => {
+    const now = versionOf(opts.revocationsFile)
+    if (now === version) return false
+    revoked = readRevocations(opts.revocationsFile)
+    version = now
+    return true
+  }
   const policyKey = (policyId: string) => `policy#${createHmac('sha256', secret).update(policyId).digest('hex')}`
   const until = (p: Principal) => (p.role === 'analyst' ? revoked.until.analysts : Math.max(revoked.until[policyKey(p.policyId)] ?? -Infinity, revoked.until[`policy:${p.policyId}`] ?? -Infinity)) ?? -Infinity
   return {
@@ -91,17 +104,29 @@ export function tokenAuthority(secret: string, opts: TokenOptions = {}): TokenAu
       if ((tokenId !== undefined && tokenId in revoked.tokens) || issuedAt <= until(who)) throw new codes.UBIQ_AUTH_REVOKED_TOKEN()
       return { ...who, expiresAt, ...(tokenId ? { tokenId } : {}) }
     },
+    reread,
     revoke(what) {
+      // What the other process revoked stays revoked: this write starts from the file as it is.
+      reread()
       const at = now()
       if ('tokenId' in what) revoked.tokens[what.tokenId] = at
       else if ('policy' in what) {
         delete revoked.until[`policy:${what.policy}`]
         revoked.until[policyKey(what.policy)] = at
       } else revoked.until.analysts = at
-      if (opts.revocationsFile) writePrivate(opts.revocationsFile, JSON.stringify(revoked))
+      if (opts.revocationsFile) {
+        writePrivate(opts.revocationsFile, JSON.stringify(revoked))
+        version = versionOf(opts.revocationsFile)
+      }
       return { revokedAt: new Date(at).toISOString() }
     },
   }
+}
+
+/** Which version of the file is there: it is replaced whole (writePrivate renames), so its inode changes. */
+const versionOf = (file: string | undefined) => {
+  const st = file ? statSync(file, { throwIfNoEntry: false }) : undefined
+  return st ? `${st.ino}/${st.mtimeMs}/${st.size}` : ''
 }
 
 /** The revocations kept in `file` (none yet: empty). A file that cannot be read is a startup error: tokens revoked must stay so. */

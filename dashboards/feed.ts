@@ -54,6 +54,29 @@ export const FeedNotice = Type.Union([
 ])
 export type FeedNotice = Static<typeof FeedNotice>
 
+/** The JSON text an object came in as (follow.ts): sent as it is, not serialised again. */
+const asPublished = new WeakMap<object, string>()
+/** Records that `value` was published as `json`; returns `value`. */
+export function keepJson<T extends object>(value: T, json: string): T {
+  asPublished.set(value, json)
+  return value
+}
+
+const texts = new WeakMap<FeedMessage, string>()
+/**
+ * A message's text on the websocket, made once however many clients it goes to: the score, event
+ * or premium as it was published (keepJson) in the feed's envelope, or serialised when it was not.
+ */
+export function feedText(msg: FeedMessage): string {
+  let text = texts.get(msg)
+  if (text === undefined) {
+    const body: object = msg.type === 'score' ? msg.score : msg.type === 'event' ? msg.event : msg.premium
+    text = `{"type":"${msg.type}","seq":${msg.seq},"${msg.type}":${asPublished.get(body) ?? JSON.stringify(body)}}`
+    texts.set(msg, text)
+  }
+  return text
+}
+
 interface PolicyFeed {
   messages: FeedMessage[]
   /** The seq of the policy's latest message. */

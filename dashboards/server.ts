@@ -22,7 +22,7 @@ import { Claim, HouseholdPremium, PremiumAdjustment, WhatIf, type BacktestSummar
 import { eventTypes, Score, type PolicyEvent } from '../scoring/index.ts'
 import { mustBeAnalyst, mustSee, type TokenAuthority, type Verified } from './auth.ts'
 import { registerConsents, registerErasure, registerPrivacyMode, registerRevocations, type Erase } from './privacy.ts'
-import { feedJournal, FeedQuery, type FeedMessage, type FeedNotice } from './feed.ts'
+import { feedJournal, FeedQuery, feedText, type FeedMessage, type FeedNotice } from './feed.ts'
 import { eventHistory, historyTables, premiumHistory, scoreHistory, storedPolicies, storedStanding, StoredEvent, StoredPremium, StoredScore, StoredTrip, tripHistory, type Columns } from './history.ts'
 import { errors, strict } from './schemas.ts'
 import { Format, sendCsv, Time, TIME_PATTERN, type Cell } from './tables.ts'
@@ -43,10 +43,14 @@ export interface DashboardsDeps {
   influx: Influx
   auth: TokenAuthority
   metrics: Registry
-  /** A device's clock skew estimate, for operators. */
-  deviceClock(deviceId: string): DeviceClock | undefined
-  /** The premium simulator: `score` (the policy's latest of its subject) with changed features, priced; undefined without a model for it. */
-  whatIf(score: Score, changes: unknown): Promise<WhatIf | undefined>
+  /**
+   * A device's clock skew estimate, for operators. Ingest's own figures (this route, the ingest
+   * health page and the alert rules over ingest's metrics) are served only beside ingest: not by
+   * the dashboards process (`ubiq start --dashboards`), which is given none.
+   */
+  deviceClock?(deviceId: string): DeviceClock | undefined
+  /** The premium simulator: `score` (the policy's latest of its subject) with changed features, priced; undefined without a model for it. Without it (the dashboards process: pricing's state is the main process's) there is no what-if route. */
+  whatIf?(score: Score, changes: unknown): Promise<WhatIf | undefined>
   /** The policy's household (#24): its covers' latest premiums and the plan's bundle rule, as pricing audits it; without it there is no household route. */
   household?(policyId: string): HouseholdPremium | undefined
   /** Whether the service works, and the checks behind the answer: booleans are checks (false fails), numbers are information. */
@@ -62,8 +66,12 @@ export interface DashboardsDeps {
   backtest?(): Promise<BacktestSummary>
   /** A feed client with more than this many bytes not yet taken off the socket is cut off (default 1 MiB). */
   feedMaxBufferedBytes?: number
-  /** Consent as it stands (ingest/consent.ts): its routes, the drill-down's and the export's. */
-  consents: ConsentStore
+  /**
+   * Consent as it stands (ingest/consent.ts): its routes, and the routes whose answer depends on it
+   * (the drill-down, the export, a trip's route). Without it (the dashboards process: consent lives
+   * in the main process, rebuilt from the audit chain) those routes are not served.
+   */
+  consents?: ConsentStore
   /** Privacy mode's pauses (ingest/privacy.ts), for the privacy routes; without it there are none. */
   privacy?: PrivacyStore
   /**
@@ -83,6 +91,8 @@ export interface DashboardsDeps {
   mapTiles?: { url: string; attribution?: string }
 }
 
+/** How often the token revocations file is looked at for another process's changes, ms. */
+const REVOCATIONS_REREAD_MS = 1000
 /** How long shutdown waits for feed clients to answer the close frame, ms. */
 const FEED_CLOSE_WAIT_MS = 2000
 /** A refused feed's close code: 4000 + the HTTP status REST answers the same refusal with (4401, 4403, 4404). */
@@ -273,14 +283,24 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   })
   policyRoute('/api/v1/policies/:policy/claims', "The policy's claims (first notice of loss) and their status, newest first", undefined, strict({ claims: Type.Array(Claim) }), async (policyId) => ({ claims: claimsOf(policyId) }))
   registerPortfolio(app, deps.influx, who)
-  registerDrilldown(app, deps, who)
   registerBacktest(app, deps.backtest, who)
-  // One sampler of the metrics for the ingest page's rates and recent figures and for the alert rules.
-  const alerts = alertRules({ influx: deps.influx, metrics: deps.metrics, thresholds: deps.alertThresholds ?? defaultAlertThresholds, log: app.log })
-  const samples = sampleMetrics(app, deps.metrics, alerts.evaluate)
-  registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics, samples }, who)
-  registerAlerts(app, alerts.alerts, who)
-  registerConsents(app, deps.consents, who)
+  if (deps.deviceClock) {
+    // One sampler of the metrics for the ingest page's rates and recent figures and for the alert rules.
+    const alerts = alertRules({ influx: deps.influx, metrics: deps.metrics, thresholds: deps.alertThresholds ?? defaultAlertThresholds, log: app.log })
+    const samples = sampleMetrics(app, deps.metrics, alerts.evaluate)
+    registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics, samples }, who)
+    registerAlerts(app, alerts.alerts, who)
+  }
+  const { consents } = deps
+  if (consents) {
+    registerConsents(app, consents, who)
+    registerDrilldown(app, { ...deps, consents }, who)
+    registerExport(app, {
+      influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
+      consentsOf: (policyId) => storeConsents(consents, policyId, deps.devicesOf?.(policyId) ?? []),
+      claimsOf: (policyId) => claimsOf(policyId),
+    }, who)
+  }
   if (deps.privacy) registerPrivacyMode(app, deps.privacy, who)
   const closeRevokedFeeds = () => {
     for (const [ws, { token }] of feedTokens) {
@@ -292,6 +312,15 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
     }
   }
   registerRevocations(app, deps.auth, who, closeRevokedFeeds)
+  // The main process and the dashboards process (`ubiq start --dashboards`) share the revocations
+  // file: what one revokes closes the other's feeds within a second.
+  const rereading = setInterval(() => {
+    try {
+      if (deps.auth.reread()) closeRevokedFeeds()
+    } catch (err) {
+      deps.logger.error({ err }, 'dashboards: the token revocations file cannot be read again; the revocations read before stand')
+    }
+  }, REVOCATIONS_REREAD_MS)
   if (push) registerPush(app, push, who)
   if (deps.erase) {
     registerErasure(app, deps.erase, deps.auth, who, (policyId) => {
@@ -301,11 +330,6 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
       for (const [ws, feed] of feedTokens) if (feed.policyId === policyId) ws.close(4404, 'the policy has been erased')
     })
   }
-  registerExport(app, {
-    influx: deps.influx, devicesOf: deps.devicesOf, logger: deps.logger,
-    consentsOf: (policyId) => storeConsents(deps.consents, policyId, deps.devicesOf?.(policyId) ?? []),
-    claimsOf: (policyId) => claimsOf(policyId),
-  }, who)
   policyRoute('/api/v1/policies/:policy', "The policy's latest score and premium per subject", undefined, Standing, async (policyId, _q, _req, reply) => {
     // The feed's standing: it reads from InfluxDB what it does not hold.
     const { messages } = await journal.replay(policyId)
@@ -330,47 +354,55 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   policyRoute('/api/v1/policies/:policy/premiums', 'Premium changes with their reasons, newest first (?format=csv: as CSV)', HistoryQuery, History('premiums', StoredPremium), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'premiums', await premiumHistory(deps.influx, policyId, q.subject, range(q))))
   policyRoute('/api/v1/policies/:policy/events', 'Events of every subject with their evidence, newest first (?format=csv: as CSV)', EventsQuery, History('events', StoredEvent), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'events', await eventHistory(deps.influx, policyId, { subject: q.subject, type: q.type }, range(q))))
   policyRoute('/api/v1/policies/:policy/trips', 'Trips with the events in them (evidence included), newest first (?format=csv: as CSV, with the number of events)', TripsQuery, History('trips', StoredTrip), async (policyId, q, _req, reply) => history(reply, policyId, q.format, 'trips', await tripHistory(deps.influx, policyId, range(q))))
-  app.get<{ Params: { policy: string; from: string } }>('/api/v1/policies/:policy/trips/:from/route', {
-    schema: {
-      description: "A trip's route and its events on it, for the policyholder's own token only (an analyst's gets 403: positions never reach analysts): the trip's fixes while positions are kept, at most 500; after that, none and why",
-      params: Type.Object({ policy: PolicyId, from: Time }),
-      response: { 200: TripRoute, ...errors },
-    },
-  }, async (req, reply) => {
-    const principal = who(req)
-    if (principal.role !== 'policyholder') throw new codes.UBIQ_AUTH_FORBIDDEN("a trip's route is for its policyholder's own token: positions never reach analysts")
-    mustSee(principal, req.params.policy)
-    const route = await tripRoute(deps.influx, req.params.policy, Date.parse(req.params.from), deps.consents.stored(req.params.policy, 'gps'))
-    if (!route) return notFound(reply, 'unknown_trip', `no trip of policy ${req.params.policy} started at ${req.params.from}`)
-    return { ...route, ...(deps.mapTiles ? { tiles: deps.mapTiles } : {}) }
-  })
-  app.post<{ Params: { policy: string; subject: Subject } }>('/api/v1/policies/:policy/what-if/:subject', {
-    schema: {
-      description: "The premium the policy's latest score would get with changed features: body {\"scale\": {feature: factor}, \"set\": {feature: value}}",
-      params: Type.Object({ policy: PolicyId, subject: Subject }),
-      response: { 200: WhatIf, ...errors },
-    },
-  }, async (req, reply) => {
-    mustSee(who(req), req.params.policy)
-    const { messages } = await journal.replay(req.params.policy)
-    const score = messages.flatMap((m) => (m.type === 'score' && m.score.subject === req.params.subject ? [m.score] : [])).at(-1)
-    // The body is checked by the simulator, which names what is wrong with it.
-    const answer = score && (await deps.whatIf(score, req.body))
-    return answer ?? notFound(reply, 'unknown_policy', `no ${req.params.subject} score yet for policy ${req.params.policy}`)
-  })
-  const summaryOf = summarizer(deps.influx, deps.whatIf)
+  if (consents) {
+    app.get<{ Params: { policy: string; from: string } }>('/api/v1/policies/:policy/trips/:from/route', {
+      schema: {
+        description: "A trip's route and its events on it, for the policyholder's own token only (an analyst's gets 403: positions never reach analysts): the trip's fixes while positions are kept, at most 500; after that, none and why",
+        params: Type.Object({ policy: PolicyId, from: Time }),
+        response: { 200: TripRoute, ...errors },
+      },
+    }, async (req, reply) => {
+      const principal = who(req)
+      if (principal.role !== 'policyholder') throw new codes.UBIQ_AUTH_FORBIDDEN("a trip's route is for its policyholder's own token: positions never reach analysts")
+      mustSee(principal, req.params.policy)
+      const route = await tripRoute(deps.influx, req.params.policy, Date.parse(req.params.from), consents.stored(req.params.policy, 'gps'))
+      if (!route) return notFound(reply, 'unknown_trip', `no trip of policy ${req.params.policy} started at ${req.params.from}`)
+      return { ...route, ...(deps.mapTiles ? { tiles: deps.mapTiles } : {}) }
+    })
+  }
+  const { whatIf } = deps
+  if (whatIf) {
+    app.post<{ Params: { policy: string; subject: Subject } }>('/api/v1/policies/:policy/what-if/:subject', {
+      schema: {
+        description: "The premium the policy's latest score would get with changed features: body {\"scale\": {feature: factor}, \"set\": {feature: value}}",
+        params: Type.Object({ policy: PolicyId, subject: Subject }),
+        response: { 200: WhatIf, ...errors },
+      },
+    }, async (req, reply) => {
+      mustSee(who(req), req.params.policy)
+      const { messages } = await journal.replay(req.params.policy)
+      const score = messages.flatMap((m) => (m.type === 'score' && m.score.subject === req.params.subject ? [m.score] : [])).at(-1)
+      // The body is checked by the simulator, which names what is wrong with it.
+      const answer = score && (await whatIf(score, req.body))
+      return answer ?? notFound(reply, 'unknown_policy', `no ${req.params.subject} score yet for policy ${req.params.policy}`)
+    })
+  }
+  const summaryOf = summarizer(deps.influx, whatIf ?? (async () => undefined))
   policyRoute('/api/v1/policies/:policy/summary', "The policyholder's summary per subject: the score's weekly trend, where the policy stands in the portfolio, the premium outlook and coaching tips, in words", undefined, Summary, async (policyId) => {
     const { messages } = await journal.replay(policyId)
     const latest = new Map(messages.flatMap((m) => (m.type === 'score' ? [[m.score.subject, m.score] as const] : [])))
     return summaryOf(policyId, [...latest.values()])
   })
-  app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', {
-    schema: { description: "A device's clock skew estimate (analyst token)", params: Type.Object({ device: Type.String({ pattern: ID_PATTERN }) }), response: { 200: strict({ deviceId: Type.String(), skewMs: Type.Number({ description: 'receive time minus device time at the least-delayed message: positive, the device clock is behind' }), samples: Type.Integer(), lastSeen: Type.Number({ description: "the device's last message, ms since the Unix epoch" }) }), ...errors } },
-  }, (req, reply) => {
-    mustBeAnalyst(who(req))
-    const clock = deps.deviceClock(req.params.device)
-    return clock ? { deviceId: req.params.device, ...clock } : notFound(reply, 'unknown_device', `no message yet from device ${req.params.device}`)
-  })
+  const { deviceClock } = deps
+  if (deviceClock) {
+    app.get<{ Params: { device: string } }>('/api/v1/devices/:device/clock', {
+      schema: { description: "A device's clock skew estimate (analyst token)", params: Type.Object({ device: Type.String({ pattern: ID_PATTERN }) }), response: { 200: strict({ deviceId: Type.String(), skewMs: Type.Number({ description: 'receive time minus device time at the least-delayed message: positive, the device clock is behind' }), samples: Type.Integer(), lastSeen: Type.Number({ description: "the device's last message, ms since the Unix epoch" }) }), ...errors } },
+    }, (req, reply) => {
+      mustBeAnalyst(who(req))
+      const clock = deviceClock(req.params.device)
+      return clock ? { deviceId: req.params.device, ...clock } : notFound(reply, 'unknown_device', `no message yet from device ${req.params.device}`)
+    })
+  }
 
   app.get<{ Querystring: Static<typeof FeedQuery> }>('/feed', {
     websocket: true,
@@ -390,7 +422,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
         feedCutOff.inc()
         return socket.close(1013, 'the client is not keeping up: reconnect with ?since=')
       }
-      socket.send(JSON.stringify(msg))
+      socket.send(msg.type === 'gap' || msg.type === 'error' ? JSON.stringify(msg) : feedText(msg))
       feedSent.inc()
     }
     let policyId: string, expiresAt: number
@@ -440,6 +472,7 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   return {
     url: address,
     async close() {
+      clearInterval(rereading)
       subs.forEach((s) => s.unsubscribe())
       await app.close()
     },
