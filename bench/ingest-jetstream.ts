@@ -6,8 +6,8 @@
  * maps it to the partitions of the device stream, then times two drains of the same messages:
  * - the reference: one pull consumer over the stream, JSON.parse, line protocol, batches POSTed to
  *   `/write`, two in flight, each acknowledged after its write (as fair as ubiq's writer);
- * - ubiq: `startWorker` (one worker, every partition) until the stream is empty, i.e. every
- *   message is stored, acknowledged and purged; InfluxDB is checked to hold every point once.
+ * - ubiq: `startWorker` (one worker, every partition) until it has acknowledged every message,
+ *   each after InfluxDB stored it; InfluxDB is checked to hold every point once.
  * Then, for the capacity model (docs/scale-out.md section 4), the same fill drained by 1, 2, 3
  * (BENCH_WORKERS) worker processes, `ubiq start --worker`: CPU-seconds a message of the workers,
  * nats-server and InfluxDB, from /proc.
@@ -58,17 +58,17 @@ await (await startWorker(workerConfig('bench_js_setup'), quiet)).stop()
 
 const nc = await connect({ servers: nats!.url })
 const jsm = await jetstreamManager(nc)
-const inStream = async () => (await jsm.streams.info(DEVICE_STREAM)).state.messages
 
 /** Publishes the run's messages over MQTT to nats-server and waits until the device stream holds them all. */
 async function fill(): Promise<void> {
   await jsm.streams.purge(DEVICE_STREAM)
   await publishAll()
-  while (await inStream() < MESSAGES) await sleep(50)
+  while ((await jsm.streams.info(DEVICE_STREAM)).state.messages < MESSAGES) await sleep(50)
 }
-/** Until every message is stored and acknowledged: the worker purges its partition up to each batch it acknowledged. */
-async function drained(): Promise<void> {
-  while (await inStream() > 0) await sleep(20)
+/** Until the workers (their /metrics) have acknowledged every message, each once InfluxDB stored it. */
+async function drained(urls: string[]): Promise<void> {
+  const acknowledged = async (url: string) => Number(/^ubiq_worker_messages_acknowledged_total (\S+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0)
+  while ((await Promise.all(urls.map(acknowledged))).reduce((a, n) => a + n, 0) < MESSAGES) await sleep(50)
 }
 
 const decoder = new TextDecoder()
@@ -84,13 +84,13 @@ async function reference(run: number): Promise<Measured> {
   }, 2))
 }
 
-/** ubiq's worker, in this process, from its start until the stream is empty. */
+/** ubiq's worker, in this process, from its start until it has acknowledged every message. */
 async function ubiqWorker(run: number): Promise<Measured> {
   const db = `bench_js_ubiq_${run}`
   let worker: Awaited<ReturnType<typeof startWorker>> | undefined
   const m = await measured(MESSAGES, pids, async () => {
     worker = await startWorker(workerConfig(db), quiet)
-    await drained()
+    await drained([worker.url])
   })
   await worker!.stop()
   await checkStored(db)
@@ -104,7 +104,7 @@ async function ubiqWorker(run: number): Promise<Measured> {
  */
 async function workers(n: number, run: number): Promise<Measured> {
   const db = `bench_js_workers_${n}_${run}`
-  const started: { child: ChildProcess; cpu: number }[] = []
+  const started: { child: ChildProcess; url: string; cpu: number }[] = []
   const m = await measured(MESSAGES, pids, async () => {
     await Promise.all(Array.from({ length: n }, async (_, k) => {
       const port = await freePort()
@@ -119,9 +119,9 @@ async function workers(n: number, run: number): Promise<Measured> {
         if (child.exitCode !== null) throw new Error(`worker w${k + 1} exited with ${child.exitCode}`)
         await sleep(20)
       }
-      started.push({ child, cpu: cpuSeconds(child.pid!) })
+      started.push({ child, url: `http://127.0.0.1:${port}`, cpu: cpuSeconds(child.pid!) })
     }))
-    await drained()
+    await drained(started.map((w) => w.url))
   })
   const workerCpu = started.reduce((a, w) => a + cpuSeconds(w.child.pid!) - w.cpu, 0)
   await Promise.all(started.map((w) => new Promise((resolve) => w.child.once('exit', resolve).kill())))
