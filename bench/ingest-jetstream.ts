@@ -65,10 +65,16 @@ async function fill(): Promise<void> {
   await publishAll()
   while ((await jsm.streams.info(DEVICE_STREAM)).state.messages < MESSAGES) await sleep(50)
 }
-/** Until the workers (their /metrics) have acknowledged every message, each once InfluxDB stored it. */
-async function drained(urls: string[]): Promise<void> {
-  const acknowledged = async (url: string) => Number(/^ubiq_worker_messages_acknowledged_total (\S+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0)
-  while ((await Promise.all(urls.map(acknowledged))).reduce((a, n) => a + n, 0) < MESSAGES) await sleep(50)
+/**
+ * Until every partition's consumer has acknowledged every message, i.e. the worker(s) stored them
+ * all (the journal is trimmed a round later). A null in the list: a consumer being taken afresh.
+ */
+async function drained(): Promise<void> {
+  for (;;) {
+    const parts = (await jsm.consumers.list(DEVICE_STREAM).next()).filter((c) => c?.name.startsWith('part-'))
+    if (parts.length === PARTITIONS && parts.every((c) => c.num_pending + c.num_ack_pending === 0)) return
+    await sleep(100)
+  }
 }
 
 const decoder = new TextDecoder()
@@ -90,7 +96,7 @@ async function ubiqWorker(run: number): Promise<Measured> {
   let worker: Awaited<ReturnType<typeof startWorker>> | undefined
   const m = await measured(MESSAGES, pids, async () => {
     worker = await startWorker(workerConfig(db), quiet)
-    await drained([worker.url])
+    await drained()
   })
   await worker!.stop()
   await checkStored(db)
@@ -104,7 +110,7 @@ async function ubiqWorker(run: number): Promise<Measured> {
  */
 async function workers(n: number, run: number): Promise<Measured> {
   const db = `bench_js_workers_${n}_${run}`
-  const started: { child: ChildProcess; url: string; cpu: number }[] = []
+  const started: { child: ChildProcess; cpu: number }[] = []
   const m = await measured(MESSAGES, pids, async () => {
     await Promise.all(Array.from({ length: n }, async (_, k) => {
       const port = await freePort()
@@ -119,9 +125,9 @@ async function workers(n: number, run: number): Promise<Measured> {
         if (child.exitCode !== null) throw new Error(`worker w${k + 1} exited with ${child.exitCode}`)
         await sleep(20)
       }
-      started.push({ child, url: `http://127.0.0.1:${port}`, cpu: cpuSeconds(child.pid!) })
+      started.push({ child, cpu: cpuSeconds(child.pid!) })
     }))
-    await drained(started.map((w) => w.url))
+    await drained()
   })
   const workerCpu = started.reduce((a, w) => a + cpuSeconds(w.child.pid!) - w.cpu, 0)
   await Promise.all(started.map((w) => new Promise((resolve) => w.child.once('exit', resolve).kill())))

@@ -155,7 +155,6 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
     },
   })
   const moves = new Counter({ name: 'ubiq_worker_partition_changes_total', help: 'Partitions this worker took, gave back or lost', labelNames: ['change'], registers })
-  const acknowledged = new Counter({ name: 'ubiq_worker_messages_acknowledged_total', help: 'Messages this worker acknowledged to nats-server once InfluxDB had stored them (or refused them for good)', registers })
   // Refused lines are settled (never retried, never acknowledged as stored) and counted; the
   // MQTT path's dead-letter folder is not kept here yet (docs/scale-out.md).
   deps.influx.onRefused((refused: readonly Refusal[]) => {
@@ -247,7 +246,6 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
           // Lost meanwhile: the next owner takes the batch again; InfluxDB keeps one point per series and time.
           if (lost()) return
           await batch.at(-1)!.ackAck() // AckPolicy.All: the batch's last acknowledges the batch
-          acknowledged.inc(batch.length)
         })()
         inFlight.add(done)
         done.then(() => inFlight.delete(done), () => inFlight.delete(done))
