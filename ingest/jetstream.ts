@@ -292,23 +292,27 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
   }
 
   /**
-   * What every partition has stored leaves the journal: the stream is purged below the lowest
-   * acknowledged message of the partitions that have messages left (a partition with none left
-   * holds nothing back; one without a consumer, never drained or being taken afresh, holds back all).
+   * What every partition has stored leaves the journal: the stream is purged below the lowest of
+   * the partitions' floors, a partition's floor being its ack floor while messages wait for an ack,
+   * else the last message it delivered (all acknowledged). Each consumer's own figures, never the
+   * stream's last message: in a cluster a consumer's replica may lag the stream leader's, and a
+   * consumer "with nothing left" may not have seen the newest messages yet (a first version that
+   * trusted the stream's last message lost 139 of 10,800 in the cluster test). A partition without a consumer (being taken afresh) skips the purge.
    * One purge of the stream's head: nats-server 2.9 answers a purge filtered by partition by
-   * reading the stream from its first message, which cost it 100 µs a message drained
-   * (docs/scale-out.md). Every worker trims, at each round.
+   * reading the stream from its first message, which cost it about 100 µs a message drained
+   * (docs/scale-out.md). Every worker trims, beside its lease round (a slow purge must not delay
+   * the renewals).
    */
+  let trimming = false
   async function trim() {
-    // Read before the consumers: what a consumer with nothing left says covers every message up to here.
-    const { first_seq: first, last_seq: last } = (await jsm.streams.info(DEVICE_STREAM)).state
-    let floor = last
+    let floor = Infinity
     let partitions = 0
     for await (const c of jsm.consumers.list(DEVICE_STREAM)) {
       if (!c?.name.startsWith('part-')) continue // null: one being deleted, so not counted
       partitions++
-      if (c.num_pending + c.num_ack_pending > 0) floor = Math.min(floor, c.ack_floor.stream_seq)
+      floor = Math.min(floor, c.num_ack_pending > 0 ? c.ack_floor.stream_seq : c.delivered.stream_seq)
     }
+    const first = (await jsm.streams.info(DEVICE_STREAM)).state.first_seq
     // Only with something to purge: nats-server 2.9.10 takes a purge up to sequence 1 for "purge everything".
     if (partitions === deps.partitions && floor >= first) await jsm.streams.purge(DEVICE_STREAM, { seq: floor + 1 })
   }
@@ -328,7 +332,10 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
         lose(p, l, (err as Error).message)
       }
     }))
-    await trim().catch((err: Error) => log.warn({ err: err.message }, 'trimming the journal failed'))
+    if (!trimming) {
+      trimming = true
+      void trim().catch((err: Error) => log.warn({ err: err.message }, 'trimming the journal failed')).finally(() => (trimming = false))
+    }
     const subjects = (await jsm.streams.info(LEASE_STREAM, { subjects_filter: 'ubiq.lease.>' })).state.subjects ?? {}
     const workers = Object.keys(subjects).filter((s) => s.startsWith('ubiq.lease.worker.')).length
     const share = Math.ceil(deps.partitions / Math.max(1, workers))
