@@ -71,7 +71,8 @@ async function fill(): Promise<void> {
  */
 async function drained(): Promise<void> {
   for (;;) {
-    const parts = (await jsm.consumers.list(DEVICE_STREAM).next()).filter((c) => c?.name.startsWith('part-'))
+    // (A request nats-server did not answer in time, on the loaded machine: asked again.)
+    const parts = (await jsm.consumers.list(DEVICE_STREAM).next().catch(() => [])).filter((c) => c?.name.startsWith('part-'))
     if (parts.length === PARTITIONS && parts.every((c) => c.num_pending + c.num_ack_pending === 0)) return
     await sleep(100)
   }
