@@ -101,12 +101,17 @@ export function drainBench(s: DrainSetup) {
     const ms = performance.now() - t0
     await pipeline.stop()
     await forgetSession('ubiq-ingest')
+    await checkStored(db)
+    return { msgs: (messages / ms) * 1000, points: (points / ms) * 1000 }
+  }
+
+  /** Throws unless database `db` holds every point of a run, each once. */
+  async function checkStored(db: string): Promise<void> {
     const res = await fetch(`${s.influxUrl}/query?${new URLSearchParams({ db, q: `SELECT count(seq) FROM ${retentionPolicyNames.map((rp) => `"${rp}"./.*/`).join(', ')}` })}`)
     const body = (await res.json()) as { results: { series?: { values: number[][] }[] }[] }
     const stored = (body.results[0]?.series ?? []).reduce((a, x) => a + x.values[0]![1]!, 0)
     if (stored !== points) throw new Error(`${db}: InfluxDB holds ${stored} points, expected ${points}`)
-    return { msgs: (messages / ms) * 1000, points: (points / ms) * 1000 }
   }
 
-  return { messages, points, publishAll, forgetSession, rawMqtt, pipelineFor, ubiqRun }
+  return { messages, points, publishAll, forgetSession, rawMqtt, pipelineFor, ubiqRun, checkStored }
 }

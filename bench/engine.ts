@@ -14,18 +14,17 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
 import { findCommand, freePort, startInfluxd, startMosquitto } from '../bin/local-services.ts'
 import { drainBench, log, median } from './drain.ts'
-import { cpuSeconds, serverPid } from './server-rss.ts'
+import { BATCH, drainStream, measured, us, type Measured } from './jetstream.ts'
+import { serverPid } from './server-rss.ts'
 import { linesOf } from './traffic.ts'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const DEVICES = 1000
 const PER_DEVICE = Number(process.env.BENCH_PER_DEVICE ?? 50)
-/** Messages a worker takes per fetch, writes in one batch and acknowledges with one ack (AckPolicy.All). */
-const BATCH = 1000
 
 const dir = mkdtempSync(join(tmpdir(), 'ubiq-bench-engine-'))
 const broker = await startMosquitto(join(dir, 'mosquitto'))
@@ -57,24 +56,8 @@ async function startNats(dir: string) {
 
 const influxdPid = serverPid(dir, 'influxd')!
 
-/** Per message: the consumer's, nats-server's and InfluxDB's CPU-seconds while `work` runs, and its rate. */
-async function measured(work: () => Promise<void>) {
-  const before = { me: process.cpuUsage(), nats: cpuSeconds(nats.pid), influxd: cpuSeconds(influxdPid) }
-  const t0 = performance.now()
-  await work()
-  const s = (performance.now() - t0) / 1000
-  const me = process.cpuUsage(before.me)
-  return {
-    rate: MESSAGES / s,
-    consumer: (me.user + me.system) / 1e6 / MESSAGES,
-    nats: (cpuSeconds(nats.pid) - before.nats) / MESSAGES,
-    influxd: (cpuSeconds(influxdPid) - before.influxd) / MESSAGES,
-  }
-}
-
 const nc = await connect({ servers: nats.url })
 const jsm = await jetstreamManager(nc)
-const js = jetstream(nc)
 // MQTT topic levels become subject tokens: ubiq/v1/dev/{deviceId}/{stream} is ubiq.v1.dev.{deviceId}.{stream}.
 await jsm.streams.add({ name: 'DEV', subjects: ['ubiq.v1.dev.>'] })
 
@@ -85,32 +68,18 @@ async function publishToStream(): Promise<void> {
   while ((await jsm.streams.info('DEV')).state.messages < MESSAGES) await new Promise((r) => setTimeout(r, 50))
 }
 
-/** A fresh durable pull consumer drains the stream, BATCH at a time: `handle` each batch, then one ack for it. */
-async function drainStream(name: string, handle: (batch: { subject: string; data: Uint8Array }[]) => Promise<void>): Promise<void> {
-  await jsm.consumers.add('DEV', { durable_name: name, ack_policy: AckPolicy.All, deliver_policy: DeliverPolicy.All, max_ack_pending: 4 * BATCH })
-  const consumer = await js.consumers.get('DEV', name)
-  for (let taken = 0; taken < MESSAGES;) {
-    const batch = []
-    for await (const m of await consumer.fetch({ max_messages: BATCH, expires: 2000 })) batch.push(m)
-    await handle(batch)
-    // AckPolicy.All: acknowledging the last acknowledges the batch; ackAck waits for the server's word.
-    await batch.at(-1)?.ackAck()
-    taken += batch.length
-  }
-  await jsm.consumers.delete('DEV', name)
-}
-
 const decoder = new TextDecoder()
-const results = { raw: [] as number[], js: [] as Awaited<ReturnType<typeof measured>>[], worker: [] as Awaited<ReturnType<typeof measured>>[] }
+const results = { raw: [] as number[], js: [] as Measured[], worker: [] as Measured[] }
+const pids = { nats: nats.pid, influxd: influxdPid }
 for (let run = 1; run <= RUNS; run++) {
   results.raw.push(await rawMqtt(run))
   await publishToStream()
-  results.js.push(await measured(() => drainStream(`parse-${run}`, async (batch) => {
+  results.js.push(await measured(MESSAGES, pids, () => drainStream(nc, 'DEV', `parse-${run}`, MESSAGES, async (batch) => {
     for (const m of batch) JSON.parse(decoder.decode(m.data))
   })))
   const db = `engine_${run}`
   await fetch(`${influx.url}/query`, { method: 'POST', body: new URLSearchParams({ q: `CREATE DATABASE ${db}` }) })
-  results.worker.push(await measured(() => drainStream(`worker-${run}`, async (batch) => {
+  results.worker.push(await measured(MESSAGES, pids, () => drainStream(nc, 'DEV', `worker-${run}`, MESSAGES, async (batch) => {
     // ubiq.v1.dev.bench-{i}.{stream}
     const lines = batch.flatMap((m) => linesOf(Number(m.subject.split('.')[3]!.slice('bench-'.length)), decoder.decode(m.data)))
     const res = await fetch(`${influx.url}/write?db=${db}&precision=ms`, { method: 'POST', body: lines.join('\n') })
@@ -124,10 +93,9 @@ await broker.stop()
 await influx.stop()
 
 const raw = median(results.raw)
-const us = (s: number) => `${(s * 1e6).toFixed(1)} µs`
-const row = (label: string, xs: Awaited<ReturnType<typeof measured>>[]) => {
+const row = (label: string, xs: Measured[]) => {
   const m = (f: (x: (typeof xs)[number]) => number) => median(xs.map(f))
-  return `  ${label.padEnd(44)}${m((x) => x.rate).toFixed(0).padStart(8)} msg/s  ratio ${(m((x) => x.rate) / raw).toFixed(2)}   CPU a message: consumer ${us(m((x) => x.consumer))}, nats-server ${us(m((x) => x.nats))}, InfluxDB ${us(m((x) => x.influxd))}`
+  return `  ${label.padEnd(44)}${m((x) => x.rate).toFixed(0).padStart(8)} msg/s  ratio ${(m((x) => x.rate) / raw).toFixed(2)}   CPU a message: consumer ${us(m((x) => x.perMessage.consumer!))}, nats-server ${us(m((x) => x.perMessage.nats!))}, InfluxDB ${us(m((x) => x.perMessage.influxd!))}`
 }
 console.log(`
 ubiq engine benchmark: ${MESSAGES} mixed messages per run from ${DEVICES} devices, median of ${RUNS} runs, batches of ${BATCH}

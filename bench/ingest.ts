@@ -17,6 +17,9 @@ import { drainBench, log, median, metric } from './drain.ts'
 import { serverRss } from './server-rss.ts'
 import { benchRegistry, linesOf, message } from './traffic.ts'
 
+// BENCH_PATH=jetstream: the worker path (`ubiq start --worker`) against its own reference instead.
+if (process.env.BENCH_PATH === 'jetstream') await import('./ingest-jetstream.ts')
+
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const DEVICES = 1000
 const PER_DEVICE = Number(process.env.BENCH_PER_DEVICE ?? 100)
