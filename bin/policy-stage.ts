@@ -139,6 +139,8 @@ export async function startPolicyStage(deps: PolicyStageDeps) {
       if (part.refused) throw part.refused
       try {
         for await (const m of await consumer.fetch({ max_messages: IN_HAND, expires: FETCH_WAIT_MS })) {
+          // Gone meanwhile: scoring has forgotten its policies, and the next owner takes its trips.
+          if (held.get(q) !== part) break
           const trip = m.json<Trip>()
           part.waiting.set(trip.policyId, [...(part.waiting.get(trip.policyId) ?? []), { to: trip.to, ack: () => m.ack() }])
           if (part.handed.has(tripId(trip))) continue

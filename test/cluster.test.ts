@@ -31,7 +31,9 @@ const PER_DEVICE = 1200
 
 /** A worker's partitions and the devices it has heard from in each, from its /metrics. */
 async function ownership(url: string): Promise<Map<number, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text()
+  let text: string | undefined
+  // A keep-alive socket the worker closed as it was reused fails the fetch (seen on the loaded machine): ask again.
+  while ((text = await fetch(`${url}/metrics`).then((r) => r.text(), () => undefined)) === undefined) await sleep(100)
   return new Map([...text.matchAll(/^ubiq_worker_partition_devices\{partition="(\d+)"\} (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]))
 }
 
