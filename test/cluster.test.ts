@@ -66,7 +66,7 @@ t.test('three nodes, three workers: kill -9 one and add one mid-stream; every me
   const startWorker = async (id: string) => {
     const port = await freePort()
     const child = spawn(process.execPath, [ubiq, 'start', '--worker'], {
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', 'ignore', 'inherit'],
       env: {
         ...process.env, NATS_URL: nodes.map((n) => n.url).join(','), INFLUX_URL: services.influxUrl, INFLUX_DATABASE: db, DEVICE_REGISTRY: registry,
         WORKER_PARTITIONS: String(PARTITIONS), WORKER_ID: id, WORKER_REPLICAS: '3', PORT: String(port), LOG_LEVEL: 'warn',
