@@ -35,13 +35,15 @@ import {
 import { train, trainingReport, writePortfolio } from './train.ts'
 import { startWorker } from './worker.ts'
 import { startDashboardsProcess } from './dashboards.ts'
+import { verifyPartitionChains } from './policy-stage.ts'
 
 const HELP = `ubiq: usage-based insurance stream processor
 
 Usage:
   ubiq start                     run the pipeline: MQTT ingest → scoring → pricing → dashboards
   ubiq start --worker            one of several workers sharing the devices' partitions on NATS JetStream (NATS_URL):
-                                 ingest for the partitions it holds, /metrics (docs/scale-out.md)
+                                 ingest and trips for the device partitions it holds, driving scores and premiums
+                                 for the policy partitions it holds, /metrics (docs/scale-out.md)
   ubiq start --dashboards        the dashboards (REST, the policyholders' feed, the pages) as a process of their own,
                                  following scores, events and premiums on MQTT_URL and history in INFLUX_URL, beside
                                  a running ubiq start (same UBIQ_DATA_DIR or TOKEN_SECRET; another PORT). Consent,
@@ -161,7 +163,8 @@ Options (erase policy):
   --url URL                      the running ubiq's dashboards (default http://HOST:PORT, 127.0.0.1 for 0.0.0.0)
 
 Options (audit verify):
-  --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR)
+  --file PATH                    the audit log (default: audit.jsonl in UBIQ_DATA_DIR; with NATS_URL and no --file,
+                                 the workers' chains, one a policy partition, on JetStream)
 
 Environment (start, demo, sim, import, evaluate, audit, models, backtest):
 ${describeConfig()}
@@ -545,13 +548,27 @@ async function backtestCommand(cfg: Config, opts: Options): Promise<void> {
 }
 
 /** `ubiq audit verify`: walks the audit log; exit code 1 and the first bad record if the chain is broken. */
-function verifyAuditCommand(cfg: Config, opts: Options): void {
+async function verifyAuditCommand(cfg: Config, opts: Options): Promise<void> {
+  if (cfg.NATS_URL && !opts.file) return verifyPartitionChainsCommand(cfg.NATS_URL)
   const file = resolve(opts.file ?? auditLogFile(resolve(cfg.UBIQ_DATA_DIR)))
   if (!existsSync(file)) throw new codes.UBIQ_AUDIT_MISSING(file)
   const verdict = verifyAudit(file)
   if (verdict.ok) return void process.stdout.write(`audit log ${file}: ${verdict.records} records (premium adjustments and consent changes), chain intact, last hash ${verdict.lastHash || '(none)'}\n`)
   process.stderr.write(`audit log ${file}: line ${verdict.line}: ${verdict.reason}\n`)
   process.exitCode = 1
+}
+
+/** `ubiq audit verify` with NATS_URL: every policy partition's chain the workers append on JetStream (#25). */
+async function verifyPartitionChainsCommand(natsUrl: string): Promise<void> {
+  const verdicts = await verifyPartitionChains(natsUrl.split(','))
+  for (const [q, v] of [...verdicts].sort(([a], [b]) => a - b)) {
+    if (v.ok) process.stdout.write(`policy partition ${q}: ${v.records} records, chain intact, last hash ${v.lastHash}\n`)
+    else {
+      process.stderr.write(`policy partition ${q}: record ${v.line}: ${v.reason}\n`)
+      process.exitCode = 1
+    }
+  }
+  if (verdicts.size === 0) process.stdout.write('no policy partition has an audit chain yet\n')
 }
 
 /** `ubiq models …`: shows or changes which models score each subject (the registry's choice file in UBIQ_DATA_DIR). */

@@ -1,14 +1,19 @@
 /**
  * `ubiq start --worker` (#25, docs/scale-out.md): one of several ubiq processes that share the
- * devices through NATS JetStream partitions. It runs ingest for the partitions it owns and serves
- * its metrics; scoring, pricing and the dashboards are not in it yet.
+ * devices through NATS JetStream partitions. It runs ingest and trips for the device partitions it
+ * owns, driving scores and pricing for the policy partitions it owns (bin/policy-stage.ts), and
+ * serves its metrics; health and home scoring and the dashboards are not in it yet.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
-import { connectInflux, startWorkerIngest, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
-import { scoringLimits, untilInfluxAnswers } from './pipeline.ts'
+import { filter, merge } from 'rxjs'
+import { connectInflux, startWorkerIngest, withoutExpired, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { examplePlans, loadPlans } from '../pricing/index.ts'
+import { defaultChoice, defaultTripConfig, findModels, loadChoice, modelDirs, startScoring, vehicleDetectors } from '../scoring/index.ts'
+import { reportUnhandledErrors, scoringLimits, untilInfluxAnswers } from './pipeline.ts'
+import { natsPublisher, startPolicyStage } from './policy-stage.ts'
 
 export interface WorkerConfig {
   /** nats-server URLs. */
@@ -51,6 +56,13 @@ export async function startWorker(cfg: WorkerConfig, logger: Logger): Promise<Wo
       logger.warn({ error }, 'InfluxDB write failed; the client retries')
     },
   })
+  const expired = new Counter({ name: 'ubiq_outputs_expired_total', help: "Derived lines (trips, events, scores, premiums) older than their measurement's retention: published, not stored", labelNames: ['measurement'], registers: [metrics] })
+  const derived = withoutExpired(influx, (measurement) => expired.inc({ measurement }))
+  const models = await loadChoice(defaultChoice(), findModels(modelDirs()).models)
+  const policies = await startPolicyStage({
+    servers: cfg.servers, workerId: cfg.workerId, partitions: cfg.partitions, replicas: cfg.replicas,
+    influx: derived, plans: loadPlans(examplePlans), logger, metrics,
+  })
   const ingest = await startWorkerIngest({
     servers: cfg.servers,
     partitions: cfg.partitions,
@@ -64,11 +76,33 @@ export async function startWorker(cfg: WorkerConfig, logger: Logger): Promise<Wo
     decode: { registry: cfg.devices, maxPayloadBytes: cfg.maxPayloadBytes ?? 64 * 1024, maxFutureSkewMs: cfg.maxFutureSkewMs ?? 5 * 60_000, adapters: [] },
   })
   confirm = ingest.confirm
+  // A failed stage's stream is logged and counted, not the end of the process (as the pipeline's).
+  const stopReporting = reportUnhandledErrors(logger, metrics)
+  // Trips per device here; driving scores and premiums on the policy partitions (policy-stage.ts).
+  // The shipped models and plans (a worker has no models.json or MODELS_DIR yet); health and home
+  // readings are stored, not scored: their days need the policy stage too (docs/scale-out.md).
+  const { scores$ } = startScoring({
+    // No reorder buffer: a partition delivers each device's messages in the order it sent them.
+    readings$: ingest.readings$.pipe(filter((r) => r.subject === 'driving')),
+    mqtt: natsPublisher(policies.nc),
+    influx: derived,
+    models: () => models,
+    policyDevices: () => [],
+    logger,
+    metrics,
+    trips: defaultTripConfig,
+    detectors: vehicleDetectors(undefined),
+    handedOver$: merge(ingest.handedOver$, policies.handedOver$),
+    policyTrips: policies.policyTrips(ingest.hold),
+    ...scoringLimits,
+  })
+  policies.price(scores$)
+  policies.start()
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
       void metrics.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text))
     } else if (req.url === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, worker: cfg.workerId, partitions: ingest.owned() }))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, worker: cfg.workerId, partitions: ingest.owned(), policyPartitions: policies.owned() }))
     } else res.writeHead(404).end()
   })
   await new Promise<void>((resolve) => server.listen(cfg.port, cfg.host, resolve))
@@ -80,6 +114,8 @@ export async function startWorker(cfg: WorkerConfig, logger: Logger): Promise<Wo
     owned: ingest.owned,
     async stop() {
       await ingest.stop()
+      await policies.stop()
+      stopReporting()
       await influx.close()
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))

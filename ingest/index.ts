@@ -4,7 +4,7 @@ export { connectInflux, withoutExpired, durationHours, toLine, seriesRows, quote
 export { openJournal, type Journal } from './journal.ts'
 export { analystFields, streamFields, qualified, retentionOf, resolveRetention, retentionPolicies, retentionPolicyNames, storedMeasurements, derivedMeasurements, POSITION_FIELDS, ROUTE_FIELDS, type RetentionPolicy, type RetentionPolicyName, type StoredMeasurement } from './retention.ts'
 export { startIngest, takeMessages, messageCounters, dropDuplicates, rejectTimeReuse, storeReadings, readingsFromSeries, type Ingest, type IngestDeps, type DeviceMessage, type MessageCounters } from './ingest.ts'
-export { startWorkerIngest, partitionMapping, natsServerConfig, DEVICE_STREAM, LEASE_STREAM, LEASE_TTL_MS, type WorkerIngest, type WorkerIngestDeps, type NatsNode } from './jetstream.ts'
+export { startWorkerIngest, leasePartitions, type Lease, partitionMapping, natsServerConfig, DEVICE_STREAM, LEASE_STREAM, LEASE_TTL_MS, type WorkerIngest, type WorkerIngestDeps, type NatsNode } from './jetstream.ts'
 export { aclAllows, brokerAcl, newCredentials, writeBrokerAuth, SERVICE_USER, type BrokerCredentials } from './broker.ts'
 export { orderWithin } from './order.ts'
 export { clockTracker, type DeviceClock } from './clock.ts'

@@ -8,7 +8,8 @@
  */
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node'
-import { Counter, Gauge } from 'prom-client'
+import type { Logger } from 'pino'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import { Subject as RxSubject, share, type Observable } from 'rxjs'
 import { topics, type Reading } from './contract.ts'
 import { clockTracker } from './clock.ts'
@@ -108,6 +109,10 @@ export interface WorkerIngest {
   readings$: Observable<Reading>
   /** The partitions this worker owns now. */
   owned(): number[]
+  /** The devices of each partition given back or lost, when it goes (ScoringDeps.handedOver$). */
+  handedOver$: Observable<{ policyIds: readonly string[]; deviceIds: readonly string[] }>
+  /** Work started by the batch being pushed through readings$ (a trip it closed, sent on): the batch is acknowledged once it is done. */
+  hold(work: Promise<unknown>): void
   /** Hand it what InfluxDB confirmed (InfluxHooks.onWritten): a batch whose lines are all confirmed is acknowledged. */
   confirm(lines: readonly string[]): void
   /** Gives its partitions back (each after its batch in hand is stored and acknowledged) and disconnects. */
@@ -115,12 +120,119 @@ export interface WorkerIngest {
 }
 
 /** One owned partition: its lease's revision, and whether it is still held, being given back, or lost. */
-interface Lease {
+export interface Lease {
   revision: number
   state: 'held' | 'releasing' | 'lost'
-  /** The devices heard from in it since it was taken. */
-  devices: Set<string>
   running?: Promise<void>
+}
+
+export interface LeaseDeps {
+  js: JetStreamClient
+  jsm: JetStreamManager
+  log: Logger
+  metrics: Registry
+  workerId: string
+  /** Which partitions: `part` (devices, ingest) or `pol` (policies, the policy stage); leases `ubiq.lease.{kind}.{p}`. */
+  kind: string
+  partitions: number
+  /** Works partition `p` while `lease.state` is 'held' (drains its consumer); what it holds must be done when it returns. */
+  run(p: number, lease: Lease): Promise<void>
+  /** Partition `p` is no longer this worker's (given back, or lost): its state goes. */
+  gone?(p: number): void
+}
+
+/**
+ * A worker's fair share of one kind of partitions, by lease (docs/scale-out.md 3a): each round says
+ * the worker lives (`ubiq.lease.worker.{id}`), renews its leases with the expected last sequence (a
+ * renewal refused: another worker holds it, stop at once), then owns ceil(P / live workers): gives
+ * back partitions above it (a worker joined), takes free ones below it (one died, or this one is
+ * new). Device partitions and policy partitions are leased the same way, each by its own rounds.
+ */
+export function leasePartitions(deps: LeaseDeps): { owned(): number[]; stop(): Promise<void> } {
+  const { js, jsm, log, kind } = deps
+  const leases = new Map<number, Lease>()
+  const registers = [deps.metrics]
+  const owned = (deps.metrics.getSingleMetric('ubiq_worker_partitions_owned') ?? new Gauge({ name: 'ubiq_worker_partitions_owned', help: 'Partitions this worker owns, by kind (part: devices, pol: policies)', labelNames: ['kind'], registers })) as Gauge
+  const moves = (deps.metrics.getSingleMetric('ubiq_worker_partition_changes_total') ?? new Counter({ name: 'ubiq_worker_partition_changes_total', help: 'Partitions this worker took, gave back or lost, by kind', labelNames: ['kind', 'change'], registers })) as Counter
+  const changed = (p: number, change: 'taken' | 'released' | 'lost') => {
+    moves.inc({ kind, change })
+    owned.set({ kind }, [...leases.values()].filter((l) => l.state !== 'lost').length)
+    if (change !== 'taken') deps.gone?.(p)
+  }
+  /** Each partition's latest run, going or ended. */
+  const running = new Map<number, Promise<void>>()
+  const leaseSubject = (p: number) => `ubiq.lease.${kind}.${p}`
+  const heartbeat = `ubiq.lease.worker.${deps.workerId}`
+  /** Stops `lease` of partition `p` at once (another worker holds it, or it cannot be worked). */
+  const lose = (p: number, lease: Lease, why: string) => {
+    if (lease.state === 'lost') return
+    lease.state = 'lost'
+    if (leases.get(p) === lease) leases.delete(p)
+    changed(p, 'lost')
+    log.warn({ partition: p, kind, why }, 'partition lost')
+  }
+  /** Gives `p` back once its work in hand is done. */
+  async function release(p: number) {
+    const lease = leases.get(p)
+    if (!lease || lease.state !== 'held') return
+    lease.state = 'releasing'
+    await lease.running
+    if (lease.state !== 'releasing') return
+    leases.delete(p)
+    await jsm.streams.purge(LEASE_STREAM, { filter: leaseSubject(p) }).catch(() => undefined) // or it expires
+    changed(p, 'released')
+    log.info({ partition: p, kind }, 'partition given back')
+  }
+
+  async function round() {
+    await js.publish(heartbeat, deps.workerId)
+    // Those being given back too: a lease that expired while its last batch was stored would be another's when purged.
+    await Promise.all([...leases].map(async ([p, l]) => {
+      try {
+        l.revision = (await js.publish(leaseSubject(p), deps.workerId, { expect: { lastSubjectSequence: l.revision } })).seq
+      } catch (err) {
+        lose(p, l, (err as Error).message)
+      }
+    }))
+    const subjects = (await jsm.streams.info(LEASE_STREAM, { subjects_filter: 'ubiq.lease.>' })).state.subjects ?? {}
+    const workers = Object.keys(subjects).filter((s) => s.startsWith('ubiq.lease.worker.')).length
+    const share = Math.ceil(deps.partitions / Math.max(1, workers))
+    const held = [...leases].filter(([, l]) => l.state === 'held').map(([p]) => p)
+    for (const p of held.slice(share)) void release(p)
+    for (let p = 0; p < deps.partitions && leases.size < share; p++) {
+      if (leases.has(p) || subjects[leaseSubject(p)]) continue
+      try {
+        const { seq } = await js.publish(leaseSubject(p), deps.workerId, { expect: { lastSubjectSequence: 0 } })
+        const lease: Lease = { revision: seq, state: 'held' }
+        leases.set(p, lease)
+        changed(p, 'taken')
+        log.info({ partition: p, kind }, 'partition taken')
+        // A partition lost and taken back here starts once the earlier run has ended: that one's
+        // batch may still wait for InfluxDB, and dedupe would drop its redelivery here, so this
+        // run's ack would acknowledge it before it is stored.
+        const previous = lease.running = (running.get(p) ?? Promise.resolve()).then(() => deps.run(p, lease)).catch((err: Error) => lose(p, lease, err.message))
+        running.set(p, previous)
+      } catch {
+        // Another worker took it first.
+      }
+    }
+  }
+  let stopping = false
+  const rounds = (async () => {
+    while (!stopping) {
+      await round().catch((err: Error) => log.warn({ err, kind }, 'a lease round failed'))
+      await new Promise((r) => setTimeout(r, RENEW_MS))
+    }
+  })()
+  return {
+    owned: () => [...leases].filter(([, l]) => l.state !== 'lost').map(([p]) => p).sort((a, b) => a - b),
+    async stop() {
+      stopping = true
+      await rounds
+      await Promise.all([...leases.keys()].map(release))
+      await jsm.streams.purge(LEASE_STREAM, { filter: heartbeat }).catch(() => undefined)
+    },
+  }
 }
 
 /** Connects to nats-server, makes the streams if missing, and starts taking partitions. */
@@ -139,22 +251,19 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
 
   const clocks = clockTracker()
   const counters = messageCounters(deps.metrics, clocks)
-  const leases = new Map<number, Lease>()
-  const registers = [deps.metrics]
+  /** The devices heard from in each partition this worker owns, since it took it. */
+  const heard = new Map<number, Set<string>>()
   new Gauge({
-    name: 'ubiq_worker_partition_devices', help: 'Devices heard from in each partition this worker owns, since it took it (one worker owns a partition)', labelNames: ['partition'], registers,
+    name: 'ubiq_worker_partition_devices', help: 'Devices heard from in each partition this worker owns, since it took it (one worker owns a partition)', labelNames: ['partition'], registers: [deps.metrics],
     collect() {
       this.reset()
-      for (const [p, l] of leases) if (l.state !== 'lost') this.set({ partition: String(p) }, l.devices.size)
+      for (const p of partitions.owned()) this.set({ partition: String(p) }, heard.get(p)?.size ?? 0)
     },
   })
-  new Gauge({
-    name: 'ubiq_worker_partitions_owned', help: 'Partitions this worker owns', registers,
-    collect() {
-      this.set([...leases.values()].filter((l) => l.state !== 'lost').length)
-    },
-  })
-  const moves = new Counter({ name: 'ubiq_worker_partition_changes_total', help: 'Partitions this worker took, gave back or lost', labelNames: ['change'], registers })
+  /** Devices of partitions given back or lost: their scoring state goes (another worker rebuilds it). */
+  const handedOver$ = new RxSubject<{ policyIds: readonly string[]; deviceIds: readonly string[] }>()
+  /** Work the batch being pushed started (a trip it closed, sent on): done before the batch is acknowledged. */
+  let batchWork: Promise<unknown>[] = []
   // Refused lines are settled (never retried, never acknowledged as stored) and counted; the
   // MQTT path's dead-letter folder is not kept here yet (docs/scale-out.md).
   deps.influx.onRefused((refused: readonly Refusal[]) => {
@@ -222,6 +331,7 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
    * acknowledged once it is stored and the batches before it are acknowledged.
    */
   async function drain(p: number, lease: Lease) {
+    heard.set(p, new Set())
     let consumer = await freshConsumer(p)
     // The lease's state changes while this awaits (a round renews or gives it back).
     const lost = () => (lease.state as Lease['state']) === 'lost'
@@ -234,11 +344,13 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
         for await (const m of await consumer.fetch({ max_messages: BATCH, expires: FETCH_WAIT_MS })) batch.push(m)
         if (batch.length === 0 || lost()) continue
         batchLines = []
+        batchWork = []
         for (const m of batch) {
-          lease.devices.add(m.subject.split('.')[3]!)
+          heard.get(p)!.add(m.subject.split('.')[3]!)
           messages.next({ topic: topicOf(m.subject), payload: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), receivedAt: Math.round(m.info.timestampNanos / 1e6) })
         }
-        const stored = written(batchLines)
+        // The trips it closed are on the policy stream before the batch is acknowledged.
+        const stored = Promise.all([written(batchLines), ...batchWork])
         const before = acked
         const done = acked = (async () => {
           await stored
@@ -266,30 +378,13 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
     await Promise.allSettled(inFlight)
   }
 
-  /** Each partition's latest drain, running or ended. */
-  const draining = new Map<number, Promise<void>>()
-  const leaseSubject = (p: number) => `ubiq.lease.part.${p}`
-  const heartbeat = `ubiq.lease.worker.${deps.workerId}`
-  /** Stops `lease` of partition `p` at once (another worker holds it, or it cannot be drained). */
-  const lose = (p: number, lease: Lease, why: string) => {
-    if (lease.state === 'lost') return
-    lease.state = 'lost'
-    if (leases.get(p) === lease) leases.delete(p)
-    moves.inc({ change: 'lost' })
-    log.warn({ partition: p, why }, 'partition lost')
-  }
-  /** Gives `p` back once its batch in hand is stored and acknowledged. */
-  async function release(p: number) {
-    const lease = leases.get(p)
-    if (!lease || lease.state !== 'held') return
-    lease.state = 'releasing'
-    await lease.running
-    if (lease.state !== 'releasing') return
-    leases.delete(p)
-    await jsm.streams.purge(LEASE_STREAM, { filter: leaseSubject(p) }).catch(() => undefined) // or it expires
-    moves.inc({ change: 'released' })
-    log.info({ partition: p }, 'partition given back')
-  }
+  const partitions = leasePartitions({
+    js, jsm, log, metrics: deps.metrics, workerId: deps.workerId, kind: 'part', partitions: deps.partitions, run: drain,
+    gone(p) {
+      handedOver$.next({ policyIds: [], deviceIds: [...heard.get(p) ?? []] })
+      heard.delete(p)
+    },
+  })
 
   /**
    * What every partition has stored leaves the journal: the stream is purged below the lowest of
@@ -300,83 +395,42 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
    * trusted the stream's last message lost 139 of 10,800 in the cluster test). A partition without a consumer (being taken afresh) skips the purge.
    * One purge of the stream's head: nats-server 2.9 answers a purge filtered by partition by
    * reading the stream from its first message, which cost it about 100 µs a message drained
-   * (docs/scale-out.md). Every worker trims, beside its lease round (a slow purge must not delay
-   * the renewals).
+   * (docs/scale-out.md). Every worker trims, once a round of its own (a slow purge must not delay
+   * the lease renewals).
    */
-  let trimming = false
   async function trim() {
     let floor = Infinity
-    let partitions = 0
+    let consumers = 0
     for await (const c of jsm.consumers.list(DEVICE_STREAM)) {
       if (!c?.name.startsWith('part-')) continue // null: one being deleted, so not counted
-      partitions++
+      consumers++
       floor = Math.min(floor, c.num_ack_pending > 0 ? c.ack_floor.stream_seq : c.delivered.stream_seq)
     }
     const first = (await jsm.streams.info(DEVICE_STREAM)).state.first_seq
     // Only with something to purge: nats-server 2.9.10 takes a purge up to sequence 1 for "purge everything".
-    if (partitions === deps.partitions && floor >= first) await jsm.streams.purge(DEVICE_STREAM, { seq: floor + 1 })
+    if (consumers === deps.partitions && floor >= first) await jsm.streams.purge(DEVICE_STREAM, { seq: floor + 1 })
   }
 
-  /**
-   * One round: say this worker lives, renew its leases (a renewal refused means another worker
-   * holds it: stop at once), then own a fair share, ceil(P / live workers): give back partitions
-   * above it (a worker joined), take free ones below it (a worker died, or this one is new).
-   */
-  async function round() {
-    await js.publish(heartbeat, deps.workerId)
-    // Those being given back too: a lease that expired while its last batch was stored would be another's when purged.
-    await Promise.all([...leases].map(async ([p, l]) => {
-      try {
-        l.revision = (await js.publish(leaseSubject(p), deps.workerId, { expect: { lastSubjectSequence: l.revision } })).seq
-      } catch (err) {
-        lose(p, l, (err as Error).message)
-      }
-    }))
-    if (!trimming) {
-      trimming = true
-      void trim().catch((err: Error) => log.warn({ err: err.message }, 'trimming the journal failed')).finally(() => (trimming = false))
-    }
-    const subjects = (await jsm.streams.info(LEASE_STREAM, { subjects_filter: 'ubiq.lease.>' })).state.subjects ?? {}
-    const workers = Object.keys(subjects).filter((s) => s.startsWith('ubiq.lease.worker.')).length
-    const share = Math.ceil(deps.partitions / Math.max(1, workers))
-    const held = [...leases].filter(([, l]) => l.state === 'held').map(([p]) => p)
-    for (const p of held.slice(share)) void release(p)
-    for (let p = 0; p < deps.partitions && leases.size < share; p++) {
-      if (leases.has(p) || subjects[leaseSubject(p)]) continue
-      try {
-        const { seq } = await js.publish(leaseSubject(p), deps.workerId, { expect: { lastSubjectSequence: 0 } })
-        const lease: Lease = { revision: seq, state: 'held', devices: new Set() }
-        leases.set(p, lease)
-        moves.inc({ change: 'taken' })
-        log.info({ partition: p }, 'partition taken')
-        // A partition lost and taken back here starts once the earlier drain has ended: that one's
-        // batch may still wait for InfluxDB, and dedupe would drop its redelivery here, so this
-        // drain's ack would acknowledge it before it is stored.
-        const previous = lease.running = (draining.get(p) ?? Promise.resolve()).then(() => drain(p, lease)).catch((err: Error) => lose(p, lease, err.message))
-        draining.set(p, previous)
-      } catch {
-        // Another worker took it first.
-      }
-    }
-  }
-  let stopping = false
-  const rounds = (async () => {
-    while (!stopping) {
-      await round().catch((err: Error) => log.warn({ err }, 'a lease round failed'))
+  let trimmingStopped = false
+  const trimming = (async () => {
+    while (!trimmingStopped) {
+      await trim().catch((err: Error) => log.warn({ err: err.message }, 'trimming the journal failed'))
       await new Promise((r) => setTimeout(r, RENEW_MS))
     }
   })()
 
   return {
     readings$,
-    owned: () => [...leases].filter(([, l]) => l.state !== 'lost').map(([p]) => p).sort((a, b) => a - b),
+    owned: partitions.owned,
+    handedOver$,
+    hold: (work) => void batchWork.push(work),
     confirm: settle,
     async stop() {
-      stopping = true
-      await rounds
-      await Promise.all([...leases.keys()].map(release))
-      await jsm.streams.purge(LEASE_STREAM, { filter: heartbeat }).catch(() => undefined)
+      trimmingStopped = true
+      await trimming
+      await partitions.stop()
       messages.complete()
+      handedOver$.complete()
       storing.unsubscribe()
       await nc.drain()
     },

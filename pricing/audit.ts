@@ -147,9 +147,17 @@ export function openAuditLog(path: string, keys?: PolicyKeys): AuditLog {
  * the first bad record by line number (from 1), or the number of records and the last hash.
  */
 export function verifyAudit(path: string): AuditVerdict {
+  return verifyChain(lines(path))
+}
+
+/**
+ * Checks a chain's records, in order, as `verifyAudit` checks a log's lines: a file's, or a
+ * worker partition's chain on JetStream (#25), each message one record.
+ */
+export function verifyChain(records: Iterable<{ text: string; ended: boolean }>): AuditVerdict {
   let line = 0
   let prevHash = ''
-  for (const { text, ended } of lines(path)) {
+  for (const { text, ended } of records) {
     line++
     const bad = (problem: AuditProblem, why: string): AuditVerdict => ({ ok: false, line, problem, reason: `${problem}: ${why}` })
     if (!ended) return bad('truncated', 'the last line has no newline: its write was cut short')

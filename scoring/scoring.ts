@@ -9,7 +9,6 @@
  * (see `trackTrips`), so scores after a restart are those of an uninterrupted run. Scores go to
  * `ubiq/v1/scores/{policyId}` and InfluxDB (measurement `score`).
  */
-import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { asyncScheduler, concatMap, debounceTime, EMPTY, filter, groupBy, map, merge, mergeMap, share, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs'
@@ -27,7 +26,8 @@ export const OPEN_TRIP_LOOKBACK_MS = 12 * 3600_000
 
 export interface ScoringDeps {
   readings$: Observable<Reading>
-  mqtt: MqttClient
+  /** Where events and scores are published: the MQTT client, or a worker's NATS connection (#25). */
+  mqtt: { publish(topic: string, message: string, opts: { qos: 1 }): unknown }
   influx: Influx
   /** The models in use now (the model registry's): asked once per micro-batch. */
   models: () => ActiveModels
@@ -62,6 +62,18 @@ export interface ScoringDeps {
   erased$?: Observable<{ policyId: string; deviceIds: readonly string[] }>
   /** Whether the policy is still enrolled: what scoring gives of one that is not (erased meanwhile) goes nowhere (default: every policy is). */
   enrolled?(policyId: string): boolean
+  /**
+   * Devices and policies this process no longer owns (a worker's partition moved to another,
+   * #25): their state is dropped without being written, as an erased policy's; whoever owns them
+   * next rebuilds it from InfluxDB, as after a restart.
+   */
+  handedOver$?: Observable<{ policyIds: readonly string[]; deviceIds: readonly string[] }>
+  /**
+   * How closed trips reach their policy's stage (driving score): by default straight on. A worker
+   * (#25) sends them through the policy stream and gives back the trips of the policy partitions
+   * it owns, from every worker's devices.
+   */
+  policyTrips?: (trips$: Observable<Trip>) => Observable<Trip>
 }
 
 /** Starts scoring; scores$, events$ and trips$ are hot and shared. */
@@ -95,8 +107,9 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   // An erased policy's state goes at once; what was in flight when it went (a score in a
   // micro-batch, a trip whose history was being read) is dropped on its way out (#21 item 5).
   const erased$ = (deps.erased$ ?? EMPTY).pipe(share())
-  const forgetPolicies$ = erased$.pipe(map((e) => e.policyId))
-  const forgetDevices$ = erased$.pipe(mergeMap((e) => e.deviceIds))
+  const handedOver$ = (deps.handedOver$ ?? EMPTY).pipe(share())
+  const forgetPolicies$ = merge(erased$.pipe(map((e) => e.policyId)), handedOver$.pipe(mergeMap((h) => h.policyIds))).pipe(share())
+  const forgetDevices$ = merge(erased$, handedOver$).pipe(mergeMap((e) => e.deviceIds), share())
   const enrolled = <T extends { policyId: string }>(x: T) => deps.enrolled?.(x.policyId) ?? true
   // Every stage below reads the same stream: one subscription upstream (one reorder buffer).
   const readings$ = deps.readings$.pipe(filter((r) => enrolled(r) && priced(r)), share())
@@ -185,7 +198,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   home$.subscribe((o) => o.kind === 'day' && deps.influx.write([homeDayLine(o.policyId, o.day)]))
   const living$: Observable<PolicyOutput<unknown>> = merge(health$, home$)
 
-  const drivingInputs$ = trips$.pipe(
+  const drivingInputs$ = (deps.policyTrips?.(trips$) ?? trips$).pipe(
     drivingScoreInputs(readHistory, deps.policyIdleMs, (err, policyId) => {
       restoreFailures.inc()
       log.error({ err, policyId }, 'cannot read the policy\'s trips from InfluxDB; its score waits for its next trip')

@@ -622,7 +622,8 @@ export function trackTrips(
         idleMs,
         scheduler,
         onError,
-        forget$,
+        // A forgotten device (its partition moved to another worker, #25) that comes back here is rebuilt again.
+        forget$: forget$?.pipe(tap((d) => seen.delete(d))),
       }),
     )
   })
