@@ -11,8 +11,8 @@ import { examplePlans, loadPlans } from '../pricing/index.ts'
 import { partitionOf, qualified } from '../ingest/index.ts'
 import { anotherInflux, firstMatch, keepForever, startServices, startTestPipeline, type Services } from './harness.ts'
 
-const SAMPLES = 900 // 15 minutes of 1 Hz driving per vehicle
-const fleet = makeFleet(6, 11)
+const SAMPLES = 600 // 10 minutes of 1 Hz driving per vehicle
+const fleet = makeFleet(4, 11)
 const policies = fleet.map((v) => v.policyId)
 const startTs = Date.now() - 3 * 3600_000
 const lastTs = startTs + (SAMPLES - 1) * 1000
