@@ -736,7 +736,7 @@ async function localInflux(cfg: Config, logger: Logger, started: LocalServer[]):
 }
 
 function influxConfig(cfg: Config, url: string): InfluxConfig {
-  return { api: 'v1', url, database: cfg.INFLUX_DATABASE, username: cfg.INFLUX_USERNAME, password: cfg.INFLUX_PASSWORD, retentionDays: { raw_positions: cfg.POSITION_RETENTION_DAYS } }
+  return { api: 'v1', url: url.split(','), database: cfg.INFLUX_DATABASE, username: cfg.INFLUX_USERNAME, password: cfg.INFLUX_PASSWORD, retentionDays: { raw_positions: cfg.POSITION_RETENTION_DAYS } }
 }
 
 /** `--faults duplicate=0.01,clock=0.1`: each named fault at its rate, with typical magnitudes. */

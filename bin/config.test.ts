@@ -38,3 +38,10 @@ t.test("map tiles under a trip's route: unset by default, an http(s) XYZ templat
   for (const url of ['https://tile.example.org/{z}/{x}/{y}.png', 'https://tiles.example.org/arcgis/tile/{z}/{y}/{x}']) t.equal(readConfig({ MAP_TILES_URL: url }).MAP_TILES_URL, url)
   for (const url of ['https://tile.example.org/tile.png', 'ftp://tile.example.org/{z}/{x}/{y}.png']) t.throws(() => readConfig({ MAP_TILES_URL: url }), /MAP_TILES_URL/, url)
 })
+
+t.test('INFLUX_URL: one InfluxDB, or several comma-separated, each once (#25 item 4)', async (t) => {
+  t.equal(readConfig({ INFLUX_URL: 'http://influx:8086' }).INFLUX_URL, 'http://influx:8086')
+  t.equal(readConfig({ INFLUX_URL: 'http://influx-a:8086,https://influx-b:8086' }).INFLUX_URL, 'http://influx-a:8086,https://influx-b:8086')
+  for (const url of ['http://influx-a:8086,', 'influx:8086', 'mqtt://influx:8086']) t.throws(() => readConfig({ INFLUX_URL: url }), /INFLUX_URL/, url)
+  t.throws(() => readConfig({ INFLUX_URL: 'http://influx-a:8086,http://influx-b:8086,http://influx-a:8086/' }), /influx-a:8086 more than once/, 'the same InfluxDB twice would count its points twice')
+})

@@ -12,8 +12,8 @@ const url = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z
 
 const service = {
   MQTT_URL: url('Existing MQTT broker, e.g. mqtt://broker:1883. Unset: start Mosquitto if installed, else the embedded aedes broker'),
-  INFLUX_URL: url('Existing InfluxDB, e.g. http://influx:8086. Unset: start a local influxd'),
-  INFLUX_API: Type.Union([Type.Literal('v1'), Type.Literal('v2')], { default: 'v1', description: 'Write API: v1 (/write: InfluxDB 1.x, 1.8+ and the 2.x compatibility API). v2 is refused: a bucket has one retention for everything in it (issue #21)' }),
+  INFLUX_URL: Type.Optional(Type.String({ pattern: '^https?://[^,]+(,https?://[^,]+)*$', description: 'Existing InfluxDB, e.g. http://influx:8086; or several, comma-separated, each storing a partition of the policies chosen by a hash of the policy id (keep their order: docs/scale-out.md section 1). Unset: start a local influxd' })),
+  INFLUX_API: Type.Union([Type.Literal('v1'), Type.Literal('v2')], { default: 'v1', description: 'Write API: v1 (/write and /query of InfluxDB 1.x; tested on 1.6.7, the Debian package; 2.x/3.x v1-compatibility endpoints are untested). v2 is refused: a bucket has one retention for everything in it (issue #21)' }),
   INFLUX_DATABASE: Type.String({ default: 'ubiq', pattern: '^[A-Za-z0-9_.-]+$', description: 'Database for writes and InfluxQL queries; ubiq creates it and its retention policies' }),
   INFLUX_USERNAME: Type.Optional(Type.String({ description: 'User, when the server has auth enabled (an admin: ubiq creates the database and alters its retention policies)' })),
   INFLUX_PASSWORD: Type.Optional(Type.String({ description: 'Password' })),
@@ -79,6 +79,10 @@ export function readConfig(env: NodeJS.ProcessEnv): Config {
   // Retention is per measurement (issue #21): InfluxDB retention policies, which the v2 API's
   // buckets cannot hold (a bucket has one retention), and which replace the one policy named here.
   if (cfg.INFLUX_API === 'v2') problems.push('INFLUX_API=v2 is not supported: a v2 bucket has one retention for everything in it, and ubiq keeps each measurement as long as its own retention policy says (docs/data-inventory.md). Use InfluxDB 1.x (1.6 to 1.8) with INFLUX_API=v1')
+  // The same InfluxDB twice would hold two partitions in one database: questions across policies would count its points twice.
+  const influxHosts = (cfg.INFLUX_URL?.split(',') ?? []).map((u) => (URL.canParse(u) ? new URL(u).host : u))
+  const twice = influxHosts.filter((h, i) => influxHosts.indexOf(h) !== i)
+  if (twice.length > 0) problems.push(`INFLUX_URL names ${[...new Set(twice)].join(', ')} more than once: each InfluxDB holds one partition of the policies, and questions across policies ask every one, so the same one twice would count its points twice`)
   if (cfg.BACKPRESSURE_RESUME_LINES >= cfg.BACKPRESSURE_STOP_LINES) problems.push(`BACKPRESSURE_RESUME_LINES=${cfg.BACKPRESSURE_RESUME_LINES} must be below BACKPRESSURE_STOP_LINES=${cfg.BACKPRESSURE_STOP_LINES}`)
   if (cfg.CLAIMS_WEBHOOK_URL && !cfg.CLAIMS_WEBHOOK_SECRET) problems.push('CLAIMS_WEBHOOK_URL is set without CLAIMS_WEBHOOK_SECRET: the claims system could not tell ubiq\'s webhooks from anyone\'s')
   if (cfg.ALERTS_WEBHOOK_URL && !cfg.ALERTS_WEBHOOK_SECRET) problems.push('ALERTS_WEBHOOK_URL is set without ALERTS_WEBHOOK_SECRET: the receiver could not tell ubiq\'s webhooks from anyone\'s')

@@ -16,7 +16,7 @@ import type { Logger } from 'pino'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { startDashboards, tokenAuthority, tokenSecret } from '../dashboards/index.ts'
 import { followBroker } from '../dashboards/follow.ts'
-import { connectInflux, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { connectInflux, influxUrls, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { revocationsFile, tokenSecretFile, untilInfluxAnswers } from './pipeline.ts'
 
 export interface DashboardsProcessConfig {
@@ -47,7 +47,7 @@ export const dashboardsClientId = (port: number) => `ubiq-dashboards-${hostname(
 export async function startDashboardsProcess(cfg: DashboardsProcessConfig, logger: Logger): Promise<DashboardsProcess> {
   const metrics = new Registry()
   collectDefaultMetrics({ register: metrics })
-  await untilInfluxAnswers(cfg.influx.url, cfg.influxStartTimeoutMs ?? 60_000, logger)
+  await Promise.all(influxUrls(cfg.influx).map((url) => untilInfluxAnswers(url, cfg.influxStartTimeoutMs ?? 60_000, logger)))
   const influx = await connectInflux(cfg.influx)
   const followed = await followBroker({ url: cfg.mqttUrl, clientId: dashboardsClientId(cfg.port), logger })
   const policies = cfg.devices && new Set([...cfg.devices.values()].map((d) => d.policyId))

@@ -97,6 +97,7 @@ export function eraser(deps: ErasureDeps): Erase {
     // What is queued for InfluxDB goes first, then the series: readings are tagged by device,
     // everything derived by policy (and device). DROP SERIES names no measurement, so it reaches
     // every measurement in every retention policy: there is no `qualified()` name to give.
+    // With several InfluxDBs, of every one: a device's readings from before it was this policy's are in its former policy's.
     await deps.influx.flush()
     const where = [`${quoteIdent('policy_id')} = ${quoteString(policyId)}`, ...devices.map((d) => `${quoteIdent('device_id')} = ${quoteString(d)}`)].join(' OR ')
     const series = await deps.influx.query(`SHOW SERIES WHERE ${where}`)

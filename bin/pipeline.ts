@@ -9,7 +9,7 @@ import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { pushAlerts, startDashboards, tokenAuthority, tokenSecret, type AlertThresholds, type TokenAuthority } from '../dashboards/index.ts'
-import { codes, commandMessages, commandStore, COMMANDS, connectInflux, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { codes, commandMessages, commandStore, COMMANDS, connectInflux, influxUrls, withoutExpired, consentNotice, consentStore, createAdapters, openJournal, orderWithin, privacyNotice, privacyStore, startIngest, topics, within, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { auditRecords, claimsStage, webhookSender, cachedBacktest, examplePlans, loadPlans, openAuditLog, openPolicyKeys, planId, pricingStateFromAudit, reveal, startPricing, whatIf, type AuditRecord, type ClaimRecord, type CommandRecord, type ConsentRecord, type PolicyKeys, type PrivacyRecord, type PremiumAdjustment, type RatingPlan, type ValveTest } from '../pricing/index.ts'
 import { eventCommands, loadRoadMap, referencePortfolio, defaultTripConfig, choiceFile, modelDirs, openModelRegistry, startScoring, vehicleDetectors, type DetectorConfigs, type PolicyEvent, type RoadMap, type Score, type Trip, type ActiveModels } from '../scoring/index.ts'
 import { config as rxConfig, Subject as RxSubject, type Observable } from 'rxjs'
@@ -311,7 +311,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const rated = plans.find((p) => Object.keys(p.attributes ?? {}).length > 0)
   if (rated) throw new codes.UBIQ_PLAN_INVALID(`${planId(rated)} rates on policy attributes (${Object.keys(rated.attributes!).join(', ')}); ubiq start has no source of policy attributes: use such a plan in ubiq backtest`)
   // Before anything is opened: a start that gives up leaves nothing behind.
-  await untilInfluxAnswers(cfg.influx.url, cfg.influxStartTimeoutMs ?? 60_000, logger)
+  await Promise.all(influxUrls(cfg.influx).map((url) => untilInfluxAnswers(url, cfg.influxStartTimeoutMs ?? 60_000, logger)))
   // Everything ubiq keeps is private to its user (#20 item 10): positions and heart rates in the
   // journal, premiums in the audit log, the token secret. The folder is made (or closed) first,
   // so nothing any stage writes inside is within others' reach.
@@ -338,6 +338,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
     },
     // A shorter policy drops the points it no longer covers at InfluxDB's next retention check.
     onRetentionChange: (change) => logger.info(change, change.fromHours === undefined ? 'InfluxDB retention policy created' : 'InfluxDB retention policy altered'),
+    policyOf: (deviceId) => registry.get(deviceId)?.policyId,
   })
   const models = await openModelRegistry({
     dirs: modelDirs(cfg.modelsDir),

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { filter, merge } from 'rxjs'
-import { connectInflux, startWorkerIngest, withoutExpired, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { connectInflux, influxUrls, startWorkerIngest, withoutExpired, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { examplePlans, loadPlans } from '../pricing/index.ts'
 import { defaultChoice, defaultTripConfig, findModels, loadChoice, modelDirs, startScoring, vehicleDetectors } from '../scoring/index.ts'
 import { reportUnhandledErrors, scoringLimits, untilInfluxAnswers } from './pipeline.ts'
@@ -47,10 +47,11 @@ export async function startWorker(cfg: WorkerConfig, logger: Logger): Promise<Wo
   const metrics = new Registry()
   collectDefaultMetrics({ register: metrics })
   const writeErrors = new Counter({ name: 'ubiq_influx_write_errors_total', help: 'InfluxDB write batches that failed (and are retried)', registers: [metrics] })
-  await untilInfluxAnswers(cfg.influx.url, cfg.influxStartTimeoutMs ?? 60_000, logger)
+  await Promise.all(influxUrls(cfg.influx).map((url) => untilInfluxAnswers(url, cfg.influxStartTimeoutMs ?? 60_000, logger)))
   let confirm: (lines: readonly string[]) => void = () => {} // nothing is written before ingest starts
   const influx = await connectInflux(cfg.influx, {
     onWritten: (lines) => confirm(lines),
+    policyOf: (deviceId) => cfg.devices.get(deviceId)?.policyId,
     onWriteError: (error) => {
       writeErrors.inc()
       logger.warn({ error }, 'InfluxDB write failed; the client retries')

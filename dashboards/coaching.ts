@@ -135,7 +135,7 @@ export function summarizer(influx: Influx, whatIf: (score: Score, changes: unkno
   }
   return async (policyId: string, latest: readonly Score[]): Promise<Summary> => {
     const [trend, scores] = await Promise.all([
-      influx.query(`SELECT last(value) AS score FROM ${qualified('score')} WHERE policy_id = ${quoteString(policyId)} AND time > now() - ${WEEKS}w GROUP BY time(1w, 4d), subject fill(none)`),
+      influx.of(policyId).query(`SELECT last(value) AS score FROM ${qualified('score')} WHERE policy_id = ${quoteString(policyId)} AND time > now() - ${WEEKS}w GROUP BY time(1w, 4d), subject fill(none)`),
       portfolioScores(),
     ])
     const subjects = await Promise.all(latest.map(async (score) => {

@@ -100,7 +100,7 @@ export async function policyReadings(
   const statements = streams.map((s) => `SELECT ${s.fields.map((f) => `mean(${quoteIdent(f)}) AS ${quoteIdent(f)}`).join(', ')} FROM ${qualified(s.kind)}`
     + ` WHERE (${s.deviceIds.map((id) => `device_id = ${quoteString(id)}`).join(' OR ')}) AND time >= ${from}ms AND time < ${to}ms`
     + ` GROUP BY time(${step / S}s), device_id fill(none)`)
-  const result: Series[] = streams.length === 0 ? [] : await influx.query(statements.join('; '))
+  const result: Series[] = streams.length === 0 ? [] : await influx.of(policyId).query(statements.join('; '))
   const series = result.flatMap((s) => s.columns.slice(1).filter((f) => !POSITION_FIELDS.has(f)).map((field) => {
     const j = s.columns.indexOf(field)
     return {

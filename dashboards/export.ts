@@ -159,7 +159,8 @@ const CONSENT_COLUMNS: Columns = [
 
 /** The archive's files in order, each read when the zip reaches it; `count` tallies the rows of each. */
 function entries(deps: ExportDeps, policyId: string, span: Span, plan: NonNullable<Awaited<ReturnType<typeof planExport>>>, count: (file: string) => (n: number) => void, exportedAt: number): Entry[] {
-  const { influx } = deps
+  // Paged reads (pagesOf) ask one InfluxDB: the one that holds the policy whole.
+  const influx = deps.influx.of(policyId)
   const mine = `policy_id = ${quoteString(policyId)}`
   const ofPolicy = (measurement: string) => pagesOf(influx, measurement, mine, span)
   const csv = <T>(name: string, columns: readonly string[], pages: () => AsyncIterable<T[]>, cells: (r: T) => Cell[], about: string): Entry =>
@@ -338,7 +339,7 @@ export function registerExport(app: App, deps: ExportDeps, who: (req: FastifyReq
       if (!done) (done = true), running--
     }
     try {
-      const plan = await planExport(deps.influx, policy, deps.devicesOf?.(policy) ?? [], principal.role === 'analyst')
+      const plan = await planExport(deps.influx.of(policy), policy, deps.devicesOf?.(policy) ?? [], principal.role === 'analyst')
       if (!plan) {
         finish()
         return reply.code(404).send({ error: 'unknown_policy', message: `ubiq holds nothing of policy ${policy}` })

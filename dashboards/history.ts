@@ -29,7 +29,7 @@ const where = (policyId: string, r: Omit<Range, 'limit'>, extra: Record<string, 
     ...(r.to !== undefined ? [`time < ${r.to}ms`] : [])].join(' AND ')
 
 const select = async (influx: Influx, measurement: string, policyId: string, r: Range, extra?: Record<string, string | undefined>) =>
-  seriesRows(await influx.query(`SELECT * FROM ${qualified(measurement)} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
+  seriesRows(await influx.of(policyId).query(`SELECT * FROM ${qualified(measurement)} WHERE ${where(policyId, r, extra)} ORDER BY time DESC LIMIT ${r.limit}`))
 
 /** Every policy with a score or a premium stored. */
 export async function storedPolicies(influx: Influx): Promise<string[]> {
@@ -87,7 +87,7 @@ export async function premiumHistory(influx: Influx, policyId: string, subject: 
  * when the feed does not hold it (after a restart, or once the feed has forgotten an idle policy).
  */
 export async function storedStanding(influx: Influx, policyId: string): Promise<FeedBody[]> {
-  const latest = async (measurement: string) => seriesRows(await influx.query(`SELECT * FROM ${qualified(measurement)} WHERE policy_id = ${quoteString(policyId)} GROUP BY subject ORDER BY time DESC LIMIT 1`))
+  const latest = async (measurement: string) => seriesRows(await influx.of(policyId).query(`SELECT * FROM ${qualified(measurement)} WHERE policy_id = ${quoteString(policyId)} GROUP BY subject ORDER BY time DESC LIMIT 1`))
   const [scores, premiums] = await Promise.all([latest('score'), latest('premium')])
   const made: [number, FeedBody][] = [
     ...scores.map(scoreFromRow).map((score): [number, FeedBody] => [score.window.to, { type: 'score', score }]),
@@ -144,7 +144,7 @@ export async function withEvents(influx: Influx, policyId: string, trips: readon
   if (trips.length === 0) return []
   const first = Math.min(...trips.map((t) => Number(t.time)))
   const last = Math.max(...trips.map((t) => Number(t.end_ms ?? t.time)))
-  const events = seriesRows(await influx.query(`SELECT * FROM ${qualified('event')} WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
+  const events = seriesRows(await influx.of(policyId).query(`SELECT * FROM ${qualified('event')} WHERE ${where(policyId, { from: first - EVENT_LOOKBACK_MS, to: last + 1 }, { subject: 'driving' })} ORDER BY time ASC`))
   return trips.map((t) => {
     const from = Number(t.time), to = Number(t.end_ms ?? t.time)
     const mine = events.filter((e) => e.device_id === t.device_id && Number(e.end_ms ?? e.time) >= from && Number(e.end_ms ?? e.time) <= to)
@@ -218,7 +218,8 @@ const PAGE_ROWS = 10_000
  * Every row of `measurement` that meets `condition` within [from, to) (either end open), oldest
  * first, a page at a time: what a whole policy's history or a device's stream may hold is more
  * than one answer should. A page ends before its last instant (rows of several series may share
- * it), and the next starts there.
+ * it), and the next starts there. `influx` is one InfluxDB (`Influx.of` the policy): pages of several
+ * would not follow one another.
  */
 export async function* pagesOf(influx: Influx, measurement: string, condition: string, period: { from?: number; to?: number }, pageRows = PAGE_ROWS): AsyncGenerator<Row[]> {
   const select = (time: string[], limit: string) =>

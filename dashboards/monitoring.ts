@@ -19,7 +19,7 @@ import type { Registry } from 'prom-client'
 import { qualified, quoteString, Subject, type Influx } from '../ingest/index.ts'
 import type { Principal } from './auth.ts'
 import { Nullable, strict } from './schemas.ts'
-import { Format, inBuckets, inPeriod, Interval, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Period, type Table } from './tables.ts'
+import { Format, inBuckets, inPeriod, Interval, INTERVAL_MS, IntervalQuery, iso, PeriodQuery, tableRoutes, timeWhere, type App, type Period, type Table } from './tables.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Model monitoring
@@ -77,23 +77,38 @@ const subjectWhere = (subject?: Subject) => (subject ? ` AND subject = ${quoteSt
 const numberOrNull = (x: unknown) => (x === null || x === undefined ? null : Number(x))
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
 
-/** Per time bucket, subject and model: how many scores, their mean and p10/p50/p90, champions' and shadows' alike. */
+/**
+ * InfluxDB 1.x's `percentile(field, p)`: the value at nearest rank ⌊n·p/100 + 0.5⌋ of the sorted
+ * values, null when that rank is 0 (p10 of fewer than 5 values).
+ */
+export function percentile(sorted: readonly number[], p: number): number | null {
+  const i = Math.floor(sorted.length * p / 100 + 0.5) - 1
+  return i < 0 || i >= sorted.length ? null : sorted[i]!
+}
+
+/**
+ * Per time bucket, subject and model: how many scores, their mean and p10/p50/p90, champions' and
+ * shadows' alike. Computed here from the scores themselves, not by InfluxDB: a percentile of
+ * several InfluxDBs' percentiles is not the percentile of their scores (partitions.ts), and the
+ * sorted values give the same sums whichever InfluxDB each came from.
+ */
 export async function scoreDrift(influx: Influx, period: Period, interval: Interval, subject?: Subject): Promise<ScoreDrift> {
-  const series = await influx.query(`SELECT count(value) AS n, mean(value) AS mean, percentile(value, 10) AS p10, percentile(value, 50) AS p50, percentile(value, 90) AS p90 FROM ${qualified('score')}, ${qualified('shadow_score')} WHERE ${timeWhere(period)}${subjectWhere(subject)} GROUP BY time(${interval}), subject, model fill(none)`)
-  const buckets = series.flatMap((s) => s.values.map((v): DriftBucket => {
-    const at = (c: string) => v[s.columns.indexOf(c)]
-    return {
-      time: iso(Number(v[0])),
-      subject: (s.tags?.subject ?? '') as Subject,
-      model: s.tags?.model ?? '',
-      role: s.name === 'shadow_score' ? 'shadow' : 'champion',
-      count: Number(at('n')),
-      mean: Number(at('mean')),
-      p10: numberOrNull(at('p10')),
-      p50: numberOrNull(at('p50')),
-      p90: numberOrNull(at('p90')),
+  const series = await influx.query(`SELECT value FROM ${qualified('score')}, ${qualified('shadow_score')} WHERE ${timeWhere(period)}${subjectWhere(subject)} GROUP BY subject, model`)
+  const width = INTERVAL_MS[interval]
+  const groups = new Map<string, { time: number; subject: Subject; model: string; role: DriftBucket['role']; values: number[] }>()
+  for (const s of series) {
+    const [subject, model, role] = [(s.tags?.subject ?? '') as Subject, s.tags?.model ?? '', s.name === 'shadow_score' ? 'shadow' as const : 'champion' as const]
+    for (const [t, v] of s.values) {
+      const time = Math.floor(Number(t) / width) * width
+      const key = `${time}\n${subject}\n${model}\n${role}`
+      const group = groups.get(key) ?? groups.set(key, { time, subject, model, role, values: [] }).get(key)!
+      group.values.push(Number(v))
     }
-  }))
+  }
+  const buckets = [...groups.values()].map(({ time, subject, model, role, values }): DriftBucket => {
+    const sorted = values.sort((a, b) => a - b)
+    return { time: iso(time), subject, model, role, count: sorted.length, mean: mean(sorted), p10: percentile(sorted, 10), p50: percentile(sorted, 50), p90: percentile(sorted, 90) }
+  })
   buckets.sort((a, b) => a.time.localeCompare(b.time) || a.subject.localeCompare(b.subject) || a.role.localeCompare(b.role) || a.model.localeCompare(b.model))
   return { from: iso(period.from), to: iso(period.to), interval, buckets }
 }

@@ -71,16 +71,21 @@ export function distributionOf(subject: Subject, latest: readonly { policyId: st
   }
 }
 
-/** Premium adjustments per time bucket (UTC-aligned) and subject: how many, and their mean factor. */
+/**
+ * Premium adjustments per time bucket (UTC-aligned) and subject: how many, and their mean factor.
+ * A bucket may come from each of several InfluxDBs (partitions.ts): counts add, means weigh by them.
+ */
 export async function premiumChanges(influx: Influx, period: Period, interval: Interval): Promise<PremiumChanges> {
   const series = await influx.query(`SELECT count(factor) AS n, mean(factor) AS mean_factor FROM ${qualified('premium')} WHERE ${timeWhere(period)} GROUP BY time(${interval}), subject fill(none)`)
-  const buckets = series.flatMap((s) => s.values.map((v): PremiumBucket => ({
-    time: iso(Number(v[0])),
-    subject: (s.tags?.subject ?? '') as Subject,
-    count: Number(v[s.columns.indexOf('n')]),
-    meanFactor: Number(v[s.columns.indexOf('mean_factor')]),
-  })))
-  buckets.sort((a, b) => a.time.localeCompare(b.time) || a.subject.localeCompare(b.subject))
+  const byBucket = new Map<string, PremiumBucket>()
+  for (const s of series) {
+    for (const v of s.values) {
+      const b: PremiumBucket = { time: iso(Number(v[0])), subject: (s.tags?.subject ?? '') as Subject, count: Number(v[s.columns.indexOf('n')]), meanFactor: Number(v[s.columns.indexOf('mean_factor')]) }
+      const key = `${b.time} ${b.subject}`, seen = byBucket.get(key)
+      byBucket.set(key, seen ? { ...b, count: seen.count + b.count, meanFactor: (seen.meanFactor * seen.count + b.meanFactor * b.count) / (seen.count + b.count) } : b)
+    }
+  }
+  const buckets = [...byBucket.values()].sort((a, b) => a.time.localeCompare(b.time) || a.subject.localeCompare(b.subject))
   return { from: iso(period.from), to: iso(period.to), interval, buckets }
 }
 
@@ -89,7 +94,7 @@ export async function premiumChanges(influx: Influx, period: Period, interval: I
  * in their own, #23). InfluxQL 1.x has no hour-of-day function: InfluxDB counts per hour of the
  * period (buckets aligned to UTC hours) and the hours are folded into the zone's day here, at most
  * 24 × 366 rows per type. A zone whose offset is not whole hours (India's +5:30) puts each UTC
- * hour in the hour of the zone it starts in.
+ * hour in the hour of the zone it starts in. Counts of the same hour from several InfluxDBs add up.
  */
 export async function eventsByHour(influx: Influx, period: Period, zone = 'UTC'): Promise<EventsByHour> {
   const hourIn = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: 'numeric', hourCycle: 'h23' })

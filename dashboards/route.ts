@@ -48,7 +48,7 @@ export async function tripRoute(influx: Influx, policyId: string, fromMs: number
   const [trip] = await tripHistory(influx, policyId, { from: fromMs, to: fromMs + 1, limit: 1 })
   if (!trip) return undefined
   const toMs = Date.parse(trip.to)
-  const fixes = seriesRows(await influx.query(`SELECT ${ROUTE_FIELDS.join(', ')} FROM ${qualified('gps')} WHERE device_id = ${quoteString(trip.deviceId)} AND time >= ${fromMs}ms AND time <= ${toMs}ms ORDER BY time ASC`))
+  const fixes = seriesRows(await influx.of(policyId).query(`SELECT ${ROUTE_FIELDS.join(', ')} FROM ${qualified('gps')} WHERE device_id = ${quoteString(trip.deviceId)} AND time >= ${fromMs}ms AND time <= ${toMs}ms ORDER BY time ASC`))
     .filter((r) => typeof r.lat_deg === 'number' && typeof r.lon_deg === 'number')
     .map((r) => ({ ms: Number(r.time), lat: r.lat_deg as number, lon: r.lon_deg as number }))
   const nearest = (ms: number) => fixes.reduce((best, f) => (Math.abs(f.ms - ms) < Math.abs(best.ms - ms) ? f : best))
@@ -64,7 +64,7 @@ export async function tripRoute(influx: Influx, policyId: string, fromMs: number
   }
   if (fixes.length) return route
   // The trip's coarse cells, written at its start when its features were computed.
-  const [area] = seriesRows(await influx.query(`SELECT cells FROM ${qualified('trip_area')} WHERE policy_id = ${quoteString(policyId)} AND device_id = ${quoteString(trip.deviceId)} AND time = ${fromMs}ms`))
+  const [area] = seriesRows(await influx.of(policyId).query(`SELECT cells FROM ${qualified('trip_area')} WHERE policy_id = ${quoteString(policyId)} AND device_id = ${quoteString(trip.deviceId)} AND time = ${fromMs}ms`))
   const cells = String(area?.cells ?? '').split(' ').flatMap((c) => {
     const [hash, seconds] = c.split(':'), cell = geohashCell(hash ?? '')
     return cell && hash ? [{ ...cell, seconds: Number(seconds) || 0 }] : []

@@ -49,7 +49,8 @@ export const Interval = Type.Union([Type.Literal('1m'), Type.Literal('10m'), Typ
 export type Interval = Static<typeof Interval>
 
 export const DAY_MS = 24 * 3600_000
-const INTERVAL_MS: Record<Interval, number> = { '1m': 60_000, '10m': 600_000, '1h': 3600_000, '1d': DAY_MS }
+/** Each interval in ms: a bucket starts at a multiple of it since the epoch, as InfluxDB's GROUP BY time() aligns them. */
+export const INTERVAL_MS: Record<Interval, number> = { '1m': 60_000, '10m': 600_000, '1h': 3600_000, '1d': DAY_MS }
 /** At most this many buckets a series: a year of hourly ones (8,784). */
 export const MAX_BUCKETS = 10_000
 

@@ -1,6 +1,7 @@
 /** ingest: the device contract, and the service that validates and stores device messages. */
 export * from './device-contract.ts'
-export { connectInflux, withoutExpired, durationHours, toLine, seriesRows, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
+export { connectInflux, influxUrls, withoutExpired, durationHours, toLine, seriesRows, quoteIdent, quoteString, refusalKind, type Influx, type InfluxConfig, type InfluxHooks, type Refusal, type RefusalKind, type Series } from './influx.ts'
+export { influxFleet, partitionOf } from './partitions.ts'
 export { openJournal, type Journal } from './journal.ts'
 export { analystFields, streamFields, qualified, retentionOf, resolveRetention, retentionPolicies, retentionPolicyNames, storedMeasurements, derivedMeasurements, POSITION_FIELDS, ROUTE_FIELDS, type RetentionPolicy, type RetentionPolicyName, type StoredMeasurement } from './retention.ts'
 export { startIngest, takeMessages, messageCounters, dropDuplicates, rejectTimeReuse, storeReadings, readingsFromSeries, type Ingest, type IngestDeps, type DeviceMessage, type MessageCounters } from './ingest.ts'

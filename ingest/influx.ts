@@ -12,11 +12,13 @@
 import { HttpError, InfluxDB, setLogger, type Transport, type WriteApi, type WriteOptions } from '@influxdata/influxdb-client'
 import { resolveRetention, retentionOf, type RetentionPolicy, type RetentionPolicyName } from './retention.ts'
 import { within } from './within.ts'
+import { influxFleet } from './partitions.ts'
 import { codes } from './errors.ts'
 
 export interface InfluxConfig {
   api: 'v1'
-  url: string
+  /** InfluxDB's URL; or several, each holding the points of a partition of the policies (partitions.ts). */
+  url: string | readonly string[]
   database: string
   username?: string
   password?: string
@@ -63,8 +65,15 @@ export interface Influx {
    * and never retried.
    */
   onRefused(listener: (refused: readonly Refusal[]) => void): void
-  /** Runs InfluxQL against the configured database (measurements named with `qualified`); POST for statements that change it (DROP SERIES). */
+  /**
+   * Runs InfluxQL against the configured database (measurements named with `qualified`); POST for
+   * statements that change it (DROP SERIES). With several InfluxDBs, against every one, their
+   * series one after the other: a series key (a time bucket of an aggregate) may come once from
+   * each, and its asker adds them up (partitions.ts). A question about one policy asks `of` it.
+   */
   query(q: string, method?: 'GET' | 'POST'): Promise<Series[]>
+  /** The InfluxDB that holds `policyId`'s points, and its devices' (this one, when there is one). */
+  of(policyId: string): Influx
   /**
    * The oldest time, ms, a point of `measurement` written now is kept from: InfluxDB refuses an
    * older one (points beyond its retention policy). -Infinity for a policy that keeps for ever.
@@ -138,6 +147,22 @@ export interface InfluxHooks {
   onWritten?(lines: string[]): void
   /** A retention policy was created, or altered because its declared duration changed (hours, 0: for ever). */
   onRetentionChange?(change: { policy: RetentionPolicyName; fromHours?: number; toHours: number }): void
+  /** With several InfluxDBs: the policy of a device (the registry), whose InfluxDB stores the device's readings. */
+  policyOf?(deviceId: string): string | undefined
+}
+
+/** The InfluxDB URLs of `cfg`, one or several. */
+export const influxUrls = (cfg: InfluxConfig): readonly string[] => (typeof cfg.url === 'string' ? [cfg.url] : cfg.url)
+
+/**
+ * Connects to InfluxDB (connectOne), or to each of several, one partition of the policies each:
+ * a store that writes each line to its policy's InfluxDB and asks questions across policies of
+ * every one (partitions.ts).
+ */
+export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}): Promise<Influx> {
+  const urls = influxUrls(cfg)
+  if (urls.length === 1) return connectOne({ ...cfg, url: urls[0]! }, hooks)
+  return influxFleet(await Promise.all(urls.map((url) => connectOne({ ...cfg, url }, hooks))), (deviceId) => hooks.policyOf?.(deviceId))
 }
 
 /**
@@ -146,7 +171,7 @@ export interface InfluxHooks {
  * to the points already stored as well: InfluxDB drops the shard groups a shorter policy no longer
  * covers at its next retention check.
  */
-export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}): Promise<Influx> {
+async function connectOne(cfg: InfluxConfig & { url: string }, hooks: InfluxHooks): Promise<Influx> {
   // The client also logs on its own, to the console, error bodies included: silenced, because every
   // failure reaches onWriteError, and every unconfirmed line stays in the ingest journal. Its logger
   // is the process's, so only a process that connects silences it, not one that imports ingest.
@@ -268,7 +293,7 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
 
   await query(`CREATE DATABASE ${quoteIdent(cfg.database)}`, 'POST')
   await migrateRetention(cfg.database, policies, query, hooks.onRetentionChange)
-  return {
+  const influx: Influx = {
     write(lines) {
       if (lines.length === 0) return
       const rp = policyOfLine(lines[0]!)
@@ -284,6 +309,7 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
     },
     onRefused: (listener) => void refusedListeners.push(listener),
     query: (q, method) => query(q, method),
+    of: () => influx,
     oldestKept(measurement, now = Date.now()) {
       const hours = hoursOf.get(retentionOf(measurement))!
       return hours === 0 ? -Infinity : now - hours * 3600_000
@@ -305,6 +331,7 @@ export async function connectInflux(cfg: InfluxConfig, hooks: InfluxHooks = {}):
       }
     },
   }
+  return influx
 }
 
 /** InfluxDB's durations as SHOW RETENTION POLICIES gives them (`336h0m0s`, `0s` for ever), in hours. */

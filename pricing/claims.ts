@@ -180,10 +180,10 @@ export function claimsStage(deps: ClaimsDeps) {
   const inFlight = new Set<Promise<void>>()
   let closed = false
 
-  const read = async (kinds: readonly string[], deviceIds: readonly string[], fromMs: number, toMs: number): Promise<Series[]> => {
+  const read = async (policyId: string, kinds: readonly string[], deviceIds: readonly string[], fromMs: number, toMs: number): Promise<Series[]> => {
     if (kinds.length === 0 || deviceIds.length === 0) return []
     const devices = deviceIds.map((d) => `device_id = ${quoteString(d)}`).join(' OR ')
-    return deps.influx.query(`SELECT * FROM ${kinds.map(qualified).join(', ')} WHERE (${devices}) AND time >= ${Math.round(fromMs)}ms AND time <= ${Math.round(toMs)}ms ORDER BY time ASC`)
+    return deps.influx.of(policyId).query(`SELECT * FROM ${kinds.map(qualified).join(', ')} WHERE (${devices}) AND time >= ${Math.round(fromMs)}ms AND time <= ${Math.round(toMs)}ms ORDER BY time ASC`)
   }
 
   /**
@@ -191,13 +191,13 @@ export function claimsStage(deps: ClaimsDeps) {
    * when the device's recorder uploads one, that recorder's samples through it), or until
    * `deadline` (server time) passes; true when stored.
    */
-  async function untilStored(kinds: readonly string[], deviceId: string, fromMs: number, endMs: number, recorder: ClaimTrigger['recorder'], deadline: number): Promise<boolean> {
+  async function untilStored(policyId: string, kinds: readonly string[], deviceId: string, fromMs: number, endMs: number, recorder: ClaimTrigger['recorder'], deadline: number): Promise<boolean> {
     const device = `device_id = ${quoteString(deviceId)}`
     const stored = recorder
       // Its samples after the event, per rate: all but the last second's at the rate (a window ends on a second).
-      ? async () => (await deps.influx.query(`SELECT count(seq) FROM ${recorder.kinds.map(qualified).join(', ')} WHERE ${device} AND time >= ${Math.round(fromMs)}ms AND time <= ${Math.round(endMs)}ms GROUP BY hz`))
+      ? async () => (await deps.influx.of(policyId).query(`SELECT count(seq) FROM ${recorder.kinds.map(qualified).join(', ')} WHERE ${device} AND time >= ${Math.round(fromMs)}ms AND time <= ${Math.round(endMs)}ms GROUP BY hz`))
         .some((s) => Number(s.tags?.hz) >= recorder.minHz && Number(s.values[0]?.[1]) >= Number(s.tags?.hz) * ((endMs - fromMs) / 1000 - 1))
-      : async () => (await deps.influx.query(`SELECT seq FROM ${kinds.map(qualified).join(', ')} WHERE ${device} AND time >= ${Math.round(endMs)}ms LIMIT 1`)).some((s) => s.values.length > 0)
+      : async () => (await deps.influx.of(policyId).query(`SELECT seq FROM ${kinds.map(qualified).join(', ')} WHERE ${device} AND time >= ${Math.round(endMs)}ms LIMIT 1`)).some((s) => s.values.length > 0)
     for (;;) {
       if (await stored()) return true
       if (closed || Date.now() >= deadline) return false
@@ -212,10 +212,10 @@ export function claimsStage(deps: ClaimsDeps) {
     const kinds = trigger.kinds.filter((k) => device.kinds.includes(k))
     const [fromMs, toMs] = [e.from - trigger.pre_s * 1000, e.to + trigger.post_s * 1000]
     const recorder = trigger.recorder && device.kinds.includes(trigger.recorder.report) && device.kinds.some((k) => trigger.recorder!.kinds.includes(k)) ? trigger.recorder : undefined
-    const complete = kinds.length > 0 && (await untilStored(kinds, e.deviceId, e.to, toMs, recorder, arrivedAt + trigger.post_s * 1000 + graceMs))
+    const complete = kinds.length > 0 && (await untilStored(e.policyId, kinds, e.deviceId, e.to, toMs, recorder, arrivedAt + trigger.post_s * 1000 + graceMs))
     if (closed) return
     const readings: Record<string, Rows> = {}
-    for (const s of await read(kinds, [e.deviceId], fromMs, toMs)) {
+    for (const s of await read(e.policyId, kinds, [e.deviceId], fromMs, toMs)) {
       const rows = readings[s.name] ?? { columns: s.columns.filter((c) => c !== 'device_id'), rows: [] }
       const keep = rows.columns.map((c) => s.columns.indexOf(c))
       rows.rows.push(...s.values.map((v) => keep.map((i) => v[i])))
@@ -233,7 +233,7 @@ export function claimsStage(deps: ClaimsDeps) {
     }
     if (e.type === 'leak') {
       const valves = deps.devicesOf(e.policyId).filter((d) => deps.device(d)?.kinds.includes('valve'))
-      const closedValve = seriesRows(await read(['valve'], valves, e.from, toMs)).some((r) => r.valve_open === false)
+      const closedValve = seriesRows(await read(e.policyId, ['valve'], valves, e.from, toMs)).some((r) => r.valve_open === false)
       if (closedValve) {
         counted.inc({ type: e.type, outcome: 'dismissed' })
         log.info({ policyId: e.policyId, deviceId: e.deviceId }, 'leak stopped by the valve in time: no claim')

@@ -124,7 +124,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     if (devices.length === 0) return []
     const kinds = sensors.filter((s) => s.subject === subject).map((s) => qualified(s.kind)).join(', ')
     const ofDevices = devices.map((d) => `device_id = ${quoteString(d)}`).join(' OR ')
-    return readingsFromSeries(await deps.influx.query(`SELECT * FROM ${kinds} WHERE (${ofDevices}) AND time > ${sinceMs}ms${untilMs === undefined ? '' : ` AND time <= ${untilMs}ms`}`), first.policyId).filter(priced)
+    return readingsFromSeries(await deps.influx.of(first.policyId).query(`SELECT * FROM ${kinds} WHERE (${ofDevices}) AND time > ${sinceMs}ms${untilMs === undefined ? '' : ` AND time <= ${untilMs}ms`}`), first.policyId).filter(priced)
   }
 
   // A device's open trip comes back after a restart from its stored readings since its last trip.
@@ -132,7 +132,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
     async read(first) {
       const device = `device_id = ${quoteString(first.deviceId)}`
       const lookback = `time > ${first.ts - OPEN_TRIP_LOOKBACK_MS}ms`
-      const [last] = await deps.influx.query(`SELECT last(end_ms) FROM ${qualified('trip')} WHERE ${device} AND ${lookback} AND time <= ${first.ts}ms`)
+      const [last] = await deps.influx.of(first.policyId).query(`SELECT last(end_ms) FROM ${qualified('trip')} WHERE ${device} AND ${lookback} AND time <= ${first.ts}ms`)
       const since = Number(last?.values[0]?.[1] ?? first.ts - OPEN_TRIP_LOOKBACK_MS)
       // Its own earlier messages (by seq: a device's clock may step back); later ones are not yet this stream's.
       const stored = await storedReadings(first, 'driving', [first.deviceId], since)
@@ -164,7 +164,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   })
 
   const readHistory = async (policyId: string, beforeTs: number): Promise<DrivingDay[]> => {
-    const series = await deps.influx.query(`SELECT * FROM ${qualified('trip')} WHERE policy_id = ${quoteString(policyId)} AND time >= ${windowStart(beforeTs)}ms AND time < ${beforeTs}ms`)
+    const series = await deps.influx.of(policyId).query(`SELECT * FROM ${qualified('trip')} WHERE policy_id = ${quoteString(policyId)} AND time >= ${windowStart(beforeTs)}ms AND time < ${beforeTs}ms`)
     const rows = series.flatMap((s) => s.values.map((v) => ({
       from: Number(v[0]),
       fields: Object.fromEntries(s.columns.map((c, i) => [c, typeof v[i] === 'number' ? v[i] : null])) as Record<string, number | null>,
@@ -177,7 +177,7 @@ export function startScoring(deps: ScoringDeps): { scores$: Observable<Score>; e
   // (replayed). The last stored day counts as open: a stop or an idle expiry stores it as it stands.
   const days = <D extends { day_ms: number }>(subject: Subject, measurement: string, keepDays: number, parse: (s: readonly Series[]) => D[]): DayHistory<D> => ({
     async read(first) {
-      const stored = parse(await deps.influx.query(`SELECT * FROM ${qualified(measurement)} WHERE policy_id = ${quoteString(first.policyId)} ORDER BY time DESC LIMIT ${keepDays}`))
+      const stored = parse(await deps.influx.of(first.policyId).query(`SELECT * FROM ${qualified(measurement)} WHERE policy_id = ${quoteString(first.policyId)} ORDER BY time DESC LIMIT ${keepDays}`))
       const openFrom = Math.max(startOfDay(first.ts) - DAY_MS, ...stored.map((d) => d.day_ms))
       const earlier = await storedReadings(first, subject, deps.policyDevices(first.policyId), openFrom - 1, first.ts)
       return {

@@ -39,14 +39,25 @@ export async function startServices(t: Teardown): Promise<Services> {
     mqttUrl: broker.url,
     influxUrl: influx.url,
     dataDir: join(dir, 'ubiq'),
-    async influxql(db, q) {
-      const res = await fetch(`${influx.url}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`)
-      const body = (await res.json()) as { results: { error?: string; series?: Series[] }[] }
-      const error = body.results.find((r) => r.error)?.error
-      if (error) throw new Error(error)
-      return body.results.flatMap((r) => r.series ?? [])
-    },
+    influxql: influxqlAt(influx.url),
   }
+}
+
+/** Runs InfluxQL against database `db` of the InfluxDB at `url`, not through ubiq's own client. */
+const influxqlAt = (url: string) => async (db: string, q: string): Promise<Series[]> => {
+  const res = await fetch(`${url}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`)
+  const body = (await res.json()) as { results: { error?: string; series?: Series[] }[] }
+  const error = body.results.find((r) => r.error)?.error
+  if (error) throw new Error(error)
+  return body.results.flatMap((r) => r.series ?? [])
+}
+
+/** One more real InfluxDB beside `services`' own, for several InfluxDBs by policy partition (#25 item 4); stopped at teardown. */
+export async function anotherInflux(t: Teardown, services: Services): Promise<Pick<Services, 'influxUrl' | 'influxql'>> {
+  // In the test's folder, beside the first one's: removed with it.
+  const influx = await startInfluxd(mkdtempSync(join(services.dataDir, '..', 'influxdb-')))
+  t.teardown(() => influx.stop())
+  return { influxUrl: influx.url, influxql: influxqlAt(influx.url) }
 }
 
 /**
