@@ -15,7 +15,7 @@ import {
   cityGeoJson, groundTruth, groundTruthCsv, groundTruthJson, makeCity, makePolicies, policyDevices, policyRegistry,
   readRecording, replayStarts, runReplay, runSimulation, type DeviceMessage, type FaultConfig, type PhoneMount,
 } from '../edge-sim/index.ts'
-import { codes, deviceRegistry, UbiqError, isId, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, subjectList, subjectNames, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
+import { codes, deviceRegistry, UbiqError, isId, natsUsers, newCredentials, parseDeviceRegistry, SERVICE_USER, writeBrokerAuth, type BrokerCredentials, subjectList, subjectNames, type DeviceRegistry, type InfluxConfig, type Subject } from '../ingest/index.ts'
 import { backtest, backtestCsv, backtestReport, examplePlans, loadPlans, verifyAudit } from '../pricing/index.ts'
 import { changeChoice, choiceFile, findModels, loadChoice, loadRoadMap, modelDirs, qualityTable, readChoice, writeChoice, type ChoiceChange } from '../scoring/index.ts'
 import { describeConfig, detectorsOf, readConfig, type Config } from './config.ts'
@@ -64,6 +64,7 @@ Usage:
   ubiq backtest --portfolio DIR  run the rating plan (RATING_PLAN) with the chosen models over a portfolio: premium
                                  distribution, loss ratio by score decile, capped and floored shares, groups
   ubiq broker-config --out DIR   Mosquitto config with per-device credentials and ACL for DEVICE_REGISTRY
+  ubiq broker-config --nats --out DIR   the same for nats-server (scale-out workers): its users file and credentials
   ubiq audit verify [options]    check the audit log's hash chain (premiums, consent, pauses, commands); names the first bad record
   ubiq models list               the models in the model folders, and which score each subject
   ubiq models promote ID         make model ID (name@version) its subject's champion; a running ubiq
@@ -158,6 +159,8 @@ Options (broker-config):
   --out DIR                      where to write mosquitto.conf, acl, passwd, tls/ and credentials.csv
   --port N                       the plain MQTT listener (default 1883)
   --tls-port N                   the MQTT over TLS listener, with a CA and server certificate made by openssl (default 8883)
+  --nats                         instead, nats-server's users.conf (every node includes it; WORKER_PARTITIONS as the
+                                 nodes' mapping) and credentials.csv: docs/nats/, docs/scale-out.md
 
 Options (erase policy):
   --url URL                      the running ubiq's dashboards (default http://HOST:PORT, 127.0.0.1 for 0.0.0.0)
@@ -267,6 +270,7 @@ interface Options {
   loo: boolean
   worker: boolean
   dashboards: boolean
+  nats: boolean
 }
 
 function parseOptions(command: string, args: string[]): Options {
@@ -280,7 +284,7 @@ function parseOptions(command: string, args: string[]): Options {
     'sim portfolio': ['out', 'policies', 'driving-days', 'days', 'years', 'start', 'seed', 'imu-hz'],
     train: ['portfolio', 'out', 'version'],
     backtest: ['portfolio', 'days', 'out'],
-    'broker-config': ['out', 'port', 'tls-port'],
+    'broker-config': ['out', 'port', 'tls-port', 'nats'],
     'audit verify': ['file'],
     import: ['format', 'mapping', 'device', 'policy', 'speedup', 'write-registry'],
     evaluate: ['format', 'mapping', 'json', 'loo'],
@@ -288,7 +292,7 @@ function parseOptions(command: string, args: string[]): Options {
     'token analyst': ['days'],
     'erase policy': ['url'],
   }
-  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: ['json', 'loo', 'worker', 'dashboards'].includes(n) ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
+  const allowed = Object.fromEntries((names[command] ?? []).map((n) => [n, { type: ['json', 'loo', 'worker', 'dashboards', 'nats'].includes(n) ? 'boolean' as const : 'string' as const, multiple: n === 'trip' }]))
   let values: Record<string, string | string[] | undefined>
   try {
     values = parseArgs({ args, options: allowed, strict: true, allowPositionals: false }).values as Record<string, string | string[] | undefined>
@@ -341,6 +345,7 @@ function parseOptions(command: string, args: string[]): Options {
     loo: (values.loo as unknown) === true,
     worker: (values.worker as unknown) === true,
     dashboards: (values.dashboards as unknown) === true,
+    nats: (values.nats as unknown) === true,
   }
 }
 
@@ -614,6 +619,7 @@ function writeBrokerConfig(cfg: Config, opts: Options): void {
   const dir = resolve(opts.out)
   const devices = [...loadDevices(cfg).values()]
   const credentials = newCredentials(devices)
+  if (opts.nats) return writeNatsUsers(cfg, dir, credentials)
   const auth = writeBrokerAuth(dir, credentials)
   const data = join(dir, 'data')
   mkdirSync(data, { recursive: true, mode: 0o700 })
@@ -650,6 +656,17 @@ function writeBrokerConfig(cfg: Config, opts: Options): void {
     `  Run:   mosquitto -c ${join(dir, 'mosquitto.conf')}\n` +
     `  ubiq:  MQTT_URL=mqtt://${SERVICE_USER}:<password from credentials.csv>@<host>:${opts.port}\n` +
     `  Each device connects with its device id as username (its client id is made the same) and its password from credentials.csv (keep that file secret)${tls ? `, over TLS on port ${opts.tlsPort} trusting ${tls.ca}` : ''}.\n`)
+}
+
+/** broker-config --nats: nats-server's users file and the credentials to hand out, its owner's only. */
+function writeNatsUsers(cfg: Config, dir: string, credentials: BrokerCredentials): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  writeFileSync(join(dir, 'users.conf'), natsUsers(credentials, cfg.WORKER_PARTITIONS), { mode: 0o600 })
+  writeFileSync(join(dir, 'credentials.csv'), credentialsCsv(credentials), { mode: 0o600 })
+  process.stdout.write(`wrote ${dir}/{users.conf,credentials.csv} for ${credentials.devices.size} devices and ${cfg.WORKER_PARTITIONS} partitions.\n` +
+    `  Each node: users.conf beside its nats.conf (docs/nats/n1.conf includes it), readable by nats-server's user only.\n` +
+    `  Workers: NATS_URL=nats://${SERVICE_USER}:<password from credentials.csv>@n1:4222,nats://n2:4222,… WORKER_PARTITIONS=${cfg.WORKER_PARTITIONS}\n` +
+    '  Each device connects over MQTT 3.1.1 with its device id as username and its password from credentials.csv (keep that file secret).\n')
 }
 
 /**

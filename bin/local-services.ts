@@ -10,7 +10,7 @@ import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { connect } from '@nats-io/transport-node'
-import { aclAllows, codes, natsServerConfig, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
+import { aclAllows, codes, natsConnectOptions, natsServerConfig, natsUsers, newCredentials, SERVICE_USER, writeBrokerAuth, type BrokerCredentials } from '../ingest/index.ts'
 
 /** A server this process started; `stop()` ends it and waits for it to exit. */
 export interface LocalServer {
@@ -168,14 +168,27 @@ export interface LocalNats extends LocalServer {
   mqttUrl: string
 }
 
+/** One nats-server this process started, as a node of its cluster. */
+export interface LocalNatsNode extends LocalNats {
+  /** Starts it again, on the same ports and data, after `kill` or `stop`. */
+  start(): Promise<void>
+  /** kill -9: it ends at once, as a crashed machine's would. */
+  kill(): Promise<void>
+}
+
 /**
  * Starts `nodes` nats-servers on 127.0.0.1 as one JetStream cluster (one node: no cluster), with
  * ubiq's configuration (natsServerConfig) and data in `dir`; resolves once each accepts a client.
- * For tests and benchmarks: operators run their own (docs/nats/).
+ * With `credentials`, only the service (the workers: `url` carries its user) and the devices may
+ * connect, each device to its own subjects (natsUsers); without, anyone may. For tests and
+ * benchmarks: operators run their own (docs/nats/).
  */
-export async function startNatsCluster(dir: string, nodes: number, partitions: number): Promise<LocalNats[]> {
+export async function startNatsCluster(dir: string, nodes: number, partitions: number, credentials?: BrokerCredentials): Promise<LocalNatsNode[]> {
   const bin = findCommand('nats-server')
   if (!bin) throw new codes.UBIQ_NATS_NOT_FOUND()
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (credentials) writeFileSync(join(dir, 'users.conf'), natsUsers(credentials, partitions), { mode: 0o600 })
+  const auth = credentials ? `${SERVICE_USER}:${encodeURIComponent(credentials.service)}@` : ''
   const ports: { port: number; mqttPort: number; clusterPort?: number }[] = []
   for (let i = 0; i < nodes; i++) ports.push({ port: await freePort(), mqttPort: await freePort(), clusterPort: nodes > 1 ? await freePort() : undefined })
   return Promise.all(ports.map(async (p, i) => {
@@ -183,11 +196,26 @@ export async function startNatsCluster(dir: string, nodes: number, partitions: n
     mkdirSync(join(dir, name), { recursive: true, mode: 0o700 })
     const conf = join(dir, name, 'nats.conf')
     const routes = ports.filter((o) => o !== p && o.clusterPort).map((o) => `nats-route://127.0.0.1:${o.clusterPort}`)
-    writeFileSync(conf, natsServerConfig({ name, host: '127.0.0.1', ...p, routes, storeDir: join(dir, name, 'js') }, partitions))
-    const url = `nats://127.0.0.1:${p.port}`
-    const child = spawnServer(bin, ['-c', conf], `nats-server ${name}`)
-    await waitUntil(child, `nats-server ${name}`, async () => void (await (await connect({ servers: url, reconnect: false })).close()))
-    return { url, mqttUrl: `mqtt://127.0.0.1:${p.mqttPort}`, stop: () => stopChild(child) }
+    writeFileSync(conf, natsServerConfig({ name, host: '127.0.0.1', ...p, routes, storeDir: join(dir, name, 'js') }, partitions, credentials && '../users.conf'))
+    const url = `nats://${auth}127.0.0.1:${p.port}`
+    let child: ChildProcess
+    const start = async () => {
+      child = spawnServer(bin, ['-c', conf], `nats-server ${name}`)
+      await waitUntil(child, `nats-server ${name}`, async () => void (await (await connect({ ...natsConnectOptions(url), reconnect: false })).close()))
+    }
+    await start()
+    return {
+      url,
+      mqttUrl: `mqtt://127.0.0.1:${p.mqttPort}`,
+      start,
+      stop: () => stopChild(child),
+      async kill() {
+        stopping.add(child)
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        process.kill(-child.pid!, 'SIGKILL') // the watchdog's process group: the server with it
+        await exited
+      },
+    }
   }))
 }
 

@@ -20,7 +20,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { Subject as RxSubject, concatMap, type Observable } from 'rxjs'
-import { leasePartitions, topics, type Influx, type Lease } from '../ingest/index.ts'
+import { leasePartitions, natsConnectOptions, natsPartition, topics, type Influx, type Lease } from '../ingest/index.ts'
 import { premiumLine, priceScores, pricingStateFromAudit, verifyChain, type AuditRecord, type AuditVerdict, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import type { Score, Trip } from '../scoring/index.ts'
 
@@ -33,13 +33,6 @@ export const auditSubject = (q: number) => `ubiq.audit.${q}`
 const IN_HAND = 1000
 /** How long a fetch waits for trips before it takes what there is, ms. */
 const FETCH_WAIT_MS = 1000
-
-/** A policy's partition (FNV-1a of its id): every worker computes the same. */
-export function policyPartition(policyId: string, partitions: number): number {
-  let h = 0x811c9dc5
-  for (const c of Buffer.from(policyId)) h = Math.imul(h ^ c, 0x01000193) >>> 0
-  return h % partitions
-}
 
 /** A trip's identity across resends and redeliveries. */
 const tripId = (t: Trip) => `${t.deviceId}.${t.from}`
@@ -80,7 +73,7 @@ interface Partition {
 /** Connects to nats-server and makes the policy and audit streams; `start` takes partitions. */
 export async function startPolicyStage(deps: PolicyStageDeps) {
   const log = deps.logger.child({ stage: 'policies', worker: deps.workerId })
-  const nc = await connect({ servers: deps.servers, name: `ubiq-policies-${deps.workerId}`, maxReconnectAttempts: -1 })
+  const nc = await connect({ ...natsConnectOptions(deps.servers), name: `ubiq-policies-${deps.workerId}`, maxReconnectAttempts: -1 })
   const jsm = await jetstreamManager(nc)
   const js = jetstream(nc)
   await jsm.streams.add({ name: POLICY_STREAM, subjects: ['ubiq.pol.>'], retention: RetentionPolicy.Workqueue, num_replicas: deps.replicas })
@@ -92,7 +85,7 @@ export async function startPolicyStage(deps: PolicyStageDeps) {
   const trips$ = new RxSubject<Trip>()
   /** Policies and their scoring state handed over when a partition goes. */
   const handedOver$ = new RxSubject<{ policyIds: readonly string[]; deviceIds: readonly string[] }>()
-  const partitionOf = (policyId: string) => policyPartition(policyId, deps.partitions)
+  const partitionOf = (policyId: string) => natsPartition(policyId, deps.partitions)
 
   /** Acknowledges the policy's trips that end no later than `to`: a score at or after them is priced or refused. */
   const settle = (part: Partition, policyId: string, to: number) => {
@@ -224,7 +217,7 @@ async function chainOf(js: JetStreamClient, jsm: JetStreamManager, q: number): P
 
 /** Each policy partition's chain on `servers`, verified as `ubiq audit verify` verifies a log (`verifyChain`). */
 export async function verifyPartitionChains(servers: string[]): Promise<Map<number, AuditVerdict>> {
-  const nc = await connect({ servers })
+  const nc = await connect(natsConnectOptions(servers))
   try {
     const jsm = await jetstreamManager(nc)
     const js = jetstream(nc)

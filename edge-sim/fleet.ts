@@ -81,6 +81,8 @@ export function fleetCars(fleet: readonly SimVehicle[], city: City, startTs: num
 
 export interface FleetOptions {
   mqttUrl: string
+  /** Brokers to reconnect to when mqttUrl's connection is lost (runSimulation's). */
+  otherUrls?: readonly string[]
   fleet: readonly SimVehicle[]
   /** Simulated time of each vehicle's first sample, ms since the epoch. */
   startTs: number
@@ -133,6 +135,7 @@ export function runFleet(opts: FleetOptions): Promise<SimulationRun> {
   }
   return runSimulation({
     mqttUrl: opts.mqttUrl,
+    ...(opts.otherUrls ? { otherUrls: opts.otherUrls } : {}),
     devices: opts.fleet.map((v) => ({ deviceId: v.deviceId, messages: toMessages(v.deviceId, readings(v)) })),
     startTs: opts.startTs,
     speedup: opts.speedup,

@@ -11,6 +11,8 @@ import type { DeviceMessage, SimDevice } from './device-streams.ts'
 
 export interface SimulationOptions {
   mqttUrl: string
+  /** Brokers to reconnect to, in turn with mqttUrl's, when a connection is lost: a cluster's other nodes. */
+  otherUrls?: readonly string[]
   /** Each device's messages, in the order it sends them (`sendAt` never decreasing). */
   devices: readonly Pick<SimDevice, 'deviceId' | 'messages'>[]
   /** Simulated time that maps to the start of the run. */
@@ -56,10 +58,13 @@ export async function runSimulation(opts: SimulationOptions, onConnected: (n: nu
   if (shared && opts.passwords) throw new Error('devices with their own credentials cannot share connections')
   const stats = { connected: 0, sent: 0, acknowledged: 0, refused: 0, behindMs: 0, maxBehindMs: 0, simulatedTs: opts.startTs }
   const clients: MqttClient[] = []
+  // mqtt.js connects to servers[0] and, at each reconnect, to the next.
+  const servers = opts.otherUrls && [opts.mqttUrl, ...opts.otherUrls].map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port) }))
   // Connect in waves: ten thousand simultaneous CONNECTs would only queue in the broker.
   for (let i = 0; i < clientCount; i += 200) {
     clients.push(...await Promise.all(opts.devices.slice(i, Math.min(i + 200, clientCount)).map((d, j) => mqtt.connectAsync(opts.mqttUrl, {
       clientId: shared ? `sim-shared-${i + j}` : `sim-${d.deviceId}`, clean: true, reconnectPeriod: 1000, protocolVersion: opts.protocolVersion ?? 5,
+      ...(servers ? { servers } : {}),
       ...(opts.passwords ? { username: d.deviceId, password: opts.passwords.get(d.deviceId) } : {}),
     }))))
     // A device is connected once its client is: all of them when the last client is.

@@ -94,6 +94,13 @@ const aclRules = (() => {
   return rules
 })()
 
+/**
+ * The ACL's `pattern` lines for one device: each MQTT topic filter it may read or write, `%u` its
+ * id. Brokers that take permissions per user, not patterns (nats-server), get theirs from here.
+ */
+export const deviceAcl = (deviceId: string) =>
+  aclRules.filter((r) => r.user === undefined).map((r) => ({ access: r.access, filter: r.filter.replaceAll('%u', deviceId) }))
+
 /** Whether MQTT topic filter `filter` matches `topic` (`+` one level, `#` this level and all below). */
 const filterMatches = (filter: string, topic: string) => {
   const f = filter.split('/')

@@ -15,6 +15,7 @@ import { topics, type Reading } from './contract.ts'
 import { clockTracker } from './clock.ts'
 import type { Refusal } from './influx.ts'
 import { messageCounters, takeMessages, type DeviceMessage, type IngestDeps } from './ingest.ts'
+import { deviceAcl, SERVICE_USER, type BrokerCredentials } from './broker.ts'
 
 /** The stream of device messages, by partition: `ubiq.part.{p}.{deviceId}.{stream}`. */
 export const DEVICE_STREAM = 'UBIQ_DEV'
@@ -64,14 +65,20 @@ export interface NatsNode {
 /**
  * A nats-server configuration for ubiq: JetStream (where the device stream, the leases and MQTT's
  * own sessions live), the MQTT listener for devices, the cluster routes, and the partition mapping.
- * The test cluster and the operators' examples in docs/nats/ are made by this one function.
+ * With `usersFile`, the users natsUsers wrote (its path relative to this file: nats-server reads
+ * an include there, absolute or not): no one else connects. The test cluster and the operators' examples in docs/nats/ are made by this one
+ * function.
  */
-export function natsServerConfig(node: NatsNode, partitions: number): string {
+export function natsServerConfig(node: NatsNode, partitions: number, usersFile?: string): string {
   const [[from, to]] = Object.entries(partitionMapping(partitions)) as [[string, string]]
   return [
     '# ubiq: one nats-server of the cluster (docs/scale-out.md). MQTT needs JetStream and a server name.',
     `server_name: ${node.name}`,
     `listen: ${node.host}:${node.port}`,
+    ...(usersFile === undefined ? [] : [
+      '# The workers\' user and one user per device, its subjects its own (ubiq broker-config --nats writes it from the registry).',
+      `include "${usersFile}"`,
+    ]),
     `jetstream { store_dir: "${node.storeDir}" }`,
     ...(node.clusterPort === undefined ? [] : [
       'cluster {',
@@ -85,6 +92,66 @@ export function natsServerConfig(node: NatsNode, partitions: number): string {
     `mappings { "${from}": "${to}" }`,
     '',
   ].join('\n')
+}
+
+/**
+ * The partition of a token as nats-server's mapping computes it: its `partition(P, token)` is the
+ * 32-bit FNV-1a hash of the token modulo P (nats-server's subject transform; checked against 2.9.10
+ * by test/nats-auth.test.ts). A device's users file entry needs its device partition (natsUsers),
+ * and the workers put a policy in its policy partition by the same hash (bin/policy-stage.ts).
+ */
+export function natsPartition(token: string, partitions: number): number {
+  let hash = 0x811c9dc5
+  for (const byte of Buffer.from(token)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0
+  return hash % partitions
+}
+
+/**
+ * An MQTT topic filter as the NATS subjects nats-server uses for it: `/` → `.`, `+` → `*`, and
+ * `#` → both the level above it and `>` (MQTT's `#` matches its parent level, NATS's `>` does not).
+ */
+const natsSubjects = (filter: string) => {
+  const subject = filter.replaceAll('/', '.').replaceAll('+', '*')
+  return subject.endsWith('.#') ? [subject.slice(0, -2), `${subject.slice(0, -1)}>`] : [subject]
+}
+
+/**
+ * nats-server's users for ubiq (an `authorization` block, for natsServerConfig's `usersFile`):
+ * each device a user named by its device id, with its own password, that may do only what
+ * Mosquitto's ACL lets it, as subjects, and connect only over MQTT:
+ * - publish its own streams, `ubiq/v1/dev/{id}/{stream}`. nats-server checks an MQTT publish's
+ *   permission on the subject after the partition mapping, so what is allowed is the mapped
+ *   subject in the device's own partition, `ubiq.part.{p}.{id}.*`: not another device's, and not
+ *   another partition's (published there directly, its readings would reach a second worker).
+ * - read its own rejections, commands, consent and pauses (brokerAcl's `pattern read` lines under
+ *   ubiq/v1/; the adapters' formats are not mapped into the stream), and `$MQTT.sub.>`, where
+ *   nats-server delivers QoS 1 subscriptions (no MQTT client may subscribe to `$MQTT/…` itself;
+ *   a NATS client could, hence MQTT only).
+ * The workers connect as the service user, with no subject limits: they manage the streams, and
+ * JetStream's API reaches every subject's data anyway. Passwords are in clear (nats-server also
+ * takes bcrypt hashes): the file must be readable by nats-server's user only. Every node and
+ * every worker need the same `partitions`.
+ */
+export function natsUsers(credentials: BrokerCredentials, partitions: number): string {
+  const device = ([deviceId, password]: [string, string]) => {
+    const reads = deviceAcl(deviceId).filter((r) => r.filter.startsWith('ubiq/v1/') && r.access !== 'write').flatMap((r) => natsSubjects(r.filter))
+    const publish = { allow: [`ubiq.part.${natsPartition(deviceId, partitions)}.${deviceId}.*`] }
+    return { user: deviceId, password, allowed_connection_types: ['MQTT'], permissions: { publish, subscribe: { allow: [...reads, '$MQTT.sub.>'] } } }
+  }
+  const users = [{ user: SERVICE_USER, password: credentials.service }, ...[...credentials.devices].map(device)]
+  return `# ubiq's nats-server users (natsUsers in ingest/jetstream.ts): keep this file secret.\nauthorization {\n  users: [\n${users.map((u) => `    ${JSON.stringify(u)}`).join('\n')}\n  ]\n}\n`
+}
+
+/**
+ * nats.js connection options for NATS_URL's servers: a user and password in the URLs
+ * (`nats://ubiq:secret@n1:4222`, as MQTT_URL carries them) become the connection's own, since
+ * nats.js does not read them from a URL.
+ */
+export function natsConnectOptions(urls: string | readonly string[]): { servers: string[]; user?: string; pass?: string } {
+  const parsed = [urls].flat().map((u) => new URL(u))
+  const withUser = parsed.find((u) => u.username)
+  const servers = parsed.map((u) => `${u.protocol}//${u.host}`)
+  return withUser ? { servers, user: decodeURIComponent(withUser.username), pass: decodeURIComponent(withUser.password) } : { servers }
 }
 
 /** A partition's message subject back to the device topic it was published on. */
@@ -238,7 +305,7 @@ export function leasePartitions(deps: LeaseDeps): { owned(): number[]; stop(): P
 /** Connects to nats-server, makes the streams if missing, and starts taking partitions. */
 export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerIngest> {
   const log = deps.logger.child({ stage: 'ingest', worker: deps.workerId })
-  const nc = await connect({ servers: deps.servers, name: `ubiq-worker-${deps.workerId}`, maxReconnectAttempts: -1 })
+  const nc = await connect({ ...natsConnectOptions(deps.servers), name: `ubiq-worker-${deps.workerId}`, maxReconnectAttempts: -1 })
   const jsm = await jetstreamManager(nc)
   const js = jetstream(nc)
   // The journal of what is not yet stored: each owner purges its partition up to what it has

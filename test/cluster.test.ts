@@ -9,89 +9,37 @@
  * partition's audit chain on JetStream verifies.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { jetstreamManager } from '@nats-io/jetstream'
 import mqtt from 'mqtt'
-import { connect } from '@nats-io/transport-node'
-import { fleetRegistry, makeFleet, runFleet } from '../edge-sim/index.ts'
-import { freePort, startNatsCluster } from '../bin/local-services.ts'
+import { makeFleet, runFleet } from '../edge-sim/index.ts'
 import { cpuSeconds, serverPid } from '../bench/server-rss.ts'
-import { qualified } from '../ingest/index.ts'
-import { settle, startServices, tally } from './harness.ts'
+import { connect } from '@nats-io/transport-node'
+import { natsConnectOptions, qualified } from '../ingest/index.ts'
+import { settle, tally } from './harness.ts'
+import { startCluster, workerPool } from './cluster-harness.ts'
 import { verifyPartitionChains } from '../bin/policy-stage.ts'
 
-const ubiq = fileURLToPath(new URL('../bin/ubiq.js', import.meta.url))
 const PARTITIONS = 12
 const DEVICES = 9
 const PER_DEVICE = 1200
 
-/** A worker's partitions and the devices it has heard from in each, from its /metrics. */
-async function ownership(url: string): Promise<Map<number, number>> {
-  let text: string | undefined
-  // A keep-alive socket the worker closed as it was reused fails the fetch (seen on the loaded machine): ask again.
-  while ((text = await fetch(`${url}/metrics`).then((r) => r.text(), () => undefined)) === undefined) await sleep(100)
-  return new Map([...text.matchAll(/^ubiq_worker_partition_devices\{partition="(\d+)"\} (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]))
-}
-
 t.setTimeout(600_000)
 t.test('three nodes, three workers: kill -9 one and add one mid-stream; every message stored once, every trip scored and priced once, every device on one worker', async (t) => {
   t.setTimeout(600_000)
-  const services = await startServices(t)
-  const natsDir = join(services.dataDir, '..', 'nats')
-  const nodes = await startNatsCluster(natsDir, 3, PARTITIONS)
-  t.teardown(() => Promise.all(nodes.map((n) => n.stop())))
-  // The cluster takes a moment to elect its JetStream meta leader after the nodes accept clients.
-  const nc = await connect({ servers: nodes.map((n) => n.url) })
-  t.teardown(() => nc.close())
-  const jsm = await jetstreamManager(nc, { checkAPI: false })
-  while (!(await jsm.getAccountInfo().then(() => true, () => false))) await sleep(200)
+  const fleet = makeFleet(DEVICES, 7)
+  const db = 'ubiq_cluster'
+  const cluster = await startCluster(t, { partitions: PARTITIONS, fleet, db })
+  const { services, natsDir, nodes } = cluster
   // Premiums as MQTT subscribers and a feed follow them: core NATS from the policy partitions' owners.
+  const nc = await connect(natsConnectOptions(nodes.map((n) => n.url)))
+  t.teardown(() => nc.close())
   const premiums: { policyId: string; hash: string }[] = []
   nc.subscribe('ubiq.v1.premiums.>', { callback: (_, m) => void premiums.push(m.json()) })
-
-  const fleet = makeFleet(DEVICES, 7)
-  const registry = join(services.dataDir, '..', 'devices.json')
-  writeFileSync(registry, JSON.stringify({ devices: fleetRegistry(fleet) }))
-  const db = 'ubiq_cluster'
-  /** The live workers, and the CPU-seconds each had used once started (its own start-up is not per message). */
-  const workers = new Map<string, { child: ChildProcess; url: string; cpuAtStart: number }>()
-  /** CPU-seconds the workers have used on messages so far, the dead ones' included. */
-  let deadWorkersCpu = 0
-  const workersCpu = () => deadWorkersCpu + [...workers.values()].reduce((a, w) => a + cpuSeconds(w.child.pid!) - w.cpuAtStart, 0)
-  t.teardown(() => workers.forEach((w) => w.child.kill('SIGKILL')))
-  const startWorker = async (id: string) => {
-    const port = await freePort()
-    const child = spawn(process.execPath, [ubiq, 'start', '--worker'], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: {
-        ...process.env, NATS_URL: nodes.map((n) => n.url).join(','), INFLUX_URL: services.influxUrl, INFLUX_DATABASE: db, DEVICE_REGISTRY: registry,
-        WORKER_PARTITIONS: String(PARTITIONS), WORKER_ID: id, WORKER_REPLICAS: '3', PORT: String(port), LOG_LEVEL: 'warn',
-      },
-    })
-    const url = `http://127.0.0.1:${port}`
-    while (!(await fetch(`${url}/healthz`).then((r) => r.ok, () => false))) {
-      if (child.exitCode !== null) throw new Error(`worker ${id} exited with ${child.exitCode}`)
-      await sleep(100)
-    }
-    workers.set(id, { child, url, cpuAtStart: cpuSeconds(child.pid!) })
-  }
-  /**
-   * Each live worker's partitions, once every partition has exactly one owner among them and each
-   * owns its fair share, ceil(P / workers) or the rest (tap's timeout says if that never comes).
-   */
-  const settled = async () => {
-    for (;;) {
-      const owners = await Promise.all([...workers].map(async ([id, w]) => [id, await ownership(w.url)] as const))
-      const owned = owners.flatMap(([, m]) => [...m.keys()])
-      const share = Math.ceil(PARTITIONS / owners.length)
-      if (owned.length === PARTITIONS && new Set(owned).size === PARTITIONS && owners.every(([, m]) => m.size <= share)) return new Map(owners)
-      await sleep(200)
-    }
-  }
+  const pool = workerPool(t, cluster)
+  const { workers, settled } = pool
+  const startWorker = pool.start
+  const workersCpu = pool.cpu
   await Promise.all(['w1', 'w2', 'w3'].map(startWorker))
   const before = await settled()
   t.same([...before.values()].map((m) => m.size), [4, 4, 4], 'three workers share twelve partitions evenly')
@@ -113,12 +61,8 @@ t.test('three nodes, three workers: kill -9 one and add one mid-stream; every me
 
   await midway(1 / 4)
   const dead = [...before.get('w1')!.keys()]
-  const w1 = workers.get('w1')!.child
-  deadWorkersCpu += cpuSeconds(w1.pid!) - workers.get('w1')!.cpuAtStart
   const killedAt = Date.now()
-  w1.kill('SIGKILL')
-  await new Promise((resolve) => w1.once('exit', resolve))
-  workers.delete('w1')
+  await pool.kill('w1')
   const after = await settled()
   t.comment(`kill -9 w1 after ${acknowledged()} messages acknowledged by the cluster: its partitions ${dead.join(', ')} taken over in ${Date.now() - killedAt} ms`)
   t.same([...after.values()].map((m) => m.size).sort(), [6, 6], 'the two left share its partitions')
