@@ -14,8 +14,7 @@
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { Registry, collectDefaultMetrics } from 'prom-client'
-import { startDashboards, tokenAuthority, tokenSecret } from '../dashboards/index.ts'
-import { followBroker } from '../dashboards/follow.ts'
+import { followBroker, startDashboards, tokenAuthority, tokenSecret } from '../dashboards/index.ts'
 import { connectInflux, influxUrls, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { revocationsFile, tokenSecretFile, untilInfluxAnswers } from './pipeline.ts'
 

@@ -168,7 +168,7 @@ t.test('state is rebuilt from InfluxDB with conditions on tags and time only, an
   // measurement, copied and sorted per query: with one restore per device, O(devices²) work,
   // and a 100k-device fleet took InfluxDB to 22 GB.
   const asked: string[] = []
-  const recording = { ...influx, query: (q: string) => (asked.push(q), influx.query(q)) }
+  const recording: typeof influx = { ...influx, query: (q: string) => (asked.push(q), influx.query(q)), of: () => recording }
   // The car's first 90 seconds are stored (ingest stores before scoring hears; a restart lost
   // scoring's state), and scoring hears it again from second 60: its trip must be the same as one
   // heard whole.
