@@ -87,7 +87,15 @@ export function natsServerConfig(node: NatsNode, partitions: number, usersFile?:
       `  routes: [${(node.routes ?? []).map((r) => `"${r}"`).join(', ')}]`,
       '}',
     ]),
-    `mqtt { listen: ${node.host}:${node.mqttPort} }`,
+    // Left to itself nats-server 2.9 sizes its MQTT streams by counting route URLs, not nodes: a node listing its two peers
+    // made them R2, and losing a node of theirs stopped every MQTT CONNECT and PUBACK for good.
+    ...(node.clusterPort === undefined ? [`mqtt { listen: ${node.host}:${node.mqttPort} }`] : [
+      '# MQTT\'s own streams ($MQTT_sess, $MQTT_msgs, $MQTT_rmsgs) replicated like ubiq\'s, to survive a lost node (docs/scale-out.md).',
+      'mqtt {',
+      `  listen: ${node.host}:${node.mqttPort}`,
+      `  stream_replicas: ${Math.min((node.routes ?? []).length + 1, 3)}`,
+      '}',
+    ]),
     `# Each device's subject to one of ${partitions} partitions by its id (the same on every node, and WORKER_PARTITIONS on every worker).`,
     `mappings { "${from}": "${to}" }`,
     '',
