@@ -19,8 +19,8 @@ import { AckPolicy, DeliverPolicy, RetentionPolicy, jetstream, jetstreamManager,
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
-import { Subject as RxSubject, concatMap, type Observable } from 'rxjs'
-import { leasePartitions, natsConnectOptions, natsPartition, topics, type Influx, type Lease } from '../ingest/index.ts'
+import { Subject as RxSubject, concatMap, lastValueFrom, type Observable } from 'rxjs'
+import { leasePartitions, natsConnectOptions, natsPartition, natsSubjectOf, topics, type Influx, type Lease } from '../ingest/index.ts'
 import { premiumLine, priceScores, pricingStateFromAudit, verifyChain, type AuditRecord, type AuditVerdict, type PremiumAdjustment, type RatingPlan } from '../pricing/index.ts'
 import type { Score, Trip } from '../scoring/index.ts'
 
@@ -37,11 +37,8 @@ const FETCH_WAIT_MS = 1000
 /** A trip's identity across resends and redeliveries. */
 const tripId = (t: Trip) => `${t.deviceId}.${t.from}`
 
-/** An MQTT topic's NATS subject: nats-server's MQTT listener shows `ubiq.v1.scores.x` as `ubiq/v1/scores/x`. */
-const subjectOf = (topic: string) => topic.replaceAll('/', '.')
-
 /** What scoring publishes on MQTT, published as core NATS instead (scores, events: followed over nats-server's MQTT listener). */
-export const natsPublisher = (nc: NatsConnection) => ({ publish: (topic: string, payload: string) => void nc.publish(subjectOf(topic), payload) })
+export const natsPublisher = (nc: NatsConnection) => ({ publish: (topic: string, payload: string) => void nc.publish(natsSubjectOf(topic), payload) })
 
 export interface PolicyStageDeps {
   servers: string[]
@@ -64,8 +61,8 @@ interface Partition {
   handed: Set<string>
   /** The policies whose trips came here: their scoring state goes with the partition. */
   policies: Set<string>
-  /** Each policy's trips not yet acknowledged: their end, and their message's ack. */
-  waiting: Map<string, { to: number; ack(): void }[]>
+  /** Each policy's trips not yet acknowledged, by trip identity: their end, and their latest delivery's ack. */
+  waiting: Map<string, Map<string, { to: number; ack(): void }>>
   /** An append nats-server refused: another worker holds the chain; the partition goes. */
   refused?: Error
 }
@@ -89,9 +86,14 @@ export async function startPolicyStage(deps: PolicyStageDeps) {
 
   /** Acknowledges the policy's trips that end no later than `to`: a score at or after them is priced or refused. */
   const settle = (part: Partition, policyId: string, to: number) => {
-    const left = (part.waiting.get(policyId) ?? []).filter((w) => (w.to <= to ? (w.ack(), false) : true))
-    if (left.length > 0) part.waiting.set(policyId, left)
-    else part.waiting.delete(policyId)
+    const trips = part.waiting.get(policyId)
+    for (const [id, w] of trips ?? []) {
+      if (w.to > to) continue
+      w.ack()
+      trips!.delete(id)
+      part.handed.delete(id) // acknowledged: it does not come again
+    }
+    if (trips?.size === 0) part.waiting.delete(policyId)
   }
 
   /** Appends `a` to partition q's chain, expecting its last sequence: refused when another worker appended since. */
@@ -105,7 +107,7 @@ export async function startPolicyStage(deps: PolicyStageDeps) {
       return
     }
     priced.inc({ subject: a.subject })
-    nc.publish(subjectOf(topics.premiums(a.policyId, a.subject)), JSON.stringify(a))
+    nc.publish(natsSubjectOf(topics.premiums(a.policyId, a.subject)), JSON.stringify(a))
     deps.influx.write([premiumLine(a)])
     settle(part, a.policyId, Date.parse(a.effectiveFrom))
   }
@@ -116,13 +118,13 @@ export async function startPolicyStage(deps: PolicyStageDeps) {
     const part: Partition = { lastSeq: records.at(-1)?.seq ?? 0, scores: new RxSubject(), handed: new Set(), policies: new Set(), waiting: new Map() }
     held.set(q, part)
     const state = pricingStateFromAudit(records.map((r) => r.record))
-    part.scores.pipe(
+    const pricing = lastValueFrom(part.scores.pipe(
       priceScores(deps.plans, state, (reason, s) => {
         unpriced.inc({ reason })
         settle(part, s.policyId, s.window.to)
       }, undefined, (err, s) => log.error({ err, policyId: s.policyId }, 'pricing a score threw: it is left unpriced')),
       concatMap((a) => append(q, part, a)),
-    ).subscribe()
+    ), { defaultValue: undefined })
     // A fresh consumer a new owner: every trip not acknowledged comes again (the stream keeps only those).
     const name = `pol-${q}`
     await jsm.consumers.delete(POLICY_STREAM, name).catch(() => undefined)
@@ -135,7 +137,9 @@ export async function startPolicyStage(deps: PolicyStageDeps) {
           // Gone meanwhile: scoring has forgotten its policies, and the next owner takes its trips.
           if (held.get(q) !== part) break
           const trip = m.json<Trip>()
-          part.waiting.set(trip.policyId, [...(part.waiting.get(trip.policyId) ?? []), { to: trip.to, ack: () => m.ack() }])
+          // A redelivery replaces its trip's entry: one entry a trip, acknowledged through its latest delivery.
+          if (!part.waiting.has(trip.policyId)) part.waiting.set(trip.policyId, new Map())
+          part.waiting.get(trip.policyId)!.set(tripId(trip), { to: trip.to, ack: () => m.ack() })
           if (part.handed.has(tripId(trip))) continue
           part.handed.add(tripId(trip))
           part.policies.add(trip.policyId)
@@ -149,6 +153,10 @@ export async function startPolicyStage(deps: PolicyStageDeps) {
         await new Promise((r) => setTimeout(r, FETCH_WAIT_MS))
       }
     }
+    // Given back: the scores in hand are priced and appended before the lease goes (LeaseDeps.run),
+    // so the next owner reads a chain with them.
+    part.scores.complete()
+    await pricing
   }
 
   let partitions: ReturnType<typeof leasePartitions> | undefined

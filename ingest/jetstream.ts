@@ -118,8 +118,11 @@ export function natsPartition(token: string, partitions: number): number {
  * An MQTT topic filter as the NATS subjects nats-server uses for it: `/` → `.`, `+` → `*`, and
  * `#` → both the level above it and `>` (MQTT's `#` matches its parent level, NATS's `>` does not).
  */
+/** An MQTT topic's NATS subject, as nats-server's MQTT listener maps them (`ubiq/v1/scores/x` is `ubiq.v1.scores.x`). */
+export const natsSubjectOf = (topic: string) => topic.replaceAll('/', '.')
+
 const natsSubjects = (filter: string) => {
-  const subject = filter.replaceAll('/', '.').replaceAll('+', '*')
+  const subject = natsSubjectOf(filter).replaceAll('+', '*')
   return subject.endsWith('.#') ? [subject.slice(0, -2), `${subject.slice(0, -1)}>`] : [subject]
 }
 
@@ -186,7 +189,7 @@ export interface WorkerIngest {
   owned(): number[]
   /** The devices of each partition given back or lost, when it goes (ScoringDeps.handedOver$). */
   handedOver$: Observable<{ policyIds: readonly string[]; deviceIds: readonly string[] }>
-  /** Work started by the batch being pushed through readings$ (a trip it closed, sent on): the batch is acknowledged once it is done. */
+  /** Work a batch started (a trip it closed, sent on): no batch is acknowledged while any such work is pending. */
   hold(work: Promise<unknown>): void
   /** Hand it what InfluxDB confirmed (InfluxHooks.onWritten): a batch whose lines are all confirmed is acknowledged. */
   confirm(lines: readonly string[]): void
@@ -337,8 +340,12 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
   })
   /** Devices of partitions given back or lost: their scoring state goes (another worker rebuilds it). */
   const handedOver$ = new RxSubject<{ policyIds: readonly string[]; deviceIds: readonly string[] }>()
-  /** Work the batch being pushed started (a trip it closed, sent on): done before the batch is acknowledged. */
-  let batchWork: Promise<unknown>[] = []
+  /**
+   * Work batches started and not yet done (a trip closed, being sent on). A batch is acknowledged
+   * only once every work pending at its acknowledgement is done: a trip may close after its batch
+   * was pushed (its tracker rebuilt from InfluxDB first), so the batch's own list would miss it.
+   */
+  const pendingWork = new Set<Promise<unknown>>()
   // Refused lines are settled (never retried, never acknowledged as stored) and counted; the
   // MQTT path's dead-letter folder is not kept here yet (docs/scale-out.md).
   deps.influx.onRefused((refused: readonly Refusal[]) => {
@@ -375,7 +382,7 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
       clocks,
       pending: (lines) => batchLines.push(...lines),
       // Rejections reach the device as on the MQTT path: nats-server delivers the subject to its MQTT subscribers.
-      reject: (r) => nc.publish(topics.rejected(r.deviceId).replaceAll('/', '.'), JSON.stringify(r)),
+      reject: (r) => nc.publish(natsSubjectOf(topics.rejected(r.deviceId)), JSON.stringify(r)),
     }),
     share(),
   )
@@ -419,16 +426,16 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
         for await (const m of await consumer.fetch({ max_messages: BATCH, expires: FETCH_WAIT_MS })) batch.push(m)
         if (batch.length === 0 || lost()) continue
         batchLines = []
-        batchWork = []
         for (const m of batch) {
           heard.get(p)!.add(m.subject.split('.')[3]!)
           messages.next({ topic: topicOf(m.subject), payload: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), receivedAt: Math.round(m.info.timestampNanos / 1e6) })
         }
-        // The trips it closed are on the policy stream before the batch is acknowledged.
-        const stored = Promise.all([written(batchLines), ...batchWork])
+        const stored = written(batchLines)
         const before = acked
         const done = acked = (async () => {
           await stored
+          // The trips it closed are on the policy stream before the batch is acknowledged.
+          await Promise.all([...pendingWork])
           await before
           // Lost meanwhile: the next owner takes the batch again; InfluxDB keeps one point per series and time.
           if (lost()) return
@@ -470,7 +477,7 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
    * trusted the stream's last message lost 139 of 10,800 in the cluster test). A partition without a consumer (being taken afresh) skips the purge.
    * One purge of the stream's head: nats-server 2.9 answers a purge filtered by partition by
    * reading the stream from its first message, which cost it about 100 µs a message drained
-   * (docs/scale-out.md). Every worker trims, once a round of its own (a slow purge must not delay
+   * (docs/scale-out.md). The holder of partition 0 trims, once a round of its own (a slow purge must not delay
    * the lease renewals).
    */
   async function trim() {
@@ -489,7 +496,8 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
   let trimmingStopped = false
   const trimming = (async () => {
     while (!trimmingStopped) {
-      await trim().catch((err: Error) => log.warn({ err: err.message }, 'trimming the journal failed'))
+      // One trimmer, the holder of partition 0: every worker listing every consumer each second is N times the work.
+      if (partitions.owned().includes(0)) await trim().catch((err: Error) => log.warn({ err: err.message }, 'trimming the journal failed'))
       await new Promise((r) => setTimeout(r, RENEW_MS))
     }
   })()
@@ -498,7 +506,10 @@ export async function startWorkerIngest(deps: WorkerIngestDeps): Promise<WorkerI
     readings$,
     owned: partitions.owned,
     handedOver$,
-    hold: (work) => void batchWork.push(work),
+    hold(work) {
+      pendingWork.add(work)
+      void work.finally(() => pendingWork.delete(work))
+    },
     confirm: settle,
     async stop() {
       trimmingStopped = true
