@@ -347,10 +347,11 @@ const modelsPage = page('models.html')
 const ingestPage = page('ingest.html')
 
 /**
- * Registers the model monitoring and ingest health routes and pages; `samples` are the metrics
- * sampler's (sampleMetrics); `who` checks a request's bearer token.
+ * Registers the models' drift and shadow routes and page, and with `samples` (the metrics
+ * sampler's, sampleMetrics: where ingest runs) ingest's health route and page; `who` checks a
+ * request's bearer token.
  */
-export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Registry; samples: readonly Sample[] }, who: (req: FastifyRequest) => Principal): void {
+export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Registry; samples?: readonly Sample[] }, who: (req: FastifyRequest) => Principal): void {
   const { samples } = deps
   const tableRoute = tableRoutes(app, who)
   tableRoute('/api/v1/models/drift', 'Score drift: per time bucket, subject and model (champions and shadows), the count, mean and p10/p50/p90 (nearest rank; null below rank 1) of the scores (analyst token; ?format=csv)', DriftQuery, ScoreDrift,
@@ -360,10 +361,11 @@ export function registerMonitoring(app: App, deps: { influx: Influx; metrics: Re
     (q) => inPeriod(q, (p) => shadowReport(deps.influx, p, q.subject)),
     (r, q) => ({ name: `shadow-${q.subject ?? 'all'}`, table: shadowTable(r) }))
 
+  app.get('/analyst/models', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(modelsPage))
+  if (!samples) return
   tableRoute('/api/v1/ingest/health', "Ingest now: message totals since start, rejections by reason, journal lines InfluxDB has yet to confirm, lines InfluxDB refused and ingest quarantined (by kind), backpressure, devices with skewed clocks, device lag and store latency p50/p99 (seconds, over the last 5 minutes), and the rates (messages a second) of each 5 s over the last 15 minutes (analyst token; ?format=csv&table=rejections|rates)", HealthQuery, IngestHealth,
     async (q) => (q.format === 'csv' && !q.table ? 'format=csv needs table=rejections or table=rates' : ingestHealth(await deps.metrics.getMetricsAsJSON(), samples)),
     (h, q) => (q.table === 'rates' ? { name: 'ingest-rates', table: rateTable(h) } : { name: 'ingest-rejections', table: rejectionTable(h) }))
 
-  app.get('/analyst/models', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(modelsPage))
   app.get('/analyst/ingest', { schema: { hide: true } }, (_req, reply) => reply.type('text/html; charset=utf-8').send(ingestPage))
 }

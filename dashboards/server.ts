@@ -284,13 +284,16 @@ export async function startDashboards(deps: DashboardsDeps): Promise<{ url: stri
   policyRoute('/api/v1/policies/:policy/claims', "The policy's claims (first notice of loss) and their status, newest first", undefined, strict({ claims: Type.Array(Claim) }), async (policyId) => ({ claims: claimsOf(policyId) }))
   registerPortfolio(app, deps.influx, who)
   registerBacktest(app, deps.backtest, who)
+  // Ingest's health and its alert rules where ingest runs (a dashboards process of its own has no
+  // ingest metrics); the models' drift and shadow pages read InfluxDB only, so they are everywhere.
+  let samples: ReturnType<typeof sampleMetrics> | undefined
   if (deps.deviceClock) {
     // One sampler of the metrics for the ingest page's rates and recent figures and for the alert rules.
     const alerts = alertRules({ influx: deps.influx, metrics: deps.metrics, thresholds: deps.alertThresholds ?? defaultAlertThresholds, log: app.log })
-    const samples = sampleMetrics(app, deps.metrics, alerts.evaluate)
-    registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics, samples }, who)
+    samples = sampleMetrics(app, deps.metrics, alerts.evaluate)
     registerAlerts(app, alerts.alerts, who)
   }
+  registerMonitoring(app, { influx: deps.influx, metrics: deps.metrics, samples }, who)
   const { consents } = deps
   if (consents) {
     registerConsents(app, consents, who)

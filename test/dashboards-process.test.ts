@@ -93,6 +93,9 @@ t.test('main ubiq and the dashboards process: each policyholder gets their own l
   t.equal((await get(`/api/v1/policies/${b}`, a)).status, 403, "another policy's standing: 403")
   t.equal((await get(`/api/v1/policies/${a}/consents`, a)).status, 404, "consent is the main process's: not served here")
   t.equal((await fetch(`${main.url}/api/v1/policies/${a}/consents`, { headers: { authorization: `Bearer ${tokenOf(a)}` } })).status, 200, 'but by the main process')
+  const asAnalyst = { headers: { authorization: `Bearer ${auth.issue({ role: 'analyst' }, 60_000)}` } }
+  t.equal((await fetch(`${dashboards.url}/api/v1/models/drift`, asAnalyst)).status, 200, "the models' drift reads InfluxDB only: served here")
+  t.equal((await fetch(`${dashboards.url}/api/v1/ingest/health`, asAnalyst)).status, 404, "ingest's health is the main process's: not served here")
 
   // A revocation made on the main process closes the feed its token opened on the dashboards process.
   const revoked = await fetch(`${main.url}/api/v1/tokens/revocations`, {
