@@ -15,8 +15,8 @@ import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { followBroker, startDashboards, tokenAuthority, tokenSecret } from '../dashboards/index.ts'
-import { connectInflux, influxUrls, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
-import { revocationsFile, tokenSecretFile, untilInfluxAnswers } from './pipeline.ts'
+import { connectInflux, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { revocationsFile, tokenSecretFile, untilInfluxesAnswer } from './pipeline.ts'
 
 export interface DashboardsProcessConfig {
   /** The broker scoring and pricing publish to (Mosquitto, or nats-server's MQTT listener). */
@@ -46,7 +46,7 @@ export const dashboardsClientId = (port: number) => `ubiq-dashboards-${hostname(
 export async function startDashboardsProcess(cfg: DashboardsProcessConfig, logger: Logger): Promise<DashboardsProcess> {
   const metrics = new Registry()
   collectDefaultMetrics({ register: metrics })
-  await Promise.all(influxUrls(cfg.influx).map((url) => untilInfluxAnswers(url, cfg.influxStartTimeoutMs ?? 60_000, logger)))
+  await untilInfluxesAnswer(cfg.influx, cfg.influxStartTimeoutMs, logger)
   const influx = await connectInflux(cfg.influx)
   const followed = await followBroker({ url: cfg.mqttUrl, clientId: dashboardsClientId(cfg.port), logger })
   const policies = cfg.devices && new Set([...cfg.devices.values()].map((d) => d.policyId))

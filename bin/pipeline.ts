@@ -143,6 +143,10 @@ export const PREMIUM_CHANGED = 'premium.changed'
 /** How often ubiq says it is still waiting for InfluxDB, and asks it again, ms. */
 const INFLUX_WAIT_EVERY_MS = 5000
 
+/** Waits for every InfluxDB of `influx` (one, or the partitions' several) as untilInfluxAnswers does, 60 s at most by default. */
+export const untilInfluxesAnswer = (influx: InfluxConfig, timeoutMs: number | undefined, logger: Logger) =>
+  Promise.all(influxUrls(influx).map((url) => untilInfluxAnswers(url, timeoutMs ?? 60_000, logger)))
+
 /**
  * Waits for InfluxDB to answer at `url`, saying so every 5 s, for at most `timeoutMs` (#20: with
  * InfluxDB down or hung, ubiq start waited with no word and no end). Any HTTP answer to /ping will
@@ -311,7 +315,7 @@ export async function startPipeline(cfg: PipelineConfig, logger: Logger): Promis
   const rated = plans.find((p) => Object.keys(p.attributes ?? {}).length > 0)
   if (rated) throw new codes.UBIQ_PLAN_INVALID(`${planId(rated)} rates on policy attributes (${Object.keys(rated.attributes!).join(', ')}); ubiq start has no source of policy attributes: use such a plan in ubiq backtest`)
   // Before anything is opened: a start that gives up leaves nothing behind.
-  await Promise.all(influxUrls(cfg.influx).map((url) => untilInfluxAnswers(url, cfg.influxStartTimeoutMs ?? 60_000, logger)))
+  await untilInfluxesAnswer(cfg.influx, cfg.influxStartTimeoutMs, logger)
   // Everything ubiq keeps is private to its user (#20 item 10): positions and heart rates in the
   // journal, premiums in the audit log, the token secret. The folder is made (or closed) first,
   // so nothing any stage writes inside is within others' reach.

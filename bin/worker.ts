@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { filter, merge } from 'rxjs'
-import { connectInflux, influxUrls, startWorkerIngest, withoutExpired, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
+import { connectInflux, startWorkerIngest, withoutExpired, type DeviceRegistry, type InfluxConfig } from '../ingest/index.ts'
 import { examplePlans, loadPlans } from '../pricing/index.ts'
 import { defaultChoice, defaultTripConfig, findModels, loadChoice, modelDirs, startScoring, vehicleDetectors } from '../scoring/index.ts'
-import { reportUnhandledErrors, scoringLimits, untilInfluxAnswers } from './pipeline.ts'
+import { reportUnhandledErrors, scoringLimits, untilInfluxesAnswer } from './pipeline.ts'
 import { natsPublisher, startPolicyStage } from './policy-stage.ts'
 
 export interface WorkerConfig {
@@ -47,7 +47,7 @@ export async function startWorker(cfg: WorkerConfig, logger: Logger): Promise<Wo
   const metrics = new Registry()
   collectDefaultMetrics({ register: metrics })
   const writeErrors = new Counter({ name: 'ubiq_influx_write_errors_total', help: 'InfluxDB write batches that failed (and are retried)', registers: [metrics] })
-  await Promise.all(influxUrls(cfg.influx).map((url) => untilInfluxAnswers(url, cfg.influxStartTimeoutMs ?? 60_000, logger)))
+  await untilInfluxesAnswer(cfg.influx, cfg.influxStartTimeoutMs, logger)
   let confirm: (lines: readonly string[]) => void = () => {} // nothing is written before ingest starts
   const influx = await connectInflux(cfg.influx, {
     onWritten: (lines) => confirm(lines),
